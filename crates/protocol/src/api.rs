@@ -1,0 +1,66 @@
+//! The API versions Runnel implements. ApiVersions advertises exactly this table, and the
+//! dispatcher refuses anything outside it, so the two cannot drift apart.
+
+use kafka_protocol::messages::ApiKey;
+
+/// One implemented API and its inclusive version range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiRange {
+    pub key: ApiKey,
+    pub min: i16,
+    pub max: i16,
+}
+
+/// Implemented APIs, in key order.
+pub const SUPPORTED: &[ApiRange] = &[
+    ApiRange { key: ApiKey::Produce, min: 3, max: 11 },
+    ApiRange { key: ApiKey::Fetch, min: 4, max: 16 },
+    ApiRange { key: ApiKey::ListOffsets, min: 1, max: 8 },
+    ApiRange { key: ApiKey::Metadata, min: 0, max: 12 },
+    ApiRange { key: ApiKey::ApiVersions, min: 0, max: 4 },
+    ApiRange { key: ApiKey::CreateTopics, min: 2, max: 7 },
+    ApiRange { key: ApiKey::DeleteTopics, min: 1, max: 6 },
+    ApiRange { key: ApiKey::DescribeConfigs, min: 1, max: 4 },
+    ApiRange { key: ApiKey::DescribeCluster, min: 0, max: 1 },
+];
+
+/// The implemented range of `key`, if the API is implemented at all.
+pub fn supported_range(key: ApiKey) -> Option<ApiRange> {
+    SUPPORTED.iter().copied().find(|range| range.key == key)
+}
+
+/// Whether `version` of `key` is implemented.
+pub fn is_supported(key: ApiKey, version: i16) -> bool {
+    supported_range(key).is_some_and(|range| (range.min..=range.max).contains(&version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::Message;
+
+    /// Every advertised version must be one the message crate can decode and encode.
+    #[test]
+    fn advertised_versions_lie_within_the_codec() {
+        fn within<M: Message>(range: &ApiRange) {
+            assert!(M::VERSIONS.min <= range.min && range.max <= M::VERSIONS.max, "{range:?}");
+        }
+        for range in SUPPORTED {
+            match range.key {
+                ApiKey::Produce => within::<ProduceRequest>(range),
+                ApiKey::Fetch => within::<FetchRequest>(range),
+                ApiKey::ListOffsets => within::<ListOffsetsRequest>(range),
+                ApiKey::Metadata => within::<MetadataRequest>(range),
+                ApiKey::ApiVersions => within::<ApiVersionsRequest>(range),
+                ApiKey::CreateTopics => within::<CreateTopicsRequest>(range),
+                ApiKey::DeleteTopics => within::<DeleteTopicsRequest>(range),
+                ApiKey::DescribeConfigs => within::<DescribeConfigsRequest>(range),
+                ApiKey::DescribeCluster => within::<DescribeClusterRequest>(range),
+                other => panic!("no codec check for {other:?}"),
+            }
+        }
+        assert!(is_supported(ApiKey::Fetch, 16));
+        assert!(!is_supported(ApiKey::Produce, 2));
+    }
+}

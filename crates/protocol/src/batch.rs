@@ -1,0 +1,461 @@
+//! RecordBatch v2 ("magic 2"), viewed in place.
+//!
+//! Layout (big-endian), `HEADER_BYTES` = 61:
+//! ```text
+//!  0 baseOffset i64 | 8 batchLength i32 | 12 partitionLeaderEpoch i32 | 16 magic i8
+//! 17 crc u32 (CRC32C of bytes 21..end) | 21 attributes i16 | 23 lastOffsetDelta i32
+//! 27 baseTimestamp i64 | 35 maxTimestamp i64 | 43 producerId i64 | 51 producerEpoch i16
+//! 53 baseSequence i32 | 57 recordCount i32 | 61 records...
+//! ```
+//! `baseOffset` and `partitionLeaderEpoch` lie outside the CRC, so the broker assigns them in
+//! place without re-checksumming. The broker never decompresses: it validates the header, the
+//! lengths and the CRC, and (for uncompressed batches) walks the record length prefixes to
+//! check the record count, which is one varint per record and no copy.
+
+use crate::ResponseError;
+
+pub const HEADER_BYTES: usize = 61;
+/// Bytes before the `batchLength` field ends: the length counts what follows it.
+pub const LOG_OVERHEAD: usize = 12;
+pub const MAGIC_V2: i8 = 2;
+
+const OFF_BASE_OFFSET: usize = 0;
+const OFF_LENGTH: usize = 8;
+const OFF_LEADER_EPOCH: usize = 12;
+const OFF_MAGIC: usize = 16;
+const OFF_CRC: usize = 17;
+const OFF_ATTRIBUTES: usize = 21;
+const OFF_LAST_OFFSET_DELTA: usize = 23;
+const OFF_BASE_TIMESTAMP: usize = 27;
+const OFF_MAX_TIMESTAMP: usize = 35;
+const OFF_PRODUCER_ID: usize = 43;
+const OFF_PRODUCER_EPOCH: usize = 51;
+const OFF_BASE_SEQUENCE: usize = 53;
+const OFF_RECORD_COUNT: usize = 57;
+
+const ATTR_COMPRESSION_MASK: i16 = 0x07;
+const ATTR_TIMESTAMP_TYPE_LOG_APPEND: i16 = 0x08;
+const ATTR_TRANSACTIONAL: i16 = 0x10;
+const ATTR_CONTROL: i16 = 0x20;
+
+/// Why a batch was refused. Maps onto the Kafka error code the producer gets.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    #[error("record set truncated: {0}")]
+    Truncated(&'static str),
+    #[error("unsupported magic {0}")]
+    UnsupportedMagic(i8),
+    #[error("crc mismatch: stored {stored:#x}, computed {computed:#x}")]
+    CrcMismatch { stored: u32, computed: u32 },
+    #[error("invalid batch: {0}")]
+    Invalid(&'static str),
+    #[error("batch of {size} bytes exceeds the limit of {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error("unknown compression codec {0}")]
+    UnknownCompression(i16),
+}
+
+impl BatchError {
+    pub fn response_error(&self) -> ResponseError {
+        match self {
+            BatchError::Truncated(_) | BatchError::CrcMismatch { .. } => {
+                ResponseError::CorruptMessage
+            }
+            BatchError::UnsupportedMagic(_) => ResponseError::UnsupportedForMessageFormat,
+            BatchError::Invalid(_) => ResponseError::InvalidRecord,
+            BatchError::TooLarge { .. } => ResponseError::MessageTooLarge,
+            BatchError::UnknownCompression(_) => ResponseError::CorruptMessage,
+        }
+    }
+}
+
+/// Compression codec from the low three attribute bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+fn be_i16(b: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([b[at], b[at + 1]])
+}
+fn be_i32(b: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+fn be_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+fn be_i64(b: &[u8], at: usize) -> i64 {
+    i64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// A read-only view of one whole batch. Construct with [`BatchView::parse`], which checks
+/// that the slice holds exactly the batch it announces.
+#[derive(Clone, Copy)]
+pub struct BatchView<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> BatchView<'a> {
+    /// Checks the header fields needed to frame the batch (length, magic). Does not check
+    /// the CRC: see [`BatchView::validate`].
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, BatchError> {
+        if bytes.len() < HEADER_BYTES {
+            return Err(BatchError::Truncated("shorter than a batch header"));
+        }
+        let length = be_i32(bytes, OFF_LENGTH);
+        if length < (HEADER_BYTES - LOG_OVERHEAD) as i32 {
+            return Err(BatchError::Invalid("batch length below header size"));
+        }
+        if bytes.len() != LOG_OVERHEAD + length as usize {
+            return Err(BatchError::Truncated("batch length disagrees with its bytes"));
+        }
+        let magic = bytes[OFF_MAGIC] as i8;
+        if magic != MAGIC_V2 {
+            return Err(BatchError::UnsupportedMagic(magic));
+        }
+        Ok(BatchView { bytes })
+    }
+
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+    pub fn size(&self) -> usize {
+        self.bytes.len()
+    }
+    pub fn base_offset(&self) -> i64 {
+        be_i64(self.bytes, OFF_BASE_OFFSET)
+    }
+    pub fn last_offset_delta(&self) -> i32 {
+        be_i32(self.bytes, OFF_LAST_OFFSET_DELTA)
+    }
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset() + self.last_offset_delta() as i64
+    }
+    pub fn partition_leader_epoch(&self) -> i32 {
+        be_i32(self.bytes, OFF_LEADER_EPOCH)
+    }
+    pub fn crc(&self) -> u32 {
+        be_u32(self.bytes, OFF_CRC)
+    }
+    pub fn attributes(&self) -> i16 {
+        be_i16(self.bytes, OFF_ATTRIBUTES)
+    }
+    pub fn base_timestamp(&self) -> i64 {
+        be_i64(self.bytes, OFF_BASE_TIMESTAMP)
+    }
+    pub fn max_timestamp(&self) -> i64 {
+        be_i64(self.bytes, OFF_MAX_TIMESTAMP)
+    }
+    pub fn producer_id(&self) -> i64 {
+        be_i64(self.bytes, OFF_PRODUCER_ID)
+    }
+    pub fn producer_epoch(&self) -> i16 {
+        be_i16(self.bytes, OFF_PRODUCER_EPOCH)
+    }
+    pub fn base_sequence(&self) -> i32 {
+        be_i32(self.bytes, OFF_BASE_SEQUENCE)
+    }
+    pub fn record_count(&self) -> i32 {
+        be_i32(self.bytes, OFF_RECORD_COUNT)
+    }
+    pub fn is_transactional(&self) -> bool {
+        self.attributes() & ATTR_TRANSACTIONAL != 0
+    }
+    pub fn is_control(&self) -> bool {
+        self.attributes() & ATTR_CONTROL != 0
+    }
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes() & ATTR_TIMESTAMP_TYPE_LOG_APPEND != 0
+    }
+    pub fn compression(&self) -> Result<Compression, BatchError> {
+        match self.attributes() & ATTR_COMPRESSION_MASK {
+            0 => Ok(Compression::None),
+            1 => Ok(Compression::Gzip),
+            2 => Ok(Compression::Snappy),
+            3 => Ok(Compression::Lz4),
+            4 => Ok(Compression::Zstd),
+            other => Err(BatchError::UnknownCompression(other)),
+        }
+    }
+    pub fn computed_crc(&self) -> u32 {
+        crc32c::crc32c(&self.bytes[OFF_ATTRIBUTES..])
+    }
+
+    /// Full validation of a batch arriving from a producer: CRC, codec, offsets and count.
+    pub fn validate(&self) -> Result<(), BatchError> {
+        let computed = self.computed_crc();
+        if computed != self.crc() {
+            return Err(BatchError::CrcMismatch { stored: self.crc(), computed });
+        }
+        let compression = self.compression()?;
+        let count = self.record_count();
+        if count <= 0 {
+            return Err(BatchError::Invalid("batch holds no records"));
+        }
+        if self.last_offset_delta() != count - 1 {
+            return Err(BatchError::Invalid("lastOffsetDelta disagrees with the record count"));
+        }
+        if compression == Compression::None {
+            let walked = count_records(&self.bytes[HEADER_BYTES..])?;
+            if walked != count as usize {
+                return Err(BatchError::Invalid("record count disagrees with the records"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Only the checks needed when reading our own log back (recovery): framing and CRC.
+    pub fn check_crc(&self) -> Result<(), BatchError> {
+        let computed = self.computed_crc();
+        if computed != self.crc() {
+            return Err(BatchError::CrcMismatch { stored: self.crc(), computed });
+        }
+        Ok(())
+    }
+}
+
+/// Reads a zig-zag varint; returns (value, bytes consumed).
+fn read_varint(bytes: &[u8]) -> Result<(i64, usize), BatchError> {
+    let mut value: u64 = 0;
+    for (i, byte) in bytes.iter().take(10).enumerate() {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            let signed = ((value >> 1) as i64) ^ -((value & 1) as i64);
+            return Ok((signed, i + 1));
+        }
+    }
+    Err(BatchError::Truncated("varint"))
+}
+
+/// Walks the length prefixes of uncompressed records; the records must end exactly at the end.
+fn count_records(mut records: &[u8]) -> Result<usize, BatchError> {
+    let mut count = 0usize;
+    while !records.is_empty() {
+        let (length, used) = read_varint(records)?;
+        if length < 0 || (length as usize) > records.len() - used {
+            return Err(BatchError::Invalid("record length beyond the batch"));
+        }
+        records = &records[used + length as usize..];
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// A mutable view used by the log to stamp offsets and epochs in place.
+pub struct BatchMut<'a> {
+    bytes: &'a mut [u8],
+}
+
+impl<'a> BatchMut<'a> {
+    /// `bytes` must already have passed [`BatchView::parse`].
+    pub fn new(bytes: &'a mut [u8]) -> Self {
+        assert!(bytes.len() >= HEADER_BYTES, "BatchMut over a parsed batch only");
+        BatchMut { bytes }
+    }
+    pub fn view(&self) -> BatchView<'_> {
+        BatchView { bytes: self.bytes }
+    }
+    pub fn set_base_offset(&mut self, offset: i64) {
+        self.bytes[OFF_BASE_OFFSET..OFF_BASE_OFFSET + 8].copy_from_slice(&offset.to_be_bytes());
+    }
+    pub fn set_partition_leader_epoch(&mut self, epoch: i32) {
+        self.bytes[OFF_LEADER_EPOCH..OFF_LEADER_EPOCH + 4].copy_from_slice(&epoch.to_be_bytes());
+    }
+    /// LogAppendTime: the broker's clock becomes the batch's max timestamp and the attribute
+    /// says so. Both lie inside the CRC, which is recomputed.
+    pub fn set_log_append_time(&mut self, now_ms: i64) {
+        let attributes = be_i16(self.bytes, OFF_ATTRIBUTES) | ATTR_TIMESTAMP_TYPE_LOG_APPEND;
+        self.bytes[OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+        self.bytes[OFF_MAX_TIMESTAMP..OFF_MAX_TIMESTAMP + 8].copy_from_slice(&now_ms.to_be_bytes());
+        let crc = crc32c::crc32c(&self.bytes[OFF_ATTRIBUTES..]);
+        self.bytes[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+}
+
+/// Iterates the batches of a record set (a produce payload or a log file region), yielding
+/// each batch's byte range. Stops with an error at the first batch that does not frame.
+pub struct BatchIter<'a> {
+    bytes: &'a [u8],
+    position: usize,
+}
+
+impl<'a> BatchIter<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        BatchIter { bytes, position: 0 }
+    }
+    pub fn position(&self) -> usize {
+        self.position
+    }
+}
+
+impl<'a> Iterator for BatchIter<'a> {
+    type Item = Result<(usize, BatchView<'a>), BatchError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = &self.bytes[self.position..];
+        if rest.is_empty() {
+            return None;
+        }
+        if rest.len() < LOG_OVERHEAD {
+            self.position = self.bytes.len();
+            return Some(Err(BatchError::Truncated("partial batch header")));
+        }
+        let length = be_i32(rest, OFF_LENGTH);
+        if length < (HEADER_BYTES - LOG_OVERHEAD) as i32 || rest.len() < LOG_OVERHEAD + length as usize {
+            self.position = self.bytes.len();
+            return Some(Err(BatchError::Truncated("batch extends past the record set")));
+        }
+        let end = LOG_OVERHEAD + length as usize;
+        let start = self.position;
+        match BatchView::parse(&rest[..end]) {
+            Ok(view) => {
+                self.position += end;
+                Some(Ok((start, view)))
+            }
+            Err(error) => {
+                self.position = self.bytes.len();
+                Some(Err(error))
+            }
+        }
+    }
+}
+
+/// Test and tooling helper: builds an uncompressed v2 batch of `values` (no keys, no
+/// headers) with timestamps `base_timestamp + i`. Producers build real batches; this exists
+/// so storage tests and benchmarks have valid input without a client.
+pub fn build_batch(base_timestamp: i64, values: &[&[u8]]) -> Vec<u8> {
+    build_batch_with_keys(base_timestamp, &values.iter().map(|v| (None, *v)).collect::<Vec<_>>())
+}
+
+/// As [`build_batch`], with an optional key per record.
+pub fn build_batch_with_keys(base_timestamp: i64, records: &[(Option<&[u8]>, &[u8])]) -> Vec<u8> {
+    assert!(!records.is_empty(), "a batch holds at least one record");
+    let mut body = Vec::new();
+    for (i, (key, value)) in records.iter().enumerate() {
+        let mut record = Vec::new();
+        record.push(0u8); // attributes
+        write_varint(&mut record, i as i64); // timestamp delta
+        write_varint(&mut record, i as i64); // offset delta
+        match key {
+            Some(key) => {
+                write_varint(&mut record, key.len() as i64);
+                record.extend_from_slice(key);
+            }
+            None => write_varint(&mut record, -1),
+        }
+        write_varint(&mut record, value.len() as i64);
+        record.extend_from_slice(value);
+        write_varint(&mut record, 0); // headers
+        write_varint(&mut body, record.len() as i64);
+        body.extend_from_slice(&record);
+    }
+    let count = records.len() as i32;
+    let mut batch = Vec::with_capacity(HEADER_BYTES + body.len());
+    batch.extend_from_slice(&0i64.to_be_bytes());
+    batch.extend_from_slice(&((HEADER_BYTES - LOG_OVERHEAD + body.len()) as i32).to_be_bytes());
+    batch.extend_from_slice(&(-1i32).to_be_bytes());
+    batch.push(MAGIC_V2 as u8);
+    batch.extend_from_slice(&0u32.to_be_bytes());
+    batch.extend_from_slice(&0i16.to_be_bytes());
+    batch.extend_from_slice(&(count - 1).to_be_bytes());
+    batch.extend_from_slice(&base_timestamp.to_be_bytes());
+    batch.extend_from_slice(&(base_timestamp + count as i64 - 1).to_be_bytes());
+    batch.extend_from_slice(&(-1i64).to_be_bytes());
+    batch.extend_from_slice(&(-1i16).to_be_bytes());
+    batch.extend_from_slice(&(-1i32).to_be_bytes());
+    batch.extend_from_slice(&count.to_be_bytes());
+    batch.extend_from_slice(&body);
+    let crc = crc32c::crc32c(&batch[OFF_ATTRIBUTES..]);
+    batch[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    batch
+}
+
+fn write_varint(out: &mut Vec<u8>, value: i64) {
+    let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
+    loop {
+        if zigzag < 0x80 {
+            out.push(zigzag as u8);
+            return;
+        }
+        out.push((zigzag as u8 & 0x7f) | 0x80);
+        zigzag >>= 7;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_batch_validates_and_offsets_stamp_outside_crc() {
+        let mut batch = build_batch(1000, &[b"a", b"bc", b"def"]);
+        BatchView::parse(&batch).unwrap().validate().unwrap();
+        let mut view = BatchMut::new(&mut batch);
+        view.set_base_offset(42);
+        view.set_partition_leader_epoch(7);
+        let view = BatchView::parse(&batch).unwrap();
+        view.validate().unwrap();
+        assert_eq!(view.base_offset(), 42);
+        assert_eq!(view.last_offset(), 44);
+        assert_eq!(view.partition_leader_epoch(), 7);
+        assert_eq!(view.max_timestamp(), 1002);
+    }
+
+    #[test]
+    fn flipped_payload_bit_is_a_crc_error() {
+        let mut batch = build_batch(0, &[b"hello"]);
+        let last = batch.len() - 2;
+        batch[last] ^= 1;
+        let err = BatchView::parse(&batch).unwrap().validate().unwrap_err();
+        assert_eq!(err.response_error(), ResponseError::CorruptMessage);
+    }
+
+    #[test]
+    fn wrong_count_is_invalid_record() {
+        let mut batch = build_batch(0, &[b"x", b"y"]);
+        batch[OFF_RECORD_COUNT..OFF_RECORD_COUNT + 4].copy_from_slice(&3i32.to_be_bytes());
+        batch[OFF_LAST_OFFSET_DELTA..OFF_LAST_OFFSET_DELTA + 4].copy_from_slice(&2i32.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[OFF_ATTRIBUTES..]);
+        batch[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        let err = BatchView::parse(&batch).unwrap().validate().unwrap_err();
+        assert_eq!(err.response_error(), ResponseError::InvalidRecord);
+    }
+
+    #[test]
+    fn log_append_time_rewrites_crc() {
+        let mut batch = build_batch(5, &[b"x"]);
+        BatchMut::new(&mut batch).set_log_append_time(99);
+        let view = BatchView::parse(&batch).unwrap();
+        view.validate().unwrap();
+        assert!(view.is_log_append_time());
+        assert_eq!(view.max_timestamp(), 99);
+    }
+
+    #[test]
+    fn iterator_frames_concatenated_batches_and_stops_at_torn_tail() {
+        let mut set = build_batch(0, &[b"a"]);
+        let second = build_batch(0, &[b"b", b"c"]);
+        set.extend_from_slice(&second);
+        set.extend_from_slice(&second[..20]);
+        let items: Vec<_> = BatchIter::new(&set).collect();
+        assert_eq!(items.len(), 3);
+        assert!(items[0].is_ok() && items[1].is_ok());
+        assert!(matches!(items[2], Err(BatchError::Truncated(_))));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            for item in BatchIter::new(&bytes) {
+                if let Ok((_, view)) = item {
+                    let _ = view.validate();
+                }
+            }
+        }
+    }
+}
