@@ -1,1 +1,15 @@
-//! placeholder
+//! Cluster metadata as records, and the immutable image they build.
+//!
+//! Owns: [`MetadataRecord`] (what the metadata log holds), [`MetadataImage`] (the state those
+//! records describe, immutable and shared behind an `Arc`), the [`MetadataLog`] interface
+//! that stores records (local today, replicated by the Raft quorum later), and the
+//! controller's pure decisions ([`controller`]). No I/O, no clocks, no async.
+
+pub mod controller;
+pub mod image;
+pub mod log;
+pub mod records;
+
+pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
+pub use log::{MetadataError, MetadataLog};
+pub use records::{ConfigResource, MetadataRecord};

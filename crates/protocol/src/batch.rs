@@ -246,6 +246,55 @@ fn count_records(mut records: &[u8]) -> Result<usize, BatchError> {
     Ok(count)
 }
 
+/// One record of an uncompressed batch, borrowed from the batch bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    pub offset_delta: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+}
+
+impl<'a> BatchView<'a> {
+    /// The records of an uncompressed batch (the broker's own internal logs write these).
+    pub fn records(&self) -> Result<Vec<RecordRef<'a>>, BatchError> {
+        if self.compression()? != Compression::None {
+            return Err(BatchError::Invalid("records() needs an uncompressed batch"));
+        }
+        let mut rest = &self.bytes[HEADER_BYTES..];
+        let mut out = Vec::new();
+        while !rest.is_empty() {
+            let (length, used) = read_varint(rest)?;
+            if length < 0 || (length as usize) > rest.len() - used {
+                return Err(BatchError::Invalid("record length beyond the batch"));
+            }
+            let mut record = &rest[used..used + length as usize];
+            rest = &rest[used + length as usize..];
+            record = record.get(1..).ok_or(BatchError::Truncated("record attributes"))?;
+            let (_timestamp_delta, used) = read_varint(record)?;
+            record = &record[used..];
+            let (offset_delta, used) = read_varint(record)?;
+            record = &record[used..];
+            let (key, after) = read_nullable(record)?;
+            let (value, _) = read_nullable(after)?;
+            out.push(RecordRef { offset_delta, key, value });
+        }
+        Ok(out)
+    }
+}
+
+fn read_nullable(bytes: &[u8]) -> Result<(Option<&[u8]>, &[u8]), BatchError> {
+    let (length, used) = read_varint(bytes)?;
+    let rest = &bytes[used..];
+    if length < 0 {
+        return Ok((None, rest));
+    }
+    let length = length as usize;
+    if length > rest.len() {
+        return Err(BatchError::Truncated("record field"));
+    }
+    Ok((Some(&rest[..length]), &rest[length..]))
+}
+
 /// A mutable view used by the log to stamp offsets and epochs in place.
 pub struct BatchMut<'a> {
     bytes: &'a mut [u8],
@@ -404,6 +453,16 @@ mod tests {
         assert_eq!(view.last_offset(), 44);
         assert_eq!(view.partition_leader_epoch(), 7);
         assert_eq!(view.max_timestamp(), 1002);
+    }
+
+    #[test]
+    fn records_read_back_keys_and_values() {
+        let batch = build_batch_with_keys(0, &[(Some(b"k"), b"v1"), (None, b"v2")]);
+        let records = BatchView::parse(&batch).unwrap().records().unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].key, Some(&b"k"[..]));
+        assert_eq!(records[1].value, Some(&b"v2"[..]));
+        assert_eq!(records[1].offset_delta, 1);
     }
 
     #[test]

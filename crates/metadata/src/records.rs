@@ -1,0 +1,40 @@
+//! Metadata records. Each is one record value (JSON) in the metadata log; the log is the
+//! source of truth and the image is rebuilt by replaying it.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// What a configuration entry belongs to.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ConfigResource {
+    Topic(String),
+    Broker(i32),
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "type")]
+pub enum MetadataRecord {
+    RegisterBroker { node_id: i32, host: String, port: i32, rack: Option<String> },
+    Topic { name: String, topic_id: Uuid },
+    Partition {
+        topic_id: Uuid,
+        partition: i32,
+        replicas: Vec<i32>,
+        isr: Vec<i32>,
+        leader: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+    },
+    /// `value: None` removes the entry.
+    Config { resource: ConfigResource, name: String, value: Option<String> },
+    RemoveTopic { topic_id: Uuid },
+}
+
+impl MetadataRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("metadata records always serialize")
+    }
+    pub fn decode(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
