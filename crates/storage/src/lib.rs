@@ -1,1 +1,29 @@
-//! placeholder
+//! Runnel's storage engine: partition logs on local disk, in Kafka's on-disk format.
+//!
+//! Owns: segments (`.log` files of record batches exactly as on the wire), their sparse
+//! offset and time indexes, the partition log built from them ([`PartitionLog`]: append
+//! with in-place offset assignment, zero-copy reads as [`FileSlice`]s, roll, truncation,
+//! recovery after an unclean shutdown, retention, flush policy), offset checkpoint files
+//! ([`OffsetCheckpoint`]), and partition directory names. No async runtime: blocking file
+//! I/O behind small types; callers (the broker) serialize access per log.
+
+mod checkpoint;
+mod config;
+mod entry_file;
+mod error;
+mod header;
+mod log;
+mod log_open;
+mod offset_index;
+mod partition_dir;
+mod retention;
+mod segment;
+mod segment_load;
+mod stamp;
+mod time_index;
+
+pub use checkpoint::OffsetCheckpoint;
+pub use config::LogConfig;
+pub use error::StorageError;
+pub use log::{AppendInfo, FileSlice, PartitionLog, ReadInfo};
+pub use partition_dir::{parse_partition_dir, partition_dir_name};

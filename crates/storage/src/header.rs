@@ -1,0 +1,117 @@
+//! Reading batch headers straight from a segment file with `pread`, without the records.
+//!
+//! Reads and index rebuilds only need the framing fields (offsets, length, max timestamp),
+//! so they read the 61-byte header of each batch and skip its records.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+use runnel_protocol::batch::{HEADER_BYTES, LOG_OVERHEAD, MAGIC_V2};
+
+use crate::StorageError;
+
+/// The header fields of one stored batch, plus where it sits in its file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BatchHeader {
+    pub position: u64,
+    pub size_bytes: u32,
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+}
+
+impl BatchHeader {
+    pub fn end_position(&self) -> u64 {
+        self.position + u64::from(self.size_bytes)
+    }
+    pub fn next_offset(&self) -> i64 {
+        self.last_offset + 1
+    }
+
+    /// Decodes the header fields of a batch whose first `HEADER_BYTES` are `bytes`.
+    /// Checks framing only: the length covers at least a header and the magic is 2.
+    pub fn decode(position: u64, bytes: &[u8; HEADER_BYTES]) -> Result<Self, String> {
+        let be_i64 = |at: usize| i64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        let be_i32 = |at: usize| i32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+        let length = be_i32(8);
+        if length < (HEADER_BYTES - LOG_OVERHEAD) as i32 {
+            return Err(format!("batch length {length} at position {position}"));
+        }
+        if bytes[16] as i8 != MAGIC_V2 {
+            return Err(format!("magic {} at position {position}", bytes[16] as i8));
+        }
+        let last_offset_delta = be_i32(23);
+        if last_offset_delta < 0 {
+            return Err(format!("negative lastOffsetDelta at position {position}"));
+        }
+        let base_offset = be_i64(0);
+        Ok(BatchHeader {
+            position,
+            size_bytes: length as u32 + LOG_OVERHEAD as u32,
+            base_offset,
+            last_offset: base_offset + i64::from(last_offset_delta),
+            max_timestamp: be_i64(35),
+        })
+    }
+}
+
+/// Reads the header of the batch at `position`. The file must hold the whole batch below
+/// `end_position`; anything else is corruption of our own log.
+pub(crate) fn read_header(
+    file: &File,
+    position: u64,
+    end_position: u64,
+) -> Result<BatchHeader, StorageError> {
+    if position + HEADER_BYTES as u64 > end_position {
+        return Err(StorageError::Corrupt(format!(
+            "partial batch header at position {position}"
+        )));
+    }
+    let mut bytes = [0u8; HEADER_BYTES];
+    file.read_exact_at(&mut bytes, position)?;
+    let header = BatchHeader::decode(position, &bytes).map_err(StorageError::Corrupt)?;
+    if header.end_position() > end_position {
+        return Err(StorageError::Corrupt(format!(
+            "batch at {position} extends past the segment"
+        )));
+    }
+    Ok(header)
+}
+
+/// Iterates the batch headers of `file` in `[start, end)`. Bounded by `end`: every step
+/// advances by at least one header.
+pub(crate) struct HeaderScan<'a> {
+    file: &'a File,
+    position: u64,
+    end: u64,
+}
+
+impl<'a> HeaderScan<'a> {
+    pub fn new(file: &'a File, start: u64, end: u64) -> Self {
+        HeaderScan {
+            file,
+            position: start,
+            end,
+        }
+    }
+}
+
+impl Iterator for HeaderScan<'_> {
+    type Item = Result<BatchHeader, StorageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.position >= self.end {
+            return None;
+        }
+        match read_header(self.file, self.position, self.end) {
+            Ok(header) => {
+                self.position = header.end_position();
+                Some(Ok(header))
+            }
+            Err(error) => {
+                self.position = self.end;
+                Some(Err(error))
+            }
+        }
+    }
+}

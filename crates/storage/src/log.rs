@@ -1,0 +1,362 @@
+//! A partition log: an ordered list of segments, the last one active.
+//!
+//! Invariants: there is always at least one segment; segments are sorted by base offset and
+//! each segment's offsets lie below the next segment's base offset; only the last segment
+//! is written; `segment_bytes`-bounded segments are fsynced when they roll, so everything
+//! below the active segment's base offset is durable. `log_start_offset` lies in
+//! `[first segment base, log end offset]`, `recovery_point` in `[0, log end offset]`.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::retention::{deletable_segments, SegmentSummary};
+use crate::segment::{Segment, SegmentRead};
+use crate::stamp::stamp_batches;
+use crate::{LogConfig, StorageError};
+
+/// The offsets an append assigned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// Largest batch max timestamp in the append, -1 if none.
+    pub max_timestamp: i64,
+    /// Last offset of the first batch that carries `max_timestamp` (batch granularity).
+    pub offset_of_max_timestamp: i64,
+    /// The broker time stamped into the batches with LogAppendTime, else -1.
+    pub log_append_time_ms: i64,
+}
+
+/// A range of one segment file to send with sendfile(2); the file stays readable even if
+/// the segment is deleted meanwhile (it is only unlinked).
+#[derive(Clone, Debug)]
+pub struct FileSlice {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub len: u32,
+}
+
+/// The answer to a read.
+#[derive(Clone, Debug)]
+pub struct ReadInfo {
+    /// Whole batches, `None` when there is nothing to return.
+    pub slice: Option<FileSlice>,
+    /// Base offset of the first batch in `slice` (may be below the requested offset), or the
+    /// requested offset when `slice` is `None`.
+    pub first_offset: i64,
+}
+
+pub struct PartitionLog {
+    pub(crate) dir: PathBuf,
+    pub(crate) config: LogConfig,
+    pub(crate) segments: Vec<Segment>,
+    pub(crate) log_start_offset: i64,
+    pub(crate) recovery_point: i64,
+    pub(crate) unflushed_messages: u64,
+    pub(crate) last_flush_ms: i64,
+    pub(crate) last_open_scanned_bytes: u64,
+}
+
+impl PartitionLog {
+    pub(crate) fn active(&self) -> &Segment {
+        self.segments.last().expect("a log always has a segment")
+    }
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .last_mut()
+            .expect("a log always has a segment")
+    }
+
+    /// Index of the segment that would hold `offset`: the last one with base <= offset.
+    fn segment_index_for(&self, offset: i64) -> usize {
+        self.segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1)
+    }
+
+    /// Stamps offsets (and epoch, LogAppendTime) into `records` in place and appends them
+    /// with one write to the active segment, rolling first if needed.
+    pub fn append(
+        &mut self,
+        records: &mut [u8],
+        leader_epoch: i32,
+        log_append_time: bool,
+        now_ms: i64,
+    ) -> Result<AppendInfo, StorageError> {
+        if records.len() as u64 > self.config.segment_bytes {
+            return Err(StorageError::RecordSetTooLarge {
+                size_bytes: records.len(),
+                segment_bytes: self.config.segment_bytes,
+            });
+        }
+        let log_append_time_ms = log_append_time.then_some(now_ms);
+        let stamped = stamp_batches(
+            records,
+            self.log_end_offset(),
+            leader_epoch,
+            log_append_time_ms,
+        )?;
+        if self.active().should_roll(
+            records.len() as u64,
+            stamped.last_offset,
+            now_ms,
+            &self.config,
+        ) {
+            self.roll(now_ms)?;
+        }
+        self.active_mut().append(records, now_ms)?;
+        debug_assert_eq!(self.log_end_offset(), stamped.last_offset + 1);
+        self.unflushed_messages = self.unflushed_messages.saturating_add(stamped.record_count);
+        if self.unflushed_messages >= self.config.flush_messages || self.flush_due(now_ms) {
+            self.flush()?;
+            self.last_flush_ms = now_ms;
+        }
+        Ok(AppendInfo {
+            base_offset: stamped.base_offset,
+            last_offset: stamped.last_offset,
+            max_timestamp: stamped.max_timestamp,
+            offset_of_max_timestamp: stamped.offset_of_max_timestamp,
+            log_append_time_ms: log_append_time_ms.unwrap_or(-1),
+        })
+    }
+
+    fn flush_due(&self, now_ms: i64) -> bool {
+        now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_ms
+    }
+
+    /// Whole batches from the one holding `offset`, within one segment, at most `max_bytes`
+    /// (or one whole batch if `min_one_batch`), none with last offset >= `max_offset`.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<ReadInfo, StorageError> {
+        let log_end = self.log_end_offset();
+        if offset < self.log_start_offset || offset > log_end {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: offset,
+                log_start: self.log_start_offset,
+                log_end,
+            });
+        }
+        // Bounded by the segment count: each step moves to the next segment.
+        for segment in &self.segments[self.segment_index_for(offset)..] {
+            if let SegmentRead::Found {
+                slice,
+                first_offset,
+            } = segment.read(offset, max_bytes, max_offset, min_one_batch)?
+            {
+                return Ok(ReadInfo {
+                    slice,
+                    first_offset,
+                });
+            }
+        }
+        Ok(ReadInfo {
+            slice: None,
+            first_offset: offset,
+        })
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+    /// The next offset to assign.
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset
+    }
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.size_bytes).sum()
+    }
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+    /// Replaces the configuration (e.g. after a topic config change); takes effect on the
+    /// next append or retention pass. Index sizes apply to segments created afterwards.
+    pub fn set_config(&mut self, config: LogConfig) -> Result<(), StorageError> {
+        config.validate()?;
+        self.config = config;
+        Ok(())
+    }
+    /// Base offsets of all segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.segments.iter().map(|s| s.base_offset).collect()
+    }
+    /// Bytes checked (CRC) or re-indexed by the last `open`: 0 when nothing was scanned.
+    pub fn last_open_scanned_bytes(&self) -> u64 {
+        self.last_open_scanned_bytes
+    }
+
+    /// ListOffsets by timestamp: base offset and max timestamp of the first batch whose max
+    /// timestamp is >= `timestamp` (offset clamped to the log start offset).
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, StorageError> {
+        for segment in &self.segments {
+            if let Some((offset, found)) = segment.find_timestamp(timestamp)? {
+                return Ok(Some((offset.max(self.log_start_offset), found)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// ListOffsets MAX_TIMESTAMP: (timestamp, offset) of the largest batch max timestamp,
+    /// the offset being the last offset of the first batch that carries it.
+    pub fn max_timestamp_and_offset(&self) -> Option<(i64, i64)> {
+        let mut best: Option<(i64, i64)> = None;
+        for segment in self
+            .segments
+            .iter()
+            .filter(|s| !s.is_empty() && s.max_timestamp >= 0)
+        {
+            if best.is_none_or(|(timestamp, _)| segment.max_timestamp > timestamp) {
+                best = Some((segment.max_timestamp, segment.offset_of_max_timestamp));
+            }
+        }
+        best
+    }
+
+    /// fsyncs the active segment and its indexes; the recovery point becomes the log end.
+    pub fn flush(&mut self) -> Result<(), StorageError> {
+        self.active_mut().flush(false)?;
+        self.recovery_point = self.log_end_offset();
+        self.unflushed_messages = 0;
+        Ok(())
+    }
+
+    /// For group commit outside the log lock: the active segment's file and the offset that
+    /// a `sync_data` on it makes durable. Then call [`PartitionLog::mark_flushed`].
+    pub fn flush_target(&self) -> (Arc<File>, i64) {
+        (Arc::clone(&self.active().log), self.log_end_offset())
+    }
+
+    /// Records that everything below `offset` is durable (after a `flush_target` sync).
+    pub fn mark_flushed(&mut self, offset: i64) {
+        let log_end = self.log_end_offset();
+        self.recovery_point = self.recovery_point.max(offset.min(log_end));
+        if offset >= log_end {
+            self.unflushed_messages = 0;
+        }
+    }
+
+    /// The time-based flush policy (`flush_ms`); returns whether it flushed.
+    pub fn maybe_flush(&mut self, now_ms: i64) -> Result<bool, StorageError> {
+        if self.recovery_point >= self.log_end_offset() || !self.flush_due(now_ms) {
+            return Ok(false);
+        }
+        self.flush()?;
+        self.last_flush_ms = now_ms;
+        Ok(true)
+    }
+
+    /// Deletes closed segments by log start offset, age and size; returns how many.
+    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, StorageError> {
+        let closed = &self.segments[..self.segments.len() - 1];
+        let mut summaries = Vec::with_capacity(closed.len());
+        for segment in closed {
+            summaries.push(SegmentSummary {
+                next_offset: segment.next_offset,
+                size_bytes: segment.size_bytes,
+                largest_timestamp_ms: segment.largest_timestamp_ms()?,
+            });
+        }
+        let count = deletable_segments(
+            &summaries,
+            self.size_bytes(),
+            self.log_start_offset,
+            &self.config,
+            now_ms,
+        );
+        for segment in self.segments.drain(..count) {
+            tracing::info!(dir = %self.dir.display(), base_offset = segment.base_offset, "retention deletes segment");
+            segment.delete_files()?;
+        }
+        self.log_start_offset = self.log_start_offset.max(self.segments[0].base_offset);
+        Ok(count)
+    }
+
+    /// Raises the log start offset (DeleteRecords); segments wholly below it go at the next
+    /// retention pass. Clamped to the log end offset.
+    pub fn advance_log_start_offset(&mut self, offset: i64) {
+        self.log_start_offset = self.log_start_offset.max(offset.min(self.log_end_offset()));
+    }
+
+    /// Truncates so the log ends at `offset`, or at the start of the batch holding it.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<(), StorageError> {
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        if offset < self.log_start_offset {
+            return self.truncate_fully_and_start_at(offset);
+        }
+        while self.segments.len() > 1 && self.active().base_offset > offset {
+            let segment = self.segments.pop().expect("more than one segment");
+            segment.delete_files()?;
+        }
+        self.active_mut().truncate_to(offset)?;
+        self.recovery_point = self.recovery_point.min(self.log_end_offset());
+        self.log_start_offset = self.log_start_offset.min(self.log_end_offset());
+        Ok(())
+    }
+
+    /// Deletes every segment and starts an empty log at `offset`.
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), StorageError> {
+        assert!(offset >= 0, "offsets are non-negative");
+        for segment in self.segments.drain(..) {
+            segment.delete_files()?;
+        }
+        self.segments
+            .push(Segment::create(&self.dir, offset, &self.config)?);
+        sync_dir(&self.dir)?;
+        self.log_start_offset = offset;
+        self.recovery_point = offset;
+        Ok(())
+    }
+
+    /// Rolls to a new active segment at the log end offset (no-op if the active one is
+    /// empty). The old segment is fsynced with its indexes first.
+    pub fn roll(&mut self, now_ms: i64) -> Result<(), StorageError> {
+        if self.active().is_empty() {
+            return Ok(());
+        }
+        let _ = now_ms; // segment_ms counts from the first append, recorded by Segment::append
+        self.active_mut().flush(true)?;
+        let base_offset = self.log_end_offset();
+        self.segments
+            .push(Segment::create(&self.dir, base_offset, &self.config)?);
+        sync_dir(&self.dir)?;
+        self.recovery_point = self.recovery_point.max(base_offset);
+        Ok(())
+    }
+
+    /// Flushes, closes the indexes with their final entry, and closes the files.
+    pub fn close(mut self) -> Result<(), StorageError> {
+        self.active_mut().flush(true)?;
+        self.recovery_point = self.log_end_offset();
+        Ok(())
+    }
+
+    /// Closes the log and removes its directory.
+    pub fn delete(self) -> Result<(), StorageError> {
+        let dir = self.dir.clone();
+        drop(self);
+        std::fs::remove_dir_all(dir)?;
+        Ok(())
+    }
+}
+
+/// fsyncs a directory so that created or removed entries survive a crash.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}

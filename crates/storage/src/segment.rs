@@ -1,0 +1,370 @@
+//! One segment: a `.log` file of record batches plus its offset and time indexes.
+//!
+//! Format: `<base>.log` holds v2 record batches exactly as on the wire, concatenated, with
+//! strictly increasing offsets, the first one >= the base offset named in the file name
+//! (20 digits, zero-padded). Only the last segment of a log (the active one) is appended
+//! to; a segment is never rewritten in place except by truncation of its tail.
+//!
+//! The segment keeps in memory what appends and reads need without touching the file:
+//! its size, its next offset, its largest timestamp (and the offset that carries it), and
+//! the index entries. Reads locate a batch through the sparse index and then read batch
+//! headers only (`pread` of 61 bytes), never record data.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::header::{read_header, BatchHeader, HeaderScan};
+use crate::offset_index::OffsetIndex;
+use crate::time_index::TimeIndex;
+use crate::{FileSlice, LogConfig, StorageError};
+
+/// The file name stem of a segment: its base offset, 20 digits, zero-padded.
+pub(crate) fn segment_file_name(base_offset: i64, extension: &str) -> String {
+    format!("{base_offset:020}.{extension}")
+}
+
+/// What one segment answers to a read.
+pub(crate) enum SegmentRead {
+    /// The segment holds no batch with last offset >= the requested offset.
+    NotHere,
+    /// The first batch at or after the offset starts here; `slice` is `None` when the
+    /// high watermark or `max_bytes` allowed nothing.
+    Found {
+        slice: Option<FileSlice>,
+        first_offset: i64,
+    },
+}
+
+pub(crate) struct Segment {
+    pub(crate) base_offset: i64,
+    pub(crate) dir: PathBuf,
+    pub(crate) log: Arc<File>,
+    pub(crate) size_bytes: u64,
+    /// One past the last offset in this segment (the base offset when empty).
+    pub(crate) next_offset: i64,
+    pub(crate) offset_index: OffsetIndex,
+    pub(crate) time_index: TimeIndex,
+    pub(crate) index_interval_bytes: u64,
+    pub(crate) bytes_since_index_entry: u64,
+    /// Largest batch max timestamp, -1 when none, and the last offset of the first batch
+    /// that carries it.
+    pub(crate) max_timestamp: i64,
+    pub(crate) offset_of_max_timestamp: i64,
+    /// When the first batch was appended (or the segment was loaded non-empty): segment_ms.
+    pub(crate) first_append_ms: Option<i64>,
+}
+
+impl Segment {
+    pub fn path(&self, extension: &str) -> PathBuf {
+        self.dir
+            .join(segment_file_name(self.base_offset, extension))
+    }
+
+    /// Creates an empty segment, replacing any files of the same name.
+    pub fn create(dir: &Path, base_offset: i64, config: &LogConfig) -> Result<Self, StorageError> {
+        let name = |ext| dir.join(segment_file_name(base_offset, ext));
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(name("log"))?;
+        Ok(Segment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            log: Arc::new(log),
+            size_bytes: 0,
+            next_offset: base_offset,
+            offset_index: OffsetIndex::create(
+                &name("index"),
+                base_offset,
+                config.segment_index_bytes,
+            )?,
+            time_index: TimeIndex::create(
+                &name("timeindex"),
+                base_offset,
+                config.segment_index_bytes,
+            )?,
+            index_interval_bytes: u64::from(config.index_interval_bytes),
+            bytes_since_index_entry: 0,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            first_append_ms: None,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.size_bytes == 0
+    }
+
+    /// Whether an append of `records_bytes` ending at `last_offset` must go to a new segment.
+    pub fn should_roll(
+        &self,
+        records_bytes: u64,
+        last_offset: i64,
+        now_ms: i64,
+        config: &LogConfig,
+    ) -> bool {
+        if self.is_empty() {
+            return false;
+        }
+        let too_big = self.size_bytes + records_bytes > config.segment_bytes;
+        let too_old = self
+            .first_append_ms
+            .is_some_and(|first| now_ms.saturating_sub(first) >= config.segment_ms);
+        let index_full = self.offset_index.is_full() || self.time_index.is_full();
+        let offset_overflow = last_offset - self.base_offset > i64::from(u32::MAX);
+        too_big || too_old || index_full || offset_overflow
+    }
+
+    /// Writes already-stamped batches at the end of the file with one write, then indexes them.
+    pub fn append(&mut self, records: &[u8], now_ms: i64) -> Result<(), StorageError> {
+        let position = self.size_bytes;
+        self.log.write_all_at(records, position)?;
+        if self.first_append_ms.is_none() {
+            self.first_append_ms = Some(now_ms);
+        }
+        let mut at = 0usize;
+        while at < records.len() {
+            let bytes: &[u8; runnel_protocol::batch::HEADER_BYTES] = records[at..]
+                .first_chunk()
+                .expect("append: records were framed by the caller");
+            let header =
+                BatchHeader::decode(position + at as u64, bytes).map_err(StorageError::Corrupt)?;
+            self.index_batch(&header);
+            at += header.size_bytes as usize;
+        }
+        assert_eq!(
+            at,
+            records.len(),
+            "append: batches must tile the record set"
+        );
+        Ok(())
+    }
+
+    /// Accounts one batch that now lies at `header.position`: size, offsets, max timestamp,
+    /// and an index entry when an index interval has passed. Shared by append and rebuilds.
+    pub fn index_batch(&mut self, header: &BatchHeader) {
+        assert_eq!(
+            header.position, self.size_bytes,
+            "batches are indexed in file order"
+        );
+        assert!(
+            header.base_offset >= self.next_offset,
+            "offsets must increase"
+        );
+        if header.max_timestamp > self.max_timestamp {
+            self.max_timestamp = header.max_timestamp;
+            self.offset_of_max_timestamp = header.last_offset;
+        }
+        let room = !self.offset_index.is_full() && !self.time_index.is_full();
+        if self.bytes_since_index_entry > 0
+            && self.bytes_since_index_entry >= self.index_interval_bytes
+            && room
+        {
+            self.offset_index
+                .append(header.last_offset, header.position);
+            self.time_index
+                .maybe_append(self.max_timestamp, self.offset_of_max_timestamp, false);
+            self.bytes_since_index_entry = 0;
+        }
+        self.bytes_since_index_entry += u64::from(header.size_bytes);
+        self.size_bytes = header.end_position();
+        self.next_offset = header.next_offset();
+    }
+
+    /// The first batch whose last offset is >= `offset`: an index lookup, then a header
+    /// scan of about one index interval.
+    pub fn find_batch(&self, offset: i64) -> Result<Option<BatchHeader>, StorageError> {
+        if offset >= self.next_offset {
+            return Ok(None);
+        }
+        let start = self
+            .offset_index
+            .lookup(offset)
+            .map_or(0, |(_, position)| position);
+        for header in HeaderScan::new(&self.log, start, self.size_bytes) {
+            let header = header?;
+            if header.last_offset >= offset {
+                return Ok(Some(header));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whole batches from the one holding `offset`, at most `max_bytes` (but one whole batch
+    /// if `min_one_batch`), none with last offset >= `max_offset`.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<SegmentRead, StorageError> {
+        let Some(first) = self.find_batch(offset)? else {
+            return Ok(SegmentRead::NotHere);
+        };
+        let first_offset = first.base_offset;
+        if first.last_offset >= max_offset {
+            return Ok(SegmentRead::Found {
+                slice: None,
+                first_offset,
+            });
+        }
+        let watermark_end = match self.find_batch(max_offset)? {
+            Some(header) => header.position,
+            None => self.size_bytes,
+        };
+        let limit = first.position.saturating_add(max_bytes as u64);
+        let mut end = if limit >= watermark_end {
+            watermark_end
+        } else {
+            self.boundary_at_or_below(first.position, limit)?
+        };
+        if end == first.position {
+            if !min_one_batch {
+                return Ok(SegmentRead::Found {
+                    slice: None,
+                    first_offset,
+                });
+            }
+            end = first.end_position();
+        }
+        let len = u32::try_from(end - first.position).expect("segment_bytes <= i32::MAX");
+        let slice = FileSlice {
+            file: Arc::clone(&self.log),
+            position: first.position,
+            len,
+        };
+        Ok(SegmentRead::Found {
+            slice: Some(slice),
+            first_offset,
+        })
+    }
+
+    /// The largest batch boundary in `[start, limit]`, found from the index entry at or
+    /// below `limit` and a scan of about one interval.
+    fn boundary_at_or_below(&self, start: u64, limit: u64) -> Result<u64, StorageError> {
+        let from = self
+            .offset_index
+            .lookup_position(limit)
+            .map_or(start, |(_, position)| position.max(start));
+        let mut end = from;
+        for header in HeaderScan::new(&self.log, from, self.size_bytes) {
+            let header = header?;
+            if header.end_position() > limit {
+                break;
+            }
+            end = header.end_position();
+        }
+        Ok(end)
+    }
+
+    /// The first batch whose max timestamp is >= `timestamp`: (base offset, max timestamp).
+    pub fn find_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, StorageError> {
+        if self.max_timestamp < timestamp {
+            return Ok(None);
+        }
+        let start = match self.time_index.lookup(timestamp) {
+            Some((_, offset)) => self
+                .offset_index
+                .lookup(offset)
+                .map_or(0, |(_, position)| position),
+            None => 0,
+        };
+        for header in HeaderScan::new(&self.log, start, self.size_bytes) {
+            let header = header?;
+            if header.max_timestamp >= timestamp {
+                return Ok(Some((header.base_offset, header.max_timestamp)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Removes every batch from the one holding `offset` on; returns the new next offset.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<i64, StorageError> {
+        let Some(first_removed) = self.find_batch(offset)? else {
+            return Ok(self.next_offset);
+        };
+        self.log.set_len(first_removed.position)?;
+        self.size_bytes = first_removed.position;
+        self.next_offset = offset.min(first_removed.base_offset).max(self.base_offset);
+        self.offset_index.truncate_to(self.next_offset)?;
+        self.time_index.truncate_to(self.next_offset)?;
+        self.recompute_tail_state()?;
+        Ok(self.next_offset)
+    }
+
+    /// Recomputes the max timestamp and bytes since the last index entry from the indexes
+    /// and a scan of the batches after the last offset index entry.
+    pub fn recompute_tail_state(&mut self) -> Result<(), StorageError> {
+        (self.max_timestamp, self.offset_of_max_timestamp) =
+            self.time_index.last().unwrap_or((-1, self.base_offset));
+        let from = self.offset_index.last().map_or(0, |(_, position)| position);
+        self.bytes_since_index_entry = self.size_bytes - from;
+        for header in HeaderScan::new(&self.log, from, self.size_bytes) {
+            let header = header?;
+            if header.max_timestamp > self.max_timestamp {
+                (self.max_timestamp, self.offset_of_max_timestamp) =
+                    (header.max_timestamp, header.last_offset);
+            }
+            self.next_offset = self.next_offset.max(header.next_offset());
+        }
+        Ok(())
+    }
+
+    /// Re-reads the header at the last offset index entry: it must be the batch the entry
+    /// names. A cheap check that the index belongs to this log.
+    pub fn check_last_index_entry(&self) -> Result<(), StorageError> {
+        if let Some((offset, position)) = self.offset_index.last() {
+            let header = read_header(&self.log, position, self.size_bytes)?;
+            if header.last_offset != offset {
+                return Err(StorageError::Corrupt(format!(
+                    "index entry ({offset}, {position}) names a batch ending at {}",
+                    header.last_offset
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the closing time index entry, persists both indexes and fsyncs the log.
+    pub fn flush(&mut self, closing: bool) -> Result<(), StorageError> {
+        if closing && !self.is_empty() {
+            self.time_index
+                .maybe_append(self.max_timestamp, self.offset_of_max_timestamp, true);
+        }
+        self.log.sync_data()?;
+        self.offset_index.persist()?;
+        self.time_index.persist()?;
+        Ok(())
+    }
+
+    /// The largest timestamp for retention: the max batch timestamp, or the file's
+    /// modification time when no batch carries a timestamp (as Kafka does).
+    pub fn largest_timestamp_ms(&self) -> Result<i64, StorageError> {
+        if self.max_timestamp >= 0 {
+            return Ok(self.max_timestamp);
+        }
+        let modified = self.log.metadata()?.modified()?;
+        let since_epoch = modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Ok(i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    /// Removes the segment's files. Open `FileSlice`s keep the log readable.
+    pub fn delete_files(&self) -> Result<(), StorageError> {
+        for extension in ["log", "index", "timeindex"] {
+            match std::fs::remove_file(self.path(extension)) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(error.into())
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
