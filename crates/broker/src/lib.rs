@@ -1,1 +1,25 @@
-//! placeholder
+//! The Runnel broker runtime.
+//!
+//! Owns: the Kafka listener and connections ([`server`], [`connection`]), the dispatch table
+//! and one handler module per API ([`handlers`]), the partitions this node hosts
+//! ([`replica_manager`], [`partition`]), the node's metadata store ([`metadata_store`]),
+//! broker settings ([`config`], [`topic_config`]) and the metrics endpoint ([`metrics`]).
+//! Storage, the protocol view and metadata records live in their own crates.
+
+pub mod broker;
+pub mod clock;
+pub mod config;
+pub mod connection;
+pub mod handlers;
+pub mod metadata_store;
+pub mod metrics;
+pub mod partition;
+pub mod replica_manager;
+pub mod response;
+pub mod sendfile;
+pub mod server;
+pub mod topic_config;
+
+pub use broker::{Broker, BrokerError};
+pub use config::{BrokerConfig, ConfigError};
+pub use server::{run, run_until_signal, Bound};

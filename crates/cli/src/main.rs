@@ -1,1 +1,92 @@
-fn main() {}
+//! The `runnel` binary: `runnel server` runs a node; `runnel topic` administers topics.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use runnel_broker::BrokerConfig;
+
+mod topic;
+
+#[derive(Parser)]
+#[command(name = "runnel", version, about = "A Kafka-wire-compatible streaming platform in one binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node (single-node broker and controller by default).
+    Server(ServerArgs),
+    /// Create, list, describe and delete topics.
+    Topic(topic::TopicArgs),
+}
+
+#[derive(Parser)]
+struct ServerArgs {
+    /// Data directory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Kafka listener, HOST:PORT (port 0 picks a free one).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Address given to clients, HOST:PORT (defaults to the listener).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// This node's id.
+    #[arg(long)]
+    node_id: Option<i32>,
+    /// TOML file with broker settings by Kafka's names.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Any broker setting, KEY=VALUE (repeatable); overrides the file.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    settings: Vec<String>,
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics.
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
+}
+
+fn broker_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
+    let mut config = BrokerConfig::default();
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        config.apply_toml(&text).with_context(|| format!("in {}", path.display()))?;
+    }
+    for setting in &args.settings {
+        let (key, value) = setting.split_once('=').with_context(|| format!("--set {setting}: expected KEY=VALUE"))?;
+        config.set(key.trim(), value.trim())?;
+    }
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    if let Some(listen) = &args.listen {
+        config.set("listen", listen)?;
+    }
+    if let Some(advertise) = &args.advertise {
+        config.set("advertise", advertise)?;
+    }
+    if let Some(node_id) = args.node_id {
+        config.node_id = node_id;
+    }
+    Ok(config)
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Server(args) => {
+            let config = broker_config(&args)?;
+            runtime.block_on(runnel_broker::run_until_signal(config, args.metrics_listen))?;
+        }
+        Command::Topic(args) => runtime.block_on(topic::run(args))?,
+    }
+    Ok(())
+}

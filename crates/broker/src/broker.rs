@@ -1,0 +1,135 @@
+//! The node's shared state and its life cycle: start-up (meta.properties, metadata replay,
+//! log recovery), background tasks, and the clean shutdown that lets the next start skip
+//! recovery.
+
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use runnel_metadata::{MetadataError, MetadataRecord};
+use runnel_storage::StorageError;
+
+use crate::clock::now_ms;
+use crate::config::BrokerConfig;
+use crate::metadata_store::{LocalMetadataLog, MetadataStore};
+use crate::replica_manager::ReplicaManager;
+
+pub const CLEAN_SHUTDOWN_MARKER: &str = ".runnel_clean_shutdown";
+const META_PROPERTIES: &str = "meta.properties";
+
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("metadata: {0}")]
+    Metadata(#[from] MetadataError),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Counters exposed on the metrics endpoint.
+#[derive(Default)]
+pub struct Stats {
+    pub sendfile_bytes: AtomicU64,
+    pub connections_accepted: AtomicU64,
+    pub connections_rejected: AtomicU64,
+    pub requests: AtomicU64,
+    pub bad_frames: AtomicU64,
+    pub produce_bytes: AtomicU64,
+}
+
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub cluster_id: String,
+    pub metadata: MetadataStore,
+    pub replicas: ReplicaManager,
+    pub stats: Stats,
+}
+
+impl Broker {
+    /// Opens the data directory and brings every log to a consistent state.
+    pub fn open(config: BrokerConfig) -> Result<Arc<Broker>, BrokerError> {
+        let data_dir = config.data_dir.clone();
+        std::fs::create_dir_all(&data_dir)?;
+        let cluster_id = load_or_create_meta(&data_dir, &config)?;
+        let marker = data_dir.join(CLEAN_SHUTDOWN_MARKER);
+        let clean = marker.exists();
+        if clean {
+            // From here until the next clean shutdown, a crash means recovery.
+            std::fs::remove_file(&marker)?;
+            sync_dir(&data_dir)?;
+        }
+        tracing::info!(clean_shutdown = clean, dir = %data_dir.display(), "opening data directory");
+        let now = now_ms();
+        let metadata_log = LocalMetadataLog::open(&data_dir, clean, now)?;
+        let metadata = MetadataStore::load(Box::new(metadata_log))?;
+        register_self(&metadata, &config)?;
+        let replicas = ReplicaManager::new(&data_dir, config.node_id);
+        replicas.open_all(&metadata.image(), &config, clean, now)?;
+        Ok(Arc::new(Broker { config, cluster_id, metadata, replicas, stats: Stats::default() }))
+    }
+
+    /// Flushes and closes every log, writes checkpoints, and leaves the clean-shutdown
+    /// marker. Call after the listeners have drained.
+    pub fn shutdown(&self) -> Result<(), BrokerError> {
+        self.replicas.close_all()?;
+        let marker = self.config.data_dir.join(CLEAN_SHUTDOWN_MARKER);
+        std::fs::write(&marker, b"")?;
+        std::fs::File::open(&marker)?.sync_all()?;
+        sync_dir(&self.config.data_dir)?;
+        tracing::info!("clean shutdown complete");
+        Ok(())
+    }
+}
+
+/// Records this node (and its advertised address) in the metadata log when it changed.
+fn register_self(metadata: &MetadataStore, config: &BrokerConfig) -> Result<(), BrokerError> {
+    let (host, port) = config.advertised();
+    let record = MetadataRecord::RegisterBroker { node_id: config.node_id, host, port: i32::from(port), rack: None };
+    metadata.commit(|image| {
+        let current = image.brokers.get(&config.node_id);
+        let same = matches!((&record, current), (MetadataRecord::RegisterBroker { host, port, .. }, Some(b)) if &b.host == host && b.port == *port);
+        Ok::<_, ()>(if same { vec![] } else { vec![record.clone()] })
+    })?
+    .expect("registration never fails to decide");
+    Ok(())
+}
+
+/// `meta.properties` holds the node id and the cluster id, made once and checked on start.
+fn load_or_create_meta(data_dir: &Path, config: &BrokerConfig) -> Result<String, BrokerError> {
+    let path = data_dir.join(META_PROPERTIES);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let get = |key: &str| text.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')).map(str::trim));
+        let node_id = get("node.id").and_then(|v| v.parse::<i32>().ok());
+        if node_id != Some(config.node_id) {
+            return Err(BrokerError::Config(format!(
+                "{} belongs to node {:?}, but this node is {}",
+                path.display(),
+                node_id,
+                config.node_id
+            )));
+        }
+        let cluster_id = get("cluster.id").ok_or_else(|| BrokerError::Config(format!("{} has no cluster.id", path.display())))?;
+        if let Some(expected) = &config.cluster_id {
+            if expected != cluster_id {
+                return Err(BrokerError::Config(format!("cluster id {cluster_id} on disk, {expected} configured")));
+            }
+        }
+        return Ok(cluster_id.to_string());
+    }
+    let cluster_id = config.cluster_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let text = format!("version=1\nnode.id={}\ncluster.id={}\n", config.node_id, cluster_id);
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    sync_dir(data_dir)?;
+    Ok(cluster_id)
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}

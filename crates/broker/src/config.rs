@@ -1,0 +1,209 @@
+//! Broker settings, by Kafka's names. Sources in increasing precedence: defaults, the TOML
+//! file (`--config`), then `--set key=value` and the dedicated flags. Every bound the broker
+//! enforces is a named setting here.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use runnel_storage::LogConfig;
+
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unknown broker setting '{0}'")]
+    Unknown(String),
+    #[error("invalid value '{value}' for '{key}': {why}")]
+    Invalid { key: String, value: String, why: String },
+    #[error("config file: {0}")]
+    File(String),
+}
+
+/// Typed broker configuration.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub node_id: i32,
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// host:port given to clients in Metadata; defaults to `listen`.
+    pub advertise: Option<(String, u16)>,
+    pub cluster_id: Option<String>,
+    pub num_partitions: i32,
+    pub default_replication_factor: i32,
+    pub auto_create_topics_enable: bool,
+    pub message_max_bytes: usize,
+    pub log_message_timestamp_type_log_append: bool,
+    pub socket_request_max_bytes: usize,
+    pub max_connections: usize,
+    pub max_inflight_requests_per_connection: usize,
+    pub request_timeout_ms: u64,
+    pub connections_max_idle_ms: u64,
+    pub fetch_max_wait_ms_max: u64,
+    pub log_retention_check_interval_ms: u64,
+    pub log_flush_scheduler_interval_ms: u64,
+    pub log_flush_before_ack: bool,
+    pub checkpoint_interval_ms: u64,
+    pub log: LogConfig,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            node_id: 1,
+            data_dir: PathBuf::from("./data"),
+            listen: "127.0.0.1:9092".parse().expect("literal address"),
+            advertise: None,
+            cluster_id: None,
+            num_partitions: 1,
+            default_replication_factor: 1,
+            auto_create_topics_enable: true,
+            message_max_bytes: 1024 * 1024 + 12,
+            log_message_timestamp_type_log_append: false,
+            socket_request_max_bytes: 100 * 1024 * 1024,
+            max_connections: 10_000,
+            max_inflight_requests_per_connection: 16,
+            request_timeout_ms: 30_000,
+            connections_max_idle_ms: 600_000,
+            fetch_max_wait_ms_max: 30_000,
+            log_retention_check_interval_ms: 300_000,
+            log_flush_scheduler_interval_ms: 1_000,
+            log_flush_before_ack: false,
+            checkpoint_interval_ms: 60_000,
+            log: LogConfig::default(),
+        }
+    }
+}
+
+fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    value.trim().parse::<T>().map_err(|e| ConfigError::Invalid { key: key.into(), value: value.into(), why: e.to_string() })
+}
+
+/// Parses "host:port" into its parts.
+pub fn parse_host_port(key: &str, value: &str) -> Result<(String, u16), ConfigError> {
+    let invalid = |why: &str| ConfigError::Invalid { key: key.into(), value: value.into(), why: why.into() };
+    let (host, port) = value.rsplit_once(':').ok_or_else(|| invalid("expected HOST:PORT"))?;
+    let port = port.parse::<u16>().map_err(|_| invalid("bad port"))?;
+    if host.is_empty() {
+        return Err(invalid("empty host"));
+    }
+    Ok((host.trim_matches(['[', ']']).to_string(), port))
+}
+
+impl BrokerConfig {
+    /// Sets one setting by its Kafka name (or Runnel's own, for Runnel-only settings).
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        match key {
+            "node.id" => self.node_id = parse(key, value)?,
+            "log.dirs" | "log.dir" | "data.dir" => self.data_dir = PathBuf::from(value),
+            "listeners" | "listen" => {
+                let value = value.strip_prefix("PLAINTEXT://").unwrap_or(value);
+                self.listen = parse(key, value)?
+            }
+            "advertised.listeners" | "advertise" => {
+                let value = value.strip_prefix("PLAINTEXT://").unwrap_or(value);
+                self.advertise = Some(parse_host_port(key, value)?)
+            }
+            "cluster.id" => self.cluster_id = Some(value.to_string()),
+            "num.partitions" => self.num_partitions = positive(key, value)?,
+            "default.replication.factor" => self.default_replication_factor = positive(key, value)?,
+            "auto.create.topics.enable" => self.auto_create_topics_enable = parse(key, value)?,
+            "message.max.bytes" => self.message_max_bytes = parse(key, value)?,
+            "log.message.timestamp.type" => self.log_message_timestamp_type_log_append = timestamp_type(key, value)?,
+            "socket.request.max.bytes" => self.socket_request_max_bytes = parse(key, value)?,
+            "max.connections" => self.max_connections = parse(key, value)?,
+            "max.inflight.requests.per.connection" => self.max_inflight_requests_per_connection = positive(key, value)? as usize,
+            "request.timeout.ms" => self.request_timeout_ms = parse(key, value)?,
+            "connections.max.idle.ms" => self.connections_max_idle_ms = parse(key, value)?,
+            "log.retention.check.interval.ms" => self.log_retention_check_interval_ms = parse(key, value)?,
+            "log.flush.scheduler.interval.ms" => self.log_flush_scheduler_interval_ms = parse(key, value)?,
+            "log.flush.before.ack" => self.log_flush_before_ack = parse(key, value)?,
+            "log.flush.offset.checkpoint.interval.ms" => self.checkpoint_interval_ms = parse(key, value)?,
+            "log.segment.bytes" => self.log.segment_bytes = parse(key, value)?,
+            "log.roll.ms" => self.log.segment_ms = parse(key, value)?,
+            "log.roll.hours" => self.log.segment_ms = parse::<i64>(key, value)? * 3_600_000,
+            "log.index.size.max.bytes" => self.log.segment_index_bytes = parse(key, value)?,
+            "log.index.interval.bytes" => self.log.index_interval_bytes = parse(key, value)?,
+            "log.retention.ms" => self.log.retention_ms = parse(key, value)?,
+            "log.retention.minutes" => self.log.retention_ms = parse::<i64>(key, value)? * 60_000,
+            "log.retention.hours" => self.log.retention_ms = parse::<i64>(key, value)? * 3_600_000,
+            "log.retention.bytes" => self.log.retention_bytes = parse(key, value)?,
+            "log.flush.interval.messages" => self.log.flush_messages = parse(key, value)?,
+            "log.flush.interval.ms" => self.log.flush_ms = parse(key, value)?,
+            _ => return Err(ConfigError::Unknown(key.to_string())),
+        }
+        Ok(())
+    }
+
+    /// Applies a TOML document: top-level `key = value` pairs with Kafka's dotted names
+    /// quoted, or nested tables (`[log] retention.ms = 1`) which flatten to dotted keys.
+    pub fn apply_toml(&mut self, text: &str) -> Result<(), ConfigError> {
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::File(e.to_string()))?;
+        let mut flat = BTreeMap::new();
+        flatten("", &toml::Value::Table(table), &mut flat);
+        for (key, value) in flat {
+            self.set(&key, &value)?;
+        }
+        Ok(())
+    }
+
+    /// The host and port clients are told to connect to.
+    pub fn advertised(&self) -> (String, u16) {
+        self.advertise.clone().unwrap_or_else(|| (self.listen.ip().to_string(), self.listen.port()))
+    }
+}
+
+fn positive(key: &str, value: &str) -> Result<i32, ConfigError> {
+    let n: i32 = parse(key, value)?;
+    if n < 1 {
+        return Err(ConfigError::Invalid { key: key.into(), value: value.into(), why: "must be at least 1".into() });
+    }
+    Ok(n)
+}
+
+/// `message.timestamp.type`: true for LogAppendTime.
+pub fn timestamp_type(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value {
+        "CreateTime" => Ok(false),
+        "LogAppendTime" => Ok(true),
+        _ => Err(ConfigError::Invalid { key: key.into(), value: value.into(), why: "CreateTime or LogAppendTime".into() }),
+    }
+}
+
+fn flatten(prefix: &str, value: &toml::Value, out: &mut BTreeMap<String, String>) {
+    match value {
+        toml::Value::Table(table) => {
+            for (key, value) in table {
+                let key = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                flatten(&key, value, out);
+            }
+        }
+        toml::Value::String(s) => {
+            out.insert(prefix.to_string(), s.clone());
+        }
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_then_set_overrides() {
+        let mut config = BrokerConfig::default();
+        config.apply_toml("\"num.partitions\" = 3\n[log]\n\"retention.ms\" = 1000\nlisten = \"127.0.0.1:1\"\n").unwrap_err();
+        let mut config2 = BrokerConfig::default();
+        config2.apply_toml("\"num.partitions\" = 3\n[log.retention]\nms = 1000\n").unwrap();
+        assert_eq!(config2.num_partitions, 3);
+        assert_eq!(config2.log.retention_ms, 1000);
+        config2.set("num.partitions", "5").unwrap();
+        assert_eq!(config2.num_partitions, 5);
+        assert!(matches!(config.set("nope", "1"), Err(ConfigError::Unknown(_))));
+        assert!(config.set("num.partitions", "0").is_err());
+    }
+}

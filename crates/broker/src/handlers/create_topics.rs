@@ -1,0 +1,137 @@
+//! CreateTopics, and the topic creation that Metadata's auto-create shares.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use kafka_protocol::protocol::StrBytes;
+use runnel_metadata::controller::{self, CreateTopicError, NewTopic};
+use runnel_protocol::ResponseError;
+
+use super::Context;
+use crate::broker::Broker;
+use crate::clock::now_ms;
+use crate::topic_config;
+
+/// A topic creation that failed, as the client will see it.
+pub struct Refusal {
+    pub error: ResponseError,
+    pub message: String,
+}
+
+impl From<CreateTopicError> for Refusal {
+    fn from(e: CreateTopicError) -> Self {
+        let error = match &e {
+            CreateTopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
+            CreateTopicError::InvalidName(_) => ResponseError::InvalidTopicException,
+            CreateTopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            CreateTopicError::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
+            _ => ResponseError::InvalidRequest,
+        };
+        Refusal { error, message: e.to_string() }
+    }
+}
+
+/// Creates (or with `validate_only`, checks) a topic through the metadata log, then opens
+/// its partitions. `partitions` / `replication_factor` of -1 mean the broker defaults.
+pub fn create_topic(
+    broker: &Broker,
+    name: &str,
+    partitions: i32,
+    replication_factor: i32,
+    configs: &BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(i32, i32), Refusal> {
+    for (key, value) in configs {
+        topic_config::validate(key, value).map_err(|message| Refusal { error: ResponseError::InvalidConfig, message })?;
+    }
+    let partitions = if partitions == -1 { broker.config.num_partitions } else { partitions };
+    let replication_factor = if replication_factor == -1 { broker.config.default_replication_factor } else { replication_factor };
+    let topic = NewTopic { name, partitions, replication_factor, configs };
+    let topic_id = uuid::Uuid::new_v4();
+    let committed = broker.metadata.commit(|image| {
+        let records = controller::create_topic(image, &topic, topic_id)?;
+        Ok::<_, CreateTopicError>(if validate_only { vec![] } else { records })
+    });
+    let image = match committed {
+        Ok(Ok(image)) => image,
+        Ok(Err(e)) => return Err(e.into()),
+        Err(e) => return Err(Refusal { error: ResponseError::KafkaStorageError, message: e.to_string() }),
+    };
+    if !validate_only {
+        let opened = tokio::task::block_in_place(|| broker.replicas.sync_with(&image, &broker.config, now_ms()));
+        opened.map_err(|e| Refusal { error: ResponseError::KafkaStorageError, message: e.to_string() })?;
+        tracing::info!(topic = name, partitions, replication_factor, "created topic");
+    }
+    Ok((partitions, replication_factor))
+}
+
+fn create_one(ctx: &Context, topic: &CreatableTopic, validate_only: bool) -> CreatableTopicResult {
+    let name = topic.name.0.to_string();
+    let result = CreatableTopicResult::default().with_name(topic.name.clone());
+    let fail = |error: ResponseError, message: String| result.clone().with_error_code(error.code()).with_error_message(Some(StrBytes::from_string(message)));
+    if !topic.assignments.is_empty() {
+        // Manual assignment: on one node every replica is this node.
+        let node = ctx.broker.config.node_id;
+        if topic.num_partitions != -1 || topic.replication_factor != -1 {
+            return fail(ResponseError::InvalidRequest, "assignments given together with partitions or replication factor".into());
+        }
+        if topic.assignments.iter().flat_map(|a| a.broker_ids.iter()).any(|b| b.0 != node) {
+            return fail(ResponseError::InvalidReplicaAssignment, "assignment names an unknown broker".into());
+        }
+    }
+    let partitions = if topic.assignments.is_empty() { topic.num_partitions } else { topic.assignments.len() as i32 };
+    let replication = if topic.assignments.is_empty() { i32::from(topic.replication_factor) } else { 1 };
+    let mut configs = BTreeMap::new();
+    for config in &topic.configs {
+        if let Some(value) = &config.value {
+            configs.insert(config.name.to_string(), value.to_string());
+        }
+    }
+    match create_topic(ctx.broker, &name, partitions, replication, &configs, validate_only) {
+        Ok((partitions, replication)) => {
+            let image = ctx.broker.metadata.image();
+            let topic_id = image.topic(&name).map(|t| t.topic_id).unwrap_or_default();
+            let described = topic_config::TOPIC_CONFIG_NAMES
+                .iter()
+                .filter_map(|key| {
+                    let (value, set) = topic_config::effective_value(&ctx.broker.config, Some(&configs), key)?;
+                    Some(
+                        CreatableTopicConfigs::default()
+                            .with_name(StrBytes::from_static_str(key))
+                            .with_value(Some(StrBytes::from_string(value)))
+                            .with_config_source(if set { 1 } else { 5 }),
+                    )
+                })
+                .collect();
+            let result = result.with_topic_id(topic_id).with_num_partitions(partitions).with_replication_factor(replication as i16);
+            // Configs are part of the response from v5; earlier versions cannot carry them.
+            if ctx.version >= 5 {
+                result.with_configs(Some(described))
+            } else {
+                result
+            }
+        }
+        Err(refusal) => fail(refusal.error, refusal.message),
+    }
+}
+
+pub fn handle(ctx: &Context, request: CreateTopicsRequest) -> CreateTopicsResponse {
+    let mut seen = std::collections::HashSet::new();
+    let duplicated: std::collections::HashSet<_> = request.topics.iter().filter(|t| !seen.insert(t.name.0.clone())).map(|t| t.name.0.clone()).collect();
+    let topics = request
+        .topics
+        .iter()
+        .map(|topic| {
+            if duplicated.contains(&topic.name.0) {
+                return CreatableTopicResult::default()
+                    .with_name(topic.name.clone())
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(StrBytes::from_static_str("topic named more than once in the request")));
+            }
+            create_one(ctx, topic, request.validate_only)
+        })
+        .collect();
+    CreateTopicsResponse::default().with_topics(topics)
+}

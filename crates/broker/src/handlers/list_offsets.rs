@@ -1,0 +1,68 @@
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4), and
+//! by timestamp through the time index.
+
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use runnel_protocol::ResponseError;
+
+use super::Context;
+use crate::partition::Partition;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+
+fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), ResponseError> {
+    let high_watermark = partition.high_watermark();
+    let result = partition.with_log(|log| {
+        Ok(match timestamp {
+            LATEST => (-1, high_watermark),
+            EARLIEST | EARLIEST_LOCAL => (-1, log.log_start_offset()),
+            MAX_TIMESTAMP => log.max_timestamp_and_offset().map_or((-1, -1), |(ts, offset)| (ts, offset)),
+            ts if ts >= 0 => log.offset_for_timestamp(ts)?.map_or((-1, -1), |(offset, ts)| (ts, offset)),
+            _ => (-1, -1),
+        })
+    });
+    result.map_err(|e| match e {
+        crate::partition::PartitionError::Deleted => ResponseError::UnknownTopicOrPartition,
+        _ => ResponseError::KafkaStorageError,
+    })
+}
+
+pub fn handle(ctx: &Context, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let topics = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let response = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                    let Some(partition) = ctx.broker.replicas.partition(topic.name.0.as_str(), p.partition_index) else {
+                        return response.with_error_code(ResponseError::UnknownTopicOrPartition.code()).with_offset(-1).with_timestamp(-1);
+                    };
+                    let epoch = partition.leader_epoch();
+                    if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
+                        let error = if p.current_leader_epoch < epoch { ResponseError::FencedLeaderEpoch } else { ResponseError::UnknownLeaderEpoch };
+                        return response.with_error_code(error.code());
+                    }
+                    if p.timestamp < EARLIEST_LOCAL {
+                        return response.with_error_code(ResponseError::UnsupportedVersion.code()).with_offset(-1).with_timestamp(-1);
+                    }
+                    match lookup(&partition, p.timestamp) {
+                        Ok((timestamp, offset)) => {
+                            let response = response.with_timestamp(timestamp).with_offset(offset);
+                            // The field exists from v4; setting it earlier is an encoding error.
+                            if ctx.version >= 4 { response.with_leader_epoch(epoch) } else { response }
+                        }
+                        Err(error) => response.with_error_code(error.code()).with_offset(-1).with_timestamp(-1),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default().with_name(topic.name.clone()).with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}

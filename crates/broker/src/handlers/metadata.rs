@@ -1,0 +1,106 @@
+//! Metadata: brokers, topics and partition leaders, with auto-creation of topics when the
+//! request allows it and `auto.create.topics.enable` is on.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use runnel_metadata::{MetadataImage, TopicImage};
+use runnel_protocol::ResponseError;
+use uuid::Uuid;
+
+use super::create_topics::create_topic;
+use super::Context;
+
+/// "Operations not requested" in Kafka's encoding.
+const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+fn describe_topic(topic: &TopicImage) -> MetadataResponseTopic {
+    let partitions = topic
+        .partitions
+        .iter()
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_partition_index(p.partition)
+                .with_leader_id(BrokerId(p.leader))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(p.replicas.iter().copied().map(BrokerId).collect())
+                .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect())
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
+        .with_topic_id(topic.topic_id)
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+}
+
+fn missing_topic(name: Option<String>, id: Uuid, error: ResponseError) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_name(name.map(|n| TopicName(StrBytes::from_string(n))))
+        .with_topic_id(id)
+        .with_error_code(error.code())
+        .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+}
+
+fn lookup_or_create(ctx: &Context, image: &MetadataImage, name: &str, auto_create: bool) -> MetadataResponseTopic {
+    if let Some(topic) = image.topic(name) {
+        return describe_topic(topic);
+    }
+    if !auto_create {
+        return missing_topic(Some(name.to_string()), Uuid::nil(), ResponseError::UnknownTopicOrPartition);
+    }
+    match create_topic(ctx.broker, name, -1, -1, &BTreeMap::new(), false) {
+        Ok(_) => match ctx.broker.metadata.image().topic(name) {
+            Some(topic) => describe_topic(topic),
+            None => missing_topic(Some(name.to_string()), Uuid::nil(), ResponseError::UnknownTopicOrPartition),
+        },
+        // Lost a race with another creator: the topic exists now.
+        Err(refusal) if refusal.error == ResponseError::TopicAlreadyExists => lookup_or_create(ctx, &ctx.broker.metadata.image(), name, false),
+        Err(refusal) => missing_topic(Some(name.to_string()), Uuid::nil(), refusal.error),
+    }
+}
+
+pub fn handle(ctx: &Context, request: MetadataRequest) -> MetadataResponse {
+    let image = ctx.broker.metadata.image();
+    // v0-3 always allowed auto-creation; the flag exists from v4.
+    let allow = if ctx.version >= 4 { request.allow_auto_topic_creation } else { true };
+    let auto_create = allow && ctx.broker.config.auto_create_topics_enable;
+    let all_topics = match &request.topics {
+        None => true,
+        Some(topics) => ctx.version == 0 && topics.is_empty(),
+    };
+    let topics = if all_topics {
+        image.topics.values().map(describe_topic).collect()
+    } else {
+        let requested = request.topics.unwrap_or_default();
+        requested
+            .iter()
+            .map(|t| match &t.name {
+                Some(name) => lookup_or_create(ctx, &image, name.0.as_str(), auto_create),
+                None => match image.topic_by_id(&t.topic_id) {
+                    Some(topic) => describe_topic(topic),
+                    None => missing_topic(None, t.topic_id, ResponseError::UnknownTopicId),
+                },
+            })
+            .collect()
+    };
+    let brokers = image
+        .brokers
+        .values()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.node_id))
+                .with_host(StrBytes::from_string(b.host.clone()))
+                .with_port(b.port)
+                .with_rack(b.rack.clone().map(StrBytes::from_string))
+        })
+        .collect();
+    MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_cluster_id(Some(StrBytes::from_string(ctx.broker.cluster_id.clone())))
+        .with_controller_id(BrokerId(ctx.broker.config.node_id))
+        .with_topics(topics)
+        .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+}

@@ -1,0 +1,88 @@
+//! The dispatch table: API key -> handler, in one place. Each handler module is one Kafka
+//! API (or family): a function from a typed request and the broker state it reads to a typed
+//! response. Fetch alone encodes its own response, for sendfile.
+
+mod api_versions;
+mod configs;
+mod create_topics;
+mod delete_topics;
+mod describe_cluster;
+pub mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use runnel_protocol::api::is_supported;
+use runnel_protocol::frame::{decode_header, peek_prefix, FrameError};
+use tokio::sync::watch;
+
+use crate::broker::Broker;
+use crate::response::{encode, EncodeError, Frame};
+
+/// Why a connection is closed rather than answered.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error("{api:?} v{version} is not supported")]
+    UnsupportedVersion { api: ApiKey, version: i16 },
+    #[error("{api:?} v{version}: malformed body: {why}")]
+    Malformed { api: ApiKey, version: i16, why: String },
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+}
+
+/// What a handler sees besides its request.
+pub struct Context<'a> {
+    pub broker: &'a Arc<Broker>,
+    pub header: &'a RequestHeader,
+    pub version: i16,
+    pub stop: &'a watch::Receiver<bool>,
+}
+
+fn decode_body<T: Decodable>(api: ApiKey, version: i16, mut body: Bytes) -> Result<T, DispatchError> {
+    T::decode(&mut body, version).map_err(|e| DispatchError::Malformed { api, version, why: e.to_string() })
+}
+
+fn respond<T: Encodable>(api: ApiKey, ctx: &Context, response: &T) -> Result<Option<Frame>, DispatchError> {
+    let header_version = api.response_header_version(ctx.version);
+    let frame = encode(ctx.header.correlation_id, header_version, response, ctx.version)
+        .map_err(|e| EncodeError(format!("{api:?} v{}: {}", ctx.version, e.0)))?;
+    Ok(Some(frame))
+}
+
+/// Handles one request frame. `Ok(None)`: no response is due (Produce with acks=0).
+pub async fn handle(broker: &Arc<Broker>, frame: Bytes, stop: &watch::Receiver<bool>) -> Result<Option<Frame>, DispatchError> {
+    let prefix = peek_prefix(&frame)?;
+    if prefix.api_key == ApiKey::ApiVersions as i16 && !is_supported(ApiKey::ApiVersions, prefix.api_version) {
+        // Kafka answers an ApiVersions it cannot parse with v0 and UNSUPPORTED_VERSION, so
+        // that the client learns which versions to use.
+        return Ok(Some(api_versions::unsupported_version(prefix.correlation_id)?));
+    }
+    let (api, header, body) = decode_header(frame)?;
+    let version = header.request_api_version;
+    if !is_supported(api, version) {
+        return Err(DispatchError::UnsupportedVersion { api, version });
+    }
+    let ctx = Context { broker, header: &header, version, stop };
+    match api {
+        ApiKey::ApiVersions => respond(api, &ctx, &api_versions::handle(&ctx, decode_body(api, version, body)?)),
+        ApiKey::Metadata => respond(api, &ctx, &metadata::handle(&ctx, decode_body(api, version, body)?)),
+        ApiKey::CreateTopics => respond(api, &ctx, &create_topics::handle(&ctx, decode_body(api, version, body)?)),
+        ApiKey::DeleteTopics => respond(api, &ctx, &delete_topics::handle(&ctx, decode_body(api, version, body)?)),
+        ApiKey::DescribeConfigs => respond(api, &ctx, &configs::describe(&ctx, decode_body(api, version, body)?)),
+        ApiKey::DescribeCluster => respond(api, &ctx, &describe_cluster::handle(&ctx, decode_body(api, version, body)?)),
+        ApiKey::ListOffsets => respond(api, &ctx, &list_offsets::handle(&ctx, decode_body(api, version, body)?)),
+        ApiKey::Produce => match produce::handle(&ctx, decode_body(api, version, body)?).await {
+            Some(response) => respond(api, &ctx, &response),
+            None => Ok(None),
+        },
+        ApiKey::Fetch => Ok(Some(fetch::handle(&ctx, decode_body(api, version, body)?).await?)),
+        other => Err(DispatchError::UnsupportedVersion { api: other, version }),
+    }
+}

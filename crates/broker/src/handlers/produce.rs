@@ -1,0 +1,119 @@
+//! Produce: validate each partition's batch whole (header, lengths, count, CRC32C, size),
+//! stamp offsets and leader epoch in place, append, and answer per partition.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
+use runnel_protocol::batch::{BatchIter, BatchView};
+use runnel_protocol::ResponseError;
+use runnel_storage::{AppendInfo, StorageError};
+
+use super::Context;
+use crate::clock::now_ms;
+use crate::partition::{Partition, PartitionError};
+
+/// A partition's answer before it is put into the response.
+struct Outcome {
+    error: ResponseError,
+    message: Option<String>,
+    append: Option<AppendInfo>,
+    log_start_offset: i64,
+}
+
+impl Outcome {
+    fn error(error: ResponseError, message: impl Into<Option<String>>) -> Self {
+        Outcome { error, message: message.into(), append: None, log_start_offset: -1 }
+    }
+}
+
+/// Kafka requires exactly one v2 batch per partition in Produce v3 and later.
+fn single_batch(records: &[u8], max_message_bytes: usize) -> Result<(), (ResponseError, String)> {
+    let mut batches = BatchIter::new(records);
+    let (_, batch): (usize, BatchView) = match batches.next() {
+        None => return Err((ResponseError::InvalidRecord, "produce request holds no record batch".into())),
+        Some(Err(e)) => return Err((e.response_error(), e.to_string())),
+        Some(Ok(item)) => item,
+    };
+    if batches.next().is_some() {
+        return Err((ResponseError::InvalidRecord, "produce v3+ allows exactly one record batch per partition".into()));
+    }
+    if batch.size() > max_message_bytes {
+        return Err((ResponseError::MessageTooLarge, format!("batch of {} bytes exceeds max.message.bytes {}", batch.size(), max_message_bytes)));
+    }
+    batch.validate().map_err(|e| (e.response_error(), e.to_string()))
+}
+
+async fn produce_partition(ctx: &Context<'_>, partition: &Partition, records: Option<&Bytes>, acks: i16) -> Outcome {
+    let settings = partition.settings();
+    let Some(records) = records else {
+        return Outcome::error(ResponseError::InvalidRecord, "null record set".to_string());
+    };
+    if let Err((error, message)) = single_batch(records, settings.max_message_bytes) {
+        tracing::debug!(topic = %partition.topic, partition = partition.index, %message, "produce refused");
+        return Outcome::error(error, message);
+    }
+    // The request frame is shared by every partition's slice, so the batch is copied once
+    // to stamp its offsets in place.
+    let mut batch = records.to_vec();
+    let appended = partition.append(&mut batch, settings.log_append_time, now_ms());
+    let info = match appended {
+        Ok(info) => info,
+        Err(PartitionError::Deleted) => return Outcome::error(ResponseError::UnknownTopicOrPartition, None),
+        Err(PartitionError::Storage(StorageError::RecordSetTooLarge { .. })) => {
+            return Outcome::error(ResponseError::RecordListTooLarge, "batch larger than segment.bytes".to_string())
+        }
+        Err(e) => {
+            tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "append failed");
+            return Outcome::error(ResponseError::KafkaStorageError, e.to_string());
+        }
+    };
+    ctx.broker.stats.produce_bytes.fetch_add(batch.len() as u64, Ordering::Relaxed);
+    if acks != 0 && ctx.broker.config.log_flush_before_ack {
+        if let Err(e) = partition.make_durable(info.last_offset + 1).await {
+            tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "fsync failed");
+            return Outcome::error(ResponseError::KafkaStorageError, e.to_string());
+        }
+    }
+    let log_start_offset = partition.with_log(|log| Ok(log.log_start_offset())).unwrap_or(-1);
+    Outcome { error: ResponseError::UnknownServerError, message: None, append: Some(info), log_start_offset }
+}
+
+fn partition_response(index: i32, outcome: Outcome) -> PartitionProduceResponse {
+    let response = PartitionProduceResponse::default().with_index(index).with_log_start_offset(outcome.log_start_offset);
+    match outcome.append {
+        Some(info) => response.with_base_offset(info.base_offset).with_log_append_time_ms(info.log_append_time_ms),
+        None => response
+            .with_error_code(outcome.error.code())
+            .with_base_offset(-1)
+            .with_error_message(outcome.message.map(StrBytes::from_string)),
+    }
+}
+
+/// `None` when acks=0: the producer expects no response.
+pub async fn handle(ctx: &Context<'_>, request: ProduceRequest) -> Option<ProduceResponse> {
+    let acks = request.acks;
+    let acks_valid = matches!(acks, -1..=1);
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    for topic in &request.topic_data {
+        let name = topic.name.0.as_str();
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for data in &topic.partition_data {
+            let outcome = if !acks_valid {
+                Outcome::error(ResponseError::InvalidRequiredAcks, None)
+            } else if request.transactional_id.is_some() {
+                Outcome::error(ResponseError::TransactionalIdAuthorizationFailed, "transactions are not supported yet".to_string())
+            } else {
+                match ctx.broker.replicas.partition(name, data.index) {
+                    Some(partition) => produce_partition(ctx, &partition, data.records.as_ref(), acks).await,
+                    None => Outcome::error(ResponseError::UnknownTopicOrPartition, None),
+                }
+            };
+            partitions.push(partition_response(data.index, outcome));
+        }
+        responses.push(TopicProduceResponse::default().with_name(topic.name.clone()).with_partition_responses(partitions));
+    }
+    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+}

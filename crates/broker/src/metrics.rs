@@ -1,0 +1,54 @@
+//! A minimal Prometheus text endpoint (`GET /metrics`) for the broker's counters. Bounded:
+//! one small request per connection, read with a size cap and a timeout.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::broker::Broker;
+
+const REQUEST_BYTES_MAX: usize = 8192;
+
+pub async fn serve(broker: Arc<Broker>, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let broker = broker.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; REQUEST_BYTES_MAX];
+                let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
+                if !matches!(read, Ok(Ok(n)) if n > 0) {
+                    return;
+                }
+                let body = render(&broker);
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(body.as_bytes()).await;
+            });
+        }
+    });
+    Ok(bound)
+}
+
+fn render(broker: &Broker) -> String {
+    let s = &broker.stats;
+    let counters = [
+        ("runnel_sendfile_bytes_total", &s.sendfile_bytes, "Record bytes sent to sockets with sendfile(2)."),
+        ("runnel_connections_accepted_total", &s.connections_accepted, "Kafka connections accepted."),
+        ("runnel_connections_rejected_total", &s.connections_rejected, "Connections closed at max.connections."),
+        ("runnel_requests_total", &s.requests, "Kafka requests handled."),
+        ("runnel_bad_frames_total", &s.bad_frames, "Connections closed for malformed frames."),
+        ("runnel_produce_bytes_total", &s.produce_bytes, "Record bytes appended by Produce."),
+    ];
+    let mut out = String::new();
+    for (name, value, help) in counters {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n", value.load(Ordering::Relaxed)));
+    }
+    out.push_str(&format!("# TYPE runnel_partitions gauge\nrunnel_partitions {}\n", broker.replicas.all_partitions().len()));
+    out
+}

@@ -1,0 +1,201 @@
+//! The partitions this node hosts, kept in step with the metadata image.
+//!
+//! Owns the data directory's partition folders and the node-wide checkpoint files
+//! (`recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`). Lookups by topic
+//! name take a read lock on a map of topics, then index a vector: no allocation per lookup.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use runnel_metadata::MetadataImage;
+use runnel_storage::{parse_partition_dir, partition_dir_name, OffsetCheckpoint, PartitionLog, StorageError};
+use uuid::Uuid;
+
+use crate::config::BrokerConfig;
+use crate::metadata_store::METADATA_DIR;
+use crate::partition::Partition;
+use crate::topic_config;
+
+pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
+pub const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
+const PARTITION_METADATA: &str = "partition.metadata";
+
+pub struct TopicPartitions {
+    pub topic_id: Uuid,
+    pub partitions: Vec<Arc<Partition>>,
+}
+
+pub struct ReplicaManager {
+    data_dir: PathBuf,
+    node_id: i32,
+    topics: RwLock<HashMap<String, Arc<TopicPartitions>>>,
+}
+
+type Checkpoints = HashMap<(String, i32), i64>;
+
+impl ReplicaManager {
+    pub fn new(data_dir: &Path, node_id: i32) -> Self {
+        ReplicaManager { data_dir: data_dir.to_path_buf(), node_id, topics: RwLock::new(HashMap::new()) }
+    }
+
+    pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        let topics = self.topics.read().expect("topics lock");
+        topics.get(topic)?.partitions.get(usize::try_from(index).ok()?).cloned()
+    }
+
+    pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        let topics = self.topics.read().expect("topics lock");
+        topics.values().flat_map(|t| t.partitions.iter().cloned()).collect()
+    }
+
+    /// Opens every partition the image assigns to this node, recovering as needed, and
+    /// removes partition folders of topics that no longer exist.
+    pub fn open_all(&self, image: &MetadataImage, config: &BrokerConfig, clean_shutdown: bool, now_ms: i64) -> Result<(), StorageError> {
+        let recovery = read_checkpoint(&self.data_dir.join(RECOVERY_POINT_CHECKPOINT))?;
+        let starts = read_checkpoint(&self.data_dir.join(LOG_START_CHECKPOINT))?;
+        self.remove_stray_dirs(image)?;
+        self.sync(image, config, clean_shutdown, (&recovery, &starts), now_ms)
+    }
+
+    /// Brings hosted partitions in line with `image`: creates new ones, drops deleted ones.
+    pub fn sync_with(&self, image: &MetadataImage, config: &BrokerConfig, now_ms: i64) -> Result<(), StorageError> {
+        self.sync(image, config, true, (&HashMap::new(), &HashMap::new()), now_ms)
+    }
+
+    fn sync(&self, image: &MetadataImage, config: &BrokerConfig, clean: bool, checkpoints: (&Checkpoints, &Checkpoints), now_ms: i64) -> Result<(), StorageError> {
+        let mut topics = self.topics.write().expect("topics lock");
+        let removed: Vec<String> = topics
+            .iter()
+            .filter(|(name, t)| image.topic(name).is_none_or(|i| i.topic_id != t.topic_id))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in removed {
+            let topic = topics.remove(&name).expect("listed above");
+            for partition in &topic.partitions {
+                if let Some(log) = partition.take_log() {
+                    log.delete()?;
+                }
+            }
+        }
+        for (name, topic) in &image.topics {
+            let hosted = topics.get(name).map_or(0, |t| t.partitions.len());
+            if hosted == topic.partitions.len() {
+                continue;
+            }
+            let settings = topic_config::settings(config, image.topic_configs(name));
+            let mut partitions = topics.get(name).map(|t| t.partitions.clone()).unwrap_or_default();
+            for p in &topic.partitions[hosted..] {
+                let key = (name.clone(), p.partition);
+                let recovery_point = checkpoints.0.get(&key).copied().unwrap_or(0);
+                let log_start = checkpoints.1.get(&key).copied().unwrap_or(0);
+                let dir = self.data_dir.join(partition_dir_name(name, p.partition));
+                prepare_dir(&dir, topic.topic_id)?;
+                let log = PartitionLog::open(&dir, settings.log.clone(), recovery_point, log_start, clean, now_ms)?;
+                debug_assert!(p.replicas.contains(&self.node_id), "single node hosts every replica");
+                partitions.push(Arc::new(Partition::new(name.clone(), p.partition, topic.topic_id, p.leader_epoch, log, settings.clone())));
+            }
+            topics.insert(name.clone(), Arc::new(TopicPartitions { topic_id: topic.topic_id, partitions }));
+        }
+        Ok(())
+    }
+
+    fn remove_stray_dirs(&self, image: &MetadataImage) -> Result<(), StorageError> {
+        for entry in std::fs::read_dir(&self.data_dir)? {
+            let entry = entry?;
+            if !entry.file_type()?.is_dir() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name == METADATA_DIR {
+                continue;
+            }
+            let Some((topic, index)) = parse_partition_dir(&name) else { continue };
+            let known = image.topic(&topic).is_some_and(|t| (index as usize) < t.partitions.len());
+            if !known {
+                tracing::info!(dir = %name, "removing partition folder of a deleted topic");
+                std::fs::remove_dir_all(entry.path())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the recovery-point and log-start checkpoints for every hosted partition.
+    pub fn write_checkpoints(&self) -> Result<(), StorageError> {
+        let mut recovery = Vec::new();
+        let mut starts = Vec::new();
+        for partition in self.all_partitions() {
+            let key = (partition.topic.clone(), partition.index);
+            if let Ok((r, s)) = partition.with_log(|log| Ok((log.recovery_point(), log.log_start_offset()))) {
+                recovery.push((key.clone(), r));
+                starts.push((key, s));
+            }
+        }
+        OffsetCheckpoint::write(&self.data_dir.join(RECOVERY_POINT_CHECKPOINT), &recovery)?;
+        OffsetCheckpoint::write(&self.data_dir.join(LOG_START_CHECKPOINT), &starts)?;
+        Ok(())
+    }
+
+    /// Applies retention to every partition; returns the number of segments deleted.
+    pub fn apply_retention(&self, now_ms: i64) -> usize {
+        let mut deleted = 0;
+        for partition in self.all_partitions() {
+            match partition.with_log(|log| log.apply_retention(now_ms)) {
+                Ok(n) => deleted += n,
+                Err(e) => tracing::warn!(topic = %partition.topic, partition = partition.index, error = %e, "retention failed"),
+            }
+        }
+        deleted
+    }
+
+    /// Time-based flush policy (`flush.ms`).
+    pub fn maybe_flush(&self, now_ms: i64) {
+        for partition in self.all_partitions() {
+            if let Err(e) = partition.with_log(|log| log.maybe_flush(now_ms)) {
+                tracing::warn!(topic = %partition.topic, partition = partition.index, error = %e, "flush failed");
+            }
+        }
+    }
+
+    /// Flushes and closes every log, then writes the checkpoints: the clean-shutdown path.
+    pub fn close_all(&self) -> Result<(), StorageError> {
+        let mut recovery = Vec::new();
+        let mut starts = Vec::new();
+        for partition in self.all_partitions() {
+            if let Some(mut log) = partition.take_log() {
+                log.flush()?;
+                let key = (partition.topic.clone(), partition.index);
+                recovery.push((key.clone(), log.recovery_point()));
+                starts.push((key, log.log_start_offset()));
+                log.close()?;
+            }
+        }
+        OffsetCheckpoint::write(&self.data_dir.join(RECOVERY_POINT_CHECKPOINT), &recovery)?;
+        OffsetCheckpoint::write(&self.data_dir.join(LOG_START_CHECKPOINT), &starts)?;
+        Ok(())
+    }
+}
+
+fn read_checkpoint(path: &Path) -> Result<Checkpoints, StorageError> {
+    if !path.exists() {
+        return Ok(HashMap::new());
+    }
+    OffsetCheckpoint::read(path)
+}
+
+/// Creates the partition folder with its `partition.metadata`; a folder left by an older
+/// topic of the same name (another topic id) is removed first.
+fn prepare_dir(dir: &Path, topic_id: Uuid) -> Result<(), StorageError> {
+    let file = dir.join(PARTITION_METADATA);
+    let expected = format!("version: 0\ntopic_id: {topic_id}\n");
+    if let Ok(existing) = std::fs::read_to_string(&file) {
+        if existing == expected {
+            return Ok(());
+        }
+        tracing::info!(dir = %dir.display(), "replacing partition folder of an older topic");
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(&file, expected)?;
+    Ok(())
+}

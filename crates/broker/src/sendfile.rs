@@ -1,0 +1,58 @@
+//! Writing a response frame: encoded bytes with write(2), record data with sendfile(2)
+//! straight from the segment file to the socket, never through a user-space buffer.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::io::{AsyncWriteExt, Interest};
+use tokio::net::tcp::OwnedWriteHalf;
+
+use crate::response::{Chunk, Frame};
+use runnel_storage::FileSlice;
+
+/// Writes every chunk of `frame`, counting the bytes sendfile moved into `sendfile_bytes`.
+pub async fn write_frame(stream: &mut OwnedWriteHalf, frame: Frame, sendfile_bytes: &AtomicU64) -> io::Result<()> {
+    for chunk in frame.chunks {
+        match chunk {
+            Chunk::Bytes(bytes) => stream.write_all(&bytes).await?,
+            Chunk::File(slice) => {
+                send_file(stream, &slice).await?;
+                sendfile_bytes.fetch_add(u64::from(slice.len), Ordering::Relaxed);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn send_file(stream: &mut OwnedWriteHalf, slice: &FileSlice) -> io::Result<()> {
+    let socket = stream.as_ref();
+    let file_fd = slice.file.as_raw_fd();
+    let mut offset = slice.position as libc::off_t;
+    let mut remaining = slice.len as usize;
+    while remaining > 0 {
+        socket.writable().await?;
+        let sent = socket.try_io(Interest::WRITABLE, || {
+            // SAFETY: both descriptors are open for the duration of the call (the socket is
+            // borrowed, the file is held by the Arc in `slice`); `offset` is a valid pointer.
+            let n = unsafe { libc::sendfile(socket.as_raw_fd(), file_fd, &mut offset, remaining) };
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        });
+        match sent {
+            Ok(0) => {
+                // The file ended before the range did: the segment was truncated under us.
+                // The frame is now short, so the connection cannot continue.
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "segment shorter than the fetched range"));
+            }
+            Ok(n) => remaining -= n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! The runtime shell: listeners, the accept loop with its connection bound, background
+//! tasks (retention, flush policy, checkpoints), and the orderly shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::broker::{Broker, BrokerError};
+use crate::clock::now_ms;
+use crate::config::BrokerConfig;
+use crate::connection;
+
+/// How long shutdown waits for connections to finish their in-flight requests.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running server's addresses, reported once it listens.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub kafka: SocketAddr,
+    pub metrics: Option<SocketAddr>,
+}
+
+/// Runs a node until `shutdown` resolves, then drains and shuts down cleanly.
+pub async fn run(
+    mut config: BrokerConfig,
+    metrics_listen: Option<SocketAddr>,
+    shutdown: impl Future<Output = ()>,
+    on_bound: impl FnOnce(Bound),
+) -> Result<(), BrokerError> {
+    let listener = TcpListener::bind(config.listen).await?;
+    config.listen = listener.local_addr()?;
+    let broker = tokio::task::block_in_place(|| Broker::open(config))?;
+    let metrics = match metrics_listen {
+        Some(addr) => Some(crate::metrics::serve(broker.clone(), addr).await?),
+        None => None,
+    };
+    tracing::info!(addr = %broker.config.listen, "kafka listener ready");
+    on_bound(Bound { kafka: broker.config.listen, metrics });
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let background = spawn_background(broker.clone(), stop_rx.clone());
+    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    tokio::select! {
+        _ = accept_loop(broker.clone(), listener, stop_rx.clone(), alive_tx) => {}
+        _ = shutdown => tracing::info!("shutdown requested"),
+    }
+    let _ = stop_tx.send(true);
+    // Every connection holds a sender; recv returns None once all have finished.
+    if tokio::time::timeout(DRAIN_TIMEOUT, alive_rx.recv()).await.is_err() {
+        tracing::warn!("connections still busy after the drain timeout; shutting down anyway");
+    }
+    let _ = background.await;
+    tokio::task::block_in_place(|| broker.shutdown())
+}
+
+async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, stop: watch::Receiver<bool>, alive: mpsc::Sender<()>) {
+    let slots = Arc::new(Semaphore::new(broker.config.max_connections));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            broker.stats.connections_rejected.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%peer, limit = broker.config.max_connections, "max.connections reached; closing new connection");
+            drop(stream);
+            continue;
+        };
+        broker.stats.connections_accepted.fetch_add(1, Ordering::Relaxed);
+        let _ = stream.set_nodelay(true);
+        let broker = broker.clone();
+        let stop = stop.clone();
+        let alive = alive.clone();
+        tokio::spawn(async move {
+            connection::serve(broker, stream, peer, stop).await;
+            drop(permit);
+            drop(alive);
+        });
+    }
+}
+
+fn spawn_background(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let config = &broker.config;
+        let mut retention = tokio::time::interval(Duration::from_millis(config.log_retention_check_interval_ms.max(1)));
+        let mut flush = tokio::time::interval(Duration::from_millis(config.log_flush_scheduler_interval_ms.max(1)));
+        let mut checkpoint = tokio::time::interval(Duration::from_millis(config.checkpoint_interval_ms.max(1)));
+        loop {
+            tokio::select! {
+                _ = retention.tick() => {
+                    let deleted = tokio::task::block_in_place(|| broker.replicas.apply_retention(now_ms()));
+                    if deleted > 0 {
+                        tracing::info!(segments = deleted, "retention deleted segments");
+                    }
+                }
+                _ = flush.tick() => tokio::task::block_in_place(|| broker.replicas.maybe_flush(now_ms())),
+                _ = checkpoint.tick() => {
+                    if let Err(e) = tokio::task::block_in_place(|| broker.replicas.write_checkpoints()) {
+                        tracing::warn!(error = %e, "writing checkpoints failed");
+                    }
+                }
+                _ = stop.changed() => return,
+            }
+        }
+    })
+}
+
+/// Resolves when the process receives SIGTERM or SIGINT.
+pub async fn termination_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Convenience for callers that build a config and run with the process signals.
+pub async fn run_until_signal(config: BrokerConfig, metrics_listen: Option<SocketAddr>) -> Result<(), BrokerError> {
+    run(config, metrics_listen, termination_signal(), |bound| {
+        println!("runnel listening on {}", bound.kafka);
+        if let Some(metrics) = bound.metrics {
+            println!("runnel metrics on http://{metrics}/metrics");
+        }
+    })
+    .await
+}

@@ -1,0 +1,134 @@
+//! Topic-level settings by Kafka's names: which exist, how each is validated, its default
+//! (from the broker's `log.*` settings), and the [`TopicSettings`] a partition runs with.
+
+use std::collections::BTreeMap;
+
+use runnel_storage::LogConfig;
+
+use crate::config::{timestamp_type, BrokerConfig};
+
+/// Topic configs Runnel understands. CreateTopics and DescribeConfigs use this list.
+pub const TOPIC_CONFIG_NAMES: &[&str] = &[
+    "cleanup.policy",
+    "compression.type",
+    "flush.messages",
+    "flush.ms",
+    "index.interval.bytes",
+    "max.message.bytes",
+    "message.timestamp.type",
+    "min.insync.replicas",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.index.bytes",
+    "segment.ms",
+];
+
+/// What one partition runs with: broker defaults overlaid with the topic's own configs.
+#[derive(Debug, Clone)]
+pub struct TopicSettings {
+    pub log: LogConfig,
+    pub max_message_bytes: usize,
+    pub log_append_time: bool,
+}
+
+/// The effective value of `name` for a topic, as DescribeConfigs reports it, and whether it
+/// was set on the topic (true) or is the broker default (false).
+pub fn effective_value(broker: &BrokerConfig, overrides: Option<&BTreeMap<String, String>>, name: &str) -> Option<(String, bool)> {
+    if let Some(value) = overrides.and_then(|o| o.get(name)) {
+        return Some((value.clone(), true));
+    }
+    let log = &broker.log;
+    let value = match name {
+        "cleanup.policy" => "delete".to_string(),
+        "compression.type" => "producer".to_string(),
+        "flush.messages" => clamp_i64(log.flush_messages).to_string(),
+        "flush.ms" => log.flush_ms.to_string(),
+        "index.interval.bytes" => log.index_interval_bytes.to_string(),
+        "max.message.bytes" => broker.message_max_bytes.to_string(),
+        "message.timestamp.type" => if broker.log_message_timestamp_type_log_append { "LogAppendTime" } else { "CreateTime" }.to_string(),
+        "min.insync.replicas" => "1".to_string(),
+        "retention.bytes" => log.retention_bytes.to_string(),
+        "retention.ms" => log.retention_ms.to_string(),
+        "segment.bytes" => log.segment_bytes.to_string(),
+        "segment.index.bytes" => log.segment_index_bytes.to_string(),
+        "segment.ms" => log.segment_ms.to_string(),
+        _ => return None,
+    };
+    Some((value, false))
+}
+
+fn clamp_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// Checks one topic config; the error text goes back to the client with INVALID_CONFIG.
+pub fn validate(name: &str, value: &str) -> Result<(), String> {
+    let number = |min: i64| -> Result<(), String> {
+        let n: i64 = value.trim().parse().map_err(|_| format!("{name}: '{value}' is not a number"))?;
+        if n < min {
+            return Err(format!("{name}: {n} is below the minimum {min}"));
+        }
+        Ok(())
+    };
+    match name {
+        "cleanup.policy" => match value {
+            "delete" | "compact" | "compact,delete" | "delete,compact" => Ok(()),
+            _ => Err(format!("cleanup.policy: '{value}' is not delete or compact")),
+        },
+        "compression.type" => match value {
+            "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => Ok(()),
+            _ => Err(format!("compression.type: unknown codec '{value}'")),
+        },
+        "message.timestamp.type" => timestamp_type(name, value).map(|_| ()).map_err(|e| e.to_string()),
+        "retention.ms" | "retention.bytes" => number(-1),
+        "segment.bytes" => number(14),
+        "segment.ms" | "flush.ms" | "flush.messages" | "min.insync.replicas" => number(1),
+        "segment.index.bytes" => number(8),
+        "index.interval.bytes" | "max.message.bytes" => number(0),
+        _ => Err(format!("unknown topic config '{name}'")),
+    }
+}
+
+/// Effective settings for a topic.
+pub fn settings(broker: &BrokerConfig, overrides: Option<&BTreeMap<String, String>>) -> TopicSettings {
+    let get = |name: &str| effective_value(broker, overrides, name).map(|(v, _)| v).unwrap_or_default();
+    let num = |name: &str, default: i64| get(name).trim().parse::<i64>().unwrap_or(default);
+    let defaults = &broker.log;
+    let log = LogConfig {
+        segment_bytes: num("segment.bytes", defaults.segment_bytes as i64) as u64,
+        segment_ms: num("segment.ms", defaults.segment_ms),
+        segment_index_bytes: num("segment.index.bytes", defaults.segment_index_bytes as i64) as u64,
+        index_interval_bytes: num("index.interval.bytes", defaults.index_interval_bytes as i64) as u32,
+        retention_ms: num("retention.ms", defaults.retention_ms),
+        retention_bytes: num("retention.bytes", defaults.retention_bytes),
+        flush_messages: num("flush.messages", clamp_i64(defaults.flush_messages)) as u64,
+        flush_ms: num("flush.ms", defaults.flush_ms),
+    };
+    TopicSettings {
+        log,
+        max_message_bytes: num("max.message.bytes", broker.message_max_bytes as i64) as usize,
+        log_append_time: get("message.timestamp.type") == "LogAppendTime",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_win_and_defaults_come_from_the_broker() {
+        let broker = BrokerConfig::default();
+        let mut overrides = BTreeMap::new();
+        overrides.insert("retention.ms".to_string(), "5000".to_string());
+        overrides.insert("message.timestamp.type".to_string(), "LogAppendTime".to_string());
+        let settings = settings(&broker, Some(&overrides));
+        assert_eq!(settings.log.retention_ms, 5000);
+        assert!(settings.log_append_time);
+        assert_eq!(settings.log.segment_bytes, broker.log.segment_bytes);
+        assert_eq!(effective_value(&broker, Some(&overrides), "retention.ms"), Some(("5000".into(), true)));
+        assert!(validate("segment.bytes", "x").is_err());
+        assert!(validate("nope", "1").is_err());
+        assert!(validate("cleanup.policy", "compact").is_ok());
+    }
+}
