@@ -143,6 +143,14 @@ fn load_recovering(
             break;
         }
     }
+    // A segment emptied by recovery whose name overlaps the previous segment's offsets
+    // would move the log end backwards: drop it, the previous segment becomes active.
+    if let [.., previous, last] = &segments[..] {
+        if last.is_empty() && last.base_offset < previous.next_offset {
+            let last = segments.pop().expect("two segments");
+            last.delete_files()?;
+        }
+    }
     Ok((segments, scanned_bytes))
 }
 

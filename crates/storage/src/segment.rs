@@ -294,6 +294,9 @@ impl Segment {
         self.offset_index.truncate_to(self.next_offset)?;
         self.time_index.truncate_to(self.next_offset)?;
         self.recompute_tail_state()?;
+        if self.is_empty() {
+            self.first_append_ms = None;
+        }
         Ok(self.next_offset)
     }
 

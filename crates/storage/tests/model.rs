@@ -5,7 +5,10 @@
 
 mod common;
 
-use common::{batch, read_all};
+use std::fs::OpenOptions;
+use std::io::Write;
+
+use common::{active_log_file, batch, read_all};
 use proptest::prelude::*;
 use runnel_storage::{LogConfig, PartitionLog, StorageError};
 
@@ -21,6 +24,12 @@ enum Op {
     Flush,
     ReopenClean,
     ReopenUnclean,
+    /// A crash mid-write: part of a batch (or a whole batch with a flipped record byte) lands
+    /// after the acknowledged data, then the log reopens uncleanly.
+    CrashWithTornTail {
+        prefix_per_mille: u16,
+        flip: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -32,6 +41,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Flush),
         1 => Just(Op::ReopenClean),
         1 => Just(Op::ReopenUnclean),
+        1 => (0u16..1000, any::<bool>()).prop_map(|(prefix_per_mille, flip)| Op::CrashWithTornTail { prefix_per_mille, flip }),
     ]
 }
 
@@ -96,6 +106,10 @@ impl Harness {
                 drop(log);
                 self.reopen(recovery_point, start, false);
             }
+            Op::CrashWithTornTail {
+                prefix_per_mille,
+                flip,
+            } => self.crash_with_torn_tail(*prefix_per_mille, *flip),
         }
     }
 
@@ -125,6 +139,31 @@ impl Harness {
             offset += count;
         }
         assert_eq!(offset, info.last_offset + 1);
+    }
+
+    fn crash_with_torn_tail(&mut self, prefix_per_mille: u16, flip: bool) {
+        let log = self.log.take().unwrap();
+        let (recovery_point, start, end) = (
+            log.recovery_point(),
+            log.log_start_offset(),
+            log.log_end_offset(),
+        );
+        drop(log);
+        let mut torn = batch(self.now_ms, 3, 40);
+        torn[..8].copy_from_slice(&end.to_be_bytes());
+        if flip {
+            let last = torn.len() - 1;
+            torn[last] ^= 0x55;
+        } else {
+            torn.truncate(torn.len() * usize::from(prefix_per_mille) / 1000);
+        }
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(active_log_file(self.dir.path()))
+            .unwrap();
+        file.write_all(&torn).unwrap();
+        self.reopen(recovery_point, start, false);
+        assert_eq!(self.log().log_end_offset(), end);
     }
 
     fn reopen(&mut self, recovery_point: i64, log_start: i64, clean: bool) {
