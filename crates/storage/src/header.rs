@@ -115,3 +115,31 @@ impl Iterator for HeaderScan<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runnel_protocol::batch::{build_batch, BatchMut};
+
+    #[test]
+    fn scans_headers_and_reports_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.log");
+        let mut first = build_batch(100, &[b"a", b"b"]);
+        BatchMut::new(&mut first).set_base_offset(10);
+        let mut second = build_batch(200, &[b"c"]);
+        BatchMut::new(&mut second).set_base_offset(12);
+        let mut bytes = [first.clone(), second.clone()].concat();
+        bytes.extend_from_slice(&second[..30]);
+        std::fs::write(&path, &bytes).unwrap();
+        let file = File::open(&path).unwrap();
+        let headers: Vec<_> = HeaderScan::new(&file, 0, bytes.len() as u64).collect();
+        assert_eq!(headers.len(), 3);
+        let h0 = headers[0].as_ref().unwrap();
+        assert_eq!((h0.base_offset, h0.last_offset, h0.max_timestamp), (10, 11, 101));
+        assert_eq!(h0.size_bytes as usize, first.len());
+        let h1 = headers[1].as_ref().unwrap();
+        assert_eq!((h1.position, h1.next_offset()), (first.len() as u64, 13));
+        assert!(matches!(headers[2], Err(StorageError::Corrupt(_))));
+    }
+}

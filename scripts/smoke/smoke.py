@@ -1,0 +1,177 @@
+"""Cross-client smoke suite: Debian's kcat, confluent-kafka and kafka-python against a real
+runnel process. Each scenario is a function; the runner prints 'N passed, N failed'."""
+import glob
+import os
+import subprocess
+import sys
+import time
+import traceback
+import uuid
+
+from node import Node
+
+MESSAGES = 1000
+DEADLINE_S = 60
+
+
+def kcat(node, *args, stdin=None):
+    result = subprocess.run(["kcat", "-b", node.bootstrap, *args], input=stdin, capture_output=True, text=True, timeout=DEADLINE_S)
+    assert result.returncode == 0, f"kcat {args} failed: {result.stderr}"
+    return result.stdout
+
+
+def test_kcat_metadata_produce_consume(node):
+    topic = "kcat-" + uuid.uuid4().hex[:8]
+    lines = [f"key{i % 7}:value-{i}" for i in range(MESSAGES)]
+    kcat(node, "-P", "-t", topic, "-K:", stdin="\n".join(lines) + "\n")
+    listing = kcat(node, "-L", "-t", topic)
+    assert f'topic "{topic}"' in listing and "leader 1" in listing, listing
+    out = kcat(node, "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%o %k:%s\n")
+    got = out.strip().split("\n")
+    assert len(got) == MESSAGES, len(got)
+    for offset, (line, sent) in enumerate(zip(got, lines)):
+        assert line == f"{offset} {sent}", (line, sent)
+
+
+def confluent_produce(bootstrap, topic, records, acks="all"):
+    from confluent_kafka import Producer
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": acks, "enable.idempotence": False, "linger.ms": 5})
+    acked = {}
+    errors = []
+
+    def report(err, msg):
+        if err is not None:
+            errors.append(err)
+        else:
+            acked[msg.value()] = (msg.partition(), msg.offset(), msg.key())
+
+    for key, value in records:
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value, on_delivery=report)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+    remaining = producer.flush(DEADLINE_S)
+    assert remaining == 0 and not errors, (remaining, errors[:3])
+    assert len(acked) == len(records)
+    return acked
+
+
+def confluent_read_all(bootstrap, topic, partitions, expected):
+    from confluent_kafka import Consumer, TopicPartition
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "smoke", "enable.auto.commit": False, "fetch.max.bytes": 8 << 20})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    got = []
+    deadline = time.monotonic() + DEADLINE_S
+    while len(got) < expected and time.monotonic() < deadline:
+        for msg in consumer.consume(1000, 1.0):
+            assert msg.error() is None, msg.error()
+            got.append((msg.partition(), msg.offset(), msg.key(), msg.value()))
+    consumer.close()
+    assert len(got) == expected, (len(got), expected)
+    return got
+
+
+def test_confluent_kafka_produce_consume(node):
+    from confluent_kafka.admin import AdminClient, NewTopic
+    topic = "ck-" + uuid.uuid4().hex[:8]
+    admin = AdminClient({"bootstrap.servers": node.bootstrap})
+    for future in admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)]).values():
+        future.result(DEADLINE_S)
+    records = [(f"k{i % 10}".encode(), f"v{i}".encode()) for i in range(MESSAGES)]
+    acked = confluent_produce(node.bootstrap, topic, records)
+    for partition, offset, key, value in confluent_read_all(node.bootstrap, topic, 2, MESSAGES):
+        assert acked[value] == (partition, offset, key)
+
+
+def test_kafka_python_produce_consume(node):
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    topic = "kp-" + uuid.uuid4().hex[:8]
+    # Idempotence needs InitProducerId (a later issue); kafka-python 3 turns it on by default.
+    producer = KafkaProducer(bootstrap_servers=node.bootstrap, acks="all", linger_ms=5, enable_idempotence=False)
+    futures = [producer.send(topic, key=f"k{i % 5}".encode(), value=f"value-{i}".encode()) for i in range(MESSAGES)]
+    producer.flush(DEADLINE_S)
+    acked = {}
+    for i, future in enumerate(futures):
+        meta = future.get(timeout=DEADLINE_S)
+        acked[f"value-{i}".encode()] = (meta.partition, meta.offset)
+    producer.close()
+    partitions = sorted({p for p, _ in acked.values()})
+    consumer = KafkaConsumer(bootstrap_servers=node.bootstrap, enable_auto_commit=False, group_id=None, consumer_timeout_ms=5000)
+    consumer.assign([TopicPartition(topic, p) for p in partitions])
+    consumer.seek_to_beginning()
+    got = {}
+    deadline = time.monotonic() + DEADLINE_S
+    while len(got) < MESSAGES and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=1000).values():
+            for record in records:
+                got[record.value] = (record.partition, record.offset)
+    consumer.close()
+    assert got == acked, (len(got), len(acked))
+
+
+def verify_keyed(bootstrap, topic, acked, partitions):
+    got = confluent_read_all(bootstrap, topic, partitions, len(acked))
+    key_partition = {}
+    last_offset = {}
+    for partition, offset, key, value in got:
+        assert acked[value] == (partition, offset, key), "message not at its acknowledged offset"
+        assert key_partition.setdefault(key, partition) == partition, "a key was split across partitions"
+        assert offset > last_offset.get(partition, -1), "offsets out of order"
+        last_offset[partition] = offset
+
+
+def test_twenty_thousand_keyed_1kb_messages_survive_kill9_and_torn_tail(node):
+    """The issue's acceptance scenario, as a new user would try it."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    topic = "accept-" + uuid.uuid4().hex[:8]
+    admin = AdminClient({"bootstrap.servers": node.bootstrap})
+    for future in admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)]).values():
+        future.result(DEADLINE_S)
+    pad = b"x" * 1000
+    records = [(f"key-{i % 97}".encode(), b"%08d" % i + pad[8:]) for i in range(20_000)]
+    acked = confluent_produce(node.bootstrap, topic, records, acks="all")
+    verify_keyed(node.bootstrap, topic, acked, 3)
+    node.kill9()
+    node.restart()
+    verify_keyed(node.bootstrap, topic, acked, 3)
+    for partition in range(3):
+        active = sorted(glob.glob(os.path.join(node.partition_dir(topic, partition), "*.log")))[-1]
+        with open(active, "ab") as f:
+            f.write(os.urandom(3000))
+    node.kill9()
+    node.restart()
+    verify_keyed(node.bootstrap, topic, acked, 3)
+    more = confluent_produce(node.bootstrap, topic, [(b"key-1", b"after-restart")])
+    partition, offset, _ = more[b"after-restart"]
+    assert offset == 1 + max(o for p, o, _ in acked.values() if p == partition)
+
+
+def main():
+    tests = [(name, fn) for name, fn in globals().items() if name.startswith("test_") and callable(fn)]
+    only = sys.argv[1:]
+    passed = failed = 0
+    for name, fn in tests:
+        if only and name not in only:
+            continue
+        node = Node()
+        started = time.monotonic()
+        try:
+            fn(node)
+            passed += 1
+            print(f"PASS {name} ({time.monotonic() - started:.1f}s)", flush=True)
+        except Exception:
+            failed += 1
+            print(f"FAIL {name}", flush=True)
+            traceback.print_exc()
+            print(open(os.path.join(node.data_dir, "server.log"), errors="replace").read()[-3000:])
+        finally:
+            node.close()
+    print(f"smoke: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
