@@ -102,7 +102,8 @@ fn register_self(metadata: &MetadataStore, config: &BrokerConfig) -> Result<(), 
 fn load_or_create_meta(data_dir: &Path, config: &BrokerConfig) -> Result<String, BrokerError> {
     let path = data_dir.join(META_PROPERTIES);
     if let Ok(text) = std::fs::read_to_string(&path) {
-        let get = |key: &str| text.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')).map(str::trim));
+        let get =
+            |key: &str| text.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')).map(str::trim));
         let node_id = get("node.id").and_then(|v| v.parse::<i32>().ok());
         if node_id != Some(config.node_id) {
             return Err(BrokerError::Config(format!(
@@ -112,7 +113,8 @@ fn load_or_create_meta(data_dir: &Path, config: &BrokerConfig) -> Result<String,
                 config.node_id
             )));
         }
-        let cluster_id = get("cluster.id").ok_or_else(|| BrokerError::Config(format!("{} has no cluster.id", path.display())))?;
+        let cluster_id =
+            get("cluster.id").ok_or_else(|| BrokerError::Config(format!("{} has no cluster.id", path.display())))?;
         if let Some(expected) = &config.cluster_id {
             if expected != cluster_id {
                 return Err(BrokerError::Config(format!("cluster id {cluster_id} on disk, {expected} configured")));

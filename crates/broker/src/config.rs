@@ -78,7 +78,11 @@ fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError>
 where
     T::Err: std::fmt::Display,
 {
-    value.trim().parse::<T>().map_err(|e| ConfigError::Invalid { key: key.into(), value: value.into(), why: e.to_string() })
+    value.trim().parse::<T>().map_err(|e| ConfigError::Invalid {
+        key: key.into(),
+        value: value.into(),
+        why: e.to_string(),
+    })
 }
 
 /// Parses "host:port" into its parts.
@@ -114,7 +118,9 @@ impl BrokerConfig {
             "log.message.timestamp.type" => self.log_message_timestamp_type_log_append = timestamp_type(key, value)?,
             "socket.request.max.bytes" => self.socket_request_max_bytes = parse(key, value)?,
             "max.connections" => self.max_connections = parse(key, value)?,
-            "max.inflight.requests.per.connection" => self.max_inflight_requests_per_connection = positive(key, value)? as usize,
+            "max.inflight.requests.per.connection" => {
+                self.max_inflight_requests_per_connection = positive(key, value)? as usize
+            }
             "request.timeout.ms" => self.request_timeout_ms = parse(key, value)?,
             "connections.max.idle.ms" => self.connections_max_idle_ms = parse(key, value)?,
             "log.retention.check.interval.ms" => self.log_retention_check_interval_ms = parse(key, value)?,
@@ -168,7 +174,11 @@ pub fn timestamp_type(key: &str, value: &str) -> Result<bool, ConfigError> {
     match value {
         "CreateTime" => Ok(false),
         "LogAppendTime" => Ok(true),
-        _ => Err(ConfigError::Invalid { key: key.into(), value: value.into(), why: "CreateTime or LogAppendTime".into() }),
+        _ => Err(ConfigError::Invalid {
+            key: key.into(),
+            value: value.into(),
+            why: "CreateTime or LogAppendTime".into(),
+        }),
     }
 }
 
@@ -196,7 +206,9 @@ mod tests {
     #[test]
     fn toml_then_set_overrides() {
         let mut config = BrokerConfig::default();
-        config.apply_toml("\"num.partitions\" = 3\n[log]\n\"retention.ms\" = 1000\nlisten = \"127.0.0.1:1\"\n").unwrap_err();
+        config
+            .apply_toml("\"num.partitions\" = 3\n[log]\n\"retention.ms\" = 1000\nlisten = \"127.0.0.1:1\"\n")
+            .unwrap_err();
         let mut config2 = BrokerConfig::default();
         config2.apply_toml("\"num.partitions\" = 3\n[log.retention]\nms = 1000\n").unwrap();
         assert_eq!(config2.num_partitions, 3);

@@ -53,7 +53,13 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, sto
     read_task.abort();
 }
 
-async fn read_loop(broker: Arc<Broker>, mut reader: OwnedReadHalf, peer: SocketAddr, frames: mpsc::Sender<Bytes>, mut stop: watch::Receiver<bool>) {
+async fn read_loop(
+    broker: Arc<Broker>,
+    mut reader: OwnedReadHalf,
+    peer: SocketAddr,
+    frames: mpsc::Sender<Bytes>,
+    mut stop: watch::Receiver<bool>,
+) {
     let limit = broker.config.socket_request_max_bytes;
     let idle = Duration::from_millis(broker.config.connections_max_idle_ms);
     let body_timeout = Duration::from_millis(broker.config.request_timeout_ms);
@@ -79,7 +85,12 @@ async fn read_loop(broker: Arc<Broker>, mut reader: OwnedReadHalf, peer: SocketA
 }
 
 /// Reads one frame; `Ok(None)` at a clean end of stream.
-async fn read_frame(reader: &mut OwnedReadHalf, limit: usize, idle: Duration, body_timeout: Duration) -> Result<Option<Bytes>, ReadError> {
+async fn read_frame(
+    reader: &mut OwnedReadHalf,
+    limit: usize,
+    idle: Duration,
+    body_timeout: Duration,
+) -> Result<Option<Bytes>, ReadError> {
     let mut prefix = [0u8; 4];
     match tokio::time::timeout(idle, reader.read_exact(&mut prefix)).await {
         Err(_) => return Err(ReadError::Timeout(idle)),

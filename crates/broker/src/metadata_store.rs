@@ -29,7 +29,8 @@ impl LocalMetadataLog {
         let dir = data_dir.join(METADATA_DIR);
         // Every commit is fsynced, so the whole log is below the recovery point only when
         // the shutdown was clean; otherwise recovery scans it (it is small).
-        let log = PartitionLog::open(&dir, LogConfig::default(), 0, 0, clean_shutdown, now_ms).map_err(storage_error)?;
+        let log =
+            PartitionLog::open(&dir, LogConfig::default(), 0, 0, clean_shutdown, now_ms).map_err(storage_error)?;
         Ok(LocalMetadataLog { log })
     }
 
@@ -124,7 +125,11 @@ mod tests {
         let log = LocalMetadataLog::open(dir.path(), false, 0).unwrap();
         let store = MetadataStore::load(Box::new(log)).unwrap();
         for i in 0..3 {
-            let record = MetadataRecord::Config { resource: ConfigResource::Broker(1), name: format!("k{i}"), value: Some("v".into()) };
+            let record = MetadataRecord::Config {
+                resource: ConfigResource::Broker(1),
+                name: format!("k{i}"),
+                value: Some("v".into()),
+            };
             store.commit(|_| Ok::<_, ()>(vec![record])).unwrap().unwrap();
         }
         drop(store);

@@ -47,8 +47,14 @@ fn render(broker: &Broker) -> String {
     ];
     let mut out = String::new();
     for (name, value, help) in counters {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n", value.load(Ordering::Relaxed)));
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+            value.load(Ordering::Relaxed)
+        ));
     }
-    out.push_str(&format!("# TYPE runnel_partitions gauge\nrunnel_partitions {}\n", broker.replicas.all_partitions().len()));
+    out.push_str(&format!(
+        "# TYPE runnel_partitions gauge\nrunnel_partitions {}\n",
+        broker.replicas.all_partitions().len()
+    ));
     out
 }

@@ -36,7 +36,14 @@ pub enum PartitionError {
 }
 
 impl Partition {
-    pub fn new(topic: String, index: i32, topic_id: Uuid, leader_epoch: i32, log: PartitionLog, settings: TopicSettings) -> Self {
+    pub fn new(
+        topic: String,
+        index: i32,
+        topic_id: Uuid,
+        leader_epoch: i32,
+        log: PartitionLog,
+        settings: TopicSettings,
+    ) -> Self {
         let end = log.log_end_offset();
         let durable = log.recovery_point();
         Partition {
@@ -71,7 +78,10 @@ impl Partition {
     }
 
     /// Runs `f` with the log locked.
-    pub fn with_log<T>(&self, f: impl FnOnce(&mut PartitionLog) -> Result<T, StorageError>) -> Result<T, PartitionError> {
+    pub fn with_log<T>(
+        &self,
+        f: impl FnOnce(&mut PartitionLog) -> Result<T, StorageError>,
+    ) -> Result<T, PartitionError> {
         let mut guard: MutexGuard<'_, Option<PartitionLog>> = self.log.lock().expect("partition log lock");
         let log = guard.as_mut().ok_or(PartitionError::Deleted)?;
         Ok(f(log)?)

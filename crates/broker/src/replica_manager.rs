@@ -51,7 +51,13 @@ impl ReplicaManager {
 
     /// Opens every partition the image assigns to this node, recovering as needed, and
     /// removes partition folders of topics that no longer exist.
-    pub fn open_all(&self, image: &MetadataImage, config: &BrokerConfig, clean_shutdown: bool, now_ms: i64) -> Result<(), StorageError> {
+    pub fn open_all(
+        &self,
+        image: &MetadataImage,
+        config: &BrokerConfig,
+        clean_shutdown: bool,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
         let recovery = read_checkpoint(&self.data_dir.join(RECOVERY_POINT_CHECKPOINT))?;
         let starts = read_checkpoint(&self.data_dir.join(LOG_START_CHECKPOINT))?;
         self.remove_stray_dirs(image)?;
@@ -63,7 +69,14 @@ impl ReplicaManager {
         self.sync(image, config, true, (&HashMap::new(), &HashMap::new()), now_ms)
     }
 
-    fn sync(&self, image: &MetadataImage, config: &BrokerConfig, clean: bool, checkpoints: (&Checkpoints, &Checkpoints), now_ms: i64) -> Result<(), StorageError> {
+    fn sync(
+        &self,
+        image: &MetadataImage,
+        config: &BrokerConfig,
+        clean: bool,
+        checkpoints: (&Checkpoints, &Checkpoints),
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
         let mut topics = self.topics.write().expect("topics lock");
         let removed: Vec<String> = topics
             .iter()
@@ -93,7 +106,14 @@ impl ReplicaManager {
                 prepare_dir(&dir, topic.topic_id)?;
                 let log = PartitionLog::open(&dir, settings.log.clone(), recovery_point, log_start, clean, now_ms)?;
                 debug_assert!(p.replicas.contains(&self.node_id), "single node hosts every replica");
-                partitions.push(Arc::new(Partition::new(name.clone(), p.partition, topic.topic_id, p.leader_epoch, log, settings.clone())));
+                partitions.push(Arc::new(Partition::new(
+                    name.clone(),
+                    p.partition,
+                    topic.topic_id,
+                    p.leader_epoch,
+                    log,
+                    settings.clone(),
+                )));
             }
             topics.insert(name.clone(), Arc::new(TopicPartitions { topic_id: topic.topic_id, partitions }));
         }
@@ -142,7 +162,9 @@ impl ReplicaManager {
         for partition in self.all_partitions() {
             match partition.with_log(|log| log.apply_retention(now_ms)) {
                 Ok(n) => deleted += n,
-                Err(e) => tracing::warn!(topic = %partition.topic, partition = partition.index, error = %e, "retention failed"),
+                Err(e) => {
+                    tracing::warn!(topic = %partition.topic, partition = partition.index, error = %e, "retention failed")
+                }
             }
         }
         deleted

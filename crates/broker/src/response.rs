@@ -44,7 +44,12 @@ impl Frame {
 pub struct EncodeError(pub String);
 
 /// Encodes header and body into one buffer with the size prefix in front.
-pub fn encode<B: Encodable>(correlation_id: i32, header_version: i16, body: &B, version: i16) -> Result<Frame, EncodeError> {
+pub fn encode<B: Encodable>(
+    correlation_id: i32,
+    header_version: i16,
+    body: &B,
+    version: i16,
+) -> Result<Frame, EncodeError> {
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     let header_size = header.compute_size(header_version).map_err(|e| EncodeError(e.to_string()))?;
     let body_size = body.compute_size(version).map_err(|e| EncodeError(e.to_string()))?;

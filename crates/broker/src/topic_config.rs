@@ -34,7 +34,11 @@ pub struct TopicSettings {
 
 /// The effective value of `name` for a topic, as DescribeConfigs reports it, and whether it
 /// was set on the topic (true) or is the broker default (false).
-pub fn effective_value(broker: &BrokerConfig, overrides: Option<&BTreeMap<String, String>>, name: &str) -> Option<(String, bool)> {
+pub fn effective_value(
+    broker: &BrokerConfig,
+    overrides: Option<&BTreeMap<String, String>>,
+    name: &str,
+) -> Option<(String, bool)> {
     if let Some(value) = overrides.and_then(|o| o.get(name)) {
         return Some((value.clone(), true));
     }
@@ -46,7 +50,9 @@ pub fn effective_value(broker: &BrokerConfig, overrides: Option<&BTreeMap<String
         "flush.ms" => log.flush_ms.to_string(),
         "index.interval.bytes" => log.index_interval_bytes.to_string(),
         "max.message.bytes" => broker.message_max_bytes.to_string(),
-        "message.timestamp.type" => if broker.log_message_timestamp_type_log_append { "LogAppendTime" } else { "CreateTime" }.to_string(),
+        "message.timestamp.type" => {
+            if broker.log_message_timestamp_type_log_append { "LogAppendTime" } else { "CreateTime" }.to_string()
+        }
         "min.insync.replicas" => "1".to_string(),
         "retention.bytes" => log.retention_bytes.to_string(),
         "retention.ms" => log.retention_ms.to_string(),

@@ -52,13 +52,22 @@ fn check(error_code: i16, message: Option<&StrBytes>, what: &str) -> anyhow::Res
 }
 
 pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
-    let mut conn = Connection::connect(&args.bootstrap).await.with_context(|| format!("connecting to {}", args.bootstrap))?;
+    let mut conn =
+        Connection::connect(&args.bootstrap).await.with_context(|| format!("connecting to {}", args.bootstrap))?;
     match args.command {
         TopicCommand::Create { name: topic, partitions, replication_factor, configs } => {
-            let mut creatable = CreatableTopic::default().with_name(name(&topic)).with_num_partitions(partitions).with_replication_factor(replication_factor);
+            let mut creatable = CreatableTopic::default()
+                .with_name(name(&topic))
+                .with_num_partitions(partitions)
+                .with_replication_factor(replication_factor);
             for config in configs {
-                let (k, v) = config.split_once('=').with_context(|| format!("--config {config}: expected KEY=VALUE"))?;
-                creatable.configs.push(CreatableTopicConfig::default().with_name(StrBytes::from_string(k.into())).with_value(Some(StrBytes::from_string(v.into()))));
+                let (k, v) =
+                    config.split_once('=').with_context(|| format!("--config {config}: expected KEY=VALUE"))?;
+                creatable.configs.push(
+                    CreatableTopicConfig::default()
+                        .with_name(StrBytes::from_string(k.into()))
+                        .with_value(Some(StrBytes::from_string(v.into()))),
+                );
             }
             let request = CreateTopicsRequest::default().with_topics(vec![creatable]).with_timeout_ms(30_000);
             let response = conn.send(&request, 7).await?;
@@ -74,7 +83,8 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
             }
         }
         TopicCommand::Describe { name: topic } => {
-            let request = MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name(&topic)))]));
+            let request = MetadataRequest::default()
+                .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name(&topic)))]));
             let response = conn.send(&request, 12).await?;
             for t in &response.topics {
                 check(t.error_code, None, &topic)?;
@@ -82,12 +92,17 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
                 for p in &t.partitions {
                     let replicas: Vec<i32> = p.replica_nodes.iter().map(|b| b.0).collect();
                     let isr: Vec<i32> = p.isr_nodes.iter().map(|b| b.0).collect();
-                    println!("  partition {} leader {} epoch {} replicas {:?} isr {:?}", p.partition_index, p.leader_id.0, p.leader_epoch, replicas, isr);
+                    println!(
+                        "  partition {} leader {} epoch {} replicas {:?} isr {:?}",
+                        p.partition_index, p.leader_id.0, p.leader_epoch, replicas, isr
+                    );
                 }
             }
         }
         TopicCommand::Delete { name: topic } => {
-            let request = DeleteTopicsRequest::default().with_topics(vec![DeleteTopicState::default().with_name(Some(name(&topic)))]).with_timeout_ms(30_000);
+            let request = DeleteTopicsRequest::default()
+                .with_topics(vec![DeleteTopicState::default().with_name(Some(name(&topic)))])
+                .with_timeout_ms(30_000);
             let response = conn.send(&request, 6).await?;
             for r in &response.responses {
                 check(r.error_code, r.error_message.as_ref(), &topic)?;

@@ -39,7 +39,12 @@ impl Connection {
     pub async fn connect(addr: &str) -> Result<Self, ClientError> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        Ok(Connection { stream, correlation_id: 0, client_id: StrBytes::from_static_str("runnel-cli"), timeout: Duration::from_secs(30) })
+        Ok(Connection {
+            stream,
+            correlation_id: 0,
+            client_id: StrBytes::from_static_str("runnel-cli"),
+            timeout: Duration::from_secs(30),
+        })
     }
 
     /// Sends `request` as `version` and waits for its response.
@@ -58,11 +63,17 @@ impl Connection {
         request.encode(&mut buf, version).map_err(codec)?;
         let size = (buf.len() - 4) as i32;
         buf[0..4].copy_from_slice(&size.to_be_bytes());
-        let mut frame = tokio::time::timeout(self.timeout, self.round_trip(&buf)).await.map_err(|_| ClientError::Timeout(self.timeout))??;
+        let mut frame = tokio::time::timeout(self.timeout, self.round_trip(&buf))
+            .await
+            .map_err(|_| ClientError::Timeout(self.timeout))??;
         let api = ApiKey::try_from(R::KEY).map_err(|_| ClientError::Codec("unknown api key".into()))?;
-        let response_header = ResponseHeader::decode(&mut frame, api.response_header_version(version)).map_err(codec)?;
+        let response_header =
+            ResponseHeader::decode(&mut frame, api.response_header_version(version)).map_err(codec)?;
         if response_header.correlation_id != self.correlation_id {
-            return Err(ClientError::Correlation { expected: self.correlation_id, got: response_header.correlation_id });
+            return Err(ClientError::Correlation {
+                expected: self.correlation_id,
+                got: response_header.correlation_id,
+            });
         }
         let response = R::Response::decode(&mut frame, version).map_err(codec)?;
         Ok(response)
@@ -80,4 +91,3 @@ impl Connection {
         Ok(body.freeze())
     }
 }
-

@@ -52,7 +52,11 @@ pub struct NewTopic<'a> {
 
 /// Records that create `topic`: the topic, its configs, and its partitions placed on the
 /// registered brokers round-robin, leaders spread by starting each partition one broker on.
-pub fn create_topic(image: &MetadataImage, topic: &NewTopic, topic_id: Uuid) -> Result<Vec<MetadataRecord>, CreateTopicError> {
+pub fn create_topic(
+    image: &MetadataImage,
+    topic: &NewTopic,
+    topic_id: Uuid,
+) -> Result<Vec<MetadataRecord>, CreateTopicError> {
     validate_topic_name(topic.name)?;
     if image.topic(topic.name).is_some() {
         return Err(CreateTopicError::AlreadyExists(topic.name.to_string()));
@@ -74,7 +78,8 @@ pub fn create_topic(image: &MetadataImage, topic: &NewTopic, topic_id: Uuid) -> 
         });
     }
     for partition in 0..topic.partitions {
-        let replicas: Vec<i32> = (0..factor as usize).map(|r| brokers[(partition as usize + r) % brokers.len()]).collect();
+        let replicas: Vec<i32> =
+            (0..factor as usize).map(|r| brokers[(partition as usize + r) % brokers.len()]).collect();
         records.push(MetadataRecord::Partition {
             topic_id,
             partition,
@@ -114,9 +119,16 @@ mod tests {
     fn rejects_bad_requests() {
         let image = image_with_brokers(1);
         let configs = BTreeMap::new();
-        let mk = |name, partitions, replication_factor| NewTopic { name, partitions, replication_factor, configs: &configs };
-        assert!(matches!(create_topic(&image, &mk("a", 1, 2), Uuid::nil()), Err(CreateTopicError::InvalidReplicationFactor { .. })));
-        assert!(matches!(create_topic(&image, &mk("a", 0, 1), Uuid::nil()), Err(CreateTopicError::InvalidPartitions(0))));
+        let mk =
+            |name, partitions, replication_factor| NewTopic { name, partitions, replication_factor, configs: &configs };
+        assert!(matches!(
+            create_topic(&image, &mk("a", 1, 2), Uuid::nil()),
+            Err(CreateTopicError::InvalidReplicationFactor { .. })
+        ));
+        assert!(matches!(
+            create_topic(&image, &mk("a", 0, 1), Uuid::nil()),
+            Err(CreateTopicError::InvalidPartitions(0))
+        ));
         assert!(matches!(create_topic(&image, &mk("a b", 1, 1), Uuid::nil()), Err(CreateTopicError::InvalidName(_))));
         let image = image.apply(&create_topic(&image, &mk("a", 1, 1), Uuid::nil()).unwrap());
         assert!(matches!(create_topic(&image, &mk("a", 1, 1), Uuid::nil()), Err(CreateTopicError::AlreadyExists(_))));

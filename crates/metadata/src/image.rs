@@ -127,8 +127,20 @@ mod tests {
         let id = Uuid::from_u128(7);
         let records = vec![
             MetadataRecord::Topic { name: "t".into(), topic_id: id },
-            MetadataRecord::Partition { topic_id: id, partition: 0, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0, partition_epoch: 0 },
-            MetadataRecord::Config { resource: ConfigResource::Topic("t".into()), name: "retention.ms".into(), value: Some("5".into()) },
+            MetadataRecord::Partition {
+                topic_id: id,
+                partition: 0,
+                replicas: vec![1],
+                isr: vec![1],
+                leader: 1,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            },
+            MetadataRecord::Config {
+                resource: ConfigResource::Topic("t".into()),
+                name: "retention.ms".into(),
+                value: Some("5".into()),
+            },
         ];
         let image = MetadataImage::default().apply(&records);
         assert_eq!(image.topic("t").unwrap().partitions.len(), 1);

@@ -14,8 +14,16 @@ pub enum ConfigResource {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(tag = "type")]
 pub enum MetadataRecord {
-    RegisterBroker { node_id: i32, host: String, port: i32, rack: Option<String> },
-    Topic { name: String, topic_id: Uuid },
+    RegisterBroker {
+        node_id: i32,
+        host: String,
+        port: i32,
+        rack: Option<String>,
+    },
+    Topic {
+        name: String,
+        topic_id: Uuid,
+    },
     Partition {
         topic_id: Uuid,
         partition: i32,
@@ -26,8 +34,14 @@ pub enum MetadataRecord {
         partition_epoch: i32,
     },
     /// `value: None` removes the entry.
-    Config { resource: ConfigResource, name: String, value: Option<String> },
-    RemoveTopic { topic_id: Uuid },
+    Config {
+        resource: ConfigResource,
+        name: String,
+        value: Option<String>,
+    },
+    RemoveTopic {
+        topic_id: Uuid,
+    },
 }
 
 impl MetadataRecord {

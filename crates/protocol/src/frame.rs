@@ -61,8 +61,7 @@ pub fn decode_header(mut frame: Bytes) -> Result<(ApiKey, RequestHeader, Bytes),
     let prefix = peek_prefix(&frame)?;
     let key = ApiKey::try_from(prefix.api_key).map_err(|_| FrameError::UnknownApiKey(prefix.api_key))?;
     let header_version = key.request_header_version(prefix.api_version);
-    let header = RequestHeader::decode(&mut frame, header_version)
-        .map_err(|e| FrameError::BadHeader(e.to_string()))?;
+    let header = RequestHeader::decode(&mut frame, header_version).map_err(|e| FrameError::BadHeader(e.to_string()))?;
     let body = frame.copy_to_bytes(frame.remaining());
     Ok((key, header, body))
 }

@@ -11,7 +11,9 @@ use crate::response::{encode, Frame};
 fn versions() -> Vec<ApiVersion> {
     SUPPORTED
         .iter()
-        .map(|range| ApiVersion::default().with_api_key(range.key as i16).with_min_version(range.min).with_max_version(range.max))
+        .map(|range| {
+            ApiVersion::default().with_api_key(range.key as i16).with_min_version(range.min).with_max_version(range.max)
+        })
         .collect()
 }
 

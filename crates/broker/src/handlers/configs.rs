@@ -55,8 +55,12 @@ fn broker_entries(config: &BrokerConfig) -> Vec<(&'static str, String)> {
 
 fn describe_one(ctx: &Context, resource: &DescribeConfigsResource) -> DescribeConfigsResult {
     let name = resource.resource_name.to_string();
-    let result = DescribeConfigsResult::default().with_resource_type(resource.resource_type).with_resource_name(resource.resource_name.clone());
-    let fail = |error: ResponseError, message: String| result.clone().with_error_code(error.code()).with_error_message(Some(StrBytes::from_string(message)));
+    let result = DescribeConfigsResult::default()
+        .with_resource_type(resource.resource_type)
+        .with_resource_name(resource.resource_name.clone());
+    let fail = |error: ResponseError, message: String| {
+        result.clone().with_error_code(error.code()).with_error_message(Some(StrBytes::from_string(message)))
+    };
     let config = &ctx.broker.config;
     match resource.resource_type {
         RESOURCE_TOPIC => {

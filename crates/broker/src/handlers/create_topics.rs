@@ -44,10 +44,12 @@ pub fn create_topic(
     validate_only: bool,
 ) -> Result<(i32, i32), Refusal> {
     for (key, value) in configs {
-        topic_config::validate(key, value).map_err(|message| Refusal { error: ResponseError::InvalidConfig, message })?;
+        topic_config::validate(key, value)
+            .map_err(|message| Refusal { error: ResponseError::InvalidConfig, message })?;
     }
     let partitions = if partitions == -1 { broker.config.num_partitions } else { partitions };
-    let replication_factor = if replication_factor == -1 { broker.config.default_replication_factor } else { replication_factor };
+    let replication_factor =
+        if replication_factor == -1 { broker.config.default_replication_factor } else { replication_factor };
     let topic = NewTopic { name, partitions, replication_factor, configs };
     let topic_id = uuid::Uuid::new_v4();
     let committed = broker.metadata.commit(|image| {
@@ -70,12 +72,17 @@ pub fn create_topic(
 fn create_one(ctx: &Context, topic: &CreatableTopic, validate_only: bool) -> CreatableTopicResult {
     let name = topic.name.0.to_string();
     let result = CreatableTopicResult::default().with_name(topic.name.clone());
-    let fail = |error: ResponseError, message: String| result.clone().with_error_code(error.code()).with_error_message(Some(StrBytes::from_string(message)));
+    let fail = |error: ResponseError, message: String| {
+        result.clone().with_error_code(error.code()).with_error_message(Some(StrBytes::from_string(message)))
+    };
     if !topic.assignments.is_empty() {
         // Manual assignment: on one node every replica is this node.
         let node = ctx.broker.config.node_id;
         if topic.num_partitions != -1 || topic.replication_factor != -1 {
-            return fail(ResponseError::InvalidRequest, "assignments given together with partitions or replication factor".into());
+            return fail(
+                ResponseError::InvalidRequest,
+                "assignments given together with partitions or replication factor".into(),
+            );
         }
         if topic.assignments.iter().flat_map(|a| a.broker_ids.iter()).any(|b| b.0 != node) {
             return fail(ResponseError::InvalidReplicaAssignment, "assignment names an unknown broker".into());
@@ -105,7 +112,10 @@ fn create_one(ctx: &Context, topic: &CreatableTopic, validate_only: bool) -> Cre
                     )
                 })
                 .collect();
-            let result = result.with_topic_id(topic_id).with_num_partitions(partitions).with_replication_factor(replication as i16);
+            let result = result
+                .with_topic_id(topic_id)
+                .with_num_partitions(partitions)
+                .with_replication_factor(replication as i16);
             // Configs are part of the response from v5; earlier versions cannot carry them.
             if ctx.version >= 5 {
                 result.with_configs(Some(described))
@@ -119,7 +129,8 @@ fn create_one(ctx: &Context, topic: &CreatableTopic, validate_only: bool) -> Cre
 
 pub fn handle(ctx: &Context, request: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut seen = std::collections::HashSet::new();
-    let duplicated: std::collections::HashSet<_> = request.topics.iter().filter(|t| !seen.insert(t.name.0.clone())).map(|t| t.name.0.clone()).collect();
+    let duplicated: std::collections::HashSet<_> =
+        request.topics.iter().filter(|t| !seen.insert(t.name.0.clone())).map(|t| t.name.0.clone()).collect();
     let topics = request
         .topics
         .iter()

@@ -29,22 +29,29 @@ fn delete_one(ctx: &Context, name: Option<&str>, id: Uuid) -> DeletableTopicResu
         }
     });
     let (result_name, result_id) = found.clone().map_or((name.map(str::to_string), id), |(n, i)| (Some(n), i));
-    let result = DeletableTopicResult::default().with_topic_id(result_id).with_name(result_name.map(|n| TopicName(StrBytes::from_string(n))));
+    let result = DeletableTopicResult::default()
+        .with_topic_id(result_id)
+        .with_name(result_name.map(|n| TopicName(StrBytes::from_string(n))));
     match committed {
         Ok(Ok(image)) => {
-            if let Err(e) = tokio::task::block_in_place(|| ctx.broker.replicas.sync_with(&image, &ctx.broker.config, now_ms())) {
+            if let Err(e) =
+                tokio::task::block_in_place(|| ctx.broker.replicas.sync_with(&image, &ctx.broker.config, now_ms()))
+            {
                 tracing::error!(error = %e, "deleting partition folders failed");
             }
             tracing::info!(topic = ?found, "deleted topic");
             result
         }
         Ok(Err(error)) => result.with_error_code(error.code()),
-        Err(e) => result.with_error_code(ResponseError::KafkaStorageError.code()).with_error_message(Some(StrBytes::from_string(e.to_string()))),
+        Err(e) => result
+            .with_error_code(ResponseError::KafkaStorageError.code())
+            .with_error_message(Some(StrBytes::from_string(e.to_string()))),
     }
 }
 
 pub fn handle(ctx: &Context, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
-    let mut responses: Vec<DeletableTopicResult> = request.topic_names.iter().map(|name| delete_one(ctx, Some(name.0.as_str()), Uuid::nil())).collect();
+    let mut responses: Vec<DeletableTopicResult> =
+        request.topic_names.iter().map(|name| delete_one(ctx, Some(name.0.as_str()), Uuid::nil())).collect();
     for state in &request.topics {
         let result = match &state.name {
             Some(name) => delete_one(ctx, Some(name.0.as_str()), Uuid::nil()),

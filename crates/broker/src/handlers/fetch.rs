@@ -87,7 +87,13 @@ fn resolve(ctx: &Context, request: &FetchRequest) -> Vec<TopicTarget> {
 }
 
 fn error_data(index: i32, error: ResponseError) -> PartitionData {
-    PartitionData { partition_index: index, error: error.code(), high_watermark: -1, log_start_offset: -1, records: None }
+    PartitionData {
+        partition_index: index,
+        error: error.code(),
+        high_watermark: -1,
+        log_start_offset: -1,
+        records: None,
+    }
 }
 
 /// Reads one partition. `budget` is what the response may still carry.
@@ -99,7 +105,11 @@ fn read_target(target: &Target, budget: usize, min_one_batch: bool) -> Partition
     };
     let epoch = partition.leader_epoch();
     if target.current_leader_epoch >= 0 && target.current_leader_epoch != epoch {
-        let error = if target.current_leader_epoch < epoch { ResponseError::FencedLeaderEpoch } else { ResponseError::UnknownLeaderEpoch };
+        let error = if target.current_leader_epoch < epoch {
+            ResponseError::FencedLeaderEpoch
+        } else {
+            ResponseError::UnknownLeaderEpoch
+        };
         return error_data(index, error);
     }
     let high_watermark = partition.high_watermark();
@@ -107,7 +117,9 @@ fn read_target(target: &Target, budget: usize, min_one_batch: bool) -> Partition
     let mut data = PartitionData { partition_index: index, error: 0, high_watermark, log_start_offset, records: None };
     match partition.read(target.fetch_offset, target.max_bytes.min(budget), min_one_batch) {
         Ok(read) => data.records = read.slice,
-        Err(PartitionError::Storage(StorageError::OffsetOutOfRange { .. })) => data.error = ResponseError::OffsetOutOfRange.code(),
+        Err(PartitionError::Storage(StorageError::OffsetOutOfRange { .. })) => {
+            data.error = ResponseError::OffsetOutOfRange.code()
+        }
         Err(PartitionError::Deleted) => return error_data(index, ResponseError::UnknownTopicOrPartition),
         Err(e) => {
             tracing::error!(topic = %partition.topic, partition = index, error = %e, "fetch read failed");
@@ -150,14 +162,25 @@ pub async fn handle(ctx: &Context<'_>, request: FetchRequest) -> Result<Frame, D
     let targets = resolve(ctx, &request);
     let max_bytes = usize::try_from(request.max_bytes).unwrap_or(0);
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
-    let max_wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0).min(ctx.broker.config.fetch_max_wait_ms_max));
+    let max_wait = Duration::from_millis(
+        u64::try_from(request.max_wait_ms).unwrap_or(0).min(ctx.broker.config.fetch_max_wait_ms_max),
+    );
     let deadline = tokio::time::Instant::now() + max_wait;
     let mut stop = ctx.stop.clone();
     let topics = loop {
         // Subscribe before reading, so an append between the read and the wait still wakes us.
-        let mut watchers: Vec<watch::Receiver<i64>> = targets.iter().flat_map(|t| t.partitions.iter()).filter_map(|t| t.partition.as_ref().ok().map(|p| p.subscribe())).collect();
+        let mut watchers: Vec<watch::Receiver<i64>> = targets
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .filter_map(|t| t.partition.as_ref().ok().map(|p| p.subscribe()))
+            .collect();
         let (topics, total, any_error) = read_all(&targets, max_bytes);
-        if total >= min_bytes || any_error || watchers.is_empty() || tokio::time::Instant::now() >= deadline || *stop.borrow() {
+        if total >= min_bytes
+            || any_error
+            || watchers.is_empty()
+            || tokio::time::Instant::now() >= deadline
+            || *stop.borrow()
+        {
             break topics;
         }
         let changed = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
@@ -278,7 +301,8 @@ impl FetchEncoder {
         self.no_tagged_fields();
         let file_bytes: usize = self.files.iter().map(|(_, f)| f.len as usize).sum();
         let size = self.buf.len() - 4 + file_bytes;
-        let size = i32::try_from(size).map_err(|_| crate::response::EncodeError(format!("fetch response of {size} bytes")))?;
+        let size =
+            i32::try_from(size).map_err(|_| crate::response::EncodeError(format!("fetch response of {size} bytes")))?;
         self.buf[0..4].copy_from_slice(&size.to_be_bytes());
         let mut chunks = Vec::with_capacity(self.files.len() * 2 + 1);
         let mut consumed = 0;
@@ -333,8 +357,20 @@ mod tests {
                 name: "topic-a".into(),
                 topic_id: id,
                 partitions: vec![
-                    PartitionData { partition_index: 0, error: 0, high_watermark: 10, log_start_offset: 2, records: Some(slice.clone()) },
-                    PartitionData { partition_index: 1, error: 1, high_watermark: -1, log_start_offset: -1, records: None },
+                    PartitionData {
+                        partition_index: 0,
+                        error: 0,
+                        high_watermark: 10,
+                        log_start_offset: 2,
+                        records: Some(slice.clone()),
+                    },
+                    PartitionData {
+                        partition_index: 1,
+                        error: 1,
+                        high_watermark: -1,
+                        log_start_offset: -1,
+                        records: None,
+                    },
                 ],
             };
             let encoded = flatten(FetchEncoder::new(version, 77).finish(0, &[ours]).unwrap());
@@ -342,8 +378,21 @@ mod tests {
                 .with_topic(TopicName(StrBytes::from_static_str("topic-a")))
                 .with_topic_id(id)
                 .with_partitions(vec![
-                    KpPartition::default().with_partition_index(0).with_high_watermark(10).with_last_stable_offset(10).with_log_start_offset(2).with_aborted_transactions(None).with_records(Some(Bytes::from_static(records))),
-                    KpPartition::default().with_partition_index(1).with_error_code(1).with_high_watermark(-1).with_last_stable_offset(-1).with_log_start_offset(-1).with_aborted_transactions(None).with_records(Some(Bytes::new())),
+                    KpPartition::default()
+                        .with_partition_index(0)
+                        .with_high_watermark(10)
+                        .with_last_stable_offset(10)
+                        .with_log_start_offset(2)
+                        .with_aborted_transactions(None)
+                        .with_records(Some(Bytes::from_static(records))),
+                    KpPartition::default()
+                        .with_partition_index(1)
+                        .with_error_code(1)
+                        .with_high_watermark(-1)
+                        .with_last_stable_offset(-1)
+                        .with_log_start_offset(-1)
+                        .with_aborted_transactions(None)
+                        .with_records(Some(Bytes::new())),
                 ])]);
             let header_version = ApiKey::Fetch.response_header_version(version);
             let expected = flatten(crate::response::encode(77, header_version, &theirs, version).unwrap());

@@ -40,22 +40,37 @@ pub fn handle(ctx: &Context, request: ListOffsetsRequest) -> ListOffsetsResponse
                 .iter()
                 .map(|p| {
                     let response = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-                    let Some(partition) = ctx.broker.replicas.partition(topic.name.0.as_str(), p.partition_index) else {
-                        return response.with_error_code(ResponseError::UnknownTopicOrPartition.code()).with_offset(-1).with_timestamp(-1);
+                    let Some(partition) = ctx.broker.replicas.partition(topic.name.0.as_str(), p.partition_index)
+                    else {
+                        return response
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                            .with_offset(-1)
+                            .with_timestamp(-1);
                     };
                     let epoch = partition.leader_epoch();
                     if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
-                        let error = if p.current_leader_epoch < epoch { ResponseError::FencedLeaderEpoch } else { ResponseError::UnknownLeaderEpoch };
+                        let error = if p.current_leader_epoch < epoch {
+                            ResponseError::FencedLeaderEpoch
+                        } else {
+                            ResponseError::UnknownLeaderEpoch
+                        };
                         return response.with_error_code(error.code());
                     }
                     if p.timestamp < EARLIEST_LOCAL {
-                        return response.with_error_code(ResponseError::UnsupportedVersion.code()).with_offset(-1).with_timestamp(-1);
+                        return response
+                            .with_error_code(ResponseError::UnsupportedVersion.code())
+                            .with_offset(-1)
+                            .with_timestamp(-1);
                     }
                     match lookup(&partition, p.timestamp) {
                         Ok((timestamp, offset)) => {
                             let response = response.with_timestamp(timestamp).with_offset(offset);
                             // The field exists from v4; setting it earlier is an encoding error.
-                            if ctx.version >= 4 { response.with_leader_epoch(epoch) } else { response }
+                            if ctx.version >= 4 {
+                                response.with_leader_epoch(epoch)
+                            } else {
+                                response
+                            }
                         }
                         Err(error) => response.with_error_code(error.code()).with_offset(-1).with_timestamp(-1),
                     }

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use runnel_metadata::{MetadataImage, TopicImage};
@@ -57,7 +59,9 @@ fn lookup_or_create(ctx: &Context, image: &MetadataImage, name: &str, auto_creat
             None => missing_topic(Some(name.to_string()), Uuid::nil(), ResponseError::UnknownTopicOrPartition),
         },
         // Lost a race with another creator: the topic exists now.
-        Err(refusal) if refusal.error == ResponseError::TopicAlreadyExists => lookup_or_create(ctx, &ctx.broker.metadata.image(), name, false),
+        Err(refusal) if refusal.error == ResponseError::TopicAlreadyExists => {
+            lookup_or_create(ctx, &ctx.broker.metadata.image(), name, false)
+        }
         Err(refusal) => missing_topic(Some(name.to_string()), Uuid::nil(), refusal.error),
     }
 }

@@ -57,7 +57,11 @@ fn respond<T: Encodable>(api: ApiKey, ctx: &Context, response: &T) -> Result<Opt
 }
 
 /// Handles one request frame. `Ok(None)`: no response is due (Produce with acks=0).
-pub async fn handle(broker: &Arc<Broker>, frame: Bytes, stop: &watch::Receiver<bool>) -> Result<Option<Frame>, DispatchError> {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    frame: Bytes,
+    stop: &watch::Receiver<bool>,
+) -> Result<Option<Frame>, DispatchError> {
     let prefix = peek_prefix(&frame)?;
     if prefix.api_key == ApiKey::ApiVersions as i16 && !is_supported(ApiKey::ApiVersions, prefix.api_version) {
         // Kafka answers an ApiVersions it cannot parse with v0 and UNSUPPORTED_VERSION, so
@@ -76,7 +80,9 @@ pub async fn handle(broker: &Arc<Broker>, frame: Bytes, stop: &watch::Receiver<b
         ApiKey::CreateTopics => respond(api, &ctx, &create_topics::handle(&ctx, decode_body(api, version, body)?)),
         ApiKey::DeleteTopics => respond(api, &ctx, &delete_topics::handle(&ctx, decode_body(api, version, body)?)),
         ApiKey::DescribeConfigs => respond(api, &ctx, &configs::describe(&ctx, decode_body(api, version, body)?)),
-        ApiKey::DescribeCluster => respond(api, &ctx, &describe_cluster::handle(&ctx, decode_body(api, version, body)?)),
+        ApiKey::DescribeCluster => {
+            respond(api, &ctx, &describe_cluster::handle(&ctx, decode_body(api, version, body)?))
+        }
         ApiKey::ListOffsets => respond(api, &ctx, &list_offsets::handle(&ctx, decode_body(api, version, body)?)),
         ApiKey::Produce => match produce::handle(&ctx, decode_body(api, version, body)?).await {
             Some(response) => respond(api, &ctx, &response),

@@ -41,7 +41,10 @@ fn single_batch(records: &[u8], max_message_bytes: usize) -> Result<(), (Respons
         return Err((ResponseError::InvalidRecord, "produce v3+ allows exactly one record batch per partition".into()));
     }
     if batch.size() > max_message_bytes {
-        return Err((ResponseError::MessageTooLarge, format!("batch of {} bytes exceeds max.message.bytes {}", batch.size(), max_message_bytes)));
+        return Err((
+            ResponseError::MessageTooLarge,
+            format!("batch of {} bytes exceeds max.message.bytes {}", batch.size(), max_message_bytes),
+        ));
     }
     batch.validate().map_err(|e| (e.response_error(), e.to_string()))
 }
@@ -82,7 +85,8 @@ async fn produce_partition(ctx: &Context<'_>, partition: &Partition, records: Op
 }
 
 fn partition_response(index: i32, outcome: Outcome) -> PartitionProduceResponse {
-    let response = PartitionProduceResponse::default().with_index(index).with_log_start_offset(outcome.log_start_offset);
+    let response =
+        PartitionProduceResponse::default().with_index(index).with_log_start_offset(outcome.log_start_offset);
     match outcome.append {
         Some(info) => response.with_base_offset(info.base_offset).with_log_append_time_ms(info.log_append_time_ms),
         None => response
@@ -104,7 +108,10 @@ pub async fn handle(ctx: &Context<'_>, request: ProduceRequest) -> Option<Produc
             let outcome = if !acks_valid {
                 Outcome::error(ResponseError::InvalidRequiredAcks, None)
             } else if request.transactional_id.is_some() {
-                Outcome::error(ResponseError::TransactionalIdAuthorizationFailed, "transactions are not supported yet".to_string())
+                Outcome::error(
+                    ResponseError::TransactionalIdAuthorizationFailed,
+                    "transactions are not supported yet".to_string(),
+                )
             } else {
                 match ctx.broker.replicas.partition(name, data.index) {
                     Some(partition) => produce_partition(ctx, &partition, data.records.as_ref(), acks).await,
@@ -113,7 +120,8 @@ pub async fn handle(ctx: &Context<'_>, request: ProduceRequest) -> Option<Produc
             };
             partitions.push(partition_response(data.index, outcome));
         }
-        responses.push(TopicProduceResponse::default().with_name(topic.name.clone()).with_partition_responses(partitions));
+        responses
+            .push(TopicProduceResponse::default().with_name(topic.name.clone()).with_partition_responses(partitions));
     }
     (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
 }
