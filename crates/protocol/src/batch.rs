@@ -184,6 +184,27 @@ impl<'a> BatchView<'a> {
         crc32c::crc32c(&self.bytes[OFF_ATTRIBUTES..])
     }
 
+    /// The first record whose timestamp is at least `timestamp`: (offset, its timestamp).
+    /// Exact for uncompressed CreateTime batches; otherwise (compressed records cannot be
+    /// read without decompressing, LogAppendTime stamps the whole batch) the batch's base
+    /// offset and max timestamp when the batch reaches `timestamp`.
+    pub fn first_at_or_after(&self, timestamp: i64) -> Option<(i64, i64)> {
+        if self.max_timestamp() < timestamp {
+            return None;
+        }
+        if self.is_log_append_time() || !matches!(self.compression(), Ok(Compression::None)) {
+            return Some((self.base_offset(), self.max_timestamp()));
+        }
+        let exact = self.records().ok().and_then(|records| {
+            records.iter().find_map(|r| {
+                let record_timestamp = self.base_timestamp() + r.timestamp_delta;
+                (record_timestamp >= timestamp).then_some((self.base_offset() + r.offset_delta, record_timestamp))
+            })
+        });
+        // A batch whose records disagree with its header falls back to the header.
+        exact.or(Some((self.base_offset(), self.max_timestamp())))
+    }
+
     /// Full validation of a batch arriving from a producer: CRC, codec, offsets and count.
     pub fn validate(&self) -> Result<(), BatchError> {
         let computed = self.computed_crc();
@@ -247,6 +268,7 @@ fn count_records(mut records: &[u8]) -> Result<usize, BatchError> {
 /// One record of an uncompressed batch, borrowed from the batch bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordRef<'a> {
+    pub timestamp_delta: i64,
     pub offset_delta: i64,
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
@@ -268,13 +290,13 @@ impl<'a> BatchView<'a> {
             let mut record = &rest[used..used + length as usize];
             rest = &rest[used + length as usize..];
             record = record.get(1..).ok_or(BatchError::Truncated("record attributes"))?;
-            let (_timestamp_delta, used) = read_varint(record)?;
+            let (timestamp_delta, used) = read_varint(record)?;
             record = &record[used..];
             let (offset_delta, used) = read_varint(record)?;
             record = &record[used..];
             let (key, after) = read_nullable(record)?;
             let (value, _) = read_nullable(after)?;
-            out.push(RecordRef { offset_delta, key, value });
+            out.push(RecordRef { timestamp_delta, offset_delta, key, value });
         }
         Ok(out)
     }
@@ -461,6 +483,16 @@ mod tests {
         assert_eq!(records[0].key, Some(&b"k"[..]));
         assert_eq!(records[1].value, Some(&b"v2"[..]));
         assert_eq!(records[1].offset_delta, 1);
+    }
+
+    #[test]
+    fn timestamp_lookup_is_exact_inside_an_uncompressed_batch() {
+        let mut batch = build_batch(100, &[b"a", b"b", b"c"]);
+        BatchMut::new(&mut batch).set_base_offset(10);
+        let view = BatchView::parse(&batch).unwrap();
+        assert_eq!(view.first_at_or_after(101), Some((11, 101)));
+        assert_eq!(view.first_at_or_after(0), Some((10, 100)));
+        assert_eq!(view.first_at_or_after(103), None);
     }
 
     #[test]

@@ -26,25 +26,17 @@ impl OffsetCheckpoint {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
             Err(error) => return Err(error.into()),
         };
-        parse(&text).map_err(|reason| {
-            StorageError::InvalidCheckpoint(format!("{}: {reason}", path.display()))
-        })
+        parse(&text).map_err(|reason| StorageError::InvalidCheckpoint(format!("{}: {reason}", path.display())))
     }
 
     /// Replaces the checkpoint at `path` atomically.
     pub fn write(path: &Path, entries: &[((String, i32), i64)]) -> Result<(), StorageError> {
         let mut text = format!("{VERSION}\n{}\n", entries.len());
         for ((topic, partition), offset) in entries {
-            assert!(
-                !topic.contains([' ', '\n']),
-                "topic names never hold spaces or newlines"
-            );
+            assert!(!topic.contains([' ', '\n']), "topic names never hold spaces or newlines");
             text.push_str(&format!("{topic} {partition} {offset}\n"));
         }
-        let mut tmp_name = path
-            .file_name()
-            .expect("checkpoint path names a file")
-            .to_os_string();
+        let mut tmp_name = path.file_name().expect("checkpoint path names a file").to_os_string();
         tmp_name.push(".tmp");
         let tmp_path = path.with_file_name(tmp_name);
         let mut file = File::create(&tmp_path)?;
@@ -65,27 +57,16 @@ fn parse(text: &str) -> Result<HashMap<(String, i32), i64>, String> {
         Some(VERSION) => {}
         other => return Err(format!("unsupported version line {other:?}")),
     }
-    let count: usize = lines
-        .next()
-        .ok_or("missing count line")?
-        .trim()
-        .parse()
-        .map_err(|_| "count is not a number")?;
+    let count: usize = lines.next().ok_or("missing count line")?.trim().parse().map_err(|_| "count is not a number")?;
     let mut entries = HashMap::with_capacity(count.min(1 << 16));
     for i in 0..count {
-        let line = lines
-            .next()
-            .ok_or_else(|| format!("expected {count} entries, found {i}"))?;
+        let line = lines.next().ok_or_else(|| format!("expected {count} entries, found {i}"))?;
         let fields: Vec<&str> = line.split(' ').collect();
         let [topic, partition, offset] = fields[..] else {
             return Err(format!("malformed entry {line:?}"));
         };
-        let partition = partition
-            .parse()
-            .map_err(|_| format!("bad partition in {line:?}"))?;
-        let offset = offset
-            .parse()
-            .map_err(|_| format!("bad offset in {line:?}"))?;
+        let partition = partition.parse().map_err(|_| format!("bad partition in {line:?}"))?;
+        let offset = offset.parse().map_err(|_| format!("bad offset in {line:?}"))?;
         entries.insert((topic.to_string(), partition), offset);
     }
     if lines.any(|line| !line.trim().is_empty()) {
@@ -105,10 +86,7 @@ mod tests {
         assert!(OffsetCheckpoint::read(&path).unwrap().is_empty());
         let entries = vec![(("a-b".to_string(), 0), 10), (("c".to_string(), 3), 0)];
         OffsetCheckpoint::write(&path, &entries).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "0\n2\na-b 0 10\nc 3 0\n"
-        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "0\n2\na-b 0 10\nc 3 0\n");
         let read = OffsetCheckpoint::read(&path).unwrap();
         assert_eq!(read.len(), 2);
         assert_eq!(read[&("a-b".to_string(), 0)], 10);
@@ -118,14 +96,7 @@ mod tests {
 
     #[test]
     fn rejects_malformed_files() {
-        for text in [
-            "1\n0\n",
-            "0\n2\na 0 1\n",
-            "0\n1\na 0\n",
-            "0\n1\na x 1\n",
-            "0\n0\nextra 0 1\n",
-            "",
-        ] {
+        for text in ["1\n0\n", "0\n2\na 0 1\n", "0\n1\na 0\n", "0\n1\na x 1\n", "0\n0\nextra 0 1\n", ""] {
             assert!(parse(text).is_err(), "{text:?}");
         }
     }

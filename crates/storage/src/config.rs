@@ -45,18 +45,14 @@ impl LogConfig {
     /// Rejects values the on-disk format cannot represent.
     pub fn validate(&self) -> Result<(), StorageError> {
         if self.segment_bytes < runnel_protocol::batch::HEADER_BYTES as u64 {
-            return Err(StorageError::InvalidConfig(
-                "segment_bytes below one batch header",
-            ));
+            return Err(StorageError::InvalidConfig("segment_bytes below one batch header"));
         }
         if self.segment_bytes > i32::MAX as u64 {
             return Err(StorageError::InvalidConfig("segment_bytes above i32::MAX"));
         }
         // Two time index entries (12 bytes each) is the least that lets a segment hold data.
         if self.segment_index_bytes < 24 || self.segment_index_bytes > i32::MAX as u64 {
-            return Err(StorageError::InvalidConfig(
-                "segment_index_bytes out of [24, i32::MAX]",
-            ));
+            return Err(StorageError::InvalidConfig("segment_index_bytes out of [24, i32::MAX]"));
         }
         if self.segment_ms <= 0 {
             return Err(StorageError::InvalidConfig("segment_ms must be positive"));

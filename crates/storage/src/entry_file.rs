@@ -33,47 +33,21 @@ pub(crate) struct EntryFile<E: Entry> {
 impl<E: Entry> EntryFile<E> {
     /// Creates (or empties) the file at `path`.
     pub fn create(path: &Path) -> io::Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)?;
-        Ok(EntryFile {
-            file,
-            entries: Vec::new(),
-            persisted: 0,
-            dirty: true,
-        })
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
+        Ok(EntryFile { file, entries: Vec::new(), persisted: 0, dirty: true })
     }
 
     /// Opens `path` (creating it if missing) and reads its entries, trimming a partial
     /// trailing entry and trailing all-zero entries.
     pub fn load(path: &Path) -> io::Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
         let len_bytes = file.metadata()?.len() as usize;
         let mut bytes = vec![0u8; len_bytes - len_bytes % E::SIZE];
         file.read_exact_at(&mut bytes, 0)?;
-        let used = bytes
-            .chunks_exact(E::SIZE)
-            .rposition(|chunk| chunk.iter().any(|b| *b != 0))
-            .map_or(0, |last| last + 1);
-        let entries: Vec<E> = bytes
-            .chunks_exact(E::SIZE)
-            .take(used)
-            .map(E::decode)
-            .collect();
-        let mut loaded = EntryFile {
-            file,
-            persisted: entries.len(),
-            entries,
-            dirty: false,
-        };
+        let used =
+            bytes.chunks_exact(E::SIZE).rposition(|chunk| chunk.iter().any(|b| *b != 0)).map_or(0, |last| last + 1);
+        let entries: Vec<E> = bytes.chunks_exact(E::SIZE).take(used).map(E::decode).collect();
+        let mut loaded = EntryFile { file, persisted: entries.len(), entries, dirty: false };
         if (used * E::SIZE) as u64 != len_bytes as u64 {
             loaded.file.set_len((used * E::SIZE) as u64)?;
             loaded.dirty = true;
@@ -109,8 +83,7 @@ impl<E: Entry> EntryFile<E> {
             for entry in &self.entries[self.persisted..] {
                 entry.encode(&mut bytes);
             }
-            self.file
-                .write_all_at(&bytes, (self.persisted * E::SIZE) as u64)?;
+            self.file.write_all_at(&bytes, (self.persisted * E::SIZE) as u64)?;
             self.persisted = self.entries.len();
             self.dirty = true;
         }

@@ -7,18 +7,11 @@ pub enum StorageError {
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
     #[error("offset {requested} out of range [{log_start}, {log_end}]")]
-    OffsetOutOfRange {
-        requested: i64,
-        log_start: i64,
-        log_end: i64,
-    },
+    OffsetOutOfRange { requested: i64, log_start: i64, log_end: i64 },
     #[error("corrupt log data: {0}")]
     Corrupt(String),
     #[error("record set of {size_bytes} bytes exceeds the segment size of {segment_bytes} bytes")]
-    RecordSetTooLarge {
-        size_bytes: usize,
-        segment_bytes: u64,
-    },
+    RecordSetTooLarge { size_bytes: usize, segment_bytes: u64 },
     /// The record set handed to `append` does not frame as v2 batches (the caller must
     /// validate first, so this is a caller bug surfaced as an error rather than a crash).
     #[error("invalid record set: {0}")]

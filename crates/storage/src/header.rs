@@ -57,23 +57,15 @@ impl BatchHeader {
 
 /// Reads the header of the batch at `position`. The file must hold the whole batch below
 /// `end_position`; anything else is corruption of our own log.
-pub(crate) fn read_header(
-    file: &File,
-    position: u64,
-    end_position: u64,
-) -> Result<BatchHeader, StorageError> {
+pub(crate) fn read_header(file: &File, position: u64, end_position: u64) -> Result<BatchHeader, StorageError> {
     if position + HEADER_BYTES as u64 > end_position {
-        return Err(StorageError::Corrupt(format!(
-            "partial batch header at position {position}"
-        )));
+        return Err(StorageError::Corrupt(format!("partial batch header at position {position}")));
     }
     let mut bytes = [0u8; HEADER_BYTES];
     file.read_exact_at(&mut bytes, position)?;
     let header = BatchHeader::decode(position, &bytes).map_err(StorageError::Corrupt)?;
     if header.end_position() > end_position {
-        return Err(StorageError::Corrupt(format!(
-            "batch at {position} extends past the segment"
-        )));
+        return Err(StorageError::Corrupt(format!("batch at {position} extends past the segment")));
     }
     Ok(header)
 }
@@ -88,11 +80,7 @@ pub(crate) struct HeaderScan<'a> {
 
 impl<'a> HeaderScan<'a> {
     pub fn new(file: &'a File, start: u64, end: u64) -> Self {
-        HeaderScan {
-            file,
-            position: start,
-            end,
-        }
+        HeaderScan { file, position: start, end }
     }
 }
 
@@ -136,10 +124,7 @@ mod tests {
         let headers: Vec<_> = HeaderScan::new(&file, 0, bytes.len() as u64).collect();
         assert_eq!(headers.len(), 3);
         let h0 = headers[0].as_ref().unwrap();
-        assert_eq!(
-            (h0.base_offset, h0.last_offset, h0.max_timestamp),
-            (10, 11, 101)
-        );
+        assert_eq!((h0.base_offset, h0.last_offset, h0.max_timestamp), (10, 11, 101));
         assert_eq!(h0.size_bytes as usize, first.len());
         let h1 = headers[1].as_ref().unwrap();
         assert_eq!((h1.position, h1.next_offset()), (first.len() as u64, 13));

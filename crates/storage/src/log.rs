@@ -63,16 +63,12 @@ impl PartitionLog {
         self.segments.last().expect("a log always has a segment")
     }
     fn active_mut(&mut self) -> &mut Segment {
-        self.segments
-            .last_mut()
-            .expect("a log always has a segment")
+        self.segments.last_mut().expect("a log always has a segment")
     }
 
     /// Index of the segment that would hold `offset`: the last one with base <= offset.
     fn segment_index_for(&self, offset: i64) -> usize {
-        self.segments
-            .partition_point(|s| s.base_offset <= offset)
-            .saturating_sub(1)
+        self.segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1)
     }
 
     /// Stamps offsets (and epoch, LogAppendTime) into `records` in place and appends them
@@ -91,18 +87,8 @@ impl PartitionLog {
             });
         }
         let log_append_time_ms = log_append_time.then_some(now_ms);
-        let stamped = stamp_batches(
-            records,
-            self.log_end_offset(),
-            leader_epoch,
-            log_append_time_ms,
-        )?;
-        if self.active().should_roll(
-            records.len() as u64,
-            stamped.last_offset,
-            now_ms,
-            &self.config,
-        ) {
+        let stamped = stamp_batches(records, self.log_end_offset(), leader_epoch, log_append_time_ms)?;
+        if self.active().should_roll(records.len() as u64, stamped.last_offset, now_ms, &self.config) {
             self.roll(now_ms)?;
         }
         self.active_mut().append(records, now_ms)?;
@@ -144,21 +130,13 @@ impl PartitionLog {
         }
         // Bounded by the segment count: each step moves to the next segment.
         for segment in &self.segments[self.segment_index_for(offset)..] {
-            if let SegmentRead::Found {
-                slice,
-                first_offset,
-            } = segment.read(offset, max_bytes, max_offset, min_one_batch)?
+            if let SegmentRead::Found { slice, first_offset } =
+                segment.read(offset, max_bytes, max_offset, min_one_batch)?
             {
-                return Ok(ReadInfo {
-                    slice,
-                    first_offset,
-                });
+                return Ok(ReadInfo { slice, first_offset });
             }
         }
-        Ok(ReadInfo {
-            slice: None,
-            first_offset: offset,
-        })
+        Ok(ReadInfo { slice: None, first_offset: offset })
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -214,11 +192,7 @@ impl PartitionLog {
     /// the offset being the last offset of the first batch that carries it.
     pub fn max_timestamp_and_offset(&self) -> Option<(i64, i64)> {
         let mut best: Option<(i64, i64)> = None;
-        for segment in self
-            .segments
-            .iter()
-            .filter(|s| !s.is_empty() && s.max_timestamp >= 0)
-        {
+        for segment in self.segments.iter().filter(|s| !s.is_empty() && s.max_timestamp >= 0) {
             if best.is_none_or(|(timestamp, _)| segment.max_timestamp > timestamp) {
                 best = Some((segment.max_timestamp, segment.offset_of_max_timestamp));
             }
@@ -270,13 +244,7 @@ impl PartitionLog {
                 largest_timestamp_ms: segment.largest_timestamp_ms()?,
             });
         }
-        let count = deletable_segments(
-            &summaries,
-            self.size_bytes(),
-            self.log_start_offset,
-            &self.config,
-            now_ms,
-        );
+        let count = deletable_segments(&summaries, self.size_bytes(), self.log_start_offset, &self.config, now_ms);
         for segment in self.segments.drain(..count) {
             tracing::info!(dir = %self.dir.display(), base_offset = segment.base_offset, "retention deletes segment");
             segment.delete_files()?;
@@ -315,8 +283,7 @@ impl PartitionLog {
         for segment in self.segments.drain(..) {
             segment.delete_files()?;
         }
-        self.segments
-            .push(Segment::create(&self.dir, offset, &self.config)?);
+        self.segments.push(Segment::create(&self.dir, offset, &self.config)?);
         sync_dir(&self.dir)?;
         self.log_start_offset = offset;
         self.recovery_point = offset;
@@ -332,8 +299,7 @@ impl PartitionLog {
         let _ = now_ms; // segment_ms counts from the first append, recorded by Segment::append
         self.active_mut().flush(true)?;
         let base_offset = self.log_end_offset();
-        self.segments
-            .push(Segment::create(&self.dir, base_offset, &self.config)?);
+        self.segments.push(Segment::create(&self.dir, base_offset, &self.config)?);
         sync_dir(&self.dir)?;
         self.recovery_point = self.recovery_point.max(base_offset);
         Ok(())

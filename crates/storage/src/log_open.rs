@@ -46,14 +46,8 @@ impl PartitionLog {
             last_open_scanned_bytes: scanned_bytes,
         };
         let log_end = log.log_end_offset();
-        log.log_start_offset = log_start_offset
-            .max(log.segments[0].base_offset)
-            .min(log_end);
-        log.recovery_point = if clean_shutdown {
-            log_end
-        } else {
-            recovery_point.clamp(0, log_end)
-        };
+        log.log_start_offset = log_start_offset.max(log.segments[0].base_offset).min(log_end);
+        log.recovery_point = if clean_shutdown { log_end } else { recovery_point.clamp(0, log_end) };
         tracing::debug!(
             dir = %dir.display(), segments = log.segments.len(), log_start = log.log_start_offset,
             log_end, scanned_bytes, "opened log"
@@ -109,11 +103,8 @@ fn load_trusted(
     let mut segments = Vec::with_capacity(bases.len());
     let mut scanned_bytes = 0;
     for (i, &base) in bases.iter().enumerate() {
-        let Loaded {
-            segment,
-            scanned_bytes: scanned,
-            ..
-        } = Segment::open_trusted(dir, base, config, bases.get(i + 1).copied(), now_ms)?;
+        let Loaded { segment, scanned_bytes: scanned, .. } =
+            Segment::open_trusted(dir, base, config, bases.get(i + 1).copied(), now_ms)?;
         scanned_bytes += scanned;
         segments.push(segment);
     }
@@ -128,11 +119,8 @@ fn load_recovering(
     now_ms: i64,
 ) -> Result<(Vec<Segment>, u64), StorageError> {
     // Segments wholly below the recovery point are trusted; the rest are scanned.
-    let first_scanned = bases
-        .partition_point(|&base| base <= recovery_point)
-        .saturating_sub(1);
-    let (mut segments, mut scanned_bytes) =
-        load_trusted_prefix(dir, bases, first_scanned, config, now_ms)?;
+    let first_scanned = bases.partition_point(|&base| base <= recovery_point).saturating_sub(1);
+    let (mut segments, mut scanned_bytes) = load_trusted_prefix(dir, bases, first_scanned, config, now_ms)?;
     for (i, &base) in bases.iter().enumerate().skip(first_scanned) {
         let next_offset_min = segments.last().map_or(base, |s: &Segment| s.next_offset);
         let loaded = Segment::recover(dir, base, config, next_offset_min, now_ms)?;
@@ -176,9 +164,7 @@ fn delete_segments_from(dir: &Path, bases: &[i64]) -> Result<(), StorageError> {
         tracing::warn!(dir = %dir.display(), base, "deleting segment after a truncated one");
         for extension in ["log", "index", "timeindex"] {
             match std::fs::remove_file(dir.join(segment_file_name(base, extension))) {
-                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(error.into())
-                }
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error.into()),
                 _ => {}
             }
         }

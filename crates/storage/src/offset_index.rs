@@ -44,11 +44,7 @@ pub(crate) struct OffsetIndex {
 impl OffsetIndex {
     pub fn create(path: &Path, base_offset: i64, index_bytes_max: u64) -> io::Result<Self> {
         let file = EntryFile::create(path)?;
-        Ok(OffsetIndex {
-            base_offset,
-            entries_max: entries_max(index_bytes_max),
-            file,
-        })
+        Ok(OffsetIndex { base_offset, entries_max: entries_max(index_bytes_max), file })
     }
 
     /// Loads the index and checks its invariants against the log size; `Err(reason)` in the
@@ -60,35 +56,24 @@ impl OffsetIndex {
         log_bytes: u64,
     ) -> io::Result<Result<Self, String>> {
         let file = EntryFile::<OffsetEntry>::load(path)?;
-        let index = OffsetIndex {
-            base_offset,
-            entries_max: entries_max(index_bytes_max),
-            file,
-        };
+        let index = OffsetIndex { base_offset, entries_max: entries_max(index_bytes_max), file };
         Ok(index.check(log_bytes).map(|()| index))
     }
 
     fn check(&self, log_bytes: u64) -> Result<(), String> {
         let entries = self.file.entries();
         if entries.len() > self.entries_max {
-            return Err(format!(
-                "{} entries, at most {}",
-                entries.len(),
-                self.entries_max
-            ));
+            return Err(format!("{} entries, at most {}", entries.len(), self.entries_max));
         }
         for pair in entries.windows(2) {
-            if pair[1].relative_offset <= pair[0].relative_offset
-                || pair[1].position <= pair[0].position
-            {
+            if pair[1].relative_offset <= pair[0].relative_offset || pair[1].position <= pair[0].position {
                 return Err(format!("entries do not increase: {:?}", pair));
             }
         }
         match entries.last() {
-            Some(last) if u64::from(last.position) >= log_bytes => Err(format!(
-                "entry position {} beyond the log of {log_bytes} bytes",
-                last.position
-            )),
+            Some(last) if u64::from(last.position) >= log_bytes => {
+                Err(format!("entry position {} beyond the log of {log_bytes} bytes", last.position))
+            }
             _ => Ok(()),
         }
     }
@@ -99,23 +84,13 @@ impl OffsetIndex {
 
     /// Records that the batch ending at `last_offset` starts at `position`.
     pub fn append(&mut self, last_offset: i64, position: u64) {
-        assert!(
-            !self.is_full(),
-            "segment must roll before its offset index is full"
-        );
-        let relative_offset = u32::try_from(last_offset - self.base_offset)
-            .expect("segment rolls before u32 overflow");
+        assert!(!self.is_full(), "segment must roll before its offset index is full");
+        let relative_offset = u32::try_from(last_offset - self.base_offset).expect("segment rolls before u32 overflow");
         let position = u32::try_from(position).expect("segment_bytes <= i32::MAX");
         if let Some(last) = self.file.last() {
-            assert!(
-                relative_offset > last.relative_offset && position > last.position,
-                "offset index must grow"
-            );
+            assert!(relative_offset > last.relative_offset && position > last.position, "offset index must grow");
         }
-        self.file.push(OffsetEntry {
-            relative_offset,
-            position,
-        });
+        self.file.push(OffsetEntry { relative_offset, position });
     }
 
     /// The last entry whose offset is <= `offset`, as (absolute offset, position).
@@ -140,10 +115,7 @@ impl OffsetIndex {
     /// Removes every entry for offsets >= `next_offset`.
     pub fn truncate_to(&mut self, next_offset: i64) -> io::Result<()> {
         let relative = next_offset - self.base_offset;
-        let keep = self
-            .file
-            .entries()
-            .partition_point(|e| i64::from(e.relative_offset) < relative);
+        let keep = self.file.entries().partition_point(|e| i64::from(e.relative_offset) < relative);
         self.file.truncate(keep)
     }
 
@@ -152,10 +124,7 @@ impl OffsetIndex {
     }
 
     fn absolute(&self, entry: OffsetEntry) -> (i64, u64) {
-        (
-            self.base_offset + i64::from(entry.relative_offset),
-            u64::from(entry.position),
-        )
+        (self.base_offset + i64::from(entry.relative_offset), u64::from(entry.position))
     }
 }
 

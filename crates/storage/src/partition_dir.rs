@@ -23,30 +23,14 @@ mod tests {
 
     #[test]
     fn round_trips_topics_with_dashes() {
-        assert_eq!(
-            parse_partition_dir("my-topic-12"),
-            Some(("my-topic".into(), 12))
-        );
-        assert_eq!(
-            parse_partition_dir(&partition_dir_name("a-b", 0)),
-            Some(("a-b".into(), 0))
-        );
-        assert_eq!(
-            parse_partition_dir("__consumer_offsets-49"),
-            Some(("__consumer_offsets".into(), 49))
-        );
+        assert_eq!(parse_partition_dir("my-topic-12"), Some(("my-topic".into(), 12)));
+        assert_eq!(parse_partition_dir(&partition_dir_name("a-b", 0)), Some(("a-b".into(), 0)));
+        assert_eq!(parse_partition_dir("__consumer_offsets-49"), Some(("__consumer_offsets".into(), 49)));
     }
 
     #[test]
     fn rejects_names_that_are_not_partitions() {
-        for name in [
-            "topic",
-            "-1",
-            "topic-",
-            "topic-x",
-            "topic-99999999999",
-            "topic-+1",
-        ] {
+        for name in ["topic", "-1", "topic-", "topic-x", "topic-99999999999", "topic-+1"] {
             assert_eq!(parse_partition_dir(name), None, "{name}");
         }
     }

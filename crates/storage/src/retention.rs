@@ -22,10 +22,7 @@ pub(crate) fn deletable_segments(
     config: &LogConfig,
     now_ms: i64,
 ) -> usize {
-    let mut count = closed
-        .iter()
-        .take_while(|s| s.next_offset <= log_start_offset)
-        .count();
+    let mut count = closed.iter().take_while(|s| s.next_offset <= log_start_offset).count();
     if config.retention_ms >= 0 {
         count += closed[count..]
             .iter()
@@ -34,8 +31,7 @@ pub(crate) fn deletable_segments(
     }
     if config.retention_bytes >= 0 {
         let deleted_bytes: u64 = closed[..count].iter().map(|s| s.size_bytes).sum();
-        let mut excess_bytes =
-            i128::from(log_bytes - deleted_bytes) - i128::from(config.retention_bytes);
+        let mut excess_bytes = i128::from(log_bytes - deleted_bytes) - i128::from(config.retention_bytes);
         for segment in &closed[count..] {
             if excess_bytes - i128::from(segment.size_bytes) < 0 {
                 break;
@@ -53,33 +49,19 @@ mod tests {
 
     fn summaries() -> Vec<SegmentSummary> {
         (0..4)
-            .map(|i| SegmentSummary {
-                next_offset: (i + 1) * 10,
-                size_bytes: 100,
-                largest_timestamp_ms: i * 1000,
-            })
+            .map(|i| SegmentSummary { next_offset: (i + 1) * 10, size_bytes: 100, largest_timestamp_ms: i * 1000 })
             .collect()
     }
 
     fn config(retention_ms: i64, retention_bytes: i64) -> LogConfig {
-        LogConfig {
-            retention_ms,
-            retention_bytes,
-            ..LogConfig::default()
-        }
+        LogConfig { retention_ms, retention_bytes, ..LogConfig::default() }
     }
 
     #[test]
     fn by_time_deletes_the_oldest_run_of_expired_segments() {
         let closed = summaries();
-        assert_eq!(
-            deletable_segments(&closed, 450, 0, &config(1500, -1), 3000),
-            2
-        );
-        assert_eq!(
-            deletable_segments(&closed, 450, 0, &config(-1, -1), 3000),
-            0
-        );
+        assert_eq!(deletable_segments(&closed, 450, 0, &config(1500, -1), 3000), 2);
+        assert_eq!(deletable_segments(&closed, 450, 0, &config(-1, -1), 3000), 0);
     }
 
     #[test]

@@ -15,6 +15,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use runnel_protocol::batch::BatchView;
+
 use crate::header::{read_header, BatchHeader, HeaderScan};
 use crate::offset_index::OffsetIndex;
 use crate::time_index::TimeIndex;
@@ -31,10 +33,7 @@ pub(crate) enum SegmentRead {
     NotHere,
     /// The first batch at or after the offset starts here; `slice` is `None` when the
     /// high watermark or `max_bytes` allowed nothing.
-    Found {
-        slice: Option<FileSlice>,
-        first_offset: i64,
-    },
+    Found { slice: Option<FileSlice>, first_offset: i64 },
 }
 
 pub(crate) struct Segment {
@@ -58,35 +57,21 @@ pub(crate) struct Segment {
 
 impl Segment {
     pub fn path(&self, extension: &str) -> PathBuf {
-        self.dir
-            .join(segment_file_name(self.base_offset, extension))
+        self.dir.join(segment_file_name(self.base_offset, extension))
     }
 
     /// Creates an empty segment, replacing any files of the same name.
     pub fn create(dir: &Path, base_offset: i64, config: &LogConfig) -> Result<Self, StorageError> {
         let name = |ext| dir.join(segment_file_name(base_offset, ext));
-        let log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(name("log"))?;
+        let log = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(name("log"))?;
         Ok(Segment {
             base_offset,
             dir: dir.to_path_buf(),
             log: Arc::new(log),
             size_bytes: 0,
             next_offset: base_offset,
-            offset_index: OffsetIndex::create(
-                &name("index"),
-                base_offset,
-                config.segment_index_bytes,
-            )?,
-            time_index: TimeIndex::create(
-                &name("timeindex"),
-                base_offset,
-                config.segment_index_bytes,
-            )?,
+            offset_index: OffsetIndex::create(&name("index"), base_offset, config.segment_index_bytes)?,
+            time_index: TimeIndex::create(&name("timeindex"), base_offset, config.segment_index_bytes)?,
             index_interval_bytes: u64::from(config.index_interval_bytes),
             bytes_since_index_entry: 0,
             max_timestamp: -1,
@@ -100,20 +85,12 @@ impl Segment {
     }
 
     /// Whether an append of `records_bytes` ending at `last_offset` must go to a new segment.
-    pub fn should_roll(
-        &self,
-        records_bytes: u64,
-        last_offset: i64,
-        now_ms: i64,
-        config: &LogConfig,
-    ) -> bool {
+    pub fn should_roll(&self, records_bytes: u64, last_offset: i64, now_ms: i64, config: &LogConfig) -> bool {
         if self.is_empty() {
             return false;
         }
         let too_big = self.size_bytes + records_bytes > config.segment_bytes;
-        let too_old = self
-            .first_append_ms
-            .is_some_and(|first| now_ms.saturating_sub(first) >= config.segment_ms);
+        let too_old = self.first_append_ms.is_some_and(|first| now_ms.saturating_sub(first) >= config.segment_ms);
         let index_full = self.offset_index.is_full() || self.time_index.is_full();
         let offset_overflow = last_offset - self.base_offset > i64::from(u32::MAX);
         too_big || too_old || index_full || offset_overflow
@@ -128,46 +105,29 @@ impl Segment {
         }
         let mut at = 0usize;
         while at < records.len() {
-            let bytes: &[u8; runnel_protocol::batch::HEADER_BYTES] = records[at..]
-                .first_chunk()
-                .expect("append: records were framed by the caller");
-            let header =
-                BatchHeader::decode(position + at as u64, bytes).map_err(StorageError::Corrupt)?;
+            let bytes: &[u8; runnel_protocol::batch::HEADER_BYTES] =
+                records[at..].first_chunk().expect("append: records were framed by the caller");
+            let header = BatchHeader::decode(position + at as u64, bytes).map_err(StorageError::Corrupt)?;
             self.index_batch(&header);
             at += header.size_bytes as usize;
         }
-        assert_eq!(
-            at,
-            records.len(),
-            "append: batches must tile the record set"
-        );
+        assert_eq!(at, records.len(), "append: batches must tile the record set");
         Ok(())
     }
 
     /// Accounts one batch that now lies at `header.position`: size, offsets, max timestamp,
     /// and an index entry when an index interval has passed. Shared by append and rebuilds.
     pub fn index_batch(&mut self, header: &BatchHeader) {
-        assert_eq!(
-            header.position, self.size_bytes,
-            "batches are indexed in file order"
-        );
-        assert!(
-            header.base_offset >= self.next_offset,
-            "offsets must increase"
-        );
+        assert_eq!(header.position, self.size_bytes, "batches are indexed in file order");
+        assert!(header.base_offset >= self.next_offset, "offsets must increase");
         if header.max_timestamp > self.max_timestamp {
             self.max_timestamp = header.max_timestamp;
             self.offset_of_max_timestamp = header.last_offset;
         }
         let room = !self.offset_index.is_full() && !self.time_index.is_full();
-        if self.bytes_since_index_entry > 0
-            && self.bytes_since_index_entry >= self.index_interval_bytes
-            && room
-        {
-            self.offset_index
-                .append(header.last_offset, header.position);
-            self.time_index
-                .maybe_append(self.max_timestamp, self.offset_of_max_timestamp, false);
+        if self.bytes_since_index_entry > 0 && self.bytes_since_index_entry >= self.index_interval_bytes && room {
+            self.offset_index.append(header.last_offset, header.position);
+            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp, false);
             self.bytes_since_index_entry = 0;
         }
         self.bytes_since_index_entry += u64::from(header.size_bytes);
@@ -181,10 +141,7 @@ impl Segment {
         if offset >= self.next_offset {
             return Ok(None);
         }
-        let start = self
-            .offset_index
-            .lookup(offset)
-            .map_or(0, |(_, position)| position);
+        let start = self.offset_index.lookup(offset).map_or(0, |(_, position)| position);
         for header in HeaderScan::new(&self.log, start, self.size_bytes) {
             let header = header?;
             if header.last_offset >= offset {
@@ -208,49 +165,30 @@ impl Segment {
         };
         let first_offset = first.base_offset;
         if first.last_offset >= max_offset {
-            return Ok(SegmentRead::Found {
-                slice: None,
-                first_offset,
-            });
+            return Ok(SegmentRead::Found { slice: None, first_offset });
         }
         let watermark_end = match self.find_batch(max_offset)? {
             Some(header) => header.position,
             None => self.size_bytes,
         };
         let limit = first.position.saturating_add(max_bytes as u64);
-        let mut end = if limit >= watermark_end {
-            watermark_end
-        } else {
-            self.boundary_at_or_below(first.position, limit)?
-        };
+        let mut end =
+            if limit >= watermark_end { watermark_end } else { self.boundary_at_or_below(first.position, limit)? };
         if end == first.position {
             if !min_one_batch {
-                return Ok(SegmentRead::Found {
-                    slice: None,
-                    first_offset,
-                });
+                return Ok(SegmentRead::Found { slice: None, first_offset });
             }
             end = first.end_position();
         }
         let len = u32::try_from(end - first.position).expect("segment_bytes <= i32::MAX");
-        let slice = FileSlice {
-            file: Arc::clone(&self.log),
-            position: first.position,
-            len,
-        };
-        Ok(SegmentRead::Found {
-            slice: Some(slice),
-            first_offset,
-        })
+        let slice = FileSlice { file: Arc::clone(&self.log), position: first.position, len };
+        Ok(SegmentRead::Found { slice: Some(slice), first_offset })
     }
 
     /// The largest batch boundary in `[start, limit]`, found from the index entry at or
     /// below `limit` and a scan of about one interval.
     fn boundary_at_or_below(&self, start: u64, limit: u64) -> Result<u64, StorageError> {
-        let from = self
-            .offset_index
-            .lookup_position(limit)
-            .map_or(start, |(_, position)| position.max(start));
+        let from = self.offset_index.lookup_position(limit).map_or(start, |(_, position)| position.max(start));
         let mut end = from;
         for header in HeaderScan::new(&self.log, from, self.size_bytes) {
             let header = header?;
@@ -268,16 +206,17 @@ impl Segment {
             return Ok(None);
         }
         let start = match self.time_index.lookup(timestamp) {
-            Some((_, offset)) => self
-                .offset_index
-                .lookup(offset)
-                .map_or(0, |(_, position)| position),
+            Some((_, offset)) => self.offset_index.lookup(offset).map_or(0, |(_, position)| position),
             None => 0,
         };
         for header in HeaderScan::new(&self.log, start, self.size_bytes) {
             let header = header?;
             if header.max_timestamp >= timestamp {
-                return Ok(Some((header.base_offset, header.max_timestamp)));
+                // The batch reaches the timestamp; find the exact record inside it.
+                let mut bytes = vec![0u8; header.size_bytes as usize];
+                self.log.read_exact_at(&mut bytes, header.position)?;
+                let batch = BatchView::parse(&bytes).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+                return Ok(batch.first_at_or_after(timestamp));
             }
         }
         Ok(None)
@@ -303,15 +242,13 @@ impl Segment {
     /// Recomputes the max timestamp and bytes since the last index entry from the indexes
     /// and a scan of the batches after the last offset index entry.
     pub fn recompute_tail_state(&mut self) -> Result<(), StorageError> {
-        (self.max_timestamp, self.offset_of_max_timestamp) =
-            self.time_index.last().unwrap_or((-1, self.base_offset));
+        (self.max_timestamp, self.offset_of_max_timestamp) = self.time_index.last().unwrap_or((-1, self.base_offset));
         let from = self.offset_index.last().map_or(0, |(_, position)| position);
         self.bytes_since_index_entry = self.size_bytes - from;
         for header in HeaderScan::new(&self.log, from, self.size_bytes) {
             let header = header?;
             if header.max_timestamp > self.max_timestamp {
-                (self.max_timestamp, self.offset_of_max_timestamp) =
-                    (header.max_timestamp, header.last_offset);
+                (self.max_timestamp, self.offset_of_max_timestamp) = (header.max_timestamp, header.last_offset);
             }
             self.next_offset = self.next_offset.max(header.next_offset());
         }
@@ -336,8 +273,7 @@ impl Segment {
     /// Adds the closing time index entry, persists both indexes and fsyncs the log.
     pub fn flush(&mut self, closing: bool) -> Result<(), StorageError> {
         if closing && !self.is_empty() {
-            self.time_index
-                .maybe_append(self.max_timestamp, self.offset_of_max_timestamp, true);
+            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp, true);
         }
         self.log.sync_data()?;
         self.offset_index.persist()?;
@@ -352,9 +288,7 @@ impl Segment {
             return Ok(self.max_timestamp);
         }
         let modified = self.log.metadata()?.modified()?;
-        let since_epoch = modified
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let since_epoch = modified.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         Ok(i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX))
     }
 
@@ -362,9 +296,7 @@ impl Segment {
     pub fn delete_files(&self) -> Result<(), StorageError> {
         for extension in ["log", "index", "timeindex"] {
             match std::fs::remove_file(self.path(extension)) {
-                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(error.into())
-                }
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error.into()),
                 _ => {}
             }
         }
@@ -378,10 +310,7 @@ mod tests {
     use runnel_protocol::batch::build_batch;
 
     fn segment_with_batches(dir: &Path, count: i64) -> (Segment, usize) {
-        let config = LogConfig {
-            index_interval_bytes: 100,
-            ..LogConfig::default()
-        };
+        let config = LogConfig { index_interval_bytes: 100, ..LogConfig::default() };
         let mut segment = Segment::create(dir, 50, &config).unwrap();
         let mut size = 0;
         for i in 0..count {
@@ -400,22 +329,14 @@ mod tests {
         assert_eq!(segment.next_offset, 110);
         assert!(segment.offset_index.last().is_some());
         let header = segment.find_batch(77).unwrap().unwrap();
-        assert_eq!(
-            (header.base_offset, header.position),
-            (76, 13 * batch_bytes as u64)
-        );
-        let SegmentRead::Found {
-            slice: Some(slice),
-            first_offset,
-        } = segment.read(77, batch_bytes * 4 + 1, 90, false).unwrap()
+        assert_eq!((header.base_offset, header.position), (76, 13 * batch_bytes as u64));
+        let SegmentRead::Found { slice: Some(slice), first_offset } =
+            segment.read(77, batch_bytes * 4 + 1, 90, false).unwrap()
         else {
             panic!("data expected");
         };
         assert_eq!((first_offset, slice.len as usize), (76, batch_bytes * 4));
-        assert!(matches!(
-            segment.read(110, 1000, i64::MAX, true).unwrap(),
-            SegmentRead::NotHere
-        ));
+        assert!(matches!(segment.read(110, 1000, i64::MAX, true).unwrap(), SegmentRead::NotHere));
     }
 
     #[test]
@@ -424,11 +345,9 @@ mod tests {
         let (mut segment, batch_bytes) = segment_with_batches(dir.path(), 30);
         assert_eq!(segment.truncate_to(71).unwrap(), 70);
         assert_eq!(segment.size_bytes, 10 * batch_bytes as u64);
-        assert_eq!(
-            (segment.max_timestamp, segment.offset_of_max_timestamp),
-            (91, 69)
-        );
-        assert_eq!(segment.find_timestamp(55).unwrap(), Some((62, 61)));
+        assert_eq!((segment.max_timestamp, segment.offset_of_max_timestamp), (91, 69));
+        // The batch at 62 holds timestamps 60 and 61: the lookup lands on the exact record.
+        assert_eq!(segment.find_timestamp(55).unwrap(), Some((62, 60)));
         assert_eq!(segment.find_timestamp(92).unwrap(), None);
     }
 }

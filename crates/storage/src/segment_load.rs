@@ -29,16 +29,9 @@ pub(crate) struct Loaded {
 impl Segment {
     /// Opens the files of an existing segment with fresh, empty indexes and size 0, ready
     /// for `index_batch` to account its batches one by one.
-    fn open_for_scan(
-        dir: &Path,
-        base_offset: i64,
-        config: &LogConfig,
-    ) -> Result<(Segment, u64), StorageError> {
+    fn open_for_scan(dir: &Path, base_offset: i64, config: &LogConfig) -> Result<(Segment, u64), StorageError> {
         let name = |ext| dir.join(segment_file_name(base_offset, ext));
-        let log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(name("log"))?;
+        let log = OpenOptions::new().read(true).write(true).open(name("log"))?;
         let file_bytes = log.metadata()?.len();
         let segment = Segment {
             base_offset,
@@ -46,16 +39,8 @@ impl Segment {
             log: Arc::new(log),
             size_bytes: 0,
             next_offset: base_offset,
-            offset_index: OffsetIndex::create(
-                &name("index"),
-                base_offset,
-                config.segment_index_bytes,
-            )?,
-            time_index: TimeIndex::create(
-                &name("timeindex"),
-                base_offset,
-                config.segment_index_bytes,
-            )?,
+            offset_index: OffsetIndex::create(&name("index"), base_offset, config.segment_index_bytes)?,
+            time_index: TimeIndex::create(&name("timeindex"), base_offset, config.segment_index_bytes)?,
             index_interval_bytes: u64::from(config.index_interval_bytes),
             bytes_since_index_entry: 0,
             max_timestamp: -1,
@@ -68,16 +53,10 @@ impl Segment {
     /// Why `header` cannot follow the batches accounted so far, if it cannot.
     fn misfit(&self, header: &BatchHeader) -> Option<String> {
         if header.base_offset < self.next_offset {
-            return Some(format!(
-                "offset {} after next offset {}",
-                header.base_offset, self.next_offset
-            ));
+            return Some(format!("offset {} after next offset {}", header.base_offset, self.next_offset));
         }
         if header.last_offset - self.base_offset > i64::from(u32::MAX) {
-            return Some(format!(
-                "offset {} too far from base {}",
-                header.last_offset, self.base_offset
-            ));
+            return Some(format!("offset {} too far from base {}", header.last_offset, self.base_offset));
         }
         None
     }
@@ -96,11 +75,7 @@ impl Segment {
         match Self::load_indexes(dir, base_offset, config, next_offset)? {
             Ok(mut segment) => {
                 segment.first_append_ms = (!segment.is_empty()).then_some(now_ms);
-                Ok(Loaded {
-                    segment,
-                    scanned_bytes: 0,
-                    truncated: false,
-                })
+                Ok(Loaded { segment, scanned_bytes: 0, truncated: false })
             }
             Err(reason) => {
                 tracing::warn!(dir = %dir.display(), base_offset, %reason, "rebuilding indexes");
@@ -113,11 +88,7 @@ impl Segment {
                     segment.index_batch(&header);
                 }
                 segment.first_append_ms = (!segment.is_empty()).then_some(now_ms);
-                Ok(Loaded {
-                    segment,
-                    scanned_bytes: file_bytes,
-                    truncated: false,
-                })
+                Ok(Loaded { segment, scanned_bytes: file_bytes, truncated: false })
             }
         }
     }
@@ -130,17 +101,13 @@ impl Segment {
         next_offset: Option<i64>,
     ) -> Result<Result<Segment, String>, StorageError> {
         let name = |ext| dir.join(segment_file_name(base_offset, ext));
-        let log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(name("log"))?;
+        let log = OpenOptions::new().read(true).write(true).open(name("log"))?;
         let size_bytes = log.metadata()?.len();
         let index_bytes = config.segment_index_bytes;
-        let offset_index =
-            match OffsetIndex::load(&name("index"), base_offset, index_bytes, size_bytes)? {
-                Ok(index) => index,
-                Err(reason) => return Ok(Err(format!("offset index: {reason}"))),
-            };
+        let offset_index = match OffsetIndex::load(&name("index"), base_offset, index_bytes, size_bytes)? {
+            Ok(index) => index,
+            Err(reason) => return Ok(Err(format!("offset index: {reason}"))),
+        };
         let time_index = match TimeIndex::load(&name("timeindex"), base_offset, index_bytes)? {
             Ok(index) => index,
             Err(reason) => return Ok(Err(format!("time index: {reason}"))),
@@ -167,10 +134,7 @@ impl Segment {
             Some(_) => {
                 (segment.max_timestamp, segment.offset_of_max_timestamp) =
                     segment.time_index.last().unwrap_or((-1, base_offset));
-                let from = segment
-                    .offset_index
-                    .last()
-                    .map_or(0, |(_, position)| position);
+                let from = segment.offset_index.last().map_or(0, |(_, position)| position);
                 segment.bytes_since_index_entry = size_bytes - from;
             }
             None => {
@@ -193,10 +157,7 @@ impl Segment {
     ) -> Result<Loaded, StorageError> {
         let (mut segment, file_bytes) = Self::open_for_scan(dir, base_offset, config)?;
         segment.next_offset = segment.next_offset.max(next_offset_min);
-        let mut chunk = Chunk {
-            bytes: Vec::new(),
-            start: 0,
-        };
+        let mut chunk = Chunk { bytes: Vec::new(), start: 0 };
         while segment.size_bytes < file_bytes {
             let position = segment.size_bytes;
             match segment.check_batch_at(&mut chunk, position, file_bytes)? {
@@ -213,11 +174,7 @@ impl Segment {
             segment.log.sync_data()?;
         }
         segment.first_append_ms = (!segment.is_empty()).then_some(now_ms);
-        Ok(Loaded {
-            segment,
-            scanned_bytes: file_bytes,
-            truncated,
-        })
+        Ok(Loaded { segment, scanned_bytes: file_bytes, truncated })
     }
 
     /// Reads and checks the batch at `position`; the inner `Err` says why it is invalid.
@@ -231,17 +188,13 @@ impl Segment {
             return Ok(Err("partial batch header".into()));
         }
         let header_bytes = chunk.get(&self.log, position, HEADER_BYTES, file_bytes)?;
-        let header_bytes: &[u8; HEADER_BYTES] =
-            header_bytes.first_chunk().expect("chunk holds a header");
+        let header_bytes: &[u8; HEADER_BYTES] = header_bytes.first_chunk().expect("chunk holds a header");
         let header = match BatchHeader::decode(position, header_bytes) {
             Ok(header) => header,
             Err(reason) => return Ok(Err(reason)),
         };
         if header.end_position() > file_bytes {
-            return Ok(Err(format!(
-                "batch of {} bytes extends past the file",
-                header.size_bytes
-            )));
+            return Ok(Err(format!("batch of {} bytes extends past the file", header.size_bytes)));
         }
         if let Some(reason) = self.misfit(&header) {
             return Ok(Err(reason));
@@ -261,15 +214,8 @@ struct Chunk {
 }
 
 impl Chunk {
-    fn get(
-        &mut self,
-        file: &std::fs::File,
-        position: u64,
-        len: usize,
-        file_bytes: u64,
-    ) -> std::io::Result<&[u8]> {
-        let inside =
-            position >= self.start && position + len as u64 <= self.start + self.bytes.len() as u64;
+    fn get(&mut self, file: &std::fs::File, position: u64, len: usize, file_bytes: u64) -> std::io::Result<&[u8]> {
+        let inside = position >= self.start && position + len as u64 <= self.start + self.bytes.len() as u64;
         if !inside {
             let want = len.max(RECOVERY_CHUNK_BYTES) as u64;
             let read_len = want.min(file_bytes - position) as usize;

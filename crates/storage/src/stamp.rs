@@ -42,9 +42,7 @@ pub(crate) fn stamp_batches(
             return Err(BatchError::Truncated("partial batch header"));
         }
         let length = i32::from_be_bytes(rest[8..12].try_into().expect("4 bytes"));
-        let size = usize::try_from(length)
-            .map_err(|_| BatchError::Invalid("negative batch length"))?
-            + LOG_OVERHEAD;
+        let size = usize::try_from(length).map_err(|_| BatchError::Invalid("negative batch length"))? + LOG_OVERHEAD;
         if size > rest.len() {
             return Err(BatchError::Truncated("batch extends past the record set"));
         }
@@ -83,17 +81,10 @@ mod tests {
         records.extend(build_batch(100, &[b"d"]));
         let stamped = stamp_batches(&mut records, 10, 7, None).unwrap();
         assert_eq!((stamped.base_offset, stamped.last_offset), (10, 13));
-        assert_eq!(
-            (stamped.max_timestamp, stamped.offset_of_max_timestamp),
-            (502, 12)
-        );
+        assert_eq!((stamped.max_timestamp, stamped.offset_of_max_timestamp), (502, 12));
         assert_eq!(stamped.record_count, 4);
-        let first =
-            BatchView::parse(&records[..records.len() - build_batch(100, &[b"d"]).len()]).unwrap();
-        assert_eq!(
-            (first.base_offset(), first.partition_leader_epoch()),
-            (10, 7)
-        );
+        let first = BatchView::parse(&records[..records.len() - build_batch(100, &[b"d"]).len()]).unwrap();
+        assert_eq!((first.base_offset(), first.partition_leader_epoch()), (10, 7));
         first.validate().unwrap();
     }
 

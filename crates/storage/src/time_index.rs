@@ -43,41 +43,23 @@ pub(crate) struct TimeIndex {
 impl TimeIndex {
     pub fn create(path: &Path, base_offset: i64, index_bytes_max: u64) -> io::Result<Self> {
         let file = EntryFile::create(path)?;
-        Ok(TimeIndex {
-            base_offset,
-            entries_max: entries_max(index_bytes_max),
-            file,
-        })
+        Ok(TimeIndex { base_offset, entries_max: entries_max(index_bytes_max), file })
     }
 
     /// Loads and checks the index; `Err(reason)` in the inner result means rebuild it.
-    pub fn load(
-        path: &Path,
-        base_offset: i64,
-        index_bytes_max: u64,
-    ) -> io::Result<Result<Self, String>> {
+    pub fn load(path: &Path, base_offset: i64, index_bytes_max: u64) -> io::Result<Result<Self, String>> {
         let file = EntryFile::<TimeEntry>::load(path)?;
-        let index = TimeIndex {
-            base_offset,
-            entries_max: entries_max(index_bytes_max),
-            file,
-        };
+        let index = TimeIndex { base_offset, entries_max: entries_max(index_bytes_max), file };
         Ok(index.check().map(|()| index))
     }
 
     fn check(&self) -> Result<(), String> {
         let entries = self.file.entries();
         if entries.len() > self.entries_max {
-            return Err(format!(
-                "{} entries, at most {}",
-                entries.len(),
-                self.entries_max
-            ));
+            return Err(format!("{} entries, at most {}", entries.len(), self.entries_max));
         }
         for pair in entries.windows(2) {
-            if pair[1].timestamp <= pair[0].timestamp
-                || pair[1].relative_offset <= pair[0].relative_offset
-            {
+            if pair[1].timestamp <= pair[0].timestamp || pair[1].relative_offset <= pair[0].relative_offset {
                 return Err(format!("entries do not increase: {:?}", pair));
             }
         }
@@ -95,26 +77,13 @@ impl TimeIndex {
         if timestamp <= self.last().map_or(-1, |(last_timestamp, _)| last_timestamp) {
             return;
         }
-        assert!(
-            closing || !self.is_full(),
-            "segment must roll before its time index is full"
-        );
-        assert!(
-            self.file.entries().len() < self.entries_max,
-            "closing slot is reserved"
-        );
-        let relative_offset =
-            u32::try_from(offset - self.base_offset).expect("segment rolls before u32 overflow");
+        assert!(closing || !self.is_full(), "segment must roll before its time index is full");
+        assert!(self.file.entries().len() < self.entries_max, "closing slot is reserved");
+        let relative_offset = u32::try_from(offset - self.base_offset).expect("segment rolls before u32 overflow");
         if let Some(last) = self.file.last() {
-            assert!(
-                relative_offset > last.relative_offset,
-                "time index offsets must grow"
-            );
+            assert!(relative_offset > last.relative_offset, "time index offsets must grow");
         }
-        self.file.push(TimeEntry {
-            timestamp,
-            relative_offset,
-        });
+        self.file.push(TimeEntry { timestamp, relative_offset });
     }
 
     /// The last entry whose timestamp is <= `timestamp`, as (timestamp, absolute offset).
@@ -132,10 +101,7 @@ impl TimeIndex {
     /// Removes every entry for offsets >= `next_offset`.
     pub fn truncate_to(&mut self, next_offset: i64) -> io::Result<()> {
         let relative = next_offset - self.base_offset;
-        let keep = self
-            .file
-            .entries()
-            .partition_point(|e| i64::from(e.relative_offset) < relative);
+        let keep = self.file.entries().partition_point(|e| i64::from(e.relative_offset) < relative);
         self.file.truncate(keep)
     }
 
@@ -144,10 +110,7 @@ impl TimeIndex {
     }
 
     fn absolute(&self, entry: TimeEntry) -> (i64, i64) {
-        (
-            entry.timestamp,
-            self.base_offset + i64::from(entry.relative_offset),
-        )
+        (entry.timestamp, self.base_offset + i64::from(entry.relative_offset))
     }
 }
 

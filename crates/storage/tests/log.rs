@@ -9,9 +9,7 @@ use runnel_storage::{LogConfig, StorageError};
 fn read_returns_whole_batches_bounded_by_max_bytes_and_max_offset() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), small_config(), 0, true);
-    let acked: Vec<_> = (0..50)
-        .map(|i| append(&mut log, batch(i, 2, 100), 1_000))
-        .collect();
+    let acked: Vec<_> = (0..50).map(|i| append(&mut log, batch(i, 2, 100), 1_000)).collect();
     let size = acked[0].1.len();
     // Offset 5 lies inside batch 2 (offsets 4..=5): the read starts at that batch.
     let info = log.read(5, size * 3 + size / 2, i64::MAX, false).unwrap();
@@ -24,10 +22,7 @@ fn read_returns_whole_batches_bounded_by_max_bytes_and_max_offset() {
     assert!(info.slice.is_none());
     // KIP-74: a first batch larger than max_bytes comes whole only with min_one_batch.
     assert!(log.read(0, 10, i64::MAX, false).unwrap().slice.is_none());
-    assert_eq!(
-        log.read(0, 10, i64::MAX, true).unwrap().slice.unwrap().len as usize,
-        size
-    );
+    assert_eq!(log.read(0, 10, i64::MAX, true).unwrap().slice.unwrap().len as usize, size);
 }
 
 #[test]
@@ -40,11 +35,7 @@ fn read_at_the_log_end_is_empty_and_beyond_it_is_out_of_range() {
     assert_eq!(info.first_offset, 3);
     assert!(matches!(
         log.read(4, 1024, i64::MAX, true),
-        Err(StorageError::OffsetOutOfRange {
-            requested: 4,
-            log_start: 0,
-            log_end: 3
-        })
+        Err(StorageError::OffsetOutOfRange { requested: 4, log_start: 0, log_end: 3 })
     ));
 }
 
@@ -57,36 +48,23 @@ fn reads_never_cross_a_segment_boundary() {
     append(&mut log, batch(0, 1, 10), 1_000);
     let info = log.read(0, 1 << 20, i64::MAX, true).unwrap();
     assert_eq!(info.slice.unwrap().len as usize, batch(0, 1, 10).len());
-    assert_eq!(
-        log.read(1, 1 << 20, i64::MAX, true).unwrap().first_offset,
-        1
-    );
+    assert_eq!(log.read(1, 1 << 20, i64::MAX, true).unwrap().first_offset, 1);
 }
 
 #[test]
 fn record_set_larger_than_a_segment_is_refused_and_nothing_appended() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig {
-        segment_bytes: 1024,
-        ..LogConfig::default()
-    };
+    let config = LogConfig { segment_bytes: 1024, ..LogConfig::default() };
     let mut log = open(dir.path(), config, 0, true);
     let mut big = batch(0, 1, 2000);
-    assert!(matches!(
-        log.append(&mut big, 0, false, 0),
-        Err(StorageError::RecordSetTooLarge { .. })
-    ));
+    assert!(matches!(log.append(&mut big, 0, false, 0), Err(StorageError::RecordSetTooLarge { .. })));
     assert_eq!((log.log_end_offset(), log.size_bytes()), (0, 0));
 }
 
 #[test]
 fn segment_rolls_by_size_by_age_and_when_the_index_is_full() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig {
-        segment_bytes: 1024,
-        segment_ms: 100,
-        ..LogConfig::default()
-    };
+    let config = LogConfig { segment_bytes: 1024, segment_ms: 100, ..LogConfig::default() };
     let mut log = open(dir.path(), config, 0, true);
     for _ in 0..10 {
         append(&mut log, batch(0, 1, 200), 1_000);
@@ -100,30 +78,17 @@ fn segment_rolls_by_size_by_age_and_when_the_index_is_full() {
 
     let dir = tempfile::tempdir().unwrap();
     // Room for 3 offset index entries; one entry per batch (interval 1 byte).
-    let config = LogConfig {
-        segment_index_bytes: 24,
-        index_interval_bytes: 1,
-        ..LogConfig::default()
-    };
+    let config = LogConfig { segment_index_bytes: 24, index_interval_bytes: 1, ..LogConfig::default() };
     let mut log = open(dir.path(), config, 0, true);
-    let acked: Vec<_> = (0..12)
-        .map(|i| append(&mut log, batch(i, 1, 10), 1_000))
-        .collect();
-    assert!(
-        log.segment_count() >= 4,
-        "rolled when the index was full: {}",
-        log.segment_count()
-    );
+    let acked: Vec<_> = (0..12).map(|i| append(&mut log, batch(i, 1, 10), 1_000)).collect();
+    assert!(log.segment_count() >= 4, "rolled when the index was full: {}", log.segment_count());
     assert_eq!(read_all(&log), acked);
 }
 
 #[test]
 fn retention_by_time_deletes_expired_closed_segments_and_advances_log_start() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig {
-        retention_ms: 1_000,
-        ..small_config()
-    };
+    let config = LogConfig { retention_ms: 1_000, ..small_config() };
     let mut log = open(dir.path(), config, 0, true);
     for timestamp in [100, 200, 5_000] {
         append(&mut log, batch(timestamp, 2, 10), 1_000);
@@ -134,10 +99,7 @@ fn retention_by_time_deletes_expired_closed_segments_and_advances_log_start() {
     assert_eq!(log.apply_retention(2_000).unwrap(), 2);
     assert_eq!(log.log_start_offset(), 4);
     assert_eq!(log.segment_count(), 2);
-    assert!(matches!(
-        log.read(0, 100, i64::MAX, true),
-        Err(StorageError::OffsetOutOfRange { .. })
-    ));
+    assert!(matches!(log.read(0, 100, i64::MAX, true), Err(StorageError::OffsetOutOfRange { .. })));
     // The active segment is never deleted, however old.
     assert_eq!(log.apply_retention(100_000).unwrap(), 1);
     assert_eq!(read_all(&log), vec![acked_last]);
@@ -147,11 +109,7 @@ fn retention_by_time_deletes_expired_closed_segments_and_advances_log_start() {
 fn retention_by_size_keeps_at_least_retention_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let one = batch(0, 1, 100).len() as u64;
-    let config = LogConfig {
-        retention_bytes: (one * 2) as i64,
-        retention_ms: -1,
-        ..small_config()
-    };
+    let config = LogConfig { retention_bytes: (one * 2) as i64, retention_ms: -1, ..small_config() };
     let mut log = open(dir.path(), config, 0, true);
     for _ in 0..5 {
         append(&mut log, batch(0, 1, 100), 1_000);
@@ -168,10 +126,7 @@ fn retention_by_size_keeps_at_least_retention_bytes() {
 #[test]
 fn offset_for_timestamp_finds_the_first_batch_reaching_it() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig {
-        index_interval_bytes: 200,
-        ..small_config()
-    };
+    let config = LogConfig { index_interval_bytes: 200, ..small_config() };
     let mut log = open(dir.path(), config, 0, true);
     // Batch i holds offsets 3i..3i+2 with timestamps 1000i..1000i+2; batch 7 goes back in time.
     for i in 0..40i64 {
@@ -184,14 +139,8 @@ fn offset_for_timestamp_finds_the_first_batch_reaching_it() {
     assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 2)));
     assert_eq!(log.offset_for_timestamp(5_001).unwrap(), Some((15, 5_002)));
     assert_eq!(log.offset_for_timestamp(5_003).unwrap(), Some((18, 6_002)));
-    assert_eq!(
-        log.offset_for_timestamp(25_500).unwrap(),
-        Some((78, 26_002))
-    );
-    assert_eq!(
-        log.offset_for_timestamp(39_002).unwrap(),
-        Some((117, 39_002))
-    );
+    assert_eq!(log.offset_for_timestamp(25_500).unwrap(), Some((78, 26_002)));
+    assert_eq!(log.offset_for_timestamp(39_002).unwrap(), Some((117, 39_002)));
     assert_eq!(log.offset_for_timestamp(39_003).unwrap(), None);
     assert_eq!(log.max_timestamp_and_offset(), Some((39_002, 119)));
 }
@@ -202,14 +151,7 @@ fn log_append_time_is_stamped_and_reported() {
     let mut log = open(dir.path(), small_config(), 0, true);
     let mut records = batch(5, 2, 10);
     let info = log.append(&mut records, 1, true, 77_000).unwrap();
-    assert_eq!(
-        (
-            info.log_append_time_ms,
-            info.max_timestamp,
-            info.offset_of_max_timestamp
-        ),
-        (77_000, 77_000, 1)
-    );
+    assert_eq!((info.log_append_time_ms, info.max_timestamp, info.offset_of_max_timestamp), (77_000, 77_000, 1));
     assert_eq!(log.max_timestamp_and_offset(), Some((77_000, 1)));
 }
 
@@ -217,9 +159,7 @@ fn log_append_time_is_stamped_and_reported() {
 fn truncate_to_removes_later_segments_and_never_splits_a_batch() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), small_config(), 0, true);
-    let acked: Vec<_> = (0..600)
-        .map(|i| append(&mut log, batch(i, 2, 100), 1_000))
-        .collect();
+    let acked: Vec<_> = (0..600).map(|i| append(&mut log, batch(i, 2, 100), 1_000)).collect();
     assert!(log.segment_count() > 2);
     log.truncate_to(301).unwrap(); // inside batch 150 (offsets 300..=301)
     assert_eq!(log.log_end_offset(), 300);
@@ -228,20 +168,13 @@ fn truncate_to_removes_later_segments_and_never_splits_a_batch() {
     let (offset, _) = append(&mut log, batch(0, 1, 10), 1_000);
     assert_eq!(offset, 300);
     log.truncate_to(0).unwrap();
-    assert_eq!(
-        (log.log_end_offset(), log.segment_count(), log.size_bytes()),
-        (0, 1, 0)
-    );
+    assert_eq!((log.log_end_offset(), log.segment_count(), log.size_bytes()), (0, 1, 0));
 }
 
 #[test]
 fn flush_policy_by_messages_and_by_time_advances_the_recovery_point() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig {
-        flush_messages: 5,
-        flush_ms: 1_000,
-        ..small_config()
-    };
+    let config = LogConfig { flush_messages: 5, flush_ms: 1_000, ..small_config() };
     let mut log = open(dir.path(), config, 0, true);
     append(&mut log, batch(0, 3, 10), 1_000);
     assert_eq!(log.recovery_point(), 0);

@@ -74,10 +74,7 @@ impl Harness {
             Op::Append { batches } => self.append(batches),
             Op::Roll => self.log().roll(now_ms).unwrap(),
             Op::RetainBytes(bytes) => {
-                let config = LogConfig {
-                    retention_bytes: *bytes as i64,
-                    ..config()
-                };
+                let config = LogConfig { retention_bytes: *bytes as i64, ..config() };
                 self.log().set_config(config).unwrap();
                 self.log().apply_retention(now_ms).unwrap();
                 self.log().set_config(config_without_retention()).unwrap();
@@ -106,10 +103,7 @@ impl Harness {
                 drop(log);
                 self.reopen(recovery_point, start, false);
             }
-            Op::CrashWithTornTail {
-                prefix_per_mille,
-                flip,
-            } => self.crash_with_torn_tail(*prefix_per_mille, *flip),
+            Op::CrashWithTornTail { prefix_per_mille, flip } => self.crash_with_torn_tail(*prefix_per_mille, *flip),
         }
     }
 
@@ -143,11 +137,7 @@ impl Harness {
 
     fn crash_with_torn_tail(&mut self, prefix_per_mille: u16, flip: bool) {
         let log = self.log.take().unwrap();
-        let (recovery_point, start, end) = (
-            log.recovery_point(),
-            log.log_start_offset(),
-            log.log_end_offset(),
-        );
+        let (recovery_point, start, end) = (log.recovery_point(), log.log_start_offset(), log.log_end_offset());
         drop(log);
         let mut torn = batch(self.now_ms, 3, 40);
         torn[..8].copy_from_slice(&end.to_be_bytes());
@@ -157,10 +147,7 @@ impl Harness {
         } else {
             torn.truncate(torn.len() * usize::from(prefix_per_mille) / 1000);
         }
-        let mut file = OpenOptions::new()
-            .append(true)
-            .open(active_log_file(self.dir.path()))
-            .unwrap();
+        let mut file = OpenOptions::new().append(true).open(active_log_file(self.dir.path())).unwrap();
         file.write_all(&torn).unwrap();
         self.reopen(recovery_point, start, false);
         assert_eq!(self.log().log_end_offset(), end);

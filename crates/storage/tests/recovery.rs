@@ -12,18 +12,13 @@ use common::{active_log_file, append, batch, open, read_all, small_config};
 fn torn_tail_is_truncated_and_nothing_acknowledged_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), small_config(), 0, true);
-    let acked: Vec<_> = (0..300)
-        .map(|i| append(&mut log, batch(i, 1 + (i as usize % 5), 100), 1_000))
-        .collect();
+    let acked: Vec<_> = (0..300).map(|i| append(&mut log, batch(i, 1 + (i as usize % 5), 100), 1_000)).collect();
     log.flush().unwrap();
     let (recovery_point, log_end) = (log.recovery_point(), log.log_end_offset());
     assert!(log.segment_count() > 1, "the scenario spans segments");
     drop(log); // a crash: no close
     let torn = batch(7, 10, 100);
-    let mut file = OpenOptions::new()
-        .append(true)
-        .open(active_log_file(dir.path()))
-        .unwrap();
+    let mut file = OpenOptions::new().append(true).open(active_log_file(dir.path())).unwrap();
     file.write_all(&torn[..torn.len() / 2]).unwrap();
 
     let log = open(dir.path(), small_config(), recovery_point, false);
@@ -35,26 +30,16 @@ fn torn_tail_is_truncated_and_nothing_acknowledged_is_lost() {
 #[test]
 fn corrupt_byte_in_the_middle_truncates_from_that_batch_on() {
     let dir = tempfile::tempdir().unwrap();
-    let config = runnel_storage::LogConfig {
-        index_interval_bytes: 256,
-        ..Default::default()
-    };
+    let config = runnel_storage::LogConfig { index_interval_bytes: 256, ..Default::default() };
     let mut log = open(dir.path(), config.clone(), 0, true);
-    let acked: Vec<_> = (0..20)
-        .map(|i| append(&mut log, batch(i, 2, 50), 1_000))
-        .collect();
+    let acked: Vec<_> = (0..20).map(|i| append(&mut log, batch(i, 2, 50), 1_000)).collect();
     drop(log);
     // Flip a byte inside the records of batch 10 (covered by its CRC).
     let position: usize = acked[..10].iter().map(|(_, b)| b.len()).sum::<usize>() + 70;
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(active_log_file(dir.path()))
-        .unwrap();
+    let file = OpenOptions::new().read(true).write(true).open(active_log_file(dir.path())).unwrap();
     let mut byte = [0u8];
     file.read_exact_at(&mut byte, position as u64).unwrap();
-    file.write_all_at(&[byte[0] ^ 0xff], position as u64)
-        .unwrap();
+    file.write_all_at(&[byte[0] ^ 0xff], position as u64).unwrap();
 
     let mut log = open(dir.path(), config, 0, false);
     assert_eq!(log.log_end_offset(), acked[10].0);
@@ -68,9 +53,7 @@ fn corrupt_byte_in_the_middle_truncates_from_that_batch_on() {
 fn clean_reopen_scans_nothing_and_unclean_reopen_scans() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), small_config(), 0, true);
-    let acked: Vec<_> = (0..300)
-        .map(|i| append(&mut log, batch(i * 10, 3, 80), 1_000))
-        .collect();
+    let acked: Vec<_> = (0..300).map(|i| append(&mut log, batch(i * 10, 3, 80), 1_000)).collect();
     let max_before = log.max_timestamp_and_offset();
     let log_end = log.log_end_offset();
     log.close().unwrap();
@@ -94,17 +77,11 @@ fn clean_reopen_scans_nothing_and_unclean_reopen_scans() {
 fn unclean_reopen_trusts_segments_below_the_recovery_point() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), small_config(), 0, true);
-    let acked: Vec<_> = (0..300)
-        .map(|i| append(&mut log, batch(i, 3, 80), 1_000))
-        .collect();
+    let acked: Vec<_> = (0..300).map(|i| append(&mut log, batch(i, 3, 80), 1_000)).collect();
     log.roll(1_000).unwrap();
     let recovery_point = log.recovery_point();
     let total = log.size_bytes();
-    assert_eq!(
-        recovery_point,
-        log.log_end_offset(),
-        "roll fsyncs and advances the recovery point"
-    );
+    assert_eq!(recovery_point, log.log_end_offset(), "roll fsyncs and advances the recovery point");
     drop(log);
     let log = open(dir.path(), small_config(), recovery_point, false);
     assert!(log.last_open_scanned_bytes() < total);
@@ -115,9 +92,7 @@ fn unclean_reopen_trusts_segments_below_the_recovery_point() {
 fn corrupt_index_is_rebuilt_on_clean_open() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), small_config(), 0, true);
-    let acked: Vec<_> = (0..50)
-        .map(|i| append(&mut log, batch(i, 3, 80), 1_000))
-        .collect();
+    let acked: Vec<_> = (0..50).map(|i| append(&mut log, batch(i, 3, 80), 1_000)).collect();
     log.close().unwrap();
     let index = active_log_file(dir.path()).with_extension("index");
     let mut bytes = std::fs::read(&index).unwrap();
@@ -133,11 +108,7 @@ fn corrupt_index_is_rebuilt_on_clean_open() {
 #[test]
 fn file_slice_stays_readable_after_its_segment_is_deleted() {
     let dir = tempfile::tempdir().unwrap();
-    let config = runnel_storage::LogConfig {
-        retention_bytes: 0,
-        retention_ms: -1,
-        ..small_config()
-    };
+    let config = runnel_storage::LogConfig { retention_bytes: 0, retention_ms: -1, ..small_config() };
     let mut log = open(dir.path(), config, 0, true);
     let (_, first) = append(&mut log, batch(0, 1, 100), 1_000);
     log.roll(1_000).unwrap();
@@ -145,9 +116,6 @@ fn file_slice_stays_readable_after_its_segment_is_deleted() {
     let slice = log.read(0, 1 << 20, i64::MAX, true).unwrap().slice.unwrap();
     assert_eq!(log.apply_retention(1_000).unwrap(), 1);
     let mut bytes = vec![0u8; slice.len as usize];
-    slice
-        .file
-        .read_exact_at(&mut bytes, slice.position)
-        .unwrap();
+    slice.file.read_exact_at(&mut bytes, slice.position).unwrap();
     assert_eq!(bytes, first);
 }

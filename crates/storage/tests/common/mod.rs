@@ -29,10 +29,7 @@ pub fn read_all(log: &PartitionLog) -> Vec<(i64, Vec<u8>)> {
         let info = log.read(offset, 64 * 1024, end, true).expect("read");
         let slice = info.slice.expect("data below the log end");
         let mut bytes = vec![0u8; slice.len as usize];
-        slice
-            .file
-            .read_exact_at(&mut bytes, slice.position)
-            .expect("pread");
+        slice.file.read_exact_at(&mut bytes, slice.position).expect("pread");
         for batch in BatchIter::new(&bytes) {
             let (_, view) = batch.expect("whole batches");
             out.push((view.base_offset(), view.bytes().to_vec()));
@@ -43,11 +40,7 @@ pub fn read_all(log: &PartitionLog) -> Vec<(i64, Vec<u8>)> {
 }
 
 pub fn small_config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 64 * 1024,
-        index_interval_bytes: 512,
-        ..LogConfig::default()
-    }
+    LogConfig { segment_bytes: 64 * 1024, index_interval_bytes: 512, ..LogConfig::default() }
 }
 
 pub fn open(dir: &Path, config: LogConfig, recovery_point: i64, clean: bool) -> PartitionLog {
