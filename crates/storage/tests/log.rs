@@ -124,7 +124,7 @@ fn retention_by_size_keeps_at_least_retention_bytes() {
 }
 
 #[test]
-fn offset_for_timestamp_finds_the_first_batch_reaching_it() {
+fn offset_for_timestamp_finds_the_first_record_reaching_it() {
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig { index_interval_bytes: 200, ..small_config() };
     let mut log = open(dir.path(), config, 0, true);
@@ -136,11 +136,11 @@ fn offset_for_timestamp_finds_the_first_batch_reaching_it() {
             log.roll(1_000).unwrap();
         }
     }
-    assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 2)));
-    assert_eq!(log.offset_for_timestamp(5_001).unwrap(), Some((15, 5_002)));
-    assert_eq!(log.offset_for_timestamp(5_003).unwrap(), Some((18, 6_002)));
-    assert_eq!(log.offset_for_timestamp(25_500).unwrap(), Some((78, 26_002)));
-    assert_eq!(log.offset_for_timestamp(39_002).unwrap(), Some((117, 39_002)));
+    assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 0)));
+    assert_eq!(log.offset_for_timestamp(5_001).unwrap(), Some((16, 5_001)));
+    assert_eq!(log.offset_for_timestamp(5_003).unwrap(), Some((18, 6_000)));
+    assert_eq!(log.offset_for_timestamp(25_500).unwrap(), Some((78, 26_000)));
+    assert_eq!(log.offset_for_timestamp(39_002).unwrap(), Some((119, 39_002)));
     assert_eq!(log.offset_for_timestamp(39_003).unwrap(), None);
     assert_eq!(log.max_timestamp_and_offset(), Some((39_002, 119)));
 }
