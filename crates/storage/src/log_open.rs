@@ -26,8 +26,18 @@ impl PartitionLog {
         config.validate()?;
         std::fs::create_dir_all(dir)?;
         let bases = list_segments(dir)?;
+        let mut clean_shutdown = clean_shutdown;
         let (mut segments, scanned_bytes) = if clean_shutdown {
-            load_trusted(dir, &bases, &config, now_ms)?
+            match load_trusted(dir, &bases, &config, now_ms) {
+                // The files changed after the clean shutdown (a torn or appended tail):
+                // recover rather than refuse to start.
+                Err(StorageError::Corrupt(reason)) => {
+                    tracing::warn!(dir = %dir.display(), %reason, "log inconsistent after a clean shutdown; recovering");
+                    clean_shutdown = false;
+                    load_recovering(dir, &bases, &config, recovery_point, now_ms)?
+                }
+                loaded => loaded?,
+            }
         } else {
             load_recovering(dir, &bases, &config, recovery_point, now_ms)?
         };

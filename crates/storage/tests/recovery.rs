@@ -119,3 +119,19 @@ fn file_slice_stays_readable_after_its_segment_is_deleted() {
     slice.file.read_exact_at(&mut bytes, slice.position).unwrap();
     assert_eq!(bytes, first);
 }
+
+#[test]
+fn garbage_appended_after_a_clean_shutdown_is_recovered_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), small_config(), 0, true);
+    let acked: Vec<_> = (0..50).map(|i| append(&mut log, batch(i, 2, 100), 1_000)).collect();
+    let log_end = log.log_end_offset();
+    log.close().unwrap();
+    let mut file = OpenOptions::new().append(true).open(active_log_file(dir.path())).unwrap();
+    file.write_all(&[0xab; 777]).unwrap();
+
+    let log = open(dir.path(), small_config(), log_end, true);
+    assert_eq!(log.log_end_offset(), log_end);
+    assert!(log.last_open_scanned_bytes() > 0, "fell back to a recovery scan");
+    assert_eq!(read_all(&log), acked);
+}
