@@ -149,6 +149,55 @@ def test_twenty_thousand_keyed_1kb_messages_survive_kill9_and_torn_tail(node):
     assert offset == 1 + max(o for p, o, _ in acked.values() if p == partition)
 
 
+def test_describe_configs_v0_raw(node):
+    """DescribeConfigs v0 (no codec in kafka-protocol, encoded by hand) for a topic."""
+    import socket
+    import struct
+    topic = "dc0-" + uuid.uuid4().hex[:8]
+    kcat(node, "-P", "-t", topic, stdin="x\n")
+    host, port = node.bootstrap.split(":")
+    name = topic.encode()
+    body = struct.pack(">i", 1) + struct.pack(">bh", 2, len(name)) + name + struct.pack(">i", -1)
+    header = struct.pack(">hhih", 32, 0, 9, 4) + b"test"
+    frame = header + body
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(struct.pack(">i", len(frame)) + frame)
+        size = struct.unpack(">i", sock.recv(4, socket.MSG_WAITALL))[0]
+        data = sock.recv(size, socket.MSG_WAITALL)
+    pos = 0
+
+    def take(fmt):
+        nonlocal pos
+        values = struct.unpack_from(fmt, data, pos)
+        pos += struct.calcsize(fmt)
+        return values
+
+    def string():
+        nonlocal pos
+        (length,) = take(">h")
+        if length < 0:
+            return None
+        value = data[pos:pos + length].decode()
+        pos += length
+        return value
+
+    correlation, throttle, results = take(">iii")
+    assert (correlation, results) == (9, 1)
+    (error,) = take(">h")
+    assert error == 0 and string() is None
+    (resource_type,) = take(">b")
+    assert resource_type == 2 and string() == topic
+    (count,) = take(">i")
+    configs = {}
+    for _ in range(count):
+        key, value = string(), string()
+        read_only, is_default, sensitive = take(">bbb")
+        configs[key] = (value, is_default)
+    assert pos == len(data), "trailing bytes in the v0 response"
+    assert configs["cleanup.policy"] == ("delete", 1), configs
+    assert "retention.ms" in configs
+
+
 def main():
     tests = [(name, fn) for name, fn in globals().items() if name.startswith("test_") and callable(fn)]
     only = sys.argv[1:]

@@ -56,6 +56,7 @@ fn broker_entries(config: &BrokerConfig) -> Vec<(&'static str, String)> {
 fn describe_one(ctx: &Context, resource: &DescribeConfigsResource) -> DescribeConfigsResult {
     let name = resource.resource_name.to_string();
     let result = DescribeConfigsResult::default()
+        .with_error_message(None)
         .with_resource_type(resource.resource_type)
         .with_resource_name(resource.resource_name.clone());
     let fail = |error: ResponseError, message: String| {
@@ -97,4 +98,61 @@ fn describe_one(ctx: &Context, resource: &DescribeConfigsResource) -> DescribeCo
 
 pub fn describe(ctx: &Context, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
     DescribeConfigsResponse::default().with_results(request.resources.iter().map(|r| describe_one(ctx, r)).collect())
+}
+
+/// DescribeConfigs v0, which `kafka-protocol` (like Kafka 4.0) no longer encodes. Its
+/// request is v1 without the trailing `include_synonyms`; its response has `is_default`
+/// where v1 has `config_source`, and no synonyms.
+pub mod v0 {
+    use bytes::{BufMut, Bytes, BytesMut};
+    use kafka_protocol::messages::DescribeConfigsRequest;
+    use kafka_protocol::protocol::Decodable;
+
+    use super::{describe, Context, SOURCE_DEFAULT};
+    use crate::response::{Chunk, Frame};
+
+    pub fn decode(body: Bytes) -> Result<DescribeConfigsRequest, String> {
+        let mut extended = BytesMut::with_capacity(body.len() + 1);
+        extended.put_slice(&body);
+        extended.put_u8(0); // include_synonyms = false
+        DescribeConfigsRequest::decode(&mut extended.freeze(), 1).map_err(|e| e.to_string())
+    }
+
+    fn string(buf: &mut BytesMut, s: &str) {
+        buf.put_i16(s.len() as i16);
+        buf.put_slice(s.as_bytes());
+    }
+
+    fn nullable_string(buf: &mut BytesMut, s: Option<&str>) {
+        match s {
+            Some(s) => string(buf, s),
+            None => buf.put_i16(-1),
+        }
+    }
+
+    pub fn respond(ctx: &Context, request: DescribeConfigsRequest) -> Frame {
+        let response = describe(ctx, request);
+        let mut buf = BytesMut::with_capacity(1024);
+        buf.put_i32(0); // size, patched below
+        buf.put_i32(ctx.header.correlation_id);
+        buf.put_i32(response.throttle_time_ms);
+        buf.put_i32(response.results.len() as i32);
+        for result in &response.results {
+            buf.put_i16(result.error_code);
+            nullable_string(&mut buf, result.error_message.as_deref());
+            buf.put_i8(result.resource_type);
+            string(&mut buf, &result.resource_name);
+            buf.put_i32(result.configs.len() as i32);
+            for config in &result.configs {
+                string(&mut buf, &config.name);
+                nullable_string(&mut buf, config.value.as_deref());
+                buf.put_u8(u8::from(config.read_only));
+                buf.put_u8(u8::from(config.config_source == SOURCE_DEFAULT));
+                buf.put_u8(u8::from(config.is_sensitive));
+            }
+        }
+        let size = (buf.len() - 4) as i32;
+        buf[0..4].copy_from_slice(&size.to_be_bytes());
+        Frame { chunks: vec![Chunk::Bytes(buf.freeze())] }
+    }
 }

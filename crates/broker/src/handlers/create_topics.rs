@@ -71,7 +71,7 @@ pub fn create_topic(
 
 fn create_one(ctx: &Context, topic: &CreatableTopic, validate_only: bool) -> CreatableTopicResult {
     let name = topic.name.0.to_string();
-    let result = CreatableTopicResult::default().with_name(topic.name.clone());
+    let result = CreatableTopicResult::default().with_name(topic.name.clone()).with_error_message(None);
     let fail = |error: ResponseError, message: String| {
         result.clone().with_error_code(error.code()).with_error_message(Some(StrBytes::from_string(message)))
     };

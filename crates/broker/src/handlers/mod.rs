@@ -35,6 +35,8 @@ pub enum DispatchError {
     Malformed { api: ApiKey, version: i16, why: String },
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// What a handler sees besides its request.
@@ -79,14 +81,19 @@ pub async fn handle(
         ApiKey::Metadata => respond(api, &ctx, &metadata::handle(&ctx, decode_body(api, version, body)?)),
         ApiKey::CreateTopics => respond(api, &ctx, &create_topics::handle(&ctx, decode_body(api, version, body)?)),
         ApiKey::DeleteTopics => respond(api, &ctx, &delete_topics::handle(&ctx, decode_body(api, version, body)?)),
+        ApiKey::DescribeConfigs if version == 0 => {
+            let request = configs::v0::decode(body).map_err(|why| DispatchError::Malformed { api, version, why })?;
+            Ok(Some(configs::v0::respond(&ctx, request)))
+        }
         ApiKey::DescribeConfigs => respond(api, &ctx, &configs::describe(&ctx, decode_body(api, version, body)?)),
         ApiKey::DescribeCluster => {
             respond(api, &ctx, &describe_cluster::handle(&ctx, decode_body(api, version, body)?))
         }
         ApiKey::ListOffsets => respond(api, &ctx, &list_offsets::handle(&ctx, decode_body(api, version, body)?)),
         ApiKey::Produce => match produce::handle(&ctx, decode_body(api, version, body)?).await {
-            Some(response) => respond(api, &ctx, &response),
-            None => Ok(None),
+            produce::Reply::Respond(response) => respond(api, &ctx, &response),
+            produce::Reply::Nothing => Ok(None),
+            produce::Reply::Close(why) => Err(DispatchError::Refused(why)),
         },
         ApiKey::Fetch => Ok(Some(fetch::handle(&ctx, decode_body(api, version, body)?).await?)),
         other => Err(DispatchError::UnsupportedVersion { api: other, version }),

@@ -96,8 +96,17 @@ fn partition_response(index: i32, outcome: Outcome) -> PartitionProduceResponse 
     }
 }
 
-/// `None` when acks=0: the producer expects no response.
-pub async fn handle(ctx: &Context<'_>, request: ProduceRequest) -> Option<ProduceResponse> {
+/// What the connection does with a produce.
+pub enum Reply {
+    Respond(ProduceResponse),
+    /// acks=0 and every partition succeeded: the producer expects no response.
+    Nothing,
+    /// acks=0 and a partition failed: Kafka closes the connection, the only signal an
+    /// acks=0 producer can get.
+    Close(String),
+}
+
+pub async fn handle(ctx: &Context<'_>, request: ProduceRequest) -> Reply {
     let acks = request.acks;
     let acks_valid = matches!(acks, -1..=1);
     let mut responses = Vec::with_capacity(request.topic_data.len());
@@ -123,5 +132,17 @@ pub async fn handle(ctx: &Context<'_>, request: ProduceRequest) -> Option<Produc
         responses
             .push(TopicProduceResponse::default().with_name(topic.name.clone()).with_partition_responses(partitions));
     }
-    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+    if acks != 0 {
+        return Reply::Respond(ProduceResponse::default().with_responses(responses));
+    }
+    let failed = responses
+        .iter()
+        .flat_map(|t| t.partition_responses.iter().map(move |p| (t, p)))
+        .find(|(_, p)| p.error_code != 0);
+    match failed {
+        Some((topic, p)) => {
+            Reply::Close(format!("acks=0 produce to {}-{} failed with error {}", topic.name.0, p.index, p.error_code))
+        }
+        None => Reply::Nothing,
+    }
 }
