@@ -7,6 +7,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use runnel_broker::BrokerConfig;
 
+mod group;
+mod perf;
 mod topic;
 
 #[derive(Parser)]
@@ -22,6 +24,10 @@ enum Command {
     Server(ServerArgs),
     /// Create, list, describe and delete topics.
     Topic(topic::TopicArgs),
+    /// List, describe, delete consumer groups and reset their offsets.
+    Group(group::GroupArgs),
+    /// Benchmarks: produce, consume and end-to-end latency against a running broker.
+    Perf(perf::PerfArgs),
 }
 
 #[derive(Parser)]
@@ -87,6 +93,8 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(runnel_broker::run_until_signal(config, args.metrics_listen))?;
         }
         Command::Topic(args) => runtime.block_on(topic::run(args))?,
+        Command::Group(args) => runtime.block_on(group::run(args))?,
+        Command::Perf(args) => runtime.block_on(perf::run(args))?,
     }
     Ok(())
 }
