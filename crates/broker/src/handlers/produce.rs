@@ -96,6 +96,15 @@ fn partition_response(index: i32, outcome: Outcome) -> PartitionProduceResponse 
     }
 }
 
+/// The answer of the benchmark sink (`runnel.bench.discard.produce`).
+const DISCARDED: AppendInfo = AppendInfo {
+    base_offset: 0,
+    last_offset: 0,
+    max_timestamp: -1,
+    offset_of_max_timestamp: 0,
+    log_append_time_ms: -1,
+};
+
 /// What the connection does with a produce.
 pub enum Reply {
     Respond(ProduceResponse),
@@ -116,6 +125,13 @@ pub async fn handle(ctx: &Context<'_>, request: ProduceRequest) -> Reply {
         for data in &topic.partition_data {
             let outcome = if !acks_valid {
                 Outcome::error(ResponseError::InvalidRequiredAcks, None)
+            } else if ctx.broker.config.discard_produce {
+                Outcome {
+                    error: ResponseError::UnknownServerError,
+                    message: None,
+                    append: Some(DISCARDED),
+                    log_start_offset: 0,
+                }
             } else if request.transactional_id.is_some() {
                 Outcome::error(
                     ResponseError::TransactionalIdAuthorizationFailed,
