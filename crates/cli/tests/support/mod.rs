@@ -1,0 +1,499 @@
+//! Shared harness for the integration tests: a [`Node`] runs the real `runnel` binary on an
+//! ephemeral port, and small helpers drive it with real Kafka clients (rdkafka) or raw
+//! sockets. Every wait is bounded: helpers poll a condition until a deadline and fail with
+//! a message saying what did not happen, never sleep to synchronise.
+
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, Timestamp, TopicPartitionList};
+use tempfile::TempDir;
+
+/// How long a node may take to print its listening line.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a SIGTERM'd node may take to exit (its drain timeout is 10 s).
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
+/// Default bound for one produce or consume helper call.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
+/// Lines of the node's stderr shown when a test fails.
+const LOG_TAIL_LINES: usize = 60;
+
+/// One running (or stopped) `runnel server` process over a data directory the test owns.
+pub struct Node {
+    data_dir: PathBuf,
+    extra_args: Vec<String>,
+    metrics: bool,
+    /// Holds the stderr logs of every incarnation, appended.
+    log_dir: TempDir,
+    child: Option<Child>,
+    bootstrap: String,
+    metrics_url: Option<String>,
+    starts: u32,
+}
+
+impl Node {
+    /// Starts a node over `data_dir` with extra `server` arguments (e.g. `--set k=v`).
+    pub fn start(data_dir: &Path, extra_args: &[&str]) -> Node {
+        Self::start_with(data_dir, extra_args, false)
+    }
+
+    /// Like [`Node::start`], also serving metrics on an ephemeral port.
+    pub fn start_with_metrics(data_dir: &Path, extra_args: &[&str]) -> Node {
+        Self::start_with(data_dir, extra_args, true)
+    }
+
+    fn start_with(data_dir: &Path, extra_args: &[&str], metrics: bool) -> Node {
+        let mut node = Node {
+            data_dir: data_dir.to_path_buf(),
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            metrics,
+            log_dir: TempDir::new().expect("temp dir for node logs"),
+            child: None,
+            bootstrap: String::new(),
+            metrics_url: None,
+            starts: 0,
+        };
+        node.spawn();
+        node
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.log_dir.path().join("stderr.log")
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "a node process is still running; stop it before starting another");
+        self.starts += 1;
+        let log = File::options().create(true).append(true).open(self.log_path()).expect("open node log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_runnel"));
+        command
+            .arg("server")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(&self.extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        if self.metrics {
+            command.args(["--metrics-listen", "127.0.0.1:0"]);
+        }
+        let mut child = command.spawn().expect("spawn runnel");
+        let stdout = child.stdout.take().expect("piped stdout");
+        // A reader thread forwards stdout lines and keeps draining the pipe afterwards so
+        // the node can never block on a full pipe.
+        let (lines_tx, lines_rx) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if lines_tx.send(line).is_err() {
+                    // Nobody listens any more; keep draining.
+                }
+            }
+        });
+        self.child = Some(child);
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let mut bootstrap = None;
+        let mut metrics_url = None;
+        while bootstrap.is_none() || (self.metrics && metrics_url.is_none()) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines_rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(addr) = line.strip_prefix("runnel listening on ") {
+                        bootstrap = Some(addr.trim().to_string());
+                    } else if let Some(url) = line.strip_prefix("runnel metrics on ") {
+                        metrics_url = Some(url.trim().to_string());
+                    }
+                }
+                Err(e) => {
+                    let status = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+                    panic!(
+                        "node did not report its listener within {STARTUP_TIMEOUT:?} ({e}); exit status {status:?}\n{}",
+                        self.log_tail()
+                    );
+                }
+            }
+        }
+        self.bootstrap = bootstrap.expect("loop exits only with an address");
+        self.metrics_url = metrics_url;
+    }
+
+    /// `host:port` for `bootstrap.servers`.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// `http://host:port/metrics`; the node must have been started with metrics.
+    pub fn metrics_url(&self) -> &str {
+        self.metrics_url.as_deref().expect("node started without --metrics-listen")
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    fn pid(&self) -> libc::pid_t {
+        let child = self.child.as_ref().expect("node is not running");
+        libc::pid_t::try_from(child.id()).expect("pid fits pid_t")
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) with the pid of a child we spawned and have not reaped yet, so the
+        // pid cannot have been reused by another process.
+        let rc = unsafe { libc::kill(self.pid(), signal) };
+        assert_eq!(rc, 0, "kill({}, {signal}) failed: {}", self.pid(), std::io::Error::last_os_error());
+    }
+
+    /// Crashes the node: SIGKILL, then reaps it.
+    pub fn kill9(&mut self) {
+        self.signal(libc::SIGKILL);
+        let status = self.wait_exit(SHUTDOWN_TIMEOUT);
+        assert!(!status.success(), "a SIGKILL'd node cannot exit successfully: {status:?}");
+    }
+
+    /// Clean shutdown: SIGTERM, then waits for the process to exit with success.
+    pub fn terminate(&mut self) {
+        self.signal(libc::SIGTERM);
+        let status = self.wait_exit(SHUTDOWN_TIMEOUT);
+        assert!(status.success(), "node exited with {status:?} after SIGTERM\n{}", self.log_tail());
+    }
+
+    /// Starts the node again over the same data directory (on a new port). The previous
+    /// process must have been stopped with [`Node::kill9`] or [`Node::terminate`].
+    pub fn restart(&mut self) {
+        self.spawn();
+    }
+
+    /// Whether the process is still alive (not yet exited).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            None => false,
+            Some(child) => child.try_wait().expect("try_wait").is_none(),
+        }
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut().expect("node is not running");
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.child = None;
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                self.child = None;
+                panic!("node did not exit within {timeout:?}\n{}", self.log_tail());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The last lines the node logged, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let from = lines.len().saturating_sub(LOG_TAIL_LINES);
+        format!(
+            "--- node stderr (last {} lines, {} starts) ---\n{}",
+            lines.len() - from,
+            self.starts,
+            lines[from..].join("\n")
+        )
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.log_tail());
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                eprintln!("--- the node process had already exited ({status}) without this test stopping it ---");
+            }
+        }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Reads one counter or gauge from a Prometheus text endpoint with a raw HTTP/1.1 GET.
+pub fn metric(metrics_url: &str, name: &str) -> u64 {
+    let rest = metrics_url.strip_prefix("http://").expect("http url");
+    let (addr, path) = rest.split_once('/').map(|(a, p)| (a, format!("/{p}"))).unwrap_or((rest, "/".to_string()));
+    let mut stream = TcpStream::connect(addr).expect("connect to metrics endpoint");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("set read timeout");
+    // One write: the endpoint answers after its first read.
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("send metrics request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read metrics response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response has a header/body separator");
+    assert!(head.starts_with("HTTP/1.1 200"), "metrics endpoint answered: {head}");
+    body.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (key, value) = line.split_once(' ')?;
+            (key == name).then(|| value.trim().parse::<u64>().expect("metric value is an integer"))
+        })
+        .unwrap_or_else(|| panic!("metric {name} missing from:\n{body}"))
+}
+
+/// Polls `condition` every `interval` until it returns `Some` or `timeout` passes.
+pub fn poll_until<T>(timeout: Duration, interval: Duration, what: &str, mut condition: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = condition() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(interval);
+    }
+}
+
+// ----- rdkafka clients -----
+
+fn base_config(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap).set("broker.address.family", "v4").set("socket.timeout.ms", "20000");
+    config
+}
+
+pub fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
+    base_config(bootstrap).create().expect("admin client")
+}
+
+/// Creates one topic and asserts the broker accepted it.
+pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let admin = admin(bootstrap);
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    for (key, value) in configs {
+        topic = topic.set(key, value);
+    }
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = tokio::time::timeout(IO_TIMEOUT, admin.create_topics([&topic], &options))
+        .await
+        .expect("create_topics timed out")
+        .expect("create_topics request failed");
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0], Ok(name.to_string()), "creating topic {name}");
+}
+
+/// A producer with idempotence off (InitProducerId is not implemented) plus `extra`.
+pub fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> FutureProducer {
+    let mut config = base_config(bootstrap);
+    config.set("enable.idempotence", "false").set("linger.ms", "5").set("message.timeout.ms", "30000");
+    for (key, value) in extra {
+        config.set(*key, *value);
+    }
+    config.create().expect("producer")
+}
+
+/// One message to produce or one that was consumed, in comparable form.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Msg {
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl Msg {
+    pub fn new(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Msg {
+        Msg { key: Some(key.into()), value: value.into(), headers: Vec::new() }
+    }
+}
+
+/// Where a message landed, from its delivery report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Placed {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Produces every message (to `partition`, or by key when `None`), optionally with
+/// explicit timestamps, and awaits every delivery report. Panics on any failed delivery.
+pub async fn produce_all(
+    producer: &FutureProducer,
+    topic: &str,
+    partition: Option<i32>,
+    messages: &[Msg],
+    timestamps: Option<&[i64]>,
+) -> Vec<Placed> {
+    if let Some(ts) = timestamps {
+        assert_eq!(ts.len(), messages.len(), "one timestamp per message");
+    }
+    let mut pending = Vec::with_capacity(messages.len());
+    for (i, msg) in messages.iter().enumerate() {
+        let headers = msg.headers.iter().fold(OwnedHeaders::new(), |headers, (key, value)| {
+            headers.insert(Header { key: key.as_str(), value: value.as_deref() })
+        });
+        let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(&msg.value[..]).headers(headers);
+        if let Some(key) = &msg.key {
+            record = record.key(&key[..]);
+        }
+        if let Some(partition) = partition {
+            record = record.partition(partition);
+        }
+        if let Some(ts) = timestamps {
+            record = record.timestamp(ts[i]);
+        }
+        match producer.send_result(record) {
+            Ok(future) => pending.push(future),
+            Err((e, _)) => panic!("enqueueing message {i} failed: {e}"),
+        }
+    }
+    let mut placed = Vec::with_capacity(pending.len());
+    let deadline = tokio::time::Instant::now() + IO_TIMEOUT;
+    for (i, future) in pending.into_iter().enumerate() {
+        let delivery = tokio::time::timeout_at(deadline, future)
+            .await
+            .unwrap_or_else(|_| panic!("no delivery report for message {i} within {IO_TIMEOUT:?}"))
+            .expect("delivery future cancelled");
+        match delivery {
+            Ok(delivery) => placed.push(Placed { partition: delivery.partition, offset: delivery.offset }),
+            Err((e, _)) => panic!("delivery of message {i} failed: {e}"),
+        }
+    }
+    placed
+}
+
+/// A consumed message with everything the tests compare.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub placed: Placed,
+    pub msg: Msg,
+    pub timestamp: Timestamp,
+}
+
+/// A consumer for `assign()` only: no group membership, no commits, CRCs checked.
+pub fn consumer(bootstrap: &str, extra: &[(&str, &str)]) -> StreamConsumer {
+    let mut config = base_config(bootstrap);
+    config
+        .set("group.id", "runnel-tests-unused")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "error")
+        .set("check.crcs", "true");
+    for (key, value) in extra {
+        config.set(*key, *value);
+    }
+    config.create().expect("consumer")
+}
+
+/// A blocking consumer for metadata-style calls (watermarks, offsets for times).
+pub fn base_consumer(bootstrap: &str) -> BaseConsumer {
+    let mut config = base_config(bootstrap);
+    config.set("group.id", "runnel-tests-unused").set("enable.auto.commit", "false");
+    config.create().expect("base consumer")
+}
+
+pub fn assign(consumer: &StreamConsumer, topic: &str, starts: &[(i32, Offset)]) {
+    let mut list = TopicPartitionList::new();
+    for (partition, offset) in starts {
+        list.add_partition_offset(topic, *partition, *offset).expect("add partition offset");
+    }
+    consumer.assign(&list).expect("assign");
+}
+
+/// Receives one message within `timeout`; `None` if none arrived. Consumer errors panic.
+pub async fn recv_within(consumer: &StreamConsumer, timeout: Duration) -> Option<Received> {
+    match tokio::time::timeout(timeout, consumer.recv()).await {
+        Err(_) => None,
+        Ok(Err(e)) => panic!("consumer error: {e}"),
+        Ok(Ok(message)) => Some(received(&message)),
+    }
+}
+
+fn received<M: Message>(message: &M) -> Received {
+    let headers = message
+        .headers()
+        .map(|headers| headers.iter().map(|h| (h.key.to_string(), h.value.map(|v| v.to_vec()))).collect())
+        .unwrap_or_default();
+    Received {
+        placed: Placed { partition: message.partition(), offset: message.offset() },
+        msg: Msg {
+            key: message.key().map(|k| k.to_vec()),
+            value: message.payload().unwrap_or_default().to_vec(),
+            headers,
+        },
+        timestamp: message.timestamp(),
+    }
+}
+
+/// Consumes from the given partitions and start offsets until `expected` messages arrived
+/// or `IO_TIMEOUT` passed (which fails the test).
+pub async fn consume(bootstrap: &str, topic: &str, starts: &[(i32, Offset)], expected: usize) -> Vec<Received> {
+    let consumer = consumer(bootstrap, &[]);
+    assign(&consumer, topic, starts);
+    let deadline = tokio::time::Instant::now() + IO_TIMEOUT;
+    let mut out = Vec::with_capacity(expected);
+    while out.len() < expected {
+        let message = match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Err(_) => panic!("consumed only {} of {expected} messages from {topic} within {IO_TIMEOUT:?}", out.len()),
+            Ok(Err(e)) => panic!("consumer error after {} messages: {e}", out.len()),
+            Ok(Ok(message)) => received(&message),
+        };
+        out.push(message);
+    }
+    out
+}
+
+/// (low, high) watermarks of one partition.
+pub fn watermarks(bootstrap: &str, topic: &str, partition: i32) -> (i64, i64) {
+    let consumer = base_consumer(bootstrap);
+    tokio::task::block_in_place(|| consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)))
+        .unwrap_or_else(|e: KafkaError| panic!("fetch_watermarks({topic}, {partition}): {e}"))
+}
+
+/// The active (highest base offset) segment file of a partition.
+pub fn active_segment(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
+    let dir = data_dir.join(format!("{topic}-{partition}"));
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|entry| entry.expect("dir entry").path())
+        .filter(|path| {
+            path.extension().is_some_and(|ext| ext == "log")
+                && path
+                    .file_stem()
+                    .is_some_and(|stem| stem.len() == 20 && stem.to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        })
+        .collect();
+    logs.sort();
+    logs.pop().unwrap_or_else(|| panic!("no segment file in {}", dir.display()))
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*) so failures reproduce from the seed.
+pub fn pseudo_random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    assert_ne!(seed, 0, "xorshift needs a non-zero seed");
+    let mut state = seed;
+    (0..len)
+        .map(|_| {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
+        })
+        .collect()
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970");
+    i64::try_from(since.as_millis()).expect("ms fit i64")
+}
