@@ -2,6 +2,8 @@
 //! today; `runnel perf` and the replica fetcher later). One connection, one request at a
 //! time, typed requests and responses, bounded response size.
 
+pub mod fetcher;
+
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};

@@ -30,6 +30,10 @@ pub struct ConsumeArgs {
     /// Extra librdkafka consumer settings, KEY=VALUE.
     #[arg(long = "consumer-config", value_name = "KEY=VALUE")]
     pub consumer_config: Vec<String>,
+    /// `rdkafka` (librdkafka, decodes every record) or `runnel` (raw fetches that only walk
+    /// batch headers: what the broker can serve when the client keeps up).
+    #[arg(long, default_value = "rdkafka")]
+    pub client: String,
 }
 
 pub fn consumer_config(bootstrap: &str, group: &str, extra: &[String]) -> anyhow::Result<ClientConfig> {
@@ -64,6 +68,11 @@ pub fn run(bootstrap: &str, json: bool, args: ConsumeArgs) -> anyhow::Result<()>
     let probe: BaseConsumer = consumer_config(bootstrap, "runnel-perf-probe", &[])?.create()?;
     let (partitions, available) = topic_extent(&probe, &args.topic)?;
     anyhow::ensure!(!partitions.is_empty(), "topic {} has no partitions", args.topic);
+    match args.client.as_str() {
+        "rdkafka" => {}
+        "runnel" => return run_raw(bootstrap, json, &args, &probe, &partitions),
+        other => anyhow::bail!("--client must be rdkafka or runnel, not {other}"),
+    }
     let total = args.count.unwrap_or(available);
     let received = Arc::new(AtomicU64::new(0));
     let bytes = Arc::new(AtomicU64::new(0));
@@ -124,6 +133,66 @@ pub fn run(bootstrap: &str, json: bool, args: ConsumeArgs) -> anyhow::Result<()>
         latency_us: &ages,
         latency_label: "record age at receipt",
         errors: total.saturating_sub(got),
+    }
+    .print(json);
+    Ok(())
+}
+
+/// `--client runnel`: one raw fetcher per consumer, each over its share of the partitions.
+fn run_raw(
+    bootstrap: &str,
+    json: bool,
+    args: &ConsumeArgs,
+    probe: &BaseConsumer,
+    partitions: &[i32],
+) -> anyhow::Result<()> {
+    use runnel_client::fetcher::{fetch_to_end, Cursor, Moved};
+    let mut cursors = Vec::new();
+    for p in partitions {
+        let (low, high) = probe.fetch_watermarks(&args.topic, *p, Duration::from_secs(10))?;
+        cursors.push(Cursor { topic: args.topic.clone(), partition: *p, offset: low, end: high });
+    }
+    let total: u64 = cursors.iter().map(|c| (c.end - c.offset) as u64).sum();
+    let bar = progress(total, json);
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(args.consumers.clamp(1, 4)).enable_all().build()?;
+    let start = Instant::now();
+    let moved: Vec<Moved> = runtime.block_on(async {
+        let tasks: Vec<_> = (0..args.consumers)
+            .map(|k| {
+                let mut mine: Vec<Cursor> =
+                    cursors.iter().filter(|c| c.partition as usize % args.consumers == k).cloned().collect();
+                let (bootstrap, bar) = (bootstrap.to_string(), bar.clone());
+                tokio::spawn(async move {
+                    let mut conn = runnel_client::Connection::connect(&bootstrap).await?;
+                    let mut last = 0;
+                    let moved = fetch_to_end(&mut conn, &mut mine, 64 << 20, 16 << 20, |m| {
+                        bar.inc(m.records - last);
+                        last = m.records;
+                    })
+                    .await?;
+                    Ok::<_, anyhow::Error>(moved)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for task in tasks {
+            all.push(task.await??);
+        }
+        Ok::<_, anyhow::Error>(all)
+    })?;
+    let elapsed = start.elapsed();
+    bar.finish_and_clear();
+    let records: u64 = moved.iter().map(|m| m.records).sum();
+    let bytes: u64 = moved.iter().map(|m| m.bytes).sum();
+    Report {
+        name: "consume",
+        messages: records,
+        bytes,
+        elapsed,
+        latency_us: &histogram(),
+        latency_label: "(raw client: no per-record latency)",
+        errors: total.saturating_sub(records),
     }
     .print(json);
     Ok(())

@@ -1,0 +1,297 @@
+//! Malformed input on raw sockets. Each named case must close only its own connection:
+//! the broker keeps serving a fresh Kafka client afterwards, and counts the case in
+//! `runnel_bad_frames_total`. Frames are built by hand here, byte by byte, as a hostile or
+//! broken client would send them.
+
+mod support;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::Consumer;
+use support::*;
+use tempfile::TempDir;
+
+const API_PRODUCE: i16 = 0;
+const API_METADATA: i16 = 3;
+const API_VERSIONS: i16 = 18;
+const UNSUPPORTED_VERSION: i16 = 35;
+const SOCKET_REQUEST_MAX_BYTES: i32 = 1_048_576;
+/// Lets the stalled-frame case end within a second instead of 30.
+const REQUEST_TIMEOUT_MS: u64 = 1_000;
+/// How long a bad connection may stay open before the test fails.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A request header: v1 (`flexible == false`) or v2 (adds an empty tagged-field section).
+fn header(api_key: i16, version: i16, correlation_id: i32, client_id: &str, flexible: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&api_key.to_be_bytes());
+    out.extend_from_slice(&version.to_be_bytes());
+    out.extend_from_slice(&correlation_id.to_be_bytes());
+    out.extend_from_slice(&i16::try_from(client_id.len()).unwrap().to_be_bytes());
+    out.extend_from_slice(client_id.as_bytes());
+    if flexible {
+        out.push(0); // no tagged fields
+    }
+    out
+}
+
+/// Prefixes `payload` with its size, as every Kafka frame is.
+fn framed(payload: &[u8]) -> Vec<u8> {
+    let mut out = i32::try_from(payload.len()).unwrap().to_be_bytes().to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
+fn with_size(size: i32, rest: &[u8]) -> Vec<u8> {
+    let mut out = size.to_be_bytes().to_vec();
+    out.extend_from_slice(rest);
+    out
+}
+
+/// One malformed-input scenario: the bytes a client sends, and whether it then half-closes.
+struct BadCase {
+    name: &'static str,
+    bytes: fn() -> Vec<u8>,
+    /// Half-close after sending (the broker then sees end of stream mid-frame).
+    half_close: bool,
+}
+
+const CASES: &[BadCase] = &[
+    BadCase { name: "negative frame size", bytes: || with_size(-1, &[0; 8]), half_close: false },
+    BadCase {
+        name: "frame size above socket.request.max.bytes",
+        bytes: || with_size(SOCKET_REQUEST_MAX_BYTES + 1, &header(API_VERSIONS, 0, 1, "big", false)),
+        half_close: false,
+    },
+    BadCase { name: "frame shorter than a request header", bytes: || framed(&[0, 18, 0]), half_close: false },
+    BadCase {
+        name: "request header cut inside the client id",
+        // ApiVersions v0, header v1: the client id claims 50 bytes and none follow.
+        bytes: || framed(&[0, 18, 0, 0, 0, 0, 0, 1, 0, 50]),
+        half_close: false,
+    },
+    BadCase {
+        name: "frame body cut short by end of stream",
+        bytes: || with_size(100, &header(API_VERSIONS, 0, 1, "cut", false)),
+        half_close: true,
+    },
+    BadCase {
+        name: "frame body stalled past request.timeout.ms",
+        bytes: || with_size(100, &header(API_VERSIONS, 0, 1, "stall", false)),
+        half_close: false,
+    },
+    BadCase { name: "unknown api key 999", bytes: || framed(&header(999, 0, 1, "who", false)), half_close: false },
+    BadCase {
+        name: "Produce v2, below the supported range",
+        bytes: || framed(&[header(API_PRODUCE, 2, 1, "old", false), vec![0, 1, 0, 0, 0x75, 0x30, 0, 0, 0, 0]].concat()),
+        half_close: false,
+    },
+    BadCase {
+        name: "Metadata v12 with a truncated body",
+        // The topics array claims four entries; the frame ends there.
+        bytes: || framed(&[header(API_METADATA, 12, 1, "trunc", true), vec![5]].concat()),
+        half_close: false,
+    },
+    BadCase {
+        name: "Metadata v12 with a junk body",
+        bytes: || framed(&[header(API_METADATA, 12, 1, "junk", true), vec![0xff; 16]].concat()),
+        half_close: false,
+    },
+];
+
+fn start_node(dir: &TempDir) -> Node {
+    let max = format!("socket.request.max.bytes={SOCKET_REQUEST_MAX_BYTES}");
+    let timeout = format!("request.timeout.ms={REQUEST_TIMEOUT_MS}");
+    Node::start_with_metrics(dir.path(), &["--set", &max, "--set", &timeout])
+}
+
+fn connect(node: &Node) -> TcpStream {
+    let stream = TcpStream::connect(node.bootstrap()).expect("connect to the broker");
+    stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
+/// Fails unless the broker closes `stream` within `CLOSE_TIMEOUT` without answering.
+fn assert_closed_without_answer(mut stream: TcpStream, case: &str) {
+    let deadline = Instant::now() + CLOSE_TIMEOUT;
+    let mut buf = [0u8; 256];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => panic!("{case}: the broker answered {n} bytes instead of closing: {:?}", &buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+                assert!(Instant::now() < deadline, "{case}: connection still open after {CLOSE_TIMEOUT:?}");
+            }
+            // Reset by the peer: closed too.
+            Err(_) => return,
+        }
+    }
+}
+
+/// A fresh rdkafka client can still fetch metadata and sees this broker.
+fn assert_serves_kafka_clients(node: &Node, after: &str) {
+    let consumer = base_consumer(node.bootstrap());
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("after {after}: metadata request failed: {e}"));
+    assert_eq!(metadata.brokers().len(), 1, "after {after}: brokers in metadata");
+}
+
+fn send_bad_case(node: &Node, case: &BadCase) {
+    let mut stream = connect(node);
+    // The broker may close as soon as it has seen enough, so a failed write is fine.
+    let _ = stream.write_all(&(case.bytes)());
+    if case.half_close {
+        let _ = stream.shutdown(Shutdown::Write);
+    }
+    assert_closed_without_answer(stream, case.name);
+}
+
+fn run_one_case(name: &str) {
+    let case = CASES.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no case {name}"));
+    let dir = TempDir::new().unwrap();
+    let mut node = start_node(&dir);
+    send_bad_case(&node, case);
+    assert!(node.is_running(), "{name}: the broker process died");
+    assert_serves_kafka_clients(&node, name);
+    let bad_frames = metric(node.metrics_url(), "runnel_bad_frames_total");
+    assert!(bad_frames >= 1, "{name}: runnel_bad_frames_total is {bad_frames}");
+}
+
+#[test]
+fn negative_frame_size_closes_the_connection() {
+    run_one_case("negative frame size");
+}
+
+#[test]
+fn frame_above_socket_request_max_bytes_closes_the_connection() {
+    run_one_case("frame size above socket.request.max.bytes");
+}
+
+#[test]
+fn frame_shorter_than_a_header_closes_the_connection() {
+    run_one_case("frame shorter than a request header");
+}
+
+#[test]
+fn truncated_request_header_closes_the_connection() {
+    run_one_case("request header cut inside the client id");
+}
+
+#[test]
+fn body_cut_short_by_end_of_stream_closes_the_connection() {
+    run_one_case("frame body cut short by end of stream");
+}
+
+#[test]
+fn stalled_frame_body_times_out_and_closes_the_connection() {
+    run_one_case("frame body stalled past request.timeout.ms");
+}
+
+#[test]
+fn unknown_api_key_closes_the_connection() {
+    run_one_case("unknown api key 999");
+}
+
+#[test]
+fn unsupported_produce_version_closes_the_connection() {
+    run_one_case("Produce v2, below the supported range");
+}
+
+#[test]
+fn metadata_v12_truncated_body_closes_the_connection() {
+    run_one_case("Metadata v12 with a truncated body");
+}
+
+#[test]
+fn metadata_v12_junk_body_closes_the_connection() {
+    run_one_case("Metadata v12 with a junk body");
+}
+
+#[test]
+fn every_bad_case_in_turn_leaves_one_broker_serving() {
+    let dir = TempDir::new().unwrap();
+    let mut node = start_node(&dir);
+    let before = metric(node.metrics_url(), "runnel_bad_frames_total");
+    for case in CASES {
+        send_bad_case(&node, case);
+        assert!(node.is_running(), "{}: the broker process died", case.name);
+        assert_serves_kafka_clients(&node, case.name);
+    }
+    let bad_frames = metric(node.metrics_url(), "runnel_bad_frames_total") - before;
+    assert!(bad_frames >= CASES.len() as u64, "{bad_frames} bad frames counted for {} bad cases", CASES.len());
+}
+
+/// Reads one response frame: its correlation id and the rest of the body.
+fn read_response(stream: &mut TcpStream) -> (i32, Vec<u8>) {
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).expect("response size");
+    let size = usize::try_from(i32::from_be_bytes(size)).expect("non-negative response size");
+    assert!((4..=1_048_576).contains(&size), "response size {size}");
+    let mut frame = vec![0u8; size];
+    stream.read_exact(&mut frame).expect("response frame");
+    let body = frame.split_off(4);
+    (i32::from_be_bytes(frame.try_into().unwrap()), body)
+}
+
+/// A bounded reader over a response body: panics on truncation, as a test should.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> [u8; N] {
+        assert!(self.0.len() >= N, "response truncated: wanted {N} more bytes, {} left", self.0.len());
+        let (head, rest) = self.0.split_at(N);
+        self.0 = rest;
+        head.try_into().unwrap()
+    }
+    fn i16(&mut self) -> i16 {
+        i16::from_be_bytes(self.take())
+    }
+    fn i32(&mut self) -> i32 {
+        i32::from_be_bytes(self.take())
+    }
+}
+
+/// ApiVersions v0 body: error code, then (key, min, max) per API. v0 has no trailing fields.
+fn parse_api_versions_v0(body: &[u8]) -> (i16, Vec<(i16, i16, i16)>) {
+    let mut reader = Reader(body);
+    let error_code = reader.i16();
+    let count = reader.i32();
+    assert!((0..=1_000).contains(&count), "api count {count}");
+    let apis = (0..count).map(|_| (reader.i16(), reader.i16(), reader.i16())).collect();
+    assert!(reader.0.is_empty(), "{} trailing bytes after the ApiVersions v0 body", reader.0.len());
+    (error_code, apis)
+}
+
+#[test]
+fn api_versions_v99_gets_v0_unsupported_version_with_the_api_list() {
+    let dir = TempDir::new().unwrap();
+    let node = start_node(&dir);
+    let mut stream = connect(&node);
+    // v99 would be flexible (header v2), with an empty v3+ body: client software name and
+    // version as compact strings, then tagged fields.
+    let body = [1, 1, 0];
+    stream.write_all(&framed(&[header(API_VERSIONS, 99, 7_001, "probe", true), body.to_vec()].concat())).unwrap();
+    let (correlation_id, body) = read_response(&mut stream);
+    assert_eq!(correlation_id, 7_001);
+    let (error_code, apis) = parse_api_versions_v0(&body);
+    assert_eq!(error_code, UNSUPPORTED_VERSION);
+    assert!(!apis.is_empty(), "the answer must list the supported APIs");
+    let api_versions = apis.iter().find(|(key, _, _)| *key == API_VERSIONS).expect("ApiVersions itself is listed");
+    assert!(api_versions.1 == 0 && api_versions.2 >= 3, "ApiVersions range {api_versions:?}");
+    for (key, min, max) in &apis {
+        assert!(min <= max, "api {key}: min {min} > max {max}");
+    }
+
+    // The connection stays usable: a v0 request on it now succeeds.
+    stream.write_all(&framed(&header(API_VERSIONS, 0, 7_002, "probe", false))).unwrap();
+    let (correlation_id, body) = read_response(&mut stream);
+    assert_eq!(correlation_id, 7_002);
+    let (error_code, apis_v0) = parse_api_versions_v0(&body);
+    assert_eq!(error_code, 0);
+    assert_eq!(apis_v0, apis, "both answers advertise the same table");
+}
