@@ -100,8 +100,18 @@ async fn read_frame(
         }
     }
     let size = check_size(prefix, limit)?;
-    let mut body = BytesMut::zeroed(size);
-    match tokio::time::timeout(body_timeout, reader.read_exact(&mut body)).await {
+    // Read into spare capacity: the buffer is never zeroed, only written by the socket.
+    let mut body = BytesMut::with_capacity(size);
+    let read_body = async {
+        while body.len() < size {
+            let mut limited = (&mut *reader).take((size - body.len()) as u64);
+            if limited.read_buf(&mut body).await? == 0 {
+                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed mid-frame"));
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(body_timeout, read_body).await {
         Err(_) => Err(ReadError::Timeout(body_timeout)),
         Ok(result) => {
             result?;

@@ -95,6 +95,15 @@ impl Partition {
         Ok(info)
     }
 
+    /// Appends one validated batch straight from the request buffer (no copy of the
+    /// records) and publishes the new high watermark.
+    pub fn append_batch(&self, batch: &[u8], log_append_time: bool, now_ms: i64) -> Result<AppendInfo, PartitionError> {
+        let epoch = self.leader_epoch();
+        let info = self.with_log(|log| log.append_batch(batch, epoch, log_append_time, now_ms))?;
+        self.high_watermark.send_replace(info.last_offset + 1);
+        Ok(info)
+    }
+
     pub fn read(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadInfo, PartitionError> {
         let high_watermark = self.high_watermark();
         self.with_log(|log| log.read(offset, max_bytes, high_watermark, min_one_batch))

@@ -346,6 +346,27 @@ impl<'a> BatchMut<'a> {
     }
 }
 
+/// Stamps a copy of a batch's 61-byte header for appending without copying the records:
+/// base offset, leader epoch and, when `log_append_time_ms` is given, LogAppendTime with the
+/// CRC recomputed over the header's tail and `records` (the rest of the batch).
+pub fn stamp_header(
+    header: &mut [u8; HEADER_BYTES],
+    records: &[u8],
+    base_offset: i64,
+    leader_epoch: i32,
+    log_append_time_ms: Option<i64>,
+) {
+    header[OFF_BASE_OFFSET..OFF_BASE_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
+    header[OFF_LEADER_EPOCH..OFF_LEADER_EPOCH + 4].copy_from_slice(&leader_epoch.to_be_bytes());
+    if let Some(now_ms) = log_append_time_ms {
+        let attributes = be_i16(header, OFF_ATTRIBUTES) | ATTR_TIMESTAMP_TYPE_LOG_APPEND;
+        header[OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+        header[OFF_MAX_TIMESTAMP..OFF_MAX_TIMESTAMP + 8].copy_from_slice(&now_ms.to_be_bytes());
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&header[OFF_ATTRIBUTES..]), records);
+        header[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+}
+
 /// Iterates the batches of a record set (a produce payload or a log file region), yielding
 /// each batch's byte range. Stops with an error at the first batch that does not frame.
 pub struct BatchIter<'a> {
@@ -523,6 +544,23 @@ mod tests {
         view.validate().unwrap();
         assert!(view.is_log_append_time());
         assert_eq!(view.max_timestamp(), 99);
+    }
+
+    #[test]
+    fn stamped_header_equals_stamping_in_place() {
+        for log_append_time in [None, Some(12345)] {
+            let original = build_batch(5, &[b"x", b"yz"]);
+            let mut in_place = original.clone();
+            let mut batch = BatchMut::new(&mut in_place);
+            batch.set_base_offset(9);
+            batch.set_partition_leader_epoch(3);
+            if let Some(now) = log_append_time {
+                batch.set_log_append_time(now);
+            }
+            let mut header: [u8; HEADER_BYTES] = original[..HEADER_BYTES].try_into().unwrap();
+            stamp_header(&mut header, &original[HEADER_BYTES..], 9, 3, log_append_time);
+            assert_eq!(&header[..], &in_place[..HEADER_BYTES]);
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! below the active segment's base offset is durable. `log_start_offset` lies in
 //! `[first segment base, log end offset]`, `recovery_point` in `[0, log end offset]`.
 
+use runnel_protocol::batch::{stamp_header, BatchError, BatchView, HEADER_BYTES};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -93,11 +94,7 @@ impl PartitionLog {
         }
         self.active_mut().append(records, now_ms)?;
         debug_assert_eq!(self.log_end_offset(), stamped.last_offset + 1);
-        self.unflushed_messages = self.unflushed_messages.saturating_add(stamped.record_count);
-        if self.unflushed_messages >= self.config.flush_messages || self.flush_due(now_ms) {
-            self.flush()?;
-            self.last_flush_ms = now_ms;
-        }
+        self.account_append(stamped.record_count, now_ms)?;
         Ok(AppendInfo {
             base_offset: stamped.base_offset,
             last_offset: stamped.last_offset,
@@ -105,6 +102,58 @@ impl PartitionLog {
             offset_of_max_timestamp: stamped.offset_of_max_timestamp,
             log_append_time_ms: log_append_time_ms.unwrap_or(-1),
         })
+    }
+
+    /// Appends one validated batch without copying it: its header is stamped in a 61-byte
+    /// copy and written together with the rest of `batch` (the produce path's zero-copy
+    /// append). Same effects as [`PartitionLog::append`] of that one batch.
+    pub fn append_batch(
+        &mut self,
+        batch: &[u8],
+        leader_epoch: i32,
+        log_append_time: bool,
+        now_ms: i64,
+    ) -> Result<AppendInfo, StorageError> {
+        if batch.len() as u64 > self.config.segment_bytes {
+            return Err(StorageError::RecordSetTooLarge {
+                size_bytes: batch.len(),
+                segment_bytes: self.config.segment_bytes,
+            });
+        }
+        let view = BatchView::parse(batch)?;
+        if view.last_offset_delta() < 0 {
+            return Err(BatchError::Invalid("negative lastOffsetDelta").into());
+        }
+        let base_offset = self.log_end_offset();
+        let last_offset = base_offset + i64::from(view.last_offset_delta());
+        if self.active().should_roll(batch.len() as u64, last_offset, now_ms, &self.config) {
+            self.roll(now_ms)?;
+        }
+        let log_append_time_ms = log_append_time.then_some(now_ms);
+        let (head, rest) = batch.split_at(HEADER_BYTES);
+        let mut header: [u8; HEADER_BYTES] = head.try_into().expect("parsed batches hold a header");
+        stamp_header(&mut header, rest, base_offset, leader_epoch, log_append_time_ms);
+        self.active_mut().append_parts(&header, rest, now_ms)?;
+        debug_assert_eq!(self.log_end_offset(), last_offset + 1);
+        let max_timestamp = log_append_time_ms.unwrap_or(view.max_timestamp());
+        self.account_append(u64::try_from(view.record_count()).unwrap_or(0), now_ms)?;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+            max_timestamp,
+            offset_of_max_timestamp: last_offset,
+            log_append_time_ms: log_append_time_ms.unwrap_or(-1),
+        })
+    }
+
+    /// Flush policy after an append of `record_count` records.
+    fn account_append(&mut self, record_count: u64, now_ms: i64) -> Result<(), StorageError> {
+        self.unflushed_messages = self.unflushed_messages.saturating_add(record_count);
+        if self.unflushed_messages >= self.config.flush_messages || self.flush_due(now_ms) {
+            self.flush()?;
+            self.last_flush_ms = now_ms;
+        }
+        Ok(())
     }
 
     fn flush_due(&self, now_ms: i64) -> bool {

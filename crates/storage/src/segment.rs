@@ -15,7 +15,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use runnel_protocol::batch::BatchView;
+use runnel_protocol::batch::{BatchView, HEADER_BYTES};
 
 use crate::header::{read_header, BatchHeader, HeaderScan};
 use crate::offset_index::OffsetIndex;
@@ -112,6 +112,20 @@ impl Segment {
             at += header.size_bytes as usize;
         }
         assert_eq!(at, records.len(), "append: batches must tile the record set");
+        Ok(())
+    }
+
+    /// Appends one batch given as its (stamped) header and the rest of its bytes, with one
+    /// `pwritev`: the record bytes go from the caller's buffer to the file with no copy.
+    pub fn append_parts(&mut self, header: &[u8; HEADER_BYTES], rest: &[u8], now_ms: i64) -> Result<(), StorageError> {
+        let position = self.size_bytes;
+        write_all_vectored_at(&self.log, &[header, rest], position)?;
+        if self.first_append_ms.is_none() {
+            self.first_append_ms = Some(now_ms);
+        }
+        let decoded = BatchHeader::decode(position, header).map_err(StorageError::Corrupt)?;
+        assert_eq!(decoded.size_bytes as usize, HEADER_BYTES + rest.len(), "append_parts: one whole batch");
+        self.index_batch(&decoded);
         Ok(())
     }
 
@@ -350,4 +364,40 @@ mod tests {
         assert_eq!(segment.find_timestamp(55).unwrap(), Some((62, 60)));
         assert_eq!(segment.find_timestamp(92).unwrap(), None);
     }
+}
+
+/// `pwritev` until every byte of `parts` is written at `position`.
+fn write_all_vectored_at(file: &File, parts: &[&[u8]], mut position: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
+    while !parts.is_empty() {
+        let iov: Vec<libc::iovec> =
+            parts.iter().map(|p| libc::iovec { iov_base: p.as_ptr() as *mut libc::c_void, iov_len: p.len() }).collect();
+        // SAFETY: every iovec points into a live borrowed slice of the stated length, and the
+        // file descriptor is open for the duration of the call.
+        let written =
+            unsafe { libc::pwritev(file.as_raw_fd(), iov.as_ptr(), iov.len() as libc::c_int, position as libc::off_t) };
+        if written < 0 {
+            let error = std::io::Error::last_os_error();
+            if error.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(error);
+        }
+        if written == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "pwritev wrote nothing"));
+        }
+        position += written as u64;
+        let mut skip = written as usize;
+        while skip > 0 {
+            if skip >= parts[0].len() {
+                skip -= parts[0].len();
+                parts.remove(0);
+            } else {
+                parts[0] = &parts[0][skip..];
+                skip = 0;
+            }
+        }
+    }
+    Ok(())
 }

@@ -200,3 +200,25 @@ fn delete_removes_the_directory() {
     log.delete().unwrap();
     assert!(!path.exists());
 }
+
+#[test]
+fn append_batch_without_copy_stores_what_append_in_place_stores() {
+    for log_append_time in [false, true] {
+        let (copy_dir, zero_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut in_place = open(copy_dir.path(), small_config(), 0, true);
+        let mut zero_copy = open(zero_dir.path(), small_config(), 0, true);
+        for i in 0..200i64 {
+            let original = batch(i * 10, 1 + (i as usize % 4), 300);
+            let mut copy = original.clone();
+            let a = in_place.append(&mut copy, 7, log_append_time, 5_000 + i).unwrap();
+            let b = zero_copy.append_batch(&original, 7, log_append_time, 5_000 + i).unwrap();
+            assert_eq!(a, b, "batch {i}");
+        }
+        assert_eq!(in_place.segment_count(), zero_copy.segment_count(), "both roll alike");
+        assert_eq!(read_all(&in_place), read_all(&zero_copy));
+        assert_eq!(in_place.offset_for_timestamp(555).unwrap(), zero_copy.offset_for_timestamp(555).unwrap());
+        drop(zero_copy);
+        let reopened = open(zero_dir.path(), small_config(), 0, false);
+        assert_eq!(read_all(&reopened), read_all(&in_place), "recovery accepts what append_batch wrote");
+    }
+}

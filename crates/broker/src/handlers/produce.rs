@@ -58,10 +58,9 @@ async fn produce_partition(ctx: &Context<'_>, partition: &Partition, records: Op
         tracing::debug!(topic = %partition.topic, partition = partition.index, %message, "produce refused");
         return Outcome::error(error, message);
     }
-    // The request frame is shared by every partition's slice, so the batch is copied once
-    // to stamp its offsets in place.
-    let mut batch = records.to_vec();
-    let appended = partition.append(&mut batch, settings.log_append_time, now_ms());
+    // Appended straight from the request frame: the header is stamped in a copy, the
+    // records go from this buffer to the file.
+    let appended = partition.append_batch(records, settings.log_append_time, now_ms());
     let info = match appended {
         Ok(info) => info,
         Err(PartitionError::Deleted) => return Outcome::error(ResponseError::UnknownTopicOrPartition, None),
@@ -73,7 +72,7 @@ async fn produce_partition(ctx: &Context<'_>, partition: &Partition, records: Op
             return Outcome::error(ResponseError::KafkaStorageError, e.to_string());
         }
     };
-    ctx.broker.stats.produce_bytes.fetch_add(batch.len() as u64, Ordering::Relaxed);
+    ctx.broker.stats.produce_bytes.fetch_add(records.len() as u64, Ordering::Relaxed);
     if acks != 0 && ctx.broker.config.log_flush_before_ack {
         if let Err(e) = partition.make_durable(info.last_offset + 1).await {
             tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "fsync failed");
