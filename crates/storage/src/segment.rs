@@ -318,6 +318,42 @@ impl Segment {
     }
 }
 
+/// `pwritev` until every byte of `parts` is written at `position`.
+fn write_all_vectored_at(file: &File, parts: &[&[u8]], mut position: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
+    while !parts.is_empty() {
+        let iov: Vec<libc::iovec> =
+            parts.iter().map(|p| libc::iovec { iov_base: p.as_ptr() as *mut libc::c_void, iov_len: p.len() }).collect();
+        // SAFETY: every iovec points into a live borrowed slice of the stated length, and the
+        // file descriptor is open for the duration of the call.
+        let written =
+            unsafe { libc::pwritev(file.as_raw_fd(), iov.as_ptr(), iov.len() as libc::c_int, position as libc::off_t) };
+        if written < 0 {
+            let error = std::io::Error::last_os_error();
+            if error.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(error);
+        }
+        if written == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "pwritev wrote nothing"));
+        }
+        position += written as u64;
+        let mut skip = written as usize;
+        while skip > 0 {
+            if skip >= parts[0].len() {
+                skip -= parts[0].len();
+                parts.remove(0);
+            } else {
+                parts[0] = &parts[0][skip..];
+                skip = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,40 +400,4 @@ mod tests {
         assert_eq!(segment.find_timestamp(55).unwrap(), Some((62, 60)));
         assert_eq!(segment.find_timestamp(92).unwrap(), None);
     }
-}
-
-/// `pwritev` until every byte of `parts` is written at `position`.
-fn write_all_vectored_at(file: &File, parts: &[&[u8]], mut position: u64) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
-    while !parts.is_empty() {
-        let iov: Vec<libc::iovec> =
-            parts.iter().map(|p| libc::iovec { iov_base: p.as_ptr() as *mut libc::c_void, iov_len: p.len() }).collect();
-        // SAFETY: every iovec points into a live borrowed slice of the stated length, and the
-        // file descriptor is open for the duration of the call.
-        let written =
-            unsafe { libc::pwritev(file.as_raw_fd(), iov.as_ptr(), iov.len() as libc::c_int, position as libc::off_t) };
-        if written < 0 {
-            let error = std::io::Error::last_os_error();
-            if error.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(error);
-        }
-        if written == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "pwritev wrote nothing"));
-        }
-        position += written as u64;
-        let mut skip = written as usize;
-        while skip > 0 {
-            if skip >= parts[0].len() {
-                skip -= parts[0].len();
-                parts.remove(0);
-            } else {
-                parts[0] = &parts[0][skip..];
-                skip = 0;
-            }
-        }
-    }
-    Ok(())
 }
