@@ -86,6 +86,9 @@ impl Node {
             .arg(&self.data_dir)
             .args(["--listen", "127.0.0.1:0"])
             .args(&self.extra_args)
+            // Failure output shows the log tail: keep a panic to its message, and plain text.
+            .env("RUST_BACKTRACE", "0")
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));
