@@ -424,6 +424,23 @@ pub fn build_batch(base_timestamp: i64, values: &[&[u8]]) -> Vec<u8> {
 
 /// As [`build_batch`], with an optional key per record.
 pub fn build_batch_with_keys(base_timestamp: i64, records: &[(Option<&[u8]>, &[u8])]) -> Vec<u8> {
+    let records: Vec<(Option<&[u8]>, Option<&[u8]>)> = records.iter().map(|(k, v)| (*k, Some(*v))).collect();
+    build_batch_records(base_timestamp, &records)
+}
+
+fn write_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    match bytes {
+        Some(bytes) => {
+            write_varint(out, bytes.len() as i64);
+            out.extend_from_slice(bytes);
+        }
+        None => write_varint(out, -1),
+    }
+}
+
+/// As [`build_batch_with_keys`], with nullable values too (a null value is a tombstone in a
+/// compacted topic). The broker's internal topics write their records with this.
+pub fn build_batch_records(base_timestamp: i64, records: &[(Option<&[u8]>, Option<&[u8]>)]) -> Vec<u8> {
     assert!(!records.is_empty(), "a batch holds at least one record");
     let mut body = Vec::new();
     for (i, (key, value)) in records.iter().enumerate() {
@@ -431,15 +448,8 @@ pub fn build_batch_with_keys(base_timestamp: i64, records: &[(Option<&[u8]>, &[u
         record.push(0u8); // attributes
         write_varint(&mut record, i as i64); // timestamp delta
         write_varint(&mut record, i as i64); // offset delta
-        match key {
-            Some(key) => {
-                write_varint(&mut record, key.len() as i64);
-                record.extend_from_slice(key);
-            }
-            None => write_varint(&mut record, -1),
-        }
-        write_varint(&mut record, value.len() as i64);
-        record.extend_from_slice(value);
+        write_nullable(&mut record, *key);
+        write_nullable(&mut record, *value);
         write_varint(&mut record, 0); // headers
         write_varint(&mut body, record.len() as i64);
         body.extend_from_slice(&record);
@@ -504,6 +514,15 @@ mod tests {
         assert_eq!(records[0].key, Some(&b"k"[..]));
         assert_eq!(records[1].value, Some(&b"v2"[..]));
         assert_eq!(records[1].offset_delta, 1);
+    }
+
+    #[test]
+    fn null_values_read_back_as_tombstones() {
+        let batch = build_batch_records(0, &[(Some(b"k"), None), (None, Some(b""))]);
+        BatchView::parse(&batch).unwrap().validate().unwrap();
+        let records = BatchView::parse(&batch).unwrap().records().unwrap();
+        assert_eq!((records[0].key, records[0].value), (Some(&b"k"[..]), None));
+        assert_eq!((records[1].key, records[1].value), (None, Some(&b""[..])));
     }
 
     #[test]
