@@ -11,6 +11,9 @@ use runnel_storage::StorageError;
 
 use crate::clock::now_ms;
 use crate::config::BrokerConfig;
+use crate::groups::coordinator::OffsetsTopicSettings;
+use crate::groups::loader::GroupLoadError;
+use crate::groups::GroupCoordinator;
 use crate::metadata_store::{LocalMetadataLog, MetadataStore};
 use crate::replica_manager::ReplicaManager;
 
@@ -28,6 +31,8 @@ pub enum BrokerError {
     Metadata(#[from] MetadataError),
     #[error("{0}")]
     Config(String),
+    #[error("consumer groups: {0}")]
+    Groups(#[from] GroupLoadError),
 }
 
 /// Counters exposed on the metrics endpoint.
@@ -46,6 +51,8 @@ pub struct Broker {
     pub cluster_id: String,
     pub metadata: MetadataStore,
     pub replicas: ReplicaManager,
+    /// Consumer groups, rebuilt from `__consumer_offsets` at start-up.
+    pub groups: GroupCoordinator,
     pub stats: Stats,
 }
 
@@ -69,7 +76,9 @@ impl Broker {
         register_self(&metadata, &config)?;
         let replicas = ReplicaManager::new(&data_dir, config.node_id);
         replicas.open_all(&metadata.image(), &config, clean, now)?;
-        Ok(Arc::new(Broker { config, cluster_id, metadata, replicas, stats: Stats::default() }))
+        let groups = group_coordinator(&config);
+        groups.load(&replicas, &metadata.image(), now)?;
+        Ok(Arc::new(Broker { config, cluster_id, metadata, replicas, groups, stats: Stats::default() }))
     }
 
     /// Flushes and closes every log, writes checkpoints, and leaves the clean-shutdown
@@ -83,6 +92,16 @@ impl Broker {
         tracing::info!("clean shutdown complete");
         Ok(())
     }
+}
+
+fn group_coordinator(config: &BrokerConfig) -> GroupCoordinator {
+    let topic = OffsetsTopicSettings {
+        partitions: config.offsets_topic_num_partitions,
+        segment_bytes: config.offsets_topic_segment_bytes,
+    };
+    // Each connection parks at most one request, so this bound is never the binding one
+    // unless connections leak parked requests.
+    GroupCoordinator::new(config.groups.clone(), topic, config.max_connections)
 }
 
 /// Records this node (and its advertised address) in the metadata log when it changed.

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use runnel_storage::LogConfig;
 
+use crate::groups::GroupConfig;
+
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -47,6 +49,14 @@ pub struct BrokerConfig {
     pub discard_produce: bool,
     pub checkpoint_interval_ms: u64,
     pub log: LogConfig,
+    /// The consumer group state machine's settings (`group.*`, `offsets.retention.minutes`).
+    pub groups: GroupConfig,
+    /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets` when it is created.
+    pub offsets_topic_num_partitions: i32,
+    /// `offsets.topic.segment.bytes`.
+    pub offsets_topic_segment_bytes: u64,
+    /// `offsets.retention.check.interval.ms`: how often expired offsets are removed.
+    pub offsets_retention_check_interval_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -74,6 +84,10 @@ impl Default for BrokerConfig {
             discard_produce: false,
             checkpoint_interval_ms: 60_000,
             log: LogConfig::default(),
+            groups: GroupConfig::default(),
+            offsets_topic_num_partitions: 50,
+            offsets_topic_segment_bytes: 100 * 1024 * 1024,
+            offsets_retention_check_interval_ms: 600_000,
         }
     }
 }
@@ -143,6 +157,24 @@ impl BrokerConfig {
             "log.retention.bytes" => self.log.retention_bytes = parse(key, value)?,
             "log.flush.interval.messages" => self.log.flush_messages = parse(key, value)?,
             "log.flush.interval.ms" => self.log.flush_ms = parse(key, value)?,
+            _ => return self.set_group(key, value),
+        }
+        Ok(())
+    }
+
+    /// The consumer group settings, by Kafka's names.
+    fn set_group(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let groups = &mut self.groups;
+        match key {
+            "group.initial.rebalance.delay.ms" => groups.initial_rebalance_delay_ms = non_negative(key, value)?,
+            "group.min.session.timeout.ms" => groups.min_session_timeout_ms = positive(key, value)?,
+            "group.max.session.timeout.ms" => groups.max_session_timeout_ms = positive(key, value)?,
+            "group.max.size" => groups.max_size = positive(key, value)? as usize,
+            "offsets.retention.minutes" => groups.offsets_retention_ms = non_negative(key, value)? * 60_000,
+            "offset.metadata.max.bytes" => groups.offset_metadata_max_bytes = parse(key, value)?,
+            "offsets.topic.num.partitions" => self.offsets_topic_num_partitions = positive(key, value)?,
+            "offsets.topic.segment.bytes" => self.offsets_topic_segment_bytes = parse(key, value)?,
+            "offsets.retention.check.interval.ms" => self.offsets_retention_check_interval_ms = parse(key, value)?,
             _ => return Err(ConfigError::Unknown(key.to_string())),
         }
         Ok(())
@@ -164,6 +196,14 @@ impl BrokerConfig {
     pub fn advertised(&self) -> (String, u16) {
         self.advertise.clone().unwrap_or_else(|| (self.listen.ip().to_string(), self.listen.port()))
     }
+}
+
+fn non_negative(key: &str, value: &str) -> Result<i64, ConfigError> {
+    let n: i64 = parse(key, value)?;
+    if n < 0 {
+        return Err(ConfigError::Invalid { key: key.into(), value: value.into(), why: "must not be negative".into() });
+    }
+    Ok(n)
 }
 
 fn positive(key: &str, value: &str) -> Result<i32, ConfigError> {

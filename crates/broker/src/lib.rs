@@ -3,13 +3,15 @@
 //! Owns: the Kafka listener and connections ([`server`], [`connection`]), the dispatch table
 //! and one handler module per API ([`handlers`]), the partitions this node hosts
 //! ([`replica_manager`], [`partition`]), the node's metadata store ([`metadata_store`]),
-//! broker settings ([`config`], [`topic_config`]) and the metrics endpoint ([`metrics`]).
+//! broker settings ([`config`], [`topic_config`]), consumer groups ([`groups`]) and the metrics
+//! endpoint ([`metrics`]).
 //! Storage, the protocol view and metadata records live in their own crates.
 
 pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod connection;
+pub mod groups;
 pub mod handlers;
 pub mod metadata_store;
 pub mod metrics;

@@ -1,5 +1,6 @@
 //! The runtime shell: listeners, the accept loop with its connection bound, background
-//! tasks (retention, flush policy, checkpoints), and the orderly shutdown.
+//! tasks (retention, flush policy, checkpoints, group timers, offsets expiry), and the
+//! orderly shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,6 +18,9 @@ use crate::connection;
 
 /// How long shutdown waits for connections to finish their in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often consumer group timers (sessions, join and sync deadlines) are checked: their
+/// resolution. Kafka's own timer wheel ticks every millisecond; a few tens are plenty here.
+const GROUP_TIMER_TICK: Duration = Duration::from_millis(25);
 
 /// A running server's addresses, reported once it listens.
 #[derive(Debug, Clone, Copy)]
@@ -94,8 +98,16 @@ fn spawn_background(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> tok
         let mut retention = tokio::time::interval(Duration::from_millis(config.log_retention_check_interval_ms.max(1)));
         let mut flush = tokio::time::interval(Duration::from_millis(config.log_flush_scheduler_interval_ms.max(1)));
         let mut checkpoint = tokio::time::interval(Duration::from_millis(config.checkpoint_interval_ms.max(1)));
+        let mut group_timers = tokio::time::interval(GROUP_TIMER_TICK);
+        group_timers.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut offsets_expiry =
+            tokio::time::interval(Duration::from_millis(config.offsets_retention_check_interval_ms.max(1)));
         loop {
             tokio::select! {
+                _ = group_timers.tick() => tokio::task::block_in_place(|| broker.groups.tick(&broker, now_ms())),
+                _ = offsets_expiry.tick() => {
+                    tokio::task::block_in_place(|| broker.groups.expire_offsets(&broker, now_ms()))
+                }
                 _ = retention.tick() => {
                     let deleted = tokio::task::block_in_place(|| broker.replicas.apply_retention(now_ms()));
                     if deleted > 0 {

@@ -12,6 +12,7 @@ use runnel_protocol::ResponseError;
 use super::Context;
 use crate::broker::Broker;
 use crate::clock::now_ms;
+use crate::groups::OFFSETS_TOPIC;
 use crate::topic_config;
 
 /// A topic creation that failed, as the client will see it.
@@ -75,6 +76,10 @@ fn create_one(ctx: &Context, topic: &CreatableTopic, validate_only: bool) -> Cre
     let fail = |error: ResponseError, message: String| {
         result.clone().with_error_code(error.code()).with_error_message(Some(StrBytes::from_string(message)))
     };
+    if name == OFFSETS_TOPIC {
+        // The group coordinator creates it, with the settings it needs.
+        return fail(ResponseError::InvalidRequest, format!("creation of internal topic {name} is prohibited"));
+    }
     if !topic.assignments.is_empty() {
         // Manual assignment: on one node every replica is this node.
         let node = ctx.broker.config.node_id;

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::Context;
 use crate::clock::now_ms;
+use crate::groups::OFFSETS_TOPIC;
 
 fn delete_one(ctx: &Context, name: Option<&str>, id: Uuid) -> DeletableTopicResult {
     let by_id = name.is_none();
@@ -20,6 +21,8 @@ fn delete_one(ctx: &Context, name: Option<&str>, id: Uuid) -> DeletableTopicResu
             None => image.topic_by_id(&id),
         };
         match topic {
+            // Kafka refuses too: the group coordinator owns it.
+            Some(topic) if topic.name == OFFSETS_TOPIC => Err(ResponseError::InvalidTopicException),
             Some(topic) => {
                 found = Some((topic.name.clone(), topic.topic_id));
                 Ok(vec![MetadataRecord::RemoveTopic { topic_id: topic.topic_id }])

@@ -14,11 +14,12 @@ use uuid::Uuid;
 
 use super::create_topics::create_topic;
 use super::Context;
+use crate::groups::OFFSETS_TOPIC;
 
 /// "Operations not requested" in Kafka's encoding.
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
-fn describe_topic(topic: &TopicImage) -> MetadataResponseTopic {
+fn describe_topic(topic: &TopicImage, version: i16) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
@@ -31,11 +32,17 @@ fn describe_topic(topic: &TopicImage) -> MetadataResponseTopic {
                 .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect())
         })
         .collect();
-    MetadataResponseTopic::default()
+    let described = MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
         .with_topic_id(topic.topic_id)
         .with_partitions(partitions)
-        .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+        .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
+    // The flag exists from v1; setting it earlier is an encoding error.
+    if version >= 1 {
+        described.with_is_internal(topic.name == OFFSETS_TOPIC)
+    } else {
+        described
+    }
 }
 
 fn missing_topic(name: Option<String>, id: Uuid, error: ResponseError) -> MetadataResponseTopic {
@@ -48,14 +55,21 @@ fn missing_topic(name: Option<String>, id: Uuid, error: ResponseError) -> Metada
 
 fn lookup_or_create(ctx: &Context, image: &MetadataImage, name: &str, auto_create: bool) -> MetadataResponseTopic {
     if let Some(topic) = image.topic(name) {
-        return describe_topic(topic);
+        return describe_topic(topic, ctx.version);
     }
     if !auto_create {
         return missing_topic(Some(name.to_string()), Uuid::nil(), ResponseError::UnknownTopicOrPartition);
     }
+    if name == OFFSETS_TOPIC {
+        // Created by the group coordinator with its own settings, never with the defaults.
+        return match ctx.broker.groups.ensure_ready(ctx.broker) {
+            Ok(()) => lookup_or_create(ctx, &ctx.broker.metadata.image(), name, false),
+            Err(error) => missing_topic(Some(name.to_string()), Uuid::nil(), error),
+        };
+    }
     match create_topic(ctx.broker, name, -1, -1, &BTreeMap::new(), false) {
         Ok(_) => match ctx.broker.metadata.image().topic(name) {
-            Some(topic) => describe_topic(topic),
+            Some(topic) => describe_topic(topic, ctx.version),
             None => missing_topic(Some(name.to_string()), Uuid::nil(), ResponseError::UnknownTopicOrPartition),
         },
         // Lost a race with another creator: the topic exists now.
@@ -76,7 +90,7 @@ pub fn handle(ctx: &Context, request: MetadataRequest) -> MetadataResponse {
         Some(topics) => ctx.version == 0 && topics.is_empty(),
     };
     let topics = if all_topics {
-        image.topics.values().map(describe_topic).collect()
+        image.topics.values().map(|t| describe_topic(t, ctx.version)).collect()
     } else {
         let requested = request.topics.unwrap_or_default();
         requested
@@ -84,7 +98,7 @@ pub fn handle(ctx: &Context, request: MetadataRequest) -> MetadataResponse {
             .map(|t| match &t.name {
                 Some(name) => lookup_or_create(ctx, &image, name.0.as_str(), auto_create),
                 None => match image.topic_by_id(&t.topic_id) {
-                    Some(topic) => describe_topic(topic),
+                    Some(topic) => describe_topic(topic, ctx.version),
                     None => missing_topic(None, t.topic_id, ResponseError::UnknownTopicId),
                 },
             })

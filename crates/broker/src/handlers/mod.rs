@@ -4,10 +4,14 @@
 
 mod api_versions;
 mod configs;
-mod create_topics;
+pub(crate) mod create_topics;
 mod delete_topics;
 mod describe_cluster;
 pub mod fetch;
+mod find_coordinator;
+mod group_admin;
+mod group_membership;
+mod group_offsets;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -96,6 +100,25 @@ pub async fn handle(
             produce::Reply::Close(why) => Err(DispatchError::Refused(why)),
         },
         ApiKey::Fetch => Ok(Some(fetch::handle(&ctx, decode_body(api, version, body)?).await?)),
+        ApiKey::FindCoordinator => {
+            respond(api, &ctx, &find_coordinator::handle(&ctx, decode_body(api, version, body)?))
+        }
+        ApiKey::JoinGroup => respond(api, &ctx, &group_membership::join(&ctx, decode_body(api, version, body)?).await),
+        ApiKey::SyncGroup => respond(api, &ctx, &group_membership::sync(&ctx, decode_body(api, version, body)?).await),
+        ApiKey::Heartbeat => {
+            respond(api, &ctx, &group_membership::heartbeat(&ctx, decode_body(api, version, body)?).await)
+        }
+        ApiKey::LeaveGroup => respond(api, &ctx, &group_membership::leave(&ctx, decode_body(api, version, body)?).await),
+        ApiKey::OffsetCommit => {
+            respond(api, &ctx, &group_offsets::commit(&ctx, decode_body(api, version, body)?).await)
+        }
+        ApiKey::OffsetFetch => respond(api, &ctx, &group_offsets::fetch(&ctx, decode_body(api, version, body)?)),
+        ApiKey::OffsetDelete => {
+            respond(api, &ctx, &group_offsets::delete(&ctx, decode_body(api, version, body)?).await)
+        }
+        ApiKey::ListGroups => respond(api, &ctx, &group_admin::list(&ctx, decode_body(api, version, body)?)),
+        ApiKey::DescribeGroups => respond(api, &ctx, &group_admin::describe(&ctx, decode_body(api, version, body)?)),
+        ApiKey::DeleteGroups => respond(api, &ctx, &group_admin::delete(&ctx, decode_body(api, version, body)?).await),
         other => Err(DispatchError::UnsupportedVersion { api: other, version }),
     }
 }

@@ -1,0 +1,370 @@
+//! The async shell around the pure group state machine: one shard per `__consumer_offsets`
+//! partition (a lock, its groups, its parked requests, its timers), the offsets topic's
+//! creation and start-up replay, and the waits of parked JoinGroup / SyncGroup requests.
+//!
+//! A parked request waits on a oneshot channel, never holding a lock, so it blocks only its
+//! own connection (which Kafka clients expect: the broker answers one request per connection
+//! at a time). It ends when the state machine answers it, when the server stops (NOT_COORDINATOR,
+//! as Kafka answers when a coordinator unloads), or after a safety bound well past every
+//! timeout that should have answered it. Parked requests per shard are bounded by
+//! `max.connections`; beyond that JoinGroup and SyncGroup get COORDINATOR_NOT_AVAILABLE.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use runnel_metadata::MetadataImage;
+use runnel_protocol::ResponseError;
+use tokio::sync::{oneshot, watch};
+use uuid::Uuid;
+
+use super::group::Group;
+use super::join::{self, JoinRequest, JoinResponse};
+use super::loader::{self, GroupLoadError};
+use super::offsets::{self, CommitRequest, CommitResponse, DeleteOffsetsResponse, FetchedOffset};
+use super::outcome::{Outcome, Parked};
+use super::shard::{Landed, ShardState};
+use super::sync::{self, HeartbeatRequest, LeaveResponse, LeavingMember, SyncRequest, SyncResponse};
+use super::{partition_for, timers, GroupConfig, OFFSETS_TOPIC};
+use crate::broker::Broker;
+use crate::clock::now_ms;
+use crate::partition::Partition;
+use crate::replica_manager::ReplicaManager;
+
+/// Timer rounds run inline after a request (a zero initial delay, a session found expired).
+const INLINE_TIMER_ROUNDS_MAX: usize = 4;
+/// Added to a parked request's own timeouts before the safety bound answers it.
+const PARK_SAFETY_MARGIN_MS: u64 = 10_000;
+
+struct Shard {
+    partition: i32,
+    state: Mutex<ShardState>,
+}
+
+/// What the offsets topic is created with, from the broker's `offsets.topic.*` settings.
+#[derive(Debug, Clone)]
+pub struct OffsetsTopicSettings {
+    pub partitions: i32,
+    pub segment_bytes: u64,
+}
+
+pub struct GroupCoordinator {
+    config: GroupConfig,
+    topic: OffsetsTopicSettings,
+    /// Empty until `__consumer_offsets` exists.
+    shards: RwLock<Vec<Arc<Shard>>>,
+    /// Serialises creating (and loading) the offsets topic.
+    create_lock: Mutex<()>,
+    parked_per_shard_max: usize,
+}
+
+/// A listed group: id, state name, protocol type.
+pub type ListedGroup = (String, &'static str, String);
+
+/// A landed outcome and where its records went, for durability.
+type Executed<R> = (Landed<R>, Option<(Arc<Partition>, i64)>);
+
+impl GroupCoordinator {
+    pub fn new(config: GroupConfig, topic: OffsetsTopicSettings, parked_per_shard_max: usize) -> Self {
+        GroupCoordinator {
+            config,
+            topic,
+            shards: RwLock::new(Vec::new()),
+            create_lock: Mutex::new(()),
+            parked_per_shard_max,
+        }
+    }
+
+    pub fn config(&self) -> &GroupConfig {
+        &self.config
+    }
+
+    /// Rebuilds every group by replaying the offsets topic, if it exists. Start-up only.
+    pub fn load(&self, replicas: &ReplicaManager, image: &MetadataImage, now_ms: i64) -> Result<(), GroupLoadError> {
+        let Some(topic) = image.topic(OFFSETS_TOPIC) else { return Ok(()) };
+        let mut shards = Vec::with_capacity(topic.partitions.len());
+        let (mut records, mut skipped, mut groups) = (0, 0, 0);
+        for p in &topic.partitions {
+            let partition = replicas.partition(OFFSETS_TOPIC, p.partition).ok_or(GroupLoadError::MissingPartition(p.partition))?;
+            let mut state = ShardState::default();
+            let stats = loader::replay(&partition, &mut state, now_ms)?;
+            records += stats.records;
+            skipped += stats.skipped;
+            groups += state.groups.len();
+            shards.push(Arc::new(Shard { partition: p.partition, state: Mutex::new(state) }));
+        }
+        tracing::info!(groups, records, skipped, partitions = shards.len(), "loaded consumer groups");
+        *self.shards.write().expect("shards lock") = shards;
+        Ok(())
+    }
+
+    /// Creates the offsets topic on first need (FindCoordinator, any group write).
+    pub fn ensure_ready(&self, broker: &Broker) -> Result<(), ResponseError> {
+        if !self.shards.read().expect("shards lock").is_empty() {
+            return Ok(());
+        }
+        let _creating = self.create_lock.lock().expect("create lock");
+        if !self.shards.read().expect("shards lock").is_empty() {
+            return Ok(());
+        }
+        if broker.metadata.image().topic(OFFSETS_TOPIC).is_none() {
+            let mut configs = BTreeMap::new();
+            configs.insert("cleanup.policy".to_string(), "compact".to_string());
+            configs.insert("segment.bytes".to_string(), self.topic.segment_bytes.to_string());
+            let created =
+                crate::handlers::create_topics::create_topic(broker, OFFSETS_TOPIC, self.topic.partitions, 1, &configs, false);
+            match created {
+                Ok(_) => {}
+                Err(refusal) if refusal.error == ResponseError::TopicAlreadyExists => {}
+                Err(refusal) => {
+                    tracing::error!(error = ?refusal.error, message = %refusal.message, "creating the offsets topic failed");
+                    return Err(ResponseError::CoordinatorNotAvailable);
+                }
+            }
+        }
+        self.load(&broker.replicas, &broker.metadata.image(), now_ms()).map_err(|error| {
+            tracing::error!(%error, "loading the offsets topic failed");
+            ResponseError::CoordinatorNotAvailable
+        })
+    }
+
+    fn shard_for(&self, group_id: &str) -> Option<Arc<Shard>> {
+        let shards = self.shards.read().expect("shards lock");
+        if shards.is_empty() {
+            return None;
+        }
+        let count = i32::try_from(shards.len()).expect("partition count fits i32");
+        Some(shards[partition_for(group_id, count) as usize].clone())
+    }
+
+    /// Runs a pure handler on a group under its shard's lock and lands the outcome, then runs
+    /// any timer of the group that is already due.
+    fn execute<R>(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        parks: bool,
+        now_ms: i64,
+        handler: impl FnOnce(Option<&Group>) -> Outcome<R>,
+    ) -> Result<Executed<R>, ResponseError> {
+        self.ensure_ready(broker)?;
+        let shard = self.shard_for(group_id).ok_or(ResponseError::CoordinatorNotAvailable)?;
+        let partition = broker.replicas.partition(OFFSETS_TOPIC, shard.partition).ok_or(ResponseError::NotCoordinator)?;
+        let mut state = shard.state.lock().expect("shard lock");
+        if parks && state.waiter_count() >= self.parked_per_shard_max {
+            tracing::warn!(limit = self.parked_per_shard_max, "too many parked group requests");
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        let outcome = handler(state.groups.get(group_id));
+        let (landed, appended) = state.land(&partition, group_id, outcome, now_ms)?;
+        let mut last_offset = appended.last_offset;
+        for _ in 0..INLINE_TIMER_ROUNDS_MAX {
+            if !state.is_due(group_id, now_ms) {
+                break;
+            }
+            let outcome = timers::tick(&state.groups[group_id], &self.config, now_ms);
+            match state.land(&partition, group_id, outcome, now_ms) {
+                Ok((_, appended)) => last_offset = appended.last_offset.or(last_offset),
+                Err(error) => {
+                    tracing::warn!(group = group_id, ?error, "group timer failed");
+                    break;
+                }
+            }
+        }
+        Ok((landed, last_offset.map(|offset| (partition, offset))))
+    }
+
+    /// With `log.flush.before.ack`, waits until the records are on disk.
+    async fn settle(broker: &Broker, written: Option<(Arc<Partition>, i64)>) -> Result<(), ResponseError> {
+        let Some((partition, last_offset)) = written else { return Ok(()) };
+        if !broker.config.log_flush_before_ack {
+            return Ok(());
+        }
+        partition.make_durable(last_offset + 1).await.map_err(|error| {
+            tracing::error!(%error, "fsync of group records failed");
+            ResponseError::NotCoordinator
+        })
+    }
+
+    /// Runs `handler` and answers at once (the requests that never park).
+    async fn run<R>(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        handler: impl FnOnce(Option<&Group>, i64) -> Outcome<R>,
+    ) -> Result<R, ResponseError> {
+        let now = now_ms();
+        let (landed, written) = self.execute(broker, group_id, false, now, |group| handler(group, now))?;
+        Self::settle(broker, written).await?;
+        match landed {
+            Landed::Now(response) => Ok(response),
+            Landed::Parked(_) => unreachable!("this handler never parks"),
+        }
+    }
+
+    pub async fn join(&self, broker: &Broker, request: &JoinRequest, stop: &watch::Receiver<bool>) -> JoinResponse {
+        let now = now_ms();
+        let fresh = Uuid::new_v4();
+        let executed = self.execute(broker, &request.group_id, true, now, |group| {
+            join::join(group, request, &self.config, now, fresh)
+        });
+        let fail = |error| JoinResponse::error(&request.member_id, error);
+        let (landed, written) = match executed {
+            Ok(executed) => executed,
+            Err(error) => return fail(error),
+        };
+        if let Err(error) = Self::settle(broker, written).await {
+            return fail(error);
+        }
+        let receiver = match landed {
+            Landed::Now(response) => return response,
+            Landed::Parked(receiver) => receiver,
+        };
+        let timeout_ms = 2 * u64::try_from(request.rebalance_timeout_ms.max(request.session_timeout_ms)).unwrap_or(0);
+        match wait_parked(receiver, stop, timeout_ms).await {
+            Ok(Parked::Join(response)) => response,
+            Ok(Parked::Sync(_)) => fail(ResponseError::UnknownServerError),
+            Err(error) => fail(error),
+        }
+    }
+
+    pub async fn sync(&self, broker: &Broker, request: &SyncRequest, stop: &watch::Receiver<bool>) -> SyncResponse {
+        let now = now_ms();
+        let executed = self.execute(broker, &request.group_id, true, now, |group| sync::sync(group, request, now));
+        let (landed, written) = match executed {
+            Ok(executed) => executed,
+            Err(error) => return SyncResponse::error(error),
+        };
+        if let Err(error) = Self::settle(broker, written).await {
+            return SyncResponse::error(error);
+        }
+        let receiver = match landed {
+            Landed::Now(response) => return response,
+            Landed::Parked(receiver) => receiver,
+        };
+        let timeout_ms = u64::try_from(self.config.max_session_timeout_ms).unwrap_or(0);
+        match wait_parked(receiver, stop, timeout_ms).await {
+            Ok(Parked::Sync(response)) => response,
+            Ok(Parked::Join(_)) => SyncResponse::error(ResponseError::UnknownServerError),
+            Err(error) => SyncResponse::error(error),
+        }
+    }
+
+    pub async fn heartbeat(&self, broker: &Broker, request: &HeartbeatRequest) -> Option<ResponseError> {
+        let result = self.run(broker, &request.group_id, |group, now| sync::heartbeat(group, request, now)).await;
+        result.unwrap_or_else(Some)
+    }
+
+    pub async fn leave(&self, broker: &Broker, group_id: &str, members: &[LeavingMember]) -> LeaveResponse {
+        let result = self.run(broker, group_id, |group, now| sync::leave(group, group_id, members, &self.config, now));
+        result.await.unwrap_or_else(|error| LeaveResponse { error: Some(error), members: Vec::new() })
+    }
+
+    pub async fn commit(&self, broker: &Broker, request: &CommitRequest) -> CommitResponse {
+        let result = self.run(broker, &request.group_id, |group, now| offsets::commit(group, request, &self.config, now));
+        result.await.unwrap_or_else(|error| {
+            let all = request.topics.iter();
+            all.map(|(topic, ps)| (topic.clone(), ps.iter().map(|p| (p.partition, Some(error))).collect())).collect()
+        })
+    }
+
+    pub async fn delete_offsets(&self, broker: &Broker, group_id: &str, topics: &[(String, Vec<i32>)]) -> DeleteOffsetsResponse {
+        let result = self.run(broker, group_id, |group, _| offsets::delete_offsets(group, group_id, topics)).await;
+        result.unwrap_or_else(Err)
+    }
+
+    pub async fn delete_group(&self, broker: &Broker, group_id: &str) -> Option<ResponseError> {
+        self.run(broker, group_id, |group, _| offsets::delete_group(group, group_id)).await.unwrap_or_else(Some)
+    }
+
+    /// Committed offsets of a group (`topics` of `None`: all of them).
+    pub fn fetch(&self, group_id: &str, topics: Option<&[(String, Vec<i32>)]>) -> Vec<(String, Vec<FetchedOffset>)> {
+        match self.shard_for(group_id) {
+            Some(shard) => offsets::fetch(shard.state.lock().expect("shard lock").groups.get(group_id), topics),
+            None => offsets::fetch(None, topics),
+        }
+    }
+
+    /// A copy of the group, for DescribeGroups and tests.
+    pub fn describe(&self, group_id: &str) -> Option<Group> {
+        let shard = self.shard_for(group_id)?;
+        let state = shard.state.lock().expect("shard lock");
+        state.groups.get(group_id).cloned()
+    }
+
+    /// Every group this node coordinates.
+    pub fn list(&self) -> Vec<ListedGroup> {
+        let shards = self.shards.read().expect("shards lock").clone();
+        let mut listed = Vec::new();
+        for shard in shards {
+            let state = shard.state.lock().expect("shard lock");
+            listed.extend(state.groups.values().map(|g| {
+                (g.group_id.clone(), g.state.name(), g.protocol_type.clone().unwrap_or_default())
+            }));
+        }
+        listed.sort();
+        listed
+    }
+
+    /// Runs every due timer; the server calls this every few tens of milliseconds.
+    pub fn tick(&self, broker: &Broker, now_ms: i64) {
+        self.for_each_shard(broker, |state, partition| {
+            state.forget_abandoned();
+            for group_id in state.due(now_ms) {
+                let outcome = timers::tick(&state.groups[&group_id], &self.config, now_ms);
+                if let Err(error) = state.land(partition, &group_id, outcome, now_ms) {
+                    tracing::warn!(group = %group_id, ?error, "group timer failed");
+                }
+            }
+        });
+    }
+
+    /// Removes expired offsets and the empty groups left without any
+    /// (`offsets.retention.check.interval.ms`).
+    pub fn expire_offsets(&self, broker: &Broker, now_ms: i64) {
+        self.for_each_shard(broker, |state, partition| {
+            let ids: Vec<String> = state.groups.keys().cloned().collect();
+            for group_id in ids {
+                let outcome = offsets::expire(&state.groups[&group_id], &self.config, now_ms);
+                if outcome.records.is_empty() {
+                    continue;
+                }
+                tracing::info!(group = %group_id, records = outcome.records.len(), "expiring offsets");
+                if let Err(error) = state.land(partition, &group_id, outcome, now_ms) {
+                    tracing::warn!(group = %group_id, ?error, "offset expiration failed");
+                }
+            }
+        });
+    }
+
+    fn for_each_shard(&self, broker: &Broker, mut f: impl FnMut(&mut ShardState, &Partition)) {
+        let shards = self.shards.read().expect("shards lock").clone();
+        for shard in shards {
+            let Some(partition) = broker.replicas.partition(OFFSETS_TOPIC, shard.partition) else { continue };
+            let mut state = shard.state.lock().expect("shard lock");
+            f(&mut state, &partition);
+        }
+    }
+}
+
+/// Waits for a parked request's answer, the server's stop, or the safety bound.
+async fn wait_parked(
+    receiver: oneshot::Receiver<Parked>,
+    stop: &watch::Receiver<bool>,
+    timeout_ms: u64,
+) -> Result<Parked, ResponseError> {
+    let mut stop = stop.clone();
+    if *stop.borrow_and_update() {
+        return Err(ResponseError::NotCoordinator);
+    }
+    let bound = Duration::from_millis(timeout_ms.saturating_add(PARK_SAFETY_MARGIN_MS));
+    tokio::select! {
+        // A dropped sender means a newer request of the same member replaced this one.
+        answer = receiver => answer.map_err(|_| ResponseError::RebalanceInProgress),
+        _ = stop.changed() => Err(ResponseError::NotCoordinator),
+        _ = tokio::time::sleep(bound) => {
+            tracing::warn!(?bound, "parked group request outlived its safety bound");
+            Err(ResponseError::RebalanceInProgress)
+        }
+    }
+}

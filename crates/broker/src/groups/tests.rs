@@ -1,0 +1,1 @@
+//! Unit tests of the pure group state machine.

@@ -1,0 +1,69 @@
+//! FindCoordinator: the node that coordinates a group is the leader of its `__consumer_offsets`
+//! partition; the topic is created on the first request, as Kafka does. Batched keys from v4.
+
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::StrBytes;
+use runnel_protocol::ResponseError;
+
+use super::Context;
+
+const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
+
+/// The coordinator of one key: (node id, host, port) or why there is none.
+fn locate(ctx: &Context, key: &str, key_type: i8) -> Result<(i32, String, i32), (ResponseError, &'static str)> {
+    match key_type {
+        KEY_TYPE_GROUP if key.is_empty() => Err((ResponseError::InvalidRequest, "empty group id")),
+        KEY_TYPE_GROUP => {
+            ctx.broker.groups.ensure_ready(ctx.broker).map_err(|e| (e, "the offsets topic is not available"))?;
+            // One node leads every partition today; with replication this becomes the
+            // leader of partition_for(key).
+            let (host, port) = ctx.broker.config.advertised();
+            Ok((ctx.broker.config.node_id, host, i32::from(port)))
+        }
+        KEY_TYPE_TRANSACTION => Err((ResponseError::CoordinatorNotAvailable, "transactions are not supported yet")),
+        _ => Err((ResponseError::InvalidRequest, "unknown key type")),
+    }
+}
+
+pub fn handle(ctx: &Context, request: FindCoordinatorRequest) -> FindCoordinatorResponse {
+    if ctx.version >= 4 {
+        let coordinators = request
+            .coordinator_keys
+            .iter()
+            .map(|key| {
+                let coordinator = Coordinator::default().with_key(key.clone());
+                match locate(ctx, key.as_str(), request.key_type) {
+                    Ok((node, host, port)) => coordinator
+                        .with_node_id(BrokerId(node))
+                        .with_host(StrBytes::from_string(host))
+                        .with_port(port)
+                        .with_error_message(None),
+                    Err((error, message)) => coordinator
+                        .with_node_id(BrokerId(-1))
+                        .with_port(-1)
+                        .with_error_code(error.code())
+                        .with_error_message(Some(StrBytes::from_static_str(message))),
+                }
+            })
+            .collect();
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    match locate(ctx, request.key.as_str(), request.key_type) {
+        Ok((node, host, port)) => FindCoordinatorResponse::default()
+            .with_node_id(BrokerId(node))
+            .with_host(StrBytes::from_string(host))
+            .with_port(port)
+            .with_error_message(None),
+        Err((error, message)) => {
+            let response =
+                FindCoordinatorResponse::default().with_error_code(error.code()).with_node_id(BrokerId(-1)).with_port(-1);
+            if ctx.version >= 1 {
+                response.with_error_message(Some(StrBytes::from_static_str(message)))
+            } else {
+                response
+            }
+        }
+    }
+}

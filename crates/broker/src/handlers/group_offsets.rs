@@ -1,0 +1,192 @@
+//! OffsetCommit (v2-9), OffsetFetch (v1-9, several groups per request from v8) and
+//! OffsetDelete (v0), over the group coordinator.
+
+use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
+use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
+    OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{
+    GroupId, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest,
+    OffsetFetchResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use runnel_protocol::ResponseError;
+
+use super::Context;
+use crate::groups::offsets::{CommitPartition, CommitRequest, FetchedOffset};
+
+fn code(error: Option<ResponseError>) -> i16 {
+    error.map_or(0, |e| e.code())
+}
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+/// Whether `topic`-`partition` exists; offsets of other partitions are refused.
+fn exists(ctx: &Context, topic: &str, partition: i32) -> bool {
+    ctx.broker.metadata.image().topic(topic).is_some_and(|t| partition >= 0 && (partition as usize) < t.partitions.len())
+}
+
+pub async fn commit(ctx: &Context<'_>, request: OffsetCommitRequest) -> OffsetCommitResponse {
+    let group_id = request.group_id.0.to_string();
+    // Partitions that do not exist are answered here; the rest go to the coordinator.
+    let mut refused: Vec<(String, i32, ResponseError)> = Vec::new();
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for topic in &request.topics {
+        let name = topic.name.0.to_string();
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for p in &topic.partitions {
+            if group_id.is_empty() {
+                refused.push((name.clone(), p.partition_index, ResponseError::InvalidGroupId));
+            } else if !exists(ctx, &name, p.partition_index) {
+                refused.push((name.clone(), p.partition_index, ResponseError::UnknownTopicOrPartition));
+            } else {
+                partitions.push(CommitPartition {
+                    partition: p.partition_index,
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                });
+            }
+        }
+        topics.push((name, partitions));
+    }
+    let commit = CommitRequest {
+        group_id,
+        generation_id: request.generation_id_or_member_epoch,
+        member_id: request.member_id.to_string(),
+        instance_id: request.group_instance_id.as_ref().map(|i| i.to_string()),
+        retention_time_ms: if (2..=4).contains(&ctx.version) { request.retention_time_ms } else { -1 },
+        topics,
+        version: ctx.version,
+    };
+    let any = commit.topics.iter().any(|(_, ps)| !ps.is_empty());
+    let results = if any { ctx.broker.groups.commit(ctx.broker, &commit).await } else { Vec::new() };
+    // Answer in request order.
+    let responses = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let name = topic.name.0.as_str();
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let index = p.partition_index;
+                    let error = refused
+                        .iter()
+                        .find(|(t, i, _)| t == name && *i == index)
+                        .map(|(_, _, e)| Some(*e))
+                        .or_else(|| {
+                            let committed = results.iter().find(|(t, _)| t == name)?;
+                            committed.1.iter().find(|(i, _)| *i == index).map(|(_, e)| *e)
+                        })
+                        .unwrap_or(Some(ResponseError::UnknownServerError));
+                    OffsetCommitResponsePartition::default().with_partition_index(index).with_error_code(code(error))
+                })
+                .collect();
+            OffsetCommitResponseTopic::default().with_name(topic.name.clone()).with_partitions(partitions)
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(responses)
+}
+
+fn fetched_v1(version: i16, offset: FetchedOffset) -> OffsetFetchResponsePartition {
+    let partition = OffsetFetchResponsePartition::default()
+        .with_partition_index(offset.partition)
+        .with_committed_offset(offset.offset)
+        .with_metadata(Some(StrBytes::from_string(offset.metadata)));
+    if version >= 5 {
+        partition.with_committed_leader_epoch(offset.leader_epoch)
+    } else {
+        partition
+    }
+}
+
+fn fetched_v8(offset: FetchedOffset) -> OffsetFetchResponsePartitions {
+    OffsetFetchResponsePartitions::default()
+        .with_partition_index(offset.partition)
+        .with_committed_offset(offset.offset)
+        .with_committed_leader_epoch(offset.leader_epoch)
+        .with_metadata(Some(StrBytes::from_string(offset.metadata)))
+}
+
+pub fn fetch(ctx: &Context, request: OffsetFetchRequest) -> OffsetFetchResponse {
+    let groups = &ctx.broker.groups;
+    if ctx.version < 8 {
+        let wanted: Option<Vec<(String, Vec<i32>)>> = request
+            .topics
+            .as_ref()
+            .map(|topics| topics.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect());
+        let offsets = groups.fetch(request.group_id.0.as_str(), wanted.as_deref());
+        let topics = offsets
+            .into_iter()
+            .map(|(topic, partitions)| {
+                let partitions = partitions.into_iter().map(|o| fetched_v1(ctx.version, o)).collect();
+                OffsetFetchResponseTopic::default().with_name(topic_name(&topic)).with_partitions(partitions)
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_topics(topics);
+    }
+    let results = request
+        .groups
+        .iter()
+        .map(|group| {
+            let wanted: Option<Vec<(String, Vec<i32>)>> = group
+                .topics
+                .as_ref()
+                .map(|topics| topics.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect());
+            let offsets = groups.fetch(group.group_id.0.as_str(), wanted.as_deref());
+            let topics = offsets
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    let partitions = partitions.into_iter().map(fetched_v8).collect();
+                    OffsetFetchResponseTopics::default().with_name(topic_name(&topic)).with_partitions(partitions)
+                })
+                .collect();
+            OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone()).with_topics(topics)
+        })
+        .collect();
+    OffsetFetchResponse::default().with_groups(results)
+}
+
+pub async fn delete(ctx: &Context<'_>, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    let group_id: &GroupId = &request.group_id;
+    let mut wanted = Vec::with_capacity(request.topics.len());
+    for topic in &request.topics {
+        let name = topic.name.0.to_string();
+        let partitions = topic.partitions.iter().map(|p| p.partition_index).filter(|p| exists(ctx, &name, *p)).collect();
+        wanted.push((name, partitions));
+    }
+    let result = ctx.broker.groups.delete_offsets(ctx.broker, group_id.0.as_str(), &wanted).await;
+    let results = match result {
+        Ok(results) => results,
+        Err(error) => return OffsetDeleteResponse::default().with_error_code(error.code()),
+    };
+    let topics = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let name = topic.name.0.as_str();
+            let done = results.iter().find(|(t, _)| t == name).map(|(_, ps)| ps.as_slice()).unwrap_or_default();
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let error = match done.iter().find(|(i, _)| *i == p.partition_index) {
+                        Some((_, error)) => *error,
+                        None => Some(ResponseError::UnknownTopicOrPartition),
+                    };
+                    OffsetDeleteResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code(error))
+                })
+                .collect();
+            OffsetDeleteResponseTopic::default().with_name(topic.name.clone()).with_partitions(partitions)
+        })
+        .collect();
+    OffsetDeleteResponse::default().with_topics(topics)
+}
