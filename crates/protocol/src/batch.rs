@@ -335,6 +335,16 @@ impl<'a> BatchMut<'a> {
     pub fn set_partition_leader_epoch(&mut self, epoch: i32) {
         self.bytes[OFF_LEADER_EPOCH..OFF_LEADER_EPOCH + 4].copy_from_slice(&epoch.to_be_bytes());
     }
+    /// Sets the idempotence fields (producer id, epoch, base sequence) and recomputes the
+    /// CRC. Producers do this; the broker uses it only in tests and tools.
+    pub fn set_producer(&mut self, producer_id: i64, epoch: i16, base_sequence: i32) {
+        self.bytes[OFF_PRODUCER_ID..OFF_PRODUCER_ID + 8].copy_from_slice(&producer_id.to_be_bytes());
+        self.bytes[OFF_PRODUCER_EPOCH..OFF_PRODUCER_EPOCH + 2].copy_from_slice(&epoch.to_be_bytes());
+        self.bytes[OFF_BASE_SEQUENCE..OFF_BASE_SEQUENCE + 4].copy_from_slice(&base_sequence.to_be_bytes());
+        let crc = crc32c::crc32c(&self.bytes[OFF_ATTRIBUTES..]);
+        self.bytes[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+
     /// LogAppendTime: the broker's clock becomes the batch's max timestamp and the attribute
     /// says so. Both lie inside the CRC, which is recomputed.
     pub fn set_log_append_time(&mut self, now_ms: i64) {
@@ -422,9 +432,12 @@ pub fn build_batch(base_timestamp: i64, values: &[&[u8]]) -> Vec<u8> {
     build_batch_with_keys(base_timestamp, &values.iter().map(|v| (None, *v)).collect::<Vec<_>>())
 }
 
+/// A record to build: key and value, either may be null.
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
 /// As [`build_batch`], with an optional key per record.
 pub fn build_batch_with_keys(base_timestamp: i64, records: &[(Option<&[u8]>, &[u8])]) -> Vec<u8> {
-    let records: Vec<(Option<&[u8]>, Option<&[u8]>)> = records.iter().map(|(k, v)| (*k, Some(*v))).collect();
+    let records: Vec<KeyValue> = records.iter().map(|(k, v)| (*k, Some(*v))).collect();
     build_batch_records(base_timestamp, &records)
 }
 
@@ -440,7 +453,7 @@ fn write_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
 
 /// As [`build_batch_with_keys`], with nullable values too (a null value is a tombstone in a
 /// compacted topic). The broker's internal topics write their records with this.
-pub fn build_batch_records(base_timestamp: i64, records: &[(Option<&[u8]>, Option<&[u8]>)]) -> Vec<u8> {
+pub fn build_batch_records(base_timestamp: i64, records: &[KeyValue]) -> Vec<u8> {
     assert!(!records.is_empty(), "a batch holds at least one record");
     let mut body = Vec::new();
     for (i, (key, value)) in records.iter().enumerate() {

@@ -20,4 +20,7 @@ pub enum StorageError {
     InvalidConfig(&'static str),
     #[error("invalid checkpoint file: {0}")]
     InvalidCheckpoint(String),
+    /// An idempotent producer's batch was refused (epoch or sequence).
+    #[error(transparent)]
+    Producer(#[from] crate::producer_state::ProducerError),
 }

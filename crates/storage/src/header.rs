@@ -18,6 +18,10 @@ pub(crate) struct BatchHeader {
     pub base_offset: i64,
     pub last_offset: i64,
     pub max_timestamp: i64,
+    /// Idempotence fields: producer id (-1 if none), epoch, first sequence.
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
 }
 
 impl BatchHeader {
@@ -26,6 +30,16 @@ impl BatchHeader {
     }
     pub fn next_offset(&self) -> i64 {
         self.last_offset + 1
+    }
+
+    /// The idempotence fields, when the batch has a producer id.
+    pub fn producer_batch(&self) -> Option<crate::producer_state::ProducerBatch> {
+        (self.producer_id >= 0).then(|| crate::producer_state::ProducerBatch {
+            producer_id: self.producer_id,
+            epoch: self.producer_epoch,
+            first_seq: self.base_sequence,
+            last_seq: self.base_sequence.wrapping_add((self.last_offset - self.base_offset) as i32),
+        })
     }
 
     /// Decodes the header fields of a batch whose first `HEADER_BYTES` are `bytes`.
@@ -51,6 +65,9 @@ impl BatchHeader {
             base_offset,
             last_offset: base_offset + i64::from(last_offset_delta),
             max_timestamp: be_i64(35),
+            producer_id: be_i64(43),
+            producer_epoch: i16::from_be_bytes([bytes[51], bytes[52]]),
+            base_sequence: be_i32(53),
         })
     }
 }

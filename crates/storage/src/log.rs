@@ -6,11 +6,14 @@
 //! below the active segment's base offset is durable. `log_start_offset` lies in
 //! `[first segment base, log end offset]`, `recovery_point` in `[0, log end offset]`.
 
-use runnel_protocol::batch::{stamp_header, BatchError, BatchView, HEADER_BYTES};
+use runnel_protocol::batch::{stamp_header, BatchError, BatchIter, BatchView, HEADER_BYTES};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::header::HeaderScan;
+use crate::producer_snapshot;
+use crate::producer_state::{ProducerBatch, ProducerStateManager, SequenceCheck};
 use crate::retention::{deletable_segments, SegmentSummary};
 use crate::segment::{Segment, SegmentRead};
 use crate::stamp::stamp_batches;
@@ -57,6 +60,8 @@ pub struct PartitionLog {
     pub(crate) unflushed_messages: u64,
     pub(crate) last_flush_ms: i64,
     pub(crate) last_open_scanned_bytes: u64,
+    /// Idempotent producers' recent batches; rebuilt at open from a snapshot and the tail.
+    pub(crate) producers: ProducerStateManager,
 }
 
 impl PartitionLog {
@@ -94,6 +99,19 @@ impl PartitionLog {
         }
         self.active_mut().append(records, now_ms)?;
         debug_assert_eq!(self.log_end_offset(), stamped.last_offset + 1);
+        // Batches appended whole (replication, internal logs) update the producer state
+        // unchecked, as Kafka does for appends that did not come from a client.
+        for (_, batch) in BatchIter::new(records).flatten() {
+            if batch.producer_id() >= 0 {
+                let producer = ProducerBatch {
+                    producer_id: batch.producer_id(),
+                    epoch: batch.producer_epoch(),
+                    first_seq: batch.base_sequence(),
+                    last_seq: batch.base_sequence().wrapping_add(batch.last_offset_delta()),
+                };
+                self.producers.update(&producer, batch.base_offset(), batch.last_offset(), batch.max_timestamp());
+            }
+        }
         self.account_append(stamped.record_count, now_ms)?;
         Ok(AppendInfo {
             base_offset: stamped.base_offset,
@@ -124,6 +142,23 @@ impl PartitionLog {
         if view.last_offset_delta() < 0 {
             return Err(BatchError::Invalid("negative lastOffsetDelta").into());
         }
+        let producer = (view.producer_id() >= 0).then(|| ProducerBatch {
+            producer_id: view.producer_id(),
+            epoch: view.producer_epoch(),
+            first_seq: view.base_sequence(),
+            last_seq: view.base_sequence().wrapping_add(view.last_offset_delta()),
+        });
+        if let Some(producer) = &producer {
+            if let SequenceCheck::Duplicate(original) = self.producers.check(producer)? {
+                return Ok(AppendInfo {
+                    base_offset: original.first_offset,
+                    last_offset: original.last_offset,
+                    max_timestamp: original.max_timestamp,
+                    offset_of_max_timestamp: original.last_offset,
+                    log_append_time_ms: -1,
+                });
+            }
+        }
         let base_offset = self.log_end_offset();
         let last_offset = base_offset + i64::from(view.last_offset_delta());
         if self.active().should_roll(batch.len() as u64, last_offset, now_ms, &self.config) {
@@ -136,6 +171,9 @@ impl PartitionLog {
         self.active_mut().append_parts(&header, rest, now_ms)?;
         debug_assert_eq!(self.log_end_offset(), last_offset + 1);
         let max_timestamp = log_append_time_ms.unwrap_or(view.max_timestamp());
+        if let Some(producer) = &producer {
+            self.producers.update(producer, base_offset, last_offset, max_timestamp);
+        }
         self.account_append(u64::try_from(view.record_count()).unwrap_or(0), now_ms)?;
         Ok(AppendInfo {
             base_offset,
@@ -323,7 +361,7 @@ impl PartitionLog {
         self.active_mut().truncate_to(offset)?;
         self.recovery_point = self.recovery_point.min(self.log_end_offset());
         self.log_start_offset = self.log_start_offset.min(self.log_end_offset());
-        Ok(())
+        self.rebuild_producer_state()
     }
 
     /// Deletes every segment and starts an empty log at `offset`.
@@ -336,6 +374,8 @@ impl PartitionLog {
         sync_dir(&self.dir)?;
         self.log_start_offset = offset;
         self.recovery_point = offset;
+        producer_snapshot::delete_above(&self.dir, -1)?;
+        self.producers = ProducerStateManager::default();
         Ok(())
     }
 
@@ -351,6 +391,7 @@ impl PartitionLog {
         self.segments.push(Segment::create(&self.dir, base_offset, &self.config)?);
         sync_dir(&self.dir)?;
         self.recovery_point = self.recovery_point.max(base_offset);
+        producer_snapshot::write(&self.dir, base_offset, &self.producers)?;
         Ok(())
     }
 
@@ -358,6 +399,42 @@ impl PartitionLog {
     pub fn close(mut self) -> Result<(), StorageError> {
         self.active_mut().flush(true)?;
         self.recovery_point = self.log_end_offset();
+        producer_snapshot::write(&self.dir, self.log_end_offset(), &self.producers)?;
+        Ok(())
+    }
+
+    /// The idempotent-producer state (for tests and tooling).
+    pub fn producer_state(&self) -> &ProducerStateManager {
+        &self.producers
+    }
+
+    /// Forgets producers idle for `expiration_ms` (`producer.id.expiration.ms`).
+    pub fn expire_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.producers.expire(now_ms, expiration_ms)
+    }
+
+    /// Rebuilds the producer state: the newest snapshot at or below the log end, then every
+    /// batch after it. Snapshots above the log end (left by a truncation) are removed.
+    pub(crate) fn rebuild_producer_state(&mut self) -> Result<(), StorageError> {
+        let end = self.log_end_offset();
+        producer_snapshot::delete_above(&self.dir, end)?;
+        let (from, state) =
+            producer_snapshot::load_latest(&self.dir, end)?.unwrap_or((0, ProducerStateManager::default()));
+        self.producers = state;
+        let from = from.max(self.segments[0].base_offset);
+        for segment in self.segments.iter().filter(|s| s.next_offset > from) {
+            let start = if from <= segment.base_offset {
+                0
+            } else {
+                segment.find_batch(from)?.map_or(segment.size_bytes, |h| h.position)
+            };
+            for header in HeaderScan::new(&segment.log, start, segment.size_bytes) {
+                let header = header?;
+                if let Some(producer) = header.producer_batch() {
+                    self.producers.update(&producer, header.base_offset, header.last_offset, header.max_timestamp);
+                }
+            }
+        }
         Ok(())
     }
 

@@ -54,10 +54,12 @@ impl PartitionLog {
             unflushed_messages: 0,
             last_flush_ms: now_ms,
             last_open_scanned_bytes: scanned_bytes,
+            producers: Default::default(),
         };
         let log_end = log.log_end_offset();
         log.log_start_offset = log_start_offset.max(log.segments[0].base_offset).min(log_end);
         log.recovery_point = if clean_shutdown { log_end } else { recovery_point.clamp(0, log_end) };
+        log.rebuild_producer_state()?;
         tracing::debug!(
             dir = %dir.display(), segments = log.segments.len(), log_start = log.log_start_offset,
             log_end, scanned_bytes, "opened log"

@@ -1,0 +1,339 @@
+//! Idempotent-producer state of one partition: for each producer id, its epoch and the
+//! sequence ranges and offsets of its last [`BATCHES_KEPT`] batches.
+//!
+//! The checks follow Kafka's `ProducerAppendInfo`: an older epoch is refused
+//! (INVALID_PRODUCER_EPOCH); a newer epoch must start at sequence 0; within an epoch a batch
+//! must continue the last sequence (wrapping at `i32::MAX`), unless it repeats one of the
+//! cached batches exactly, in which case it is a duplicate answered with the original
+//! offsets; a producer with no state (new, or expired) may start at any sequence. Pure: no
+//! I/O, no clock; the log calls it under its lock.
+//!
+//! Snapshot file `<offset>.snapshot` (state as of log offset `offset`), big-endian:
+//! ```text
+//! magic "RNPS" | version u16 = 1 | crc32c u32 of everything after it | count u32
+//! per producer: id i64 | epoch i16 | last timestamp i64 | batches u8
+//!   per batch: first seq i32 | last seq i32 | first offset i64 | last offset i64 | max timestamp i64
+//! ```
+
+use std::collections::{HashMap, VecDeque};
+
+/// Kafka keeps the metadata of the last five batches per producer: a client has at most
+/// five requests in flight, so any retry it sends is among them.
+pub const BATCHES_KEPT: usize = 5;
+const MAGIC: &[u8; 4] = b"RNPS";
+const VERSION: u16 = 1;
+
+/// Where one batch of a producer landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchMeta {
+    pub first_seq: i32,
+    pub last_seq: i32,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProducerEntry {
+    pub epoch: i16,
+    pub batches: VecDeque<BatchMeta>,
+    pub last_timestamp: i64,
+}
+
+/// The idempotence fields of a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProducerBatch {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub first_seq: i32,
+    pub last_seq: i32,
+}
+
+/// What an append of a batch should do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SequenceCheck {
+    Append,
+    /// The batch was appended before: answer with these offsets, append nothing.
+    Duplicate(BatchMeta),
+}
+
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProducerError {
+    #[error("producer {producer_id} epoch {epoch} is older than the current epoch {current}")]
+    InvalidEpoch { producer_id: i64, epoch: i16, current: i16 },
+    #[error("producer {producer_id}: sequence {first_seq} does not follow {expected_after}")]
+    OutOfOrderSequence { producer_id: i64, first_seq: i32, expected_after: i32 },
+}
+
+fn in_sequence(last_seq: i32, next_seq: i32) -> bool {
+    next_seq == last_seq.wrapping_add(1) || (next_seq == 0 && last_seq == i32::MAX)
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProducerStateManager {
+    entries: HashMap<i64, ProducerEntry>,
+}
+
+impl ProducerStateManager {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+    pub fn entry(&self, producer_id: i64) -> Option<&ProducerEntry> {
+        self.entries.get(&producer_id)
+    }
+
+    /// Decides whether `batch` may be appended. Pure.
+    pub fn check(&self, batch: &ProducerBatch) -> Result<SequenceCheck, ProducerError> {
+        let Some(entry) = self.entries.get(&batch.producer_id) else {
+            return Ok(SequenceCheck::Append);
+        };
+        if batch.epoch < entry.epoch {
+            return Err(ProducerError::InvalidEpoch {
+                producer_id: batch.producer_id,
+                epoch: batch.epoch,
+                current: entry.epoch,
+            });
+        }
+        if batch.epoch > entry.epoch {
+            if batch.first_seq != 0 {
+                return Err(ProducerError::OutOfOrderSequence {
+                    producer_id: batch.producer_id,
+                    first_seq: batch.first_seq,
+                    expected_after: -1,
+                });
+            }
+            return Ok(SequenceCheck::Append);
+        }
+        if let Some(original) =
+            entry.batches.iter().find(|b| b.first_seq == batch.first_seq && b.last_seq == batch.last_seq)
+        {
+            return Ok(SequenceCheck::Duplicate(*original));
+        }
+        match entry.batches.back() {
+            Some(last) if !in_sequence(last.last_seq, batch.first_seq) => Err(ProducerError::OutOfOrderSequence {
+                producer_id: batch.producer_id,
+                first_seq: batch.first_seq,
+                expected_after: last.last_seq,
+            }),
+            _ => Ok(SequenceCheck::Append),
+        }
+    }
+
+    /// Records an appended batch (also used when replaying the log).
+    pub fn update(&mut self, batch: &ProducerBatch, first_offset: i64, last_offset: i64, max_timestamp: i64) {
+        let entry = self.entries.entry(batch.producer_id).or_insert_with(|| ProducerEntry {
+            epoch: batch.epoch,
+            batches: VecDeque::with_capacity(BATCHES_KEPT),
+            last_timestamp: max_timestamp,
+        });
+        if batch.epoch != entry.epoch {
+            entry.epoch = batch.epoch;
+            entry.batches.clear();
+        }
+        if entry.batches.len() == BATCHES_KEPT {
+            entry.batches.pop_front();
+        }
+        entry.batches.push_back(BatchMeta {
+            first_seq: batch.first_seq,
+            last_seq: batch.last_seq,
+            first_offset,
+            last_offset,
+            max_timestamp,
+        });
+        entry.last_timestamp = entry.last_timestamp.max(max_timestamp);
+    }
+
+    /// Forgets producers whose last batch is older than `expiration_ms`; returns how many.
+    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.entries.len();
+        self.entries.retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
+        before - self.entries.len()
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut body = Vec::with_capacity(4 + self.entries.len() * 64);
+        body.extend_from_slice(&(self.entries.len() as u32).to_be_bytes());
+        let mut ids: Vec<&i64> = self.entries.keys().collect();
+        ids.sort();
+        for id in ids {
+            let e = &self.entries[id];
+            body.extend_from_slice(&id.to_be_bytes());
+            body.extend_from_slice(&e.epoch.to_be_bytes());
+            body.extend_from_slice(&e.last_timestamp.to_be_bytes());
+            body.push(e.batches.len() as u8);
+            for b in &e.batches {
+                body.extend_from_slice(&b.first_seq.to_be_bytes());
+                body.extend_from_slice(&b.last_seq.to_be_bytes());
+                body.extend_from_slice(&b.first_offset.to_be_bytes());
+                body.extend_from_slice(&b.last_offset.to_be_bytes());
+                body.extend_from_slice(&b.max_timestamp.to_be_bytes());
+            }
+        }
+        let mut out = Vec::with_capacity(10 + body.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_be_bytes());
+        out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Parses a snapshot, checking magic, version, CRC and that nothing trails.
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let mut r = Reader { bytes, at: 0 };
+        if r.take(4)? != MAGIC {
+            return Err("not a producer snapshot".into());
+        }
+        let version = u16::from_be_bytes(r.take(2)?.try_into().expect("2"));
+        if version != VERSION {
+            return Err(format!("unknown snapshot version {version}"));
+        }
+        let crc = r.u32()?;
+        if crc32c::crc32c(&bytes[r.at..]) != crc {
+            return Err("snapshot crc mismatch".into());
+        }
+        let mut entries = HashMap::new();
+        for _ in 0..r.u32()? {
+            let id = r.i64()?;
+            let epoch = i16::from_be_bytes(r.take(2)?.try_into().expect("2"));
+            let last_timestamp = r.i64()?;
+            let count = r.take(1)?[0] as usize;
+            if count > BATCHES_KEPT {
+                return Err(format!("{count} batches for producer {id}"));
+            }
+            let mut batches = VecDeque::with_capacity(count);
+            for _ in 0..count {
+                let (first_seq, last_seq) = (r.u32()? as i32, r.u32()? as i32);
+                let (first_offset, last_offset, max_timestamp) = (r.i64()?, r.i64()?, r.i64()?);
+                batches.push_back(BatchMeta { first_seq, last_seq, first_offset, last_offset, max_timestamp });
+            }
+            entries.insert(id, ProducerEntry { epoch, batches, last_timestamp });
+        }
+        if r.at != bytes.len() {
+            return Err("trailing bytes in snapshot".into());
+        }
+        Ok(ProducerStateManager { entries })
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self.at.checked_add(n).filter(|end| *end <= self.bytes.len()).ok_or("truncated snapshot")?;
+        let slice = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(slice)
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_be_bytes(self.take(4)?.try_into().expect("4")))
+    }
+    fn i64(&mut self) -> Result<i64, String> {
+        Ok(i64::from_be_bytes(self.take(8)?.try_into().expect("8")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(epoch: i16, first_seq: i32, count: i32) -> ProducerBatch {
+        ProducerBatch { producer_id: 7, epoch, first_seq, last_seq: first_seq + count - 1 }
+    }
+
+    fn with(batches: &[(ProducerBatch, i64)]) -> ProducerStateManager {
+        let mut state = ProducerStateManager::default();
+        for (b, offset) in batches {
+            state.update(b, *offset, offset + i64::from(b.last_seq - b.first_seq), 100);
+        }
+        state
+    }
+
+    #[test]
+    fn a_new_producer_may_start_at_any_sequence() {
+        let state = ProducerStateManager::default();
+        assert_eq!(state.check(&batch(0, 0, 3)), Ok(SequenceCheck::Append));
+        assert_eq!(state.check(&batch(0, 42, 3)), Ok(SequenceCheck::Append));
+    }
+
+    #[test]
+    fn the_next_batch_continues_the_sequence() {
+        let state = with(&[(batch(0, 0, 3), 10)]);
+        assert_eq!(state.check(&batch(0, 3, 2)), Ok(SequenceCheck::Append));
+    }
+
+    #[test]
+    fn a_gap_is_out_of_order() {
+        let state = with(&[(batch(0, 0, 3), 10)]);
+        assert!(matches!(
+            state.check(&batch(0, 4, 1)),
+            Err(ProducerError::OutOfOrderSequence { expected_after: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn a_retried_batch_is_a_duplicate_with_its_original_offsets() {
+        let state = with(&[(batch(0, 0, 3), 10), (batch(0, 3, 2), 13)]);
+        let SequenceCheck::Duplicate(original) = state.check(&batch(0, 0, 3)).unwrap() else { panic!("duplicate") };
+        assert_eq!((original.first_offset, original.last_offset), (10, 12));
+    }
+
+    #[test]
+    fn only_the_last_five_batches_are_remembered() {
+        let batches: Vec<_> = (0..6).map(|i| (batch(0, i, 1), 100 + i64::from(i))).collect();
+        let state = with(&batches);
+        assert_eq!(state.entry(7).unwrap().batches.len(), BATCHES_KEPT);
+        assert!(matches!(state.check(&batch(0, 0, 1)), Err(ProducerError::OutOfOrderSequence { .. })));
+        assert!(matches!(state.check(&batch(0, 1, 1)), Ok(SequenceCheck::Duplicate(_))));
+    }
+
+    #[test]
+    fn an_older_epoch_is_fenced() {
+        let state = with(&[(batch(3, 0, 1), 0)]);
+        assert!(matches!(state.check(&batch(2, 1, 1)), Err(ProducerError::InvalidEpoch { current: 3, .. })));
+    }
+
+    #[test]
+    fn a_new_epoch_must_start_at_zero_and_resets_the_batches() {
+        let mut state = with(&[(batch(0, 0, 5), 0)]);
+        assert!(matches!(state.check(&batch(1, 5, 1)), Err(ProducerError::OutOfOrderSequence { .. })));
+        assert_eq!(state.check(&batch(1, 0, 1)), Ok(SequenceCheck::Append));
+        state.update(&batch(1, 0, 1), 5, 5, 200);
+        assert_eq!(state.entry(7).unwrap().epoch, 1);
+        assert_eq!(state.entry(7).unwrap().batches.len(), 1);
+    }
+
+    #[test]
+    fn sequences_wrap_at_i32_max() {
+        let state =
+            with(&[(ProducerBatch { producer_id: 7, epoch: 0, first_seq: i32::MAX - 1, last_seq: i32::MAX }, 0)]);
+        assert_eq!(state.check(&batch(0, 0, 1)), Ok(SequenceCheck::Append));
+    }
+
+    #[test]
+    fn expiry_forgets_idle_producers() {
+        let mut state = with(&[(batch(0, 0, 1), 0)]);
+        assert_eq!(state.expire(150, 100), 0);
+        assert_eq!(state.expire(200, 100), 1);
+        assert!(state.is_empty());
+    }
+
+    #[test]
+    fn snapshots_round_trip_and_reject_damage() {
+        let state =
+            with(&[(batch(0, 0, 3), 10), (ProducerBatch { producer_id: 9, epoch: 2, first_seq: 5, last_seq: 5 }, 20)]);
+        let bytes = state.encode();
+        assert_eq!(ProducerStateManager::decode(&bytes).unwrap(), state);
+        let mut damaged = bytes.clone();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 1;
+        assert!(ProducerStateManager::decode(&damaged).is_err());
+        assert!(ProducerStateManager::decode(&bytes[..bytes.len() - 3]).is_err());
+    }
+}

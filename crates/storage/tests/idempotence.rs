@@ -1,0 +1,93 @@
+//! Idempotent producers at the log: duplicates, fencing, and producer state that survives
+//! clean and unclean restarts and truncation.
+
+mod common;
+
+use std::fs::OpenOptions;
+use std::io::Write;
+
+use common::{active_log_file, batch, open, read_all, small_config};
+use runnel_protocol::batch::BatchMut;
+use runnel_storage::{PartitionLog, ProducerError, StorageError};
+
+fn producer_batch(producer_id: i64, epoch: i16, base_sequence: i32, records: usize) -> Vec<u8> {
+    let mut bytes = batch(1_000, records, 200);
+    BatchMut::new(&mut bytes).set_producer(producer_id, epoch, base_sequence);
+    bytes
+}
+
+fn send(
+    log: &mut PartitionLog,
+    producer_id: i64,
+    epoch: i16,
+    seq: i32,
+    records: usize,
+) -> Result<(i64, i64), StorageError> {
+    let info = log.append_batch(&producer_batch(producer_id, epoch, seq, records), 0, false, 2_000)?;
+    Ok((info.base_offset, info.last_offset))
+}
+
+#[test]
+fn a_retried_batch_is_answered_with_its_offsets_and_not_appended_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), small_config(), 0, true);
+    assert_eq!(send(&mut log, 1, 0, 0, 3).unwrap(), (0, 2));
+    assert_eq!(send(&mut log, 1, 0, 3, 2).unwrap(), (3, 4));
+    assert_eq!(send(&mut log, 1, 0, 0, 3).unwrap(), (0, 2), "duplicate of the first batch");
+    assert_eq!(log.log_end_offset(), 5);
+    assert!(matches!(
+        send(&mut log, 1, 0, 9, 1),
+        Err(StorageError::Producer(ProducerError::OutOfOrderSequence { .. }))
+    ));
+    assert!(matches!(send(&mut log, 1, -1, 5, 1), Err(StorageError::Producer(ProducerError::InvalidEpoch { .. }))));
+    assert_eq!(log.log_end_offset(), 5, "refused batches append nothing");
+}
+
+#[test]
+fn producer_state_survives_a_clean_restart_without_a_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), small_config(), 0, true);
+    for i in 0..50 {
+        send(&mut log, 7, 0, i * 2, 2).unwrap();
+    }
+    let state = log.producer_state().clone();
+    log.close().unwrap();
+    let mut log = open(dir.path(), small_config(), 0, true);
+    assert_eq!(log.last_open_scanned_bytes(), 0);
+    assert_eq!(log.producer_state(), &state);
+    assert_eq!(send(&mut log, 7, 0, 98, 2).unwrap(), (98, 99), "a duplicate after restart");
+    assert_eq!(send(&mut log, 7, 0, 100, 1).unwrap(), (100, 100));
+}
+
+#[test]
+fn producer_state_is_rebuilt_after_a_crash_from_the_last_snapshot_and_the_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), small_config(), 0, true);
+    for i in 0..400 {
+        send(&mut log, 1 + i64::from(i % 3), 0, i / 3 * 2, 2).unwrap();
+    }
+    assert!(log.segment_count() > 2, "rolled, so snapshots exist");
+    let state = log.producer_state().clone();
+    let recovery_point = log.recovery_point();
+    drop(log); // crash
+    let mut file = OpenOptions::new().append(true).open(active_log_file(dir.path())).unwrap();
+    file.write_all(&[0x5a; 100]).unwrap();
+    let mut log = open(dir.path(), small_config(), recovery_point, false);
+    assert_eq!(log.producer_state(), &state);
+    let end = log.log_end_offset();
+    // Producer 1 sent sequence 264 at i = 396, the fifth batch from the end: offsets end-8, end-7.
+    assert_eq!(send(&mut log, 1, 0, 264, 2).unwrap(), (end - 8, end - 7), "a retry of a recent batch is a duplicate");
+}
+
+#[test]
+fn truncation_rewinds_the_producer_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), small_config(), 0, true);
+    for i in 0..300 {
+        send(&mut log, 5, 0, i, 1).unwrap();
+    }
+    log.truncate_to(150).unwrap();
+    assert_eq!(read_all(&log).len(), 150);
+    assert_eq!(send(&mut log, 5, 0, 150, 1).unwrap(), (150, 150), "sequence continues from what remains");
+    assert!(matches!(send(&mut log, 5, 0, 299, 1), Err(StorageError::Producer(_))));
+}
