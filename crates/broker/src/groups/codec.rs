@@ -361,7 +361,8 @@ mod tests {
         let (_, record) = decode(&key, Some(&v0)).unwrap();
         let Record::GroupMetadata(Some(value)) = record else { panic!("{record:?}") };
         assert_eq!((value.generation_id, value.protocol_name, value.state_timestamp_ms), (1, None, -1));
-        assert_eq!(decode(&key[..3], None), Err(CodecError::Truncated("string")));
+        assert_eq!(decode(&key[..3], None), Err(CodecError::Truncated("int16")));
+        assert_eq!(decode(&key[..4], None), Err(CodecError::Truncated("string")));
         assert_eq!(decode(&[0, 2, 0, 1, b'g', 0], None), Err(CodecError::Trailing(1)));
         assert!(matches!(decode(&[0, 9], None), Err(CodecError::UnsupportedVersion { .. })));
         let mut trailing = v0.clone();

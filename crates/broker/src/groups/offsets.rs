@@ -87,7 +87,9 @@ pub fn commit(group: Option<&Group>, request: &CommitRequest, config: &GroupConf
             }
             let value = CommittedOffset {
                 offset: p.offset,
-                leader_epoch: p.leader_epoch,
+                // Kafka's record with an expiry time (value v1) has no leader epoch; the
+                // requests that set one (v2-v4) carry none anyway.
+                leader_epoch: if expire_timestamp_ms.is_some() { -1 } else { p.leader_epoch },
                 metadata,
                 commit_timestamp_ms: now_ms,
                 expire_timestamp_ms,
