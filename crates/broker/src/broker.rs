@@ -15,6 +15,7 @@ use crate::groups::coordinator::OffsetsTopicSettings;
 use crate::groups::loader::GroupLoadError;
 use crate::groups::GroupCoordinator;
 use crate::metadata_store::{LocalMetadataLog, MetadataStore};
+use crate::producer_ids::ProducerIdManager;
 use crate::replica_manager::ReplicaManager;
 
 pub const CLEAN_SHUTDOWN_MARKER: &str = ".runnel_clean_shutdown";
@@ -53,6 +54,8 @@ pub struct Broker {
     pub replicas: ReplicaManager,
     /// Consumer groups, rebuilt from `__consumer_offsets` at start-up.
     pub groups: GroupCoordinator,
+    /// Producer ids for InitProducerId, in blocks from the metadata log.
+    pub producer_ids: ProducerIdManager,
     pub stats: Stats,
 }
 
@@ -78,7 +81,8 @@ impl Broker {
         replicas.open_all(&metadata.image(), &config, clean, now)?;
         let groups = group_coordinator(&config);
         groups.load(&replicas, &metadata.image(), now)?;
-        Ok(Arc::new(Broker { config, cluster_id, metadata, replicas, groups, stats: Stats::default() }))
+        let producer_ids = ProducerIdManager::new(config.node_id);
+        Ok(Arc::new(Broker { config, cluster_id, metadata, replicas, groups, producer_ids, stats: Stats::default() }))
     }
 
     /// Flushes and closes every log, writes checkpoints, and leaves the clean-shutdown

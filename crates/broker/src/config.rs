@@ -44,6 +44,8 @@ pub struct BrokerConfig {
     pub log_retention_check_interval_ms: u64,
     pub log_flush_scheduler_interval_ms: u64,
     pub log_flush_before_ack: bool,
+    /// Idempotent producers idle this long are forgotten (`producer.id.expiration.ms`).
+    pub producer_id_expiration_ms: i64,
     /// Benchmark sink: answer every produce as successful and store nothing. Only for
     /// measuring what the client and the network cost without the broker's work.
     pub discard_produce: bool,
@@ -81,6 +83,7 @@ impl Default for BrokerConfig {
             log_retention_check_interval_ms: 300_000,
             log_flush_scheduler_interval_ms: 1_000,
             log_flush_before_ack: false,
+            producer_id_expiration_ms: 86_400_000,
             discard_produce: false,
             checkpoint_interval_ms: 60_000,
             log: LogConfig::default(),
@@ -144,6 +147,7 @@ impl BrokerConfig {
             "log.retention.check.interval.ms" => self.log_retention_check_interval_ms = parse(key, value)?,
             "log.flush.scheduler.interval.ms" => self.log_flush_scheduler_interval_ms = parse(key, value)?,
             "log.flush.before.ack" => self.log_flush_before_ack = parse(key, value)?,
+            "producer.id.expiration.ms" => self.producer_id_expiration_ms = parse(key, value)?,
             "runnel.bench.discard.produce" => self.discard_produce = parse(key, value)?,
             "log.flush.offset.checkpoint.interval.ms" => self.checkpoint_interval_ms = parse(key, value)?,
             "log.segment.bytes" => self.log.segment_bytes = parse(key, value)?,

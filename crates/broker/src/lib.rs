@@ -16,6 +16,7 @@ pub mod handlers;
 pub mod metadata_store;
 pub mod metrics;
 pub mod partition;
+pub mod producer_ids;
 pub mod replica_manager;
 pub mod response;
 pub mod sendfile;

@@ -99,8 +99,10 @@ impl Partition {
     /// records) and publishes the new high watermark.
     pub fn append_batch(&self, batch: &[u8], log_append_time: bool, now_ms: i64) -> Result<AppendInfo, PartitionError> {
         let epoch = self.leader_epoch();
-        let info = self.with_log(|log| log.append_batch(batch, epoch, log_append_time, now_ms))?;
-        self.high_watermark.send_replace(info.last_offset + 1);
+        let (info, end) =
+            self.with_log(|log| Ok((log.append_batch(batch, epoch, log_append_time, now_ms)?, log.log_end_offset())))?;
+        // From the log end, not the batch: a duplicate answers with older offsets.
+        self.high_watermark.send_replace(end);
         Ok(info)
     }
 

@@ -156,10 +156,12 @@ impl ReplicaManager {
         Ok(())
     }
 
-    /// Applies retention to every partition; returns the number of segments deleted.
-    pub fn apply_retention(&self, now_ms: i64) -> usize {
+    /// Applies retention to every partition, and forgets idempotent producers idle for
+    /// `producer_expiration_ms`; returns the number of segments deleted.
+    pub fn apply_retention(&self, now_ms: i64, producer_expiration_ms: i64) -> usize {
         let mut deleted = 0;
         for partition in self.all_partitions() {
+            let _ = partition.with_log(|log| Ok(log.expire_producers(now_ms, producer_expiration_ms)));
             match partition.with_log(|log| log.apply_retention(now_ms)) {
                 Ok(n) => deleted += n,
                 Err(e) => {

@@ -109,7 +109,7 @@ fn spawn_background(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> tok
                     tokio::task::block_in_place(|| broker.groups.expire_offsets(&broker, now_ms()))
                 }
                 _ = retention.tick() => {
-                    let deleted = tokio::task::block_in_place(|| broker.replicas.apply_retention(now_ms()));
+                    let deleted = tokio::task::block_in_place(|| broker.replicas.apply_retention(now_ms(), broker.config.producer_id_expiration_ms));
                     if deleted > 0 {
                         tracing::info!(segments = deleted, "retention deleted segments");
                     }

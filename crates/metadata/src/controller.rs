@@ -93,6 +93,17 @@ pub fn create_topic(
     Ok(records)
 }
 
+/// Producer ids a broker takes from the controller at a time (Kafka's block size).
+pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
+
+/// Allocates the next block of producer ids to `broker_id`: the block is
+/// `[image.next_producer_id, image.next_producer_id + PRODUCER_ID_BLOCK_SIZE)`.
+pub fn allocate_producer_ids(image: &MetadataImage, broker_id: i32) -> (std::ops::Range<i64>, MetadataRecord) {
+    let start = image.next_producer_id;
+    let end = start.checked_add(PRODUCER_ID_BLOCK_SIZE).expect("producer ids do not run out in practice");
+    (start..end, MetadataRecord::ProducerIds { broker_id, next_producer_id: end })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +124,16 @@ mod tests {
         let leaders: Vec<i32> = image.topic("t").unwrap().partitions.iter().map(|p| p.leader).collect();
         assert_eq!(leaders, vec![1, 2, 3]);
         assert_eq!(image.topic("t").unwrap().partitions[2].replicas, vec![3, 1]);
+    }
+
+    #[test]
+    fn producer_id_blocks_never_overlap() {
+        let image = MetadataImage::default();
+        let (first, record) = allocate_producer_ids(&image, 1);
+        let image = image.apply(&[record]);
+        let (second, _) = allocate_producer_ids(&image, 1);
+        assert_eq!(first, 0..PRODUCER_ID_BLOCK_SIZE);
+        assert_eq!(second.start, first.end);
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub struct MetadataImage {
     pub configs: HashMap<ConfigResource, BTreeMap<String, String>>,
     /// How many records have been applied.
     pub records_applied: u64,
+    /// The first producer id not yet allocated to any broker.
+    pub next_producer_id: i64,
 }
 
 impl MetadataImage {
@@ -107,6 +109,10 @@ impl MetadataImage {
                         entries.remove(name);
                     }
                 }
+            }
+            MetadataRecord::ProducerIds { next_producer_id, .. } => {
+                assert!(*next_producer_id >= self.next_producer_id, "producer id blocks only grow");
+                self.next_producer_id = *next_producer_id;
             }
             MetadataRecord::RemoveTopic { topic_id } => {
                 if let Some(name) = self.topic_names_by_id.remove(topic_id) {

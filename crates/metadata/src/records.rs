@@ -42,6 +42,12 @@ pub enum MetadataRecord {
     RemoveTopic {
         topic_id: Uuid,
     },
+    /// Producer ids below `next_producer_id` have been handed out (in blocks); ids are
+    /// never reused, across restarts and, later, across brokers.
+    ProducerIds {
+        broker_id: i32,
+        next_producer_id: i64,
+    },
 }
 
 impl MetadataRecord {

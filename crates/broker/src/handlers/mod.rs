@@ -12,6 +12,7 @@ mod find_coordinator;
 mod group_admin;
 mod group_membership;
 mod group_offsets;
+mod init_producer_id;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -100,6 +101,7 @@ pub async fn handle(
             produce::Reply::Close(why) => Err(DispatchError::Refused(why)),
         },
         ApiKey::Fetch => Ok(Some(fetch::handle(&ctx, decode_body(api, version, body)?).await?)),
+        ApiKey::InitProducerId => respond(api, &ctx, &init_producer_id::handle(&ctx, decode_body(api, version, body)?)),
         ApiKey::FindCoordinator => {
             respond(api, &ctx, &find_coordinator::handle(&ctx, decode_body(api, version, body)?))
         }
@@ -108,7 +110,9 @@ pub async fn handle(
         ApiKey::Heartbeat => {
             respond(api, &ctx, &group_membership::heartbeat(&ctx, decode_body(api, version, body)?).await)
         }
-        ApiKey::LeaveGroup => respond(api, &ctx, &group_membership::leave(&ctx, decode_body(api, version, body)?).await),
+        ApiKey::LeaveGroup => {
+            respond(api, &ctx, &group_membership::leave(&ctx, decode_body(api, version, body)?).await)
+        }
         ApiKey::OffsetCommit => {
             respond(api, &ctx, &group_offsets::commit(&ctx, decode_body(api, version, body)?).await)
         }

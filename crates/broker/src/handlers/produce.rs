@@ -9,7 +9,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use runnel_protocol::batch::{BatchIter, BatchView};
 use runnel_protocol::ResponseError;
-use runnel_storage::{AppendInfo, StorageError};
+use runnel_storage::{AppendInfo, ProducerError, StorageError};
 
 use super::Context;
 use crate::clock::now_ms;
@@ -64,6 +64,14 @@ async fn produce_partition(ctx: &Context<'_>, partition: &Partition, records: Op
     let info = match appended {
         Ok(info) => info,
         Err(PartitionError::Deleted) => return Outcome::error(ResponseError::UnknownTopicOrPartition, None),
+        Err(PartitionError::Storage(StorageError::Producer(e))) => {
+            let error = match e {
+                ProducerError::InvalidEpoch { .. } => ResponseError::InvalidProducerEpoch,
+                _ => ResponseError::OutOfOrderSequenceNumber,
+            };
+            tracing::debug!(topic = %partition.topic, partition = partition.index, error = %e, "idempotent produce refused");
+            return Outcome::error(error, e.to_string());
+        }
         Err(PartitionError::Storage(StorageError::RecordSetTooLarge { .. })) => {
             return Outcome::error(ResponseError::RecordListTooLarge, "batch larger than segment.bytes".to_string())
         }
