@@ -198,6 +198,52 @@ def test_describe_configs_v0_raw(node):
     assert "retention.ms" in configs
 
 
+def zigzag(n):
+    n = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def raw_produce_v3(node, topic, batch):
+    """Sends one Produce v3 request holding `batch` for partition 0; returns its error code."""
+    import socket
+    import struct
+    name = topic.encode()
+    body = struct.pack(">hhi", -1, -1, 10000) + struct.pack(">ih", 1, len(name)) + name
+    body += struct.pack(">ii", 1, 0) + struct.pack(">i", len(batch)) + batch
+    frame = struct.pack(">hhih", 0, 3, 5, 5) + b"smoke" + body
+    host, port = node.bootstrap.split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(struct.pack(">i", len(frame)) + frame)
+        size = struct.unpack(">i", sock.recv(4, socket.MSG_WAITALL))[0]
+        data = sock.recv(size, socket.MSG_WAITALL)
+    correlation, topics, name_len = struct.unpack_from(">iih", data, 0)
+    pos = 10 + name_len
+    partitions, index, error = struct.unpack_from(">iih", data, pos)
+    assert (correlation, topics, partitions, index) == (5, 1, 1, 0)
+    return error
+
+
+def test_corrupt_batch_is_refused_with_corrupt_message_and_nothing_appended(node):
+    import struct
+    topic = "corrupt-" + uuid.uuid4().hex[:8]
+    kcat(node, "-P", "-t", topic, stdin="first\n")
+    value = b"payload"
+    record = b"\x00" + zigzag(0) + zigzag(0) + zigzag(-1) + zigzag(len(value)) + value + zigzag(0)
+    records = zigzag(len(record)) + record
+    after_length = struct.pack(">ibIhiqqqhii", -1, 2, 0xDEADBEEF, 0, 0, 0, 0, -1, -1, -1, 1) + records
+    batch = struct.pack(">qi", 0, len(after_length)) + after_length
+    assert raw_produce_v3(node, topic, batch) == 2, "CORRUPT_MESSAGE expected for a wrong CRC"
+    truncated = batch[:-3]
+    assert raw_produce_v3(node, topic, truncated) in (2, 87), "a batch shorter than its length is refused"
+    out = kcat(node, "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%o %s\n")
+    assert out == "0 first\n", out
+
+
 def main():
     tests = [(name, fn) for name, fn in globals().items() if name.startswith("test_") and callable(fn)]
     only = sys.argv[1:]
