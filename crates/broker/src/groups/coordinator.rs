@@ -85,7 +85,8 @@ impl GroupCoordinator {
         let mut shards = Vec::with_capacity(topic.partitions.len());
         let (mut records, mut skipped, mut groups) = (0, 0, 0);
         for p in &topic.partitions {
-            let partition = replicas.partition(OFFSETS_TOPIC, p.partition).ok_or(GroupLoadError::MissingPartition(p.partition))?;
+            let partition =
+                replicas.partition(OFFSETS_TOPIC, p.partition).ok_or(GroupLoadError::MissingPartition(p.partition))?;
             let mut state = ShardState::default();
             let stats = loader::replay(&partition, &mut state, now_ms)?;
             records += stats.records;
@@ -111,8 +112,14 @@ impl GroupCoordinator {
             let mut configs = BTreeMap::new();
             configs.insert("cleanup.policy".to_string(), "compact".to_string());
             configs.insert("segment.bytes".to_string(), self.topic.segment_bytes.to_string());
-            let created =
-                crate::handlers::create_topics::create_topic(broker, OFFSETS_TOPIC, self.topic.partitions, 1, &configs, false);
+            let created = crate::handlers::create_topics::create_topic(
+                broker,
+                OFFSETS_TOPIC,
+                self.topic.partitions,
+                1,
+                &configs,
+                false,
+            );
             match created {
                 Ok(_) => {}
                 Err(refusal) if refusal.error == ResponseError::TopicAlreadyExists => {}
@@ -149,7 +156,8 @@ impl GroupCoordinator {
     ) -> Result<Executed<R>, ResponseError> {
         self.ensure_ready(broker)?;
         let shard = self.shard_for(group_id).ok_or(ResponseError::CoordinatorNotAvailable)?;
-        let partition = broker.replicas.partition(OFFSETS_TOPIC, shard.partition).ok_or(ResponseError::NotCoordinator)?;
+        let partition =
+            broker.replicas.partition(OFFSETS_TOPIC, shard.partition).ok_or(ResponseError::NotCoordinator)?;
         let mut state = shard.state.lock().expect("shard lock");
         if parks && state.waiter_count() >= self.parked_per_shard_max {
             tracing::warn!(limit = self.parked_per_shard_max, "too many parked group requests");
@@ -261,14 +269,20 @@ impl GroupCoordinator {
     }
 
     pub async fn commit(&self, broker: &Broker, request: &CommitRequest) -> CommitResponse {
-        let result = self.run(broker, &request.group_id, |group, now| offsets::commit(group, request, &self.config, now));
+        let result =
+            self.run(broker, &request.group_id, |group, now| offsets::commit(group, request, &self.config, now));
         result.await.unwrap_or_else(|error| {
             let all = request.topics.iter();
             all.map(|(topic, ps)| (topic.clone(), ps.iter().map(|p| (p.partition, Some(error))).collect())).collect()
         })
     }
 
-    pub async fn delete_offsets(&self, broker: &Broker, group_id: &str, topics: &[(String, Vec<i32>)]) -> DeleteOffsetsResponse {
+    pub async fn delete_offsets(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        topics: &[(String, Vec<i32>)],
+    ) -> DeleteOffsetsResponse {
         let result = self.run(broker, group_id, |group, _| offsets::delete_offsets(group, group_id, topics)).await;
         result.unwrap_or_else(Err)
     }
@@ -298,9 +312,12 @@ impl GroupCoordinator {
         let mut listed = Vec::new();
         for shard in shards {
             let state = shard.state.lock().expect("shard lock");
-            listed.extend(state.groups.values().map(|g| {
-                (g.group_id.clone(), g.state.name(), g.protocol_type.clone().unwrap_or_default())
-            }));
+            listed.extend(
+                state
+                    .groups
+                    .values()
+                    .map(|g| (g.group_id.clone(), g.state.name(), g.protocol_type.clone().unwrap_or_default())),
+            );
         }
         listed.sort();
         listed

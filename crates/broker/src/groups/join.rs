@@ -179,7 +179,9 @@ fn join_existing_member(tx: &mut Tx, request: &JoinRequest, config: &GroupConfig
         // A leader rejoining a stable group asks for a rebalance (its topics changed);
         // anyone with new metadata does too.
         GroupState::CompletingRebalance | GroupState::Stable => update_member(tx, request, config, now_ms),
-        GroupState::Empty | GroupState::Dead => Reply::Now(JoinResponse::error(member_id, ResponseError::UnknownMemberId)),
+        GroupState::Empty | GroupState::Dead => {
+            Reply::Now(JoinResponse::error(member_id, ResponseError::UnknownMemberId))
+        }
     }
 }
 

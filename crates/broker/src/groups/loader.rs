@@ -47,10 +47,11 @@ pub fn replay(partition: &Partition, state: &mut ShardState, now_ms: i64) -> Res
         let read = partition.with_log(|log| log.read(offset, REPLAY_READ_BYTES, end, true)).map_err(partition_error)?;
         let Some(slice) = read.slice else { break };
         let mut bytes = vec![0u8; slice.len as usize];
-        slice
-            .file
-            .read_exact_at(&mut bytes, slice.position)
-            .map_err(|source| GroupLoadError::Io { topic: topic.clone(), partition: index, source })?;
+        slice.file.read_exact_at(&mut bytes, slice.position).map_err(|source| GroupLoadError::Io {
+            topic: topic.clone(),
+            partition: index,
+            source,
+        })?;
         let before = offset;
         for item in BatchIter::new(&bytes) {
             let (_, batch) =

@@ -62,10 +62,16 @@ fn validate_commit(group: Option<&Group>, request: &CommitRequest) -> Result<(),
     Ok(())
 }
 
-pub fn commit(group: Option<&Group>, request: &CommitRequest, config: &GroupConfig, now_ms: i64) -> Outcome<CommitResponse> {
+pub fn commit(
+    group: Option<&Group>,
+    request: &CommitRequest,
+    config: &GroupConfig,
+    now_ms: i64,
+) -> Outcome<CommitResponse> {
     let mut tx = Tx::new(group, &request.group_id);
     if let Err(error) = validate_commit(group, request) {
-        let all = request.topics.iter().map(|(t, ps)| (t.clone(), ps.iter().map(|p| (p.partition, Some(error))).collect()));
+        let all =
+            request.topics.iter().map(|(t, ps)| (t.clone(), ps.iter().map(|p| (p.partition, Some(error))).collect()));
         return tx.now(all.collect());
     }
     // In Stable and PreparingRebalance a commit keeps the member's session alive.
@@ -114,9 +120,12 @@ pub struct FetchedOffset {
 impl FetchedOffset {
     fn of(partition: i32, committed: Option<&CommittedOffset>) -> Self {
         match committed {
-            Some(c) => {
-                FetchedOffset { partition, offset: c.offset, leader_epoch: c.leader_epoch, metadata: c.metadata.clone() }
-            }
+            Some(c) => FetchedOffset {
+                partition,
+                offset: c.offset,
+                leader_epoch: c.leader_epoch,
+                metadata: c.metadata.clone(),
+            },
             None => FetchedOffset { partition, offset: -1, leader_epoch: -1, metadata: String::new() },
         }
     }
@@ -216,7 +225,8 @@ pub fn expire(group: &Group, config: &GroupConfig, now_ms: i64) -> Outcome<()> {
         (Some(_), GroupState::Stable) if group.subscribed_topics().is_some() => Box::new(|o| o.commit_timestamp_ms),
         _ => return tx.now(()),
     };
-    let subscribed = if group.is(GroupState::Stable) { group.subscribed_topics().unwrap_or_default() } else { Default::default() };
+    let subscribed =
+        if group.is(GroupState::Stable) { group.subscribed_topics().unwrap_or_default() } else { Default::default() };
     let mut all_expired = true;
     for ((topic, partition), committed) in &group.offsets {
         let expired = match committed.expire_timestamp_ms {

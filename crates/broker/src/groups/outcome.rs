@@ -25,7 +25,10 @@ pub enum WaitKind {
 pub enum Reply<R> {
     Now(R),
     /// Park the request under this member id until a [`Parked`] answer of `kind` names it.
-    Park { member_id: String, kind: WaitKind },
+    Park {
+        member_id: String,
+        kind: WaitKind,
+    },
 }
 
 #[derive(Debug)]

@@ -70,29 +70,66 @@ pub enum Record {
     /// A generation was stored (Stable with assignments, or Empty); `None` deletes the group.
     GroupMetadata(Option<GroupMetadataValue>),
     /// An offset was committed; `None` deletes it.
-    OffsetCommit { topic: String, partition: i32, value: Option<CommittedOffset> },
+    OffsetCommit {
+        topic: String,
+        partition: i32,
+        value: Option<CommittedOffset>,
+    },
     // ----- in memory -----
     /// A member id was handed out with MEMBER_ID_REQUIRED.
-    PendingMemberAdded { member_id: String, deadline_ms: i64 },
-    PendingMemberRemoved { member_id: String },
+    PendingMemberAdded {
+        member_id: String,
+        deadline_ms: i64,
+    },
+    PendingMemberRemoved {
+        member_id: String,
+    },
     /// A member joined or rejoined (parked unless the record says otherwise).
     MemberJoined(Box<Member>),
-    MemberRemoved { member_id: String },
+    MemberRemoved {
+        member_id: String,
+    },
     /// A static member rejoined under a new member id, which replaces the old one.
-    StaticMemberReplaced { instance_id: String, old_member_id: String, new_member_id: String },
+    StaticMemberReplaced {
+        instance_id: String,
+        old_member_id: String,
+        new_member_id: String,
+    },
     /// A member's session deadline moved.
-    Heartbeat { member_id: String, deadline_ms: i64 },
+    Heartbeat {
+        member_id: String,
+        deadline_ms: i64,
+    },
     /// The member's parked JoinGroup was answered outside a generation change.
-    JoinAnswered { member_id: String },
+    JoinAnswered {
+        member_id: String,
+    },
     /// PreparingRebalance began.
-    RebalanceStarted { at_ms: i64, join_deadline_ms: i64, initial_delay: Option<InitialDelay> },
+    RebalanceStarted {
+        at_ms: i64,
+        join_deadline_ms: i64,
+        initial_delay: Option<InitialDelay>,
+    },
     /// The end of the join phase moved (the initial delay grew, or nobody rejoined).
-    JoinDeadlineMoved { join_deadline_ms: i64, initial_delay: Option<InitialDelay> },
-    LeaderElected { member_id: String },
+    JoinDeadlineMoved {
+        join_deadline_ms: i64,
+        initial_delay: Option<InitialDelay>,
+    },
+    LeaderElected {
+        member_id: String,
+    },
     /// The join phase completed with members: CompletingRebalance.
-    GenerationStarted { at_ms: i64, generation_id: i32, protocol_name: String, sync_deadline_ms: i64 },
+    GenerationStarted {
+        at_ms: i64,
+        generation_id: i32,
+        protocol_name: String,
+        sync_deadline_ms: i64,
+    },
     /// A member's SyncGroup arrived; `parked` when it waits for the leader.
-    SyncReceived { member_id: String, parked: bool },
+    SyncReceived {
+        member_id: String,
+        parked: bool,
+    },
     /// Members that never sent SyncGroup are no longer waited for.
     SyncDeadlinePassed,
 }
@@ -129,7 +166,9 @@ impl Group {
             Record::StaticMemberReplaced { instance_id, old_member_id, new_member_id } => {
                 self.replace_static_member(instance_id, old_member_id, new_member_id)
             }
-            Record::Heartbeat { member_id, deadline_ms } => self.member_mut(member_id).heartbeat_deadline_ms = *deadline_ms,
+            Record::Heartbeat { member_id, deadline_ms } => {
+                self.member_mut(member_id).heartbeat_deadline_ms = *deadline_ms
+            }
             Record::JoinAnswered { member_id } => self.member_mut(member_id).awaiting_join = false,
             Record::RebalanceStarted { at_ms, join_deadline_ms, initial_delay } => {
                 self.start_rebalance(*at_ms, *join_deadline_ms, *initial_delay)
@@ -208,7 +247,8 @@ impl Group {
     }
 
     fn replace_static_member(&mut self, instance_id: &str, old_id: &str, new_id: &str) {
-        let mut member = self.members.remove(old_id).unwrap_or_else(|| panic!("cannot replace unknown member {old_id}"));
+        let mut member =
+            self.members.remove(old_id).unwrap_or_else(|| panic!("cannot replace unknown member {old_id}"));
         assert_eq!(member.instance_id.as_deref(), Some(instance_id), "replaced member's instance id");
         member.member_id = new_id.to_string();
         member.awaiting_join = false;

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use runnel_protocol::batch::build_batch_records;
+use runnel_protocol::batch::{build_batch_records, KeyValue};
 use runnel_protocol::ResponseError;
 use runnel_storage::StorageError;
 use tokio::sync::oneshot;
@@ -53,13 +53,17 @@ fn append_error(error: &PartitionError) -> ResponseError {
 }
 
 /// Appends the persistent records of one outcome as one uncompressed batch.
-fn append(partition: &Partition, group_id: &str, records: &[Record], now_ms: i64) -> Result<Option<i64>, ResponseError> {
+fn append(
+    partition: &Partition,
+    group_id: &str,
+    records: &[Record],
+    now_ms: i64,
+) -> Result<Option<i64>, ResponseError> {
     let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> = records.iter().filter_map(|r| codec::encode(group_id, r)).collect();
     if encoded.is_empty() {
         return Ok(None);
     }
-    let pairs: Vec<(Option<&[u8]>, Option<&[u8]>)> =
-        encoded.iter().map(|(key, value)| (Some(key.as_slice()), value.as_deref())).collect();
+    let pairs: Vec<KeyValue> = encoded.iter().map(|(key, value)| (Some(key.as_slice()), value.as_deref())).collect();
     let mut batch = build_batch_records(now_ms, &pairs);
     match partition.append(&mut batch, false, now_ms) {
         Ok(info) => Ok(Some(info.last_offset)),

@@ -57,8 +57,10 @@ pub fn handle(ctx: &Context, request: FindCoordinatorRequest) -> FindCoordinator
             .with_port(port)
             .with_error_message(None),
         Err((error, message)) => {
-            let response =
-                FindCoordinatorResponse::default().with_error_code(error.code()).with_node_id(BrokerId(-1)).with_port(-1);
+            let response = FindCoordinatorResponse::default()
+                .with_error_code(error.code())
+                .with_node_id(BrokerId(-1))
+                .with_port(-1);
             if ctx.version >= 1 {
                 response.with_error_message(Some(StrBytes::from_static_str(message)))
             } else {

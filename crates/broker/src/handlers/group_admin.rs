@@ -4,8 +4,8 @@ use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{
-    DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse, GroupId, ListGroupsRequest,
-    ListGroupsResponse,
+    DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse, GroupId,
+    ListGroupsRequest, ListGroupsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 use runnel_protocol::ResponseError;
@@ -57,7 +57,9 @@ fn describe_one(group_id: &GroupId, group: Option<Group>) -> DescribedGroup {
                 .with_client_id(StrBytes::from_string(m.client_id.clone()))
                 .with_client_host(StrBytes::from_string(m.client_host.clone()));
             match stable_protocol {
-                Some(protocol) => member.with_member_metadata(m.metadata(protocol)).with_member_assignment(m.assignment.clone()),
+                Some(protocol) => {
+                    member.with_member_metadata(m.metadata(protocol)).with_member_assignment(m.assignment.clone())
+                }
                 None => member,
             }
         })
@@ -83,7 +85,9 @@ pub async fn delete(ctx: &Context<'_>, request: DeleteGroupsRequest) -> DeleteGr
             ctx.broker.groups.delete_group(ctx.broker, group_id.0.as_str()).await
         };
         results.push(
-            DeletableGroupResult::default().with_group_id(group_id.clone()).with_error_code(error.map_or(0, |e| e.code())),
+            DeletableGroupResult::default()
+                .with_group_id(group_id.clone())
+                .with_error_code(error.map_or(0, |e| e.code())),
         );
     }
     DeleteGroupsResponse::default().with_results(results)

@@ -117,7 +117,10 @@ pub async fn leave(ctx: &Context<'_>, request: LeaveGroupRequest) -> LeaveGroupR
         request
             .members
             .iter()
-            .map(|m| LeavingMember { member_id: string(&m.member_id), instance_id: m.group_instance_id.as_ref().map(string) })
+            .map(|m| LeavingMember {
+                member_id: string(&m.member_id),
+                instance_id: m.group_instance_id.as_ref().map(string),
+            })
             .collect()
     };
     let response = ctx.broker.groups.leave(ctx.broker, &group_id, &leaving).await;

@@ -27,7 +27,11 @@ fn topic_name(name: &str) -> TopicName {
 
 /// Whether `topic`-`partition` exists; offsets of other partitions are refused.
 fn exists(ctx: &Context, topic: &str, partition: i32) -> bool {
-    ctx.broker.metadata.image().topic(topic).is_some_and(|t| partition >= 0 && (partition as usize) < t.partitions.len())
+    ctx.broker
+        .metadata
+        .image()
+        .topic(topic)
+        .is_some_and(|t| partition >= 0 && (partition as usize) < t.partitions.len())
 }
 
 pub async fn commit(ctx: &Context<'_>, request: OffsetCommitRequest) -> OffsetCommitResponse {
@@ -158,7 +162,8 @@ pub async fn delete(ctx: &Context<'_>, request: OffsetDeleteRequest) -> OffsetDe
     let mut wanted = Vec::with_capacity(request.topics.len());
     for topic in &request.topics {
         let name = topic.name.0.to_string();
-        let partitions = topic.partitions.iter().map(|p| p.partition_index).filter(|p| exists(ctx, &name, *p)).collect();
+        let partitions =
+            topic.partitions.iter().map(|p| p.partition_index).filter(|p| exists(ctx, &name, *p)).collect();
         wanted.push((name, partitions));
     }
     let result = ctx.broker.groups.delete_offsets(ctx.broker, group_id.0.as_str(), &wanted).await;

@@ -12,6 +12,8 @@ mod find_coordinator;
 mod group_admin;
 mod group_membership;
 mod group_offsets;
+#[cfg(test)]
+mod group_tests;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;

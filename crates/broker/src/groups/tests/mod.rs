@@ -267,7 +267,8 @@ impl Harness {
         for follower in &members[1..] {
             h.sync(&sync_request(follower, 1, &[])).parked(WaitKind::Sync);
         }
-        let assignments: Vec<(String, String)> = members.iter().map(|m| (m.clone(), format!("assignment-of-{m}"))).collect();
+        let assignments: Vec<(String, String)> =
+            members.iter().map(|m| (m.clone(), format!("assignment-of-{m}"))).collect();
         let pairs: Vec<(&str, &str)> = assignments.iter().map(|(m, a)| (m.as_str(), a.as_str())).collect();
         let landed = h.sync(&sync_request(&leader, 1, &pairs));
         assert_eq!(landed.wakeups.len(), n - 1);

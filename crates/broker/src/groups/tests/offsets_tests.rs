@@ -102,7 +102,10 @@ fn only_empty_groups_are_deleted_and_their_offsets_go_too() {
     assert_eq!(h.land(offsets::delete_group(None, GROUP)).now(), Some(ResponseError::GroupIdNotFound));
     let (mut h, members) = Harness::stable(1);
     h.commit(&commit_request(&members[0], 1, &[("t", 0, 1), ("t", 1, 1)]));
-    assert_eq!(h.land(offsets::delete_group(h.group.clone().as_ref(), GROUP)).now(), Some(ResponseError::NonEmptyGroup));
+    assert_eq!(
+        h.land(offsets::delete_group(h.group.clone().as_ref(), GROUP)).now(),
+        Some(ResponseError::NonEmptyGroup)
+    );
     h.leave(&[LeavingMember { member_id: members[0].clone(), instance_id: None }]);
     let landed = h.land(offsets::delete_group(h.group.clone().as_ref(), GROUP));
     assert_eq!(landed.persisted().len(), 3, "two offset tombstones and the group's");
