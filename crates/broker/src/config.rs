@@ -37,7 +37,6 @@ pub struct BrokerConfig {
     pub log_message_timestamp_type_log_append: bool,
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
-    pub max_inflight_requests_per_connection: usize,
     pub request_timeout_ms: u64,
     pub connections_max_idle_ms: u64,
     pub fetch_max_wait_ms_max: u64,
@@ -76,7 +75,6 @@ impl Default for BrokerConfig {
             log_message_timestamp_type_log_append: false,
             socket_request_max_bytes: 100 * 1024 * 1024,
             max_connections: 10_000,
-            max_inflight_requests_per_connection: 16,
             request_timeout_ms: 30_000,
             connections_max_idle_ms: 600_000,
             fetch_max_wait_ms_max: 30_000,
@@ -139,9 +137,6 @@ impl BrokerConfig {
             "log.message.timestamp.type" => self.log_message_timestamp_type_log_append = timestamp_type(key, value)?,
             "socket.request.max.bytes" => self.socket_request_max_bytes = parse(key, value)?,
             "max.connections" => self.max_connections = parse(key, value)?,
-            "max.inflight.requests.per.connection" => {
-                self.max_inflight_requests_per_connection = positive(key, value)? as usize
-            }
             "request.timeout.ms" => self.request_timeout_ms = parse(key, value)?,
             "connections.max.idle.ms" => self.connections_max_idle_ms = parse(key, value)?,
             "log.retention.check.interval.ms" => self.log_retention_check_interval_ms = parse(key, value)?,
