@@ -61,7 +61,7 @@ pub fn progress(total: u64, json: bool) -> ProgressBar {
     }
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} {per_sec}")
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {human_pos}/{human_len} msgs ({percent}%, eta {eta})")
             .expect("valid template")
             .progress_chars("=> "),
     );
