@@ -244,6 +244,48 @@ def test_corrupt_batch_is_refused_with_corrupt_message_and_nothing_appended(node
     assert out == "0 first\n", out
 
 
+def test_idempotent_producers_confluent_and_kafka_python_write_each_message_once(node):
+    """enable.idempotence on in both clients (InitProducerId, sequence numbers per batch)."""
+    from confluent_kafka import Producer
+    from kafka import KafkaProducer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    topic = "idem-" + uuid.uuid4().hex[:8]
+    admin = AdminClient({"bootstrap.servers": node.bootstrap})
+    for future in admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)]).values():
+        future.result(DEADLINE_S)
+    acked = {}
+    errors = []
+
+    def report(err, msg):
+        if err is not None:
+            errors.append(err)
+        else:
+            acked[msg.value()] = (msg.partition(), msg.offset(), msg.key())
+
+    producer = Producer({"bootstrap.servers": node.bootstrap, "enable.idempotence": True, "acks": "all",
+                         "max.in.flight.requests.per.connection": 5, "linger.ms": 2, "batch.num.messages": 50})
+    for i in range(MESSAGES):
+        producer.produce(topic, key=f"k{i % 10}".encode(), value=f"ck-{i}".encode(), on_delivery=report)
+        producer.poll(0)
+    assert producer.flush(DEADLINE_S) == 0 and not errors, errors[:3]
+    kp = KafkaProducer(bootstrap_servers=node.bootstrap, acks="all", linger_ms=2, enable_idempotence=True)
+    futures = [(f"kp-{i}".encode(), kp.send(topic, key=f"k{i % 10}".encode(), value=f"kp-{i}".encode()))
+               for i in range(MESSAGES)]
+    kp.flush(DEADLINE_S)
+    for i, (value, future) in enumerate(futures):
+        meta = future.get(timeout=DEADLINE_S)
+        acked[value] = (meta.partition, meta.offset, f"k{i % 10}".encode())
+    kp.close()
+    assert len(acked) == 2 * MESSAGES
+    got = confluent_read_all(node.bootstrap, topic, 2, 2 * MESSAGES)
+    last = {}
+    for partition, offset, key, value in got:
+        assert acked[value] == (partition, offset, key), (value, acked[value], (partition, offset, key))
+        client, index = value.split(b"-")
+        assert int(index) > last.get((partition, client), -1), "send order per client and partition"
+        last[(partition, client)] = int(index)
+
+
 def main():
     tests = [(name, fn) for name, fn in globals().items() if name.startswith("test_") and callable(fn)]
     only = sys.argv[1:]
