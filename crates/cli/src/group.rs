@@ -199,7 +199,7 @@ fn owners(group: &DescribedGroup) -> Owners {
     for member in &group.members {
         for (topic, partitions) in parse_assignment(&member.member_assignment).unwrap_or_default() {
             for p in partitions {
-                let who = (member.member_id.to_string(), member.client_host.to_string(), member.client_id.to_string());
+                let who = (member.member_id.to_string(), or_dash(&member.client_host), or_dash(&member.client_id));
                 owners.insert((topic.clone(), p), who);
             }
         }
@@ -269,7 +269,7 @@ fn print_members(group: &DescribedGroup) {
                 _ => "-".to_string(),
             };
             let instance = m.group_instance_id.as_ref().map_or("-".to_string(), |i| i.to_string());
-            vec![m.member_id.to_string(), instance, m.client_id.to_string(), m.client_host.to_string(), assignment]
+            vec![m.member_id.to_string(), instance, or_dash(&m.client_id), or_dash(&m.client_host), assignment]
         })
         .collect();
     println!();
@@ -302,6 +302,15 @@ fn parse_assignment(bytes: &[u8]) -> Option<Vec<(String, Vec<i32>)>> {
         out.push((name, partitions));
     }
     Some(out)
+}
+
+/// Empty cells print as "-" so that columns stay columns.
+fn or_dash(s: &str) -> String {
+    if s.is_empty() {
+        "-".to_string()
+    } else {
+        s.to_string()
+    }
 }
 
 fn print_table(header: &[&str], rows: &[Vec<String>]) {
