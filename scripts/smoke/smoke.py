@@ -112,6 +112,71 @@ def test_kafka_python_produce_consume(node):
     assert got == acked, (len(got), len(acked))
 
 
+def test_kafka_python_group_consumers_split_partitions_and_commit(node):
+    """Two KafkaConsumers in one group share a topic's partitions, commit what they processed,
+    and the group's offsets and state read back through the admin client."""
+    import threading
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.admin import KafkaAdminClient, NewTopic
+    topic = "kpg-" + uuid.uuid4().hex[:8]
+    group = "kpg-group-" + uuid.uuid4().hex[:8]
+    admin = KafkaAdminClient(bootstrap_servers=node.bootstrap)
+    admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])
+    producer = KafkaProducer(bootstrap_servers=node.bootstrap, enable_idempotence=False, linger_ms=5)
+    sent = {f"v{i}".encode() for i in range(400)}
+    for value in sent:
+        producer.send(topic, key=value, value=value)
+    producer.flush(DEADLINE_S)
+    producer.close()
+    got = {}
+    assignments = [set(), set()]
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def run(index):
+        consumer = KafkaConsumer(topic, bootstrap_servers=node.bootstrap, group_id=group, auto_offset_reset="earliest",
+                                 enable_auto_commit=False, session_timeout_ms=10000, heartbeat_interval_ms=500,
+                                 max_poll_interval_ms=30000)
+        while not stop.is_set():
+            batches = consumer.poll(timeout_ms=200)
+            with lock:
+                for records in batches.values():
+                    for record in records:
+                        got.setdefault(record.value, set()).add(index)
+                assignments[index] = {tp.partition for tp in consumer.assignment()}
+            if batches:
+                consumer.commit()
+        consumer.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + DEADLINE_S
+    try:
+        while time.monotonic() < deadline:
+            with lock:
+                split = all(assignments) and not (assignments[0] & assignments[1])
+                done = split and assignments[0] | assignments[1] == set(range(4)) and set(got) == sent
+            if done:
+                break
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(DEADLINE_S)
+    assert set(got) == sent, (len(got), len(sent))
+    assert all(assignments) and not (assignments[0] & assignments[1]), assignments
+    assert assignments[0] | assignments[1] == set(range(4)), assignments
+    ends = KafkaConsumer(bootstrap_servers=node.bootstrap).end_offsets([TopicPartition(topic, p) for p in range(4)])
+    committed = {tp: meta.offset for tp, meta in admin.list_group_offsets({group: None})[group].items()}
+    assert committed == ends, (committed, ends)
+    listed = admin.list_groups(states_filter=["Empty"])
+    assert {"group_id": group, "protocol_type": "consumer"}.items() <= next(g for g in listed if g["group_id"] == group).items()
+    described = admin.describe_groups([group])[group]
+    assert described["group_state"] == "Empty" and not described["members"], described
+    admin.close()
+
+
 def verify_keyed(bootstrap, topic, acked, partitions):
     got = confluent_read_all(bootstrap, topic, partitions, len(acked))
     key_partition = {}
