@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bytes::Bytes;
 use runnel_protocol::ResponseError;
 
 use super::member::{Member, NEVER};
@@ -183,11 +182,6 @@ impl Group {
         Ok(())
     }
 
-    /// Every member's assignment, for the generation record.
-    pub fn assignments(&self) -> BTreeMap<String, Bytes> {
-        self.members.iter().map(|(id, m)| (id.clone(), m.assignment.clone())).collect()
-    }
-
     /// The topics the members subscribe to, when the group runs Kafka's consumer protocol and
     /// every subscription parses (version-0 prefix of `ConsumerProtocolSubscription`).
     pub fn subscribed_topics(&self) -> Option<BTreeSet<String>> {
@@ -210,16 +204,6 @@ impl Group {
         let members = self.members.values().map(|m| m.heartbeat_deadline_ms).filter(|d| *d != NEVER);
         let pending = self.pending_members.values().copied();
         members.chain(pending).chain(self.join_deadline_ms).chain(self.sync_deadline_ms).min()
-    }
-
-    /// Nothing left worth keeping in memory: no members, no offsets, no generation.
-    pub fn is_vacant(&self) -> bool {
-        self.is(GroupState::Empty)
-            && self.members.is_empty()
-            && self.pending_members.is_empty()
-            && self.offsets.is_empty()
-            && self.generation_id == 0
-            && self.protocol_type.is_none()
     }
 }
 

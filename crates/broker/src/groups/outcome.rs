@@ -43,21 +43,6 @@ pub struct Outcome<R> {
     pub expected: Group,
 }
 
-impl<R> Outcome<R> {
-    /// An answer that changes nothing.
-    pub fn answer(group: Group, response: R) -> Self {
-        Outcome { records: Vec::new(), reply: Reply::Now(response), wakeups: Vec::new(), expected: group }
-    }
-
-    pub fn map<S>(self, f: impl FnOnce(R) -> S) -> Outcome<S> {
-        let reply = match self.reply {
-            Reply::Now(r) => Reply::Now(f(r)),
-            Reply::Park { member_id, kind } => Reply::Park { member_id, kind },
-        };
-        Outcome { records: self.records, reply, wakeups: self.wakeups, expected: self.expected }
-    }
-}
-
 /// A handler's work in progress: a scratch copy of the group that every emitted record is
 /// applied to at once, so later decisions in the same request see earlier ones.
 pub struct Tx {
