@@ -111,13 +111,22 @@ fn group_coordinator(config: &BrokerConfig) -> GroupCoordinator {
 /// Records this node (and its advertised address) in the metadata log when it changed.
 fn register_self(metadata: &MetadataStore, config: &BrokerConfig) -> Result<(), BrokerError> {
     let (host, port) = config.advertised();
-    let record = MetadataRecord::RegisterBroker { node_id: config.node_id, host, port: i32::from(port), rack: None };
-    metadata.commit(|image| {
-        let current = image.brokers.get(&config.node_id);
-        let same = matches!((&record, current), (MetadataRecord::RegisterBroker { host, port, .. }, Some(b)) if &b.host == host && b.port == *port);
-        Ok::<_, ()>(if same { vec![] } else { vec![record.clone()] })
-    })?
-    .expect("registration never fails to decide");
+    let port = i32::from(port);
+    let rack = config.rack.clone();
+    metadata
+        .commit(|image| {
+            let current = image.brokers.get(&config.node_id);
+            let same = current.is_some_and(|b| b.host == host && b.port == port && b.rack == rack && !b.fenced);
+            let record = MetadataRecord::RegisterBroker {
+                node_id: config.node_id,
+                host: host.clone(),
+                port,
+                rack: rack.clone(),
+                incarnation_id: uuid::Uuid::new_v4(),
+            };
+            Ok::<_, ()>(if same { vec![] } else { vec![record] })
+        })?
+        .expect("registration never fails to decide");
     Ok(())
 }
 

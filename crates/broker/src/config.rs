@@ -30,6 +30,8 @@ pub struct BrokerConfig {
     /// host:port given to clients in Metadata; defaults to `listen`.
     pub advertise: Option<(String, u16)>,
     pub cluster_id: Option<String>,
+    /// `broker.rack`: replicas of a partition are spread over racks.
+    pub rack: Option<String>,
     pub num_partitions: i32,
     pub default_replication_factor: i32,
     pub auto_create_topics_enable: bool,
@@ -68,6 +70,7 @@ impl Default for BrokerConfig {
             listen: "127.0.0.1:9092".parse().expect("literal address"),
             advertise: None,
             cluster_id: None,
+            rack: None,
             num_partitions: 1,
             default_replication_factor: 1,
             auto_create_topics_enable: true,
@@ -130,6 +133,7 @@ impl BrokerConfig {
                 self.advertise = Some(parse_host_port(key, value)?)
             }
             "cluster.id" => self.cluster_id = Some(value.to_string()),
+            "broker.rack" => self.rack = Some(value.to_string()).filter(|r| !r.is_empty()),
             "num.partitions" => self.num_partitions = positive(key, value)?,
             "default.replication.factor" => self.default_replication_factor = positive(key, value)?,
             "auto.create.topics.enable" => self.auto_create_topics_enable = parse(key, value)?,

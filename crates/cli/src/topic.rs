@@ -2,10 +2,13 @@
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{CreateTopicsRequest, DeleteTopicsRequest, MetadataRequest, TopicName};
+use kafka_protocol::messages::{
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, MetadataRequest, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 use runnel_client::Connection;
 
@@ -37,6 +40,12 @@ enum TopicCommand {
     Describe { name: String },
     /// Delete a topic.
     Delete { name: String },
+    /// Grow a topic to a total of --partitions partitions.
+    AddPartitions {
+        name: String,
+        #[arg(long)]
+        partitions: i32,
+    },
 }
 
 fn name(s: &str) -> TopicName {
@@ -97,6 +106,16 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
                         p.partition_index, p.leader_id.0, p.leader_epoch, replicas, isr
                     );
                 }
+            }
+        }
+        TopicCommand::AddPartitions { name: topic, partitions } => {
+            let request = CreatePartitionsRequest::default()
+                .with_topics(vec![CreatePartitionsTopic::default().with_name(name(&topic)).with_count(partitions)])
+                .with_timeout_ms(30_000);
+            let response = conn.send(&request, 3).await?;
+            for r in &response.results {
+                check(r.error_code, r.error_message.as_ref(), &topic)?;
+                println!("{topic} now has {partitions} partitions");
             }
         }
         TopicCommand::Delete { name: topic } => {

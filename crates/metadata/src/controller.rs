@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use crate::image::MetadataImage;
+use crate::placement;
 use crate::records::{ConfigResource, MetadataRecord};
 
 /// Why a topic cannot be created; each maps onto a Kafka error code in the broker.
@@ -64,10 +65,10 @@ pub fn create_topic(
     if topic.partitions < 1 {
         return Err(CreateTopicError::InvalidPartitions(topic.partitions));
     }
-    let brokers: Vec<i32> = image.brokers.keys().copied().collect();
+    let order = placement::placement_order(image.brokers.values().filter(|b| !b.fenced));
     let factor = topic.replication_factor;
-    if factor < 1 || factor as usize > brokers.len() {
-        return Err(CreateTopicError::InvalidReplicationFactor { requested: factor, brokers: brokers.len() });
+    if factor < 1 || factor as usize > order.len() {
+        return Err(CreateTopicError::InvalidReplicationFactor { requested: factor, brokers: order.len() });
     }
     let mut records = vec![MetadataRecord::Topic { name: topic.name.to_string(), topic_id }];
     for (name, value) in topic.configs {
@@ -77,20 +78,63 @@ pub fn create_topic(
             value: Some(value.clone()),
         });
     }
-    for partition in 0..topic.partitions {
-        let replicas: Vec<i32> =
-            (0..factor as usize).map(|r| brokers[(partition as usize + r) % brokers.len()]).collect();
-        records.push(MetadataRecord::Partition {
-            topic_id,
-            partition,
-            isr: replicas.clone(),
-            leader: replicas[0],
-            replicas,
-            leader_epoch: 0,
-            partition_epoch: 0,
-        });
-    }
+    // Start each topic's rotation where the topic count leaves off, so that many
+    // single-partition topics do not all land their leader on the first broker.
+    let offset = image.topics.len();
+    let assignments = placement::assign(&order, 0, topic.partitions, factor as usize, offset);
+    records
+        .extend(assignments.into_iter().enumerate().map(|(p, replicas)| new_partition(topic_id, p as i32, replicas)));
     Ok(records)
+}
+
+fn new_partition(topic_id: Uuid, partition: i32, replicas: Vec<i32>) -> MetadataRecord {
+    MetadataRecord::Partition {
+        topic_id,
+        partition,
+        isr: replicas.clone(),
+        leader: replicas[0],
+        replicas,
+        leader_epoch: 0,
+        partition_epoch: 0,
+    }
+}
+
+/// Why partitions cannot be added.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CreatePartitionsError {
+    #[error("topic '{0}' does not exist")]
+    UnknownTopic(String),
+    #[error("topic has {current} partitions; the new count {requested} must be larger")]
+    InvalidPartitions { current: usize, requested: i32 },
+    #[error("replication factor {requested} is invalid with {brokers} live broker(s)")]
+    InvalidReplicationFactor { requested: usize, brokers: usize },
+}
+
+/// Records that grow `topic` to `count` partitions, placed like the existing ones and with
+/// the same replication factor.
+pub fn create_partitions(
+    image: &MetadataImage,
+    topic: &str,
+    count: i32,
+) -> Result<Vec<MetadataRecord>, CreatePartitionsError> {
+    let existing = image.topic(topic).ok_or_else(|| CreatePartitionsError::UnknownTopic(topic.to_string()))?;
+    let current = existing.partitions.len();
+    if count as i64 <= current as i64 {
+        return Err(CreatePartitionsError::InvalidPartitions { current, requested: count });
+    }
+    let factor = existing.partitions.first().map_or(1, |p| p.replicas.len());
+    let order = placement::placement_order(image.brokers.values().filter(|b| !b.fenced));
+    if factor > order.len() {
+        return Err(CreatePartitionsError::InvalidReplicationFactor { requested: factor, brokers: order.len() });
+    }
+    let added = count - current as i32;
+    let assignments = placement::assign(&order, current as i32, added, factor, 0);
+    Ok(assignments
+        .into_iter()
+        .enumerate()
+        .map(|(i, replicas)| new_partition(existing.topic_id, current as i32 + i as i32, replicas))
+        .collect())
 }
 
 /// Producer ids a broker takes from the controller at a time (Kafka's block size).
@@ -110,7 +154,13 @@ mod tests {
 
     fn image_with_brokers(n: i32) -> MetadataImage {
         let records: Vec<_> = (1..=n)
-            .map(|id| MetadataRecord::RegisterBroker { node_id: id, host: "h".into(), port: 1, rack: None })
+            .map(|id| MetadataRecord::RegisterBroker {
+                node_id: id,
+                host: "h".into(),
+                port: 1,
+                rack: None,
+                incarnation_id: Uuid::nil(),
+            })
             .collect();
         MetadataImage::default().apply(&records)
     }
@@ -124,6 +174,35 @@ mod tests {
         let leaders: Vec<i32> = image.topic("t").unwrap().partitions.iter().map(|p| p.leader).collect();
         assert_eq!(leaders, vec![1, 2, 3]);
         assert_eq!(image.topic("t").unwrap().partitions[2].replicas, vec![3, 1]);
+    }
+
+    #[test]
+    fn partitions_grow_with_the_same_replication_factor() {
+        let image = image_with_brokers(3);
+        let configs = BTreeMap::new();
+        let topic = NewTopic { name: "t", partitions: 2, replication_factor: 2, configs: &configs };
+        let image = image.apply(&create_topic(&image, &topic, Uuid::from_u128(1)).unwrap());
+        let image = image.apply(&create_partitions(&image, "t", 5).unwrap());
+        let partitions = &image.topic("t").unwrap().partitions;
+        assert_eq!(partitions.len(), 5);
+        assert!(partitions.iter().all(|p| p.replicas.len() == 2 && p.isr == p.replicas));
+        assert!(matches!(create_partitions(&image, "t", 5), Err(CreatePartitionsError::InvalidPartitions { .. })));
+        assert!(matches!(create_partitions(&image, "nope", 9), Err(CreatePartitionsError::UnknownTopic(_))));
+    }
+
+    #[test]
+    fn fenced_brokers_get_no_new_replicas() {
+        let image = image_with_brokers(3).apply(&[MetadataRecord::FenceBroker { node_id: 2 }]);
+        let configs = BTreeMap::new();
+        let topic = NewTopic { name: "t", partitions: 6, replication_factor: 2, configs: &configs };
+        let records = create_topic(&image, &topic, Uuid::from_u128(1)).unwrap();
+        let image = image.apply(&records);
+        assert!(image.topic("t").unwrap().partitions.iter().all(|p| !p.replicas.contains(&2)));
+        let too_many = NewTopic { name: "u", partitions: 1, replication_factor: 3, configs: &configs };
+        assert!(matches!(
+            create_topic(&image, &too_many, Uuid::nil()),
+            Err(CreateTopicError::InvalidReplicationFactor { .. })
+        ));
     }
 
     #[test]

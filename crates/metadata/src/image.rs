@@ -4,19 +4,23 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::records::{ConfigResource, MetadataRecord};
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BrokerImage {
     pub node_id: i32,
     pub host: String,
     pub port: i32,
     pub rack: Option<String>,
+    pub incarnation_id: Uuid,
+    /// A fenced broker leads no partition and is not chosen for new replicas.
+    pub fenced: bool,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PartitionImage {
     pub partition: i32,
     pub replicas: Vec<i32>,
@@ -26,7 +30,7 @@ pub struct PartitionImage {
     pub partition_epoch: i32,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TopicImage {
     pub name: String,
     pub topic_id: Uuid,
@@ -34,7 +38,7 @@ pub struct TopicImage {
     pub partitions: Vec<PartitionImage>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MetadataImage {
     pub brokers: BTreeMap<i32, BrokerImage>,
     pub topics: BTreeMap<String, TopicImage>,
@@ -71,9 +75,26 @@ impl MetadataImage {
     fn apply_one(&mut self, record: &MetadataRecord) {
         self.records_applied += 1;
         match record {
-            MetadataRecord::RegisterBroker { node_id, host, port, rack } => {
-                let broker = BrokerImage { node_id: *node_id, host: host.clone(), port: *port, rack: rack.clone() };
+            MetadataRecord::RegisterBroker { node_id, host, port, rack, incarnation_id } => {
+                let broker = BrokerImage {
+                    node_id: *node_id,
+                    host: host.clone(),
+                    port: *port,
+                    rack: rack.clone(),
+                    incarnation_id: *incarnation_id,
+                    fenced: false,
+                };
                 self.brokers.insert(*node_id, broker);
+            }
+            MetadataRecord::FenceBroker { node_id } => {
+                if let Some(broker) = self.brokers.get_mut(node_id) {
+                    broker.fenced = true;
+                }
+            }
+            MetadataRecord::UnfenceBroker { node_id } => {
+                if let Some(broker) = self.brokers.get_mut(node_id) {
+                    broker.fenced = false;
+                }
             }
             MetadataRecord::Topic { name, topic_id } => {
                 self.topic_names_by_id.insert(*topic_id, name.clone());

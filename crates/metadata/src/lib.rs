@@ -6,8 +6,10 @@
 //! controller's pure decisions ([`controller`]). No I/O, no clocks, no async.
 
 pub mod controller;
+pub mod election;
 pub mod image;
 pub mod log;
+pub mod placement;
 pub mod records;
 
 pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};

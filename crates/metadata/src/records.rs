@@ -14,11 +14,23 @@ pub enum ConfigResource {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(tag = "type")]
 pub enum MetadataRecord {
+    /// A broker (re)registers: its address, rack, and an incarnation id that changes on
+    /// every process start, so a stale registration can be told apart.
     RegisterBroker {
         node_id: i32,
         host: String,
         port: i32,
         rack: Option<String>,
+        #[serde(default)]
+        incarnation_id: Uuid,
+    },
+    /// The broker stopped heartbeating (or is shutting down): it leads nothing.
+    FenceBroker {
+        node_id: i32,
+    },
+    /// The broker heartbeats again and has caught up with the metadata log.
+    UnfenceBroker {
+        node_id: i32,
     },
     Topic {
         name: String,

@@ -32,6 +32,7 @@ pub const SUPPORTED: &[ApiRange] = &[
     ApiRange { key: ApiKey::InitProducerId, min: 0, max: 5 },
     ApiRange { key: ApiKey::DeleteGroups, min: 0, max: 2 },
     ApiRange { key: ApiKey::DescribeConfigs, min: 0, max: 4 },
+    ApiRange { key: ApiKey::CreatePartitions, min: 0, max: 3 },
     ApiRange { key: ApiKey::OffsetDelete, min: 0, max: 0 },
     ApiRange { key: ApiKey::DescribeCluster, min: 0, max: 1 },
 ];
@@ -74,6 +75,7 @@ mod tests {
                 ApiKey::DeleteTopics => within::<DeleteTopicsRequest>(range),
                 ApiKey::InitProducerId => within::<InitProducerIdRequest>(range),
                 ApiKey::DescribeConfigs => within::<DescribeConfigsRequest>(range),
+                ApiKey::CreatePartitions => within::<CreatePartitionsRequest>(range),
                 ApiKey::DescribeCluster => within::<DescribeClusterRequest>(range),
                 ApiKey::OffsetCommit => within::<OffsetCommitRequest>(range),
                 ApiKey::OffsetFetch => within::<OffsetFetchRequest>(range),

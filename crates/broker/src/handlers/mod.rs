@@ -4,6 +4,7 @@
 
 mod api_versions;
 mod configs;
+mod create_partitions;
 pub(crate) mod create_topics;
 mod delete_topics;
 mod describe_cluster;
@@ -103,6 +104,9 @@ pub async fn handle(
             produce::Reply::Close(why) => Err(DispatchError::Refused(why)),
         },
         ApiKey::Fetch => Ok(Some(fetch::handle(&ctx, decode_body(api, version, body)?).await?)),
+        ApiKey::CreatePartitions => {
+            respond(api, &ctx, &create_partitions::handle(&ctx, decode_body(api, version, body)?))
+        }
         ApiKey::InitProducerId => respond(api, &ctx, &init_producer_id::handle(&ctx, decode_body(api, version, body)?)),
         ApiKey::FindCoordinator => {
             respond(api, &ctx, &find_coordinator::handle(&ctx, decode_body(api, version, body)?))
