@@ -112,6 +112,10 @@ impl GroupCoordinator {
             let mut configs = BTreeMap::new();
             configs.insert("cleanup.policy".to_string(), "compact".to_string());
             configs.insert("segment.bytes".to_string(), self.topic.segment_bytes.to_string());
+            // Compaction is not implemented yet and retention ignores the cleanup policy:
+            // deleting old segments by age or size would lose committed offsets.
+            configs.insert("retention.ms".to_string(), "-1".to_string());
+            configs.insert("retention.bytes".to_string(), "-1".to_string());
             let created = crate::handlers::create_topics::create_topic(
                 broker,
                 OFFSETS_TOPIC,
