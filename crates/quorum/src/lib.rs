@@ -1,0 +1,21 @@
+//! The Raft metadata quorum: cluster metadata as a replicated log, on `openraft`.
+//!
+//! Owns: the openraft type configuration ([`types`]), the durable Raft log and vote on disk
+//! ([`LogStore`], format in [`log_files`]), the state machine that applies committed
+//! [`runnel_metadata::MetadataRecord`]s to a [`runnel_metadata::MetadataImage`] and snapshots
+//! it ([`StateMachine`], format in [`snapshot`]).
+//!
+//! Controllers are voters; broker-only nodes are learners that follow the committed log.
+
+pub mod disk;
+pub mod log_files;
+pub mod log_store;
+pub mod snapshot;
+pub mod state_machine;
+pub mod types;
+
+pub use log_files::LogError;
+pub use log_store::LogStore;
+pub use snapshot::SnapshotError;
+pub use state_machine::StateMachine;
+pub use types::{MetadataBatch, NodeId, QuorumNode, Roles, TypeConfig};

@@ -1,0 +1,162 @@
+//! The snapshot file: the metadata image as of one log id, which lets the log be purged.
+//!
+//! # Format of `<dir>/snapshot`
+//! ```text
+//! magic "RNLSNAP1" | u32 meta_bytes | u64 data_bytes | u32 crc32c(meta ++ data) | meta | data
+//! ```
+//! (integers big-endian). `meta` is openraft's `SnapshotMeta` as JSON; `data` is the image as
+//! JSON ([`encode_image`]), exactly the bytes sent to a follower that installs the snapshot.
+//! The file is replaced atomically, so a damaged one (bad magic, lengths that disagree with
+//! the file size, CRC mismatch) is corruption and refuses to load.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use runnel_metadata::{BrokerImage, ConfigResource, MetadataImage, TopicImage};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::disk;
+use crate::types::SnapshotMeta;
+
+pub const SNAPSHOT_FILE: &str = "snapshot";
+const MAGIC: &[u8; 8] = b"RNLSNAP1";
+const HEADER_BYTES: usize = 8 + 4 + 8 + 4;
+
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot i/o in {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("snapshot {path} corrupt: {why}")]
+    Corrupt { path: PathBuf, why: String },
+    #[error("snapshot data undecodable: {0}")]
+    Data(#[from] serde_json::Error),
+}
+
+/// The image as a snapshot holds it. JSON object keys must be strings, so the configs map
+/// (keyed by [`ConfigResource`]) travels as a list of pairs.
+#[derive(Serialize)]
+struct ImageOut<'a> {
+    brokers: &'a BTreeMap<i32, BrokerImage>,
+    topics: &'a BTreeMap<String, TopicImage>,
+    topic_names_by_id: &'a HashMap<Uuid, String>,
+    configs: Vec<(&'a ConfigResource, &'a BTreeMap<String, String>)>,
+    records_applied: u64,
+    next_producer_id: i64,
+}
+
+#[derive(Deserialize)]
+struct ImageIn {
+    brokers: BTreeMap<i32, BrokerImage>,
+    topics: BTreeMap<String, TopicImage>,
+    topic_names_by_id: HashMap<Uuid, String>,
+    configs: Vec<(ConfigResource, BTreeMap<String, String>)>,
+    records_applied: u64,
+    next_producer_id: i64,
+}
+
+pub fn encode_image(image: &MetadataImage) -> Vec<u8> {
+    // Destructured without `..`: a new image field fails to compile here until it is carried.
+    let MetadataImage { brokers, topics, topic_names_by_id, configs, records_applied, next_producer_id } = image;
+    let mut configs: Vec<_> = configs.iter().collect();
+    configs.sort_by(|a, b| a.0.cmp(b.0));
+    let out = ImageOut {
+        brokers,
+        topics,
+        topic_names_by_id,
+        configs,
+        records_applied: *records_applied,
+        next_producer_id: *next_producer_id,
+    };
+    serde_json::to_vec(&out).expect("images always serialize")
+}
+
+pub fn decode_image(data: &[u8]) -> Result<MetadataImage, serde_json::Error> {
+    let ImageIn { brokers, topics, topic_names_by_id, configs, records_applied, next_producer_id } =
+        serde_json::from_slice(data)?;
+    let configs = configs.into_iter().collect();
+    Ok(MetadataImage { brokers, topics, topic_names_by_id, configs, records_applied, next_producer_id })
+}
+
+/// Replaces the snapshot in `dir` with `meta` and `data`, durably.
+pub fn write(dir: &Path, meta: &SnapshotMeta, data: &[u8]) -> Result<(), SnapshotError> {
+    let meta_json = serde_json::to_vec(meta).expect("snapshot meta always serializes");
+    let mut bytes = Vec::with_capacity(HEADER_BYTES + meta_json.len() + data.len());
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&u32::try_from(meta_json.len()).expect("meta is small").to_be_bytes());
+    bytes.extend_from_slice(&(data.len() as u64).to_be_bytes());
+    let mut crc = crc32c::crc32c(&meta_json);
+    crc = crc32c::crc32c_append(crc, data);
+    bytes.extend_from_slice(&crc.to_be_bytes());
+    bytes.extend_from_slice(&meta_json);
+    bytes.extend_from_slice(data);
+    let path = dir.join(SNAPSHOT_FILE);
+    disk::replace_file(dir, SNAPSHOT_FILE, &bytes).map_err(|source| SnapshotError::Io { path, source })
+}
+
+/// The snapshot in `dir`, if one was written.
+pub fn read(dir: &Path) -> Result<Option<(SnapshotMeta, Vec<u8>)>, SnapshotError> {
+    let path = dir.join(SNAPSHOT_FILE);
+    let Some(bytes) = disk::read_optional(&path).map_err(|source| SnapshotError::Io { path: path.clone(), source })?
+    else {
+        return Ok(None);
+    };
+    let corrupt = |why: &str| SnapshotError::Corrupt { path: path.clone(), why: why.to_string() };
+    if bytes.len() < HEADER_BYTES || &bytes[..8] != MAGIC {
+        return Err(corrupt("bad magic or short header"));
+    }
+    let meta_bytes = u32::from_be_bytes(bytes[8..12].try_into().expect("4 bytes")) as u64;
+    let data_bytes = u64::from_be_bytes(bytes[12..20].try_into().expect("8 bytes"));
+    let crc = u32::from_be_bytes(bytes[20..24].try_into().expect("4 bytes"));
+    let body = &bytes[HEADER_BYTES..];
+    if meta_bytes.checked_add(data_bytes) != Some(body.len() as u64) {
+        return Err(corrupt("lengths disagree with the file size"));
+    }
+    if crc32c::crc32c(body) != crc {
+        return Err(corrupt("checksum mismatch"));
+    }
+    let (meta_json, data) = body.split_at(meta_bytes as usize);
+    let meta = serde_json::from_slice(meta_json).map_err(|e| corrupt(&e.to_string()))?;
+    Ok(Some((meta, data.to_vec())))
+}
+
+#[cfg(test)]
+mod tests {
+    use runnel_metadata::MetadataRecord;
+
+    use super::*;
+
+    #[test]
+    fn image_with_configs_round_trips() {
+        let id = Uuid::from_u128(3);
+        let image = MetadataImage::default().apply(&[
+            MetadataRecord::Topic { name: "t".into(), topic_id: id },
+            MetadataRecord::Config { resource: ConfigResource::Broker(1), name: "a".into(), value: Some("1".into()) },
+            MetadataRecord::Config {
+                resource: ConfigResource::Topic("t".into()),
+                name: "retention.ms".into(),
+                value: Some("5".into()),
+            },
+        ]);
+        assert_eq!(decode_image(&encode_image(&image)).unwrap(), image);
+    }
+
+    #[test]
+    fn damaged_snapshot_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read(dir.path()).unwrap().is_none());
+        let meta = SnapshotMeta::default();
+        write(dir.path(), &meta, b"{}").unwrap();
+        let (read_meta, data) = read(dir.path()).unwrap().unwrap();
+        assert_eq!((read_meta, data.as_slice()), (meta, &b"{}"[..]));
+
+        let path = dir.path().join(SNAPSHOT_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(matches!(read(dir.path()), Err(SnapshotError::Corrupt { .. })));
+    }
+}
