@@ -29,8 +29,12 @@ struct Node {
 }
 
 fn open(dir: tempfile::TempDir) -> Node {
+    open_with_delay(dir, 0)
+}
+
+fn open_with_delay(dir: tempfile::TempDir, initial_rebalance_delay_ms: i64) -> Node {
     let mut config = BrokerConfig { data_dir: dir.path().to_path_buf(), ..BrokerConfig::default() };
-    config.groups.initial_rebalance_delay_ms = 0;
+    config.groups.initial_rebalance_delay_ms = initial_rebalance_delay_ms;
     config.offsets_topic_num_partitions = 3;
     let broker = tokio::task::block_in_place(|| Broker::open(config)).expect("open broker");
     let (stop_tx, stop) = watch::channel(false);
@@ -279,4 +283,36 @@ async fn committed_offsets_and_generations_survive_a_crash() {
     let group = reopened.broker.groups.describe("survivor").expect("replayed");
     assert_eq!((group.state.name(), group.generation_id), ("Stable", generation));
     assert_eq!(group.member(&member).unwrap().assignment, Bytes::from_static(b"assigned"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parked_join_leaves_other_requests_alone_and_ends_when_the_server_stops() {
+    let node = Arc::new(open_with_delay(tempfile::tempdir().unwrap(), 600_000));
+    let parked = {
+        let node = node.clone();
+        tokio::spawn(async move {
+            let protocol = JoinGroupRequestProtocol::default()
+                .with_name(StrBytes::from_static_str("range"))
+                .with_metadata(consumer_subscription());
+            let request = JoinGroupRequest::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("slow")))
+                .with_session_timeout_ms(10_000)
+                .with_rebalance_timeout_ms(10_000)
+                .with_protocol_type(StrBytes::from_static_str("consumer"))
+                .with_protocols(vec![protocol]);
+            call(&node, &request, 3).await
+        })
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while node.broker.groups.describe("slow").is_none_or(|g| g.members.is_empty()) {
+        assert!(tokio::time::Instant::now() < deadline, "the join never arrived");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // The group waits out its initial delay; other requests are answered meanwhile.
+    let listed = call(&node, &ListGroupsRequest::default(), 4).await;
+    assert_eq!(listed.groups[0].group_state.as_str(), "PreparingRebalance");
+    assert!(!parked.is_finished());
+    node._stop_tx.send(true).unwrap();
+    let answered = tokio::time::timeout(std::time::Duration::from_secs(5), parked).await.expect("stop ends the wait");
+    assert_eq!(answered.unwrap().error_code, ResponseError::NotCoordinator.code());
 }
