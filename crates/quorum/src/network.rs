@@ -1,0 +1,157 @@
+//! The client side of the transport: openraft's [`RaftNetworkFactory`] and [`RaftNetwork`]
+//! over [`Connection`]s.
+//!
+//! Each peer gets one connection, opened on first use and reused for every later call;
+//! any failure (including a timeout, after which a late response could arrive) drops it, and
+//! the next call reconnects. A peer that cannot be connected to is reported `Unreachable`,
+//! so openraft backs off before retrying it.
+
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use tokio::io::BufReader;
+use tokio::net::TcpStream;
+
+use crate::rpc::{self, Request, Response, TransportError};
+use crate::types::{NodeId, QuorumNode, TypeConfig};
+
+/// How long openraft waits before retrying an unreachable peer.
+const UNREACHABLE_BACKOFF: Duration = Duration::from_millis(200);
+
+/// One reusable connection to a peer's controller listener.
+pub struct Connection {
+    addr: String,
+    frame_bytes_max: u32,
+    stream: Option<BufReader<TcpStream>>,
+}
+
+impl Connection {
+    pub fn new(addr: String, frame_bytes_max: u32) -> Connection {
+        Connection { addr, frame_bytes_max, stream: None }
+    }
+
+    /// Sends `request` and waits for its response, connecting first if needed; the whole
+    /// call, connecting included, is bounded by `timeout`.
+    pub async fn call(&mut self, request: &Request, timeout: Duration) -> Result<Response, TransportError> {
+        let frame = rpc::encode(request, self.frame_bytes_max)?;
+        let outcome = match tokio::time::timeout(timeout, self.exchange(&frame)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(TransportError::Timeout { timeout_ms: timeout.as_millis() }),
+        };
+        if outcome.is_err() {
+            // The stream's state is unknown (a response may still be on its way): start over.
+            self.stream = None;
+        }
+        outcome
+    }
+
+    async fn exchange(&mut self, frame: &[u8]) -> Result<Response, TransportError> {
+        if self.stream.is_none() {
+            let stream = TcpStream::connect(&self.addr)
+                .await
+                .map_err(|source| TransportError::Connect { addr: self.addr.clone(), source })?;
+            stream.set_nodelay(true)?;
+            self.stream = Some(BufReader::new(stream));
+        }
+        let stream = self.stream.as_mut().expect("connected above");
+        rpc::write_frame(stream.get_mut(), frame).await?;
+        rpc::read_message(stream, self.frame_bytes_max).await?.ok_or(TransportError::Closed)
+    }
+}
+
+/// Creates a [`PeerNetwork`] per replication target.
+pub struct NetworkFactory {
+    frame_bytes_max: u32,
+}
+
+impl NetworkFactory {
+    pub fn new(frame_bytes_max: u32) -> NetworkFactory {
+        NetworkFactory { frame_bytes_max }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = PeerNetwork;
+
+    async fn new_client(&mut self, target: NodeId, node: &QuorumNode) -> PeerNetwork {
+        PeerNetwork { target, connection: Connection::new(node.controller_addr.clone(), self.frame_bytes_max) }
+    }
+}
+
+/// The Raft RPCs to one peer.
+pub struct PeerNetwork {
+    target: NodeId,
+    connection: Connection,
+}
+
+type RpcResult<T, E = openraft::error::Infallible> = Result<T, RPCError<NodeId, QuorumNode, RaftError<NodeId, E>>>;
+
+fn transport_error<E: std::error::Error>(error: TransportError) -> RPCError<NodeId, QuorumNode, RaftError<NodeId, E>> {
+    match error {
+        TransportError::Connect { .. } => RPCError::Unreachable(Unreachable::new(&error)),
+        _ => RPCError::Network(NetworkError::new(&error)),
+    }
+}
+
+// The error type is openraft's, as the trait requires; its size is not ours to choose.
+#[allow(clippy::result_large_err)]
+fn remote<T, E: std::error::Error>(
+    target: NodeId,
+    result: Result<T, RaftError<NodeId, E>>,
+) -> Result<T, RPCError<NodeId, QuorumNode, RaftError<NodeId, E>>> {
+    result.map_err(|e| RPCError::RemoteError(RemoteError::new(target, e)))
+}
+
+fn mismatch<E: std::error::Error>() -> RPCError<NodeId, QuorumNode, RaftError<NodeId, E>> {
+    RPCError::Network(NetworkError::new(&TransportError::Mismatch))
+}
+
+impl RaftNetwork<TypeConfig> for PeerNetwork {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>> {
+        let entries = rpc.entries.len() as u64;
+        match self.connection.call(&Request::AppendEntries(rpc), option.hard_ttl()).await {
+            Ok(Response::AppendEntries(result)) => remote(self.target, result),
+            Ok(_) => Err(mismatch()),
+            // Too many entries for one frame: ask openraft to send fewer.
+            Err(TransportError::FrameTooLarge { .. }) if entries > 1 => {
+                Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(entries / 2)))
+            }
+            Err(e) => Err(transport_error(e)),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
+        match self.connection.call(&Request::InstallSnapshot(rpc), option.hard_ttl()).await {
+            Ok(Response::InstallSnapshot(result)) => remote(self.target, result),
+            Ok(_) => Err(mismatch()),
+            Err(e) => Err(transport_error(e)),
+        }
+    }
+
+    async fn vote(&mut self, rpc: VoteRequest<NodeId>, option: RPCOption) -> RpcResult<VoteResponse<NodeId>> {
+        match self.connection.call(&Request::Vote(rpc), option.hard_ttl()).await {
+            Ok(Response::Vote(result)) => remote(self.target, result),
+            Ok(_) => Err(mismatch()),
+            Err(e) => Err(transport_error(e)),
+        }
+    }
+
+    fn backoff(&self) -> Backoff {
+        Backoff::new(std::iter::repeat(UNREACHABLE_BACKOFF))
+    }
+}

@@ -1,0 +1,159 @@
+//! The quorum's wire protocol between nodes, on the `--controller-listen` address.
+//!
+//! One request, then one response, per frame pair on a TCP connection; a connection carries
+//! one call at a time and is reused for the next. A frame is `u32 payload_bytes
+//! (big-endian) | payload`, the payload JSON. A reader checks the length against its limit
+//! before allocating anything, and a frame's body must arrive within the call's timeout.
+//! JSON keeps the messages readable and needs no new dependency; the traffic is metadata,
+//! small and infrequent next to partition data.
+
+use std::io;
+
+use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::types::{MetadataBatch, NodeId, QuorumNode, TypeConfig};
+
+/// Frames above this are refused unless configured otherwise: a full append batch or one
+/// snapshot chunk (JSON-encoded) fits well within it.
+pub const FRAME_BYTES_MAX_DEFAULT: u32 = 64 * 1024 * 1024;
+
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+pub enum Request {
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<NodeId>),
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// A proposal forwarded by a node that is not the leader.
+    Propose(MetadataBatch),
+    /// A learner addition forwarded by a node that is not the leader.
+    AddLearner {
+        node_id: NodeId,
+        node: QuorumNode,
+    },
+    /// This node's own view: its applied index, for `runnel cluster info`.
+    Status,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+pub enum Response {
+    AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    /// The log index the proposal (or learner change) was committed at.
+    Forwarded(Result<u64, ForwardError>),
+    Status(NodeStatus),
+}
+
+/// Why a forwarded call failed on the node it was forwarded to.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ForwardError {
+    /// That node is not (or no longer) the leader either; it names the leader it knows of.
+    #[error("node is not the leader; leader is {leader_id:?}")]
+    NotLeader { leader_id: Option<NodeId>, leader: Option<QuorumNode> },
+    /// The leader did not commit the entry in time. Whether it will be committed is unknown.
+    #[error("the leader did not commit in time; the outcome is unknown")]
+    Timeout,
+    /// The leader refused or failed (shutting down, a membership change in progress, ...).
+    #[error("the leader failed: {message}")]
+    Failed { message: String },
+}
+
+/// One node's view of its own progress.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub node_id: NodeId,
+    pub last_log_index: Option<u64>,
+    pub last_applied_index: Option<u64>,
+    pub current_leader: Option<NodeId>,
+}
+
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("cannot connect to {addr}: {source}")]
+    Connect { addr: String, source: io::Error },
+    #[error("i/o: {0}")]
+    Io(#[from] io::Error),
+    #[error("no response within {timeout_ms} ms")]
+    Timeout { timeout_ms: u128 },
+    #[error("frame of {bytes} bytes exceeds the limit of {limit}")]
+    FrameTooLarge { bytes: u64, limit: u32 },
+    #[error("undecodable message: {0}")]
+    Decode(#[from] serde_json::Error),
+    #[error("connection closed by the peer")]
+    Closed,
+    #[error("response does not match the request")]
+    Mismatch,
+}
+
+/// Encodes `message` as one frame, refusing it if it exceeds `frame_bytes_max`.
+pub fn encode<T: Serialize>(message: &T, frame_bytes_max: u32) -> Result<Vec<u8>, TransportError> {
+    let mut frame = vec![0u8; 4];
+    serde_json::to_writer(&mut frame, message)?;
+    let bytes = (frame.len() - 4) as u64;
+    if bytes > u64::from(frame_bytes_max) {
+        return Err(TransportError::FrameTooLarge { bytes, limit: frame_bytes_max });
+    }
+    frame[..4].copy_from_slice(&(bytes as u32).to_be_bytes());
+    Ok(frame)
+}
+
+pub async fn write_frame(output: &mut (impl AsyncWrite + Unpin), frame: &[u8]) -> Result<(), TransportError> {
+    output.write_all(frame).await?;
+    output.flush().await?;
+    Ok(())
+}
+
+/// Reads one message. `Ok(None)` is the peer closing the connection between messages.
+pub async fn read_message<T: DeserializeOwned>(
+    input: &mut (impl AsyncRead + Unpin),
+    frame_bytes_max: u32,
+) -> Result<Option<T>, TransportError> {
+    let mut header = [0u8; 4];
+    match input.read_exact(&mut header).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let bytes = u32::from_be_bytes(header);
+    if bytes > frame_bytes_max {
+        return Err(TransportError::FrameTooLarge { bytes: bytes.into(), limit: frame_bytes_max });
+    }
+    let mut payload = vec![0u8; bytes as usize];
+    input.read_exact(&mut payload).await.map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => TransportError::Closed,
+        _ => TransportError::Io(e),
+    })?;
+    Ok(Some(serde_json::from_slice(&payload)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn frames_round_trip_and_oversized_ones_are_refused_before_reading_the_body() {
+        let frame = encode(&Request::Status, 1024).unwrap();
+        let decoded: Option<Request> = read_message(&mut &frame[..], 1024).await.unwrap();
+        assert!(matches!(decoded, Some(Request::Status)));
+        assert!(read_message::<Request>(&mut &[][..], 1024).await.unwrap().is_none());
+
+        // A header claiming 4 GiB with no body: refused on the header alone.
+        let huge = [0xffu8, 0xff, 0xff, 0xff];
+        assert!(matches!(
+            read_message::<Request>(&mut &huge[..], 1024).await,
+            Err(TransportError::FrameTooLarge { limit: 1024, .. })
+        ));
+        assert!(matches!(encode(&Request::Status, 2), Err(TransportError::FrameTooLarge { .. })));
+        assert!(matches!(read_message::<Request>(&mut &frame[..6], 1024).await, Err(TransportError::Closed)));
+    }
+}
