@@ -54,7 +54,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut
             }
         };
         broker.stats.requests.fetch_add(1, Ordering::Relaxed);
-        match handlers::handle(&broker, frame, &stop).await {
+        match handlers::handle(&broker, frame, &stop, peer).await {
             Ok(Some(response)) => {
                 if let Err(e) = write_frame(&mut writer, response, &broker.stats.sendfile_bytes).await {
                     tracing::debug!(%peer, error = %e, "writing response failed; closing");

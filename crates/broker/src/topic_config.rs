@@ -111,6 +111,10 @@ pub fn settings(broker: &BrokerConfig, overrides: Option<&BTreeMap<String, Strin
         flush_messages: num("flush.messages", clamp_i64(defaults.flush_messages)) as u64,
         flush_ms: num("flush.ms", defaults.flush_ms),
     };
+    // Retention by time and size deletes segments; a compact-only topic keeps everything
+    // (compaction itself is what bounds it, as in Kafka).
+    let deletes = get("cleanup.policy").split(',').any(|p| p.trim() == "delete");
+    let log = if deletes { log } else { LogConfig { retention_ms: -1, retention_bytes: -1, ..log } };
     TopicSettings {
         log,
         max_message_bytes: num("max.message.bytes", broker.message_max_bytes as i64) as usize,
@@ -136,5 +140,15 @@ mod tests {
         assert!(validate("segment.bytes", "x").is_err());
         assert!(validate("nope", "1").is_err());
         assert!(validate("cleanup.policy", "compact").is_ok());
+        let mut compact = BTreeMap::new();
+        compact.insert("cleanup.policy".to_string(), "compact".to_string());
+        compact.insert("retention.ms".to_string(), "1000".to_string());
+        assert_eq!(
+            super::settings(&broker, Some(&compact)).log.retention_ms,
+            -1,
+            "compact-only topics are not deleted by age"
+        );
+        compact.insert("cleanup.policy".to_string(), "compact,delete".to_string());
+        assert_eq!(super::settings(&broker, Some(&compact)).log.retention_ms, 1000);
     }
 }

@@ -39,3 +39,38 @@ async fn create_partitions_grows_a_topic_that_clients_then_use() {
     node.restart();
     assert_eq!(watermarks(node.bootstrap(), "grow", 4), (0, 10));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_cannot_append_to_the_internal_offsets_topic() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::error::KafkaError;
+    use rdkafka::producer::FutureRecord;
+    let dir = TempDir::new().unwrap();
+    let node = Node::start(dir.path(), &["--set", "offsets.topic.num.partitions=1"]);
+    create_topic(node.bootstrap(), "plain", 1, &[]).await;
+    // A group member makes the coordinator create __consumer_offsets.
+    let member: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", node.bootstrap())
+        .set("group.id", "creator")
+        .create()
+        .unwrap();
+    member.subscribe(&["plain"]).unwrap();
+    poll_until(Duration::from_secs(20), Duration::from_millis(50), "__consumer_offsets to exist", || {
+        let _ = member.poll(Duration::from_millis(0));
+        let metadata = member.fetch_metadata(Some("__consumer_offsets"), Duration::from_secs(5)).ok()?;
+        metadata.topics().first().filter(|t| !t.partitions().is_empty()).map(|_| ())
+    });
+    let (_, before) = watermarks(node.bootstrap(), "__consumer_offsets", 0);
+    let producer = producer(node.bootstrap(), &[("message.send.max.retries", "0")]);
+    let sent = producer
+        .send(
+            FutureRecord::<[u8], [u8]>::to("__consumer_offsets").partition(0).payload(b"forged"),
+            Duration::from_secs(10),
+        )
+        .await;
+    match sent {
+        Err((KafkaError::MessageProduction(code), _)) => assert_eq!(code, RDKafkaErrorCode::InvalidTopic),
+        other => panic!("expected InvalidTopic, got {other:?}"),
+    }
+    assert_eq!(watermarks(node.bootstrap(), "__consumer_offsets", 0).1, before, "nothing was appended");
+}

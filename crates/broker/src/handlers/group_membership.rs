@@ -30,8 +30,8 @@ fn join_request(ctx: &Context, request: &JoinGroupRequest) -> JoinRequest {
         member_id: string(&request.member_id),
         instance_id: request.group_instance_id.as_ref().map(string),
         client_id: ctx.header.client_id.as_ref().map(string).unwrap_or_default(),
-        // The peer address does not reach handlers yet.
-        client_host: String::new(),
+        // Kafka reports the address as InetAddress.toString() does: "/1.2.3.4".
+        client_host: format!("/{}", ctx.peer.ip()),
         session_timeout_ms: request.session_timeout_ms,
         // v0 has no rebalance timeout: the session timeout serves as both.
         rebalance_timeout_ms: if ctx.version == 0 { request.session_timeout_ms } else { request.rebalance_timeout_ms },

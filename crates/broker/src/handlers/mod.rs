@@ -20,6 +20,7 @@ mod list_offsets;
 mod metadata;
 mod produce;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -53,6 +54,8 @@ pub struct Context<'a> {
     pub header: &'a RequestHeader,
     pub version: i16,
     pub stop: &'a watch::Receiver<bool>,
+    /// The client's address, reported as `client_host` in group descriptions.
+    pub peer: SocketAddr,
 }
 
 fn decode_body<T: Decodable>(api: ApiKey, version: i16, mut body: Bytes) -> Result<T, DispatchError> {
@@ -71,6 +74,7 @@ pub async fn handle(
     broker: &Arc<Broker>,
     frame: Bytes,
     stop: &watch::Receiver<bool>,
+    peer: SocketAddr,
 ) -> Result<Option<Frame>, DispatchError> {
     let prefix = peek_prefix(&frame)?;
     if prefix.api_key == ApiKey::ApiVersions as i16 && !is_supported(ApiKey::ApiVersions, prefix.api_version) {
@@ -83,7 +87,7 @@ pub async fn handle(
     if !is_supported(api, version) {
         return Err(DispatchError::UnsupportedVersion { api, version });
     }
-    let ctx = Context { broker, header: &header, version, stop };
+    let ctx = Context { broker, header: &header, version, stop, peer };
     match api {
         ApiKey::ApiVersions => respond(api, &ctx, &api_versions::handle(&ctx, decode_body(api, version, body)?)),
         ApiKey::Metadata => respond(api, &ctx, &metadata::handle(&ctx, decode_body(api, version, body)?)),

@@ -13,6 +13,7 @@ use runnel_storage::{AppendInfo, ProducerError, StorageError};
 
 use super::Context;
 use crate::clock::now_ms;
+use crate::groups::OFFSETS_TOPIC;
 use crate::partition::{Partition, PartitionError};
 
 /// A partition's answer before it is put into the response.
@@ -132,6 +133,9 @@ pub async fn handle(ctx: &Context<'_>, request: ProduceRequest) -> Reply {
         for data in &topic.partition_data {
             let outcome = if !acks_valid {
                 Outcome::error(ResponseError::InvalidRequiredAcks, None)
+            } else if name == OFFSETS_TOPIC {
+                // Only the group coordinator writes its internal topic, as in Kafka.
+                Outcome::error(ResponseError::InvalidTopicException, format!("cannot append to internal topic {name}"))
             } else if ctx.broker.config.discard_produce {
                 Outcome {
                     error: ResponseError::UnknownServerError,

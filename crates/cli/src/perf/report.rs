@@ -61,9 +61,11 @@ pub fn progress(total: u64, json: bool) -> ProgressBar {
     }
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {human_pos}/{human_len} msgs ({percent}%, eta {eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {human_pos}/{human_len} msgs ({percent}%, eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     bar
 }
