@@ -112,6 +112,8 @@ pub struct ProxyStats {
     pub connections_accepted: u64,
     /// Client connections closed on accept: outage, no target yet, or too many connections.
     pub connections_refused: u64,
+    /// Outages started ([`Proxy::cut_for`] or the dropped-Produce trigger).
+    pub outages: u64,
     /// Live connections closed by an outage.
     pub connections_cut: u64,
     /// Accepted connections the target refused (e.g. the node was down).
@@ -122,8 +124,9 @@ pub struct ProxyStats {
     /// executed whose client never heard back, so an idempotent producer resends its batches
     /// and the node must answer them as duplicates.
     pub produce_responses_dropped: u64,
-    /// Requests whose responses were lost at a drop or an outage: forwarded to the node but
-    /// not answered to the client yet (a retrying client resends those the node executed).
+    /// Requests whose responses never reached the client, whatever closed the connection (a
+    /// fault, an outage, the node): a retrying client resends those, and the node must
+    /// recognise the ones it executed.
     pub requests_lost: u64,
     /// Of `requests_lost`, the Produce requests.
     pub produce_requests_lost: u64,
@@ -138,6 +141,7 @@ pub struct ProxyStats {
 struct Counters {
     connections_accepted: AtomicU64,
     connections_refused: AtomicU64,
+    outages: AtomicU64,
     connections_cut: AtomicU64,
     target_connect_failures: AtomicU64,
     responses_dropped: AtomicU64,
@@ -175,6 +179,8 @@ struct State {
     target: Option<SocketAddr>,
     faults: Faults,
     outage_until: Option<Instant>,
+    /// Armed by [`Proxy::cut_at_next_dropped_produce_response`].
+    cut_on_produce_drop: Option<Duration>,
     next_connection_id: u64,
     live: HashMap<u64, LiveConnection>,
 }
@@ -194,6 +200,26 @@ impl Shared {
 
     fn faults(&self) -> Faults {
         self.state().faults
+    }
+
+    /// Starts an outage: closes every live connection now and refuses new ones for `outage`.
+    fn cut(&self, state: &mut State, outage: Duration) {
+        bump(&self.counters.outages);
+        state.outage_until = Some(Instant::now() + outage);
+        for live in state.live.values() {
+            // Counted first: whoever sees the connection close may read the counters.
+            count_lost(&self.counters, &live.inflight);
+            bump(&self.counters.connections_cut);
+            live.shut_down();
+        }
+    }
+
+    /// Fires the armed trigger of [`Proxy::cut_at_next_dropped_produce_response`], if any.
+    fn produce_response_dropped(&self) {
+        let mut state = self.state();
+        if let Some(outage) = state.cut_on_produce_drop.take() {
+            self.cut(&mut state, outage);
+        }
     }
 
     /// Registers an accepted client, or refuses it (closing it) during an outage, before a
@@ -239,7 +265,8 @@ impl Shared {
         }
     }
 
-    /// Closes connection `id` and counts its unanswered requests as lost.
+    /// Closes connection `id` and counts its unanswered requests as lost (once: counting
+    /// drains them).
     fn close_losing_requests(&self, id: u64) {
         let state = self.state();
         if let Some(live) = state.live.get(&id) {
@@ -286,6 +313,7 @@ impl Proxy {
                 target: None,
                 faults: Faults::NONE,
                 outage_until: None,
+                cut_on_produce_drop: None,
                 next_connection_id: 0,
                 live: HashMap::new(),
             }),
@@ -318,13 +346,20 @@ impl Proxy {
 
     /// Starts an outage: closes every live connection now and refuses new ones for `outage`.
     pub fn cut_for(&self, outage: Duration) {
-        let mut state = self.shared.state();
-        state.outage_until = Some(Instant::now() + outage);
-        for live in state.live.values() {
-            count_lost(&self.shared.counters, &live.inflight);
-            bump(&self.shared.counters.connections_cut);
-            live.shut_down();
-        }
+        self.shared.cut(&mut self.shared.state(), outage);
+    }
+
+    /// Ends the current outage now (if any).
+    pub fn end_outage(&self) {
+        self.shared.state().outage_until = None;
+    }
+
+    /// Arms a one-shot trigger: the next dropped Produce response starts an outage of
+    /// `outage` at that instant. The node then executed that request, and the client cannot
+    /// resend it before the outage ends: a crash during the outage makes the node answer the
+    /// resend from its recovered state. [`ProxyStats::outages`] counts when it fired.
+    pub fn cut_at_next_dropped_produce_response(&self, outage: Duration) {
+        self.shared.state().cut_on_produce_drop = Some(outage);
     }
 
     pub fn stats(&self) -> ProxyStats {
@@ -333,6 +368,7 @@ impl Proxy {
         ProxyStats {
             connections_accepted: get(&c.connections_accepted),
             connections_refused: get(&c.connections_refused),
+            outages: get(&c.outages),
             connections_cut: get(&c.connections_cut),
             target_connect_failures: get(&c.target_connect_failures),
             responses_dropped: get(&c.responses_dropped),
@@ -449,17 +485,13 @@ fn serve(id: u64, client: TcpStream, target: SocketAddr, inflight: Inflight, sha
     shared.forget(id);
 }
 
-/// Why a pump stopped.
-enum Stop {
-    /// End of stream or an I/O error on either side.
-    Closed,
-    /// A fault or a bad frame closed the connection on purpose.
-    Closing,
-}
+/// The connection is over: end of stream or an I/O error on either side, or a fault or a
+/// bad frame closing it on purpose.
+struct Closed;
 
-impl From<std::io::Error> for Stop {
-    fn from(_: std::io::Error) -> Stop {
-        Stop::Closed
+impl From<std::io::Error> for Closed {
+    fn from(_: std::io::Error) -> Closed {
+        Closed
     }
 }
 
@@ -467,24 +499,20 @@ impl Pump {
     /// Forwards frames until either side closes; then shuts both down so the other pump ends.
     fn run(mut self, mut from: TcpStream, mut to: TcpStream) {
         let mut buffer = vec![0u8; COPY_CHUNK_BYTES];
-        let result = loop {
-            if let Err(stop) = self.forward_frame(&mut from, &mut to, &mut buffer) {
-                break stop;
-            }
-        };
-        if let Stop::Closing = result {
-            self.shared.close_losing_requests(self.id);
-        }
+        while self.forward_frame(&mut from, &mut to, &mut buffer).is_ok() {}
+        // Whatever closed the connection (a fault, an outage, the node or the client), the
+        // requests still unanswered are lost; the first pump to get here counts them.
+        self.shared.close_losing_requests(self.id);
         let _ = from.shutdown(Shutdown::Both);
         let _ = to.shutdown(Shutdown::Both);
     }
 
-    fn forward_frame(&mut self, from: &mut TcpStream, to: &mut TcpStream, buffer: &mut [u8]) -> Result<(), Stop> {
+    fn forward_frame(&mut self, from: &mut TcpStream, to: &mut TcpStream, buffer: &mut [u8]) -> Result<(), Closed> {
         let mut size_bytes = [0u8; 4];
         read_exact_or_closed(from, &mut size_bytes)?;
         let Some(size) = usize::try_from(i32::from_be_bytes(size_bytes)).ok().filter(|&s| s <= FRAME_BYTES_MAX) else {
             bump(&self.shared.counters.bad_frames);
-            return Err(Stop::Closing);
+            return Err(Closed);
         };
         // Request header: api key i16, version i16, correlation id i32. Response header:
         // correlation id i32.
@@ -500,8 +528,9 @@ impl Pump {
                 bump(&self.shared.counters.responses_dropped);
                 if self.request_of(&head[..head_len]) == Some(API_KEY_PRODUCE) {
                     bump(&self.shared.counters.produce_responses_dropped);
+                    self.shared.produce_response_dropped();
                 }
-                return Err(Stop::Closing);
+                return Err(Closed);
             }
             Direction::Response => {
                 self.untrack_response(&head[..head_len]);
@@ -556,6 +585,6 @@ impl Pump {
 }
 
 /// `read_exact` retries interruptions itself; any other error or an early end is a close.
-fn read_exact_or_closed(from: &mut TcpStream, buffer: &mut [u8]) -> Result<(), Stop> {
-    from.read_exact(buffer).map_err(|_| Stop::Closed)
+fn read_exact_or_closed(from: &mut TcpStream, buffer: &mut [u8]) -> Result<(), Closed> {
+    from.read_exact(buffer).map_err(|_| Closed)
 }
