@@ -96,6 +96,8 @@ pub enum QuorumError {
     Config(#[from] openraft::ConfigError),
     #[error("raft node stopped: {0}")]
     Fatal(Box<Fatal<NodeId>>),
+    #[error("node {0} is configured as a voter but is not in the voter set")]
+    NotInVoters(NodeId),
     #[error("this node is not a voter and cannot initialize the quorum")]
     NotAVoter,
     #[error("initialize refused: {0}")]
@@ -168,7 +170,9 @@ impl Quorum {
     /// Starts the node serving peers on an already bound `listener`.
     pub async fn start_with_listener(config: QuorumConfig, listener: TcpListener) -> Result<Quorum, QuorumError> {
         let QuorumConfig { node_id, node, voters, dir, voter, tuning, .. } = config;
-        assert!(!voter || voters.contains_key(&node_id), "a voter must be in the voter set");
+        if voter && !voters.contains_key(&node_id) {
+            return Err(QuorumError::NotInVoters(node_id));
+        }
         let log = LogStore::open(&dir, tuning.segment_bytes_max)?;
         let state_machine = StateMachine::open(&dir)?;
         let images = state_machine.subscribe();

@@ -39,6 +39,31 @@ async fn three_voters_elect_a_leader_and_apply_identical_images() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_voter_commits_alone_and_keeps_its_records_across_a_restart() {
+    bounded("single voter", async {
+        let mut cluster = Cluster::start(1, tuning()).await;
+        assert_eq!(cluster.leader().await, 1);
+        let last = cluster.propose_range(1, 0, 3).await;
+        cluster.applied(1, last).await;
+        let before = cluster.node(1).image();
+        let mut images = cluster.node(1).subscribe();
+        assert_eq!(*images.borrow_and_update(), before);
+        let last = cluster.node(1).propose(vec![record(3)]).await.unwrap();
+        images.changed().await.unwrap();
+        assert!(config_value(&images.borrow_and_update(), 3).is_some(), "each applied batch is published");
+        let before = cluster.node(1).image();
+
+        cluster.stop(1).await;
+        cluster.start_node(1, true, None).await;
+        assert!(!cluster.node(1).initialize().await.unwrap());
+        cluster.applied(1, last).await;
+        assert_eq!(*cluster.node(1).image(), *before);
+        cluster.stop_all().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_leader_elects_a_new_one_and_proposals_continue() {
     bounded("leader killed", async {
         let mut cluster = Cluster::start(3, tuning()).await;
