@@ -230,3 +230,26 @@ async fn snapshots_bound_the_log_and_lagging_or_new_nodes_catch_up_from_one() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_frame_closes_the_connection_and_the_node_keeps_serving() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    bounded("oversized frame", async {
+        let cluster = Cluster::start(1, tuning()).await;
+        cluster.leader().await;
+        let mut raw = tokio::net::TcpStream::connect(&cluster.addrs[&1]).await.unwrap();
+        // Claims 4 GiB; the node must refuse it on the header, without reserving memory.
+        raw.write_all(&[0xff, 0xff, 0xff, 0xff]).await.unwrap();
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(WAIT, raw.read(&mut byte)).await.expect("closed promptly");
+        assert!(matches!(read, Ok(0) | Err(_)), "connection closed, got {read:?}");
+
+        let mut connection = runnel_quorum::network::Connection::new(cluster.addrs[&1].clone(), 1024 * 1024);
+        let response = connection.call(&runnel_quorum::rpc::Request::Status, WAIT).await.unwrap();
+        assert!(matches!(response, runnel_quorum::rpc::Response::Status(s) if s.node_id == 1));
+        cluster.propose_range(1, 0, 1).await;
+        let mut cluster = cluster;
+        cluster.stop_all().await;
+    })
+    .await;
+}
