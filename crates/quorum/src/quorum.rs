@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::log_files::{LogError, SEGMENT_BYTES_DEFAULT};
+use crate::log_files::{LogError, ENTRY_BYTES_MAX, SEGMENT_BYTES_DEFAULT};
 use crate::log_store::LogStore;
 use crate::network::{Connection, NetworkFactory};
 use crate::rpc::{ForwardError, NodeStatus, Request, Response, TransportError, FRAME_BYTES_MAX_DEFAULT};
@@ -112,6 +112,8 @@ pub enum QuorumError {
     Refused { message: String },
     #[error("node {node_id} did not answer: {source}")]
     Peer { node_id: NodeId, source: TransportError },
+    #[error("a batch of {bytes} bytes exceeds the limit of {bytes_max}")]
+    TooLarge { bytes: u64, bytes_max: u64 },
     #[error("node {0} is not a member")]
     UnknownNode(NodeId),
 }
@@ -231,7 +233,15 @@ impl Quorum {
     /// Commits `records` as one entry and returns its log index once committed (applied on
     /// the leader). Forwards to the leader if this node is not it.
     pub async fn propose(&self, records: Vec<MetadataRecord>) -> Result<u64, QuorumError> {
-        self.on_leader(LeaderCall::Propose(MetadataBatch { records })).await
+        let batch = MetadataBatch { records };
+        // An entry must fit one log frame and one append frame with room for its envelope,
+        // or it could never be replicated.
+        let bytes_max = ENTRY_BYTES_MAX.min(u64::from(self.tuning.frame_bytes_max)) / 2;
+        let bytes = serde_json::to_vec(&batch).expect("batches always serialize").len() as u64;
+        if bytes > bytes_max {
+            return Err(QuorumError::TooLarge { bytes, bytes_max });
+        }
+        self.on_leader(LeaderCall::Propose(batch)).await
     }
 
     /// Adds `node_id` as a learner (it starts receiving the log; it does not vote). Returns

@@ -248,6 +248,15 @@ async fn an_oversized_frame_closes_the_connection_and_the_node_keeps_serving() {
         let response = connection.call(&runnel_quorum::rpc::Request::Status, WAIT).await.unwrap();
         assert!(matches!(response, runnel_quorum::rpc::Response::Status(s) if s.node_id == 1));
         cluster.propose_range(1, 0, 1).await;
+
+        // A proposal that could never be replicated in one frame is refused up front.
+        let huge = runnel_metadata::MetadataRecord::Config {
+            resource: runnel_metadata::ConfigResource::Broker(1),
+            name: "big".into(),
+            value: Some("x".repeat(40 * 1024 * 1024)),
+        };
+        let outcome = cluster.node(1).propose(vec![huge]).await;
+        assert!(matches!(outcome, Err(QuorumError::TooLarge { .. })), "got {outcome:?}");
         let mut cluster = cluster;
         cluster.stop_all().await;
     })
