@@ -375,14 +375,29 @@ fn report(name: &str, seed: u64, stats: &ProxyStats, counts: Counts, checked: &C
     );
 }
 
-/// A node advertising the proxy's address, the proxy pointed at it, and the topic.
-async fn node_behind_proxy(dir: &TempDir, seed: u64) -> (Node, Proxy) {
+/// A node (with `extra_args`) advertising the proxy's address, the proxy pointed at it, and
+/// the topic.
+async fn node_behind_proxy(dir: &TempDir, seed: u64, extra_args: &[&str]) -> (Node, Proxy) {
     let proxy = Proxy::start(seed);
     let advertise = proxy.addr().to_string();
-    let node = Node::start(dir.path(), &["--advertise", &advertise]);
+    let args: Vec<&str> = ["--advertise", advertise.as_str()].into_iter().chain(extra_args.iter().copied()).collect();
+    let node = Node::start(dir.path(), &args);
     proxy.set_target(socket_addr(node.bootstrap()));
     create_topic(&advertise, TOPIC, PARTITIONS, &[]).await;
     (node, proxy)
+}
+
+/// Producer state snapshot files (`<offset>.snapshot`) in the topic's partition directories.
+fn producer_snapshots(data_dir: &std::path::Path) -> usize {
+    (0..PARTITIONS)
+        .map(|p| {
+            let dir = data_dir.join(format!("{TOPIC}-{p}"));
+            std::fs::read_dir(&dir)
+                .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+                .filter(|entry| entry.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "snapshot")))
+                .count()
+        })
+        .sum()
 }
 
 fn socket_addr(text: &str) -> SocketAddr {
@@ -399,7 +414,7 @@ async fn idempotent_producer_through_dropped_connections_writes_each_message_onc
     const NAME: &str = "idempotent_producer_through_dropped_connections_writes_each_message_once_in_order";
     let seed = scenario_seed(NAME, 0x1de4_907e_0001);
     let dir = TempDir::new().unwrap();
-    let (_node, proxy) = node_behind_proxy(&dir, seed).await;
+    let (_node, proxy) = node_behind_proxy(&dir, seed, &[]).await;
     let bootstrap = proxy.addr().to_string();
     let workload = Workload { messages: 20_000, keys: 60, window: 2_000 };
     proxy.set_faults(Faults { drop_response_probability: 0.07, delay_probability: 0.05, delay_ms: 15 });
@@ -442,7 +457,9 @@ async fn idempotent_producer_across_a_kill9_and_restart() {
     const NAME: &str = "idempotent_producer_across_a_kill9_and_restart";
     let seed = scenario_seed(NAME, 0x1de4_907e_0002);
     let dir = TempDir::new().unwrap();
-    let (mut node, proxy) = node_behind_proxy(&dir, seed).await;
+    // Small segments: each partition rolls several times, so producer state snapshots exist
+    // and recovery loads the latest one, then replays the batches after it.
+    let (mut node, proxy) = node_behind_proxy(&dir, seed, &["--set", "log.segment.bytes=16384"]).await;
     let bootstrap = proxy.addr().to_string();
     let workload = Workload { messages: 20_000, keys: 60, window: 2_000 };
     proxy.set_faults(Faults { drop_response_probability: 0.05, delay_probability: 0.05, delay_ms: 15 });
@@ -455,7 +472,8 @@ async fn idempotent_producer_across_a_kill9_and_restart() {
             crash = crash.advance(counts, workload.messages / 3, &mut node, &proxy);
         })
     });
-    let Crash::Done { at_kill } = crash else { panic!("the stream ended before the crash: {crash:?}") };
+    let Crash::Done { at_kill, snapshots } = crash else { panic!("the stream ended before the crash: {crash:?}") };
+    assert!(snapshots > 0, "segments rolled before the crash, so recovery starts from a snapshot");
     assert!(at_kill.reported() < workload.messages, "the crash must land mid-stream: {at_kill:?}");
     assert_no_fatal_error(&producer, &ledger);
     drop(producer);
@@ -464,7 +482,7 @@ async fn idempotent_producer_across_a_kill9_and_restart() {
 
     let outcomes = ledger.book().outcomes.clone();
     let checked = verify_exactly_once(&bootstrap, &workload, &outcomes).await;
-    println!("  killed with {at_kill:?} reported");
+    println!("  killed with {at_kill:?} reported, {snapshots} producer state snapshots on disk");
     report(NAME, seed, &stats, counts, &checked, &ledger);
     assert_eq!(stats.outages, 1, "the dropped Produce response started the crash's outage: {stats:?}");
     assert!(stats.produce_responses_dropped >= 1, "{stats:?}");
@@ -478,8 +496,9 @@ enum Crash {
     Waiting,
     /// The proxy will start an outage at its next dropped Produce response.
     Armed { outages_before: u64 },
-    /// Killed and restarted, with these delivery counts at the kill.
-    Done { at_kill: Counts },
+    /// Killed and restarted, with these delivery counts and producer state snapshot files
+    /// at the kill.
+    Done { at_kill: Counts, snapshots: usize },
 }
 
 impl Crash {
@@ -496,11 +515,12 @@ impl Crash {
             }
             Crash::Armed { outages_before } if proxy.stats().outages > outages_before => {
                 node.kill9();
+                let snapshots = producer_snapshots(node.data_dir());
                 node.restart();
                 // The restarted node listens on a new port but advertises the same proxy address.
                 proxy.set_target(socket_addr(node.bootstrap()));
                 proxy.end_outage();
-                Crash::Done { at_kill: counts }
+                Crash::Done { at_kill: counts, snapshots }
             }
             unchanged => unchanged,
         }
