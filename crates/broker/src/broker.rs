@@ -61,7 +61,9 @@ pub struct Broker {
 
 impl Broker {
     /// Opens the data directory and brings every log to a consistent state.
-    pub fn open(config: BrokerConfig) -> Result<Arc<Broker>, BrokerError> {
+    /// `cluster`: the metadata store on the Raft quorum in cluster mode (started by the
+    /// caller, which is async); `None` keeps metadata in the node's local log.
+    pub fn open(config: BrokerConfig, cluster: Option<MetadataStore>) -> Result<Arc<Broker>, BrokerError> {
         let data_dir = config.data_dir.clone();
         std::fs::create_dir_all(&data_dir)?;
         let cluster_id = load_or_create_meta(&data_dir, &config)?;
@@ -74,15 +76,28 @@ impl Broker {
         }
         tracing::info!(clean_shutdown = clean, dir = %data_dir.display(), "opening data directory");
         let now = now_ms();
-        let metadata_log = LocalMetadataLog::open(&data_dir, clean, now)?;
-        let metadata = MetadataStore::load(Box::new(metadata_log))?;
-        register_self(&metadata, &config)?;
+        let metadata = match cluster {
+            Some(store) => store,
+            None => MetadataStore::load(Box::new(LocalMetadataLog::open(&data_dir, clean, now)?))?,
+        };
+        if config.roles.broker {
+            register_self(&metadata, &config)?;
+        }
         let replicas = ReplicaManager::new(&data_dir, config.node_id);
         replicas.open_all(&metadata.image(), &config, clean, now)?;
         let groups = group_coordinator(&config);
         groups.load(&replicas, &metadata.image(), now)?;
         let producer_ids = ProducerIdManager::new(config.node_id);
         Ok(Arc::new(Broker { config, cluster_id, metadata, replicas, groups, producer_ids, stats: Stats::default() }))
+    }
+
+    /// The active controller: the Raft leader in a cluster, this node when alone; -1 when
+    /// no leader is known.
+    pub fn controller_id(&self) -> i32 {
+        match self.metadata.quorum() {
+            Some(quorum) => quorum.current_leader().map_or(-1, |(id, _)| id as i32),
+            None => self.config.node_id,
+        }
     }
 
     /// Flushes and closes every log, writes checkpoints, and leaves the clean-shutdown

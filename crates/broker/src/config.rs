@@ -30,6 +30,13 @@ pub struct BrokerConfig {
     /// host:port given to clients in Metadata; defaults to `listen`.
     pub advertise: Option<(String, u16)>,
     pub cluster_id: Option<String>,
+    /// `process.roles`: broker, controller, or both (the default).
+    pub roles: Roles,
+    /// `controller.quorum.voters` (`--controller-quorum 1@host:port,...`): the controller
+    /// voters. Empty: a single node keeping its metadata in a local log.
+    pub controller_quorum: BTreeMap<u64, String>,
+    /// `controller.listen`: where this node serves the quorum's transport.
+    pub controller_listen: Option<String>,
     /// `broker.rack`: replicas of a partition are spread over racks.
     pub rack: Option<String>,
     pub num_partitions: i32,
@@ -71,6 +78,9 @@ impl Default for BrokerConfig {
             advertise: None,
             cluster_id: None,
             rack: None,
+            roles: Roles { broker: true, controller: true },
+            controller_quorum: BTreeMap::new(),
+            controller_listen: None,
             num_partitions: 1,
             default_replication_factor: 1,
             auto_create_topics_enable: true,
@@ -133,6 +143,9 @@ impl BrokerConfig {
                 self.advertise = Some(parse_host_port(key, value)?)
             }
             "cluster.id" => self.cluster_id = Some(value.to_string()),
+            "process.roles" | "roles" => self.roles = parse_roles(key, value)?,
+            "controller.quorum.voters" | "controller.quorum" => self.controller_quorum = parse_voters(key, value)?,
+            "controller.listen" => self.controller_listen = Some(value.to_string()),
             "broker.rack" => self.rack = Some(value.to_string()).filter(|r| !r.is_empty()),
             "num.partitions" => self.num_partitions = positive(key, value)?,
             "default.replication.factor" => self.default_replication_factor = positive(key, value)?,
@@ -195,6 +208,11 @@ impl BrokerConfig {
         Ok(())
     }
 
+    /// Whether this node is part of a Raft metadata quorum.
+    pub fn is_cluster(&self) -> bool {
+        !self.controller_quorum.is_empty()
+    }
+
     /// The host and port clients are told to connect to.
     pub fn advertised(&self) -> (String, u16) {
         self.advertise.clone().unwrap_or_else(|| (self.listen.ip().to_string(), self.listen.port()))
@@ -207,6 +225,49 @@ fn non_negative(key: &str, value: &str) -> Result<i64, ConfigError> {
         return Err(ConfigError::Invalid { key: key.into(), value: value.into(), why: "must not be negative".into() });
     }
     Ok(n)
+}
+
+/// Which roles this node plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub broker: bool,
+    pub controller: bool,
+}
+
+fn parse_roles(key: &str, value: &str) -> Result<Roles, ConfigError> {
+    let mut roles = Roles { broker: false, controller: false };
+    for role in value.split(',').map(str::trim) {
+        match role {
+            "broker" => roles.broker = true,
+            "controller" => roles.controller = true,
+            other => {
+                return Err(ConfigError::Invalid {
+                    key: key.into(),
+                    value: value.into(),
+                    why: format!("unknown role '{other}'"),
+                })
+            }
+        }
+    }
+    if !roles.broker && !roles.controller {
+        return Err(ConfigError::Invalid { key: key.into(), value: value.into(), why: "no role given".into() });
+    }
+    Ok(roles)
+}
+
+/// Parses `1@host:port,2@host:port`.
+fn parse_voters(key: &str, value: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
+    let invalid = |why: String| ConfigError::Invalid { key: key.into(), value: value.into(), why };
+    let mut voters = BTreeMap::new();
+    for voter in value.split(',').map(str::trim).filter(|v| !v.is_empty()) {
+        let (id, address) = voter.split_once('@').ok_or_else(|| invalid(format!("'{voter}' is not ID@HOST:PORT")))?;
+        let id: u64 = id.parse().map_err(|_| invalid(format!("'{id}' is not a node id")))?;
+        parse_host_port(key, address)?;
+        if voters.insert(id, address.to_string()).is_some() {
+            return Err(invalid(format!("node {id} is listed twice")));
+        }
+    }
+    Ok(voters)
 }
 
 fn positive(key: &str, value: &str) -> Result<i32, ConfigError> {

@@ -7,9 +7,11 @@
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use runnel_metadata::{MetadataError, MetadataImage, MetadataLog, MetadataRecord};
 use runnel_protocol::batch::{build_batch_with_keys, BatchIter};
+use runnel_quorum::Quorum;
 use runnel_storage::{LogConfig, PartitionLog};
 
 pub const METADATA_DIR: &str = "__cluster_metadata-0";
@@ -73,45 +75,115 @@ impl MetadataLog for LocalMetadataLog {
     }
 }
 
-/// The metadata log plus the image it has produced. Commits are serialised by the log lock;
-/// readers take the current image without waiting for writers.
-pub struct MetadataStore {
-    log: Mutex<Box<dyn MetadataLog>>,
-    image: RwLock<Arc<MetadataImage>>,
+/// Where the metadata lives: a local log (single node) or the Raft quorum (cluster).
+enum Backend {
+    /// The log plus the image it has produced; commits are serialised by the log lock.
+    Local { log: Mutex<Box<dyn MetadataLog>>, image: RwLock<Arc<MetadataImage>> },
+    /// The replicated log; this node's state machine publishes the image.
+    Raft { quorum: Quorum, commit_lock: Mutex<()> },
 }
 
+/// The node's metadata: the current image, and commits of new records. Readers take the
+/// current image without waiting for writers.
+pub struct MetadataStore {
+    backend: Backend,
+}
+
+/// How long a cluster commit waits for the quorum and then for this node to apply it.
+const RAFT_COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl MetadataStore {
-    /// Replays the log into a fresh image.
+    /// Replays the local log into a fresh image.
     pub fn load(mut log: Box<dyn MetadataLog>) -> Result<Self, MetadataError> {
         let records = log.replay()?;
         let image = MetadataImage::default().apply(&records);
-        Ok(MetadataStore { log: Mutex::new(log), image: RwLock::new(Arc::new(image)) })
+        Ok(MetadataStore { backend: Backend::Local { log: Mutex::new(log), image: RwLock::new(Arc::new(image)) } })
+    }
+
+    /// Metadata from the Raft quorum.
+    pub fn raft(quorum: Quorum) -> Self {
+        MetadataStore { backend: Backend::Raft { quorum, commit_lock: Mutex::new(()) } }
     }
 
     pub fn image(&self) -> Arc<MetadataImage> {
-        self.image.read().expect("image lock").clone()
+        match &self.backend {
+            Backend::Local { image, .. } => image.read().expect("image lock").clone(),
+            Backend::Raft { quorum, .. } => quorum.image(),
+        }
     }
 
-    /// Makes `decide`'s records durable and publishes the image they produce. `decide` runs
-    /// under the commit lock against the latest image, so check-then-write is atomic.
+    /// The quorum, in cluster mode.
+    pub fn quorum(&self) -> Option<&Quorum> {
+        match &self.backend {
+            Backend::Raft { quorum, .. } => Some(quorum),
+            Backend::Local { .. } => None,
+        }
+    }
+
+    /// Makes `decide`'s records durable and returns the image that includes them.
+    ///
+    /// Single node: `decide` runs under the commit lock against the latest image, so
+    /// check-then-write is atomic. Cluster: `decide` runs against this node's image, which
+    /// may lag the leader; the records are proposed through the quorum, and applying them
+    /// skips whatever conflicts with what committed first (see `MetadataImage::apply`), on
+    /// every node alike. Callers read the returned image to see whether their change won.
     pub fn commit<E>(
         &self,
         decide: impl FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, E>,
     ) -> Result<Result<Arc<MetadataImage>, E>, MetadataError> {
-        let mut log = self.log.lock().expect("metadata log lock");
-        let current = self.image();
-        let records = match decide(&current) {
-            Ok(records) => records,
-            Err(e) => return Ok(Err(e)),
-        };
-        if records.is_empty() {
-            return Ok(Ok(current));
+        match &self.backend {
+            Backend::Local { log, image } => {
+                let mut log = log.lock().expect("metadata log lock");
+                let current = image.read().expect("image lock").clone();
+                let records = match decide(&current) {
+                    Ok(records) => records,
+                    Err(e) => return Ok(Err(e)),
+                };
+                if records.is_empty() {
+                    return Ok(Ok(current));
+                }
+                log.append(&records)?;
+                let next = Arc::new(current.apply(&records));
+                *image.write().expect("image lock") = next.clone();
+                Ok(Ok(next))
+            }
+            Backend::Raft { quorum, commit_lock } => {
+                let _one_at_a_time = commit_lock.lock().expect("commit lock");
+                let records = match decide(&quorum.image()) {
+                    Ok(records) => records,
+                    Err(e) => return Ok(Err(e)),
+                };
+                if records.is_empty() {
+                    return Ok(Ok(quorum.image()));
+                }
+                let committed = tokio::task::block_in_place(|| {
+                    tokio::runtime::Handle::current().block_on(propose_and_apply(quorum, records))
+                });
+                committed.map(Ok)
+            }
         }
-        log.append(&records)?;
-        let next = Arc::new(current.apply(&records));
-        *self.image.write().expect("image lock") = next.clone();
-        Ok(Ok(next))
     }
+}
+
+/// Proposes through the quorum and waits until this node has applied the entry.
+async fn propose_and_apply(quorum: &Quorum, records: Vec<MetadataRecord>) -> Result<Arc<MetadataImage>, MetadataError> {
+    let unavailable = |e: &dyn std::fmt::Display| MetadataError::Storage(format!("metadata quorum: {e}"));
+    let index = tokio::time::timeout(RAFT_COMMIT_TIMEOUT, quorum.propose(records))
+        .await
+        .map_err(|_| unavailable(&"commit timed out"))?
+        .map_err(|e| unavailable(&e))?;
+    let mut images = quorum.subscribe();
+    let deadline = tokio::time::Instant::now() + RAFT_COMMIT_TIMEOUT;
+    while quorum.metrics().last_applied_index.is_none_or(|applied| applied < index) {
+        // The watch fires per applied batch; the short bound covers entries that change no image.
+        let wake = tokio::time::Instant::now() + Duration::from_millis(50);
+        if tokio::time::timeout_at(wake.min(deadline), images.changed()).await.is_err()
+            && tokio::time::Instant::now() >= deadline
+        {
+            return Err(unavailable(&"committed entry not applied locally in time"));
+        }
+    }
+    Ok(quorum.image())
 }
 
 #[cfg(test)]

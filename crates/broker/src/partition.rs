@@ -63,6 +63,10 @@ impl Partition {
         self.leader_epoch.load(Ordering::Acquire)
     }
 
+    pub fn set_leader_epoch(&self, epoch: i32) {
+        self.leader_epoch.store(epoch, Ordering::Release);
+    }
+
     pub fn settings(&self) -> TopicSettings {
         self.settings.read().expect("settings lock").clone()
     }

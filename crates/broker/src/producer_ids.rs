@@ -11,6 +11,9 @@ use runnel_metadata::MetadataError;
 
 use crate::metadata_store::MetadataStore;
 
+/// Racing brokers each retry for a fresh block; bounded all the same.
+const BLOCK_ATTEMPTS_MAX: u32 = 16;
+
 pub struct ProducerIdManager {
     broker_id: i32,
     /// The unused rest of the current block.
@@ -23,18 +26,27 @@ impl ProducerIdManager {
     }
 
     /// The next unused producer id; commits a new block when the current one is spent.
+    /// Blocks are granted once (the image skips a racing request for the same block), so
+    /// a broker that lost a race asks again for the next one.
     pub fn next(&self, metadata: &MetadataStore) -> Result<i64, MetadataError> {
         let mut block = self.block.lock().expect("producer id block lock");
-        if block.is_empty() {
-            let mut fresh = 0..0;
-            metadata
+        let mut attempts = 0;
+        while block.is_empty() {
+            attempts += 1;
+            if attempts > BLOCK_ATTEMPTS_MAX {
+                return Err(MetadataError::Storage("could not obtain a producer id block".into()));
+            }
+            let mut asked = 0..0;
+            let image = metadata
                 .commit(|image| {
                     let (range, record) = allocate_producer_ids(image, self.broker_id);
-                    fresh = range;
+                    asked = range;
                     Ok::<_, ()>(vec![record])
                 })?
                 .expect("allocation always decides");
-            *block = fresh;
+            if image.producer_id_block_owner == self.broker_id && image.next_producer_id == asked.end {
+                *block = asked;
+            }
         }
         let id = block.start;
         block.start += 1;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use runnel_metadata::MetadataImage;
+use runnel_protocol::ResponseError;
 use runnel_storage::{parse_partition_dir, partition_dir_name, OffsetCheckpoint, PartitionLog, StorageError};
 use uuid::Uuid;
 
@@ -23,7 +24,8 @@ const PARTITION_METADATA: &str = "partition.metadata";
 
 pub struct TopicPartitions {
     pub topic_id: Uuid,
-    pub partitions: Vec<Arc<Partition>>,
+    /// Indexed by partition number; `None` where this node holds no replica.
+    pub partitions: Vec<Option<Arc<Partition>>>,
 }
 
 pub struct ReplicaManager {
@@ -41,12 +43,30 @@ impl ReplicaManager {
 
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
         let topics = self.topics.read().expect("topics lock");
-        topics.get(topic)?.partitions.get(usize::try_from(index).ok()?).cloned()
+        topics.get(topic)?.partitions.get(usize::try_from(index).ok()?)?.clone()
+    }
+
+    /// The partition if this node leads it in `image`, else the error Kafka gives: unknown
+    /// topic or partition, or NOT_LEADER_OR_FOLLOWER (the client refreshes its metadata).
+    pub fn led_partition(
+        &self,
+        image: &MetadataImage,
+        topic: &str,
+        index: i32,
+    ) -> Result<Arc<Partition>, ResponseError> {
+        let described = image
+            .topic(topic)
+            .and_then(|t| t.partitions.get(usize::try_from(index).ok()?))
+            .ok_or(ResponseError::UnknownTopicOrPartition)?;
+        if described.leader != self.node_id {
+            return Err(ResponseError::NotLeaderOrFollower);
+        }
+        self.partition(topic, index).ok_or(ResponseError::NotLeaderOrFollower)
     }
 
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
         let topics = self.topics.read().expect("topics lock");
-        topics.values().flat_map(|t| t.partitions.iter().cloned()).collect()
+        topics.values().flat_map(|t| t.partitions.iter().flatten().cloned()).collect()
     }
 
     /// Opens every partition the image assigns to this node, recovering as needed, and
@@ -85,35 +105,46 @@ impl ReplicaManager {
             .collect();
         for name in removed {
             let topic = topics.remove(&name).expect("listed above");
-            for partition in &topic.partitions {
+            for partition in topic.partitions.iter().flatten() {
                 if let Some(log) = partition.take_log() {
                     log.delete()?;
                 }
             }
         }
         for (name, topic) in &image.topics {
-            let hosted = topics.get(name).map_or(0, |t| t.partitions.len());
-            if hosted == topic.partitions.len() {
+            let known = topics.get(name).map_or(0, |t| t.partitions.len());
+            if let Some(hosted) = topics.get(name) {
+                // Leadership may have moved: hosted partitions follow the image's epochs.
+                for (p, partition) in topic.partitions.iter().zip(&hosted.partitions) {
+                    if let Some(partition) = partition {
+                        partition.set_leader_epoch(p.leader_epoch);
+                    }
+                }
+            }
+            if known == topic.partitions.len() {
                 continue;
             }
             let settings = topic_config::settings(config, image.topic_configs(name));
             let mut partitions = topics.get(name).map(|t| t.partitions.clone()).unwrap_or_default();
-            for p in &topic.partitions[hosted..] {
+            for p in &topic.partitions[known..] {
+                if !p.replicas.contains(&self.node_id) {
+                    partitions.push(None);
+                    continue;
+                }
                 let key = (name.clone(), p.partition);
                 let recovery_point = checkpoints.0.get(&key).copied().unwrap_or(0);
                 let log_start = checkpoints.1.get(&key).copied().unwrap_or(0);
                 let dir = self.data_dir.join(partition_dir_name(name, p.partition));
                 prepare_dir(&dir, topic.topic_id)?;
                 let log = PartitionLog::open(&dir, settings.log.clone(), recovery_point, log_start, clean, now_ms)?;
-                debug_assert!(p.replicas.contains(&self.node_id), "single node hosts every replica");
-                partitions.push(Arc::new(Partition::new(
+                partitions.push(Some(Arc::new(Partition::new(
                     name.clone(),
                     p.partition,
                     topic.topic_id,
                     p.leader_epoch,
                     log,
                     settings.clone(),
-                )));
+                ))));
             }
             topics.insert(name.clone(), Arc::new(TopicPartitions { topic_id: topic.topic_id, partitions }));
         }
@@ -131,7 +162,10 @@ impl ReplicaManager {
                 continue;
             }
             let Some((topic, index)) = parse_partition_dir(&name) else { continue };
-            let known = image.topic(&topic).is_some_and(|t| (index as usize) < t.partitions.len());
+            let known = image
+                .topic(&topic)
+                .and_then(|t| t.partitions.get(index as usize))
+                .is_some_and(|p| p.replicas.contains(&self.node_id));
             if !known {
                 tracing::info!(dir = %name, "removing partition folder of a deleted topic");
                 std::fs::remove_dir_all(entry.path())?;

@@ -38,7 +38,15 @@ pub async fn run(
 ) -> Result<(), BrokerError> {
     let listener = TcpListener::bind(config.listen).await?;
     config.listen = listener.local_addr()?;
-    let broker = tokio::task::block_in_place(|| Broker::open(config))?;
+    let cluster = if config.is_cluster() {
+        if config.cluster_id.is_none() {
+            config.cluster_id = Some(crate::cluster::derived_cluster_id(&config));
+        }
+        Some(crate::cluster::start(&config).await?)
+    } else {
+        None
+    };
+    let broker = tokio::task::block_in_place(|| Broker::open(config, cluster))?;
     let metrics = match metrics_listen {
         Some(addr) => Some(crate::metrics::serve(broker.clone(), addr).await?),
         None => None,
@@ -48,6 +56,7 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let background = spawn_background(broker.clone(), stop_rx.clone());
+    let follower = crate::cluster::follow_image(broker.clone(), stop_rx.clone());
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     tokio::select! {
         _ = accept_loop(broker.clone(), listener, stop_rx.clone(), alive_tx) => {}
@@ -59,7 +68,14 @@ pub async fn run(
         tracing::warn!("connections still busy after the drain timeout; shutting down anyway");
     }
     let _ = background.await;
-    tokio::task::block_in_place(|| broker.shutdown())
+    if let Some(follower) = follower {
+        let _ = follower.await;
+    }
+    tokio::task::block_in_place(|| broker.shutdown())?;
+    if let Some(quorum) = broker.metadata.quorum() {
+        let _ = quorum.raft().shutdown().await;
+    }
+    Ok(())
 }
 
 async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, stop: watch::Receiver<bool>, alive: mpsc::Sender<()>) {

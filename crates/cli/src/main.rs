@@ -50,6 +50,18 @@ struct ServerArgs {
     /// Any broker setting, KEY=VALUE (repeatable); overrides the file.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     settings: Vec<String>,
+    /// Roles of this node in a cluster: broker, controller or broker,controller.
+    #[arg(long)]
+    roles: Option<String>,
+    /// The controller voters, ID@HOST:PORT,... (a cluster; without it, a single node).
+    #[arg(long)]
+    controller_quorum: Option<String>,
+    /// Where this node serves the metadata quorum (needed in a cluster), HOST:PORT.
+    #[arg(long)]
+    controller_listen: Option<String>,
+    /// This broker's rack: replicas of a partition are spread over racks.
+    #[arg(long)]
+    rack: Option<String>,
     /// Serve Prometheus metrics at http://HOST:PORT/metrics.
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
@@ -76,6 +88,18 @@ fn broker_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
     }
     if let Some(node_id) = args.node_id {
         config.node_id = node_id;
+    }
+    if let Some(roles) = &args.roles {
+        config.set("process.roles", roles)?;
+    }
+    if let Some(voters) = &args.controller_quorum {
+        config.set("controller.quorum.voters", voters)?;
+    }
+    if let Some(listen) = &args.controller_listen {
+        config.set("controller.listen", listen)?;
+    }
+    if let Some(rack) = &args.rack {
+        config.set("broker.rack", rack)?;
     }
     Ok(config)
 }

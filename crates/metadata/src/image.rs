@@ -48,6 +48,9 @@ pub struct MetadataImage {
     pub records_applied: u64,
     /// The first producer id not yet allocated to any broker.
     pub next_producer_id: i64,
+    /// The broker that was granted the block ending at `next_producer_id`.
+    #[serde(default)]
+    pub producer_id_block_owner: i32,
 }
 
 impl MetadataImage {
@@ -63,17 +66,34 @@ impl MetadataImage {
         self.configs.get(&ConfigResource::Topic(name.to_string()))
     }
 
-    /// A new image with `records` applied in order.
+    /// A new image with `records` applied in order. `records` is one batch, decided
+    /// together. Applying is deterministic and total: a record that conflicts with the
+    /// image (decided against an older image by a racing proposer: a topic name taken
+    /// meanwhile, a partition beyond the end, a producer id block already handed out) is
+    /// skipped, with the records of the same batch that depend on it, on every node alike.
+    /// Proposers read the committed image back to learn whether they won.
     pub fn apply(&self, records: &[MetadataRecord]) -> MetadataImage {
         let mut next = self.clone();
+        let mut lost_topics: Vec<&str> = Vec::new();
         for record in records {
+            next.records_applied += 1;
+            if let MetadataRecord::Topic { name, .. } = record {
+                if next.topics.contains_key(name) {
+                    lost_topics.push(name);
+                    continue;
+                }
+            }
+            if let MetadataRecord::Config { resource: ConfigResource::Topic(name), .. } = record {
+                if lost_topics.contains(&name.as_str()) {
+                    continue;
+                }
+            }
             next.apply_one(record);
         }
         next
     }
 
     fn apply_one(&mut self, record: &MetadataRecord) {
-        self.records_applied += 1;
         match record {
             MetadataRecord::RegisterBroker { node_id, host, port, rack, incarnation_id } => {
                 let broker = BrokerImage {
@@ -115,10 +135,10 @@ impl MetadataImage {
                 let index = *partition as usize;
                 if index < topic.partitions.len() {
                     topic.partitions[index] = image;
-                } else {
-                    assert_eq!(index, topic.partitions.len(), "partitions are created densely");
+                } else if index == topic.partitions.len() {
                     topic.partitions.push(image);
                 }
+                // Beyond the end: decided against a stale image; partitions stay dense.
             }
             MetadataRecord::Config { resource, name, value } => {
                 let entries = self.configs.entry(resource.clone()).or_default();
@@ -131,9 +151,12 @@ impl MetadataImage {
                     }
                 }
             }
-            MetadataRecord::ProducerIds { next_producer_id, .. } => {
-                assert!(*next_producer_id >= self.next_producer_id, "producer id blocks only grow");
-                self.next_producer_id = *next_producer_id;
+            MetadataRecord::ProducerIds { broker_id, next_producer_id } => {
+                // A block is granted once: a racing request for the same block is skipped.
+                if *next_producer_id > self.next_producer_id {
+                    self.next_producer_id = *next_producer_id;
+                    self.producer_id_block_owner = *broker_id;
+                }
             }
             MetadataRecord::RemoveTopic { topic_id } => {
                 if let Some(name) = self.topic_names_by_id.remove(topic_id) {
@@ -178,6 +201,42 @@ mod tests {
         assert!(removed.topic_configs("t").is_none());
         // the old image is untouched
         assert!(image.topic("t").is_some());
+    }
+
+    #[test]
+    fn a_racing_batch_that_lost_its_topic_name_changes_nothing() {
+        let (winner, loser) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let batch = |id: Uuid, retention: &str| {
+            vec![
+                MetadataRecord::Topic { name: "t".into(), topic_id: id },
+                MetadataRecord::Config {
+                    resource: ConfigResource::Topic("t".into()),
+                    name: "retention.ms".into(),
+                    value: Some(retention.into()),
+                },
+                MetadataRecord::Partition {
+                    topic_id: id,
+                    partition: 0,
+                    replicas: vec![1],
+                    isr: vec![1],
+                    leader: 1,
+                    leader_epoch: 0,
+                    partition_epoch: 0,
+                },
+            ]
+        };
+        let image = MetadataImage::default().apply(&batch(winner, "1")).apply(&batch(loser, "2"));
+        assert_eq!(image.topic("t").unwrap().topic_id, winner);
+        assert_eq!(image.topic_configs("t").unwrap()["retention.ms"], "1");
+        assert_eq!(image.topic("t").unwrap().partitions.len(), 1);
+        assert!(image.topic_by_id(&loser).is_none());
+    }
+
+    #[test]
+    fn a_producer_id_block_is_granted_once() {
+        let grant = |broker_id, next| MetadataRecord::ProducerIds { broker_id, next_producer_id: next };
+        let image = MetadataImage::default().apply(&[grant(1, 1000)]).apply(&[grant(2, 1000)]);
+        assert_eq!((image.next_producer_id, image.producer_id_block_owner), (1000, 1));
     }
 
     #[test]

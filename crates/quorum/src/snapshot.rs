@@ -45,6 +45,7 @@ struct ImageOut<'a> {
     configs: Vec<(&'a ConfigResource, &'a BTreeMap<String, String>)>,
     records_applied: u64,
     next_producer_id: i64,
+    producer_id_block_owner: i32,
 }
 
 #[derive(Deserialize)]
@@ -55,11 +56,21 @@ struct ImageIn {
     configs: Vec<(ConfigResource, BTreeMap<String, String>)>,
     records_applied: u64,
     next_producer_id: i64,
+    #[serde(default)]
+    producer_id_block_owner: i32,
 }
 
 pub fn encode_image(image: &MetadataImage) -> Vec<u8> {
     // Destructured without `..`: a new image field fails to compile here until it is carried.
-    let MetadataImage { brokers, topics, topic_names_by_id, configs, records_applied, next_producer_id } = image;
+    let MetadataImage {
+        brokers,
+        topics,
+        topic_names_by_id,
+        configs,
+        records_applied,
+        next_producer_id,
+        producer_id_block_owner,
+    } = image;
     let mut configs: Vec<_> = configs.iter().collect();
     configs.sort_by(|a, b| a.0.cmp(b.0));
     let out = ImageOut {
@@ -69,15 +80,31 @@ pub fn encode_image(image: &MetadataImage) -> Vec<u8> {
         configs,
         records_applied: *records_applied,
         next_producer_id: *next_producer_id,
+        producer_id_block_owner: *producer_id_block_owner,
     };
     serde_json::to_vec(&out).expect("images always serialize")
 }
 
 pub fn decode_image(data: &[u8]) -> Result<MetadataImage, serde_json::Error> {
-    let ImageIn { brokers, topics, topic_names_by_id, configs, records_applied, next_producer_id } =
-        serde_json::from_slice(data)?;
+    let ImageIn {
+        brokers,
+        topics,
+        topic_names_by_id,
+        configs,
+        records_applied,
+        next_producer_id,
+        producer_id_block_owner,
+    } = serde_json::from_slice(data)?;
     let configs = configs.into_iter().collect();
-    Ok(MetadataImage { brokers, topics, topic_names_by_id, configs, records_applied, next_producer_id })
+    Ok(MetadataImage {
+        brokers,
+        topics,
+        topic_names_by_id,
+        configs,
+        records_applied,
+        next_producer_id,
+        producer_id_block_owner,
+    })
 }
 
 /// Replaces the snapshot in `dir` with `meta` and `data`, durably.

@@ -21,7 +21,7 @@ pub fn handle(ctx: &Context, _request: DescribeClusterRequest) -> DescribeCluste
         .collect();
     DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(ctx.broker.cluster_id.clone()))
-        .with_controller_id(BrokerId(ctx.broker.config.node_id))
+        .with_controller_id(BrokerId(ctx.broker.controller_id()))
         .with_brokers(brokers)
         .with_cluster_authorized_operations(i32::MIN)
 }

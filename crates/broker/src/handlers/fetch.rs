@@ -75,7 +75,11 @@ fn resolve(ctx: &Context, request: &FetchRequest) -> Vec<TopicTarget> {
                 .iter()
                 .map(|p| Target {
                     partition_index: p.partition,
-                    partition: ctx.broker.replicas.partition(&name, p.partition).ok_or(missing),
+                    partition: if name.is_empty() {
+                        Err(missing)
+                    } else {
+                        ctx.broker.replicas.led_partition(&image, &name, p.partition)
+                    },
                     fetch_offset: p.fetch_offset,
                     max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
                     current_leader_epoch: p.current_leader_epoch,

@@ -31,6 +31,7 @@ fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), ResponseE
 }
 
 pub fn handle(ctx: &Context, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let image = ctx.broker.metadata.image();
     let topics = request
         .topics
         .iter()
@@ -40,13 +41,13 @@ pub fn handle(ctx: &Context, request: ListOffsetsRequest) -> ListOffsetsResponse
                 .iter()
                 .map(|p| {
                     let response = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-                    let Some(partition) = ctx.broker.replicas.partition(topic.name.0.as_str(), p.partition_index)
-                    else {
-                        return response
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                            .with_offset(-1)
-                            .with_timestamp(-1);
-                    };
+                    let partition =
+                        match ctx.broker.replicas.led_partition(&image, topic.name.0.as_str(), p.partition_index) {
+                            Ok(partition) => partition,
+                            Err(error) => {
+                                return response.with_error_code(error.code()).with_offset(-1).with_timestamp(-1)
+                            }
+                        };
                     let epoch = partition.leader_epoch();
                     if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
                         let error = if p.current_leader_epoch < epoch {

@@ -118,7 +118,7 @@ pub fn handle(ctx: &Context, request: MetadataRequest) -> MetadataResponse {
     MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_string(ctx.broker.cluster_id.clone())))
-        .with_controller_id(BrokerId(ctx.broker.config.node_id))
+        .with_controller_id(BrokerId(ctx.broker.controller_id()))
         .with_topics(topics)
         .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
 }

@@ -126,6 +126,7 @@ pub enum Reply {
 pub async fn handle(ctx: &Context<'_>, request: ProduceRequest) -> Reply {
     let acks = request.acks;
     let acks_valid = matches!(acks, -1..=1);
+    let image = ctx.broker.metadata.image();
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for topic in &request.topic_data {
         let name = topic.name.0.as_str();
@@ -149,9 +150,9 @@ pub async fn handle(ctx: &Context<'_>, request: ProduceRequest) -> Reply {
                     "transactions are not supported yet".to_string(),
                 )
             } else {
-                match ctx.broker.replicas.partition(name, data.index) {
-                    Some(partition) => produce_partition(ctx, &partition, data.records.as_ref(), acks).await,
-                    None => Outcome::error(ResponseError::UnknownTopicOrPartition, None),
+                match ctx.broker.replicas.led_partition(&image, name, data.index) {
+                    Ok(partition) => produce_partition(ctx, &partition, data.records.as_ref(), acks).await,
+                    Err(error) => Outcome::error(error, None),
                 }
             };
             partitions.push(partition_response(data.index, outcome));

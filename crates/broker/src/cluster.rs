@@ -1,0 +1,127 @@
+//! Cluster mode: joining the Raft metadata quorum at start-up, and keeping the node's
+//! hosted partitions in step with the replicated image afterwards.
+//!
+//! Every node (voter or not) serves the quorum's transport on `controller.listen`:
+//! controllers vote, broker-only nodes are learners that receive the committed log. A
+//! voter with no Raft state initializes the voter set (openraft accepts the same
+//! initialization from every voter); a learner asks the leader to add it. The cluster id,
+//! unless configured, is derived from the voter list, so every node of one cluster agrees
+//! on it without talking first.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use runnel_quorum::{Quorum, QuorumConfig, QuorumNode, QuorumTuning, Roles};
+use tokio::sync::watch;
+
+use crate::broker::{Broker, BrokerError};
+use crate::clock::now_ms;
+use crate::config::BrokerConfig;
+use crate::metadata_store::{MetadataStore, METADATA_DIR};
+
+/// How long start-up waits for the quorum to elect a leader.
+const LEADER_WAIT: Duration = Duration::from_secs(60);
+
+/// The cluster id every node derives from the same voter list (FNV-1a, 128 bits as hex).
+pub fn derived_cluster_id(config: &BrokerConfig) -> String {
+    let text: String = config.controller_quorum.iter().map(|(id, addr)| format!("{id}@{addr},")).collect();
+    let mut hash: u128 = 0x6c62272e07bb014262b821756295c58d;
+    for byte in text.bytes() {
+        hash ^= u128::from(byte);
+        hash = hash.wrapping_mul(0x0000000001000000000000000000013B);
+    }
+    format!("{hash:032x}")
+}
+
+fn config_error(why: impl Into<String>) -> BrokerError {
+    BrokerError::Config(why.into())
+}
+
+/// Starts this node's quorum member and returns the metadata store on it.
+pub async fn start(config: &BrokerConfig) -> Result<MetadataStore, BrokerError> {
+    let listen =
+        config.controller_listen.clone().ok_or_else(|| config_error("cluster mode needs --controller-listen"))?;
+    let node_id = u64::try_from(config.node_id).map_err(|_| config_error("node ids are non-negative"))?;
+    let voter = config.roles.controller;
+    if voter && !config.controller_quorum.contains_key(&node_id) {
+        return Err(config_error(format!("node {node_id} is a controller but not in --controller-quorum")));
+    }
+    if !voter && config.controller_quorum.contains_key(&node_id) {
+        return Err(config_error(format!("node {node_id} is in --controller-quorum but not a controller")));
+    }
+    let dir = config.data_dir.join(METADATA_DIR);
+    refuse_local_log(&dir)?;
+    std::fs::create_dir_all(&dir)?;
+    let (host, port) = config.advertised();
+    let node = QuorumNode {
+        kafka_addr: format!("{host}:{port}"),
+        controller_addr: listen.clone(),
+        roles: Roles { broker: config.roles.broker, controller: config.roles.controller },
+        rack: config.rack.clone(),
+    };
+    let quorum_config = QuorumConfig {
+        node_id,
+        node: node.clone(),
+        voters: config.controller_quorum.clone(),
+        dir,
+        listen,
+        voter,
+        tuning: QuorumTuning::default(),
+    };
+    let quorum = Quorum::start(quorum_config).await.map_err(|e| config_error(format!("starting the quorum: {e}")))?;
+    if voter {
+        let initialized =
+            quorum.initialize().await.map_err(|e| config_error(format!("initializing the quorum: {e}")))?;
+        tracing::info!(node_id, initialized, "metadata quorum member started");
+    }
+    wait_for_leader(&quorum).await?;
+    if !voter {
+        quorum.add_learner(node_id, node).await.map_err(|e| config_error(format!("joining as a learner: {e}")))?;
+        tracing::info!(node_id, "joined the metadata quorum as a learner");
+    }
+    Ok(MetadataStore::raft(quorum))
+}
+
+async fn wait_for_leader(quorum: &Quorum) -> Result<(), BrokerError> {
+    let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+    let mut images = quorum.subscribe();
+    while quorum.current_leader().is_none() {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(config_error("no metadata quorum leader elected in time; are a majority of controllers up?"));
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(50), images.changed()).await;
+    }
+    Ok(())
+}
+
+/// A data directory that ran as a single node keeps its metadata in a partition log; the
+/// quorum's log format is different, and mixing them would lose the node's topics.
+fn refuse_local_log(dir: &Path) -> Result<(), BrokerError> {
+    // The local log keeps offset indexes beside its segments; the quorum's log does not.
+    if dir.join("00000000000000000000.timeindex").exists() {
+        return Err(config_error(format!(
+            "{} holds a single-node metadata log; a cluster node needs a fresh data directory",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Opens and deletes hosted partitions as the replicated image changes, until `stop`.
+pub fn follow_image(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> Option<tokio::task::JoinHandle<()>> {
+    let mut images = broker.metadata.quorum()?.subscribe();
+    Some(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                changed = images.changed() => if changed.is_err() { return },
+                _ = stop.changed() => return,
+            }
+            let image = images.borrow_and_update().clone();
+            let synced = tokio::task::block_in_place(|| broker.replicas.sync_with(&image, &broker.config, now_ms()));
+            if let Err(e) = synced {
+                tracing::error!(error = %e, "opening partitions from the replicated metadata failed");
+            }
+        }
+    }))
+}
