@@ -80,7 +80,7 @@ enum Backend {
     /// The log plus the image it has produced; commits are serialised by the log lock.
     Local { log: Mutex<Box<dyn MetadataLog>>, image: RwLock<Arc<MetadataImage>> },
     /// The replicated log; this node's state machine publishes the image.
-    Raft { quorum: Quorum, commit_lock: Mutex<()> },
+    Raft { quorum: Box<Quorum>, commit_lock: Mutex<()> },
 }
 
 /// The node's metadata: the current image, and commits of new records. Readers take the
@@ -102,7 +102,7 @@ impl MetadataStore {
 
     /// Metadata from the Raft quorum.
     pub fn raft(quorum: Quorum) -> Self {
-        MetadataStore { backend: Backend::Raft { quorum, commit_lock: Mutex::new(()) } }
+        MetadataStore { backend: Backend::Raft { quorum: Box::new(quorum), commit_lock: Mutex::new(()) } }
     }
 
     pub fn image(&self) -> Arc<MetadataImage> {

@@ -36,7 +36,7 @@ fn open_with_delay(dir: tempfile::TempDir, initial_rebalance_delay_ms: i64) -> N
     let mut config = BrokerConfig { data_dir: dir.path().to_path_buf(), ..BrokerConfig::default() };
     config.groups.initial_rebalance_delay_ms = initial_rebalance_delay_ms;
     config.offsets_topic_num_partitions = 3;
-    let broker = tokio::task::block_in_place(|| Broker::open(config)).expect("open broker");
+    let broker = tokio::task::block_in_place(|| Broker::open(config, None)).expect("open broker");
     let (stop_tx, stop) = watch::channel(false);
     Node { broker, stop, _stop_tx: stop_tx, _dir: dir }
 }
