@@ -12,7 +12,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use runnel_quorum::{Quorum, QuorumConfig, QuorumNode, QuorumTuning, Roles};
+use std::collections::BTreeMap;
+
+use runnel_quorum::network::Connection;
+use runnel_quorum::rpc::{Request, Response, FRAME_BYTES_MAX_DEFAULT};
+use runnel_quorum::{ForwardError, Quorum, QuorumConfig, QuorumNode, QuorumTuning, Roles};
 use tokio::sync::watch;
 
 use crate::broker::{Broker, BrokerError};
@@ -22,6 +26,11 @@ use crate::metadata_store::{MetadataStore, METADATA_DIR};
 
 /// How long start-up waits for the quorum to elect a leader.
 const LEADER_WAIT: Duration = Duration::from_secs(60);
+/// One join call to one voter.
+const JOIN_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Between join attempts while no voter can add us (no leader yet): a retry pace, not a
+/// synchronisation.
+const JOIN_RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 /// The cluster id every node derives from the same voter list (FNV-1a, 128 bits as hex).
 pub fn derived_cluster_id(config: &BrokerConfig) -> String {
@@ -75,12 +84,40 @@ pub async fn start(config: &BrokerConfig) -> Result<MetadataStore, BrokerError> 
             quorum.initialize().await.map_err(|e| config_error(format!("initializing the quorum: {e}")))?;
         tracing::info!(node_id, initialized, "metadata quorum member started");
     }
-    wait_for_leader(&quorum).await?;
     if !voter {
-        quorum.add_learner(node_id, node).await.map_err(|e| config_error(format!("joining as a learner: {e}")))?;
+        // A learner hears of the leader only once it is a member: ask the voters to add it.
+        join_as_learner(&config.controller_quorum, node_id, node).await?;
         tracing::info!(node_id, "joined the metadata quorum as a learner");
     }
+    wait_for_leader(&quorum).await?;
     Ok(MetadataStore::raft(quorum))
+}
+
+/// Asks the voters, in turn, to add this node as a learner; a voter that is not the leader
+/// names the leader, which is asked next. Bounded by [`LEADER_WAIT`].
+async fn join_as_learner(voters: &BTreeMap<u64, String>, node_id: u64, node: QuorumNode) -> Result<(), BrokerError> {
+    let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+    let request = Request::AddLearner { node_id, node };
+    let mut next: Option<String> = None;
+    let mut round = voters.values().cycle();
+    while tokio::time::Instant::now() < deadline {
+        let address = match next.take() {
+            Some(leader) => leader,
+            None => round.next().expect("the voter list is not empty").clone(),
+        };
+        let mut connection = Connection::new(address.clone(), FRAME_BYTES_MAX_DEFAULT);
+        match connection.call(&request, JOIN_CALL_TIMEOUT).await {
+            Ok(Response::Forwarded(Ok(_))) => return Ok(()),
+            Ok(Response::Forwarded(Err(ForwardError::NotLeader { leader: Some(leader), .. }))) => {
+                next = Some(leader.controller_addr);
+            }
+            other => {
+                tracing::debug!(%address, outcome = ?other.map(|_| ()), "voter did not add this learner yet");
+                tokio::time::sleep(JOIN_RETRY_PAUSE).await;
+            }
+        }
+    }
+    Err(config_error("no controller added this node as a learner in time; are a majority of controllers up?"))
 }
 
 async fn wait_for_leader(quorum: &Quorum) -> Result<(), BrokerError> {

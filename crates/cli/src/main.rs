@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use runnel_broker::BrokerConfig;
 
+mod cluster;
 mod group;
 mod perf;
 mod topic;
@@ -26,6 +27,8 @@ enum Command {
     Topic(topic::TopicArgs),
     /// List, describe, delete consumer groups and reset their offsets.
     Group(group::GroupArgs),
+    /// Show the cluster: nodes, roles, racks, the active controller, metadata offsets.
+    Cluster(cluster::ClusterArgs),
     /// Benchmarks: produce, consume and end-to-end latency against a running broker.
     Perf(perf::PerfArgs),
 }
@@ -119,6 +122,7 @@ fn main() -> anyhow::Result<()> {
         Command::Topic(args) => runtime.block_on(topic::run(args))?,
         Command::Group(args) => runtime.block_on(group::run(args))?,
         Command::Perf(args) => runtime.block_on(perf::run(args))?,
+        Command::Cluster(args) => runtime.block_on(cluster::run(args))?,
     }
     Ok(())
 }

@@ -34,6 +34,7 @@ pub const SUPPORTED: &[ApiRange] = &[
     ApiRange { key: ApiKey::DescribeConfigs, min: 0, max: 4 },
     ApiRange { key: ApiKey::CreatePartitions, min: 0, max: 3 },
     ApiRange { key: ApiKey::OffsetDelete, min: 0, max: 0 },
+    ApiRange { key: ApiKey::DescribeQuorum, min: 0, max: 1 },
     ApiRange { key: ApiKey::DescribeCluster, min: 0, max: 1 },
 ];
 
@@ -77,6 +78,7 @@ mod tests {
                 ApiKey::DescribeConfigs => within::<DescribeConfigsRequest>(range),
                 ApiKey::CreatePartitions => within::<CreatePartitionsRequest>(range),
                 ApiKey::DescribeCluster => within::<DescribeClusterRequest>(range),
+                ApiKey::DescribeQuorum => within::<DescribeQuorumRequest>(range),
                 ApiKey::OffsetCommit => within::<OffsetCommitRequest>(range),
                 ApiKey::OffsetFetch => within::<OffsetFetchRequest>(range),
                 ApiKey::FindCoordinator => within::<FindCoordinatorRequest>(range),

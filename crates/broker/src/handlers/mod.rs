@@ -8,6 +8,7 @@ mod create_partitions;
 pub(crate) mod create_topics;
 mod delete_topics;
 mod describe_cluster;
+mod describe_quorum;
 pub mod fetch;
 mod find_coordinator;
 mod group_admin;
@@ -110,6 +111,9 @@ pub async fn handle(
         ApiKey::Fetch => Ok(Some(fetch::handle(&ctx, decode_body(api, version, body)?).await?)),
         ApiKey::CreatePartitions => {
             respond(api, &ctx, &create_partitions::handle(&ctx, decode_body(api, version, body)?))
+        }
+        ApiKey::DescribeQuorum => {
+            respond(api, &ctx, &describe_quorum::handle(&ctx, decode_body(api, version, body)?).await)
         }
         ApiKey::InitProducerId => respond(api, &ctx, &init_producer_id::handle(&ctx, decode_body(api, version, body)?)),
         ApiKey::FindCoordinator => {

@@ -1,0 +1,63 @@
+//! DescribeQuorum v0-v2: the metadata quorum's leader, epoch (Raft term), committed index,
+//! and each member's applied index. Kafka answers only on the active controller; Runnel
+//! answers on any node, asking each member for its applied index over the quorum's
+//! transport, so `runnel cluster info` can bootstrap from any node. A single node reports
+//! itself as the only voter, its offset being the count of metadata records applied.
+
+use std::time::Duration;
+
+use kafka_protocol::messages::describe_quorum_response::{PartitionData, ReplicaState, TopicData};
+use kafka_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::Context;
+
+const METADATA_TOPIC: &str = "__cluster_metadata";
+/// How long to wait for one member's answer; a silent member reports -1.
+const MEMBER_STATUS_TIMEOUT: Duration = Duration::from_secs(1);
+
+fn replica(id: i64, offset: i64) -> ReplicaState {
+    ReplicaState::default()
+        .with_replica_id(BrokerId(id as i32))
+        .with_log_end_offset(offset)
+        .with_last_fetch_timestamp(-1)
+        .with_last_caught_up_timestamp(-1)
+}
+
+async fn partition(ctx: &Context<'_>) -> PartitionData {
+    let data = PartitionData::default().with_partition_index(0).with_error_message(None);
+    let Some(quorum) = ctx.broker.metadata.quorum() else {
+        let applied = ctx.broker.metadata.image().records_applied as i64;
+        return data
+            .with_leader_id(BrokerId(ctx.broker.config.node_id))
+            .with_high_watermark(applied)
+            .with_current_voters(vec![replica(i64::from(ctx.broker.config.node_id), applied)]);
+    };
+    let metrics = quorum.metrics();
+    let (mut voters, mut observers) = (Vec::new(), Vec::new());
+    for (id, (_, is_voter)) in &metrics.members {
+        let status = tokio::time::timeout(MEMBER_STATUS_TIMEOUT, quorum.node_status(*id)).await;
+        let applied = match status {
+            Ok(Ok(status)) => status.last_applied_index.map_or(-1, |i| i as i64),
+            _ => -1,
+        };
+        let state = replica(*id as i64, applied);
+        if *is_voter {
+            voters.push(state);
+        } else {
+            observers.push(state);
+        }
+    }
+    data.with_leader_id(BrokerId(metrics.current_leader.map_or(-1, |id| id as i32)))
+        .with_leader_epoch(metrics.current_term as i32)
+        .with_high_watermark(metrics.last_applied_index.map_or(-1, |i| i as i64))
+        .with_current_voters(voters)
+        .with_observers(observers)
+}
+
+pub async fn handle(ctx: &Context<'_>, _request: DescribeQuorumRequest) -> DescribeQuorumResponse {
+    let topic = TopicData::default()
+        .with_topic_name(TopicName(StrBytes::from_static_str(METADATA_TOPIC)))
+        .with_partitions(vec![partition(ctx).await]);
+    DescribeQuorumResponse::default().with_error_message(None).with_topics(vec![topic])
+}
