@@ -6,6 +6,7 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod proxy;
 
 use std::fs::File;
@@ -45,6 +46,10 @@ pub struct Node {
     bootstrap: String,
     metrics_url: Option<String>,
     starts: u32,
+    /// Stdout lines of the current incarnation, until its listening line has been seen.
+    lines: Option<mpsc::Receiver<String>>,
+    /// Names the node in failure output when a test runs several.
+    label: String,
 }
 
 impl Node {
@@ -59,7 +64,23 @@ impl Node {
     }
 
     fn start_with(data_dir: &Path, extra_args: &[&str], metrics: bool) -> Node {
-        let mut node = Node {
+        let mut node = Self::stopped(data_dir, extra_args, metrics);
+        node.spawn();
+        node
+    }
+
+    /// Starts the process without waiting for its listening line: cluster nodes print it
+    /// only once the quorum has a leader, so all of them must be launched before any is
+    /// waited for with [`Node::wait_listening_within`]. An `extra_args` `--listen` replaces
+    /// the ephemeral port, so that restarts keep the node's address.
+    pub fn launch(data_dir: &Path, extra_args: &[&str]) -> Node {
+        let mut node = Self::stopped(data_dir, extra_args, false);
+        node.launch_process();
+        node
+    }
+
+    fn stopped(data_dir: &Path, extra_args: &[&str], metrics: bool) -> Node {
+        Node {
             data_dir: data_dir.to_path_buf(),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             metrics,
@@ -68,9 +89,9 @@ impl Node {
             bootstrap: String::new(),
             metrics_url: None,
             starts: 0,
-        };
-        node.spawn();
-        node
+            lines: None,
+            label: String::new(),
+        }
     }
 
     fn log_path(&self) -> PathBuf {
@@ -78,15 +99,20 @@ impl Node {
     }
 
     fn spawn(&mut self) {
+        self.launch_process();
+        self.wait_listening_within(STARTUP_TIMEOUT);
+    }
+
+    fn launch_process(&mut self) {
         assert!(self.child.is_none(), "a node process is still running; stop it before starting another");
         self.starts += 1;
         let log = File::options().create(true).append(true).open(self.log_path()).expect("open node log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_runnel"));
+        command.arg("server").arg("--data-dir").arg(&self.data_dir);
+        if !self.extra_args.iter().any(|arg| arg == "--listen") {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
         command
-            .arg("server")
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(["--listen", "127.0.0.1:0"])
             .args(&self.extra_args)
             // Failure output shows the log tail: keep a panic to its message, and plain text.
             .env("RUST_BACKTRACE", "0")
@@ -111,7 +137,14 @@ impl Node {
             }
         });
         self.child = Some(child);
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        self.lines = Some(lines_rx);
+    }
+
+    /// Waits for the listening line of a process started by [`Node::launch`] or
+    /// [`Node::relaunch`]; panics with the node's log if it does not come within `timeout`.
+    pub fn wait_listening_within(&mut self, timeout: Duration) {
+        let lines_rx = self.lines.take().expect("no launched process is waiting for its listening line");
+        let deadline = Instant::now() + timeout;
         let mut bootstrap = None;
         let mut metrics_url = None;
         while bootstrap.is_none() || (self.metrics && metrics_url.is_none()) {
@@ -127,7 +160,7 @@ impl Node {
                 Err(e) => {
                     let status = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
                     panic!(
-                        "node did not report its listener within {STARTUP_TIMEOUT:?} ({e}); exit status {status:?}\n{}",
+                        "node did not report its listener within {timeout:?} ({e}); exit status {status:?}\n{}",
                         self.log_tail()
                     );
                 }
@@ -172,15 +205,37 @@ impl Node {
 
     /// Clean shutdown: SIGTERM, then waits for the process to exit with success.
     pub fn terminate(&mut self) {
-        self.signal(libc::SIGTERM);
-        let status = self.wait_exit(SHUTDOWN_TIMEOUT);
-        assert!(status.success(), "node exited with {status:?} after SIGTERM\n{}", self.log_tail());
+        self.begin_terminate();
+        self.wait_terminated();
     }
 
-    /// Starts the node again over the same data directory (on a new port). The previous
+    /// Starts the node again over the same data directory (on a new port, unless its
+    /// arguments fixed one with `--listen`). The previous
     /// process must have been stopped with [`Node::kill9`] or [`Node::terminate`].
     pub fn restart(&mut self) {
         self.spawn();
+    }
+
+    /// Like [`Node::restart`] without waiting: follow with [`Node::wait_listening_within`].
+    pub fn relaunch(&mut self) {
+        self.launch_process();
+    }
+
+    /// Names this node in its failure output (e.g. "node 2 (kafka 127.0.0.1:20001)").
+    pub fn set_label(&mut self, label: impl Into<String>) {
+        self.label = label.into();
+    }
+
+    /// Sends SIGTERM without waiting, so that several nodes can stop at once; follow
+    /// with [`Node::wait_terminated`].
+    pub fn begin_terminate(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    /// Waits for a node sent SIGTERM by [`Node::begin_terminate`] to exit with success.
+    pub fn wait_terminated(&mut self) {
+        let status = self.wait_exit(SHUTDOWN_TIMEOUT);
+        assert!(status.success(), "node exited with {status:?} after SIGTERM\n{}", self.log_tail());
     }
 
     /// Whether the process is still alive (not yet exited).
@@ -215,7 +270,8 @@ impl Node {
         let lines: Vec<&str> = text.lines().collect();
         let from = lines.len().saturating_sub(LOG_TAIL_LINES);
         format!(
-            "--- node stderr (last {} lines, {} starts) ---\n{}",
+            "--- {}stderr (last {} lines, {} starts) ---\n{}",
+            if self.label.is_empty() { "node ".to_string() } else { format!("{} ", self.label) },
             lines.len() - from,
             self.starts,
             lines[from..].join("\n")

@@ -1,0 +1,352 @@
+//! Cluster scenarios with real `runnel server` processes on loopback: the Raft metadata
+//! quorum forms, every node serves the same metadata, topic administration works through
+//! any node and survives losing the active controller and restarting everything, controllers
+//! and brokers run in separate roles, and replicas are spread over racks.
+//!
+//! Replication factor 1 wherever data is produced: followers do not copy data yet, so a
+//! partition's data lives only on its leader.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::error::ResponseError;
+use rdkafka::Offset;
+use support::cluster::*;
+use support::*;
+
+/// How long the survivors may take to elect a new controller and accept a topic after the
+/// active one is killed: "within a few seconds" (election timeouts are 0.5–1 s), with
+/// room for a loaded machine.
+const FAILOVER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Polls until every node in `ids` lists exactly `brokers`, the same cluster id and the
+/// same known controller; returns node `ids[0]`'s view.
+async fn agreed(cluster: &Cluster, ids: &[i32], brokers: &[i32]) -> ClusterView {
+    let views = eventually(CONVERGE_TIMEOUT, &format!("nodes {ids:?} to agree on brokers {brokers:?}"), || async {
+        let mut views = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let view = cluster.view(id).await.map_err(|e| format!("node {id}: {e}"))?;
+            if view.broker_ids() != brokers {
+                return Err(format!("node {id} lists brokers {:?}", view.broker_ids()));
+            }
+            if view.controller_id < 0 {
+                return Err(format!("node {id} knows no controller"));
+            }
+            views.push(view);
+        }
+        let controllers: BTreeSet<i32> = views.iter().map(|v| v.controller_id).collect();
+        if controllers.len() != 1 {
+            return Err(format!("nodes name different controllers {controllers:?}"));
+        }
+        Ok(views)
+    })
+    .await;
+    let first = &views[0];
+    assert!(!first.cluster_id.is_empty(), "node {} reports an empty cluster id", ids[0]);
+    for (view, id) in views.iter().zip(ids) {
+        assert_eq!(view.cluster_id, first.cluster_id, "node {id} and node {} name different clusters", ids[0]);
+        assert_eq!(view.brokers, first.brokers, "node {id} and node {} list brokers differently", ids[0]);
+    }
+    for (&broker, listed) in &first.brokers {
+        assert_eq!(listed.addr, cluster.kafka_addr(broker), "broker {broker} is listed at its own Kafka address");
+    }
+    first.clone()
+}
+
+/// Polls until every node in `ids` lists `topic`, then asserts they all list it the same
+/// way (id, leaders, replicas); returns that listing.
+async fn topic_everywhere(cluster: &Cluster, ids: &[i32], topic: &str) -> TopicView {
+    let listings = eventually(CONVERGE_TIMEOUT, &format!("nodes {ids:?} to list topic {topic}"), || async {
+        let mut listings = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let view = cluster.view(id).await.map_err(|e| format!("node {id}: {e}"))?;
+            let listed = view.topic(topic).ok_or_else(|| format!("node {id} does not list {topic} yet"))?;
+            listings.push(listed.clone());
+        }
+        Ok(listings)
+    })
+    .await;
+    for (listed, id) in listings.iter().zip(ids) {
+        assert_eq!(listed, &listings[0], "node {id} and node {} list topic {topic} differently", ids[0]);
+    }
+    listings[0].clone()
+}
+
+/// How many partitions each broker leads.
+fn leader_counts(topic: &TopicView) -> BTreeMap<i32, usize> {
+    let mut counts = BTreeMap::new();
+    for partition in &topic.partitions {
+        *counts.entry(partition.leader).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// With replication factor 1, every partition's only replica is its leader.
+fn assert_single_replica_leaders(topic: &TopicView, name: &str) {
+    for (index, partition) in topic.partitions.iter().enumerate() {
+        assert_eq!(partition.replicas, vec![partition.leader], "{name}-{index}: the leader is the only replica");
+    }
+}
+
+/// Partition directories (`topic-N`) of `topic` in a node's data directory.
+fn hosted_partitions(node: &Node, topic: &str) -> BTreeSet<i32> {
+    let prefix = format!("{topic}-");
+    std::fs::read_dir(node.data_dir())
+        .unwrap_or_else(|e| panic!("reading {}: {e}", node.data_dir().display()))
+        .filter_map(|entry| {
+            let name = entry.expect("dir entry").file_name().to_string_lossy().to_string();
+            name.strip_prefix(&prefix)?.parse::<i32>().ok()
+        })
+        .collect()
+}
+
+/// Every node hosts exactly the partitions of `topic` it leads (replication factor 1).
+fn assert_hosted_by_leaders(cluster: &Cluster, topic: &TopicView, name: &str) {
+    for id in cluster.ids() {
+        let led: BTreeSet<i32> = (0..)
+            .zip(&topic.partitions)
+            .filter(|(_, partition)| partition.leader == id)
+            .map(|(index, _)| index)
+            .collect();
+        assert_eq!(
+            hosted_partitions(cluster.node(id), name),
+            led,
+            "node {id} hosts exactly the {name} partitions it leads"
+        );
+    }
+}
+
+/// `count` messages over `keys` distinct keys.
+fn keyed_messages(tag: &str, count: usize, keys: usize) -> Vec<Msg> {
+    (0..count).map(|i| Msg::new(format!("{tag}-key-{}", i % keys), format!("{tag} value {i}"))).collect()
+}
+
+/// Reads every partition of `topic` from the beginning through `bootstrap` and asserts each
+/// message is exactly at the place its delivery report named, and nothing else is there.
+async fn assert_read_back(bootstrap: &str, topic: &str, partitions: i32, sent: &[Msg], placed: &[Placed]) {
+    assert_eq!(sent.len(), placed.len(), "one delivery report per message");
+    let starts: Vec<(i32, Offset)> = (0..partitions).map(|p| (p, Offset::Beginning)).collect();
+    let received = consume(bootstrap, topic, &starts, sent.len()).await;
+    let expected: BTreeMap<Placed, &Msg> = placed.iter().copied().zip(sent).collect();
+    assert_eq!(expected.len(), sent.len(), "delivery reports name distinct offsets");
+    let got: BTreeMap<Placed, &Msg> = received.iter().map(|r| (r.placed, &r.msg)).collect();
+    assert_eq!(got.len(), received.len(), "no offset was read twice");
+    assert_eq!(got, expected, "{topic} reads back exactly what was delivered, where it was delivered");
+}
+
+/// Messages with the same key land in the same partition, and the keys spread the
+/// messages over more than one partition.
+fn assert_spread_by_key(sent: &[Msg], placed: &[Placed]) {
+    let mut partition_of_key: BTreeMap<&[u8], i32> = BTreeMap::new();
+    for (msg, place) in sent.iter().zip(placed) {
+        let key = msg.key.as_deref().expect("keyed message");
+        let first = *partition_of_key.entry(key).or_insert(place.partition);
+        assert_eq!(first, place.partition, "every message with key {:?} lands in one partition", msg.key);
+    }
+    let used: BTreeSet<i32> = partition_of_key.values().copied().collect();
+    assert!(used.len() > 1, "keys spread over several partitions, got {used:?}");
+}
+
+/// `runnel topic describe` through one node.
+fn describe_with_cli(bootstrap: &str, topic: &str) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args(["topic", "--bootstrap", bootstrap, "describe", topic])
+        .output()
+        .expect("run runnel topic describe");
+    assert!(output.status.success(), "runnel topic describe failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_combined_nodes_form_a_cluster_and_agree_on_metadata() {
+    let cluster = Cluster::start(&[Spec::combined(1), Spec::combined(2), Spec::combined(3)]);
+    let view = agreed(&cluster, &[1, 2, 3], &[1, 2, 3]).await;
+    assert!([1, 2, 3].contains(&view.controller_id), "the controller is one of the voters: {}", view.controller_id);
+
+    let topic_id = create_topic_via(cluster.kafka_addr(2), "spread", 6, 1)
+        .await
+        .unwrap_or_else(|e| panic!("creating spread through node 2: {e}"));
+    let spread = topic_everywhere(&cluster, &[1, 2, 3], "spread").await;
+    assert_eq!(spread.topic_id, topic_id, "every node lists the id node 2 answered with");
+    assert_eq!(spread.partitions.len(), 6);
+    assert_single_replica_leaders(&spread, "spread");
+    let counts = leader_counts(&spread);
+    assert_eq!(counts, BTreeMap::from([(1, 2), (2, 2), (3, 2)]), "6 leaders spread evenly over 3 brokers");
+
+    // A client that knows only node 3 finds every leader from its metadata.
+    let sent = keyed_messages("spread", 60, 20);
+    let placed = produce_all(&producer(cluster.kafka_addr(3), &[]), "spread", None, &sent, None).await;
+    assert_spread_by_key(&sent, &placed);
+    assert_read_back(cluster.kafka_addr(1), "spread", 6, &sent, &placed).await;
+    assert_hosted_by_leaders(&cluster, &spread, "spread");
+
+    let described = describe_with_cli(cluster.kafka_addr(3), "spread");
+    assert!(described.contains(&format!("id {topic_id} partitions 6")), "runnel topic describe:\n{described}");
+    for (index, partition) in spread.partitions.iter().enumerate() {
+        let line = format!("partition {index} leader {} ", partition.leader);
+        assert!(described.contains(&line), "runnel topic describe shows '{line}':\n{described}");
+    }
+}
+
+/// Creates `name` through `addr`, retrying while the quorum has no leader; an answer lost
+/// with a dead controller may have committed, so "already exists" also counts as created.
+async fn create_during_failover(addr: &str, name: &str, partitions: i32) -> Duration {
+    let started = Instant::now();
+    eventually(FAILOVER_TIMEOUT, &format!("creating {name} through {addr}"), || async {
+        match create_topic_via(addr, name, partitions, 1).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is(ResponseError::TopicAlreadyExists) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await;
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_active_controller_elects_a_new_one_and_creation_continues() {
+    let mut cluster = Cluster::start(&[Spec::combined(1), Spec::combined(2), Spec::combined(3)]);
+    let old_controller = agreed(&cluster, &[1, 2, 3], &[1, 2, 3]).await.controller_id;
+    let survivors: Vec<i32> = cluster.ids().into_iter().filter(|&id| id != old_controller).collect();
+
+    cluster.kill9(old_controller);
+    let took = create_during_failover(cluster.kafka_addr(survivors[0]), "after-failover", 3).await;
+    eprintln!("topic created through node {} {took:?} after killing controller {old_controller}", survivors[0]);
+
+    let new_controller = eventually(CONVERGE_TIMEOUT, "the survivors to agree on a new controller", || async {
+        let mut named = BTreeSet::new();
+        for &id in &survivors {
+            named.insert(cluster.view(id).await.map_err(|e| format!("node {id}: {e}"))?.controller_id);
+        }
+        match named.iter().copied().collect::<Vec<_>>()[..] {
+            [one] if survivors.contains(&one) => Ok(one),
+            _ => Err(format!("survivors {survivors:?} name controllers {named:?}")),
+        }
+    })
+    .await;
+    assert_ne!(new_controller, old_controller, "a survivor leads the quorum");
+    let created = topic_everywhere(&cluster, &survivors, "after-failover").await;
+    assert_eq!(created.partitions.len(), 3);
+
+    // The killed node rejoins on its old ports and catches up with what it missed.
+    cluster.restart(&[old_controller]);
+    agreed(&cluster, &[1, 2, 3], &[1, 2, 3]).await;
+    let caught_up = topic_everywhere(&cluster, &[survivors[0], old_controller], "after-failover").await;
+    assert_eq!(caught_up, created, "the restarted node lists the topic created while it was down");
+
+    // And it can administer the cluster again: its proposal reaches the new leader.
+    create_topic_via(cluster.kafka_addr(old_controller), "after-rejoin", 2, 1)
+        .await
+        .unwrap_or_else(|e| panic!("creating after-rejoin through the restarted node {old_controller}: {e}"));
+    topic_everywhere(&cluster, &[1, 2, 3], "after-rejoin").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_every_node_keeps_all_metadata_and_data() {
+    let mut cluster = Cluster::start(&[Spec::combined(1), Spec::combined(2), Spec::combined(3)]);
+    agreed(&cluster, &[1, 2, 3], &[1, 2, 3]).await;
+    create_topic_via(cluster.kafka_addr(1), "alpha", 3, 1).await.unwrap_or_else(|e| panic!("creating alpha: {e}"));
+    create_topic_via(cluster.kafka_addr(2), "beta", 5, 1).await.unwrap_or_else(|e| panic!("creating beta: {e}"));
+    create_partitions_via(cluster.kafka_addr(3), "alpha", 4).await.unwrap_or_else(|e| panic!("growing alpha: {e}"));
+    let alpha = eventually(CONVERGE_TIMEOUT, "alpha to have 4 partitions on node 1", || async {
+        let view = cluster.view(1).await?;
+        match view.topic("alpha") {
+            Some(alpha) if alpha.partitions.len() == 4 => Ok(alpha.clone()),
+            other => Err(format!("node 1 lists alpha as {other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(topic_everywhere(&cluster, &[1, 2, 3], "alpha").await, alpha);
+    let beta = topic_everywhere(&cluster, &[1, 2, 3], "beta").await;
+    assert_eq!(beta.partitions.len(), 5);
+
+    let all = [cluster.kafka_addr(1), cluster.kafka_addr(2), cluster.kafka_addr(3)].join(",");
+    let producer = producer(&all, &[]);
+    let alpha_sent = keyed_messages("alpha", 40, 16);
+    let alpha_placed = produce_all(&producer, "alpha", None, &alpha_sent, None).await;
+    let beta_sent = keyed_messages("beta", 50, 16);
+    let beta_placed = produce_all(&producer, "beta", None, &beta_sent, None).await;
+    drop(producer);
+
+    cluster.terminate(&[1, 2, 3]);
+    cluster.restart(&[1, 2, 3]);
+    agreed(&cluster, &[1, 2, 3], &[1, 2, 3]).await;
+    // With one replica per partition the leader cannot move, so the listings come back whole.
+    eventually(CONVERGE_TIMEOUT, "every node to list alpha and beta as before the restart", || async {
+        for id in [1, 2, 3] {
+            let view = cluster.view(id).await.map_err(|e| format!("node {id}: {e}"))?;
+            if view.topic("alpha") != Some(&alpha) || view.topic("beta") != Some(&beta) {
+                return Err(format!("node {id} lists alpha {:?} beta {:?}", view.topic("alpha"), view.topic("beta")));
+            }
+        }
+        Ok(())
+    })
+    .await;
+    assert_read_back(cluster.kafka_addr(2), "alpha", 4, &alpha_sent, &alpha_placed).await;
+    assert_read_back(cluster.kafka_addr(3), "beta", 5, &beta_sent, &beta_placed).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_controllers_and_two_brokers_in_separate_roles() {
+    let cluster = Cluster::start(&[
+        Spec::controller(1),
+        Spec::controller(2),
+        Spec::controller(3),
+        Spec::broker(4),
+        Spec::broker(5),
+    ]);
+    assert_eq!(cluster.broker_ids(), vec![4, 5]);
+    let view = agreed(&cluster, &[4, 5], &[4, 5]).await;
+    assert!([1, 2, 3].contains(&view.controller_id), "a controller-only node leads the quorum: {}", view.controller_id);
+
+    let topic_id = create_topic_via(cluster.kafka_addr(5), "split", 4, 1)
+        .await
+        .unwrap_or_else(|e| panic!("creating split through broker 5: {e}"));
+    let split = topic_everywhere(&cluster, &[4, 5], "split").await;
+    assert_eq!(split.topic_id, topic_id);
+    assert_single_replica_leaders(&split, "split");
+    assert_eq!(leader_counts(&split), BTreeMap::from([(4, 2), (5, 2)]), "only brokers lead, evenly");
+
+    let sent = keyed_messages("split", 40, 12);
+    let placed = produce_all(&producer(cluster.kafka_addr(4), &[]), "split", None, &sent, None).await;
+    assert_spread_by_key(&sent, &placed);
+    assert_read_back(cluster.kafka_addr(5), "split", 4, &sent, &placed).await;
+    assert_hosted_by_leaders(&cluster, &split, "split");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racks_spread_replicas() {
+    // Two brokers share rack a: a placement that ignores racks puts both in some partition.
+    let cluster = Cluster::start(&[
+        Spec::combined(1).with_rack("a"),
+        Spec::combined(2).with_rack("a"),
+        Spec::combined(3).with_rack("b"),
+        Spec::broker(4).with_rack("c"),
+    ]);
+    let view = agreed(&cluster, &[1, 2, 3, 4], &[1, 2, 3, 4]).await;
+    let rack_of: BTreeMap<i32, String> = view
+        .brokers
+        .iter()
+        .map(|(&id, broker)| (id, broker.rack.clone().unwrap_or_else(|| panic!("broker {id} lists no rack"))))
+        .collect();
+    assert_eq!(rack_of, BTreeMap::from([(1, "a".into()), (2, "a".into()), (3, "b".into()), (4, "c".into())]));
+
+    create_topic_via(cluster.kafka_addr(4), "racked", 8, 3).await.unwrap_or_else(|e| panic!("creating racked: {e}"));
+    let racked = topic_everywhere(&cluster, &[1, 2, 3, 4], "racked").await;
+    assert_eq!(racked.partitions.len(), 8);
+    for (index, partition) in racked.partitions.iter().enumerate() {
+        let brokers: BTreeSet<i32> = partition.replicas.iter().copied().collect();
+        assert_eq!(brokers.len(), 3, "racked-{index}: 3 distinct replicas, got {:?}", partition.replicas);
+        assert!(brokers.contains(&partition.leader), "racked-{index}: the leader is a replica: {partition:?}");
+        let racks: BTreeSet<&str> = partition.replicas.iter().map(|b| rack_of[b].as_str()).collect();
+        assert_eq!(racks.len(), 3, "racked-{index}: replicas {:?} span 3 racks, got {racks:?}", partition.replicas);
+    }
+
+    let refused = create_topic_via(cluster.kafka_addr(1), "too-many-replicas", 1, 5).await;
+    assert!(
+        matches!(&refused, Err(e) if e.is(ResponseError::InvalidReplicationFactor)),
+        "replication factor 5 over 4 brokers is refused: {refused:?}"
+    );
+}

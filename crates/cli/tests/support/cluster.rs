@@ -1,0 +1,407 @@
+//! A cluster of real `runnel server` processes on loopback, for the cluster scenarios.
+//!
+//! Every node gets a Kafka port and a controller (quorum transport) port chosen once, up
+//! front, and kept across restarts: the voter list names the controller ports, and clients
+//! and other brokers know a broker by its Kafka address. Ports come from below the
+//! kernel's ephemeral range, so a client socket or a port-0 node of another test cannot
+//! take one between our probe and the node's bind; a probe bind still skips ports in use.
+//!
+//! Voters print their listening line only once the quorum has a leader, so every process
+//! is launched before any is waited for. What a node believes (controller, brokers, racks,
+//! topic ids, leaders, replicas) is read with raw Metadata v12 requests, since rdkafka does
+//! not expose the controller id or topic ids.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreateTopicsRequest, MetadataRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use runnel_client::Connection;
+use tempfile::TempDir;
+
+use super::Node;
+
+/// How long a cluster node may take to print its listening line: it waits for a quorum
+/// leader (election timeouts 0.5–1 s) and its own registration first.
+pub const CLUSTER_STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long nodes may take to agree on metadata after a change.
+pub const CONVERGE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Pause between two polls of a condition.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// One raw admin or metadata request; the broker's own proposal timeout is 10 s.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Ports are probed from here up, below the usual ephemeral range (32768–60999).
+const PORT_BASE: u16 = 20_000;
+/// Width of the probed range.
+const PORT_SPAN: u16 = 12_000;
+
+/// Process-wide cursor so that concurrent tests of one binary never probe the same port.
+static PORT_CURSOR: AtomicU16 = AtomicU16::new(0);
+
+/// Two distinct free loopback ports per node: `count` pairs of (kafka, controller).
+fn free_ports(count: usize) -> Vec<u16> {
+    if PORT_CURSOR.load(Ordering::Relaxed) == 0 {
+        // A different start per process, so that test binaries run side by side (or by
+        // another worktree on the same machine) rarely probe the same ports.
+        let pid = std::process::id();
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let start = u16::try_from((pid.wrapping_mul(7919) ^ nanos) % u32::from(PORT_SPAN)).expect("below PORT_SPAN");
+        let _ = PORT_CURSOR.compare_exchange(0, start.max(1), Ordering::Relaxed, Ordering::Relaxed);
+    }
+    let mut ports = Vec::with_capacity(count);
+    let mut probed = 0;
+    while ports.len() < count {
+        probed += 1;
+        assert!(probed <= PORT_SPAN, "no free loopback port found in {PORT_BASE}..{}", PORT_BASE + PORT_SPAN);
+        let offset = PORT_CURSOR.fetch_add(1, Ordering::Relaxed) % PORT_SPAN;
+        let port = PORT_BASE + offset;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            ports.push(port);
+        }
+    }
+    ports
+}
+
+/// One node of a cluster to start: its id, roles and rack.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub id: i32,
+    /// `--roles`: "broker,controller", "controller" or "broker".
+    pub roles: &'static str,
+    pub rack: Option<&'static str>,
+}
+
+impl Spec {
+    pub fn combined(id: i32) -> Spec {
+        Spec { id, roles: "broker,controller", rack: None }
+    }
+
+    pub fn controller(id: i32) -> Spec {
+        Spec { id, roles: "controller", rack: None }
+    }
+
+    pub fn broker(id: i32) -> Spec {
+        Spec { id, roles: "broker", rack: None }
+    }
+
+    pub fn with_rack(self, rack: &'static str) -> Spec {
+        Spec { rack: Some(rack), ..self }
+    }
+
+    pub fn is_broker(&self) -> bool {
+        self.roles.split(',').any(|role| role == "broker")
+    }
+
+    pub fn is_controller(&self) -> bool {
+        self.roles.split(',').any(|role| role == "controller")
+    }
+}
+
+/// One node: its process (fields drop in order, so the process dies before its directory
+/// is removed), its data directory and its fixed addresses.
+struct Member {
+    node: Node,
+    _dir: TempDir,
+    spec: Spec,
+    kafka_addr: String,
+}
+
+/// A running cluster; nodes are addressed by node id.
+pub struct Cluster {
+    members: Vec<Member>,
+}
+
+impl Cluster {
+    /// Launches every node at once on fixed ports, then waits for each listening line.
+    pub fn start(specs: &[Spec]) -> Cluster {
+        let ports = free_ports(specs.len() * 2);
+        let voters: Vec<String> = specs
+            .iter()
+            .enumerate()
+            .filter(|(_, spec)| spec.is_controller())
+            .map(|(i, spec)| format!("{}@127.0.0.1:{}", spec.id, ports[2 * i + 1]))
+            .collect();
+        assert!(!voters.is_empty(), "a cluster needs at least one controller");
+        let voters = voters.join(",");
+        let mut members: Vec<Member> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let dir = TempDir::new().expect("node data dir");
+                let kafka_addr = format!("127.0.0.1:{}", ports[2 * i]);
+                let controller_addr = format!("127.0.0.1:{}", ports[2 * i + 1]);
+                let id = spec.id.to_string();
+                let mut args = vec![
+                    "--node-id",
+                    &id,
+                    "--listen",
+                    &kafka_addr,
+                    "--controller-listen",
+                    &controller_addr,
+                    "--controller-quorum",
+                    &voters,
+                    "--roles",
+                    spec.roles,
+                ];
+                if let Some(rack) = spec.rack {
+                    args.extend(["--rack", rack]);
+                }
+                let mut node = Node::launch(dir.path(), &args);
+                node.set_label(format!(
+                    "node {} ({}, kafka {kafka_addr}, controller {controller_addr})",
+                    id, spec.roles
+                ));
+                Member { node, _dir: dir, spec: spec.clone(), kafka_addr }
+            })
+            .collect();
+        for member in &mut members {
+            member.node.wait_listening_within(CLUSTER_STARTUP_TIMEOUT);
+            assert_eq!(member.node.bootstrap(), member.kafka_addr, "node {} listens where it was told", member.spec.id);
+        }
+        Cluster { members }
+    }
+
+    fn member(&self, id: i32) -> &Member {
+        self.members.iter().find(|m| m.spec.id == id).unwrap_or_else(|| panic!("no node {id} in this cluster"))
+    }
+
+    fn member_mut(&mut self, id: i32) -> &mut Member {
+        self.members.iter_mut().find(|m| m.spec.id == id).unwrap_or_else(|| panic!("no node {id} in this cluster"))
+    }
+
+    /// Node ids in start order.
+    pub fn ids(&self) -> Vec<i32> {
+        self.members.iter().map(|m| m.spec.id).collect()
+    }
+
+    /// Ids of the nodes with the broker role.
+    pub fn broker_ids(&self) -> Vec<i32> {
+        self.members.iter().filter(|m| m.spec.is_broker()).map(|m| m.spec.id).collect()
+    }
+
+    /// The node's fixed Kafka address, `host:port`.
+    pub fn kafka_addr(&self, id: i32) -> &str {
+        &self.member(id).kafka_addr
+    }
+
+    pub fn node(&self, id: i32) -> &Node {
+        &self.member(id).node
+    }
+
+    /// SIGKILLs one node and reaps it.
+    pub fn kill9(&mut self, id: i32) {
+        self.member_mut(id).node.kill9();
+    }
+
+    /// SIGTERMs the given nodes all at once, then waits for each to exit cleanly.
+    pub fn terminate(&mut self, ids: &[i32]) {
+        for &id in ids {
+            self.member(id).node.begin_terminate();
+        }
+        for &id in ids {
+            self.member_mut(id).node.wait_terminated();
+        }
+    }
+
+    /// Restarts the given stopped nodes at once on their ports and data directories.
+    pub fn restart(&mut self, ids: &[i32]) {
+        for &id in ids {
+            self.member_mut(id).node.relaunch();
+        }
+        for &id in ids {
+            let member = self.member_mut(id);
+            member.node.wait_listening_within(CLUSTER_STARTUP_TIMEOUT);
+            assert_eq!(member.node.bootstrap(), member.kafka_addr, "node {id} came back on its own port");
+        }
+    }
+
+    /// What node `id` says about the cluster, by Metadata v12 to its Kafka port.
+    pub async fn view(&self, id: i32) -> Result<ClusterView, String> {
+        view(self.kafka_addr(id)).await
+    }
+}
+
+/// One broker as a node lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerView {
+    pub addr: String,
+    pub rack: Option<String>,
+}
+
+/// One partition as a node lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionView {
+    pub leader: i32,
+    pub replicas: Vec<i32>,
+}
+
+/// One topic as a node lists it: partitions by index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicView {
+    pub topic_id: String,
+    pub partitions: Vec<PartitionView>,
+}
+
+/// What one node answers to Metadata for all topics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterView {
+    pub cluster_id: String,
+    pub controller_id: i32,
+    pub brokers: BTreeMap<i32, BrokerView>,
+    pub topics: BTreeMap<String, TopicView>,
+}
+
+impl ClusterView {
+    pub fn broker_ids(&self) -> Vec<i32> {
+        self.brokers.keys().copied().collect()
+    }
+
+    pub fn topic(&self, name: &str) -> Option<&TopicView> {
+        self.topics.get(name)
+    }
+}
+
+fn error_name(code: i16) -> String {
+    format!("{:?} ({code})", ResponseError::try_from_code(code))
+}
+
+async fn connect(addr: &str) -> Result<Connection, String> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, Connection::connect(addr)).await {
+        Err(_) => Err(format!("connecting to {addr} timed out")),
+        Ok(Err(e)) => Err(format!("connecting to {addr}: {e}")),
+        Ok(Ok(conn)) => Ok(conn),
+    }
+}
+
+/// Metadata v12 for all topics from the node at `addr`, without auto-creation.
+pub async fn view(addr: &str) -> Result<ClusterView, String> {
+    let mut conn = connect(addr).await?;
+    let request = MetadataRequest::default().with_topics(None).with_allow_auto_topic_creation(false);
+    let response = conn.send(&request, 12).await.map_err(|e| format!("Metadata to {addr}: {e}"))?;
+    let brokers = response
+        .brokers
+        .iter()
+        .map(|b| {
+            let view = BrokerView {
+                addr: format!("{}:{}", b.host.as_str(), b.port),
+                rack: b.rack.as_ref().map(|r| r.to_string()),
+            };
+            (b.node_id.0, view)
+        })
+        .collect();
+    let mut topics = BTreeMap::new();
+    for topic in &response.topics {
+        let name = topic.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+        if topic.error_code != 0 {
+            return Err(format!("{addr} lists topic {name} with error {}", error_name(topic.error_code)));
+        }
+        let mut partitions: Vec<_> = topic.partitions.iter().collect();
+        partitions.sort_by_key(|p| p.partition_index);
+        let indexes: Vec<i32> = partitions.iter().map(|p| p.partition_index).collect();
+        let expected: Vec<i32> = (0..i32::try_from(indexes.len()).expect("partition count fits i32")).collect();
+        assert_eq!(indexes, expected, "{addr} lists topic {name} with partition indexes that are not 0..n");
+        let partitions = partitions
+            .iter()
+            .map(|p| PartitionView { leader: p.leader_id.0, replicas: p.replica_nodes.iter().map(|b| b.0).collect() })
+            .collect();
+        topics.insert(name, TopicView { topic_id: topic.topic_id.to_string(), partitions });
+    }
+    Ok(ClusterView {
+        cluster_id: response.cluster_id.as_ref().map(|c| c.to_string()).unwrap_or_default(),
+        controller_id: response.controller_id.0,
+        brokers,
+        topics,
+    })
+}
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+/// A request the broker refused, with its Kafka error code, or one that failed on the way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminError {
+    Refused { code: i16, message: Option<String> },
+    Transport(String),
+}
+
+impl AdminError {
+    pub fn is(&self, error: ResponseError) -> bool {
+        matches!(self, AdminError::Refused { code, .. } if *code == error.code())
+    }
+}
+
+impl std::fmt::Display for AdminError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AdminError::Refused { code, message } => {
+                write!(f, "refused with {}: {}", error_name(*code), message.as_deref().unwrap_or(""))
+            }
+            AdminError::Transport(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+/// CreateTopics v7 sent to exactly the node at `addr` (rdkafka would pick the controller
+/// itself); returns the new topic's id.
+pub async fn create_topic_via(addr: &str, name: &str, partitions: i32, replication: i16) -> Result<String, AdminError> {
+    let mut conn = connect(addr).await.map_err(AdminError::Transport)?;
+    let topic = CreatableTopic::default()
+        .with_name(topic_name(name))
+        .with_num_partitions(partitions)
+        .with_replication_factor(replication);
+    let request = CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(10_000);
+    let response =
+        conn.send(&request, 7).await.map_err(|e| AdminError::Transport(format!("CreateTopics to {addr}: {e}")))?;
+    assert_eq!(response.topics.len(), 1, "one result for one topic from {addr}");
+    let result = &response.topics[0];
+    assert_eq!(result.name.0.as_str(), name, "the result names the topic asked for");
+    if result.error_code != 0 {
+        let message = result.error_message.as_ref().map(|m| m.to_string());
+        return Err(AdminError::Refused { code: result.error_code, message });
+    }
+    assert_eq!(result.num_partitions, partitions, "{addr} reports the partition count asked for");
+    Ok(result.topic_id.to_string())
+}
+
+/// CreatePartitions v3 sent to exactly the node at `addr`: grows `name` to `count`.
+pub async fn create_partitions_via(addr: &str, name: &str, count: i32) -> Result<(), AdminError> {
+    let mut conn = connect(addr).await.map_err(AdminError::Transport)?;
+    let topic = CreatePartitionsTopic::default().with_name(topic_name(name)).with_count(count);
+    let request = CreatePartitionsRequest::default().with_topics(vec![topic]).with_timeout_ms(10_000);
+    let response =
+        conn.send(&request, 3).await.map_err(|e| AdminError::Transport(format!("CreatePartitions to {addr}: {e}")))?;
+    assert_eq!(response.results.len(), 1, "one result for one topic from {addr}");
+    let result = &response.results[0];
+    if result.error_code != 0 {
+        let message = result.error_message.as_ref().map(|m| m.to_string());
+        return Err(AdminError::Refused { code: result.error_code, message });
+    }
+    Ok(())
+}
+
+/// Polls `attempt` every [`POLL_INTERVAL`] until it returns `Ok` or `timeout` passes, then
+/// fails with `what` and the last reason it gave. The async twin of `poll_until`, so that
+/// waiting never blocks a runtime worker.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let last = match tokio::time::timeout_at(deadline, attempt()).await {
+            Ok(Ok(value)) => return value,
+            Ok(Err(why)) => why,
+            Err(_) => "the last attempt was still running at the deadline".to_string(),
+        };
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}; last: {last}");
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
