@@ -139,7 +139,14 @@ fn register_self(metadata: &MetadataStore, config: &BrokerConfig) -> Result<(), 
                 rack: rack.clone(),
                 incarnation_id: uuid::Uuid::new_v4(),
             };
-            Ok::<_, ()>(if same { vec![] } else { vec![record] })
+            if same {
+                return Ok::<_, ()>(vec![]);
+            }
+            // Registering unfences: partitions that went offline with this broker come back.
+            let registered = image.apply(std::slice::from_ref(&record));
+            let mut records = vec![record];
+            records.extend(runnel_metadata::election::elect_returning(&registered, config.node_id));
+            Ok(records)
         })?
         .expect("registration never fails to decide");
     Ok(())

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use std::collections::BTreeMap;
 
+use runnel_metadata::election::move_leaders_away;
+use runnel_metadata::MetadataRecord;
 use runnel_quorum::network::Connection;
 use runnel_quorum::rpc::{Request, Response, FRAME_BYTES_MAX_DEFAULT};
 use runnel_quorum::{ForwardError, Quorum, QuorumConfig, QuorumNode, QuorumTuning, Roles};
@@ -161,4 +163,29 @@ pub fn follow_image(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> Opt
             }
         }
     }))
+}
+
+/// Before a broker leaves a cluster it fences itself, so its leaderships move to live ISR
+/// members before clients notice it is gone (Kafka's controlled shutdown).
+pub fn controlled_shutdown(broker: &Broker) {
+    if broker.metadata.quorum().is_none() || !broker.config.roles.broker {
+        return;
+    }
+    let node = broker.config.node_id;
+    let moved = tokio::task::block_in_place(|| {
+        broker.metadata.commit(|image| {
+            if image.brokers.get(&node).is_none_or(|b| b.fenced) {
+                return Ok::<_, ()>(vec![]);
+            }
+            let fence = MetadataRecord::FenceBroker { node_id: node, shutting_down: true };
+            let fenced = image.apply(std::slice::from_ref(&fence));
+            let mut records = vec![fence];
+            records.extend(move_leaders_away(&fenced, node));
+            Ok(records)
+        })
+    });
+    match moved {
+        Ok(_) => tracing::info!(node, "controlled shutdown: leaderships moved away"),
+        Err(e) => tracing::warn!(node, error = %e, "controlled shutdown could not move leaderships"),
+    }
 }

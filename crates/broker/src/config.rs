@@ -37,6 +37,10 @@ pub struct BrokerConfig {
     pub controller_quorum: BTreeMap<u64, String>,
     /// `controller.listen`: where this node serves the quorum's transport.
     pub controller_listen: Option<String>,
+    /// `broker.session.timeout.ms`: a broker silent this long is fenced.
+    pub broker_session_timeout_ms: i64,
+    /// `broker.heartbeat.interval.ms`: how often the active controller checks brokers.
+    pub broker_heartbeat_interval_ms: u64,
     /// `broker.rack`: replicas of a partition are spread over racks.
     pub rack: Option<String>,
     pub num_partitions: i32,
@@ -78,6 +82,8 @@ impl Default for BrokerConfig {
             advertise: None,
             cluster_id: None,
             rack: None,
+            broker_session_timeout_ms: 9_000,
+            broker_heartbeat_interval_ms: 1_000,
             roles: Roles { broker: true, controller: true },
             controller_quorum: BTreeMap::new(),
             controller_listen: None,
@@ -146,6 +152,8 @@ impl BrokerConfig {
             "process.roles" | "roles" => self.roles = parse_roles(key, value)?,
             "controller.quorum.voters" | "controller.quorum" => self.controller_quorum = parse_voters(key, value)?,
             "controller.listen" => self.controller_listen = Some(value.to_string()),
+            "broker.session.timeout.ms" => self.broker_session_timeout_ms = parse(key, value)?,
+            "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval_ms = parse(key, value)?,
             "broker.rack" => self.rack = Some(value.to_string()).filter(|r| !r.is_empty()),
             "num.partitions" => self.num_partitions = positive(key, value)?,
             "default.replication.factor" => self.default_replication_factor = positive(key, value)?,

@@ -14,6 +14,7 @@ pub mod config;
 pub mod connection;
 pub mod groups;
 pub mod handlers;
+pub mod liveness;
 pub mod metadata_store;
 pub mod metrics;
 pub mod partition;

@@ -57,6 +57,7 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let background = spawn_background(broker.clone(), stop_rx.clone());
     let follower = crate::cluster::follow_image(broker.clone(), stop_rx.clone());
+    let liveness = crate::liveness::spawn(broker.clone(), stop_rx.clone());
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     tokio::select! {
         _ = accept_loop(broker.clone(), listener, stop_rx.clone(), alive_tx) => {}
@@ -68,9 +69,10 @@ pub async fn run(
         tracing::warn!("connections still busy after the drain timeout; shutting down anyway");
     }
     let _ = background.await;
-    if let Some(follower) = follower {
-        let _ = follower.await;
+    for task in [follower, liveness].into_iter().flatten() {
+        let _ = task.await;
     }
+    crate::cluster::controlled_shutdown(&broker);
     tokio::task::block_in_place(|| broker.shutdown())?;
     if let Some(quorum) = broker.metadata.quorum() {
         let _ = quorum.raft().shutdown().await;

@@ -192,7 +192,7 @@ mod tests {
 
     #[test]
     fn fenced_brokers_get_no_new_replicas() {
-        let image = image_with_brokers(3).apply(&[MetadataRecord::FenceBroker { node_id: 2 }]);
+        let image = image_with_brokers(3).apply(&[MetadataRecord::FenceBroker { node_id: 2, shutting_down: false }]);
         let configs = BTreeMap::new();
         let topic = NewTopic { name: "t", partitions: 6, replication_factor: 2, configs: &configs };
         let records = create_topic(&image, &topic, Uuid::from_u128(1)).unwrap();

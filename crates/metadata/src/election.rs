@@ -66,7 +66,7 @@ mod tests {
                 incarnation_id: Uuid::nil(),
             })
             .collect();
-        records.extend(fenced.iter().map(|n| MetadataRecord::FenceBroker { node_id: *n }));
+        records.extend(fenced.iter().map(|n| MetadataRecord::FenceBroker { node_id: *n, shutting_down: false }));
         records.push(MetadataRecord::Topic { name: "t".into(), topic_id: id });
         for (i, (replicas, isr, leader)) in partitions.iter().enumerate() {
             records.push(MetadataRecord::Partition {

@@ -18,6 +18,9 @@ pub struct BrokerImage {
     pub incarnation_id: Uuid,
     /// A fenced broker leads no partition and is not chosen for new replicas.
     pub fenced: bool,
+    /// Fenced by a controlled shutdown: only a new registration unfences it.
+    #[serde(default)]
+    pub shutting_down: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -103,12 +106,14 @@ impl MetadataImage {
                     rack: rack.clone(),
                     incarnation_id: *incarnation_id,
                     fenced: false,
+                    shutting_down: false,
                 };
                 self.brokers.insert(*node_id, broker);
             }
-            MetadataRecord::FenceBroker { node_id } => {
+            MetadataRecord::FenceBroker { node_id, shutting_down } => {
                 if let Some(broker) = self.brokers.get_mut(node_id) {
                     broker.fenced = true;
+                    broker.shutting_down = *shutting_down;
                 }
             }
             MetadataRecord::UnfenceBroker { node_id } => {

@@ -8,6 +8,7 @@
 pub mod controller;
 pub mod election;
 pub mod image;
+pub mod liveness;
 pub mod log;
 pub mod placement;
 pub mod records;

@@ -57,6 +57,7 @@ mod tests {
             rack: rack.map(str::to_string),
             incarnation_id: Uuid::nil(),
             fenced: false,
+            shutting_down: false,
         }
     }
 

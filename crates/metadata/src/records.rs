@@ -27,6 +27,10 @@ pub enum MetadataRecord {
     /// The broker stopped heartbeating (or is shutting down): it leads nothing.
     FenceBroker {
         node_id: i32,
+        /// Fenced by its own controlled shutdown: it stays fenced until it registers again,
+        /// even if it still answers while it exits.
+        #[serde(default)]
+        shutting_down: bool,
     },
     /// The broker heartbeats again and has caught up with the metadata log.
     UnfenceBroker {

@@ -1,0 +1,114 @@
+//! Broker liveness, decided by the active controller: a broker not seen for the session
+//! timeout is fenced and its leaderships move to live ISR members; a fenced broker seen
+//! again is unfenced and takes back partitions that went offline with it. Pure: the caller
+//! supplies when each broker was last seen and the time.
+
+use std::collections::BTreeMap;
+
+use crate::election::{elect_returning, move_leaders_away};
+use crate::image::MetadataImage;
+use crate::records::MetadataRecord;
+
+/// Records for every liveness change due now, decided one broker at a time against the
+/// image as the previous changes leave it.
+pub fn decide(
+    image: &MetadataImage,
+    last_seen_ms: &BTreeMap<i32, i64>,
+    now_ms: i64,
+    session_timeout_ms: i64,
+) -> Vec<MetadataRecord> {
+    let mut records = Vec::new();
+    let mut current = image.clone();
+    for (id, broker) in &image.brokers {
+        let alive = last_seen_ms.get(id).is_some_and(|seen| now_ms.saturating_sub(*seen) <= session_timeout_ms);
+        let change = match (broker.fenced && !broker.shutting_down, alive) {
+            (false, false) if !broker.fenced => {
+                let fenced = current.apply(&[MetadataRecord::FenceBroker { node_id: *id, shutting_down: false }]);
+                let mut change = vec![MetadataRecord::FenceBroker { node_id: *id, shutting_down: false }];
+                change.extend(move_leaders_away(&fenced, *id));
+                change
+            }
+            (true, true) => {
+                let unfenced = current.apply(&[MetadataRecord::UnfenceBroker { node_id: *id }]);
+                let mut change = vec![MetadataRecord::UnfenceBroker { node_id: *id }];
+                change.extend(elect_returning(&unfenced, *id));
+                change
+            }
+            _ => continue,
+        };
+        current = current.apply(&change);
+        records.extend(change);
+    }
+    records
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn cluster() -> MetadataImage {
+        let id = Uuid::from_u128(9);
+        let mut records: Vec<MetadataRecord> = (1..=2)
+            .map(|n| MetadataRecord::RegisterBroker {
+                node_id: n,
+                host: "h".into(),
+                port: 1,
+                rack: None,
+                incarnation_id: Uuid::nil(),
+            })
+            .collect();
+        records.push(MetadataRecord::Topic { name: "t".into(), topic_id: id });
+        for (p, leader) in [(0, 1), (1, 2)] {
+            records.push(MetadataRecord::Partition {
+                topic_id: id,
+                partition: p,
+                replicas: vec![leader],
+                isr: vec![leader],
+                leader,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            });
+        }
+        MetadataImage::default().apply(&records)
+    }
+
+    #[test]
+    fn a_silent_broker_is_fenced_and_its_only_replica_goes_offline() {
+        let image = cluster();
+        let seen = BTreeMap::from([(1, 1_000), (2, 9_500)]);
+        let records = decide(&image, &seen, 10_000, 5_000);
+        let next = image.apply(&records);
+        assert!(next.brokers[&1].fenced && !next.brokers[&2].fenced);
+        let partitions = &next.topic("t").unwrap().partitions;
+        assert_eq!((partitions[0].leader, partitions[1].leader), (-1, 2));
+        assert!(decide(&next, &seen, 10_000, 5_000).is_empty(), "nothing more to do");
+    }
+
+    #[test]
+    fn a_fenced_broker_seen_again_is_unfenced_and_leads_its_partitions_again() {
+        let image = cluster();
+        let silent = BTreeMap::from([(2, 9_500)]);
+        let fenced = image.apply(&decide(&image, &silent, 10_000, 5_000));
+        let back = BTreeMap::from([(1, 10_100), (2, 10_100)]);
+        let next = fenced.apply(&decide(&fenced, &back, 10_200, 5_000));
+        assert!(!next.brokers[&1].fenced);
+        let p0 = &next.topic("t").unwrap().partitions[0];
+        assert_eq!((p0.leader, p0.leader_epoch), (1, 2));
+    }
+
+    #[test]
+    fn a_broker_in_controlled_shutdown_stays_fenced_while_it_still_answers() {
+        let image = cluster().apply(&[MetadataRecord::FenceBroker { node_id: 1, shutting_down: true }]);
+        let seen = BTreeMap::from([(1, 10_000), (2, 10_000)]);
+        assert!(decide(&image, &seen, 10_000, 5_000).is_empty());
+        let registered = image.apply(&[MetadataRecord::RegisterBroker {
+            node_id: 1,
+            host: "h".into(),
+            port: 1,
+            rack: None,
+            incarnation_id: Uuid::from_u128(5),
+        }]);
+        assert!(!registered.brokers[&1].fenced && !registered.brokers[&1].shutting_down);
+    }
+}
