@@ -782,20 +782,22 @@ fn proxy_delay_holds_frames_in_both_directions() {
     assert_eq!(proxy.stats().frames_delayed, 2);
 }
 
+/// Whether the freed port refuses connections is not asserted: tests run in parallel, and
+/// another listener (or a client's self-connect) may take the port at once.
 #[test]
-fn dropping_the_proxy_closes_its_connections_and_its_listener() {
-    let seed = scenario_seed("dropping_the_proxy_closes_its_connections_and_its_listener", 0x9e0c_0006);
+fn dropping_the_proxy_closes_its_connections_promptly() {
+    let seed = scenario_seed("dropping_the_proxy_closes_its_connections_promptly", 0x9e0c_0006);
     let target = EchoTarget::start();
     let proxy = Proxy::start(seed);
     proxy.set_target(target.addr);
-    let addr = proxy.addr();
-    let mut stream = connect(addr);
+    proxy.set_faults(Faults { delay_probability: 1.0, delay_ms: 100, ..Faults::NONE });
+    let mut stream = connect(proxy.addr());
     send_request(&mut stream, API_KEY_METADATA, 1, b"hello");
-    assert!(read_response(&mut stream).is_some());
-    drop(proxy); // joins its threads
+    assert_eq!(read_response(&mut stream), Some((1, b"hello".to_vec())));
+    let started = Instant::now();
+    drop(proxy); // joins every proxy thread
+    assert!(started.elapsed() < Duration::from_secs(3), "dropping took {:?}", started.elapsed());
     assert_eq!(read_response(&mut stream), None, "a live connection is closed");
-    let refused = TcpStream::connect_timeout(&addr, SOCKET_TIMEOUT);
-    assert!(refused.is_err(), "the listener is gone");
 }
 
 #[test]
