@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
-use rdkafka::Offset;
 use support::cluster::*;
 use support::*;
 
@@ -123,12 +122,31 @@ fn keyed_messages(tag: &str, count: usize, keys: usize) -> Vec<Msg> {
     (0..count).map(|i| Msg::new(format!("{tag}-key-{}", i % keys), format!("{tag} value {i}"))).collect()
 }
 
+/// Has `__consumer_offsets` created through one FindCoordinator and waits until every
+/// broker lists it. librdkafka's consumer needs a group id even to `assign()`, so it looks
+/// up a coordinator on several connections at once; concurrent *first* lookups on one node
+/// stall that node (see `concurrent_first_find_coordinator_requests_do_not_stall_a_node`),
+/// and the data scenarios are not about that.
+async fn create_offsets_topic(cluster: &Cluster) {
+    use kafka_protocol::messages::FindCoordinatorRequest;
+    use kafka_protocol::protocol::StrBytes;
+
+    let brokers = cluster.broker_ids();
+    let addr = cluster.kafka_addr(brokers[0]).to_string();
+    let request = FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("runnel-tests-unused"));
+    eventually(CONVERGE_TIMEOUT, "one FindCoordinator to create __consumer_offsets", || async {
+        let mut conn = runnel_client::Connection::connect(&addr).await.map_err(|e| e.to_string())?;
+        conn.send(&request, 3).await.map(|_| ()).map_err(|e| e.to_string())
+    })
+    .await;
+    topic_everywhere(cluster, &brokers, "__consumer_offsets").await;
+}
+
 /// Reads every partition of `topic` from the beginning through `bootstrap` and asserts each
 /// message is exactly at the place its delivery report named, and nothing else is there.
 async fn assert_read_back(bootstrap: &str, topic: &str, partitions: i32, sent: &[Msg], placed: &[Placed]) {
     assert_eq!(sent.len(), placed.len(), "one delivery report per message");
-    let starts: Vec<(i32, Offset)> = (0..partitions).map(|p| (p, Offset::Beginning)).collect();
-    let received = consume(bootstrap, topic, &starts, sent.len()).await;
+    let received = read_back(bootstrap, topic, partitions, sent.len()).await;
     let expected: BTreeMap<Placed, &Msg> = placed.iter().copied().zip(sent).collect();
     assert_eq!(expected.len(), sent.len(), "delivery reports name distinct offsets");
     let got: BTreeMap<Placed, &Msg> = received.iter().map(|r| (r.placed, &r.msg)).collect();
@@ -179,6 +197,7 @@ async fn three_combined_nodes_form_a_cluster_and_agree_on_metadata() {
     let sent = keyed_messages("spread", 60, 20);
     let placed = produce_all(&producer(cluster.kafka_addr(3), &[]), "spread", None, &sent, None).await;
     assert_spread_by_key(&sent, &placed);
+    create_offsets_topic(&cluster).await;
     assert_read_back(cluster.kafka_addr(1), "spread", 6, &sent, &placed).await;
     assert_hosted_by_leaders(&cluster, &spread, "spread");
 
@@ -269,6 +288,7 @@ async fn restarting_every_node_keeps_all_metadata_and_data() {
     let beta_sent = keyed_messages("beta", 50, 16);
     let beta_placed = produce_all(&producer, "beta", None, &beta_sent, None).await;
     drop(producer);
+    create_offsets_topic(&cluster).await;
 
     cluster.terminate(&[1, 2, 3]);
     cluster.restart(&[1, 2, 3]);
@@ -312,6 +332,7 @@ async fn three_controllers_and_two_brokers_in_separate_roles() {
     let sent = keyed_messages("split", 40, 12);
     let placed = produce_all(&producer(cluster.kafka_addr(4), &[]), "split", None, &sent, None).await;
     assert_spread_by_key(&sent, &placed);
+    create_offsets_topic(&cluster).await;
     assert_read_back(cluster.kafka_addr(5), "split", 4, &sent, &placed).await;
     assert_hosted_by_leaders(&cluster, &split, "split");
 }
@@ -349,4 +370,78 @@ async fn racks_spread_replicas() {
         matches!(&refused, Err(e) if e.is(ResponseError::InvalidReplicationFactor)),
         "replication factor 5 over 4 brokers is refused: {refused:?}"
     );
+}
+
+/// Enough requests in flight at once to occupy every runtime worker of a node (it runs one
+/// per core) and then some: a handler that blocks a worker while its node's own quorum
+/// member must make progress would stall the node.
+fn requests_to_fill_every_worker() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| n.get()) * 2 + 2
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_create_topics_through_one_node_all_succeed() {
+    let cluster = Cluster::start(&[Spec::combined(1), Spec::combined(2), Spec::combined(3)]);
+    agreed(&cluster, &[1, 2, 3], &[1, 2, 3]).await;
+    let count = requests_to_fill_every_worker();
+    let addr = cluster.kafka_addr(3).to_string();
+    let creations: Vec<_> = (0..count)
+        .map(|i| {
+            let addr = addr.clone();
+            tokio::spawn(async move {
+                let name = format!("concurrent-{i}");
+                let created = tokio::time::timeout(FAILOVER_TIMEOUT, create_topic_via(&addr, &name, 2, 1)).await;
+                (name, created)
+            })
+        })
+        .collect();
+    for creation in creations {
+        let (name, created) = creation.await.expect("creation task");
+        match created {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("creating {name} among {count} concurrent creations through node 3: {e}"),
+            Err(_) => panic!("creating {name} among {count} concurrent creations through node 3: no answer within {FAILOVER_TIMEOUT:?}"),
+        }
+    }
+    for i in 0..count {
+        topic_everywhere(&cluster, &[1, 2, 3], &format!("concurrent-{i}")).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_find_coordinator_requests_do_not_stall_a_node() {
+    use kafka_protocol::messages::FindCoordinatorRequest;
+    use kafka_protocol::protocol::StrBytes;
+
+    let cluster = Cluster::start(&[Spec::combined(1), Spec::combined(2), Spec::combined(3)]);
+    agreed(&cluster, &[1, 2, 3], &[1, 2, 3]).await;
+    // The first lookups create __consumer_offsets through the quorum, all at once.
+    let count = requests_to_fill_every_worker();
+    let addr = cluster.kafka_addr(3).to_string();
+    let lookups: Vec<_> = (0..count)
+        .map(|i| {
+            let addr = addr.clone();
+            tokio::spawn(async move {
+                let request = FindCoordinatorRequest::default().with_key(StrBytes::from_string(format!("group-{i}")));
+                let answered = tokio::time::timeout(FAILOVER_TIMEOUT, async {
+                    let mut conn = runnel_client::Connection::connect(&addr).await.map_err(|e| e.to_string())?;
+                    conn.send(&request, 3).await.map_err(|e| e.to_string())
+                })
+                .await;
+                (i, answered)
+            })
+        })
+        .collect();
+    for lookup in lookups {
+        let (i, answered) = lookup.await.expect("lookup task");
+        match answered {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("FindCoordinator {i} of {count} concurrent ones to node 3 failed: {e}"),
+            Err(_) => panic!(
+                "FindCoordinator {i} of {count} concurrent ones to node 3: no answer within {FAILOVER_TIMEOUT:?}"
+            ),
+        }
+    }
+    let view = tokio::time::timeout(Duration::from_secs(5), cluster.view(3)).await;
+    assert!(matches!(view, Ok(Ok(_))), "node 3 answers Metadata after the lookups: {view:?}");
 }

@@ -11,10 +11,11 @@
 //! topic ids, leaders, replicas) is read with raw Metadata v12 requests, since rdkafka does
 //! not expose the controller id or topic ids.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
@@ -22,10 +23,14 @@ use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreateTopicsRequest, MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use runnel_client::Connection;
 use tempfile::TempDir;
 
-use super::Node;
+use super::{base_config, received, Node, Received, IO_TIMEOUT};
 
 /// How long a cluster node may take to print its listening line: it waits for a quorum
 /// leader (election timeouts 0.5–1 s) and its own registration first.
@@ -404,4 +409,83 @@ where
         assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}; last: {last}");
         tokio::time::sleep(POLL_INTERVAL).await;
     }
+}
+
+/// Lines of librdkafka's log kept for a failure message.
+const CLIENT_LOG_LINES_MAX: usize = 300;
+
+/// A client context that keeps librdkafka's last log lines (bounded), so that a consumer
+/// that stalls can say why.
+#[derive(Clone, Default)]
+pub struct CapturedLog(Arc<Mutex<VecDeque<String>>>);
+
+impl CapturedLog {
+    fn push(&self, line: String) {
+        let mut lines = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if lines.len() == CLIENT_LOG_LINES_MAX {
+            lines.pop_front();
+        }
+        lines.push_back(line);
+    }
+
+    pub fn tail(&self) -> String {
+        let lines = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        lines.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl ClientContext for CapturedLog {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.push(format!("{level:?} {fac} {log_message}"));
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.push(format!("ERROR {error}: {reason}"));
+    }
+}
+
+impl ConsumerContext for CapturedLog {}
+
+/// Reads partitions `0..partitions` of `topic` from the beginning through `bootstrap` until
+/// `expected` messages arrived. On a stall it fails with what arrived per partition and
+/// the consumer's own log (fetch, consumer and group debug contexts).
+pub async fn read_back(bootstrap: &str, topic: &str, partitions: i32, expected: usize) -> Vec<Received> {
+    let log = CapturedLog::default();
+    let mut config = base_config(bootstrap);
+    config
+        .set("group.id", "runnel-tests-unused")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "error")
+        .set("check.crcs", "true")
+        .set("debug", "consumer,cgrp,fetch,topic,metadata")
+        // Without a `log` logger installed rdkafka would filter the debug lines out.
+        .set_log_level(RDKafkaLogLevel::Debug);
+    let consumer: StreamConsumer<CapturedLog> = config.create_with_context(log.clone()).expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..partitions {
+        assignment.add_partition_offset(topic, partition, Offset::Beginning).expect("add partition offset");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let deadline = tokio::time::Instant::now() + IO_TIMEOUT;
+    let mut out = Vec::with_capacity(expected);
+    while out.len() < expected {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Ok(Ok(message)) => out.push(received(&message)),
+            Ok(Err(e)) => panic!("consumer error after {} messages from {topic}: {e}\n{}", out.len(), log.tail()),
+            Err(_) => {
+                let mut per_partition = BTreeMap::new();
+                for r in &out {
+                    *per_partition.entry(r.placed.partition).or_insert(0) += 1;
+                }
+                panic!(
+                    "consumed only {} of {expected} messages from {topic} through {bootstrap} within {IO_TIMEOUT:?}; \
+                     per partition {per_partition:?}\n--- consumer log (last {CLIENT_LOG_LINES_MAX} lines) ---\n{}",
+                    out.len(),
+                    log.tail()
+                );
+            }
+        }
+    }
+    out
 }
