@@ -12,6 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::FindCoordinatorRequest;
+use kafka_protocol::protocol::StrBytes;
 use support::cluster::*;
 use support::*;
 
@@ -128,9 +130,6 @@ fn keyed_messages(tag: &str, count: usize, keys: usize) -> Vec<Msg> {
 /// stall that node (see `concurrent_first_find_coordinator_requests_do_not_stall_a_node`),
 /// and the data scenarios are not about that.
 async fn create_offsets_topic(cluster: &Cluster) {
-    use kafka_protocol::messages::FindCoordinatorRequest;
-    use kafka_protocol::protocol::StrBytes;
-
     let brokers = cluster.broker_ids();
     let addr = cluster.kafka_addr(brokers[0]).to_string();
     let request = FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("runnel-tests-unused"));
@@ -410,9 +409,6 @@ async fn concurrent_create_topics_through_one_node_all_succeed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_first_find_coordinator_requests_do_not_stall_a_node() {
-    use kafka_protocol::messages::FindCoordinatorRequest;
-    use kafka_protocol::protocol::StrBytes;
-
     let cluster = Cluster::start(&[Spec::combined(1), Spec::combined(2), Spec::combined(3)]);
     agreed(&cluster, &[1, 2, 3], &[1, 2, 3]).await;
     // The first lookups create __consumer_offsets through the quorum, all at once.
