@@ -132,7 +132,7 @@ impl MetadataStore {
         decide: impl FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, E>,
     ) -> Result<Result<Arc<MetadataImage>, E>, MetadataError> {
         match &self.backend {
-            Backend::Local { log, image } => {
+            Backend::Local { log, image } => blocking(|| {
                 let mut log = log.lock().expect("metadata log lock");
                 let current = image.read().expect("image lock").clone();
                 let records = match decide(&current) {
@@ -146,22 +146,37 @@ impl MetadataStore {
                 let next = Arc::new(current.apply(&records));
                 *image.write().expect("image lock") = next.clone();
                 Ok(Ok(next))
-            }
+            }),
             Backend::Raft { quorum, commit_lock } => {
-                let _one_at_a_time = commit_lock.lock().expect("commit lock");
-                let records = match decide(&quorum.image()) {
-                    Ok(records) => records,
-                    Err(e) => return Ok(Err(e)),
-                };
-                if records.is_empty() {
-                    return Ok(Ok(quorum.image()));
-                }
-                let committed = tokio::task::block_in_place(|| {
-                    tokio::runtime::Handle::current().block_on(propose_and_apply(quorum, records))
-                });
-                committed.map(Ok)
+                // Waiting for the lock and for the quorum both happen off the runtime's
+                // workers: a waiter parked on a worker would starve the quorum's own tasks
+                // on a small machine, and the commit it waits for would never apply.
+                blocking(|| {
+                    let _one_at_a_time = commit_lock.lock().expect("commit lock");
+                    let records = match decide(&quorum.image()) {
+                        Ok(records) => records,
+                        Err(e) => return Ok(Err(e)),
+                    };
+                    if records.is_empty() {
+                        return Ok(Ok(quorum.image()));
+                    }
+                    let committed = tokio::runtime::Handle::current().block_on(propose_and_apply(quorum, records));
+                    committed.map(Ok)
+                })
             }
         }
+    }
+}
+
+/// Runs `f`, which may block on locks, fsyncs or the quorum, without holding up the async
+/// runtime's workers (on a multi-threaded runtime the worker hands its tasks to another
+/// thread first). Elsewhere (unit tests, start-up) it just runs `f`.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 

@@ -81,10 +81,14 @@ pub fn create_topic(
     // Start each topic's rotation where the topic count leaves off, so that many
     // single-partition topics do not all land their leader on the first broker.
     let offset = image.topics.len();
-    let assignments = placement::assign(&order, 0, topic.partitions, factor as usize, offset);
+    let assignments = placement::assign(&order, |id| rack_of(image, id), 0, topic.partitions, factor as usize, offset);
     records
         .extend(assignments.into_iter().enumerate().map(|(p, replicas)| new_partition(topic_id, p as i32, replicas)));
     Ok(records)
+}
+
+fn rack_of(image: &MetadataImage, id: i32) -> Option<String> {
+    image.brokers.get(&id).and_then(|b| b.rack.clone())
 }
 
 fn new_partition(topic_id: Uuid, partition: i32, replicas: Vec<i32>) -> MetadataRecord {
@@ -129,7 +133,7 @@ pub fn create_partitions(
         return Err(CreatePartitionsError::InvalidReplicationFactor { requested: factor, brokers: order.len() });
     }
     let added = count - current as i32;
-    let assignments = placement::assign(&order, current as i32, added, factor, 0);
+    let assignments = placement::assign(&order, |id| rack_of(image, id), current as i32, added, factor, 0);
     Ok(assignments
         .into_iter()
         .enumerate()

@@ -33,13 +33,48 @@ pub fn placement_order<'a>(brokers: impl IntoIterator<Item = &'a BrokerImage>) -
 
 /// Replicas for partitions `first..first + count` over `order` (see the module doc).
 /// `offset` shifts where partition 0 starts, so that later CreatePartitions continue the
-/// rotation. The caller checks `replication_factor <= order.len()`.
-pub fn assign(order: &[i32], first: i32, count: i32, replication_factor: usize, offset: usize) -> Vec<Vec<i32>> {
+/// rotation. The caller checks `replication_factor <= order.len()`. `rack_of` names each
+/// broker's rack: walking the order from the partition's start, a broker on a rack the
+/// partition already uses is passed over while unused racks remain, so every partition
+/// spans `min(racks, replication_factor)` racks even when racks hold different numbers of
+/// brokers (Kafka's rule). The leader is always the broker at the start.
+pub fn assign(
+    order: &[i32],
+    rack_of: impl Fn(i32) -> Option<String>,
+    first: i32,
+    count: i32,
+    replication_factor: usize,
+    offset: usize,
+) -> Vec<Vec<i32>> {
     assert!(replication_factor >= 1 && replication_factor <= order.len(), "caller checks the replication factor");
+    let n = order.len();
+    let racks: std::collections::BTreeSet<Option<String>> = order.iter().map(|id| rack_of(*id)).collect();
     (first..first + count)
         .map(|p| {
-            let start = (p as usize + offset) % order.len();
-            (0..replication_factor).map(|r| order[(start + r) % order.len()]).collect()
+            let start = (p as usize + offset) % n;
+            let walk: Vec<i32> = (0..n).map(|i| order[(start + i) % n]).collect();
+            let mut replicas: Vec<i32> = Vec::with_capacity(replication_factor);
+            let mut used = std::collections::BTreeSet::new();
+            for id in &walk {
+                if replicas.len() == replication_factor {
+                    break;
+                }
+                let rack = rack_of(*id);
+                if used.len() < racks.len() && used.contains(&rack) {
+                    continue;
+                }
+                used.insert(rack);
+                replicas.push(*id);
+            }
+            for id in &walk {
+                if replicas.len() == replication_factor {
+                    break;
+                }
+                if !replicas.contains(id) {
+                    replicas.push(*id);
+                }
+            }
+            replicas
         })
         .collect()
 }
@@ -66,10 +101,27 @@ mod tests {
         let brokers = [broker(3, None), broker(1, None), broker(2, None)];
         let order = placement_order(&brokers);
         assert_eq!(order, vec![1, 2, 3]);
-        let replicas = assign(&order, 0, 6, 2, 0);
+        let replicas = assign(&order, |_| None, 0, 6, 2, 0);
         let leaders: Vec<i32> = replicas.iter().map(|r| r[0]).collect();
         assert_eq!(leaders, vec![1, 2, 3, 1, 2, 3]);
         assert!(replicas.iter().all(|r| r[0] != r[1]));
+    }
+
+    #[test]
+    fn uneven_racks_still_give_each_partition_every_rack_it_can() {
+        let brokers = [broker(1, Some("a")), broker(2, Some("a")), broker(3, Some("b")), broker(4, Some("c"))];
+        let rack_of = |id: i32| brokers.iter().find(|b| b.node_id == id).unwrap().rack.clone();
+        let order = placement_order(&brokers);
+        for replicas in assign(&order, rack_of, 0, 8, 3, 0) {
+            let mut racks: Vec<_> = replicas.iter().map(|id| rack_of(*id)).collect();
+            racks.sort();
+            racks.dedup();
+            assert_eq!(racks.len(), 3, "{replicas:?}");
+            assert_eq!(replicas.len(), 3);
+        }
+        let leaders: std::collections::BTreeSet<i32> =
+            assign(&order, rack_of, 0, 8, 3, 0).iter().map(|r| r[0]).collect();
+        assert_eq!(leaders.len(), 4, "leaders rotate over every broker");
     }
 
     #[test]
@@ -84,14 +136,14 @@ mod tests {
         ];
         let rack_of = |id: i32| brokers.iter().find(|b| b.node_id == id).unwrap().rack.clone();
         let order = placement_order(&brokers);
-        for replicas in assign(&order, 0, 12, 3, 0) {
+        for replicas in assign(&order, rack_of, 0, 12, 3, 0) {
             let mut racks: Vec<_> = replicas.iter().map(|id| rack_of(*id)).collect();
             racks.sort();
             racks.dedup();
             assert_eq!(racks.len(), 3, "{replicas:?}");
         }
         let mut leader_counts = BTreeMap::new();
-        for replicas in assign(&order, 0, 12, 3, 0) {
+        for replicas in assign(&order, rack_of, 0, 12, 3, 0) {
             *leader_counts.entry(replicas[0]).or_insert(0) += 1;
         }
         assert!(leader_counts.values().all(|c| *c == 2), "{leader_counts:?}");

@@ -52,7 +52,9 @@ pub struct GroupCoordinator {
     config: GroupConfig,
     topic: OffsetsTopicSettings,
     /// Empty until `__consumer_offsets` exists.
-    shards: RwLock<Vec<Arc<Shard>>>,
+    /// One per offsets partition, indexed by partition; `None` for partitions another node
+    /// hosts (in a cluster, the coordinator of a group is the leader of its partition).
+    shards: RwLock<Vec<Option<Arc<Shard>>>>,
     /// Serialises creating (and loading) the offsets topic.
     create_lock: Mutex<()>,
     parked_per_shard_max: usize,
@@ -85,14 +87,16 @@ impl GroupCoordinator {
         let mut shards = Vec::with_capacity(topic.partitions.len());
         let (mut records, mut skipped, mut groups) = (0, 0, 0);
         for p in &topic.partitions {
-            let partition =
-                replicas.partition(OFFSETS_TOPIC, p.partition).ok_or(GroupLoadError::MissingPartition(p.partition))?;
+            let Some(partition) = replicas.partition(OFFSETS_TOPIC, p.partition) else {
+                shards.push(None);
+                continue;
+            };
             let mut state = ShardState::default();
             let stats = loader::replay(&partition, &mut state, now_ms)?;
             records += stats.records;
             skipped += stats.skipped;
             groups += state.groups.len();
-            shards.push(Arc::new(Shard { partition: p.partition, state: Mutex::new(state) }));
+            shards.push(Some(Arc::new(Shard { partition: p.partition, state: Mutex::new(state) })));
         }
         tracing::info!(groups, records, skipped, partitions = shards.len(), "loaded consumer groups");
         *self.shards.write().expect("shards lock") = shards;
@@ -104,6 +108,11 @@ impl GroupCoordinator {
         if !self.shards.read().expect("shards lock").is_empty() {
             return Ok(());
         }
+        // The creator waits on the metadata quorum: wait for it off the runtime's workers.
+        crate::metadata_store::blocking(|| self.create_and_load(broker))
+    }
+
+    fn create_and_load(&self, broker: &Broker) -> Result<(), ResponseError> {
         let _creating = self.create_lock.lock().expect("create lock");
         if !self.shards.read().expect("shards lock").is_empty() {
             return Ok(());
@@ -145,7 +154,7 @@ impl GroupCoordinator {
             return None;
         }
         let count = i32::try_from(shards.len()).expect("partition count fits i32");
-        Some(shards[partition_for(group_id, count) as usize].clone())
+        shards[partition_for(group_id, count) as usize].clone()
     }
 
     /// Runs a pure handler on a group under its shard's lock and lands the outcome, then runs
@@ -314,7 +323,7 @@ impl GroupCoordinator {
     pub fn list(&self) -> Vec<ListedGroup> {
         let shards = self.shards.read().expect("shards lock").clone();
         let mut listed = Vec::new();
-        for shard in shards {
+        for shard in shards.into_iter().flatten() {
             let state = shard.state.lock().expect("shard lock");
             listed.extend(
                 state
@@ -360,7 +369,7 @@ impl GroupCoordinator {
 
     fn for_each_shard(&self, broker: &Broker, mut f: impl FnMut(&mut ShardState, &Partition)) {
         let shards = self.shards.read().expect("shards lock").clone();
-        for shard in shards {
+        for shard in shards.into_iter().flatten() {
             let Some(partition) = broker.replicas.partition(OFFSETS_TOPIC, shard.partition) else { continue };
             let mut state = shard.state.lock().expect("shard lock");
             f(&mut state, &partition);

@@ -7,6 +7,7 @@ use kafka_protocol::protocol::StrBytes;
 use runnel_protocol::ResponseError;
 
 use super::Context;
+use crate::groups::{partition_for, OFFSETS_TOPIC};
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
@@ -17,10 +18,14 @@ fn locate(ctx: &Context, key: &str, key_type: i8) -> Result<(i32, String, i32), 
         KEY_TYPE_GROUP if key.is_empty() => Err((ResponseError::InvalidRequest, "empty group id")),
         KEY_TYPE_GROUP => {
             ctx.broker.groups.ensure_ready(ctx.broker).map_err(|e| (e, "the offsets topic is not available"))?;
-            // One node leads every partition today; with replication this becomes the
-            // leader of partition_for(key).
-            let (host, port) = ctx.broker.config.advertised();
-            Ok((ctx.broker.config.node_id, host, i32::from(port)))
+            // The coordinator is the leader of the group's offsets partition.
+            let image = ctx.broker.metadata.image();
+            let unavailable = (ResponseError::CoordinatorNotAvailable, "the group's offsets partition has no leader");
+            let topic = image.topic(OFFSETS_TOPIC).ok_or(unavailable)?;
+            let count = i32::try_from(topic.partitions.len()).map_err(|_| unavailable)?;
+            let leader = topic.partitions.get(partition_for(key, count) as usize).map_or(-1, |p| p.leader);
+            let broker = image.brokers.get(&leader).filter(|b| !b.fenced).ok_or(unavailable)?;
+            Ok((leader, broker.host.clone(), broker.port))
         }
         KEY_TYPE_TRANSACTION => Err((ResponseError::CoordinatorNotAvailable, "transactions are not supported yet")),
         _ => Err((ResponseError::InvalidRequest, "unknown key type")),

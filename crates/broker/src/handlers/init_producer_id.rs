@@ -24,7 +24,7 @@ pub fn handle(ctx: &Context, request: InitProducerIdRequest) -> InitProducerIdRe
             return response.with_producer_id(ProducerId(existing)).with_producer_epoch(epoch + 1);
         }
     }
-    match broker.producer_ids.next(&broker.metadata) {
+    match crate::metadata_store::blocking(|| broker.producer_ids.next(&broker.metadata)) {
         Ok(id) => response.with_producer_id(ProducerId(id)).with_producer_epoch(0),
         Err(e) => {
             tracing::error!(error = %e, "allocating a producer id block failed");
