@@ -441,3 +441,41 @@ async fn concurrent_first_find_coordinator_requests_do_not_stall_a_node() {
     let view = tokio::time::timeout(Duration::from_secs(5), cluster.view(3)).await;
     assert!(matches!(view, Ok(Ok(_))), "node 3 answers Metadata after the lookups: {view:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_stops_answering_is_fenced_and_its_leaderships_move() {
+    let mut cluster = Cluster::start(&[Spec::combined(1), Spec::combined(2), Spec::combined(3)]);
+    let controller = agreed(&cluster, &[1, 2, 3], &[1, 2, 3]).await.controller_id;
+    // Replication factor 3 so that every partition has other ISR members to lead it
+    // (data is not replicated yet: this checks the controller's decisions).
+    create_topic_via(cluster.kafka_addr(1), "moving", 6, 3).await.unwrap_or_else(|e| panic!("creating moving: {e}"));
+    let before = topic_everywhere(&cluster, &[1, 2, 3], "moving").await;
+    let victim =
+        before.partitions.iter().map(|p| p.leader).find(|&l| l != controller).expect("a non-controller leader");
+    let survivors: Vec<i32> = cluster.ids().into_iter().filter(|&id| id != victim).collect();
+
+    cluster.kill9(victim);
+    // Fenced after broker.session.timeout.ms (9 s): listed no more, leading nothing.
+    let view = agreed(&cluster, &survivors, &survivors).await;
+    let after = eventually(Duration::from_secs(30), "leaderships to move off the silent broker", || async {
+        let view = cluster.view(survivors[0]).await?;
+        let topic = view.topic("moving").ok_or("topic missing")?.clone();
+        match topic.partitions.iter().find(|p| p.leader == victim || p.leader < 0) {
+            Some(p) => Err(format!("a partition still has leader {}", p.leader)),
+            None => Ok(topic),
+        }
+    })
+    .await;
+    assert!(!view.brokers.contains_key(&victim), "the fenced broker is not offered to clients");
+    for (was, is) in before.partitions.iter().zip(&after.partitions) {
+        assert_eq!(was.replicas, is.replicas, "fencing moves leaders, not replicas");
+        assert!(is.replicas.contains(&is.leader) && is.leader != victim);
+        if was.leader != victim {
+            assert_eq!(was.leader, is.leader, "partitions led elsewhere keep their leader");
+        }
+    }
+
+    // Back again: registered, unfenced, listed.
+    cluster.restart(&[victim]);
+    agreed(&cluster, &[1, 2, 3], &[1, 2, 3]).await;
+}

@@ -8,9 +8,11 @@ use super::Context;
 
 pub fn handle(ctx: &Context, _request: DescribeClusterRequest) -> DescribeClusterResponse {
     let image = ctx.broker.metadata.image();
+    // Fenced brokers are left out, as Kafka does: clients should not connect to them.
     let brokers = image
         .brokers
         .values()
+        .filter(|b| !b.fenced)
         .map(|b| {
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(b.node_id))

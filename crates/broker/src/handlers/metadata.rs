@@ -104,9 +104,11 @@ pub fn handle(ctx: &Context, request: MetadataRequest) -> MetadataResponse {
             })
             .collect()
     };
+    // Fenced brokers are left out, as Kafka does: clients should not connect to them.
     let brokers = image
         .brokers
         .values()
+        .filter(|b| !b.fenced)
         .map(|b| {
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.node_id))
