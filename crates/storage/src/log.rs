@@ -86,12 +86,7 @@ impl PartitionLog {
         log_append_time: bool,
         now_ms: i64,
     ) -> Result<AppendInfo, StorageError> {
-        if records.len() as u64 > self.config.segment_bytes {
-            return Err(StorageError::RecordSetTooLarge {
-                size_bytes: records.len(),
-                segment_bytes: self.config.segment_bytes,
-            });
-        }
+        self.check_fits_a_segment(records.len())?;
         let log_append_time_ms = log_append_time.then_some(now_ms);
         let stamped = stamp_batches(records, self.log_end_offset(), leader_epoch, log_append_time_ms)?;
         if self.active().should_roll(records.len() as u64, stamped.last_offset, now_ms, &self.config) {
@@ -102,13 +97,7 @@ impl PartitionLog {
         // Batches appended whole (replication, internal logs) update the producer state
         // unchecked, as Kafka does for appends that did not come from a client.
         for (_, batch) in BatchIter::new(records).flatten() {
-            if batch.producer_id() >= 0 {
-                let producer = ProducerBatch {
-                    producer_id: batch.producer_id(),
-                    epoch: batch.producer_epoch(),
-                    first_seq: batch.base_sequence(),
-                    last_seq: batch.base_sequence().wrapping_add(batch.last_offset_delta()),
-                };
+            if let Some(producer) = ProducerBatch::of(&batch) {
                 self.producers.update(&producer, batch.base_offset(), batch.last_offset(), batch.max_timestamp());
             }
         }
@@ -132,22 +121,12 @@ impl PartitionLog {
         log_append_time: bool,
         now_ms: i64,
     ) -> Result<AppendInfo, StorageError> {
-        if batch.len() as u64 > self.config.segment_bytes {
-            return Err(StorageError::RecordSetTooLarge {
-                size_bytes: batch.len(),
-                segment_bytes: self.config.segment_bytes,
-            });
-        }
+        self.check_fits_a_segment(batch.len())?;
         let view = BatchView::parse(batch)?;
         if view.last_offset_delta() < 0 {
             return Err(BatchError::Invalid("negative lastOffsetDelta").into());
         }
-        let producer = (view.producer_id() >= 0).then(|| ProducerBatch {
-            producer_id: view.producer_id(),
-            epoch: view.producer_epoch(),
-            first_seq: view.base_sequence(),
-            last_seq: view.base_sequence().wrapping_add(view.last_offset_delta()),
-        });
+        let producer = ProducerBatch::of(&view);
         if let Some(producer) = &producer {
             if let SequenceCheck::Duplicate(original) = self.producers.check(producer)? {
                 return Ok(AppendInfo {
@@ -182,6 +161,14 @@ impl PartitionLog {
             offset_of_max_timestamp: last_offset,
             log_append_time_ms: log_append_time_ms.unwrap_or(-1),
         })
+    }
+
+    /// A record set larger than a segment could never be appended whole.
+    fn check_fits_a_segment(&self, size_bytes: usize) -> Result<(), StorageError> {
+        if size_bytes as u64 > self.config.segment_bytes {
+            return Err(StorageError::RecordSetTooLarge { size_bytes, segment_bytes: self.config.segment_bytes });
+        }
+        Ok(())
     }
 
     /// Flush policy after an append of `record_count` records.

@@ -49,6 +49,18 @@ pub struct ProducerBatch {
     pub last_seq: i32,
 }
 
+impl ProducerBatch {
+    /// The idempotence fields of `batch`, when it has a producer id.
+    pub fn of(batch: &runnel_protocol::batch::BatchView<'_>) -> Option<ProducerBatch> {
+        (batch.producer_id() >= 0).then(|| ProducerBatch {
+            producer_id: batch.producer_id(),
+            epoch: batch.producer_epoch(),
+            first_seq: batch.base_sequence(),
+            last_seq: batch.base_sequence().wrapping_add(batch.last_offset_delta()),
+        })
+    }
+}
+
 /// What an append of a batch should do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SequenceCheck {
