@@ -92,6 +92,7 @@ pub async fn start(config: &BrokerConfig) -> Result<MetadataStore, BrokerError> 
         tracing::info!(node_id, "joined the metadata quorum as a learner");
     }
     wait_for_leader(&quorum).await?;
+    catch_up(&quorum).await;
     Ok(MetadataStore::raft(quorum))
 }
 
@@ -120,6 +121,24 @@ async fn join_as_learner(voters: &BTreeMap<u64, String>, node_id: u64, node: Quo
         }
     }
     Err(config_error("no controller added this node as a learner in time; are a majority of controllers up?"))
+}
+
+/// Waits (bounded) until this node has applied what the leader had applied when asked, so
+/// a restarted node does not serve a stale topic list. Best effort: on timeout the node
+/// serves anyway and catches up as the log arrives.
+async fn catch_up(quorum: &Quorum) {
+    let Some((leader, _)) = quorum.current_leader() else { return };
+    let Ok(Ok(status)) = tokio::time::timeout(JOIN_CALL_TIMEOUT, quorum.node_status(leader)).await else { return };
+    let Some(target) = status.last_applied_index else { return };
+    let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+    let mut images = quorum.subscribe();
+    while quorum.metrics().last_applied_index.is_none_or(|applied| applied < target) {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(target, "metadata not caught up at start-up; serving anyway");
+            return;
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(50), images.changed()).await;
+    }
 }
 
 async fn wait_for_leader(quorum: &Quorum) -> Result<(), BrokerError> {
