@@ -45,12 +45,14 @@ def confluent_produce(bootstrap, topic, records, acks="all"):
         else:
             acked[msg.value()] = (msg.partition(), msg.offset(), msg.key())
 
+    deadline = time.monotonic() + DEADLINE_S
     for key, value in records:
         while True:
             try:
                 producer.produce(topic, key=key, value=value, on_delivery=report)
                 break
             except BufferError:
+                assert time.monotonic() < deadline, "the producer queue stayed full"
                 producer.poll(0.1)
         producer.poll(0)
     remaining = producer.flush(DEADLINE_S)

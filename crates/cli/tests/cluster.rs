@@ -443,11 +443,12 @@ async fn concurrent_first_find_coordinator_requests_do_not_stall_a_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broker_that_stops_answering_is_fenced_and_its_leaderships_move() {
+async fn a_broker_that_stops_answering_is_fenced_and_leads_nothing_until_it_returns() {
     let mut cluster = Cluster::start(&[Spec::combined(1), Spec::combined(2), Spec::combined(3)]);
     let controller = agreed(&cluster, &[1, 2, 3], &[1, 2, 3]).await.controller_id;
-    // Replication factor 3 so that every partition has other ISR members to lead it
-    // (data is not replicated yet: this checks the controller's decisions).
+    // Replication factor 3 places three replicas, but followers do not copy data yet, so
+    // only the leader is in sync: a fenced leader's partitions go offline rather than move
+    // to a replica that lacks acknowledged writes (no unclean election).
     create_topic_via(cluster.kafka_addr(1), "moving", 6, 3).await.unwrap_or_else(|e| panic!("creating moving: {e}"));
     let before = topic_everywhere(&cluster, &[1, 2, 3], "moving").await;
     let victim =
@@ -455,27 +456,40 @@ async fn a_broker_that_stops_answering_is_fenced_and_its_leaderships_move() {
     let survivors: Vec<i32> = cluster.ids().into_iter().filter(|&id| id != victim).collect();
 
     cluster.kill9(victim);
-    // Fenced after broker.session.timeout.ms (9 s): listed no more, leading nothing.
+    // Fenced after broker.session.timeout.ms (9 s): no longer offered to clients...
     let view = agreed(&cluster, &survivors, &survivors).await;
-    let after = eventually(Duration::from_secs(30), "leaderships to move off the silent broker", || async {
+    assert!(!view.brokers.contains_key(&victim), "the fenced broker is not offered to clients");
+    // ...and leading nothing.
+    let after = eventually(Duration::from_secs(30), "the silent broker to lead nothing", || async {
         let view = cluster.view(survivors[0]).await?;
         let topic = view.topic("moving").ok_or("topic missing")?.clone();
-        match topic.partitions.iter().find(|p| p.leader == victim || p.leader < 0) {
-            Some(p) => Err(format!("a partition still has leader {}", p.leader)),
+        match topic.partitions.iter().find(|p| p.leader == victim) {
+            Some(_) => Err("a partition is still led by the silent broker".to_string()),
             None => Ok(topic),
         }
     })
     .await;
-    assert!(!view.brokers.contains_key(&victim), "the fenced broker is not offered to clients");
     for (was, is) in before.partitions.iter().zip(&after.partitions) {
-        assert_eq!(was.replicas, is.replicas, "fencing moves leaders, not replicas");
-        assert!(is.replicas.contains(&is.leader) && is.leader != victim);
-        if was.leader != victim {
+        assert_eq!(was.replicas, is.replicas, "fencing changes leaders, not replicas");
+        if was.leader == victim {
+            assert_eq!(is.leader, -1, "offline: its only in-sync replica is gone");
+        } else {
             assert_eq!(was.leader, is.leader, "partitions led elsewhere keep their leader");
         }
     }
 
-    // Back again: registered, unfenced, listed.
+    // Back again: registered, unfenced, listed, and leading its partitions again.
     cluster.restart(&[victim]);
     agreed(&cluster, &[1, 2, 3], &[1, 2, 3]).await;
+    let restored = eventually(Duration::from_secs(30), "the returning broker to lead again", || async {
+        let view = cluster.view(survivors[0]).await?;
+        let topic = view.topic("moving").ok_or("topic missing")?.clone();
+        if topic.partitions.iter().any(|p| p.leader < 0) {
+            return Err("a partition is still offline".to_string());
+        }
+        Ok(topic)
+    })
+    .await;
+    let leaders = |t: &TopicView| t.partitions.iter().map(|p| p.leader).collect::<Vec<_>>();
+    assert_eq!(leaders(&restored), leaders(&before));
 }

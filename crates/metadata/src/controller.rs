@@ -17,13 +17,16 @@ pub enum CreateTopicError {
     AlreadyExists(String),
     #[error("invalid topic name: {0}")]
     InvalidName(String),
-    #[error("number of partitions must be at least 1, got {0}")]
+    #[error("number of partitions must be between 1 and 10000, got {0}")]
     InvalidPartitions(i32),
     #[error("replication factor {requested} is invalid with {brokers} broker(s)")]
     InvalidReplicationFactor { requested: i32, brokers: usize },
 }
 
 pub const TOPIC_NAME_MAX_CHARS: usize = 249;
+/// Partitions one request may create: Kafka's controller caps the records of one
+/// operation at 10,000, and every partition is a record (and a folder on its brokers).
+pub const PARTITIONS_PER_REQUEST_MAX: i32 = 10_000;
 
 /// Kafka's topic name rule: 1..=249 characters of `[a-zA-Z0-9._-]`, not "." or "..".
 pub fn validate_topic_name(name: &str) -> Result<(), CreateTopicError> {
@@ -62,7 +65,7 @@ pub fn create_topic(
     if image.topic(topic.name).is_some() {
         return Err(CreateTopicError::AlreadyExists(topic.name.to_string()));
     }
-    if topic.partitions < 1 {
+    if topic.partitions < 1 || topic.partitions > PARTITIONS_PER_REQUEST_MAX {
         return Err(CreateTopicError::InvalidPartitions(topic.partitions));
     }
     let order = placement::placement_order(image.brokers.values().filter(|b| !b.fenced));
@@ -91,11 +94,15 @@ fn rack_of(image: &MetadataImage, id: i32) -> Option<String> {
     image.brokers.get(&id).and_then(|b| b.rack.clone())
 }
 
+/// A new partition: its leader is the first replica. Followers do not copy data yet
+/// (replication is a later issue), so only the leader is in sync: claiming the others
+/// would let acks=all acknowledge writes they do not hold, and let an election hand
+/// leadership to an empty replica.
 fn new_partition(topic_id: Uuid, partition: i32, replicas: Vec<i32>) -> MetadataRecord {
     MetadataRecord::Partition {
         topic_id,
         partition,
-        isr: replicas.clone(),
+        isr: vec![replicas[0]],
         leader: replicas[0],
         replicas,
         leader_epoch: 0,
@@ -124,7 +131,7 @@ pub fn create_partitions(
 ) -> Result<Vec<MetadataRecord>, CreatePartitionsError> {
     let existing = image.topic(topic).ok_or_else(|| CreatePartitionsError::UnknownTopic(topic.to_string()))?;
     let current = existing.partitions.len();
-    if count as i64 <= current as i64 {
+    if count as i64 <= current as i64 || (count as i64 - current as i64) > i64::from(PARTITIONS_PER_REQUEST_MAX) {
         return Err(CreatePartitionsError::InvalidPartitions { current, requested: count });
     }
     let factor = existing.partitions.first().map_or(1, |p| p.replicas.len());
@@ -189,9 +196,13 @@ mod tests {
         let image = image.apply(&create_partitions(&image, "t", 5).unwrap());
         let partitions = &image.topic("t").unwrap().partitions;
         assert_eq!(partitions.len(), 5);
-        assert!(partitions.iter().all(|p| p.replicas.len() == 2 && p.isr == p.replicas));
+        assert!(partitions.iter().all(|p| p.replicas.len() == 2 && p.isr == vec![p.leader]));
         assert!(matches!(create_partitions(&image, "t", 5), Err(CreatePartitionsError::InvalidPartitions { .. })));
         assert!(matches!(create_partitions(&image, "nope", 9), Err(CreatePartitionsError::UnknownTopic(_))));
+        assert!(matches!(
+            create_partitions(&image, "t", i32::MAX),
+            Err(CreatePartitionsError::InvalidPartitions { .. })
+        ));
     }
 
     #[test]

@@ -167,6 +167,10 @@ impl GroupCoordinator {
         now_ms: i64,
         handler: impl FnOnce(Option<&Group>) -> Outcome<R>,
     ) -> Result<Executed<R>, ResponseError> {
+        if group_id.len() > crate::handlers::GROUP_STRING_BYTES_MAX {
+            // Group ids are stored with int16 lengths.
+            return Err(ResponseError::InvalidGroupId);
+        }
         self.ensure_ready(broker)?;
         let shard = self.shard_for(group_id).ok_or(ResponseError::CoordinatorNotAvailable)?;
         let partition =

@@ -20,6 +20,19 @@ fn code(error: Option<ResponseError>) -> i16 {
     error.map_or(0, |e| e.code())
 }
 
+/// Longest group id, instance id or protocol name accepted (int16 lengths on disk).
+pub const GROUP_STRING_BYTES_MAX: usize = 16 * 1024;
+/// Longest client id kept in a member (and its member id).
+const CLIENT_ID_BYTES_MAX: usize = 1024;
+
+fn truncated(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
 fn string(s: &StrBytes) -> String {
     s.as_str().to_string()
 }
@@ -29,7 +42,8 @@ fn join_request(ctx: &Context, request: &JoinGroupRequest) -> JoinRequest {
         group_id: string(&request.group_id.0),
         member_id: string(&request.member_id),
         instance_id: request.group_instance_id.as_ref().map(string),
-        client_id: ctx.header.client_id.as_ref().map(string).unwrap_or_default(),
+        // Informational, and part of the member id: kept short enough to store.
+        client_id: truncated(ctx.header.client_id.as_deref().unwrap_or_default(), CLIENT_ID_BYTES_MAX),
         // Kafka reports the address as InetAddress.toString() does: "/1.2.3.4".
         client_host: format!("/{}", ctx.peer.ip()),
         session_timeout_ms: request.session_timeout_ms,
@@ -73,8 +87,21 @@ fn join_response(ctx: &Context, response: JoinResponse) -> JoinGroupResponse {
         .with_members(members)
 }
 
+/// Strings stored in `__consumer_offsets` records carry int16 lengths; longer ones from a
+/// client are refused here rather than reaching the record encoder.
+fn too_long(request: &JoinRequest) -> bool {
+    let long = |s: &str| s.len() > GROUP_STRING_BYTES_MAX;
+    long(&request.group_id)
+        || long(&request.protocol_type)
+        || request.instance_id.as_deref().is_some_and(long)
+        || request.protocols.iter().any(|p| long(&p.name))
+}
+
 pub async fn join(ctx: &Context<'_>, request: JoinGroupRequest) -> JoinGroupResponse {
     let request = join_request(ctx, &request);
+    if too_long(&request) {
+        return JoinGroupResponse::default().with_error_code(ResponseError::InvalidRequest.code());
+    }
     let response = ctx.broker.groups.join(ctx.broker, &request, ctx.stop).await;
     join_response(ctx, response)
 }

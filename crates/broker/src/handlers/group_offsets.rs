@@ -13,6 +13,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use runnel_protocol::ResponseError;
+use std::collections::HashMap;
 
 use super::Context;
 use crate::groups::offsets::{CommitPartition, CommitRequest, FetchedOffset};
@@ -69,7 +70,11 @@ pub async fn commit(ctx: &Context<'_>, request: OffsetCommitRequest) -> OffsetCo
     };
     let any = commit.topics.iter().any(|(_, ps)| !ps.is_empty());
     let results = if any { ctx.broker.groups.commit(ctx.broker, &commit).await } else { Vec::new() };
-    // Answer in request order.
+    // Answer in request order, through maps: a request may name very many partitions.
+    let refused_by: HashMap<(&str, i32), ResponseError> =
+        refused.iter().map(|(t, i, e)| ((t.as_str(), *i), *e)).collect();
+    let committed_by: HashMap<(&str, i32), Option<ResponseError>> =
+        results.iter().flat_map(|(t, ps)| ps.iter().map(move |(i, e)| ((t.as_str(), *i), *e))).collect();
     let responses = request
         .topics
         .iter()
@@ -80,14 +85,10 @@ pub async fn commit(ctx: &Context<'_>, request: OffsetCommitRequest) -> OffsetCo
                 .iter()
                 .map(|p| {
                     let index = p.partition_index;
-                    let error = refused
-                        .iter()
-                        .find(|(t, i, _)| t == name && *i == index)
-                        .map(|(_, _, e)| Some(*e))
-                        .or_else(|| {
-                            let committed = results.iter().find(|(t, _)| t == name)?;
-                            committed.1.iter().find(|(i, _)| *i == index).map(|(_, e)| *e)
-                        })
+                    let error = refused_by
+                        .get(&(name, index))
+                        .map(|e| Some(*e))
+                        .or_else(|| committed_by.get(&(name, index)).copied())
                         .unwrap_or(Some(ResponseError::UnknownServerError));
                     OffsetCommitResponsePartition::default().with_partition_index(index).with_error_code(code(error))
                 })
@@ -171,18 +172,19 @@ pub async fn delete(ctx: &Context<'_>, request: OffsetDeleteRequest) -> OffsetDe
         Ok(results) => results,
         Err(error) => return OffsetDeleteResponse::default().with_error_code(error.code()),
     };
+    let done: HashMap<(&str, i32), Option<ResponseError>> =
+        results.iter().flat_map(|(t, ps)| ps.iter().map(move |(i, e)| ((t.as_str(), *i), *e))).collect();
     let topics = request
         .topics
         .iter()
         .map(|topic| {
             let name = topic.name.0.as_str();
-            let done = results.iter().find(|(t, _)| t == name).map(|(_, ps)| ps.as_slice()).unwrap_or_default();
             let partitions = topic
                 .partitions
                 .iter()
                 .map(|p| {
-                    let error = match done.iter().find(|(i, _)| *i == p.partition_index) {
-                        Some((_, error)) => *error,
+                    let error = match done.get(&(name, p.partition_index)) {
+                        Some(error) => *error,
                         None => Some(ResponseError::UnknownTopicOrPartition),
                     };
                     OffsetDeleteResponsePartition::default()

@@ -13,6 +13,7 @@ pub mod fetch;
 mod find_coordinator;
 mod group_admin;
 mod group_membership;
+pub use group_membership::GROUP_STRING_BYTES_MAX;
 mod group_offsets;
 #[cfg(test)]
 mod group_tests;
