@@ -1,7 +1,8 @@
 //! InitProducerId for idempotent producers (no transactional id). A new producer gets a
 //! fresh id with epoch 0. A producer that re-initialises its existing id with its latest
 //! epoch (v3+, KIP-360) keeps the id with the epoch bumped, so its old in-flight batches
-//! are fenced; with a stale epoch, or at the last epoch, it gets a fresh id instead. Transactions are not implemented yet.
+//! are fenced; with a stale epoch, or at the last epoch, it gets a fresh id instead.
+//! Transactions are not implemented yet.
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use runnel_protocol::ResponseError;
