@@ -67,7 +67,7 @@ pub async fn start(config: &BrokerConfig) -> Result<MetadataStore, BrokerError> 
     let (host, port) = config.advertised();
     let node = QuorumNode {
         kafka_addr: format!("{host}:{port}"),
-        controller_addr: listen.clone(),
+        controller_addr: config.controller_advertise.clone().unwrap_or_else(|| listen.clone()),
         roles: Roles { broker: config.roles.broker, controller: config.roles.controller },
         rack: config.rack.clone(),
     };

@@ -37,6 +37,9 @@ pub struct BrokerConfig {
     pub controller_quorum: BTreeMap<u64, String>,
     /// `controller.listen`: where this node serves the quorum's transport.
     pub controller_listen: Option<String>,
+    /// `controller.advertise`: the quorum address other nodes are told (defaults to
+    /// `controller.listen`), e.g. behind a proxy or NAT.
+    pub controller_advertise: Option<String>,
     /// `broker.session.timeout.ms`: a broker silent this long is fenced.
     pub broker_session_timeout_ms: i64,
     /// `broker.heartbeat.interval.ms`: how often the active controller checks brokers.
@@ -87,6 +90,7 @@ impl Default for BrokerConfig {
             roles: Roles { broker: true, controller: true },
             controller_quorum: BTreeMap::new(),
             controller_listen: None,
+            controller_advertise: None,
             num_partitions: 1,
             default_replication_factor: 1,
             auto_create_topics_enable: true,
@@ -152,6 +156,10 @@ impl BrokerConfig {
             "process.roles" | "roles" => self.roles = parse_roles(key, value)?,
             "controller.quorum.voters" | "controller.quorum" => self.controller_quorum = parse_voters(key, value)?,
             "controller.listen" => self.controller_listen = Some(value.to_string()),
+            "controller.advertise" => {
+                parse_host_port(key, value)?;
+                self.controller_advertise = Some(value.to_string())
+            }
             "broker.session.timeout.ms" => self.broker_session_timeout_ms = parse(key, value)?,
             "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval_ms = parse(key, value)?,
             "broker.rack" => self.rack = Some(value.to_string()).filter(|r| !r.is_empty()),

@@ -62,6 +62,9 @@ struct ServerArgs {
     /// Where this node serves the metadata quorum (needed in a cluster), HOST:PORT.
     #[arg(long)]
     controller_listen: Option<String>,
+    /// The quorum address other nodes are told (defaults to --controller-listen).
+    #[arg(long)]
+    controller_advertise: Option<String>,
     /// This broker's rack: replicas of a partition are spread over racks.
     #[arg(long)]
     rack: Option<String>,
@@ -100,6 +103,9 @@ fn broker_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
     }
     if let Some(listen) = &args.controller_listen {
         config.set("controller.listen", listen)?;
+    }
+    if let Some(advertise) = &args.controller_advertise {
+        config.set("controller.advertise", advertise)?;
     }
     if let Some(rack) = &args.rack {
         config.set("broker.rack", rack)?;

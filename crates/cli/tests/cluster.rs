@@ -493,3 +493,55 @@ async fn a_broker_that_stops_answering_is_fenced_and_leads_nothing_until_it_retu
     let leaders = |t: &TopicView| t.partitions.iter().map(|p| p.leader).collect::<Vec<_>>();
     assert_eq!(leaders(&restored), leaders(&before));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_cut_off_from_the_controllers_is_fenced_while_it_runs_and_unfenced_when_healed() {
+    use support::proxy::Proxy;
+    // Node 4's quorum listener sits behind a proxy; cutting the proxy cuts the controllers
+    // off from node 4 while it keeps running and serving its own clients.
+    let proxy = Proxy::start(0x6a_0001);
+    let port = free_ports(1)[0];
+    proxy.set_target(format!("127.0.0.1:{port}").parse().expect("an address"));
+    let cluster = Cluster::start(&[
+        Spec::combined(1),
+        Spec::combined(2),
+        Spec::combined(3),
+        Spec::broker(4).with_controller(port, proxy.addr().to_string()),
+    ]);
+    agreed(&cluster, &[1, 2, 3, 4], &[1, 2, 3, 4]).await;
+    create_topic_via(cluster.kafka_addr(1), "cut", 8, 1).await.unwrap_or_else(|e| panic!("creating cut: {e}"));
+    let before = topic_everywhere(&cluster, &[1, 2, 3, 4], "cut").await;
+    assert!(before.partitions.iter().any(|p| p.leader == 4), "node 4 leads some partitions: {before:?}");
+
+    proxy.cut_for(Duration::from_secs(120));
+    // The controllers fence node 4 after broker.session.timeout.ms; its partitions go
+    // offline (their only in-sync replica is unreachable), the others keep their leaders.
+    agreed(&cluster, &[1, 2, 3], &[1, 2, 3]).await;
+    let fenced = eventually(Duration::from_secs(30), "node 4's partitions to go offline", || async {
+        let topic = cluster.view(1).await?.topic("cut").ok_or("topic missing")?.clone();
+        match topic.partitions.iter().any(|p| p.leader == 4) {
+            true => Err("node 4 still leads a partition".to_string()),
+            false => Ok(topic),
+        }
+    })
+    .await;
+    for (was, is) in before.partitions.iter().zip(&fenced.partitions) {
+        assert_eq!(is.leader, if was.leader == 4 { -1 } else { was.leader });
+    }
+    cluster.view(4).await.unwrap_or_else(|e| panic!("node 4 keeps serving its own clients: {e}"));
+    assert!(proxy.stats().connections_cut + proxy.stats().connections_refused > 0, "{:?}", proxy.stats());
+
+    proxy.end_outage();
+    // Reachable again: unfenced, listed, and leading its partitions again.
+    agreed(&cluster, &[1, 2, 3, 4], &[1, 2, 3, 4]).await;
+    let healed = eventually(Duration::from_secs(30), "node 4 to lead its partitions again", || async {
+        let topic = cluster.view(1).await?.topic("cut").ok_or("topic missing")?.clone();
+        match topic.partitions.iter().any(|p| p.leader < 0) {
+            true => Err("a partition is still offline".to_string()),
+            false => Ok(topic),
+        }
+    })
+    .await;
+    let leaders = |t: &TopicView| t.partitions.iter().map(|p| p.leader).collect::<Vec<_>>();
+    assert_eq!(leaders(&healed), leaders(&before));
+}

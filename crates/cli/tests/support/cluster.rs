@@ -50,7 +50,7 @@ const PORT_SPAN: u16 = 12_000;
 static PORT_CURSOR: AtomicU16 = AtomicU16::new(0);
 
 /// Two distinct free loopback ports per node: `count` pairs of (kafka, controller).
-fn free_ports(count: usize) -> Vec<u16> {
+pub fn free_ports(count: usize) -> Vec<u16> {
     if PORT_CURSOR.load(Ordering::Relaxed) == 0 {
         // A different start per process, so that test binaries run side by side (or by
         // another worktree on the same machine) rarely probe the same ports.
@@ -80,19 +80,27 @@ pub struct Spec {
     /// `--roles`: "broker,controller", "controller" or "broker".
     pub roles: &'static str,
     pub rack: Option<&'static str>,
+    /// A quorum listener port chosen by the test, and the address other nodes are told
+    /// (e.g. a fault-injecting proxy in front of it).
+    pub controller: Option<(u16, String)>,
 }
 
 impl Spec {
     pub fn combined(id: i32) -> Spec {
-        Spec { id, roles: "broker,controller", rack: None }
+        Spec { id, roles: "broker,controller", rack: None, controller: None }
     }
 
     pub fn controller(id: i32) -> Spec {
-        Spec { id, roles: "controller", rack: None }
+        Spec { id, roles: "controller", rack: None, controller: None }
     }
 
     pub fn broker(id: i32) -> Spec {
-        Spec { id, roles: "broker", rack: None }
+        Spec { id, roles: "broker", rack: None, controller: None }
+    }
+
+    /// Listen for the quorum on `port` and advertise `advertise` to the other nodes.
+    pub fn with_controller(self, port: u16, advertise: String) -> Spec {
+        Spec { controller: Some((port, advertise)), ..self }
     }
 
     pub fn with_rack(self, rack: &'static str) -> Spec {
@@ -140,7 +148,8 @@ impl Cluster {
             .map(|(i, spec)| {
                 let dir = TempDir::new().expect("node data dir");
                 let kafka_addr = format!("127.0.0.1:{}", ports[2 * i]);
-                let controller_addr = format!("127.0.0.1:{}", ports[2 * i + 1]);
+                let controller_port = spec.controller.as_ref().map_or(ports[2 * i + 1], |(port, _)| *port);
+                let controller_addr = format!("127.0.0.1:{controller_port}");
                 let id = spec.id.to_string();
                 let mut args = vec![
                     "--node-id",
@@ -156,6 +165,9 @@ impl Cluster {
                 ];
                 if let Some(rack) = spec.rack {
                     args.extend(["--rack", rack]);
+                }
+                if let Some((_, advertise)) = &spec.controller {
+                    args.extend(["--controller-advertise", advertise.as_str()]);
                 }
                 let mut node = Node::launch(dir.path(), &args);
                 node.set_label(format!(
