@@ -22,8 +22,6 @@ pub enum GroupLoadError {
     Io { topic: String, partition: i32, source: std::io::Error },
     #[error("{topic}-{partition} holds a batch that does not frame: {source}")]
     Batch { topic: String, partition: i32, source: BatchError },
-    #[error("the offsets topic has no partition {0} on this node")]
-    MissingPartition(i32),
 }
 
 /// What a replay found, for the start-up log line.
