@@ -164,15 +164,7 @@ mod tests {
     use super::*;
 
     fn image_with_brokers(n: i32) -> MetadataImage {
-        let records: Vec<_> = (1..=n)
-            .map(|id| MetadataRecord::RegisterBroker {
-                node_id: id,
-                host: "h".into(),
-                port: 1,
-                rack: None,
-                incarnation_id: Uuid::nil(),
-            })
-            .collect();
+        let records: Vec<_> = (1..=n).map(|id| MetadataRecord::test_broker(id, 0)).collect();
         MetadataImage::default().apply(&records)
     }
 

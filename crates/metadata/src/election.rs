@@ -57,15 +57,7 @@ mod tests {
 
     fn image(partitions: &[(Vec<i32>, Vec<i32>, i32)], fenced: &[i32]) -> MetadataImage {
         let id = Uuid::from_u128(1);
-        let mut records: Vec<MetadataRecord> = (1..=3)
-            .map(|n| MetadataRecord::RegisterBroker {
-                node_id: n,
-                host: "h".into(),
-                port: 1,
-                rack: None,
-                incarnation_id: Uuid::nil(),
-            })
-            .collect();
+        let mut records: Vec<MetadataRecord> = (1..=3).map(|n| MetadataRecord::test_broker(n, 0)).collect();
         records.extend(fenced.iter().map(|n| MetadataRecord::FenceBroker { node_id: *n, shutting_down: false }));
         records.push(MetadataRecord::Topic { name: "t".into(), topic_id: id });
         for (i, (replicas, isr, leader)) in partitions.iter().enumerate() {

@@ -49,15 +49,7 @@ mod tests {
 
     fn cluster() -> MetadataImage {
         let id = Uuid::from_u128(9);
-        let mut records: Vec<MetadataRecord> = (1..=2)
-            .map(|n| MetadataRecord::RegisterBroker {
-                node_id: n,
-                host: "h".into(),
-                port: 1,
-                rack: None,
-                incarnation_id: Uuid::nil(),
-            })
-            .collect();
+        let mut records: Vec<MetadataRecord> = (1..=2).map(|n| MetadataRecord::test_broker(n, 0)).collect();
         records.push(MetadataRecord::Topic { name: "t".into(), topic_id: id });
         for (p, leader) in [(0, 1), (1, 2)] {
             records.push(MetadataRecord::Partition {
@@ -102,13 +94,7 @@ mod tests {
         let image = cluster().apply(&[MetadataRecord::FenceBroker { node_id: 1, shutting_down: true }]);
         let seen = BTreeMap::from([(1, 10_000), (2, 10_000)]);
         assert!(decide(&image, &seen, 10_000, 5_000).is_empty());
-        let registered = image.apply(&[MetadataRecord::RegisterBroker {
-            node_id: 1,
-            host: "h".into(),
-            port: 1,
-            rack: None,
-            incarnation_id: Uuid::from_u128(5),
-        }]);
+        let registered = image.apply(&[MetadataRecord::test_broker(1, 5)]);
         assert!(!registered.brokers[&1].fenced && !registered.brokers[&1].shutting_down);
     }
 }

@@ -67,6 +67,18 @@ pub enum MetadataRecord {
 }
 
 impl MetadataRecord {
+    /// A broker registration with placeholder address and no rack, for tests.
+    #[cfg(test)]
+    pub(crate) fn test_broker(node_id: i32, incarnation: u128) -> MetadataRecord {
+        MetadataRecord::RegisterBroker {
+            node_id,
+            host: "h".into(),
+            port: 1,
+            rack: None,
+            incarnation_id: Uuid::from_u128(incarnation),
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("metadata records always serialize")
     }

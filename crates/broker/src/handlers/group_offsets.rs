@@ -73,8 +73,7 @@ pub async fn commit(ctx: &Context<'_>, request: OffsetCommitRequest) -> OffsetCo
     // Answer in request order, through maps: a request may name very many partitions.
     let refused_by: HashMap<(&str, i32), ResponseError> =
         refused.iter().map(|(t, i, e)| ((t.as_str(), *i), *e)).collect();
-    let committed_by: HashMap<(&str, i32), Option<ResponseError>> =
-        results.iter().flat_map(|(t, ps)| ps.iter().map(move |(i, e)| ((t.as_str(), *i), *e))).collect();
+    let committed_by = by_partition(&results);
     let responses = request
         .topics
         .iter()
@@ -172,8 +171,7 @@ pub async fn delete(ctx: &Context<'_>, request: OffsetDeleteRequest) -> OffsetDe
         Ok(results) => results,
         Err(error) => return OffsetDeleteResponse::default().with_error_code(error.code()),
     };
-    let done: HashMap<(&str, i32), Option<ResponseError>> =
-        results.iter().flat_map(|(t, ps)| ps.iter().map(move |(i, e)| ((t.as_str(), *i), *e))).collect();
+    let done = by_partition(&results);
     let topics = request
         .topics
         .iter()
@@ -196,4 +194,13 @@ pub async fn delete(ctx: &Context<'_>, request: OffsetDeleteRequest) -> OffsetDe
         })
         .collect();
     OffsetDeleteResponse::default().with_topics(topics)
+}
+
+/// A topic's partitions with their outcome, as the coordinator answers.
+type TopicResults = (String, Vec<(i32, Option<ResponseError>)>);
+
+/// Per-topic partition results indexed by (topic, partition), for answering in request
+/// order without a scan per partition.
+fn by_partition(results: &[TopicResults]) -> HashMap<(&str, i32), Option<ResponseError>> {
+    results.iter().flat_map(|(t, ps)| ps.iter().map(move |(i, e)| ((t.as_str(), *i), *e))).collect()
 }
