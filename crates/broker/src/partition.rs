@@ -100,19 +100,35 @@ impl Partition {
     }
 
     /// Appends one validated batch straight from the request buffer (no copy of the
-    /// records) and publishes the new high watermark.
-    pub fn append_batch(&self, batch: &[u8], log_append_time: bool, now_ms: i64) -> Result<AppendInfo, PartitionError> {
+    /// records) and publishes the new high watermark. Returns the offsets and the log start
+    /// offset the response reports, under one acquisition of the log lock.
+    pub fn append_batch(
+        &self,
+        batch: &[u8],
+        log_append_time: bool,
+        now_ms: i64,
+    ) -> Result<(AppendInfo, i64), PartitionError> {
         let epoch = self.leader_epoch();
-        let (info, end) =
-            self.with_log(|log| Ok((log.append_batch(batch, epoch, log_append_time, now_ms)?, log.log_end_offset())))?;
+        let (info, end, start) = self.with_log(|log| {
+            let info = log.append_batch(batch, epoch, log_append_time, now_ms)?;
+            Ok((info, log.log_end_offset(), log.log_start_offset()))
+        })?;
         // From the log end, not the batch: a duplicate answers with older offsets.
         self.high_watermark.send_replace(end);
-        Ok(info)
+        Ok((info, start))
     }
 
-    pub fn read(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> Result<ReadInfo, PartitionError> {
+    /// Reads up to the high watermark; returns the read and the log start offset the
+    /// response reports (also when the read itself fails, e.g. out of range), under one
+    /// acquisition of the log lock.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<(Result<ReadInfo, StorageError>, i64), PartitionError> {
         let high_watermark = self.high_watermark();
-        self.with_log(|log| log.read(offset, max_bytes, high_watermark, min_one_batch))
+        self.with_log(|log| Ok((log.read(offset, max_bytes, high_watermark, min_one_batch), log.log_start_offset())))
     }
 
     /// Returns once everything up to `offset` (exclusive) is on disk. One fsync covers every

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::{Context, DispatchError};
-use crate::partition::{Partition, PartitionError};
+use crate::partition::Partition;
 use crate::response::{Chunk, Frame};
 
 /// What the request asked of one partition.
@@ -117,14 +117,16 @@ fn read_target(target: &Target, budget: usize, min_one_batch: bool) -> Partition
         return error_data(index, error);
     }
     let high_watermark = partition.high_watermark();
-    let log_start_offset = partition.with_log(|log| Ok(log.log_start_offset())).unwrap_or(-1);
+    let (read, log_start_offset) =
+        match partition.read(target.fetch_offset, target.max_bytes.min(budget), min_one_batch) {
+            Ok(read) => read,
+            // The only failure left outside the read itself: the partition was deleted meanwhile.
+            Err(_) => return error_data(index, ResponseError::UnknownTopicOrPartition),
+        };
     let mut data = PartitionData { partition_index: index, error: 0, high_watermark, log_start_offset, records: None };
-    match partition.read(target.fetch_offset, target.max_bytes.min(budget), min_one_batch) {
+    match read {
         Ok(read) => data.records = read.slice,
-        Err(PartitionError::Storage(StorageError::OffsetOutOfRange { .. })) => {
-            data.error = ResponseError::OffsetOutOfRange.code()
-        }
-        Err(PartitionError::Deleted) => return error_data(index, ResponseError::UnknownTopicOrPartition),
+        Err(StorageError::OffsetOutOfRange { .. }) => data.error = ResponseError::OffsetOutOfRange.code(),
         Err(e) => {
             tracing::error!(topic = %partition.topic, partition = index, error = %e, "fetch read failed");
             data.error = ResponseError::KafkaStorageError.code();

@@ -62,8 +62,8 @@ async fn produce_partition(ctx: &Context<'_>, partition: &Partition, records: Op
     // Appended straight from the request frame: the header is stamped in a copy, the
     // records go from this buffer to the file.
     let appended = partition.append_batch(records, settings.log_append_time, now_ms());
-    let info = match appended {
-        Ok(info) => info,
+    let (info, log_start_offset) = match appended {
+        Ok(appended) => appended,
         Err(PartitionError::Deleted) => return Outcome::error(ResponseError::UnknownTopicOrPartition, None),
         Err(PartitionError::Storage(StorageError::Producer(e))) => {
             let error = match e {
@@ -88,7 +88,6 @@ async fn produce_partition(ctx: &Context<'_>, partition: &Partition, records: Op
             return Outcome::error(ResponseError::KafkaStorageError, e.to_string());
         }
     }
-    let log_start_offset = partition.with_log(|log| Ok(log.log_start_offset())).unwrap_or(-1);
     Outcome { error: ResponseError::UnknownServerError, message: None, append: Some(info), log_start_offset }
 }
 
