@@ -20,6 +20,9 @@ pub enum StorageError {
     InvalidConfig(&'static str),
     #[error("invalid checkpoint file: {0}")]
     InvalidCheckpoint(String),
+    /// Replicated batches must continue the log exactly.
+    #[error("replicated batch starts at offset {found}, the log ends at {expected}")]
+    NonContiguous { expected: i64, found: i64 },
     /// An idempotent producer's batch was refused (epoch or sequence).
     #[error(transparent)]
     Producer(#[from] crate::producer_state::ProducerError),

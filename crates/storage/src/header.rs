@@ -18,6 +18,8 @@ pub(crate) struct BatchHeader {
     pub base_offset: i64,
     pub last_offset: i64,
     pub max_timestamp: i64,
+    /// The leader epoch stamped into the batch when it was appended.
+    pub leader_epoch: i32,
     /// Idempotence fields: producer id (-1 if none), epoch, first sequence.
     pub producer_id: i64,
     pub producer_epoch: i16,
@@ -65,6 +67,7 @@ impl BatchHeader {
             base_offset,
             last_offset: base_offset + i64::from(last_offset_delta),
             max_timestamp: be_i64(35),
+            leader_epoch: be_i32(12),
             producer_id: be_i64(43),
             producer_epoch: i16::from_be_bytes([bytes[51], bytes[52]]),
             base_sequence: be_i32(53),

@@ -12,6 +12,7 @@ mod config;
 mod entry_file;
 mod error;
 mod header;
+pub mod leader_epoch;
 mod log;
 mod log_open;
 mod offset_index;

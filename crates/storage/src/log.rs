@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::header::HeaderScan;
+use crate::leader_epoch::LeaderEpochCache;
 use crate::producer_snapshot;
 use crate::producer_state::{ProducerBatch, ProducerStateManager, SequenceCheck};
 use crate::retention::{deletable_segments, SegmentSummary};
@@ -62,6 +63,8 @@ pub struct PartitionLog {
     pub(crate) last_open_scanned_bytes: u64,
     /// Idempotent producers' recent batches; rebuilt at open from a snapshot and the tail.
     pub(crate) producers: ProducerStateManager,
+    /// Where each leader epoch starts; rebuilt from batch headers when the file is missing.
+    pub(crate) epochs: LeaderEpochCache,
 }
 
 impl PartitionLog {
@@ -89,6 +92,7 @@ impl PartitionLog {
         self.check_fits_a_segment(records.len())?;
         let log_append_time_ms = log_append_time.then_some(now_ms);
         let stamped = stamp_batches(records, self.log_end_offset(), leader_epoch, log_append_time_ms)?;
+        self.epochs.assign_and_flush(leader_epoch, stamped.base_offset)?;
         if self.active().should_roll(records.len() as u64, stamped.last_offset, now_ms, &self.config) {
             self.roll(now_ms)?;
         }
@@ -143,6 +147,7 @@ impl PartitionLog {
         if self.active().should_roll(batch.len() as u64, last_offset, now_ms, &self.config) {
             self.roll(now_ms)?;
         }
+        self.epochs.assign_and_flush(leader_epoch, base_offset)?;
         let log_append_time_ms = log_append_time.then_some(now_ms);
         let (head, rest) = batch.split_at(HEADER_BYTES);
         let mut header: [u8; HEADER_BYTES] = head.try_into().expect("parsed batches hold a header");
@@ -161,6 +166,64 @@ impl PartitionLog {
             offset_of_max_timestamp: last_offset,
             log_append_time_ms: log_append_time_ms.unwrap_or(-1),
         })
+    }
+
+    /// Appends batches copied from the leader as they are: offsets, epochs and timestamps
+    /// were assigned there. Every batch is checked whole (framing, CRC) and must continue
+    /// the log exactly; nothing is written unless all of them do. The epoch cache learns
+    /// new epochs from the batches, and the producer state is updated unchecked (the
+    /// leader checked sequences), so a follower that becomes leader deduplicates retries.
+    pub fn append_as_follower(&mut self, records: &[u8], now_ms: i64) -> Result<Option<i64>, StorageError> {
+        let mut expected = self.log_end_offset();
+        let mut batches = Vec::new();
+        for item in BatchIter::new(records) {
+            let (_, batch) = item?;
+            batch.validate()?;
+            if batch.base_offset() != expected {
+                return Err(StorageError::NonContiguous { expected, found: batch.base_offset() });
+            }
+            expected = batch.last_offset() + 1;
+            batches.push(batch);
+        }
+        let Some(last) = batches.last() else { return Ok(None) };
+        let last_offset = last.last_offset();
+        // Append batch by batch, so a roll happens where the leader's size bound would put it.
+        let mut records_appended = 0u64;
+        for batch in &batches {
+            self.check_fits_a_segment(batch.size())?;
+            if self.active().should_roll(batch.size() as u64, batch.last_offset(), now_ms, &self.config) {
+                self.roll(now_ms)?;
+            }
+            self.epochs.assign_and_flush(batch.partition_leader_epoch(), batch.base_offset())?;
+            self.active_mut().append(batch.bytes(), now_ms)?;
+            if let Some(producer) = ProducerBatch::of(batch) {
+                self.producers.update(&producer, batch.base_offset(), batch.last_offset(), batch.max_timestamp());
+            }
+            records_appended += u64::try_from(batch.record_count()).unwrap_or(0);
+        }
+        debug_assert_eq!(self.log_end_offset(), last_offset + 1);
+        self.account_append(records_appended, now_ms)?;
+        Ok(Some(last_offset))
+    }
+
+    /// Starts leader epoch `epoch` at the log end (this replica became its leader).
+    pub fn assign_leader_epoch(&mut self, epoch: i32) -> Result<(), StorageError> {
+        let end = self.log_end_offset();
+        self.epochs.assign_and_flush(epoch, end)
+    }
+
+    /// The newest leader epoch this log holds, if any.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.latest_epoch()
+    }
+
+    /// OffsetsForLeaderEpoch: the largest epoch <= `requested` and where it ends here.
+    pub fn end_offset_for_epoch(&self, requested: i32) -> (i32, i64) {
+        self.epochs.end_offset_for(requested, self.log_end_offset())
+    }
+
+    pub fn epoch_entries(&self) -> &[crate::leader_epoch::EpochEntry] {
+        self.epochs.entries()
     }
 
     /// A record set larger than a segment could never be appended whole.
@@ -348,6 +411,8 @@ impl PartitionLog {
         self.active_mut().truncate_to(offset)?;
         self.recovery_point = self.recovery_point.min(self.log_end_offset());
         self.log_start_offset = self.log_start_offset.min(self.log_end_offset());
+        let end = self.log_end_offset();
+        self.epochs.truncate_from_end(end)?;
         self.rebuild_producer_state()
     }
 
@@ -363,7 +428,7 @@ impl PartitionLog {
         self.recovery_point = offset;
         producer_snapshot::delete_above(&self.dir, -1)?;
         self.producers = ProducerStateManager::default();
-        Ok(())
+        self.epochs.clear()
     }
 
     /// Rolls to a new active segment at the log end offset (no-op if the active one is
@@ -422,6 +487,21 @@ impl PartitionLog {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Rebuilds the leader epoch cache from every batch header (a log written before the
+    /// cache existed). Epochs only grow along a log, so the first batch of each is its start.
+    pub(crate) fn rebuild_epoch_cache(&mut self) -> Result<(), StorageError> {
+        let mut cache = LeaderEpochCache::empty(&self.dir);
+        for segment in &self.segments {
+            for header in HeaderScan::new(&segment.log, 0, segment.size_bytes) {
+                let header = header?;
+                cache.assign(header.leader_epoch, header.base_offset);
+            }
+        }
+        cache.flush()?;
+        self.epochs = cache;
         Ok(())
     }
 

@@ -8,6 +8,7 @@
 
 use std::path::Path;
 
+use crate::leader_epoch::LeaderEpochCache;
 use crate::log::{sync_dir, PartitionLog};
 use crate::segment::{segment_file_name, Segment};
 use crate::segment_load::Loaded;
@@ -55,11 +56,20 @@ impl PartitionLog {
             last_flush_ms: now_ms,
             last_open_scanned_bytes: scanned_bytes,
             producers: Default::default(),
+            epochs: LeaderEpochCache::empty(dir),
         };
         let log_end = log.log_end_offset();
         log.log_start_offset = log_start_offset.max(log.segments[0].base_offset).min(log_end);
         log.recovery_point = if clean_shutdown { log_end } else { recovery_point.clamp(0, log_end) };
         log.rebuild_producer_state()?;
+        match LeaderEpochCache::load(dir)? {
+            Some(mut epochs) => {
+                // Entries past a torn tail that recovery removed.
+                epochs.truncate_from_end(log_end)?;
+                log.epochs = epochs;
+            }
+            None => log.rebuild_epoch_cache()?,
+        }
         tracing::debug!(
             dir = %dir.display(), segments = log.segments.len(), log_start = log.log_start_offset,
             log_end, scanned_bytes, "opened log"
