@@ -56,6 +56,8 @@ pub struct Broker {
     pub groups: GroupCoordinator,
     /// Producer ids for InitProducerId, in blocks from the metadata log.
     pub producer_ids: ProducerIdManager,
+    /// Followers' fetchers, copying from partition leaders (cluster mode).
+    pub fetchers: crate::replica_fetcher::ReplicaFetchers,
     pub stats: Stats,
 }
 
@@ -88,7 +90,16 @@ impl Broker {
         let groups = group_coordinator(&config);
         groups.load(&replicas, &metadata.image(), now)?;
         let producer_ids = ProducerIdManager::new(config.node_id);
-        Ok(Arc::new(Broker { config, cluster_id, metadata, replicas, groups, producer_ids, stats: Stats::default() }))
+        Ok(Arc::new(Broker {
+            config,
+            cluster_id,
+            metadata,
+            replicas,
+            groups,
+            producer_ids,
+            fetchers: Default::default(),
+            stats: Stats::default(),
+        }))
     }
 
     /// The active controller: the Raft leader in a cluster, this node when alone; -1 when
@@ -145,7 +156,8 @@ fn register_self(metadata: &MetadataStore, config: &BrokerConfig) -> Result<(), 
             // Registering unfences: partitions that went offline with this broker come back.
             let registered = image.apply(std::slice::from_ref(&record));
             let mut records = vec![record];
-            records.extend(runnel_metadata::election::elect_returning(&registered, config.node_id));
+            records
+                .extend(runnel_metadata::election::reconcile(&registered, config.replication.unclean_leader_election));
             Ok(records)
         })?
         .expect("registration never fails to decide");

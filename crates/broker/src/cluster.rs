@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use std::collections::BTreeMap;
 
-use runnel_metadata::election::move_leaders_away;
+use runnel_metadata::election::reconcile;
 use runnel_metadata::MetadataRecord;
 use runnel_quorum::network::Connection;
 use runnel_quorum::rpc::{Request, Response, FRAME_BYTES_MAX_DEFAULT};
@@ -180,6 +180,7 @@ pub fn follow_image(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> Opt
             if let Err(e) = synced {
                 tracing::error!(error = %e, "opening partitions from the replicated metadata failed");
             }
+            broker.fetchers.update(&broker, &stop);
         }
     }))
 }
@@ -199,7 +200,7 @@ pub fn controlled_shutdown(broker: &Broker) {
             let fence = MetadataRecord::FenceBroker { node_id: node, shutting_down: true };
             let fenced = image.apply(std::slice::from_ref(&fence));
             let mut records = vec![fence];
-            records.extend(move_leaders_away(&fenced, node));
+            records.extend(reconcile(&fenced, broker.config.replication.unclean_leader_election));
             Ok(records)
         })
     });

@@ -74,6 +74,51 @@ pub struct BrokerConfig {
     pub offsets_topic_segment_bytes: u64,
     /// `offsets.retention.check.interval.ms`: how often expired offsets are removed.
     pub offsets_retention_check_interval_ms: u64,
+    /// `offsets.topic.replication.factor`, capped at the live brokers when the topic is made.
+    pub offsets_topic_replication_factor: i32,
+    /// Replication (see docs/architecture.md, "Replication").
+    pub replication: ReplicationConfig,
+}
+
+/// Kafka's replication settings.
+#[derive(Debug, Clone)]
+pub struct ReplicationConfig {
+    /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
+    pub lag_time_max_ms: i64,
+    /// `replica.fetch.wait.max.ms`: how long a follower's fetch waits at the leader.
+    pub fetch_wait_max_ms: u64,
+    /// `replica.fetch.max.bytes`: per partition and fetch (at least one batch comes).
+    pub fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes`: per fetch.
+    pub fetch_response_max_bytes: i32,
+    /// `num.replica.fetchers`: fetcher connections per source broker.
+    pub num_fetchers: usize,
+    /// `replica.fetch.backoff.ms`: pause after a failed fetch.
+    pub fetch_backoff_ms: u64,
+    /// `min.insync.replicas` broker default.
+    pub min_insync_replicas: i32,
+    /// `unclean.leader.election.enable` broker default.
+    pub unclean_leader_election: bool,
+    /// `auto.leader.rebalance.enable` and `leader.imbalance.check.interval.seconds`.
+    pub auto_leader_rebalance: bool,
+    pub leader_imbalance_check_interval_ms: u64,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            lag_time_max_ms: 30_000,
+            fetch_wait_max_ms: 500,
+            fetch_max_bytes: 1024 * 1024,
+            fetch_response_max_bytes: 10 * 1024 * 1024,
+            num_fetchers: 1,
+            fetch_backoff_ms: 1_000,
+            min_insync_replicas: 1,
+            unclean_leader_election: false,
+            auto_leader_rebalance: true,
+            leader_imbalance_check_interval_ms: 300_000,
+        }
+    }
 }
 
 impl Default for BrokerConfig {
@@ -112,6 +157,8 @@ impl Default for BrokerConfig {
             offsets_topic_num_partitions: 50,
             offsets_topic_segment_bytes: 100 * 1024 * 1024,
             offsets_retention_check_interval_ms: 600_000,
+            offsets_topic_replication_factor: 3,
+            replication: ReplicationConfig::default(),
         }
     }
 }
@@ -204,6 +251,19 @@ impl BrokerConfig {
             "group.max.size" => groups.max_size = positive(key, value)? as usize,
             "offsets.retention.minutes" => groups.offsets_retention_ms = non_negative(key, value)? * 60_000,
             "offset.metadata.max.bytes" => groups.offset_metadata_max_bytes = parse(key, value)?,
+            "offsets.topic.replication.factor" => self.offsets_topic_replication_factor = positive(key, value)?,
+            "replica.lag.time.max.ms" => self.replication.lag_time_max_ms = positive(key, value)?.into(),
+            "replica.fetch.wait.max.ms" => self.replication.fetch_wait_max_ms = parse(key, value)?,
+            "replica.fetch.max.bytes" => self.replication.fetch_max_bytes = positive(key, value)?,
+            "replica.fetch.response.max.bytes" => self.replication.fetch_response_max_bytes = positive(key, value)?,
+            "num.replica.fetchers" => self.replication.num_fetchers = positive(key, value)? as usize,
+            "replica.fetch.backoff.ms" => self.replication.fetch_backoff_ms = parse(key, value)?,
+            "min.insync.replicas" => self.replication.min_insync_replicas = positive(key, value)?,
+            "unclean.leader.election.enable" => self.replication.unclean_leader_election = parse(key, value)?,
+            "auto.leader.rebalance.enable" => self.replication.auto_leader_rebalance = parse(key, value)?,
+            "leader.imbalance.check.interval.seconds" => {
+                self.replication.leader_imbalance_check_interval_ms = parse::<u64>(key, value)? * 1_000
+            }
             "offsets.topic.num.partitions" => self.offsets_topic_num_partitions = positive(key, value)?,
             "offsets.topic.segment.bytes" => self.offsets_topic_segment_bytes = parse(key, value)?,
             "offsets.retention.check.interval.ms" => self.offsets_retention_check_interval_ms = parse(key, value)?,

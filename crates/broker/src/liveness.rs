@@ -51,9 +51,10 @@ pub fn spawn(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> Option<tok
                 }
             }
             let timeout = broker.config.broker_session_timeout_ms;
+            let unclean = broker.config.replication.unclean_leader_election;
             let now = now_ms();
             let committed = tokio::task::block_in_place(|| {
-                broker.metadata.commit(|image| Ok::<_, ()>(liveness::decide(image, &last_seen, now, timeout)))
+                broker.metadata.commit(|image| Ok::<_, ()>(liveness::decide(image, &last_seen, now, timeout, unclean)))
             });
             match committed {
                 Ok(Ok(next)) if !Arc::ptr_eq(&next, &image) => {
@@ -62,6 +63,39 @@ pub fn spawn(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> Option<tok
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "committing broker liveness failed"),
+            }
+        }
+    }))
+}
+
+/// `auto.leader.rebalance.enable`: every `leader.imbalance.check.interval.seconds` the
+/// active controller gives partitions back to their preferred (first) replica when it is in
+/// sync, so leadership spreads again after failovers.
+pub fn spawn_leader_rebalance(
+    broker: Arc<Broker>,
+    mut stop: watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let config = &broker.config;
+    if broker.metadata.quorum().is_none() || !config.roles.controller || !config.replication.auto_leader_rebalance {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        let interval = Duration::from_millis(broker.config.replication.leader_imbalance_check_interval_ms.max(1));
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stop.changed() => return,
+            }
+            let Some(quorum) = broker.metadata.quorum() else { return };
+            if quorum.current_leader().is_none_or(|(id, _)| id as i32 != broker.config.node_id) {
+                continue;
+            }
+            let committed = tokio::task::block_in_place(|| {
+                broker.metadata.commit(|image| Ok::<_, ()>(runnel_metadata::election::preferred_leaders(image, None)))
+            });
+            if let Err(e) = committed {
+                tracing::warn!(error = %e, "preferred leader election failed");
             }
         }
     }))

@@ -1,25 +1,93 @@
-//! One partition this node hosts: its log behind a lock of its own, the high watermark that
-//! fetchers wait on, and group commit for fsync-before-acknowledge.
+//! One partition this node hosts: its log behind a lock of its own, its role (leader,
+//! follower, offline) and replication state, the high watermark consumers and acks=all
+//! producers wait on, the log end offset follower fetches wait on, and group commit for
+//! fsync-before-acknowledge.
+//!
+//! As leader it tracks each follower's log end offset (the offset of its last fetch) and
+//! when it was last caught up; the high watermark is the minimum log end over the ISR and
+//! never moves back. ISR changes are decided here and proposed through the metadata quorum
+//! by the caller (AlterPartition); the in-memory ISR changes only when the committed image
+//! says so, so a pending shrink still holds the high watermark back (Kafka's maximal ISR).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
 
+use runnel_metadata::PartitionImage;
 use runnel_storage::{AppendInfo, PartitionLog, ReadInfo, StorageError};
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::topic_config::TopicSettings;
 
+/// What this node is for a partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Leader,
+    Follower {
+        leader: i32,
+    },
+    /// No leader (or not yet told): serves nobody.
+    Offline,
+}
+
+/// What a leader knows of one follower.
+#[derive(Clone, Copy, Debug)]
+struct FollowerState {
+    /// The offset of its last fetch: it holds everything below. -1 until it fetches.
+    log_end: i64,
+    last_caught_up_ms: i64,
+    /// The leader's log end and the time when the previous fetch was answered.
+    last_fetch_leader_end: i64,
+    last_fetch_ms: i64,
+}
+
+#[derive(Debug)]
+struct Replication {
+    role: Role,
+    leader_epoch: i32,
+    partition_epoch: i32,
+    replicas: Vec<i32>,
+    isr: Vec<i32>,
+    followers: BTreeMap<i32, FollowerState>,
+    /// An ISR change proposed against this partition epoch and not yet seen committed.
+    pending_isr_change: Option<i32>,
+    /// Where the leader's current epoch starts: a follower joins the ISR only past it.
+    epoch_start_offset: i64,
+}
+
+/// What changed when the partition took a new image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transition {
+    None,
+    BecameLeader,
+    /// A new leader or a new leader epoch to follow: truncate, then fetch.
+    BecameFollower {
+        leader: i32,
+        leader_epoch: i32,
+    },
+    BecameOffline,
+}
+
+/// An ISR change the leader wants: propose it with the partition epoch it was decided on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IsrChange {
+    pub isr: Vec<i32>,
+    pub partition_epoch: i32,
+}
+
 pub struct Partition {
     pub topic: String,
     pub index: i32,
     pub topic_id: Uuid,
+    node_id: i32,
     leader_epoch: AtomicI32,
     /// `None` once the partition has been deleted; handlers then answer UNKNOWN_TOPIC.
     log: Mutex<Option<PartitionLog>>,
     settings: RwLock<TopicSettings>,
-    /// The high watermark. With one replica it is the log end offset.
+    replication: Mutex<Replication>,
     high_watermark: watch::Sender<i64>,
+    log_end: watch::Sender<i64>,
     /// Serialises fsyncs: whoever holds it syncs everything appended so far (group commit).
     flush_lock: tokio::sync::Mutex<()>,
     durable_offset: AtomicI64,
@@ -36,35 +104,70 @@ pub enum PartitionError {
 }
 
 impl Partition {
+    /// A hosted partition in the role `image` gives it. `high_watermark` is the last one
+    /// checkpointed (clamped to the log); a sole in-sync leader moves it to its log end.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         topic: String,
-        index: i32,
         topic_id: Uuid,
-        leader_epoch: i32,
+        node_id: i32,
+        image: &PartitionImage,
         log: PartitionLog,
         settings: TopicSettings,
+        high_watermark: i64,
+        now_ms: i64,
     ) -> Self {
         let end = log.log_end_offset();
         let durable = log.recovery_point();
-        Partition {
+        let high_watermark = high_watermark.clamp(log.log_start_offset(), end);
+        let partition = Partition {
             topic,
-            index,
+            index: image.partition,
             topic_id,
-            leader_epoch: AtomicI32::new(leader_epoch),
+            node_id,
+            leader_epoch: AtomicI32::new(-1),
             log: Mutex::new(Some(log)),
             settings: RwLock::new(settings),
-            high_watermark: watch::Sender::new(end),
+            replication: Mutex::new(Replication {
+                role: Role::Offline,
+                leader_epoch: -1,
+                partition_epoch: -1,
+                replicas: Vec::new(),
+                isr: Vec::new(),
+                followers: BTreeMap::new(),
+                pending_isr_change: None,
+                epoch_start_offset: 0,
+            }),
+            high_watermark: watch::Sender::new(high_watermark),
+            log_end: watch::Sender::new(end),
             flush_lock: tokio::sync::Mutex::new(()),
             durable_offset: AtomicI64::new(durable),
+        };
+        if let Err(e) = partition.apply_image(image, now_ms) {
+            tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "taking the partition's role failed");
         }
+        partition
+    }
+
+    fn state(&self) -> MutexGuard<'_, Replication> {
+        self.replication.lock().expect("replication state lock")
     }
 
     pub fn leader_epoch(&self) -> i32 {
         self.leader_epoch.load(Ordering::Acquire)
     }
 
-    pub fn set_leader_epoch(&self, epoch: i32) {
-        self.leader_epoch.store(epoch, Ordering::Release);
+    pub fn role(&self) -> Role {
+        self.state().role
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.role() == Role::Leader
+    }
+
+    /// The in-sync replicas as this node last heard them (leader: as committed).
+    pub fn isr(&self) -> Vec<i32> {
+        self.state().isr.clone()
     }
 
     pub fn settings(&self) -> TopicSettings {
@@ -75,10 +178,145 @@ impl Partition {
         *self.high_watermark.borrow()
     }
 
-    /// A receiver that wakes when the high watermark moves. Subscribe before reading so a
-    /// concurrent append cannot slip between the read and the wait.
+    pub fn log_end_offset(&self) -> i64 {
+        *self.log_end.borrow()
+    }
+
+    /// A receiver that wakes when the high watermark moves (or the role changes). Subscribe
+    /// before reading so a concurrent append cannot slip between the read and the wait.
     pub fn subscribe(&self) -> watch::Receiver<i64> {
         self.high_watermark.subscribe()
+    }
+
+    /// A receiver that wakes when the log end moves: what follower fetches wait on.
+    pub fn subscribe_log_end(&self) -> watch::Receiver<i64> {
+        self.log_end.subscribe()
+    }
+
+    /// Takes the role, epochs and ISR of `image`. On becoming leader the new epoch starts
+    /// at the log end and every follower starts unknown (caught up now if in the ISR).
+    pub fn apply_image(&self, image: &PartitionImage, now_ms: i64) -> Result<Transition, PartitionError> {
+        let role = match image.leader {
+            leader if leader == self.node_id => Role::Leader,
+            leader if leader >= 0 => Role::Follower { leader },
+            _ => Role::Offline,
+        };
+        let mut state = self.state();
+        state.replicas = image.replicas.clone();
+        state.isr = image.isr.clone();
+        if state.pending_isr_change.is_some_and(|epoch| epoch != image.partition_epoch) {
+            state.pending_isr_change = None;
+        }
+        state.partition_epoch = image.partition_epoch;
+        if role == state.role && image.leader_epoch == state.leader_epoch {
+            if role == Role::Leader {
+                let known: Vec<i32> = state.followers.keys().copied().collect();
+                for id in image.replicas.iter().filter(|id| **id != self.node_id && !known.contains(id)) {
+                    state.followers.insert(*id, FollowerState::unknown(0));
+                }
+                self.advance_high_watermark(&mut state);
+            }
+            return Ok(Transition::None);
+        }
+        state.role = role;
+        state.leader_epoch = image.leader_epoch;
+        state.pending_isr_change = None;
+        state.followers.clear();
+        self.leader_epoch.store(image.leader_epoch, Ordering::Release);
+        let transition = match role {
+            Role::Leader => {
+                let end = self.with_log(|log| {
+                    log.assign_leader_epoch(image.leader_epoch)?;
+                    Ok(log.log_end_offset())
+                })?;
+                state.epoch_start_offset = end;
+                for id in image.replicas.iter().filter(|id| **id != self.node_id) {
+                    let caught_up = if image.isr.contains(id) { now_ms } else { 0 };
+                    state.followers.insert(*id, FollowerState::unknown(caught_up));
+                }
+                self.advance_high_watermark(&mut state);
+                Transition::BecameLeader
+            }
+            Role::Follower { leader } => Transition::BecameFollower { leader, leader_epoch: image.leader_epoch },
+            Role::Offline => Transition::BecameOffline,
+        };
+        drop(state);
+        // Wake parked fetches and acks=all produces: they re-check the role.
+        self.high_watermark.send_modify(|_| {});
+        self.log_end.send_modify(|_| {});
+        Ok(transition)
+    }
+
+    /// Leader: the high watermark is the smallest log end over the ISR. Never moves back.
+    fn advance_high_watermark(&self, state: &mut Replication) {
+        if state.role != Role::Leader {
+            return;
+        }
+        let own_end = self.log_end_offset();
+        let mut candidate = own_end;
+        for id in state.isr.iter().filter(|id| **id != self.node_id) {
+            candidate = candidate.min(state.followers.get(id).map_or(-1, |f| f.log_end));
+        }
+        if candidate > self.high_watermark() {
+            self.high_watermark.send_replace(candidate);
+        }
+    }
+
+    /// Leader: a follower fetched from `fetch_offset`. Updates what the leader knows of it
+    /// and the high watermark; returns an ISR expansion to propose when the follower is
+    /// back in sync. `None` also when this node is not the leader or `replica` no replica.
+    pub fn record_follower_fetch(&self, replica: i32, fetch_offset: i64, now_ms: i64) -> Option<IsrChange> {
+        let mut state = self.state();
+        if state.role != Role::Leader || !state.replicas.contains(&replica) || replica == self.node_id {
+            return None;
+        }
+        let leader_end = self.log_end_offset();
+        let follower = state.followers.entry(replica).or_insert(FollowerState::unknown(0));
+        // Kafka's rule: caught up now if it asked for the log end; caught up as of the
+        // previous fetch if it asked for what was the log end then.
+        if fetch_offset >= leader_end {
+            follower.last_caught_up_ms = now_ms;
+        } else if fetch_offset >= follower.last_fetch_leader_end {
+            follower.last_caught_up_ms = follower.last_caught_up_ms.max(follower.last_fetch_ms);
+        }
+        follower.log_end = fetch_offset.min(leader_end);
+        follower.last_fetch_leader_end = leader_end;
+        follower.last_fetch_ms = now_ms;
+        self.advance_high_watermark(&mut state);
+        let in_sync = fetch_offset >= self.high_watermark() && fetch_offset >= state.epoch_start_offset;
+        if state.isr.contains(&replica) || !in_sync || state.pending_isr_change.is_some() {
+            return None;
+        }
+        let mut isr = state.isr.clone();
+        isr.push(replica);
+        state.pending_isr_change = Some(state.partition_epoch);
+        Some(IsrChange { isr, partition_epoch: state.partition_epoch })
+    }
+
+    /// Leader: followers in the ISR not caught up for `lag_time_max_ms` leave it.
+    pub fn isr_shrink(&self, now_ms: i64, lag_time_max_ms: i64) -> Option<IsrChange> {
+        let mut state = self.state();
+        if state.role != Role::Leader || state.pending_isr_change.is_some() {
+            return None;
+        }
+        let lagging = |id: &i32| {
+            *id != self.node_id
+                && state.followers.get(id).is_none_or(|f| now_ms.saturating_sub(f.last_caught_up_ms) > lag_time_max_ms)
+        };
+        if !state.isr.iter().any(lagging) {
+            return None;
+        }
+        let isr: Vec<i32> = state.isr.iter().copied().filter(|id| !lagging(id)).collect();
+        state.pending_isr_change = Some(state.partition_epoch);
+        Some(IsrChange { isr, partition_epoch: state.partition_epoch })
+    }
+
+    /// A proposed ISR change did not commit: allow deciding again.
+    pub fn isr_change_failed(&self, change: &IsrChange) {
+        let mut state = self.state();
+        if state.pending_isr_change == Some(change.partition_epoch) {
+            state.pending_isr_change = None;
+        }
     }
 
     /// Runs `f` with the log locked.
@@ -91,17 +329,27 @@ impl Partition {
         Ok(f(log)?)
     }
 
-    /// Appends validated batches and publishes the new high watermark.
+    /// After an append as leader: publish the log end, then the high watermark it allows.
+    fn appended(&self, end: i64) {
+        self.log_end.send_replace(end);
+        let mut state = self.state();
+        self.advance_high_watermark(&mut state);
+    }
+
+    /// Appends validated batches (the coordinator's own writes).
     pub fn append(&self, records: &mut [u8], log_append_time: bool, now_ms: i64) -> Result<AppendInfo, PartitionError> {
         let epoch = self.leader_epoch();
-        let info = self.with_log(|log| log.append(records, epoch, log_append_time, now_ms))?;
-        self.high_watermark.send_replace(info.last_offset + 1);
+        let (info, end) = self.with_log(|log| {
+            let info = log.append(records, epoch, log_append_time, now_ms)?;
+            Ok((info, log.log_end_offset()))
+        })?;
+        self.appended(end);
         Ok(info)
     }
 
     /// Appends one validated batch straight from the request buffer (no copy of the
-    /// records) and publishes the new high watermark. Returns the offsets and the log start
-    /// offset the response reports, under one acquisition of the log lock.
+    /// records). Returns the offsets and the log start offset the response reports, under
+    /// one acquisition of the log lock.
     pub fn append_batch(
         &self,
         batch: &[u8],
@@ -114,21 +362,103 @@ impl Partition {
             Ok((info, log.log_end_offset(), log.log_start_offset()))
         })?;
         // From the log end, not the batch: a duplicate answers with older offsets.
-        self.high_watermark.send_replace(end);
+        self.appended(end);
         Ok((info, start))
     }
 
-    /// Reads up to the high watermark; returns the read and the log start offset the
-    /// response reports (also when the read itself fails, e.g. out of range), under one
-    /// acquisition of the log lock.
+    /// Follower: appends batches fetched from `fetched_from` in `leader_epoch` and takes the
+    /// leader's high watermark, bounded by what this replica holds. Returns false (and
+    /// appends nothing) when this replica no longer follows that leader in that epoch: a
+    /// fetch answered by a deposed leader must not land after the truncation for the new one.
+    pub fn append_as_follower(
+        &self,
+        fetched_from: (i32, i32),
+        records: &[u8],
+        leader_high_watermark: i64,
+        now_ms: i64,
+    ) -> Result<bool, PartitionError> {
+        let state = self.state();
+        if !state.follows(fetched_from) {
+            return Ok(false);
+        }
+        let end = self.with_log(|log| {
+            log.append_as_follower(records, now_ms)?;
+            Ok(log.log_end_offset())
+        })?;
+        drop(state);
+        self.log_end.send_replace(end);
+        self.follow_high_watermark(leader_high_watermark);
+        Ok(true)
+    }
+
+    /// Follower: the leader's high watermark, bounded by this replica's log end.
+    pub fn follow_high_watermark(&self, leader_high_watermark: i64) {
+        let bounded = leader_high_watermark.min(self.log_end_offset());
+        if bounded > self.high_watermark() {
+            self.high_watermark.send_replace(bounded);
+        }
+    }
+
+    /// Follower of `(leader, epoch)`: truncates to `offset` (the end of the last epoch it
+    /// shares with the leader). `None` if it no longer follows them.
+    pub fn truncate_to(&self, following: (i32, i32), offset: i64) -> Result<Option<i64>, PartitionError> {
+        let state = self.state();
+        if !state.follows(following) {
+            return Ok(None);
+        }
+        let end = self.with_log(|log| {
+            log.truncate_to(offset)?;
+            Ok(log.log_end_offset())
+        })?;
+        drop(state);
+        self.after_truncation(end);
+        Ok(Some(end))
+    }
+
+    /// Follower of `(leader, epoch)`: the leader no longer has anything this log holds
+    /// (its log starts past our end); start over at `offset`.
+    pub fn truncate_fully_and_start_at(&self, following: (i32, i32), offset: i64) -> Result<bool, PartitionError> {
+        let state = self.state();
+        if !state.follows(following) {
+            return Ok(false);
+        }
+        self.with_log(|log| log.truncate_fully_and_start_at(offset))?;
+        drop(state);
+        self.after_truncation(offset);
+        self.high_watermark.send_replace(offset);
+        Ok(true)
+    }
+
+    fn after_truncation(&self, end: i64) {
+        self.log_end.send_replace(end);
+        let durable = self.durable_offset.load(Ordering::Acquire).min(end);
+        self.durable_offset.store(durable, Ordering::Release);
+        if self.high_watermark() > end {
+            self.high_watermark.send_replace(end);
+        }
+    }
+
+    /// OffsetsForLeaderEpoch: the largest epoch <= `epoch` here and where it ends.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Result<(i32, i64), PartitionError> {
+        self.with_log(|log| Ok(log.end_offset_for_epoch(epoch)))
+    }
+
+    pub fn latest_epoch(&self) -> Result<Option<i32>, PartitionError> {
+        self.with_log(|log| Ok(log.latest_epoch()))
+    }
+
+    /// Reads up to the high watermark, or for a follower up to the log end; returns the
+    /// read and the log start offset the response reports (also when the read itself
+    /// fails, e.g. out of range), under one acquisition of the log lock.
     pub fn read(
         &self,
         offset: i64,
         max_bytes: usize,
         min_one_batch: bool,
+        for_replica: bool,
     ) -> Result<(Result<ReadInfo, StorageError>, i64), PartitionError> {
-        let high_watermark = self.high_watermark();
-        self.with_log(|log| Ok((log.read(offset, max_bytes, high_watermark, min_one_batch), log.log_start_offset())))
+        let max_offset = if for_replica { i64::MAX } else { self.high_watermark() };
+        self.with_log(|log| Ok((log.read(offset, max_bytes, max_offset, min_one_batch), log.log_start_offset())))
     }
 
     /// Returns once everything up to `offset` (exclusive) is on disk. One fsync covers every
@@ -156,6 +486,22 @@ impl Partition {
 
     /// Takes the log out for closing or deleting; the partition answers as deleted after.
     pub fn take_log(&self) -> Option<PartitionLog> {
-        self.log.lock().expect("partition log lock").take()
+        let log = self.log.lock().expect("partition log lock").take();
+        // Wake waiters so they notice.
+        self.high_watermark.send_modify(|_| {});
+        self.log_end.send_modify(|_| {});
+        log
+    }
+}
+
+impl Replication {
+    fn follows(&self, (leader, epoch): (i32, i32)) -> bool {
+        self.role == Role::Follower { leader } && self.leader_epoch == epoch
+    }
+}
+
+impl FollowerState {
+    fn unknown(last_caught_up_ms: i64) -> Self {
+        FollowerState { log_end: -1, last_caught_up_ms, last_fetch_leader_end: -1, last_fetch_ms: last_caught_up_ms }
     }
 }

@@ -20,6 +20,8 @@ use crate::topic_config;
 
 pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 pub const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
+/// High watermarks, so a restarted replica does not expose data it never knew committed.
+pub const HIGH_WATERMARK_CHECKPOINT: &str = "replication-offset-checkpoint";
 const PARTITION_METADATA: &str = "partition.metadata";
 
 pub struct TopicPartitions {
@@ -35,6 +37,14 @@ pub struct ReplicaManager {
 }
 
 type Checkpoints = HashMap<(String, i32), i64>;
+
+/// The checkpoints read at start-up: recovery points, log starts, high watermarks.
+#[derive(Default)]
+struct StartCheckpoints {
+    recovery: Checkpoints,
+    starts: Checkpoints,
+    high_watermarks: Checkpoints,
+}
 
 impl ReplicaManager {
     pub fn new(data_dir: &Path, node_id: i32) -> Self {
@@ -61,6 +71,22 @@ impl ReplicaManager {
         if described.leader != self.node_id {
             return Err(ResponseError::NotLeaderOrFollower);
         }
+        // The image may be ahead of the partition by a moment: it serves once it has taken
+        // the leadership (epoch assigned, followers reset).
+        self.partition(topic, index).filter(|p| p.is_leader()).ok_or(ResponseError::NotLeaderOrFollower)
+    }
+
+    /// The partition if this node hosts a replica of it (leader or follower).
+    pub fn hosted_partition(
+        &self,
+        image: &MetadataImage,
+        topic: &str,
+        index: i32,
+    ) -> Result<Arc<Partition>, ResponseError> {
+        image
+            .topic(topic)
+            .and_then(|t| t.partitions.get(usize::try_from(index).ok()?))
+            .ok_or(ResponseError::UnknownTopicOrPartition)?;
         self.partition(topic, index).ok_or(ResponseError::NotLeaderOrFollower)
     }
 
@@ -78,15 +104,18 @@ impl ReplicaManager {
         clean_shutdown: bool,
         now_ms: i64,
     ) -> Result<(), StorageError> {
-        let recovery = read_checkpoint(&self.data_dir.join(RECOVERY_POINT_CHECKPOINT))?;
-        let starts = read_checkpoint(&self.data_dir.join(LOG_START_CHECKPOINT))?;
+        let checkpoints = StartCheckpoints {
+            recovery: read_checkpoint(&self.data_dir.join(RECOVERY_POINT_CHECKPOINT))?,
+            starts: read_checkpoint(&self.data_dir.join(LOG_START_CHECKPOINT))?,
+            high_watermarks: read_checkpoint(&self.data_dir.join(HIGH_WATERMARK_CHECKPOINT))?,
+        };
         self.remove_stray_dirs(image)?;
-        self.sync(image, config, clean_shutdown, (&recovery, &starts), now_ms)
+        self.sync(image, config, clean_shutdown, &checkpoints, now_ms)
     }
 
     /// Brings hosted partitions in line with `image`: creates new ones, drops deleted ones.
     pub fn sync_with(&self, image: &MetadataImage, config: &BrokerConfig, now_ms: i64) -> Result<(), StorageError> {
-        self.sync(image, config, true, (&HashMap::new(), &HashMap::new()), now_ms)
+        self.sync(image, config, true, &StartCheckpoints::default(), now_ms)
     }
 
     fn sync(
@@ -94,7 +123,7 @@ impl ReplicaManager {
         image: &MetadataImage,
         config: &BrokerConfig,
         clean: bool,
-        checkpoints: (&Checkpoints, &Checkpoints),
+        checkpoints: &StartCheckpoints,
         now_ms: i64,
     ) -> Result<(), StorageError> {
         let mut topics = self.topics.write().expect("topics lock");
@@ -114,10 +143,12 @@ impl ReplicaManager {
         for (name, topic) in &image.topics {
             let known = topics.get(name).map_or(0, |t| t.partitions.len());
             if let Some(hosted) = topics.get(name) {
-                // Leadership may have moved: hosted partitions follow the image's epochs.
+                // Leadership, epochs and ISRs may have changed: hosted partitions follow.
                 for (p, partition) in topic.partitions.iter().zip(&hosted.partitions) {
                     if let Some(partition) = partition {
-                        partition.set_leader_epoch(p.leader_epoch);
+                        if let Err(e) = partition.apply_image(p, now_ms) {
+                            tracing::error!(topic = %name, partition = p.partition, error = %e, "changing role failed");
+                        }
                     }
                 }
             }
@@ -132,18 +163,21 @@ impl ReplicaManager {
                     continue;
                 }
                 let key = (name.clone(), p.partition);
-                let recovery_point = checkpoints.0.get(&key).copied().unwrap_or(0);
-                let log_start = checkpoints.1.get(&key).copied().unwrap_or(0);
+                let recovery_point = checkpoints.recovery.get(&key).copied().unwrap_or(0);
+                let log_start = checkpoints.starts.get(&key).copied().unwrap_or(0);
+                let high_watermark = checkpoints.high_watermarks.get(&key).copied().unwrap_or(0);
                 let dir = self.data_dir.join(partition_dir_name(name, p.partition));
                 prepare_dir(&dir, topic.topic_id)?;
                 let log = PartitionLog::open(&dir, settings.log.clone(), recovery_point, log_start, clean, now_ms)?;
                 partitions.push(Some(Arc::new(Partition::new(
                     name.clone(),
-                    p.partition,
                     topic.topic_id,
-                    p.leader_epoch,
+                    self.node_id,
+                    p,
                     log,
                     settings.clone(),
+                    high_watermark,
+                    now_ms,
                 ))));
             }
             topics.insert(name.clone(), Arc::new(TopicPartitions { topic_id: topic.topic_id, partitions }));
@@ -178,15 +212,18 @@ impl ReplicaManager {
     pub fn write_checkpoints(&self) -> Result<(), StorageError> {
         let mut recovery = Vec::new();
         let mut starts = Vec::new();
+        let mut high_watermarks = Vec::new();
         for partition in self.all_partitions() {
             let key = (partition.topic.clone(), partition.index);
             if let Ok((r, s)) = partition.with_log(|log| Ok((log.recovery_point(), log.log_start_offset()))) {
                 recovery.push((key.clone(), r));
-                starts.push((key, s));
+                starts.push((key.clone(), s));
+                high_watermarks.push((key, partition.high_watermark()));
             }
         }
         OffsetCheckpoint::write(&self.data_dir.join(RECOVERY_POINT_CHECKPOINT), &recovery)?;
         OffsetCheckpoint::write(&self.data_dir.join(LOG_START_CHECKPOINT), &starts)?;
+        OffsetCheckpoint::write(&self.data_dir.join(HIGH_WATERMARK_CHECKPOINT), &high_watermarks)?;
         Ok(())
     }
 
@@ -219,17 +256,21 @@ impl ReplicaManager {
     pub fn close_all(&self) -> Result<(), StorageError> {
         let mut recovery = Vec::new();
         let mut starts = Vec::new();
+        let mut high_watermarks = Vec::new();
         for partition in self.all_partitions() {
+            let high_watermark = partition.high_watermark();
             if let Some(mut log) = partition.take_log() {
                 log.flush()?;
                 let key = (partition.topic.clone(), partition.index);
                 recovery.push((key.clone(), log.recovery_point()));
-                starts.push((key, log.log_start_offset()));
+                starts.push((key.clone(), log.log_start_offset()));
+                high_watermarks.push((key, high_watermark));
                 log.close()?;
             }
         }
         OffsetCheckpoint::write(&self.data_dir.join(RECOVERY_POINT_CHECKPOINT), &recovery)?;
         OffsetCheckpoint::write(&self.data_dir.join(LOG_START_CHECKPOINT), &starts)?;
+        OffsetCheckpoint::write(&self.data_dir.join(HIGH_WATERMARK_CHECKPOINT), &high_watermarks)?;
         Ok(())
     }
 }

@@ -58,6 +58,9 @@ pub async fn run(
     let background = spawn_background(broker.clone(), stop_rx.clone());
     let follower = crate::cluster::follow_image(broker.clone(), stop_rx.clone());
     let liveness = crate::liveness::spawn(broker.clone(), stop_rx.clone());
+    broker.fetchers.update(&broker, &stop_rx);
+    let shrinker = Some(crate::isr::spawn_shrinker(broker.clone(), stop_rx.clone()));
+    let rebalancer = crate::liveness::spawn_leader_rebalance(broker.clone(), stop_rx.clone());
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     tokio::select! {
         _ = accept_loop(broker.clone(), listener, stop_rx.clone(), alive_tx) => {}
@@ -69,7 +72,7 @@ pub async fn run(
         tracing::warn!("connections still busy after the drain timeout; shutting down anyway");
     }
     let _ = background.await;
-    for task in [follower, liveness].into_iter().flatten() {
+    for task in [follower, liveness, shrinker, rebalancer].into_iter().flatten() {
         let _ = task.await;
     }
     crate::cluster::controlled_shutdown(&broker);

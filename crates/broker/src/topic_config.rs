@@ -22,6 +22,7 @@ pub const TOPIC_CONFIG_NAMES: &[&str] = &[
     "segment.bytes",
     "segment.index.bytes",
     "segment.ms",
+    "unclean.leader.election.enable",
 ];
 
 /// What one partition runs with: broker defaults overlaid with the topic's own configs.
@@ -30,6 +31,8 @@ pub struct TopicSettings {
     pub log: LogConfig,
     pub max_message_bytes: usize,
     pub log_append_time: bool,
+    /// acks=all needs at least this many in-sync replicas.
+    pub min_insync_replicas: usize,
 }
 
 /// The effective value of `name` for a topic, as DescribeConfigs reports it, and whether it
@@ -53,7 +56,8 @@ pub fn effective_value(
         "message.timestamp.type" => {
             if broker.log_message_timestamp_type_log_append { "LogAppendTime" } else { "CreateTime" }.to_string()
         }
-        "min.insync.replicas" => "1".to_string(),
+        "min.insync.replicas" => broker.replication.min_insync_replicas.to_string(),
+        "unclean.leader.election.enable" => broker.replication.unclean_leader_election.to_string(),
         "retention.bytes" => log.retention_bytes.to_string(),
         "retention.ms" => log.retention_ms.to_string(),
         "segment.bytes" => log.segment_bytes.to_string(),
@@ -91,6 +95,10 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
         "segment.bytes" => number(14),
         "segment.ms" | "flush.ms" | "flush.messages" | "min.insync.replicas" => number(1),
         "segment.index.bytes" => number(8),
+        "unclean.leader.election.enable" => match value {
+            "true" | "false" => Ok(()),
+            _ => Err(format!("{name}: '{value}' is not true or false")),
+        },
         "index.interval.bytes" | "max.message.bytes" => number(0),
         _ => Err(format!("unknown topic config '{name}'")),
     }
@@ -119,6 +127,7 @@ pub fn settings(broker: &BrokerConfig, overrides: Option<&BTreeMap<String, Strin
         log,
         max_message_bytes: num("max.message.bytes", broker.message_max_bytes as i64) as usize,
         log_append_time: get("message.timestamp.type") == "LogAppendTime",
+        min_insync_replicas: num("min.insync.replicas", 1).max(1) as usize,
     }
 }
 

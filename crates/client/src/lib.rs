@@ -49,6 +49,15 @@ impl Connection {
         })
     }
 
+    /// How long one request may take, sending to response.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    pub fn set_client_id(&mut self, client_id: &'static str) {
+        self.client_id = StrBytes::from_static_str(client_id);
+    }
+
     /// Sends `request` as `version` and waits for its response.
     pub async fn send<R: Request>(&mut self, request: &R, version: i16) -> Result<R::Response, ClientError> {
         self.correlation_id = self.correlation_id.wrapping_add(1);

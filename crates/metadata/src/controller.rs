@@ -94,15 +94,13 @@ fn rack_of(image: &MetadataImage, id: i32) -> Option<String> {
     image.brokers.get(&id).and_then(|b| b.rack.clone())
 }
 
-/// A new partition: its leader is the first replica. Followers do not copy data yet
-/// (replication is a later issue), so only the leader is in sync: claiming the others
-/// would let acks=all acknowledge writes they do not hold, and let an election hand
-/// leadership to an empty replica.
+/// A new partition: its leader is the first replica (the preferred leader) and every
+/// replica is in sync, since there is nothing to copy yet.
 fn new_partition(topic_id: Uuid, partition: i32, replicas: Vec<i32>) -> MetadataRecord {
     MetadataRecord::Partition {
         topic_id,
         partition,
-        isr: vec![replicas[0]],
+        isr: replicas.clone(),
         leader: replicas[0],
         replicas,
         leader_epoch: 0,
@@ -188,7 +186,7 @@ mod tests {
         let image = image.apply(&create_partitions(&image, "t", 5).unwrap());
         let partitions = &image.topic("t").unwrap().partitions;
         assert_eq!(partitions.len(), 5);
-        assert!(partitions.iter().all(|p| p.replicas.len() == 2 && p.isr == vec![p.leader]));
+        assert!(partitions.iter().all(|p| p.replicas.len() == 2 && p.isr == p.replicas));
         assert!(matches!(create_partitions(&image, "t", 5), Err(CreatePartitionsError::InvalidPartitions { .. })));
         assert!(matches!(create_partitions(&image, "nope", 9), Err(CreatePartitionsError::UnknownTopic(_))));
         assert!(matches!(

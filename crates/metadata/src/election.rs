@@ -1,21 +1,28 @@
-//! Leader election when a broker is fenced, shuts down, or comes back. Only ISR members may
-//! lead (unclean election is off), so an acknowledged write is never lost to a lagging
-//! replica. Each leader change bumps the leader epoch and the partition epoch. Pure.
+//! Leader election and ISR upkeep by the controller. Pure.
+//!
+//! [`reconcile`] is idempotent: it looks at every partition and decides what the live
+//! brokers require (fenced brokers leave the ISR unless they are its last member; a
+//! partition whose leader is fenced or missing gets the first live ISR member in replica
+//! order), so the controller can run it on every tick and after every fence or unfence,
+//! and a change that lost a race (its partition epoch was stale) is simply decided again.
+//! Only ISR members may lead unless `unclean.leader.election.enable` is set for the topic:
+//! an acknowledged write is then never lost to a lagging replica.
 
 use uuid::Uuid;
 
 use crate::image::{MetadataImage, PartitionImage};
 use crate::records::MetadataRecord;
 
+pub const UNCLEAN_LEADER_ELECTION: &str = "unclean.leader.election.enable";
+
 fn change(topic_id: Uuid, p: &PartitionImage, leader: i32, isr: Vec<i32>) -> MetadataRecord {
-    MetadataRecord::Partition {
+    MetadataRecord::ChangePartition {
         topic_id,
         partition: p.partition,
-        replicas: p.replicas.clone(),
-        isr,
+        expected_partition_epoch: p.partition_epoch,
         leader,
-        leader_epoch: p.leader_epoch + 1,
-        partition_epoch: p.partition_epoch + 1,
+        isr,
+        replicas: None,
     }
 }
 
@@ -23,29 +30,60 @@ fn alive(image: &MetadataImage, id: i32) -> bool {
     image.brokers.get(&id).is_some_and(|b| !b.fenced)
 }
 
-/// Moves leadership off `broker`: every partition it leads gets the first other live ISR
-/// member as leader, or goes offline (leader -1) when there is none. `broker` leaves the
-/// ISR of those partitions unless it is the last member, as in KRaft (the last ISR member
-/// keeps the partition's durability claim until it returns).
-pub fn move_leaders_away(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
+fn unclean_allowed(image: &MetadataImage, topic: &str, default: bool) -> bool {
+    image.topic_configs(topic).and_then(|c| c.get(UNCLEAN_LEADER_ELECTION)).map_or(default, |v| v == "true")
+}
+
+/// The leader and ISR `p` should have given which brokers are alive, or `None` if it is
+/// fine as it is.
+fn decide(image: &MetadataImage, p: &PartitionImage, unclean: bool) -> Option<(i32, Vec<i32>)> {
+    let live_isr: Vec<i32> = p.replicas.iter().copied().filter(|id| p.isr.contains(id) && alive(image, *id)).collect();
+    // The last ISR member keeps its place while it is down: it holds every acknowledged write.
+    let isr = if live_isr.is_empty() { p.isr.clone() } else { live_isr.clone() };
+    let leader = if p.leader >= 0 && live_isr.contains(&p.leader) {
+        p.leader
+    } else if let Some(first) = live_isr.first() {
+        *first
+    } else if let Some(replica) = p.replicas.iter().copied().find(|id| unclean && alive(image, *id)) {
+        // Unclean: a live replica outside the ISR leads, with whatever it holds.
+        return Some((replica, vec![replica]));
+    } else {
+        -1
+    };
+    let mut current_isr = p.isr.clone();
+    current_isr.sort_unstable();
+    let mut next_isr = isr.clone();
+    next_isr.sort_unstable();
+    (leader != p.leader || next_isr != current_isr).then_some((leader, isr))
+}
+
+/// Every change the live brokers require now (see the module doc).
+pub fn reconcile(image: &MetadataImage, unclean_default: bool) -> Vec<MetadataRecord> {
     let mut records = Vec::new();
     for topic in image.topics.values() {
-        for p in topic.partitions.iter().filter(|p| p.leader == broker) {
-            let others: Vec<i32> = p.isr.iter().copied().filter(|id| *id != broker).collect();
-            let leader = others.iter().copied().find(|id| alive(image, *id)).unwrap_or(-1);
-            let isr = if others.is_empty() { p.isr.clone() } else { others };
-            records.push(change(topic.topic_id, p, leader, isr));
+        let unclean = unclean_allowed(image, &topic.name, unclean_default);
+        for p in &topic.partitions {
+            if let Some((leader, isr)) = decide(image, p, unclean) {
+                records.push(change(topic.topic_id, p, leader, isr));
+            }
         }
     }
     records
 }
 
-/// Gives offline partitions a leader now that `broker` is alive again, if it is in their ISR.
-pub fn elect_returning(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord> {
+/// Preferred leader election: partitions whose first replica is alive, in the ISR and not
+/// leading get it back as leader. `only` limits it to some partitions (topic, partition).
+pub fn preferred_leaders(image: &MetadataImage, only: Option<&[(String, i32)]>) -> Vec<MetadataRecord> {
     let mut records = Vec::new();
     for topic in image.topics.values() {
-        for p in topic.partitions.iter().filter(|p| p.leader == -1 && p.isr.contains(&broker)) {
-            records.push(change(topic.topic_id, p, broker, p.isr.clone()));
+        for p in &topic.partitions {
+            if only.is_some_and(|only| !only.iter().any(|(t, i)| *t == topic.name && *i == p.partition)) {
+                continue;
+            }
+            let Some(preferred) = p.replicas.first().copied() else { continue };
+            if p.leader != preferred && p.isr.contains(&preferred) && alive(image, preferred) {
+                records.push(change(topic.topic_id, p, preferred, p.isr.clone()));
+            }
         }
     }
     records
@@ -54,6 +92,7 @@ pub fn elect_returning(image: &MetadataImage, broker: i32) -> Vec<MetadataRecord
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::ConfigResource;
 
     fn image(partitions: &[(Vec<i32>, Vec<i32>, i32)], fenced: &[i32]) -> MetadataImage {
         let id = Uuid::from_u128(1);
@@ -74,26 +113,49 @@ mod tests {
         MetadataImage::default().apply(&records)
     }
 
-    #[test]
-    fn a_fenced_leader_hands_over_to_a_live_isr_member_and_epochs_bump() {
-        let image = image(&[(vec![1, 2, 3], vec![1, 2, 3], 1), (vec![2, 1], vec![2, 1], 2)], &[1]);
-        let records = move_leaders_away(&image, 1);
-        assert_eq!(records.len(), 1, "only partitions led by broker 1 change");
-        let next = image.apply(&records);
-        let p = &next.topic("t").unwrap().partitions[0];
-        assert_eq!((p.leader, p.isr.clone(), p.leader_epoch, p.partition_epoch), (2, vec![2, 3], 5, 8));
+    fn state(image: &MetadataImage, p: usize) -> (i32, Vec<i32>, i32, i32) {
+        let p = &image.topic("t").unwrap().partitions[p];
+        (p.leader, p.isr.clone(), p.leader_epoch, p.partition_epoch)
     }
 
     #[test]
-    fn a_fenced_follower_outside_the_isr_is_never_elected() {
+    fn a_fenced_leader_hands_over_to_a_live_isr_member_and_a_fenced_follower_leaves_the_isr() {
+        let image = image(&[(vec![1, 2, 3], vec![1, 2, 3], 1), (vec![2, 1], vec![2, 1], 2)], &[1]);
+        let next = image.apply(&reconcile(&image, false));
+        assert_eq!(state(&next, 0), (2, vec![2, 3], 5, 8));
+        assert_eq!(state(&next, 1), (2, vec![2], 4, 8), "an ISR change keeps the leader epoch");
+        assert!(reconcile(&next, false).is_empty(), "nothing more to do");
+    }
+
+    #[test]
+    fn a_replica_outside_the_isr_is_never_elected_unless_unclean_election_is_on() {
         // Broker 2 is a replica but not in the ISR: with 1 fenced, the partition goes offline.
         let image = image(&[(vec![1, 2], vec![1], 1)], &[1]);
-        let next = image.apply(&move_leaders_away(&image, 1));
-        let p = &next.topic("t").unwrap().partitions[0];
-        assert_eq!((p.leader, p.isr.clone()), (-1, vec![1]), "the last ISR member keeps its place");
+        let next = image.apply(&reconcile(&image, false));
+        assert_eq!(state(&next, 0).0, -1);
+        assert_eq!(state(&next, 0).1, vec![1], "the last ISR member keeps its place");
         let back = next.apply(&[MetadataRecord::UnfenceBroker { node_id: 1 }]);
-        let again = back.apply(&elect_returning(&back, 1));
-        assert_eq!(again.topic("t").unwrap().partitions[0].leader, 1);
-        assert!(elect_returning(&back, 2).is_empty(), "2 is not in the ISR");
+        let again = back.apply(&reconcile(&back, false));
+        assert_eq!(state(&again, 0).0, 1, "the ISR member that returns leads again");
+
+        let unclean = image.apply(&reconcile(&image, true));
+        assert_eq!(state(&unclean, 0).0, 2, "the broker default allows it");
+        let config = MetadataRecord::Config {
+            resource: ConfigResource::Topic("t".into()),
+            name: UNCLEAN_LEADER_ELECTION.into(),
+            value: Some("true".into()),
+        };
+        let configured = image.apply(&[config]);
+        let unclean = configured.apply(&reconcile(&configured, false));
+        assert_eq!((state(&unclean, 0).0, state(&unclean, 0).1), (2, vec![2]), "the topic config allows it");
+    }
+
+    #[test]
+    fn preferred_leaders_return_when_in_sync() {
+        let image = image(&[(vec![1, 2], vec![2, 1], 2), (vec![3, 2], vec![2], 2)], &[]);
+        let next = image.apply(&preferred_leaders(&image, None));
+        assert_eq!(state(&next, 0).0, 1);
+        assert_eq!(state(&next, 1).0, 2, "3 is not in the ISR");
+        assert!(preferred_leaders(&image, Some(&[("t".into(), 1)])).is_empty());
     }
 }

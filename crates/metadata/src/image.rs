@@ -145,6 +145,35 @@ impl MetadataImage {
                 }
                 // Beyond the end: decided against a stale image; partitions stay dense.
             }
+            MetadataRecord::ChangePartition {
+                topic_id,
+                partition,
+                expected_partition_epoch,
+                leader,
+                isr,
+                replicas,
+            } => {
+                let Some(name) = self.topic_names_by_id.get(topic_id) else { return };
+                let topic = self.topics.get_mut(name).expect("id index and topics agree");
+                let Some(p) = usize::try_from(*partition).ok().and_then(|i| topic.partitions.get_mut(i)) else {
+                    return;
+                };
+                let replicas = replicas.as_ref().unwrap_or(&p.replicas);
+                let valid = p.partition_epoch == *expected_partition_epoch
+                    && !isr.is_empty()
+                    && isr.iter().all(|id| replicas.contains(id))
+                    && (*leader == -1 || isr.contains(leader));
+                if !valid {
+                    return; // decided against a stale partition state (or malformed): skipped everywhere
+                }
+                if p.leader != *leader {
+                    p.leader_epoch += 1;
+                }
+                p.partition_epoch += 1;
+                p.leader = *leader;
+                p.isr = isr.clone();
+                p.replicas = replicas.clone();
+            }
             MetadataRecord::Config { resource, name, value } => {
                 let entries = self.configs.entry(resource.clone()).or_default();
                 match value {
@@ -242,6 +271,41 @@ mod tests {
         let grant = |broker_id, next| MetadataRecord::ProducerIds { broker_id, next_producer_id: next };
         let image = MetadataImage::default().apply(&[grant(1, 1000)]).apply(&[grant(2, 1000)]);
         assert_eq!((image.next_producer_id, image.producer_id_block_owner), (1000, 1));
+    }
+
+    #[test]
+    fn a_partition_change_decided_against_a_stale_epoch_is_skipped() {
+        let id = Uuid::from_u128(3);
+        let image = MetadataImage::default().apply(&[
+            MetadataRecord::Topic { name: "t".into(), topic_id: id },
+            MetadataRecord::Partition {
+                topic_id: id,
+                partition: 0,
+                replicas: vec![1, 2, 3],
+                isr: vec![1, 2, 3],
+                leader: 1,
+                leader_epoch: 4,
+                partition_epoch: 9,
+            },
+        ]);
+        let change = |expected, leader, isr: Vec<i32>| MetadataRecord::ChangePartition {
+            topic_id: id,
+            partition: 0,
+            expected_partition_epoch: expected,
+            leader,
+            isr,
+            replicas: None,
+        };
+        // The leader shrinks the ISR; a controller that decided against epoch 9 loses.
+        let shrunk = image.apply(&[change(9, 1, vec![1, 2]), change(9, 3, vec![3, 2])]);
+        let p = &shrunk.topic("t").unwrap().partitions[0];
+        assert_eq!((p.leader, p.isr.clone(), p.leader_epoch, p.partition_epoch), (1, vec![1, 2], 4, 10));
+        let moved = shrunk.apply(&[change(10, 2, vec![2])]);
+        let p = &moved.topic("t").unwrap().partitions[0];
+        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (2, 5, 11), "a new leader bumps the leader epoch");
+        for bad in [change(11, 4, vec![4]), change(11, 1, vec![2]), change(11, 2, vec![])] {
+            assert_eq!(moved.apply(std::slice::from_ref(&bad)).topics, moved.topics, "{bad:?} is refused");
+        }
     }
 
     #[test]

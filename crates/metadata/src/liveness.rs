@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::election::{elect_returning, move_leaders_away};
+use crate::election::reconcile;
 use crate::image::MetadataImage;
 use crate::records::MetadataRecord;
 
@@ -16,6 +16,7 @@ pub fn decide(
     last_seen_ms: &BTreeMap<i32, i64>,
     now_ms: i64,
     session_timeout_ms: i64,
+    unclean_default: bool,
 ) -> Vec<MetadataRecord> {
     let mut records = Vec::new();
     let mut current = image.clone();
@@ -23,22 +24,16 @@ pub fn decide(
         let alive = last_seen_ms.get(id).is_some_and(|seen| now_ms.saturating_sub(*seen) <= session_timeout_ms);
         let change = match (broker.fenced && !broker.shutting_down, alive) {
             (false, false) if !broker.fenced => {
-                let fenced = current.apply(&[MetadataRecord::FenceBroker { node_id: *id, shutting_down: false }]);
-                let mut change = vec![MetadataRecord::FenceBroker { node_id: *id, shutting_down: false }];
-                change.extend(move_leaders_away(&fenced, *id));
-                change
+                vec![MetadataRecord::FenceBroker { node_id: *id, shutting_down: false }]
             }
-            (true, true) => {
-                let unfenced = current.apply(&[MetadataRecord::UnfenceBroker { node_id: *id }]);
-                let mut change = vec![MetadataRecord::UnfenceBroker { node_id: *id }];
-                change.extend(elect_returning(&unfenced, *id));
-                change
-            }
+            (true, true) => vec![MetadataRecord::UnfenceBroker { node_id: *id }],
             _ => continue,
         };
         current = current.apply(&change);
         records.extend(change);
     }
+    // Leaders and ISRs follow (also retrying any change that lost a race earlier).
+    records.extend(reconcile(&current, unclean_default));
     records
 }
 
@@ -69,21 +64,21 @@ mod tests {
     fn a_silent_broker_is_fenced_and_its_only_replica_goes_offline() {
         let image = cluster();
         let seen = BTreeMap::from([(1, 1_000), (2, 9_500)]);
-        let records = decide(&image, &seen, 10_000, 5_000);
+        let records = decide(&image, &seen, 10_000, 5_000, false);
         let next = image.apply(&records);
         assert!(next.brokers[&1].fenced && !next.brokers[&2].fenced);
         let partitions = &next.topic("t").unwrap().partitions;
         assert_eq!((partitions[0].leader, partitions[1].leader), (-1, 2));
-        assert!(decide(&next, &seen, 10_000, 5_000).is_empty(), "nothing more to do");
+        assert!(decide(&next, &seen, 10_000, 5_000, false).is_empty(), "nothing more to do");
     }
 
     #[test]
     fn a_fenced_broker_seen_again_is_unfenced_and_leads_its_partitions_again() {
         let image = cluster();
         let silent = BTreeMap::from([(2, 9_500)]);
-        let fenced = image.apply(&decide(&image, &silent, 10_000, 5_000));
+        let fenced = image.apply(&decide(&image, &silent, 10_000, 5_000, false));
         let back = BTreeMap::from([(1, 10_100), (2, 10_100)]);
-        let next = fenced.apply(&decide(&fenced, &back, 10_200, 5_000));
+        let next = fenced.apply(&decide(&fenced, &back, 10_200, 5_000, false));
         assert!(!next.brokers[&1].fenced);
         let p0 = &next.topic("t").unwrap().partitions[0];
         assert_eq!((p0.leader, p0.leader_epoch), (1, 2));
@@ -93,7 +88,9 @@ mod tests {
     fn a_broker_in_controlled_shutdown_stays_fenced_while_it_still_answers() {
         let image = cluster().apply(&[MetadataRecord::FenceBroker { node_id: 1, shutting_down: true }]);
         let seen = BTreeMap::from([(1, 10_000), (2, 10_000)]);
-        assert!(decide(&image, &seen, 10_000, 5_000).is_empty());
+        let next = image.apply(&decide(&image, &seen, 10_000, 5_000, false));
+        assert!(next.brokers[&1].fenced, "answering does not unfence a broker that is shutting down");
+        assert_eq!(next.topic("t").unwrap().partitions[0].leader, -1, "and it leads nothing");
         let registered = image.apply(&[MetadataRecord::test_broker(1, 5)]);
         assert!(!registered.brokers[&1].fenced && !registered.brokers[&1].shutting_down);
     }

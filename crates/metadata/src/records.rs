@@ -49,6 +49,21 @@ pub enum MetadataRecord {
         leader_epoch: i32,
         partition_epoch: i32,
     },
+    /// A conditional change of a partition's leader, ISR and (for reassignment) replicas,
+    /// applied only if the partition epoch is still `expected_partition_epoch`: both the
+    /// leader's ISR changes (AlterPartition) and the controller's elections are decided
+    /// against an image that may be stale, and a change decided against an older partition
+    /// state must not overwrite a newer one. Applying bumps the partition epoch, and the
+    /// leader epoch when the leader changes.
+    ChangePartition {
+        topic_id: Uuid,
+        partition: i32,
+        expected_partition_epoch: i32,
+        leader: i32,
+        isr: Vec<i32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replicas: Option<Vec<i32>>,
+    },
     /// `value: None` removes the entry.
     Config {
         resource: ConfigResource,

@@ -125,11 +125,15 @@ impl GroupCoordinator {
             // deleting old segments by age or size would lose committed offsets.
             configs.insert("retention.ms".to_string(), "-1".to_string());
             configs.insert("retention.bytes".to_string(), "-1".to_string());
+            // offsets.topic.replication.factor, capped at the live brokers (Kafka refuses to
+            // create it with fewer; a single node then needs no setting).
+            let live = broker.metadata.image().brokers.values().filter(|b| !b.fenced).count().max(1);
+            let replication = broker.config.offsets_topic_replication_factor.min(live as i32);
             let created = crate::handlers::create_topics::create_topic(
                 broker,
                 OFFSETS_TOPIC,
                 self.topic.partitions,
-                1,
+                replication,
                 &configs,
                 false,
             );

@@ -9,6 +9,10 @@
 //!
 //! Fetch sessions (KIP-227) are declined: a request for a new session gets session id 0,
 //! which tells the client to keep sending full fetch requests.
+//!
+//! A fetch with a replica id is a follower's: it reads up to the log end rather than the
+//! high watermark, waits on the log end, and tells the leader how far the follower is (its
+//! fetch offset), which moves the high watermark and may return it to the ISR.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +60,12 @@ pub struct TopicData {
     pub partitions: Vec<PartitionData>,
 }
 
+/// The follower's broker id, or `None` for a consumer.
+fn replica_id(version: i16, request: &FetchRequest) -> Option<i32> {
+    let id = if version >= 15 { request.replica_state.replica_id.0 } else { request.replica_id.0 };
+    (id >= 0).then_some(id)
+}
+
 fn resolve(ctx: &Context, request: &FetchRequest) -> Vec<TopicTarget> {
     let image = ctx.broker.metadata.image();
     request
@@ -101,7 +111,7 @@ fn error_data(index: i32, error: ResponseError) -> PartitionData {
 }
 
 /// Reads one partition. `budget` is what the response may still carry.
-fn read_target(target: &Target, budget: usize, min_one_batch: bool) -> PartitionData {
+fn read_target(target: &Target, budget: usize, min_one_batch: bool, replica: bool) -> PartitionData {
     let index = target.partition_index;
     let partition = match &target.partition {
         Ok(partition) => partition,
@@ -118,7 +128,7 @@ fn read_target(target: &Target, budget: usize, min_one_batch: bool) -> Partition
     }
     let high_watermark = partition.high_watermark();
     let (read, log_start_offset) =
-        match partition.read(target.fetch_offset, target.max_bytes.min(budget), min_one_batch) {
+        match partition.read(target.fetch_offset, target.max_bytes.min(budget), min_one_batch, replica) {
             Ok(read) => read,
             // The only failure left outside the read itself: the partition was deleted meanwhile.
             Err(_) => return error_data(index, ResponseError::UnknownTopicOrPartition),
@@ -137,7 +147,7 @@ fn read_target(target: &Target, budget: usize, min_one_batch: bool) -> Partition
 
 /// One pass over every partition; returns the data, its byte count, and whether any
 /// partition answered with an error (which ends a long poll at once, as in Kafka).
-fn read_all(targets: &[TopicTarget], max_bytes: usize) -> (Vec<TopicData>, usize, bool) {
+fn read_all(targets: &[TopicTarget], max_bytes: usize, replica: bool) -> (Vec<TopicData>, usize, bool) {
     let mut total = 0usize;
     let mut any_error = false;
     let topics = targets
@@ -147,7 +157,7 @@ fn read_all(targets: &[TopicTarget], max_bytes: usize) -> (Vec<TopicData>, usize
                 .partitions
                 .iter()
                 .map(|target| {
-                    let data = read_target(target, max_bytes.saturating_sub(total), total == 0);
+                    let data = read_target(target, max_bytes.saturating_sub(total), total == 0, replica);
                     total += data.records.as_ref().map_or(0, |r| r.len as usize);
                     any_error |= data.error != 0;
                     data
@@ -166,6 +176,10 @@ pub async fn handle(ctx: &Context<'_>, request: FetchRequest) -> Result<Frame, D
         return FetchEncoder::new(version, correlation_id).finish(ResponseError::FetchSessionIdNotFound.code(), &[]);
     }
     let targets = resolve(ctx, &request);
+    let replica = replica_id(version, &request);
+    if let Some(replica) = replica {
+        record_follower_fetches(ctx, &targets, replica);
+    }
     let max_bytes = usize::try_from(request.max_bytes).unwrap_or(0);
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     let max_wait = Duration::from_millis(
@@ -178,9 +192,12 @@ pub async fn handle(ctx: &Context<'_>, request: FetchRequest) -> Result<Frame, D
         let mut watchers: Vec<watch::Receiver<i64>> = targets
             .iter()
             .flat_map(|t| t.partitions.iter())
-            .filter_map(|t| t.partition.as_ref().ok().map(|p| p.subscribe()))
+            .filter_map(|t| {
+                let partition = t.partition.as_ref().ok()?;
+                Some(if replica.is_some() { partition.subscribe_log_end() } else { partition.subscribe() })
+            })
             .collect();
-        let (topics, total, any_error) = read_all(&targets, max_bytes);
+        let (topics, total, any_error) = read_all(&targets, max_bytes, replica.is_some());
         if total >= min_bytes
             || any_error
             || watchers.is_empty()
@@ -197,6 +214,21 @@ pub async fn handle(ctx: &Context<'_>, request: FetchRequest) -> Result<Frame, D
         }
     };
     FetchEncoder::new(version, correlation_id).finish(0, &topics)
+}
+
+/// A follower's fetch offsets tell the leader how far it is; ISR expansions this allows
+/// are proposed in the background (the fetch does not wait for the quorum).
+fn record_follower_fetches(ctx: &Context, targets: &[TopicTarget], replica: i32) {
+    let now = crate::clock::now_ms();
+    for target in targets.iter().flat_map(|t| t.partitions.iter()) {
+        let Ok(partition) = &target.partition else { continue };
+        if target.current_leader_epoch >= 0 && target.current_leader_epoch != partition.leader_epoch() {
+            continue;
+        }
+        if let Some(change) = partition.record_follower_fetch(replica, target.fetch_offset, now) {
+            crate::isr::propose(ctx.broker.clone(), partition.clone(), change);
+        }
+    }
 }
 
 /// Hand encoder for FetchResponse v4-v16 (see the module doc).

@@ -20,6 +20,7 @@ mod group_tests;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
+mod offsets_for_leader_epoch;
 mod produce;
 
 use std::net::SocketAddr;
@@ -115,6 +116,9 @@ pub async fn handle(
         }
         ApiKey::DescribeQuorum => {
             respond(api, &ctx, &describe_quorum::handle(&ctx, decode_body(api, version, body)?).await)
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            respond(api, &ctx, &offsets_for_leader_epoch::handle(&ctx, decode_body(api, version, body)?))
         }
         ApiKey::InitProducerId => respond(api, &ctx, &init_producer_id::handle(&ctx, decode_body(api, version, body)?)),
         ApiKey::FindCoordinator => {

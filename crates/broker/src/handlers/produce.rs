@@ -50,8 +50,23 @@ fn single_batch(records: &[u8], max_message_bytes: usize) -> Result<(), (Respons
     batch.validate().map_err(|e| (e.response_error(), e.to_string()))
 }
 
-async fn produce_partition(ctx: &Context<'_>, partition: &Partition, records: Option<&Bytes>, acks: i16) -> Outcome {
+async fn produce_partition(
+    ctx: &Context<'_>,
+    partition: &Partition,
+    records: Option<&Bytes>,
+    acks: i16,
+    deadline: tokio::time::Instant,
+) -> Outcome {
     let settings = partition.settings();
+    if acks == -1 {
+        let isr = partition.isr().len();
+        if isr < settings.min_insync_replicas {
+            return Outcome::error(
+                ResponseError::NotEnoughReplicas,
+                format!("{isr} in-sync replicas, min.insync.replicas is {}", settings.min_insync_replicas),
+            );
+        }
+    }
     let Some(records) = records else {
         return Outcome::error(ResponseError::InvalidRecord, "null record set".to_string());
     };
@@ -88,7 +103,50 @@ async fn produce_partition(ctx: &Context<'_>, partition: &Partition, records: Op
             return Outcome::error(ResponseError::KafkaStorageError, e.to_string());
         }
     }
+    if acks == -1 {
+        if let Err((error, message)) =
+            wait_for_isr(ctx, partition, info.last_offset + 1, settings.min_insync_replicas, deadline).await
+        {
+            return Outcome::error(error, message);
+        }
+    }
     Outcome { error: ResponseError::UnknownServerError, message: None, append: Some(info), log_start_offset }
+}
+
+/// acks=all: waits until the high watermark covers `required` (every ISR member holds the
+/// batch), bounded by the request's timeout. Each connection parks at most one request, so
+/// waiting produces are bounded by `max.connections` (Kafka's delayed-produce purgatory).
+async fn wait_for_isr(
+    ctx: &Context<'_>,
+    partition: &Partition,
+    required: i64,
+    min_insync: usize,
+    deadline: tokio::time::Instant,
+) -> Result<(), (ResponseError, Option<String>)> {
+    let mut watermark = partition.subscribe();
+    let mut stop = ctx.stop.clone();
+    loop {
+        if partition.high_watermark() >= required {
+            let isr = partition.isr().len();
+            if isr < min_insync {
+                let why = format!("written, but the ISR shrank to {isr} below min.insync.replicas {min_insync}");
+                return Err((ResponseError::NotEnoughReplicasAfterAppend, Some(why)));
+            }
+            return Ok(());
+        }
+        if !partition.is_leader() {
+            return Err((ResponseError::NotLeaderOrFollower, None));
+        }
+        tokio::select! {
+            changed = watermark.changed() => if changed.is_err() {
+                return Err((ResponseError::UnknownTopicOrPartition, None));
+            },
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err((ResponseError::RequestTimedOut, Some("the in-sync replicas did not acknowledge in time".into())));
+            }
+            _ = stop.changed() => return Err((ResponseError::NotLeaderOrFollower, Some("broker shutting down".into()))),
+        }
+    }
 }
 
 fn partition_response(index: i32, outcome: Outcome) -> PartitionProduceResponse {
@@ -124,6 +182,8 @@ pub enum Reply {
 
 pub async fn handle(ctx: &Context<'_>, request: ProduceRequest) -> Reply {
     let acks = request.acks;
+    let timeout_ms = u64::try_from(request.timeout_ms).unwrap_or(0).min(ctx.broker.config.request_timeout_ms);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
     let acks_valid = matches!(acks, -1..=1);
     let image = ctx.broker.metadata.image();
     let mut responses = Vec::with_capacity(request.topic_data.len());
@@ -150,7 +210,7 @@ pub async fn handle(ctx: &Context<'_>, request: ProduceRequest) -> Reply {
                 )
             } else {
                 match ctx.broker.replicas.led_partition(&image, name, data.index) {
-                    Ok(partition) => produce_partition(ctx, &partition, data.records.as_ref(), acks).await,
+                    Ok(partition) => produce_partition(ctx, &partition, data.records.as_ref(), acks, deadline).await,
                     Err(error) => Outcome::error(error, None),
                 }
             };

@@ -1,0 +1,401 @@
+//! Followers copy their partitions from the leaders: per source broker, a bounded number of
+//! fetcher tasks (`num.replica.fetchers`), each with one connection, sending Fetch requests
+//! with this node's replica id and the leader epoch it follows.
+//!
+//! A partition that starts following (or follows a new leader epoch) first truncates:
+//! it asks the leader with OffsetsForLeaderEpoch where its own latest epoch ends there and
+//! cuts its log at the smaller of that and its own end for that epoch, repeating with the
+//! next older epoch when the leader answers with one this replica does not hold (Kafka's
+//! KIP-101/KIP-279). Only then does it fetch, from its log end. Appends and truncations
+//! check, under the partition's state lock, that the replica still follows the same leader
+//! and epoch, so a late answer from a deposed leader changes nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
+use kafka_protocol::messages::{BrokerId, FetchRequest, OffsetForLeaderEpochRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use runnel_client::Connection;
+use runnel_protocol::batch::LOG_OVERHEAD;
+use runnel_protocol::ResponseError;
+use runnel_storage::leader_epoch::UNDEFINED_EPOCH_OFFSET;
+use runnel_storage::StorageError;
+use tokio::sync::{watch, Notify};
+
+use crate::broker::Broker;
+use crate::clock::now_ms;
+use crate::partition::{Partition, PartitionError, Role};
+
+/// Fetch v12: the last version with the replica id in the body and topic names.
+const FETCH_VERSION: i16 = 12;
+const OFFSETS_FOR_LEADER_EPOCH_VERSION: i16 = 4;
+/// Connecting to a leader; an unreachable one must not hold the fetcher up for long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// A request beyond the fetch wait: the leader is considered unreachable after this.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a fetcher knows of one partition it copies.
+#[derive(Clone)]
+struct Target {
+    partition: Arc<Partition>,
+    leader_epoch: i32,
+    /// Truncation (OffsetsForLeaderEpoch) must run before fetching.
+    truncate: bool,
+}
+
+type Key = (String, i32);
+/// Partitions wanted per fetcher: key, partition, leader epoch.
+type Assignment = HashMap<(i32, usize), Vec<(Key, Arc<Partition>, i32)>>;
+
+struct Fetcher {
+    leader: i32,
+    targets: Mutex<BTreeMap<Key, Target>>,
+    wake: Notify,
+}
+
+/// Every fetcher of this node, by (source broker, fetcher number).
+#[derive(Default)]
+pub struct ReplicaFetchers {
+    fetchers: Mutex<HashMap<(i32, usize), Arc<Fetcher>>>,
+}
+
+impl ReplicaFetchers {
+    /// Assigns every partition this node follows to a fetcher of its leader (starting
+    /// fetchers as needed) and takes away the ones it no longer follows.
+    pub fn update(&self, broker: &Arc<Broker>, stop: &watch::Receiver<bool>) {
+        let per_leader = broker.config.replication.num_fetchers.max(1);
+        let mut desired: Assignment = HashMap::new();
+        for partition in broker.replicas.all_partitions() {
+            if let Role::Follower { leader } = partition.role() {
+                let slot = (partition.index as usize + partition.topic.len()) % per_leader;
+                let key = (partition.topic.clone(), partition.index);
+                let epoch = partition.leader_epoch();
+                desired.entry((leader, slot)).or_default().push((key, partition, epoch));
+            }
+        }
+        let mut fetchers = self.fetchers.lock().expect("fetchers lock");
+        for (id, fetcher) in fetchers.iter() {
+            let wanted = desired.get(id);
+            let mut targets = fetcher.targets.lock().expect("targets lock");
+            let before = targets.len();
+            targets.retain(|key, target| {
+                wanted.is_some_and(|w| {
+                    w.iter().any(|(k, p, e)| k == key && Arc::ptr_eq(p, &target.partition) && *e == target.leader_epoch)
+                })
+            });
+            if targets.len() != before {
+                fetcher.wake.notify_one();
+            }
+        }
+        for (id, wanted) in desired {
+            let fetcher = fetchers.entry(id).or_insert_with(|| {
+                let fetcher =
+                    Arc::new(Fetcher { leader: id.0, targets: Mutex::new(BTreeMap::new()), wake: Notify::new() });
+                tokio::spawn(run(broker.clone(), fetcher.clone(), stop.clone()));
+                tracing::info!(leader = id.0, fetcher = id.1, "replica fetcher started");
+                fetcher
+            });
+            let mut targets = fetcher.targets.lock().expect("targets lock");
+            let mut added = false;
+            for (key, partition, leader_epoch) in wanted {
+                targets.entry(key).or_insert_with(|| {
+                    added = true;
+                    Target { partition, leader_epoch, truncate: true }
+                });
+            }
+            if added {
+                fetcher.wake.notify_one();
+            }
+        }
+    }
+}
+
+fn leader_address(broker: &Broker, leader: i32) -> Option<String> {
+    broker.metadata.image().brokers.get(&leader).map(|b| format!("{}:{}", b.host, b.port))
+}
+
+async fn connect(address: &str) -> Option<Connection> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(address)).await {
+        Ok(Ok(mut connection)) => {
+            connection.set_timeout(REQUEST_TIMEOUT);
+            connection.set_client_id("runnel-replica-fetcher");
+            Some(connection)
+        }
+        _ => None,
+    }
+}
+
+async fn run(broker: Arc<Broker>, fetcher: Arc<Fetcher>, mut stop: watch::Receiver<bool>) {
+    let backoff = Duration::from_millis(broker.config.replication.fetch_backoff_ms.max(10));
+    let mut connection: Option<(String, Connection)> = None;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let targets: Vec<(Key, Target)> =
+            fetcher.targets.lock().expect("targets lock").iter().map(|(k, t)| (k.clone(), t.clone())).collect();
+        let progress = if targets.is_empty() {
+            connection = None;
+            tokio::select! {
+                _ = fetcher.wake.notified() => {}
+                _ = stop.changed() => return,
+            }
+            continue;
+        } else {
+            let Some(address) = leader_address(&broker, fetcher.leader) else {
+                pause(&fetcher, &mut stop, backoff).await;
+                continue;
+            };
+            if connection.as_ref().is_none_or(|(a, _)| *a != address) {
+                connection = connect(&address).await.map(|c| (address, c));
+            }
+            let Some((_, conn)) = connection.as_mut() else {
+                pause(&fetcher, &mut stop, backoff).await;
+                continue;
+            };
+            let truncating: Vec<&(Key, Target)> = targets.iter().filter(|(_, t)| t.truncate).collect();
+            let outcome = if truncating.is_empty() {
+                fetch_once(&broker, &fetcher, conn, &targets).await
+            } else {
+                truncate(&broker, &fetcher, conn, &truncating).await
+            };
+            match outcome {
+                Ok(progress) => progress,
+                Err(e) => {
+                    tracing::debug!(leader = fetcher.leader, error = %e, "replica fetch failed; reconnecting");
+                    connection = None;
+                    false
+                }
+            }
+        };
+        if !progress {
+            pause(&fetcher, &mut stop, backoff).await;
+        }
+    }
+}
+
+/// Waits `backoff`, or less if the fetcher's partitions change or the node stops.
+async fn pause(fetcher: &Fetcher, stop: &mut watch::Receiver<bool>, backoff: Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(backoff) => {}
+        _ = fetcher.wake.notified() => {}
+        _ = stop.changed() => {}
+    }
+}
+
+fn mark(fetcher: &Fetcher, key: &Key, epoch: i32, truncate: bool) {
+    if let Some(target) = fetcher.targets.lock().expect("targets lock").get_mut(key) {
+        if target.leader_epoch == epoch {
+            target.truncate = truncate;
+        }
+    }
+}
+
+/// One round of OffsetsForLeaderEpoch for the partitions that must truncate. Returns
+/// whether any partition moved on.
+async fn truncate(
+    broker: &Broker,
+    fetcher: &Fetcher,
+    conn: &mut Connection,
+    targets: &[&(Key, Target)],
+) -> Result<bool, String> {
+    let mut asked: BTreeMap<String, Vec<(i32, i32, Target)>> = BTreeMap::new();
+    let mut progress = false;
+    for (key, target) in targets {
+        match target.partition.latest_epoch() {
+            Ok(Some(epoch)) => asked.entry(key.0.clone()).or_default().push((key.1, epoch, target.clone())),
+            // An empty log has nothing to cut: fetch from its end.
+            Ok(None) => {
+                mark(fetcher, key, target.leader_epoch, false);
+                progress = true;
+            }
+            Err(e) => tracing::warn!(topic = %key.0, partition = key.1, error = %e, "reading the epoch cache failed"),
+        }
+    }
+    if asked.is_empty() {
+        return Ok(progress);
+    }
+    let request = OffsetForLeaderEpochRequest::default().with_replica_id(BrokerId(broker.config.node_id)).with_topics(
+        asked
+            .iter()
+            .map(|(topic, parts)| {
+                OffsetForLeaderTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(topic.clone())))
+                    .with_partitions(
+                        parts
+                            .iter()
+                            .map(|(index, epoch, target)| {
+                                OffsetForLeaderPartition::default()
+                                    .with_partition(*index)
+                                    .with_current_leader_epoch(target.leader_epoch)
+                                    .with_leader_epoch(*epoch)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    );
+    let response = conn.send(&request, OFFSETS_FOR_LEADER_EPOCH_VERSION).await.map_err(|e| e.to_string())?;
+    for topic in response.topics {
+        let name = topic.topic.0.to_string();
+        let Some(parts) = asked.get(&name) else { continue };
+        for answer in topic.partitions {
+            let Some((_, asked_epoch, target)) = parts.iter().find(|(i, _, _)| *i == answer.partition) else {
+                continue;
+            };
+            if answer.error_code != 0 {
+                tracing::debug!(topic = %name, partition = answer.partition, error = answer.error_code, "leader cannot answer for epochs yet");
+                continue;
+            }
+            let key = (name.clone(), answer.partition);
+            let following = (fetcher.leader, target.leader_epoch);
+            match truncation_point(&target.partition, *asked_epoch, answer.leader_epoch, answer.end_offset) {
+                Ok((offset, complete)) => match target.partition.truncate_to(following, offset) {
+                    Ok(Some(end)) => {
+                        tracing::info!(topic = %name, partition = answer.partition, end, complete, "truncated before following");
+                        mark(fetcher, &key, target.leader_epoch, !complete);
+                        progress = true;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(topic = %name, partition = answer.partition, error = %e, "truncation failed")
+                    }
+                },
+                Err(e) => {
+                    tracing::error!(topic = %name, partition = answer.partition, error = %e, "epoch lookup failed")
+                }
+            }
+        }
+    }
+    Ok(progress)
+}
+
+/// Where to cut, and whether that settles it (Kafka's `getOffsetTruncationState`).
+fn truncation_point(
+    partition: &Partition,
+    asked_epoch: i32,
+    leader_epoch: i32,
+    leader_end: i64,
+) -> Result<(i64, bool), PartitionError> {
+    let own_end = partition.log_end_offset();
+    if leader_end == UNDEFINED_EPOCH_OFFSET {
+        // The leader knows no epoch this old: keep only what was known committed.
+        return Ok((partition.high_watermark().min(own_end), true));
+    }
+    let (own_epoch, own_epoch_end) = partition.end_offset_for_epoch(leader_epoch)?;
+    if own_epoch_end == UNDEFINED_EPOCH_OFFSET {
+        return Ok((leader_end.min(own_end), true));
+    }
+    if own_epoch != leader_epoch {
+        // The leader answered with an epoch this replica does not hold: cut to the end of
+        // our older epoch and ask again with it.
+        let _ = asked_epoch;
+        return Ok((own_epoch_end.min(own_end), false));
+    }
+    Ok((leader_end.min(own_epoch_end).min(own_end), true))
+}
+
+/// Whole batches of `records` (a leader sends whole batches; be strict anyway).
+fn whole_batches(records: &Bytes) -> Bytes {
+    let mut at = 0usize;
+    while records.len() - at >= LOG_OVERHEAD {
+        let length = i32::from_be_bytes(records[at + 8..at + 12].try_into().expect("4 bytes"));
+        let Ok(length) = usize::try_from(length) else { break };
+        if at + LOG_OVERHEAD + length > records.len() {
+            break;
+        }
+        at += LOG_OVERHEAD + length;
+    }
+    records.slice(..at)
+}
+
+/// One Fetch for every partition ready to fetch. Returns whether anything moved.
+async fn fetch_once(
+    broker: &Broker,
+    fetcher: &Fetcher,
+    conn: &mut Connection,
+    targets: &[(Key, Target)],
+) -> Result<bool, String> {
+    let config = &broker.config.replication;
+    let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
+    for (key, target) in targets {
+        topics.entry(key.0.as_str()).or_default().push(
+            FetchPartition::default()
+                .with_partition(key.1)
+                .with_current_leader_epoch(target.leader_epoch)
+                .with_fetch_offset(target.partition.log_end_offset())
+                .with_last_fetched_epoch(-1)
+                .with_log_start_offset(-1)
+                .with_partition_max_bytes(config.fetch_max_bytes),
+        );
+    }
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(broker.config.node_id))
+        .with_max_wait_ms(i32::try_from(config.fetch_wait_max_ms).unwrap_or(i32::MAX))
+        .with_min_bytes(1)
+        .with_max_bytes(config.fetch_response_max_bytes)
+        .with_session_id(0)
+        .with_session_epoch(-1)
+        .with_topics(
+            topics
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        );
+    let response = conn.send(&request, FETCH_VERSION).await.map_err(|e| e.to_string())?;
+    if response.error_code != 0 {
+        return Err(format!("fetch error {}", response.error_code));
+    }
+    // Every partition refused (not leader yet, epoch mismatch): back off before asking again.
+    let mut refused = 0usize;
+    let now = now_ms();
+    for topic in response.responses {
+        let name = topic.topic.0.to_string();
+        for data in topic.partitions {
+            let key = (name.clone(), data.partition_index);
+            let Some((_, target)) = targets.iter().find(|(k, _)| *k == key) else { continue };
+            let following = (fetcher.leader, target.leader_epoch);
+            let partition = &target.partition;
+            match ResponseError::try_from_code(data.error_code) {
+                None => {
+                    let records = data.records.as_ref().map(whole_batches).unwrap_or_default();
+                    if records.is_empty() {
+                        partition.follow_high_watermark(data.high_watermark);
+                        continue;
+                    }
+                    match partition.append_as_follower(following, &records, data.high_watermark, now) {
+                        Ok(_) => {}
+                        Err(PartitionError::Storage(StorageError::NonContiguous { .. })) => {
+                            mark(fetcher, &key, target.leader_epoch, true);
+                        }
+                        Err(e) => {
+                            tracing::error!(topic = %name, partition = key.1, error = %e, "follower append failed")
+                        }
+                    }
+                }
+                Some(ResponseError::OffsetOutOfRange) => {
+                    if data.log_start_offset > partition.log_end_offset() {
+                        // The leader deleted what we lack (retention): start at its log start.
+                        let _ = partition.truncate_fully_and_start_at(following, data.log_start_offset);
+                    } else {
+                        mark(fetcher, &key, target.leader_epoch, true);
+                    }
+                }
+                Some(error) => {
+                    refused += 1;
+                    tracing::debug!(topic = %name, partition = key.1, ?error, "leader refused the fetch");
+                }
+            }
+        }
+    }
+    // An empty answer waited at the leader already (long poll): fetch again at once.
+    Ok(refused < targets.len())
+}
