@@ -1,0 +1,223 @@
+//! Replication with real `runnel server` processes: followers copy their leaders byte for
+//! byte, acks=all waits for the in-sync replicas, a killed leader loses no acknowledged
+//! write and comes back as a follower that truncates and catches up, and acks=all is
+//! refused when the ISR is below `min.insync.replicas`.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{ProduceRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use runnel_client::Connection;
+use support::cluster::*;
+use support::*;
+
+/// Replicas may take this long to converge after the last write or a restart.
+const CONVERGE: Duration = Duration::from_secs(60);
+
+/// Fast failure detection, so a test does not wait Kafka's 30 s defaults.
+const FAST: &[&str] = &[
+    "--set",
+    "replica.lag.time.max.ms=3000",
+    "--set",
+    "broker.session.timeout.ms=3000",
+    "--set",
+    "broker.heartbeat.interval.ms=500",
+    "--set",
+    "replica.fetch.backoff.ms=200",
+];
+
+/// Three combined nodes, once every node lists all three brokers.
+async fn three_nodes() -> Cluster {
+    let cluster = Cluster::start(&[1, 2, 3].map(|id| Spec::combined(id).with_args(FAST)));
+    for id in [1, 2, 3] {
+        eventually(CONVERGE, "every node to list three brokers", || async {
+            let view = cluster.view(id).await?;
+            if view.brokers.len() == 3 {
+                Ok(())
+            } else {
+                Err(format!("node {id} lists {:?}", view.brokers.keys()))
+            }
+        })
+        .await;
+    }
+    cluster
+}
+
+fn bootstrap(cluster: &Cluster, ids: &[i32]) -> String {
+    ids.iter().map(|id| cluster.kafka_addr(*id)).collect::<Vec<_>>().join(",")
+}
+
+/// The bytes of every segment of `topic`-`partition` on `node`, in offset order.
+fn log_bytes(node: &Node, topic: &str, partition: i32) -> Vec<u8> {
+    let dir = node.data_dir().join(format!("{topic}-{partition}"));
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map(|entries| entries.map(|e| e.expect("dir entry").path()).collect())
+        .unwrap_or_default();
+    files.retain(|p: &std::path::PathBuf| p.extension().is_some_and(|e| e == "log"));
+    files.sort();
+    files.iter().flat_map(|f| std::fs::read(f).expect("segment readable")).collect()
+}
+
+/// Waits until the replicas on `nodes` of every partition hold the same bytes, at least
+/// `min_bytes`.
+async fn replicas_identical(cluster: &Cluster, nodes: &[i32], topic: &str, partitions: i32, min_bytes: usize) {
+    eventually(CONVERGE, "every replica to hold the same bytes", || async {
+        for p in 0..partitions {
+            let logs: BTreeMap<i32, Vec<u8>> =
+                nodes.iter().map(|id| (*id, log_bytes(cluster.node(*id), topic, p))).collect();
+            let sizes: BTreeMap<i32, usize> = logs.iter().map(|(id, b)| (*id, b.len())).collect();
+            let first = logs.values().next().expect("a node");
+            if first.len() < min_bytes || logs.values().any(|b| b != first) {
+                return Err(format!("partition {p}: bytes per node {sizes:?}"));
+            }
+        }
+        Ok(())
+    })
+    .await;
+}
+
+/// Waits until every running node lists every partition of `topic` with a leader and a
+/// full ISR, the same everywhere; returns that view.
+async fn fully_in_sync(cluster: &Cluster, ids: &[i32], topic: &str) -> TopicView {
+    eventually(CONVERGE, "every partition to have a leader and a full ISR on every node", || async {
+        let mut seen: Option<TopicView> = None;
+        for id in ids {
+            let view = cluster.view(*id).await?;
+            let t = view.topic(topic).ok_or(format!("topic missing on node {id}"))?.clone();
+            if let Some(p) = t.partitions.iter().find(|p| p.leader < 0 || p.isr.len() != p.replicas.len()) {
+                return Err(format!("node {id}: {p:?}"));
+            }
+            if seen.as_ref().is_some_and(|s| s.partitions != t.partitions) {
+                return Err(format!("nodes disagree: {seen:?} vs node {id}: {t:?}"));
+            }
+            seen = Some(t);
+        }
+        Ok(seen.expect("at least one node"))
+    })
+    .await
+}
+
+fn messages(tag: &str, count: usize) -> Vec<Msg> {
+    (0..count).map(|i| Msg::new(format!("k{}", i % 17), format!("{tag}-{i:06}-{}", "x".repeat(200)))).collect()
+}
+
+/// Every acknowledged message is read back exactly once, at the offset it was acknowledged with.
+fn assert_exactly_once(sent: &[(Msg, Placed)], read: &[Received]) {
+    let by_place: BTreeMap<Placed, &Msg> = read.iter().map(|r| (r.placed, &r.msg)).collect();
+    assert_eq!(by_place.len(), read.len(), "no offset read twice");
+    for (msg, placed) in sent {
+        assert_eq!(by_place.get(placed), Some(&msg), "acknowledged at {placed:?}");
+    }
+    let mut values: Vec<&Vec<u8>> = read.iter().map(|r| &r.msg.value).collect();
+    values.sort();
+    values.dedup();
+    assert_eq!(values.len(), read.len(), "no message stored twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_all_writes_reach_every_replica_byte_for_byte() {
+    let cluster = three_nodes().await;
+    create_topic_via(cluster.kafka_addr(1), "rep", 3, 3).await.unwrap_or_else(|e| panic!("creating rep: {e}"));
+    let all = bootstrap(&cluster, &[1, 2, 3]);
+    let producer = producer(&all, &[("acks", "all")]);
+    let sent = messages("a", 3_000);
+    let placed = produce_all(&producer, "rep", None, &sent, None).await;
+    let view = fully_in_sync(&cluster, &[1, 2, 3], "rep").await;
+    assert!(view.partitions.iter().all(|p| p.replicas.len() == 3));
+    replicas_identical(&cluster, &[1, 2, 3], "rep", 3, 1).await;
+    let read = read_back(&all, "rep", 3, sent.len()).await;
+    let pairs: Vec<(Msg, Placed)> = sent.into_iter().zip(placed).collect();
+    assert_exactly_once(&pairs, &read);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_leader_loses_no_acknowledged_write_and_returns_as_an_identical_follower() {
+    let mut cluster = three_nodes().await;
+    create_topic_with_configs_via(cluster.kafka_addr(1), "fail", 1, 3, &[("min.insync.replicas", "2")])
+        .await
+        .unwrap_or_else(|e| panic!("creating fail: {e}"));
+    let before = fully_in_sync(&cluster, &[1, 2, 3], "fail").await;
+    let leader = before.partitions[0].leader;
+    let survivors: Vec<i32> = [1, 2, 3].into_iter().filter(|id| *id != leader).collect();
+
+    let first = messages("before", 1_000);
+    let producer_all = producer(&bootstrap(&cluster, &[1, 2, 3]), &[("acks", "all")]);
+    let placed_first = produce_all(&producer_all, "fail", Some(0), &first, None).await;
+    drop(producer_all);
+
+    cluster.kill9(leader);
+    let moved = eventually(CONVERGE, "a survivor to lead", || async {
+        let view = cluster.view(survivors[0]).await?;
+        let p = view.topic("fail").ok_or("topic missing")?.partitions[0].clone();
+        if survivors.contains(&p.leader) {
+            Ok(p)
+        } else {
+            Err(format!("{p:?}"))
+        }
+    })
+    .await;
+    assert!(!moved.isr.contains(&leader), "the dead leader left the ISR: {moved:?}");
+
+    let second = messages("after", 1_000);
+    let producer_survivors = producer(&bootstrap(&cluster, &survivors), &[("acks", "all")]);
+    let placed_second = produce_all(&producer_survivors, "fail", Some(0), &second, None).await;
+    assert!(placed_second.iter().all(|p| p.offset >= 1_000), "written after the acknowledged ones");
+
+    cluster.restart(&[leader]);
+    fully_in_sync(&cluster, &[1, 2, 3], "fail").await;
+    replicas_identical(&cluster, &[1, 2, 3], "fail", 1, 1).await;
+    let read = read_back(&bootstrap(&cluster, &[1, 2, 3]), "fail", 1, 2_000).await;
+    let pairs: Vec<(Msg, Placed)> =
+        first.into_iter().zip(placed_first).chain(second.into_iter().zip(placed_second)).collect();
+    assert_exactly_once(&pairs, &read);
+}
+
+/// A raw Produce v9 of one small batch with `acks`; returns the partition's error code.
+async fn raw_produce(addr: &str, topic: &str, acks: i16) -> i16 {
+    let batch = runnel_protocol::batch::build_batch(0, &[b"raw".as_slice()]);
+    let request = ProduceRequest::default().with_acks(acks).with_timeout_ms(5_000).with_topic_data(vec![
+        TopicProduceData::default().with_name(TopicName(StrBytes::from_string(topic.to_string()))).with_partition_data(
+            vec![PartitionProduceData::default().with_index(0).with_records(Some(Bytes::from(batch)))],
+        ),
+    ]);
+    let mut conn = Connection::connect(addr).await.expect("connect");
+    let response = conn.send(&request, 9).await.expect("produce response");
+    response.responses[0].partition_responses[0].error_code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_all_is_refused_while_the_isr_is_below_min_insync_replicas() {
+    let mut cluster = three_nodes().await;
+    create_topic_with_configs_via(cluster.kafka_addr(1), "strict", 1, 2, &[("min.insync.replicas", "2")])
+        .await
+        .unwrap_or_else(|e| panic!("creating strict: {e}"));
+    let p = fully_in_sync(&cluster, &[1, 2, 3], "strict").await.partitions[0].clone();
+    let follower = *p.replicas.iter().find(|id| **id != p.leader).expect("two replicas");
+    let leader_addr = cluster.kafka_addr(p.leader).to_string();
+    assert_eq!(raw_produce(&leader_addr, "strict", -1).await, 0, "two in sync: acks=all succeeds");
+
+    cluster.kill9(follower);
+    eventually(CONVERGE, "the ISR to shrink to the leader", || async {
+        let view = cluster.view(p.leader).await?;
+        let now = view.topic("strict").ok_or("topic missing")?.partitions[0].clone();
+        if now.isr == vec![p.leader] {
+            Ok(())
+        } else {
+            Err(format!("{now:?}"))
+        }
+    })
+    .await;
+    const NOT_ENOUGH_REPLICAS: i16 = 19;
+    assert_eq!(raw_produce(&leader_addr, "strict", -1).await, NOT_ENOUGH_REPLICAS);
+    assert_eq!(raw_produce(&leader_addr, "strict", 1).await, 0, "acks=1 does not need the ISR");
+
+    cluster.restart(&[follower]);
+    fully_in_sync(&cluster, &[1, 2, 3], "strict").await;
+    assert_eq!(raw_produce(&leader_addr, "strict", -1).await, 0, "back in sync: acks=all succeeds again");
+    replicas_identical(&cluster, &p.replicas, "strict", 1, 1).await;
+}
