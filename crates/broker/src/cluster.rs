@@ -181,6 +181,11 @@ pub fn follow_image(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> Opt
                 tracing::error!(error = %e, "opening partitions from the replicated metadata failed");
             }
             broker.fetchers.update(&broker, &stop);
+            // The group coordinator moves with the leadership of the offsets partitions.
+            let loaded = tokio::task::block_in_place(|| broker.groups.load(&broker.replicas, &image, now_ms()));
+            if let Err(e) = loaded {
+                tracing::error!(error = %e, "loading consumer groups after a leadership change failed");
+            }
         }
     }))
 }

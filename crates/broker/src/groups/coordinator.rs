@@ -38,8 +38,15 @@ const PARK_SAFETY_MARGIN_MS: u64 = 10_000;
 
 struct Shard {
     partition: i32,
+    /// The leader epoch of the offsets partition when this node loaded it: a new epoch (a
+    /// leadership that moved away and back) means the state must be read again.
+    leader_epoch: i32,
     state: Mutex<ShardState>,
 }
+
+/// How long a group write waits for the in-sync replicas of its offsets partition (Kafka's
+/// `offsets.commit.timeout.ms`).
+const GROUP_WRITE_REPLICATION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the offsets topic is created with, from the broker's `offsets.topic.*` settings.
 #[derive(Debug, Clone)]
@@ -81,22 +88,38 @@ impl GroupCoordinator {
         &self.config
     }
 
-    /// Rebuilds every group by replaying the offsets topic, if it exists. Start-up only.
+    /// Makes this node the coordinator of exactly the offsets partitions it leads: a
+    /// partition it has just come to lead (or leads in a new epoch) is replayed from its log
+    /// into a fresh shard; one it no longer leads is unloaded (its parked requests end with
+    /// NOT_COORDINATOR and its clients look the coordinator up again). Runs at start-up and
+    /// after every metadata change, so the coordinator moves with leadership.
     pub fn load(&self, replicas: &ReplicaManager, image: &MetadataImage, now_ms: i64) -> Result<(), GroupLoadError> {
         let Some(topic) = image.topic(OFFSETS_TOPIC) else { return Ok(()) };
+        let current = self.shards.read().expect("shards lock").clone();
         let mut shards = Vec::with_capacity(topic.partitions.len());
-        let (mut records, mut skipped, mut groups) = (0, 0, 0);
+        let (mut records, mut skipped, mut groups, mut changed) = (0, 0, 0, current.len() != topic.partitions.len());
         for p in &topic.partitions {
-            let Some(partition) = replicas.partition(OFFSETS_TOPIC, p.partition) else {
+            let existing = current.get(p.partition as usize).cloned().flatten();
+            let Some(partition) = replicas.partition(OFFSETS_TOPIC, p.partition).filter(|x| x.is_leader()) else {
+                changed |= existing.is_some();
                 shards.push(None);
                 continue;
             };
+            if let Some(shard) = existing.filter(|s| s.leader_epoch == partition.leader_epoch()) {
+                shards.push(Some(shard));
+                continue;
+            }
+            changed = true;
             let mut state = ShardState::default();
             let stats = loader::replay(&partition, &mut state, now_ms)?;
             records += stats.records;
             skipped += stats.skipped;
             groups += state.groups.len();
-            shards.push(Some(Arc::new(Shard { partition: p.partition, state: Mutex::new(state) })));
+            let leader_epoch = partition.leader_epoch();
+            shards.push(Some(Arc::new(Shard { partition: p.partition, leader_epoch, state: Mutex::new(state) })));
+        }
+        if !changed {
+            return Ok(());
         }
         tracing::info!(groups, records, skipped, partitions = shards.len(), "loaded consumer groups");
         *self.shards.write().expect("shards lock") = shards;
@@ -177,8 +200,11 @@ impl GroupCoordinator {
         }
         self.ensure_ready(broker)?;
         let shard = self.shard_for(group_id).ok_or(ResponseError::CoordinatorNotAvailable)?;
-        let partition =
-            broker.replicas.partition(OFFSETS_TOPIC, shard.partition).ok_or(ResponseError::NotCoordinator)?;
+        let partition = broker
+            .replicas
+            .partition(OFFSETS_TOPIC, shard.partition)
+            .filter(|p| p.is_leader() && p.leader_epoch() == shard.leader_epoch)
+            .ok_or(ResponseError::NotCoordinator)?;
         let mut state = shard.state.lock().expect("shard lock");
         if parks && state.waiter_count() >= self.parked_per_shard_max {
             tracing::warn!(limit = self.parked_per_shard_max, "too many parked group requests");
@@ -203,13 +229,27 @@ impl GroupCoordinator {
         Ok((landed, last_offset.map(|offset| (partition, offset))))
     }
 
-    /// With `log.flush.before.ack`, waits until the records are on disk.
+    /// Waits until the in-sync replicas hold the records (acks=all, as Kafka's coordinator
+    /// writes) and, with `log.flush.before.ack`, until they are on disk here.
     async fn settle(broker: &Broker, written: Option<(Arc<Partition>, i64)>) -> Result<(), ResponseError> {
         let Some((partition, last_offset)) = written else { return Ok(()) };
+        let required = last_offset + 1;
+        let mut watermark = partition.subscribe();
+        let deadline = tokio::time::Instant::now() + GROUP_WRITE_REPLICATION_TIMEOUT;
+        while partition.high_watermark() < required {
+            if !partition.is_leader() {
+                return Err(ResponseError::NotCoordinator);
+            }
+            match tokio::time::timeout_at(deadline, watermark.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(ResponseError::NotCoordinator),
+                Err(_) => return Err(ResponseError::CoordinatorNotAvailable),
+            }
+        }
         if !broker.config.log_flush_before_ack {
             return Ok(());
         }
-        partition.make_durable(last_offset + 1).await.map_err(|error| {
+        partition.make_durable(required).await.map_err(|error| {
             tracing::error!(%error, "fsync of group records failed");
             ResponseError::NotCoordinator
         })

@@ -32,15 +32,17 @@ pub struct ReplayStats {
     pub skipped: u64,
 }
 
-/// Replays `partition` from its log start to its high watermark into `state`, then gives
-/// every loaded member a full session.
+/// Replays `partition` from its log start to its log end into `state`, then gives every
+/// loaded member a full session. To the log end, not the high watermark: a new leader is
+/// in the ISR and holds every committed write, but learns the high watermark only as its
+/// followers fetch (Kafka's coordinator also loads to the log end).
 pub fn replay(partition: &Partition, state: &mut ShardState, now_ms: i64) -> Result<ReplayStats, GroupLoadError> {
     let topic = partition.topic.clone();
     let index = partition.index;
     let partition_error = |source| GroupLoadError::Partition { topic: topic.clone(), partition: index, source };
     let mut stats = ReplayStats::default();
     let mut offset = partition.with_log(|log| Ok(log.log_start_offset())).map_err(partition_error)?;
-    let end = partition.high_watermark();
+    let end = partition.log_end_offset();
     while offset < end {
         let read = partition.with_log(|log| log.read(offset, REPLAY_READ_BYTES, end, true)).map_err(partition_error)?;
         let Some(slice) = read.slice else { break };
