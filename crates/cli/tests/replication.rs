@@ -1,7 +1,8 @@
 //! Replication with real `runnel server` processes: followers copy their leaders byte for
 //! byte, acks=all waits for the in-sync replicas, a killed leader loses no acknowledged
 //! write and comes back as a follower that truncates and catches up, and acks=all is
-//! refused when the ISR is below `min.insync.replicas`.
+//! refused when the ISR is below `min.insync.replicas`, and committed offsets survive the
+//! group coordinator's broker being killed (the coordinator moves with leadership).
 
 mod support;
 
@@ -10,8 +11,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ProduceRequest, TopicName};
+use kafka_protocol::messages::{FindCoordinatorRequest, ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
 use runnel_client::Connection;
 use support::cluster::*;
 use support::*;
@@ -220,4 +223,84 @@ async fn acks_all_is_refused_while_the_isr_is_below_min_insync_replicas() {
     fully_in_sync(&cluster, &[1, 2, 3], "strict").await;
     assert_eq!(raw_produce(&leader_addr, "strict", -1).await, 0, "back in sync: acks=all succeeds again");
     replicas_identical(&cluster, &p.replicas, "strict", 1, 1).await;
+}
+
+/// The coordinator of `group` as node `via` names it (FindCoordinator v3), once it names one.
+async fn coordinator_of(cluster: &Cluster, via: i32, group: &str) -> i32 {
+    eventually(CONVERGE, "a coordinator to be named", || async {
+        let request = FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_string()));
+        let mut conn = Connection::connect(cluster.kafka_addr(via)).await.map_err(|e| e.to_string())?;
+        let response = conn.send(&request, 3).await.map_err(|e| e.to_string())?;
+        if response.error_code == 0 && response.node_id.0 >= 0 {
+            Ok(response.node_id.0)
+        } else {
+            Err(format!("error {}", response.error_code))
+        }
+    })
+    .await
+}
+
+/// Committed offset of `group` for `topic`-0, asked through `bootstrap`, once one is known.
+async fn committed(bootstrap: &str, group: &str, topic: &str) -> i64 {
+    let bootstrap = bootstrap.to_string();
+    let (group, topic) = (group.to_string(), topic.to_string());
+    eventually(CONVERGE, "the committed offset to be readable", || {
+        let (bootstrap, group, topic) = (bootstrap.clone(), group.clone(), topic.clone());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let consumer = group_consumer(&bootstrap, &group);
+                let mut list = TopicPartitionList::new();
+                list.add_partition(&topic, 0);
+                let offsets = consumer.committed_offsets(list, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+                match offsets.find_partition(&topic, 0).map(|p| p.offset()) {
+                    Some(Offset::Offset(offset)) => Ok(offset),
+                    other => Err(format!("committed: {other:?}")),
+                }
+            })
+            .await
+            .map_err(|e| e.to_string())?
+        }
+    })
+    .await
+}
+
+fn group_consumer(bootstrap: &str, group: &str) -> BaseConsumer {
+    rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("group consumer")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_survive_the_coordinator_being_killed() {
+    let mut cluster = three_nodes().await;
+    create_topic_via(cluster.kafka_addr(1), "tracked", 1, 3).await.unwrap_or_else(|e| panic!("creating tracked: {e}"));
+    let all = bootstrap(&cluster, &[1, 2, 3]);
+    let coordinator = coordinator_of(&cluster, 1, "keeper").await;
+    fully_in_sync(&cluster, &[1, 2, 3], "__consumer_offsets").await;
+
+    let consumer = group_consumer(&all, "keeper");
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset("tracked", 0, Offset::Offset(42)).expect("offset");
+    let commit = tokio::task::spawn_blocking(move || consumer.commit(&list, CommitMode::Sync));
+    commit.await.expect("commit task").expect("commit of offset 42");
+
+    cluster.kill9(coordinator);
+    let survivors: Vec<i32> = [1, 2, 3].into_iter().filter(|id| *id != coordinator).collect();
+    let moved = coordinator_of(&cluster, survivors[0], "keeper").await;
+    let moved = if moved == coordinator {
+        eventually(CONVERGE, "the coordinator to move", || async {
+            match coordinator_of(&cluster, survivors[0], "keeper").await {
+                id if id == coordinator => Err(format!("still {id}")),
+                id => Ok(id),
+            }
+        })
+        .await
+    } else {
+        moved
+    };
+    assert!(survivors.contains(&moved), "a survivor coordinates now: {moved}");
+    assert_eq!(committed(&bootstrap(&cluster, &survivors), "keeper", "tracked").await, 42);
 }
