@@ -44,6 +44,7 @@ fn commit(broker: &Broker, partition: &Partition, change: &IsrChange) -> bool {
             leader: node,
             isr: change.isr.clone(),
             replicas: None,
+            reassignment: None,
         }])
     });
     let image = match decided {

@@ -141,44 +141,65 @@ impl ReplicaManager {
             }
         }
         for (name, topic) in &image.topics {
-            let known = topics.get(name).map_or(0, |t| t.partitions.len());
-            if let Some(hosted) = topics.get(name) {
+            let hosted = topics.get(name);
+            let unchanged_hosting = hosted.is_some_and(|h| {
+                h.partitions.len() == topic.partitions.len()
+                    && h.partitions
+                        .iter()
+                        .zip(&topic.partitions)
+                        .all(|(h, p)| h.is_some() == p.replicas.contains(&self.node_id))
+            });
+            if let Some(hosted) = hosted {
                 // Leadership, epochs and ISRs may have changed: hosted partitions follow.
                 for (p, partition) in topic.partitions.iter().zip(&hosted.partitions) {
-                    if let Some(partition) = partition {
+                    if let Some(partition) = partition.as_ref().filter(|_| p.replicas.contains(&self.node_id)) {
                         if let Err(e) = partition.apply_image(p, now_ms) {
                             tracing::error!(topic = %name, partition = p.partition, error = %e, "changing role failed");
                         }
                     }
                 }
             }
-            if known == topic.partitions.len() {
+            if unchanged_hosting {
                 continue;
             }
+            // Partitions added, or replicas moved onto or off this node (reassignment).
             let settings = topic_config::settings(config, image.topic_configs(name));
-            let mut partitions = topics.get(name).map(|t| t.partitions.clone()).unwrap_or_default();
-            for p in &topic.partitions[known..] {
-                if !p.replicas.contains(&self.node_id) {
-                    partitions.push(None);
-                    continue;
+            let previous = hosted.map(|t| t.partitions.clone()).unwrap_or_default();
+            let mut partitions = Vec::with_capacity(topic.partitions.len());
+            for p in &topic.partitions {
+                let existing = previous.get(p.partition as usize).cloned().flatten();
+                let wanted = p.replicas.contains(&self.node_id);
+                match (existing, wanted) {
+                    (Some(partition), true) => partitions.push(Some(partition)),
+                    (Some(partition), false) => {
+                        tracing::info!(topic = %name, partition = p.partition, "replica moved away; deleting it");
+                        if let Some(log) = partition.take_log() {
+                            log.delete()?;
+                        }
+                        partitions.push(None);
+                    }
+                    (None, false) => partitions.push(None),
+                    (None, true) => {
+                        let key = (name.clone(), p.partition);
+                        let recovery_point = checkpoints.recovery.get(&key).copied().unwrap_or(0);
+                        let log_start = checkpoints.starts.get(&key).copied().unwrap_or(0);
+                        let high_watermark = checkpoints.high_watermarks.get(&key).copied().unwrap_or(0);
+                        let dir = self.data_dir.join(partition_dir_name(name, p.partition));
+                        prepare_dir(&dir, topic.topic_id)?;
+                        let log =
+                            PartitionLog::open(&dir, settings.log.clone(), recovery_point, log_start, clean, now_ms)?;
+                        partitions.push(Some(Arc::new(Partition::new(
+                            name.clone(),
+                            topic.topic_id,
+                            self.node_id,
+                            p,
+                            log,
+                            settings.clone(),
+                            high_watermark,
+                            now_ms,
+                        ))));
+                    }
                 }
-                let key = (name.clone(), p.partition);
-                let recovery_point = checkpoints.recovery.get(&key).copied().unwrap_or(0);
-                let log_start = checkpoints.starts.get(&key).copied().unwrap_or(0);
-                let high_watermark = checkpoints.high_watermarks.get(&key).copied().unwrap_or(0);
-                let dir = self.data_dir.join(partition_dir_name(name, p.partition));
-                prepare_dir(&dir, topic.topic_id)?;
-                let log = PartitionLog::open(&dir, settings.log.clone(), recovery_point, log_start, clean, now_ms)?;
-                partitions.push(Some(Arc::new(Partition::new(
-                    name.clone(),
-                    topic.topic_id,
-                    self.node_id,
-                    p,
-                    log,
-                    settings.clone(),
-                    high_watermark,
-                    now_ms,
-                ))));
             }
             topics.insert(name.clone(), Arc::new(TopicPartitions { topic_id: topic.topic_id, partitions }));
         }

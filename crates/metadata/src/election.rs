@@ -23,6 +23,7 @@ fn change(topic_id: Uuid, p: &PartitionImage, leader: i32, isr: Vec<i32>) -> Met
         leader,
         isr,
         replicas: None,
+        reassignment: None,
     }
 }
 

@@ -31,6 +31,24 @@ pub struct PartitionImage {
     pub leader: i32,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// A reassignment in progress: `replicas` holds the target replicas and then the ones
+    /// being removed; the added ones join the ISR by catching up, then the controller
+    /// completes it (replicas = target).
+    #[serde(default)]
+    pub adding_replicas: Vec<i32>,
+    #[serde(default)]
+    pub removing_replicas: Vec<i32>,
+}
+
+impl PartitionImage {
+    /// The replicas a reassignment in progress leads to (the replicas when none is).
+    pub fn target_replicas(&self) -> Vec<i32> {
+        self.replicas.iter().copied().filter(|id| !self.removing_replicas.contains(id)).collect()
+    }
+
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -136,6 +154,8 @@ impl MetadataImage {
                     leader: *leader,
                     leader_epoch: *leader_epoch,
                     partition_epoch: *partition_epoch,
+                    adding_replicas: Vec::new(),
+                    removing_replicas: Vec::new(),
                 };
                 let index = *partition as usize;
                 if index < topic.partitions.len() {
@@ -152,6 +172,7 @@ impl MetadataImage {
                 leader,
                 isr,
                 replicas,
+                reassignment,
             } => {
                 let Some(name) = self.topic_names_by_id.get(topic_id) else { return };
                 let topic = self.topics.get_mut(name).expect("id index and topics agree");
@@ -173,6 +194,10 @@ impl MetadataImage {
                 p.leader = *leader;
                 p.isr = isr.clone();
                 p.replicas = replicas.clone();
+                if let Some((adding, removing)) = reassignment {
+                    p.adding_replicas = adding.clone();
+                    p.removing_replicas = removing.clone();
+                }
             }
             MetadataRecord::Config { resource, name, value } => {
                 let entries = self.configs.entry(resource.clone()).or_default();
@@ -295,6 +320,7 @@ mod tests {
             leader,
             isr,
             replicas: None,
+            reassignment: None,
         };
         // The leader shrinks the ISR; a controller that decided against epoch 9 loses.
         let shrunk = image.apply(&[change(9, 1, vec![1, 2]), change(9, 3, vec![3, 2])]);

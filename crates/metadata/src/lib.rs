@@ -11,6 +11,7 @@ pub mod image;
 pub mod liveness;
 pub mod log;
 pub mod placement;
+pub mod reassignment;
 pub mod records;
 
 pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};

@@ -32,8 +32,12 @@ pub fn decide(
         current = current.apply(&change);
         records.extend(change);
     }
-    // Leaders and ISRs follow (also retrying any change that lost a race earlier).
-    records.extend(reconcile(&current, unclean_default));
+    // Leaders and ISRs follow (also retrying any change that lost a race earlier), and
+    // reassignments whose new replicas caught up complete.
+    let elected = reconcile(&current, unclean_default);
+    let current = current.apply(&elected);
+    records.extend(elected);
+    records.extend(crate::reassignment::complete(&current));
     records
 }
 

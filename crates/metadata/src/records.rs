@@ -63,6 +63,10 @@ pub enum MetadataRecord {
         isr: Vec<i32>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         replicas: Option<Vec<i32>>,
+        /// A reassignment in progress: replicas being added and removed (both empty when
+        /// none). `None` keeps what the partition has.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reassignment: Option<(Vec<i32>, Vec<i32>)>,
     },
     /// `value: None` removes the entry.
     Config {

@@ -19,17 +19,36 @@ use crate::groups::OFFSETS_TOPIC;
 /// "Operations not requested" in Kafka's encoding.
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
-fn describe_topic(topic: &TopicImage, version: i16) -> MetadataResponseTopic {
+fn describe_topic(image: &MetadataImage, topic: &TopicImage, version: i16) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
         .map(|p| {
-            MetadataResponsePartition::default()
+            let described = MetadataResponsePartition::default()
                 .with_partition_index(p.partition)
                 .with_leader_id(BrokerId(p.leader))
                 .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(p.replicas.iter().copied().map(BrokerId).collect())
-                .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect())
+                .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect());
+            // A partition without a leader is reported as Kafka does, so clients retry.
+            let described = if p.leader < 0 {
+                described.with_error_code(ResponseError::LeaderNotAvailable.code())
+            } else {
+                described
+            };
+            // Replicas on fenced or unknown brokers (v5+).
+            let offline: Vec<BrokerId> = p
+                .replicas
+                .iter()
+                .copied()
+                .filter(|id| image.brokers.get(id).is_none_or(|b| b.fenced))
+                .map(BrokerId)
+                .collect();
+            if version >= 5 {
+                described.with_offline_replicas(offline)
+            } else {
+                described
+            }
         })
         .collect();
     let described = MetadataResponseTopic::default()
@@ -55,7 +74,7 @@ fn missing_topic(name: Option<String>, id: Uuid, error: ResponseError) -> Metada
 
 fn lookup_or_create(ctx: &Context, image: &MetadataImage, name: &str, auto_create: bool) -> MetadataResponseTopic {
     if let Some(topic) = image.topic(name) {
-        return describe_topic(topic, ctx.version);
+        return describe_topic(image, topic, ctx.version);
     }
     if !auto_create {
         return missing_topic(Some(name.to_string()), Uuid::nil(), ResponseError::UnknownTopicOrPartition);
@@ -69,7 +88,7 @@ fn lookup_or_create(ctx: &Context, image: &MetadataImage, name: &str, auto_creat
     }
     match create_topic(ctx.broker, name, -1, -1, &BTreeMap::new(), false) {
         Ok(_) => match ctx.broker.metadata.image().topic(name) {
-            Some(topic) => describe_topic(topic, ctx.version),
+            Some(topic) => describe_topic(image, topic, ctx.version),
             None => missing_topic(Some(name.to_string()), Uuid::nil(), ResponseError::UnknownTopicOrPartition),
         },
         // Lost a race with another creator: the topic exists now.
@@ -90,7 +109,7 @@ pub fn handle(ctx: &Context, request: MetadataRequest) -> MetadataResponse {
         Some(topics) => ctx.version == 0 && topics.is_empty(),
     };
     let topics = if all_topics {
-        image.topics.values().map(|t| describe_topic(t, ctx.version)).collect()
+        image.topics.values().map(|t| describe_topic(&image, t, ctx.version)).collect()
     } else {
         let requested = request.topics.unwrap_or_default();
         requested
@@ -98,7 +117,7 @@ pub fn handle(ctx: &Context, request: MetadataRequest) -> MetadataResponse {
             .map(|t| match &t.name {
                 Some(name) => lookup_or_create(ctx, &image, name.0.as_str(), auto_create),
                 None => match image.topic_by_id(&t.topic_id) {
-                    Some(topic) => describe_topic(topic, ctx.version),
+                    Some(topic) => describe_topic(&image, topic, ctx.version),
                     None => missing_topic(None, t.topic_id, ResponseError::UnknownTopicId),
                 },
             })
