@@ -3,8 +3,8 @@
 //! any node and survives losing the active controller and restarting everything, controllers
 //! and brokers run in separate roles, and replicas are spread over racks.
 //!
-//! Replication factor 1 wherever data is produced: followers do not copy data yet, so a
-//! partition's data lives only on its leader.
+//! Replication itself (followers, ISR, acks=all, failover without loss) is exercised in
+//! `replication.rs` and `chaos.rs`.
 
 mod support;
 
