@@ -1,13 +1,16 @@
 //! `runnel topic create|list|describe|delete`, over the Kafka protocol.
 
+use std::collections::BTreeSet;
+
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
 use kafka_protocol::messages::{
-    CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, MetadataRequest, TopicName,
+    BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, MetadataRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use runnel_client::Connection;
@@ -60,6 +63,45 @@ fn check(error_code: i16, message: Option<&StrBytes>, what: &str) -> anyhow::Res
     Ok(())
 }
 
+/// Broker ids as a comma-separated list, `-` when there are none.
+fn id_list(ids: &[i32]) -> String {
+    if ids.is_empty() {
+        return "-".into();
+    }
+    ids.iter().map(|id| id.to_string()).collect::<Vec<_>>().join(",")
+}
+
+/// What `topic describe` prints for one topic: a summary line, then per partition its
+/// leader, replicas, in-sync replicas, and offline replicas (those Metadata names as
+/// offline or that are not among the `live` brokers it lists).
+fn describe_lines(topic: &str, t: &MetadataResponseTopic, live: &BTreeSet<i32>) -> Vec<String> {
+    let ids = |nodes: &[BrokerId]| nodes.iter().map(|b| b.0).collect::<Vec<i32>>();
+    let mut partitions: Vec<_> = t.partitions.iter().collect();
+    partitions.sort_by_key(|p| p.partition_index);
+    let replication_factor = partitions.iter().map(|p| p.replica_nodes.len()).max().unwrap_or(0);
+    let mut lines = vec![format!(
+        "topic {topic} id {} partitions {} replication factor {replication_factor}",
+        t.topic_id,
+        partitions.len()
+    )];
+    for p in partitions {
+        let replicas = ids(&p.replica_nodes);
+        let listed_offline = ids(&p.offline_replicas);
+        let offline: Vec<i32> =
+            replicas.iter().copied().filter(|id| listed_offline.contains(id) || !live.contains(id)).collect();
+        let leader = if p.leader_id.0 < 0 { "none".to_string() } else { p.leader_id.0.to_string() };
+        lines.push(format!(
+            "  partition {} leader {leader} epoch {} replicas {} isr {} offline {}",
+            p.partition_index,
+            p.leader_epoch,
+            id_list(&replicas),
+            id_list(&ids(&p.isr_nodes)),
+            id_list(&offline)
+        ));
+    }
+    lines
+}
+
 pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
     let mut conn =
         Connection::connect(&args.bootstrap).await.with_context(|| format!("connecting to {}", args.bootstrap))?;
@@ -95,16 +137,12 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
             let request = MetadataRequest::default()
                 .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name(&topic)))]));
             let response = conn.send(&request, 12).await?;
+            // Metadata lists only live (unfenced) brokers, so a replica missing from the list is offline.
+            let live: BTreeSet<i32> = response.brokers.iter().map(|b| b.node_id.0).collect();
             for t in &response.topics {
                 check(t.error_code, None, &topic)?;
-                println!("topic {} id {} partitions {}", topic, t.topic_id, t.partitions.len());
-                for p in &t.partitions {
-                    let replicas: Vec<i32> = p.replica_nodes.iter().map(|b| b.0).collect();
-                    let isr: Vec<i32> = p.isr_nodes.iter().map(|b| b.0).collect();
-                    println!(
-                        "  partition {} leader {} epoch {} replicas {:?} isr {:?}",
-                        p.partition_index, p.leader_id.0, p.leader_epoch, replicas, isr
-                    );
+                for line in describe_lines(&topic, t, &live) {
+                    println!("{line}");
                 }
             }
         }
@@ -130,4 +168,41 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::metadata_response::MetadataResponsePartition;
+
+    fn partition(index: i32, leader: i32, replicas: &[i32], isr: &[i32], offline: &[i32]) -> MetadataResponsePartition {
+        let nodes = |ids: &[i32]| ids.iter().copied().map(BrokerId).collect();
+        MetadataResponsePartition::default()
+            .with_partition_index(index)
+            .with_leader_id(BrokerId(leader))
+            .with_leader_epoch(4)
+            .with_replica_nodes(nodes(replicas))
+            .with_isr_nodes(nodes(isr))
+            .with_offline_replicas(nodes(offline))
+    }
+
+    #[test]
+    fn describe_shows_leader_replicas_isr_and_offline_replicas_per_partition() {
+        let t = MetadataResponseTopic::default().with_partitions(vec![
+            partition(1, -1, &[3, 1], &[3], &[]),
+            partition(0, 1, &[1, 2, 3], &[1, 2], &[]),
+            partition(2, 2, &[2, 1], &[2, 1], &[1]),
+        ]);
+        let live = BTreeSet::from([1, 2]);
+        let lines = describe_lines("t", &t, &live);
+        assert_eq!(
+            lines[1..],
+            [
+                "  partition 0 leader 1 epoch 4 replicas 1,2,3 isr 1,2 offline 3",
+                "  partition 1 leader none epoch 4 replicas 3,1 isr 3 offline 3",
+                "  partition 2 leader 2 epoch 4 replicas 2,1 isr 2,1 offline 1",
+            ]
+        );
+        assert!(lines[0].ends_with("partitions 3 replication factor 3"), "{}", lines[0]);
+    }
 }

@@ -90,6 +90,33 @@ pub fn preferred_leaders(image: &MetadataImage, only: Option<&[(String, i32)]>) 
     records
 }
 
+/// Unclean leader election on request (ElectLeaders with election type 1): partitions
+/// without a leader get the first live ISR member in replica order, or failing that the
+/// first live replica, which then forms the ISR alone and leads with whatever it holds
+/// (acknowledged writes it never received are lost: the operator asked for availability).
+/// Partitions that have a leader are left alone. `only` limits it to some partitions
+/// (topic, partition). Unlike [`reconcile`], it ignores `unclean.leader.election.enable`.
+pub fn unclean_leaders(image: &MetadataImage, only: Option<&[(String, i32)]>) -> Vec<MetadataRecord> {
+    let mut records = Vec::new();
+    for topic in image.topics.values() {
+        for p in &topic.partitions {
+            if p.leader >= 0
+                || only.is_some_and(|only| !only.iter().any(|(t, i)| *t == topic.name && *i == p.partition))
+            {
+                continue;
+            }
+            let live_isr: Vec<i32> =
+                p.replicas.iter().copied().filter(|id| p.isr.contains(id) && alive(image, *id)).collect();
+            if let Some(first) = live_isr.first() {
+                records.push(change(topic.topic_id, p, *first, live_isr.clone()));
+            } else if let Some(replica) = p.replicas.iter().copied().find(|id| alive(image, *id)) {
+                records.push(change(topic.topic_id, p, replica, vec![replica]));
+            }
+        }
+    }
+    records
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +185,31 @@ mod tests {
         assert_eq!(state(&next, 0).0, 1);
         assert_eq!(state(&next, 1).0, 2, "3 is not in the ISR");
         assert!(preferred_leaders(&image, Some(&[("t".into(), 1)])).is_empty());
+    }
+
+    #[test]
+    fn unclean_leaders_elect_only_leaderless_partitions_preferring_the_isr() {
+        // 0: offline, ISR [1] fenced, replica 2 alive -> 2 leads alone.
+        // 1: offline, ISR [1, 3] with 3 alive (not yet reconciled) -> 3 leads, ISR [3].
+        // 2: led by 2 -> untouched. 3: offline, no live replica at all -> untouched.
+        let image = image(
+            &[
+                (vec![1, 2], vec![1], -1),
+                (vec![1, 3], vec![1, 3], -1),
+                (vec![2, 3], vec![2, 3], 2),
+                (vec![1], vec![1], -1),
+            ],
+            &[1],
+        );
+        let next = image.apply(&unclean_leaders(&image, None));
+        assert_eq!(state(&next, 0), (2, vec![2], 5, 8), "a live replica outside the ISR leads alone");
+        assert_eq!(state(&next, 1), (3, vec![3], 5, 8), "a live ISR member is preferred");
+        assert_eq!(state(&next, 2), state(&image, 2), "a partition with a leader is left alone");
+        assert_eq!(state(&next, 3), state(&image, 3), "no live replica: nothing to elect");
+        assert!(unclean_leaders(&next, None).is_empty(), "nothing more to do");
+
+        let only = unclean_leaders(&image, Some(&[("t".into(), 1), ("t".into(), 2), ("other".into(), 0)]));
+        assert_eq!(only.len(), 1, "only the requested leaderless partition: {only:?}");
+        assert!(matches!(only[0], MetadataRecord::ChangePartition { partition: 1, leader: 3, .. }));
     }
 }

@@ -33,7 +33,9 @@ pub const SUPPORTED: &[ApiRange] = &[
     ApiRange { key: ApiKey::InitProducerId, min: 0, max: 5 },
     ApiRange { key: ApiKey::DeleteGroups, min: 0, max: 2 },
     ApiRange { key: ApiKey::DescribeConfigs, min: 0, max: 4 },
+    ApiRange { key: ApiKey::DescribeLogDirs, min: 1, max: 4 },
     ApiRange { key: ApiKey::CreatePartitions, min: 0, max: 3 },
+    ApiRange { key: ApiKey::ElectLeaders, min: 0, max: 2 },
     ApiRange { key: ApiKey::OffsetDelete, min: 0, max: 0 },
     ApiRange { key: ApiKey::DescribeQuorum, min: 0, max: 1 },
     ApiRange { key: ApiKey::DescribeCluster, min: 0, max: 1 },
@@ -92,6 +94,8 @@ mod tests {
                 ApiKey::ListGroups => within::<ListGroupsRequest>(range),
                 ApiKey::DeleteGroups => within::<DeleteGroupsRequest>(range),
                 ApiKey::OffsetDelete => within::<OffsetDeleteRequest>(range),
+                ApiKey::DescribeLogDirs => within::<DescribeLogDirsRequest>(range),
+                ApiKey::ElectLeaders => within::<ElectLeadersRequest>(range),
                 other => panic!("no codec check for {other:?}"),
             }
         }

@@ -8,7 +8,9 @@ mod create_partitions;
 pub(crate) mod create_topics;
 mod delete_topics;
 mod describe_cluster;
+mod describe_log_dirs;
 mod describe_quorum;
+mod elect_leaders;
 pub mod fetch;
 mod find_coordinator;
 mod group_admin;
@@ -113,6 +115,10 @@ pub async fn handle(
         ApiKey::Fetch => Ok(Some(fetch::handle(&ctx, decode_body(api, version, body)?).await?)),
         ApiKey::CreatePartitions => {
             respond(api, &ctx, &create_partitions::handle(&ctx, decode_body(api, version, body)?))
+        }
+        ApiKey::ElectLeaders => respond(api, &ctx, &elect_leaders::handle(&ctx, decode_body(api, version, body)?)),
+        ApiKey::DescribeLogDirs => {
+            respond(api, &ctx, &describe_log_dirs::handle(&ctx, decode_body(api, version, body)?))
         }
         ApiKey::DescribeQuorum => {
             respond(api, &ctx, &describe_quorum::handle(&ctx, decode_body(api, version, body)?).await)
