@@ -304,3 +304,80 @@ async fn committed_offsets_survive_the_coordinator_being_killed() {
     assert!(survivors.contains(&moved), "a survivor coordinates now: {moved}");
     assert_eq!(committed(&bootstrap(&cluster, &survivors), "keeper", "tracked").await, 42);
 }
+
+/// AlterPartitionReassignments v0 for `topic`-0 to `target`; returns the partition's error code.
+async fn reassign(addr: &str, topic: &str, target: &[i32]) -> i16 {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
+    use kafka_protocol::messages::{AlterPartitionReassignmentsRequest, BrokerId};
+    let request = AlterPartitionReassignmentsRequest::default().with_topics(vec![ReassignableTopic::default()
+        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+        .with_partitions(vec![ReassignablePartition::default()
+            .with_partition_index(0)
+            .with_replicas(Some(target.iter().copied().map(BrokerId).collect()))])]);
+    let mut conn = Connection::connect(addr).await.expect("connect");
+    let response = conn.send(&request, 0).await.expect("reassignment response");
+    response.responses[0].partitions[0].error_code
+}
+
+/// ListPartitionReassignments v0 (all): (replicas, adding, removing) per reassigning partition.
+async fn reassignments(addr: &str) -> Vec<(Vec<i32>, Vec<i32>, Vec<i32>)> {
+    use kafka_protocol::messages::ListPartitionReassignmentsRequest;
+    let mut conn = Connection::connect(addr).await.expect("connect");
+    let response = conn.send(&ListPartitionReassignmentsRequest::default(), 0).await.expect("list response");
+    let ids = |v: &[kafka_protocol::messages::BrokerId]| v.iter().map(|b| b.0).collect::<Vec<_>>();
+    response
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .map(|p| (ids(&p.replicas), ids(&p.adding_replicas), ids(&p.removing_replicas)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reassignment_copies_the_data_before_the_new_replica_joins_and_then_drops_the_old_one() {
+    let mut cluster = three_nodes().await;
+    create_topic_via(cluster.kafka_addr(1), "moved", 1, 2).await.unwrap_or_else(|e| panic!("creating moved: {e}"));
+    let p = fully_in_sync(&cluster, &[1, 2, 3], "moved").await.partitions[0].clone();
+    let (kept, dropped) = (p.replicas[0], p.replicas[1]);
+    let newcomer = [1, 2, 3].into_iter().find(|id| !p.replicas.contains(id)).expect("a third node");
+    let sent = messages("moved", 2_000);
+    let producer = producer(&bootstrap(&cluster, &[1, 2, 3]), &[("acks", "all")]);
+    let placed = produce_all(&producer, "moved", Some(0), &sent, None).await;
+
+    // With the newcomer down, the move starts but cannot complete: nothing is trusted to it.
+    cluster.kill9(newcomer);
+    let via = cluster.kafka_addr(kept).to_string();
+    assert_eq!(reassign(&via, "moved", &[newcomer, kept]).await, 0);
+    let listed = reassignments(&via).await;
+    assert_eq!(listed, vec![(vec![newcomer, kept, dropped], vec![newcomer], vec![dropped])]);
+
+    cluster.restart(&[newcomer]);
+    let done = eventually(CONVERGE, "the reassignment to complete", || async {
+        let view = cluster.view(kept).await?;
+        let now = view.topic("moved").ok_or("topic missing")?.partitions[0].clone();
+        let mut replicas = now.replicas.clone();
+        replicas.sort_unstable();
+        let mut target = vec![newcomer, kept];
+        target.sort_unstable();
+        if replicas == target && now.isr.len() == 2 {
+            Ok(now)
+        } else {
+            Err(format!("{now:?}"))
+        }
+    })
+    .await;
+    assert!(done.replicas.contains(&done.leader), "a target replica leads: {done:?}");
+    assert!(reassignments(&via).await.is_empty(), "nothing in progress any more");
+    replicas_identical(&cluster, &[newcomer, kept], "moved", 1, 1).await;
+    eventually(CONVERGE, "the dropped replica to delete its copy", || async {
+        let dir = cluster.node(dropped).data_dir().join("moved-0");
+        if dir.exists() {
+            Err(format!("{} still exists", dir.display()))
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    let read = read_back(&bootstrap(&cluster, &[1, 2, 3]), "moved", 1, sent.len()).await;
+    assert_exactly_once(&sent.into_iter().zip(placed).collect::<Vec<_>>(), &read);
+}

@@ -36,6 +36,8 @@ pub const SUPPORTED: &[ApiRange] = &[
     ApiRange { key: ApiKey::DescribeLogDirs, min: 1, max: 4 },
     ApiRange { key: ApiKey::CreatePartitions, min: 0, max: 3 },
     ApiRange { key: ApiKey::ElectLeaders, min: 0, max: 2 },
+    ApiRange { key: ApiKey::AlterPartitionReassignments, min: 0, max: 1 },
+    ApiRange { key: ApiKey::ListPartitionReassignments, min: 0, max: 0 },
     ApiRange { key: ApiKey::OffsetDelete, min: 0, max: 0 },
     ApiRange { key: ApiKey::DescribeQuorum, min: 0, max: 1 },
     ApiRange { key: ApiKey::DescribeCluster, min: 0, max: 1 },
@@ -96,6 +98,8 @@ mod tests {
                 ApiKey::OffsetDelete => within::<OffsetDeleteRequest>(range),
                 ApiKey::DescribeLogDirs => within::<DescribeLogDirsRequest>(range),
                 ApiKey::ElectLeaders => within::<ElectLeadersRequest>(range),
+                ApiKey::AlterPartitionReassignments => within::<AlterPartitionReassignmentsRequest>(range),
+                ApiKey::ListPartitionReassignments => within::<ListPartitionReassignmentsRequest>(range),
                 other => panic!("no codec check for {other:?}"),
             }
         }

@@ -24,6 +24,7 @@ mod list_offsets;
 mod metadata;
 mod offsets_for_leader_epoch;
 mod produce;
+mod reassignments;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -117,6 +118,12 @@ pub async fn handle(
             respond(api, &ctx, &create_partitions::handle(&ctx, decode_body(api, version, body)?))
         }
         ApiKey::ElectLeaders => respond(api, &ctx, &elect_leaders::handle(&ctx, decode_body(api, version, body)?)),
+        ApiKey::AlterPartitionReassignments => {
+            respond(api, &ctx, &reassignments::alter(&ctx, decode_body(api, version, body)?))
+        }
+        ApiKey::ListPartitionReassignments => {
+            respond(api, &ctx, &reassignments::list(&ctx, decode_body(api, version, body)?))
+        }
         ApiKey::DescribeLogDirs => {
             respond(api, &ctx, &describe_log_dirs::handle(&ctx, decode_body(api, version, body)?))
         }
