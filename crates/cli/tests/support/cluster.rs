@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::{CreatePartitionsRequest, CreateTopicsRequest, MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::RDKafkaLogLevel;
@@ -30,6 +30,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use runnel_client::Connection;
 use tempfile::TempDir;
 
+use super::proxy::Proxy;
 use super::{base_config, received, Node, Received, IO_TIMEOUT};
 
 /// How long a cluster node may take to print its listening line: it waits for a quorum
@@ -81,26 +82,47 @@ pub struct Spec {
     pub roles: &'static str,
     pub rack: Option<&'static str>,
     /// A quorum listener port chosen by the test, and the address other nodes are told
-    /// (e.g. a fault-injecting proxy in front of it).
+    /// (e.g. a fault-injecting proxy in front of it). For a controller, the voter list
+    /// names that address too, so that the other voters reach it the same way.
     pub controller: Option<(u16, String)>,
+    /// `--advertise`: the Kafka address clients and other brokers are told, when it is not
+    /// the listener (e.g. a proxy in front of it).
+    pub advertise: Option<String>,
+    /// More `runnel server` arguments (e.g. `--set key=value`), after the cluster's own.
+    pub extra_args: Vec<String>,
 }
 
 impl Spec {
+    fn new(id: i32, roles: &'static str) -> Spec {
+        Spec { id, roles, rack: None, controller: None, advertise: None, extra_args: Vec::new() }
+    }
+
     pub fn combined(id: i32) -> Spec {
-        Spec { id, roles: "broker,controller", rack: None, controller: None }
+        Spec::new(id, "broker,controller")
     }
 
     pub fn controller(id: i32) -> Spec {
-        Spec { id, roles: "controller", rack: None, controller: None }
+        Spec::new(id, "controller")
     }
 
     pub fn broker(id: i32) -> Spec {
-        Spec { id, roles: "broker", rack: None, controller: None }
+        Spec::new(id, "broker")
     }
 
     /// Listen for the quorum on `port` and advertise `advertise` to the other nodes.
     pub fn with_controller(self, port: u16, advertise: String) -> Spec {
         Spec { controller: Some((port, advertise)), ..self }
+    }
+
+    /// Tell clients and other brokers to reach this node's Kafka listener at `advertise`.
+    pub fn with_advertise(self, advertise: String) -> Spec {
+        Spec { advertise: Some(advertise), ..self }
+    }
+
+    /// Appends `args` to the node's `runnel server` arguments (kept across restarts).
+    pub fn with_args(mut self, args: &[&str]) -> Spec {
+        self.extra_args.extend(args.iter().map(|arg| arg.to_string()));
+        self
     }
 
     pub fn with_rack(self, rack: &'static str) -> Spec {
@@ -138,7 +160,10 @@ impl Cluster {
             .iter()
             .enumerate()
             .filter(|(_, spec)| spec.is_controller())
-            .map(|(i, spec)| format!("{}@127.0.0.1:{}", spec.id, ports[2 * i + 1]))
+            .map(|(i, spec)| match &spec.controller {
+                Some((_, advertise)) => format!("{}@{advertise}", spec.id),
+                None => format!("{}@127.0.0.1:{}", spec.id, ports[2 * i + 1]),
+            })
             .collect();
         assert!(!voters.is_empty(), "a cluster needs at least one controller");
         let voters = voters.join(",");
@@ -169,6 +194,10 @@ impl Cluster {
                 if let Some((_, advertise)) = &spec.controller {
                     args.extend(["--controller-advertise", advertise.as_str()]);
                 }
+                if let Some(advertise) = &spec.advertise {
+                    args.extend(["--advertise", advertise.as_str()]);
+                }
+                args.extend(spec.extra_args.iter().map(String::as_str));
                 let mut node = Node::launch(dir.path(), &args);
                 node.set_label(format!(
                     "node {} ({}, kafka {kafka_addr}, controller {controller_addr})",
@@ -242,6 +271,55 @@ impl Cluster {
     pub async fn view(&self, id: i32) -> Result<ClusterView, String> {
         view(self.kafka_addr(id)).await
     }
+
+    /// Starts `specs` with every node's Kafka listener and quorum listener behind a
+    /// [`Proxy`] of its own (without faults) that the node advertises, so that clients,
+    /// other brokers and the other quorum members all reach it through the proxies.
+    /// [`Cluster::kafka_addr`] and [`Cluster::view`] still reach the node directly.
+    pub fn start_behind_proxies(specs: &[Spec], seed: u64) -> (Cluster, BTreeMap<i32, NodeProxies>) {
+        let controller_ports = free_ports(specs.len());
+        let mut proxies = BTreeMap::new();
+        let mut proxied = Vec::with_capacity(specs.len());
+        for (spec, &port) in specs.iter().zip(&controller_ports) {
+            assert!(spec.controller.is_none() && spec.advertise.is_none(), "node {} has its own addresses", spec.id);
+            // Without faults the proxies never draw from their seed.
+            let node = NodeProxies { kafka: Proxy::start(seed), controller: Proxy::start(seed) };
+            node.controller.set_target(([127, 0, 0, 1], port).into());
+            proxied.push(
+                spec.clone()
+                    .with_controller(port, node.controller.addr().to_string())
+                    .with_advertise(node.kafka.addr().to_string()),
+            );
+            proxies.insert(spec.id, node);
+        }
+        let cluster = Cluster::start(&proxied);
+        for (&id, node) in &proxies {
+            node.kafka.set_target(cluster.kafka_addr(id).parse().expect("a node's Kafka address"));
+        }
+        (cluster, proxies)
+    }
+}
+
+/// The two proxies in front of one node of [`Cluster::start_behind_proxies`].
+pub struct NodeProxies {
+    pub kafka: Proxy,
+    pub controller: Proxy,
+}
+
+impl NodeProxies {
+    /// Closes every connection into the node, Kafka and quorum, and refuses new ones for
+    /// `outage` or until [`NodeProxies::heal`]. The node's own connections out to other
+    /// nodes' proxies are not affected.
+    pub fn cut_for(&self, outage: Duration) {
+        self.kafka.cut_for(outage);
+        self.controller.cut_for(outage);
+    }
+
+    /// Ends an outage started by [`NodeProxies::cut_for`].
+    pub fn heal(&self) {
+        self.kafka.end_outage();
+        self.controller.end_outage();
+    }
 }
 
 /// One broker as a node lists it.
@@ -256,6 +334,8 @@ pub struct BrokerView {
 pub struct PartitionView {
     pub leader: i32,
     pub replicas: Vec<i32>,
+    /// The in-sync replicas, as listed (Metadata `isr_nodes`).
+    pub isr: Vec<i32>,
 }
 
 /// One topic as a node lists it: partitions by index.
@@ -325,7 +405,11 @@ pub async fn view(addr: &str) -> Result<ClusterView, String> {
         assert_eq!(indexes, expected, "{addr} lists topic {name} with partition indexes that are not 0..n");
         let partitions = partitions
             .iter()
-            .map(|p| PartitionView { leader: p.leader_id.0, replicas: p.replica_nodes.iter().map(|b| b.0).collect() })
+            .map(|p| PartitionView {
+                leader: p.leader_id.0,
+                replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
+                isr: p.isr_nodes.iter().map(|b| b.0).collect(),
+            })
             .collect();
         topics.insert(name, TopicView { topic_id: topic.topic_id.to_string(), partitions });
     }
@@ -368,11 +452,31 @@ impl std::fmt::Display for AdminError {
 /// CreateTopics v7 sent to exactly the node at `addr` (rdkafka would pick the controller
 /// itself); returns the new topic's id.
 pub async fn create_topic_via(addr: &str, name: &str, partitions: i32, replication: i16) -> Result<String, AdminError> {
+    create_topic_with_configs_via(addr, name, partitions, replication, &[]).await
+}
+
+/// Like [`create_topic_via`], with topic configs (e.g. `min.insync.replicas`).
+pub async fn create_topic_with_configs_via(
+    addr: &str,
+    name: &str,
+    partitions: i32,
+    replication: i16,
+    configs: &[(&str, &str)],
+) -> Result<String, AdminError> {
     let mut conn = connect(addr).await.map_err(AdminError::Transport)?;
+    let configs = configs
+        .iter()
+        .map(|(key, value)| {
+            CreatableTopicConfig::default()
+                .with_name(StrBytes::from_string(key.to_string()))
+                .with_value(Some(StrBytes::from_string(value.to_string())))
+        })
+        .collect();
     let topic = CreatableTopic::default()
         .with_name(topic_name(name))
         .with_num_partitions(partitions)
-        .with_replication_factor(replication);
+        .with_replication_factor(replication)
+        .with_configs(configs);
     let request = CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(10_000);
     let response =
         conn.send(&request, 7).await.map_err(|e| AdminError::Transport(format!("CreateTopics to {addr}: {e}")))?;

@@ -539,6 +539,37 @@ pub fn active_segment(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
     logs.pop().unwrap_or_else(|| panic!("no segment file in {}", dir.display()))
 }
 
+/// A partition's `.log` segment files concatenated in file name (base offset) order: its
+/// log bytes whatever the segment boundaries. Empty if the directory does not exist; a file
+/// removed between listing and reading (a truncation, retention) is skipped.
+pub fn partition_log_bytes(data_dir: &Path, topic: &str, partition: i32) -> Vec<u8> {
+    let dir = data_dir.join(format!("{topic}-{partition}"));
+    let entries = std::fs::read_dir(&dir).into_iter().flatten().filter_map(Result::ok);
+    let mut logs: Vec<PathBuf> =
+        entries.map(|entry| entry.path()).filter(|path| path.extension().is_some_and(|ext| ext == "log")).collect();
+    logs.sort();
+    let mut bytes = Vec::new();
+    for path in logs {
+        match std::fs::read(&path) {
+            Ok(segment) => bytes.extend(segment),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("reading {}: {e}", path.display()),
+        }
+    }
+    bytes
+}
+
+/// A `u64` from the environment variable `name`, decimal or 0x-hex; `None` when unset.
+pub fn u64_from_env(name: &str) -> Option<u64> {
+    let text = std::env::var(name).ok()?;
+    let text = text.trim();
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => text.parse::<u64>(),
+    };
+    Some(parsed.unwrap_or_else(|e| panic!("{name}={text}: not a decimal or 0x-hex u64 ({e})")))
+}
+
 /// Deterministic pseudo-random bytes (xorshift64*) so failures reproduce from the seed.
 pub fn pseudo_random_bytes(seed: u64, len: usize) -> Vec<u8> {
     assert_ne!(seed, 0, "xorshift needs a non-zero seed");

@@ -1,0 +1,1087 @@
+//! Chaos test for partition replication: a named, seeded, time-bounded scenario that keeps
+//! idempotent acks=all producers and consumers running against a three-node cluster while it
+//! kills leaders, followers and the active controller, cuts a leader off the network and
+//! restarts nodes, then heals everything and checks what the partitions hold.
+//!
+//! The seed (`RUNNEL_TEST_SEED`, decimal or 0x-hex) drives the fault schedule: which fault,
+//! which partition or node, and how long each lasts. It is printed at the start and in every
+//! failure. What the clients do in between is timing-dependent, so a seed reproduces the
+//! schedule, not the exact interleaving. `RUNNEL_CHAOS_SECS` sets the length of the fault
+//! phase (default [`CHAOS_SECS_DEFAULT`], about three minutes for the whole test).
+//!
+//! Every node's Kafka listener and quorum listener sit behind a proxy (`support::proxy`) that
+//! it advertises, so clients, other brokers' follower fetches and the other quorum members
+//! all reach it through them. "Cutting a node's network" closes and refuses the connections of
+//! both its proxies, that is every connection *into* the node. Its own outbound connections
+//! (its follower fetches from other leaders, its quorum calls to other members) go to the
+//! other nodes' proxies and stay up. That still isolates it as a partition leader: no client
+//! can produce to it and no follower can fetch from it. If it is not the active controller,
+//! the controller cannot reach it either and fences it; if it is, it keeps leading the
+//! quorum (followers answer on its own connections) and its partitions stall, with their ISR
+//! shrinking, until the cut heals. Both are faults worth surviving.
+//!
+//! The checker is a set of pure functions over plain data (what producers were told, what
+//! consumers read, what the log holds at the end), so `chaos_checker_*` shows it can fail.
+
+mod support;
+
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::FindCoordinatorRequest;
+use kafka_protocol::protocol::StrBytes;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{ClientConfig, Offset};
+use support::cluster::*;
+use support::proxy::{ProxyStats, SplitMix64};
+use support::{assign, base_consumer, consumer, partition_log_bytes, u64_from_env, Placed};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+const NAME: &str = "chaos_replicated_topic_survives_kills_and_partitions_without_losing_acknowledged_writes";
+const SEED_ENV: &str = "RUNNEL_TEST_SEED";
+const SECS_ENV: &str = "RUNNEL_CHAOS_SECS";
+const SEED_DEFAULT: u64 = 0xc4a0_5000_0001;
+/// Length of the fault phase unless `RUNNEL_CHAOS_SECS` says otherwise: with start-up,
+/// settling and checking, the test takes about three minutes.
+const CHAOS_SECS_DEFAULT: u64 = 150;
+
+const NODE_IDS: [i32; 3] = [1, 2, 3];
+const TOPIC: &str = "chaos";
+const PARTITIONS: i32 = 6;
+const REPLICATION: usize = 3;
+const TOPIC_CONFIGS: &[(&str, &str)] = &[("min.insync.replicas", "2")];
+/// Short lag and session timeouts, so that the ISR and fencing react within one fault. Few
+/// `__consumer_offsets` partitions (the consumers only need a coordinator to exist) keep
+/// restarts and settling quick.
+const NODE_SETTINGS: &[(&str, &str)] = &[
+    ("replica.lag.time.max.ms", "3000"),
+    ("broker.session.timeout.ms", "3000"),
+    ("broker.heartbeat.interval.ms", "500"),
+    ("default.replication.factor", "3"),
+    ("min.insync.replicas", "2"),
+    ("offsets.topic.replication.factor", "3"),
+    ("offsets.topic.num.partitions", "3"),
+];
+
+const PRODUCERS: u32 = 2;
+const CONSUMERS: usize = 2;
+/// Keys `key-0..KEYS` spread each producer's messages over every partition.
+const KEYS: u32 = 60;
+/// Deliveries a producer may have outstanding at once.
+const DELIVERY_WINDOW: usize = 200;
+/// Pace of each producer: at most 500 messages a second (fewer while the window is full).
+const SEND_INTERVAL: Duration = Duration::from_millis(2);
+/// librdkafka fails a message it could not get acknowledged within this.
+const MESSAGE_TIMEOUT_MS: u64 = 60_000;
+/// A delivery report later than this is counted as a failure (librdkafka promises one
+/// within `message.timeout.ms`).
+const DELIVERY_REPORT_TIMEOUT: Duration = Duration::from_millis(MESSAGE_TIMEOUT_MS + 30_000);
+/// How long a stopping producer waits for a free slot before it looks at the stop flag again.
+const WINDOW_WAIT: Duration = Duration::from_millis(100);
+/// How long a consumer waits for a message before it looks at the stop flag again.
+const CONSUMER_POLL: Duration = Duration::from_millis(200);
+
+/// Pause between injecting a fault and healing it: drawn from this range by the seed.
+const FAULT_MS_MIN: u64 = 2_000;
+const FAULT_MS_MAX: u64 = 6_000;
+/// A cut heals itself after this even if the test never ends it (it always does, sooner).
+const OUTAGE_MAX: Duration = Duration::from_secs(120);
+/// How long the cluster may take after a heal to list all brokers and full ISRs again.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the producers may take to get their first acknowledgements, and after the
+/// faults, [`STEADY_ACKS`] more each.
+const PROGRESS_TIMEOUT: Duration = Duration::from_secs(30);
+/// Acknowledgements each producer must get after the last heal: the cluster takes writes.
+const STEADY_ACKS: usize = 200;
+/// How long stopped producers may take to get a report for every outstanding message.
+const DRAIN_TIMEOUT: Duration = Duration::from_millis(MESSAGE_TIMEOUT_MS + 40_000);
+/// How long consumers may take to reach the end of every partition once writes stopped.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the final read of every partition may take.
+const FINAL_READ_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long the replicas may take to become byte-identical once writes stopped.
+const REPLICAS_CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
+/// One watermark request.
+const WATERMARK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Reads a consumer keeps for checking (32 bytes each; over an hour at full pace); beyond
+/// this they are counted, not checked.
+const READS_KEPT_MAX: usize = 4_000_000;
+/// Distinct client error texts kept per client for the report.
+const ERROR_KINDS_KEPT: usize = 20;
+/// Violations printed when the checker fails.
+const VIOLATIONS_SHOWN: usize = 30;
+
+// ----- the checker: pure functions over what was sent, read and stored -----
+
+/// A message's identity: value `p{producer}-{seq}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct MessageId {
+    producer: u32,
+    seq: u32,
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "p{}-{}", self.producer, self.seq)
+    }
+}
+
+/// A record value: one of ours (kept compact, long runs read millions), or anything else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Value {
+    Ours(MessageId),
+    Foreign(Box<str>),
+}
+
+impl Value {
+    fn of(bytes: &[u8]) -> Value {
+        let text = String::from_utf8_lossy(bytes);
+        let parsed = text
+            .strip_prefix('p')
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(producer, seq)| Some(MessageId { producer: producer.parse().ok()?, seq: seq.parse().ok()? }));
+        match parsed {
+            Some(id) if id.to_string() == text => Value::Ours(id),
+            _ => Value::Foreign(text.into()),
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Ours(id) => write!(f, "{id}"),
+            Value::Foreign(text) => write!(f, "{text:?}"),
+        }
+    }
+}
+
+/// What a producer's delivery report said about one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Pending,
+    Acked(Placed),
+    /// Not acknowledged (timed out or refused): it may or may not have been written.
+    Failed,
+}
+
+/// One record of the final log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stored {
+    offset: i64,
+    value: Value,
+}
+
+/// One record a live consumer read during the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Read {
+    placed: Placed,
+    value: Value,
+}
+
+/// Every partition's records in offset order, as read back at the end.
+type FinalLog = BTreeMap<i32, Vec<Stored>>;
+
+/// Something the final log, the acknowledgements and the reads disagree on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Violation {
+    /// An acknowledged message is not where its delivery report put it.
+    Lost {
+        id: MessageId,
+        acked: Placed,
+        found: Option<Placed>,
+    },
+    Duplicate {
+        id: MessageId,
+        first: Placed,
+        again: Placed,
+    },
+    /// A producer's message follows one it sent later, in the same partition.
+    OutOfOrder {
+        id: MessageId,
+        at: Placed,
+        after: MessageId,
+    },
+    /// A value no producer sent.
+    Foreign {
+        at: Placed,
+        value: Value,
+    },
+    /// Offsets must be dense from 0.
+    Gap {
+        partition: i32,
+        expected: i64,
+        found: i64,
+    },
+    /// A consumer read a record that is not in the final log at that offset: it was shown
+    /// data above the high watermark that a leader change later truncated.
+    ReadVanished {
+        read: Read,
+        now: Option<Value>,
+    },
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Violation::Lost { id, acked, found } => {
+                write!(f, "LOST: {id} was acknowledged at {acked:?} but is at {found:?}")
+            }
+            Violation::Duplicate { id, first, again } => {
+                write!(f, "DUPLICATE: {id} at {first:?} and again at {again:?}")
+            }
+            Violation::OutOfOrder { id, at, after } => write!(f, "REORDERED: {id} at {at:?} follows {after}"),
+            Violation::Foreign { at, value } => write!(f, "FOREIGN: {value} at {at:?} was never sent"),
+            Violation::Gap { partition, expected, found } => {
+                write!(f, "GAP: {TOPIC}-{partition} has offset {found} where {expected} should be")
+            }
+            Violation::ReadVanished { read, now } => write!(
+                f,
+                "VANISHED: a consumer read {} at {:?}, the log now holds {}",
+                read.value,
+                read.placed,
+                now.as_ref().map_or("nothing".to_string(), |v| v.to_string())
+            ),
+        }
+    }
+}
+
+/// Checks the final log against the acknowledgements: every acknowledged message exactly at
+/// its acknowledged place, no message twice, each producer's messages in send order within a
+/// partition, offsets dense from 0, nothing foreign. `sent[producer][seq]` is its outcome.
+fn check_log(log: &FinalLog, sent: &[Vec<Outcome>]) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    let mut found: BTreeMap<MessageId, Placed> = BTreeMap::new();
+    for (&partition, stored) in log {
+        check_partition(partition, stored, sent, &mut found, &mut violations);
+    }
+    for (producer, outcomes) in sent.iter().enumerate() {
+        for (seq, outcome) in outcomes.iter().enumerate() {
+            let Outcome::Acked(acked) = *outcome else { continue };
+            let id = MessageId {
+                producer: u32::try_from(producer).expect("few producers"),
+                seq: u32::try_from(seq).expect("sequence fits u32"),
+            };
+            let at = found.get(&id).copied();
+            if at != Some(acked) {
+                violations.push(Violation::Lost { id, acked, found: at });
+            }
+        }
+    }
+    violations
+}
+
+fn check_partition(
+    partition: i32,
+    stored: &[Stored],
+    sent: &[Vec<Outcome>],
+    found: &mut BTreeMap<MessageId, Placed>,
+    violations: &mut Vec<Violation>,
+) {
+    let was_sent = |id: &MessageId| {
+        usize::try_from(id.producer).ok().and_then(|p| sent.get(p)).is_some_and(|o| (id.seq as usize) < o.len())
+    };
+    let mut expected = 0;
+    let mut last_of_producer: HashMap<u32, MessageId> = HashMap::new();
+    for record in stored {
+        let at = Placed { partition, offset: record.offset };
+        if record.offset != expected {
+            violations.push(Violation::Gap { partition, expected, found: record.offset });
+        }
+        expected = record.offset + 1;
+        let id = match &record.value {
+            Value::Ours(id) if was_sent(id) => *id,
+            value => {
+                violations.push(Violation::Foreign { at, value: value.clone() });
+                continue;
+            }
+        };
+        match found.entry(id) {
+            Entry::Occupied(first) => violations.push(Violation::Duplicate { id, first: *first.get(), again: at }),
+            Entry::Vacant(slot) => {
+                slot.insert(at);
+            }
+        }
+        if let Some(after) = last_of_producer.insert(id.producer, id).filter(|previous| previous.seq >= id.seq) {
+            violations.push(Violation::OutOfOrder { id, at, after });
+        }
+    }
+}
+
+/// Checks that every record a live consumer read is in the final log at that offset.
+fn check_reads(log: &FinalLog, reads: &[Read]) -> Vec<Violation> {
+    reads
+        .iter()
+        .filter_map(|read| {
+            let now = log.get(&read.placed.partition).and_then(|stored| {
+                let index = stored.binary_search_by_key(&read.placed.offset, |s| s.offset).ok()?;
+                Some(&stored[index].value)
+            });
+            (now != Some(&read.value)).then(|| Violation::ReadVanished { read: read.clone(), now: now.cloned() })
+        })
+        .collect()
+}
+
+/// `None` when every node's copy is the same bytes, else the sizes and the common prefix.
+fn replica_difference(copies: &BTreeMap<i32, Vec<u8>>) -> Option<String> {
+    let first = copies.values().next()?;
+    if copies.values().all(|copy| copy == first) {
+        return None;
+    }
+    let sizes: Vec<String> = copies.iter().map(|(id, copy)| format!("node {id}: {} bytes", copy.len())).collect();
+    let same = copies.values().map(|copy| first.iter().zip(copy).take_while(|(a, b)| a == b).count()).min();
+    Some(format!("{}; identical for the first {} bytes", sizes.join(", "), same.unwrap_or(0)))
+}
+
+fn assert_no_violations(seed: u64, what: &str, violations: &[Violation]) {
+    if violations.is_empty() {
+        return;
+    }
+    let shown: Vec<String> = violations.iter().take(VIOLATIONS_SHOWN).map(|v| v.to_string()).collect();
+    panic!(
+        "chaos[{seed:#x}] {what}: {} violations (reproduce with {SEED_ENV}={seed:#x}); the first {}:\n  {}",
+        violations.len(),
+        shown.len(),
+        shown.join("\n  ")
+    );
+}
+
+// ----- the cluster behind proxies, and the faults -----
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Fault {
+    KillLeader,
+    KillController,
+    KillFollower,
+    CutLeader,
+    RestartNode,
+}
+
+const FAULTS: [Fault; 5] =
+    [Fault::KillLeader, Fault::KillController, Fault::KillFollower, Fault::CutLeader, Fault::RestartNode];
+
+/// What one round of the schedule drew from the seed: always the same number of draws, so
+/// round `n` makes the same choices for a seed whatever happened before.
+struct Draws {
+    fault: Fault,
+    partition: usize,
+    follower: usize,
+    node: usize,
+    fault_ms: u64,
+}
+
+impl Draws {
+    fn next(rng: &mut SplitMix64) -> Draws {
+        let mut draw = |n: u64| usize::try_from(rng.next_u64() % n).expect("small");
+        Draws {
+            fault: FAULTS[draw(FAULTS.len() as u64)],
+            partition: draw(PARTITIONS as u64),
+            follower: draw(REPLICATION as u64 - 1),
+            node: draw(NODE_IDS.len() as u64),
+            fault_ms: FAULT_MS_MIN + draw(FAULT_MS_MAX - FAULT_MS_MIN + 1) as u64,
+        }
+    }
+}
+
+/// How to undo a fault, and to whom.
+enum Heal {
+    Restart(i32),
+    Reconnect(i32),
+}
+
+impl Heal {
+    fn victim(&self) -> i32 {
+        match *self {
+            Heal::Restart(id) | Heal::Reconnect(id) => id,
+        }
+    }
+}
+
+struct Chaos {
+    seed: u64,
+    rng: SplitMix64,
+    cluster: Cluster,
+    proxies: BTreeMap<i32, NodeProxies>,
+    started: Instant,
+    injected: BTreeMap<Fault, usize>,
+}
+
+impl Chaos {
+    /// Starts three combined nodes behind their proxies and creates the topic.
+    async fn start(seed: u64) -> Chaos {
+        let (cluster, proxies) = start_cluster(seed);
+        let mut chaos = Chaos {
+            seed,
+            rng: SplitMix64::stream(seed, 0xfa17),
+            cluster,
+            proxies,
+            started: Instant::now(),
+            injected: BTreeMap::new(),
+        };
+        chaos.create_topics().await;
+        let view = chaos.settle("start-up").await;
+        for (id, proxies) in &chaos.proxies {
+            let listed = view.brokers.get(id).map(|b| b.addr.clone());
+            assert_eq!(
+                listed,
+                Some(proxies.kafka.addr().to_string()),
+                "chaos[{seed:#x}] node {id} advertises its proxy"
+            );
+        }
+        chaos.started = Instant::now();
+        chaos
+    }
+
+    /// `bootstrap.servers` for clients: every node's Kafka proxy.
+    fn bootstrap(&self) -> String {
+        self.proxies.values().map(|p| p.kafka.addr().to_string()).collect::<Vec<_>>().join(",")
+    }
+
+    fn say(&self, what: &str) {
+        eprintln!("chaos[{:#x}] t={:.1}s {what}", self.seed, self.started.elapsed().as_secs_f64());
+    }
+
+    async fn create_topics(&self) {
+        let seed = self.seed;
+        let addr = self.cluster.kafka_addr(NODE_IDS[0]).to_string();
+        eventually(CONVERGE_TIMEOUT, &format!("chaos[{seed:#x}] creating {TOPIC}"), || async {
+            match create_topic_with_configs_via(&addr, TOPIC, PARTITIONS, REPLICATION as i16, TOPIC_CONFIGS).await {
+                Ok(_) => Ok(()),
+                Err(e) if e.is(ResponseError::TopicAlreadyExists) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await;
+        // librdkafka's consumer needs a group id even to assign(), so it looks up a
+        // coordinator: have `__consumer_offsets` exist before the consumers start.
+        let request = FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("runnel-tests-unused"));
+        eventually(CONVERGE_TIMEOUT, &format!("chaos[{seed:#x}] __consumer_offsets to exist"), || async {
+            let mut conn = runnel_client::Connection::connect(&addr).await.map_err(|e| e.to_string())?;
+            conn.send(&request, 3).await.map_err(|e| e.to_string())?;
+            for id in NODE_IDS {
+                let view = self.cluster.view(id).await?;
+                view.topic("__consumer_offsets").ok_or_else(|| format!("node {id} does not list it yet"))?;
+            }
+            Ok(())
+        })
+        .await;
+    }
+
+    /// Waits until the cluster has settled (see [`settled`]); returns node 1's view.
+    async fn settle(&self, after: &str) -> ClusterView {
+        let what = format!("chaos[{:#x}] the cluster to settle after {after}", self.seed);
+        let view = eventually(SETTLE_TIMEOUT, &what, || settled(&self.cluster)).await;
+        self.say(&format!("settled after {after}: controller {}, {}", view.controller_id, partitions(&view)));
+        view
+    }
+
+    /// Injects faults, one at a time, until `phase` has passed: settle, inject, wait the
+    /// drawn time, heal.
+    async fn run_faults(&mut self, phase: Duration) {
+        let mut round = 0;
+        while self.started.elapsed() < phase {
+            round += 1;
+            let view = self.settle(&format!("healing, before fault {round}")).await;
+            let draws = Draws::next(&mut self.rng);
+            let heal = self.inject(round, &draws, &view);
+            *self.injected.entry(draws.fault).or_default() += 1;
+            tokio::time::sleep(Duration::from_millis(draws.fault_ms)).await;
+            self.heal(heal).await;
+        }
+        self.say(&format!("fault phase over after {round} rounds: {:?}", self.injected));
+    }
+
+    fn inject(&mut self, round: usize, draws: &Draws, view: &ClusterView) -> Heal {
+        let partition = &view.topic(TOPIC).expect("a settled view lists the topic").partitions[draws.partition];
+        let followers: Vec<i32> = partition.replicas.iter().copied().filter(|&r| r != partition.leader).collect();
+        let (victim, what) = match draws.fault {
+            Fault::KillLeader => {
+                (partition.leader, format!("kill -9 node {}, leader of {TOPIC}-{}", partition.leader, draws.partition))
+            }
+            Fault::KillController => {
+                (view.controller_id, format!("kill -9 node {}, the active controller", view.controller_id))
+            }
+            Fault::KillFollower => {
+                let follower = followers[draws.follower % followers.len()];
+                (follower, format!("kill -9 node {follower}, follower of {TOPIC}-{}", draws.partition))
+            }
+            Fault::CutLeader => (
+                partition.leader,
+                format!("cut node {}, leader of {TOPIC}-{}, off the network", partition.leader, draws.partition),
+            ),
+            Fault::RestartNode => (NODE_IDS[draws.node], format!("SIGTERM node {}", NODE_IDS[draws.node])),
+        };
+        self.say(&format!("fault {round}: {what} for {} ms", draws.fault_ms));
+        match draws.fault {
+            Fault::CutLeader => {
+                self.proxies[&victim].cut_for(OUTAGE_MAX);
+                Heal::Reconnect(victim)
+            }
+            Fault::RestartNode => {
+                tokio::task::block_in_place(|| self.cluster.terminate(&[victim]));
+                Heal::Restart(victim)
+            }
+            _ => {
+                tokio::task::block_in_place(|| self.cluster.kill9(victim));
+                Heal::Restart(victim)
+            }
+        }
+    }
+
+    /// Undoes the fault, first showing what a survivor made of it (so that the output
+    /// shows fencing, elections and ISR changes).
+    async fn heal(&mut self, heal: Heal) {
+        let survivor = NODE_IDS.into_iter().find(|&id| id != heal.victim()).expect("three nodes");
+        let seen = match self.cluster.view(survivor).await {
+            Ok(view) => {
+                format!("brokers {:?}, controller {}, {}", view.broker_ids(), view.controller_id, partitions(&view))
+            }
+            Err(e) => e,
+        };
+        self.say(&format!("node {survivor} sees {seen}"));
+        match heal {
+            Heal::Restart(id) => {
+                self.say(&format!("heal: restart node {id}"));
+                tokio::task::block_in_place(|| self.cluster.restart(&[id]));
+            }
+            Heal::Reconnect(id) => {
+                self.say(&format!("heal: reconnect node {id}"));
+                self.proxies[&id].heal();
+            }
+        }
+    }
+
+    /// Polls until every partition's segment bytes are the same on every node.
+    async fn assert_replicas_identical(&self) -> u64 {
+        let what = format!("chaos[{:#x}] every replica of {TOPIC} to be byte-identical", self.seed);
+        eventually(REPLICAS_CONVERGE_TIMEOUT, &what, || async {
+            let mut bytes = 0;
+            for partition in 0..PARTITIONS {
+                let copies: BTreeMap<i32, Vec<u8>> = NODE_IDS
+                    .iter()
+                    .map(|&id| (id, partition_log_bytes(self.cluster.node(id).data_dir(), TOPIC, partition)))
+                    .collect();
+                if let Some(difference) = replica_difference(&copies) {
+                    return Err(format!("{TOPIC}-{partition}: {difference}"));
+                }
+                bytes += copies[&NODE_IDS[0]].len() as u64;
+            }
+            Ok(bytes)
+        })
+        .await
+    }
+}
+
+/// Three combined nodes with [`NODE_SETTINGS`], each behind proxies that it advertises.
+fn start_cluster(seed: u64) -> (Cluster, BTreeMap<i32, NodeProxies>) {
+    let settings: Vec<String> =
+        NODE_SETTINGS.iter().flat_map(|(k, v)| ["--set".to_string(), format!("{k}={v}")]).collect();
+    let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let specs: Vec<Spec> = NODE_IDS.iter().map(|&id| Spec::combined(id).with_args(&settings)).collect();
+    tokio::task::block_in_place(|| Cluster::start_behind_proxies(&specs, seed))
+}
+
+/// Ok with node 1's view when every node answers Metadata, lists all three brokers (so none
+/// is fenced) and the same controller, and lists every partition of the topic the same way,
+/// with a leader and all three replicas in sync.
+async fn settled(cluster: &Cluster) -> Result<ClusterView, String> {
+    let mut views = Vec::with_capacity(NODE_IDS.len());
+    for id in NODE_IDS {
+        let view = cluster.view(id).await.map_err(|e| format!("node {id}: {e}"))?;
+        if view.broker_ids() != NODE_IDS {
+            return Err(format!("node {id} lists brokers {:?}", view.broker_ids()));
+        }
+        if view.controller_id < 0 {
+            return Err(format!("node {id} knows no controller"));
+        }
+        let topic = view.topic(TOPIC).ok_or_else(|| format!("node {id} does not list {TOPIC}"))?;
+        fully_in_sync(topic).map_err(|why| format!("node {id}: {why}"))?;
+        views.push(view);
+    }
+    let first = &views[0];
+    for (view, id) in views.iter().zip(NODE_IDS).skip(1) {
+        if view.controller_id != first.controller_id {
+            return Err(format!("node 1 names controller {}, node {id} {}", first.controller_id, view.controller_id));
+        }
+        if view.topic(TOPIC) != first.topic(TOPIC) {
+            return Err(format!(
+                "nodes 1 and {id} list {TOPIC} as {:?} and {:?}",
+                first.topic(TOPIC),
+                view.topic(TOPIC)
+            ));
+        }
+    }
+    Ok(views.swap_remove(0))
+}
+
+fn fully_in_sync(topic: &TopicView) -> Result<(), String> {
+    if topic.partitions.len() != PARTITIONS as usize {
+        return Err(format!("{TOPIC} has {} partitions", topic.partitions.len()));
+    }
+    for (index, partition) in topic.partitions.iter().enumerate() {
+        let (mut replicas, mut isr) = (partition.replicas.clone(), partition.isr.clone());
+        replicas.sort_unstable();
+        isr.sort_unstable();
+        if partition.leader < 0 || !replicas.contains(&partition.leader) {
+            return Err(format!("{TOPIC}-{index} has leader {} of replicas {replicas:?}", partition.leader));
+        }
+        if replicas.len() != REPLICATION || isr != replicas {
+            return Err(format!("{TOPIC}-{index}: in sync {isr:?} of replicas {replicas:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Each partition's leader and in-sync replicas, e.g. `0:1[1,2,3] 1:2[2,3]`.
+fn partitions(view: &ClusterView) -> String {
+    let Some(topic) = view.topic(TOPIC) else { return format!("no {TOPIC}") };
+    let each = topic.partitions.iter().enumerate().map(|(index, p)| {
+        let isr: Vec<String> = p.isr.iter().map(i32::to_string).collect();
+        format!("{index}:{}[{}]", p.leader, isr.join(","))
+    });
+    format!("{TOPIC} leader[isr] {}", each.collect::<Vec<_>>().join(" "))
+}
+
+// ----- the workload: producers and consumers running throughout -----
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panicking task must not hide the test's own failure behind a poison error.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Distinct error texts with how often each came, at most [`ERROR_KINDS_KEPT`] kinds.
+#[derive(Debug, Default)]
+struct Errors {
+    kinds: BTreeMap<String, usize>,
+    seen: usize,
+}
+
+impl Errors {
+    fn add(&mut self, error: String) {
+        self.seen += 1;
+        if let Some(count) = self.kinds.get_mut(&error) {
+            *count += 1;
+        } else if self.kinds.len() < ERROR_KINDS_KEPT {
+            self.kinds.insert(error, 1);
+        }
+    }
+}
+
+/// What one producer sent, by sequence number, and what it was told.
+#[derive(Default)]
+struct ProducerLedger {
+    outcomes: Vec<Outcome>,
+    acked: usize,
+    failed: usize,
+    errors: Errors,
+}
+
+impl ProducerLedger {
+    fn record(&mut self, seq: usize, outcome: Outcome) {
+        assert_eq!(self.outcomes[seq], Outcome::Pending, "one report per message");
+        self.outcomes[seq] = outcome;
+        match outcome {
+            Outcome::Acked(_) => self.acked += 1,
+            Outcome::Failed => self.failed += 1,
+            Outcome::Pending => unreachable!("only reports are recorded"),
+        }
+    }
+}
+
+/// What one consumer read, and where it would read next in each partition.
+#[derive(Default)]
+struct ConsumerLedger {
+    reads: Vec<Read>,
+    reads_unchecked: usize,
+    next_offset: BTreeMap<i32, i64>,
+    errors: Errors,
+}
+
+struct ProducerRun {
+    producer: FutureProducer,
+    ledger: Arc<Mutex<ProducerLedger>>,
+    window: Arc<Semaphore>,
+    task: JoinHandle<()>,
+}
+
+struct ConsumerRun {
+    ledger: Arc<Mutex<ConsumerLedger>>,
+    task: JoinHandle<()>,
+}
+
+struct Workload {
+    seed: u64,
+    producers: Vec<ProducerRun>,
+    consumers: Vec<ConsumerRun>,
+    stop_producing: Arc<AtomicBool>,
+    stop_consuming: Arc<AtomicBool>,
+}
+
+fn idempotent_producer(bootstrap: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("broker.address.family", "v4")
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("max.in.flight.requests.per.connection", "5")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", MESSAGE_TIMEOUT_MS.to_string())
+        .set("socket.timeout.ms", "20000")
+        .set("retry.backoff.ms", "100")
+        .set("reconnect.backoff.ms", "50")
+        .set("reconnect.backoff.max.ms", "1000")
+        .create()
+        .expect("idempotent producer")
+}
+
+impl Workload {
+    fn start(seed: u64, bootstrap: &str) -> Workload {
+        let stop_producing = Arc::new(AtomicBool::new(false));
+        let stop_consuming = Arc::new(AtomicBool::new(false));
+        let producers = (0..PRODUCERS).map(|id| start_producer(id, bootstrap, &stop_producing)).collect();
+        let consumers = (0..CONSUMERS).map(|_| start_consumer(bootstrap, &stop_consuming)).collect();
+        Workload { seed, producers, consumers, stop_producing, stop_consuming }
+    }
+
+    fn acked(&self) -> Vec<usize> {
+        self.producers.iter().map(|p| lock(&p.ledger).acked).collect()
+    }
+
+    /// Waits until each producer has `more` acknowledgements beyond what it has now.
+    async fn wait_for_acks(&self, more: usize, when: &str) {
+        let from = self.acked();
+        let what = format!("chaos[{:#x}] each producer to get {more} more acknowledgements {when}", self.seed);
+        eventually(PROGRESS_TIMEOUT, &what, || async {
+            let now = self.acked();
+            match from.iter().zip(&now).all(|(from, now)| now - from >= more) {
+                true => Ok(()),
+                false => {
+                    let failed: Vec<usize> = self.producers.iter().map(|p| lock(&p.ledger).failed).collect();
+                    Err(format!("acknowledged {now:?} from {from:?}, failed {failed:?}; {:?}", self.producer_errors()))
+                }
+            }
+        })
+        .await;
+    }
+
+    fn producer_errors(&self) -> Vec<BTreeMap<String, usize>> {
+        self.producers.iter().map(|p| lock(&p.ledger).errors.kinds.clone()).collect()
+    }
+
+    /// Stops sending, waits for every outstanding report, and returns the outcomes by
+    /// producer and sequence number. A producer that raised a fatal error fails the test.
+    async fn stop_producing(&mut self) -> Vec<Vec<Outcome>> {
+        let seed = self.seed;
+        self.stop_producing.store(true, Ordering::SeqCst);
+        for run in &mut self.producers {
+            tokio::time::timeout(PROGRESS_TIMEOUT, &mut run.task)
+                .await
+                .unwrap_or_else(|_| panic!("chaos[{seed:#x}] a producer did not stop"))
+                .expect("producer task");
+            let window = u32::try_from(DELIVERY_WINDOW).expect("small window");
+            let drained = tokio::time::timeout(DRAIN_TIMEOUT, run.window.acquire_many(window)).await;
+            assert!(drained.is_ok(), "chaos[{seed:#x}] delivery reports still outstanding after {DRAIN_TIMEOUT:?}");
+            if let Some((code, reason)) = run.producer.client().fatal_error() {
+                panic!("chaos[{seed:#x}] an idempotent producer raised a fatal error: {code:?}: {reason}");
+            }
+            let unreported = lock(&run.ledger).outcomes.iter().filter(|o| **o == Outcome::Pending).count();
+            assert_eq!(unreported, 0, "chaos[{seed:#x}] every message sent has a report once the window drained");
+        }
+        self.producers.iter().map(|run| lock(&run.ledger).outcomes.clone()).collect()
+    }
+
+    /// Waits until every consumer has read up to `highs` in every partition, stops them,
+    /// and returns everything they read.
+    async fn stop_consuming_after_catch_up(&mut self, highs: &BTreeMap<i32, i64>) -> Vec<Read> {
+        let what = format!("chaos[{:#x}] the consumers to reach the end of every partition {highs:?}", self.seed);
+        eventually(CATCH_UP_TIMEOUT, &what, || async {
+            for (index, run) in self.consumers.iter().enumerate() {
+                let ledger = lock(&run.ledger);
+                let behind: BTreeMap<i32, i64> = highs
+                    .iter()
+                    .map(|(p, high)| (*p, ledger.next_offset.get(p).copied().unwrap_or(0), *high))
+                    .filter(|(_, next, high)| next < high)
+                    .map(|(p, next, _)| (p, next))
+                    .collect();
+                if !behind.is_empty() {
+                    return Err(format!("consumer {index} is at {behind:?}; errors {:?}", ledger.errors));
+                }
+            }
+            Ok(())
+        })
+        .await;
+        self.stop_consuming.store(true, Ordering::SeqCst);
+        let mut reads = Vec::new();
+        for run in &mut self.consumers {
+            tokio::time::timeout(PROGRESS_TIMEOUT, &mut run.task)
+                .await
+                .unwrap_or_else(|_| panic!("chaos[{:#x}] a consumer did not stop", self.seed))
+                .expect("consumer task");
+            reads.extend(std::mem::take(&mut lock(&run.ledger).reads));
+        }
+        reads
+    }
+}
+
+fn start_producer(id: u32, bootstrap: &str, stop: &Arc<AtomicBool>) -> ProducerRun {
+    let producer = idempotent_producer(bootstrap);
+    let ledger = Arc::new(Mutex::new(ProducerLedger::default()));
+    let window = Arc::new(Semaphore::new(DELIVERY_WINDOW));
+    let task = tokio::spawn(produce(id, producer.clone(), Arc::clone(&ledger), Arc::clone(&window), Arc::clone(stop)));
+    ProducerRun { producer, ledger, window, task }
+}
+
+/// Sends `p{id}-{seq}` with key `key-{seq % KEYS}` at [`SEND_INTERVAL`] while the window
+/// has room, until stopped; a task per message waits for its delivery report.
+async fn produce(
+    id: u32,
+    producer: FutureProducer,
+    ledger: Arc<Mutex<ProducerLedger>>,
+    window: Arc<Semaphore>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut pace = tokio::time::interval(SEND_INTERVAL);
+    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !stop.load(Ordering::SeqCst) {
+        pace.tick().await;
+        let Ok(permit) = tokio::time::timeout(WINDOW_WAIT, Arc::clone(&window).acquire_owned()).await else {
+            continue;
+        };
+        let permit = permit.expect("the window is never closed");
+        let seq = {
+            let mut ledger = lock(&ledger);
+            ledger.outcomes.push(Outcome::Pending);
+            ledger.outcomes.len() - 1
+        };
+        let id = MessageId { producer: id, seq: u32::try_from(seq).expect("sequence fits u32") };
+        let (key, value) = (format!("key-{}", id.seq % KEYS), id.to_string());
+        let record = FutureRecord::<str, str>::to(TOPIC).key(key.as_str()).payload(value.as_str());
+        let delivery = match producer.send_result(record) {
+            Ok(delivery) => delivery,
+            Err((error, _)) => {
+                let mut ledger = lock(&ledger);
+                ledger.errors.add(format!("enqueue: {error}"));
+                ledger.record(seq, Outcome::Failed);
+                continue;
+            }
+        };
+        let ledger = Arc::clone(&ledger);
+        tokio::spawn(async move {
+            let (outcome, error) = match tokio::time::timeout(DELIVERY_REPORT_TIMEOUT, delivery).await {
+                Ok(Ok(Ok(delivery))) => {
+                    (Outcome::Acked(Placed { partition: delivery.partition, offset: delivery.offset }), None)
+                }
+                Ok(Ok(Err((error, _)))) => (Outcome::Failed, Some(error.to_string())),
+                Ok(Err(_)) => (Outcome::Failed, Some("delivery report cancelled".to_string())),
+                Err(_) => (Outcome::Failed, Some(format!("no delivery report within {DELIVERY_REPORT_TIMEOUT:?}"))),
+            };
+            let mut ledger = lock(&ledger);
+            if let Some(error) = error {
+                ledger.errors.add(error);
+            }
+            ledger.record(seq, outcome);
+            drop(permit);
+        });
+    }
+}
+
+fn start_consumer(bootstrap: &str, stop: &Arc<AtomicBool>) -> ConsumerRun {
+    let reader = consumer(bootstrap, &[]);
+    let starts: Vec<(i32, Offset)> = (0..PARTITIONS).map(|p| (p, Offset::Beginning)).collect();
+    assign(&reader, TOPIC, &starts);
+    let ledger = Arc::new(Mutex::new(ConsumerLedger::default()));
+    let task = tokio::spawn(consume(reader, Arc::clone(&ledger), Arc::clone(stop)));
+    ConsumerRun { ledger, task }
+}
+
+/// Reads and records every message until stopped; errors are counted, not fatal (an
+/// out-of-range position stalls the partition, which the catch-up wait then reports).
+async fn consume(reader: StreamConsumer, ledger: Arc<Mutex<ConsumerLedger>>, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::SeqCst) {
+        match tokio::time::timeout(CONSUMER_POLL, reader.recv()).await {
+            Err(_) => {}
+            Ok(Err(error)) => lock(&ledger).errors.add(error.to_string()),
+            Ok(Ok(message)) => {
+                let read = Read {
+                    placed: Placed { partition: message.partition(), offset: message.offset() },
+                    value: Value::of(message.payload().unwrap_or_default()),
+                };
+                let mut ledger = lock(&ledger);
+                ledger.next_offset.insert(read.placed.partition, read.placed.offset + 1);
+                if ledger.reads.len() < READS_KEPT_MAX {
+                    ledger.reads.push(read);
+                } else {
+                    ledger.reads_unchecked += 1;
+                }
+            }
+        }
+    }
+}
+
+// ----- reading the end state -----
+
+/// Each partition's high watermark, through the proxies.
+fn high_watermarks(seed: u64, bootstrap: &str) -> BTreeMap<i32, i64> {
+    let client = base_consumer(bootstrap);
+    (0..PARTITIONS)
+        .map(|p| {
+            let (_, high) = tokio::task::block_in_place(|| client.fetch_watermarks(TOPIC, p, WATERMARK_TIMEOUT))
+                .unwrap_or_else(|e| panic!("chaos[{seed:#x}] watermarks of {TOPIC}-{p}: {e}"));
+            (p, high)
+        })
+        .collect()
+}
+
+/// Reads every partition from the beginning up to its high watermark with a fresh consumer.
+async fn read_final_log(seed: u64, bootstrap: &str, highs: &BTreeMap<i32, i64>) -> FinalLog {
+    let reader = consumer(bootstrap, &[]);
+    let starts: Vec<(i32, Offset)> = highs.keys().map(|&p| (p, Offset::Beginning)).collect();
+    assign(&reader, TOPIC, &starts);
+    let mut log: FinalLog = highs.keys().map(|&p| (p, Vec::new())).collect();
+    let mut next: BTreeMap<i32, i64> = highs.keys().map(|&p| (p, 0)).collect();
+    let deadline = tokio::time::Instant::now() + FINAL_READ_TIMEOUT;
+    while next.iter().any(|(p, n)| n < &highs[p]) {
+        let message = match tokio::time::timeout_at(deadline, reader.recv()).await {
+            Err(_) => {
+                panic!("chaos[{seed:#x}] read back only up to {next:?} of {highs:?} within {FINAL_READ_TIMEOUT:?}")
+            }
+            Ok(Err(e)) => panic!("chaos[{seed:#x}] final read failed at {next:?}: {e}"),
+            Ok(Ok(message)) => message,
+        };
+        let (partition, offset) = (message.partition(), message.offset());
+        if offset < highs[&partition] {
+            let value = Value::of(message.payload().unwrap_or_default());
+            log.get_mut(&partition).expect("an assigned partition").push(Stored { offset, value });
+            next.insert(partition, offset + 1);
+        }
+    }
+    log
+}
+
+// ----- the scenario -----
+
+/// A three-node cluster, a topic with three replicas and `min.insync.replicas=2`, idempotent
+/// acks=all producers and consumers throughout, faults in a loop, then heal, settle, check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chaos_replicated_topic_survives_kills_and_partitions_without_losing_acknowledged_writes() {
+    let seed = u64_from_env(SEED_ENV).unwrap_or(SEED_DEFAULT);
+    let phase = Duration::from_secs(u64_from_env(SECS_ENV).unwrap_or(CHAOS_SECS_DEFAULT));
+    eprintln!(
+        "chaos[{seed:#x}] {NAME}: seed {seed:#x}, fault phase {phase:?} \
+         (reproduce with {SEED_ENV}={seed:#x}; run longer with {SECS_ENV}=<seconds>)"
+    );
+    let mut chaos = Chaos::start(seed).await;
+    let bootstrap = chaos.bootstrap();
+    let mut workload = Workload::start(seed, &bootstrap);
+    workload.wait_for_acks(1, "before the faults").await;
+    chaos.say(&format!("workload running: acknowledged {:?}", workload.acked()));
+
+    chaos.run_faults(phase).await;
+    chaos.settle("the last heal").await;
+    workload.wait_for_acks(STEADY_ACKS, "after the last heal").await;
+    let sent = workload.stop_producing().await;
+    chaos.settle("the producers stopped").await;
+    let highs = high_watermarks(seed, &bootstrap);
+    let reads = workload.stop_consuming_after_catch_up(&highs).await;
+    chaos.say(&format!("writes stopped at high watermarks {highs:?}; reading back"));
+
+    let log = read_final_log(seed, &bootstrap, &highs).await;
+    report(&chaos, &workload, &sent, &log, reads.len());
+    assert_no_violations(seed, "the final log against the acknowledgements", &check_log(&log, &sent));
+    assert_no_violations(seed, "the consumers' reads against the final log", &check_reads(&log, &reads));
+    let replicated_bytes = chaos.assert_replicas_identical().await;
+    chaos.say(&format!("PASSED seed {seed:#x}: {replicated_bytes} bytes of {TOPIC} identical on every replica"));
+}
+
+/// The summary, printed before the checks so that a failure shows it too.
+fn report(chaos: &Chaos, workload: &Workload, sent: &[Vec<Outcome>], log: &FinalLog, reads: usize) {
+    let all: Vec<Outcome> = sent.iter().flatten().copied().collect();
+    let acked = all.iter().filter(|o| matches!(o, Outcome::Acked(_))).count();
+    let unchecked: usize = workload.consumers.iter().map(|c| lock(&c.ledger).reads_unchecked).sum();
+    chaos.say(&format!(
+        "summary: seed {:#x}; {} faults {:?}; messages sent {}, acknowledged {acked}, failed {}; \
+         messages checked {}; consumer reads checked {reads} ({unchecked} over the bound, unchecked)",
+        chaos.seed,
+        chaos.injected.values().sum::<usize>(),
+        chaos.injected,
+        all.len(),
+        all.len() - acked,
+        log.values().map(Vec::len).sum::<usize>(),
+    ));
+    let consumer_errors: Vec<_> = workload.consumers.iter().map(|c| lock(&c.ledger).errors.kinds.clone()).collect();
+    chaos.say(&format!("producer errors {:?}; consumer errors {consumer_errors:?}", workload.producer_errors()));
+    for (id, proxies) in &chaos.proxies {
+        chaos.say(&format!(
+            "node {id} proxies: kafka {}; quorum {}",
+            connections(&proxies.kafka.stats()),
+            connections(&proxies.controller.stats())
+        ));
+    }
+}
+
+fn connections(stats: &ProxyStats) -> String {
+    format!(
+        "{} connections ({} while the node was down, {} cut, {} refused during a cut)",
+        stats.connections_accepted, stats.target_connect_failures, stats.connections_cut, stats.connections_refused
+    )
+}
+
+// ----- the checker can fail -----
+
+fn acked_at(partition: i32, offsets: &[i64]) -> Vec<Outcome> {
+    offsets.iter().map(|&offset| Outcome::Acked(Placed { partition, offset })).collect()
+}
+
+fn partition_of(values: &[&str]) -> Vec<Stored> {
+    (0..).zip(values).map(|(offset, value)| Stored { offset, value: Value::of(value.as_bytes()) }).collect()
+}
+
+#[test]
+fn chaos_checker_detects_a_lost_acknowledged_message() {
+    let sent = vec![acked_at(0, &[0, 1, 2]), vec![Outcome::Failed, Outcome::Pending]];
+    let log_of = |values: &[&str]| FinalLog::from([(0, partition_of(values)), (1, Vec::new())]);
+    let healthy = log_of(&["p0-0", "p0-1", "p0-2", "p1-0"]);
+    assert_eq!(check_log(&healthy, &sent), vec![], "a failed message may be written, a pending one absent");
+
+    let lost = check_log(&log_of(&["p0-0", "p0-2"]), &sent);
+    assert!(lost.iter().any(|v| matches!(v, Violation::Lost { id, .. } if id.seq == 1)), "missing: {lost:?}");
+    let moved = check_log(&FinalLog::from([(0, partition_of(&["p0-0", "p1-0", "p0-1", "p0-2"]))]), &sent);
+    assert!(moved.iter().any(|v| matches!(v, Violation::Lost { found: Some(_), .. })), "misplaced: {moved:?}");
+
+    let twice = check_log(&log_of(&["p0-0", "p0-1", "p0-2", "p0-1"]), &sent);
+    assert!(twice.iter().any(|v| matches!(v, Violation::Duplicate { .. })), "duplicate: {twice:?}");
+
+    let reordered_sent = vec![acked_at(0, &[0, 2, 1])];
+    let reordered = check_log(&log_of(&["p0-0", "p0-2", "p0-1"]), &reordered_sent);
+    assert_eq!(reordered.len(), 1, "only the order is wrong: {reordered:?}");
+    assert!(matches!(reordered[0], Violation::OutOfOrder { .. }), "reorder: {reordered:?}");
+
+    let mut gap = log_of(&["p0-0", "p0-1", "p0-2"]);
+    gap.get_mut(&0).expect("partition 0")[2].offset = 3;
+    let gapped = check_log(&gap, &[acked_at(0, &[0, 1, 3])]);
+    assert!(matches!(gapped[..], [Violation::Gap { expected: 2, found: 3, .. }]), "gap: {gapped:?}");
+    let foreign = check_log(&log_of(&["p0-0", "p0-1", "p0-2", "p7-0", "hello"]), &sent);
+    assert_eq!(foreign.iter().filter(|v| matches!(v, Violation::Foreign { .. })).count(), 2, "{foreign:?}");
+
+    let read =
+        |offset, value: &str| Read { placed: Placed { partition: 0, offset }, value: Value::of(value.as_bytes()) };
+    let reads = [read(1, "p0-1"), read(2, "p0-2"), read(3, "p0-3")];
+    let vanished = check_reads(&log_of(&["p0-0", "p0-1", "p0-9"]), &reads);
+    assert_eq!(vanished.len(), 2, "offset 2 changed and offset 3 is gone: {vanished:?}");
+    assert!(vanished.iter().all(|v| matches!(v, Violation::ReadVanished { .. })), "{vanished:?}");
+    assert_eq!(check_reads(&healthy, &reads[..2]), vec![], "reads of what stayed");
+
+    let same = BTreeMap::from([(1, b"abc".to_vec()), (2, b"abc".to_vec()), (3, b"abc".to_vec())]);
+    assert_eq!(replica_difference(&same), None);
+    let diverged = BTreeMap::from([(1, b"abc".to_vec()), (2, b"abd".to_vec()), (3, b"ab".to_vec())]);
+    let difference = replica_difference(&diverged).expect("copies differ");
+    assert!(difference.contains("identical for the first 2 bytes"), "{difference}");
+}
