@@ -19,6 +19,8 @@ pub mod liveness;
 pub mod metadata_store;
 pub mod metrics;
 pub mod partition;
+#[cfg(test)]
+mod partition_tests;
 pub mod producer_ids;
 pub mod replica_fetcher;
 pub mod replica_manager;

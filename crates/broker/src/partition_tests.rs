@@ -1,0 +1,122 @@
+//! The replication state of one partition: high watermark, ISR changes, roles and fencing
+//! of stale fetch answers, on a real log in a temporary directory.
+
+use runnel_metadata::PartitionImage;
+use runnel_protocol::batch::build_batch;
+use runnel_storage::{LogConfig, PartitionLog};
+
+use crate::config::BrokerConfig;
+use crate::partition::{IsrChange, Partition, Role, Transition};
+use crate::topic_config;
+
+const NODE: i32 = 1;
+const LAG_MS: i64 = 10_000;
+
+fn image(leader: i32, leader_epoch: i32, partition_epoch: i32, replicas: &[i32], isr: &[i32]) -> PartitionImage {
+    PartitionImage {
+        partition: 0,
+        replicas: replicas.to_vec(),
+        isr: isr.to_vec(),
+        leader,
+        leader_epoch,
+        partition_epoch,
+        adding_replicas: vec![],
+        removing_replicas: vec![],
+    }
+}
+
+fn partition(dir: &std::path::Path, image: &PartitionImage) -> Partition {
+    let log = PartitionLog::open(dir, LogConfig::default(), 0, 0, true, 0).expect("open log");
+    let settings = topic_config::settings(&BrokerConfig::default(), None);
+    Partition::new("t".into(), uuid::Uuid::from_u128(1), NODE, image, log, settings, 0, 0)
+}
+
+fn append(partition: &Partition, records: usize) {
+    for _ in 0..records {
+        partition.append_batch(&build_batch(0, &[b"v".as_slice()]), false, 0).expect("append");
+    }
+}
+
+#[test]
+fn a_sole_in_sync_leader_moves_the_high_watermark_with_its_log_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = partition(dir.path(), &image(NODE, 0, 0, &[1], &[1]));
+    assert_eq!(p.role(), Role::Leader);
+    append(&p, 3);
+    assert_eq!((p.log_end_offset(), p.high_watermark()), (3, 3));
+}
+
+#[test]
+fn the_high_watermark_is_the_smallest_log_end_over_the_isr_and_never_moves_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = partition(dir.path(), &image(NODE, 0, 0, &[1, 2, 3], &[1, 2, 3]));
+    append(&p, 5);
+    assert_eq!(p.high_watermark(), 0, "followers have not fetched yet");
+    assert_eq!(p.record_follower_fetch(2, 5, 1), None);
+    assert_eq!(p.high_watermark(), 0, "follower 3 is in the ISR and unknown");
+    p.record_follower_fetch(3, 2, 1);
+    assert_eq!(p.high_watermark(), 2);
+    p.record_follower_fetch(3, 5, 2);
+    assert_eq!(p.high_watermark(), 5);
+    p.record_follower_fetch(3, 1, 3);
+    assert_eq!(p.high_watermark(), 5, "never back");
+    assert_eq!(p.record_follower_fetch(9, 5, 3), None, "not a replica: ignored");
+}
+
+#[test]
+fn a_lagging_follower_leaves_the_isr_and_returns_once_caught_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = partition(dir.path(), &image(NODE, 0, 4, &[1, 2, 3], &[1, 2, 3]));
+    append(&p, 4);
+    p.record_follower_fetch(2, 4, 1_000);
+    p.record_follower_fetch(3, 1, 1_000);
+    assert_eq!(p.isr_shrink(1_000 + LAG_MS / 2, LAG_MS), None, "not lagging for long enough");
+    // Follower 2 keeps fetching the log end; follower 3 is stuck at offset 1.
+    p.record_follower_fetch(2, 4, 1_000 + LAG_MS);
+    let shrink = p.isr_shrink(2_000 + LAG_MS, LAG_MS);
+    assert_eq!(shrink, Some(IsrChange { isr: vec![1, 2], partition_epoch: 4 }));
+    assert_eq!(p.isr_shrink(3_000 + LAG_MS, LAG_MS), None, "one change in flight at a time");
+    assert_eq!(p.high_watermark(), 1, "a pending shrink still counts follower 3");
+    // The change commits: the high watermark moves past the laggard.
+    assert_eq!(p.apply_image(&image(NODE, 0, 5, &[1, 2, 3], &[1, 2]), 3_000 + LAG_MS).unwrap(), Transition::None);
+    assert_eq!(p.high_watermark(), 4);
+    // Follower 3 catches up to the high watermark: back into the ISR.
+    assert_eq!(p.record_follower_fetch(3, 3, 4_000 + LAG_MS), None, "below the high watermark");
+    let expand = p.record_follower_fetch(3, 4, 4_000 + LAG_MS);
+    assert_eq!(expand, Some(IsrChange { isr: vec![1, 2, 3], partition_epoch: 5 }));
+    // A change that failed to commit may be decided again.
+    p.isr_change_failed(expand.as_ref().unwrap());
+    assert!(p.record_follower_fetch(3, 4, 5_000 + LAG_MS).is_some());
+}
+
+#[test]
+fn becoming_leader_starts_the_new_epoch_at_the_log_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = partition(dir.path(), &image(2, 3, 0, &[1, 2], &[1, 2]));
+    assert_eq!(p.role(), Role::Follower { leader: 2 });
+    let mut batch = build_batch(0, &[b"a".as_slice(), b"b".as_slice()]);
+    runnel_protocol::batch::BatchMut::new(&mut batch).set_partition_leader_epoch(3);
+    assert!(p.append_as_follower((2, 3), &batch, 2, 0).unwrap());
+    assert_eq!((p.log_end_offset(), p.high_watermark()), (2, 2));
+    let became = p.apply_image(&image(NODE, 4, 1, &[1, 2], &[1, 2]), 0).unwrap();
+    assert_eq!(became, Transition::BecameLeader);
+    assert_eq!(p.latest_epoch().unwrap(), Some(4));
+    assert_eq!(p.end_offset_for_epoch(3).unwrap(), (3, 2), "epoch 3 ends where epoch 4 starts");
+    assert_eq!(p.end_offset_for_epoch(4).unwrap(), (4, 2));
+}
+
+#[test]
+fn a_late_answer_from_a_deposed_leader_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = partition(dir.path(), &image(2, 5, 0, &[1, 2, 3], &[1, 2, 3]));
+    let batch = build_batch(0, &[b"x".as_slice()]);
+    assert!(!p.append_as_follower((2, 4), &batch, 1, 0).unwrap(), "an older epoch of the same leader");
+    assert!(!p.append_as_follower((3, 5), &batch, 1, 0).unwrap(), "another broker");
+    let moved = p.apply_image(&image(3, 6, 1, &[1, 2, 3], &[1, 3]), 0).unwrap();
+    assert_eq!(moved, Transition::BecameFollower { leader: 3, leader_epoch: 6 });
+    assert!(!p.append_as_follower((2, 5), &batch, 1, 0).unwrap(), "the deposed leader's answer");
+    assert_eq!(p.truncate_to((2, 5), 0).unwrap(), None);
+    assert_eq!(p.log_end_offset(), 0);
+    assert!(p.append_as_follower((3, 6), &batch, 1, 0).unwrap());
+    assert_eq!(p.log_end_offset(), 1);
+}
