@@ -24,6 +24,13 @@ fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), ResponseE
             _ => (-1, -1),
         })
     });
+    // Consumers see nothing at or above the high watermark (not yet on every ISR member),
+    // as in Kafka: a lookup that lands there finds nothing.
+    let result = result.map(|(ts, offset)| match timestamp {
+        LATEST | EARLIEST | EARLIEST_LOCAL => (ts, offset),
+        _ if offset >= high_watermark => (-1, -1),
+        _ => (ts, offset),
+    });
     result.map_err(|e| match e {
         crate::partition::PartitionError::Deleted => ResponseError::UnknownTopicOrPartition,
         _ => ResponseError::KafkaStorageError,
