@@ -182,8 +182,12 @@ async fn a_killed_leader_loses_no_acknowledged_write_and_returns_as_an_identical
 
 /// A raw Produce v9 of one small batch with `acks`; returns the partition's error code.
 async fn raw_produce(addr: &str, topic: &str, acks: i16) -> i16 {
+    raw_produce_within(addr, topic, acks, 5_000).await
+}
+
+async fn raw_produce_within(addr: &str, topic: &str, acks: i16, timeout_ms: i32) -> i16 {
     let batch = runnel_protocol::batch::build_batch(0, &[b"raw".as_slice()]);
-    let request = ProduceRequest::default().with_acks(acks).with_timeout_ms(5_000).with_topic_data(vec![
+    let request = ProduceRequest::default().with_acks(acks).with_timeout_ms(timeout_ms).with_topic_data(vec![
         TopicProduceData::default().with_name(TopicName(StrBytes::from_string(topic.to_string()))).with_partition_data(
             vec![PartitionProduceData::default().with_index(0).with_records(Some(Bytes::from(batch)))],
         ),
@@ -223,6 +227,38 @@ async fn acks_all_is_refused_while_the_isr_is_below_min_insync_replicas() {
     fully_in_sync(&cluster, &[1, 2, 3], "strict").await;
     assert_eq!(raw_produce(&leader_addr, "strict", -1).await, 0, "back in sync: acks=all succeeds again");
     replicas_identical(&cluster, &p.replicas, "strict", 1, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_all_times_out_while_a_hung_follower_is_in_sync_and_succeeds_once_it_is_dropped() {
+    let cluster = three_nodes().await;
+    create_topic_via(cluster.kafka_addr(1), "hung", 1, 2).await.unwrap_or_else(|e| panic!("creating hung: {e}"));
+    let p = fully_in_sync(&cluster, &[1, 2, 3], "hung").await.partitions[0].clone();
+    let follower = *p.replicas.iter().find(|id| **id != p.leader).expect("two replicas");
+    let leader_addr = cluster.kafka_addr(p.leader).to_string();
+    assert_eq!(raw_produce(&leader_addr, "hung", -1).await, 0);
+
+    cluster.node(follower).pause();
+    const REQUEST_TIMED_OUT: i16 = 7;
+    assert_eq!(
+        raw_produce_within(&leader_addr, "hung", -1, 500).await,
+        REQUEST_TIMED_OUT,
+        "the hung follower is still in the ISR: the write is not acknowledged"
+    );
+    eventually(CONVERGE, "the hung follower to leave the ISR", || async {
+        let view = cluster.view(p.leader).await?;
+        let now = view.topic("hung").ok_or("topic missing")?.partitions[0].clone();
+        if now.isr == vec![p.leader] {
+            Ok(())
+        } else {
+            Err(format!("{now:?}"))
+        }
+    })
+    .await;
+    assert_eq!(raw_produce(&leader_addr, "hung", -1).await, 0, "min.insync.replicas=1: the leader alone acknowledges");
+    cluster.node(follower).resume();
+    fully_in_sync(&cluster, &[1, 2, 3], "hung").await;
+    replicas_identical(&cluster, &p.replicas, "hung", 1, 1).await;
 }
 
 /// The coordinator of `group` as node `via` names it (FindCoordinator v3), once it names one.

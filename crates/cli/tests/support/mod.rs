@@ -203,6 +203,16 @@ impl Node {
         assert!(!status.success(), "a SIGKILL'd node cannot exit successfully: {status:?}");
     }
 
+    /// Freezes the process (SIGSTOP): it holds its sockets but answers nothing, like a
+    /// hung machine. [`Node::resume`] thaws it.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
     /// Clean shutdown: SIGTERM, then waits for the process to exit with success.
     pub fn terminate(&mut self) {
         self.begin_terminate();
