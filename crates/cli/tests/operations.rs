@@ -52,19 +52,7 @@ fn topic_name(name: &str) -> TopicName {
 
 /// Three combined nodes, once every node lists all three brokers.
 async fn three_nodes() -> Cluster {
-    let cluster = Cluster::start(&[1, 2, 3].map(|id| Spec::combined(id).with_args(ARGS)));
-    for id in [1, 2, 3] {
-        eventually(CONVERGE, "every node to list three brokers", || async {
-            let view = cluster.view(id).await?;
-            if view.brokers.len() == 3 {
-                Ok(())
-            } else {
-                Err(format!("node {id} lists {:?}", view.brokers.keys()))
-            }
-        })
-        .await;
-    }
-    cluster
+    three_agreed_nodes(ARGS, CONVERGE).await
 }
 
 /// Waits until every node in `ids` lists every partition of the topic with a leader and
@@ -76,23 +64,8 @@ async fn settled(
     what: &str,
     check: impl Fn(&TopicView) -> Result<(), String>,
 ) -> TopicView {
-    eventually(CONVERGE, what, || async {
-        let mut seen: Option<TopicView> = None;
-        for id in ids {
-            let view = cluster.view(*id).await?;
-            let t = view.topic(TOPIC).ok_or(format!("topic missing on node {id}"))?.clone();
-            if let Some(p) = t.partitions.iter().find(|p| p.leader < 0 || p.isr.len() != isr_len) {
-                return Err(format!("node {id}: {p:?}"));
-            }
-            if seen.as_ref().is_some_and(|s| s.partitions != t.partitions) {
-                return Err(format!("nodes disagree: {seen:?} vs node {id}: {t:?}"));
-            }
-            check(&t).map_err(|why| format!("node {id}: {why}"))?;
-            seen = Some(t);
-        }
-        Ok(seen.expect("at least one node"))
-    })
-    .await
+    eprintln!("waiting for {what}");
+    topic_settled(cluster, ids, TOPIC, CONVERGE, |p| p.isr.len() == isr_len, check).await
 }
 
 /// Sends ElectLeaders to `addr`; returns each partition's error code by (topic, partition).

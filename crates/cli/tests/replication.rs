@@ -36,19 +36,7 @@ const FAST: &[&str] = &[
 
 /// Three combined nodes, once every node lists all three brokers.
 async fn three_nodes() -> Cluster {
-    let cluster = Cluster::start(&[1, 2, 3].map(|id| Spec::combined(id).with_args(FAST)));
-    for id in [1, 2, 3] {
-        eventually(CONVERGE, "every node to list three brokers", || async {
-            let view = cluster.view(id).await?;
-            if view.brokers.len() == 3 {
-                Ok(())
-            } else {
-                Err(format!("node {id} lists {:?}", view.brokers.keys()))
-            }
-        })
-        .await;
-    }
-    cluster
+    three_agreed_nodes(FAST, CONVERGE).await
 }
 
 fn bootstrap(cluster: &Cluster, ids: &[i32]) -> String {
@@ -84,25 +72,24 @@ async fn replicas_identical(cluster: &Cluster, nodes: &[i32], topic: &str, parti
     .await;
 }
 
-/// Waits until every running node lists every partition of `topic` with a leader and a
+/// Waits until every node in `ids` lists every partition of `topic` with a leader and a
 /// full ISR, the same everywhere; returns that view.
 async fn fully_in_sync(cluster: &Cluster, ids: &[i32], topic: &str) -> TopicView {
-    eventually(CONVERGE, "every partition to have a leader and a full ISR on every node", || async {
-        let mut seen: Option<TopicView> = None;
-        for id in ids {
-            let view = cluster.view(*id).await?;
-            let t = view.topic(topic).ok_or(format!("topic missing on node {id}"))?.clone();
-            if let Some(p) = t.partitions.iter().find(|p| p.leader < 0 || p.isr.len() != p.replicas.len()) {
-                return Err(format!("node {id}: {p:?}"));
-            }
-            if seen.as_ref().is_some_and(|s| s.partitions != t.partitions) {
-                return Err(format!("nodes disagree: {seen:?} vs node {id}: {t:?}"));
-            }
-            seen = Some(t);
+    topic_settled(cluster, ids, topic, CONVERGE, |p| p.isr.len() == p.replicas.len(), |_| Ok(())).await
+}
+
+/// Waits until node `via` lists `topic`-0 with exactly `isr` in sync.
+async fn isr_becomes(cluster: &Cluster, via: i32, topic: &str, isr: &[i32]) {
+    eventually(CONVERGE, &format!("the ISR of {topic}-0 to become {isr:?}"), || async {
+        let view = cluster.view(via).await?;
+        let now = view.topic(topic).ok_or("topic missing")?.partitions[0].clone();
+        if now.isr == isr {
+            Ok(())
+        } else {
+            Err(format!("{now:?}"))
         }
-        Ok(seen.expect("at least one node"))
     })
-    .await
+    .await;
 }
 
 fn messages(tag: &str, count: usize) -> Vec<Msg> {
@@ -209,16 +196,7 @@ async fn acks_all_is_refused_while_the_isr_is_below_min_insync_replicas() {
     assert_eq!(raw_produce(&leader_addr, "strict", -1).await, 0, "two in sync: acks=all succeeds");
 
     cluster.kill9(follower);
-    eventually(CONVERGE, "the ISR to shrink to the leader", || async {
-        let view = cluster.view(p.leader).await?;
-        let now = view.topic("strict").ok_or("topic missing")?.partitions[0].clone();
-        if now.isr == vec![p.leader] {
-            Ok(())
-        } else {
-            Err(format!("{now:?}"))
-        }
-    })
-    .await;
+    isr_becomes(&cluster, p.leader, "strict", &[p.leader]).await;
     const NOT_ENOUGH_REPLICAS: i16 = 19;
     assert_eq!(raw_produce(&leader_addr, "strict", -1).await, NOT_ENOUGH_REPLICAS);
     assert_eq!(raw_produce(&leader_addr, "strict", 1).await, 0, "acks=1 does not need the ISR");
@@ -245,16 +223,7 @@ async fn acks_all_times_out_while_a_hung_follower_is_in_sync_and_succeeds_once_i
         REQUEST_TIMED_OUT,
         "the hung follower is still in the ISR: the write is not acknowledged"
     );
-    eventually(CONVERGE, "the hung follower to leave the ISR", || async {
-        let view = cluster.view(p.leader).await?;
-        let now = view.topic("hung").ok_or("topic missing")?.partitions[0].clone();
-        if now.isr == vec![p.leader] {
-            Ok(())
-        } else {
-            Err(format!("{now:?}"))
-        }
-    })
-    .await;
+    isr_becomes(&cluster, p.leader, "hung", &[p.leader]).await;
     assert_eq!(raw_produce(&leader_addr, "hung", -1).await, 0, "min.insync.replicas=1: the leader alone acknowledges");
     cluster.node(follower).resume();
     fully_in_sync(&cluster, &[1, 2, 3], "hung").await;

@@ -605,3 +605,50 @@ pub async fn read_back(bootstrap: &str, topic: &str, partitions: i32, expected: 
     }
     out
 }
+
+/// Three combined nodes started with `args`, once every node lists all three brokers.
+pub async fn three_agreed_nodes(args: &[&str], timeout: Duration) -> Cluster {
+    let cluster = Cluster::start(&[1, 2, 3].map(|id| Spec::combined(id).with_args(args)));
+    for id in [1, 2, 3] {
+        eventually(timeout, "every node to list three brokers", || async {
+            let view = cluster.view(id).await?;
+            if view.brokers.len() == 3 {
+                Ok(())
+            } else {
+                Err(format!("node {id} lists {:?}", view.brokers.keys()))
+            }
+        })
+        .await;
+    }
+    cluster
+}
+
+/// Waits until every node in `ids` lists every partition of `topic` with a leader and an
+/// ISR `isr_ok` accepts (given the replicas), the same on every node, and `check` accepts
+/// the listing; returns it.
+pub async fn topic_settled(
+    cluster: &Cluster,
+    ids: &[i32],
+    topic: &str,
+    timeout: Duration,
+    isr_ok: impl Fn(&PartitionView) -> bool,
+    check: impl Fn(&TopicView) -> Result<(), String>,
+) -> TopicView {
+    eventually(timeout, &format!("every partition of {topic} to settle on nodes {ids:?}"), || async {
+        let mut seen: Option<TopicView> = None;
+        for id in ids {
+            let view = cluster.view(*id).await?;
+            let t = view.topic(topic).ok_or(format!("topic missing on node {id}"))?.clone();
+            if let Some(p) = t.partitions.iter().find(|p| p.leader < 0 || !isr_ok(p)) {
+                return Err(format!("node {id}: {p:?}"));
+            }
+            if seen.as_ref().is_some_and(|s| s.partitions != t.partitions) {
+                return Err(format!("nodes disagree: {seen:?} vs node {id}: {t:?}"));
+            }
+            check(&t).map_err(|why| format!("node {id}: {why}"))?;
+            seen = Some(t);
+        }
+        Ok(seen.expect("at least one node"))
+    })
+    .await
+}
