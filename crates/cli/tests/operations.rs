@@ -21,20 +21,9 @@ use support::*;
 /// Replicas may take this long to converge after a write, a kill or a restart.
 const CONVERGE: Duration = Duration::from_secs(60);
 
-/// Fast failure detection, and no automatic preferred leader election: the test asks for
-/// it and must not race the controller doing it by itself.
-const ARGS: &[&str] = &[
-    "--set",
-    "replica.lag.time.max.ms=3000",
-    "--set",
-    "broker.session.timeout.ms=3000",
-    "--set",
-    "broker.heartbeat.interval.ms=500",
-    "--set",
-    "replica.fetch.backoff.ms=200",
-    "--set",
-    "auto.leader.rebalance.enable=false",
-];
+/// No automatic preferred leader election: the test asks for it and must not race the
+/// controller doing it by itself.
+const NO_AUTO_REBALANCE: &[&str] = &["--set", "auto.leader.rebalance.enable=false"];
 
 const TOPIC: &str = "ops";
 const PARTITIONS: i32 = 3;
@@ -52,7 +41,7 @@ fn topic_name(name: &str) -> TopicName {
 
 /// Three combined nodes, once every node lists all three brokers.
 async fn three_nodes() -> Cluster {
-    three_agreed_nodes(ARGS, CONVERGE).await
+    three_agreed_nodes(&[FAST_FAILURE_DETECTION, NO_AUTO_REBALANCE].concat(), CONVERGE).await
 }
 
 /// Waits until every node in `ids` lists every partition of the topic with a leader and

@@ -22,21 +22,9 @@ use support::*;
 /// Replicas may take this long to converge after the last write or a restart.
 const CONVERGE: Duration = Duration::from_secs(60);
 
-/// Fast failure detection, so a test does not wait Kafka's 30 s defaults.
-const FAST: &[&str] = &[
-    "--set",
-    "replica.lag.time.max.ms=3000",
-    "--set",
-    "broker.session.timeout.ms=3000",
-    "--set",
-    "broker.heartbeat.interval.ms=500",
-    "--set",
-    "replica.fetch.backoff.ms=200",
-];
-
 /// Three combined nodes, once every node lists all three brokers.
 async fn three_nodes() -> Cluster {
-    three_agreed_nodes(FAST, CONVERGE).await
+    three_agreed_nodes(FAST_FAILURE_DETECTION, CONVERGE).await
 }
 
 fn bootstrap(cluster: &Cluster, ids: &[i32]) -> String {

@@ -16,15 +16,7 @@ use crate::records::MetadataRecord;
 pub const UNCLEAN_LEADER_ELECTION: &str = "unclean.leader.election.enable";
 
 fn change(topic_id: Uuid, p: &PartitionImage, leader: i32, isr: Vec<i32>) -> MetadataRecord {
-    MetadataRecord::ChangePartition {
-        topic_id,
-        partition: p.partition,
-        expected_partition_epoch: p.partition_epoch,
-        leader,
-        isr,
-        replicas: None,
-        reassignment: None,
-    }
+    p.change(topic_id, leader, isr)
 }
 
 fn alive(image: &MetadataImage, id: i32) -> bool {

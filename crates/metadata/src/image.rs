@@ -49,6 +49,33 @@ impl PartitionImage {
     pub fn is_reassigning(&self) -> bool {
         !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
     }
+
+    /// A change of this partition's leader and ISR, conditional on its current partition
+    /// epoch (see [`MetadataRecord::ChangePartition`]).
+    pub fn change(&self, topic_id: Uuid, leader: i32, isr: Vec<i32>) -> MetadataRecord {
+        self.change_replicas(topic_id, leader, isr, None, None)
+    }
+
+    /// Like [`change`](Self::change), also setting the replicas and the reassignment in
+    /// progress (adding, removing) when given.
+    pub fn change_replicas(
+        &self,
+        topic_id: Uuid,
+        leader: i32,
+        isr: Vec<i32>,
+        replicas: Option<Vec<i32>>,
+        reassignment: Option<(Vec<i32>, Vec<i32>)>,
+    ) -> MetadataRecord {
+        MetadataRecord::ChangePartition {
+            topic_id,
+            partition: self.partition,
+            expected_partition_epoch: self.partition_epoch,
+            leader,
+            isr,
+            replicas,
+            reassignment,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

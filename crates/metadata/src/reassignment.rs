@@ -26,6 +26,7 @@ pub enum ReassignError {
     NoReassignmentInProgress,
 }
 
+/// A change of leader, ISR and replicas that also sets (or clears) the reassignment.
 fn change(
     topic_id: Uuid,
     p: &PartitionImage,
@@ -35,15 +36,7 @@ fn change(
     adding: Vec<i32>,
     removing: Vec<i32>,
 ) -> MetadataRecord {
-    MetadataRecord::ChangePartition {
-        topic_id,
-        partition: p.partition,
-        expected_partition_epoch: p.partition_epoch,
-        leader,
-        isr,
-        replicas: Some(replicas),
-        reassignment: Some((adding, removing)),
-    }
+    p.change_replicas(topic_id, leader, isr, Some(replicas), Some((adding, removing)))
 }
 
 fn find<'a>(

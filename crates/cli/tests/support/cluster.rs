@@ -606,6 +606,19 @@ pub async fn read_back(bootstrap: &str, topic: &str, partitions: i32, expected: 
     out
 }
 
+/// Settings for fault tests: failures noticed within seconds instead of Kafka's 30 s
+/// defaults (ISR lag, broker session), and quick retries of a follower's failed fetch.
+pub const FAST_FAILURE_DETECTION: &[&str] = &[
+    "--set",
+    "replica.lag.time.max.ms=3000",
+    "--set",
+    "broker.session.timeout.ms=3000",
+    "--set",
+    "broker.heartbeat.interval.ms=500",
+    "--set",
+    "replica.fetch.backoff.ms=200",
+];
+
 /// Three combined nodes started with `args`, once every node lists all three brokers.
 pub async fn three_agreed_nodes(args: &[&str], timeout: Duration) -> Cluster {
     let cluster = Cluster::start(&[1, 2, 3].map(|id| Spec::combined(id).with_args(args)));
