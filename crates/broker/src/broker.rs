@@ -45,6 +45,13 @@ pub struct Stats {
     pub requests: AtomicU64,
     pub bad_frames: AtomicU64,
     pub produce_bytes: AtomicU64,
+    /// ISR changes this node committed as a leader.
+    pub isr_shrinks: AtomicU64,
+    pub isr_expands: AtomicU64,
+    /// Record bytes appended as a follower.
+    pub replicated_bytes: AtomicU64,
+    /// Follower truncations before fetching from a new leader that removed records.
+    pub truncations: AtomicU64,
 }
 
 pub struct Broker {

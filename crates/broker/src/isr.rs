@@ -64,6 +64,12 @@ fn commit(broker: &Broker, partition: &Partition, change: &IsrChange) -> bool {
         .is_some_and(|p| p.partition_epoch > change.partition_epoch && p.isr == change.isr);
     if won {
         tracing::info!(topic = %partition.topic, partition = partition.index, isr = ?change.isr, "ISR changed");
+        let counter = if change.isr.len() < partition.isr().len() {
+            &broker.stats.isr_shrinks
+        } else {
+            &broker.stats.isr_expands
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     // The local image has the change (or the one that beat it): take it now rather than
     // waiting for the image follower (single node mode has none).

@@ -44,6 +44,10 @@ fn render(broker: &Broker) -> String {
         ("runnel_requests_total", &s.requests, "Kafka requests handled."),
         ("runnel_bad_frames_total", &s.bad_frames, "Connections closed for malformed frames."),
         ("runnel_produce_bytes_total", &s.produce_bytes, "Record bytes appended by Produce."),
+        ("runnel_isr_shrinks_total", &s.isr_shrinks, "ISR shrinks committed by this node as leader."),
+        ("runnel_isr_expands_total", &s.isr_expands, "ISR expansions committed by this node as leader."),
+        ("runnel_replicated_bytes_total", &s.replicated_bytes, "Record bytes appended as a follower."),
+        ("runnel_follower_truncations_total", &s.truncations, "Follower truncations that removed records."),
     ];
     let mut out = String::new();
     for (name, value, help) in counters {
@@ -52,9 +56,17 @@ fn render(broker: &Broker) -> String {
             value.load(Ordering::Relaxed)
         ));
     }
-    out.push_str(&format!(
-        "# TYPE runnel_partitions gauge\nrunnel_partitions {}\n",
-        broker.replicas.all_partitions().len()
-    ));
+    let partitions = broker.replicas.all_partitions();
+    let led: Vec<_> = partitions.iter().filter(|p| p.is_leader()).collect();
+    // Kafka's UnderReplicatedPartitions: led here with fewer in-sync replicas than replicas.
+    let under = led.iter().filter(|p| p.isr().len() < p.replica_count()).count();
+    let gauges = [
+        ("runnel_partitions", partitions.len(), "Partition replicas hosted by this node."),
+        ("runnel_leader_partitions", led.len(), "Partitions this node leads."),
+        ("runnel_under_replicated_partitions", under, "Partitions led here whose ISR lacks a replica."),
+    ];
+    for (name, value, help) in gauges {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));
+    }
     out
 }

@@ -165,6 +165,10 @@ impl Partition {
         self.role() == Role::Leader
     }
 
+    pub fn replica_count(&self) -> usize {
+        self.state().replicas.len()
+    }
+
     /// The in-sync replicas as this node last heard them (leader: as committed).
     pub fn isr(&self) -> Vec<i32> {
         self.state().isr.clone()

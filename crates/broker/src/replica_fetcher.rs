@@ -11,6 +11,7 @@
 //! and epoch, so a late answer from a deposed leader changes nothing.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -253,10 +254,15 @@ async fn truncate(
             }
             let key = (name.clone(), answer.partition);
             let following = (fetcher.leader, target.leader_epoch);
+            let before = target.partition.log_end_offset();
             match truncation_point(&target.partition, *asked_epoch, answer.leader_epoch, answer.end_offset) {
                 Ok((offset, complete)) => match target.partition.truncate_to(following, offset) {
                     Ok(Some(end)) => {
-                        tracing::info!(topic = %name, partition = answer.partition, end, complete, "truncated before following");
+                        if end < before {
+                            broker.stats.truncations.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!(topic = %name, partition = answer.partition, from = before, to = end, "truncated a suffix the new leader does not hold");
+                        }
+                        tracing::debug!(topic = %name, partition = answer.partition, end, complete, "truncated before following");
                         mark(fetcher, &key, target.leader_epoch, !complete);
                         progress = true;
                     }
@@ -372,7 +378,10 @@ async fn fetch_once(
                         continue;
                     }
                     match partition.append_as_follower(following, &records, data.high_watermark, now) {
-                        Ok(_) => {}
+                        Ok(true) => {
+                            broker.stats.replicated_bytes.fetch_add(records.len() as u64, Ordering::Relaxed);
+                        }
+                        Ok(false) => {}
                         Err(PartitionError::Storage(StorageError::NonContiguous { .. })) => {
                             mark(fetcher, &key, target.leader_epoch, true);
                         }

@@ -213,8 +213,26 @@ async fn acks_all_times_out_while_a_hung_follower_is_in_sync_and_succeeds_once_i
     );
     isr_becomes(&cluster, p.leader, "hung", &[p.leader]).await;
     assert_eq!(raw_produce(&leader_addr, "hung", -1).await, 0, "min.insync.replicas=1: the leader alone acknowledges");
+    let metrics = cluster.node(p.leader).metrics_url().to_string();
+    eventually(CONVERGE, "the partition to count as under-replicated", || async {
+        match metric(&metrics, "runnel_under_replicated_partitions") {
+            1 => Ok(()),
+            n => Err(format!("{n} under-replicated")),
+        }
+    })
+    .await;
     cluster.node(follower).resume();
     fully_in_sync(&cluster, &[1, 2, 3], "hung").await;
+    eventually(CONVERGE, "the partition to count as fully replicated again", || async {
+        match metric(&metrics, "runnel_under_replicated_partitions") {
+            0 => Ok(()),
+            n => Err(format!("{n} under-replicated")),
+        }
+    })
+    .await;
+    assert!(metric(&metrics, "runnel_isr_expands_total") >= 1, "the leader took the follower back");
+    let follower_metrics = cluster.node(follower).metrics_url();
+    assert!(metric(follower_metrics, "runnel_replicated_bytes_total") > 0, "the follower copied records");
     replicas_identical(&cluster, &p.replicas, "hung", 1, 1).await;
 }
 

@@ -90,11 +90,13 @@ pub struct Spec {
     pub advertise: Option<String>,
     /// More `runnel server` arguments (e.g. `--set key=value`), after the cluster's own.
     pub extra_args: Vec<String>,
+    /// Serve metrics on an ephemeral port (`Node::metrics_url`).
+    pub metrics: bool,
 }
 
 impl Spec {
     fn new(id: i32, roles: &'static str) -> Spec {
-        Spec { id, roles, rack: None, controller: None, advertise: None, extra_args: Vec::new() }
+        Spec { id, roles, rack: None, controller: None, advertise: None, extra_args: Vec::new(), metrics: false }
     }
 
     pub fn combined(id: i32) -> Spec {
@@ -123,6 +125,10 @@ impl Spec {
     pub fn with_args(mut self, args: &[&str]) -> Spec {
         self.extra_args.extend(args.iter().map(|arg| arg.to_string()));
         self
+    }
+
+    pub fn with_metrics(self) -> Spec {
+        Spec { metrics: true, ..self }
     }
 
     pub fn with_rack(self, rack: &'static str) -> Spec {
@@ -198,7 +204,7 @@ impl Cluster {
                     args.extend(["--advertise", advertise.as_str()]);
                 }
                 args.extend(spec.extra_args.iter().map(String::as_str));
-                let mut node = Node::launch(dir.path(), &args);
+                let mut node = Node::launch_with(dir.path(), &args, spec.metrics);
                 node.set_label(format!(
                     "node {} ({}, kafka {kafka_addr}, controller {controller_addr})",
                     id, spec.roles
@@ -619,9 +625,10 @@ pub const FAST_FAILURE_DETECTION: &[&str] = &[
     "replica.fetch.backoff.ms=200",
 ];
 
-/// Three combined nodes started with `args`, once every node lists all three brokers.
+/// Three combined nodes started with `args` and serving metrics, once every node lists
+/// all three brokers.
 pub async fn three_agreed_nodes(args: &[&str], timeout: Duration) -> Cluster {
-    let cluster = Cluster::start(&[1, 2, 3].map(|id| Spec::combined(id).with_args(args)));
+    let cluster = Cluster::start(&[1, 2, 3].map(|id| Spec::combined(id).with_args(args).with_metrics()));
     for id in [1, 2, 3] {
         eventually(timeout, "every node to list three brokers", || async {
             let view = cluster.view(id).await?;

@@ -74,7 +74,12 @@ impl Node {
     /// waited for with [`Node::wait_listening_within`]. An `extra_args` `--listen` replaces
     /// the ephemeral port, so that restarts keep the node's address.
     pub fn launch(data_dir: &Path, extra_args: &[&str]) -> Node {
-        let mut node = Self::stopped(data_dir, extra_args, false);
+        Self::launch_with(data_dir, extra_args, false)
+    }
+
+    /// Like [`Node::launch`], serving metrics on an ephemeral port when `metrics` is set.
+    pub fn launch_with(data_dir: &Path, extra_args: &[&str], metrics: bool) -> Node {
+        let mut node = Self::stopped(data_dir, extra_args, metrics);
         node.launch_process();
         node
     }
