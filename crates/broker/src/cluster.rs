@@ -78,7 +78,7 @@ pub async fn start(config: &BrokerConfig) -> Result<MetadataStore, BrokerError> 
         dir,
         listen,
         voter,
-        tuning: QuorumTuning::default(),
+        tuning: QuorumTuning { outbound_bind: config.outbound_bind, ..QuorumTuning::default() },
     };
     let quorum = Quorum::start(quorum_config).await.map_err(|e| config_error(format!("starting the quorum: {e}")))?;
     if voter {
@@ -88,7 +88,7 @@ pub async fn start(config: &BrokerConfig) -> Result<MetadataStore, BrokerError> 
     }
     if !voter {
         // A learner hears of the leader only once it is a member: ask the voters to add it.
-        join_as_learner(&config.controller_quorum, node_id, node).await?;
+        join_as_learner(&config.controller_quorum, node_id, node, config.outbound_bind).await?;
         tracing::info!(node_id, "joined the metadata quorum as a learner");
     }
     wait_for_leader(&quorum).await?;
@@ -98,7 +98,12 @@ pub async fn start(config: &BrokerConfig) -> Result<MetadataStore, BrokerError> 
 
 /// Asks the voters, in turn, to add this node as a learner; a voter that is not the leader
 /// names the leader, which is asked next. Bounded by [`LEADER_WAIT`].
-async fn join_as_learner(voters: &BTreeMap<u64, String>, node_id: u64, node: QuorumNode) -> Result<(), BrokerError> {
+async fn join_as_learner(
+    voters: &BTreeMap<u64, String>,
+    node_id: u64,
+    node: QuorumNode,
+    bind: Option<std::net::IpAddr>,
+) -> Result<(), BrokerError> {
     let deadline = tokio::time::Instant::now() + LEADER_WAIT;
     let request = Request::AddLearner { node_id, node };
     let mut next: Option<String> = None;
@@ -108,7 +113,7 @@ async fn join_as_learner(voters: &BTreeMap<u64, String>, node_id: u64, node: Quo
             Some(leader) => leader,
             None => round.next().expect("the voter list is not empty").clone(),
         };
-        let mut connection = Connection::new(address.clone(), FRAME_BYTES_MAX_DEFAULT);
+        let mut connection = Connection::new(address.clone(), FRAME_BYTES_MAX_DEFAULT).bound_to(bind);
         match connection.call(&request, JOIN_CALL_TIMEOUT).await {
             Ok(Response::Forwarded(Ok(_))) => return Ok(()),
             Ok(Response::Forwarded(Err(ForwardError::NotLeader { leader: Some(leader), .. }))) => {

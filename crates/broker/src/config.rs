@@ -78,6 +78,10 @@ pub struct BrokerConfig {
     pub offsets_topic_replication_factor: i32,
     /// Replication (see docs/architecture.md, "Replication").
     pub replication: ReplicationConfig,
+    /// `runnel.outbound.bind.address`: the local address this node's connections to other
+    /// nodes (replica fetches, the quorum) come from; `None` lets the kernel choose. For
+    /// hosts with several interfaces, and for tests that cut one node off by its address.
+    pub outbound_bind: Option<std::net::IpAddr>,
 }
 
 /// Kafka's replication settings.
@@ -159,6 +163,7 @@ impl Default for BrokerConfig {
             offsets_retention_check_interval_ms: 600_000,
             offsets_topic_replication_factor: 3,
             replication: ReplicationConfig::default(),
+            outbound_bind: None,
         }
     }
 }
@@ -251,6 +256,7 @@ impl BrokerConfig {
             "group.max.size" => groups.max_size = positive(key, value)? as usize,
             "offsets.retention.minutes" => groups.offsets_retention_ms = non_negative(key, value)? * 60_000,
             "offset.metadata.max.bytes" => groups.offset_metadata_max_bytes = parse(key, value)?,
+            "runnel.outbound.bind.address" => self.outbound_bind = Some(parse(key, value)?),
             "offsets.topic.replication.factor" => self.offsets_topic_replication_factor = positive(key, value)?,
             "replica.lag.time.max.ms" => self.replication.lag_time_max_ms = positive(key, value)?.into(),
             "replica.fetch.wait.max.ms" => self.replication.fetch_wait_max_ms = parse(key, value)?,

@@ -119,8 +119,8 @@ fn leader_address(broker: &Broker, leader: i32) -> Option<String> {
     broker.metadata.image().brokers.get(&leader).map(|b| format!("{}:{}", b.host, b.port))
 }
 
-async fn connect(address: &str) -> Option<Connection> {
-    match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(address)).await {
+async fn connect(address: &str, bind: Option<std::net::IpAddr>) -> Option<Connection> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect_from(address, bind)).await {
         Ok(Ok(mut connection)) => {
             connection.set_timeout(REQUEST_TIMEOUT);
             connection.set_client_id("runnel-replica-fetcher");
@@ -152,7 +152,7 @@ async fn run(broker: Arc<Broker>, fetcher: Arc<Fetcher>, mut stop: watch::Receiv
                 continue;
             };
             if connection.as_ref().is_none_or(|(a, _)| *a != address) {
-                connection = connect(&address).await.map(|c| (address, c));
+                connection = connect(&address, broker.config.outbound_bind).await.map(|c| (address, c));
             }
             let Some((_, conn)) = connection.as_mut() else {
                 pause(&fetcher, &mut stop, backoff).await;

@@ -11,14 +11,14 @@
 //!
 //! Every node's Kafka listener and quorum listener sit behind a proxy (`support::proxy`) that
 //! it advertises, so clients, other brokers' follower fetches and the other quorum members
-//! all reach it through them. "Cutting a node's network" closes and refuses the connections of
-//! both its proxies, that is every connection *into* the node. Its own outbound connections
-//! (its follower fetches from other leaders, its quorum calls to other members) go to the
-//! other nodes' proxies and stay up. That still isolates it as a partition leader: no client
-//! can produce to it and no follower can fetch from it. If it is not the active controller,
-//! the controller cannot reach it either and fences it; if it is, it keeps leading the
-//! quorum (followers answer on its own connections) and its partitions stall, with their ISR
-//! shrinking, until the cut heals. Both are faults worth surviving.
+//! all reach it through them, and every node makes its own connections to other nodes from
+//! a loopback address of its own (`runnel.outbound.bind.address`, 127.0.0.(100 + id)).
+//! "Cutting a node off the network" (`support::cluster::isolate`) closes and refuses every
+//! connection into it (its proxies) and every connection out of it (the other nodes'
+//! proxies refuse its source address), while the test's clients on 127.0.0.1 still reach the
+//! other nodes: a clean partition of one node from the rest. The cut node keeps running,
+//! believes it still leads until it hears otherwise, and comes back as a follower that
+//! must truncate whatever only it wrote.
 //!
 //! The checker is a set of pure functions over plain data (what producers were told, what
 //! consumers read, what the log holds at the end), so `chaos_checker_*` shows it can fail.
@@ -288,7 +288,7 @@ impl Chaos {
         self.say(&format!("fault {round}: {what} for {} ms", draws.fault_ms));
         match draws.fault {
             Fault::CutLeader => {
-                self.proxies[&victim].cut_for(OUTAGE_MAX);
+                isolate(&self.proxies, victim, OUTAGE_MAX);
                 Heal::Reconnect(victim)
             }
             Fault::RestartNode => {
@@ -320,7 +320,7 @@ impl Chaos {
             }
             Heal::Reconnect(id) => {
                 self.say(&format!("heal: reconnect node {id}"));
-                self.proxies[&id].heal();
+                reconnect(&self.proxies, id);
             }
         }
     }

@@ -39,7 +39,24 @@ pub struct Connection {
 
 impl Connection {
     pub async fn connect(addr: &str) -> Result<Self, ClientError> {
-        let stream = TcpStream::connect(addr).await?;
+        Self::connect_from(addr, None).await
+    }
+
+    /// Connects from `bind` (any port) when given, rather than an address the kernel picks.
+    pub async fn connect_from(addr: &str, bind: Option<std::net::IpAddr>) -> Result<Self, ClientError> {
+        let stream = match bind {
+            None => TcpStream::connect(addr).await?,
+            Some(bind) => {
+                let target = tokio::net::lookup_host(addr)
+                    .await?
+                    .find(|a| a.is_ipv4() == bind.is_ipv4())
+                    .ok_or_else(|| std::io::Error::other(format!("{addr} has no address of the family of {bind}")))?;
+                let socket =
+                    if bind.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+                socket.bind(std::net::SocketAddr::new(bind, 0))?;
+                socket.connect(target).await?
+            }
+        };
         stream.set_nodelay(true)?;
         Ok(Connection {
             stream,

@@ -16,8 +16,10 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
     VoteResponse,
 };
+use std::net::{IpAddr, SocketAddr};
 use tokio::io::BufReader;
-use tokio::net::TcpStream;
+
+use tokio::net::{TcpSocket, TcpStream};
 
 use crate::rpc::{self, Request, Response, TransportError};
 use crate::types::{NodeId, QuorumNode, TypeConfig};
@@ -29,12 +31,29 @@ const UNREACHABLE_BACKOFF: Duration = Duration::from_millis(200);
 pub struct Connection {
     addr: String,
     frame_bytes_max: u32,
+    bind: Option<IpAddr>,
     stream: Option<BufReader<TcpStream>>,
 }
 
 impl Connection {
     pub fn new(addr: String, frame_bytes_max: u32) -> Connection {
-        Connection { addr, frame_bytes_max, stream: None }
+        Connection { addr, frame_bytes_max, bind: None, stream: None }
+    }
+
+    /// Connects from `bind` (any port) rather than an address the kernel picks.
+    pub fn bound_to(self, bind: Option<IpAddr>) -> Connection {
+        Connection { bind, ..self }
+    }
+
+    async fn connect(&self) -> std::io::Result<TcpStream> {
+        let Some(bind) = self.bind else { return TcpStream::connect(&self.addr).await };
+        let target = tokio::net::lookup_host(&self.addr)
+            .await?
+            .find(|a| a.is_ipv4() == bind.is_ipv4())
+            .ok_or_else(|| std::io::Error::other(format!("{} has no address of the family of {bind}", self.addr)))?;
+        let socket = if bind.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        socket.bind(SocketAddr::new(bind, 0))?;
+        socket.connect(target).await
     }
 
     /// Sends `request` and waits for its response, connecting first if needed; the whole
@@ -54,9 +73,8 @@ impl Connection {
 
     async fn exchange(&mut self, frame: &[u8]) -> Result<Response, TransportError> {
         if self.stream.is_none() {
-            let stream = TcpStream::connect(&self.addr)
-                .await
-                .map_err(|source| TransportError::Connect { addr: self.addr.clone(), source })?;
+            let stream =
+                self.connect().await.map_err(|source| TransportError::Connect { addr: self.addr.clone(), source })?;
             stream.set_nodelay(true)?;
             self.stream = Some(BufReader::new(stream));
         }
@@ -69,11 +87,12 @@ impl Connection {
 /// Creates a [`PeerNetwork`] per replication target.
 pub struct NetworkFactory {
     frame_bytes_max: u32,
+    bind: Option<IpAddr>,
 }
 
 impl NetworkFactory {
-    pub fn new(frame_bytes_max: u32) -> NetworkFactory {
-        NetworkFactory { frame_bytes_max }
+    pub fn new(frame_bytes_max: u32, bind: Option<IpAddr>) -> NetworkFactory {
+        NetworkFactory { frame_bytes_max, bind }
     }
 }
 
@@ -81,7 +100,8 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerNetwork;
 
     async fn new_client(&mut self, target: NodeId, node: &QuorumNode) -> PeerNetwork {
-        PeerNetwork { target, connection: Connection::new(node.controller_addr.clone(), self.frame_bytes_max) }
+        let connection = Connection::new(node.controller_addr.clone(), self.frame_bytes_max).bound_to(self.bind);
+        PeerNetwork { target, connection }
     }
 }
 

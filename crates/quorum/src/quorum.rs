@@ -63,6 +63,9 @@ pub struct QuorumTuning {
     /// How long a peer may take to send one frame once it started.
     pub request_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Local address outgoing connections to peers are made from (`None`: the kernel
+    /// chooses), for hosts with several interfaces.
+    pub outbound_bind: Option<std::net::IpAddr>,
 }
 
 impl Default for QuorumTuning {
@@ -79,6 +82,7 @@ impl Default for QuorumTuning {
             propose_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(600),
+            outbound_bind: None,
         }
     }
 }
@@ -190,7 +194,7 @@ impl Quorum {
             ..Config::default()
         }
         .validate()?;
-        let network = NetworkFactory::new(tuning.frame_bytes_max);
+        let network = NetworkFactory::new(tuning.frame_bytes_max, tuning.outbound_bind);
         let raft = Raft::new(node_id, Arc::new(raft_config), network, log, state_machine).await?;
         let limits = ServerLimits {
             connections_max: tuning.connections_max,
@@ -308,7 +312,7 @@ impl Quorum {
         }
         let addr = self.metrics().members.get(&node_id).map(|(node, _)| node.controller_addr.clone());
         let addr = addr.ok_or(QuorumError::UnknownNode(node_id))?;
-        let mut connection = Connection::new(addr, self.tuning.frame_bytes_max);
+        let mut connection = Connection::new(addr, self.tuning.frame_bytes_max).bound_to(self.tuning.outbound_bind);
         match connection.call(&Request::Status, self.tuning.request_timeout).await {
             Ok(Response::Status(status)) => Ok(status),
             Ok(_) => Err(QuorumError::Peer { node_id, source: TransportError::Mismatch }),
@@ -369,7 +373,8 @@ impl Quorum {
         };
         // A fresh connection per forwarded call: a reused one that broke would leave it unknown
         // whether the leader ran the call, and forwarded calls are rare.
-        let mut connection = Connection::new(leader.controller_addr.clone(), self.tuning.frame_bytes_max);
+        let mut connection = Connection::new(leader.controller_addr.clone(), self.tuning.frame_bytes_max)
+            .bound_to(self.tuning.outbound_bind);
         let remaining = deadline.saturating_duration_since(Instant::now());
         match connection.call(&request, remaining).await {
             Ok(Response::Forwarded(Ok(index))) => Ok(index),

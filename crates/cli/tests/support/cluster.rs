@@ -289,12 +289,15 @@ impl Cluster {
         for (spec, &port) in specs.iter().zip(&controller_ports) {
             assert!(spec.controller.is_none() && spec.advertise.is_none(), "node {} has its own addresses", spec.id);
             // Without faults the proxies never draw from their seed.
-            let node = NodeProxies { kafka: Proxy::start(seed), controller: Proxy::start(seed) };
+            let source = outbound_source(spec.id);
+            let node = NodeProxies { kafka: Proxy::start(seed), controller: Proxy::start(seed), source };
             node.controller.set_target(([127, 0, 0, 1], port).into());
+            let bind = format!("runnel.outbound.bind.address={source}");
             proxied.push(
                 spec.clone()
                     .with_controller(port, node.controller.addr().to_string())
-                    .with_advertise(node.kafka.addr().to_string()),
+                    .with_advertise(node.kafka.addr().to_string())
+                    .with_args(&["--set", &bind]),
             );
             proxies.insert(spec.id, node);
         }
@@ -306,16 +309,26 @@ impl Cluster {
     }
 }
 
-/// The two proxies in front of one node of [`Cluster::start_behind_proxies`].
+/// The loopback address node `id` of [`Cluster::start_behind_proxies`] connects to other
+/// nodes from (`runnel.outbound.bind.address`), so the proxies can tell its connections
+/// apart: 127.0.0.(100 + id).
+pub fn outbound_source(id: i32) -> std::net::IpAddr {
+    let last = u8::try_from(100 + id).expect("node ids of proxied clusters are small");
+    std::net::IpAddr::from([127, 0, 0, last])
+}
+
+/// The two proxies in front of one node of [`Cluster::start_behind_proxies`], and the
+/// address its own connections to other nodes come from.
 pub struct NodeProxies {
     pub kafka: Proxy,
     pub controller: Proxy,
+    pub source: std::net::IpAddr,
 }
 
 impl NodeProxies {
     /// Closes every connection into the node, Kafka and quorum, and refuses new ones for
     /// `outage` or until [`NodeProxies::heal`]. The node's own connections out to other
-    /// nodes' proxies are not affected.
+    /// nodes' proxies are not affected: see [`isolate`] for both directions.
     pub fn cut_for(&self, outage: Duration) {
         self.kafka.cut_for(outage);
         self.controller.cut_for(outage);
@@ -325,6 +338,28 @@ impl NodeProxies {
     pub fn heal(&self) {
         self.kafka.end_outage();
         self.controller.end_outage();
+    }
+}
+
+/// Cuts node `id` off in both directions: nothing reaches it (its proxies are cut for
+/// `outage`) and nothing it sends reaches another node (their proxies refuse its source
+/// address). Clients on 127.0.0.1 still reach the other nodes. Undo with [`reconnect`].
+pub fn isolate(proxies: &BTreeMap<i32, NodeProxies>, id: i32, outage: Duration) {
+    let source = proxies[&id].source;
+    proxies[&id].cut_for(outage);
+    for (_, other) in proxies.iter().filter(|(other, _)| **other != id) {
+        other.kafka.block_source(source);
+        other.controller.block_source(source);
+    }
+}
+
+/// Ends [`isolate`] of node `id`.
+pub fn reconnect(proxies: &BTreeMap<i32, NodeProxies>, id: i32) {
+    let source = proxies[&id].source;
+    proxies[&id].heal();
+    for other in proxies.values() {
+        other.kafka.unblock_source(source);
+        other.controller.unblock_source(source);
     }
 }
 

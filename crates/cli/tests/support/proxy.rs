@@ -14,6 +14,10 @@
 //!   `delay_ms` before forwarding it, so that more requests pile up in flight.
 //! - **outage** ([`Proxy::cut_for`]): close every live connection and refuse new ones until
 //!   the outage ends.
+//! - **blocked source** ([`Proxy::block_source`]): close the live connections from one
+//!   source address and refuse new ones from it, until unblocked. Nodes that make their
+//!   outgoing connections from distinct loopback addresses can so be cut off in both
+//!   directions.
 //!
 //! Determinism: connection `n` draws from its own splitmix64 streams derived from the seed
 //! and `n` (one per direction), and every frame draws the same number of values whatever the
@@ -27,9 +31,9 @@
 //! are tracked per connection; a delay is at most [`DELAY_MS_MAX`]. Dropping the proxy shuts
 //! every socket down and joins every thread.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -161,6 +165,8 @@ fn bump(counter: &AtomicU64) {
 /// The sockets of one live connection, so an outage or the proxy's drop can shut them down.
 struct LiveConnection {
     client: TcpStream,
+    /// Where the client connected from.
+    source: Option<IpAddr>,
     /// Set once the target accepted; `None` while connecting.
     target: Option<TcpStream>,
     inflight: Inflight,
@@ -183,6 +189,7 @@ struct State {
     cut_on_produce_drop: Option<Duration>,
     next_connection_id: u64,
     live: HashMap<u64, LiveConnection>,
+    blocked_sources: HashSet<IpAddr>,
 }
 
 struct Shared {
@@ -226,7 +233,9 @@ impl Shared {
     /// target is known, at the connection bound, or while stopping.
     fn admit(&self, client: &TcpStream) -> Option<(u64, SocketAddr, Inflight)> {
         let mut state = self.state();
-        let in_outage = state.outage_until.is_some_and(|until| Instant::now() < until);
+        let source = client.peer_addr().ok().map(|a| a.ip());
+        let in_outage = state.outage_until.is_some_and(|until| Instant::now() < until)
+            || source.is_some_and(|ip| state.blocked_sources.contains(&ip));
         let full = state.live.len() >= CONNECTIONS_MAX;
         let (Some(target), false, false, false) = (state.target, in_outage, full, self.stopping.load(Ordering::SeqCst))
         else {
@@ -241,7 +250,9 @@ impl Shared {
         let id = state.next_connection_id;
         state.next_connection_id += 1;
         let inflight = Arc::new(Mutex::new(VecDeque::new()));
-        state.live.insert(id, LiveConnection { client: client_clone, target: None, inflight: Arc::clone(&inflight) });
+        state
+            .live
+            .insert(id, LiveConnection { client: client_clone, source, target: None, inflight: Arc::clone(&inflight) });
         bump(&self.counters.connections_accepted);
         Some((id, target, inflight))
     }
@@ -316,6 +327,7 @@ impl Proxy {
                 cut_on_produce_drop: None,
                 next_connection_id: 0,
                 live: HashMap::new(),
+                blocked_sources: HashSet::new(),
             }),
             counters: Counters::default(),
         });
@@ -347,6 +359,23 @@ impl Proxy {
     /// Starts an outage: closes every live connection now and refuses new ones for `outage`.
     pub fn cut_for(&self, outage: Duration) {
         self.shared.cut(&mut self.shared.state(), outage);
+    }
+
+    /// Closes the live connections from `source` and refuses new ones from it until
+    /// [`Proxy::unblock_source`]; counted as an outage.
+    pub fn block_source(&self, source: IpAddr) {
+        let mut state = self.shared.state();
+        bump(&self.shared.counters.outages);
+        state.blocked_sources.insert(source);
+        for live in state.live.values().filter(|live| live.source == Some(source)) {
+            count_lost(&self.shared.counters, &live.inflight);
+            bump(&self.shared.counters.connections_cut);
+            live.shut_down();
+        }
+    }
+
+    pub fn unblock_source(&self, source: IpAddr) {
+        self.shared.state().blocked_sources.remove(&source);
     }
 
     /// Ends the current outage now (if any).
