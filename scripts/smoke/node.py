@@ -55,3 +55,73 @@ class Node:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ClusterNode(Node):
+    """One node of a `Cluster`: fixed Kafka and quorum ports, kept across restarts."""
+
+    def __init__(self, node_id, kafka_port, controller_port, voters, *settings):
+        self.node_id, self.kafka_port = node_id, kafka_port
+        args = ["--node-id", str(node_id), "--controller-listen", f"127.0.0.1:{controller_port}",
+                "--controller-quorum", voters]
+        for setting in settings:
+            args += ["--set", setting]
+        self.data_dir = tempfile.mkdtemp(prefix=f"runnel-smoke-n{node_id}-")
+        self.extra_args = args
+        self.proc = None
+        self.bootstrap = None
+
+    def start(self):
+        self.log = open(os.path.join(self.data_dir, "server.log"), "ab")
+        self.proc = subprocess.Popen(
+            [BINARY, "server", "--data-dir", os.path.join(self.data_dir, "data"),
+             "--listen", f"127.0.0.1:{self.kafka_port}", *self.extra_args],
+            stdout=subprocess.PIPE, stderr=self.log, text=True,
+        )
+
+    def wait_listening(self, timeout_s=60):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"node {self.node_id} exited before listening: {self.proc.poll()}")
+            if line.startswith("runnel listening on "):
+                self.bootstrap = line.split()[-1]
+                return
+        raise RuntimeError(f"node {self.node_id} did not start in time")
+
+    def restart(self):
+        self.start()
+        self.wait_listening()
+
+
+class Cluster:
+    """Three combined broker+controller nodes on loopback, all started before any is
+    waited for (a voter prints its listening line once the quorum has a leader)."""
+
+    def __init__(self, *settings, size=3):
+        ports = [(free_port(), free_port()) for _ in range(size)]
+        voters = ",".join(f"{i + 1}@127.0.0.1:{c}" for i, (_, c) in enumerate(ports))
+        self.nodes = {i + 1: ClusterNode(i + 1, k, c, voters, *settings) for i, (k, c) in enumerate(ports)}
+        for node in self.nodes.values():
+            node.start()
+        for node in self.nodes.values():
+            node.wait_listening()
+        self.bootstrap = ",".join(f"127.0.0.1:{n.kafka_port}" for n in self.nodes.values())
+
+    def logs(self):
+        return "\n".join(
+            f"--- node {i} ---\n" + open(os.path.join(n.data_dir, "server.log"), errors="replace").read()[-2000:]
+            for i, n in self.nodes.items()
+        )
+
+    def close(self):
+        for node in self.nodes.values():
+            node.close()

@@ -8,7 +8,7 @@ import time
 import traceback
 import uuid
 
-from node import Node
+from node import Cluster, Node
 
 MESSAGES = 1000
 DEADLINE_S = 60
@@ -351,6 +351,61 @@ def test_idempotent_producers_confluent_and_kafka_python_write_each_message_once
         client, index = value.split(b"-")
         assert int(index) > last.get((partition, client), -1), "send order per client and partition"
         last[(partition, client)] = int(index)
+
+
+def test_replicated_topic_keeps_every_acknowledged_write_through_a_leader_kill9(node):
+    """kafka-python and confluent-kafka against a 3-node cluster: replication factor 3,
+    min.insync.replicas=2, acks=all; the leader of partition 0 is killed between the two
+    producers and restarted; every acknowledged message is read back once, where it was
+    acknowledged."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    cluster = Cluster("broker.session.timeout.ms=3000", "broker.heartbeat.interval.ms=500",
+                      "replica.lag.time.max.ms=3000")
+    try:
+        topic = "repl-" + uuid.uuid4().hex[:8]
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        deadline = time.monotonic() + DEADLINE_S
+        while True:  # every node has registered, but the first one's image may lag a moment
+            try:
+                new = NewTopic(topic, num_partitions=3, replication_factor=3, config={"min.insync.replicas": "2"})
+                admin.create_topics([new])[topic].result(DEADLINE_S)
+                break
+            except Exception:
+                assert time.monotonic() < deadline, "could not create the replicated topic"
+                time.sleep(0.2)
+        producer = KafkaProducer(bootstrap_servers=cluster.bootstrap, acks="all", linger_ms=5, enable_idempotence=False)
+        futures = [(f"kp-{i}".encode(), producer.send(topic, key=f"k{i % 7}".encode(), value=f"kp-{i}".encode()))
+                   for i in range(MESSAGES)]
+        producer.flush(DEADLINE_S)
+        acked = {value: (f.get(timeout=DEADLINE_S).partition, f.get(timeout=DEADLINE_S).offset) for value, f in futures}
+        producer.close()
+
+        leader = admin.list_topics(topic, timeout=DEADLINE_S).topics[topic].partitions[0].leader
+        cluster.nodes[leader].kill9()
+        survivors = ",".join(f"127.0.0.1:{n.kafka_port}" for i, n in cluster.nodes.items() if i != leader)
+        records = [(f"k{i % 7}".encode(), f"ck-{i}".encode()) for i in range(MESSAGES)]
+        for value, (partition, offset, _) in confluent_produce(survivors, topic, records).items():
+            acked[value] = (partition, offset)
+        cluster.nodes[leader].restart()
+
+        consumer = KafkaConsumer(bootstrap_servers=cluster.bootstrap, enable_auto_commit=False, group_id=None)
+        consumer.assign([TopicPartition(topic, p) for p in range(3)])
+        consumer.seek_to_beginning()
+        got = {}
+        deadline = time.monotonic() + DEADLINE_S
+        while len(got) < len(acked) and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=1000).values():
+                for record in batch:
+                    assert record.value not in got, f"{record.value} read twice"
+                    got[record.value] = (record.partition, record.offset)
+        consumer.close()
+        assert got == acked, (len(got), len(acked), sorted(set(acked) - set(got))[:5])
+    except Exception:
+        print(cluster.logs())
+        raise
+    finally:
+        cluster.close()
 
 
 def main():
