@@ -206,6 +206,11 @@ impl Partition {
             _ => Role::Offline,
         };
         let mut state = self.state();
+        // Images reach a partition from more than one task (the image follower, a handler
+        // that just committed): one older than what it already took changes nothing.
+        if image.partition_epoch < state.partition_epoch {
+            return Ok(Transition::None);
+        }
         state.replicas = image.replicas.clone();
         state.isr = image.isr.clone();
         if state.pending_isr_change.is_some_and(|epoch| epoch != image.partition_epoch) {

@@ -34,6 +34,9 @@ pub struct ReplicaManager {
     data_dir: PathBuf,
     node_id: i32,
     topics: RwLock<HashMap<String, Arc<TopicPartitions>>>,
+    /// `records_applied` of the newest image synced: an older one (from a task that raced
+    /// the image follower) is ignored rather than undoing newer changes.
+    synced_records: std::sync::atomic::AtomicU64,
 }
 
 type Checkpoints = HashMap<(String, i32), i64>;
@@ -48,7 +51,12 @@ struct StartCheckpoints {
 
 impl ReplicaManager {
     pub fn new(data_dir: &Path, node_id: i32) -> Self {
-        ReplicaManager { data_dir: data_dir.to_path_buf(), node_id, topics: RwLock::new(HashMap::new()) }
+        ReplicaManager {
+            data_dir: data_dir.to_path_buf(),
+            node_id,
+            topics: RwLock::new(HashMap::new()),
+            synced_records: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
@@ -127,6 +135,11 @@ impl ReplicaManager {
         now_ms: i64,
     ) -> Result<(), StorageError> {
         let mut topics = self.topics.write().expect("topics lock");
+        let synced = self.synced_records.load(std::sync::atomic::Ordering::Acquire);
+        if image.records_applied < synced {
+            return Ok(());
+        }
+        self.synced_records.store(image.records_applied, std::sync::atomic::Ordering::Release);
         let removed: Vec<String> = topics
             .iter()
             .filter(|(name, t)| image.topic(name).is_none_or(|i| i.topic_id != t.topic_id))

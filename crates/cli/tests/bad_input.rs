@@ -295,3 +295,75 @@ fn api_versions_v99_gets_v0_unsupported_version_with_the_api_list() {
     assert_eq!(error_code, 0);
     assert_eq!(apis_v0, apis, "both answers advertise the same table");
 }
+
+const OFFSET_FOR_LEADER_EPOCH: i16 = 23;
+
+/// An OffsetsForLeaderEpoch v0/v1 body: one topic, (partition, leader epoch) pairs.
+fn offsets_for_leader_epoch_body(topic: &str, partitions: &[(i32, i32)]) -> Vec<u8> {
+    let mut out = 1i32.to_be_bytes().to_vec();
+    out.extend_from_slice(&i16::try_from(topic.len()).unwrap().to_be_bytes());
+    out.extend_from_slice(topic.as_bytes());
+    out.extend_from_slice(&i32::try_from(partitions.len()).unwrap().to_be_bytes());
+    for (partition, epoch) in partitions {
+        out.extend_from_slice(&partition.to_be_bytes());
+        out.extend_from_slice(&epoch.to_be_bytes());
+    }
+    out
+}
+
+/// (error, partition, leader epoch (v1) or None, end offset) per partition of the one topic.
+fn parse_offsets_for_leader_epoch(body: &[u8], version: i16) -> Vec<(i16, i32, Option<i32>, i64)> {
+    let mut reader = Reader(body);
+    assert_eq!(reader.i32(), 1, "one topic");
+    let name_len = usize::try_from(reader.i16()).unwrap();
+    assert!(reader.0.len() >= name_len);
+    reader.0 = &reader.0[name_len..];
+    let count = reader.i32();
+    let partitions = (0..count)
+        .map(|_| {
+            let error = reader.i16();
+            let partition = reader.i32();
+            let epoch = (version >= 1).then(|| reader.i32());
+            (error, partition, epoch, i64::from_be_bytes(reader.take()))
+        })
+        .collect();
+    assert!(reader.0.is_empty(), "{} trailing bytes", reader.0.len());
+    partitions
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_for_leader_epoch_v0_and_v1_are_answered_and_a_lying_array_closes_the_connection() {
+    let dir = TempDir::new().unwrap();
+    let node = start_node(&dir);
+    create_topic(node.bootstrap(), "epochs", 1, &[]).await;
+    let messages: Vec<Msg> = (0..5).map(|i| Msg::new("k", format!("v{i}"))).collect();
+    produce_all(&producer(node.bootstrap(), &[]), "epochs", Some(0), &messages, None).await;
+    let mut stream = connect(&node);
+    for version in [0, 1] {
+        let body = offsets_for_leader_epoch_body("epochs", &[(0, 0), (0, 1), (7, 0)]);
+        let correlation = 9_000 + i32::from(version);
+        stream
+            .write_all(&framed(&[header(OFFSET_FOR_LEADER_EPOCH, version, correlation, "probe", false), body].concat()))
+            .unwrap();
+        let (correlation_id, body) = read_response(&mut stream);
+        assert_eq!(correlation_id, correlation);
+        let epoch = |e: i32| (version >= 1).then_some(e);
+        assert_eq!(
+            parse_offsets_for_leader_epoch(&body, version),
+            vec![
+                (0, 0, epoch(0), 5),   // the current epoch ends at the log end
+                (0, 0, epoch(-1), -1), // a newer epoch is unknown here
+                (3, 7, epoch(-1), -1), // no such partition
+            ],
+            "v{version}"
+        );
+    }
+    // An array count that the body cannot hold is refused before anything is reserved.
+    let mut lying = 1i32.to_be_bytes().to_vec();
+    lying.extend_from_slice(&6i16.to_be_bytes());
+    lying.extend_from_slice(b"epochs");
+    lying.extend_from_slice(&i32::MAX.to_be_bytes());
+    stream.write_all(&framed(&[header(OFFSET_FOR_LEADER_EPOCH, 1, 9_100, "probe", false), lying].concat())).unwrap();
+    assert_closed_without_answer(stream, "OffsetsForLeaderEpoch v1 with a lying array count");
+    assert_serves_kafka_clients(&node, "the lying OffsetsForLeaderEpoch request");
+}

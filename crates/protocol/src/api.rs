@@ -29,7 +29,7 @@ pub const SUPPORTED: &[ApiRange] = &[
     ApiRange { key: ApiKey::ApiVersions, min: 0, max: 4 },
     ApiRange { key: ApiKey::CreateTopics, min: 2, max: 7 },
     ApiRange { key: ApiKey::DeleteTopics, min: 1, max: 6 },
-    ApiRange { key: ApiKey::OffsetForLeaderEpoch, min: 2, max: 4 },
+    ApiRange { key: ApiKey::OffsetForLeaderEpoch, min: 0, max: 4 },
     ApiRange { key: ApiKey::InitProducerId, min: 0, max: 5 },
     ApiRange { key: ApiKey::DeleteGroups, min: 0, max: 2 },
     ApiRange { key: ApiKey::DescribeConfigs, min: 0, max: 4 },
@@ -44,7 +44,8 @@ pub const SUPPORTED: &[ApiRange] = &[
 ];
 
 /// Versions the `kafka-protocol` crate has no codec for, which the broker encodes itself.
-pub const HAND_CODED: &[(ApiKey, i16)] = &[(ApiKey::DescribeConfigs, 0)];
+pub const HAND_CODED: &[(ApiKey, i16)] =
+    &[(ApiKey::DescribeConfigs, 0), (ApiKey::OffsetForLeaderEpoch, 0), (ApiKey::OffsetForLeaderEpoch, 1)];
 
 /// The implemented range of `key`, if the API is implemented at all.
 pub fn supported_range(key: ApiKey) -> Option<ApiRange> {

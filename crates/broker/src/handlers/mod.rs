@@ -130,6 +130,14 @@ pub async fn handle(
         ApiKey::DescribeQuorum => {
             respond(api, &ctx, &describe_quorum::handle(&ctx, decode_body(api, version, body)?).await)
         }
+        ApiKey::OffsetForLeaderEpoch if version < 2 => {
+            let request = offsets_for_leader_epoch::legacy::decode(body).map_err(|why| DispatchError::Malformed {
+                api,
+                version,
+                why,
+            })?;
+            Ok(Some(offsets_for_leader_epoch::legacy::respond(&ctx, request)))
+        }
         ApiKey::OffsetForLeaderEpoch => {
             respond(api, &ctx, &offsets_for_leader_epoch::handle(&ctx, decode_body(api, version, body)?))
         }

@@ -1,5 +1,5 @@
-//! OffsetsForLeaderEpoch (v2-v4; Kafka 4.0 removed v0-v1 with KIP-896, and so does the
-//! codec): where a leader epoch ends in this leader's log. Followers
+//! OffsetsForLeaderEpoch (v0-v4; v0-v1, which Kafka 4.0 removed with KIP-896 and the codec
+//! lacks, are encoded by hand in [`legacy`]): where a leader epoch ends in this leader's log. Followers
 //! ask it before fetching from a new leader, to truncate what the leader does not hold;
 //! consumers ask it to detect truncation after a leader change (KIP-320).
 
@@ -54,4 +54,91 @@ pub fn handle(ctx: &Context, request: OffsetForLeaderEpochRequest) -> OffsetForL
         })
         .collect();
     OffsetForLeaderEpochResponse::default().with_topics(topics)
+}
+
+/// OffsetsForLeaderEpoch v0 and v1, which `kafka-protocol` (like Kafka 4.0) no longer
+/// encodes; encoded here from Kafka's schema. Requests of both carry topics of
+/// (partition, leader epoch) without the current leader epoch; responses have no throttle
+/// time, and v1 adds each partition's leader epoch.
+pub mod legacy {
+    use bytes::{Buf, BufMut, Bytes, BytesMut};
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
+    use kafka_protocol::messages::{OffsetForLeaderEpochRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+
+    use super::{handle, Context};
+    use crate::response::{Chunk, Frame};
+
+    /// Bytes each array element takes at least: an array count above what the body can
+    /// hold is refused before anything is reserved for it.
+    const TOPIC_BYTES_MIN: usize = 2 + 4;
+    const PARTITION_BYTES: usize = 4 + 4;
+
+    fn count(body: &mut Bytes, element_bytes: usize) -> Result<usize, String> {
+        if body.remaining() < 4 {
+            return Err("truncated array length".into());
+        }
+        let count = usize::try_from(body.get_i32()).map_err(|_| "negative array length".to_string())?;
+        if count.saturating_mul(element_bytes) > body.remaining() {
+            return Err(format!("array of {count} elements does not fit the body"));
+        }
+        Ok(count)
+    }
+
+    fn string(body: &mut Bytes) -> Result<String, String> {
+        if body.remaining() < 2 {
+            return Err("truncated string length".into());
+        }
+        let len = usize::try_from(body.get_i16()).map_err(|_| "null or negative string".to_string())?;
+        if body.remaining() < len {
+            return Err("truncated string".into());
+        }
+        String::from_utf8(body.split_to(len).to_vec()).map_err(|_| "string is not UTF-8".to_string())
+    }
+
+    pub fn decode(mut body: Bytes) -> Result<OffsetForLeaderEpochRequest, String> {
+        let topics = (0..count(&mut body, TOPIC_BYTES_MIN)?)
+            .map(|_| {
+                let topic = string(&mut body)?;
+                let partitions = (0..count(&mut body, PARTITION_BYTES)?)
+                    .map(|_| {
+                        OffsetForLeaderPartition::default()
+                            .with_partition(body.get_i32())
+                            .with_leader_epoch(body.get_i32())
+                    })
+                    .collect();
+                Ok(OffsetForLeaderTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(topic)))
+                    .with_partitions(partitions))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        if body.has_remaining() {
+            return Err(format!("{} bytes after the request", body.remaining()));
+        }
+        Ok(OffsetForLeaderEpochRequest::default().with_topics(topics))
+    }
+
+    pub fn respond(ctx: &Context, request: OffsetForLeaderEpochRequest) -> Frame {
+        let response = handle(ctx, request);
+        let mut buf = BytesMut::with_capacity(256);
+        buf.put_i32(0); // size, patched below
+        buf.put_i32(ctx.header.correlation_id);
+        buf.put_i32(response.topics.len() as i32);
+        for topic in &response.topics {
+            buf.put_i16(topic.topic.0.len() as i16);
+            buf.put_slice(topic.topic.0.as_bytes());
+            buf.put_i32(topic.partitions.len() as i32);
+            for p in &topic.partitions {
+                buf.put_i16(p.error_code);
+                buf.put_i32(p.partition);
+                if ctx.version >= 1 {
+                    buf.put_i32(p.leader_epoch);
+                }
+                buf.put_i64(p.end_offset);
+            }
+        }
+        let size = (buf.len() - 4) as i32;
+        buf[0..4].copy_from_slice(&size.to_be_bytes());
+        Frame { chunks: vec![Chunk::Bytes(buf.freeze())] }
+    }
 }
