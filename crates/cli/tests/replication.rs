@@ -392,3 +392,46 @@ async fn a_reassignment_copies_the_data_before_the_new_replica_joins_and_then_dr
     let read = read_back(&bootstrap(&cluster, &[1, 2, 3]), "moved", 1, sent.len()).await;
     assert_exactly_once(&sent.into_iter().zip(placed).collect::<Vec<_>>(), &read);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_waiting_while_the_isr_shrinks_below_min_insync_replicas_is_answered_after_append() {
+    // Controllers apart from brokers, so freezing two brokers leaves the quorum a majority.
+    let specs: Vec<Spec> = [Spec::controller(1), Spec::controller(2), Spec::controller(3)]
+        .into_iter()
+        .chain((4..=6).map(Spec::broker))
+        .map(|spec| spec.with_args(FAST_FAILURE_DETECTION))
+        .collect();
+    let cluster = Cluster::start(&specs);
+    eventually(CONVERGE, "the three brokers to be listed", || async {
+        let view = cluster.view(4).await?;
+        if view.brokers.len() == 3 {
+            Ok(())
+        } else {
+            Err(format!("{:?}", view.brokers.keys()))
+        }
+    })
+    .await;
+    create_topic_with_configs_via(cluster.kafka_addr(4), "shrinking", 1, 3, &[("min.insync.replicas", "2")])
+        .await
+        .unwrap_or_else(|e| panic!("creating shrinking: {e}"));
+    let p = fully_in_sync(&cluster, &[4, 5, 6], "shrinking").await.partitions[0].clone();
+    let leader_addr = cluster.kafka_addr(p.leader).to_string();
+    assert_eq!(raw_produce(&leader_addr, "shrinking", -1).await, 0);
+
+    let followers: Vec<i32> = p.replicas.iter().copied().filter(|id| *id != p.leader).collect();
+    for follower in &followers {
+        cluster.node(*follower).pause();
+    }
+    // Appended while the frozen followers are still in sync; the ISR then shrinks to the
+    // leader alone, which lets the high watermark pass the write but leaves fewer in-sync
+    // replicas than min.insync.replicas.
+    const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
+    assert_eq!(raw_produce_within(&leader_addr, "shrinking", -1, 30_000).await, NOT_ENOUGH_REPLICAS_AFTER_APPEND);
+    const NOT_ENOUGH_REPLICAS: i16 = 19;
+    assert_eq!(raw_produce(&leader_addr, "shrinking", -1).await, NOT_ENOUGH_REPLICAS, "now refused before appending");
+    for follower in &followers {
+        cluster.node(*follower).resume();
+    }
+    fully_in_sync(&cluster, &[4, 5, 6], "shrinking").await;
+    assert_eq!(raw_produce(&leader_addr, "shrinking", -1).await, 0);
+}
