@@ -31,12 +31,14 @@ pub fn propose(broker: Arc<Broker>, partition: Arc<Partition>, change: IsrChange
 /// epoch; returns whether it took effect.
 fn commit(broker: &Broker, partition: &Partition, change: &IsrChange) -> bool {
     let node = broker.config.node_id;
+    let mut isr_before = 0;
     let decided = broker.metadata.commit(|image| {
         let Some(topic) = image.topic_by_id(&partition.topic_id) else { return Err("topic gone") };
         let Some(current) = topic.partitions.get(partition.index as usize) else { return Err("partition gone") };
         if current.leader != node || current.partition_epoch != change.partition_epoch {
             return Err("stale");
         }
+        isr_before = current.isr.len();
         Ok(vec![MetadataRecord::ChangePartition {
             topic_id: partition.topic_id,
             partition: partition.index,
@@ -64,11 +66,7 @@ fn commit(broker: &Broker, partition: &Partition, change: &IsrChange) -> bool {
         .is_some_and(|p| p.partition_epoch > change.partition_epoch && p.isr == change.isr);
     if won {
         tracing::info!(topic = %partition.topic, partition = partition.index, isr = ?change.isr, "ISR changed");
-        let counter = if change.isr.len() < partition.isr().len() {
-            &broker.stats.isr_shrinks
-        } else {
-            &broker.stats.isr_expands
-        };
+        let counter = if change.isr.len() < isr_before { &broker.stats.isr_shrinks } else { &broker.stats.isr_expands };
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     // The local image has the change (or the one that beat it): take it now rather than

@@ -408,6 +408,17 @@ impl Partition {
         }
     }
 
+    /// Follower: the leader's log start offset moved (retention, deleted records): this
+    /// replica's moves too, bounded by its high watermark, and the segments wholly below it
+    /// go at the next retention pass (Kafka's `maybeIncrementLogStartOffset`).
+    pub fn follow_log_start_offset(&self, leader_log_start: i64) {
+        let bounded = leader_log_start.min(self.high_watermark());
+        let _ = self.with_log(|log| {
+            log.advance_log_start_offset(bounded);
+            Ok(())
+        });
+    }
+
     /// Follower of `(leader, epoch)`: truncates to `offset` (the end of the last epoch it
     /// shares with the leader). `None` if it no longer follows them.
     pub fn truncate_to(&self, following: (i32, i32), offset: i64) -> Result<Option<i64>, PartitionError> {

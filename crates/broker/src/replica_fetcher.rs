@@ -373,6 +373,7 @@ async fn fetch_once(
             match ResponseError::try_from_code(data.error_code) {
                 None => {
                     let records = data.records.as_ref().map(whole_batches).unwrap_or_default();
+                    partition.follow_log_start_offset(data.log_start_offset);
                     if records.is_empty() {
                         partition.follow_high_watermark(data.high_watermark);
                         continue;
