@@ -1,16 +1,20 @@
-//! `runnel topic create|list|describe|delete`, over the Kafka protocol.
+//! `runnel topic create|list|describe|delete|add-partitions|reassign|reassignments|elect-leaders`,
+//! over the Kafka protocol.
 
 use std::collections::BTreeSet;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
 use kafka_protocol::messages::{
-    BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, MetadataRequest, TopicName,
+    AlterPartitionReassignmentsRequest, BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
+    ElectLeadersRequest, ListPartitionReassignmentsRequest, MetadataRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use runnel_client::Connection;
@@ -48,6 +52,27 @@ enum TopicCommand {
         name: String,
         #[arg(long)]
         partitions: i32,
+    },
+    /// Move a partition's replicas (AlterPartitionReassignments): the new replicas copy the
+    /// data and join the ISR before the old ones are dropped. --cancel undoes one in progress.
+    Reassign {
+        name: String,
+        #[arg(long)]
+        partition: i32,
+        /// Target replicas, comma-separated broker ids; the first is the preferred leader.
+        #[arg(long, value_delimiter = ',', required_unless_present = "cancel")]
+        replicas: Vec<i32>,
+        #[arg(long)]
+        cancel: bool,
+    },
+    /// List reassignments in progress (ListPartitionReassignments).
+    Reassignments,
+    /// Elect leaders (ElectLeaders): the preferred replica of every partition of NAME (or of
+    /// every topic), or with --unclean a live replica for leaderless partitions.
+    ElectLeaders {
+        name: Option<String>,
+        #[arg(long)]
+        unclean: bool,
     },
 }
 
@@ -154,6 +179,71 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
             for r in &response.results {
                 check(r.error_code, r.error_message.as_ref(), &topic)?;
                 println!("{topic} now has {partitions} partitions");
+            }
+        }
+        TopicCommand::Reassign { name: topic, partition, replicas, cancel } => {
+            let target = (!cancel).then(|| replicas.iter().copied().map(BrokerId).collect());
+            let request = AlterPartitionReassignmentsRequest::default().with_topics(vec![ReassignableTopic::default()
+                .with_name(name(&topic))
+                .with_partitions(vec![ReassignablePartition::default()
+                    .with_partition_index(partition)
+                    .with_replicas(target)])]);
+            let response = conn.send(&request, 0).await?;
+            check(response.error_code, response.error_message.as_ref(), &topic)?;
+            for t in &response.responses {
+                for p in &t.partitions {
+                    check(p.error_code, p.error_message.as_ref(), &format!("{topic}-{}", p.partition_index))?;
+                    match cancel {
+                        true => println!("cancelled the reassignment of {topic}-{partition}"),
+                        false => println!("reassigning {topic}-{partition} to {}", id_list(&replicas)),
+                    }
+                }
+            }
+        }
+        TopicCommand::Reassignments => {
+            let response = conn.send(&ListPartitionReassignmentsRequest::default(), 0).await?;
+            check(response.error_code, response.error_message.as_ref(), "reassignments")?;
+            let ids = |v: &[BrokerId]| id_list(&v.iter().map(|b| b.0).collect::<Vec<_>>());
+            for t in &response.topics {
+                for p in &t.partitions {
+                    println!(
+                        "{}-{} replicas {} adding {} removing {}",
+                        t.name.0,
+                        p.partition_index,
+                        ids(&p.replicas),
+                        ids(&p.adding_replicas),
+                        ids(&p.removing_replicas)
+                    );
+                }
+            }
+        }
+        TopicCommand::ElectLeaders { name: topic, unclean } => {
+            let partitions = match &topic {
+                None => None,
+                Some(topic) => {
+                    let request = MetadataRequest::default()
+                        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name(topic)))]));
+                    let response = conn.send(&request, 12).await?;
+                    let t = response.topics.first().context("no metadata for the topic")?;
+                    check(t.error_code, None, topic)?;
+                    let indexes = t.partitions.iter().map(|p| p.partition_index).collect();
+                    Some(vec![TopicPartitions::default().with_topic(name(topic)).with_partitions(indexes)])
+                }
+            };
+            let request = ElectLeadersRequest::default()
+                .with_election_type(i8::from(unclean))
+                .with_topic_partitions(partitions)
+                .with_timeout_ms(30_000);
+            let response = conn.send(&request, 2).await?;
+            check(response.error_code, None, "elect leaders")?;
+            for t in &response.replica_election_results {
+                for p in &t.partition_result {
+                    let outcome = match kafka_protocol::error::ResponseError::try_from_code(p.error_code) {
+                        None => "elected".to_string(),
+                        Some(error) => format!("{error:?}"),
+                    };
+                    println!("{}-{} {outcome}", t.topic.0, p.partition_id);
+                }
             }
         }
         TopicCommand::Delete { name: topic } => {

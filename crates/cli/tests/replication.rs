@@ -342,32 +342,15 @@ async fn committed_offsets_survive_the_coordinator_being_killed() {
     assert_eq!(committed(&bootstrap(&cluster, &survivors), "keeper", "tracked").await, 42);
 }
 
-/// AlterPartitionReassignments v0 for `topic`-0 to `target`; returns the partition's error code.
-async fn reassign(addr: &str, topic: &str, target: &[i32]) -> i16 {
-    use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
-    use kafka_protocol::messages::{AlterPartitionReassignmentsRequest, BrokerId};
-    let request = AlterPartitionReassignmentsRequest::default().with_topics(vec![ReassignableTopic::default()
-        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-        .with_partitions(vec![ReassignablePartition::default()
-            .with_partition_index(0)
-            .with_replicas(Some(target.iter().copied().map(BrokerId).collect()))])]);
-    let mut conn = Connection::connect(addr).await.expect("connect");
-    let response = conn.send(&request, 0).await.expect("reassignment response");
-    response.responses[0].partitions[0].error_code
-}
-
-/// ListPartitionReassignments v0 (all): (replicas, adding, removing) per reassigning partition.
-async fn reassignments(addr: &str) -> Vec<(Vec<i32>, Vec<i32>, Vec<i32>)> {
-    use kafka_protocol::messages::ListPartitionReassignmentsRequest;
-    let mut conn = Connection::connect(addr).await.expect("connect");
-    let response = conn.send(&ListPartitionReassignmentsRequest::default(), 0).await.expect("list response");
-    let ids = |v: &[kafka_protocol::messages::BrokerId]| v.iter().map(|b| b.0).collect::<Vec<_>>();
-    response
-        .topics
-        .iter()
-        .flat_map(|t| t.partitions.iter())
-        .map(|p| (ids(&p.replicas), ids(&p.adding_replicas), ids(&p.removing_replicas)))
-        .collect()
+/// Runs `runnel topic --bootstrap ADDR ARGS...` and returns its standard output.
+fn topic_cli(addr: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args(["topic", "--bootstrap", addr])
+        .args(args)
+        .output()
+        .expect("run runnel topic");
+    assert!(output.status.success(), "runnel topic {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("utf-8 output")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -384,9 +367,11 @@ async fn a_reassignment_copies_the_data_before_the_new_replica_joins_and_then_dr
     // With the newcomer down, the move starts but cannot complete: nothing is trusted to it.
     cluster.kill9(newcomer);
     let via = cluster.kafka_addr(kept).to_string();
-    assert_eq!(reassign(&via, "moved", &[newcomer, kept]).await, 0);
-    let listed = reassignments(&via).await;
-    assert_eq!(listed, vec![(vec![newcomer, kept, dropped], vec![newcomer], vec![dropped])]);
+    let target = format!("{newcomer},{kept}");
+    let started = topic_cli(&via, &["reassign", "moved", "--partition", "0", "--replicas", &target]);
+    assert_eq!(started.trim(), format!("reassigning moved-0 to {target}"));
+    let listed = topic_cli(&via, &["reassignments"]);
+    assert_eq!(listed.trim(), format!("moved-0 replicas {target},{dropped} adding {newcomer} removing {dropped}"));
 
     cluster.restart(&[newcomer]);
     let done = eventually(CONVERGE, "the reassignment to complete", || async {
@@ -404,7 +389,7 @@ async fn a_reassignment_copies_the_data_before_the_new_replica_joins_and_then_dr
     })
     .await;
     assert!(done.replicas.contains(&done.leader), "a target replica leads: {done:?}");
-    assert!(reassignments(&via).await.is_empty(), "nothing in progress any more");
+    assert_eq!(topic_cli(&via, &["reassignments"]), "", "nothing in progress any more");
     replicas_identical(&cluster, &[newcomer, kept], "moved", 1, 1).await;
     eventually(CONVERGE, "the dropped replica to delete its copy", || async {
         let dir = cluster.node(dropped).data_dir().join("moved-0");
@@ -459,4 +444,55 @@ async fn a_write_waiting_while_the_isr_shrinks_below_min_insync_replicas_is_answ
     }
     fully_in_sync(&cluster, &[4, 5, 6], "shrinking").await;
     accepted(&leader_addr, "shrinking", -1, &[NOT_ENOUGH_REPLICAS]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unclean_election_when_configured_trades_unreplicated_writes_for_availability() {
+    let mut cluster = three_nodes().await;
+    create_topic_with_configs_via(cluster.kafka_addr(1), "dirty", 1, 2, &[("unclean.leader.election.enable", "true")])
+        .await
+        .unwrap_or_else(|e| panic!("creating dirty: {e}"));
+    let p = fully_in_sync(&cluster, &[1, 2, 3], "dirty").await.partitions[0].clone();
+    let (leader, follower) = (p.leader, *p.replicas.iter().find(|id| **id != p.leader).expect("two replicas"));
+    let third = [1, 2, 3].into_iter().find(|id| !p.replicas.contains(id)).expect("a third node");
+    let all = bootstrap(&cluster, &[1, 2, 3]);
+    let replicated = messages("replicated", 50);
+    let placed = produce_all(&producer(&all, &[("acks", "all")]), "dirty", Some(0), &replicated, None).await;
+
+    // The follower dies; the leader alone takes acks=1 writes the follower never sees.
+    cluster.kill9(follower);
+    isr_becomes(&cluster, third, "dirty", &[leader]).await;
+    produce_all(&producer(&all, &[("acks", "1")]), "dirty", Some(0), &messages("unreplicated", 30), None).await;
+    // Then the leader dies too, and the stale follower comes back: with unclean election
+    // allowed it leads with what it has, rather than the partition staying offline.
+    cluster.kill9(leader);
+    cluster.restart(&[follower]);
+    eventually(CONVERGE, "the stale follower to be elected", || async {
+        let view = cluster.view(third).await?;
+        let now = view.topic("dirty").ok_or("topic missing")?.partitions[0].clone();
+        if now.leader == follower && now.isr == vec![follower] {
+            Ok(())
+        } else {
+            Err(format!("{now:?}"))
+        }
+    })
+    .await;
+    let after = messages("after", 10);
+    let survivors = bootstrap(&cluster, &[follower, third]);
+    let placed_after = produce_all(&producer(&survivors, &[("acks", "all")]), "dirty", Some(0), &after, None).await;
+    assert_eq!(placed_after[0].offset, 50, "the unreplicated writes are gone: the new leader continues at 50");
+
+    // The old leader returns as a follower and truncates its unreplicated suffix away.
+    cluster.restart(&[leader]);
+    fully_in_sync(&cluster, &[1, 2, 3], "dirty").await;
+    replicas_identical(&cluster, &[leader, follower], "dirty", 1, 1).await;
+    let truncations = metric(cluster.node(leader).metrics_url(), "runnel_follower_truncations_total");
+    assert!(truncations >= 1, "the returning leader truncated ({truncations})");
+    let read = read_back(&all, "dirty", 1, 60).await;
+    let pairs: Vec<(Msg, Placed)> =
+        replicated.into_iter().zip(placed).chain(after.into_iter().zip(placed_after)).collect();
+    assert_exactly_once(&pairs, &read);
+    assert_eq!(read.len(), 60, "exactly the replicated and the later writes");
+    let elected = topic_cli(cluster.kafka_addr(third), &["elect-leaders", "dirty"]);
+    assert!(elected.trim() == "dirty-0 elected" || elected.trim() == "dirty-0 ElectionNotNeeded", "{elected}");
 }
