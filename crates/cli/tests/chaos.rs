@@ -20,11 +20,17 @@
 //! believes it still leads until it hears otherwise, and comes back as a follower that
 //! must truncate whatever only it wrote.
 //!
+//! A consumer group commits offsets throughout (`chaos/commits.rs`): its coordinator must
+//! move with the leadership of its `__consumer_offsets` partition without losing an
+//! acknowledged commit.
+//!
 //! The checker is a set of pure functions over plain data (what producers were told, what
 //! consumers read, what the log holds at the end), so `chaos_checker_*` shows it can fail.
 
 #[path = "chaos/check.rs"]
 mod check;
+#[path = "chaos/commits.rs"]
+mod commits;
 mod support;
 
 use std::collections::BTreeMap;
@@ -178,6 +184,8 @@ struct Chaos {
     proxies: BTreeMap<i32, NodeProxies>,
     started: Instant,
     injected: BTreeMap<Fault, usize>,
+    /// Faults whose victim was the node coordinating the committing group.
+    coordinator_faults: usize,
 }
 
 impl Chaos {
@@ -191,6 +199,7 @@ impl Chaos {
             proxies,
             started: Instant::now(),
             injected: BTreeMap::new(),
+            coordinator_faults: 0,
         };
         chaos.create_topics().await;
         let view = chaos.settle("start-up").await;
@@ -284,6 +293,14 @@ impl Chaos {
                 format!("cut node {}, leader of {TOPIC}-{}, off the network", partition.leader, draws.partition),
             ),
             Fault::RestartNode => (NODE_IDS[draws.node], format!("SIGTERM node {}", NODE_IDS[draws.node])),
+        };
+        let coordinator = commits::coordinator(view);
+        let what = match coordinator == Some(victim) {
+            true => {
+                self.coordinator_faults += 1;
+                format!("{what} (coordinator of group {})", commits::GROUP)
+            }
+            false => what,
         };
         self.say(&format!("fault {round}: {what} for {} ms", draws.fault_ms));
         match draws.fault {
@@ -747,6 +764,7 @@ async fn chaos_replicated_topic_survives_kills_and_partitions_without_losing_ack
     let mut chaos = Chaos::start(seed).await;
     let bootstrap = chaos.bootstrap();
     let mut workload = Workload::start(seed, &bootstrap);
+    let committer = commits::Committer::start(&bootstrap);
     workload.wait_for_acks(1, "before the faults").await;
     chaos.say(&format!("workload running: acknowledged {:?}", workload.acked()));
 
@@ -759,8 +777,26 @@ async fn chaos_replicated_topic_survives_kills_and_partitions_without_losing_ack
     let reads = workload.stop_consuming_after_catch_up(&highs).await;
     chaos.say(&format!("writes stopped at high watermarks {highs:?}; reading back"));
 
+    let commits = committer.stop().await;
+    let committed = commits::committed_offsets(&bootstrap).await;
+    chaos.say(&format!(
+        "group {} ({} faults hit its coordinator): commits acknowledged up to {}, attempted up to {}, {} failed; \
+         committed now {committed:?}",
+        commits::GROUP,
+        chaos.coordinator_faults,
+        commits.acknowledged,
+        commits.attempted,
+        commits.failed
+    ));
+
     let log = read_final_log(seed, &bootstrap, &highs).await;
     report(&chaos, &workload, &sent, &log, reads.len());
+    assert!(commits.acknowledged > 0, "chaos[{seed:#x}] no offset commit was ever acknowledged");
+    assert_no_violations(
+        seed,
+        "the group's committed offsets against its acknowledged commits",
+        &check_commits(&committed, commits.acknowledged, commits.attempted),
+    );
     assert_no_violations(seed, "the final log against the acknowledgements", &check_log(&log, &sent));
     assert_no_violations(seed, "the consumers' reads against the final log", &check_reads(&log, &reads));
     let replicated_bytes = chaos.assert_replicas_identical().await;

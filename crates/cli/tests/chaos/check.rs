@@ -116,6 +116,14 @@ pub(crate) enum Violation {
         read: Read,
         now: Option<Value>,
     },
+    /// The group's committed offset is older than a commit that was acknowledged (lost in a
+    /// coordinator failover), or newer than any commit attempted.
+    Commit {
+        partition: i32,
+        committed: Option<i64>,
+        acknowledged: i64,
+        attempted: i64,
+    },
 }
 
 impl fmt::Display for Violation {
@@ -132,6 +140,11 @@ impl fmt::Display for Violation {
             Violation::Gap { partition, expected, found } => {
                 write!(f, "GAP: {TOPIC}-{partition} has offset {found} where {expected} should be")
             }
+            Violation::Commit { partition, committed, acknowledged, attempted } => write!(
+                f,
+                "COMMIT: {TOPIC}-{partition} has committed offset {committed:?}, acknowledged {acknowledged}, \
+                 attempted up to {attempted}"
+            ),
             Violation::ReadVanished { read, now } => write!(
                 f,
                 "VANISHED: a consumer read {} at {:?}, the log now holds {}",
@@ -219,6 +232,25 @@ pub(crate) fn check_reads(log: &FinalLog, reads: &[Read]) -> Vec<Violation> {
         .collect()
 }
 
+/// Checks the group's final committed offsets: every partition at least the last
+/// acknowledged commit (none lost) and at most the last attempted one (a commit whose
+/// answer was lost may have taken effect). The committer commits the same offset for every
+/// partition; `acknowledged` 0 means none was acknowledged.
+pub(crate) fn check_commits(
+    committed: &BTreeMap<i32, Option<i64>>,
+    acknowledged: i64,
+    attempted: i64,
+) -> Vec<Violation> {
+    committed
+        .iter()
+        .filter(|(_, offset)| match offset {
+            Some(offset) => *offset < acknowledged || *offset > attempted,
+            None => acknowledged > 0,
+        })
+        .map(|(&partition, &committed)| Violation::Commit { partition, committed, acknowledged, attempted })
+        .collect()
+}
+
 /// `None` when every node's copy is the same bytes, else the sizes and the common prefix.
 pub(crate) fn replica_difference(copies: &BTreeMap<i32, Vec<u8>>) -> Option<String> {
     let first = copies.values().next()?;
@@ -287,6 +319,18 @@ fn chaos_checker_detects_a_lost_acknowledged_message() {
     assert_eq!(vanished.len(), 2, "offset 2 changed and offset 3 is gone: {vanished:?}");
     assert!(vanished.iter().all(|v| matches!(v, Violation::ReadVanished { .. })), "{vanished:?}");
     assert_eq!(check_reads(&healthy, &reads[..2]), vec![], "reads of what stayed");
+
+    let commits = BTreeMap::from([(0, Some(7)), (1, Some(9)), (2, None), (3, Some(12))]);
+    let wrong = check_commits(&commits, 8, 10);
+    let partitions: Vec<i32> = wrong
+        .iter()
+        .map(|v| match v {
+            Violation::Commit { partition, .. } => *partition,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(partitions, vec![0, 2, 3], "7 was superseded by an acknowledged 8, none is lost, 12 was never sent");
+    assert_eq!(check_commits(&BTreeMap::from([(0, None)]), 0, 3), vec![], "nothing acknowledged, nothing owed");
 
     let same = BTreeMap::from([(1, b"abc".to_vec()), (2, b"abc".to_vec()), (3, b"abc".to_vec())]);
     assert_eq!(replica_difference(&same), None);
