@@ -147,12 +147,39 @@ async fn a_killed_leader_loses_no_acknowledged_write_and_returns_as_an_identical
     assert!(placed_second.iter().all(|p| p.offset >= 1_000), "written after the acknowledged ones");
 
     cluster.restart(&[leader]);
-    fully_in_sync(&cluster, &[1, 2, 3], "fail").await;
+    let now = fully_in_sync(&cluster, &[1, 2, 3], "fail").await.partitions[0].clone();
     replicas_identical(&cluster, &[1, 2, 3], "fail", 1, 1).await;
+    // ListOffsets names the epoch each offset was written in (KIP-320): the first records
+    // in the first epoch, the log end in the current one.
+    let leader_addr = cluster.kafka_addr(now.leader).to_string();
+    let (earliest, latest) =
+        eventually(CONVERGE, "the leader to answer ListOffsets", || offset_epochs(&leader_addr, "fail")).await;
+    assert_eq!(earliest, 0, "offset 0 was written in the first epoch");
+    assert!(latest > 0, "the leader changed, so the latest epoch is newer: {latest}");
     let read = read_back(&bootstrap(&cluster, &[1, 2, 3]), "fail", 1, 2_000).await;
     let pairs: Vec<(Msg, Placed)> =
         first.into_iter().zip(placed_first).chain(second.into_iter().zip(placed_second)).collect();
     assert_exactly_once(&pairs, &read);
+}
+
+/// The leader epochs ListOffsets v7 gives for the earliest and the latest offset of `topic`-0.
+async fn offset_epochs(addr: &str, topic: &str) -> Result<(i32, i32), String> {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::ListOffsetsRequest;
+    let mut epochs = Vec::new();
+    for timestamp in [-2, -1] {
+        let request = ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(0).with_timestamp(timestamp)])]);
+        let mut conn = Connection::connect(addr).await.expect("connect");
+        let response = conn.send(&request, 7).await.expect("list offsets response");
+        let partition = &response.topics[0].partitions[0];
+        if partition.error_code != 0 {
+            return Err(format!("ListOffsets {timestamp} on {addr}: error {}", partition.error_code));
+        }
+        epochs.push(partition.leader_epoch);
+    }
+    Ok((epochs[0], epochs[1]))
 }
 
 /// A raw Produce v9 of one small batch with `acks`; returns the partition's error code.

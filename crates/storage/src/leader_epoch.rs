@@ -70,6 +70,11 @@ impl LeaderEpochCache {
         true
     }
 
+    /// The epoch `offset` was written in: that of the last entry starting at or before it.
+    pub fn epoch_for_offset(&self, offset: i64) -> Option<i32> {
+        self.entries.iter().rev().find(|e| e.start_offset <= offset).map(|e| e.epoch)
+    }
+
     /// Like [`assign`](Self::assign), and persists the change.
     pub fn assign_and_flush(&mut self, epoch: i32, start_offset: i64) -> Result<(), StorageError> {
         if self.assign(epoch, start_offset) {
@@ -178,6 +183,10 @@ mod tests {
         assert_eq!(c.end_offset_for(0, 40), (0, 0), "older than all: the first start offset");
         assert_eq!(c.end_offset_for(5, 40), (UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET));
         assert_eq!(c.end_offset_for(UNDEFINED_EPOCH, 40), (UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET));
+        assert_eq!(
+            (c.epoch_for_offset(0), c.epoch_for_offset(24), c.epoch_for_offset(25)),
+            (Some(1), Some(3), Some(4))
+        );
     }
 
     #[test]

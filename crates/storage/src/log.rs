@@ -222,6 +222,11 @@ impl PartitionLog {
         self.epochs.end_offset_for(requested, self.log_end_offset())
     }
 
+    /// The leader epoch `offset` was written in, if the cache knows.
+    pub fn epoch_for_offset(&self, offset: i64) -> Option<i32> {
+        self.epochs.epoch_for_offset(offset)
+    }
+
     pub fn epoch_entries(&self) -> &[crate::leader_epoch::EpochEntry] {
         self.epochs.entries()
     }

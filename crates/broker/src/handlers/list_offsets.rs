@@ -13,23 +13,32 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 
-fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), ResponseError> {
+/// (timestamp, offset, leader epoch) for one lookup. The epoch is the one the returned
+/// offset was written in (the latest for LATEST, as Kafka answers), -1 when unknown, so a
+/// consumer validating its position after a leader change (KIP-320) asks about the right one.
+fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64, i32), ResponseError> {
     let high_watermark = partition.high_watermark();
     let result = partition.with_log(|log| {
-        Ok(match timestamp {
+        let (ts, offset) = match timestamp {
             LATEST => (-1, high_watermark),
             EARLIEST | EARLIEST_LOCAL => (-1, log.log_start_offset()),
             MAX_TIMESTAMP => log.max_timestamp_and_offset().map_or((-1, -1), |(ts, offset)| (ts, offset)),
             ts if ts >= 0 => log.offset_for_timestamp(ts)?.map_or((-1, -1), |(offset, ts)| (ts, offset)),
             _ => (-1, -1),
-        })
+        };
+        let epoch = match timestamp {
+            LATEST => log.latest_epoch(),
+            _ if offset >= 0 => log.epoch_for_offset(offset),
+            _ => None,
+        };
+        Ok((ts, offset, epoch.unwrap_or(-1)))
     });
     // Consumers see nothing at or above the high watermark (not yet on every ISR member),
     // as in Kafka: a lookup that lands there finds nothing.
-    let result = result.map(|(ts, offset)| match timestamp {
-        LATEST | EARLIEST | EARLIEST_LOCAL => (ts, offset),
-        _ if offset >= high_watermark => (-1, -1),
-        _ => (ts, offset),
+    let result = result.map(|(ts, offset, epoch)| match timestamp {
+        LATEST | EARLIEST | EARLIEST_LOCAL => (ts, offset, epoch),
+        _ if offset >= high_watermark => (-1, -1, -1),
+        _ => (ts, offset, epoch),
     });
     result.map_err(|e| match e {
         crate::partition::PartitionError::Deleted => ResponseError::UnknownTopicOrPartition,
@@ -71,11 +80,11 @@ pub fn handle(ctx: &Context, request: ListOffsetsRequest) -> ListOffsetsResponse
                             .with_timestamp(-1);
                     }
                     match lookup(&partition, p.timestamp) {
-                        Ok((timestamp, offset)) => {
+                        Ok((timestamp, offset, offset_epoch)) => {
                             let response = response.with_timestamp(timestamp).with_offset(offset);
                             // The field exists from v4; setting it earlier is an encoding error.
                             if ctx.version >= 4 {
-                                response.with_leader_epoch(epoch)
+                                response.with_leader_epoch(offset_epoch)
                             } else {
                                 response
                             }
