@@ -168,12 +168,7 @@ fn assert_spread_by_key(sent: &[Msg], placed: &[Placed]) {
 
 /// `runnel topic describe` through one node.
 fn describe_with_cli(bootstrap: &str, topic: &str) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_runnel"))
-        .args(["topic", "--bootstrap", bootstrap, "describe", topic])
-        .output()
-        .expect("run runnel topic describe");
-    assert!(output.status.success(), "runnel topic describe failed: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).expect("utf-8 output")
+    runnel_topic(bootstrap, &["describe", topic])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

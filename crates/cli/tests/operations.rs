@@ -100,16 +100,7 @@ async fn describe_log_dirs(addr: &str, version: i16, topics: Option<&[(&str, &[i
 /// `runnel topic describe` through one node, off the runtime's workers.
 async fn describe_with_cli(bootstrap: &str) -> String {
     let bootstrap = bootstrap.to_string();
-    tokio::task::spawn_blocking(move || {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_runnel"))
-            .args(["topic", "--bootstrap", &bootstrap, "describe", TOPIC])
-            .output()
-            .expect("run runnel topic describe");
-        assert!(output.status.success(), "runnel topic describe failed: {}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8(output.stdout).expect("utf-8 output")
-    })
-    .await
-    .expect("describe task")
+    tokio::task::spawn_blocking(move || runnel_topic(&bootstrap, &["describe", TOPIC])).await.expect("describe task")
 }
 
 fn ids(ids: &[i32]) -> String {

@@ -369,17 +369,6 @@ async fn committed_offsets_survive_the_coordinator_being_killed() {
     assert_eq!(committed(&bootstrap(&cluster, &survivors), "keeper", "tracked").await, 42);
 }
 
-/// Runs `runnel topic --bootstrap ADDR ARGS...` and returns its standard output.
-fn topic_cli(addr: &str, args: &[&str]) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_runnel"))
-        .args(["topic", "--bootstrap", addr])
-        .args(args)
-        .output()
-        .expect("run runnel topic");
-    assert!(output.status.success(), "runnel topic {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).expect("utf-8 output")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reassignment_copies_the_data_before_the_new_replica_joins_and_then_drops_the_old_one() {
     let mut cluster = three_nodes().await;
@@ -395,9 +384,9 @@ async fn a_reassignment_copies_the_data_before_the_new_replica_joins_and_then_dr
     cluster.kill9(newcomer);
     let via = cluster.kafka_addr(kept).to_string();
     let target = format!("{newcomer},{kept}");
-    let started = topic_cli(&via, &["reassign", "moved", "--partition", "0", "--replicas", &target]);
+    let started = runnel_topic(&via, &["reassign", "moved", "--partition", "0", "--replicas", &target]);
     assert_eq!(started.trim(), format!("reassigning moved-0 to {target}"));
-    let listed = topic_cli(&via, &["reassignments"]);
+    let listed = runnel_topic(&via, &["reassignments"]);
     assert_eq!(listed.trim(), format!("moved-0 replicas {target},{dropped} adding {newcomer} removing {dropped}"));
 
     cluster.restart(&[newcomer]);
@@ -416,7 +405,7 @@ async fn a_reassignment_copies_the_data_before_the_new_replica_joins_and_then_dr
     })
     .await;
     assert!(done.replicas.contains(&done.leader), "a target replica leads: {done:?}");
-    assert_eq!(topic_cli(&via, &["reassignments"]), "", "nothing in progress any more");
+    assert_eq!(runnel_topic(&via, &["reassignments"]), "", "nothing in progress any more");
     replicas_identical(&cluster, &[newcomer, kept], "moved", 1, 1).await;
     eventually(CONVERGE, "the dropped replica to delete its copy", || async {
         let dir = cluster.node(dropped).data_dir().join("moved-0");
@@ -520,6 +509,6 @@ async fn unclean_election_when_configured_trades_unreplicated_writes_for_availab
         replicated.into_iter().zip(placed).chain(after.into_iter().zip(placed_after)).collect();
     assert_exactly_once(&pairs, &read);
     assert_eq!(read.len(), 60, "exactly the replicated and the later writes");
-    let elected = topic_cli(cluster.kafka_addr(third), &["elect-leaders", "dirty"]);
+    let elected = runnel_topic(cluster.kafka_addr(third), &["elect-leaders", "dirty"]);
     assert!(elected.trim() == "dirty-0 elected" || elected.trim() == "dirty-0 ElectionNotNeeded", "{elected}");
 }

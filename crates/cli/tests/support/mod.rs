@@ -309,6 +309,18 @@ impl Drop for Node {
     }
 }
 
+/// Runs `runnel topic --bootstrap ADDR ARGS...` (the CLI under test) and returns its
+/// standard output; fails the test if it fails.
+pub fn runnel_topic(addr: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args(["topic", "--bootstrap", addr])
+        .args(args)
+        .output()
+        .expect("run runnel topic");
+    assert!(output.status.success(), "runnel topic {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
 /// Reads one counter or gauge from a Prometheus text endpoint with a raw HTTP/1.1 GET.
 pub fn metric(metrics_url: &str, name: &str) -> u64 {
     let rest = metrics_url.strip_prefix("http://").expect("http url");
