@@ -59,7 +59,7 @@ fn render(broker: &Broker) -> String {
     let partitions = broker.replicas.all_partitions();
     let led: Vec<_> = partitions.iter().filter(|p| p.is_leader()).collect();
     // Kafka's UnderReplicatedPartitions: led here with fewer in-sync replicas than replicas.
-    let under = led.iter().filter(|p| p.isr().len() < p.replica_count()).count();
+    let under = led.iter().filter(|p| p.isr_len() < p.replica_count()).count();
     let gauges = [
         ("runnel_partitions", partitions.len(), "Partition replicas hosted by this node."),
         ("runnel_leader_partitions", led.len(), "Partitions this node leads."),

@@ -169,6 +169,11 @@ impl Partition {
         self.state().replicas.len()
     }
 
+    /// How many replicas are in sync (no allocation: the produce path asks per request).
+    pub fn isr_len(&self) -> usize {
+        self.state().isr.len()
+    }
+
     /// The in-sync replicas as this node last heard them (leader: as committed).
     pub fn isr(&self) -> Vec<i32> {
         self.state().isr.clone()

@@ -59,7 +59,7 @@ async fn produce_partition(
 ) -> Outcome {
     let settings = partition.settings();
     if acks == -1 {
-        let isr = partition.isr().len();
+        let isr = partition.isr_len();
         if isr < settings.min_insync_replicas {
             return Outcome::error(
                 ResponseError::NotEnoughReplicas,
@@ -127,7 +127,7 @@ async fn wait_for_isr(
     let mut stop = ctx.stop.clone();
     loop {
         if partition.high_watermark() >= required {
-            let isr = partition.isr().len();
+            let isr = partition.isr_len();
             if isr < min_insync {
                 let why = format!("written, but the ISR shrank to {isr} below min.insync.replicas {min_insync}");
                 return Err((ResponseError::NotEnoughReplicasAfterAppend, Some(why)));
