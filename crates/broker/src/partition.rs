@@ -169,15 +169,11 @@ impl Partition {
         self.state().replicas.len()
     }
 
-    /// How many replicas are in sync (no allocation: the produce path asks per request).
+    /// How many replicas are in sync as this node last heard (leader: as committed).
     pub fn isr_len(&self) -> usize {
         self.state().isr.len()
     }
 
-    /// The in-sync replicas as this node last heard them (leader: as committed).
-    pub fn isr(&self) -> Vec<i32> {
-        self.state().isr.clone()
-    }
 
     pub fn settings(&self) -> TopicSettings {
         self.settings.read().expect("settings lock").clone()
