@@ -174,7 +174,6 @@ impl Partition {
         self.state().isr.len()
     }
 
-
     pub fn settings(&self) -> TopicSettings {
         self.settings.read().expect("settings lock").clone()
     }
