@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
 
 use runnel_metadata::PartitionImage;
+use runnel_protocol::ResponseError;
 use runnel_storage::{AppendInfo, PartitionLog, ReadInfo, StorageError};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -155,6 +156,18 @@ impl Partition {
 
     pub fn leader_epoch(&self) -> i32 {
         self.leader_epoch.load(Ordering::Acquire)
+    }
+
+    /// Kafka's fencing by the leader epoch a request names (KIP-320): none (-1) passes, an
+    /// older one is FENCED_LEADER_EPOCH (the client is behind), a newer one
+    /// UNKNOWN_LEADER_EPOCH (this replica is behind).
+    pub fn check_leader_epoch(&self, current_leader_epoch: i32) -> Result<(), ResponseError> {
+        let epoch = self.leader_epoch();
+        match current_leader_epoch {
+            requested if requested < 0 || requested == epoch => Ok(()),
+            requested if requested < epoch => Err(ResponseError::FencedLeaderEpoch),
+            _ => Err(ResponseError::UnknownLeaderEpoch),
+        }
     }
 
     pub fn role(&self) -> Role {

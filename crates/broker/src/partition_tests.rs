@@ -120,3 +120,14 @@ fn a_late_answer_from_a_deposed_leader_changes_nothing() {
     assert!(p.append_as_follower((3, 6), &batch, 1, 0).unwrap());
     assert_eq!(p.log_end_offset(), 1);
 }
+
+#[test]
+fn a_request_epoch_older_than_the_replica_is_fenced_and_a_newer_one_unknown() {
+    use runnel_protocol::ResponseError;
+    let dir = tempfile::tempdir().unwrap();
+    let p = partition(dir.path(), &image(NODE, 5, 0, &[1], &[1]));
+    assert_eq!(p.check_leader_epoch(-1), Ok(()), "no epoch named");
+    assert_eq!(p.check_leader_epoch(5), Ok(()));
+    assert_eq!(p.check_leader_epoch(4), Err(ResponseError::FencedLeaderEpoch));
+    assert_eq!(p.check_leader_epoch(6), Err(ResponseError::UnknownLeaderEpoch));
+}

@@ -245,7 +245,7 @@ async fn truncate(
         let name = topic.topic.0.to_string();
         let Some(parts) = asked.get(&name) else { continue };
         for answer in topic.partitions {
-            let Some((_, asked_epoch, target)) = parts.iter().find(|(i, _, _)| *i == answer.partition) else {
+            let Some((_, _, target)) = parts.iter().find(|(i, _, _)| *i == answer.partition) else {
                 continue;
             };
             if answer.error_code != 0 {
@@ -255,7 +255,7 @@ async fn truncate(
             let key = (name.clone(), answer.partition);
             let following = (fetcher.leader, target.leader_epoch);
             let before = target.partition.log_end_offset();
-            match truncation_point(&target.partition, *asked_epoch, answer.leader_epoch, answer.end_offset) {
+            match truncation_point(&target.partition, answer.leader_epoch, answer.end_offset) {
                 Ok((offset, complete)) => match target.partition.truncate_to(following, offset) {
                     Ok(Some(end)) => {
                         if end < before {
@@ -281,12 +281,7 @@ async fn truncate(
 }
 
 /// Where to cut, and whether that settles it (Kafka's `getOffsetTruncationState`).
-fn truncation_point(
-    partition: &Partition,
-    asked_epoch: i32,
-    leader_epoch: i32,
-    leader_end: i64,
-) -> Result<(i64, bool), PartitionError> {
+fn truncation_point(partition: &Partition, leader_epoch: i32, leader_end: i64) -> Result<(i64, bool), PartitionError> {
     let own_end = partition.log_end_offset();
     if leader_end == UNDEFINED_EPOCH_OFFSET {
         // The leader knows no epoch this old: keep only what was known committed.
@@ -299,7 +294,6 @@ fn truncation_point(
     if own_epoch != leader_epoch {
         // The leader answered with an epoch this replica does not hold: cut to the end of
         // our older epoch and ask again with it.
-        let _ = asked_epoch;
         return Ok((own_epoch_end.min(own_end), false));
     }
     Ok((leader_end.min(own_epoch_end).min(own_end), true))

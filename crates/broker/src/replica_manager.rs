@@ -84,20 +84,6 @@ impl ReplicaManager {
         self.partition(topic, index).filter(|p| p.is_leader()).ok_or(ResponseError::NotLeaderOrFollower)
     }
 
-    /// The partition if this node hosts a replica of it (leader or follower).
-    pub fn hosted_partition(
-        &self,
-        image: &MetadataImage,
-        topic: &str,
-        index: i32,
-    ) -> Result<Arc<Partition>, ResponseError> {
-        image
-            .topic(topic)
-            .and_then(|t| t.partitions.get(usize::try_from(index).ok()?))
-            .ok_or(ResponseError::UnknownTopicOrPartition)?;
-        self.partition(topic, index).ok_or(ResponseError::NotLeaderOrFollower)
-    }
-
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
         let topics = self.topics.read().expect("topics lock");
         topics.values().flat_map(|t| t.partitions.iter().flatten().cloned()).collect()

@@ -8,16 +8,10 @@
 //! Only ISR members may lead unless `unclean.leader.election.enable` is set for the topic:
 //! an acknowledged write is then never lost to a lagging replica.
 
-use uuid::Uuid;
-
 use crate::image::{MetadataImage, PartitionImage};
 use crate::records::MetadataRecord;
 
 pub const UNCLEAN_LEADER_ELECTION: &str = "unclean.leader.election.enable";
-
-fn change(topic_id: Uuid, p: &PartitionImage, leader: i32, isr: Vec<i32>) -> MetadataRecord {
-    p.change(topic_id, leader, isr)
-}
 
 fn alive(image: &MetadataImage, id: i32) -> bool {
     image.brokers.get(&id).is_some_and(|b| !b.fenced)
@@ -57,7 +51,7 @@ pub fn reconcile(image: &MetadataImage, unclean_default: bool) -> Vec<MetadataRe
         let unclean = unclean_allowed(image, &topic.name, unclean_default);
         for p in &topic.partitions {
             if let Some((leader, isr)) = decide(image, p, unclean) {
-                records.push(change(topic.topic_id, p, leader, isr));
+                records.push(p.change(topic.topic_id, leader, isr));
             }
         }
     }
@@ -75,7 +69,7 @@ pub fn preferred_leaders(image: &MetadataImage, only: Option<&[(String, i32)]>) 
             }
             let Some(preferred) = p.replicas.first().copied() else { continue };
             if p.leader != preferred && p.isr.contains(&preferred) && alive(image, preferred) {
-                records.push(change(topic.topic_id, p, preferred, p.isr.clone()));
+                records.push(p.change(topic.topic_id, preferred, p.isr.clone()));
             }
         }
     }
@@ -100,9 +94,9 @@ pub fn unclean_leaders(image: &MetadataImage, only: Option<&[(String, i32)]>) ->
             let live_isr: Vec<i32> =
                 p.replicas.iter().copied().filter(|id| p.isr.contains(id) && alive(image, *id)).collect();
             if let Some(first) = live_isr.first() {
-                records.push(change(topic.topic_id, p, *first, live_isr.clone()));
+                records.push(p.change(topic.topic_id, *first, live_isr.clone()));
             } else if let Some(replica) = p.replicas.iter().copied().find(|id| alive(image, *id)) {
-                records.push(change(topic.topic_id, p, replica, vec![replica]));
+                records.push(p.change(topic.topic_id, replica, vec![replica]));
             }
         }
     }
@@ -113,6 +107,7 @@ pub fn unclean_leaders(image: &MetadataImage, only: Option<&[(String, i32)]>) ->
 mod tests {
     use super::*;
     use crate::records::ConfigResource;
+    use uuid::Uuid;
 
     fn image(partitions: &[(Vec<i32>, Vec<i32>, i32)], fenced: &[i32]) -> MetadataImage {
         let id = Uuid::from_u128(1);

@@ -117,13 +117,7 @@ fn read_target(target: &Target, budget: usize, min_one_batch: bool, replica: boo
         Ok(partition) => partition,
         Err(error) => return error_data(index, *error),
     };
-    let epoch = partition.leader_epoch();
-    if target.current_leader_epoch >= 0 && target.current_leader_epoch != epoch {
-        let error = if target.current_leader_epoch < epoch {
-            ResponseError::FencedLeaderEpoch
-        } else {
-            ResponseError::UnknownLeaderEpoch
-        };
+    if let Err(error) = partition.check_leader_epoch(target.current_leader_epoch) {
         return error_data(index, error);
     }
     let high_watermark = partition.high_watermark();
@@ -222,7 +216,7 @@ fn record_follower_fetches(ctx: &Context, targets: &[TopicTarget], replica: i32)
     let now = crate::clock::now_ms();
     for target in targets.iter().flat_map(|t| t.partitions.iter()) {
         let Ok(partition) = &target.partition else { continue };
-        if target.current_leader_epoch >= 0 && target.current_leader_epoch != partition.leader_epoch() {
+        if partition.check_leader_epoch(target.current_leader_epoch).is_err() {
             continue;
         }
         if let Some(change) = partition.record_follower_fetch(replica, target.fetch_offset, now) {

@@ -64,13 +64,7 @@ pub fn handle(ctx: &Context, request: ListOffsetsRequest) -> ListOffsetsResponse
                                 return response.with_error_code(error.code()).with_offset(-1).with_timestamp(-1)
                             }
                         };
-                    let epoch = partition.leader_epoch();
-                    if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
-                        let error = if p.current_leader_epoch < epoch {
-                            ResponseError::FencedLeaderEpoch
-                        } else {
-                            ResponseError::UnknownLeaderEpoch
-                        };
+                    if let Err(error) = partition.check_leader_epoch(p.current_leader_epoch) {
                         return response.with_error_code(error.code());
                     }
                     if p.timestamp < EARLIEST_LOCAL {

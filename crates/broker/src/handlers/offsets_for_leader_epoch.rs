@@ -24,13 +24,7 @@ fn answer(ctx: &Context, topic: &str, index: i32, current_leader_epoch: i32, lea
         Ok(partition) => partition,
         Err(error) => return failed(error),
     };
-    let epoch = partition.leader_epoch();
-    if current_leader_epoch >= 0 && current_leader_epoch != epoch {
-        let error = if current_leader_epoch < epoch {
-            ResponseError::FencedLeaderEpoch
-        } else {
-            ResponseError::UnknownLeaderEpoch
-        };
+    if let Err(error) = partition.check_leader_epoch(current_leader_epoch) {
         return failed(error);
     }
     match partition.end_offset_for_epoch(leader_epoch) {
