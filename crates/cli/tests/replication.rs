@@ -188,7 +188,8 @@ async fn raw_produce(addr: &str, topic: &str, acks: i16) -> i16 {
 }
 
 /// Error codes that only mean a node has not yet applied the metadata a test waited for
-/// through another node's view (a leadership, an ISR change): retried by [`accepted`].
+/// through another node's view (a leadership, an ISR change), or that followers listed in
+/// sync have not started fetching yet: retried by [`accepted`].
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 const REQUEST_TIMED_OUT: i16 = 7;
 const NOT_ENOUGH_REPLICAS: i16 = 19;
@@ -227,7 +228,7 @@ async fn acks_all_is_refused_while_the_isr_is_below_min_insync_replicas() {
     let p = fully_in_sync(&cluster, &[1, 2, 3], "strict").await.partitions[0].clone();
     let follower = *p.replicas.iter().find(|id| **id != p.leader).expect("two replicas");
     let leader_addr = cluster.kafka_addr(p.leader).to_string();
-    accepted(&leader_addr, "strict", -1, &[NOT_LEADER_OR_FOLLOWER]).await;
+    accepted(&leader_addr, "strict", -1, &[NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT]).await;
 
     cluster.kill9(follower);
     isr_becomes(&cluster, p.leader, "strict", &[p.leader]).await;
@@ -244,7 +245,7 @@ async fn acks_all_is_refused_while_the_isr_is_below_min_insync_replicas() {
 
     cluster.restart(&[follower]);
     fully_in_sync(&cluster, &[1, 2, 3], "strict").await;
-    accepted(&leader_addr, "strict", -1, &[NOT_ENOUGH_REPLICAS]).await;
+    accepted(&leader_addr, "strict", -1, &[NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT]).await;
     replicas_identical(&cluster, &p.replicas, "strict", 1, 1).await;
 }
 
@@ -255,7 +256,7 @@ async fn acks_all_times_out_while_a_hung_follower_is_in_sync_and_succeeds_once_i
     let p = fully_in_sync(&cluster, &[1, 2, 3], "hung").await.partitions[0].clone();
     let follower = *p.replicas.iter().find(|id| **id != p.leader).expect("two replicas");
     let leader_addr = cluster.kafka_addr(p.leader).to_string();
-    accepted(&leader_addr, "hung", -1, &[NOT_LEADER_OR_FOLLOWER]).await;
+    accepted(&leader_addr, "hung", -1, &[NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT]).await;
 
     cluster.node(follower).pause();
     assert_eq!(
@@ -443,7 +444,7 @@ async fn a_write_waiting_while_the_isr_shrinks_below_min_insync_replicas_is_answ
         .unwrap_or_else(|e| panic!("creating shrinking: {e}"));
     let p = fully_in_sync(&cluster, &[4, 5, 6], "shrinking").await.partitions[0].clone();
     let leader_addr = cluster.kafka_addr(p.leader).to_string();
-    accepted(&leader_addr, "shrinking", -1, &[NOT_LEADER_OR_FOLLOWER]).await;
+    accepted(&leader_addr, "shrinking", -1, &[NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT]).await;
 
     let followers: Vec<i32> = p.replicas.iter().copied().filter(|id| *id != p.leader).collect();
     for follower in &followers {
@@ -459,7 +460,7 @@ async fn a_write_waiting_while_the_isr_shrinks_below_min_insync_replicas_is_answ
         cluster.node(*follower).resume();
     }
     fully_in_sync(&cluster, &[4, 5, 6], "shrinking").await;
-    accepted(&leader_addr, "shrinking", -1, &[NOT_ENOUGH_REPLICAS]).await;
+    accepted(&leader_addr, "shrinking", -1, &[NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
