@@ -31,7 +31,7 @@ use runnel_client::Connection;
 use tempfile::TempDir;
 
 use super::proxy::Proxy;
-use super::{base_config, received, Node, Received, IO_TIMEOUT};
+use super::{assign_only_config, received, Node, Received, IO_TIMEOUT};
 
 /// How long a cluster node may take to print its listening line: it waits for a quorum
 /// leader (election timeouts 0.5–1 s) and its own registration first.
@@ -608,13 +608,8 @@ impl ConsumerContext for CapturedLog {}
 /// the consumer's own log (fetch, consumer and group debug contexts).
 pub async fn read_back(bootstrap: &str, topic: &str, partitions: i32, expected: usize) -> Vec<Received> {
     let log = CapturedLog::default();
-    let mut config = base_config(bootstrap);
+    let mut config = assign_only_config(bootstrap);
     config
-        .set("group.id", "runnel-tests-unused")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "error")
-        .set("check.crcs", "true")
         .set("debug", "consumer,cgrp,fetch,topic,metadata")
         // Without a `log` logger installed rdkafka would filter the debug lines out.
         .set_log_level(RDKafkaLogLevel::Debug);

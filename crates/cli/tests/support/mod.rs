@@ -469,8 +469,9 @@ pub struct Received {
     pub timestamp: Timestamp,
 }
 
-/// A consumer for `assign()` only: no group membership, no commits, CRCs checked.
-pub fn consumer(bootstrap: &str, extra: &[(&str, &str)]) -> StreamConsumer {
+/// Settings of a consumer for `assign()` only: no group membership, no commits, no
+/// silent offset reset, CRCs checked.
+pub fn assign_only_config(bootstrap: &str) -> ClientConfig {
     let mut config = base_config(bootstrap);
     config
         .set("group.id", "runnel-tests-unused")
@@ -478,6 +479,12 @@ pub fn consumer(bootstrap: &str, extra: &[(&str, &str)]) -> StreamConsumer {
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "error")
         .set("check.crcs", "true");
+    config
+}
+
+/// A consumer for `assign()` only (see [`assign_only_config`]).
+pub fn consumer(bootstrap: &str, extra: &[(&str, &str)]) -> StreamConsumer {
+    let mut config = assign_only_config(bootstrap);
     for (key, value) in extra {
         config.set(*key, *value);
     }
