@@ -33,9 +33,13 @@ def test_kcat_metadata_produce_consume(node):
         assert line == f"{offset} {sent}", (line, sent)
 
 
-def confluent_produce(bootstrap, topic, records, acks="all"):
+def confluent_produce(bootstrap, topic, records, acks="all", **settings):
+    """Produces (key, value) records and waits for every report; returns value ->
+    (partition, offset, key). `settings` override the producer's librdkafka settings."""
     from confluent_kafka import Producer
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": acks, "enable.idempotence": False, "linger.ms": 5})
+    config = {"bootstrap.servers": bootstrap, "acks": acks, "enable.idempotence": False, "linger.ms": 5}
+    config.update({key.replace("_", "."): value for key, value in settings.items()})
+    producer = Producer(config)
     acked = {}
     errors = []
 
@@ -313,28 +317,15 @@ def test_corrupt_batch_is_refused_with_corrupt_message_and_nothing_appended(node
 
 def test_idempotent_producers_confluent_and_kafka_python_write_each_message_once(node):
     """enable.idempotence on in both clients (InitProducerId, sequence numbers per batch)."""
-    from confluent_kafka import Producer
     from kafka import KafkaProducer
     from confluent_kafka.admin import AdminClient, NewTopic
     topic = "idem-" + uuid.uuid4().hex[:8]
     admin = AdminClient({"bootstrap.servers": node.bootstrap})
     for future in admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)]).values():
         future.result(DEADLINE_S)
-    acked = {}
-    errors = []
-
-    def report(err, msg):
-        if err is not None:
-            errors.append(err)
-        else:
-            acked[msg.value()] = (msg.partition(), msg.offset(), msg.key())
-
-    producer = Producer({"bootstrap.servers": node.bootstrap, "enable.idempotence": True, "acks": "all",
-                         "max.in.flight.requests.per.connection": 5, "linger.ms": 2, "batch.num.messages": 50})
-    for i in range(MESSAGES):
-        producer.produce(topic, key=f"k{i % 10}".encode(), value=f"ck-{i}".encode(), on_delivery=report)
-        producer.poll(0)
-    assert producer.flush(DEADLINE_S) == 0 and not errors, errors[:3]
+    records = [(f"k{i % 10}".encode(), f"ck-{i}".encode()) for i in range(MESSAGES)]
+    acked = confluent_produce(node.bootstrap, topic, records, enable_idempotence=True,
+                              max_in_flight_requests_per_connection=5, linger_ms=2, batch_num_messages=50)
     kp = KafkaProducer(bootstrap_servers=node.bootstrap, acks="all", linger_ms=2, enable_idempotence=True)
     futures = [(f"kp-{i}".encode(), kp.send(topic, key=f"k{i % 10}".encode(), value=f"kp-{i}".encode()))
                for i in range(MESSAGES)]
