@@ -263,15 +263,7 @@ mod tests {
         let id = Uuid::from_u128(7);
         let records = vec![
             MetadataRecord::Topic { name: "t".into(), topic_id: id },
-            MetadataRecord::Partition {
-                topic_id: id,
-                partition: 0,
-                replicas: vec![1],
-                isr: vec![1],
-                leader: 1,
-                leader_epoch: 0,
-                partition_epoch: 0,
-            },
+            MetadataRecord::test_partition(id, 0, &[1]),
             MetadataRecord::Config {
                 resource: ConfigResource::Topic("t".into()),
                 name: "retention.ms".into(),
@@ -300,15 +292,7 @@ mod tests {
                     name: "retention.ms".into(),
                     value: Some(retention.into()),
                 },
-                MetadataRecord::Partition {
-                    topic_id: id,
-                    partition: 0,
-                    replicas: vec![1],
-                    isr: vec![1],
-                    leader: 1,
-                    leader_epoch: 0,
-                    partition_epoch: 0,
-                },
+                MetadataRecord::test_partition(id, 0, &[1]),
             ]
         };
         let image = MetadataImage::default().apply(&batch(winner, "1")).apply(&batch(loser, "2"));

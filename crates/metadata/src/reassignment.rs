@@ -133,15 +133,7 @@ mod tests {
         let id = Uuid::from_u128(5);
         let mut records: Vec<MetadataRecord> = (1..=4).map(|n| MetadataRecord::test_broker(n, 0)).collect();
         records.push(MetadataRecord::Topic { name: "t".into(), topic_id: id });
-        records.push(MetadataRecord::Partition {
-            topic_id: id,
-            partition: 0,
-            replicas: vec![1, 2],
-            isr: vec![1, 2],
-            leader: 1,
-            leader_epoch: 0,
-            partition_epoch: 0,
-        });
+        records.push(MetadataRecord::test_partition(id, 0, &[1, 2]));
         MetadataImage::default().apply(&records)
     }
 

@@ -98,6 +98,20 @@ impl MetadataRecord {
         }
     }
 
+    /// A new partition with every replica in sync, the first leading, epochs 0, for tests.
+    #[cfg(test)]
+    pub(crate) fn test_partition(topic_id: Uuid, partition: i32, replicas: &[i32]) -> MetadataRecord {
+        MetadataRecord::Partition {
+            topic_id,
+            partition,
+            replicas: replicas.to_vec(),
+            isr: replicas.to_vec(),
+            leader: replicas[0],
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("metadata records always serialize")
     }
