@@ -141,8 +141,9 @@ fn group_coordinator(config: &BrokerConfig) -> GroupCoordinator {
     GroupCoordinator::new(config.groups.clone(), topic, config.max_connections)
 }
 
-/// Records this node (and its advertised address) in the metadata log when it changed.
-fn register_self(metadata: &MetadataStore, config: &BrokerConfig) -> Result<(), BrokerError> {
+/// Records this node (and its advertised address) in the metadata log when it changed, or
+/// when it is fenced.
+pub(crate) fn register_self(metadata: &MetadataStore, config: &BrokerConfig) -> Result<(), BrokerError> {
     let (host, port) = config.advertised();
     let port = i32::from(port);
     let rack = config.rack.clone();

@@ -87,6 +87,9 @@ enum Backend {
 /// current image without waiting for writers.
 pub struct MetadataStore {
     backend: Backend,
+    /// Set when the node starts shutting down: commits still waiting for the quorum give up
+    /// (the quorum may be gone with the other nodes), except the bounded final one.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// How long a cluster commit waits for the quorum and then for this node to apply it.
@@ -97,12 +100,14 @@ impl MetadataStore {
     pub fn load(mut log: Box<dyn MetadataLog>) -> Result<Self, MetadataError> {
         let records = log.replay()?;
         let image = MetadataImage::default().apply(&records);
-        Ok(MetadataStore { backend: Backend::Local { log: Mutex::new(log), image: RwLock::new(Arc::new(image)) } })
+        let backend = Backend::Local { log: Mutex::new(log), image: RwLock::new(Arc::new(image)) };
+        Ok(MetadataStore { backend, closing: tokio::sync::watch::Sender::new(false) })
     }
 
     /// Metadata from the Raft quorum.
     pub fn raft(quorum: Quorum) -> Self {
-        MetadataStore { backend: Backend::Raft { quorum: Box::new(quorum), commit_lock: Mutex::new(()) } }
+        let backend = Backend::Raft { quorum: Box::new(quorum), commit_lock: Mutex::new(()) };
+        MetadataStore { backend, closing: tokio::sync::watch::Sender::new(false) }
     }
 
     pub fn image(&self) -> Arc<MetadataImage> {
@@ -127,8 +132,36 @@ impl MetadataStore {
     /// may lag the leader; the records are proposed through the quorum, and applying them
     /// skips whatever conflicts with what committed first (see `MetadataImage::apply`), on
     /// every node alike. Callers read the returned image to see whether their change won.
+    ///
+    /// A cluster commit waits at most `RAFT_COMMIT_TIMEOUT`, and gives up once
+    /// [`MetadataStore::begin_close`] has been called.
     pub fn commit<E>(
         &self,
+        decide: impl FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, E>,
+    ) -> Result<Result<Arc<MetadataImage>, E>, MetadataError> {
+        self.commit_bounded(RAFT_COMMIT_TIMEOUT, Some(self.closing.subscribe()), decide)
+    }
+
+    /// The node is shutting down: commits waiting for the quorum give up now.
+    pub fn begin_close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// A commit made while shutting down (controlled shutdown): not given up by
+    /// [`MetadataStore::begin_close`], but bounded by `timeout`, so a node whose quorum is
+    /// gone still stops.
+    pub fn commit_final<E>(
+        &self,
+        timeout: Duration,
+        decide: impl FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, E>,
+    ) -> Result<Result<Arc<MetadataImage>, E>, MetadataError> {
+        self.commit_bounded(timeout, None, decide)
+    }
+
+    fn commit_bounded<E>(
+        &self,
+        timeout: Duration,
+        closing: Option<tokio::sync::watch::Receiver<bool>>,
         decide: impl FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, E>,
     ) -> Result<Result<Arc<MetadataImage>, E>, MetadataError> {
         match &self.backend {
@@ -160,7 +193,18 @@ impl MetadataStore {
                     if records.is_empty() {
                         return Ok(Ok(quorum.image()));
                     }
-                    let committed = tokio::runtime::Handle::current().block_on(propose_and_apply(quorum, records));
+                    let deadline = tokio::time::Instant::now() + timeout;
+                    let committed = tokio::runtime::Handle::current().block_on(async {
+                        match closing {
+                            Some(mut closing) => tokio::select! {
+                                committed = propose_and_apply(quorum, records, deadline) => committed,
+                                _ = closing.wait_for(|closed| *closed) => {
+                                    Err(MetadataError::Storage("metadata quorum: the node is shutting down".into()))
+                                }
+                            },
+                            None => propose_and_apply(quorum, records, deadline).await,
+                        }
+                    });
                     committed.map(Ok)
                 })
             }
@@ -180,15 +224,19 @@ pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-/// Proposes through the quorum and waits until this node has applied the entry.
-async fn propose_and_apply(quorum: &Quorum, records: Vec<MetadataRecord>) -> Result<Arc<MetadataImage>, MetadataError> {
+/// Proposes through the quorum and waits until this node has applied the entry, both
+/// before `deadline`.
+async fn propose_and_apply(
+    quorum: &Quorum,
+    records: Vec<MetadataRecord>,
+    deadline: tokio::time::Instant,
+) -> Result<Arc<MetadataImage>, MetadataError> {
     let unavailable = |e: &dyn std::fmt::Display| MetadataError::Storage(format!("metadata quorum: {e}"));
-    let index = tokio::time::timeout(RAFT_COMMIT_TIMEOUT, quorum.propose(records))
+    let index = tokio::time::timeout_at(deadline, quorum.propose(records))
         .await
         .map_err(|_| unavailable(&"commit timed out"))?
         .map_err(|e| unavailable(&e))?;
     let mut images = quorum.subscribe();
-    let deadline = tokio::time::Instant::now() + RAFT_COMMIT_TIMEOUT;
     while quorum.metrics().last_applied_index.is_none_or(|applied| applied < index) {
         // The watch fires per applied batch; the short bound covers entries that change no image.
         let wake = tokio::time::Instant::now() + Duration::from_millis(50);

@@ -67,6 +67,9 @@ pub async fn run(
         _ = shutdown => tracing::info!("shutdown requested"),
     }
     let _ = stop_tx.send(true);
+    // Background commits (ISR changes, elections) stop waiting for a quorum that may be
+    // leaving with the other nodes; controlled shutdown below has its own bound.
+    broker.metadata.begin_close();
     // Every connection holds a sender; recv returns None once all have finished.
     if tokio::time::timeout(DRAIN_TIMEOUT, alive_rx.recv()).await.is_err() {
         tracing::warn!("connections still busy after the drain timeout; shutting down anyway");

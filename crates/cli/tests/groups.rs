@@ -628,5 +628,8 @@ fn cooperative_sticky_rebalances_incrementally() {
         after.iter().all(|e| !matches!(e, Event::Revoked(r) if r.len() == all.len())),
         "an eager rebalance would revoke everything: {after:?}"
     );
-    assert!(seen.errors.iter().all(|e| !e.contains("rebalance")), "{:?}", seen.errors);
+    // A commit racing the rebalance may be refused (REBALANCE_IN_PROGRESS while the group
+    // completes it, ILLEGAL_GENERATION from the generation before), as Kafka refuses it;
+    // the rebalance callbacks themselves must not fail.
+    assert!(seen.errors.iter().all(|e| !e.starts_with("rebalance:")), "{:?}", seen.errors);
 }
