@@ -72,7 +72,9 @@ pub async fn start(config: &BrokerConfig) -> Result<MetadataStore, BrokerError> 
         roles: Roles { broker: config.roles.broker, controller: config.roles.controller },
         rack: config.rack.clone(),
     };
+    let cluster_id = config.cluster_id.clone().ok_or_else(|| config_error("cluster mode needs a cluster id"))?;
     let quorum_config = QuorumConfig {
+        cluster_id: cluster_id.clone(),
         node_id,
         node: node.clone(),
         voters: config.controller_quorum.clone(),
@@ -89,7 +91,7 @@ pub async fn start(config: &BrokerConfig) -> Result<MetadataStore, BrokerError> 
     }
     if !voter {
         // A learner hears of the leader only once it is a member: ask the voters to add it.
-        join_as_learner(&config.controller_quorum, node_id, node, config.outbound_bind).await?;
+        join_as_learner(&config.controller_quorum, &cluster_id, node_id, node, config.outbound_bind).await?;
         tracing::info!(node_id, "joined the metadata quorum as a learner");
     }
     wait_for_leader(&quorum).await?;
@@ -101,6 +103,7 @@ pub async fn start(config: &BrokerConfig) -> Result<MetadataStore, BrokerError> 
 /// names the leader, which is asked next. Bounded by [`LEADER_WAIT`].
 async fn join_as_learner(
     voters: &BTreeMap<u64, String>,
+    cluster_id: &str,
     node_id: u64,
     node: QuorumNode,
     bind: Option<std::net::IpAddr>,
@@ -114,7 +117,7 @@ async fn join_as_learner(
             Some(leader) => leader,
             None => round.next().expect("the voter list is not empty").clone(),
         };
-        let mut connection = Connection::new(address.clone(), FRAME_BYTES_MAX_DEFAULT).bound_to(bind);
+        let mut connection = Connection::new(address.clone(), FRAME_BYTES_MAX_DEFAULT, cluster_id).bound_to(bind);
         match connection.call(&request, JOIN_CALL_TIMEOUT).await {
             Ok(Response::Forwarded(Ok(_))) => return Ok(()),
             Ok(Response::Forwarded(Err(ForwardError::NotLeader { leader: Some(leader), .. }))) => {

@@ -31,13 +31,15 @@ const UNREACHABLE_BACKOFF: Duration = Duration::from_millis(200);
 pub struct Connection {
     addr: String,
     frame_bytes_max: u32,
+    /// Sent in the [`Request::Hello`] that opens every connection.
+    cluster_id: String,
     bind: Option<IpAddr>,
     stream: Option<BufReader<TcpStream>>,
 }
 
 impl Connection {
-    pub fn new(addr: String, frame_bytes_max: u32) -> Connection {
-        Connection { addr, frame_bytes_max, bind: None, stream: None }
+    pub fn new(addr: String, frame_bytes_max: u32, cluster_id: &str) -> Connection {
+        Connection { addr, frame_bytes_max, cluster_id: cluster_id.to_string(), bind: None, stream: None }
     }
 
     /// Connects from `bind` (any port) rather than an address the kernel picks.
@@ -76,23 +78,42 @@ impl Connection {
             let stream =
                 self.connect().await.map_err(|source| TransportError::Connect { addr: self.addr.clone(), source })?;
             stream.set_nodelay(true)?;
-            self.stream = Some(BufReader::new(stream));
+            let mut stream = BufReader::new(stream);
+            let hello = Request::Hello { cluster_id: self.cluster_id.clone() };
+            match round_trip(&mut stream, &rpc::encode(&hello, self.frame_bytes_max)?, self.frame_bytes_max).await? {
+                Response::Hello(Ok(())) => {}
+                Response::Hello(Err(theirs)) => {
+                    let (addr, ours) = (self.addr.clone(), self.cluster_id.clone());
+                    return Err(TransportError::OtherCluster { addr, ours, theirs });
+                }
+                _ => return Err(TransportError::Mismatch),
+            }
+            self.stream = Some(stream);
         }
         let stream = self.stream.as_mut().expect("connected above");
-        rpc::write_frame(stream.get_mut(), frame).await?;
-        rpc::read_message(stream, self.frame_bytes_max).await?.ok_or(TransportError::Closed)
+        round_trip(stream, frame, self.frame_bytes_max).await
     }
+}
+
+async fn round_trip(
+    stream: &mut BufReader<TcpStream>,
+    frame: &[u8],
+    frame_bytes_max: u32,
+) -> Result<Response, TransportError> {
+    rpc::write_frame(stream.get_mut(), frame).await?;
+    rpc::read_message(stream, frame_bytes_max).await?.ok_or(TransportError::Closed)
 }
 
 /// Creates a [`PeerNetwork`] per replication target.
 pub struct NetworkFactory {
     frame_bytes_max: u32,
+    cluster_id: String,
     bind: Option<IpAddr>,
 }
 
 impl NetworkFactory {
-    pub fn new(frame_bytes_max: u32, bind: Option<IpAddr>) -> NetworkFactory {
-        NetworkFactory { frame_bytes_max, bind }
+    pub fn new(frame_bytes_max: u32, cluster_id: &str, bind: Option<IpAddr>) -> NetworkFactory {
+        NetworkFactory { frame_bytes_max, cluster_id: cluster_id.to_string(), bind }
     }
 }
 
@@ -100,7 +121,8 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerNetwork;
 
     async fn new_client(&mut self, target: NodeId, node: &QuorumNode) -> PeerNetwork {
-        let connection = Connection::new(node.controller_addr.clone(), self.frame_bytes_max).bound_to(self.bind);
+        let connection =
+            Connection::new(node.controller_addr.clone(), self.frame_bytes_max, &self.cluster_id).bound_to(self.bind);
         PeerNetwork { target, connection }
     }
 }
@@ -118,9 +140,11 @@ fn transport_error<E: std::error::Error>(error: TransportError) -> RPCError<Node
         // A refused connection, and one closed or broken at once (a peer restarting, or a
         // proxy that accepts and then drops): openraft backs off instead of retrying at
         // full speed (seen as tens of thousands of reconnects per outage in the chaos test).
-        TransportError::Connect { .. } | TransportError::Closed | TransportError::Io(_) => {
-            RPCError::Unreachable(Unreachable::new(&error))
-        }
+        // A node of another cluster on the peer's address is as good as no peer there.
+        TransportError::Connect { .. }
+        | TransportError::Closed
+        | TransportError::Io(_)
+        | TransportError::OtherCluster { .. } => RPCError::Unreachable(Unreachable::new(&error)),
         _ => RPCError::Network(NetworkError::new(&error)),
     }
 }

@@ -30,6 +30,8 @@ use crate::types::{MetadataBatch, NodeId, QuorumNode, Raft};
 /// What a node needs to join the quorum.
 #[derive(Clone, Debug)]
 pub struct QuorumConfig {
+    /// Every connection between members names it; a node of another cluster is refused.
+    pub cluster_id: String,
     pub node_id: NodeId,
     /// This node's addresses, roles and rack, as the other members will see them.
     pub node: QuorumNode,
@@ -147,6 +149,7 @@ pub struct QuorumMetrics {
 
 /// A running quorum member.
 pub struct Quorum {
+    cluster_id: String,
     node_id: NodeId,
     node: QuorumNode,
     voters: BTreeMap<NodeId, String>,
@@ -175,7 +178,7 @@ impl Quorum {
 
     /// Starts the node serving peers on an already bound `listener`.
     pub async fn start_with_listener(config: QuorumConfig, listener: TcpListener) -> Result<Quorum, QuorumError> {
-        let QuorumConfig { node_id, node, voters, dir, voter, tuning, .. } = config;
+        let QuorumConfig { cluster_id, node_id, node, voters, dir, voter, tuning, .. } = config;
         if voter && !voters.contains_key(&node_id) {
             return Err(QuorumError::NotInVoters(node_id));
         }
@@ -194,9 +197,10 @@ impl Quorum {
             ..Config::default()
         }
         .validate()?;
-        let network = NetworkFactory::new(tuning.frame_bytes_max, tuning.outbound_bind);
+        let network = NetworkFactory::new(tuning.frame_bytes_max, &cluster_id, tuning.outbound_bind);
         let raft = Raft::new(node_id, Arc::new(raft_config), network, log, state_machine).await?;
         let limits = ServerLimits {
+            cluster_id: cluster_id.clone(),
             connections_max: tuning.connections_max,
             frame_bytes_max: tuning.frame_bytes_max,
             idle_timeout: tuning.idle_timeout,
@@ -205,7 +209,7 @@ impl Quorum {
         };
         let (stop_server, stopped) = watch::channel(false);
         let server = tokio::spawn(server::serve(listener, raft.clone(), limits, stopped));
-        Ok(Quorum { node_id, node, voters, voter, tuning, raft, images, stop_server, server })
+        Ok(Quorum { cluster_id, node_id, node, voters, voter, tuning, raft, images, stop_server, server })
     }
 
     /// Makes the configured voters the quorum, once: a no-op (`Ok(false)`) on a node that
@@ -312,7 +316,8 @@ impl Quorum {
         }
         let addr = self.metrics().members.get(&node_id).map(|(node, _)| node.controller_addr.clone());
         let addr = addr.ok_or(QuorumError::UnknownNode(node_id))?;
-        let mut connection = Connection::new(addr, self.tuning.frame_bytes_max).bound_to(self.tuning.outbound_bind);
+        let mut connection =
+            Connection::new(addr, self.tuning.frame_bytes_max, &self.cluster_id).bound_to(self.tuning.outbound_bind);
         match connection.call(&Request::Status, self.tuning.request_timeout).await {
             Ok(Response::Status(status)) => Ok(status),
             Ok(_) => Err(QuorumError::Peer { node_id, source: TransportError::Mismatch }),
@@ -373,8 +378,9 @@ impl Quorum {
         };
         // A fresh connection per forwarded call: a reused one that broke would leave it unknown
         // whether the leader ran the call, and forwarded calls are rare.
-        let mut connection = Connection::new(leader.controller_addr.clone(), self.tuning.frame_bytes_max)
-            .bound_to(self.tuning.outbound_bind);
+        let mut connection =
+            Connection::new(leader.controller_addr.clone(), self.tuning.frame_bytes_max, &self.cluster_id)
+                .bound_to(self.tuning.outbound_bind);
         let remaining = deadline.saturating_duration_since(Instant::now());
         match connection.call(&request, remaining).await {
             Ok(Response::Forwarded(Ok(index))) => Ok(index),

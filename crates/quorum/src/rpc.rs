@@ -6,6 +6,11 @@
 //! before allocating anything, and a frame's body must arrive within the call's timeout.
 //! JSON keeps the messages readable and needs no new dependency; the traffic is metadata,
 //! small and infrequent next to partition data.
+//!
+//! Every connection opens with [`Request::Hello`] naming the caller's cluster id; a node of
+//! another cluster refuses it and closes (Kafka's INCONSISTENT_CLUSTER_ID). Without it a
+//! node restarted on an address another cluster's node used before would take that
+//! cluster's votes and log entries.
 
 use std::io;
 
@@ -27,6 +32,10 @@ pub const FRAME_BYTES_MAX_DEFAULT: u32 = 64 * 1024 * 1024;
 #[derive(Serialize, Deserialize)]
 #[serde(bound = "")]
 pub enum Request {
+    /// The first request on every connection: the caller's cluster id.
+    Hello {
+        cluster_id: String,
+    },
     AppendEntries(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<NodeId>),
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
@@ -44,6 +53,8 @@ pub enum Request {
 #[derive(Serialize, Deserialize)]
 #[serde(bound = "")]
 pub enum Response {
+    /// `Err` names the cluster the called node belongs to; it closes the connection.
+    Hello(Result<(), String>),
     AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
     InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
@@ -93,6 +104,8 @@ pub enum TransportError {
     Closed,
     #[error("response does not match the request")]
     Mismatch,
+    #[error("{addr} belongs to cluster {theirs}, not {ours}")]
+    OtherCluster { addr: String, ours: String, theirs: String },
 }
 
 /// Encodes `message` as one frame, refusing it if it exceeds `frame_bytes_max`.

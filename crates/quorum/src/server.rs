@@ -19,6 +19,8 @@ use crate::types::{MetadataBatch, NodeId, QuorumNode, Raft};
 
 #[derive(Clone, Debug)]
 pub struct ServerLimits {
+    /// Peers must name this cluster id in their opening [`Request::Hello`].
+    pub cluster_id: String,
     pub connections_max: usize,
     pub frame_bytes_max: u32,
     pub idle_timeout: Duration,
@@ -62,6 +64,20 @@ pub async fn serve(listener: TcpListener, raft: Raft, limits: ServerLimits, mut 
 async fn serve_connection(stream: TcpStream, raft: &Raft, limits: &ServerLimits) -> Result<(), TransportError> {
     stream.set_nodelay(true)?;
     let mut stream = BufReader::new(stream);
+    // The first request must name this cluster; anything else closes the connection.
+    let hello = match tokio::time::timeout(limits.request_timeout, read_request(&mut stream, limits)).await {
+        Ok(Ok(Some(hello))) => hello,
+        Ok(Ok(None)) | Err(_) => return Ok(()),
+        Ok(Err(e)) => return Err(e),
+    };
+    let Request::Hello { cluster_id } = hello else { return Err(TransportError::Mismatch) };
+    if cluster_id != limits.cluster_id {
+        tracing::warn!(theirs = %cluster_id, ours = %limits.cluster_id, "refused a quorum peer of another cluster");
+        let refusal = rpc::encode(&Response::Hello(Err(limits.cluster_id.clone())), limits.frame_bytes_max)?;
+        rpc::write_frame(stream.get_mut(), &refusal).await?;
+        return Ok(());
+    }
+    rpc::write_frame(stream.get_mut(), &rpc::encode(&Response::Hello(Ok(())), limits.frame_bytes_max)?).await?;
     loop {
         let request = match tokio::time::timeout(limits.idle_timeout, read_request(&mut stream, limits)).await {
             Ok(Ok(Some(request))) => request,
@@ -92,6 +108,10 @@ async fn read_request(
 
 async fn handle(raft: &Raft, request: Request, limits: &ServerLimits) -> Response {
     match request {
+        // Already greeted: a repeated hello changes nothing.
+        Request::Hello { cluster_id } => {
+            Response::Hello(if cluster_id == limits.cluster_id { Ok(()) } else { Err(limits.cluster_id.clone()) })
+        }
         Request::AppendEntries(rpc) => Response::AppendEntries(raft.append_entries(rpc).await),
         Request::Vote(rpc) => Response::Vote(raft.vote(rpc).await),
         Request::InstallSnapshot(rpc) => Response::InstallSnapshot(raft.install_snapshot(rpc).await),

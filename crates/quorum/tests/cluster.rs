@@ -5,7 +5,7 @@ mod support;
 use std::time::Duration;
 
 use runnel_quorum::{QuorumError, QuorumNode, QuorumTuning, Roles};
-use support::{bounded, config_value, record, tuning, Cluster, WAIT};
+use support::{bounded, config_value, record, tuning, Cluster, CLUSTER_ID, WAIT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_voters_elect_a_leader_and_apply_identical_images() {
@@ -244,7 +244,8 @@ async fn an_oversized_frame_closes_the_connection_and_the_node_keeps_serving() {
         let read = tokio::time::timeout(WAIT, raw.read(&mut byte)).await.expect("closed promptly");
         assert!(matches!(read, Ok(0) | Err(_)), "connection closed, got {read:?}");
 
-        let mut connection = runnel_quorum::network::Connection::new(cluster.addrs[&1].clone(), 1024 * 1024);
+        let mut connection =
+            runnel_quorum::network::Connection::new(cluster.addrs[&1].clone(), 1024 * 1024, CLUSTER_ID);
         let response = connection.call(&runnel_quorum::rpc::Request::Status, WAIT).await.unwrap();
         assert!(matches!(response, runnel_quorum::rpc::Response::Status(s) if s.node_id == 1));
         cluster.propose_range(1, 0, 1).await;
@@ -258,6 +259,43 @@ async fn an_oversized_frame_closes_the_connection_and_the_node_keeps_serving() {
         let outcome = cluster.node(1).propose(vec![huge]).await;
         assert!(matches!(outcome, Err(QuorumError::TooLarge { .. })), "got {outcome:?}");
         let mut cluster = cluster;
+        cluster.stop_all().await;
+    })
+    .await;
+}
+
+/// A node of another cluster that reaches a member (say, restarted on an address one of
+/// this cluster's nodes used before) is refused at the opening hello: its vote for a far
+/// higher term cannot depose the leader, and the member keeps serving its own cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_of_another_cluster_is_refused_and_cannot_disturb_the_quorum() {
+    use runnel_quorum::network::Connection;
+    use runnel_quorum::rpc::{Request, Response, TransportError};
+    bounded("another cluster", async {
+        let mut cluster = Cluster::start(3, tuning()).await;
+        let leader = cluster.leader().await;
+        let last = cluster.propose_range(leader, 0, 3).await;
+        cluster.all_applied(last).await;
+        let term_before = cluster.node(leader).raft().metrics().borrow().current_term;
+
+        let vote = openraft::raft::VoteRequest::new(openraft::Vote::new(term_before + 100, 3), None);
+        for (id, addr) in &cluster.addrs {
+            let mut stranger = Connection::new(addr.clone(), 1024 * 1024, "another-cluster");
+            match stranger.call(&Request::Vote(vote.clone()), WAIT).await {
+                Err(TransportError::OtherCluster { theirs, .. }) => assert_eq!(theirs, CLUSTER_ID, "node {id}"),
+                Err(e) => panic!("node {id}: expected a refusal naming its cluster, got {e}"),
+                Ok(_) => panic!("node {id} answered a node of another cluster"),
+            }
+        }
+        assert_eq!(cluster.leader().await, leader, "the leader kept its place");
+        let term_after = cluster.node(leader).raft().metrics().borrow().current_term;
+        assert_eq!(term_after, term_before, "no member took the stranger's term");
+
+        let mut member = Connection::new(cluster.addrs[&leader].clone(), 1024 * 1024, CLUSTER_ID);
+        let status = member.call(&Request::Status, WAIT).await.expect("a member is still served");
+        assert!(matches!(status, Response::Status(s) if s.node_id == leader));
+        let more = cluster.propose_range(leader, 3, 6).await;
+        cluster.all_applied(more).await;
         cluster.stop_all().await;
     })
     .await;

@@ -210,8 +210,25 @@ impl Node {
 
     /// Freezes the process (SIGSTOP): it holds its sockets but answers nothing, like a
     /// hung machine. [`Node::resume`] thaws it.
+    /// Returns once every thread has stopped, so nothing the node does afterwards can race
+    /// the caller's next step.
     pub fn pause(&self) {
         self.signal(libc::SIGSTOP);
+        let tasks = format!("/proc/{}/task", self.pid());
+        let all_stopped = || {
+            std::fs::read_dir(&tasks).is_ok_and(|entries| {
+                entries.filter_map(Result::ok).all(|task| {
+                    let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+                    // The state follows the command name, which is in parentheses.
+                    stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+                })
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !all_stopped() {
+            assert!(Instant::now() < deadline, "node did not stop within 5 s of SIGSTOP");
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     pub fn resume(&self) {

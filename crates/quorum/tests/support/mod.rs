@@ -17,6 +17,8 @@ use tokio::net::TcpListener;
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long a single wait for the cluster may take.
 pub const WAIT: Duration = Duration::from_secs(20);
+/// The cluster id every test node shares.
+pub const CLUSTER_ID: &str = "quorum-tests";
 
 pub async fn bounded<F: Future<Output = ()>>(name: &str, body: F) {
     if tokio::time::timeout(TEST_TIMEOUT, body).await.is_err() {
@@ -82,6 +84,7 @@ impl Cluster {
         let node =
             QuorumNode { kafka_addr: format!("127.0.0.1:{}", 9000 + id), controller_addr: addr, roles, rack: None };
         let config = QuorumConfig {
+            cluster_id: CLUSTER_ID.to_string(),
             node_id: id,
             node,
             voters: self.voters.clone(),
