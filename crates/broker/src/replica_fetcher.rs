@@ -18,7 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
-use kafka_protocol::messages::{BrokerId, FetchRequest, OffsetForLeaderEpochRequest, TopicName};
+use kafka_protocol::messages::{BrokerId, FetchRequest, MetadataRequest, OffsetForLeaderEpochRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use runnel_client::Connection;
 use runnel_protocol::batch::LOG_OVERHEAD;
@@ -33,6 +33,8 @@ use crate::partition::{Partition, PartitionError, Role};
 
 /// Fetch v12: the last version with the replica id in the body and topic names.
 const FETCH_VERSION: i16 = 12;
+/// Metadata v12: names the cluster id, asked once per connection.
+const CLUSTER_CHECK_METADATA_VERSION: i16 = 12;
 const OFFSETS_FOR_LEADER_EPOCH_VERSION: i16 = 4;
 /// Connecting to a leader; an unreachable one must not hold the fetcher up for long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -119,15 +121,29 @@ fn leader_address(broker: &Broker, leader: i32) -> Option<String> {
     broker.metadata.image().brokers.get(&leader).map(|b| format!("{}:{}", b.host, b.port))
 }
 
-async fn connect(address: &str, bind: Option<std::net::IpAddr>) -> Option<Connection> {
-    match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect_from(address, bind)).await {
-        Ok(Ok(mut connection)) => {
-            connection.set_timeout(REQUEST_TIMEOUT);
-            connection.set_client_id("runnel-replica-fetcher");
-            Some(connection)
+/// Connects to the leader at `address`, and checks that the node there belongs to this
+/// cluster (Metadata names the cluster id): a node of another cluster on an address a
+/// leader used before would otherwise answer for partitions of the same name, and its
+/// OffsetsForLeaderEpoch answers would truncate this replica.
+async fn connect(broker: &Broker, address: &str) -> Option<Connection> {
+    let connected =
+        tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect_from(address, broker.config.outbound_bind));
+    let Ok(Ok(mut connection)) = connected.await else { return None };
+    connection.set_timeout(REQUEST_TIMEOUT);
+    connection.set_client_id("runnel-replica-fetcher");
+    let request = MetadataRequest::default().with_topics(Some(vec![])).with_allow_auto_topic_creation(false);
+    let theirs = match connection.send(&request, CLUSTER_CHECK_METADATA_VERSION).await {
+        Ok(response) => response.cluster_id.map(|id| id.to_string()),
+        Err(e) => {
+            tracing::debug!(%address, error = %e, "leader did not answer the cluster check");
+            return None;
         }
-        _ => None,
+    };
+    if theirs.as_deref() != Some(broker.cluster_id.as_str()) {
+        tracing::warn!(%address, ?theirs, ours = %broker.cluster_id, "the node at the leader's address belongs to another cluster");
+        return None;
     }
+    Some(connection)
 }
 
 async fn run(broker: Arc<Broker>, fetcher: Arc<Fetcher>, mut stop: watch::Receiver<bool>) {
@@ -152,7 +168,7 @@ async fn run(broker: Arc<Broker>, fetcher: Arc<Fetcher>, mut stop: watch::Receiv
                 continue;
             };
             if connection.as_ref().is_none_or(|(a, _)| *a != address) {
-                connection = connect(&address, broker.config.outbound_bind).await.map(|c| (address, c));
+                connection = connect(&broker, &address).await.map(|c| (address, c));
             }
             let Some((_, conn)) = connection.as_mut() else {
                 pause(&fetcher, &mut stop, backoff).await;

@@ -521,3 +521,51 @@ async fn unclean_election_when_configured_trades_unreplicated_writes_for_availab
     let elected = runnel_topic(cluster.kafka_addr(third), &["elect-leaders", "dirty"]);
     assert!(elected.trim() == "dirty-0 elected" || elected.trim() == "dirty-0 ElectionNotNeeded", "{elected}");
 }
+
+/// A follower whose leader's address now leads to a node of another cluster (here: node 2
+/// advertises a separate single-node server, which has a topic of the same name with data)
+/// refuses to copy from it: it checks the cluster id when it connects. Without the check it
+/// would append the other cluster's records as its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_does_not_copy_from_a_node_of_another_cluster() {
+    let stranger_dir = tempfile::TempDir::new().unwrap();
+    let stranger = Node::start(stranger_dir.path(), &[]);
+    create_topic(stranger.bootstrap(), "shared", 2, &[]).await;
+    for _ in 0..3 {
+        for partition in 0..2 {
+            assert_eq!(raw_produce_to(stranger.bootstrap(), "shared", partition, 1).await, 0);
+        }
+    }
+    let cluster =
+        Cluster::start(&[Spec::combined(1), Spec::combined(2).with_advertise(stranger.bootstrap().to_string())]);
+    create_topic_via(cluster.kafka_addr(1), "shared", 2, 2).await.unwrap_or_else(|e| panic!("creating shared: {e}"));
+    let listed = eventually(CONVERGE, "node 1 to list shared", || async {
+        cluster.view(1).await?.topic("shared").cloned().ok_or_else(|| "not yet".to_string())
+    })
+    .await;
+    let led_by_2 = listed.partitions.iter().position(|p| p.leader == 2).expect("node 2 leads a partition");
+    let copy = cluster.node(1).data_dir().join(format!("shared-{led_by_2}")).join(format!("{:020}.log", 0));
+    let copied = || std::fs::metadata(&copy).map(|m| m.len()).unwrap_or(0);
+    // Either outcome ends the wait: the refusal, or records copied from the stranger.
+    eventually(CONVERGE, "node 1 to refuse the node at node 2's address", || async {
+        if cluster.node(1).logged("belongs to another cluster") || copied() > 0 {
+            Ok(())
+        } else {
+            Err("no refusal logged yet".to_string())
+        }
+    })
+    .await;
+    assert_eq!(copied(), 0, "node 1 copied another cluster's shared-{led_by_2}");
+}
+
+async fn raw_produce_to(addr: &str, topic: &str, partition: i32, acks: i16) -> i16 {
+    let batch = runnel_protocol::batch::build_batch(0, &[b"stranger".as_slice()]);
+    let request = ProduceRequest::default().with_acks(acks).with_timeout_ms(5_000).with_topic_data(vec![
+        TopicProduceData::default().with_name(TopicName(StrBytes::from_string(topic.to_string()))).with_partition_data(
+            vec![PartitionProduceData::default().with_index(partition).with_records(Some(Bytes::from(batch)))],
+        ),
+    ]);
+    let mut conn = Connection::connect(addr).await.expect("connect");
+    let response = conn.send(&request, 9).await.expect("produce response");
+    response.responses[0].partition_responses[0].error_code
+}

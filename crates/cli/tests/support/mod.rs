@@ -103,6 +103,11 @@ impl Node {
         self.log_dir.path().join("stderr.log")
     }
 
+    /// Whether the node has logged a line containing `needle` (any start).
+    pub fn logged(&self, needle: &str) -> bool {
+        std::fs::read_to_string(self.log_path()).is_ok_and(|text| text.contains(needle))
+    }
+
     fn spawn(&mut self) {
         self.launch_process();
         self.wait_listening_within(STARTUP_TIMEOUT);
