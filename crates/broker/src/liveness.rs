@@ -45,6 +45,8 @@ pub fn spawn(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> Option<tok
                 was_leader = true;
             }
             for id in image.brokers.keys() {
+                // A broker registered since the last look gets a full session from now.
+                last_seen.entry(*id).or_insert(now);
                 let status = tokio::time::timeout(interval, quorum.node_status(*id as u64)).await;
                 if matches!(status, Ok(Ok(_))) {
                     last_seen.insert(*id, now_ms());

@@ -11,6 +11,10 @@ use crate::records::MetadataRecord;
 
 /// Records for every liveness change due now, decided one broker at a time against the
 /// image as the previous changes leave it.
+///
+/// A broker missing from `last_seen_ms` registered after the caller last looked (the
+/// image decided against may be newer than the one it probed): it counts as alive, and
+/// the caller starts its session clock on its next look.
 pub fn decide(
     image: &MetadataImage,
     last_seen_ms: &BTreeMap<i32, i64>,
@@ -21,7 +25,7 @@ pub fn decide(
     let mut records = Vec::new();
     let mut current = image.clone();
     for (id, broker) in &image.brokers {
-        let alive = last_seen_ms.get(id).is_some_and(|seen| now_ms.saturating_sub(*seen) <= session_timeout_ms);
+        let alive = last_seen_ms.get(id).is_none_or(|seen| now_ms.saturating_sub(*seen) <= session_timeout_ms);
         let change = match (broker.fenced && !broker.shutting_down, alive) {
             (false, false) if !broker.fenced => {
                 vec![MetadataRecord::FenceBroker { node_id: *id, shutting_down: false }]
@@ -79,13 +83,23 @@ mod tests {
     #[test]
     fn a_fenced_broker_seen_again_is_unfenced_and_leads_its_partitions_again() {
         let image = cluster();
-        let silent = BTreeMap::from([(2, 9_500)]);
+        let silent = BTreeMap::from([(1, 1_000), (2, 9_500)]);
         let fenced = image.apply(&decide(&image, &silent, 10_000, 5_000, false));
+        assert!(fenced.brokers[&1].fenced);
         let back = BTreeMap::from([(1, 10_100), (2, 10_100)]);
         let next = fenced.apply(&decide(&fenced, &back, 10_200, 5_000, false));
         assert!(!next.brokers[&1].fenced);
         let p0 = &next.topic("t").unwrap().partitions[0];
         assert_eq!((p0.leader, p0.leader_epoch), (1, 2));
+    }
+
+    #[test]
+    fn a_broker_registered_since_the_caller_last_looked_is_not_fenced() {
+        let image = cluster();
+        // Broker 2 registered after the probe that filled `seen`.
+        let seen = BTreeMap::from([(1, 10_000)]);
+        let records = decide(&image, &seen, 10_000, 5_000, false);
+        assert!(records.is_empty(), "nothing to do: {records:?}");
     }
 
     #[test]
