@@ -208,10 +208,15 @@ async fn accepted(addr: &str, topic: &str, acks: i16, transient: &[i16]) {
 }
 
 async fn raw_produce_within(addr: &str, topic: &str, acks: i16, timeout_ms: i32) -> i16 {
+    raw_produce_at(addr, topic, 0, acks, timeout_ms).await
+}
+
+/// One record to `topic`-`partition` with a hand-made Produce v9; its error code.
+async fn raw_produce_at(addr: &str, topic: &str, partition: i32, acks: i16, timeout_ms: i32) -> i16 {
     let batch = runnel_protocol::batch::build_batch(0, &[b"raw".as_slice()]);
     let request = ProduceRequest::default().with_acks(acks).with_timeout_ms(timeout_ms).with_topic_data(vec![
         TopicProduceData::default().with_name(TopicName(StrBytes::from_string(topic.to_string()))).with_partition_data(
-            vec![PartitionProduceData::default().with_index(0).with_records(Some(Bytes::from(batch)))],
+            vec![PartitionProduceData::default().with_index(partition).with_records(Some(Bytes::from(batch)))],
         ),
     ]);
     let mut conn = Connection::connect(addr).await.expect("connect");
@@ -533,7 +538,7 @@ async fn a_follower_does_not_copy_from_a_node_of_another_cluster() {
     create_topic(stranger.bootstrap(), "shared", 2, &[]).await;
     for _ in 0..3 {
         for partition in 0..2 {
-            assert_eq!(raw_produce_to(stranger.bootstrap(), "shared", partition, 1).await, 0);
+            assert_eq!(raw_produce_at(stranger.bootstrap(), "shared", partition, 1, 5_000).await, 0);
         }
     }
     let cluster =
@@ -556,16 +561,4 @@ async fn a_follower_does_not_copy_from_a_node_of_another_cluster() {
     })
     .await;
     assert_eq!(copied(), 0, "node 1 copied another cluster's shared-{led_by_2}");
-}
-
-async fn raw_produce_to(addr: &str, topic: &str, partition: i32, acks: i16) -> i16 {
-    let batch = runnel_protocol::batch::build_batch(0, &[b"stranger".as_slice()]);
-    let request = ProduceRequest::default().with_acks(acks).with_timeout_ms(5_000).with_topic_data(vec![
-        TopicProduceData::default().with_name(TopicName(StrBytes::from_string(topic.to_string()))).with_partition_data(
-            vec![PartitionProduceData::default().with_index(partition).with_records(Some(Bytes::from(batch)))],
-        ),
-    ]);
-    let mut conn = Connection::connect(addr).await.expect("connect");
-    let response = conn.send(&request, 9).await.expect("produce response");
-    response.responses[0].partition_responses[0].error_code
 }
