@@ -8,7 +8,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -57,6 +57,9 @@ fn partitions_of(list: &TopicPartitionList) -> BTreeSet<i32> {
     list.elements().iter().map(|e| e.partition()).collect()
 }
 
+/// Every user of `Seen` takes the lock even when poisoned: a test that fails while holding
+/// it must not make the consumer's rebalance callback (which also runs while the consumer
+/// is dropped) panic in turn, which aborts the test and leaves its broker running.
 struct Recorder {
     seen: Arc<Mutex<Seen>>,
 }
@@ -65,7 +68,7 @@ impl ClientContext for Recorder {}
 
 impl ConsumerContext for Recorder {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let mut seen = self.seen.lock().unwrap();
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         match rebalance {
             Rebalance::Assign(list) => seen.events.push(Event::Assigned(partitions_of(list))),
             Rebalance::Revoke(list) => seen.events.push(Event::Revoked(partitions_of(list))),
@@ -119,15 +122,15 @@ impl Worker {
     }
 
     fn assignment(&self) -> BTreeSet<i32> {
-        self.seen.lock().unwrap().assignment.clone()
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner).assignment.clone()
     }
 
     fn values(&self) -> Vec<Vec<u8>> {
-        self.seen.lock().unwrap().received.iter().map(|g| g.value.clone()).collect()
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner).received.iter().map(|g| g.value.clone()).collect()
     }
 
     fn events(&self) -> Vec<Event> {
-        self.seen.lock().unwrap().events.clone()
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner).events.clone()
     }
 
     /// Stops polling, once the thread says it has (the consumer stays in the group:
@@ -145,7 +148,7 @@ impl Worker {
     fn stop(mut self) -> Seen {
         self.stop.store(true, Ordering::SeqCst);
         self.thread.take().unwrap().join().expect("consumer thread");
-        std::mem::take(&mut *self.seen.lock().unwrap())
+        std::mem::take(&mut *self.seen.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
 
@@ -175,17 +178,17 @@ fn consume_loop(
             Some(Ok(message)) => {
                 let value = message.payload().unwrap_or_default().to_vec();
                 let got = Got { partition: message.partition(), offset: message.offset(), value };
-                seen.lock().unwrap().received.push(got);
+                seen.lock().unwrap_or_else(PoisonError::into_inner).received.push(got);
                 // Processed: now commit it.
                 if let Err(e) = consumer.commit_message(&message, CommitMode::Sync) {
-                    seen.lock().unwrap().errors.push(format!("commit: {e}"));
+                    seen.lock().unwrap_or_else(PoisonError::into_inner).errors.push(format!("commit: {e}"));
                 }
             }
-            Some(Err(e)) => seen.lock().unwrap().errors.push(format!("poll: {e}")),
+            Some(Err(e)) => seen.lock().unwrap_or_else(PoisonError::into_inner).errors.push(format!("poll: {e}")),
             None => {}
         }
         if let Ok(list) = consumer.assignment() {
-            seen.lock().unwrap().assignment = partitions_of(&list);
+            seen.lock().unwrap_or_else(PoisonError::into_inner).assignment = partitions_of(&list);
         }
     }
     // Dropping the consumer closes it: a dynamic member sends LeaveGroup.
@@ -618,7 +621,7 @@ fn cooperative_sticky_rebalances_incrementally() {
     let second = Worker::start(bootstrap, "coop", "sticky", &strategy);
     let split = poll_until(WAIT, POLL_EVERY, "a cooperative split", || split_covers(&[&first, &second], &all));
     assert_eq!(split.iter().map(BTreeSet::len).collect::<Vec<_>>(), vec![3, 3]);
-    let seen = first.seen.lock().unwrap();
+    let seen = first.seen.lock().unwrap_or_else(PoisonError::into_inner);
     assert_eq!(seen.protocol.as_deref(), Some("cooperative"));
     let after: Vec<&Event> = seen.events[events_before..].iter().collect();
     let revoked: BTreeSet<i32> =
