@@ -66,6 +66,15 @@ async fn fully_in_sync(cluster: &Cluster, ids: &[i32], topic: &str) -> TopicView
     topic_settled(cluster, ids, topic, CONVERGE, |p| p.isr.len() == p.replicas.len(), |_| Ok(())).await
 }
 
+/// Creates `topic` with one partition on two of the three nodes, with `configs`, and
+/// returns that partition once every node lists both replicas in sync.
+async fn in_sync_pair(cluster: &Cluster, topic: &str, configs: &[(&str, &str)]) -> PartitionView {
+    create_topic_with_configs_via(cluster.kafka_addr(1), topic, 1, 2, configs)
+        .await
+        .unwrap_or_else(|e| panic!("creating {topic}: {e}"));
+    fully_in_sync(cluster, &[1, 2, 3], topic).await.partitions[0].clone()
+}
+
 /// Waits until node `via` lists `topic`-0 with exactly `isr` in sync.
 async fn isr_becomes(cluster: &Cluster, via: i32, topic: &str, isr: &[i32]) {
     eventually(CONVERGE, &format!("the ISR of {topic}-0 to become {isr:?}"), || async {
@@ -227,10 +236,7 @@ async fn raw_produce_at(addr: &str, topic: &str, partition: i32, acks: i16, time
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_all_is_refused_while_the_isr_is_below_min_insync_replicas() {
     let mut cluster = three_nodes().await;
-    create_topic_with_configs_via(cluster.kafka_addr(1), "strict", 1, 2, &[("min.insync.replicas", "2")])
-        .await
-        .unwrap_or_else(|e| panic!("creating strict: {e}"));
-    let p = fully_in_sync(&cluster, &[1, 2, 3], "strict").await.partitions[0].clone();
+    let p = in_sync_pair(&cluster, "strict", &[("min.insync.replicas", "2")]).await;
     let follower = *p.replicas.iter().find(|id| **id != p.leader).expect("two replicas");
     let leader_addr = cluster.kafka_addr(p.leader).to_string();
     accepted(&leader_addr, "strict", -1, &[NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT]).await;
@@ -257,8 +263,7 @@ async fn acks_all_is_refused_while_the_isr_is_below_min_insync_replicas() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_all_times_out_while_a_hung_follower_is_in_sync_and_succeeds_once_it_is_dropped() {
     let cluster = three_nodes().await;
-    create_topic_via(cluster.kafka_addr(1), "hung", 1, 2).await.unwrap_or_else(|e| panic!("creating hung: {e}"));
-    let p = fully_in_sync(&cluster, &[1, 2, 3], "hung").await.partitions[0].clone();
+    let p = in_sync_pair(&cluster, "hung", &[]).await;
     let follower = *p.replicas.iter().find(|id| **id != p.leader).expect("two replicas");
     let leader_addr = cluster.kafka_addr(p.leader).to_string();
     accepted(&leader_addr, "hung", -1, &[NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT]).await;
@@ -386,8 +391,7 @@ async fn committed_offsets_survive_the_coordinator_being_killed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reassignment_copies_the_data_before_the_new_replica_joins_and_then_drops_the_old_one() {
     let mut cluster = three_nodes().await;
-    create_topic_via(cluster.kafka_addr(1), "moved", 1, 2).await.unwrap_or_else(|e| panic!("creating moved: {e}"));
-    let p = fully_in_sync(&cluster, &[1, 2, 3], "moved").await.partitions[0].clone();
+    let p = in_sync_pair(&cluster, "moved", &[]).await;
     let (kept, dropped) = (p.replicas[0], p.replicas[1]);
     let newcomer = [1, 2, 3].into_iter().find(|id| !p.replicas.contains(id)).expect("a third node");
     let sent = messages("moved", 2_000);
@@ -479,10 +483,7 @@ async fn a_write_waiting_while_the_isr_shrinks_below_min_insync_replicas_is_answ
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unclean_election_when_configured_trades_unreplicated_writes_for_availability() {
     let mut cluster = three_nodes().await;
-    create_topic_with_configs_via(cluster.kafka_addr(1), "dirty", 1, 2, &[("unclean.leader.election.enable", "true")])
-        .await
-        .unwrap_or_else(|e| panic!("creating dirty: {e}"));
-    let p = fully_in_sync(&cluster, &[1, 2, 3], "dirty").await.partitions[0].clone();
+    let p = in_sync_pair(&cluster, "dirty", &[("unclean.leader.election.enable", "true")]).await;
     let (leader, follower) = (p.leader, *p.replicas.iter().find(|id| **id != p.leader).expect("two replicas"));
     let third = [1, 2, 3].into_iter().find(|id| !p.replicas.contains(id)).expect("a third node");
     let all = bootstrap(&cluster, &[1, 2, 3]);
