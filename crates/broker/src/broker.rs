@@ -141,16 +141,21 @@ fn group_coordinator(config: &BrokerConfig) -> GroupCoordinator {
     GroupCoordinator::new(config.groups.clone(), topic, config.max_connections)
 }
 
-/// Records this node (and its advertised address) in the metadata log when it changed, or
-/// when it is fenced.
-pub(crate) fn register_self(metadata: &MetadataStore, config: &BrokerConfig) -> Result<(), BrokerError> {
+/// Records this incarnation of the node (and its advertised address) in the metadata log,
+/// on every start, as Kafka's brokers register with a new incarnation id.
+///
+/// Registering even when the image already lists the node unfenced matters: that image
+/// may lag the quorum, and the previous incarnation's controlled shutdown (a fence marked
+/// `shutting_down`, which liveness keeps in place while the node answers) may still be in
+/// the leader's log, uncommitted. This registration is proposed after the restart, so it
+/// follows that fence in the log (or the fence is discarded) and lifts it. The quorum has
+/// a leader by now: cluster start-up waits for one.
+fn register_self(metadata: &MetadataStore, config: &BrokerConfig) -> Result<(), BrokerError> {
     let (host, port) = config.advertised();
     let port = i32::from(port);
     let rack = config.rack.clone();
     metadata
         .commit(|image| {
-            let current = image.brokers.get(&config.node_id);
-            let same = current.is_some_and(|b| b.host == host && b.port == port && b.rack == rack && !b.fenced);
             let record = MetadataRecord::RegisterBroker {
                 node_id: config.node_id,
                 host: host.clone(),
@@ -158,15 +163,12 @@ pub(crate) fn register_self(metadata: &MetadataStore, config: &BrokerConfig) -> 
                 rack: rack.clone(),
                 incarnation_id: uuid::Uuid::new_v4(),
             };
-            if same {
-                return Ok::<_, ()>(vec![]);
-            }
             // Registering unfences: partitions that went offline with this broker come back.
             let registered = image.apply(std::slice::from_ref(&record));
             let mut records = vec![record];
             records
                 .extend(runnel_metadata::election::reconcile(&registered, config.replication.unclean_leader_election));
-            Ok(records)
+            Ok::<_, ()>(records)
         })?
         .expect("registration never fails to decide");
     Ok(())

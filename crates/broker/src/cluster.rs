@@ -9,14 +9,13 @@
 //! on it without talking first.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use std::collections::BTreeMap;
 
 use runnel_metadata::election::reconcile;
-use runnel_metadata::{MetadataImage, MetadataRecord};
+use runnel_metadata::MetadataRecord;
 use runnel_quorum::network::Connection;
 use runnel_quorum::rpc::{Request, Response, FRAME_BYTES_MAX_DEFAULT};
 use runnel_quorum::{ForwardError, Quorum, QuorumConfig, QuorumNode, QuorumTuning, Roles};
@@ -178,7 +177,6 @@ fn refuse_local_log(dir: &Path) -> Result<(), BrokerError> {
 /// Opens and deletes hosted partitions as the replicated image changes, until `stop`.
 pub fn follow_image(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> Option<tokio::task::JoinHandle<()>> {
     let mut images = broker.metadata.quorum()?.subscribe();
-    let registering = Arc::new(AtomicBool::new(false));
     Some(tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -196,46 +194,9 @@ pub fn follow_image(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> Opt
             if let Err(e) = loaded {
                 tracing::error!(error = %e, "loading consumer groups after a leadership change failed");
             }
-            register_again_if_shut_down(&broker, &image, &registering, &stop);
         }
     }))
 }
-
-/// A running broker that the image shows fenced for a controlled shutdown registers again.
-///
-/// That fence belongs to an earlier incarnation: its record can commit only after this
-/// process started and found itself registered in an image that lagged the quorum (the
-/// node stopped before the quorum committed it). Liveness keeps such a fence in place
-/// while the node answers, so without a new registration the node would stay fenced.
-fn register_again_if_shut_down(
-    broker: &Arc<Broker>,
-    image: &MetadataImage,
-    registering: &Arc<AtomicBool>,
-    stop: &watch::Receiver<bool>,
-) {
-    let node = broker.config.node_id;
-    let shut_down = image.brokers.get(&node).is_some_and(|b| b.fenced && b.shutting_down);
-    if !shut_down || !broker.config.roles.broker || registering.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    tracing::info!(node, "fenced by an earlier incarnation's controlled shutdown; registering again");
-    let (broker, registering, stop) = (broker.clone(), registering.clone(), stop.clone());
-    tokio::spawn(async move {
-        while !*stop.borrow() {
-            let registered =
-                tokio::task::block_in_place(|| crate::broker::register_self(&broker.metadata, &broker.config));
-            match registered {
-                Ok(()) => break,
-                Err(e) => tracing::warn!(node, error = %e, "registering again failed; retrying"),
-            }
-            tokio::time::sleep(REGISTER_RETRY).await;
-        }
-        registering.store(false, Ordering::Release);
-    });
-}
-
-/// Pause between attempts to register again while the quorum cannot commit.
-const REGISTER_RETRY: Duration = Duration::from_secs(1);
 
 /// How long a stopping broker waits for the quorum to commit its controlled shutdown. A
 /// node whose quorum has gone with the other nodes stops anyway once it passes.
