@@ -51,8 +51,8 @@ struct Target {
 }
 
 type Key = (String, i32);
-/// Partitions wanted per fetcher: key, partition, leader epoch.
-type Assignment = HashMap<(i32, usize), Vec<(Key, Arc<Partition>, i32)>>;
+/// Partitions wanted per fetcher: by key, the partition and the leader epoch it follows.
+type Assignment = HashMap<(i32, usize), BTreeMap<Key, (Arc<Partition>, i32)>>;
 
 struct Fetcher {
     leader: i32,
@@ -77,7 +77,7 @@ impl ReplicaFetchers {
                 let slot = (partition.index as usize + partition.topic.len()) % per_leader;
                 let key = (partition.topic.clone(), partition.index);
                 let epoch = partition.leader_epoch();
-                desired.entry((leader, slot)).or_default().push((key, partition, epoch));
+                desired.entry((leader, slot)).or_default().insert(key, (partition, epoch));
             }
         }
         let mut fetchers = self.fetchers.lock().expect("fetchers lock");
@@ -86,8 +86,8 @@ impl ReplicaFetchers {
             let mut targets = fetcher.targets.lock().expect("targets lock");
             let before = targets.len();
             targets.retain(|key, target| {
-                wanted.is_some_and(|w| {
-                    w.iter().any(|(k, p, e)| k == key && Arc::ptr_eq(p, &target.partition) && *e == target.leader_epoch)
+                wanted.and_then(|w| w.get(key)).is_some_and(|(partition, epoch)| {
+                    Arc::ptr_eq(partition, &target.partition) && *epoch == target.leader_epoch
                 })
             });
             if targets.len() != before {
@@ -104,7 +104,7 @@ impl ReplicaFetchers {
             });
             let mut targets = fetcher.targets.lock().expect("targets lock");
             let mut added = false;
-            for (key, partition, leader_epoch) in wanted {
+            for (key, (partition, leader_epoch)) in wanted {
                 targets.entry(key).or_insert_with(|| {
                     added = true;
                     Target { partition, leader_epoch, truncate: true }
