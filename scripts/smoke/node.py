@@ -26,15 +26,7 @@ class Node:
             [BINARY, "server", "--data-dir", os.path.join(self.data_dir, "data"), "--listen", "127.0.0.1:0", *self.extra_args],
             stdout=subprocess.PIPE, stderr=self.log, text=True,
         )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"runnel exited before listening: {self.proc.poll()}")
-            if line.startswith("runnel listening on "):
-                self.bootstrap = line.split()[-1]
-                return
-        raise RuntimeError("runnel did not start in time")
+        self.bootstrap = listening_address(self.proc, START_TIMEOUT_S, "runnel")
 
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)
@@ -55,6 +47,18 @@ class Node:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+
+def listening_address(proc, timeout_s, who):
+    """The address a started `runnel server` announces on stdout once it listens."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{who} exited before listening: {proc.poll()}")
+        if line.startswith("runnel listening on "):
+            return line.split()[-1]
+    raise RuntimeError(f"{who} did not start in time")
 
 
 def free_port():
@@ -87,15 +91,7 @@ class ClusterNode(Node):
         )
 
     def wait_listening(self, timeout_s=60):
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"node {self.node_id} exited before listening: {self.proc.poll()}")
-            if line.startswith("runnel listening on "):
-                self.bootstrap = line.split()[-1]
-                return
-        raise RuntimeError(f"node {self.node_id} did not start in time")
+        self.bootstrap = listening_address(self.proc, timeout_s, f"node {self.node_id}")
 
     def restart(self):
         self.start()
