@@ -544,6 +544,13 @@ async fn a_follower_does_not_copy_from_a_node_of_another_cluster() {
     }
     let cluster =
         Cluster::start(&[Spec::combined(1), Spec::combined(2).with_advertise(stranger.bootstrap().to_string())]);
+    eventually(CONVERGE, "node 1 to list both brokers", || async {
+        match cluster.view(1).await?.brokers.len() {
+            2 => Ok(()),
+            n => Err(format!("{n} brokers listed")),
+        }
+    })
+    .await;
     create_topic_via(cluster.kafka_addr(1), "shared", 2, 2).await.unwrap_or_else(|e| panic!("creating shared: {e}"));
     let listed = eventually(CONVERGE, "node 1 to list shared", || async {
         cluster.view(1).await?.topic("shared").cloned().ok_or_else(|| "not yet".to_string())
