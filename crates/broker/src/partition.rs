@@ -7,7 +7,8 @@
 //! when it was last caught up; the high watermark is the minimum log end over the ISR and
 //! never moves back. ISR changes are decided here and proposed through the metadata quorum
 //! by the caller (AlterPartition); the in-memory ISR changes only when the committed image
-//! says so, so a pending shrink still holds the high watermark back (Kafka's maximal ISR).
+//! says so, so a pending shrink still holds the high watermark back, and a replica proposed
+//! to join counts from the moment it is proposed (Kafka's maximal ISR).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
@@ -53,6 +54,13 @@ struct Replication {
     followers: BTreeMap<i32, FollowerState>,
     /// An ISR change proposed against this partition epoch and not yet seen committed.
     pending_isr_change: Option<i32>,
+    /// Replicas proposed to join the ISR against partition epoch `joining.0`: the high
+    /// watermark counts them until an image with another partition epoch settles whether
+    /// they joined (Kafka's maximal ISR). Otherwise, between the commit and this node
+    /// taking the image, the high watermark could pass what a new ISR member holds, and
+    /// that member could be elected without it. Kept when a proposal seems to fail: a
+    /// commit that timed out may still land.
+    joining: (i32, Vec<i32>),
     /// Where the leader's current epoch starts: a follower joins the ISR only past it.
     epoch_start_offset: i64,
 }
@@ -137,6 +145,7 @@ impl Partition {
                 isr: Vec::new(),
                 followers: BTreeMap::new(),
                 pending_isr_change: None,
+                joining: (-1, Vec::new()),
                 epoch_start_offset: 0,
             }),
             high_watermark: watch::Sender::new(high_watermark),
@@ -229,6 +238,9 @@ impl Partition {
         if state.pending_isr_change.is_some_and(|epoch| epoch != image.partition_epoch) {
             state.pending_isr_change = None;
         }
+        if state.joining.0 != image.partition_epoch {
+            state.joining = (image.partition_epoch, Vec::new());
+        }
         state.partition_epoch = image.partition_epoch;
         if role == state.role && image.leader_epoch == state.leader_epoch {
             if role == Role::Leader {
@@ -269,14 +281,15 @@ impl Partition {
         Ok(transition)
     }
 
-    /// Leader: the high watermark is the smallest log end over the ISR. Never moves back.
+    /// Leader: the high watermark is the smallest log end over the ISR and the replicas
+    /// proposed to join it. Never moves back.
     fn advance_high_watermark(&self, state: &mut Replication) {
         if state.role != Role::Leader {
             return;
         }
         let own_end = self.log_end_offset();
         let mut candidate = own_end;
-        for id in state.isr.iter().filter(|id| **id != self.node_id) {
+        for id in state.isr.iter().chain(&state.joining.1).filter(|id| **id != self.node_id) {
             candidate = candidate.min(state.followers.get(id).map_or(-1, |f| f.log_end));
         }
         if candidate > self.high_watermark() {
@@ -312,6 +325,12 @@ impl Partition {
         let mut isr = state.isr.clone();
         isr.push(replica);
         state.pending_isr_change = Some(state.partition_epoch);
+        if state.joining.0 != state.partition_epoch {
+            state.joining = (state.partition_epoch, Vec::new());
+        }
+        if !state.joining.1.contains(&replica) {
+            state.joining.1.push(replica);
+        }
         Some(IsrChange { isr, partition_epoch: state.partition_epoch })
     }
 

@@ -90,6 +90,31 @@ fn a_lagging_follower_leaves_the_isr_and_returns_once_caught_up() {
 }
 
 #[test]
+fn a_replica_proposed_to_join_the_isr_holds_the_high_watermark_back_until_an_image_settles_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = partition(dir.path(), &image(NODE, 0, 5, &[1, 2, 3], &[1, 2]));
+    append(&p, 4);
+    p.record_follower_fetch(2, 4, 1_000);
+    assert_eq!(p.high_watermark(), 4);
+    let expand = p.record_follower_fetch(3, 4, 1_000).expect("follower 3 reached the high watermark");
+    assert_eq!(expand, IsrChange { isr: vec![1, 2, 3], partition_epoch: 5 });
+    // The expansion may be committed (and follower 3 electable) before this node takes the
+    // image: the high watermark must not pass what follower 3 holds.
+    append(&p, 3);
+    p.record_follower_fetch(2, 7, 1_100);
+    assert_eq!(p.high_watermark(), 4, "follower 3, proposed to join, has only 4");
+    // A proposal that seemed to fail may still have committed: still held back.
+    p.isr_change_failed(&expand);
+    p.record_follower_fetch(2, 7, 1_200);
+    assert_eq!(p.high_watermark(), 4, "a timed-out proposal can still land");
+    p.record_follower_fetch(3, 6, 1_300);
+    assert_eq!(p.high_watermark(), 6);
+    // An image with a newer partition epoch settles it: here follower 3 did not join.
+    p.apply_image(&image(NODE, 0, 6, &[1, 2, 3], &[1, 2]), 1_400).unwrap();
+    assert_eq!(p.high_watermark(), 7, "only the ISR counts once the change is settled");
+}
+
+#[test]
 fn becoming_leader_starts_the_new_epoch_at_the_log_end() {
     let dir = tempfile::tempdir().unwrap();
     let p = partition(dir.path(), &image(2, 3, 0, &[1, 2], &[1, 2]));

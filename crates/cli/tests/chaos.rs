@@ -761,6 +761,7 @@ async fn chaos_replicated_topic_survives_kills_and_partitions_without_losing_ack
         "chaos[{seed:#x}] {NAME}: seed {seed:#x}, fault phase {phase:?} \
          (reproduce with {SEED_ENV}={seed:#x}; run longer with {SECS_ENV}=<seconds>)"
     );
+    let _failure_last = support::FailureLast::install();
     let mut chaos = Chaos::start(seed).await;
     let bootstrap = chaos.bootstrap();
     let mut workload = Workload::start(seed, &bootstrap);

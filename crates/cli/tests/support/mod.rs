@@ -645,3 +645,57 @@ pub fn now_ms() -> i64 {
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970");
     i64::try_from(since.as_millis()).expect("ms fit i64")
 }
+
+/// Lines of a panic message that [`FailureLast`] repeats.
+const FAILURE_ECHO_LINES: usize = 6;
+/// Characters of each repeated line.
+const FAILURE_ECHO_LINE_CHARS: usize = 600;
+
+static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Repeats the test's panic message once everything its unwinding prints (every node's log
+/// tail) is out, so that the last lines of a failing test's output name the failure: CI
+/// reports show the start and the end of a long output, not its middle. Create it before
+/// the nodes, so that it is dropped after them.
+pub struct FailureLast;
+
+impl FailureLast {
+    pub fn install() -> FailureLast {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let message = info
+                .payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| info.payload().downcast_ref::<&str>().copied())
+                .unwrap_or("(a panic without a message)");
+            let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+            let mut last = LAST_PANIC.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            // The first panic is the failure; later ones are its consequences.
+            last.get_or_insert_with(|| format!("{}{at}", message.trim_end()));
+            drop(last);
+            previous(info);
+        }));
+        FailureLast
+    }
+}
+
+impl Drop for FailureLast {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let last = LAST_PANIC.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(message) = last.as_deref() else { return };
+        let lines = message.lines().take(FAILURE_ECHO_LINES).map(|line| {
+            match line.char_indices().nth(FAILURE_ECHO_LINE_CHARS) {
+                Some((cut, _)) => format!("{}…", &line[..cut]),
+                None => line.to_string(),
+            }
+        });
+        eprintln!("=== the test failed (repeated after the logs above):");
+        for line in lines {
+            eprintln!("=== {line}");
+        }
+    }
+}
