@@ -669,10 +669,10 @@ impl FailureLast {
                 .map(String::as_str)
                 .or_else(|| info.payload().downcast_ref::<&str>().copied())
                 .unwrap_or("(a panic without a message)");
-            let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+            let at = info.location().map(|l| format!("at {}:{}: ", l.file(), l.line())).unwrap_or_default();
             let mut last = LAST_PANIC.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             // The first panic is the failure; later ones are its consequences.
-            last.get_or_insert_with(|| format!("{}{at}", message.trim_end()));
+            last.get_or_insert_with(|| format!("{at}{}", message.trim_end()));
             drop(last);
             previous(info);
         }));
