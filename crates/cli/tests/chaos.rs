@@ -711,19 +711,26 @@ async fn consume(reader: StreamConsumer, ledger: Arc<Mutex<ConsumerLedger>>, sto
 
 // ----- reading the end state -----
 
-/// Each partition's high watermark, through the proxies.
-fn high_watermarks(seed: u64, bootstrap: &str) -> BTreeMap<i32, i64> {
+/// Each partition's high watermark, through the proxies. A lookup that fails (a client
+/// error, not a finding) is retried until [`PROGRESS_TIMEOUT`], as a Kafka client would.
+async fn high_watermarks(seed: u64, bootstrap: &str) -> BTreeMap<i32, i64> {
     let client = base_consumer(bootstrap);
-    (0..PARTITIONS)
-        .map(|p| {
-            let (_, high) = tokio::task::block_in_place(|| client.fetch_watermarks(TOPIC, p, WATERMARK_TIMEOUT))
-                .unwrap_or_else(|e| panic!("chaos[{seed:#x}] watermarks of {TOPIC}-{p}: {e}"));
-            (p, high)
-        })
-        .collect()
+    let what = format!("chaos[{seed:#x}] the high watermarks of {TOPIC}");
+    eventually(PROGRESS_TIMEOUT, &what, || async {
+        (0..PARTITIONS)
+            .map(|p| {
+                tokio::task::block_in_place(|| client.fetch_watermarks(TOPIC, p, WATERMARK_TIMEOUT))
+                    .map(|(_, high)| (p, high))
+                    .map_err(|e| format!("{TOPIC}-{p}: {e}"))
+            })
+            .collect()
+    })
+    .await
 }
 
 /// Reads every partition from the beginning up to its high watermark with a fresh consumer.
+/// Client errors are kept for the report, not fatal: what was read is what the checks judge,
+/// and a read that cannot finish fails at the deadline naming them.
 async fn read_final_log(seed: u64, bootstrap: &str, highs: &BTreeMap<i32, i64>) -> FinalLog {
     let reader = consumer(bootstrap, &[]);
     let starts: Vec<(i32, Offset)> = highs.keys().map(|&p| (p, Offset::Beginning)).collect();
@@ -731,12 +738,18 @@ async fn read_final_log(seed: u64, bootstrap: &str, highs: &BTreeMap<i32, i64>) 
     let mut log: FinalLog = highs.keys().map(|&p| (p, Vec::new())).collect();
     let mut next: BTreeMap<i32, i64> = highs.keys().map(|&p| (p, 0)).collect();
     let deadline = tokio::time::Instant::now() + FINAL_READ_TIMEOUT;
+    let mut errors = Errors::default();
     while next.iter().any(|(p, n)| n < &highs[p]) {
         let message = match tokio::time::timeout_at(deadline, reader.recv()).await {
-            Err(_) => {
-                panic!("chaos[{seed:#x}] read back only up to {next:?} of {highs:?} within {FINAL_READ_TIMEOUT:?}")
+            Err(_) => panic!(
+                "chaos[{seed:#x}] read back only up to {next:?} of {highs:?} within {FINAL_READ_TIMEOUT:?}; \
+                 client errors {:?}",
+                errors.kinds
+            ),
+            Ok(Err(e)) => {
+                errors.add(e.to_string());
+                continue;
             }
-            Ok(Err(e)) => panic!("chaos[{seed:#x}] final read failed at {next:?}: {e}"),
             Ok(Ok(message)) => message,
         };
         let (partition, offset) = (message.partition(), message.offset());
@@ -745,6 +758,9 @@ async fn read_final_log(seed: u64, bootstrap: &str, highs: &BTreeMap<i32, i64>) 
             log.get_mut(&partition).expect("an assigned partition").push(Stored { offset, value });
             next.insert(partition, offset + 1);
         }
+    }
+    if errors.seen > 0 {
+        eprintln!("chaos[{seed:#x}] the final read met {} client errors: {:?}", errors.seen, errors.kinds);
     }
     log
 }
@@ -774,7 +790,7 @@ async fn chaos_replicated_topic_survives_kills_and_partitions_without_losing_ack
     workload.wait_for_acks(STEADY_ACKS, "after the last heal").await;
     let sent = workload.stop_producing().await;
     chaos.settle("the producers stopped").await;
-    let highs = high_watermarks(seed, &bootstrap);
+    let highs = high_watermarks(seed, &bootstrap).await;
     let reads = workload.stop_consuming_after_catch_up(&highs).await;
     chaos.say(&format!("writes stopped at high watermarks {highs:?}; reading back"));
 
