@@ -106,6 +106,8 @@ pub struct Partition {
 pub enum PartitionError {
     #[error("partition was deleted")]
     Deleted,
+    #[error("this replica does not lead the partition in that leader epoch")]
+    NotLeader,
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("fsync failed: {0}")]
@@ -370,41 +372,68 @@ impl Partition {
         Ok(f(log)?)
     }
 
-    /// After an append as leader: publish the log end, then the high watermark it allows.
-    fn appended(&self, end: i64) {
-        self.log_end.send_replace(end);
-        let mut state = self.state();
-        self.advance_high_watermark(&mut state);
+    /// Leader in `leader_epoch`: appends validated batches (the coordinator's own writes).
+    pub fn append(
+        &self,
+        records: &mut [u8],
+        leader_epoch: i32,
+        log_append_time: bool,
+        now_ms: i64,
+    ) -> Result<AppendInfo, PartitionError> {
+        self.append_as_leader(leader_epoch, |log| log.append(records, leader_epoch, log_append_time, now_ms))
+            .map(|(info, _)| info)
     }
 
-    /// Appends validated batches (the coordinator's own writes).
-    pub fn append(&self, records: &mut [u8], log_append_time: bool, now_ms: i64) -> Result<AppendInfo, PartitionError> {
-        let epoch = self.leader_epoch();
-        let (info, end) = self.with_log(|log| {
-            let info = log.append(records, epoch, log_append_time, now_ms)?;
-            Ok((info, log.log_end_offset()))
-        })?;
-        self.appended(end);
-        Ok(info)
-    }
-
-    /// Appends one validated batch straight from the request buffer (no copy of the
-    /// records). Returns the offsets and the log start offset the response reports, under
-    /// one acquisition of the log lock.
+    /// Leader in `leader_epoch`: appends one validated batch straight from the request
+    /// buffer (no copy of the records). Returns the offsets and the log start offset the
+    /// response reports, under one acquisition of the log lock.
     pub fn append_batch(
         &self,
         batch: &[u8],
+        leader_epoch: i32,
         log_append_time: bool,
         now_ms: i64,
     ) -> Result<(AppendInfo, i64), PartitionError> {
-        let epoch = self.leader_epoch();
+        self.append_as_leader(leader_epoch, |log| log.append_batch(batch, leader_epoch, log_append_time, now_ms))
+    }
+
+    /// Appends under the replication state lock, refused with [`PartitionError::NotLeader`]
+    /// unless this replica leads in `leader_epoch`. Role changes take the same lock, so a
+    /// write checked against an older role can never land on a replica that has just become
+    /// a follower: stamped with its new leader's epoch, such a batch would survive the
+    /// follower's truncation and its log would diverge from the leader's. Kafka appends
+    /// under `leaderIsrUpdateLock` for the same reason.
+    fn append_as_leader(
+        &self,
+        leader_epoch: i32,
+        append: impl FnOnce(&mut PartitionLog) -> Result<AppendInfo, StorageError>,
+    ) -> Result<(AppendInfo, i64), PartitionError> {
+        let mut state = self.state();
+        if !state.leads_in(leader_epoch) {
+            return Err(PartitionError::NotLeader);
+        }
         let (info, end, start) = self.with_log(|log| {
-            let info = log.append_batch(batch, epoch, log_append_time, now_ms)?;
+            let info = append(log)?;
             Ok((info, log.log_end_offset(), log.log_start_offset()))
         })?;
         // From the log end, not the batch: a duplicate answers with older offsets.
-        self.appended(end);
+        self.log_end.send_replace(end);
+        self.advance_high_watermark(&mut state);
         Ok((info, start))
+    }
+
+    /// Leader in `leader_epoch`: whether every ISR member holds everything below `offset`.
+    /// [`PartitionError::NotLeader`] once this replica no longer leads in that epoch. The
+    /// high watermark is read before the role: a replica that still leads in the epoch
+    /// afterwards computed it as that epoch's leader, over its own log. A replica that lost
+    /// the epoch meanwhile may have truncated `offset` away and taken a new leader's high
+    /// watermark past it; acknowledging then would acknowledge another producer's records.
+    pub fn replicated_to(&self, offset: i64, leader_epoch: i32) -> Result<bool, PartitionError> {
+        let high_watermark = self.high_watermark();
+        if !self.state().leads_in(leader_epoch) {
+            return Err(PartitionError::NotLeader);
+        }
+        Ok(high_watermark >= offset)
     }
 
     /// Follower: appends batches fetched from `fetched_from` in `leader_epoch` and takes the
@@ -549,6 +578,10 @@ impl Partition {
 impl Replication {
     fn follows(&self, (leader, epoch): (i32, i32)) -> bool {
         self.role == Role::Follower { leader } && self.leader_epoch == epoch
+    }
+
+    fn leads_in(&self, epoch: i32) -> bool {
+        self.role == Role::Leader && self.leader_epoch == epoch
     }
 }
 

@@ -6,7 +6,7 @@ use runnel_protocol::batch::build_batch;
 use runnel_storage::{LogConfig, PartitionLog};
 
 use crate::config::BrokerConfig;
-use crate::partition::{IsrChange, Partition, Role, Transition};
+use crate::partition::{IsrChange, Partition, PartitionError, Role, Transition};
 use crate::topic_config;
 
 const NODE: i32 = 1;
@@ -33,7 +33,9 @@ fn partition(dir: &std::path::Path, image: &PartitionImage) -> Partition {
 
 fn append(partition: &Partition, records: usize) {
     for _ in 0..records {
-        partition.append_batch(&build_batch(0, &[b"v".as_slice()]), false, 0).expect("append");
+        partition
+            .append_batch(&build_batch(0, &[b"v".as_slice()]), partition.leader_epoch(), false, 0)
+            .expect("append");
     }
 }
 
@@ -112,6 +114,35 @@ fn a_replica_proposed_to_join_the_isr_holds_the_high_watermark_back_until_an_ima
     // An image with a newer partition epoch settles it: here follower 3 did not join.
     p.apply_image(&image(NODE, 0, 6, &[1, 2, 3], &[1, 2]), 1_400).unwrap();
     assert_eq!(p.high_watermark(), 7, "only the ISR counts once the change is settled");
+}
+
+#[test]
+fn a_replica_that_stopped_leading_refuses_writes_for_its_old_epoch_and_never_reports_them_replicated() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = partition(dir.path(), &image(NODE, 3, 0, &[1, 2], &[1, 2]));
+    let batch = build_batch(0, &[b"v".as_slice()]);
+    let (written, _) = p.append_batch(&batch, 3, false, 0).expect("the leader of epoch 3 appends");
+    assert!(!p.replicated_to(written.last_offset + 1, 3).unwrap(), "follower 2 has not fetched");
+    assert!(matches!(p.append_batch(&batch, 2, false, 0), Err(PartitionError::NotLeader)), "an older epoch");
+    // Node 2 takes over in epoch 4. A write checked against epoch 3 must not land here, in
+    // particular not stamped with epoch 4, where truncation would not remove it.
+    p.apply_image(&image(2, 4, 1, &[1, 2], &[1, 2]), 0).unwrap();
+    let end = p.log_end_offset();
+    assert!(matches!(p.append_batch(&batch, 3, false, 0), Err(PartitionError::NotLeader)));
+    assert!(matches!(p.append_batch(&batch, 4, false, 0), Err(PartitionError::NotLeader)), "epoch 4 is node 2's");
+    assert_eq!(p.log_end_offset(), end, "nothing appended");
+    // As a follower it truncates the unreplicated write and takes the new leader's records
+    // and high watermark past that offset: the write of epoch 3 is still not replicated.
+    assert_eq!(p.truncate_to((2, 4), written.base_offset).unwrap(), Some(written.base_offset));
+    let mut theirs = build_batch(0, &[b"new leader".as_slice()]);
+    runnel_protocol::batch::BatchMut::new(&mut theirs).set_partition_leader_epoch(4);
+    assert!(p.append_as_follower((2, 4), &theirs, 1, 0).unwrap());
+    assert_eq!(p.high_watermark(), 1);
+    assert!(matches!(p.replicated_to(written.last_offset + 1, 3), Err(PartitionError::NotLeader)));
+    // Leading again, in a newer epoch, does not revive the old one.
+    p.apply_image(&image(NODE, 5, 2, &[1, 2], &[1, 2]), 0).unwrap();
+    assert!(matches!(p.replicated_to(written.last_offset + 1, 3), Err(PartitionError::NotLeader)));
+    assert!(p.append_batch(&batch, 5, false, 0).is_ok(), "the leader of epoch 5 appends");
 }
 
 #[test]

@@ -824,9 +824,11 @@ async fn chaos_replicated_topic_survives_kills_and_partitions_without_losing_ack
 fn report(chaos: &Chaos, workload: &Workload, sent: &[Vec<Outcome>], log: &FinalLog, reads: usize) {
     let all: Vec<Outcome> = sent.iter().flatten().copied().collect();
     let acked = all.iter().filter(|o| matches!(o, Outcome::Acked(_))).count();
+    let unplaced = all.iter().filter(|o| matches!(o, Outcome::Acked(placed) if placed.offset < 0)).count();
     let unchecked: usize = workload.consumers.iter().map(|c| lock(&c.ledger).reads_unchecked).sum();
     chaos.say(&format!(
-        "summary: seed {:#x}; {} faults {:?}; messages sent {}, acknowledged {acked}, failed {}; \
+        "summary: seed {:#x}; {} faults {:?}; messages sent {}, acknowledged {acked} ({unplaced} without an offset), \
+         failed {}; \
          messages checked {}; consumer reads checked {reads} ({unchecked} over the bound, unchecked)",
         chaos.seed,
         chaos.injected.values().sum::<usize>(),

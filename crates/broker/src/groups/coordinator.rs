@@ -71,7 +71,11 @@ pub struct GroupCoordinator {
 pub type ListedGroup = (String, &'static str, String);
 
 /// A landed outcome and where its records went, for durability.
-type Executed<R> = (Landed<R>, Option<(Arc<Partition>, i64)>);
+type Executed<R> = (Landed<R>, Option<Written>);
+
+/// Where a group write went: the offsets partition, the leader epoch it was written in,
+/// and its last offset.
+type Written = (Arc<Partition>, i32, i64);
 
 impl GroupCoordinator {
     pub fn new(config: GroupConfig, topic: OffsetsTopicSettings, parked_per_shard_max: usize) -> Self {
@@ -211,14 +215,15 @@ impl GroupCoordinator {
             return Err(ResponseError::CoordinatorNotAvailable);
         }
         let outcome = handler(state.groups.get(group_id));
-        let (landed, appended) = state.land(&partition, group_id, outcome, now_ms)?;
+        let epoch = shard.leader_epoch;
+        let (landed, appended) = state.land(&partition, epoch, group_id, outcome, now_ms)?;
         let mut last_offset = appended.last_offset;
         for _ in 0..INLINE_TIMER_ROUNDS_MAX {
             if !state.is_due(group_id, now_ms) {
                 break;
             }
             let outcome = timers::tick(&state.groups[group_id], &self.config, now_ms);
-            match state.land(&partition, group_id, outcome, now_ms) {
+            match state.land(&partition, epoch, group_id, outcome, now_ms) {
                 Ok((_, appended)) => last_offset = appended.last_offset.or(last_offset),
                 Err(error) => {
                     tracing::warn!(group = group_id, ?error, "group timer failed");
@@ -226,20 +231,18 @@ impl GroupCoordinator {
                 }
             }
         }
-        Ok((landed, last_offset.map(|offset| (partition, offset))))
+        Ok((landed, last_offset.map(|offset| (partition, epoch, offset))))
     }
 
     /// Waits until the in-sync replicas hold the records (acks=all, as Kafka's coordinator
     /// writes) and, with `log.flush.before.ack`, until they are on disk here.
-    async fn settle(broker: &Broker, written: Option<(Arc<Partition>, i64)>) -> Result<(), ResponseError> {
-        let Some((partition, last_offset)) = written else { return Ok(()) };
+    async fn settle(broker: &Broker, written: Option<Written>) -> Result<(), ResponseError> {
+        let Some((partition, leader_epoch, last_offset)) = written else { return Ok(()) };
         let required = last_offset + 1;
         let mut watermark = partition.subscribe();
         let deadline = tokio::time::Instant::now() + GROUP_WRITE_REPLICATION_TIMEOUT;
-        while partition.high_watermark() < required {
-            if !partition.is_leader() {
-                return Err(ResponseError::NotCoordinator);
-            }
+        // Only while the partition leads in the epoch of the write (see `wait_for_isr`).
+        while !partition.replicated_to(required, leader_epoch).map_err(|_| ResponseError::NotCoordinator)? {
             match tokio::time::timeout_at(deadline, watermark.changed()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => return Err(ResponseError::NotCoordinator),
@@ -386,11 +389,11 @@ impl GroupCoordinator {
 
     /// Runs every due timer; the server calls this every few tens of milliseconds.
     pub fn tick(&self, broker: &Broker, now_ms: i64) {
-        self.for_each_shard(broker, |state, partition| {
+        self.for_each_shard(broker, |state, partition, leader_epoch| {
             state.forget_abandoned();
             for group_id in state.due(now_ms) {
                 let outcome = timers::tick(&state.groups[&group_id], &self.config, now_ms);
-                if let Err(error) = state.land(partition, &group_id, outcome, now_ms) {
+                if let Err(error) = state.land(partition, leader_epoch, &group_id, outcome, now_ms) {
                     tracing::warn!(group = %group_id, ?error, "group timer failed");
                 }
             }
@@ -400,7 +403,7 @@ impl GroupCoordinator {
     /// Removes expired offsets and the empty groups left without any
     /// (`offsets.retention.check.interval.ms`).
     pub fn expire_offsets(&self, broker: &Broker, now_ms: i64) {
-        self.for_each_shard(broker, |state, partition| {
+        self.for_each_shard(broker, |state, partition, leader_epoch| {
             let ids: Vec<String> = state.groups.keys().cloned().collect();
             for group_id in ids {
                 let outcome = offsets::expire(&state.groups[&group_id], &self.config, now_ms);
@@ -408,19 +411,21 @@ impl GroupCoordinator {
                     continue;
                 }
                 tracing::info!(group = %group_id, records = outcome.records.len(), "expiring offsets");
-                if let Err(error) = state.land(partition, &group_id, outcome, now_ms) {
+                if let Err(error) = state.land(partition, leader_epoch, &group_id, outcome, now_ms) {
                     tracing::warn!(group = %group_id, ?error, "offset expiration failed");
                 }
             }
         });
     }
 
-    fn for_each_shard(&self, broker: &Broker, mut f: impl FnMut(&mut ShardState, &Partition)) {
+    /// Runs `f` on every shard with its partition and the leader epoch it was loaded in
+    /// (writes are refused once the partition no longer leads in it).
+    fn for_each_shard(&self, broker: &Broker, mut f: impl FnMut(&mut ShardState, &Partition, i32)) {
         let shards = self.shards.read().expect("shards lock").clone();
         for shard in shards.into_iter().flatten() {
             let Some(partition) = broker.replicas.partition(OFFSETS_TOPIC, shard.partition) else { continue };
             let mut state = shard.state.lock().expect("shard lock");
-            f(&mut state, &partition);
+            f(&mut state, &partition, shard.leader_epoch);
         }
     }
 }

@@ -55,6 +55,7 @@ fn append_error(error: &PartitionError) -> ResponseError {
 /// Appends the persistent records of one outcome as one uncompressed batch.
 fn append(
     partition: &Partition,
+    leader_epoch: i32,
     group_id: &str,
     records: &[Record],
     now_ms: i64,
@@ -65,7 +66,7 @@ fn append(
     }
     let pairs: Vec<KeyValue> = encoded.iter().map(|(key, value)| (Some(key.as_slice()), value.as_deref())).collect();
     let mut batch = build_batch_records(now_ms, &pairs);
-    match partition.append(&mut batch, false, now_ms) {
+    match partition.append(&mut batch, leader_epoch, false, now_ms) {
         Ok(info) => Ok(Some(info.last_offset)),
         Err(error) => {
             tracing::error!(topic = %partition.topic, partition = partition.index, %error, "group records append failed");
@@ -96,11 +97,12 @@ impl ShardState {
     pub fn land<R>(
         &mut self,
         partition: &Partition,
+        leader_epoch: i32,
         group_id: &str,
         outcome: Outcome<R>,
         now_ms: i64,
     ) -> Result<(Landed<R>, Appended), ResponseError> {
-        let last_offset = append(partition, group_id, &outcome.records, now_ms)?;
+        let last_offset = append(partition, leader_epoch, group_id, &outcome.records, now_ms)?;
         for record in &outcome.records {
             self.apply(group_id, record);
         }

@@ -58,6 +58,9 @@ async fn produce_partition(
     deadline: tokio::time::Instant,
 ) -> Outcome {
     let settings = partition.settings();
+    // The epoch this write is for: the append is refused unless the partition still leads
+    // in it, and an acks=all wait ends once it does not.
+    let leader_epoch = partition.leader_epoch();
     if acks == -1 {
         let isr = partition.isr_len();
         if isr < settings.min_insync_replicas {
@@ -76,10 +79,11 @@ async fn produce_partition(
     }
     // Appended straight from the request frame: the header is stamped in a copy, the
     // records go from this buffer to the file.
-    let appended = partition.append_batch(records, settings.log_append_time, now_ms());
+    let appended = partition.append_batch(records, leader_epoch, settings.log_append_time, now_ms());
     let (info, log_start_offset) = match appended {
         Ok(appended) => appended,
         Err(PartitionError::Deleted) => return Outcome::error(ResponseError::UnknownTopicOrPartition, None),
+        Err(PartitionError::NotLeader) => return Outcome::error(ResponseError::NotLeaderOrFollower, None),
         Err(PartitionError::Storage(StorageError::Producer(e))) => {
             let error = match e {
                 ProducerError::InvalidEpoch { .. } => ResponseError::InvalidProducerEpoch,
@@ -105,7 +109,8 @@ async fn produce_partition(
     }
     if acks == -1 {
         if let Err((error, message)) =
-            wait_for_isr(ctx, partition, info.last_offset + 1, settings.min_insync_replicas, deadline).await
+            wait_for_isr(ctx, partition, leader_epoch, info.last_offset + 1, settings.min_insync_replicas, deadline)
+                .await
         {
             return Outcome::error(error, message);
         }
@@ -114,11 +119,15 @@ async fn produce_partition(
 }
 
 /// acks=all: waits until the high watermark covers `required` (every ISR member holds the
-/// batch), bounded by the request's timeout. Each connection parks at most one request, so
-/// waiting produces are bounded by `max.connections` (Kafka's delayed-produce purgatory).
+/// batch), bounded by the request's timeout, while the partition still leads in the epoch
+/// the batch was written in (after losing it, this replica may have truncated the batch
+/// away and taken a new leader's high watermark past it: NOT_LEADER_OR_FOLLOWER, and the
+/// producer retries). Each connection parks at most one request, so waiting produces are
+/// bounded by `max.connections` (Kafka's delayed-produce purgatory).
 async fn wait_for_isr(
     ctx: &Context<'_>,
     partition: &Partition,
+    leader_epoch: i32,
     required: i64,
     min_insync: usize,
     deadline: tokio::time::Instant,
@@ -126,16 +135,17 @@ async fn wait_for_isr(
     let mut watermark = partition.subscribe();
     let mut stop = ctx.stop.clone();
     loop {
-        if partition.high_watermark() >= required {
-            let isr = partition.isr_len();
-            if isr < min_insync {
-                let why = format!("written, but the ISR shrank to {isr} below min.insync.replicas {min_insync}");
-                return Err((ResponseError::NotEnoughReplicasAfterAppend, Some(why)));
+        match partition.replicated_to(required, leader_epoch) {
+            Ok(true) => {
+                let isr = partition.isr_len();
+                if isr < min_insync {
+                    let why = format!("written, but the ISR shrank to {isr} below min.insync.replicas {min_insync}");
+                    return Err((ResponseError::NotEnoughReplicasAfterAppend, Some(why)));
+                }
+                return Ok(());
             }
-            return Ok(());
-        }
-        if !partition.is_leader() {
-            return Err((ResponseError::NotLeaderOrFollower, None));
+            Ok(false) => {}
+            Err(_) => return Err((ResponseError::NotLeaderOrFollower, None)),
         }
         tokio::select! {
             changed = watermark.changed() => if changed.is_err() {
