@@ -48,7 +48,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Offset};
 use support::cluster::*;
 use support::proxy::{ProxyStats, SplitMix64};
-use support::{assign, base_consumer, consumer, partition_log_bytes, u64_from_env, Placed};
+use support::{assign, base_consumer, consumer, partition_log_bytes, u64_from_env, DetachedDrop, Placed};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
@@ -110,8 +110,15 @@ const PROGRESS_TIMEOUT: Duration = Duration::from_secs(30);
 const STEADY_ACKS: usize = 200;
 /// How long stopped producers may take to get a report for every outstanding message.
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(MESSAGE_TIMEOUT_MS + 40_000);
-/// How long consumers may take to reach the end of every partition once writes stopped.
+/// How long consumers may take to reach the end of every partition once writes stopped
+/// (counted again from a consumer's replacement).
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
+/// A consumer behind the end that delivers nothing for this long is replaced.
+const CONSUMER_STALL: Duration = Duration::from_secs(15);
+/// Replacements per consumer: a broker that cannot serve a partition is not hidden by them.
+const CONSUMER_RESTARTS_MAX: usize = 2;
+/// How often the catch-up wait looks at the consumers' ledgers.
+const CATCH_UP_POLL: Duration = Duration::from_millis(100);
 /// How long the final read of every partition may take.
 const FINAL_READ_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long the replicas may take to become byte-identical once writes stopped.
@@ -497,15 +504,19 @@ struct ProducerRun {
 
 struct ConsumerRun {
     ledger: Arc<Mutex<ConsumerLedger>>,
+    stop: Arc<AtomicBool>,
     task: JoinHandle<()>,
 }
 
 struct Workload {
     seed: u64,
+    bootstrap: String,
     producers: Vec<ProducerRun>,
     consumers: Vec<ConsumerRun>,
     stop_producing: Arc<AtomicBool>,
-    stop_consuming: Arc<AtomicBool>,
+    /// Consumers replaced because they stopped delivering while behind (see
+    /// [`Workload::stop_consuming_after_catch_up`]).
+    consumer_restarts: usize,
 }
 
 fn idempotent_producer(bootstrap: &str) -> FutureProducer {
@@ -528,10 +539,12 @@ fn idempotent_producer(bootstrap: &str) -> FutureProducer {
 impl Workload {
     fn start(seed: u64, bootstrap: &str) -> Workload {
         let stop_producing = Arc::new(AtomicBool::new(false));
-        let stop_consuming = Arc::new(AtomicBool::new(false));
         let producers = (0..PRODUCERS).map(|id| start_producer(id, bootstrap, &stop_producing)).collect();
-        let consumers = (0..CONSUMERS).map(|_| start_consumer(bootstrap, &stop_consuming)).collect();
-        Workload { seed, producers, consumers, stop_producing, stop_consuming }
+        let consumers = (0..CONSUMERS)
+            .map(|_| start_consumer(bootstrap, Arc::new(Mutex::new(ConsumerLedger::default()))))
+            .collect();
+        let bootstrap = bootstrap.to_string();
+        Workload { seed, bootstrap, producers, consumers, stop_producing, consumer_restarts: 0 }
     }
 
     fn acked(&self) -> Vec<usize> {
@@ -583,10 +596,62 @@ impl Workload {
 
     /// Waits until every consumer has read up to `highs` in every partition, stops them,
     /// and returns everything they read.
+    ///
+    /// A consumer that is behind and delivers nothing for [`CONSUMER_STALL`] is replaced by a
+    /// fresh one that goes on from where it stopped, at most [`CONSUMER_RESTARTS_MAX`] times
+    /// each (what the stuck one read stays in its ledger and is checked). librdkafka can
+    /// deadlock inside a consumer when a fenced broker leaves the metadata
+    /// ([`support::DetachedDrop`]); an application would restart it. A broker that cannot
+    /// serve a partition stalls the fresh consumer too, and the deadline reports it.
     async fn stop_consuming_after_catch_up(&mut self, highs: &BTreeMap<i32, i64>) -> Vec<Read> {
-        let what = format!("chaos[{:#x}] the consumers to reach the end of every partition {highs:?}", self.seed);
-        eventually(CATCH_UP_TIMEOUT, &what, || async {
-            for (index, run) in self.consumers.iter().enumerate() {
+        let seed = self.seed;
+        let mut deadline = Instant::now() + CATCH_UP_TIMEOUT;
+        let mut progress: Vec<(BTreeMap<i32, i64>, Instant)> =
+            self.consumers.iter().map(|run| (lock(&run.ledger).next_offset.clone(), Instant::now())).collect();
+        let mut restarts = vec![0; self.consumers.len()];
+        loop {
+            let behind = self.behind(highs);
+            if behind.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chaos[{seed:#x}] the consumers did not reach the end of every partition {highs:?} within \
+                 {CATCH_UP_TIMEOUT:?}: {}",
+                behind.iter().map(|(index, why)| format!("consumer {index} {why}")).collect::<Vec<_>>().join("; ")
+            );
+            for (index, _) in behind {
+                let next = lock(&self.consumers[index].ledger).next_offset.clone();
+                if next != progress[index].0 {
+                    progress[index] = (next, Instant::now());
+                } else if progress[index].1.elapsed() >= CONSUMER_STALL && restarts[index] < CONSUMER_RESTARTS_MAX {
+                    eprintln!(
+                        "chaos[{seed:#x}] consumer {index} delivered nothing for {CONSUMER_STALL:?} at {next:?}; \
+                         replacing it"
+                    );
+                    self.restart_consumer(index).await;
+                    restarts[index] += 1;
+                    self.consumer_restarts += 1;
+                    progress[index].1 = Instant::now();
+                    deadline = Instant::now() + CATCH_UP_TIMEOUT;
+                }
+            }
+            tokio::time::sleep(CATCH_UP_POLL).await;
+        }
+        let mut reads = Vec::new();
+        for index in 0..self.consumers.len() {
+            self.stop_consumer(index).await;
+            reads.extend(std::mem::take(&mut lock(&self.consumers[index].ledger).reads));
+        }
+        reads
+    }
+
+    /// The consumers behind `highs`, with where they are and the errors they met.
+    fn behind(&self, highs: &BTreeMap<i32, i64>) -> Vec<(usize, String)> {
+        self.consumers
+            .iter()
+            .enumerate()
+            .filter_map(|(index, run)| {
                 let ledger = lock(&run.ledger);
                 let behind: BTreeMap<i32, i64> = highs
                     .iter()
@@ -594,23 +659,27 @@ impl Workload {
                     .filter(|(_, next, high)| next < high)
                     .map(|(p, next, _)| (p, next))
                     .collect();
-                if !behind.is_empty() {
-                    return Err(format!("consumer {index} is at {behind:?}; errors {:?}", ledger.errors));
-                }
-            }
-            Ok(())
-        })
-        .await;
-        self.stop_consuming.store(true, Ordering::SeqCst);
-        let mut reads = Vec::new();
-        for run in &mut self.consumers {
-            tokio::time::timeout(PROGRESS_TIMEOUT, &mut run.task)
-                .await
-                .unwrap_or_else(|_| panic!("chaos[{:#x}] a consumer did not stop", self.seed))
-                .expect("consumer task");
-            reads.extend(std::mem::take(&mut lock(&run.ledger).reads));
-        }
-        reads
+                (!behind.is_empty()).then(|| (index, format!("is at {behind:?}; errors {:?}", ledger.errors)))
+            })
+            .collect()
+    }
+
+    /// Stops consumer `index` and waits for its task (its client is destroyed off the runtime).
+    async fn stop_consumer(&mut self, index: usize) {
+        let run = &mut self.consumers[index];
+        run.stop.store(true, Ordering::SeqCst);
+        tokio::time::timeout(PROGRESS_TIMEOUT, &mut run.task)
+            .await
+            .unwrap_or_else(|_| panic!("chaos[{:#x}] consumer {index} did not stop", self.seed))
+            .expect("consumer task");
+    }
+
+    /// Replaces consumer `index` with a fresh client that goes on from where it stopped,
+    /// keeping its ledger.
+    async fn restart_consumer(&mut self, index: usize) {
+        self.stop_consumer(index).await;
+        let ledger = Arc::clone(&self.consumers[index].ledger);
+        self.consumers[index] = start_consumer(&self.bootstrap, ledger);
     }
 }
 
@@ -676,18 +745,25 @@ async fn produce(
     }
 }
 
-fn start_consumer(bootstrap: &str, stop: &Arc<AtomicBool>) -> ConsumerRun {
-    let reader = consumer(bootstrap, &[]);
-    let starts: Vec<(i32, Offset)> = (0..PARTITIONS).map(|p| (p, Offset::Beginning)).collect();
+/// A consumer of every partition, from the beginning or, with a ledger that has reads, from
+/// the offset after the last one it read.
+fn start_consumer(bootstrap: &str, ledger: Arc<Mutex<ConsumerLedger>>) -> ConsumerRun {
+    let reader = DetachedDrop::new(consumer(bootstrap, &[]));
+    let starts: Vec<(i32, Offset)> = {
+        let ledger = lock(&ledger);
+        (0..PARTITIONS)
+            .map(|p| (p, ledger.next_offset.get(&p).map_or(Offset::Beginning, |&n| Offset::Offset(n))))
+            .collect()
+    };
     assign(&reader, TOPIC, &starts);
-    let ledger = Arc::new(Mutex::new(ConsumerLedger::default()));
-    let task = tokio::spawn(consume(reader, Arc::clone(&ledger), Arc::clone(stop)));
-    ConsumerRun { ledger, task }
+    let stop = Arc::new(AtomicBool::new(false));
+    let task = tokio::spawn(consume(reader, Arc::clone(&ledger), Arc::clone(&stop)));
+    ConsumerRun { ledger, stop, task }
 }
 
 /// Reads and records every message until stopped; errors are counted, not fatal (an
 /// out-of-range position stalls the partition, which the catch-up wait then reports).
-async fn consume(reader: StreamConsumer, ledger: Arc<Mutex<ConsumerLedger>>, stop: Arc<AtomicBool>) {
+async fn consume(reader: DetachedDrop<StreamConsumer>, ledger: Arc<Mutex<ConsumerLedger>>, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::SeqCst) {
         match tokio::time::timeout(CONSUMER_POLL, reader.recv()).await {
             Err(_) => {}
@@ -714,7 +790,7 @@ async fn consume(reader: StreamConsumer, ledger: Arc<Mutex<ConsumerLedger>>, sto
 /// Each partition's high watermark, through the proxies. A lookup that fails (a client
 /// error, not a finding) is retried until [`PROGRESS_TIMEOUT`], as a Kafka client would.
 async fn high_watermarks(seed: u64, bootstrap: &str) -> BTreeMap<i32, i64> {
-    let client = base_consumer(bootstrap);
+    let client = DetachedDrop::new(base_consumer(bootstrap));
     let what = format!("chaos[{seed:#x}] the high watermarks of {TOPIC}");
     eventually(PROGRESS_TIMEOUT, &what, || async {
         (0..PARTITIONS)
@@ -732,7 +808,7 @@ async fn high_watermarks(seed: u64, bootstrap: &str) -> BTreeMap<i32, i64> {
 /// Client errors are kept for the report, not fatal: what was read is what the checks judge,
 /// and a read that cannot finish fails at the deadline naming them.
 async fn read_final_log(seed: u64, bootstrap: &str, highs: &BTreeMap<i32, i64>) -> FinalLog {
-    let reader = consumer(bootstrap, &[]);
+    let reader = DetachedDrop::new(consumer(bootstrap, &[]));
     let starts: Vec<(i32, Offset)> = highs.keys().map(|&p| (p, Offset::Beginning)).collect();
     assign(&reader, TOPIC, &starts);
     let mut log: FinalLog = highs.keys().map(|&p| (p, Vec::new())).collect();
@@ -829,13 +905,15 @@ fn report(chaos: &Chaos, workload: &Workload, sent: &[Vec<Outcome>], log: &Final
     chaos.say(&format!(
         "summary: seed {:#x}; {} faults {:?}; messages sent {}, acknowledged {acked} ({unplaced} without an offset), \
          failed {}; \
-         messages checked {}; consumer reads checked {reads} ({unchecked} over the bound, unchecked)",
+         messages checked {}; consumer reads checked {reads} ({unchecked} over the bound, unchecked); \
+         consumers replaced {}",
         chaos.seed,
         chaos.injected.values().sum::<usize>(),
         chaos.injected,
         all.len(),
         all.len() - acked,
         log.values().map(Vec::len).sum::<usize>(),
+        workload.consumer_restarts,
     ));
     let consumer_errors: Vec<_> = workload.consumers.iter().map(|c| lock(&c.ledger).errors.kinds.clone()).collect();
     chaos.say(&format!("producer errors {:?}; consumer errors {consumer_errors:?}", workload.producer_errors()));

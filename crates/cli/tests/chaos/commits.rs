@@ -45,8 +45,18 @@ pub(crate) struct CommitLedger {
 
 pub(crate) struct Committer {
     ledger: Arc<Mutex<CommitLedger>>,
-    stop: Arc<AtomicBool>,
+    stop: StopOnDrop,
     task: JoinHandle<()>,
+}
+
+/// Raises the committer's stop flag when dropped, so a test that fails before stopping it
+/// does not leave its blocking loop running, which would hold the runtime's shutdown.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 fn group_consumer(bootstrap: &str) -> BaseConsumer {
@@ -91,12 +101,12 @@ impl Committer {
                 }
             })
         };
-        Committer { ledger, stop, task }
+        Committer { ledger, stop: StopOnDrop(stop), task }
     }
 
     /// Stops committing and returns what was tried and acknowledged.
     pub(crate) async fn stop(self) -> CommitLedger {
-        self.stop.store(true, Ordering::SeqCst);
+        self.stop.0.store(true, Ordering::SeqCst);
         let ledger = Arc::clone(&self.ledger);
         self.task.await.expect("committer task");
         let ledger = ledger.lock().expect("commit ledger").clone();

@@ -513,6 +513,40 @@ pub fn consumer(bootstrap: &str, extra: &[(&str, &str)]) -> StreamConsumer {
     config.create().expect("consumer")
 }
 
+/// A librdkafka client destroyed on a thread of its own that nobody waits for.
+///
+/// librdkafka 2.12 can deadlock inside a consumer when a broker leaves the metadata (it is
+/// fenced) while an OffsetForLeaderEpoch request to it is in flight: the main thread holds
+/// a partition lock and wants the handle lock, the decommissioned broker's thread holds the
+/// handle lock and wants the partition lock (confluentinc/librdkafka#5476, open). Such a
+/// consumer delivers nothing more, and destroying it blocks forever: on a runtime worker
+/// that also blocks the runtime's shutdown, so a test that failed would hang instead of
+/// reporting. Dropping through this wrapper never blocks the caller; a thread stuck in the
+/// destruction ends with the test process.
+pub struct DetachedDrop<T: Send + 'static>(Option<T>);
+
+impl<T: Send + 'static> DetachedDrop<T> {
+    pub fn new(client: T) -> DetachedDrop<T> {
+        DetachedDrop(Some(client))
+    }
+}
+
+impl<T: Send + 'static> std::ops::Deref for DetachedDrop<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl<T: Send + 'static> Drop for DetachedDrop<T> {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            // If no thread can be started, the client is destroyed here, as without the wrapper.
+            let _ = std::thread::Builder::new().name("client-drop".into()).spawn(move || drop(client));
+        }
+    }
+}
+
 /// A blocking consumer for metadata-style calls (watermarks, offsets for times).
 pub fn base_consumer(bootstrap: &str) -> BaseConsumer {
     let mut config = base_config(bootstrap);
