@@ -491,6 +491,9 @@ impl ProducerLedger {
 struct ConsumerLedger {
     reads: Vec<Read>,
     reads_unchecked: usize,
+    /// Times this consumer was replaced because it stopped delivering while behind (see
+    /// [`Workload::stop_consuming_after_catch_up`]).
+    replacements: usize,
     next_offset: BTreeMap<i32, i64>,
     errors: Errors,
 }
@@ -514,9 +517,6 @@ struct Workload {
     producers: Vec<ProducerRun>,
     consumers: Vec<ConsumerRun>,
     stop_producing: Arc<AtomicBool>,
-    /// Consumers replaced because they stopped delivering while behind (see
-    /// [`Workload::stop_consuming_after_catch_up`]).
-    consumer_restarts: usize,
 }
 
 fn idempotent_producer(bootstrap: &str) -> FutureProducer {
@@ -544,7 +544,7 @@ impl Workload {
             .map(|_| start_consumer(bootstrap, Arc::new(Mutex::new(ConsumerLedger::default()))))
             .collect();
         let bootstrap = bootstrap.to_string();
-        Workload { seed, bootstrap, producers, consumers, stop_producing, consumer_restarts: 0 }
+        Workload { seed, bootstrap, producers, consumers, stop_producing }
     }
 
     fn acked(&self) -> Vec<usize> {
@@ -608,7 +608,6 @@ impl Workload {
         let mut deadline = Instant::now() + CATCH_UP_TIMEOUT;
         let mut progress: Vec<(BTreeMap<i32, i64>, Instant)> =
             self.consumers.iter().map(|run| (lock(&run.ledger).next_offset.clone(), Instant::now())).collect();
-        let mut restarts = vec![0; self.consumers.len()];
         loop {
             let behind = self.behind(highs);
             if behind.is_empty() {
@@ -624,14 +623,14 @@ impl Workload {
                 let next = lock(&self.consumers[index].ledger).next_offset.clone();
                 if next != progress[index].0 {
                     progress[index] = (next, Instant::now());
-                } else if progress[index].1.elapsed() >= CONSUMER_STALL && restarts[index] < CONSUMER_RESTARTS_MAX {
+                } else if progress[index].1.elapsed() >= CONSUMER_STALL
+                    && lock(&self.consumers[index].ledger).replacements < CONSUMER_RESTARTS_MAX
+                {
                     eprintln!(
                         "chaos[{seed:#x}] consumer {index} delivered nothing for {CONSUMER_STALL:?} at {next:?}; \
                          replacing it"
                     );
                     self.restart_consumer(index).await;
-                    restarts[index] += 1;
-                    self.consumer_restarts += 1;
                     progress[index].1 = Instant::now();
                     deadline = Instant::now() + CATCH_UP_TIMEOUT;
                 }
@@ -679,6 +678,7 @@ impl Workload {
     async fn restart_consumer(&mut self, index: usize) {
         self.stop_consumer(index).await;
         let ledger = Arc::clone(&self.consumers[index].ledger);
+        lock(&ledger).replacements += 1;
         self.consumers[index] = start_consumer(&self.bootstrap, ledger);
     }
 }
@@ -745,8 +745,8 @@ async fn produce(
     }
 }
 
-/// A consumer of every partition, from the beginning or, with a ledger that has reads, from
-/// the offset after the last one it read.
+/// A consumer of every partition, from the offset after the last one its ledger recorded
+/// (the beginning for a partition it has not read).
 fn start_consumer(bootstrap: &str, ledger: Arc<Mutex<ConsumerLedger>>) -> ConsumerRun {
     let reader = DetachedDrop::new(consumer(bootstrap, &[]));
     let starts: Vec<(i32, Offset)> = {
@@ -902,18 +902,18 @@ fn report(chaos: &Chaos, workload: &Workload, sent: &[Vec<Outcome>], log: &Final
     let acked = all.iter().filter(|o| matches!(o, Outcome::Acked(_))).count();
     let unplaced = all.iter().filter(|o| matches!(o, Outcome::Acked(placed) if placed.offset < 0)).count();
     let unchecked: usize = workload.consumers.iter().map(|c| lock(&c.ledger).reads_unchecked).sum();
+    let replaced: usize = workload.consumers.iter().map(|c| lock(&c.ledger).replacements).sum();
     chaos.say(&format!(
         "summary: seed {:#x}; {} faults {:?}; messages sent {}, acknowledged {acked} ({unplaced} without an offset), \
          failed {}; \
          messages checked {}; consumer reads checked {reads} ({unchecked} over the bound, unchecked); \
-         consumers replaced {}",
+         consumers replaced {replaced}",
         chaos.seed,
         chaos.injected.values().sum::<usize>(),
         chaos.injected,
         all.len(),
         all.len() - acked,
         log.values().map(Vec::len).sum::<usize>(),
-        workload.consumer_restarts,
     ));
     let consumer_errors: Vec<_> = workload.consumers.iter().map(|c| lock(&c.ledger).errors.kinds.clone()).collect();
     chaos.say(&format!("producer errors {:?}; consumer errors {consumer_errors:?}", workload.producer_errors()));
