@@ -561,7 +561,11 @@ impl Workload {
                 true => Ok(()),
                 false => {
                     let failed: Vec<usize> = self.producers.iter().map(|p| lock(&p.ledger).failed).collect();
-                    Err(format!("acknowledged {now:?} from {from:?}, failed {failed:?}; {:?}", self.producer_errors()))
+                    let fatal: Vec<_> = self.producers.iter().map(|p| p.producer.client().fatal_error()).collect();
+                    Err(format!(
+                        "acknowledged {now:?} from {from:?}, failed {failed:?}; fatal errors {fatal:?}; {:?}",
+                        self.producer_errors()
+                    ))
                 }
             }
         })
