@@ -498,8 +498,13 @@ struct ConsumerLedger {
     errors: Errors,
 }
 
+/// A chaos producer: librdkafka's idempotence debug lines (`debug=eos`: state changes,
+/// drains, epoch bumps, sequence errors) are kept, so a producer that fails says how.
+type ChaosProducer = FutureProducer<CapturedLog>;
+
 struct ProducerRun {
-    producer: FutureProducer,
+    producer: ChaosProducer,
+    log: CapturedLog,
     ledger: Arc<Mutex<ProducerLedger>>,
     window: Arc<Semaphore>,
     task: JoinHandle<()>,
@@ -519,7 +524,7 @@ struct Workload {
     stop_producing: Arc<AtomicBool>,
 }
 
-fn idempotent_producer(bootstrap: &str) -> FutureProducer {
+fn idempotent_producer(bootstrap: &str, log: &CapturedLog) -> ChaosProducer {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("broker.address.family", "v4")
@@ -532,7 +537,10 @@ fn idempotent_producer(bootstrap: &str) -> FutureProducer {
         .set("retry.backoff.ms", "100")
         .set("reconnect.backoff.ms", "50")
         .set("reconnect.backoff.max.ms", "1000")
-        .create()
+        .set("debug", "eos")
+        // Without a `log` logger installed rdkafka would filter the debug lines out.
+        .set_log_level(rdkafka::config::RDKafkaLogLevel::Debug)
+        .create_with_context(log.clone())
         .expect("idempotent producer")
 }
 
@@ -562,8 +570,15 @@ impl Workload {
                 false => {
                     let failed: Vec<usize> = self.producers.iter().map(|p| lock(&p.ledger).failed).collect();
                     let fatal: Vec<_> = self.producers.iter().map(|p| p.producer.client().fatal_error()).collect();
+                    let logs: String = self
+                        .producers
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, p)| p.producer.client().fatal_error().is_some())
+                        .map(|(i, p)| format!("\n--- producer {i} idempotence log (last lines) ---\n{}", p.log.tail()))
+                        .collect();
                     Err(format!(
-                        "acknowledged {now:?} from {from:?}, failed {failed:?}; fatal errors {fatal:?}; {:?}",
+                        "acknowledged {now:?} from {from:?}, failed {failed:?}; fatal errors {fatal:?}; {:?}{logs}",
                         self.producer_errors()
                     ))
                 }
@@ -688,18 +703,19 @@ impl Workload {
 }
 
 fn start_producer(id: u32, bootstrap: &str, stop: &Arc<AtomicBool>) -> ProducerRun {
-    let producer = idempotent_producer(bootstrap);
+    let log = CapturedLog::default();
+    let producer = idempotent_producer(bootstrap, &log);
     let ledger = Arc::new(Mutex::new(ProducerLedger::default()));
     let window = Arc::new(Semaphore::new(DELIVERY_WINDOW));
     let task = tokio::spawn(produce(id, producer.clone(), Arc::clone(&ledger), Arc::clone(&window), Arc::clone(stop)));
-    ProducerRun { producer, ledger, window, task }
+    ProducerRun { producer, log, ledger, window, task }
 }
 
 /// Sends `p{id}-{seq}` with key `key-{seq % KEYS}` at [`SEND_INTERVAL`] while the window
 /// has room, until stopped; a task per message waits for its delivery report.
 async fn produce(
     id: u32,
-    producer: FutureProducer,
+    producer: ChaosProducer,
     ledger: Arc<Mutex<ProducerLedger>>,
     window: Arc<Semaphore>,
     stop: Arc<AtomicBool>,

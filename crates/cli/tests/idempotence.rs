@@ -659,14 +659,19 @@ fn drop_pattern(seed: u64, drop_response_probability: f64, requests: usize) -> V
             }
             None => {
                 dropped.push(true);
-                stream = connect(proxy.addr());
+                // Not after the last request: the proxy could count that connection after
+                // the stats below are read (seeds that drop the last response failed so).
+                if i + 1 < requests {
+                    stream = connect(proxy.addr());
+                }
             }
         }
     }
     let stats = proxy.stats();
     let drops = dropped.iter().filter(|&&d| d).count() as u64;
     assert_eq!(stats.responses_dropped, drops, "{stats:?}");
-    assert_eq!(stats.connections_accepted, drops + 1, "one connection plus one per drop: {stats:?}");
+    let reconnects = drops - u64::from(dropped.last() == Some(&true));
+    assert_eq!(stats.connections_accepted, reconnects + 1, "one connection plus one per drop: {stats:?}");
     dropped
 }
 

@@ -328,7 +328,45 @@ impl Drop for Node {
             let _ = child.kill();
             let _ = child.wait();
         }
+        if std::thread::panicking() {
+            self.keep_for_inspection();
+        }
     }
+}
+
+impl Node {
+    /// With `RUNNEL_TEST_KEEP=<dir>`, a failing test leaves each node's log and data
+    /// directory in `<dir>/<node>-<pid>/` for inspection (they are temporary otherwise).
+    fn keep_for_inspection(&self) {
+        let Some(keep) = std::env::var_os(KEEP_ENV) else { return };
+        let label = self.label.split(" (").next().unwrap_or_default();
+        let name = if label.is_empty() { "node".to_string() } else { label.replace(' ', "-") };
+        let target = PathBuf::from(keep).join(format!("{name}-{}", std::process::id()));
+        let copied = std::fs::create_dir_all(&target)
+            .and_then(|()| std::fs::copy(self.log_path(), target.join("stderr.log")))
+            .and_then(|_| copy_dir(&self.data_dir, &target.join("data")));
+        match copied {
+            Ok(()) => eprintln!("--- kept {name}'s log and data in {} ---", target.display()),
+            Err(e) => eprintln!("--- could not keep {name}'s log and data in {}: {e} ---", target.display()),
+        }
+    }
+}
+
+/// Where a failing test leaves its nodes' logs and data (see [`Node::keep_for_inspection`]).
+const KEEP_ENV: &str = "RUNNEL_TEST_KEEP";
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs `runnel topic --bootstrap ADDR ARGS...` (the CLI under test) and returns its
