@@ -44,14 +44,17 @@ impl ProducerIdManager {
                 return Err(MetadataError::Storage("could not obtain a producer id block".into()));
             }
             let mut asked = 0..0;
+            // Granted only if the image names this very request: owner and end alone would
+            // also match a stale request for the block this broker held before a restart.
+            let request_id = uuid::Uuid::new_v4();
             let image = metadata
                 .commit(|image| {
-                    let (range, record) = allocate_producer_ids(image, self.broker_id);
+                    let (range, record) = allocate_producer_ids(image, self.broker_id, request_id);
                     asked = range;
                     Ok::<_, ()>(vec![record])
                 })?
                 .expect("allocation always decides");
-            if image.producer_id_block_owner == self.broker_id && image.next_producer_id == asked.end {
+            if image.producer_id_grant == request_id && image.next_producer_id == asked.end {
                 *block = asked;
             }
         }

@@ -151,10 +151,14 @@ pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 
 /// Allocates the next block of producer ids to `broker_id`: the block is
 /// `[image.next_producer_id, image.next_producer_id + PRODUCER_ID_BLOCK_SIZE)`.
-pub fn allocate_producer_ids(image: &MetadataImage, broker_id: i32) -> (std::ops::Range<i64>, MetadataRecord) {
+pub fn allocate_producer_ids(
+    image: &MetadataImage,
+    broker_id: i32,
+    request_id: Uuid,
+) -> (std::ops::Range<i64>, MetadataRecord) {
     let start = image.next_producer_id;
     let end = start.checked_add(PRODUCER_ID_BLOCK_SIZE).expect("producer ids do not run out in practice");
-    (start..end, MetadataRecord::ProducerIds { broker_id, next_producer_id: end })
+    (start..end, MetadataRecord::ProducerIds { broker_id, next_producer_id: end, request_id })
 }
 
 #[cfg(test)]
@@ -213,9 +217,9 @@ mod tests {
     #[test]
     fn producer_id_blocks_never_overlap() {
         let image = MetadataImage::default();
-        let (first, record) = allocate_producer_ids(&image, 1);
+        let (first, record) = allocate_producer_ids(&image, 1, Uuid::from_u128(7));
         let image = image.apply(&[record]);
-        let (second, _) = allocate_producer_ids(&image, 1);
+        let (second, _) = allocate_producer_ids(&image, 1, Uuid::from_u128(7));
         assert_eq!(first, 0..PRODUCER_ID_BLOCK_SIZE);
         assert_eq!(second.start, first.end);
     }

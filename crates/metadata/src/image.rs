@@ -99,6 +99,11 @@ pub struct MetadataImage {
     /// The broker that was granted the block ending at `next_producer_id`.
     #[serde(default)]
     pub producer_id_block_owner: i32,
+    /// The request that was granted that block. A broker deciding on a stale image may ask
+    /// for the very block it was granted before a restart (and handed ids from); that
+    /// request is skipped, and owner and end alone would still look like a grant to it.
+    #[serde(default)]
+    pub producer_id_grant: Uuid,
 }
 
 impl MetadataImage {
@@ -237,11 +242,12 @@ impl MetadataImage {
                     }
                 }
             }
-            MetadataRecord::ProducerIds { broker_id, next_producer_id } => {
+            MetadataRecord::ProducerIds { broker_id, next_producer_id, request_id } => {
                 // A block is granted once: a racing request for the same block is skipped.
                 if *next_producer_id > self.next_producer_id {
                     self.next_producer_id = *next_producer_id;
                     self.producer_id_block_owner = *broker_id;
+                    self.producer_id_grant = *request_id;
                 }
             }
             MetadataRecord::RemoveTopic { topic_id } => {
@@ -304,9 +310,18 @@ mod tests {
 
     #[test]
     fn a_producer_id_block_is_granted_once() {
-        let grant = |broker_id, next| MetadataRecord::ProducerIds { broker_id, next_producer_id: next };
-        let image = MetadataImage::default().apply(&[grant(1, 1000)]).apply(&[grant(2, 1000)]);
+        let grant = |broker_id, next, request| MetadataRecord::ProducerIds {
+            broker_id,
+            next_producer_id: next,
+            request_id: Uuid::from_u128(request),
+        };
+        let image = MetadataImage::default().apply(&[grant(1, 1000, 1)]).apply(&[grant(2, 1000, 2)]);
         assert_eq!((image.next_producer_id, image.producer_id_block_owner), (1000, 1));
+        assert_eq!(image.producer_id_grant, Uuid::from_u128(1));
+        // The same broker asking again for the block it holds (deciding on a stale image
+        // after a restart) is skipped, and the grant still names the first request.
+        let image = image.apply(&[grant(1, 1000, 3)]);
+        assert_eq!((image.producer_id_block_owner, image.producer_id_grant), (1, Uuid::from_u128(1)));
     }
 
     #[test]

@@ -82,6 +82,10 @@ pub enum MetadataRecord {
     ProducerIds {
         broker_id: i32,
         next_producer_id: i64,
+        /// Names this request, so the broker can tell its grant from an earlier grant of
+        /// the same block (see [`crate::image::MetadataImage::producer_id_grant`]).
+        #[serde(default)]
+        request_id: Uuid,
     },
 }
 

@@ -46,6 +46,7 @@ struct ImageOut<'a> {
     records_applied: u64,
     next_producer_id: i64,
     producer_id_block_owner: i32,
+    producer_id_grant: Uuid,
 }
 
 #[derive(Deserialize)]
@@ -58,6 +59,8 @@ struct ImageIn {
     next_producer_id: i64,
     #[serde(default)]
     producer_id_block_owner: i32,
+    #[serde(default)]
+    producer_id_grant: Uuid,
 }
 
 pub fn encode_image(image: &MetadataImage) -> Vec<u8> {
@@ -70,6 +73,7 @@ pub fn encode_image(image: &MetadataImage) -> Vec<u8> {
         records_applied,
         next_producer_id,
         producer_id_block_owner,
+        producer_id_grant,
     } = image;
     let mut configs: Vec<_> = configs.iter().collect();
     configs.sort_by(|a, b| a.0.cmp(b.0));
@@ -81,6 +85,7 @@ pub fn encode_image(image: &MetadataImage) -> Vec<u8> {
         records_applied: *records_applied,
         next_producer_id: *next_producer_id,
         producer_id_block_owner: *producer_id_block_owner,
+        producer_id_grant: *producer_id_grant,
     };
     serde_json::to_vec(&out).expect("images always serialize")
 }
@@ -94,6 +99,7 @@ pub fn decode_image(data: &[u8]) -> Result<MetadataImage, serde_json::Error> {
         records_applied,
         next_producer_id,
         producer_id_block_owner,
+        producer_id_grant,
     } = serde_json::from_slice(data)?;
     let configs = configs.into_iter().collect();
     Ok(MetadataImage {
@@ -104,6 +110,7 @@ pub fn decode_image(data: &[u8]) -> Result<MetadataImage, serde_json::Error> {
         records_applied,
         next_producer_id,
         producer_id_block_owner,
+        producer_id_grant,
     })
 }
 
