@@ -82,6 +82,9 @@ const PRODUCERS: u32 = 2;
 const CONSUMERS: usize = 2;
 /// Keys `key-0..KEYS` spread each producer's messages over every partition.
 const KEYS: u32 = 60;
+/// librdkafka idempotence log lines a producer keeps; all are left beside the nodes' data
+/// (`RUNNEL_TEST_KEEP`) when it fails, the last few shown in the failure.
+const PRODUCER_LOG_LINES: usize = 50_000;
 /// Deliveries a producer may have outstanding at once.
 const DELIVERY_WINDOW: usize = 200;
 /// Pace of each producer: at most 500 messages a second (fewer while the window is full).
@@ -505,6 +508,8 @@ type ChaosProducer = FutureProducer<CapturedLog>;
 struct ProducerRun {
     producer: ChaosProducer,
     log: CapturedLog,
+    /// Whether the log was left for inspection already (once, when the producer fails).
+    log_kept: AtomicBool,
     ledger: Arc<Mutex<ProducerLedger>>,
     window: Arc<Semaphore>,
     task: JoinHandle<()>,
@@ -570,13 +575,18 @@ impl Workload {
                 false => {
                     let failed: Vec<usize> = self.producers.iter().map(|p| lock(&p.ledger).failed).collect();
                     let fatal: Vec<_> = self.producers.iter().map(|p| p.producer.client().fatal_error()).collect();
-                    let logs: String = self
-                        .producers
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, p)| p.producer.client().fatal_error().is_some())
-                        .map(|(i, p)| format!("\n--- producer {i} idempotence log (last lines) ---\n{}", p.log.tail()))
-                        .collect();
+                    let fatal_producers =
+                        self.producers.iter().enumerate().filter(|(_, p)| p.producer.client().fatal_error().is_some());
+                    let mut logs = String::new();
+                    for (i, p) in fatal_producers {
+                        logs.push_str(&format!(
+                            "\n--- producer {i} idempotence log (last lines) ---\n{}",
+                            p.log.tail()
+                        ));
+                        if !p.log_kept.swap(true, Ordering::SeqCst) {
+                            support::keep_text(&format!("producer-{i}-eos"), &p.log.all());
+                        }
+                    }
                     Err(format!(
                         "acknowledged {now:?} from {from:?}, failed {failed:?}; fatal errors {fatal:?}; {:?}{logs}",
                         self.producer_errors()
@@ -703,12 +713,12 @@ impl Workload {
 }
 
 fn start_producer(id: u32, bootstrap: &str, stop: &Arc<AtomicBool>) -> ProducerRun {
-    let log = CapturedLog::default();
+    let log = CapturedLog::keeping(PRODUCER_LOG_LINES);
     let producer = idempotent_producer(bootstrap, &log);
     let ledger = Arc::new(Mutex::new(ProducerLedger::default()));
     let window = Arc::new(Semaphore::new(DELIVERY_WINDOW));
     let task = tokio::spawn(produce(id, producer.clone(), Arc::clone(&ledger), Arc::clone(&window), Arc::clone(stop)));
-    ProducerRun { producer, log, ledger, window, task }
+    ProducerRun { producer, log, log_kept: AtomicBool::new(false), ledger, window, task }
 }
 
 /// Sends `p{id}-{seq}` with key `key-{seq % KEYS}` at [`SEND_INTERVAL`] while the window

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
@@ -568,26 +568,52 @@ where
     }
 }
 
-/// Lines of librdkafka's log kept for a failure message.
-const CLIENT_LOG_LINES_MAX: usize = 300;
+/// Lines of librdkafka's log a failure message shows.
+const CLIENT_LOG_LINES_SHOWN: usize = 300;
 
-/// A client context that keeps librdkafka's last log lines (bounded), so that a consumer
-/// that stalls can say why.
-#[derive(Clone, Default)]
-pub struct CapturedLog(Arc<Mutex<VecDeque<String>>>);
+/// A client context that keeps librdkafka's last log lines (bounded), each stamped with
+/// the wall clock in milliseconds (to line up with the nodes' logs), so that a client
+/// that stalls or fails can say why.
+#[derive(Clone)]
+pub struct CapturedLog {
+    lines: Arc<Mutex<VecDeque<String>>>,
+    capacity: usize,
+}
+
+impl Default for CapturedLog {
+    fn default() -> Self {
+        CapturedLog::keeping(CLIENT_LOG_LINES_SHOWN)
+    }
+}
 
 impl CapturedLog {
-    fn push(&self, line: String) {
-        let mut lines = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if lines.len() == CLIENT_LOG_LINES_MAX {
-            lines.pop_front();
-        }
-        lines.push_back(line);
+    /// Keeps the last `capacity` lines.
+    pub fn keeping(capacity: usize) -> Self {
+        CapturedLog { lines: Arc::new(Mutex::new(VecDeque::new())), capacity: capacity.max(1) }
     }
 
+    fn lines(&self) -> MutexGuard<'_, VecDeque<String>> {
+        self.lines.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn push(&self, line: String) {
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let mut lines = self.lines();
+        if lines.len() == self.capacity {
+            lines.pop_front();
+        }
+        lines.push_back(format!("{}.{:03} {line}", stamp.as_secs(), stamp.subsec_millis()));
+    }
+
+    /// The last lines, as many as a failure message shows.
     pub fn tail(&self) -> String {
-        let lines = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        lines.iter().cloned().collect::<Vec<_>>().join("\n")
+        let lines = self.lines();
+        lines.iter().skip(lines.len().saturating_sub(CLIENT_LOG_LINES_SHOWN)).cloned().collect::<Vec<_>>().join("\n")
+    }
+
+    /// Every line kept.
+    pub fn all(&self) -> String {
+        self.lines().iter().cloned().collect::<Vec<_>>().join("\n")
     }
 }
 
@@ -632,7 +658,7 @@ pub async fn read_back(bootstrap: &str, topic: &str, partitions: i32, expected: 
                 }
                 panic!(
                     "consumed only {} of {expected} messages from {topic} through {bootstrap} within {IO_TIMEOUT:?}; \
-                     per partition {per_partition:?}\n--- consumer log (last {CLIENT_LOG_LINES_MAX} lines) ---\n{}",
+                     per partition {per_partition:?}\n--- consumer log (last {CLIENT_LOG_LINES_SHOWN} lines) ---\n{}",
                     out.len(),
                     log.tail()
                 );

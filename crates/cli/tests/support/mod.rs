@@ -355,6 +355,19 @@ impl Node {
 /// Where a failing test leaves its nodes' logs and data (see [`Node::keep_for_inspection`]).
 const KEEP_ENV: &str = "RUNNEL_TEST_KEEP";
 
+/// Leaves `text` in `<RUNNEL_TEST_KEEP>/<name>-<pid>.log` when that variable is set (a
+/// client's log beside the nodes' kept data); says where on standard error.
+pub fn keep_text(name: &str, text: &str) {
+    let Some(keep) = std::env::var_os(KEEP_ENV) else { return };
+    let target = PathBuf::from(keep).join(format!("{name}-{}.log", std::process::id()));
+    let written = std::fs::create_dir_all(target.parent().expect("a file in the keep directory"))
+        .and_then(|()| std::fs::write(&target, text));
+    match written {
+        Ok(()) => eprintln!("--- kept {name} in {} ---", target.display()),
+        Err(e) => eprintln!("--- could not keep {name} in {}: {e} ---", target.display()),
+    }
+}
+
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
