@@ -55,6 +55,8 @@ use tokio::task::JoinHandle;
 const NAME: &str = "chaos_replicated_topic_survives_kills_and_partitions_without_losing_acknowledged_writes";
 const SEED_ENV: &str = "RUNNEL_TEST_SEED";
 const SECS_ENV: &str = "RUNNEL_CHAOS_SECS";
+/// A comma-separated subset of [`Fault::name`]s to inject (default: all of them).
+const FAULTS_ENV: &str = "RUNNEL_CHAOS_FAULTS";
 const SEED_DEFAULT: u64 = 0xc4a0_5000_0001;
 /// Length of the fault phase unless `RUNNEL_CHAOS_SECS` says otherwise: with start-up,
 /// settling and checking, the test takes about three minutes.
@@ -150,6 +152,38 @@ enum Fault {
 const FAULTS: [Fault; 5] =
     [Fault::KillLeader, Fault::KillController, Fault::KillFollower, Fault::CutLeader, Fault::RestartNode];
 
+impl Fault {
+    fn name(self) -> &'static str {
+        match self {
+            Fault::KillLeader => "kill-leader",
+            Fault::KillController => "kill-controller",
+            Fault::KillFollower => "kill-follower",
+            Fault::CutLeader => "cut-leader",
+            Fault::RestartNode => "restart",
+        }
+    }
+
+    /// The faults [`FAULTS_ENV`] names, or every fault. With all of them a seed draws the
+    /// same schedule as it always did.
+    fn chosen() -> Vec<Fault> {
+        let Ok(names) = std::env::var(FAULTS_ENV) else { return FAULTS.to_vec() };
+        let chosen: Vec<Fault> = names
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(|name| {
+                let known = FAULTS.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ");
+                FAULTS
+                    .into_iter()
+                    .find(|f| f.name() == name)
+                    .unwrap_or_else(|| panic!("{FAULTS_ENV}: unknown fault {name:?}; known: {known}"))
+            })
+            .collect();
+        assert!(!chosen.is_empty(), "{FAULTS_ENV} names no fault");
+        chosen
+    }
+}
+
 /// What one round of the schedule drew from the seed: always the same number of draws, so
 /// round `n` makes the same choices for a seed whatever happened before.
 struct Draws {
@@ -161,10 +195,10 @@ struct Draws {
 }
 
 impl Draws {
-    fn next(rng: &mut SplitMix64) -> Draws {
+    fn next(rng: &mut SplitMix64, faults: &[Fault]) -> Draws {
         let mut draw = |n: u64| usize::try_from(rng.next_u64() % n).expect("small");
         Draws {
-            fault: FAULTS[draw(FAULTS.len() as u64)],
+            fault: faults[draw(faults.len() as u64)],
             partition: draw(PARTITIONS as u64),
             follower: draw(REPLICATION as u64 - 1),
             node: draw(NODE_IDS.len() as u64),
@@ -190,6 +224,8 @@ impl Heal {
 struct Chaos {
     seed: u64,
     rng: SplitMix64,
+    /// The faults the schedule draws from.
+    faults: Vec<Fault>,
     cluster: Cluster,
     proxies: BTreeMap<i32, NodeProxies>,
     started: Instant,
@@ -200,11 +236,12 @@ struct Chaos {
 
 impl Chaos {
     /// Starts three combined nodes behind their proxies and creates the topic.
-    async fn start(seed: u64) -> Chaos {
+    async fn start(seed: u64, faults: Vec<Fault>) -> Chaos {
         let (cluster, proxies) = start_cluster(seed);
         let mut chaos = Chaos {
             seed,
             rng: SplitMix64::stream(seed, 0xfa17),
+            faults,
             cluster,
             proxies,
             started: Instant::now(),
@@ -275,7 +312,7 @@ impl Chaos {
         while self.started.elapsed() < phase {
             round += 1;
             let view = self.settle(&format!("healing, before fault {round}")).await;
-            let draws = Draws::next(&mut self.rng);
+            let draws = Draws::next(&mut self.rng, &self.faults);
             let heal = self.inject(round, &draws, &view);
             *self.injected.entry(draws.fault).or_default() += 1;
             tokio::time::sleep(Duration::from_millis(draws.fault_ms)).await;
@@ -879,12 +916,15 @@ async fn read_final_log(seed: u64, bootstrap: &str, highs: &BTreeMap<i32, i64>) 
 async fn chaos_replicated_topic_survives_kills_and_partitions_without_losing_acknowledged_writes() {
     let seed = u64_from_env(SEED_ENV).unwrap_or(SEED_DEFAULT);
     let phase = Duration::from_secs(u64_from_env(SECS_ENV).unwrap_or(CHAOS_SECS_DEFAULT));
+    let faults = Fault::chosen();
+    let names: Vec<&str> = faults.iter().map(|f| f.name()).collect();
     eprintln!(
-        "chaos[{seed:#x}] {NAME}: seed {seed:#x}, fault phase {phase:?} \
-         (reproduce with {SEED_ENV}={seed:#x}; run longer with {SECS_ENV}=<seconds>)"
+        "chaos[{seed:#x}] {NAME}: seed {seed:#x}, fault phase {phase:?}, faults {names:?} \
+         (reproduce with {SEED_ENV}={seed:#x}; run longer with {SECS_ENV}=<seconds>; \
+         choose faults with {FAULTS_ENV}=<names>)"
     );
     let _failure_last = support::FailureLast::install();
-    let mut chaos = Chaos::start(seed).await;
+    let mut chaos = Chaos::start(seed, faults).await;
     let bootstrap = chaos.bootstrap();
     let mut workload = Workload::start(seed, &bootstrap);
     let committer = commits::Committer::start(&bootstrap);
