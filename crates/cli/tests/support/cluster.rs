@@ -578,6 +578,9 @@ const CLIENT_LOG_LINES_SHOWN: usize = 300;
 pub struct CapturedLog {
     lines: Arc<Mutex<VecDeque<String>>>,
     capacity: usize,
+    /// How many lines each facility (librdkafka's tag: DRAIN, NEWPID, ERRSEQ...) logged,
+    /// kept lines or not.
+    facilities: Arc<Mutex<BTreeMap<String, usize>>>,
 }
 
 impl Default for CapturedLog {
@@ -589,7 +592,11 @@ impl Default for CapturedLog {
 impl CapturedLog {
     /// Keeps the last `capacity` lines.
     pub fn keeping(capacity: usize) -> Self {
-        CapturedLog { lines: Arc::new(Mutex::new(VecDeque::new())), capacity: capacity.max(1) }
+        CapturedLog {
+            lines: Arc::new(Mutex::new(VecDeque::new())),
+            capacity: capacity.max(1),
+            facilities: Arc::new(Mutex::new(BTreeMap::new())),
+        }
     }
 
     fn lines(&self) -> MutexGuard<'_, VecDeque<String>> {
@@ -611,6 +618,11 @@ impl CapturedLog {
         lines.iter().skip(lines.len().saturating_sub(CLIENT_LOG_LINES_SHOWN)).cloned().collect::<Vec<_>>().join("\n")
     }
 
+    /// Lines logged per facility since the client started.
+    pub fn facility_counts(&self) -> BTreeMap<String, usize> {
+        self.facilities.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
     /// Every line kept.
     pub fn all(&self) -> String {
         self.lines().iter().cloned().collect::<Vec<_>>().join("\n")
@@ -619,6 +631,8 @@ impl CapturedLog {
 
 impl ClientContext for CapturedLog {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        *self.facilities.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).entry(fac.to_string()).or_default() +=
+            1;
         self.push(format!("{level:?} {fac} {log_message}"));
     }
 
