@@ -988,7 +988,10 @@ fn report(chaos: &Chaos, workload: &Workload, sent: &[Vec<Outcome>], log: &Final
     let consumer_errors: Vec<_> = workload.consumers.iter().map(|c| lock(&c.ledger).errors.kinds.clone()).collect();
     chaos.say(&format!("producer errors {:?}; consumer errors {consumer_errors:?}", workload.producer_errors()));
     let events: Vec<_> = workload.producers.iter().map(|p| p.log.facility_counts()).collect();
-    chaos.say(&format!("producers' idempotence log lines by librdkafka facility: {events:?}"));
+    let bumps: Vec<_> = workload.producers.iter().map(|p| p.log.lines_containing("bumped epoch")).collect();
+    chaos.say(&format!(
+        "producers' idempotence log lines by librdkafka facility: {events:?}; producer epoch bumps {bumps:?}"
+    ));
     for (id, proxies) in &chaos.proxies {
         chaos.say(&format!(
             "node {id} proxies: kafka {}; quorum {}",

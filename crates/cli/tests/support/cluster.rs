@@ -623,6 +623,11 @@ impl CapturedLog {
         self.facilities.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
+    /// How many kept lines contain `text`.
+    pub fn lines_containing(&self, text: &str) -> usize {
+        self.lines().iter().filter(|line| line.contains(text)).count()
+    }
+
     /// Every line kept.
     pub fn all(&self) -> String {
         self.lines().iter().cloned().collect::<Vec<_>>().join("\n")
