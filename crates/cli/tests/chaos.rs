@@ -549,8 +549,6 @@ type ChaosProducer = FutureProducer<CapturedLog>;
 struct ProducerRun {
     producer: ChaosProducer,
     log: CapturedLog,
-    /// Whether the log was left for inspection already (once, when the producer fails).
-    log_kept: AtomicBool,
     ledger: Arc<Mutex<ProducerLedger>>,
     window: Arc<Semaphore>,
     task: JoinHandle<()>,
@@ -594,6 +592,18 @@ fn idempotent_producer(bootstrap: &str, log: &CapturedLog) -> ChaosProducer {
         .expect("idempotent producer")
 }
 
+/// A failing test (any assertion after the workload started) leaves every producer's
+/// idempotence log beside the nodes' data when `RUNNEL_TEST_KEEP` is set.
+impl Drop for Workload {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for (i, p) in self.producers.iter().enumerate() {
+                support::keep_text(&format!("producer-{i}-eos"), &p.log.all());
+            }
+        }
+    }
+}
+
 impl Workload {
     fn start(seed: u64, bootstrap: &str) -> Workload {
         let stop_producing = Arc::new(AtomicBool::new(false));
@@ -628,9 +638,6 @@ impl Workload {
                             "\n--- producer {i} idempotence log (last lines) ---\n{}",
                             p.log.tail()
                         ));
-                        if !p.log_kept.swap(true, Ordering::SeqCst) {
-                            support::keep_text(&format!("producer-{i}-eos"), &p.log.all());
-                        }
                     }
                     Err(format!(
                         "acknowledged {now:?} from {from:?}, failed {failed:?}; fatal errors {fatal:?}; {:?}{logs}",
@@ -763,7 +770,7 @@ fn start_producer(id: u32, bootstrap: &str, stop: &Arc<AtomicBool>) -> ProducerR
     let ledger = Arc::new(Mutex::new(ProducerLedger::default()));
     let window = Arc::new(Semaphore::new(DELIVERY_WINDOW));
     let task = tokio::spawn(produce(id, producer.clone(), Arc::clone(&ledger), Arc::clone(&window), Arc::clone(stop)));
-    ProducerRun { producer, log, log_kept: AtomicBool::new(false), ledger, window, task }
+    ProducerRun { producer, log, ledger, window, task }
 }
 
 /// Sends `p{id}-{seq}` with key `key-{seq % KEYS}` at [`SEND_INTERVAL`] while the window
