@@ -93,10 +93,6 @@ const DELIVERY_WINDOW: usize = 200;
 const SEND_INTERVAL: Duration = Duration::from_millis(2);
 /// librdkafka fails a message it could not get acknowledged within this.
 const MESSAGE_TIMEOUT_MS: u64 = 60_000;
-/// A shorter `message.timeout.ms` for the producers (at most [`MESSAGE_TIMEOUT_MS`]): with
-/// a few seconds, messages time out during faults and librdkafka bumps the producer epoch
-/// and renumbers, which exercises its recovery paths and the brokers' epoch handling.
-const MESSAGE_TIMEOUT_ENV: &str = "RUNNEL_CHAOS_MESSAGE_TIMEOUT_MS";
 /// A delivery report later than this is counted as a failure (librdkafka promises one
 /// within `message.timeout.ms`).
 const DELIVERY_REPORT_TIMEOUT: Duration = Duration::from_millis(MESSAGE_TIMEOUT_MS + 30_000);
@@ -568,10 +564,6 @@ struct Workload {
     stop_producing: Arc<AtomicBool>,
 }
 
-fn message_timeout_ms() -> u64 {
-    u64_from_env(MESSAGE_TIMEOUT_ENV).unwrap_or(MESSAGE_TIMEOUT_MS).clamp(1_000, MESSAGE_TIMEOUT_MS)
-}
-
 fn idempotent_producer(bootstrap: &str, log: &CapturedLog) -> ChaosProducer {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -580,7 +572,7 @@ fn idempotent_producer(bootstrap: &str, log: &CapturedLog) -> ChaosProducer {
         .set("acks", "all")
         .set("max.in.flight.requests.per.connection", "5")
         .set("linger.ms", "5")
-        .set("message.timeout.ms", message_timeout_ms().to_string())
+        .set("message.timeout.ms", MESSAGE_TIMEOUT_MS.to_string())
         .set("socket.timeout.ms", "20000")
         .set("retry.backoff.ms", "100")
         .set("reconnect.backoff.ms", "50")
@@ -934,10 +926,9 @@ async fn chaos_replicated_topic_survives_kills_and_partitions_without_losing_ack
     let faults = Fault::chosen();
     let names: Vec<&str> = faults.iter().map(|f| f.name()).collect();
     eprintln!(
-        "chaos[{seed:#x}] {NAME}: seed {seed:#x}, fault phase {phase:?}, faults {names:?}, \
-         producers' message.timeout.ms {} (reproduce with {SEED_ENV}={seed:#x}; run longer with \
-         {SECS_ENV}=<seconds>; choose faults with {FAULTS_ENV}=<names>)",
-        message_timeout_ms()
+        "chaos[{seed:#x}] {NAME}: seed {seed:#x}, fault phase {phase:?}, faults {names:?} \
+         (reproduce with {SEED_ENV}={seed:#x}; run longer with {SECS_ENV}=<seconds>; \
+         choose faults with {FAULTS_ENV}=<names>)"
     );
     let _failure_last = support::FailureLast::install();
     let mut chaos = Chaos::start(seed, faults).await;
