@@ -8,7 +8,7 @@ mod common;
 use std::fs::OpenOptions;
 use std::io::Write;
 
-use common::{active_log_file, batch, read_all};
+use common::{active_log_file, batch, offset_at_per_mille, read_all};
 use proptest::prelude::*;
 use runnel_storage::{LogConfig, PartitionLog, StorageError};
 
@@ -82,8 +82,7 @@ impl Harness {
                 self.acked.retain(|(base, _)| *base >= start);
             }
             Op::Truncate(per_mille) => {
-                let (start, end) = (self.log().log_start_offset(), self.log().log_end_offset());
-                let offset = start + (end - start) * i64::from(*per_mille) / 1000;
+                let offset = offset_at_per_mille(self.log(), *per_mille);
                 self.log().truncate_to(offset).unwrap();
                 let end = self.log().log_end_offset();
                 assert!(end <= offset);

@@ -11,7 +11,7 @@ mod common;
 use std::fs::OpenOptions;
 use std::io::Write;
 
-use common::{active_log_file, batch, read_all};
+use common::{active_log_file, batch, offset_at_per_mille, read_all};
 use proptest::prelude::*;
 use runnel_protocol::batch::{BatchMut, BatchView};
 use runnel_storage::producer_state::ProducerBatch;
@@ -117,9 +117,20 @@ impl Harness {
         self.log.as_mut().expect("open")
     }
 
+    /// Closes the log cleanly or drops it as a crash would, and reopens it.
+    fn reopen_after(&mut self, clean: bool) {
+        let log = self.log.take().expect("open");
+        let recovery_point = log.recovery_point();
+        match clean {
+            true => log.close().unwrap(),
+            false => drop(log),
+        }
+        self.reopen(recovery_point, clean);
+    }
+
     fn apply(&mut self, op: &Op) {
-        self.now_ms += 10;
-        let now_ms = self.now_ms;
+        let now_ms = self.now_ms + 10;
+        self.now_ms = now_ms;
         match op {
             Op::Send { producer, records, send } => self.send(*producer, *records, *send),
             Op::Copy { producer, records } => {
@@ -135,22 +146,11 @@ impl Harness {
             }
             Op::Roll => self.log().roll(now_ms).unwrap(),
             Op::Truncate(per_mille) => {
-                let (start, end) = (self.log().log_start_offset(), self.log().log_end_offset());
-                let offset = start + (end - start) * i64::from(*per_mille) / 1000;
+                let offset = offset_at_per_mille(self.log(), *per_mille);
                 self.log().truncate_to(offset).unwrap();
             }
-            Op::ReopenClean => {
-                let log = self.log.take().unwrap();
-                let recovery_point = log.recovery_point();
-                log.close().unwrap();
-                self.reopen(recovery_point, true);
-            }
-            Op::ReopenUnclean => {
-                let log = self.log.take().unwrap();
-                let recovery_point = log.recovery_point();
-                drop(log);
-                self.reopen(recovery_point, false);
-            }
+            Op::ReopenClean => self.reopen_after(true),
+            Op::ReopenUnclean => self.reopen_after(false),
             Op::CrashWithTornTail(prefix_per_mille) => {
                 let log = self.log.take().unwrap();
                 let (recovery_point, end) = (log.recovery_point(), log.log_end_offset());

@@ -39,6 +39,12 @@ pub fn read_all(log: &PartitionLog) -> Vec<(i64, Vec<u8>)> {
     out
 }
 
+/// The offset `per_mille` thousandths of the way from the log start to the log end.
+pub fn offset_at_per_mille(log: &PartitionLog, per_mille: u16) -> i64 {
+    let (start, end) = (log.log_start_offset(), log.log_end_offset());
+    start + (end - start) * i64::from(per_mille) / 1000
+}
+
 pub fn small_config() -> LogConfig {
     LogConfig { segment_bytes: 64 * 1024, index_interval_bytes: 512, ..LogConfig::default() }
 }
