@@ -167,12 +167,12 @@ impl Fault {
     /// same schedule as it always did.
     fn chosen() -> Vec<Fault> {
         let Ok(names) = std::env::var(FAULTS_ENV) else { return FAULTS.to_vec() };
+        let known = FAULTS.map(Fault::name).join(", ");
         let chosen: Vec<Fault> = names
             .split(',')
             .map(str::trim)
             .filter(|name| !name.is_empty())
             .map(|name| {
-                let known = FAULTS.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ");
                 FAULTS
                     .into_iter()
                     .find(|f| f.name() == name)
@@ -622,15 +622,13 @@ impl Workload {
                 false => {
                     let failed: Vec<usize> = self.producers.iter().map(|p| lock(&p.ledger).failed).collect();
                     let fatal: Vec<_> = self.producers.iter().map(|p| p.producer.client().fatal_error()).collect();
-                    let fatal_producers =
-                        self.producers.iter().enumerate().filter(|(_, p)| p.producer.client().fatal_error().is_some());
-                    let mut logs = String::new();
-                    for (i, p) in fatal_producers {
-                        logs.push_str(&format!(
-                            "\n--- producer {i} idempotence log (last lines) ---\n{}",
-                            p.log.tail()
-                        ));
-                    }
+                    let logs: String = self
+                        .producers
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, p)| p.producer.client().fatal_error().is_some())
+                        .map(|(i, p)| format!("\n--- producer {i} idempotence log (last lines) ---\n{}", p.log.tail()))
+                        .collect();
                     Err(format!(
                         "acknowledged {now:?} from {from:?}, failed {failed:?}; fatal errors {fatal:?}; {:?}{logs}",
                         self.producer_errors()
