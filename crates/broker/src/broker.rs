@@ -19,7 +19,7 @@ use crate::producer_ids::ProducerIdManager;
 use crate::replica_manager::ReplicaManager;
 
 pub const CLEAN_SHUTDOWN_MARKER: &str = ".runnel_clean_shutdown";
-const META_PROPERTIES: &str = "meta.properties";
+pub const META_PROPERTIES: &str = "meta.properties";
 
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +66,9 @@ pub struct Broker {
     /// Followers' fetchers, copying from partition leaders (cluster mode).
     pub fetchers: crate::replica_fetcher::ReplicaFetchers,
     pub stats: Stats,
+    /// `queued.max.request.bytes` as permits: a connection takes a frame's size before
+    /// reading its body and gives it back once the request is answered.
+    pub request_budget: Arc<tokio::sync::Semaphore>,
 }
 
 impl Broker {
@@ -73,6 +76,7 @@ impl Broker {
     /// `cluster`: the metadata store on the Raft quorum in cluster mode (started by the
     /// caller, which is async); `None` keeps metadata in the node's local log.
     pub fn open(config: BrokerConfig, cluster: Option<MetadataStore>) -> Result<Arc<Broker>, BrokerError> {
+        config.validate().map_err(|e| BrokerError::Config(e.to_string()))?;
         let data_dir = config.data_dir.clone();
         std::fs::create_dir_all(&data_dir)?;
         let cluster_id = load_or_create_meta(&data_dir, &config)?;
@@ -93,10 +97,11 @@ impl Broker {
             register_self(&metadata, &config)?;
         }
         let replicas = ReplicaManager::new(&data_dir, config.node_id);
-        replicas.open_all(&metadata.image(), &config, clean, now)?;
+        replicas.open_all(&metadata.image(), &config, clean, now);
         let groups = group_coordinator(&config);
         groups.load(&replicas, &metadata.image(), now)?;
         let producer_ids = ProducerIdManager::new(config.node_id);
+        let request_budget = Arc::new(tokio::sync::Semaphore::new(config.queued_max_request_bytes));
         Ok(Arc::new(Broker {
             config,
             cluster_id,
@@ -106,6 +111,7 @@ impl Broker {
             producer_ids,
             fetchers: Default::default(),
             stats: Stats::default(),
+            request_budget,
         }))
     }
 
@@ -200,14 +206,8 @@ fn load_or_create_meta(data_dir: &Path, config: &BrokerConfig) -> Result<String,
     }
     let cluster_id = config.cluster_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let text = format!("version=1\nnode.id={}\ncluster.id={}\n", config.node_id, cluster_id);
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    sync_dir(data_dir)?;
+    runnel_storage::write_atomically(&path, text.as_bytes())?;
     Ok(cluster_id)
 }
 
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
-}
+use runnel_storage::sync_dir;

@@ -52,6 +52,10 @@ pub struct BrokerConfig {
     pub message_max_bytes: usize,
     pub log_message_timestamp_type_log_append: bool,
     pub socket_request_max_bytes: usize,
+    /// `queued.max.request.bytes`: request bytes read and not yet answered, over every
+    /// connection. Kafka's default is unbounded; Runnel bounds it (at least one request of
+    /// `socket.request.max.bytes`).
+    pub queued_max_request_bytes: usize,
     pub max_connections: usize,
     pub request_timeout_ms: u64,
     pub connections_max_idle_ms: u64,
@@ -146,6 +150,7 @@ impl Default for BrokerConfig {
             message_max_bytes: 1024 * 1024 + 12,
             log_message_timestamp_type_log_append: false,
             socket_request_max_bytes: 100 * 1024 * 1024,
+            queued_max_request_bytes: 512 * 1024 * 1024,
             max_connections: 10_000,
             request_timeout_ms: 30_000,
             connections_max_idle_ms: 600_000,
@@ -221,6 +226,7 @@ impl BrokerConfig {
             "message.max.bytes" => self.message_max_bytes = parse(key, value)?,
             "log.message.timestamp.type" => self.log_message_timestamp_type_log_append = timestamp_type(key, value)?,
             "socket.request.max.bytes" => self.socket_request_max_bytes = parse(key, value)?,
+            "queued.max.request.bytes" => self.queued_max_request_bytes = parse(key, value)?,
             "max.connections" => self.max_connections = parse(key, value)?,
             "request.timeout.ms" => self.request_timeout_ms = parse(key, value)?,
             "connections.max.idle.ms" => self.connections_max_idle_ms = parse(key, value)?,
@@ -230,7 +236,13 @@ impl BrokerConfig {
             "producer.id.expiration.ms" => self.producer_id_expiration_ms = parse(key, value)?,
             "runnel.bench.discard.produce" => self.discard_produce = parse(key, value)?,
             "log.flush.offset.checkpoint.interval.ms" => self.checkpoint_interval_ms = parse(key, value)?,
-            "log.segment.bytes" => self.log.segment_bytes = parse(key, value)?,
+            "log.segment.bytes" => {
+                self.log.segment_bytes = in_range(key, value, crate::topic_config::SEGMENT_BYTES_MIN, i32::MAX.into())?
+            }
+            "log.internal.segment.bytes" => {
+                let min = crate::topic_config::INTERNAL_SEGMENT_BYTES_MIN;
+                self.log.segment_bytes = in_range(key, value, min, i32::MAX.into())?
+            }
             "log.roll.ms" => self.log.segment_ms = parse(key, value)?,
             "log.roll.hours" => self.log.segment_ms = parse::<i64>(key, value)? * 3_600_000,
             "log.index.size.max.bytes" => self.log.segment_index_bytes = parse(key, value)?,
@@ -271,7 +283,10 @@ impl BrokerConfig {
                 self.replication.leader_imbalance_check_interval_ms = parse::<u64>(key, value)? * 1_000
             }
             "offsets.topic.num.partitions" => self.offsets_topic_num_partitions = positive(key, value)?,
-            "offsets.topic.segment.bytes" => self.offsets_topic_segment_bytes = parse(key, value)?,
+            "offsets.topic.segment.bytes" => {
+                let min = crate::topic_config::SEGMENT_BYTES_MIN;
+                self.offsets_topic_segment_bytes = in_range(key, value, min, i32::MAX.into())?
+            }
             "offsets.retention.check.interval.ms" => self.offsets_retention_check_interval_ms = parse(key, value)?,
             _ => return Err(ConfigError::Unknown(key.to_string())),
         }
@@ -290,6 +305,35 @@ impl BrokerConfig {
         Ok(())
     }
 
+    /// Checks the settings together, as the parts that use them will: a node refuses to
+    /// start with settings its logs could not open with.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, value: String, why: String| Err(ConfigError::Invalid { key: key.into(), value, why });
+        if let Err(e) = self.log.validate() {
+            return invalid("log.*", format!("{:?}", self.log), e.to_string());
+        }
+        if self.message_max_bytes > i32::MAX as usize {
+            return invalid("message.max.bytes", self.message_max_bytes.to_string(), "above i32::MAX".into());
+        }
+        if self.socket_request_max_bytes > i32::MAX as usize {
+            return invalid(
+                "socket.request.max.bytes",
+                self.socket_request_max_bytes.to_string(),
+                "above i32::MAX".into(),
+            );
+        }
+        if self.queued_max_request_bytes < self.socket_request_max_bytes
+            || self.queued_max_request_bytes > (u32::MAX as usize)
+        {
+            let why = "must be at least socket.request.max.bytes and at most 4 GiB".into();
+            return invalid("queued.max.request.bytes", self.queued_max_request_bytes.to_string(), why);
+        }
+        if self.max_connections == 0 {
+            return invalid("max.connections", "0".into(), "must be at least 1".into());
+        }
+        Ok(())
+    }
+
     /// Whether this node is part of a Raft metadata quorum.
     pub fn is_cluster(&self) -> bool {
         !self.controller_quorum.is_empty()
@@ -299,6 +343,16 @@ impl BrokerConfig {
     pub fn advertised(&self) -> (String, u16) {
         self.advertise.clone().unwrap_or_else(|| (self.listen.ip().to_string(), self.listen.port()))
     }
+}
+
+/// A number within `[min, max]`, as Kafka's `ConfigDef.Range`.
+fn in_range(key: &str, value: &str, min: i64, max: i64) -> Result<u64, ConfigError> {
+    let n: i64 = parse(key, value)?;
+    if n < min || n > max {
+        let why = format!("must be within [{min}, {max}]");
+        return Err(ConfigError::Invalid { key: key.into(), value: value.into(), why });
+    }
+    Ok(n as u64)
 }
 
 fn non_negative(key: &str, value: &str) -> Result<i64, ConfigError> {
@@ -408,5 +462,11 @@ mod tests {
         assert_eq!(config2.num_partitions, 5);
         assert!(matches!(config.set("nope", "1"), Err(ConfigError::Unknown(_))));
         assert!(config.set("num.partitions", "0").is_err());
+        assert!(config.set("log.segment.bytes", "20").is_err(), "Kafka 4.0's minimum is 1 MiB");
+        assert!(config.set("log.internal.segment.bytes", "20").is_err(), "below one batch header");
+        config.set("log.internal.segment.bytes", "16384").unwrap();
+        assert_eq!(config.log.segment_bytes, 16384);
+        config.set("log.index.size.max.bytes", "1").unwrap();
+        assert!(config.validate().is_err(), "an index too small for one entry");
     }
 }

@@ -16,7 +16,7 @@ use runnel_protocol::frame::{check_size, FrameError, SIZE_PREFIX_BYTES};
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::broker::Broker;
 use crate::handlers;
@@ -25,6 +25,15 @@ use crate::sendfile::write_frame;
 /// How much a read may take beyond the current frame: small pipelined requests then cost
 /// one read for several.
 const READ_AHEAD_BYTES: usize = 64 * 1024;
+/// A read buffer grown past this by a large frame is given back once the frame is taken.
+const READ_BUFFER_KEPT_BYTES: usize = 4 * READ_AHEAD_BYTES;
+
+/// A request frame and its share of the node's `queued.max.request.bytes`, returned when
+/// the request has been answered.
+pub struct Admitted {
+    pub frame: Bytes,
+    _budget: OwnedSemaphorePermit,
+}
 
 #[derive(Debug, thiserror::Error)]
 enum ReadError {
@@ -39,13 +48,14 @@ enum ReadError {
 pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut stop: watch::Receiver<bool>) {
     let (reader, mut writer) = stream.into_split();
     let mut frames = FrameReader::new(reader, &broker);
+    let write_timeout = Duration::from_millis(broker.config.request_timeout_ms);
     loop {
         let frame = tokio::select! {
             frame = frames.next() => frame,
             _ = stop.changed() => return,
         };
-        let frame = match frame {
-            Ok(Some(frame)) => frame,
+        let Admitted { frame, _budget } = match frame {
+            Ok(Some(admitted)) => admitted,
             Ok(None) => return,
             Err(e) => {
                 broker.stats.bad_frames.fetch_add(1, Ordering::Relaxed);
@@ -56,9 +66,19 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut
         broker.stats.requests.fetch_add(1, Ordering::Relaxed);
         match handlers::handle(&broker, frame, &stop, peer).await {
             Ok(Some(response)) => {
-                if let Err(e) = write_frame(&mut writer, response, &broker.stats.sendfile_bytes).await {
-                    tracing::debug!(%peer, error = %e, "writing response failed; closing");
-                    return;
+                // A client that stops reading must not hold its connection slot (and the
+                // request's budget) for ever.
+                let write = write_frame(&mut writer, response, &broker.stats.sendfile_bytes);
+                match tokio::time::timeout(write_timeout, write).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "writing response failed; closing");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::warn!(%peer, timeout = ?write_timeout, "response not taken in time; closing");
+                        return;
+                    }
                 }
             }
             Ok(None) => {}
@@ -78,6 +98,7 @@ struct FrameReader {
     limit: usize,
     idle: Duration,
     body_timeout: Duration,
+    budget: Arc<Semaphore>,
 }
 
 impl FrameReader {
@@ -88,6 +109,7 @@ impl FrameReader {
             limit: broker.config.socket_request_max_bytes,
             idle: Duration::from_millis(broker.config.connections_max_idle_ms),
             body_timeout: Duration::from_millis(broker.config.request_timeout_ms),
+            budget: broker.request_budget.clone(),
         }
     }
 
@@ -108,8 +130,13 @@ impl FrameReader {
         Ok(true)
     }
 
-    /// The next frame (without its size prefix); `Ok(None)` at a clean end of stream.
-    async fn next(&mut self) -> Result<Option<Bytes>, ReadError> {
+    /// The next frame (without its size prefix); `Ok(None)` at a clean end of stream. The
+    /// body is read only once the node's budget of request bytes in flight has room for it
+    /// (Kafka's `queued.max.request.bytes`): until then it waits in the socket.
+    async fn next(&mut self) -> Result<Option<Admitted>, ReadError> {
+        if self.buf.capacity() > READ_BUFFER_KEPT_BYTES && self.buf.len() <= READ_AHEAD_BYTES {
+            self.buf = BytesMut::from(&self.buf[..]);
+        }
         let idle = self.idle;
         match tokio::time::timeout(idle, self.fill(SIZE_PREFIX_BYTES)).await {
             Err(_) => return Err(ReadError::Timeout(idle)),
@@ -120,6 +147,12 @@ impl FrameReader {
         }
         let prefix: [u8; 4] = self.buf[..SIZE_PREFIX_BYTES].try_into().expect("filled above");
         let size = check_size(prefix, self.limit)?;
+        let permits = u32::try_from(size.max(1)).unwrap_or(u32::MAX);
+        let budget = match tokio::time::timeout(idle, self.budget.clone().acquire_many_owned(permits)).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) => return Err(std::io::Error::other("request budget closed").into()),
+            Err(_) => return Err(ReadError::Timeout(idle)),
+        };
         let body_timeout = self.body_timeout;
         match tokio::time::timeout(body_timeout, self.fill(SIZE_PREFIX_BYTES + size)).await {
             Err(_) => return Err(ReadError::Timeout(body_timeout)),
@@ -128,6 +161,6 @@ impl FrameReader {
             }
         }
         self.buf.advance(SIZE_PREFIX_BYTES);
-        Ok(Some(self.buf.split_to(size).freeze()))
+        Ok(Some(Admitted { frame: self.buf.split_to(size).freeze(), _budget: budget }))
     }
 }

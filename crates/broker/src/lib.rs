@@ -16,6 +16,8 @@ pub mod groups;
 pub mod handlers;
 pub mod isr;
 pub mod liveness;
+pub mod locks;
+pub mod log_dirs;
 pub mod metadata_store;
 pub mod metrics;
 pub mod partition;

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use crate::locks::{MutexExt, RwLockExt};
 use runnel_metadata::{MetadataError, MetadataImage, MetadataLog, MetadataRecord};
 use runnel_protocol::batch::{build_batch_with_keys, BatchIter};
 use runnel_quorum::Quorum;
@@ -112,7 +113,7 @@ impl MetadataStore {
 
     pub fn image(&self) -> Arc<MetadataImage> {
         match &self.backend {
-            Backend::Local { image, .. } => image.read().expect("image lock").clone(),
+            Backend::Local { image, .. } => image.read_locked().clone(),
             Backend::Raft { quorum, .. } => quorum.image(),
         }
     }
@@ -166,8 +167,8 @@ impl MetadataStore {
     ) -> Result<Result<Arc<MetadataImage>, E>, MetadataError> {
         match &self.backend {
             Backend::Local { log, image } => blocking(|| {
-                let mut log = log.lock().expect("metadata log lock");
-                let current = image.read().expect("image lock").clone();
+                let mut log = log.locked();
+                let current = image.read_locked().clone();
                 let records = match decide(&current) {
                     Ok(records) => records,
                     Err(e) => return Ok(Err(e)),
@@ -177,7 +178,7 @@ impl MetadataStore {
                 }
                 log.append(&records)?;
                 let next = Arc::new(current.apply(&records));
-                *image.write().expect("image lock") = next.clone();
+                *image.write_locked() = next.clone();
                 Ok(Ok(next))
             }),
             Backend::Raft { quorum, commit_lock } => {
@@ -185,7 +186,7 @@ impl MetadataStore {
                 // workers: a waiter parked on a worker would starve the quorum's own tasks
                 // on a small machine, and the commit it waits for would never apply.
                 blocking(|| {
-                    let _one_at_a_time = commit_lock.lock().expect("commit lock");
+                    let _one_at_a_time = commit_lock.locked();
                     let records = match decide(&quorum.image()) {
                         Ok(records) => records,
                         Err(e) => return Ok(Err(e)),

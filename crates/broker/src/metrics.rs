@@ -17,7 +17,17 @@ pub async fn serve(broker: Arc<Broker>, addr: SocketAddr) -> std::io::Result<Soc
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
+        loop {
+            // An accept error (EMFILE, a connection reset before accept) is one connection's
+            // problem: the endpoint keeps serving.
+            let mut stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
             let broker = broker.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; REQUEST_BYTES_MAX];
@@ -64,6 +74,16 @@ fn render(broker: &Broker) -> String {
         ("runnel_partitions", partitions.len(), "Partition replicas hosted by this node."),
         ("runnel_leader_partitions", led.len(), "Partitions this node leads."),
         ("runnel_under_replicated_partitions", under, "Partitions led here whose ISR lacks a replica."),
+        (
+            "runnel_request_bytes_in_flight",
+            broker.config.queued_max_request_bytes - broker.request_budget.available_permits(),
+            "Request bytes read and not yet answered (bounded by queued.max.request.bytes).",
+        ),
+        (
+            "runnel_offline_replicas",
+            broker.replicas.offline().len(),
+            "Replicas this node should host but could not open (see the log for why).",
+        ),
     ];
     for (name, value, help) in gauges {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));

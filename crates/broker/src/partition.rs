@@ -20,6 +20,7 @@ use runnel_storage::{AppendInfo, PartitionLog, ReadInfo, StorageError};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::locks::{MutexExt, RwLockExt};
 use crate::topic_config::TopicSettings;
 
 /// What this node is for a partition.
@@ -162,7 +163,7 @@ impl Partition {
     }
 
     fn state(&self) -> MutexGuard<'_, Replication> {
-        self.replication.lock().expect("replication state lock")
+        self.replication.locked()
     }
 
     pub fn leader_epoch(&self) -> i32 {
@@ -199,7 +200,7 @@ impl Partition {
     }
 
     pub fn settings(&self) -> TopicSettings {
-        self.settings.read().expect("settings lock").clone()
+        self.settings.read_locked().clone()
     }
 
     pub fn high_watermark(&self) -> i64 {
@@ -301,13 +302,28 @@ impl Partition {
 
     /// Leader: a follower fetched from `fetch_offset`. Updates what the leader knows of it
     /// and the high watermark; returns an ISR expansion to propose when the follower is
-    /// back in sync. `None` also when this node is not the leader or `replica` no replica.
-    pub fn record_follower_fetch(&self, replica: i32, fetch_offset: i64, now_ms: i64) -> Option<IsrChange> {
+    /// back in sync. `None` when this node is not the leader. Refused, changing nothing:
+    /// a fetch from a broker that is not a replica (NOT_LEADER_OR_FOLLOWER, Kafka's answer)
+    /// and an offset beyond the leader's log end (OFFSET_OUT_OF_RANGE: no follower can
+    /// hold what the leader does not, so believing it would move the high watermark past
+    /// unreplicated records).
+    pub fn record_follower_fetch(
+        &self,
+        replica: i32,
+        fetch_offset: i64,
+        now_ms: i64,
+    ) -> Result<Option<IsrChange>, ResponseError> {
         let mut state = self.state();
-        if state.role != Role::Leader || !state.replicas.contains(&replica) || replica == self.node_id {
-            return None;
+        if state.role != Role::Leader {
+            return Ok(None);
+        }
+        if !state.replicas.contains(&replica) || replica == self.node_id {
+            return Err(ResponseError::NotLeaderOrFollower);
         }
         let leader_end = self.log_end_offset();
+        if fetch_offset > leader_end || fetch_offset < 0 {
+            return Err(ResponseError::OffsetOutOfRange);
+        }
         let follower = state.followers.entry(replica).or_insert(FollowerState::unknown(0));
         // Kafka's rule: caught up now if it asked for the log end; caught up as of the
         // previous fetch if it asked for what was the log end then.
@@ -322,7 +338,7 @@ impl Partition {
         self.advance_high_watermark(&mut state);
         let in_sync = fetch_offset >= self.high_watermark() && fetch_offset >= state.epoch_start_offset;
         if state.isr.contains(&replica) || !in_sync || state.pending_isr_change.is_some() {
-            return None;
+            return Ok(None);
         }
         let mut isr = state.isr.clone();
         isr.push(replica);
@@ -333,7 +349,7 @@ impl Partition {
         if !state.joining.1.contains(&replica) {
             state.joining.1.push(replica);
         }
-        Some(IsrChange { isr, partition_epoch: state.partition_epoch })
+        Ok(Some(IsrChange { isr, partition_epoch: state.partition_epoch }))
     }
 
     /// Leader: followers in the ISR not caught up for `lag_time_max_ms` leave it.
@@ -367,7 +383,7 @@ impl Partition {
         &self,
         f: impl FnOnce(&mut PartitionLog) -> Result<T, StorageError>,
     ) -> Result<T, PartitionError> {
-        let mut guard: MutexGuard<'_, Option<PartitionLog>> = self.log.lock().expect("partition log lock");
+        let mut guard: MutexGuard<'_, Option<PartitionLog>> = self.log.locked();
         let log = guard.as_mut().ok_or(PartitionError::Deleted)?;
         Ok(f(log)?)
     }
@@ -567,7 +583,7 @@ impl Partition {
 
     /// Takes the log out for closing or deleting; the partition answers as deleted after.
     pub fn take_log(&self) -> Option<PartitionLog> {
-        let log = self.log.lock().expect("partition log lock").take();
+        let log = self.log.locked().take();
         // Wake waiters so they notice.
         self.high_watermark.send_modify(|_| {});
         self.log_end.send_modify(|_| {});

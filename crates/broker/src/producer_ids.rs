@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use runnel_metadata::controller::allocate_producer_ids;
 use runnel_metadata::MetadataError;
 
+use crate::locks::MutexExt;
 use crate::metadata_store::MetadataStore;
 
 /// Racing brokers each retry for a fresh block; bounded all the same.
@@ -36,7 +37,7 @@ impl ProducerIdManager {
     /// Blocks are granted once (the image skips a racing request for the same block), so
     /// a broker that lost a race asks again for the next one.
     pub fn next(&self, metadata: &MetadataStore) -> Result<i64, MetadataError> {
-        let mut block = self.block.lock().expect("producer id block lock");
+        let mut block = self.block.locked();
         let mut attempts = 0;
         while block.is_empty() {
             attempts += 1;
@@ -67,7 +68,7 @@ impl ProducerIdManager {
     /// broker handed out for it (or it knows none); `None` means the caller's epoch is
     /// stale or exhausted and a fresh id is due.
     pub fn bump(&self, producer_id: i64, epoch: i16) -> Option<i16> {
-        let mut epochs = self.epochs.lock().expect("producer epochs lock");
+        let mut epochs = self.epochs.locked();
         let latest = epochs.get(&producer_id).copied();
         if latest.is_some_and(|latest| latest != epoch) || epoch >= i16::MAX - 1 {
             return None;
@@ -81,7 +82,7 @@ impl ProducerIdManager {
 
     /// Records the epoch a fresh id starts with.
     pub fn started(&self, producer_id: i64) {
-        let mut epochs = self.epochs.lock().expect("producer epochs lock");
+        let mut epochs = self.epochs.locked();
         if epochs.len() >= EPOCHS_REMEMBERED_MAX {
             epochs.clear();
         }

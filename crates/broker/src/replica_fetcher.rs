@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest, MetadataRequest, OffsetForLeaderEpochRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -29,10 +29,12 @@ use tokio::sync::{watch, Notify};
 
 use crate::broker::Broker;
 use crate::clock::now_ms;
+use crate::locks::MutexExt;
 use crate::partition::{Partition, PartitionError, Role};
 
-/// Fetch v12: the last version with the replica id in the body and topic names.
-const FETCH_VERSION: i16 = 12;
+/// Fetch v15: the first version whose `ReplicaState` carries the broker epoch, which the
+/// leader checks before it takes a fetch as a follower's (topics by id from v13).
+const FETCH_VERSION: i16 = 15;
 /// Metadata v12: names the cluster id, asked once per connection.
 const CLUSTER_CHECK_METADATA_VERSION: i16 = 12;
 const OFFSETS_FOR_LEADER_EPOCH_VERSION: i16 = 4;
@@ -80,10 +82,10 @@ impl ReplicaFetchers {
                 desired.entry((leader, slot)).or_default().insert(key, (partition, epoch));
             }
         }
-        let mut fetchers = self.fetchers.lock().expect("fetchers lock");
+        let mut fetchers = self.fetchers.locked();
         for (id, fetcher) in fetchers.iter() {
             let wanted = desired.get(id);
-            let mut targets = fetcher.targets.lock().expect("targets lock");
+            let mut targets = fetcher.targets.locked();
             let before = targets.len();
             targets.retain(|key, target| {
                 wanted.and_then(|w| w.get(key)).is_some_and(|(partition, epoch)| {
@@ -102,7 +104,7 @@ impl ReplicaFetchers {
                 tracing::info!(leader = id.0, fetcher = id.1, "replica fetcher started");
                 fetcher
             });
-            let mut targets = fetcher.targets.lock().expect("targets lock");
+            let mut targets = fetcher.targets.locked();
             let mut added = false;
             for (key, (partition, leader_epoch)) in wanted {
                 targets.entry(key).or_insert_with(|| {
@@ -154,7 +156,7 @@ async fn run(broker: Arc<Broker>, fetcher: Arc<Fetcher>, mut stop: watch::Receiv
             return;
         }
         let targets: Vec<(Key, Target)> =
-            fetcher.targets.lock().expect("targets lock").iter().map(|(k, t)| (k.clone(), t.clone())).collect();
+            fetcher.targets.locked().iter().map(|(k, t)| (k.clone(), t.clone())).collect();
         let progress = if targets.is_empty() {
             connection = None;
             tokio::select! {
@@ -205,7 +207,7 @@ async fn pause(fetcher: &Fetcher, stop: &mut watch::Receiver<bool>, backoff: Dur
 }
 
 fn mark(fetcher: &Fetcher, key: &Key, epoch: i32, truncate: bool) {
-    if let Some(target) = fetcher.targets.lock().expect("targets lock").get_mut(key) {
+    if let Some(target) = fetcher.targets.locked().get_mut(key) {
         if target.leader_epoch == epoch {
             target.truncate = truncate;
         }
@@ -337,9 +339,11 @@ async fn fetch_once(
     targets: &[(Key, Target)],
 ) -> Result<bool, String> {
     let config = &broker.config.replication;
-    let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
+    let mut topics: BTreeMap<uuid::Uuid, Vec<FetchPartition>> = BTreeMap::new();
+    let mut names: HashMap<uuid::Uuid, &str> = HashMap::new();
     for (key, target) in targets {
-        topics.entry(key.0.as_str()).or_default().push(
+        names.insert(target.partition.topic_id, key.0.as_str());
+        topics.entry(target.partition.topic_id).or_default().push(
             FetchPartition::default()
                 .with_partition(key.1)
                 .with_current_leader_epoch(target.leader_epoch)
@@ -349,8 +353,13 @@ async fn fetch_once(
                 .with_partition_max_bytes(config.fetch_max_bytes),
         );
     }
+    // The broker epoch of this node's current registration: the leader refuses a follower
+    // fetch that does not name it.
+    let broker_epoch = broker.metadata.image().brokers.get(&broker.config.node_id).map_or(-1, |b| b.epoch);
     let request = FetchRequest::default()
-        .with_replica_id(BrokerId(broker.config.node_id))
+        .with_replica_state(
+            ReplicaState::default().with_replica_id(BrokerId(broker.config.node_id)).with_replica_epoch(broker_epoch),
+        )
         .with_max_wait_ms(i32::try_from(config.fetch_wait_max_ms).unwrap_or(i32::MAX))
         .with_min_bytes(1)
         .with_max_bytes(config.fetch_response_max_bytes)
@@ -359,11 +368,7 @@ async fn fetch_once(
         .with_topics(
             topics
                 .into_iter()
-                .map(|(topic, partitions)| {
-                    FetchTopic::default()
-                        .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
-                        .with_partitions(partitions)
-                })
+                .map(|(topic_id, partitions)| FetchTopic::default().with_topic_id(topic_id).with_partitions(partitions))
                 .collect(),
         );
     let response = conn.send(&request, FETCH_VERSION).await.map_err(|e| e.to_string())?;
@@ -374,7 +379,7 @@ async fn fetch_once(
     let mut refused = 0usize;
     let now = now_ms();
     for topic in response.responses {
-        let name = topic.topic.0.to_string();
+        let Some(name) = names.get(&topic.topic_id).map(|n| n.to_string()) else { continue };
         for data in topic.partitions {
             let key = (name.clone(), data.partition_index);
             let Some((_, target)) = targets.iter().find(|(k, _)| *k == key) else { continue };
@@ -397,6 +402,9 @@ async fn fetch_once(
                             mark(fetcher, &key, target.leader_epoch, true);
                         }
                         Err(e) => {
+                            // An invalid batch (or a failing disk) would fail again at once:
+                            // count it as refused so the fetcher backs off.
+                            refused += 1;
                             tracing::error!(topic = %name, partition = key.1, error = %e, "follower append failed")
                         }
                     }

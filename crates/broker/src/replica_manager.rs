@@ -1,52 +1,84 @@
 //! The partitions this node hosts, kept in step with the metadata image.
 //!
 //! Owns the data directory's partition folders and the node-wide checkpoint files
-//! (`recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`). Lookups by topic
-//! name take a read lock on a map of topics, then index a vector: no allocation per lookup.
+//! (`recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`,
+//! `replication-offset-checkpoint`). Lookups by topic name take a read lock on a map of
+//! topics, then index a vector: no allocation per lookup.
+//!
+//! Invariants:
+//! - No disk I/O under the `topics` lock: a sync decides what to open and delete under a
+//!   short read lock, does the I/O with no lock that lookups take (syncs are serialised by
+//!   a lock of their own), and installs the result under a short write lock. A produce or
+//!   fetch lookup never waits for a folder to be created, recovered or deleted.
+//! - A partition that fails to open is offline on this node (reported in logs, metrics,
+//!   Metadata's offline replicas and DescribeLogDirs; requests get KAFKA_STORAGE_ERROR);
+//!   every other partition serves and the node starts. The next sync tries it again.
+//! - Start-up moves stray folders aside instead of deleting them (`log_dirs`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
-use runnel_metadata::MetadataImage;
+use runnel_metadata::{MetadataImage, PartitionImage};
 use runnel_protocol::ResponseError;
-use runnel_storage::{parse_partition_dir, partition_dir_name, OffsetCheckpoint, PartitionLog, StorageError};
+use runnel_storage::{partition_dir_name, OffsetCheckpoint, PartitionLog, StorageError};
 use uuid::Uuid;
 
 use crate::config::BrokerConfig;
-use crate::metadata_store::METADATA_DIR;
+use crate::locks::{MutexExt, RwLockExt};
+use crate::log_dirs::{self, Checkpoints, HIGH_WATERMARK_CHECKPOINT, LOG_START_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
 use crate::partition::Partition;
-use crate::topic_config;
-
-pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
-pub const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
-/// High watermarks, so a restarted replica does not expose data it never knew committed.
-pub const HIGH_WATERMARK_CHECKPOINT: &str = "replication-offset-checkpoint";
-const PARTITION_METADATA: &str = "partition.metadata";
+use crate::topic_config::{self, TopicSettings};
 
 pub struct TopicPartitions {
     pub topic_id: Uuid,
-    /// Indexed by partition number; `None` where this node holds no replica.
+    /// Indexed by partition number; `None` where this node holds no replica (or its replica
+    /// failed to open: see [`ReplicaManager::offline`]).
     pub partitions: Vec<Option<Arc<Partition>>>,
 }
 
 pub struct ReplicaManager {
     data_dir: PathBuf,
     node_id: i32,
+    name_max: usize,
     topics: RwLock<HashMap<String, Arc<TopicPartitions>>>,
+    /// Replicas this node should host but could not open, with the reason.
+    offline: RwLock<BTreeMap<(String, i32), String>>,
+    /// Serialises syncs, which do their I/O outside `topics`.
+    sync_lock: Mutex<()>,
     /// `records_applied` of the newest image synced: an older one (from a task that raced
     /// the image follower) is ignored rather than undoing newer changes.
     synced_records: std::sync::atomic::AtomicU64,
 }
 
-type Checkpoints = HashMap<(String, i32), i64>;
-
 /// The checkpoints read at start-up: recovery points, log starts, high watermarks.
-#[derive(Default)]
 struct StartCheckpoints {
+    /// Whether the logs may skip recovery: a clean shutdown, with an intact recovery
+    /// checkpoint.
+    clean: bool,
     recovery: Checkpoints,
     starts: Checkpoints,
     high_watermarks: Checkpoints,
+}
+
+impl StartCheckpoints {
+    fn running() -> Self {
+        StartCheckpoints {
+            clean: true,
+            recovery: Checkpoints::new(),
+            starts: Checkpoints::new(),
+            high_watermarks: Checkpoints::new(),
+        }
+    }
+}
+
+/// What one sync does, decided under the read lock.
+enum Step {
+    /// Close and delete this replica's log (topic deleted, or replica moved away).
+    Delete(Arc<Partition>),
+    /// Open the replica of `topic` partition `image.partition` (new partition, replica moved
+    /// here, or an earlier attempt failed).
+    Open { topic: String, topic_id: Uuid, image: PartitionImage, settings: TopicSettings },
 }
 
 impl ReplicaManager {
@@ -54,18 +86,37 @@ impl ReplicaManager {
         ReplicaManager {
             data_dir: data_dir.to_path_buf(),
             node_id,
+            name_max: log_dirs::name_max(data_dir),
             topics: RwLock::new(HashMap::new()),
+            offline: RwLock::new(BTreeMap::new()),
+            sync_lock: Mutex::new(()),
             synced_records: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
+    /// Whether a topic of this name and partition count has folder names the data
+    /// directory's file system takes; the message for the client if not.
+    pub fn check_folder_names(&self, topic: &str, partitions: i32) -> Result<(), String> {
+        log_dirs::check_folder_names(topic, partitions, self.name_max)
+    }
+
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
-        let topics = self.topics.read().expect("topics lock");
+        let topics = self.topics.read_locked();
         topics.get(topic)?.partitions.get(usize::try_from(index).ok()?)?.clone()
     }
 
+    /// Replicas this node should host but could not open, with why.
+    pub fn offline(&self) -> BTreeMap<(String, i32), String> {
+        self.offline.read_locked().clone()
+    }
+
+    pub fn is_offline(&self, topic: &str, index: i32) -> bool {
+        self.offline.read_locked().contains_key(&(topic.to_string(), index))
+    }
+
     /// The partition if this node leads it in `image`, else the error Kafka gives: unknown
-    /// topic or partition, or NOT_LEADER_OR_FOLLOWER (the client refreshes its metadata).
+    /// topic or partition, NOT_LEADER_OR_FOLLOWER (the client refreshes its metadata), or
+    /// KAFKA_STORAGE_ERROR when this node's replica is offline.
     pub fn led_partition(
         &self,
         image: &MetadataImage,
@@ -81,151 +132,190 @@ impl ReplicaManager {
         }
         // The image may be ahead of the partition by a moment: it serves once it has taken
         // the leadership (epoch assigned, followers reset).
-        self.partition(topic, index).filter(|p| p.is_leader()).ok_or(ResponseError::NotLeaderOrFollower)
+        match self.partition(topic, index) {
+            Some(p) if p.is_leader() => Ok(p),
+            None if self.is_offline(topic, index) => Err(ResponseError::KafkaStorageError),
+            _ => Err(ResponseError::NotLeaderOrFollower),
+        }
     }
 
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
-        let topics = self.topics.read().expect("topics lock");
+        let topics = self.topics.read_locked();
         topics.values().flat_map(|t| t.partitions.iter().flatten().cloned()).collect()
     }
 
     /// Opens every partition the image assigns to this node, recovering as needed, and
-    /// removes partition folders of topics that no longer exist.
-    pub fn open_all(
-        &self,
-        image: &MetadataImage,
-        config: &BrokerConfig,
-        clean_shutdown: bool,
-        now_ms: i64,
-    ) -> Result<(), StorageError> {
+    /// moves aside partition folders the image does not name. A partition that fails to
+    /// open is offline; the others serve.
+    pub fn open_all(&self, image: &MetadataImage, config: &BrokerConfig, clean_shutdown: bool, now_ms: i64) {
+        let recovery = log_dirs::read_checkpoint(&self.data_dir.join(RECOVERY_POINT_CHECKPOINT));
         let checkpoints = StartCheckpoints {
-            recovery: read_checkpoint(&self.data_dir.join(RECOVERY_POINT_CHECKPOINT))?,
-            starts: read_checkpoint(&self.data_dir.join(LOG_START_CHECKPOINT))?,
-            high_watermarks: read_checkpoint(&self.data_dir.join(HIGH_WATERMARK_CHECKPOINT))?,
+            // Without an intact recovery checkpoint every log is scanned in full.
+            clean: clean_shutdown && recovery.is_some(),
+            recovery: recovery.unwrap_or_default(),
+            starts: log_dirs::read_checkpoint(&self.data_dir.join(LOG_START_CHECKPOINT)).unwrap_or_default(),
+            high_watermarks: log_dirs::read_checkpoint(&self.data_dir.join(HIGH_WATERMARK_CHECKPOINT))
+                .unwrap_or_default(),
         };
-        self.remove_stray_dirs(image)?;
-        self.sync(image, config, clean_shutdown, &checkpoints, now_ms)
+        let hosted = |topic: &str, index: i32| {
+            image
+                .topic(topic)
+                .and_then(|t| t.partitions.get(usize::try_from(index).ok()?))
+                .is_some_and(|p| p.replicas.contains(&self.node_id))
+        };
+        if let Err(e) = log_dirs::move_aside_strays(&self.data_dir, hosted) {
+            tracing::error!(error = %e, "looking for stray partition folders failed");
+        }
+        if let Err(e) = self.sync(image, config, &checkpoints, now_ms) {
+            tracing::error!(error = %e, "some partitions could not be opened; they are offline on this node");
+        }
     }
 
     /// Brings hosted partitions in line with `image`: creates new ones, drops deleted ones.
+    /// Everything that can be done is done; the first failure is returned.
     pub fn sync_with(&self, image: &MetadataImage, config: &BrokerConfig, now_ms: i64) -> Result<(), StorageError> {
-        self.sync(image, config, true, &StartCheckpoints::default(), now_ms)
+        self.sync(image, config, &StartCheckpoints::running(), now_ms)
     }
 
     fn sync(
         &self,
         image: &MetadataImage,
         config: &BrokerConfig,
-        clean: bool,
         checkpoints: &StartCheckpoints,
         now_ms: i64,
     ) -> Result<(), StorageError> {
-        let mut topics = self.topics.write().expect("topics lock");
+        let _one_at_a_time = self.sync_lock.locked();
         let synced = self.synced_records.load(std::sync::atomic::Ordering::Acquire);
         if image.records_applied < synced {
             return Ok(());
         }
         self.synced_records.store(image.records_applied, std::sync::atomic::Ordering::Release);
-        let removed: Vec<String> = topics
-            .iter()
-            .filter(|(name, t)| image.topic(name).is_none_or(|i| i.topic_id != t.topic_id))
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in removed {
-            let topic = topics.remove(&name).expect("listed above");
-            for partition in topic.partitions.iter().flatten() {
-                if let Some(log) = partition.take_log() {
-                    log.delete()?;
+        let steps = self.plan(image, config, now_ms);
+        let mut first_error = None;
+        let mut opened = HashMap::new();
+        for step in steps {
+            match step {
+                Step::Delete(partition) => {
+                    if let Some(log) = partition.take_log() {
+                        if let Err(e) = log.delete() {
+                            tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "deleting a replica failed");
+                            first_error.get_or_insert(e);
+                        }
+                    }
+                }
+                Step::Open { topic, topic_id, image, settings } => {
+                    let key = (topic.clone(), image.partition);
+                    match self.open_partition(&topic, topic_id, &image, settings, checkpoints, now_ms) {
+                        Ok(partition) => {
+                            self.offline.write_locked().remove(&key);
+                            opened.insert(key, Arc::new(partition));
+                        }
+                        Err(e) => {
+                            tracing::error!(topic = %topic, partition = image.partition, error = %e, "opening a replica failed; it is offline on this node");
+                            self.offline.write_locked().insert(key, e.to_string());
+                            first_error.get_or_insert(e);
+                        }
+                    }
                 }
             }
         }
-        for (name, topic) in &image.topics {
-            let hosted = topics.get(name);
-            let unchanged_hosting = hosted.is_some_and(|h| {
-                h.partitions.len() == topic.partitions.len()
-                    && h.partitions
-                        .iter()
-                        .zip(&topic.partitions)
-                        .all(|(h, p)| h.is_some() == p.replicas.contains(&self.node_id))
-            });
-            if let Some(hosted) = hosted {
-                // Leadership, epochs and ISRs may have changed: hosted partitions follow.
-                for (p, partition) in topic.partitions.iter().zip(&hosted.partitions) {
-                    if let Some(partition) = partition.as_ref().filter(|_| p.replicas.contains(&self.node_id)) {
+        self.install(image, opened);
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Under the read lock: hosted partitions take their new roles; returns the replicas
+    /// to delete and to open.
+    fn plan(&self, image: &MetadataImage, config: &BrokerConfig, now_ms: i64) -> Vec<Step> {
+        let topics = self.topics.read_locked();
+        let mut steps = Vec::new();
+        for (name, hosted) in topics.iter() {
+            let current = image.topic(name).filter(|t| t.topic_id == hosted.topic_id);
+            for (index, partition) in hosted.partitions.iter().enumerate() {
+                let Some(partition) = partition else { continue };
+                let wanted =
+                    current.and_then(|t| t.partitions.get(index)).filter(|p| p.replicas.contains(&self.node_id));
+                match wanted {
+                    // Leadership, epochs and ISRs may have changed: hosted partitions follow.
+                    Some(p) => {
                         if let Err(e) = partition.apply_image(p, now_ms) {
                             tracing::error!(topic = %name, partition = p.partition, error = %e, "changing role failed");
                         }
                     }
-                }
-            }
-            if unchanged_hosting {
-                continue;
-            }
-            // Partitions added, or replicas moved onto or off this node (reassignment).
-            let settings = topic_config::settings(config, image.topic_configs(name));
-            let previous = hosted.map(|t| t.partitions.clone()).unwrap_or_default();
-            let mut partitions = Vec::with_capacity(topic.partitions.len());
-            for p in &topic.partitions {
-                let existing = previous.get(p.partition as usize).cloned().flatten();
-                let wanted = p.replicas.contains(&self.node_id);
-                match (existing, wanted) {
-                    (Some(partition), true) => partitions.push(Some(partition)),
-                    (Some(partition), false) => {
-                        tracing::info!(topic = %name, partition = p.partition, "replica moved away; deleting it");
-                        if let Some(log) = partition.take_log() {
-                            log.delete()?;
+                    None => {
+                        if current.is_some() {
+                            tracing::info!(topic = %name, partition = index, "replica moved away; deleting it");
                         }
-                        partitions.push(None);
-                    }
-                    (None, false) => partitions.push(None),
-                    (None, true) => {
-                        let key = (name.clone(), p.partition);
-                        let recovery_point = checkpoints.recovery.get(&key).copied().unwrap_or(0);
-                        let log_start = checkpoints.starts.get(&key).copied().unwrap_or(0);
-                        let high_watermark = checkpoints.high_watermarks.get(&key).copied().unwrap_or(0);
-                        let dir = self.data_dir.join(partition_dir_name(name, p.partition));
-                        prepare_dir(&dir, topic.topic_id)?;
-                        let log =
-                            PartitionLog::open(&dir, settings.log.clone(), recovery_point, log_start, clean, now_ms)?;
-                        partitions.push(Some(Arc::new(Partition::new(
-                            name.clone(),
-                            topic.topic_id,
-                            self.node_id,
-                            p,
-                            log,
-                            settings.clone(),
-                            high_watermark,
-                            now_ms,
-                        ))));
+                        steps.push(Step::Delete(partition.clone()));
                     }
                 }
             }
-            topics.insert(name.clone(), Arc::new(TopicPartitions { topic_id: topic.topic_id, partitions }));
         }
-        Ok(())
+        for (name, topic) in &image.topics {
+            let hosted = topics.get(name).filter(|h| h.topic_id == topic.topic_id);
+            let settings = topic_config::settings(config, image.topic_configs(name));
+            for p in topic.partitions.iter().filter(|p| p.replicas.contains(&self.node_id)) {
+                let held = hosted.and_then(|h| h.partitions.get(p.partition as usize)).is_some_and(Option::is_some);
+                if !held {
+                    steps.push(Step::Open {
+                        topic: name.clone(),
+                        topic_id: topic.topic_id,
+                        image: p.clone(),
+                        settings: settings.clone(),
+                    });
+                }
+            }
+        }
+        steps
     }
 
-    fn remove_stray_dirs(&self, image: &MetadataImage) -> Result<(), StorageError> {
-        for entry in std::fs::read_dir(&self.data_dir)? {
-            let entry = entry?;
-            if !entry.file_type()?.is_dir() {
-                continue;
-            }
-            let name = entry.file_name().to_string_lossy().to_string();
-            if name == METADATA_DIR {
-                continue;
-            }
-            let Some((topic, index)) = parse_partition_dir(&name) else { continue };
-            let known = image
-                .topic(&topic)
-                .and_then(|t| t.partitions.get(index as usize))
-                .is_some_and(|p| p.replicas.contains(&self.node_id));
-            if !known {
-                tracing::info!(dir = %name, "removing partition folder of a deleted topic");
-                std::fs::remove_dir_all(entry.path())?;
-            }
+    fn open_partition(
+        &self,
+        topic: &str,
+        topic_id: Uuid,
+        image: &PartitionImage,
+        settings: TopicSettings,
+        checkpoints: &StartCheckpoints,
+        now_ms: i64,
+    ) -> Result<Partition, StorageError> {
+        let key = (topic.to_string(), image.partition);
+        let recovery_point = checkpoints.recovery.get(&key).copied().unwrap_or(0);
+        let log_start = checkpoints.starts.get(&key).copied().unwrap_or(0);
+        let high_watermark = checkpoints.high_watermarks.get(&key).copied().unwrap_or(0);
+        let dir = self.data_dir.join(partition_dir_name(topic, image.partition));
+        log_dirs::prepare_dir(&dir, topic_id)?;
+        let log = PartitionLog::open(&dir, settings.log.clone(), recovery_point, log_start, checkpoints.clean, now_ms)?;
+        Ok(Partition::new(topic.to_string(), topic_id, self.node_id, image, log, settings, high_watermark, now_ms))
+    }
+
+    /// Under the write lock: the hosted map takes the image's shape, with the replicas just
+    /// opened in place. Nothing here touches the disk.
+    fn install(&self, image: &MetadataImage, mut opened: HashMap<(String, i32), Arc<Partition>>) {
+        let mut topics = self.topics.write_locked();
+        let mut next = HashMap::with_capacity(image.topics.len());
+        for (name, topic) in &image.topics {
+            let hosted = topics.remove(name).filter(|h| h.topic_id == topic.topic_id);
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    if !p.replicas.contains(&self.node_id) {
+                        return None;
+                    }
+                    let key = (name.clone(), p.partition);
+                    opened.remove(&key).or_else(|| hosted.as_ref()?.partitions.get(p.partition as usize)?.clone())
+                })
+                .collect();
+            next.insert(name.clone(), Arc::new(TopicPartitions { topic_id: topic.topic_id, partitions }));
         }
-        Ok(())
+        *topics = next;
+        drop(topics);
+        // Replicas of topics that are gone are not offline any more.
+        self.offline.write_locked().retain(|(name, index), _| {
+            image
+                .topic(name)
+                .and_then(|t| t.partitions.get(*index as usize))
+                .is_some_and(|p| p.replicas.contains(&self.node_id))
+        });
     }
 
     /// Writes the recovery-point and log-start checkpoints for every hosted partition.
@@ -293,28 +383,4 @@ impl ReplicaManager {
         OffsetCheckpoint::write(&self.data_dir.join(HIGH_WATERMARK_CHECKPOINT), &high_watermarks)?;
         Ok(())
     }
-}
-
-fn read_checkpoint(path: &Path) -> Result<Checkpoints, StorageError> {
-    if !path.exists() {
-        return Ok(HashMap::new());
-    }
-    OffsetCheckpoint::read(path)
-}
-
-/// Creates the partition folder with its `partition.metadata`; a folder left by an older
-/// topic of the same name (another topic id) is removed first.
-fn prepare_dir(dir: &Path, topic_id: Uuid) -> Result<(), StorageError> {
-    let file = dir.join(PARTITION_METADATA);
-    let expected = format!("version: 0\ntopic_id: {topic_id}\n");
-    if let Ok(existing) = std::fs::read_to_string(&file) {
-        if existing == expected {
-            return Ok(());
-        }
-        tracing::info!(dir = %dir.display(), "replacing partition folder of an older topic");
-        std::fs::remove_dir_all(dir)?;
-    }
-    std::fs::create_dir_all(dir)?;
-    std::fs::write(&file, expected)?;
-    Ok(())
 }

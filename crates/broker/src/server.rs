@@ -15,6 +15,7 @@ use crate::broker::{Broker, BrokerError};
 use crate::clock::now_ms;
 use crate::config::BrokerConfig;
 use crate::connection;
+use crate::locks::run_guarded;
 
 /// How long shutdown waits for connections to finish their in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -126,24 +127,28 @@ fn spawn_background(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> tok
         group_timers.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut offsets_expiry =
             tokio::time::interval(Duration::from_millis(config.offsets_retention_check_interval_ms.max(1)));
+        // Each job runs guarded: a panic in one round is logged and the job runs again at
+        // its next tick, so one bad partition or group cannot stop retention, flushing,
+        // checkpoints or group timers for everyone.
+        let guarded = |job: &str, f: &mut dyn FnMut()| tokio::task::block_in_place(|| run_guarded(job, f));
         loop {
             tokio::select! {
-                _ = group_timers.tick() => tokio::task::block_in_place(|| broker.groups.tick(&broker, now_ms())),
+                _ = group_timers.tick() => guarded("group timers", &mut || broker.groups.tick(&broker, now_ms())),
                 _ = offsets_expiry.tick() => {
-                    tokio::task::block_in_place(|| broker.groups.expire_offsets(&broker, now_ms()))
+                    guarded("offsets expiry", &mut || broker.groups.expire_offsets(&broker, now_ms()))
                 }
-                _ = retention.tick() => {
-                    let deleted = tokio::task::block_in_place(|| broker.replicas.apply_retention(now_ms(), broker.config.producer_id_expiration_ms));
+                _ = retention.tick() => guarded("retention", &mut || {
+                    let deleted = broker.replicas.apply_retention(now_ms(), broker.config.producer_id_expiration_ms);
                     if deleted > 0 {
                         tracing::info!(segments = deleted, "retention deleted segments");
                     }
-                }
-                _ = flush.tick() => tokio::task::block_in_place(|| broker.replicas.maybe_flush(now_ms())),
-                _ = checkpoint.tick() => {
-                    if let Err(e) = tokio::task::block_in_place(|| broker.replicas.write_checkpoints()) {
+                }),
+                _ = flush.tick() => guarded("flush", &mut || broker.replicas.maybe_flush(now_ms())),
+                _ = checkpoint.tick() => guarded("checkpoints", &mut || {
+                    if let Err(e) = broker.replicas.write_checkpoints() {
                         tracing::warn!(error = %e, "writing checkpoints failed");
                     }
-                }
+                }),
                 _ = stop.changed() => return,
             }
         }

@@ -14,6 +14,7 @@ pub const TOPIC_CONFIG_NAMES: &[&str] = &[
     "flush.messages",
     "flush.ms",
     "index.interval.bytes",
+    "internal.segment.bytes",
     "max.message.bytes",
     "message.timestamp.type",
     "min.insync.replicas",
@@ -52,6 +53,7 @@ pub fn effective_value(
         "flush.messages" => clamp_i64(log.flush_messages).to_string(),
         "flush.ms" => log.flush_ms.to_string(),
         "index.interval.bytes" => log.index_interval_bytes.to_string(),
+        "internal.segment.bytes" => return None,
         "max.message.bytes" => broker.message_max_bytes.to_string(),
         "message.timestamp.type" => {
             if broker.log_message_timestamp_type_log_append { "LogAppendTime" } else { "CreateTime" }.to_string()
@@ -72,15 +74,43 @@ fn clamp_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
+/// The smallest `segment.bytes` (Kafka 4.0's minimum). Tests that need tiny segments set
+/// `internal.segment.bytes` on the topic (as Kafka's own tests do) or
+/// `log.internal.segment.bytes` on the broker.
+pub const SEGMENT_BYTES_MIN: i64 = 1024 * 1024;
+/// The smallest segment the storage can hold: one batch header.
+pub const INTERNAL_SEGMENT_BYTES_MIN: i64 = runnel_protocol::batch::HEADER_BYTES as i64;
+/// The smallest index file that lets a segment hold data (two time index entries).
+pub const SEGMENT_INDEX_BYTES_MIN: i64 = 24;
+const INT_MAX: i64 = i32::MAX as i64;
+
+/// The range a numeric topic config takes: Kafka's, narrowed where the storage needs it
+/// (sizes held in 32-bit file positions, an index that holds at least one entry).
+fn numeric_range(name: &str) -> Option<(i64, i64)> {
+    Some(match name {
+        "retention.ms" | "retention.bytes" => (-1, i64::MAX),
+        "segment.bytes" => (SEGMENT_BYTES_MIN, INT_MAX),
+        "internal.segment.bytes" => (INTERNAL_SEGMENT_BYTES_MIN, INT_MAX),
+        "segment.index.bytes" => (SEGMENT_INDEX_BYTES_MIN, INT_MAX),
+        "segment.ms" | "flush.messages" => (1, i64::MAX),
+        "flush.ms" => (0, i64::MAX),
+        "min.insync.replicas" => (1, INT_MAX),
+        "index.interval.bytes" | "max.message.bytes" => (0, INT_MAX),
+        _ => return None,
+    })
+}
+
 /// Checks one topic config; the error text goes back to the client with INVALID_CONFIG.
+/// Every value that passes is one the storage and broker accept, so a committed topic
+/// always opens.
 pub fn validate(name: &str, value: &str) -> Result<(), String> {
-    let number = |min: i64| -> Result<(), String> {
+    if let Some((min, max)) = numeric_range(name) {
         let n: i64 = value.trim().parse().map_err(|_| format!("{name}: '{value}' is not a number"))?;
-        if n < min {
-            return Err(format!("{name}: {n} is below the minimum {min}"));
+        if n < min || n > max {
+            return Err(format!("{name}: {n} is outside [{min}, {max}]"));
         }
-        Ok(())
-    };
+        return Ok(());
+    }
     match name {
         "cleanup.policy" => match value {
             "delete" | "compact" | "compact,delete" | "delete,compact" => Ok(()),
@@ -91,17 +121,21 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
             _ => Err(format!("compression.type: unknown codec '{value}'")),
         },
         "message.timestamp.type" => timestamp_type(name, value).map(|_| ()).map_err(|e| e.to_string()),
-        "retention.ms" | "retention.bytes" => number(-1),
-        "segment.bytes" => number(14),
-        "segment.ms" | "flush.ms" | "flush.messages" | "min.insync.replicas" => number(1),
-        "segment.index.bytes" => number(8),
         "unclean.leader.election.enable" => match value {
             "true" | "false" => Ok(()),
             _ => Err(format!("{name}: '{value}' is not true or false")),
         },
-        "index.interval.bytes" | "max.message.bytes" => number(0),
         _ => Err(format!("unknown topic config '{name}'")),
     }
+}
+
+/// Checks a topic's configs together: each one, then the log they make as the storage
+/// would check it (with the broker's defaults for the rest).
+pub fn validate_all(broker: &BrokerConfig, configs: &BTreeMap<String, String>) -> Result<(), String> {
+    for (key, value) in configs {
+        validate(key, value)?;
+    }
+    settings(broker, Some(configs)).log.validate().map_err(|e| e.to_string())
 }
 
 /// Effective settings for a topic.
@@ -110,7 +144,10 @@ pub fn settings(broker: &BrokerConfig, overrides: Option<&BTreeMap<String, Strin
     let num = |name: &str, default: i64| get(name).trim().parse::<i64>().unwrap_or(default);
     let defaults = &broker.log;
     let log = LogConfig {
-        segment_bytes: num("segment.bytes", defaults.segment_bytes as i64) as u64,
+        segment_bytes: overrides
+            .and_then(|o| o.get("internal.segment.bytes"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(num("segment.bytes", defaults.segment_bytes as i64) as u64),
         segment_ms: num("segment.ms", defaults.segment_ms),
         segment_index_bytes: num("segment.index.bytes", defaults.segment_index_bytes as i64) as u64,
         index_interval_bytes: num("index.interval.bytes", defaults.index_interval_bytes as i64) as u32,
@@ -149,6 +186,24 @@ mod tests {
         assert!(validate("segment.bytes", "x").is_err());
         assert!(validate("nope", "1").is_err());
         assert!(validate("cleanup.policy", "compact").is_ok());
+        for (name, bad) in [
+            ("segment.bytes", "20"),
+            ("segment.bytes", "2147483648"),
+            ("segment.index.bytes", "8"),
+            ("max.message.bytes", "-1"),
+            ("retention.ms", "-2"),
+            ("min.insync.replicas", "0"),
+            ("segment.ms", "0"),
+            ("flush.messages", "99999999999999999999"),
+        ] {
+            assert!(validate(name, bad).is_err(), "{name}={bad} must be refused");
+        }
+        assert!(validate("segment.bytes", "1048576").is_ok());
+        assert!(validate("internal.segment.bytes", "20").is_err());
+        let mut tiny = BTreeMap::new();
+        tiny.insert("internal.segment.bytes".to_string(), "100".to_string());
+        assert_eq!(super::settings(&broker, Some(&tiny)).log.segment_bytes, 100);
+        assert!(validate_all(&broker, &tiny).is_ok());
         let mut compact = BTreeMap::new();
         compact.insert("cleanup.policy".to_string(), "compact".to_string());
         compact.insert("retention.ms".to_string(), "1000".to_string());

@@ -459,7 +459,7 @@ async fn idempotent_producer_across_a_kill9_and_restart() {
     let dir = TempDir::new().unwrap();
     // Small segments: each partition rolls several times, so producer state snapshots exist
     // and recovery loads the latest one, then replays the batches after it.
-    let (mut node, proxy) = node_behind_proxy(&dir, seed, &["--set", "log.segment.bytes=16384"]).await;
+    let (mut node, proxy) = node_behind_proxy(&dir, seed, &["--set", "log.internal.segment.bytes=16384"]).await;
     let bootstrap = proxy.addr().to_string();
     let workload = Workload { messages: 20_000, keys: 60, window: 2_000 };
     proxy.set_faults(Faults { drop_response_probability: 0.05, delay_probability: 0.05, delay_ms: 15 });

@@ -24,6 +24,13 @@ pub enum CreateTopicError {
 }
 
 pub const TOPIC_NAME_MAX_CHARS: usize = 249;
+/// The metadata log's own name (Kafka's `__cluster_metadata`): its folder
+/// `__cluster_metadata-0` in every data directory holds the node's metadata log, so a
+/// topic of that name would share it (and deleting the topic would delete the log).
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
+/// Topic names that collide with the node's own state. Every entry of a data directory
+/// that has the shape of a partition folder (`<name>-<n>`) must be here.
+pub const RESERVED_TOPIC_NAMES: &[&str] = &[METADATA_TOPIC];
 /// Partitions one request may create: Kafka's controller caps the records of one
 /// operation at 10,000, and every partition is a record (and a folder on its brokers).
 pub const PARTITIONS_PER_REQUEST_MAX: i32 = 10_000;
@@ -42,6 +49,9 @@ pub fn validate_topic_name(name: &str) -> Result<(), CreateTopicError> {
     }
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-') {
         return invalid("only ASCII alphanumerics, '.', '_' and '-' are allowed");
+    }
+    if RESERVED_TOPIC_NAMES.contains(&name) {
+        return invalid("the name is reserved for the node's internal state");
     }
     Ok(())
 }
@@ -168,6 +178,19 @@ mod tests {
     fn image_with_brokers(n: i32) -> MetadataImage {
         let records: Vec<_> = (1..=n).map(|id| MetadataRecord::test_broker(id, 0)).collect();
         MetadataImage::default().apply(&records)
+    }
+
+    #[test]
+    fn reserved_names_are_refused_whatever_the_request() {
+        for name in RESERVED_TOPIC_NAMES {
+            assert!(matches!(validate_topic_name(name), Err(CreateTopicError::InvalidName(_))), "{name}");
+        }
+        let configs = BTreeMap::new();
+        let topic = NewTopic { name: METADATA_TOPIC, partitions: 1, replication_factor: 1, configs: &configs };
+        let refused = create_topic(&image_with_brokers(1), &topic, Uuid::from_u128(1));
+        assert!(matches!(refused, Err(CreateTopicError::InvalidName(_))));
+        // Near misses are ordinary names.
+        assert_eq!(validate_topic_name("__cluster_metadata_copy"), Ok(()));
     }
 
     #[test]

@@ -16,6 +16,12 @@ pub struct BrokerImage {
     pub port: i32,
     pub rack: Option<String>,
     pub incarnation_id: Uuid,
+    /// Kafka's broker epoch: the position of this registration in the metadata log (the
+    /// count of records applied up to and including it), the same on every node. A
+    /// follower's fetch names it, so a leader can tell a registered replica from a client
+    /// that claims its id, and a restarted broker's old fetches from its new ones.
+    #[serde(default)]
+    pub epoch: i64,
     /// A fenced broker leads no partition and is not chosen for new replicas.
     pub fenced: bool,
     /// Fenced by a controlled shutdown: only a new registration unfences it.
@@ -155,6 +161,7 @@ impl MetadataImage {
                     port: *port,
                     rack: rack.clone(),
                     incarnation_id: *incarnation_id,
+                    epoch: self.records_applied as i64,
                     fenced: false,
                     shutting_down: false,
                 };

@@ -91,6 +91,7 @@ mod tests {
             port: 1,
             rack: rack.map(str::to_string),
             incarnation_id: Uuid::nil(),
+            epoch: 0,
             fenced: false,
             shutting_down: false,
         }

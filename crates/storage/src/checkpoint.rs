@@ -7,8 +7,6 @@
 //! fsynced, renamed over the file, and the directory is fsynced.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::Write;
 use std::path::Path;
 
 use crate::StorageError;
@@ -36,17 +34,7 @@ impl OffsetCheckpoint {
             assert!(!topic.contains([' ', '\n']), "topic names never hold spaces or newlines");
             text.push_str(&format!("{topic} {partition} {offset}\n"));
         }
-        let mut tmp_name = path.file_name().expect("checkpoint path names a file").to_os_string();
-        tmp_name.push(".tmp");
-        let tmp_path = path.with_file_name(tmp_name);
-        let mut file = File::create(&tmp_path)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&tmp_path, path)?;
-        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            File::open(dir)?.sync_all()?;
-        }
+        crate::atomic_file::write_atomically(path, text.as_bytes())?;
         Ok(())
     }
 }

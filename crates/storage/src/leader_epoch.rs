@@ -7,8 +7,6 @@
 //! offset>` per entry, epochs and offsets strictly increasing. Replaced atomically (tmp file,
 //! fsync, rename, directory fsync) on every change; changes happen once per leader change.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::StorageError;
@@ -124,15 +122,7 @@ impl LeaderEpochCache {
         for e in &self.entries {
             text.push_str(&format!("{} {}\n", e.epoch, e.start_offset));
         }
-        let tmp = self.path.with_extension("tmp");
-        let mut file = File::create(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            File::open(dir)?.sync_all()?;
-        }
+        crate::atomic_file::write_atomically(&self.path, text.as_bytes())?;
         Ok(())
     }
 }

@@ -7,6 +7,7 @@
 //! ([`OffsetCheckpoint`]), and partition directory names. No async runtime: blocking file
 //! I/O behind small types; callers (the broker) serialize access per log.
 
+mod atomic_file;
 mod checkpoint;
 mod config;
 mod entry_file;
@@ -25,6 +26,7 @@ mod segment_load;
 mod stamp;
 mod time_index;
 
+pub use atomic_file::{sync_dir, write_atomically};
 pub use checkpoint::OffsetCheckpoint;
 pub use config::LogConfig;
 pub use error::StorageError;

@@ -521,6 +521,6 @@ impl PartitionLog {
 
 /// fsyncs a directory so that created or removed entries survive a crash.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    File::open(dir)?.sync_all()?;
+    crate::atomic_file::sync_dir(dir)?;
     Ok(())
 }

@@ -38,10 +38,7 @@ pub(crate) fn list(dir: &Path) -> Result<Vec<i64>, StorageError> {
 /// Writes the snapshot for `offset` atomically, then prunes old ones.
 pub(crate) fn write(dir: &Path, offset: i64, state: &ProducerStateManager) -> Result<(), StorageError> {
     let target = path(dir, offset);
-    let tmp = target.with_extension("snapshot.tmp");
-    std::fs::write(&tmp, state.encode())?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, &target)?;
+    crate::atomic_file::write_atomically(&target, &state.encode())?;
     let offsets = list(dir)?;
     for old in offsets.iter().rev().skip(SNAPSHOTS_KEPT + 1) {
         std::fs::remove_file(path(dir, *old))?;

@@ -28,6 +28,7 @@ use super::sync::{self, HeartbeatRequest, LeaveResponse, LeavingMember, SyncRequ
 use super::{partition_for, timers, GroupConfig, OFFSETS_TOPIC};
 use crate::broker::Broker;
 use crate::clock::now_ms;
+use crate::locks::{MutexExt, RwLockExt};
 use crate::partition::Partition;
 use crate::replica_manager::ReplicaManager;
 
@@ -99,7 +100,7 @@ impl GroupCoordinator {
     /// after every metadata change, so the coordinator moves with leadership.
     pub fn load(&self, replicas: &ReplicaManager, image: &MetadataImage, now_ms: i64) -> Result<(), GroupLoadError> {
         let Some(topic) = image.topic(OFFSETS_TOPIC) else { return Ok(()) };
-        let current = self.shards.read().expect("shards lock").clone();
+        let current = self.shards.read_locked().clone();
         let mut shards = Vec::with_capacity(topic.partitions.len());
         let (mut records, mut skipped, mut groups, mut changed) = (0, 0, 0, current.len() != topic.partitions.len());
         for p in &topic.partitions {
@@ -126,13 +127,13 @@ impl GroupCoordinator {
             return Ok(());
         }
         tracing::info!(groups, records, skipped, partitions = shards.len(), "loaded consumer groups");
-        *self.shards.write().expect("shards lock") = shards;
+        *self.shards.write_locked() = shards;
         Ok(())
     }
 
     /// Creates the offsets topic on first need (FindCoordinator, any group write).
     pub fn ensure_ready(&self, broker: &Broker) -> Result<(), ResponseError> {
-        if !self.shards.read().expect("shards lock").is_empty() {
+        if !self.shards.read_locked().is_empty() {
             return Ok(());
         }
         // The creator waits on the metadata quorum: wait for it off the runtime's workers.
@@ -140,8 +141,8 @@ impl GroupCoordinator {
     }
 
     fn create_and_load(&self, broker: &Broker) -> Result<(), ResponseError> {
-        let _creating = self.create_lock.lock().expect("create lock");
-        if !self.shards.read().expect("shards lock").is_empty() {
+        let _creating = self.create_lock.locked();
+        if !self.shards.read_locked().is_empty() {
             return Ok(());
         }
         if broker.metadata.image().topic(OFFSETS_TOPIC).is_none() {
@@ -180,7 +181,7 @@ impl GroupCoordinator {
     }
 
     fn shard_for(&self, group_id: &str) -> Option<Arc<Shard>> {
-        let shards = self.shards.read().expect("shards lock");
+        let shards = self.shards.read_locked();
         if shards.is_empty() {
             return None;
         }
@@ -209,7 +210,7 @@ impl GroupCoordinator {
             .partition(OFFSETS_TOPIC, shard.partition)
             .filter(|p| p.is_leader() && p.leader_epoch() == shard.leader_epoch)
             .ok_or(ResponseError::NotCoordinator)?;
-        let mut state = shard.state.lock().expect("shard lock");
+        let mut state = shard.state.locked();
         if parks && state.waiter_count() >= self.parked_per_shard_max {
             tracing::warn!(limit = self.parked_per_shard_max, "too many parked group requests");
             return Err(ResponseError::CoordinatorNotAvailable);
@@ -358,7 +359,7 @@ impl GroupCoordinator {
     /// Committed offsets of a group (`topics` of `None`: all of them).
     pub fn fetch(&self, group_id: &str, topics: Option<&[(String, Vec<i32>)]>) -> Vec<(String, Vec<FetchedOffset>)> {
         match self.shard_for(group_id) {
-            Some(shard) => offsets::fetch(shard.state.lock().expect("shard lock").groups.get(group_id), topics),
+            Some(shard) => offsets::fetch(shard.state.locked().groups.get(group_id), topics),
             None => offsets::fetch(None, topics),
         }
     }
@@ -366,16 +367,16 @@ impl GroupCoordinator {
     /// A copy of the group, for DescribeGroups and tests.
     pub fn describe(&self, group_id: &str) -> Option<Group> {
         let shard = self.shard_for(group_id)?;
-        let state = shard.state.lock().expect("shard lock");
+        let state = shard.state.locked();
         state.groups.get(group_id).cloned()
     }
 
     /// Every group this node coordinates.
     pub fn list(&self) -> Vec<ListedGroup> {
-        let shards = self.shards.read().expect("shards lock").clone();
+        let shards = self.shards.read_locked().clone();
         let mut listed = Vec::new();
         for shard in shards.into_iter().flatten() {
-            let state = shard.state.lock().expect("shard lock");
+            let state = shard.state.locked();
             listed.extend(
                 state
                     .groups
@@ -421,10 +422,10 @@ impl GroupCoordinator {
     /// Runs `f` on every shard with its partition and the leader epoch it was loaded in
     /// (writes are refused once the partition no longer leads in it).
     fn for_each_shard(&self, broker: &Broker, mut f: impl FnMut(&mut ShardState, &Partition, i32)) {
-        let shards = self.shards.read().expect("shards lock").clone();
+        let shards = self.shards.read_locked().clone();
         for shard in shards.into_iter().flatten() {
             let Some(partition) = broker.replicas.partition(OFFSETS_TOPIC, shard.partition) else { continue };
-            let mut state = shard.state.lock().expect("shard lock");
+            let mut state = shard.state.locked();
             f(&mut state, &partition, shard.leader_epoch);
         }
     }

@@ -44,11 +44,14 @@ pub fn create_topic(
     configs: &BTreeMap<String, String>,
     validate_only: bool,
 ) -> Result<(i32, i32), Refusal> {
-    for (key, value) in configs {
-        topic_config::validate(key, value)
-            .map_err(|message| Refusal { error: ResponseError::InvalidConfig, message })?;
-    }
+    topic_config::validate_all(&broker.config, configs)
+        .map_err(|message| Refusal { error: ResponseError::InvalidConfig, message })?;
     let partitions = if partitions == -1 { broker.config.num_partitions } else { partitions };
+    controller::validate_topic_name(name)?;
+    broker
+        .replicas
+        .check_folder_names(name, partitions)
+        .map_err(|message| Refusal { error: ResponseError::InvalidTopicException, message })?;
     let replication_factor =
         if replication_factor == -1 { broker.config.default_replication_factor } else { replication_factor };
     let topic = NewTopic { name, partitions, replication_factor, configs };

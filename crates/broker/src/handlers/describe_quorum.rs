@@ -12,7 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::Context;
 
-const METADATA_TOPIC: &str = "__cluster_metadata";
+use runnel_metadata::controller::METADATA_TOPIC;
 /// How long to wait for one member's answer; a silent member reports -1.
 const MEMBER_STATUS_TIMEOUT: Duration = Duration::from_secs(1);
 

@@ -12,7 +12,11 @@
 //!
 //! A fetch with a replica id is a follower's: it reads up to the log end rather than the
 //! high watermark, waits on the log end, and tells the leader how far the follower is (its
-//! fetch offset), which moves the high watermark and may return it to the ISR.
+//! fetch offset), which moves the high watermark and may return it to the ISR. Only Fetch
+//! v15+ is taken as a follower's, and only when its `ReplicaState` names a registered
+//! broker with its current broker epoch (older versions are answered as a consumer's); a
+//! fetch offset beyond the leader's log end is OFFSET_OUT_OF_RANGE and moves nothing, so a
+//! client claiming a follower's id can neither advance the high watermark nor join the ISR.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,10 +64,27 @@ pub struct TopicData {
     pub partitions: Vec<PartitionData>,
 }
 
-/// The follower's broker id, or `None` for a consumer.
-fn replica_id(version: i16, request: &FetchRequest) -> Option<i32> {
-    let id = if version >= 15 { request.replica_state.replica_id.0 } else { request.replica_id.0 };
-    (id >= 0).then_some(id)
+/// Who sent a fetch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fetcher {
+    Consumer,
+    /// A registered broker, with the broker epoch of its current registration.
+    Follower(i32),
+    /// A fetch that names a replica id the image does not register with that epoch.
+    Unrecognised(i32),
+}
+
+/// Fetch v15+ carries the follower's id and broker epoch in `ReplicaState`; earlier
+/// versions cannot prove who sends them and are consumers' fetches.
+fn fetcher(version: i16, request: &FetchRequest, image: &runnel_metadata::MetadataImage) -> Fetcher {
+    if version < 15 || request.replica_state.replica_id.0 < 0 {
+        return Fetcher::Consumer;
+    }
+    let id = request.replica_state.replica_id.0;
+    match image.brokers.get(&id) {
+        Some(broker) if broker.epoch == request.replica_state.replica_epoch && !broker.fenced => Fetcher::Follower(id),
+        _ => Fetcher::Unrecognised(id),
+    }
 }
 
 fn resolve(ctx: &Context, request: &FetchRequest) -> Vec<TopicTarget> {
@@ -169,11 +190,25 @@ pub async fn handle(ctx: &Context<'_>, request: FetchRequest) -> Result<Frame, D
     if request.session_id != 0 || request.session_epoch > 0 {
         return FetchEncoder::new(version, correlation_id).finish(ResponseError::FetchSessionIdNotFound.code(), &[]);
     }
-    let targets = resolve(ctx, &request);
-    let replica = replica_id(version, &request);
-    if let Some(replica) = replica {
-        record_follower_fetches(ctx, &targets, replica);
-    }
+    let mut targets = resolve(ctx, &request);
+    let replica = match fetcher(version, &request, &ctx.broker.metadata.image()) {
+        Fetcher::Consumer => None,
+        Fetcher::Follower(id) => {
+            record_follower_fetches(ctx, &mut targets, id);
+            Some(id)
+        }
+        Fetcher::Unrecognised(id) => {
+            tracing::warn!(
+                replica = id,
+                epoch = request.replica_state.replica_epoch,
+                "refused a replica fetch from an unregistered broker or a stale broker epoch"
+            );
+            for target in targets.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+                target.partition = Err(ResponseError::NotLeaderOrFollower);
+            }
+            Some(id)
+        }
+    };
     let max_bytes = usize::try_from(request.max_bytes).unwrap_or(0);
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     let max_wait = Duration::from_millis(
@@ -211,16 +246,19 @@ pub async fn handle(ctx: &Context<'_>, request: FetchRequest) -> Result<Frame, D
 }
 
 /// A follower's fetch offsets tell the leader how far it is; ISR expansions this allows
-/// are proposed in the background (the fetch does not wait for the quorum).
-fn record_follower_fetches(ctx: &Context, targets: &[TopicTarget], replica: i32) {
+/// are proposed in the background (the fetch does not wait for the quorum). A partition
+/// whose offset the leader refuses (beyond its log end, or not a replica) answers the error.
+fn record_follower_fetches(ctx: &Context, targets: &mut [TopicTarget], replica: i32) {
     let now = crate::clock::now_ms();
-    for target in targets.iter().flat_map(|t| t.partitions.iter()) {
+    for target in targets.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
         let Ok(partition) = &target.partition else { continue };
         if partition.check_leader_epoch(target.current_leader_epoch).is_err() {
             continue;
         }
-        if let Some(change) = partition.record_follower_fetch(replica, target.fetch_offset, now) {
-            crate::isr::propose(ctx.broker.clone(), partition.clone(), change);
+        match partition.record_follower_fetch(replica, target.fetch_offset, now) {
+            Ok(Some(change)) => crate::isr::propose(ctx.broker.clone(), partition.clone(), change),
+            Ok(None) => {}
+            Err(error) => target.partition = Err(error),
         }
     }
 }

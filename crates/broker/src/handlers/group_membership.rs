@@ -53,7 +53,8 @@ fn join_request(ctx: &Context, request: &JoinGroupRequest) -> JoinRequest {
         protocols: request
             .protocols
             .iter()
-            .map(|p| Protocol { name: string(&p.name), metadata: p.metadata.clone() })
+            // Copied out: a slice would pin the whole request frame for the life of the group.
+            .map(|p| Protocol { name: string(&p.name), metadata: bytes::Bytes::copy_from_slice(&p.metadata) })
             .collect(),
         require_known_member_id: ctx.version >= 4,
         supports_skip_assignment: ctx.version >= 9,
@@ -114,7 +115,12 @@ pub async fn sync(ctx: &Context<'_>, request: SyncGroupRequest) -> SyncGroupResp
         instance_id: request.group_instance_id.as_ref().map(string),
         protocol_type: request.protocol_type.as_ref().map(string),
         protocol_name: request.protocol_name.as_ref().map(string),
-        assignments: request.assignments.iter().map(|a| (string(&a.member_id), a.assignment.clone())).collect(),
+        // Copied out of the frame, like the join metadata.
+        assignments: request
+            .assignments
+            .iter()
+            .map(|a| (string(&a.member_id), bytes::Bytes::copy_from_slice(&a.assignment)))
+            .collect(),
     };
     let response = ctx.broker.groups.sync(ctx.broker, &request, ctx.stop).await;
     SyncGroupResponse::default()

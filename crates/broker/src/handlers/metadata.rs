@@ -19,7 +19,14 @@ use crate::groups::OFFSETS_TOPIC;
 /// "Operations not requested" in Kafka's encoding.
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
-fn describe_topic(image: &MetadataImage, topic: &TopicImage, version: i16) -> MetadataResponseTopic {
+/// `local_offline`: partitions of this topic whose replica on this node failed to open.
+fn describe_topic(
+    image: &MetadataImage,
+    topic: &TopicImage,
+    version: i16,
+    node_id: i32,
+    local_offline: &[i32],
+) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
@@ -36,12 +43,16 @@ fn describe_topic(image: &MetadataImage, topic: &TopicImage, version: i16) -> Me
             } else {
                 described
             };
-            // Replicas on fenced or unknown brokers (v5+).
+            // Replicas on fenced or unknown brokers (v5+), and this node's own replica when
+            // it failed to open here (Kafka reports replicas in offline log dirs).
             let offline: Vec<BrokerId> = p
                 .replicas
                 .iter()
                 .copied()
-                .filter(|id| image.brokers.get(id).is_none_or(|b| b.fenced))
+                .filter(|id| {
+                    image.brokers.get(id).is_none_or(|b| b.fenced)
+                        || (*id == node_id && local_offline.contains(&p.partition))
+                })
                 .map(BrokerId)
                 .collect();
             if version >= 5 {
@@ -72,9 +83,16 @@ fn missing_topic(name: Option<String>, id: Uuid, error: ResponseError) -> Metada
         .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
 }
 
+fn describe(ctx: &Context, image: &MetadataImage, topic: &TopicImage) -> MetadataResponseTopic {
+    let offline = ctx.broker.replicas.offline();
+    let local_offline: Vec<i32> =
+        offline.keys().filter(|(name, _)| *name == topic.name).map(|(_, partition)| *partition).collect();
+    describe_topic(image, topic, ctx.version, ctx.broker.config.node_id, &local_offline)
+}
+
 fn lookup_or_create(ctx: &Context, image: &MetadataImage, name: &str, auto_create: bool) -> MetadataResponseTopic {
     if let Some(topic) = image.topic(name) {
-        return describe_topic(image, topic, ctx.version);
+        return describe(ctx, image, topic);
     }
     if !auto_create {
         return missing_topic(Some(name.to_string()), Uuid::nil(), ResponseError::UnknownTopicOrPartition);
@@ -88,7 +106,7 @@ fn lookup_or_create(ctx: &Context, image: &MetadataImage, name: &str, auto_creat
     }
     match create_topic(ctx.broker, name, -1, -1, &BTreeMap::new(), false) {
         Ok(_) => match ctx.broker.metadata.image().topic(name) {
-            Some(topic) => describe_topic(image, topic, ctx.version),
+            Some(topic) => describe(ctx, image, topic),
             None => missing_topic(Some(name.to_string()), Uuid::nil(), ResponseError::UnknownTopicOrPartition),
         },
         // Lost a race with another creator: the topic exists now.
@@ -109,7 +127,7 @@ pub fn handle(ctx: &Context, request: MetadataRequest) -> MetadataResponse {
         Some(topics) => ctx.version == 0 && topics.is_empty(),
     };
     let topics = if all_topics {
-        image.topics.values().map(|t| describe_topic(&image, t, ctx.version)).collect()
+        image.topics.values().map(|t| describe(ctx, &image, t)).collect()
     } else {
         let requested = request.topics.unwrap_or_default();
         requested
@@ -117,7 +135,7 @@ pub fn handle(ctx: &Context, request: MetadataRequest) -> MetadataResponse {
             .map(|t| match &t.name {
                 Some(name) => lookup_or_create(ctx, &image, name.0.as_str(), auto_create),
                 None => match image.topic_by_id(&t.topic_id) {
-                    Some(topic) => describe_topic(&image, topic, ctx.version),
+                    Some(topic) => describe(ctx, &image, topic),
                     None => missing_topic(None, t.topic_id, ResponseError::UnknownTopicId),
                 },
             })

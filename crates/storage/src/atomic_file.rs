@@ -1,0 +1,49 @@
+//! Replacing a file atomically: the one way Runnel writes a small file that must be either
+//! wholly old or wholly new after a crash (checkpoints, `meta.properties`, producer-state
+//! snapshots, `partition.metadata`).
+//!
+//! Steps: write `<name>.tmp` beside the target, fsync it, rename it over the target, fsync
+//! the directory (so the rename itself survives a crash). A crash before the rename leaves
+//! the old file (and a stale `.tmp` that the next write truncates).
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Replaces `path` with `contents` atomically and durably.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let tmp = tmp_path(path);
+    let mut file = File::create(&tmp)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    sync_dir(path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))
+}
+
+/// fsyncs a directory so that created, renamed or removed entries survive a crash.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_whole_files_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("checkpoint");
+        write_atomically(&path, b"first").unwrap();
+        write_atomically(&path, b"second, longer").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second, longer");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("checkpoint")]);
+    }
+}
