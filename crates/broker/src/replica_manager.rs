@@ -12,7 +12,8 @@
 //!   fetch lookup never waits for a folder to be created, recovered or deleted.
 //! - A partition that fails to open is offline on this node (reported in logs, metrics,
 //!   Metadata's offline replicas and DescribeLogDirs; requests get KAFKA_STORAGE_ERROR);
-//!   every other partition serves and the node starts. The next sync tries it again.
+//!   every other partition serves and the node starts. It stays offline until the node
+//!   restarts (as a Kafka log directory does) or its topic is deleted.
 //! - Start-up moves stray folders aside instead of deleting them (`log_dirs`).
 
 use std::collections::{BTreeMap, HashMap};
@@ -42,8 +43,8 @@ pub struct ReplicaManager {
     node_id: i32,
     name_max: usize,
     topics: RwLock<HashMap<String, Arc<TopicPartitions>>>,
-    /// Replicas this node should host but could not open, with the reason.
-    offline: RwLock<BTreeMap<(String, i32), String>>,
+    /// Replicas this node should host but could not open: the topic id and the reason.
+    offline: RwLock<BTreeMap<(String, i32), (Uuid, String)>>,
     /// Serialises syncs, which do their I/O outside `topics`.
     sync_lock: Mutex<()>,
     /// `records_applied` of the newest image synced: an older one (from a task that raced
@@ -107,7 +108,7 @@ impl ReplicaManager {
 
     /// Replicas this node should host but could not open, with why.
     pub fn offline(&self) -> BTreeMap<(String, i32), String> {
-        self.offline.read_locked().clone()
+        self.offline.read_locked().iter().map(|(key, (_, why))| (key.clone(), why.clone())).collect()
     }
 
     pub fn is_offline(&self, topic: &str, index: i32) -> bool {
@@ -212,7 +213,7 @@ impl ReplicaManager {
                         }
                         Err(e) => {
                             tracing::error!(topic = %topic, partition = image.partition, error = %e, "opening a replica failed; it is offline on this node");
-                            self.offline.write_locked().insert(key, e.to_string());
+                            self.offline.write_locked().insert(key, (topic_id, e.to_string()));
                             first_error.get_or_insert(e);
                         }
                     }
@@ -250,12 +251,14 @@ impl ReplicaManager {
                 }
             }
         }
+        let offline = self.offline.read_locked();
         for (name, topic) in &image.topics {
             let hosted = topics.get(name).filter(|h| h.topic_id == topic.topic_id);
             let settings = topic_config::settings(config, image.topic_configs(name));
             for p in topic.partitions.iter().filter(|p| p.replicas.contains(&self.node_id)) {
                 let held = hosted.and_then(|h| h.partitions.get(p.partition as usize)).is_some_and(Option::is_some);
-                if !held {
+                let failed = offline.get(&(name.clone(), p.partition)).is_some_and(|(id, _)| *id == topic.topic_id);
+                if !held && !failed {
                     steps.push(Step::Open {
                         topic: name.clone(),
                         topic_id: topic.topic_id,
@@ -310,9 +313,10 @@ impl ReplicaManager {
         *topics = next;
         drop(topics);
         // Replicas of topics that are gone are not offline any more.
-        self.offline.write_locked().retain(|(name, index), _| {
+        self.offline.write_locked().retain(|(name, index), (topic_id, _)| {
             image
                 .topic(name)
+                .filter(|t| t.topic_id == *topic_id)
                 .and_then(|t| t.partitions.get(*index as usize))
                 .is_some_and(|p| p.replicas.contains(&self.node_id))
         });

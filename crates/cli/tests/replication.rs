@@ -199,6 +199,7 @@ async fn raw_produce(addr: &str, topic: &str, acks: i16) -> i16 {
 /// Error codes that only mean a node has not yet applied the metadata a test waited for
 /// through another node's view (a leadership, an ISR change), or that followers listed in
 /// sync have not started fetching yet: retried by [`accepted`].
+const OFFSET_OUT_OF_RANGE: i16 = 1;
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 const REQUEST_TIMED_OUT: i16 = 7;
 const NOT_ENOUGH_REPLICAS: i16 = 19;
@@ -569,4 +570,87 @@ async fn a_follower_does_not_copy_from_a_node_of_another_cluster() {
     })
     .await;
     assert_eq!(copied(), 0, "node 1 copied another cluster's shared-{led_by_2}");
+}
+
+/// The offset ListOffsets v7 gives for the latest offset of `topic`-0 (the high watermark).
+async fn high_watermark(addr: &str, topic: &str) -> i64 {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::ListOffsetsRequest;
+    let request = ListOffsetsRequest::default().with_replica_id(kafka_protocol::messages::BrokerId(-1)).with_topics(
+        vec![ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-1)])],
+    );
+    let mut conn = Connection::connect(addr).await.expect("connect");
+    let response = conn.send(&request, 7).await.expect("list offsets response");
+    let partition = &response.topics[0].partitions[0];
+    assert_eq!(partition.error_code, 0, "ListOffsets latest on {addr}");
+    partition.offset
+}
+
+/// A hand-made Fetch v12 naming `replica` as the fetcher, from `fetch_offset`; the
+/// partition's error code.
+async fn fetch_claiming_to_be(addr: &str, topic: &str, replica: i32, fetch_offset: i64) -> i16 {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{BrokerId, FetchRequest};
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(replica))
+        .with_max_wait_ms(0)
+        .with_min_bytes(0)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_current_leader_epoch(-1)
+                .with_fetch_offset(fetch_offset)
+                .with_partition_max_bytes(1 << 20)])]);
+    let mut conn = Connection::connect(addr).await.expect("connect");
+    let response = conn.send(&request, 12).await.expect("fetch response");
+    response.responses[0].partitions[0].error_code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_claiming_to_be_a_follower_moves_neither_the_high_watermark_nor_the_isr() {
+    let cluster = three_nodes().await;
+    let p = in_sync_pair(&cluster, "claimed", &[]).await;
+    let follower = *p.replicas.iter().find(|id| **id != p.leader).expect("two replicas");
+    let leader_addr = cluster.kafka_addr(p.leader).to_string();
+    accepted(&leader_addr, "claimed", -1, &[NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT]).await;
+
+    // The real follower hangs, still in the ISR: new records stay above the high watermark.
+    cluster.node(follower).pause();
+    let committed = high_watermark(&leader_addr, "claimed").await;
+    for _ in 0..3 {
+        assert_eq!(raw_produce(&leader_addr, "claimed", 1).await, 0);
+    }
+    let log_end = committed + 3;
+    assert_eq!(high_watermark(&leader_addr, "claimed").await, committed);
+
+    // Before the fix a Fetch v12 naming the follower was taken at its word: the high
+    // watermark moved to its fetch offset and acks=all was acknowledged unreplicated. Now
+    // only Fetch v15+ with the follower's broker epoch is a follower's fetch.
+    fetch_claiming_to_be(&leader_addr, "claimed", follower, log_end).await;
+    assert_eq!(
+        fetch_claiming_to_be(&leader_addr, "claimed", follower, log_end + 1_000).await,
+        OFFSET_OUT_OF_RANGE,
+        "beyond the log end, as for any consumer"
+    );
+    assert_eq!(high_watermark(&leader_addr, "claimed").await, committed, "the claim moved the high watermark");
+    assert_eq!(
+        raw_produce_within(&leader_addr, "claimed", -1, 500).await,
+        REQUEST_TIMED_OUT,
+        "acks=all is not acknowledged while the real follower lacks the records"
+    );
+
+    cluster.node(follower).resume();
+    eventually(CONVERGE, "the real follower to move the high watermark", || async {
+        match high_watermark(&leader_addr, "claimed").await {
+            hw if hw >= log_end => Ok(()),
+            hw => Err(format!("high watermark {hw}")),
+        }
+    })
+    .await;
+    replicas_identical(&cluster, &p.replicas, "claimed", 1, 1).await;
 }
