@@ -29,6 +29,7 @@ pub mod replica_manager;
 pub mod response;
 pub mod sendfile;
 pub mod server;
+pub mod storage_failure;
 pub mod topic_config;
 
 pub use broker::{Broker, BrokerError};

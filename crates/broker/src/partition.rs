@@ -568,16 +568,35 @@ impl Partition {
         if self.durable_offset.load(Ordering::Acquire) >= offset {
             return Ok(());
         }
-        let (file, target) = self.with_log(|log| Ok(log.flush_target()))?;
-        tokio::task::spawn_blocking(move || file.sync_data())
-            .await
-            .map_err(|e| PartitionError::Sync(std::io::Error::other(e)))?
-            .map_err(PartitionError::Sync)?;
+        let (files, dir, target) = self.with_log(|log| Ok(log.flush_target()))?;
+        tokio::task::spawn_blocking(move || {
+            for file in &files {
+                file.sync_data()?;
+            }
+            dir.map_or(Ok(()), |dir| runnel_storage::sync_dir(&dir))
+        })
+        .await
+        .map_err(|e| PartitionError::Sync(std::io::Error::other(e)))?
+        .map_err(PartitionError::Sync)?;
         self.with_log(|log| {
             log.mark_flushed(target);
             Ok(())
         })?;
         self.durable_offset.fetch_max(target, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Runs the fsyncs this log's rolls owe, without holding its lock while they run, and
+    /// moves the recovery point past each. Blocking: call from a blocking thread.
+    pub fn flush_rolled(&self) -> Result<(), PartitionError> {
+        let owed = self.with_log(|log| Ok(log.take_rolled_flushes()))?;
+        for flush in owed {
+            flush.run().map_err(PartitionError::Sync)?;
+            self.with_log(|log| {
+                log.mark_rolled_flushed(&flush);
+                Ok(())
+            })?;
+        }
         Ok(())
     }
 

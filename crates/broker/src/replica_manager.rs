@@ -28,7 +28,7 @@ use uuid::Uuid;
 use crate::config::BrokerConfig;
 use crate::locks::{MutexExt, RwLockExt};
 use crate::log_dirs::{self, Checkpoints, HIGH_WATERMARK_CHECKPOINT, LOG_START_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
-use crate::partition::Partition;
+use crate::partition::{Partition, PartitionError};
 use crate::topic_config::{self, TopicSettings};
 
 pub struct TopicPartitions {
@@ -357,11 +357,23 @@ impl ReplicaManager {
         deleted
     }
 
+    /// The fsyncs rolled segments owe (Kafka flushes a rolled segment in the background,
+    /// after the roll). A failed fsync is a storage failure: see [`crate::storage_failure`].
+    pub fn flush_rolled(&self) {
+        for partition in self.all_partitions() {
+            match partition.flush_rolled() {
+                Ok(()) | Err(PartitionError::Deleted) => {}
+                Err(e) => crate::storage_failure::fatal(&partition.topic, partition.index, &e),
+            }
+        }
+    }
+
     /// Time-based flush policy (`flush.ms`).
     pub fn maybe_flush(&self, now_ms: i64) {
         for partition in self.all_partitions() {
-            if let Err(e) = partition.with_log(|log| log.maybe_flush(now_ms)) {
-                tracing::warn!(topic = %partition.topic, partition = partition.index, error = %e, "flush failed");
+            match partition.with_log(|log| log.maybe_flush(now_ms)) {
+                Ok(_) | Err(PartitionError::Deleted) => {}
+                Err(e) => crate::storage_failure::fatal(&partition.topic, partition.index, &e),
             }
         }
     }

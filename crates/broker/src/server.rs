@@ -143,7 +143,15 @@ fn spawn_background(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> tok
                         tracing::info!(segments = deleted, "retention deleted segments");
                     }
                 }),
-                _ = flush.tick() => guarded("flush", &mut || broker.replicas.maybe_flush(now_ms())),
+                _ = flush.tick() => {
+                    // fsyncs run on a blocking thread, never on an async worker.
+                    let broker = broker.clone();
+                    let _ = tokio::task::spawn_blocking(move || run_guarded("flush", || {
+                        broker.replicas.flush_rolled();
+                        broker.replicas.maybe_flush(now_ms());
+                    }))
+                    .await;
+                }
                 _ = checkpoint.tick() => guarded("checkpoints", &mut || {
                     if let Err(e) = broker.replicas.write_checkpoints() {
                         tracing::warn!(error = %e, "writing checkpoints failed");

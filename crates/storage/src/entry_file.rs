@@ -76,6 +76,25 @@ impl<E: Entry> EntryFile<E> {
         Ok(())
     }
 
+    /// Writes the entries not yet in the file (one `pwrite`) without an fsync; returns a
+    /// handle to fsync later (off the append path) when the file changed since its last one.
+    pub fn write_unsynced(&mut self) -> io::Result<Option<File>> {
+        if self.persisted < self.entries.len() {
+            let mut bytes = Vec::with_capacity((self.entries.len() - self.persisted) * E::SIZE);
+            for entry in &self.entries[self.persisted..] {
+                entry.encode(&mut bytes);
+            }
+            self.file.write_all_at(&bytes, (self.persisted * E::SIZE) as u64)?;
+            self.persisted = self.entries.len();
+            self.dirty = true;
+        }
+        if !self.dirty {
+            return Ok(None);
+        }
+        self.dirty = false;
+        Ok(Some(self.file.try_clone()?))
+    }
+
     /// Writes the entries not yet in the file (one `pwrite`) and fsyncs if anything changed.
     pub fn persist(&mut self) -> io::Result<()> {
         if self.persisted < self.entries.len() {

@@ -2,9 +2,10 @@
 //!
 //! Invariants: there is always at least one segment; segments are sorted by base offset and
 //! each segment's offsets lie below the next segment's base offset; only the last segment
-//! is written; `segment_bytes`-bounded segments are fsynced when they roll, so everything
-//! below the active segment's base offset is durable. `log_start_offset` lies in
-//! `[first segment base, log end offset]`, `recovery_point` in `[0, log end offset]`.
+//! is written. A rolled segment is fsynced after the roll, off the append path
+//! ([`RolledFlush`]); everything below the recovery point is durable. `log_start_offset`
+//! lies in `[first segment base, log end offset]`, `recovery_point` in
+//! `[0, log end offset]`.
 
 use runnel_protocol::batch::{stamp_header, BatchError, BatchIter, BatchView, HEADER_BYTES};
 use std::fs::File;
@@ -16,6 +17,7 @@ use crate::leader_epoch::LeaderEpochCache;
 use crate::producer_snapshot;
 use crate::producer_state::{ProducerBatch, ProducerStateManager, SequenceCheck};
 use crate::retention::{deletable_segments, SegmentSummary};
+use crate::rolled_flush::RolledFlush;
 use crate::segment::{Segment, SegmentRead};
 use crate::stamp::stamp_batches;
 use crate::{LogConfig, StorageError};
@@ -65,6 +67,10 @@ pub struct PartitionLog {
     pub(crate) producers: ProducerStateManager,
     /// Where each leader epoch starts; rebuilt from batch headers when the file is missing.
     pub(crate) epochs: LeaderEpochCache,
+    /// fsyncs owed by rolls, oldest first, not yet taken by [`PartitionLog::take_rolled_flushes`].
+    pub(crate) rolled_flushes: Vec<RolledFlush>,
+    /// Bumped by every truncation: a rolled flush of an older generation proves nothing.
+    pub(crate) generation: u64,
 }
 
 impl PartitionLog {
@@ -342,24 +348,48 @@ impl PartitionLog {
         best
     }
 
-    /// fsyncs the active segment and its indexes; the recovery point becomes the log end.
+    /// fsyncs what rolls still owe, then the active segment and its indexes; the recovery
+    /// point becomes the log end.
     pub fn flush(&mut self) -> Result<(), StorageError> {
+        for owed in std::mem::take(&mut self.rolled_flushes) {
+            owed.run()?;
+        }
         self.active_mut().flush(false)?;
         self.recovery_point = self.log_end_offset();
         self.unflushed_messages = 0;
         Ok(())
     }
 
-    /// For group commit outside the log lock: the active segment's file and the offset that
-    /// a `sync_data` on it makes durable. Then call [`PartitionLog::mark_flushed`].
-    pub fn flush_target(&self) -> (Arc<File>, i64) {
-        (Arc::clone(&self.active().log), self.log_end_offset())
+    /// For group commit outside the log lock: the files whose `sync_data` makes everything
+    /// below the returned offset durable (the active segment's, and those rolls still owe),
+    /// and the directory to sync when a roll is owed. Then call [`PartitionLog::mark_flushed`].
+    pub fn flush_target(&self) -> (Vec<Arc<File>>, Option<PathBuf>, i64) {
+        let mut files: Vec<Arc<File>> = self.rolled_flushes.iter().flat_map(|f| f.files.iter().cloned()).collect();
+        files.push(Arc::clone(&self.active().log));
+        let dir = (!self.rolled_flushes.is_empty()).then(|| self.dir.clone());
+        (files, dir, self.log_end_offset())
+    }
+
+    /// The fsyncs rolls owe, to run without the log's lock; then report each with
+    /// [`PartitionLog::mark_rolled_flushed`].
+    pub fn take_rolled_flushes(&mut self) -> Vec<RolledFlush> {
+        std::mem::take(&mut self.rolled_flushes)
+    }
+
+    /// A rolled flush completed: the recovery point moves to its offset, unless the log was
+    /// truncated since it was recorded.
+    pub fn mark_rolled_flushed(&mut self, flushed: &RolledFlush) {
+        if flushed.generation == self.generation {
+            self.recovery_point = self.recovery_point.max(flushed.up_to.min(self.log_end_offset()));
+        }
     }
 
     /// Records that everything below `offset` is durable (after a `flush_target` sync).
     pub fn mark_flushed(&mut self, offset: i64) {
         let log_end = self.log_end_offset();
         self.recovery_point = self.recovery_point.max(offset.min(log_end));
+        // The group commit synced what these rolls owed.
+        self.rolled_flushes.retain(|owed| owed.up_to > offset);
         if offset >= log_end {
             self.unflushed_messages = 0;
         }
@@ -406,6 +436,8 @@ impl PartitionLog {
         if offset >= self.log_end_offset() {
             return Ok(());
         }
+        self.generation += 1;
+        self.rolled_flushes.clear();
         if offset < self.log_start_offset {
             return self.truncate_fully_and_start_at(offset);
         }
@@ -423,7 +455,11 @@ impl PartitionLog {
 
     /// Deletes every segment and starts an empty log at `offset`.
     pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), StorageError> {
-        assert!(offset >= 0, "offsets are non-negative");
+        if offset < 0 {
+            return Err(StorageError::InvalidConfig("a log cannot start at a negative offset"));
+        }
+        self.generation += 1;
+        self.rolled_flushes.clear();
         for segment in self.segments.drain(..) {
             segment.delete_files()?;
         }
@@ -437,23 +473,31 @@ impl PartitionLog {
     }
 
     /// Rolls to a new active segment at the log end offset (no-op if the active one is
-    /// empty). The old segment is fsynced with its indexes first.
+    /// empty). The old segment is sealed (indexes written) but not fsynced here: the fsyncs
+    /// are owed as a [`RolledFlush`], so an append that rolls never waits for the disk.
     pub fn roll(&mut self, now_ms: i64) -> Result<(), StorageError> {
         if self.active().is_empty() {
             return Ok(());
         }
         let _ = now_ms; // segment_ms counts from the first append, recorded by Segment::append
-        self.active_mut().flush(true)?;
+        let mut files = self.active_mut().seal()?;
         let base_offset = self.log_end_offset();
         self.segments.push(Segment::create(&self.dir, base_offset, &self.config)?);
-        sync_dir(&self.dir)?;
-        self.recovery_point = self.recovery_point.max(base_offset);
-        producer_snapshot::write(&self.dir, base_offset, &self.producers)?;
+        files.push(Arc::new(producer_snapshot::write_unsynced(&self.dir, base_offset, &self.producers)?));
+        self.rolled_flushes.push(RolledFlush {
+            files,
+            dir: self.dir.clone(),
+            up_to: base_offset,
+            generation: self.generation,
+        });
         Ok(())
     }
 
     /// Flushes, closes the indexes with their final entry, and closes the files.
     pub fn close(mut self) -> Result<(), StorageError> {
+        for owed in std::mem::take(&mut self.rolled_flushes) {
+            owed.run()?;
+        }
         self.active_mut().flush(true)?;
         self.recovery_point = self.log_end_offset();
         producer_snapshot::write(&self.dir, self.log_end_offset(), &self.producers)?;

@@ -57,6 +57,8 @@ impl PartitionLog {
             last_open_scanned_bytes: scanned_bytes,
             producers: Default::default(),
             epochs: LeaderEpochCache::empty(dir),
+            rolled_flushes: Vec::new(),
+            generation: 0,
         };
         let log_end = log.log_end_offset();
         log.log_start_offset = log_start_offset.max(log.segments[0].base_offset).min(log_end);

@@ -46,6 +46,27 @@ pub(crate) fn write(dir: &Path, offset: i64, state: &ProducerStateManager) -> Re
     sync_dir(dir)
 }
 
+/// Writes the snapshot for `offset` without an fsync (at a roll, off the append path's
+/// fsyncs): a crash before the caller syncs the returned file can leave it torn, and
+/// [`load_latest`] discards unreadable snapshots. Prunes old ones.
+pub(crate) fn write_unsynced(
+    dir: &Path,
+    offset: i64,
+    state: &ProducerStateManager,
+) -> Result<std::fs::File, StorageError> {
+    let target = path(dir, offset);
+    let mut tmp_name = target.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = target.with_file_name(tmp_name);
+    std::fs::write(&tmp, state.encode())?;
+    std::fs::rename(&tmp, &target)?;
+    let offsets = list(dir)?;
+    for old in offsets.iter().rev().skip(SNAPSHOTS_KEPT + 1) {
+        std::fs::remove_file(path(dir, *old))?;
+    }
+    Ok(std::fs::File::open(&target)?)
+}
+
 /// Removes snapshots above `offset` (after truncation, they describe batches that are gone).
 pub(crate) fn delete_above(dir: &Path, offset: i64) -> Result<(), StorageError> {
     for old in list(dir)?.into_iter().filter(|o| *o > offset) {

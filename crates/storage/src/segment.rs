@@ -284,6 +284,19 @@ impl Segment {
         Ok(())
     }
 
+    /// Seals a segment that stops being active: adds the closing time index entry and
+    /// writes both indexes, without an fsync. Returns the files to fsync before the
+    /// segment counts as durable (the caller does it off the append path).
+    pub fn seal(&mut self) -> Result<Vec<Arc<File>>, StorageError> {
+        if !self.is_empty() {
+            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp, true);
+        }
+        let mut files = vec![Arc::clone(&self.log)];
+        files.extend(self.offset_index.write_unsynced()?.map(Arc::new));
+        files.extend(self.time_index.write_unsynced()?.map(Arc::new));
+        Ok(files)
+    }
+
     /// Adds the closing time index entry, persists both indexes and fsyncs the log.
     pub fn flush(&mut self, closing: bool) -> Result<(), StorageError> {
         if closing && !self.is_empty() {

@@ -105,6 +105,11 @@ impl TimeIndex {
         self.file.truncate(keep)
     }
 
+    /// See [`crate::entry_file::EntryFile::write_unsynced`].
+    pub fn write_unsynced(&mut self) -> io::Result<Option<std::fs::File>> {
+        self.file.write_unsynced()
+    }
+
     pub fn persist(&mut self) -> io::Result<()> {
         self.file.persist()
     }

@@ -185,8 +185,10 @@ fn flush_policy_by_messages_and_by_time_advances_the_recovery_point() {
     assert!(log.maybe_flush(2_000).unwrap());
     assert_eq!(log.recovery_point(), 7);
     append(&mut log, batch(0, 1, 10), 2_000);
-    let (file, offset) = log.flush_target();
-    file.sync_data().unwrap();
+    let (files, _dir, offset) = log.flush_target();
+    for file in files {
+        file.sync_data().unwrap();
+    }
     log.mark_flushed(offset);
     assert_eq!(log.recovery_point(), 8);
 }

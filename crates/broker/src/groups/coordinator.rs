@@ -253,10 +253,13 @@ impl GroupCoordinator {
         if !broker.config.log_flush_before_ack {
             return Ok(());
         }
-        partition.make_durable(required).await.map_err(|error| {
-            tracing::error!(%error, "fsync of group records failed");
-            ResponseError::NotCoordinator
-        })
+        match partition.make_durable(required).await {
+            Ok(()) => Ok(()),
+            Err(crate::partition::PartitionError::Sync(e)) => {
+                crate::storage_failure::fatal(&partition.topic, partition.index, &e)
+            }
+            Err(_) => Err(ResponseError::NotCoordinator),
+        }
     }
 
     /// Runs `handler` and answers at once (the requests that never park).

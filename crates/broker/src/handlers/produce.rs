@@ -102,9 +102,11 @@ async fn produce_partition(
     };
     ctx.broker.stats.produce_bytes.fetch_add(records.len() as u64, Ordering::Relaxed);
     if acks != 0 && ctx.broker.config.log_flush_before_ack {
-        if let Err(e) = partition.make_durable(info.last_offset + 1).await {
-            tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "fsync failed");
-            return Outcome::error(ResponseError::KafkaStorageError, e.to_string());
+        match partition.make_durable(info.last_offset + 1).await {
+            Ok(()) => {}
+            // The records are in the log: the node halts rather than deny them.
+            Err(PartitionError::Sync(e)) => crate::storage_failure::fatal(&partition.topic, partition.index, &e),
+            Err(e) => return Outcome::error(ResponseError::KafkaStorageError, e.to_string()),
         }
     }
     if acks == -1 {
