@@ -82,7 +82,8 @@ async fn the_metadata_log_cannot_be_created_deleted_or_written_as_a_topic() {
 
     // Before the fix: created, and deleting it deleted the metadata log, after which the
     // next start deleted every partition folder.
-    let (created, text) = runnel_topic_outcome(node.bootstrap(), &["create", "__cluster_metadata", "--partitions", "1"]);
+    let (created, text) =
+        runnel_topic_outcome(node.bootstrap(), &["create", "__cluster_metadata", "--partitions", "1"]);
     assert!(!created, "creating __cluster_metadata must fail: {text}");
     assert_eq!(create_outcome(node.bootstrap(), "__cluster_metadata", &[]).await, Err(RDKafkaErrorCode::InvalidTopic));
     let (deleted, text) = runnel_topic_outcome(node.bootstrap(), &["delete", "__cluster_metadata"]);

@@ -385,7 +385,8 @@ async fn retention_deletes_old_segments() {
     let dir = TempDir::new().unwrap();
     let node = Node::start(dir.path(), &["--set", "log.retention.check.interval.ms=200"]);
     let (segment, retention) = (SEGMENT_BYTES.to_string(), RETENTION_BYTES.to_string());
-    create_topic(node.bootstrap(), TOPIC, 1, &[("internal.segment.bytes", &segment), ("retention.bytes", &retention)]).await;
+    create_topic(node.bootstrap(), TOPIC, 1, &[("internal.segment.bytes", &segment), ("retention.bytes", &retention)])
+        .await;
     // Batches must stay below segment.bytes.
     let producer = producer(node.bootstrap(), &[("batch.size", "4000")]);
     let sent = numbered_messages(0..200, VALUE_BYTES);

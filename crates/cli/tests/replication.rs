@@ -576,11 +576,12 @@ async fn a_follower_does_not_copy_from_a_node_of_another_cluster() {
 async fn high_watermark(addr: &str, topic: &str) -> i64 {
     use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
     use kafka_protocol::messages::ListOffsetsRequest;
-    let request = ListOffsetsRequest::default().with_replica_id(kafka_protocol::messages::BrokerId(-1)).with_topics(
-        vec![ListOffsetsTopic::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-1)])],
-    );
+    let request =
+        ListOffsetsRequest::default().with_replica_id(kafka_protocol::messages::BrokerId(-1)).with_topics(vec![
+            ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-1)]),
+        ]);
     let mut conn = Connection::connect(addr).await.expect("connect");
     let response = conn.send(&request, 7).await.expect("list offsets response");
     let partition = &response.topics[0].partitions[0];
