@@ -147,6 +147,24 @@ def e2e_scenarios(q):
             f"{r['msgs_per_s']:.0f} msgs/s received, broker {r['cpu_s_per_gb']:.2f} CPU s/GB")
 
 
+def roll_scenario(q):
+    """Segment rolls must not stall the append path: the same e2e run with the default 1 GiB
+    segments (no roll) and with 50 MB segments (a roll every few seconds), in one run."""
+    duration = "15" if q else "50"
+    args = ["e2e", "--rate", "20000", "--duration", duration, "--acks", "all", "--partitions", "4"]
+    results = {}
+    for label, segment in (("1 GiB", "1073741824"), ("50 MB", "50000000")):
+        server = Server(f"log.segment.bytes={segment}")
+        results[label] = measured(server, *args)
+        server.destroy()
+    base, rolled = results["1 GiB"], results["50 MB"]
+    ratio = rolled["p99_ms"] / max(base["p99_ms"], 1e-9)
+    row("end-to-end latency with a roll every few seconds (50 MB segments), acks=all",
+        f"p99 {rolled['p99_ms']:.2f} ms = {ratio:.2f}x the same run with 1 GiB segments ({base['p99_ms']:.2f} ms)",
+        "<= 1.5x", ratio <= 1.5, f"runnel perf {' '.join(args)} with log.segment.bytes=50000000 and 1073741824",
+        f"p99.9 {rolled['p999_ms']:.2f} ms vs {base['p999_ms']:.2f} ms")
+
+
 def partitions_scenario(q):
     server = Server()
     count = str(200_000 if q else 1_000_000)
@@ -180,7 +198,7 @@ def recovery_scenario(q):
     server.destroy()
 
 
-SCENARIOS = {"produce": produce_scenarios, "fsync": fsync_scenario, "consume": consume_scenario, "e2e": e2e_scenarios,
+SCENARIOS = {"produce": produce_scenarios, "fsync": fsync_scenario, "consume": consume_scenario, "e2e": e2e_scenarios, "roll": roll_scenario,
              "partitions": partitions_scenario, "connections": connections_scenario, "recovery": recovery_scenario}
 
 

@@ -359,15 +359,48 @@ impl GroupCoordinator {
         self.run(broker, group_id, |group, _| offsets::delete_group(group, group_id)).await.unwrap_or_else(Some)
     }
 
-    /// Committed offsets of a group (`topics` of `None`: all of them).
-    pub fn fetch(&self, group_id: &str, topics: Option<&[(String, Vec<i32>)]>) -> Vec<(String, Vec<FetchedOffset>)> {
-        match self.shard_for(group_id) {
-            Some(shard) => offsets::fetch(shard.state.locked().groups.get(group_id), topics),
-            None => offsets::fetch(None, topics),
-        }
+    /// Committed offsets of a group (`topics` of `None`: all of them). Only durable state is
+    /// answered: the read is taken under the shard's lock together with the partition's log
+    /// end, and answered once the in-sync replicas hold everything below it, so a commit that
+    /// is applied but not yet replicated (and could still be lost with the leader) is never
+    /// returned. Kafka keeps such commits aside as pending; waiting for them gives the same
+    /// guarantee without a second copy of the state.
+    pub async fn fetch(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        topics: Option<&[(String, Vec<i32>)]>,
+    ) -> Result<Vec<(String, Vec<FetchedOffset>)>, ResponseError> {
+        self.read_committed(broker, group_id, |group| offsets::fetch(group, topics)).await
     }
 
-    /// A copy of the group, for DescribeGroups and tests.
+    /// A copy of the group as its replicated records leave it, for DescribeGroups.
+    pub async fn describe_committed(&self, broker: &Broker, group_id: &str) -> Result<Option<Group>, ResponseError> {
+        self.read_committed(broker, group_id, |group| group.cloned()).await
+    }
+
+    /// Reads `group_id` under its shard's lock, then waits until what was written before
+    /// the read is replicated (see [`GroupCoordinator::fetch`]).
+    async fn read_committed<T>(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        read: impl FnOnce(Option<&Group>) -> T,
+    ) -> Result<T, ResponseError> {
+        let Some(shard) = self.shard_for(group_id) else { return Ok(read(None)) };
+        let (answer, written) = {
+            let state = shard.state.locked();
+            let written = broker.replicas.partition(OFFSETS_TOPIC, shard.partition).and_then(|partition| {
+                let end = partition.log_end_offset();
+                (end > 0).then_some((partition, shard.leader_epoch, end - 1))
+            });
+            (read(state.groups.get(group_id)), written)
+        };
+        Self::settle(broker, written).await?;
+        Ok(answer)
+    }
+
+    /// A copy of the group, for tests (no wait for replication).
     pub fn describe(&self, group_id: &str) -> Option<Group> {
         let shard = self.shard_for(group_id)?;
         let state = shard.state.locked();

@@ -71,8 +71,14 @@ fn describe_one(group_id: &GroupId, group: Option<Group>) -> DescribedGroup {
         .with_members(members)
 }
 
-pub fn describe(ctx: &Context, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
-    let groups = request.groups.iter().map(|id| describe_one(id, ctx.broker.groups.describe(id.0.as_str()))).collect();
+pub async fn describe(ctx: &Context<'_>, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    let mut groups = Vec::with_capacity(request.groups.len());
+    for id in &request.groups {
+        groups.push(match ctx.broker.groups.describe_committed(ctx.broker, id.0.as_str()).await {
+            Ok(group) => describe_one(id, group),
+            Err(error) => DescribedGroup::default().with_group_id(id.clone()).with_error_code(error.code()),
+        });
+    }
     DescribeGroupsResponse::default().with_groups(groups)
 }
 

@@ -118,14 +118,18 @@ fn fetched_v8(offset: FetchedOffset) -> OffsetFetchResponsePartitions {
         .with_metadata(Some(StrBytes::from_string(offset.metadata)))
 }
 
-pub fn fetch(ctx: &Context, request: OffsetFetchRequest) -> OffsetFetchResponse {
+pub async fn fetch(ctx: &Context<'_>, request: OffsetFetchRequest) -> OffsetFetchResponse {
     let groups = &ctx.broker.groups;
     if ctx.version < 8 {
         let wanted: Option<Vec<(String, Vec<i32>)>> = request
             .topics
             .as_ref()
             .map(|topics| topics.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect());
-        let offsets = groups.fetch(request.group_id.0.as_str(), wanted.as_deref());
+        let offsets = match groups.fetch(ctx.broker, request.group_id.0.as_str(), wanted.as_deref()).await {
+            Ok(offsets) => offsets,
+            // The top-level error exists from v2; v0-v1 clients see it as an empty answer.
+            Err(error) => return OffsetFetchResponse::default().with_error_code(error.code()),
+        };
         let topics = offsets
             .into_iter()
             .map(|(topic, partitions)| {
@@ -135,25 +139,29 @@ pub fn fetch(ctx: &Context, request: OffsetFetchRequest) -> OffsetFetchResponse 
             .collect();
         return OffsetFetchResponse::default().with_topics(topics);
     }
-    let results = request
-        .groups
-        .iter()
-        .map(|group| {
-            let wanted: Option<Vec<(String, Vec<i32>)>> = group
-                .topics
-                .as_ref()
-                .map(|topics| topics.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect());
-            let offsets = groups.fetch(group.group_id.0.as_str(), wanted.as_deref());
-            let topics = offsets
-                .into_iter()
-                .map(|(topic, partitions)| {
-                    let partitions = partitions.into_iter().map(fetched_v8).collect();
-                    OffsetFetchResponseTopics::default().with_name(topic_name(&topic)).with_partitions(partitions)
-                })
-                .collect();
-            OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone()).with_topics(topics)
-        })
-        .collect();
+    let mut results = Vec::with_capacity(request.groups.len());
+    for group in &request.groups {
+        let wanted: Option<Vec<(String, Vec<i32>)>> = group
+            .topics
+            .as_ref()
+            .map(|topics| topics.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect());
+        let answer = OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone());
+        let offsets = match groups.fetch(ctx.broker, group.group_id.0.as_str(), wanted.as_deref()).await {
+            Ok(offsets) => offsets,
+            Err(error) => {
+                results.push(answer.with_error_code(error.code()));
+                continue;
+            }
+        };
+        let topics = offsets
+            .into_iter()
+            .map(|(topic, partitions)| {
+                let partitions = partitions.into_iter().map(fetched_v8).collect();
+                OffsetFetchResponseTopics::default().with_name(topic_name(&topic)).with_partitions(partitions)
+            })
+            .collect();
+        results.push(answer.with_topics(topics));
+    }
     OffsetFetchResponse::default().with_groups(results)
 }
 

@@ -156,12 +156,12 @@ pub async fn handle(
         ApiKey::OffsetCommit => {
             respond(api, &ctx, &group_offsets::commit(&ctx, decode_body(api, version, body)?).await)
         }
-        ApiKey::OffsetFetch => respond(api, &ctx, &group_offsets::fetch(&ctx, decode_body(api, version, body)?)),
+        ApiKey::OffsetFetch => respond(api, &ctx, &group_offsets::fetch(&ctx, decode_body(api, version, body)?).await),
         ApiKey::OffsetDelete => {
             respond(api, &ctx, &group_offsets::delete(&ctx, decode_body(api, version, body)?).await)
         }
         ApiKey::ListGroups => respond(api, &ctx, &group_admin::list(&ctx, decode_body(api, version, body)?)),
-        ApiKey::DescribeGroups => respond(api, &ctx, &group_admin::describe(&ctx, decode_body(api, version, body)?)),
+        ApiKey::DescribeGroups => respond(api, &ctx, &group_admin::describe(&ctx, decode_body(api, version, body)?).await),
         ApiKey::DeleteGroups => respond(api, &ctx, &group_admin::delete(&ctx, decode_body(api, version, body)?).await),
         other => Err(DispatchError::UnsupportedVersion { api: other, version }),
     }
