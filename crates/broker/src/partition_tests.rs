@@ -204,3 +204,69 @@ fn a_request_epoch_older_than_the_replica_is_fenced_and_a_newer_one_unknown() {
     assert_eq!(p.check_leader_epoch(4), Err(ResponseError::FencedLeaderEpoch));
     assert_eq!(p.check_leader_epoch(6), Err(ResponseError::UnknownLeaderEpoch));
 }
+
+/// One step of the high-watermark model: the leader appends, a follower fetches from some
+/// offset (possibly a lie beyond the log end), the ISR shrinks or expands through the
+/// image, or the ISR shrink check runs.
+#[derive(Clone, Debug)]
+enum Step {
+    Append(usize),
+    Fetch { replica: i32, offset: i64 },
+    Image { isr: Vec<i32> },
+    Shrink { at_ms: i64 },
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (1usize..4).prop_map(Step::Append),
+        (2i32..=4, -2i64..40).prop_map(|(replica, offset)| Step::Fetch { replica, offset }),
+        proptest::sample::subsequence(vec![2, 3], 0..=2).prop_map(|mut isr| {
+            isr.insert(0, NODE);
+            Step::Image { isr }
+        }),
+        (0i64..100_000).prop_map(|at_ms| Step::Shrink { at_ms }),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// The high watermark never moves back, never passes the leader's log end, and never
+    /// passes what every ISR member has fetched (whatever offsets fetches claim).
+    #[test]
+    fn the_high_watermark_never_goes_backwards_nor_past_the_isr(steps in proptest::collection::vec(step(), 1..60)) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = partition(dir.path(), &image(NODE, 0, 0, &[1, 2, 3], &[1, 2, 3]));
+        let mut fetched = std::collections::BTreeMap::from([(2, -1i64), (3, -1i64)]);
+        let mut isr = vec![1, 2, 3];
+        let mut partition_epoch = 0;
+        let mut last = p.high_watermark();
+        for (now, step) in steps.into_iter().enumerate() {
+            match step {
+                Step::Append(n) => append(&p, n),
+                Step::Fetch { replica, offset } => {
+                    if p.record_follower_fetch(replica, offset, now as i64).is_ok() && fetched.contains_key(&replica) {
+                        fetched.insert(replica, offset);
+                    }
+                }
+                Step::Image { isr: next } => {
+                    partition_epoch += 1;
+                    p.apply_image(&image(NODE, 0, partition_epoch, &[1, 2, 3], &next), now as i64).unwrap();
+                    isr = next;
+                }
+                Step::Shrink { at_ms } => {
+                    if let Some(change) = p.isr_shrink(at_ms, LAG_MS) {
+                        p.isr_change_failed(&change);
+                    }
+                }
+            }
+            let hw = p.high_watermark();
+            proptest::prop_assert!(hw >= last, "the high watermark moved back from {} to {}", last, hw);
+            proptest::prop_assert!(hw <= p.log_end_offset());
+            // It moves only to what every ISR member holds (a refused claim counts for nothing).
+            let isr_holds = isr.iter().filter(|id| **id != NODE).map(|id| fetched[id]).min().unwrap_or(i64::MAX);
+            proptest::prop_assert!(hw == last || hw <= isr_holds, "moved to {} past what the ISR {:?} holds", hw, isr);
+            last = hw;
+        }
+    }
+}
