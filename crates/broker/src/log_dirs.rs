@@ -43,6 +43,7 @@ pub const DATA_DIR_ENTRIES: &[&str] = &[
 ];
 
 /// The longest file name the file system under `dir` takes (`NAME_MAX`), 255 if unknown.
+#[allow(unsafe_code)]
 pub fn name_max(dir: &Path) -> usize {
     use std::os::unix::ffi::OsStrExt;
     let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else { return 255 };

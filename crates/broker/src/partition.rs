@@ -378,7 +378,19 @@ impl Partition {
         }
     }
 
-    /// Runs `f` with the log locked.
+    /// Runs `f` with the log locked, read-only: what request handlers use. Changes to a log
+    /// go through the partition's own methods, which keep the replication state in step.
+    pub fn inspect_log<T>(
+        &self,
+        f: impl FnOnce(&PartitionLog) -> Result<T, StorageError>,
+    ) -> Result<T, PartitionError> {
+        let guard = self.log.locked();
+        let log = guard.as_ref().ok_or(PartitionError::Deleted)?;
+        Ok(f(log)?)
+    }
+
+    /// Runs `f` with the log locked, for changes (the partition, the replica manager and the
+    /// coordinator's loader); request handlers use [`Partition::inspect_log`].
     pub fn with_log<T>(
         &self,
         f: impl FnOnce(&mut PartitionLog) -> Result<T, StorageError>,

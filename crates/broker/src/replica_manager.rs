@@ -79,7 +79,7 @@ enum Step {
     Delete(Arc<Partition>),
     /// Open the replica of `topic` partition `image.partition` (new partition, replica moved
     /// here, or an earlier attempt failed).
-    Open { topic: String, topic_id: Uuid, image: PartitionImage, settings: TopicSettings },
+    Open { topic: String, topic_id: Uuid, image: Box<PartitionImage>, settings: Box<TopicSettings> },
 }
 
 impl ReplicaManager {
@@ -206,7 +206,7 @@ impl ReplicaManager {
                 }
                 Step::Open { topic, topic_id, image, settings } => {
                     let key = (topic.clone(), image.partition);
-                    match self.open_partition(&topic, topic_id, &image, settings, checkpoints, now_ms) {
+                    match self.open_partition(&topic, topic_id, &image, *settings, checkpoints, now_ms) {
                         Ok(partition) => {
                             self.offline.write_locked().remove(&key);
                             opened.insert(key, Arc::new(partition));
@@ -262,8 +262,8 @@ impl ReplicaManager {
                     steps.push(Step::Open {
                         topic: name.clone(),
                         topic_id: topic.topic_id,
-                        image: p.clone(),
-                        settings: settings.clone(),
+                        image: Box::new(p.clone()),
+                        settings: Box::new(settings.clone()),
                     });
                 }
             }

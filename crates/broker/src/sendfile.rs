@@ -25,6 +25,7 @@ pub async fn write_frame(stream: &mut OwnedWriteHalf, frame: Frame, sendfile_byt
     Ok(())
 }
 
+#[allow(unsafe_code)]
 async fn send_file(stream: &mut OwnedWriteHalf, slice: &FileSlice) -> io::Result<()> {
     let socket = stream.as_ref();
     let file_fd = slice.file.as_raw_fd();

@@ -332,6 +332,7 @@ impl Segment {
 }
 
 /// `pwritev` until every byte of `parts` is written at `position`.
+#[allow(unsafe_code)]
 fn write_all_vectored_at(file: &File, parts: &[&[u8]], mut position: u64) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();

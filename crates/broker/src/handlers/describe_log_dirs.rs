@@ -25,7 +25,7 @@ fn requested(request: &DescribeLogDirsRequest, topic: &str, index: i32) -> bool 
 
 /// One hosted replica, or `None` if it was deleted while we looked.
 fn describe(partition: &Partition) -> Option<DescribeLogDirsPartition> {
-    let size_bytes = partition.with_log(|log| Ok(log.size_bytes())).ok()?;
+    let size_bytes = partition.inspect_log(|log| Ok(log.size_bytes())).ok()?;
     // Kafka's definition for a current log: how far its end is behind the high watermark.
     // A leader's end is never behind; a follower's can be only until it appends what its
     // leader reported as committed, so this is 0 nearly always. How far a follower is behind
@@ -41,6 +41,7 @@ fn describe(partition: &Partition) -> Option<DescribeLogDirsPartition> {
 }
 
 /// The file system's (total, usable) bytes under `dir`, as statvfs(3) reports them.
+#[allow(unsafe_code)]
 fn file_system_bytes(dir: &Path) -> Option<(i64, i64)> {
     let path = CString::new(dir.as_os_str().as_bytes()).ok()?;
     let mut stats = std::mem::MaybeUninit::<libc::statvfs>::zeroed();

@@ -18,7 +18,7 @@ const EARLIEST_LOCAL: i64 = -4;
 /// consumer validating its position after a leader change (KIP-320) asks about the right one.
 fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64, i32), ResponseError> {
     let high_watermark = partition.high_watermark();
-    let result = partition.with_log(|log| {
+    let result = partition.inspect_log(|log| {
         let (ts, offset) = match timestamp {
             LATEST => (-1, high_watermark),
             EARLIEST | EARLIEST_LOCAL => (-1, log.log_start_offset()),

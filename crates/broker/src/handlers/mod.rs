@@ -161,7 +161,9 @@ pub async fn handle(
             respond(api, &ctx, &group_offsets::delete(&ctx, decode_body(api, version, body)?).await)
         }
         ApiKey::ListGroups => respond(api, &ctx, &group_admin::list(&ctx, decode_body(api, version, body)?)),
-        ApiKey::DescribeGroups => respond(api, &ctx, &group_admin::describe(&ctx, decode_body(api, version, body)?).await),
+        ApiKey::DescribeGroups => {
+            respond(api, &ctx, &group_admin::describe(&ctx, decode_body(api, version, body)?).await)
+        }
         ApiKey::DeleteGroups => respond(api, &ctx, &group_admin::delete(&ctx, decode_body(api, version, body)?).await),
         other => Err(DispatchError::UnsupportedVersion { api: other, version }),
     }

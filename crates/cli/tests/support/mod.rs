@@ -199,6 +199,7 @@ impl Node {
         libc::pid_t::try_from(child.id()).expect("pid fits pid_t")
     }
 
+    #[allow(unsafe_code)]
     fn signal(&self, signal: libc::c_int) {
         // SAFETY: kill(2) with the pid of a child we spawned and have not reaped yet, so the
         // pid cannot have been reused by another process.
