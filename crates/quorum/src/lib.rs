@@ -17,6 +17,7 @@ pub mod quorum;
 pub mod rpc;
 pub mod server;
 pub mod snapshot;
+pub mod snapshot_buffer;
 pub mod state_machine;
 pub mod types;
 
@@ -26,5 +27,6 @@ pub use openraft::ServerState;
 pub use quorum::{Quorum, QuorumConfig, QuorumError, QuorumMetrics, QuorumTuning};
 pub use rpc::{ForwardError, NodeStatus, TransportError};
 pub use snapshot::SnapshotError;
+pub use snapshot_buffer::SNAPSHOT_BYTES_MAX_DEFAULT;
 pub use state_machine::StateMachine;
 pub use types::{MetadataBatch, NodeId, QuorumNode, Roles, TypeConfig};

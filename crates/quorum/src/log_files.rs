@@ -52,6 +52,10 @@ pub enum LogError {
     Corrupt { path: PathBuf, position: u64, why: String },
     #[error("append of index {got} would leave a hole: the log expects {expected}")]
     Hole { expected: u64, got: u64 },
+    #[error("entry {index} is {bytes} bytes, above the limit of {limit}")]
+    EntryTooLarge { index: u64, bytes: u64, limit: u64 },
+    #[error("entry {index} cannot be encoded: {source}")]
+    Encode { index: u64, source: serde_json::Error },
 }
 
 /// What must survive a crash besides the entries.
@@ -153,8 +157,15 @@ impl LogFiles {
             if got != self.next_index() && !(self.entries.is_empty() && self.state.last_purged.is_none()) {
                 return Err(LogError::Hole { expected: self.next_index(), got });
             }
-            let payload = serde_json::to_vec(&entry).expect("entries always serialize");
-            assert!((payload.len() as u64) <= ENTRY_BYTES_MAX, "entry {got} is {} bytes", payload.len());
+            // Entries come from the leader: an unencodable or oversized one is an error, not a panic.
+            let payload = serde_json::to_vec(&entry).map_err(|source| LogError::Encode { index: got, source })?;
+            if payload.len() as u64 > ENTRY_BYTES_MAX {
+                return Err(LogError::EntryTooLarge {
+                    index: got,
+                    bytes: payload.len() as u64,
+                    limit: ENTRY_BYTES_MAX,
+                });
+            }
             let mut frame = Vec::with_capacity(payload.len() + disk::FRAME_HEADER_BYTES);
             disk::encode_frame(&payload, &mut frame);
             let segment = self.writable_segment(got)?;
@@ -182,8 +193,10 @@ impl LogFiles {
             let segment = self.segments.pop_back().expect("checked");
             fs::remove_file(&segment.path).map_err(io_at(&segment.path))?;
         }
-        let segment = self.segments.back_mut().expect("the cut entry's segment exists");
-        assert_eq!(segment.first_index, cut.segment, "segments and positions agree");
+        let segment = match self.segments.back_mut() {
+            Some(segment) if segment.first_index == cut.segment => segment,
+            _ => return Err(self.inconsistent(index)),
+        };
         if cut.position == 0 {
             let segment = self.segments.pop_back().expect("checked");
             fs::remove_file(&segment.path).map_err(io_at(&segment.path))?;
@@ -233,7 +246,7 @@ impl LogFiles {
     }
 
     fn read_at(&self, at: &EntryPosition) -> Result<Entry, LogError> {
-        let segment = self.segment(at.segment);
+        let segment = self.segment(at.segment).ok_or_else(|| self.inconsistent(at.log_id.index))?;
         let mut frame = vec![0u8; at.frame_bytes as usize];
         segment.file.read_exact_at(&mut frame, at.position).map_err(io_at(&segment.path))?;
         let corrupt = |why: String| LogError::Corrupt { path: segment.path.clone(), position: at.position, why };
@@ -253,11 +266,16 @@ impl LogFiles {
         self.entries.get(usize::try_from(offset).ok()?).copied()
     }
 
-    fn segment(&self, first_index: u64) -> &Segment {
+    /// The segment named `first_index`; every present entry has one.
+    fn segment(&self, first_index: u64) -> Option<&Segment> {
         let i = self.segments.partition_point(|s| s.first_index < first_index);
-        let segment = &self.segments[i];
-        assert_eq!(segment.first_index, first_index, "every present entry has its segment");
-        segment
+        self.segments.get(i).filter(|s| s.first_index == first_index)
+    }
+
+    /// Entry `index` has no segment: a bug here, reported rather than panicking.
+    fn inconsistent(&self, index: u64) -> LogError {
+        let why = format!("entry {index} has no segment");
+        LogError::Corrupt { path: self.dir.clone(), position: 0, why }
     }
 
     /// The newest segment if `index` may go there, else a new one starting at `index`.

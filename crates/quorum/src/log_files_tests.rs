@@ -139,3 +139,21 @@ fn reads_are_bounded_in_bytes_but_return_at_least_one_entry() {
     assert_eq!(log.read(0, 10, 1).unwrap().len(), 1);
     assert_eq!(log.read(0, 10, u64::MAX).unwrap().len(), 10);
 }
+
+#[test]
+fn an_oversized_entry_is_refused_with_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = LogFiles::open(dir.path(), SEGMENT_BYTES_DEFAULT).unwrap();
+    log.append(vec![entry(1, 0)]).unwrap();
+    let record = MetadataRecord::Config {
+        resource: ConfigResource::Broker(1),
+        name: "big".into(),
+        value: Some("x".repeat(ENTRY_BYTES_MAX as usize)),
+    };
+    let big = Entry { log_id: log_id(1, 1), payload: EntryPayload::Normal(MetadataBatch { records: vec![record] }) };
+    let refused = log.append(vec![big]);
+    assert!(matches!(refused, Err(LogError::EntryTooLarge { index: 1, limit: ENTRY_BYTES_MAX, .. })), "{refused:?}");
+    // Nothing of it was written: the log goes on at index 1.
+    log.append(vec![entry(1, 1)]).unwrap();
+    assert_eq!(indexes(&log), vec![0, 1]);
+}

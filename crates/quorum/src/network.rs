@@ -21,7 +21,7 @@ use tokio::io::BufReader;
 
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::rpc::{self, Request, Response, TransportError};
+use crate::rpc::{self, Request, Response, TransportError, HELLO_FRAME_BYTES_MAX};
 use crate::types::{NodeId, QuorumNode, TypeConfig};
 
 /// How long openraft waits before retrying an unreachable peer.
@@ -79,8 +79,9 @@ impl Connection {
                 self.connect().await.map_err(|source| TransportError::Connect { addr: self.addr.clone(), source })?;
             stream.set_nodelay(true)?;
             let mut stream = BufReader::new(stream);
-            let hello = Request::Hello { cluster_id: self.cluster_id.clone() };
-            match round_trip(&mut stream, &rpc::encode(&hello, self.frame_bytes_max)?, self.frame_bytes_max).await? {
+            // The hello and its answer are small both ways: the listener refuses a larger one.
+            let hello = rpc::encode(&Request::Hello { cluster_id: self.cluster_id.clone() }, HELLO_FRAME_BYTES_MAX)?;
+            match round_trip(&mut stream, &hello, HELLO_FRAME_BYTES_MAX).await? {
                 Response::Hello(Ok(())) => {}
                 Response::Hello(Err(theirs)) => {
                     let (addr, ours) = (self.addr.clone(), self.cluster_id.clone());
@@ -202,5 +203,35 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
 
     fn backoff(&self) -> Backoff {
         Backoff::new(std::iter::repeat(UNREACHABLE_BACKOFF))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_answer_to_a_hello_may_not_claim_a_full_frame() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        // A listener that answers the hello with a header claiming 512 KiB, and nothing more.
+        let fake = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut hello = [0u8; 64];
+            let _ = stream.read(&mut hello).await.unwrap();
+            stream.write_all(&(512u32 * 1024).to_be_bytes()).await.unwrap();
+            let _ = stream.read(&mut hello).await;
+        });
+        let mut connection = Connection::new(addr, 1024 * 1024, "c");
+        let outcome = connection.call(&Request::Status, Duration::from_secs(10)).await;
+        assert!(
+            matches!(outcome, Err(TransportError::FrameTooLarge { limit: HELLO_FRAME_BYTES_MAX, .. })),
+            "refused on the header, not waited for: {:?}",
+            outcome.map(|_| ()),
+        );
+        fake.abort();
     }
 }

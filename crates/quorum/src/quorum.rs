@@ -18,12 +18,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::log_files::{LogError, ENTRY_BYTES_MAX, SEGMENT_BYTES_DEFAULT};
+use crate::log_files::{LogError, SEGMENT_BYTES_DEFAULT};
 use crate::log_store::LogStore;
 use crate::network::{Connection, NetworkFactory};
 use crate::rpc::{ForwardError, NodeStatus, Request, Response, TransportError, FRAME_BYTES_MAX_DEFAULT};
 use crate::server::{self, ServerLimits};
 use crate::snapshot::SnapshotError;
+use crate::snapshot_buffer::SNAPSHOT_BYTES_MAX_DEFAULT;
 use crate::state_machine::StateMachine;
 use crate::types::{MetadataBatch, NodeId, QuorumNode, Raft};
 
@@ -59,6 +60,8 @@ pub struct QuorumTuning {
     pub logs_kept_after_snapshot: u64,
     pub segment_bytes_max: u64,
     pub frame_bytes_max: u32,
+    /// A snapshot received from the leader may not grow past this (in memory, as JSON).
+    pub snapshot_bytes_max: u64,
     pub connections_max: usize,
     /// How long a proposal (or learner addition) may take, forwarding included.
     pub propose_timeout: Duration,
@@ -80,6 +83,7 @@ impl Default for QuorumTuning {
             logs_kept_after_snapshot: 1000,
             segment_bytes_max: SEGMENT_BYTES_DEFAULT,
             frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
+            snapshot_bytes_max: SNAPSHOT_BYTES_MAX_DEFAULT,
             connections_max: 256,
             propose_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
@@ -183,7 +187,7 @@ impl Quorum {
             return Err(QuorumError::NotInVoters(node_id));
         }
         let log = LogStore::open(&dir, tuning.segment_bytes_max)?;
-        let state_machine = StateMachine::open(&dir)?;
+        let state_machine = StateMachine::open(&dir)?.with_snapshot_bytes_max(tuning.snapshot_bytes_max);
         let images = state_machine.subscribe();
         let raft_config = Config {
             cluster_name: "runnel".to_string(),
@@ -203,6 +207,7 @@ impl Quorum {
             cluster_id: cluster_id.clone(),
             connections_max: tuning.connections_max,
             frame_bytes_max: tuning.frame_bytes_max,
+            snapshot_bytes_max: tuning.snapshot_bytes_max,
             idle_timeout: tuning.idle_timeout,
             request_timeout: tuning.request_timeout,
             propose_timeout: tuning.propose_timeout,
@@ -242,19 +247,15 @@ impl Quorum {
     /// the leader). Forwards to the leader if this node is not it.
     pub async fn propose(&self, records: Vec<MetadataRecord>) -> Result<u64, QuorumError> {
         let batch = MetadataBatch { records };
-        // An entry must fit one log frame and one append frame with room for its envelope,
-        // or it could never be replicated.
-        let bytes_max = ENTRY_BYTES_MAX.min(u64::from(self.tuning.frame_bytes_max)) / 2;
-        let bytes = serde_json::to_vec(&batch).expect("batches always serialize").len() as u64;
-        if bytes > bytes_max {
-            return Err(QuorumError::TooLarge { bytes, bytes_max });
-        }
+        // The leader checks a forwarded batch the same way.
+        server::check_batch(&batch, self.tuning.frame_bytes_max).map_err(refused)?;
         self.on_leader(LeaderCall::Propose(batch)).await
     }
 
     /// Adds `node_id` as a learner (it starts receiving the log; it does not vote). Returns
     /// the index of the membership entry. Forwards to the leader if needed.
     pub async fn add_learner(&self, node_id: NodeId, node: QuorumNode) -> Result<u64, QuorumError> {
+        server::check_node(&node).map_err(refused)?;
         self.on_leader(LeaderCall::AddLearner(node_id, node)).await
     }
 
@@ -364,7 +365,7 @@ impl Quorum {
                 }
                 Err(ForwardError::NotLeader { leader_id, .. }) => leader_id,
                 Err(ForwardError::Timeout) => return Err(timed_out()),
-                Err(ForwardError::Failed { message }) => return Err(QuorumError::Refused { message }),
+                Err(e @ (ForwardError::Failed { .. } | ForwardError::TooLarge { .. })) => return Err(refused(e)),
             };
             self.wait_for_other_leader(stale_leader, deadline).await;
         }
@@ -388,8 +389,8 @@ impl Quorum {
             Ok(Response::Forwarded(Err(ForwardError::Timeout))) | Err(TransportError::Timeout { .. }) => {
                 Err(Retry::No(QuorumError::Timeout { timeout_ms: self.tuning.propose_timeout.as_millis() }))
             }
-            Ok(Response::Forwarded(Err(ForwardError::Failed { message }))) => {
-                Err(Retry::No(QuorumError::Refused { message }))
+            Ok(Response::Forwarded(Err(e @ (ForwardError::Failed { .. } | ForwardError::TooLarge { .. })))) => {
+                Err(Retry::No(refused(e)))
             }
             Err(TransportError::Connect { .. }) => Err(Retry::Again),
             Ok(_) => Err(Retry::No(QuorumError::Unknown(TransportError::Mismatch))),
@@ -407,6 +408,15 @@ impl Quorum {
             .wait(Some(remaining))
             .metrics(|m| m.current_leader.is_some() && m.current_leader != stale, "a different leader")
             .await;
+    }
+}
+
+/// A refusal by the leader (or by the same check here) as the caller sees it.
+fn refused(error: ForwardError) -> QuorumError {
+    match error {
+        ForwardError::TooLarge { bytes, bytes_max } => QuorumError::TooLarge { bytes, bytes_max },
+        ForwardError::Failed { message } => QuorumError::Refused { message },
+        other => QuorumError::Refused { message: other.to_string() },
     }
 }
 

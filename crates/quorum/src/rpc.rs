@@ -10,7 +10,8 @@
 //! Every connection opens with [`Request::Hello`] naming the caller's cluster id; a node of
 //! another cluster refuses it and closes (Kafka's INCONSISTENT_CLUSTER_ID). Without it a
 //! node restarted on an address another cluster's node used before would take that
-//! cluster's votes and log entries.
+//! cluster's votes and log entries. The hello and its answer may take at most
+//! [`HELLO_FRAME_BYTES_MAX`]; only later frames may be full-size.
 
 use std::io;
 
@@ -28,6 +29,11 @@ use crate::types::{MetadataBatch, NodeId, QuorumNode, TypeConfig};
 /// Frames above this are refused unless configured otherwise: a full append batch or one
 /// snapshot chunk (JSON-encoded) fits well within it.
 pub const FRAME_BYTES_MAX_DEFAULT: u32 = 64 * 1024 * 1024;
+
+/// The limit on the first frame each way of a connection, the [`Request::Hello`] and its
+/// answer: a caller that has not named this cluster yet cannot make a node reserve a full
+/// frame. A hello carries one cluster id.
+pub const HELLO_FRAME_BYTES_MAX: u32 = 4 * 1024;
 
 #[derive(Serialize, Deserialize)]
 #[serde(bound = "")]
@@ -76,6 +82,9 @@ pub enum ForwardError {
     /// The leader refused or failed (shutting down, a membership change in progress, ...).
     #[error("the leader failed: {message}")]
     Failed { message: String },
+    /// The batch (or learner) is too large to ever be replicated, as JSON; nothing was written.
+    #[error("{bytes} bytes exceed the limit of {bytes_max}")]
+    TooLarge { bytes: u64, bytes_max: u64 },
 }
 
 /// One node's view of its own progress.
@@ -106,6 +115,23 @@ pub enum TransportError {
     Mismatch,
     #[error("{addr} belongs to cluster {theirs}, not {ours}")]
     OtherCluster { addr: String, ours: String, theirs: String },
+}
+
+/// Bytes of `value` as JSON, counted without building it.
+pub fn json_bytes<T: Serialize>(value: &T) -> Result<u64, serde_json::Error> {
+    struct Counter(u64);
+    impl io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0 += bytes.len() as u64;
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    serde_json::to_writer(&mut counter, value)?;
+    Ok(counter.0)
 }
 
 /// Encodes `message` as one frame, refusing it if it exceeds `frame_bytes_max`.

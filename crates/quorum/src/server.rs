@@ -1,21 +1,34 @@
 //! The server side of the transport: accepts peers on the controller listener and hands
 //! their RPCs to the local Raft node.
 //!
-//! Bounded: at most `connections_max` connections (more are closed at once), frames up to
-//! `frame_bytes_max`, a frame body must arrive within `request_timeout`, an idle connection
-//! closes after `idle_timeout`, and a forwarded proposal waits at most `propose_timeout`.
+//! Bounded: at most `connections_max` connections (more are closed at once), the opening hello
+//! up to [`HELLO_FRAME_BYTES_MAX`] and later frames up to `frame_bytes_max` (both checked before
+//! allocating), a frame body must arrive within `request_timeout`, an idle connection closes
+//! after `idle_timeout`, and a forwarded proposal waits at most `propose_timeout`.
+//!
+//! What a peer sends is checked before it reaches openraft: a forwarded proposal or learner
+//! as a local one is ([`check_batch`], [`check_node`]), appended entries against the log's
+//! entry limit, and a snapshot chunk against `snapshot_bytes_max`; a refusal is an error
+//! answer, never a panic nor unbounded memory.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest};
+use openraft::{AnyError, StorageIOError};
 use tokio::io::BufReader;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::rpc::{self, ForwardError, NodeStatus, Request, Response, TransportError};
-use crate::types::{MetadataBatch, NodeId, QuorumNode, Raft};
+use crate::log_files::ENTRY_BYTES_MAX;
+use crate::rpc::{self, ForwardError, NodeStatus, Request, Response, TransportError, HELLO_FRAME_BYTES_MAX};
+use crate::types::{MetadataBatch, NodeId, QuorumNode, Raft, StorageError, TypeConfig};
+
+/// Bytes of JSON a member's [`QuorumNode`] may take: two addresses and a rack name. Every
+/// membership entry carries every member, so one oversized member would bloat them all.
+pub const NODE_BYTES_MAX: u64 = 4 * 1024;
 
 #[derive(Clone, Debug)]
 pub struct ServerLimits {
@@ -23,6 +36,8 @@ pub struct ServerLimits {
     pub cluster_id: String,
     pub connections_max: usize,
     pub frame_bytes_max: u32,
+    /// A snapshot received from the leader may not grow past this.
+    pub snapshot_bytes_max: u64,
     pub idle_timeout: Duration,
     pub request_timeout: Duration,
     pub propose_timeout: Duration,
@@ -64,8 +79,10 @@ pub async fn serve(listener: TcpListener, raft: Raft, limits: ServerLimits, mut 
 async fn serve_connection(stream: TcpStream, raft: &Raft, limits: &ServerLimits) -> Result<(), TransportError> {
     stream.set_nodelay(true)?;
     let mut stream = BufReader::new(stream);
-    // The first request must name this cluster; anything else closes the connection.
-    let hello = match tokio::time::timeout(limits.request_timeout, read_request(&mut stream, limits)).await {
+    // The first request must name this cluster; anything else closes the connection. Until it
+    // has, a frame may not claim more than a hello needs.
+    let first = read_request(&mut stream, HELLO_FRAME_BYTES_MAX, limits.request_timeout);
+    let hello = match tokio::time::timeout(limits.request_timeout, first).await {
         Ok(Ok(Some(hello))) => hello,
         Ok(Ok(None)) | Err(_) => return Ok(()),
         Ok(Err(e)) => return Err(e),
@@ -79,7 +96,8 @@ async fn serve_connection(stream: TcpStream, raft: &Raft, limits: &ServerLimits)
     }
     rpc::write_frame(stream.get_mut(), &rpc::encode(&Response::Hello(Ok(())), limits.frame_bytes_max)?).await?;
     loop {
-        let request = match tokio::time::timeout(limits.idle_timeout, read_request(&mut stream, limits)).await {
+        let next = read_request(&mut stream, limits.frame_bytes_max, limits.request_timeout);
+        let request = match tokio::time::timeout(limits.idle_timeout, next).await {
             Ok(Ok(Some(request))) => request,
             Ok(Ok(None)) | Err(_) => return Ok(()),
             Ok(Err(e)) => return Err(e),
@@ -92,7 +110,8 @@ async fn serve_connection(stream: TcpStream, raft: &Raft, limits: &ServerLimits)
 
 async fn read_request(
     stream: &mut BufReader<TcpStream>,
-    limits: &ServerLimits,
+    frame_bytes_max: u32,
+    request_timeout: Duration,
 ) -> Result<Option<Request>, TransportError> {
     // Wait for the next request's first byte without a deadline (the idle timeout bounds it),
     // then give its whole frame `request_timeout` to arrive.
@@ -100,9 +119,9 @@ async fn read_request(
     if stream.fill_buf().await?.is_empty() {
         return Ok(None);
     }
-    match tokio::time::timeout(limits.request_timeout, rpc::read_message(stream, limits.frame_bytes_max)).await {
+    match tokio::time::timeout(request_timeout, rpc::read_message(stream, frame_bytes_max)).await {
         Ok(read) => read,
-        Err(_) => Err(TransportError::Timeout { timeout_ms: limits.request_timeout.as_millis() }),
+        Err(_) => Err(TransportError::Timeout { timeout_ms: request_timeout.as_millis() }),
     }
 }
 
@@ -112,15 +131,89 @@ async fn handle(raft: &Raft, request: Request, limits: &ServerLimits) -> Respons
         Request::Hello { cluster_id } => {
             Response::Hello(if cluster_id == limits.cluster_id { Ok(()) } else { Err(limits.cluster_id.clone()) })
         }
-        Request::AppendEntries(rpc) => Response::AppendEntries(raft.append_entries(rpc).await),
+        Request::AppendEntries(rpc) => Response::AppendEntries(match refuse_entries(&rpc) {
+            None => raft.append_entries(rpc).await,
+            Some(refused) => Err(refused.into()),
+        }),
         Request::Vote(rpc) => Response::Vote(raft.vote(rpc).await),
-        Request::InstallSnapshot(rpc) => Response::InstallSnapshot(raft.install_snapshot(rpc).await),
-        Request::Propose(batch) => Response::Forwarded(propose_here(raft, batch, limits.propose_timeout).await),
-        Request::AddLearner { node_id, node } => {
-            Response::Forwarded(add_learner_here(raft, node_id, node, limits.propose_timeout).await)
+        Request::InstallSnapshot(rpc) => {
+            Response::InstallSnapshot(match refuse_snapshot_chunk(&rpc, limits.snapshot_bytes_max) {
+                None => raft.install_snapshot(rpc).await,
+                Some(refused) => Err(refused.into()),
+            })
         }
+        Request::Propose(batch) => Response::Forwarded(match check_batch(&batch, limits.frame_bytes_max) {
+            Ok(()) => propose_here(raft, batch, limits.propose_timeout).await,
+            Err(refused) => Err(refused),
+        }),
+        Request::AddLearner { node_id, node } => Response::Forwarded(match check_node(&node) {
+            Ok(()) => add_learner_here(raft, node_id, node, limits.propose_timeout).await,
+            Err(refused) => Err(refused),
+        }),
         Request::Status => Response::Status(status(raft)),
     }
+}
+
+/// The largest batch a proposal may carry, as JSON: its entry must fit one log frame and one
+/// append frame with room for its envelope, or it could never be replicated.
+pub fn batch_bytes_max(frame_bytes_max: u32) -> u64 {
+    ENTRY_BYTES_MAX.min(u64::from(frame_bytes_max)) / 2
+}
+
+/// Refuses a batch above [`batch_bytes_max`], as every proposal is, local or forwarded.
+pub fn check_batch(batch: &MetadataBatch, frame_bytes_max: u32) -> Result<(), ForwardError> {
+    check_json_bytes(batch, batch_bytes_max(frame_bytes_max))
+}
+
+/// Refuses a member above [`NODE_BYTES_MAX`], as every learner addition is, local or forwarded.
+pub fn check_node(node: &QuorumNode) -> Result<(), ForwardError> {
+    check_json_bytes(node, NODE_BYTES_MAX)
+}
+
+fn check_json_bytes<T: serde::Serialize>(value: &T, bytes_max: u64) -> Result<(), ForwardError> {
+    match rpc::json_bytes(value) {
+        Ok(bytes) if bytes <= bytes_max => Ok(()),
+        Ok(bytes) => Err(ForwardError::TooLarge { bytes, bytes_max }),
+        Err(e) => Err(ForwardError::Failed { message: format!("unencodable: {e}") }),
+    }
+}
+
+/// Why appended entries are refused, if the log would refuse them: a leader's oversized entry
+/// is answered with an error instead of failing this node's log store (which stops its Raft node).
+fn refuse_entries(rpc: &AppendEntriesRequest<TypeConfig>) -> Option<StorageError> {
+    for entry in &rpc.entries {
+        match rpc::json_bytes(entry) {
+            Ok(bytes) if bytes <= ENTRY_BYTES_MAX => {}
+            outcome => {
+                let why = match outcome {
+                    Ok(bytes) => {
+                        format!("entry {} is {bytes} bytes, above the limit of {ENTRY_BYTES_MAX}", entry.log_id)
+                    }
+                    Err(e) => format!("entry {} is unencodable: {e}", entry.log_id),
+                };
+                tracing::warn!(%why, "refused appended entries");
+                return Some(StorageIOError::write_log_entry(entry.log_id, AnyError::error(why)).into());
+            }
+        }
+    }
+    None
+}
+
+/// Why a snapshot chunk is refused, if it would take the snapshot being received past
+/// `bytes_max`: checked before openraft writes it into memory. (The buffer itself refuses a
+/// chunk that would leave a hole: see [`crate::snapshot_buffer`].)
+fn refuse_snapshot_chunk(rpc: &InstallSnapshotRequest<TypeConfig>, bytes_max: u64) -> Option<StorageError> {
+    let end = rpc.offset.checked_add(rpc.data.len() as u64);
+    if end.is_some_and(|end| end <= bytes_max) {
+        return None;
+    }
+    let why = format!(
+        "snapshot chunk of {} bytes at offset {} exceeds the limit of {bytes_max} bytes",
+        rpc.data.len(),
+        rpc.offset
+    );
+    tracing::warn!(%why, snapshot = %rpc.meta.snapshot_id, "refused a snapshot chunk");
+    Some(StorageIOError::write_snapshot(Some(rpc.meta.signature()), AnyError::error(why)).into())
 }
 
 /// Writes `batch` through this node if it is the leader; never forwards further.
@@ -164,3 +257,7 @@ pub fn status(raft: &Raft) -> NodeStatus {
         current_leader: metrics.current_leader,
     }
 }
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;

@@ -33,6 +33,8 @@ pub enum SnapshotError {
     Corrupt { path: PathBuf, why: String },
     #[error("snapshot data undecodable: {0}")]
     Data(#[from] serde_json::Error),
+    #[error("snapshot meta of {bytes} bytes does not fit the snapshot file")]
+    MetaTooLarge { bytes: u64 },
 }
 
 /// The image as a snapshot holds it. JSON object keys must be strings, so the configs map
@@ -116,10 +118,13 @@ pub fn decode_image(data: &[u8]) -> Result<MetadataImage, serde_json::Error> {
 
 /// Replaces the snapshot in `dir` with `meta` and `data`, durably.
 pub fn write(dir: &Path, meta: &SnapshotMeta, data: &[u8]) -> Result<(), SnapshotError> {
-    let meta_json = serde_json::to_vec(meta).expect("snapshot meta always serializes");
+    // The meta may come from the leader that sent the snapshot: refused, never a panic.
+    let meta_json = serde_json::to_vec(meta)?;
+    let meta_bytes =
+        u32::try_from(meta_json.len()).map_err(|_| SnapshotError::MetaTooLarge { bytes: meta_json.len() as u64 })?;
     let mut bytes = Vec::with_capacity(HEADER_BYTES + meta_json.len() + data.len());
     bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&u32::try_from(meta_json.len()).expect("meta is small").to_be_bytes());
+    bytes.extend_from_slice(&meta_bytes.to_be_bytes());
     bytes.extend_from_slice(&(data.len() as u64).to_be_bytes());
     let mut crc = crc32c::crc32c(&meta_json);
     crc = crc32c::crc32c_append(crc, data);

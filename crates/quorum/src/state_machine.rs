@@ -16,6 +16,7 @@ use runnel_metadata::MetadataImage;
 use tokio::sync::watch;
 
 use crate::snapshot::{self, SnapshotError};
+use crate::snapshot_buffer::{SnapshotBuffer, SNAPSHOT_BYTES_MAX_DEFAULT};
 use crate::types::{Applied, Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 
 /// What the state machine and its snapshot builders share.
@@ -47,6 +48,8 @@ pub struct StateMachine {
     last_membership: StoredMembership,
     image: Arc<MetadataImage>,
     images: watch::Sender<Arc<MetadataImage>>,
+    /// A snapshot received from the leader may not grow past this.
+    snapshot_bytes_max: u64,
 }
 
 impl StateMachine {
@@ -63,7 +66,13 @@ impl StateMachine {
         let (images, _) = watch::channel(image.clone());
         let shared =
             Arc::new(Shared { dir: dir.to_path_buf(), current: Mutex::new(current), builds: AtomicU64::new(0) });
-        Ok(StateMachine { shared, last_applied, last_membership, image, images })
+        let snapshot_bytes_max = SNAPSHOT_BYTES_MAX_DEFAULT;
+        Ok(StateMachine { shared, last_applied, last_membership, image, images, snapshot_bytes_max })
+    }
+
+    /// Refuses snapshots from the leader above `bytes_max` (default [`SNAPSHOT_BYTES_MAX_DEFAULT`]).
+    pub fn with_snapshot_bytes_max(self, bytes_max: u64) -> StateMachine {
+        StateMachine { snapshot_bytes_max: bytes_max, ..self }
     }
 
     /// A receiver of every image the state machine publishes, starting with the current one.
@@ -100,7 +109,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             .await
             .expect("snapshot writes do not panic")
             .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))?;
-        Ok(Snapshot { meta: stored_meta, snapshot: Box::new(std::io::Cursor::new(data)) })
+        Ok(Snapshot { meta: stored_meta, snapshot: Box::new(SnapshotBuffer::holding(data)) })
     }
 }
 
@@ -147,14 +156,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<std::io::Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(std::io::Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotBuffer>, StorageError> {
+        Ok(Box::new(SnapshotBuffer::receiving(self.snapshot_bytes_max)))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        snapshot: Box<std::io::Cursor<Vec<u8>>>,
+        snapshot: Box<SnapshotBuffer>,
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
         let signature = Some(meta.signature());
@@ -178,6 +187,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .await
             .expect("snapshot reads do not panic")
             .map_err(|e| StorageIOError::read_snapshot(None, AnyError::new(&e)))?;
-        Ok(read.map(|(meta, data)| Snapshot { meta, snapshot: Box::new(std::io::Cursor::new(data)) }))
+        Ok(read.map(|(meta, data)| Snapshot { meta, snapshot: Box::new(SnapshotBuffer::holding(data)) }))
     }
 }

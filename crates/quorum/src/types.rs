@@ -1,10 +1,11 @@
 //! The openraft type configuration: who the nodes are and what a log entry carries.
 
 use std::fmt;
-use std::io::Cursor;
 
 use runnel_metadata::MetadataRecord;
 use serde::{Deserialize, Serialize};
+
+use crate::snapshot_buffer::SnapshotBuffer;
 
 /// A node's id, the same number as the broker's `node.id`.
 pub type NodeId = u64;
@@ -69,14 +70,14 @@ pub struct Applied {
 
 openraft::declare_raft_types!(
     /// Runnel's Raft types: u64 node ids, [`QuorumNode`] members, [`MetadataBatch`] entries,
-    /// snapshots as serialized bytes in memory.
+    /// snapshots as serialized bytes in memory ([`SnapshotBuffer`], bounded while received).
     pub TypeConfig:
         D = MetadataBatch,
         R = Applied,
         NodeId = NodeId,
         Node = QuorumNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = SnapshotBuffer,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

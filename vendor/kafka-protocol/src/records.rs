@@ -514,7 +514,10 @@ impl RecordBatchDecoder {
         version: i8,
         records: &mut Vec<Record>,
     ) -> Result<()> {
-        records.reserve(batch_decode_info.record_count as usize);
+        // Runnel patch: the count comes from the peer; reserve at most what fits in the bytes
+        // left and `RESERVE_BYTES_MAX`, and let the vector grow as records decode.
+        let count = batch_decode_info.record_count as usize;
+        records.reserve(types::bounded_capacity::<Record>(count, buf.remaining(), 1));
         for _ in 0..batch_decode_info.record_count {
             records.push(Record::decode_new(buf, batch_decode_info, version)?);
         }
@@ -893,7 +896,13 @@ impl Record {
         }
         let num_headers = num_headers as usize;
 
-        let mut headers = IndexMap::with_capacity(num_headers);
+        // Runnel patch: as for records, a bounded reservation for a count from the peer.
+        let capacity = types::bounded_capacity::<(StrBytes, Option<Bytes>)>(
+            num_headers,
+            bytes::Buf::remaining(buf),
+            1,
+        );
+        let mut headers = IndexMap::with_capacity(capacity);
         for _ in 0..num_headers {
             // Key len
             let key_len: i32 = types::VarInt.decode(buf)?;

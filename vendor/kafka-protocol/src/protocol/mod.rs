@@ -13,6 +13,9 @@ use bytes::Bytes;
 pub mod buf;
 pub mod types;
 
+#[cfg(test)]
+mod bounded_decoding_tests;
+
 mod str_bytes {
     use bytes::Bytes;
     use std::borrow::Borrow;

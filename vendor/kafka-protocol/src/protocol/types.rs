@@ -5,7 +5,7 @@
 //!
 //! It is unnecessary to interact directly with these types for most use cases.
 use super::{Decodable, Decoder, Encodable, Encoder, NewType, StrBytes};
-use crate::protocol::buf::{ByteBuf, ByteBufMut};
+use crate::protocol::buf::{ByteBuf, ByteBufMut, NotEnoughBytesError};
 use anyhow::{bail, Result};
 use std::convert::TryFrom;
 use std::string::String as StdString;
@@ -132,6 +132,51 @@ impl<T: NewType<u32>> Decoder<T> for UnsignedVarInt {
 }
 
 define_copy_impl!(UnsignedVarInt, u32);
+
+/// Runnel patch: the most bytes a decoder reserves up front for a collection whose length came
+/// from the peer. Past it the collection grows only as its elements actually decode.
+pub const RESERVE_BYTES_MAX: usize = 64 * 1024;
+
+/// Runnel patch: how many of `count` elements of `T` to reserve up front, `remaining` bytes
+/// being left and each element taking at least `element_bytes_min` bytes (1 when unknown):
+/// never more than fit in those bytes, nor more than [`RESERVE_BYTES_MAX`] worth of `T`.
+pub(crate) fn bounded_capacity<T>(
+    count: usize,
+    remaining: usize,
+    element_bytes_min: usize,
+) -> usize {
+    let fit = remaining / element_bytes_min.max(1);
+    let budget = RESERVE_BYTES_MAX / std::mem::size_of::<T>().max(1);
+    count.min(fit).min(budget)
+}
+
+/// Runnel patch: fails unless `len` bytes are left, before a buffer of that size is allocated.
+fn ensure_remaining<B: ByteBuf>(buf: &B, len: usize) -> Result<()> {
+    if buf.remaining() < len {
+        return Err(NotEnoughBytesError.into());
+    }
+    Ok(())
+}
+
+/// Runnel patch: the most tagged fields one struct may carry. Every unknown one becomes a map
+/// entry, so a frame of empty tagged fields (two bytes each) would otherwise make tens of
+/// millions of entries; Kafka's schemas define a handful per struct.
+pub const TAGGED_FIELDS_MAX: u32 = 64;
+
+/// Runnel patch: the number of tagged fields of a struct (an unsigned varint), refused above
+/// [`TAGGED_FIELDS_MAX`]. The generated decoders read the count with it.
+#[derive(Debug, Copy, Clone, Default)]
+pub struct TaggedFieldCount;
+
+impl Decoder<u32> for TaggedFieldCount {
+    fn decode<B: ByteBuf>(&self, buf: &mut B) -> Result<u32> {
+        let n: u32 = UnsignedVarInt.decode(buf)?;
+        if n > TAGGED_FIELDS_MAX {
+            bail!("{n} tagged fields exceed the limit of {TAGGED_FIELDS_MAX}");
+        }
+        Ok(n)
+    }
+}
 
 /// An unsigned zigzag encoded long.
 #[derive(Debug, Copy, Clone, Default)]
@@ -359,6 +404,8 @@ impl Decoder<Option<StdString>> for String {
         match Int16.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
+                // Runnel patch: the length comes from the peer; check it before allocating.
+                ensure_remaining(buf, n as usize)?;
                 let mut strbuf = vec![0; n as usize];
                 buf.try_copy_to_slice(&mut strbuf)?;
                 Ok(Some(std::string::String::from_utf8(strbuf)?))
@@ -511,6 +558,8 @@ impl Decoder<Option<StdString>> for CompactString {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
+                // Runnel patch: the length comes from the peer; check it before allocating.
+                ensure_remaining(buf, (n - 1) as usize)?;
                 let mut strbuf = vec![0; (n - 1) as usize];
                 buf.try_copy_to_slice(&mut strbuf)?;
                 Ok(Some(std::string::String::from_utf8(strbuf)?))
@@ -655,6 +704,8 @@ impl Decoder<Option<Vec<u8>>> for Bytes {
         match Int32.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
+                // Runnel patch: the length comes from the peer; check it before allocating.
+                ensure_remaining(buf, n as usize)?;
                 let mut data = vec![0; n as usize];
                 buf.try_copy_to_slice(&mut data)?;
                 Ok(Some(data))
@@ -804,6 +855,8 @@ impl Decoder<Option<Vec<u8>>> for CompactBytes {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
+                // Runnel patch: the length comes from the peer; check it before allocating.
+                ensure_remaining(buf, (n - 1) as usize)?;
                 let mut data = vec![0; (n - 1) as usize];
                 buf.try_copy_to_slice(&mut data)?;
                 Ok(Some(data))
@@ -985,9 +1038,12 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for Array<E> {
         match Int32.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
-                // Runnel patch: the count comes from the peer; never reserve more elements
-                // than there are bytes left (every element takes at least one byte).
-                let mut result = Vec::with_capacity((n as usize).min(buf.remaining()));
+                // Runnel patch: the count comes from the peer. Every element takes at least
+                // one byte, so more elements than bytes left is refused (as Kafka's own
+                // decoders do), and at most `RESERVE_BYTES_MAX` bytes are reserved up front.
+                ensure_remaining(buf, n as usize)?;
+                let mut result =
+                    Vec::with_capacity(bounded_capacity::<T>(n as usize, buf.remaining(), 1));
                 for _ in 0..n {
                     result.push(self.0.decode(buf)?);
                 }
@@ -1095,8 +1151,10 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for CompactArray<E> {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
-                // Runnel patch: as above, bounded by the bytes left.
-                let mut result = Vec::with_capacity(((n - 1) as usize).min(buf.remaining()));
+                // Runnel patch: as above.
+                ensure_remaining(buf, (n - 1) as usize)?;
+                let mut result =
+                    Vec::with_capacity(bounded_capacity::<T>((n - 1) as usize, buf.remaining(), 1));
                 for _ in 1..n {
                     result.push(self.0.decode(buf)?);
                 }
