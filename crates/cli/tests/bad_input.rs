@@ -225,6 +225,63 @@ fn every_bad_case_in_turn_leaves_one_broker_serving() {
     assert!(bad_frames >= CASES.len() as u64, "{bad_frames} bad frames counted for {} bad cases", CASES.len());
 }
 
+const API_CREATE_TOPICS: i16 = 19;
+
+/// Before the fix, the array decoders reserved `min(claimed count, bytes left)` elements up
+/// front: an 8 MiB CreateTopics claiming 8 M topics reserved 8 M times the size of a topic
+/// (about 2 GB, more in a 100 MiB frame; the allocator aborts the process when it cannot).
+/// Virtual memory is what a reservation takes first, so `VmPeak` shows it even where the
+/// kernel would grant it lazily.
+#[test]
+fn an_array_claiming_more_elements_than_fit_reserves_nothing_for_them() {
+    const BODY_BYTES: usize = 8 << 20;
+    let dir = TempDir::new().unwrap();
+    let mut node = Node::start_with_metrics(dir.path(), &[]);
+    assert_serves_kafka_clients(&node, "start");
+    let peak_before = node.status_kib("VmPeak");
+    let mut body = header(API_CREATE_TOPICS, 5, 1, "claims", false);
+    body.extend_from_slice(&(BODY_BYTES as i32).to_be_bytes()); // topics: one per byte that follows
+    body.extend(std::iter::repeat_n(0xffu8, BODY_BYTES)); // a topic name of length -1: invalid
+    let mut stream = connect(&node);
+    let _ = stream.write_all(&framed(&body));
+    assert_closed_without_answer(stream, "CreateTopics claiming 8 M topics");
+    assert!(node.is_running(), "the broker process died");
+    assert_serves_kafka_clients(&node, "the oversized claim");
+    let grown_mib = node.status_kib("VmPeak").saturating_sub(peak_before) / 1024;
+    assert!(grown_mib < 512, "one 8 MiB request grew the broker's peak virtual memory by {grown_mib} MiB");
+}
+
+/// A client that sends requests and never reads the answers must not hold its connection
+/// (and the request's share of `queued.max.request.bytes`) for ever: the broker closes it
+/// once a response has waited `request.timeout.ms` to be taken.
+#[test]
+fn a_client_that_never_reads_its_responses_is_disconnected() {
+    let dir = TempDir::new().unwrap();
+    let node = start_node(&dir);
+    let stream = connect(&node);
+    // Metadata v12 for all topics: each answer is small, so send requests until the
+    // answers fill the socket buffers on both sides and the broker's write stalls.
+    let request = framed(&[header(API_METADATA, 12, 1, "silent", true), vec![0, 1, 0, 0]].concat());
+    let mut writer = stream.try_clone().unwrap();
+    writer.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut closed = false;
+    while Instant::now() < deadline {
+        match writer.write_all(&request) {
+            Ok(()) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => {
+                closed = true; // reset or broken pipe: the broker closed the connection
+                break;
+            }
+        }
+    }
+    assert!(closed, "the broker kept a connection whose responses nobody read");
+    let mut node = node;
+    assert!(node.is_running());
+    assert_serves_kafka_clients(&node, "a client that never reads");
+}
+
 /// Reads one response frame: its correlation id and the rest of the body.
 fn read_response(stream: &mut TcpStream) -> (i32, Vec<u8>) {
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

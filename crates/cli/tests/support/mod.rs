@@ -276,6 +276,17 @@ impl Node {
         assert!(status.success(), "node exited with {status:?} after SIGTERM\n{}", self.log_tail());
     }
 
+    /// A field of the process's `/proc/<pid>/status` in KiB (`VmPeak`, `VmHWM`, ...).
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("read /proc status");
+        status
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix(field)?.strip_prefix(':')?.trim().strip_suffix("kB")?.trim().parse().ok()
+            })
+            .unwrap_or_else(|| panic!("{field} missing from /proc status"))
+    }
+
     /// Whether the process is still alive (not yet exited).
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {
