@@ -66,6 +66,8 @@ pub struct Broker {
     /// Followers' fetchers, copying from partition leaders (cluster mode).
     pub fetchers: crate::replica_fetcher::ReplicaFetchers,
     pub stats: Stats,
+    /// The one chain that carries new metadata images to the replica manager.
+    pub publisher: crate::publisher::Publisher,
     /// `queued.max.request.bytes` as permits: a connection takes a frame's size before
     /// reading its body and gives it back once the request is answered.
     pub request_budget: Arc<tokio::sync::Semaphore>,
@@ -97,7 +99,10 @@ impl Broker {
             register_self(&metadata, &config)?;
         }
         let replicas = ReplicaManager::new(&data_dir, config.node_id);
-        replicas.open_all(&metadata.image(), &config, clean, now);
+        let publisher = crate::publisher::Publisher::default();
+        let image = metadata.image();
+        replicas.open_all(&image, &config, clean, now);
+        publisher.published_at_start(image);
         let groups = group_coordinator(&config);
         groups.load(&replicas, &metadata.image(), now)?;
         let producer_ids = ProducerIdManager::new(config.node_id);
@@ -111,8 +116,18 @@ impl Broker {
             producer_ids,
             fetchers: Default::default(),
             stats: Stats::default(),
+            publisher,
             request_budget,
         }))
+    }
+
+    /// Hands a newer metadata image to the publisher chain (see `publisher.rs`); an image
+    /// no newer than the last published changes nothing. Blocking.
+    pub fn publish(
+        &self,
+        image: &Arc<runnel_metadata::MetadataImage>,
+    ) -> Result<Option<crate::publisher::MetadataDelta>, StorageError> {
+        self.publisher.publish(self, image)
     }
 
     /// The active controller: the Raft leader in a cluster, this node when alone; -1 when

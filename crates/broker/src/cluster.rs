@@ -184,7 +184,7 @@ pub fn follow_image(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> Opt
                 _ = stop.changed() => return,
             }
             let image = images.borrow_and_update().clone();
-            let synced = tokio::task::block_in_place(|| broker.replicas.sync_with(&image, &broker.config, now_ms()));
+            let synced = tokio::task::block_in_place(|| broker.publish(&image));
             if let Err(e) = synced {
                 tracing::error!(error = %e, "opening partitions from the replicated metadata failed");
             }

@@ -71,7 +71,7 @@ fn commit(broker: &Broker, partition: &Partition, change: &IsrChange) -> bool {
     }
     // The local image has the change (or the one that beat it): take it now rather than
     // waiting for the image follower (single node mode has none).
-    if let Err(e) = broker.replicas.sync_with(&image, &broker.config, now_ms()) {
+    if let Err(e) = broker.publish(&image) {
         tracing::warn!(error = %e, "applying an ISR change failed");
     }
     won

@@ -24,6 +24,7 @@ pub mod partition;
 #[cfg(test)]
 mod partition_tests;
 pub mod producer_ids;
+pub mod publisher;
 pub mod replica_fetcher;
 pub mod replica_manager;
 pub mod response;

@@ -16,7 +16,7 @@
 //!   restarts (as a Kafka log directory does) or its topic is deleted.
 //! - Start-up moves stray folders aside instead of deleting them (`log_dirs`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -29,6 +29,7 @@ use crate::config::BrokerConfig;
 use crate::locks::{MutexExt, RwLockExt};
 use crate::log_dirs::{self, Checkpoints, HIGH_WATERMARK_CHECKPOINT, LOG_START_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
 use crate::partition::{Partition, PartitionError};
+use crate::publisher::MetadataDelta;
 use crate::topic_config::{self, TopicSettings};
 
 pub struct TopicPartitions {
@@ -47,9 +48,6 @@ pub struct ReplicaManager {
     offline: RwLock<BTreeMap<(String, i32), (Uuid, String)>>,
     /// Serialises syncs, which do their I/O outside `topics`.
     sync_lock: Mutex<()>,
-    /// `records_applied` of the newest image synced: an older one (from a task that raced
-    /// the image follower) is ignored rather than undoing newer changes.
-    synced_records: std::sync::atomic::AtomicU64,
 }
 
 /// The checkpoints read at start-up: recovery points, log starts, high watermarks.
@@ -91,7 +89,6 @@ impl ReplicaManager {
             topics: RwLock::new(HashMap::new()),
             offline: RwLock::new(BTreeMap::new()),
             sync_lock: Mutex::new(()),
-            synced_records: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -167,31 +164,36 @@ impl ReplicaManager {
         if let Err(e) = log_dirs::move_aside_strays(&self.data_dir, hosted) {
             tracing::error!(error = %e, "looking for stray partition folders failed");
         }
-        if let Err(e) = self.sync(image, config, &checkpoints, now_ms) {
+        if let Err(e) = self.sync(image, None, config, &checkpoints, now_ms) {
             tracing::error!(error = %e, "some partitions could not be opened; they are offline on this node");
         }
     }
 
-    /// Brings hosted partitions in line with `image`: creates new ones, drops deleted ones.
-    /// Everything that can be done is done; the first failure is returned.
-    pub fn sync_with(&self, image: &MetadataImage, config: &BrokerConfig, now_ms: i64) -> Result<(), StorageError> {
-        self.sync(image, config, &StartCheckpoints::running(), now_ms)
+    /// The replica manager's publisher (see `publisher.rs`): brings the hosted partitions of
+    /// the topics `delta` names in line with `image` (creates new ones, drops deleted ones,
+    /// changes roles); the others are untouched. Everything that can be done is done; the
+    /// first failure is returned.
+    pub fn publish(
+        &self,
+        image: &MetadataImage,
+        delta: &MetadataDelta,
+        config: &BrokerConfig,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        self.sync(image, Some(&delta.topics), config, &StartCheckpoints::running(), now_ms)
     }
 
+    /// `only`: the topics to bring in line (`None`: every topic).
     fn sync(
         &self,
         image: &MetadataImage,
+        only: Option<&BTreeSet<String>>,
         config: &BrokerConfig,
         checkpoints: &StartCheckpoints,
         now_ms: i64,
     ) -> Result<(), StorageError> {
         let _one_at_a_time = self.sync_lock.locked();
-        let synced = self.synced_records.load(std::sync::atomic::Ordering::Acquire);
-        if image.records_applied < synced {
-            return Ok(());
-        }
-        self.synced_records.store(image.records_applied, std::sync::atomic::Ordering::Release);
-        let steps = self.plan(image, config, now_ms);
+        let steps = self.plan(image, only, config, now_ms);
         let mut first_error = None;
         let mut opened = HashMap::new();
         for step in steps {
@@ -220,16 +222,23 @@ impl ReplicaManager {
                 }
             }
         }
-        self.install(image, opened);
+        self.install(image, only, opened);
         first_error.map_or(Ok(()), Err)
     }
 
     /// Under the read lock: hosted partitions take their new roles; returns the replicas
     /// to delete and to open.
-    fn plan(&self, image: &MetadataImage, config: &BrokerConfig, now_ms: i64) -> Vec<Step> {
+    fn plan(
+        &self,
+        image: &MetadataImage,
+        only: Option<&BTreeSet<String>>,
+        config: &BrokerConfig,
+        now_ms: i64,
+    ) -> Vec<Step> {
+        let wanted = |name: &str| only.is_none_or(|only| only.contains(name));
         let topics = self.topics.read_locked();
         let mut steps = Vec::new();
-        for (name, hosted) in topics.iter() {
+        for (name, hosted) in topics.iter().filter(|(name, _)| wanted(name)) {
             let current = image.topic(name).filter(|t| t.topic_id == hosted.topic_id);
             for (index, partition) in hosted.partitions.iter().enumerate() {
                 let Some(partition) = partition else { continue };
@@ -252,7 +261,7 @@ impl ReplicaManager {
             }
         }
         let offline = self.offline.read_locked();
-        for (name, topic) in &image.topics {
+        for (name, topic) in image.topics.iter().filter(|(name, _)| wanted(name)) {
             let hosted = topics.get(name).filter(|h| h.topic_id == topic.topic_id);
             let settings = topic_config::settings(config, image.topic_configs(name));
             for p in topic.partitions.iter().filter(|p| p.replicas.contains(&self.node_id)) {
@@ -290,12 +299,19 @@ impl ReplicaManager {
         Ok(Partition::new(topic.to_string(), topic_id, self.node_id, image, log, settings, high_watermark, now_ms))
     }
 
-    /// Under the write lock: the hosted map takes the image's shape, with the replicas just
-    /// opened in place. Nothing here touches the disk.
-    fn install(&self, image: &MetadataImage, mut opened: HashMap<(String, i32), Arc<Partition>>) {
+    /// Under the write lock: the hosted map takes the image's shape for the topics synced
+    /// (`only`, or all), with the replicas just opened in place. Nothing here touches the disk.
+    fn install(
+        &self,
+        image: &MetadataImage,
+        only: Option<&BTreeSet<String>>,
+        mut opened: HashMap<(String, i32), Arc<Partition>>,
+    ) {
+        let wanted = |name: &str| only.is_none_or(|only| only.contains(name));
         let mut topics = self.topics.write_locked();
-        let mut next = HashMap::with_capacity(image.topics.len());
-        for (name, topic) in &image.topics {
+        let mut next: HashMap<String, Arc<TopicPartitions>> =
+            topics.iter().filter(|(name, _)| !wanted(name)).map(|(n, t)| (n.clone(), t.clone())).collect();
+        for (name, topic) in image.topics.iter().filter(|(name, _)| wanted(name)) {
             let hosted = topics.remove(name).filter(|h| h.topic_id == topic.topic_id);
             let partitions = topic
                 .partitions

@@ -231,7 +231,8 @@ pub fn expire(group: &Group, config: &GroupConfig, now_ms: i64) -> Outcome<()> {
     for ((topic, partition), committed) in &group.offsets {
         let expired = match committed.expire_timestamp_ms {
             Some(expire) => now_ms >= expire,
-            None => now_ms - base(committed) >= config.offsets_retention_ms,
+            // Timestamps come from stored records (a peer's or an old log's): saturate.
+            None => now_ms.saturating_sub(base(committed)) >= config.offsets_retention_ms,
         };
         if expired && !subscribed.contains(topic) {
             tx.emit(Record::OffsetCommit { topic: topic.clone(), partition: *partition, value: None });

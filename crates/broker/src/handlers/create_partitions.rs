@@ -9,7 +9,6 @@ use runnel_metadata::controller::{create_partitions, CreatePartitionsError};
 use runnel_protocol::ResponseError;
 
 use super::Context;
-use crate::clock::now_ms;
 
 fn refusal(e: &CreatePartitionsError) -> ResponseError {
     match e {
@@ -40,8 +39,7 @@ fn grow(ctx: &Context, topic: &CreatePartitionsTopic, validate_only: bool) -> Cr
     match committed {
         Ok(Ok(image)) => {
             if !validate_only {
-                let opened =
-                    tokio::task::block_in_place(|| broker.replicas.sync_with(&image, &broker.config, now_ms()));
+                let opened = tokio::task::block_in_place(|| broker.publish(&image));
                 if let Err(e) = opened {
                     return fail(ResponseError::KafkaStorageError, e.to_string());
                 }

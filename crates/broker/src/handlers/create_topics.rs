@@ -11,7 +11,6 @@ use runnel_protocol::ResponseError;
 
 use super::Context;
 use crate::broker::Broker;
-use crate::clock::now_ms;
 use crate::groups::OFFSETS_TOPIC;
 use crate::topic_config;
 
@@ -66,7 +65,7 @@ pub fn create_topic(
         Err(e) => return Err(Refusal { error: ResponseError::KafkaStorageError, message: e.to_string() }),
     };
     if !validate_only {
-        let opened = tokio::task::block_in_place(|| broker.replicas.sync_with(&image, &broker.config, now_ms()));
+        let opened = tokio::task::block_in_place(|| broker.publish(&image));
         opened.map_err(|e| Refusal { error: ResponseError::KafkaStorageError, message: e.to_string() })?;
         tracing::info!(topic = name, partitions, replication_factor, "created topic");
     }

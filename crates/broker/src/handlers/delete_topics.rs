@@ -8,7 +8,6 @@ use runnel_protocol::ResponseError;
 use uuid::Uuid;
 
 use super::Context;
-use crate::clock::now_ms;
 use crate::groups::OFFSETS_TOPIC;
 
 fn delete_one(ctx: &Context, name: Option<&str>, id: Uuid) -> DeletableTopicResult {
@@ -37,9 +36,7 @@ fn delete_one(ctx: &Context, name: Option<&str>, id: Uuid) -> DeletableTopicResu
         .with_name(result_name.map(|n| TopicName(StrBytes::from_string(n))));
     match committed {
         Ok(Ok(image)) => {
-            if let Err(e) =
-                tokio::task::block_in_place(|| ctx.broker.replicas.sync_with(&image, &ctx.broker.config, now_ms()))
-            {
+            if let Err(e) = tokio::task::block_in_place(|| ctx.broker.publish(&image)) {
                 tracing::error!(error = %e, "deleting partition folders failed");
             }
             tracing::info!(topic = ?found, "deleted topic");

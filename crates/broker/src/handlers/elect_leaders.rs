@@ -18,7 +18,6 @@ use runnel_metadata::{MetadataImage, MetadataRecord, PartitionImage};
 use runnel_protocol::ResponseError;
 
 use super::Context;
-use crate::clock::now_ms;
 use crate::metadata_store::blocking;
 
 const PREFERRED: i8 = 0;
@@ -157,7 +156,7 @@ pub fn handle(ctx: &Context, request: ElectLeadersRequest) -> ElectLeadersRespon
         tracing::info!(election_type = request.election_type, changes, "leader election requested");
         // Take the new roles now rather than waiting for the image follower (a single
         // node has none).
-        if let Err(e) = blocking(|| broker.replicas.sync_with(image, &broker.config, now_ms())) {
+        if let Err(e) = blocking(|| broker.publish(image)) {
             tracing::warn!(error = %e, "applying elected leaders failed");
         }
     }

@@ -19,7 +19,6 @@ use runnel_metadata::MetadataImage;
 use runnel_protocol::ResponseError;
 
 use super::Context;
-use crate::clock::now_ms;
 
 fn error_code(error: &ReassignError) -> ResponseError {
     match error {
@@ -45,7 +44,7 @@ fn alter_one(
     match committed {
         Ok(Ok(image)) => {
             // Open or drop this node's replicas at once (the image follower does it too).
-            if let Err(e) = ctx.broker.replicas.sync_with(&image, &ctx.broker.config, now_ms()) {
+            if let Err(e) = ctx.broker.publish(&image) {
                 tracing::warn!(error = %e, "applying a reassignment locally failed");
             }
             tracing::info!(topic, partition, ?target, "partition reassignment changed");

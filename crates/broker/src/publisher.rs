@@ -1,0 +1,143 @@
+//! The one way a new metadata image reaches the parts of the broker that act on it (Kafka's
+//! metadata loader and its publishers).
+//!
+//! Every caller that has a newer image (the image follower in a cluster, a handler that just
+//! committed, the ISR proposer) hands it to [`Publisher::publish`]. The publisher computes
+//! the [`MetadataDelta`] from the image it published last and runs the publishers in order:
+//! the replica manager (opens, deletes and re-roles only the partitions of changed topics),
+//! then the replica fetchers and the group coordinator when leadership changed (cluster
+//! mode, where they exist).
+//!
+//! Invariants: images are published in `records_applied` order; an image older than (or as
+//! old as) the last one published changes nothing, so racing callers cannot undo a newer
+//! change; publishing is serialised, and no publisher sees an image twice.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use runnel_metadata::MetadataImage;
+use runnel_storage::StorageError;
+
+use crate::broker::Broker;
+use crate::clock::now_ms;
+use crate::locks::MutexExt;
+
+/// What changed between two images: the names of topics added, removed or changed in any
+/// way (partitions, leaders, ISRs, epochs, configs, topic id), and whether brokers changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetadataDelta {
+    pub topics: BTreeSet<String>,
+    pub brokers_changed: bool,
+}
+
+impl MetadataDelta {
+    /// The delta from `old` (none: everything is new) to `new`. Pure.
+    pub fn between(old: Option<&MetadataImage>, new: &MetadataImage) -> Self {
+        let Some(old) = old else {
+            return MetadataDelta { topics: new.topics.keys().cloned().collect(), brokers_changed: true };
+        };
+        let mut topics: BTreeSet<String> = BTreeSet::new();
+        for (name, topic) in &new.topics {
+            let same = old.topic(name).is_some_and(|before| before == topic)
+                && old.topic_configs(name) == new.topic_configs(name);
+            if !same {
+                topics.insert(name.clone());
+            }
+        }
+        topics.extend(old.topics.keys().filter(|name| !new.topics.contains_key(*name)).cloned());
+        MetadataDelta { topics, brokers_changed: old.brokers != new.brokers }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.topics.is_empty() && !self.brokers_changed
+    }
+}
+
+/// The publisher chain's state: the image published last.
+#[derive(Default)]
+pub struct Publisher {
+    published: Mutex<Option<Arc<MetadataImage>>>,
+}
+
+impl Publisher {
+    /// Publishes `image` to the replica manager if it is newer than the last one published;
+    /// returns the delta it published (`None` when it was not newer). Blocking (opening a
+    /// partition reads its files): call from a blocking context. Everything that can be
+    /// done is done; the first storage failure is returned.
+    pub fn publish(&self, broker: &Broker, image: &Arc<MetadataImage>) -> Result<Option<MetadataDelta>, StorageError> {
+        let mut published = self.published.locked();
+        if published.as_ref().is_some_and(|last| last.records_applied >= image.records_applied) {
+            return Ok(None);
+        }
+        let delta = MetadataDelta::between(published.as_deref(), image);
+        let result = broker.replicas.publish(image, &delta, &broker.config, now_ms());
+        *published = Some(image.clone());
+        result.map(|()| Some(delta))
+    }
+
+    /// Marks `image` as published without running the chain: what start-up opened itself.
+    pub fn published_at_start(&self, image: Arc<MetadataImage>) {
+        *self.published.locked() = Some(image);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use runnel_metadata::MetadataRecord;
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn broker(node_id: i32) -> MetadataRecord {
+        MetadataRecord::RegisterBroker {
+            node_id,
+            host: "h".into(),
+            port: 1,
+            rack: None,
+            incarnation_id: Uuid::from_u128(node_id as u128),
+        }
+    }
+
+    fn topic(name: &str, id: u128) -> Vec<MetadataRecord> {
+        vec![
+            MetadataRecord::Topic { name: name.into(), topic_id: Uuid::from_u128(id) },
+            MetadataRecord::Partition {
+                topic_id: Uuid::from_u128(id),
+                partition: 0,
+                replicas: vec![1],
+                isr: vec![1],
+                leader: 1,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            },
+        ]
+    }
+
+    #[test]
+    fn the_delta_names_exactly_the_topics_that_changed() {
+        let start = MetadataImage::default().apply(&[broker(1)]);
+        let first = MetadataDelta::between(None, &start);
+        assert!(first.brokers_changed && first.topics.is_empty());
+        let a = start.apply(&topic("a", 1));
+        let b = a.apply(&topic("b", 2));
+        assert_eq!(MetadataDelta::between(Some(&a), &b).topics, BTreeSet::from(["b".to_string()]));
+        assert!(!MetadataDelta::between(Some(&a), &b).brokers_changed);
+        // A leader change in "a" names only "a".
+        let p = &b.topic("a").unwrap().partitions[0];
+        let changed = b.apply(&[p.change(Uuid::from_u128(1), -1, vec![1])]);
+        assert_eq!(MetadataDelta::between(Some(&b), &changed).topics, BTreeSet::from(["a".to_string()]));
+        // A config of "b" names "b"; removing "a" names "a".
+        let configured = changed.apply(&[MetadataRecord::Config {
+            resource: runnel_metadata::ConfigResource::Topic("b".into()),
+            name: "retention.ms".into(),
+            value: Some("1".into()),
+        }]);
+        assert_eq!(MetadataDelta::between(Some(&changed), &configured).topics, BTreeSet::from(["b".to_string()]));
+        let removed = configured.apply(&[MetadataRecord::RemoveTopic { topic_id: Uuid::from_u128(1) }]);
+        assert_eq!(MetadataDelta::between(Some(&configured), &removed).topics, BTreeSet::from(["a".to_string()]));
+        assert!(MetadataDelta::between(Some(&removed), &removed).is_empty());
+        // A broker fenced is a broker change.
+        let fenced = removed.apply(&[MetadataRecord::FenceBroker { node_id: 1, shutting_down: false }]);
+        assert!(MetadataDelta::between(Some(&removed), &fenced).brokers_changed);
+    }
+}
