@@ -3,6 +3,7 @@
 //! and the persistent records replayed through Kafka's binary format.
 
 mod join_tests;
+mod model_tests;
 mod offsets_tests;
 mod static_tests;
 mod sync_tests;
