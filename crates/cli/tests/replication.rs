@@ -655,3 +655,79 @@ async fn a_client_claiming_to_be_a_follower_moves_neither_the_high_watermark_nor
     .await;
     replicas_identical(&cluster, &p.replicas, "claimed", 1, 1).await;
 }
+
+/// A simple-consumer commit (generation -1, no member) of `offset` for `topic`-0 with
+/// OffsetCommit v7; the partition's error code.
+async fn raw_commit(addr: &str, group: &str, topic: &str, offset: i64) -> i16 {
+    use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+    use kafka_protocol::messages::{GroupId, OffsetCommitRequest};
+    let request = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(offset)])]);
+    let mut conn = Connection::connect(addr).await.expect("connect");
+    conn.set_timeout(Duration::from_secs(30));
+    let response = conn.send(&request, 7).await.expect("offset commit response");
+    response.topics[0].partitions[0].error_code
+}
+
+/// OffsetFetch v7 of `topic`-0 for `group`: the top-level error and the committed offset.
+async fn raw_offset_fetch(addr: &str, group: &str, topic: &str) -> (i16, i64) {
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use kafka_protocol::messages::{GroupId, OffsetFetchRequest};
+    let request = OffsetFetchRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_indexes(vec![0])]));
+    let mut conn = Connection::connect(addr).await.expect("connect");
+    conn.set_timeout(Duration::from_secs(30));
+    let response = conn.send(&request, 7).await.expect("offset fetch response");
+    let offset = response.topics.first().and_then(|t| t.partitions.first()).map_or(-1, |p| p.committed_offset);
+    (response.error_code, offset)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_the_in_sync_replicas_do_not_hold_is_never_read_back() {
+    const GROUP: &str = "durable-reads";
+    let cluster = three_nodes().await;
+    let coordinator = coordinator_of(&cluster, 1, GROUP).await;
+    let addr = cluster.kafka_addr(coordinator).to_string();
+    create_topic_with_configs_via(cluster.kafka_addr(1), "orders", 1, 3, &[]).await.expect("create orders");
+    eventually(CONVERGE, "a first commit to be replicated", || async {
+        match raw_commit(&addr, GROUP, "orders", 5).await {
+            0 => Ok(()),
+            code => Err(format!("error {code}")),
+        }
+    })
+    .await;
+    assert_eq!(raw_offset_fetch(&addr, GROUP, "orders").await, (0, 5));
+
+    // The other replicas of the offsets partition hang: a new commit is written and applied
+    // on the coordinator but not replicated, and its request times out.
+    let others: Vec<i32> = cluster.ids().into_iter().filter(|id| *id != coordinator).collect();
+    for id in &others {
+        cluster.node(*id).pause();
+    }
+    assert_ne!(raw_commit(&addr, GROUP, "orders", 42).await, 0, "the commit cannot be acknowledged");
+    // Before the fix OffsetFetch answered 42 here: a commit a new coordinator might never
+    // have. Now the read waits for the ISR and gives up with a retriable error.
+    let (error, offset) = raw_offset_fetch(&addr, GROUP, "orders").await;
+    assert_ne!((error, offset), (0, 42), "an unreplicated commit was read back");
+    assert_ne!(error, 0, "the read could not be answered with replicated state only: {offset}");
+
+    for id in &others {
+        cluster.node(*id).resume();
+    }
+    eventually(CONVERGE, "the commit to be replicated and read back", || async {
+        match raw_offset_fetch(&addr, GROUP, "orders").await {
+            (0, 42) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+}
