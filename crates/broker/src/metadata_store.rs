@@ -199,9 +199,9 @@ impl MetadataStore {
                         match closing {
                             Some(mut closing) => tokio::select! {
                                 committed = propose_and_apply(quorum, records, deadline) => committed,
-                                _ = closing.wait_for(|closed| *closed) => {
-                                    Err(MetadataError::Storage("metadata quorum: the node is shutting down".into()))
-                                }
+                                _ = closing.wait_for(|closed| *closed) => Err(MetadataError::OutcomeUnknown(
+                                    "the node began shutting down while the commit waited for the quorum".into(),
+                                )),
                             },
                             None => propose_and_apply(quorum, records, deadline).await,
                         }
@@ -225,6 +225,17 @@ pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
+/// Whether a failed proposal may have committed: a timeout or a lost answer leaves the
+/// outcome unknown; a refusal (too large, refused by the leader) did not commit.
+fn quorum_error(e: runnel_quorum::QuorumError) -> MetadataError {
+    use runnel_quorum::QuorumError as Q;
+    match e {
+        Q::Timeout { .. } | Q::Unknown(_) => MetadataError::OutcomeUnknown(format!("metadata quorum: {e}")),
+        Q::Refused { .. } | Q::TooLarge { .. } => MetadataError::Refused(format!("metadata quorum: {e}")),
+        other => MetadataError::Storage(format!("metadata quorum: {other}")),
+    }
+}
+
 /// Proposes through the quorum and waits until this node has applied the entry, both
 /// before `deadline`.
 async fn propose_and_apply(
@@ -232,11 +243,11 @@ async fn propose_and_apply(
     records: Vec<MetadataRecord>,
     deadline: tokio::time::Instant,
 ) -> Result<Arc<MetadataImage>, MetadataError> {
-    let unavailable = |e: &dyn std::fmt::Display| MetadataError::Storage(format!("metadata quorum: {e}"));
+    let unknown = |why: &dyn std::fmt::Display| MetadataError::OutcomeUnknown(format!("metadata quorum: {why}"));
     let index = tokio::time::timeout_at(deadline, quorum.propose(records))
         .await
-        .map_err(|_| unavailable(&"commit timed out"))?
-        .map_err(|e| unavailable(&e))?;
+        .map_err(|_| unknown(&"commit timed out"))?
+        .map_err(quorum_error)?;
     let mut images = quorum.subscribe();
     while quorum.metrics().last_applied_index.is_none_or(|applied| applied < index) {
         // The watch fires per applied batch; the short bound covers entries that change no image.
@@ -244,7 +255,7 @@ async fn propose_and_apply(
         if tokio::time::timeout_at(wake.min(deadline), images.changed()).await.is_err()
             && tokio::time::Instant::now() >= deadline
         {
-            return Err(unavailable(&"committed entry not applied locally in time"));
+            return Err(unknown(&"committed entry not applied locally in time"));
         }
     }
     Ok(quorum.image())
@@ -254,6 +265,19 @@ async fn propose_and_apply(
 mod tests {
     use super::*;
     use runnel_metadata::ConfigResource;
+
+    #[test]
+    fn an_unknown_outcome_stays_distinguishable_from_a_refusal() {
+        use runnel_quorum::QuorumError;
+        let timeout = quorum_error(QuorumError::Timeout { timeout_ms: 5 });
+        assert!(matches!(timeout, MetadataError::OutcomeUnknown(_)));
+        assert_eq!(crate::handlers::metadata_error_code(&timeout), runnel_protocol::ResponseError::RequestTimedOut);
+        let refused = quorum_error(QuorumError::Refused { message: "no".into() });
+        assert!(matches!(refused, MetadataError::Refused(_)));
+        assert_eq!(crate::handlers::metadata_error_code(&refused), runnel_protocol::ResponseError::NotController);
+        let too_large = quorum_error(QuorumError::TooLarge { bytes: 2, bytes_max: 1 });
+        assert!(matches!(too_large, MetadataError::Refused(_)));
+    }
 
     #[test]
     fn committed_records_survive_reopen() {

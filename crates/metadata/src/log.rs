@@ -12,6 +12,14 @@ pub enum MetadataError {
     Corrupt(String),
     #[error("metadata log storage: {0}")]
     Storage(String),
+    /// The records may or may not have been committed (a timeout, a lost answer, a node
+    /// stopping while it waited): the caller must read the image to learn which.
+    #[error("metadata commit outcome unknown: {0}")]
+    OutcomeUnknown(String),
+    /// The records were not committed: the quorum refused them or has no leader to take
+    /// them. Retrying may succeed.
+    #[error("metadata commit refused: {0}")]
+    Refused(String),
 }
 
 /// An append-only, durable sequence of metadata records.

@@ -62,7 +62,7 @@ pub fn create_topic(
     let image = match committed {
         Ok(Ok(image)) => image,
         Ok(Err(e)) => return Err(e.into()),
-        Err(e) => return Err(Refusal { error: ResponseError::KafkaStorageError, message: e.to_string() }),
+        Err(e) => return Err(Refusal { error: super::metadata_error_code(&e), message: e.to_string() }),
     };
     if !validate_only {
         let opened = tokio::task::block_in_place(|| broker.publish(&image));
