@@ -104,7 +104,7 @@ impl Broker {
         replicas.open_all(&image, &config, clean, now);
         publisher.published_at_start(image);
         let groups = group_coordinator(&config);
-        groups.load(&replicas, &metadata.image(), now)?;
+        groups.load(&|index| replicas.partition(crate::groups::OFFSETS_TOPIC, index), &metadata.image(), now)?;
         let producer_ids = ProducerIdManager::new(config.node_id);
         let request_budget = Arc::new(tokio::sync::Semaphore::new(config.queued_max_request_bytes));
         Ok(Arc::new(Broker {

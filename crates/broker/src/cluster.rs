@@ -190,7 +190,13 @@ pub fn follow_image(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> Opt
             }
             broker.fetchers.update(&broker, &stop);
             // The group coordinator moves with the leadership of the offsets partitions.
-            let loaded = tokio::task::block_in_place(|| broker.groups.load(&broker.replicas, &image, now_ms()));
+            let loaded = tokio::task::block_in_place(|| {
+                broker.groups.load(
+                    &|index| broker.replicas.partition(crate::groups::OFFSETS_TOPIC, index),
+                    &image,
+                    now_ms(),
+                )
+            });
             if let Err(e) = loaded {
                 tracing::error!(error = %e, "loading consumer groups after a leadership change failed");
             }

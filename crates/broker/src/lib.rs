@@ -31,6 +31,7 @@ pub mod response;
 pub mod sendfile;
 pub mod server;
 pub mod storage_failure;
+pub mod topic_admin;
 pub mod topic_config;
 
 pub use broker::{Broker, BrokerError};

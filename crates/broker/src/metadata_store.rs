@@ -225,6 +225,20 @@ pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
+/// The error a client gets when a metadata commit fails: REQUEST_TIMED_OUT when the outcome
+/// is unknown (as Kafka answers when its controller does not answer in time; the client
+/// reads the metadata to learn whether the change happened), NOT_CONTROLLER when the
+/// quorum refused or had no leader (retriable), KAFKA_STORAGE_ERROR for the local log.
+pub fn metadata_error_code(error: &runnel_metadata::MetadataError) -> runnel_protocol::ResponseError {
+    use runnel_metadata::MetadataError as M;
+    use runnel_protocol::ResponseError;
+    match error {
+        M::OutcomeUnknown(_) => ResponseError::RequestTimedOut,
+        M::Refused(_) => ResponseError::NotController,
+        _ => ResponseError::KafkaStorageError,
+    }
+}
+
 /// Whether a failed proposal may have committed: a timeout or a lost answer leaves the
 /// outcome unknown; a refusal (too large, refused by the leader) did not commit.
 fn quorum_error(e: runnel_quorum::QuorumError) -> MetadataError {
@@ -271,10 +285,10 @@ mod tests {
         use runnel_quorum::QuorumError;
         let timeout = quorum_error(QuorumError::Timeout { timeout_ms: 5 });
         assert!(matches!(timeout, MetadataError::OutcomeUnknown(_)));
-        assert_eq!(crate::handlers::metadata_error_code(&timeout), runnel_protocol::ResponseError::RequestTimedOut);
+        assert_eq!(metadata_error_code(&timeout), runnel_protocol::ResponseError::RequestTimedOut);
         let refused = quorum_error(QuorumError::Refused { message: "no".into() });
         assert!(matches!(refused, MetadataError::Refused(_)));
-        assert_eq!(crate::handlers::metadata_error_code(&refused), runnel_protocol::ResponseError::NotController);
+        assert_eq!(metadata_error_code(&refused), runnel_protocol::ResponseError::NotController);
         let too_large = quorum_error(QuorumError::TooLarge { bytes: 2, bytes_max: 1 });
         assert!(matches!(too_large, MetadataError::Refused(_)));
     }

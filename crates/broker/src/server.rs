@@ -133,9 +133,9 @@ fn spawn_background(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> tok
         let guarded = |job: &str, f: &mut dyn FnMut()| tokio::task::block_in_place(|| run_guarded(job, f));
         loop {
             tokio::select! {
-                _ = group_timers.tick() => guarded("group timers", &mut || broker.groups.tick(&broker, now_ms())),
+                _ = group_timers.tick() => guarded("group timers", &mut || broker.groups.tick(broker.as_ref(), now_ms())),
                 _ = offsets_expiry.tick() => {
-                    guarded("offsets expiry", &mut || broker.groups.expire_offsets(&broker, now_ms()))
+                    guarded("offsets expiry", &mut || broker.groups.expire_offsets(broker.as_ref(), now_ms()))
                 }
                 _ = retention.tick() => guarded("retention", &mut || {
                     let deleted = broker.replicas.apply_retention(now_ms(), broker.config.producer_id_expiration_ms);

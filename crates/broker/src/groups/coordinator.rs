@@ -19,6 +19,7 @@ use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 use super::group::Group;
+use super::host::GroupHost;
 use super::join::{self, JoinRequest, JoinResponse};
 use super::loader::{self, GroupLoadError};
 use super::offsets::{self, CommitRequest, CommitResponse, DeleteOffsetsResponse, FetchedOffset};
@@ -26,11 +27,9 @@ use super::outcome::{Outcome, Parked};
 use super::shard::{Landed, ShardState};
 use super::sync::{self, HeartbeatRequest, LeaveResponse, LeavingMember, SyncRequest, SyncResponse};
 use super::{partition_for, timers, GroupConfig, OFFSETS_TOPIC};
-use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::locks::{MutexExt, RwLockExt};
 use crate::partition::Partition;
-use crate::replica_manager::ReplicaManager;
 
 /// Timer rounds run inline after a request (a zero initial delay, a session found expired).
 const INLINE_TIMER_ROUNDS_MAX: usize = 4;
@@ -98,14 +97,19 @@ impl GroupCoordinator {
     /// into a fresh shard; one it no longer leads is unloaded (its parked requests end with
     /// NOT_COORDINATOR and its clients look the coordinator up again). Runs at start-up and
     /// after every metadata change, so the coordinator moves with leadership.
-    pub fn load(&self, replicas: &ReplicaManager, image: &MetadataImage, now_ms: i64) -> Result<(), GroupLoadError> {
+    pub fn load(
+        &self,
+        offsets_partition: &dyn Fn(i32) -> Option<Arc<Partition>>,
+        image: &MetadataImage,
+        now_ms: i64,
+    ) -> Result<(), GroupLoadError> {
         let Some(topic) = image.topic(OFFSETS_TOPIC) else { return Ok(()) };
         let current = self.shards.read_locked().clone();
         let mut shards = Vec::with_capacity(topic.partitions.len());
         let (mut records, mut skipped, mut groups, mut changed) = (0, 0, 0, current.len() != topic.partitions.len());
         for p in &topic.partitions {
             let existing = current.get(p.partition as usize).cloned().flatten();
-            let Some(partition) = replicas.partition(OFFSETS_TOPIC, p.partition).filter(|x| x.is_leader()) else {
+            let Some(partition) = offsets_partition(p.partition).filter(|x| x.is_leader()) else {
                 changed |= existing.is_some();
                 shards.push(None);
                 continue;
@@ -132,20 +136,20 @@ impl GroupCoordinator {
     }
 
     /// Creates the offsets topic on first need (FindCoordinator, any group write).
-    pub fn ensure_ready(&self, broker: &Broker) -> Result<(), ResponseError> {
+    pub fn ensure_ready(&self, host: &dyn GroupHost) -> Result<(), ResponseError> {
         if !self.shards.read_locked().is_empty() {
             return Ok(());
         }
         // The creator waits on the metadata quorum: wait for it off the runtime's workers.
-        crate::metadata_store::blocking(|| self.create_and_load(broker))
+        crate::metadata_store::blocking(|| self.create_and_load(host))
     }
 
-    fn create_and_load(&self, broker: &Broker) -> Result<(), ResponseError> {
+    fn create_and_load(&self, host: &dyn GroupHost) -> Result<(), ResponseError> {
         let _creating = self.create_lock.locked();
         if !self.shards.read_locked().is_empty() {
             return Ok(());
         }
-        if broker.metadata.image().topic(OFFSETS_TOPIC).is_none() {
+        if host.image().topic(OFFSETS_TOPIC).is_none() {
             let mut configs = BTreeMap::new();
             configs.insert("cleanup.policy".to_string(), "compact".to_string());
             configs.insert("segment.bytes".to_string(), self.topic.segment_bytes.to_string());
@@ -153,28 +157,9 @@ impl GroupCoordinator {
             // deleting old segments by age or size would lose committed offsets.
             configs.insert("retention.ms".to_string(), "-1".to_string());
             configs.insert("retention.bytes".to_string(), "-1".to_string());
-            // offsets.topic.replication.factor, capped at the live brokers (Kafka refuses to
-            // create it with fewer; a single node then needs no setting).
-            let live = broker.metadata.image().brokers.values().filter(|b| !b.fenced).count().max(1);
-            let replication = broker.config.offsets_topic_replication_factor.min(live as i32);
-            let created = crate::handlers::create_topics::create_topic(
-                broker,
-                OFFSETS_TOPIC,
-                self.topic.partitions,
-                replication,
-                &configs,
-                false,
-            );
-            match created {
-                Ok(_) => {}
-                Err(refusal) if refusal.error == ResponseError::TopicAlreadyExists => {}
-                Err(refusal) => {
-                    tracing::error!(error = ?refusal.error, message = %refusal.message, "creating the offsets topic failed");
-                    return Err(ResponseError::CoordinatorNotAvailable);
-                }
-            }
+            host.create_offsets_topic(self.topic.partitions, &configs)?;
         }
-        self.load(&broker.replicas, &broker.metadata.image(), now_ms()).map_err(|error| {
+        self.load(&|index| host.offsets_partition(index), &host.image(), now_ms()).map_err(|error| {
             tracing::error!(%error, "loading the offsets topic failed");
             ResponseError::CoordinatorNotAvailable
         })
@@ -193,7 +178,7 @@ impl GroupCoordinator {
     /// any timer of the group that is already due.
     fn execute<R>(
         &self,
-        broker: &Broker,
+        host: &dyn GroupHost,
         group_id: &str,
         parks: bool,
         now_ms: i64,
@@ -203,11 +188,10 @@ impl GroupCoordinator {
             // Group ids are stored with int16 lengths.
             return Err(ResponseError::InvalidGroupId);
         }
-        self.ensure_ready(broker)?;
+        self.ensure_ready(host)?;
         let shard = self.shard_for(group_id).ok_or(ResponseError::CoordinatorNotAvailable)?;
-        let partition = broker
-            .replicas
-            .partition(OFFSETS_TOPIC, shard.partition)
+        let partition = host
+            .offsets_partition(shard.partition)
             .filter(|p| p.is_leader() && p.leader_epoch() == shard.leader_epoch)
             .ok_or(ResponseError::NotCoordinator)?;
         let mut state = shard.state.locked();
@@ -237,7 +221,7 @@ impl GroupCoordinator {
 
     /// Waits until the in-sync replicas hold the records (acks=all, as Kafka's coordinator
     /// writes) and, with `log.flush.before.ack`, until they are on disk here.
-    async fn settle(broker: &Broker, written: Option<Written>) -> Result<(), ResponseError> {
+    async fn settle(host: &dyn GroupHost, written: Option<Written>) -> Result<(), ResponseError> {
         let Some((partition, leader_epoch, last_offset)) = written else { return Ok(()) };
         let required = last_offset + 1;
         let mut watermark = partition.subscribe();
@@ -250,7 +234,7 @@ impl GroupCoordinator {
                 Err(_) => return Err(ResponseError::CoordinatorNotAvailable),
             }
         }
-        if !broker.config.log_flush_before_ack {
+        if !host.flush_before_ack() {
             return Ok(());
         }
         match partition.make_durable(required).await {
@@ -265,31 +249,35 @@ impl GroupCoordinator {
     /// Runs `handler` and answers at once (the requests that never park).
     async fn run<R>(
         &self,
-        broker: &Broker,
+        host: &dyn GroupHost,
         group_id: &str,
         handler: impl FnOnce(Option<&Group>, i64) -> Outcome<R>,
     ) -> Result<R, ResponseError> {
         let now = now_ms();
-        let (landed, written) = self.execute(broker, group_id, false, now, |group| handler(group, now))?;
-        Self::settle(broker, written).await?;
+        let (landed, written) = self.execute(host, group_id, false, now, |group| handler(group, now))?;
+        Self::settle(host, written).await?;
         match landed {
             Landed::Now(response) => Ok(response),
             Landed::Parked(_) => unreachable!("this handler never parks"),
         }
     }
 
-    pub async fn join(&self, broker: &Broker, request: &JoinRequest, stop: &watch::Receiver<bool>) -> JoinResponse {
+    pub async fn join(
+        &self,
+        host: &dyn GroupHost,
+        request: &JoinRequest,
+        stop: &watch::Receiver<bool>,
+    ) -> JoinResponse {
         let now = now_ms();
         let fresh = Uuid::new_v4();
-        let executed = self.execute(broker, &request.group_id, true, now, |group| {
-            join::join(group, request, &self.config, now, fresh)
-        });
+        let executed = self
+            .execute(host, &request.group_id, true, now, |group| join::join(group, request, &self.config, now, fresh));
         let fail = |error| JoinResponse::error(&request.member_id, error);
         let (landed, written) = match executed {
             Ok(executed) => executed,
             Err(error) => return fail(error),
         };
-        if let Err(error) = Self::settle(broker, written).await {
+        if let Err(error) = Self::settle(host, written).await {
             return fail(error);
         }
         let receiver = match landed {
@@ -304,14 +292,19 @@ impl GroupCoordinator {
         }
     }
 
-    pub async fn sync(&self, broker: &Broker, request: &SyncRequest, stop: &watch::Receiver<bool>) -> SyncResponse {
+    pub async fn sync(
+        &self,
+        host: &dyn GroupHost,
+        request: &SyncRequest,
+        stop: &watch::Receiver<bool>,
+    ) -> SyncResponse {
         let now = now_ms();
-        let executed = self.execute(broker, &request.group_id, true, now, |group| sync::sync(group, request, now));
+        let executed = self.execute(host, &request.group_id, true, now, |group| sync::sync(group, request, now));
         let (landed, written) = match executed {
             Ok(executed) => executed,
             Err(error) => return SyncResponse::error(error),
         };
-        if let Err(error) = Self::settle(broker, written).await {
+        if let Err(error) = Self::settle(host, written).await {
             return SyncResponse::error(error);
         }
         let receiver = match landed {
@@ -326,19 +319,18 @@ impl GroupCoordinator {
         }
     }
 
-    pub async fn heartbeat(&self, broker: &Broker, request: &HeartbeatRequest) -> Option<ResponseError> {
-        let result = self.run(broker, &request.group_id, |group, now| sync::heartbeat(group, request, now)).await;
+    pub async fn heartbeat(&self, host: &dyn GroupHost, request: &HeartbeatRequest) -> Option<ResponseError> {
+        let result = self.run(host, &request.group_id, |group, now| sync::heartbeat(group, request, now)).await;
         result.unwrap_or_else(Some)
     }
 
-    pub async fn leave(&self, broker: &Broker, group_id: &str, members: &[LeavingMember]) -> LeaveResponse {
-        let result = self.run(broker, group_id, |group, now| sync::leave(group, group_id, members, &self.config, now));
+    pub async fn leave(&self, host: &dyn GroupHost, group_id: &str, members: &[LeavingMember]) -> LeaveResponse {
+        let result = self.run(host, group_id, |group, now| sync::leave(group, group_id, members, &self.config, now));
         result.await.unwrap_or_else(|error| LeaveResponse { error: Some(error), members: Vec::new() })
     }
 
-    pub async fn commit(&self, broker: &Broker, request: &CommitRequest) -> CommitResponse {
-        let result =
-            self.run(broker, &request.group_id, |group, now| offsets::commit(group, request, &self.config, now));
+    pub async fn commit(&self, host: &dyn GroupHost, request: &CommitRequest) -> CommitResponse {
+        let result = self.run(host, &request.group_id, |group, now| offsets::commit(group, request, &self.config, now));
         result.await.unwrap_or_else(|error| {
             let all = request.topics.iter();
             all.map(|(topic, ps)| (topic.clone(), ps.iter().map(|p| (p.partition, Some(error))).collect())).collect()
@@ -347,16 +339,16 @@ impl GroupCoordinator {
 
     pub async fn delete_offsets(
         &self,
-        broker: &Broker,
+        host: &dyn GroupHost,
         group_id: &str,
         topics: &[(String, Vec<i32>)],
     ) -> DeleteOffsetsResponse {
-        let result = self.run(broker, group_id, |group, _| offsets::delete_offsets(group, group_id, topics)).await;
+        let result = self.run(host, group_id, |group, _| offsets::delete_offsets(group, group_id, topics)).await;
         result.unwrap_or_else(Err)
     }
 
-    pub async fn delete_group(&self, broker: &Broker, group_id: &str) -> Option<ResponseError> {
-        self.run(broker, group_id, |group, _| offsets::delete_group(group, group_id)).await.unwrap_or_else(Some)
+    pub async fn delete_group(&self, host: &dyn GroupHost, group_id: &str) -> Option<ResponseError> {
+        self.run(host, group_id, |group, _| offsets::delete_group(group, group_id)).await.unwrap_or_else(Some)
     }
 
     /// Committed offsets of a group (`topics` of `None`: all of them). Only durable state is
@@ -367,36 +359,40 @@ impl GroupCoordinator {
     /// guarantee without a second copy of the state.
     pub async fn fetch(
         &self,
-        broker: &Broker,
+        host: &dyn GroupHost,
         group_id: &str,
         topics: Option<&[(String, Vec<i32>)]>,
     ) -> Result<Vec<(String, Vec<FetchedOffset>)>, ResponseError> {
-        self.read_committed(broker, group_id, |group| offsets::fetch(group, topics)).await
+        self.read_committed(host, group_id, |group| offsets::fetch(group, topics)).await
     }
 
     /// A copy of the group as its replicated records leave it, for DescribeGroups.
-    pub async fn describe_committed(&self, broker: &Broker, group_id: &str) -> Result<Option<Group>, ResponseError> {
-        self.read_committed(broker, group_id, |group| group.cloned()).await
+    pub async fn describe_committed(
+        &self,
+        host: &dyn GroupHost,
+        group_id: &str,
+    ) -> Result<Option<Group>, ResponseError> {
+        self.read_committed(host, group_id, |group| group.cloned()).await
     }
 
     /// Reads `group_id` under its shard's lock, then waits until what was written before
     /// the read is replicated (see [`GroupCoordinator::fetch`]).
     async fn read_committed<T>(
         &self,
-        broker: &Broker,
+        host: &dyn GroupHost,
         group_id: &str,
         read: impl FnOnce(Option<&Group>) -> T,
     ) -> Result<T, ResponseError> {
         let Some(shard) = self.shard_for(group_id) else { return Ok(read(None)) };
         let (answer, written) = {
             let state = shard.state.locked();
-            let written = broker.replicas.partition(OFFSETS_TOPIC, shard.partition).and_then(|partition| {
+            let written = host.offsets_partition(shard.partition).and_then(|partition| {
                 let end = partition.log_end_offset();
                 (end > 0).then_some((partition, shard.leader_epoch, end - 1))
             });
             (read(state.groups.get(group_id)), written)
         };
-        Self::settle(broker, written).await?;
+        Self::settle(host, written).await?;
         Ok(answer)
     }
 
@@ -425,8 +421,8 @@ impl GroupCoordinator {
     }
 
     /// Runs every due timer; the server calls this every few tens of milliseconds.
-    pub fn tick(&self, broker: &Broker, now_ms: i64) {
-        self.for_each_shard(broker, |state, partition, leader_epoch| {
+    pub fn tick(&self, host: &dyn GroupHost, now_ms: i64) {
+        self.for_each_shard(host, |state, partition, leader_epoch| {
             state.forget_abandoned();
             for group_id in state.due(now_ms) {
                 let outcome = timers::tick(&state.groups[&group_id], &self.config, now_ms);
@@ -439,8 +435,8 @@ impl GroupCoordinator {
 
     /// Removes expired offsets and the empty groups left without any
     /// (`offsets.retention.check.interval.ms`).
-    pub fn expire_offsets(&self, broker: &Broker, now_ms: i64) {
-        self.for_each_shard(broker, |state, partition, leader_epoch| {
+    pub fn expire_offsets(&self, host: &dyn GroupHost, now_ms: i64) {
+        self.for_each_shard(host, |state, partition, leader_epoch| {
             let ids: Vec<String> = state.groups.keys().cloned().collect();
             for group_id in ids {
                 let outcome = offsets::expire(&state.groups[&group_id], &self.config, now_ms);
@@ -457,10 +453,10 @@ impl GroupCoordinator {
 
     /// Runs `f` on every shard with its partition and the leader epoch it was loaded in
     /// (writes are refused once the partition no longer leads in it).
-    fn for_each_shard(&self, broker: &Broker, mut f: impl FnMut(&mut ShardState, &Partition, i32)) {
+    fn for_each_shard(&self, host: &dyn GroupHost, mut f: impl FnMut(&mut ShardState, &Partition, i32)) {
         let shards = self.shards.read_locked().clone();
         for shard in shards.into_iter().flatten() {
-            let Some(partition) = broker.replicas.partition(OFFSETS_TOPIC, shard.partition) else { continue };
+            let Some(partition) = host.offsets_partition(shard.partition) else { continue };
             let mut state = shard.state.locked();
             f(&mut state, &partition, shard.leader_epoch);
         }

@@ -22,6 +22,7 @@
 pub mod codec;
 pub mod coordinator;
 pub mod group;
+pub mod host;
 pub mod join;
 pub mod loader;
 pub mod member;

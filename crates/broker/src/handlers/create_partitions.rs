@@ -48,7 +48,7 @@ fn grow(ctx: &Context, topic: &CreatePartitionsTopic, validate_only: bool) -> Cr
             result
         }
         Ok(Err(e)) => fail(refusal(&e), e.to_string()),
-        Err(e) => fail(super::metadata_error_code(&e), e.to_string()),
+        Err(e) => fail(crate::metadata_store::metadata_error_code(&e), e.to_string()),
     }
 }
 

@@ -44,7 +44,7 @@ fn delete_one(ctx: &Context, name: Option<&str>, id: Uuid) -> DeletableTopicResu
         }
         Ok(Err(error)) => result.with_error_code(error.code()),
         Err(e) => result
-            .with_error_code(super::metadata_error_code(&e).code())
+            .with_error_code(crate::metadata_store::metadata_error_code(&e).code())
             .with_error_message(Some(StrBytes::from_string(e.to_string()))),
     }
 }

@@ -17,7 +17,10 @@ fn locate(ctx: &Context, key: &str, key_type: i8) -> Result<(i32, String, i32), 
     match key_type {
         KEY_TYPE_GROUP if key.is_empty() => Err((ResponseError::InvalidRequest, "empty group id")),
         KEY_TYPE_GROUP => {
-            ctx.broker.groups.ensure_ready(ctx.broker).map_err(|e| (e, "the offsets topic is not available"))?;
+            ctx.broker
+                .groups
+                .ensure_ready(ctx.broker.as_ref())
+                .map_err(|e| (e, "the offsets topic is not available"))?;
             // The coordinator is the leader of the group's offsets partition.
             let image = ctx.broker.metadata.image();
             let unavailable = (ResponseError::CoordinatorNotAvailable, "the group's offsets partition has no leader");

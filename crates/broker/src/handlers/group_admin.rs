@@ -74,7 +74,7 @@ fn describe_one(group_id: &GroupId, group: Option<Group>) -> DescribedGroup {
 pub async fn describe(ctx: &Context<'_>, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let mut groups = Vec::with_capacity(request.groups.len());
     for id in &request.groups {
-        groups.push(match ctx.broker.groups.describe_committed(ctx.broker, id.0.as_str()).await {
+        groups.push(match ctx.broker.groups.describe_committed(ctx.broker.as_ref(), id.0.as_str()).await {
             Ok(group) => describe_one(id, group),
             Err(error) => DescribedGroup::default().with_group_id(id.clone()).with_error_code(error.code()),
         });
@@ -88,7 +88,7 @@ pub async fn delete(ctx: &Context<'_>, request: DeleteGroupsRequest) -> DeleteGr
         let error = if group_id.0.is_empty() {
             Some(ResponseError::InvalidGroupId)
         } else {
-            ctx.broker.groups.delete_group(ctx.broker, group_id.0.as_str()).await
+            ctx.broker.groups.delete_group(ctx.broker.as_ref(), group_id.0.as_str()).await
         };
         results.push(
             DeletableGroupResult::default()

@@ -103,7 +103,7 @@ pub async fn join(ctx: &Context<'_>, request: JoinGroupRequest) -> JoinGroupResp
     if too_long(&request) {
         return JoinGroupResponse::default().with_error_code(ResponseError::InvalidRequest.code());
     }
-    let response = ctx.broker.groups.join(ctx.broker, &request, ctx.stop).await;
+    let response = ctx.broker.groups.join(ctx.broker.as_ref(), &request, ctx.stop).await;
     join_response(ctx, response)
 }
 
@@ -122,7 +122,7 @@ pub async fn sync(ctx: &Context<'_>, request: SyncGroupRequest) -> SyncGroupResp
             .map(|a| (string(&a.member_id), bytes::Bytes::copy_from_slice(&a.assignment)))
             .collect(),
     };
-    let response = ctx.broker.groups.sync(ctx.broker, &request, ctx.stop).await;
+    let response = ctx.broker.groups.sync(ctx.broker.as_ref(), &request, ctx.stop).await;
     SyncGroupResponse::default()
         .with_error_code(code(response.error))
         .with_protocol_type(response.protocol_type.map(StrBytes::from_string))
@@ -137,7 +137,7 @@ pub async fn heartbeat(ctx: &Context<'_>, request: HeartbeatRequest) -> Heartbea
         member_id: string(&request.member_id),
         instance_id: request.group_instance_id.as_ref().map(string),
     };
-    let error = ctx.broker.groups.heartbeat(ctx.broker, &request).await;
+    let error = ctx.broker.groups.heartbeat(ctx.broker.as_ref(), &request).await;
     HeartbeatResponse::default().with_error_code(code(error))
 }
 
@@ -156,7 +156,7 @@ pub async fn leave(ctx: &Context<'_>, request: LeaveGroupRequest) -> LeaveGroupR
             })
             .collect()
     };
-    let response = ctx.broker.groups.leave(ctx.broker, &group_id, &leaving).await;
+    let response = ctx.broker.groups.leave(ctx.broker.as_ref(), &group_id, &leaving).await;
     if ctx.version < 3 {
         let member_error = response.members.first().and_then(|(_, _, e)| *e);
         return LeaveGroupResponse::default().with_error_code(code(response.error.or(member_error)));

@@ -69,7 +69,7 @@ pub async fn commit(ctx: &Context<'_>, request: OffsetCommitRequest) -> OffsetCo
         version: ctx.version,
     };
     let any = commit.topics.iter().any(|(_, ps)| !ps.is_empty());
-    let results = if any { ctx.broker.groups.commit(ctx.broker, &commit).await } else { Vec::new() };
+    let results = if any { ctx.broker.groups.commit(ctx.broker.as_ref(), &commit).await } else { Vec::new() };
     // Answer in request order, through maps: a request may name very many partitions.
     let refused_by: HashMap<(&str, i32), ResponseError> =
         refused.iter().map(|(t, i, e)| ((t.as_str(), *i), *e)).collect();
@@ -125,7 +125,7 @@ pub async fn fetch(ctx: &Context<'_>, request: OffsetFetchRequest) -> OffsetFetc
             .topics
             .as_ref()
             .map(|topics| topics.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect());
-        let offsets = match groups.fetch(ctx.broker, request.group_id.0.as_str(), wanted.as_deref()).await {
+        let offsets = match groups.fetch(ctx.broker.as_ref(), request.group_id.0.as_str(), wanted.as_deref()).await {
             Ok(offsets) => offsets,
             // The top-level error exists from v2; v0-v1 clients see it as an empty answer.
             Err(error) => return OffsetFetchResponse::default().with_error_code(error.code()),
@@ -146,7 +146,7 @@ pub async fn fetch(ctx: &Context<'_>, request: OffsetFetchRequest) -> OffsetFetc
             .as_ref()
             .map(|topics| topics.iter().map(|t| (t.name.0.to_string(), t.partition_indexes.clone())).collect());
         let answer = OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone());
-        let offsets = match groups.fetch(ctx.broker, group.group_id.0.as_str(), wanted.as_deref()).await {
+        let offsets = match groups.fetch(ctx.broker.as_ref(), group.group_id.0.as_str(), wanted.as_deref()).await {
             Ok(offsets) => offsets,
             Err(error) => {
                 results.push(answer.with_error_code(error.code()));
@@ -174,7 +174,7 @@ pub async fn delete(ctx: &Context<'_>, request: OffsetDeleteRequest) -> OffsetDe
             topic.partitions.iter().map(|p| p.partition_index).filter(|p| exists(ctx, &name, *p)).collect();
         wanted.push((name, partitions));
     }
-    let result = ctx.broker.groups.delete_offsets(ctx.broker, group_id.0.as_str(), &wanted).await;
+    let result = ctx.broker.groups.delete_offsets(ctx.broker.as_ref(), group_id.0.as_str(), &wanted).await;
     let results = match result {
         Ok(results) => results,
         Err(error) => return OffsetDeleteResponse::default().with_error_code(error.code()),

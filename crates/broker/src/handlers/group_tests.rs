@@ -207,7 +207,7 @@ async fn fetch_offset(node: &Node, group: &str, version: i16) -> (i64, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offset_and_admin_apis_answer_every_advertised_version() {
     let node = open(tempfile::tempdir().unwrap());
-    crate::handlers::create_topics::create_topic(&node.broker, "t", 1, 1, &Default::default(), false).ok().unwrap();
+    crate::topic_admin::create_topic(&node.broker, "t", 1, 1, &Default::default(), false).ok().unwrap();
     for version in versions(ApiKey::OffsetCommit) {
         let group = format!("commit-v{version}");
         let response = call(&node, &commit_request(&group, "", -1, 100 + i64::from(version)), version).await;
@@ -272,7 +272,7 @@ async fn committed_offsets_and_generations_survive_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
     let node = open(dir);
-    crate::handlers::create_topics::create_topic(&node.broker, "t", 1, 1, &Default::default(), false).ok().unwrap();
+    crate::topic_admin::create_topic(&node.broker, "t", 1, 1, &Default::default(), false).ok().unwrap();
     let (member, generation) = join_alone(&node, "survivor", 9).await;
     sync_as_leader(&node, "survivor", &member, generation, 5).await;
     let response = call(&node, &commit_request("survivor", &member, generation, 77), 9).await;

@@ -12,9 +12,9 @@ use runnel_metadata::{MetadataImage, TopicImage};
 use runnel_protocol::ResponseError;
 use uuid::Uuid;
 
-use super::create_topics::create_topic;
 use super::Context;
 use crate::groups::OFFSETS_TOPIC;
+use crate::topic_admin::create_topic;
 
 /// "Operations not requested" in Kafka's encoding.
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -99,7 +99,7 @@ fn lookup_or_create(ctx: &Context, image: &MetadataImage, name: &str, auto_creat
     }
     if name == OFFSETS_TOPIC {
         // Created by the group coordinator with its own settings, never with the defaults.
-        return match ctx.broker.groups.ensure_ready(ctx.broker) {
+        return match ctx.broker.groups.ensure_ready(ctx.broker.as_ref()) {
             Ok(()) => lookup_or_create(ctx, &ctx.broker.metadata.image(), name, false),
             Err(error) => missing_topic(Some(name.to_string()), Uuid::nil(), error),
         };

@@ -55,20 +55,6 @@ pub enum DispatchError {
 }
 
 /// What a handler sees besides its request.
-/// The error a client gets when a metadata commit fails: REQUEST_TIMED_OUT when the outcome
-/// is unknown (as Kafka answers when its controller does not answer in time; the client
-/// reads the metadata to learn whether the change happened), NOT_CONTROLLER when the
-/// quorum refused or had no leader (retriable), KAFKA_STORAGE_ERROR for the local log.
-pub fn metadata_error_code(error: &runnel_metadata::MetadataError) -> runnel_protocol::ResponseError {
-    use runnel_metadata::MetadataError as M;
-    use runnel_protocol::ResponseError;
-    match error {
-        M::OutcomeUnknown(_) => ResponseError::RequestTimedOut,
-        M::Refused(_) => ResponseError::NotController,
-        _ => ResponseError::KafkaStorageError,
-    }
-}
-
 pub struct Context<'a> {
     pub broker: &'a Arc<Broker>,
     pub header: &'a RequestHeader,

@@ -51,7 +51,7 @@ fn alter_one(
             None
         }
         Ok(Err(e)) => Some((error_code(&e), e.to_string())),
-        Err(e) => Some((super::metadata_error_code(&e), e.to_string())),
+        Err(e) => Some((crate::metadata_store::metadata_error_code(&e), e.to_string())),
     }
 }
 
