@@ -282,6 +282,34 @@ fn a_client_that_never_reads_its_responses_is_disconnected() {
     assert_serves_kafka_clients(&node, "a client that never reads");
 }
 
+/// `queued.max.request.bytes` bounds the request bytes read and not yet answered over all
+/// connections: a frame's size is taken from the budget before its body is read, and given
+/// back when it is answered or its connection closes, here when a stalled body times out.
+#[test]
+fn the_request_budget_is_taken_before_a_body_is_read_and_given_back() {
+    const FRAME_BYTES: u64 = 512 * 1024;
+    let dir = TempDir::new().unwrap();
+    let max = format!("socket.request.max.bytes={SOCKET_REQUEST_MAX_BYTES}");
+    let timeout = format!("request.timeout.ms={REQUEST_TIMEOUT_MS}");
+    let budget = format!("queued.max.request.bytes={SOCKET_REQUEST_MAX_BYTES}");
+    let mut node = Node::start_with_metrics(dir.path(), &["--set", &max, "--set", &timeout, "--set", &budget]);
+    assert_eq!(metric(node.metrics_url(), "runnel_request_bytes_in_flight"), 0);
+    // A frame that announces 512 KiB and sends only its header: it holds its share.
+    let stalled = connect(&node);
+    (&stalled).write_all(&with_size(FRAME_BYTES as i32, &header(API_VERSIONS, 0, 1, "stall", false))).unwrap();
+    poll_until(CLOSE_TIMEOUT, Duration::from_millis(10), "the stalled frame to take its budget", || {
+        (metric(node.metrics_url(), "runnel_request_bytes_in_flight") == FRAME_BYTES).then_some(())
+    });
+    // Others are still served from the rest of the budget.
+    assert_serves_kafka_clients(&node, "a stalled frame holding half the budget");
+    // The body never comes: the connection closes at request.timeout.ms and gives it back.
+    assert_closed_without_answer(stalled, "a stalled body");
+    poll_until(CLOSE_TIMEOUT, Duration::from_millis(10), "the budget to be given back", || {
+        (metric(node.metrics_url(), "runnel_request_bytes_in_flight") == 0).then_some(())
+    });
+    assert!(node.is_running());
+}
+
 /// Reads one response frame: its correlation id and the rest of the body.
 fn read_response(stream: &mut TcpStream) -> (i32, Vec<u8>) {
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
