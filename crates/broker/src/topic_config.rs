@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use runnel_storage::LogConfig;
 
-use crate::config::{timestamp_type, BrokerConfig};
+use crate::config::BrokerConfig;
 
 /// Topic configs Runnel understands. CreateTopics and DescribeConfigs use this list.
 pub const TOPIC_CONFIG_NAMES: &[&str] = &[
@@ -100,42 +100,61 @@ fn numeric_range(name: &str) -> Option<(i64, i64)> {
     })
 }
 
-/// Checks one topic config; the error text goes back to the client with INVALID_CONFIG.
-/// Every value that passes is one the storage and broker accept, so a committed topic
-/// always opens.
-pub fn validate(name: &str, value: &str) -> Result<(), String> {
+/// Why a topic config is refused; its text goes back to the client with INVALID_CONFIG.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TopicConfigError {
+    #[error("unknown topic config '{0}'")]
+    Unknown(String),
+    #[error("{name}: '{value}' is not a number")]
+    NotANumber { name: String, value: String },
+    #[error("{name}: {value} is outside [{min}, {max}]")]
+    OutOfRange { name: String, value: i64, min: i64, max: i64 },
+    #[error("{name}: '{value}' is not one of {allowed}")]
+    NotAllowed { name: String, value: String, allowed: &'static str },
+    #[error("the topic's log could not run with these settings: {0}")]
+    Log(String),
+}
+
+/// Checks one topic config. Every value that passes is one the storage and broker accept,
+/// so a committed topic always opens.
+pub fn validate(name: &str, value: &str) -> Result<(), TopicConfigError> {
     if let Some((min, max)) = numeric_range(name) {
-        let n: i64 = value.trim().parse().map_err(|_| format!("{name}: '{value}' is not a number"))?;
+        let not_a_number = || TopicConfigError::NotANumber { name: name.to_string(), value: value.to_string() };
+        let n: i64 = value.trim().parse().map_err(|_| not_a_number())?;
         if n < min || n > max {
-            return Err(format!("{name}: {n} is outside [{min}, {max}]"));
+            return Err(TopicConfigError::OutOfRange { name: name.to_string(), value: n, min, max });
         }
         return Ok(());
     }
+    let one_of = |allowed: &'static [&str], shown: &'static str| {
+        if allowed.contains(&value) {
+            Ok(())
+        } else {
+            Err(TopicConfigError::NotAllowed { name: name.to_string(), value: value.to_string(), allowed: shown })
+        }
+    };
     match name {
-        "cleanup.policy" => match value {
-            "delete" | "compact" | "compact,delete" | "delete,compact" => Ok(()),
-            _ => Err(format!("cleanup.policy: '{value}' is not delete or compact")),
-        },
-        "compression.type" => match value {
-            "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => Ok(()),
-            _ => Err(format!("compression.type: unknown codec '{value}'")),
-        },
-        "message.timestamp.type" => timestamp_type(name, value).map(|_| ()).map_err(|e| e.to_string()),
-        "unclean.leader.election.enable" => match value {
-            "true" | "false" => Ok(()),
-            _ => Err(format!("{name}: '{value}' is not true or false")),
-        },
-        _ => Err(format!("unknown topic config '{name}'")),
+        "cleanup.policy" => {
+            one_of(&["delete", "compact", "compact,delete", "delete,compact"], "delete, compact, compact,delete")
+        }
+        "compression.type" => one_of(
+            &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"],
+            "producer, uncompressed, gzip, snappy, lz4, zstd",
+        ),
+        "message.timestamp.type" => one_of(&["CreateTime", "LogAppendTime"], "CreateTime, LogAppendTime"),
+        "unclean.leader.election.enable" => one_of(&["true", "false"], "true, false"),
+        _ => Err(TopicConfigError::Unknown(name.to_string())),
     }
 }
 
 /// Checks a topic's configs together: each one, then the log they make as the storage
 /// would check it (with the broker's defaults for the rest).
-pub fn validate_all(broker: &BrokerConfig, configs: &BTreeMap<String, String>) -> Result<(), String> {
+pub fn validate_all(broker: &BrokerConfig, configs: &BTreeMap<String, String>) -> Result<(), TopicConfigError> {
     for (key, value) in configs {
         validate(key, value)?;
     }
-    settings(broker, Some(configs)).log.validate().map_err(|e| e.to_string())
+    settings(broker, Some(configs)).log.validate().map_err(|e| TopicConfigError::Log(e.to_string()))
 }
 
 /// Effective settings for a topic.
