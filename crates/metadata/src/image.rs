@@ -223,13 +223,19 @@ impl MetadataImage {
                     && !isr.is_empty()
                     && isr.iter().all(|id| replicas.contains(id))
                     && (*leader == -1 || isr.contains(leader));
+                // Epochs at i32::MAX (a malformed record) cannot move: skipped too.
+                let next_leader_epoch =
+                    if p.leader != *leader { p.leader_epoch.checked_add(1) } else { Some(p.leader_epoch) };
+                let (Some(next_leader_epoch), Some(next_partition_epoch)) =
+                    (next_leader_epoch, p.partition_epoch.checked_add(1))
+                else {
+                    return;
+                };
                 if !valid {
                     return; // decided against a stale partition state (or malformed): skipped everywhere
                 }
-                if p.leader != *leader {
-                    p.leader_epoch += 1;
-                }
-                p.partition_epoch += 1;
+                p.leader_epoch = next_leader_epoch;
+                p.partition_epoch = next_partition_epoch;
                 p.leader = *leader;
                 p.isr = isr.clone();
                 p.replicas = replicas.clone();

@@ -197,8 +197,10 @@ impl<'a> BatchView<'a> {
         }
         let exact = self.records().ok().and_then(|records| {
             records.iter().find_map(|r| {
-                let record_timestamp = self.base_timestamp() + r.timestamp_delta;
-                (record_timestamp >= timestamp).then_some((self.base_offset() + r.offset_delta, record_timestamp))
+                // Deltas come from the producer: a sum that overflows matches nothing.
+                let record_timestamp = self.base_timestamp().checked_add(r.timestamp_delta)?;
+                let offset = self.base_offset().checked_add(r.offset_delta)?;
+                (record_timestamp >= timestamp).then_some((offset, record_timestamp))
             })
         });
         // A batch whose records disagree with its header falls back to the header.

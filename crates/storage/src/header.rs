@@ -61,11 +61,15 @@ impl BatchHeader {
             return Err(format!("negative lastOffsetDelta at position {position}"));
         }
         let base_offset = be_i64(0);
+        let last_offset = base_offset
+            .checked_add(i64::from(last_offset_delta))
+            .filter(|_| base_offset >= 0)
+            .ok_or_else(|| format!("offsets out of range at position {position}"))?;
         Ok(BatchHeader {
             position,
             size_bytes: length as u32 + LOG_OVERHEAD as u32,
             base_offset,
-            last_offset: base_offset + i64::from(last_offset_delta),
+            last_offset,
             max_timestamp: be_i64(35),
             leader_epoch: be_i32(12),
             producer_id: be_i64(43),
