@@ -129,10 +129,6 @@ impl Segment {
         if let Err(error) = segment.check_last_index_entry() {
             return Ok(Err(error.to_string()));
         }
-        // A time index naming offsets this segment does not hold is not this segment's.
-        if segment.time_index.last().is_some_and(|(_, offset)| offset >= segment.next_offset) {
-            return Ok(Err("time index names an offset beyond the segment".to_string()));
-        }
         match next_offset {
             // A closed segment: the closing time index entry holds its maximum.
             Some(_) => {
@@ -146,6 +142,11 @@ impl Segment {
                     return Ok(Err(error.to_string()));
                 }
             }
+        }
+        // A time index naming offsets this segment does not hold is not this segment's
+        // (the next append would find its offsets going backwards): rebuild it.
+        if segment.time_index.last().is_some_and(|(_, offset)| offset >= segment.next_offset) {
+            return Ok(Err("time index names an offset beyond the segment".to_string()));
         }
         Ok(Ok(segment))
     }
