@@ -80,8 +80,12 @@ impl TimeIndex {
         assert!(closing || !self.is_full(), "segment must roll before its time index is full");
         assert!(self.file.entries().len() < self.entries_max, "closing slot is reserved");
         let relative_offset = u32::try_from(offset - self.base_offset).expect("segment rolls before u32 overflow");
-        if let Some(last) = self.file.last() {
-            assert!(relative_offset > last.relative_offset, "time index offsets must grow");
+        // Offsets grow with every entry Runnel adds itself; an entry loaded from a damaged
+        // file after a clean shutdown can claim a lower timestamp for the same offset. Then
+        // the newer maximum is dropped (a time lookup may land one entry early, which the
+        // batch scan after it corrects) rather than the log stopping.
+        if self.file.last().is_some_and(|last| relative_offset <= last.relative_offset) {
+            return;
         }
         self.file.push(TimeEntry { timestamp, relative_offset });
     }
