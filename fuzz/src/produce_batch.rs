@@ -1,35 +1,22 @@
 //! What the broker does with a producer's record set before and after it reaches storage,
 //! using only `runnel_protocol::batch` (shared by `request_frame` and `record_batch`).
 //!
-//! [`single_batch`] is the check of `crates/broker/src/handlers/produce.rs` (`single_batch`,
-//! private there): exactly one batch, framed, within `max.message.bytes`, then
+//! [`single_batch`] is the produce handler's check (`single_produce_batch` in
+//! `runnel_protocol::batch`): exactly one batch, framed, within `max.message.bytes`, then
 //! `BatchView::validate` (CRC32C, codec, count, lastOffsetDelta, record length walk for
 //! uncompressed batches). [`after_append`] is what the log and the read paths do with a
 //! batch that passed: stamp base offset and leader epoch in place (and LogAppendTime),
 //! then read it back the way ListOffsets-by-timestamp and the internal-topic replays do.
 
-use runnel_protocol::batch::{BatchIter, BatchMut, BatchView, Compression};
+use runnel_protocol::batch::{BatchMut, BatchView, Compression};
 use runnel_protocol::ResponseError;
 
 /// The broker's default `max.message.bytes` (Kafka's: 1 MiB + record batch overhead).
 pub const MAX_MESSAGE_BYTES: usize = 1_048_588;
 
-/// Mirror of the produce handler's `single_batch`.
+/// The produce handler's check (`runnel_protocol::batch::single_produce_batch`).
 pub fn single_batch(records: &[u8], max_message_bytes: usize) -> Result<BatchView<'_>, (ResponseError, String)> {
-    let mut batches = BatchIter::new(records);
-    let (_, batch): (usize, BatchView) = match batches.next() {
-        None => return Err((ResponseError::InvalidRecord, "produce request holds no record batch".into())),
-        Some(Err(e)) => return Err((e.response_error(), e.to_string())),
-        Some(Ok(item)) => item,
-    };
-    if batches.next().is_some() {
-        return Err((ResponseError::InvalidRecord, "more than one batch".into()));
-    }
-    if batch.size() > max_message_bytes {
-        return Err((ResponseError::MessageTooLarge, "too large".into()));
-    }
-    batch.validate().map_err(|e| (e.response_error(), e.to_string()))?;
-    Ok(batch)
+    runnel_protocol::batch::single_produce_batch(records, max_message_bytes)
 }
 
 /// Every header accessor the broker reads from a framed batch (none may panic).

@@ -361,6 +361,32 @@ impl<'a> BatchMut<'a> {
 /// Stamps a copy of a batch's 61-byte header for appending without copying the records:
 /// base offset, leader epoch and, when `log_append_time_ms` is given, LogAppendTime with the
 /// CRC recomputed over the header's tail and `records` (the rest of the batch).
+/// A producer's record set for one partition, as Kafka requires it from Produce v3: exactly
+/// one v2 batch, within `max_message_bytes`, valid (CRC32C, codec, counts, record walk).
+/// The error is Kafka's code and a message for the client.
+pub fn single_produce_batch(
+    records: &[u8],
+    max_message_bytes: usize,
+) -> Result<BatchView<'_>, (ResponseError, String)> {
+    let mut batches = BatchIter::new(records);
+    let (_, batch): (usize, BatchView) = match batches.next() {
+        None => return Err((ResponseError::InvalidRecord, "produce request holds no record batch".into())),
+        Some(Err(e)) => return Err((e.response_error(), e.to_string())),
+        Some(Ok(item)) => item,
+    };
+    if batches.next().is_some() {
+        return Err((ResponseError::InvalidRecord, "produce v3+ allows exactly one record batch per partition".into()));
+    }
+    if batch.size() > max_message_bytes {
+        return Err((
+            ResponseError::MessageTooLarge,
+            format!("batch of {} bytes exceeds max.message.bytes {}", batch.size(), max_message_bytes),
+        ));
+    }
+    batch.validate().map_err(|e| (e.response_error(), e.to_string()))?;
+    Ok(batch)
+}
+
 pub fn stamp_header(
     header: &mut [u8; HEADER_BYTES],
     records: &[u8],

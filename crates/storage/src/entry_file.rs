@@ -97,20 +97,10 @@ impl<E: Entry> EntryFile<E> {
 
     /// Writes the entries not yet in the file (one `pwrite`) and fsyncs if anything changed.
     pub fn persist(&mut self) -> io::Result<()> {
-        if self.persisted < self.entries.len() {
-            let mut bytes = Vec::with_capacity((self.entries.len() - self.persisted) * E::SIZE);
-            for entry in &self.entries[self.persisted..] {
-                entry.encode(&mut bytes);
-            }
-            self.file.write_all_at(&bytes, (self.persisted * E::SIZE) as u64)?;
-            self.persisted = self.entries.len();
-            self.dirty = true;
+        match self.write_unsynced()? {
+            Some(file) => file.sync_data(),
+            None => Ok(()),
         }
-        if self.dirty {
-            self.file.sync_data()?;
-            self.dirty = false;
-        }
-        Ok(())
     }
 }
 

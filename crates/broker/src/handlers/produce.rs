@@ -7,7 +7,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
-use runnel_protocol::batch::{BatchIter, BatchView};
+use runnel_protocol::batch::single_produce_batch;
 use runnel_protocol::ResponseError;
 use runnel_storage::{AppendInfo, ProducerError, StorageError};
 
@@ -28,26 +28,6 @@ impl Outcome {
     fn error(error: ResponseError, message: impl Into<Option<String>>) -> Self {
         Outcome { error, message: message.into(), append: None, log_start_offset: -1 }
     }
-}
-
-/// Kafka requires exactly one v2 batch per partition in Produce v3 and later.
-fn single_batch(records: &[u8], max_message_bytes: usize) -> Result<(), (ResponseError, String)> {
-    let mut batches = BatchIter::new(records);
-    let (_, batch): (usize, BatchView) = match batches.next() {
-        None => return Err((ResponseError::InvalidRecord, "produce request holds no record batch".into())),
-        Some(Err(e)) => return Err((e.response_error(), e.to_string())),
-        Some(Ok(item)) => item,
-    };
-    if batches.next().is_some() {
-        return Err((ResponseError::InvalidRecord, "produce v3+ allows exactly one record batch per partition".into()));
-    }
-    if batch.size() > max_message_bytes {
-        return Err((
-            ResponseError::MessageTooLarge,
-            format!("batch of {} bytes exceeds max.message.bytes {}", batch.size(), max_message_bytes),
-        ));
-    }
-    batch.validate().map_err(|e| (e.response_error(), e.to_string()))
 }
 
 async fn produce_partition(
@@ -73,7 +53,7 @@ async fn produce_partition(
     let Some(records) = records else {
         return Outcome::error(ResponseError::InvalidRecord, "null record set".to_string());
     };
-    if let Err((error, message)) = single_batch(records, settings.max_message_bytes) {
+    if let Err((error, message)) = single_produce_batch(records, settings.max_message_bytes) {
         tracing::debug!(topic = %partition.topic, partition = partition.index, %message, "produce refused");
         return Outcome::error(error, message);
     }
