@@ -598,6 +598,28 @@ impl Partition {
         Ok(())
     }
 
+    /// The time-based flush policy (`flush.ms`), with the fsync outside the log's lock (a
+    /// produce to this partition does not wait for it). Blocking.
+    pub fn flush_if_due(&self, now_ms: i64) -> Result<(), PartitionError> {
+        let Some((files, dir, target)) =
+            self.with_log(|log| Ok(log.flush_wanted(now_ms).then(|| log.flush_target())))?
+        else {
+            return Ok(());
+        };
+        for file in &files {
+            file.sync_data().map_err(PartitionError::Sync)?;
+        }
+        if let Some(dir) = dir {
+            runnel_storage::sync_dir(&dir).map_err(PartitionError::Sync)?;
+        }
+        self.with_log(|log| {
+            log.mark_flushed_at(target, now_ms);
+            Ok(())
+        })?;
+        self.durable_offset.fetch_max(target, Ordering::AcqRel);
+        Ok(())
+    }
+
     /// Runs the fsyncs this log's rolls owe, without holding its lock while they run, and
     /// moves the recovery point past each. Blocking: call from a blocking thread.
     pub fn flush_rolled(&self) -> Result<(), PartitionError> {

@@ -270,3 +270,24 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn the_time_based_flush_syncs_outside_the_log_lock_and_moves_the_recovery_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig { flush_ms: 10, ..LogConfig::default() };
+    let log = PartitionLog::open(dir.path(), config, 0, 0, true, 0).expect("open log");
+    let settings = topic_config::settings(&BrokerConfig::default(), None);
+    let p =
+        Partition::new("t".into(), uuid::Uuid::from_u128(1), NODE, &image(NODE, 0, 0, &[1], &[1]), log, settings, 0, 0);
+    append(&p, 3);
+    let recovery_point = || p.with_log(|log| Ok(log.recovery_point())).unwrap();
+    p.flush_if_due(5).unwrap();
+    assert_eq!(recovery_point(), 0, "not due yet");
+    p.flush_if_due(20).unwrap();
+    assert_eq!(recovery_point(), 3);
+    append(&p, 1);
+    p.flush_if_due(25).unwrap();
+    assert_eq!(recovery_point(), 3, "the last flush was 5 ms ago");
+    p.flush_if_due(31).unwrap();
+    assert_eq!(recovery_point(), 4);
+}

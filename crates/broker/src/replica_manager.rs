@@ -387,8 +387,8 @@ impl ReplicaManager {
     /// Time-based flush policy (`flush.ms`).
     pub fn maybe_flush(&self, now_ms: i64) {
         for partition in self.all_partitions() {
-            match partition.with_log(|log| log.maybe_flush(now_ms)) {
-                Ok(_) | Err(PartitionError::Deleted) => {}
+            match partition.flush_if_due(now_ms) {
+                Ok(()) | Err(PartitionError::Deleted) => {}
                 Err(e) => crate::storage_failure::fatal(&partition.topic, partition.index, &e),
             }
         }

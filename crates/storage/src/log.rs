@@ -395,6 +395,20 @@ impl PartitionLog {
         }
     }
 
+    /// Whether the time-based flush policy (`flush_ms`) wants a flush now: something is not
+    /// durable and the last flush is older than `flush_ms`. The caller then syncs
+    /// [`PartitionLog::flush_target`] without the log's lock and calls
+    /// [`PartitionLog::mark_flushed_at`].
+    pub fn flush_wanted(&self, now_ms: i64) -> bool {
+        self.recovery_point < self.log_end_offset() && self.flush_due(now_ms)
+    }
+
+    /// [`PartitionLog::mark_flushed`], recording `now_ms` as the time of the flush.
+    pub fn mark_flushed_at(&mut self, offset: i64, now_ms: i64) {
+        self.mark_flushed(offset);
+        self.last_flush_ms = now_ms;
+    }
+
     /// The time-based flush policy (`flush_ms`); returns whether it flushed.
     pub fn maybe_flush(&mut self, now_ms: i64) -> Result<bool, StorageError> {
         if self.recovery_point >= self.log_end_offset() || !self.flush_due(now_ms) {
