@@ -1,8 +1,9 @@
 //! The node's metadata: the durable metadata log and the current image built from it.
 //!
 //! [`LocalMetadataLog`] keeps records in `<data_dir>/__cluster_metadata-0`, a partition log
-//! like any other whose batches hold one JSON record each, fsynced on every commit. The Raft
-//! quorum will implement [`MetadataLog`] in its place; nothing above this module changes.
+//! like any other whose batches hold one JSON record each, fsynced on every commit. In a
+//! cluster the store's other variant is the Raft quorum; callers see the same `commit`
+//! and `image` either way.
 
 use std::os::unix::fs::FileExt;
 use std::path::Path;

@@ -1,5 +1,5 @@
-//! A small async Kafka client on `kafka-protocol`, for Runnel's own tools (the admin CLI
-//! today; `runnel perf` and the replica fetcher later). One connection, one request at a
+//! A small async Kafka client on `kafka-protocol`, for Runnel's own tools and connections
+//! (the admin CLI, `runnel perf`, and the broker's replica fetchers). One connection, one request at a
 //! time, typed requests and responses, bounded response size.
 
 pub mod fetcher;

@@ -1,5 +1,6 @@
-//! The metadata log interface. Today a local, fsynced log on one node; the Raft quorum
-//! implements the same interface later, so nothing above it changes.
+//! The metadata log interface of a single node: a local, fsynced log. A cluster keeps its
+//! metadata in the Raft quorum instead, a separate variant of the broker's metadata store
+//! (not an implementation of this trait).
 
 use crate::records::MetadataRecord;
 
