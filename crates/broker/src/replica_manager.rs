@@ -108,6 +108,13 @@ impl ReplicaManager {
         self.offline.read_locked().iter().map(|(key, (_, why))| (key.clone(), why.clone())).collect()
     }
 
+    /// The partitions of `topic` whose replica on this node is offline (no copy of the map).
+    pub fn offline_partitions(&self, topic: &str) -> Vec<i32> {
+        let offline = self.offline.read_locked();
+        let from = (topic.to_string(), i32::MIN);
+        offline.range(from..).take_while(|((name, _), _)| name == topic).map(|((_, index), _)| *index).collect()
+    }
+
     pub fn is_offline(&self, topic: &str, index: i32) -> bool {
         self.offline.read_locked().contains_key(&(topic.to_string(), index))
     }

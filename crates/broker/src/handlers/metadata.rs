@@ -84,9 +84,7 @@ fn missing_topic(name: Option<String>, id: Uuid, error: ResponseError) -> Metada
 }
 
 fn describe(ctx: &Context, image: &MetadataImage, topic: &TopicImage) -> MetadataResponseTopic {
-    let offline = ctx.broker.replicas.offline();
-    let local_offline: Vec<i32> =
-        offline.keys().filter(|(name, _)| *name == topic.name).map(|(_, partition)| *partition).collect();
+    let local_offline = ctx.broker.replicas.offline_partitions(&topic.name);
     describe_topic(image, topic, ctx.version, ctx.broker.config.node_id, &local_offline)
 }
 
