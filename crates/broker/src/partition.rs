@@ -581,15 +581,10 @@ impl Partition {
             return Ok(());
         }
         let (files, dir, target) = self.with_log(|log| Ok(log.flush_target()))?;
-        tokio::task::spawn_blocking(move || {
-            for file in &files {
-                file.sync_data()?;
-            }
-            dir.map_or(Ok(()), |dir| runnel_storage::sync_dir(&dir))
-        })
-        .await
-        .map_err(|e| PartitionError::Sync(std::io::Error::other(e)))?
-        .map_err(PartitionError::Sync)?;
+        tokio::task::spawn_blocking(move || sync_target(&files, dir.as_deref()))
+            .await
+            .map_err(|e| PartitionError::Sync(std::io::Error::other(e)))?
+            .map_err(PartitionError::Sync)?;
         self.with_log(|log| {
             log.mark_flushed(target);
             Ok(())
@@ -606,12 +601,7 @@ impl Partition {
         else {
             return Ok(());
         };
-        for file in &files {
-            file.sync_data().map_err(PartitionError::Sync)?;
-        }
-        if let Some(dir) = dir {
-            runnel_storage::sync_dir(&dir).map_err(PartitionError::Sync)?;
-        }
+        sync_target(&files, dir.as_deref()).map_err(PartitionError::Sync)?;
         self.with_log(|log| {
             log.mark_flushed_at(target, now_ms);
             Ok(())
@@ -642,6 +632,14 @@ impl Partition {
         self.log_end.send_modify(|_| {});
         log
     }
+}
+
+/// fsyncs a `PartitionLog::flush_target`: its files, then its directory when a roll is owed.
+fn sync_target(files: &[std::sync::Arc<std::fs::File>], dir: Option<&std::path::Path>) -> std::io::Result<()> {
+    for file in files {
+        file.sync_data()?;
+    }
+    dir.map_or(Ok(()), runnel_storage::sync_dir)
 }
 
 impl Replication {

@@ -199,12 +199,11 @@ async fn a_lost_metadata_log_deletes_nothing_and_strays_are_moved_aside() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_topic_whose_folders_the_file_system_cannot_name_is_refused() {
+async fn a_topic_name_of_kafkas_longest_length_is_served_and_a_longer_one_refused() {
     let dir = TempDir::new().unwrap();
     let node = Node::start(dir.path(), &[]);
-    // 249 characters is Kafka's limit; with 10,000 partitions the last folder is 254
-    // bytes, which fits the usual 255. The broker checks against the data directory's own
-    // file system, so this passes here and is refused on one with shorter names.
+    // 249 characters is Kafka's limit; the folder check against the file system's name
+    // limit (unit-tested in `log_dirs`) must let it through on the usual 255-byte limit.
     let long = "x".repeat(249);
     assert_eq!(create_outcome(node.bootstrap(), &long, &[]).await, Ok(long.clone()));
     let too_long = "y".repeat(250);
