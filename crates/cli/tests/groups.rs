@@ -60,8 +60,14 @@ fn partitions_of(list: &TopicPartitionList) -> BTreeSet<i32> {
 /// Every user of `Seen` takes the lock even when poisoned: a test that fails while holding
 /// it must not make the consumer's rebalance callback (which also runs while the consumer
 /// is dropped) panic in turn, which aborts the test and leaves its broker running.
+///
+/// The rebalance protocol is asked only while the consumer runs: librdkafka answers
+/// `rd_kafka_rebalance_protocol` through its group thread, which no longer serves it once
+/// the consumer is closing, so asking from the revocation that close triggers can block
+/// the closing thread for ever.
 struct Recorder {
     seen: Arc<Mutex<Seen>>,
+    stop: Arc<AtomicBool>,
 }
 
 impl ClientContext for Recorder {}
@@ -73,6 +79,9 @@ impl ConsumerContext for Recorder {
             Rebalance::Assign(list) => seen.events.push(Event::Assigned(partitions_of(list))),
             Rebalance::Revoke(list) => seen.events.push(Event::Revoked(partitions_of(list))),
             Rebalance::Error(e) => seen.errors.push(format!("rebalance: {e}")),
+        }
+        if self.stop.load(Ordering::SeqCst) {
+            return;
         }
         let protocol = match consumer.rebalance_protocol() {
             RebalanceProtocol::Cooperative => "cooperative",
@@ -109,10 +118,10 @@ impl Worker {
             config.set(*key, *value);
         }
         let seen = Arc::new(Mutex::new(Seen::default()));
-        let consumer: BaseConsumer<Recorder> =
-            config.create_with_context(Recorder { seen: seen.clone() }).expect("group consumer");
-        consumer.subscribe(&[topic]).expect("subscribe");
         let stop = Arc::new(AtomicBool::new(false));
+        let recorder = Recorder { seen: seen.clone(), stop: stop.clone() };
+        let consumer: BaseConsumer<Recorder> = config.create_with_context(recorder).expect("group consumer");
+        consumer.subscribe(&[topic]).expect("subscribe");
         let paused = Arc::new((AtomicBool::new(false), AtomicBool::new(false)));
         let thread = {
             let (seen, stop, paused) = (seen.clone(), stop.clone(), paused.clone());
