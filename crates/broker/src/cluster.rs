@@ -22,7 +22,6 @@ use runnel_quorum::{ForwardError, Quorum, QuorumConfig, QuorumNode, QuorumTuning
 use tokio::sync::watch;
 
 use crate::broker::{Broker, BrokerError};
-use crate::clock::now_ms;
 use crate::config::BrokerConfig;
 use crate::metadata_store::{MetadataStore, METADATA_DIR};
 
@@ -174,7 +173,7 @@ fn refuse_local_log(dir: &Path) -> Result<(), BrokerError> {
     Ok(())
 }
 
-/// Opens and deletes hosted partitions as the replicated image changes, until `stop`.
+/// Publishes every image the quorum replicates (see `publisher.rs`), until `stop`.
 pub fn follow_image(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> Option<tokio::task::JoinHandle<()>> {
     let mut images = broker.metadata.quorum()?.subscribe();
     Some(tokio::spawn(async move {
@@ -187,18 +186,6 @@ pub fn follow_image(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> Opt
             let synced = tokio::task::block_in_place(|| broker.publish(&image));
             if let Err(e) = synced {
                 tracing::error!(error = %e, "opening partitions from the replicated metadata failed");
-            }
-            broker.fetchers.update(&broker, &stop);
-            // The group coordinator moves with the leadership of the offsets partitions.
-            let loaded = tokio::task::block_in_place(|| {
-                broker.groups.load(
-                    &|index| broker.replicas.partition(crate::groups::OFFSETS_TOPIC, index),
-                    &image,
-                    now_ms(),
-                )
-            });
-            if let Err(e) = loaded {
-                tracing::error!(error = %e, "loading consumer groups after a leadership change failed");
             }
         }
     }))

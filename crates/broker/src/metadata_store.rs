@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use crate::locks::{MutexExt, RwLockExt};
-use runnel_metadata::{MetadataError, MetadataImage, MetadataLog, MetadataRecord};
+use runnel_metadata::{MetadataError, MetadataImage, MetadataLog, MetadataRecord, UnknownOutcome};
 use runnel_protocol::batch::{build_batch_with_keys, BatchIter};
 use runnel_quorum::Quorum;
 use runnel_storage::{LogConfig, PartitionLog};
@@ -24,8 +24,12 @@ pub struct LocalMetadataLog {
     log: PartitionLog,
 }
 
-fn storage_error(e: impl std::fmt::Display) -> MetadataError {
-    MetadataError::Storage(e.to_string())
+fn storage_error(e: impl std::error::Error + Send + Sync + 'static) -> MetadataError {
+    MetadataError::Storage(Box::new(e))
+}
+
+fn corrupt(e: impl std::error::Error + Send + Sync + 'static) -> MetadataError {
+    MetadataError::Corrupt(Box::new(e))
 }
 
 impl LocalMetadataLog {
@@ -65,10 +69,11 @@ impl MetadataLog for LocalMetadataLog {
             let mut bytes = vec![0u8; slice.len as usize];
             slice.file.read_exact_at(&mut bytes, slice.position)?;
             for item in BatchIter::new(&bytes) {
-                let (_, batch) = item.map_err(|e| MetadataError::Corrupt(e.to_string()))?;
-                for record in batch.records().map_err(|e| MetadataError::Corrupt(e.to_string()))? {
-                    let value = record.value.ok_or_else(|| MetadataError::Corrupt("null metadata record".into()))?;
-                    records.push(MetadataRecord::decode(value).map_err(|e| MetadataError::Corrupt(e.to_string()))?);
+                let (_, batch) = item.map_err(corrupt)?;
+                for record in batch.records().map_err(corrupt)? {
+                    let at = batch.base_offset() + record.offset_delta;
+                    let value = record.value.ok_or(MetadataError::NullRecord { offset: at })?;
+                    records.push(MetadataRecord::decode(value).map_err(corrupt)?);
                 }
                 offset = batch.last_offset() + 1;
             }
@@ -200,9 +205,7 @@ impl MetadataStore {
                         match closing {
                             Some(mut closing) => tokio::select! {
                                 committed = propose_and_apply(quorum, records, deadline) => committed,
-                                _ = closing.wait_for(|closed| *closed) => Err(MetadataError::OutcomeUnknown(
-                                    "the node began shutting down while the commit waited for the quorum".into(),
-                                )),
+                                _ = closing.wait_for(|closed| *closed) => Err(MetadataError::OutcomeUnknown(UnknownOutcome::ShuttingDown)),
                             },
                             None => propose_and_apply(quorum, records, deadline).await,
                         }
@@ -245,9 +248,9 @@ pub fn metadata_error_code(error: &runnel_metadata::MetadataError) -> runnel_pro
 fn quorum_error(e: runnel_quorum::QuorumError) -> MetadataError {
     use runnel_quorum::QuorumError as Q;
     match e {
-        Q::Timeout { .. } | Q::Unknown(_) => MetadataError::OutcomeUnknown(format!("metadata quorum: {e}")),
-        Q::Refused { .. } | Q::TooLarge { .. } => MetadataError::Refused(format!("metadata quorum: {e}")),
-        other => MetadataError::Storage(format!("metadata quorum: {other}")),
+        Q::Timeout { .. } | Q::Unknown(_) => MetadataError::OutcomeUnknown(UnknownOutcome::Quorum(Box::new(e))),
+        Q::Refused { .. } | Q::TooLarge { .. } => MetadataError::Refused(Box::new(e)),
+        other => MetadataError::Storage(Box::new(other)),
     }
 }
 
@@ -258,10 +261,9 @@ async fn propose_and_apply(
     records: Vec<MetadataRecord>,
     deadline: tokio::time::Instant,
 ) -> Result<Arc<MetadataImage>, MetadataError> {
-    let unknown = |why: &dyn std::fmt::Display| MetadataError::OutcomeUnknown(format!("metadata quorum: {why}"));
     let index = tokio::time::timeout_at(deadline, quorum.propose(records))
         .await
-        .map_err(|_| unknown(&"commit timed out"))?
+        .map_err(|_| MetadataError::OutcomeUnknown(UnknownOutcome::TimedOut))?
         .map_err(quorum_error)?;
     let mut images = quorum.subscribe();
     while quorum.metrics().last_applied_index.is_none_or(|applied| applied < index) {
@@ -270,7 +272,7 @@ async fn propose_and_apply(
         if tokio::time::timeout_at(wake.min(deadline), images.changed()).await.is_err()
             && tokio::time::Instant::now() >= deadline
         {
-            return Err(unknown(&"committed entry not applied locally in time"));
+            return Err(MetadataError::OutcomeUnknown(UnknownOutcome::NotApplied));
         }
     }
     Ok(quorum.image())

@@ -42,7 +42,7 @@ impl ProducerIdManager {
         while block.is_empty() {
             attempts += 1;
             if attempts > BLOCK_ATTEMPTS_MAX {
-                return Err(MetadataError::Storage("could not obtain a producer id block".into()));
+                return Err(MetadataError::ProducerIdBlock { attempts: BLOCK_ATTEMPTS_MAX });
             }
             let mut asked = 0..0;
             // Granted only if the image names this very request: owner and end alone would

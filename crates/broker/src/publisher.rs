@@ -5,15 +5,19 @@
 //! committed, the ISR proposer) hands it to [`Publisher::publish`]. The publisher computes
 //! the [`MetadataDelta`] from the image it published last and runs the publishers in order:
 //! the replica manager (opens, deletes and re-roles only the partitions of changed topics),
-//! then the replica fetchers and the group coordinator when leadership changed (cluster
-//! mode, where they exist).
+//! then the replica fetchers (once the server has started them: every partition this node
+//! follows gets a fetcher of its leader), then the group coordinator when the offsets topic
+//! changed (it moves with the leadership of the offsets partitions). No other code hands
+//! images to these parts.
 //!
 //! Invariants: images are published in `records_applied` order; an image older than (or as
 //! old as) the last one published changes nothing, so racing callers cannot undo a newer
 //! change; publishing is serialised, and no publisher sees an image twice.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use tokio::sync::watch;
 
 use runnel_metadata::MetadataImage;
 use runnel_storage::StorageError;
@@ -53,10 +57,14 @@ impl MetadataDelta {
     }
 }
 
-/// The publisher chain's state: the image published last.
+/// The publisher chain's state: the image published last, and the fetchers' context once
+/// the server has started them.
 #[derive(Default)]
 pub struct Publisher {
     published: Mutex<Option<Arc<MetadataImage>>>,
+    /// The broker (weak: the publisher lives inside it) and the server's stop signal, which
+    /// the replica fetchers need to be spawned.
+    fetching: OnceLock<(Weak<Broker>, watch::Receiver<bool>)>,
 }
 
 impl Publisher {
@@ -72,7 +80,36 @@ impl Publisher {
         let delta = MetadataDelta::between(published.as_deref(), image);
         let result = broker.replicas.publish(image, &delta, &broker.config, now_ms());
         *published = Some(image.clone());
+        if !delta.is_empty() {
+            self.update_fetchers();
+        }
+        if delta.topics.contains(crate::groups::OFFSETS_TOPIC) {
+            let loaded = broker.groups.load(
+                &|index| broker.replicas.partition(crate::groups::OFFSETS_TOPIC, index),
+                image,
+                now_ms(),
+            );
+            if let Err(e) = loaded {
+                tracing::error!(error = %e, "loading consumer groups after a leadership change failed");
+            }
+        }
         result.map(|()| Some(delta))
+    }
+
+    /// Starts the replica fetchers for what is published now, and keeps them following
+    /// every later image. Called once by the server; later calls change nothing.
+    pub fn start_fetchers(&self, broker: &Arc<Broker>, stop: watch::Receiver<bool>) {
+        let _published = self.published.locked();
+        if self.fetching.set((Arc::downgrade(broker), stop)).is_ok() {
+            self.update_fetchers();
+        }
+    }
+
+    fn update_fetchers(&self) {
+        let Some((broker, stop)) = self.fetching.get() else { return };
+        if let Some(broker) = broker.upgrade() {
+            broker.fetchers.update(&broker, stop);
+        }
     }
 
     /// Marks `image` as published without running the chain: what start-up opened itself.

@@ -15,5 +15,5 @@ pub mod reassignment;
 pub mod records;
 
 pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
-pub use log::{MetadataError, MetadataLog};
+pub use log::{MetadataError, MetadataLog, SourceError, UnknownOutcome};
 pub use records::{ConfigResource, MetadataRecord};

@@ -4,23 +4,48 @@
 
 use crate::records::MetadataRecord;
 
+/// An error from a part the metadata crate does not know by type (the storage engine, the
+/// quorum): kept as its source, not flattened to text.
+pub type SourceError = Box<dyn std::error::Error + Send + Sync>;
+
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
     #[error("metadata log i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// A stored batch or record could not be read back.
     #[error("metadata log corrupt: {0}")]
-    Corrupt(String),
+    Corrupt(#[source] SourceError),
+    /// A stored record without a value (every metadata record has one).
+    #[error("metadata log corrupt: a record without a value at offset {offset}")]
+    NullRecord { offset: i64 },
     #[error("metadata log storage: {0}")]
-    Storage(String),
-    /// The records may or may not have been committed (a timeout, a lost answer, a node
-    /// stopping while it waited): the caller must read the image to learn which.
+    Storage(#[source] SourceError),
+    /// The records may or may not have been committed: the caller must read the image to
+    /// learn which.
     #[error("metadata commit outcome unknown: {0}")]
-    OutcomeUnknown(String),
+    OutcomeUnknown(UnknownOutcome),
     /// The records were not committed: the quorum refused them or has no leader to take
     /// them. Retrying may succeed.
     #[error("metadata commit refused: {0}")]
-    Refused(String),
+    Refused(#[source] SourceError),
+    /// Every attempt to be granted a block of producer ids lost its race.
+    #[error("no producer id block granted after {attempts} attempts")]
+    ProducerIdBlock { attempts: u32 },
+}
+
+/// Why a commit's outcome is unknown.
+#[derive(Debug, thiserror::Error)]
+pub enum UnknownOutcome {
+    #[error("the commit timed out")]
+    TimedOut,
+    #[error("the committed entry was not applied on this node in time")]
+    NotApplied,
+    #[error("the node began shutting down while the commit waited for the quorum")]
+    ShuttingDown,
+    /// The quorum lost the answer (a timeout inside it, a leader change mid-flight).
+    #[error("metadata quorum: {0}")]
+    Quorum(#[source] SourceError),
 }
 
 /// An append-only, durable sequence of metadata records.

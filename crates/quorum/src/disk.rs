@@ -1,14 +1,12 @@
-//! Small on-disk building blocks shared by the log and the snapshot: checksummed frames and
-//! atomic file replacement.
+//! Checksummed frames, the on-disk building block shared by the log and the snapshot (files
+//! are replaced atomically with `runnel_fs`).
 //!
 //! A frame is `u32 payload_bytes (big-endian) | u32 crc32c(payload) | payload`. A reader
 //! that finds fewer bytes than the header promises, a length above its limit, or a CRC
 //! mismatch reports it as [`FrameError`]: whether that is a torn tail to cut or corruption to
 //! refuse is the caller's decision, because only it knows where the frame sits.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::path::Path;
+use std::io::{self, Read};
 
 pub const FRAME_HEADER_BYTES: usize = 8;
 
@@ -70,33 +68,6 @@ pub fn check_crc(payload: &[u8], crc: u32) -> Result<(), FrameError> {
         Ok(())
     } else {
         Err(FrameError::Checksum)
-    }
-}
-
-/// Replaces `dir/name` with `contents` so that a crash leaves either the old or the new file:
-/// write a temporary file, fsync it, rename it over the old one, fsync the directory.
-pub fn replace_file(dir: &Path, name: &str, contents: &[u8]) -> io::Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    {
-        let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-    }
-    fs::rename(&tmp, dir.join(name))?;
-    sync_dir(dir)
-}
-
-/// Makes creations, renames and deletions in `dir` durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Reads a whole small file, `None` if it does not exist.
-pub fn read_optional(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
     }
 }
 

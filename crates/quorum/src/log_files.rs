@@ -205,7 +205,7 @@ impl LogFiles {
             segment.file.sync_all().map_err(io_at(&segment.path))?;
             segment.bytes = cut.position;
         }
-        disk::sync_dir(&self.dir).map_err(io_at(&self.dir))?;
+        runnel_fs::sync_dir(&self.dir).map_err(io_at(&self.dir))?;
         while self.entries.back().is_some_and(|e| e.log_id.index >= index) {
             self.entries.pop_back();
         }
@@ -297,7 +297,7 @@ impl LogFiles {
         if !continues {
             let path = self.dir.join(format!("{index:020}{SEGMENT_SUFFIX}"));
             let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(io_at(&path))?;
-            disk::sync_dir(&self.dir).map_err(io_at(&self.dir))?;
+            runnel_fs::sync_dir(&self.dir).map_err(io_at(&self.dir))?;
             self.segments.push_back(Segment { first_index: index, path, file: Arc::new(file), bytes: 0 });
         }
         Ok(self.segments.back_mut().expect("just ensured"))
@@ -326,7 +326,7 @@ impl LogFiles {
         let payload = serde_json::to_vec(&next).expect("state always serializes");
         let mut frame = Vec::new();
         disk::encode_frame(&payload, &mut frame);
-        disk::replace_file(&self.dir, STATE_FILE, &frame).map_err(io_at(&self.dir.join(STATE_FILE)))?;
+        runnel_fs::write_atomically(&self.dir.join(STATE_FILE), &frame).map_err(io_at(&self.dir.join(STATE_FILE)))?;
         self.state = next;
         Ok(())
     }
@@ -385,7 +385,7 @@ fn io_at(path: &Path) -> impl Fn(io::Error) -> LogError + '_ {
 
 fn read_state(dir: &Path) -> Result<HardState, LogError> {
     let path = dir.join(STATE_FILE);
-    let Some(bytes) = disk::read_optional(&path).map_err(io_at(&path))? else { return Ok(HardState::default()) };
+    let Some(bytes) = runnel_fs::read_optional(&path).map_err(io_at(&path))? else { return Ok(HardState::default()) };
     // Replaced atomically, so any damage here is corruption, never a torn write.
     let corrupt = |why: String| LogError::Corrupt { path: path.clone(), position: 0, why };
     let mut input = &bytes[..];

@@ -17,7 +17,6 @@ use runnel_metadata::{BrokerImage, ConfigResource, MetadataImage, TopicImage};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::disk;
 use crate::types::SnapshotMeta;
 
 pub const SNAPSHOT_FILE: &str = "snapshot";
@@ -132,13 +131,14 @@ pub fn write(dir: &Path, meta: &SnapshotMeta, data: &[u8]) -> Result<(), Snapsho
     bytes.extend_from_slice(&meta_json);
     bytes.extend_from_slice(data);
     let path = dir.join(SNAPSHOT_FILE);
-    disk::replace_file(dir, SNAPSHOT_FILE, &bytes).map_err(|source| SnapshotError::Io { path, source })
+    runnel_fs::write_atomically(&dir.join(SNAPSHOT_FILE), &bytes).map_err(|source| SnapshotError::Io { path, source })
 }
 
 /// The snapshot in `dir`, if one was written.
 pub fn read(dir: &Path) -> Result<Option<(SnapshotMeta, Vec<u8>)>, SnapshotError> {
     let path = dir.join(SNAPSHOT_FILE);
-    let Some(bytes) = disk::read_optional(&path).map_err(|source| SnapshotError::Io { path: path.clone(), source })?
+    let Some(bytes) =
+        runnel_fs::read_optional(&path).map_err(|source| SnapshotError::Io { path: path.clone(), source })?
     else {
         return Ok(None);
     };

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::StorageError;
+use crate::{CheckpointFault, StorageError};
 
 const VERSION: &str = "0";
 
@@ -24,7 +24,7 @@ impl OffsetCheckpoint {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
             Err(error) => return Err(error.into()),
         };
-        parse(&text).map_err(|reason| StorageError::InvalidCheckpoint(format!("{}: {reason}", path.display())))
+        parse(&text).map_err(|fault| StorageError::InvalidCheckpoint { path: path.to_path_buf(), fault })
     }
 
     /// Replaces the checkpoint at `path` atomically.
@@ -34,31 +34,31 @@ impl OffsetCheckpoint {
             assert!(!topic.contains([' ', '\n']), "topic names never hold spaces or newlines");
             text.push_str(&format!("{topic} {partition} {offset}\n"));
         }
-        crate::atomic_file::write_atomically(path, text.as_bytes())?;
+        runnel_fs::write_atomically(path, text.as_bytes())?;
         Ok(())
     }
 }
 
-fn parse(text: &str) -> Result<HashMap<(String, i32), i64>, String> {
+fn parse(text: &str) -> Result<HashMap<(String, i32), i64>, CheckpointFault> {
     let mut lines = text.lines();
     match lines.next() {
         Some(VERSION) => {}
-        other => return Err(format!("unsupported version line {other:?}")),
+        other => return Err(CheckpointFault::Version(other.unwrap_or_default().to_string())),
     }
-    let count: usize = lines.next().ok_or("missing count line")?.trim().parse().map_err(|_| "count is not a number")?;
+    let count: usize =
+        lines.next().ok_or(CheckpointFault::Count)?.trim().parse().map_err(|_| CheckpointFault::Count)?;
     let mut entries = HashMap::with_capacity(count.min(1 << 16));
     for i in 0..count {
-        let line = lines.next().ok_or_else(|| format!("expected {count} entries, found {i}"))?;
+        let line = lines.next().ok_or(CheckpointFault::EntryCount { expected: count, found: i })?;
+        let malformed = || CheckpointFault::Entry(line.to_string());
         let fields: Vec<&str> = line.split(' ').collect();
-        let [topic, partition, offset] = fields[..] else {
-            return Err(format!("malformed entry {line:?}"));
-        };
-        let partition = partition.parse().map_err(|_| format!("bad partition in {line:?}"))?;
-        let offset = offset.parse().map_err(|_| format!("bad offset in {line:?}"))?;
+        let [topic, partition, offset] = fields[..] else { return Err(malformed()) };
+        let partition = partition.parse().map_err(|_| malformed())?;
+        let offset = offset.parse().map_err(|_| malformed())?;
         entries.insert((topic.to_string(), partition), offset);
     }
     if lines.any(|line| !line.trim().is_empty()) {
-        return Err("trailing lines after the entries".into());
+        return Err(CheckpointFault::TrailingLines);
     }
     Ok(entries)
 }

@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 
 use runnel_protocol::batch::{HEADER_BYTES, LOG_OVERHEAD, MAGIC_V2};
 
-use crate::StorageError;
+use crate::{Corruption, StorageError};
 
 /// The header fields of one stored batch, plus where it sits in its file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,25 +46,25 @@ impl BatchHeader {
 
     /// Decodes the header fields of a batch whose first `HEADER_BYTES` are `bytes`.
     /// Checks framing only: the length covers at least a header and the magic is 2.
-    pub fn decode(position: u64, bytes: &[u8; HEADER_BYTES]) -> Result<Self, String> {
+    pub fn decode(position: u64, bytes: &[u8; HEADER_BYTES]) -> Result<Self, Corruption> {
         let be_i64 = |at: usize| i64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
         let be_i32 = |at: usize| i32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
         let length = be_i32(8);
         if length < (HEADER_BYTES - LOG_OVERHEAD) as i32 {
-            return Err(format!("batch length {length} at position {position}"));
+            return Err(Corruption::BatchLength { position, length });
         }
         if bytes[16] as i8 != MAGIC_V2 {
-            return Err(format!("magic {} at position {position}", bytes[16] as i8));
+            return Err(Corruption::Magic { position, magic: bytes[16] as i8 });
         }
         let last_offset_delta = be_i32(23);
         if last_offset_delta < 0 {
-            return Err(format!("negative lastOffsetDelta at position {position}"));
+            return Err(Corruption::NegativeLastOffsetDelta { position });
         }
         let base_offset = be_i64(0);
         let last_offset = base_offset
             .checked_add(i64::from(last_offset_delta))
             .filter(|_| base_offset >= 0)
-            .ok_or_else(|| format!("offsets out of range at position {position}"))?;
+            .ok_or(Corruption::OffsetsOutOfRange { position })?;
         Ok(BatchHeader {
             position,
             size_bytes: length as u32 + LOG_OVERHEAD as u32,
@@ -83,13 +83,13 @@ impl BatchHeader {
 /// `end_position`; anything else is corruption of our own log.
 pub(crate) fn read_header(file: &File, position: u64, end_position: u64) -> Result<BatchHeader, StorageError> {
     if position + HEADER_BYTES as u64 > end_position {
-        return Err(StorageError::Corrupt(format!("partial batch header at position {position}")));
+        return Err(Corruption::PartialHeader { position }.into());
     }
     let mut bytes = [0u8; HEADER_BYTES];
     file.read_exact_at(&mut bytes, position)?;
-    let header = BatchHeader::decode(position, &bytes).map_err(StorageError::Corrupt)?;
+    let header = BatchHeader::decode(position, &bytes)?;
     if header.end_position() > end_position {
-        return Err(StorageError::Corrupt(format!("batch at {position} extends past the segment")));
+        return Err(Corruption::PastSegmentEnd { position }.into());
     }
     Ok(header)
 }

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::StorageError;
+use crate::{CheckpointFault, StorageError};
 
 pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
 /// Kafka's marker for "no such epoch" and "no such offset" in OffsetsForLeaderEpoch.
@@ -38,8 +38,7 @@ impl LeaderEpochCache {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(error) => return Err(error.into()),
         };
-        let entries =
-            parse(&text).map_err(|why| StorageError::InvalidCheckpoint(format!("{}: {why}", path.display())))?;
+        let entries = parse(&text).map_err(|fault| StorageError::InvalidCheckpoint { path: path.clone(), fault })?;
         Ok(Some(LeaderEpochCache { path, entries }))
     }
 
@@ -122,32 +121,38 @@ impl LeaderEpochCache {
         for e in &self.entries {
             text.push_str(&format!("{} {}\n", e.epoch, e.start_offset));
         }
-        crate::atomic_file::write_atomically(&self.path, text.as_bytes())?;
+        runnel_fs::write_atomically(&self.path, text.as_bytes())?;
         Ok(())
     }
 }
 
-fn parse(text: &str) -> Result<Vec<EpochEntry>, String> {
+fn parse(text: &str) -> Result<Vec<EpochEntry>, CheckpointFault> {
     let mut lines = text.lines();
-    if lines.next() != Some("0") {
-        return Err("unsupported version".into());
+    match lines.next() {
+        Some("0") => {}
+        other => return Err(CheckpointFault::Version(other.unwrap_or_default().to_string())),
     }
-    let count: usize = lines.next().ok_or("missing count")?.trim().parse().map_err(|_| "bad count")?;
+    let count: usize =
+        lines.next().ok_or(CheckpointFault::Count)?.trim().parse().map_err(|_| CheckpointFault::Count)?;
     let mut entries: Vec<EpochEntry> = Vec::with_capacity(count.min(1024));
     for line in lines.by_ref().take(count) {
+        let malformed = || CheckpointFault::Entry(line.to_string());
         let mut parts = line.split(' ');
-        let epoch = parts.next().and_then(|p| p.parse().ok()).ok_or("bad epoch")?;
-        let start_offset = parts.next().and_then(|p| p.parse().ok()).ok_or("bad offset")?;
+        let epoch = parts.next().and_then(|p| p.parse().ok()).ok_or_else(malformed)?;
+        let start_offset = parts.next().and_then(|p| p.parse().ok()).ok_or_else(malformed)?;
         if parts.next().is_some() {
-            return Err(format!("unexpected text in {line:?}"));
+            return Err(malformed());
         }
         if entries.last().is_some_and(|last: &EpochEntry| last.epoch >= epoch || last.start_offset > start_offset) {
-            return Err("entries out of order".into());
+            return Err(CheckpointFault::OutOfOrder);
         }
         entries.push(EpochEntry { epoch, start_offset });
     }
-    if entries.len() != count || lines.next().is_some() {
-        return Err("entry count does not match".into());
+    if entries.len() != count {
+        return Err(CheckpointFault::EntryCount { expected: count, found: entries.len() });
+    }
+    if lines.next().is_some() {
+        return Err(CheckpointFault::TrailingLines);
     }
     Ok(entries)
 }

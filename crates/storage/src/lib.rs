@@ -7,7 +7,6 @@
 //! ([`OffsetCheckpoint`]), and partition directory names. No async runtime: blocking file
 //! I/O behind small types; callers (the broker) serialize access per log.
 
-mod atomic_file;
 mod checkpoint;
 mod config;
 mod entry_file;
@@ -27,11 +26,11 @@ mod segment_load;
 mod stamp;
 mod time_index;
 
-pub use atomic_file::{sync_dir, write_atomically};
 pub use checkpoint::OffsetCheckpoint;
 pub use config::LogConfig;
-pub use error::StorageError;
+pub use error::{CheckpointFault, Corruption, IndexKind, SnapshotFault, StorageError};
 pub use log::{AppendInfo, FileSlice, PartitionLog, ReadInfo};
 pub use partition_dir::{parse_partition_dir, partition_dir_name};
 pub use producer_state::{ProducerError, ProducerStateManager};
 pub use rolled_flush::RolledFlush;
+pub use runnel_fs::{sync_dir, write_atomically};

@@ -579,6 +579,6 @@ impl PartitionLog {
 
 /// fsyncs a directory so that created or removed entries survive a crash.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    crate::atomic_file::sync_dir(dir)?;
+    runnel_fs::sync_dir(dir)?;
     Ok(())
 }

@@ -14,6 +14,7 @@ use std::io;
 use std::path::Path;
 
 use crate::entry_file::{Entry, EntryFile};
+use crate::{Corruption, IndexKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct OffsetEntry {
@@ -54,25 +55,26 @@ impl OffsetIndex {
         base_offset: i64,
         index_bytes_max: u64,
         log_bytes: u64,
-    ) -> io::Result<Result<Self, String>> {
+    ) -> io::Result<Result<Self, Corruption>> {
         let file = EntryFile::<OffsetEntry>::load(path)?;
         let index = OffsetIndex { base_offset, entries_max: entries_max(index_bytes_max), file };
         Ok(index.check(log_bytes).map(|()| index))
     }
 
-    fn check(&self, log_bytes: u64) -> Result<(), String> {
+    fn check(&self, log_bytes: u64) -> Result<(), Corruption> {
         let entries = self.file.entries();
         if entries.len() > self.entries_max {
-            return Err(format!("{} entries, at most {}", entries.len(), self.entries_max));
+            let (entries, entries_max) = (entries.len(), self.entries_max);
+            return Err(Corruption::IndexTooLong { index: IndexKind::Offset, entries, entries_max });
         }
         for pair in entries.windows(2) {
             if pair[1].relative_offset <= pair[0].relative_offset || pair[1].position <= pair[0].position {
-                return Err(format!("entries do not increase: {:?}", pair));
+                return Err(Corruption::IndexNotIncreasing { index: IndexKind::Offset });
             }
         }
         match entries.last() {
             Some(last) if u64::from(last.position) >= log_bytes => {
-                Err(format!("entry position {} beyond the log of {log_bytes} bytes", last.position))
+                Err(Corruption::IndexPastLog { position: last.position, log_bytes })
             }
             _ => Ok(()),
         }

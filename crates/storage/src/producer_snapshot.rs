@@ -38,7 +38,7 @@ pub(crate) fn list(dir: &Path) -> Result<Vec<i64>, StorageError> {
 /// Writes the snapshot for `offset` atomically, then prunes old ones.
 pub(crate) fn write(dir: &Path, offset: i64, state: &ProducerStateManager) -> Result<(), StorageError> {
     let target = path(dir, offset);
-    crate::atomic_file::write_atomically(&target, &state.encode())?;
+    runnel_fs::write_atomically(&target, &state.encode())?;
     let offsets = list(dir)?;
     for old in offsets.iter().rev().skip(SNAPSHOTS_KEPT + 1) {
         std::fs::remove_file(path(dir, *old))?;
@@ -54,17 +54,12 @@ pub(crate) fn write_unsynced(
     offset: i64,
     state: &ProducerStateManager,
 ) -> Result<std::fs::File, StorageError> {
-    let target = path(dir, offset);
-    let mut tmp_name = target.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = target.with_file_name(tmp_name);
-    std::fs::write(&tmp, state.encode())?;
-    std::fs::rename(&tmp, &target)?;
+    let file = runnel_fs::replace_unsynced(&path(dir, offset), &state.encode())?;
     let offsets = list(dir)?;
     for old in offsets.iter().rev().skip(SNAPSHOTS_KEPT + 1) {
         std::fs::remove_file(path(dir, *old))?;
     }
-    Ok(std::fs::File::open(&target)?)
+    Ok(file)
 }
 
 /// Removes snapshots above `offset` (after truncation, they describe batches that are gone).

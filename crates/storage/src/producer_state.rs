@@ -17,6 +17,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use crate::SnapshotFault;
+
 /// Kafka keeps the metadata of the last five batches per producer: a client has at most
 /// five requests in flight, so any retry it sends is among them.
 pub const BATCHES_KEPT: usize = 5;
@@ -194,18 +196,18 @@ impl ProducerStateManager {
     }
 
     /// Parses a snapshot, checking magic, version, CRC and that nothing trails.
-    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+    pub fn decode(bytes: &[u8]) -> Result<Self, SnapshotFault> {
         let mut r = Reader { bytes, at: 0 };
         if r.take(4)? != MAGIC {
-            return Err("not a producer snapshot".into());
+            return Err(SnapshotFault::NotASnapshot);
         }
         let version = u16::from_be_bytes(r.take(2)?.try_into().expect("2"));
         if version != VERSION {
-            return Err(format!("unknown snapshot version {version}"));
+            return Err(SnapshotFault::Version(version));
         }
         let crc = r.u32()?;
         if crc32c::crc32c(&bytes[r.at..]) != crc {
-            return Err("snapshot crc mismatch".into());
+            return Err(SnapshotFault::Checksum);
         }
         let mut entries = HashMap::new();
         for _ in 0..r.u32()? {
@@ -214,7 +216,7 @@ impl ProducerStateManager {
             let last_timestamp = r.i64()?;
             let count = r.take(1)?[0] as usize;
             if count > BATCHES_KEPT {
-                return Err(format!("{count} batches for producer {id}"));
+                return Err(SnapshotFault::TooManyBatches { producer_id: id, count });
             }
             let mut batches = VecDeque::with_capacity(count);
             for _ in 0..count {
@@ -225,7 +227,7 @@ impl ProducerStateManager {
             entries.insert(id, ProducerEntry { epoch, batches, last_timestamp });
         }
         if r.at != bytes.len() {
-            return Err("trailing bytes in snapshot".into());
+            return Err(SnapshotFault::TrailingBytes);
         }
         Ok(ProducerStateManager { entries })
     }
@@ -237,16 +239,16 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self.at.checked_add(n).filter(|end| *end <= self.bytes.len()).ok_or("truncated snapshot")?;
+    fn take(&mut self, n: usize) -> Result<&'a [u8], SnapshotFault> {
+        let end = self.at.checked_add(n).filter(|end| *end <= self.bytes.len()).ok_or(SnapshotFault::Truncated)?;
         let slice = &self.bytes[self.at..end];
         self.at = end;
         Ok(slice)
     }
-    fn u32(&mut self) -> Result<u32, String> {
+    fn u32(&mut self) -> Result<u32, SnapshotFault> {
         Ok(u32::from_be_bytes(self.take(4)?.try_into().expect("4")))
     }
-    fn i64(&mut self) -> Result<i64, String> {
+    fn i64(&mut self) -> Result<i64, SnapshotFault> {
         Ok(i64::from_be_bytes(self.take(8)?.try_into().expect("8")))
     }
 }

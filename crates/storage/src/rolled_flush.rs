@@ -31,7 +31,7 @@ impl RolledFlush {
         for file in &self.files {
             file.sync_data()?;
         }
-        crate::atomic_file::sync_dir(&self.dir)
+        runnel_fs::sync_dir(&self.dir)
     }
 }
 

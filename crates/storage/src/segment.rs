@@ -20,7 +20,7 @@ use runnel_protocol::batch::{BatchView, HEADER_BYTES};
 use crate::header::{read_header, BatchHeader, HeaderScan};
 use crate::offset_index::OffsetIndex;
 use crate::time_index::TimeIndex;
-use crate::{FileSlice, LogConfig, StorageError};
+use crate::{Corruption, FileSlice, LogConfig, StorageError};
 
 /// The file name stem of a segment: its base offset, 20 digits, zero-padded.
 pub(crate) fn segment_file_name(base_offset: i64, extension: &str) -> String {
@@ -107,7 +107,7 @@ impl Segment {
         while at < records.len() {
             let bytes: &[u8; runnel_protocol::batch::HEADER_BYTES] =
                 records[at..].first_chunk().expect("append: records were framed by the caller");
-            let header = BatchHeader::decode(position + at as u64, bytes).map_err(StorageError::Corrupt)?;
+            let header = BatchHeader::decode(position + at as u64, bytes)?;
             self.index_batch(&header);
             at += header.size_bytes as usize;
         }
@@ -123,7 +123,7 @@ impl Segment {
         if self.first_append_ms.is_none() {
             self.first_append_ms = Some(now_ms);
         }
-        let decoded = BatchHeader::decode(position, header).map_err(StorageError::Corrupt)?;
+        let decoded = BatchHeader::decode(position, header)?;
         assert_eq!(decoded.size_bytes as usize, HEADER_BYTES + rest.len(), "append_parts: one whole batch");
         self.index_batch(&decoded);
         Ok(())
@@ -229,7 +229,8 @@ impl Segment {
                 // The batch reaches the timestamp; find the exact record inside it.
                 let mut bytes = vec![0u8; header.size_bytes as usize];
                 self.log.read_exact_at(&mut bytes, header.position)?;
-                let batch = BatchView::parse(&bytes).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+                let batch =
+                    BatchView::parse(&bytes).map_err(|error| Corruption::Batch { position: header.position, error })?;
                 return Ok(batch.first_at_or_after(timestamp));
             }
         }
@@ -275,10 +276,7 @@ impl Segment {
         if let Some((offset, position)) = self.offset_index.last() {
             let header = read_header(&self.log, position, self.size_bytes)?;
             if header.last_offset != offset {
-                return Err(StorageError::Corrupt(format!(
-                    "index entry ({offset}, {position}) names a batch ending at {}",
-                    header.last_offset
-                )));
+                return Err(Corruption::IndexEntryMismatch { offset, position, last_offset: header.last_offset }.into());
             }
         }
         Ok(())

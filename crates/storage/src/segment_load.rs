@@ -12,7 +12,7 @@ use crate::header::{BatchHeader, HeaderScan};
 use crate::offset_index::OffsetIndex;
 use crate::segment::{segment_file_name, Segment};
 use crate::time_index::TimeIndex;
-use crate::{LogConfig, StorageError};
+use crate::{Corruption, LogConfig, StorageError};
 
 /// Recovery reads the log in chunks of this size (a batch larger than it is read whole).
 const RECOVERY_CHUNK_BYTES: usize = 1 << 20;
@@ -51,12 +51,12 @@ impl Segment {
     }
 
     /// Why `header` cannot follow the batches accounted so far, if it cannot.
-    fn misfit(&self, header: &BatchHeader) -> Option<String> {
+    fn misfit(&self, header: &BatchHeader) -> Option<Corruption> {
         if header.base_offset < self.next_offset {
-            return Some(format!("offset {} after next offset {}", header.base_offset, self.next_offset));
+            return Some(Corruption::OffsetGoesBack { offset: header.base_offset, next_offset: self.next_offset });
         }
         if header.last_offset - self.base_offset > i64::from(u32::MAX) {
-            return Some(format!("offset {} too far from base {}", header.last_offset, self.base_offset));
+            return Some(Corruption::TooFarFromBase { offset: header.last_offset, base_offset: self.base_offset });
         }
         None
     }
@@ -99,18 +99,18 @@ impl Segment {
         base_offset: i64,
         config: &LogConfig,
         next_offset: Option<i64>,
-    ) -> Result<Result<Segment, String>, StorageError> {
+    ) -> Result<Result<Segment, Corruption>, StorageError> {
         let name = |ext| dir.join(segment_file_name(base_offset, ext));
         let log = OpenOptions::new().read(true).write(true).open(name("log"))?;
         let size_bytes = log.metadata()?.len();
         let index_bytes = config.segment_index_bytes;
         let offset_index = match OffsetIndex::load(&name("index"), base_offset, index_bytes, size_bytes)? {
             Ok(index) => index,
-            Err(reason) => return Ok(Err(format!("offset index: {reason}"))),
+            Err(reason) => return Ok(Err(reason)),
         };
         let time_index = match TimeIndex::load(&name("timeindex"), base_offset, index_bytes)? {
             Ok(index) => index,
-            Err(reason) => return Ok(Err(format!("time index: {reason}"))),
+            Err(reason) => return Ok(Err(reason)),
         };
         let mut segment = Segment {
             base_offset,
@@ -126,8 +126,10 @@ impl Segment {
             offset_of_max_timestamp: base_offset,
             first_append_ms: None,
         };
-        if let Err(error) = segment.check_last_index_entry() {
-            return Ok(Err(error.to_string()));
+        // Damage means rebuild; an I/O error is reported as it is.
+        match segment.check_last_index_entry() {
+            Err(StorageError::Corrupt(damage)) => return Ok(Err(damage)),
+            other => other?,
         }
         match next_offset {
             // A closed segment: the closing time index entry holds its maximum.
@@ -137,16 +139,15 @@ impl Segment {
                 let from = segment.offset_index.last().map_or(0, |(_, position)| position);
                 segment.bytes_since_index_entry = size_bytes - from;
             }
-            None => {
-                if let Err(error) = segment.recompute_tail_state() {
-                    return Ok(Err(error.to_string()));
-                }
-            }
+            None => match segment.recompute_tail_state() {
+                Err(StorageError::Corrupt(damage)) => return Ok(Err(damage)),
+                other => other?,
+            },
         }
         // A time index naming offsets this segment does not hold is not this segment's
         // (the next append would find its offsets going backwards): rebuild it.
-        if segment.time_index.last().is_some_and(|(_, offset)| offset >= segment.next_offset) {
-            return Ok(Err("time index names an offset beyond the segment".to_string()));
+        if let Some((_, offset)) = segment.time_index.last().filter(|(_, offset)| *offset >= segment.next_offset) {
+            return Ok(Err(Corruption::TimeIndexPastSegment { offset, next_offset: segment.next_offset }));
         }
         Ok(Ok(segment))
     }
@@ -188,9 +189,9 @@ impl Segment {
         chunk: &mut Chunk,
         position: u64,
         file_bytes: u64,
-    ) -> Result<Result<BatchHeader, String>, StorageError> {
+    ) -> Result<Result<BatchHeader, Corruption>, StorageError> {
         if file_bytes - position < HEADER_BYTES as u64 {
-            return Ok(Err("partial batch header".into()));
+            return Ok(Err(Corruption::PartialHeader { position }));
         }
         let header_bytes = chunk.get(&self.log, position, HEADER_BYTES, file_bytes)?;
         let header_bytes: &[u8; HEADER_BYTES] = header_bytes.first_chunk().expect("chunk holds a header");
@@ -199,14 +200,14 @@ impl Segment {
             Err(reason) => return Ok(Err(reason)),
         };
         if header.end_position() > file_bytes {
-            return Ok(Err(format!("batch of {} bytes extends past the file", header.size_bytes)));
+            return Ok(Err(Corruption::PastSegmentEnd { position }));
         }
         if let Some(reason) = self.misfit(&header) {
             return Ok(Err(reason));
         }
         let bytes = chunk.get(&self.log, position, header.size_bytes as usize, file_bytes)?;
         if let Err(error) = BatchView::parse(bytes).and_then(|view| view.check_crc()) {
-            return Ok(Err(error.to_string()));
+            return Ok(Err(Corruption::Batch { position, error }));
         }
         Ok(Ok(header))
     }

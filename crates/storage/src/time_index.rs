@@ -13,6 +13,7 @@ use std::io;
 use std::path::Path;
 
 use crate::entry_file::{Entry, EntryFile};
+use crate::{Corruption, IndexKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TimeEntry {
@@ -47,20 +48,21 @@ impl TimeIndex {
     }
 
     /// Loads and checks the index; `Err(reason)` in the inner result means rebuild it.
-    pub fn load(path: &Path, base_offset: i64, index_bytes_max: u64) -> io::Result<Result<Self, String>> {
+    pub fn load(path: &Path, base_offset: i64, index_bytes_max: u64) -> io::Result<Result<Self, Corruption>> {
         let file = EntryFile::<TimeEntry>::load(path)?;
         let index = TimeIndex { base_offset, entries_max: entries_max(index_bytes_max), file };
         Ok(index.check().map(|()| index))
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), Corruption> {
         let entries = self.file.entries();
         if entries.len() > self.entries_max {
-            return Err(format!("{} entries, at most {}", entries.len(), self.entries_max));
+            let (entries, entries_max) = (entries.len(), self.entries_max);
+            return Err(Corruption::IndexTooLong { index: IndexKind::Time, entries, entries_max });
         }
         for pair in entries.windows(2) {
             if pair[1].timestamp <= pair[0].timestamp || pair[1].relative_offset <= pair[0].relative_offset {
-                return Err(format!("entries do not increase: {:?}", pair));
+                return Err(Corruption::IndexNotIncreasing { index: IndexKind::Time });
             }
         }
         Ok(())

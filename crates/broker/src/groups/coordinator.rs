@@ -64,6 +64,8 @@ pub struct GroupCoordinator {
     shards: RwLock<Vec<Option<Arc<Shard>>>>,
     /// Serialises creating (and loading) the offsets topic.
     create_lock: Mutex<()>,
+    /// Held by [`Self::load`] from reading the shards to installing them.
+    load_lock: Mutex<()>,
     parked_per_shard_max: usize,
 }
 
@@ -84,6 +86,7 @@ impl GroupCoordinator {
             topic,
             shards: RwLock::new(Vec::new()),
             create_lock: Mutex::new(()),
+            load_lock: Mutex::new(()),
             parked_per_shard_max,
         }
     }
@@ -104,6 +107,9 @@ impl GroupCoordinator {
         now_ms: i64,
     ) -> Result<(), GroupLoadError> {
         let Some(topic) = image.topic(OFFSETS_TOPIC) else { return Ok(()) };
+        // Loads are serialised: two racing loads would each replay a fresh shard for the
+        // same epoch, and the one installed last would drop what the other already served.
+        let _loading = self.load_lock.locked();
         let current = self.shards.read_locked().clone();
         let mut shards = Vec::with_capacity(topic.partitions.len());
         let (mut records, mut skipped, mut groups, mut changed) = (0, 0, 0, current.len() != topic.partitions.len());

@@ -1,6 +1,6 @@
 //! Replacing a file atomically: the one way Runnel writes a small file that must be either
 //! wholly old or wholly new after a crash (checkpoints, `meta.properties`, producer-state
-//! snapshots, `partition.metadata`).
+//! snapshots, `partition.metadata`, the quorum's vote state and snapshots).
 //!
 //! Steps: write `<name>.tmp` beside the target, fsync it, rename it over the target, fsync
 //! the directory (so the rename itself survives a crash). A crash before the rename leaves
@@ -21,9 +21,29 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     sync_dir(path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))
 }
 
+/// Replaces `path` with `contents` by the same rename, without any fsync, and returns the
+/// new file opened for reading so that the caller can fsync it (and the directory) later,
+/// off its latency-sensitive path. Until then a crash may leave the file torn or missing:
+/// only for files whose readers discard a damaged copy.
+pub fn replace_unsynced(path: &Path, contents: &[u8]) -> std::io::Result<File> {
+    let tmp = tmp_path(path);
+    std::fs::write(&tmp, contents)?;
+    std::fs::rename(&tmp, path)?;
+    File::open(path)
+}
+
 /// fsyncs a directory so that created, renamed or removed entries survive a crash.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// Reads a whole small file, `None` if it does not exist.
+pub fn read_optional(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
