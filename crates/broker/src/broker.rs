@@ -56,6 +56,8 @@ pub struct Stats {
 
 pub struct Broker {
     pub config: BrokerConfig,
+    /// This process's registration: new on every start (Kafka's incarnation id).
+    pub incarnation_id: uuid::Uuid,
     pub cluster_id: String,
     pub metadata: MetadataStore,
     pub replicas: ReplicaManager,
@@ -95,8 +97,9 @@ impl Broker {
             Some(store) => store,
             None => MetadataStore::load(Box::new(LocalMetadataLog::open(&data_dir, clean, now)?))?,
         };
+        let incarnation_id = uuid::Uuid::new_v4();
         if config.roles.broker {
-            register_self(&metadata, &config)?;
+            register_self(&metadata, &config, incarnation_id)?;
         }
         let replicas = ReplicaManager::new(&data_dir, config.node_id);
         let publisher = crate::publisher::Publisher::default();
@@ -109,6 +112,7 @@ impl Broker {
         let request_budget = Arc::new(tokio::sync::Semaphore::new(config.queued_max_request_bytes));
         Ok(Arc::new(Broker {
             config,
+            incarnation_id,
             cluster_id,
             metadata,
             replicas,
@@ -171,7 +175,11 @@ fn group_coordinator(config: &BrokerConfig) -> GroupCoordinator {
 /// the leader's log, uncommitted. This registration is proposed after the restart, so it
 /// follows that fence in the log (or the fence is discarded) and lifts it. The quorum has
 /// a leader by now: cluster start-up waits for one.
-fn register_self(metadata: &MetadataStore, config: &BrokerConfig) -> Result<(), BrokerError> {
+fn register_self(
+    metadata: &MetadataStore,
+    config: &BrokerConfig,
+    incarnation_id: uuid::Uuid,
+) -> Result<(), BrokerError> {
     let (host, port) = config.advertised();
     let port = i32::from(port);
     let rack = config.rack.clone();
@@ -182,7 +190,7 @@ fn register_self(metadata: &MetadataStore, config: &BrokerConfig) -> Result<(), 
                 host: host.clone(),
                 port,
                 rack: rack.clone(),
-                incarnation_id: uuid::Uuid::new_v4(),
+                incarnation_id,
             };
             // Registering unfences: partitions that went offline with this broker come back.
             let registered = image.apply(std::slice::from_ref(&record));

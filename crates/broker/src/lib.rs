@@ -20,6 +20,7 @@ pub mod locks;
 pub mod log_dirs;
 pub mod metadata_store;
 pub mod metrics;
+pub mod offline_replicas;
 pub mod partition;
 #[cfg(test)]
 mod partition_tests;

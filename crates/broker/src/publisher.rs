@@ -7,8 +7,9 @@
 //! the replica manager (opens, deletes and re-roles only the partitions of changed topics),
 //! then the replica fetchers (once the server has started them: every partition this node
 //! follows gets a fetcher of its leader), then the group coordinator when the offsets topic
-//! changed (it moves with the leadership of the offsets partitions). No other code hands
-//! images to these parts.
+//! changed (it moves with the leadership of the offsets partitions), then the offline
+//! replica report (cluster mode: replicas that failed to open are reported to the
+//! controller, see `offline_replicas.rs`). No other code hands images to these parts.
 //!
 //! Invariants: images are published in `records_applied` order; an image older than (or as
 //! old as) the last one published changes nothing, so racing callers cannot undo a newer
@@ -63,8 +64,9 @@ impl MetadataDelta {
 pub struct Publisher {
     published: Mutex<Option<Arc<MetadataImage>>>,
     /// The broker (weak: the publisher lives inside it) and the server's stop signal, which
-    /// the replica fetchers need to be spawned.
-    fetching: OnceLock<(Weak<Broker>, watch::Receiver<bool>)>,
+    /// the replica fetchers and the offline report need to be spawned.
+    running: OnceLock<(Weak<Broker>, watch::Receiver<bool>)>,
+    pub(crate) offline: crate::offline_replicas::OfflineReporter,
 }
 
 impl Publisher {
@@ -83,6 +85,9 @@ impl Publisher {
         if !delta.is_empty() {
             self.update_fetchers();
         }
+        if let Some(broker) = self.running.get().and_then(|(broker, _)| broker.upgrade()) {
+            self.offline.check(&broker, image);
+        }
         if delta.topics.contains(crate::groups::OFFSETS_TOPIC) {
             let loaded = broker.groups.load(
                 &|index| broker.replicas.partition(crate::groups::OFFSETS_TOPIC, index),
@@ -96,17 +101,21 @@ impl Publisher {
         result.map(|()| Some(delta))
     }
 
-    /// Starts the replica fetchers for what is published now, and keeps them following
-    /// every later image. Called once by the server; later calls change nothing.
-    pub fn start_fetchers(&self, broker: &Arc<Broker>, stop: watch::Receiver<bool>) {
-        let _published = self.published.locked();
-        if self.fetching.set((Arc::downgrade(broker), stop)).is_ok() {
+    /// Starts the replica fetchers and the offline report for what is published now, and
+    /// keeps them following every later image. Called once by the server; later calls
+    /// change nothing.
+    pub fn start(&self, broker: &Arc<Broker>, stop: watch::Receiver<bool>) {
+        let published = self.published.locked();
+        if self.running.set((Arc::downgrade(broker), stop)).is_ok() {
             self.update_fetchers();
+            if let Some(image) = published.as_ref() {
+                self.offline.check(broker, image);
+            }
         }
     }
 
     fn update_fetchers(&self) {
-        let Some((broker, stop)) = self.fetching.get() else { return };
+        let Some((broker, stop)) = self.running.get() else { return };
         if let Some(broker) = broker.upgrade() {
             broker.fetchers.update(&broker, stop);
         }

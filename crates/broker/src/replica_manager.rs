@@ -115,6 +115,12 @@ impl ReplicaManager {
         offline.range(from..).take_while(|((name, _), _)| name == topic).map(|((_, index), _)| *index).collect()
     }
 
+    /// The offline replicas as (topic id, partition): what this node reports to the
+    /// controller.
+    pub fn offline_ids(&self) -> std::collections::BTreeSet<(Uuid, i32)> {
+        self.offline.read_locked().iter().map(|((_, index), (id, _))| (*id, *index)).collect()
+    }
+
     pub fn is_offline(&self, topic: &str, index: i32) -> bool {
         self.offline.read_locked().contains_key(&(topic.to_string(), index))
     }

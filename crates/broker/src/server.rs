@@ -59,7 +59,7 @@ pub async fn run(
     let background = spawn_background(broker.clone(), stop_rx.clone());
     let follower = crate::cluster::follow_image(broker.clone(), stop_rx.clone());
     let liveness = crate::liveness::spawn(broker.clone(), stop_rx.clone());
-    broker.publisher.start_fetchers(&broker, stop_rx.clone());
+    broker.publisher.start(&broker, stop_rx.clone());
     let shrinker = Some(crate::isr::spawn_shrinker(broker.clone(), stop_rx.clone()));
     let rebalancer = crate::liveness::spawn_leader_rebalance(broker.clone(), stop_rx.clone());
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);

@@ -565,3 +565,36 @@ async fn a_broker_cut_off_from_the_controllers_is_fenced_while_it_runs_and_unfen
     let leaders = |t: &TopicView| t.partitions.iter().map(|p| p.leader).collect::<Vec<_>>();
     assert_eq!(leaders(&healed), leaders(&before));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_that_cannot_open_hand_their_leadership_over_and_leave_the_isr() {
+    let cluster = Cluster::start(&[Spec::combined(1), Spec::combined(2), Spec::combined(3)]);
+    agreed(&cluster, &[1, 2, 3], &[1, 2, 3]).await;
+    // Node 1 cannot create any partition folder of "hurt" (a file holds each name; in the
+    // field a failing disk, a full file table): its replicas are offline from the start.
+    for index in 0..6 {
+        std::fs::write(cluster.node(1).data_dir().join(format!("hurt-{index}")), b"not a folder").unwrap();
+    }
+    create_topic_via(cluster.kafka_addr(2), "hurt", 6, 3).await.unwrap_or_else(|e| panic!("creating hurt: {e}"));
+    // Node 1 reports them, and leadership moves to the other in-sync replicas: without the
+    // report node 1 would keep leading the partitions placed on it first, answering
+    // KAFKA_STORAGE_ERROR for ever.
+    let topic = eventually(Duration::from_secs(30), "node 1 to lead nothing of hurt and leave its ISRs", || async {
+        let view = cluster.view(2).await?;
+        let topic = view.topic("hurt").ok_or("topic missing")?.clone();
+        match topic.partitions.iter().find(|p| p.leader == 1 || p.leader < 0 || p.isr.contains(&1)) {
+            Some(p) => Err(format!("not moved yet: {p:?}")),
+            None => Ok(topic),
+        }
+    })
+    .await;
+    assert!(topic.partitions.iter().all(|p| p.replicas.contains(&1)), "replicas stay assigned: {topic:?}");
+    assert!(topic.partitions.iter().all(|p| p.isr.len() == 2), "the two healthy replicas are in sync: {topic:?}");
+    // Every node lists the reported replicas offline, not only node 1.
+    let described = describe_with_cli(cluster.kafka_addr(3), "hurt");
+    assert_eq!(described.matches("offline 1").count(), 6, "node 3 lists node 1's replicas offline:\n{described}");
+    // acks=all writes succeed and read back through the node with the offline replicas.
+    let sent = keyed_messages("hurt", 60, 12);
+    let placed = produce_all(&producer(cluster.kafka_addr(1), &[("acks", "all")]), "hurt", None, &sent, None).await;
+    assert_read_back(cluster.kafka_addr(1), "hurt", 6, &sent, &placed).await;
+}

@@ -1,21 +1,19 @@
 //! Leader election and ISR upkeep by the controller. Pure.
 //!
 //! [`reconcile`] is idempotent: it looks at every partition and decides what the live
-//! brokers require (fenced brokers leave the ISR unless they are its last member; a
-//! partition whose leader is fenced or missing gets the first live ISR member in replica
-//! order), so the controller can run it on every tick and after every fence or unfence,
+//! brokers require (fenced brokers, and brokers that reported their replica offline, leave
+//! the ISR unless they are its last member; a partition whose leader is fenced, offline or
+//! missing gets the first eligible ISR member in replica order), so the controller can run it on every tick and after every fence or unfence,
 //! and a change that lost a race (its partition epoch was stale) is simply decided again.
 //! Only ISR members may lead unless `unclean.leader.election.enable` is set for the topic:
 //! an acknowledged write is then never lost to a lagging replica.
+
+use uuid::Uuid;
 
 use crate::image::{MetadataImage, PartitionImage};
 use crate::records::MetadataRecord;
 
 pub const UNCLEAN_LEADER_ELECTION: &str = "unclean.leader.election.enable";
-
-fn alive(image: &MetadataImage, id: i32) -> bool {
-    image.brokers.get(&id).is_some_and(|b| !b.fenced)
-}
 
 fn unclean_allowed(image: &MetadataImage, topic: &str, default: bool) -> bool {
     image.topic_configs(topic).and_then(|c| c.get(UNCLEAN_LEADER_ELECTION)).map_or(default, |v| v == "true")
@@ -23,15 +21,16 @@ fn unclean_allowed(image: &MetadataImage, topic: &str, default: bool) -> bool {
 
 /// The leader and ISR `p` should have given which brokers are alive, or `None` if it is
 /// fine as it is.
-fn decide(image: &MetadataImage, p: &PartitionImage, unclean: bool) -> Option<(i32, Vec<i32>)> {
-    let live_isr: Vec<i32> = p.replicas.iter().copied().filter(|id| p.isr.contains(id) && alive(image, *id)).collect();
+fn decide(image: &MetadataImage, topic_id: &Uuid, p: &PartitionImage, unclean: bool) -> Option<(i32, Vec<i32>)> {
+    let alive = |id: i32| image.replica_eligible(id, topic_id, p.partition);
+    let live_isr: Vec<i32> = p.replicas.iter().copied().filter(|id| p.isr.contains(id) && alive(*id)).collect();
     // The last ISR member keeps its place while it is down: it holds every acknowledged write.
     let isr = if live_isr.is_empty() { p.isr.clone() } else { live_isr.clone() };
     let leader = if p.leader >= 0 && live_isr.contains(&p.leader) {
         p.leader
     } else if let Some(first) = live_isr.first() {
         *first
-    } else if let Some(replica) = p.replicas.iter().copied().find(|id| unclean && alive(image, *id)) {
+    } else if let Some(replica) = p.replicas.iter().copied().find(|id| unclean && alive(*id)) {
         // Unclean: a live replica outside the ISR leads, with whatever it holds.
         return Some((replica, vec![replica]));
     } else {
@@ -50,7 +49,7 @@ pub fn reconcile(image: &MetadataImage, unclean_default: bool) -> Vec<MetadataRe
     for topic in image.topics.values() {
         let unclean = unclean_allowed(image, &topic.name, unclean_default);
         for p in &topic.partitions {
-            if let Some((leader, isr)) = decide(image, p, unclean) {
+            if let Some((leader, isr)) = decide(image, &topic.topic_id, p, unclean) {
                 records.push(p.change(topic.topic_id, leader, isr));
             }
         }
@@ -68,7 +67,10 @@ pub fn preferred_leaders(image: &MetadataImage, only: Option<&[(String, i32)]>) 
                 continue;
             }
             let Some(preferred) = p.replicas.first().copied() else { continue };
-            if p.leader != preferred && p.isr.contains(&preferred) && alive(image, preferred) {
+            if p.leader != preferred
+                && p.isr.contains(&preferred)
+                && image.replica_eligible(preferred, &topic.topic_id, p.partition)
+            {
                 records.push(p.change(topic.topic_id, preferred, p.isr.clone()));
             }
         }
@@ -91,11 +93,11 @@ pub fn unclean_leaders(image: &MetadataImage, only: Option<&[(String, i32)]>) ->
             {
                 continue;
             }
-            let live_isr: Vec<i32> =
-                p.replicas.iter().copied().filter(|id| p.isr.contains(id) && alive(image, *id)).collect();
+            let alive = |id: i32| image.replica_eligible(id, &topic.topic_id, p.partition);
+            let live_isr: Vec<i32> = p.replicas.iter().copied().filter(|id| p.isr.contains(id) && alive(*id)).collect();
             if let Some(first) = live_isr.first() {
                 records.push(p.change(topic.topic_id, *first, live_isr.clone()));
-            } else if let Some(replica) = p.replicas.iter().copied().find(|id| alive(image, *id)) {
+            } else if let Some(replica) = p.replicas.iter().copied().find(|id| alive(*id)) {
                 records.push(p.change(topic.topic_id, replica, vec![replica]));
             }
         }
@@ -198,5 +200,36 @@ mod tests {
         let only = unclean_leaders(&image, Some(&[("t".into(), 1), ("t".into(), 2), ("other".into(), 0)]));
         assert_eq!(only.len(), 1, "only the requested leaderless partition: {only:?}");
         assert!(matches!(only[0], MetadataRecord::ChangePartition { partition: 1, leader: 3, .. }));
+    }
+
+    fn offline(node_id: i32, incarnation: u128, partitions: &[i32]) -> MetadataRecord {
+        let id = Uuid::from_u128(1);
+        MetadataRecord::OfflineReplicas {
+            node_id,
+            incarnation_id: Uuid::from_u128(incarnation),
+            partitions: partitions.iter().map(|p| (id, *p)).collect(),
+        }
+    }
+
+    #[test]
+    fn an_offline_replica_hands_leadership_over_and_leaves_the_isr_unless_it_is_the_last() {
+        // Partition 0: leader 1 with 2 and 3 in sync; partition 1: 1 alone in the ISR;
+        // partition 2: 1 follows and is not reported offline.
+        let base =
+            image(&[(vec![1, 2, 3], vec![1, 2, 3], 1), (vec![1, 2], vec![1], 1), (vec![2, 1], vec![2, 1], 2)], &[]);
+        let reported = base.apply(&[offline(1, 0, &[0, 1])]);
+        let next = reported.apply(&reconcile(&reported, false));
+        assert_eq!(state(&next, 0), (2, vec![2, 3], 5, 8), "the next ISR member leads");
+        assert_eq!(state(&next, 1), (-1, vec![1], 5, 8), "leaderless, but the last ISR member keeps its place");
+        assert_eq!(state(&next, 2), (2, vec![2, 1], 4, 7), "its other replicas are untouched");
+        assert!(reconcile(&next, false).is_empty(), "reconciling twice changes nothing");
+        // Preferred election never gives leadership back to the offline replica.
+        assert!(preferred_leaders(&next, None).is_empty());
+        // A report from an earlier incarnation changes nothing; a new registration clears it.
+        let stale = base.apply(&[offline(1, 99, &[0])]);
+        assert!(reconcile(&stale, false).is_empty());
+        let restarted = next.apply(&[MetadataRecord::test_broker(1, 5)]);
+        assert!(restarted.brokers[&1].offline_replicas.is_empty());
+        assert!(restarted.replica_eligible(1, &Uuid::from_u128(1), 0));
     }
 }

@@ -2,7 +2,7 @@
 //! Request handlers hold an `Arc<MetadataImage>` for the whole request, so they see one
 //! consistent state; a change builds a new image and swaps it in.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -27,6 +27,9 @@ pub struct BrokerImage {
     /// Fenced by a controlled shutdown: only a new registration unfences it.
     #[serde(default)]
     pub shutting_down: bool,
+    /// Replicas on this broker that it reported it cannot serve, as (topic id, partition).
+    #[serde(default)]
+    pub offline_replicas: BTreeSet<(Uuid, i32)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -113,6 +116,12 @@ pub struct MetadataImage {
 }
 
 impl MetadataImage {
+    /// Whether broker `id` may lead or stay in the ISR of this partition: it is registered,
+    /// unfenced, and has not reported its replica offline.
+    pub fn replica_eligible(&self, id: i32, topic_id: &Uuid, partition: i32) -> bool {
+        self.brokers.get(&id).is_some_and(|b| !b.fenced && !b.offline_replicas.contains(&(*topic_id, partition)))
+    }
+
     pub fn topic(&self, name: &str) -> Option<&TopicImage> {
         self.topics.get(name)
     }
@@ -164,8 +173,14 @@ impl MetadataImage {
                     epoch: self.records_applied as i64,
                     fenced: false,
                     shutting_down: false,
+                    offline_replicas: BTreeSet::new(),
                 };
                 self.brokers.insert(*node_id, broker);
+            }
+            MetadataRecord::OfflineReplicas { node_id, incarnation_id, partitions } => {
+                if let Some(broker) = self.brokers.get_mut(node_id).filter(|b| b.incarnation_id == *incarnation_id) {
+                    broker.offline_replicas = partitions.iter().copied().collect();
+                }
             }
             MetadataRecord::FenceBroker { node_id, shutting_down } => {
                 if let Some(broker) = self.brokers.get_mut(node_id) {

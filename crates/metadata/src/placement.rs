@@ -86,6 +86,7 @@ mod tests {
 
     fn broker(node_id: i32, rack: Option<&str>) -> BrokerImage {
         BrokerImage {
+            offline_replicas: Default::default(),
             node_id,
             host: "h".into(),
             port: 1,

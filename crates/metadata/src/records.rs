@@ -36,6 +36,16 @@ pub enum MetadataRecord {
     UnfenceBroker {
         node_id: i32,
     },
+    /// The replicas a broker hosts that it cannot serve (they failed to open: Kafka's
+    /// offline log directories, per partition). Such a replica leads nothing and leaves the
+    /// ISR as a fenced broker's would, unless it is the ISR's last member. Replaces the
+    /// broker's previous report; applies only to the registration (incarnation) that sent
+    /// it, and a new registration starts with none.
+    OfflineReplicas {
+        node_id: i32,
+        incarnation_id: Uuid,
+        partitions: Vec<(Uuid, i32)>,
+    },
     Topic {
         name: String,
         topic_id: Uuid,

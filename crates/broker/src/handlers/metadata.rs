@@ -43,14 +43,15 @@ fn describe_topic(
             } else {
                 described
             };
-            // Replicas on fenced or unknown brokers (v5+), and this node's own replica when
-            // it failed to open here (Kafka reports replicas in offline log dirs).
+            // Replicas on fenced or unknown brokers (v5+), replicas their broker reported
+            // offline, and this node's own replica when it failed to open here before its
+            // report is committed (Kafka reports replicas in offline log dirs).
             let offline: Vec<BrokerId> = p
                 .replicas
                 .iter()
                 .copied()
                 .filter(|id| {
-                    image.brokers.get(id).is_none_or(|b| b.fenced)
+                    !image.replica_eligible(*id, &topic.topic_id, p.partition)
                         || (*id == node_id && local_offline.contains(&p.partition))
                 })
                 .map(BrokerId)
