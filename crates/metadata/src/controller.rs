@@ -95,8 +95,8 @@ pub fn create_topic(
     // single-partition topics do not all land their leader on the first broker.
     let offset = image.topics.len();
     let assignments = placement::assign(&order, |id| rack_of(image, id), 0, topic.partitions, factor as usize, offset);
-    records
-        .extend(assignments.into_iter().enumerate().map(|(p, replicas)| new_partition(topic_id, p as i32, replicas)));
+    // `assign` returns one replica list per partition, `0..topic.partitions` in order.
+    records.extend((0..topic.partitions).zip(assignments).map(|(p, replicas)| new_partition(topic_id, p, replicas)));
     Ok(records)
 }
 
@@ -139,21 +139,21 @@ pub fn create_partitions(
 ) -> Result<Vec<MetadataRecord>, CreatePartitionsError> {
     let existing = image.topic(topic).ok_or_else(|| CreatePartitionsError::UnknownTopic(topic.to_string()))?;
     let current = existing.partitions.len();
-    if count as i64 <= current as i64 || (count as i64 - current as i64) > i64::from(PARTITIONS_PER_REQUEST_MAX) {
-        return Err(CreatePartitionsError::InvalidPartitions { current, requested: count });
+    let invalid = || CreatePartitionsError::InvalidPartitions { current, requested: count };
+    // A count beyond `i32` could not grow to the larger `count`, itself an `i32`.
+    let first = i32::try_from(current).map_err(|_| invalid())?;
+    if count <= first || i64::from(count) - i64::from(first) > i64::from(PARTITIONS_PER_REQUEST_MAX) {
+        return Err(invalid());
     }
     let factor = existing.partitions.first().map_or(1, |p| p.replicas.len());
     let order = placement::placement_order(image.brokers.values().filter(|b| !b.fenced));
     if factor > order.len() {
         return Err(CreatePartitionsError::InvalidReplicationFactor { requested: factor, brokers: order.len() });
     }
-    let added = count - current as i32;
-    let assignments = placement::assign(&order, |id| rack_of(image, id), current as i32, added, factor, 0);
-    Ok(assignments
-        .into_iter()
-        .enumerate()
-        .map(|(i, replicas)| new_partition(existing.topic_id, current as i32 + i as i32, replicas))
-        .collect())
+    let added = count - first;
+    let assignments = placement::assign(&order, |id| rack_of(image, id), first, added, factor, 0);
+    // `assign` returns one replica list per partition, `first..count` in order.
+    Ok((first..count).zip(assignments).map(|(p, replicas)| new_partition(existing.topic_id, p, replicas)).collect())
 }
 
 /// Producer ids a broker takes from the controller at a time (Kafka's block size).

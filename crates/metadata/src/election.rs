@@ -116,10 +116,10 @@ mod tests {
         let mut records: Vec<MetadataRecord> = (1..=3).map(|n| MetadataRecord::test_broker(n, 0)).collect();
         records.extend(fenced.iter().map(|n| MetadataRecord::FenceBroker { node_id: *n, shutting_down: false }));
         records.push(MetadataRecord::Topic { name: "t".into(), topic_id: id });
-        for (i, (replicas, isr, leader)) in partitions.iter().enumerate() {
+        for (i, (replicas, isr, leader)) in (0..).zip(partitions) {
             records.push(MetadataRecord::Partition {
                 topic_id: id,
-                partition: i as i32,
+                partition: i,
                 replicas: replicas.clone(),
                 isr: isr.clone(),
                 leader: *leader,

@@ -5,6 +5,9 @@
 //! that stores records (local today, replicated by the Raft quorum later), and the
 //! controller's pure decisions ([`controller`]). No I/O, no clocks, no async.
 
+// A lossy `as` on an outside length or count silently wraps: `try_from` and handle it, or say why it fits.
+#![warn(clippy::cast_possible_truncation)]
+
 pub mod controller;
 pub mod election;
 pub mod image;

@@ -105,11 +105,12 @@ impl<'a> BatchView<'a> {
         if bytes.len() < HEADER_BYTES {
             return Err(BatchError::Truncated("shorter than a batch header"));
         }
-        let length = be_i32(bytes, OFF_LENGTH);
-        if length < (HEADER_BYTES - LOG_OVERHEAD) as i32 {
-            return Err(BatchError::Invalid("batch length below header size"));
-        }
-        if bytes.len() != LOG_OVERHEAD + length as usize {
+        // A negative length is below the header size too.
+        let length = usize::try_from(be_i32(bytes, OFF_LENGTH))
+            .ok()
+            .filter(|length| *length >= HEADER_BYTES - LOG_OVERHEAD)
+            .ok_or(BatchError::Invalid("batch length below header size"))?;
+        if bytes.len() != LOG_OVERHEAD + length {
             return Err(BatchError::Truncated("batch length disagrees with its bytes"));
         }
         let magic = bytes[OFF_MAGIC] as i8;
@@ -258,10 +259,11 @@ fn count_records(mut records: &[u8]) -> Result<usize, BatchError> {
     let mut count = 0usize;
     while !records.is_empty() {
         let (length, used) = read_varint(records)?;
-        if length < 0 || (length as usize) > records.len() - used {
-            return Err(BatchError::Invalid("record length beyond the batch"));
-        }
-        records = &records[used + length as usize..];
+        let length = usize::try_from(length)
+            .ok()
+            .filter(|length| *length <= records.len() - used)
+            .ok_or(BatchError::Invalid("record length beyond the batch"))?;
+        records = &records[used + length..];
         count += 1;
     }
     Ok(count)
@@ -286,11 +288,12 @@ impl<'a> BatchView<'a> {
         let mut out = Vec::new();
         while !rest.is_empty() {
             let (length, used) = read_varint(rest)?;
-            if length < 0 || (length as usize) > rest.len() - used {
-                return Err(BatchError::Invalid("record length beyond the batch"));
-            }
-            let mut record = &rest[used..used + length as usize];
-            rest = &rest[used + length as usize..];
+            let length = usize::try_from(length)
+                .ok()
+                .filter(|length| *length <= rest.len() - used)
+                .ok_or(BatchError::Invalid("record length beyond the batch"))?;
+            let mut record = &rest[used..used + length];
+            rest = &rest[used + length..];
             record = record.get(1..).ok_or(BatchError::Truncated("record attributes"))?;
             let (timestamp_delta, used) = read_varint(record)?;
             record = &record[used..];
@@ -310,10 +313,10 @@ fn read_nullable(bytes: &[u8]) -> Result<(Option<&[u8]>, &[u8]), BatchError> {
     if length < 0 {
         return Ok((None, rest));
     }
-    let length = length as usize;
-    if length > rest.len() {
-        return Err(BatchError::Truncated("record field"));
-    }
+    let length = usize::try_from(length)
+        .ok()
+        .filter(|length| *length <= rest.len())
+        .ok_or(BatchError::Truncated("record field"))?;
     Ok((Some(&rest[..length]), &rest[length..]))
 }
 
@@ -433,12 +436,15 @@ impl<'a> Iterator for BatchIter<'a> {
             self.position = self.bytes.len();
             return Some(Err(BatchError::Truncated("partial batch header")));
         }
-        let length = be_i32(rest, OFF_LENGTH);
-        if length < (HEADER_BYTES - LOG_OVERHEAD) as i32 || rest.len() < LOG_OVERHEAD + length as usize {
+        // A negative length is below the header size too.
+        let length = usize::try_from(be_i32(rest, OFF_LENGTH))
+            .ok()
+            .filter(|length| *length >= HEADER_BYTES - LOG_OVERHEAD && rest.len() >= LOG_OVERHEAD + length);
+        let Some(length) = length else {
             self.position = self.bytes.len();
             return Some(Err(BatchError::Truncated("batch extends past the record set")));
-        }
-        let end = LOG_OVERHEAD + length as usize;
+        };
+        let end = LOG_OVERHEAD + length;
         let start = self.position;
         match BatchView::parse(&rest[..end]) {
             Ok(view) => {
@@ -495,10 +501,12 @@ pub fn build_batch_records(base_timestamp: i64, records: &[KeyValue]) -> Vec<u8>
         write_varint(&mut body, record.len() as i64);
         body.extend_from_slice(&record);
     }
-    let count = records.len() as i32;
+    // The batch format counts records and bytes in `i32`s: a larger batch cannot be built.
+    let count = i32::try_from(records.len()).expect("a batch holds at most i32::MAX records");
+    let length = i32::try_from(HEADER_BYTES - LOG_OVERHEAD + body.len()).expect("a batch is at most i32::MAX bytes");
     let mut batch = Vec::with_capacity(HEADER_BYTES + body.len());
     batch.extend_from_slice(&0i64.to_be_bytes());
-    batch.extend_from_slice(&((HEADER_BYTES - LOG_OVERHEAD + body.len()) as i32).to_be_bytes());
+    batch.extend_from_slice(&length.to_be_bytes());
     batch.extend_from_slice(&(-1i32).to_be_bytes());
     batch.push(MAGIC_V2 as u8);
     batch.extend_from_slice(&0u32.to_be_bytes());
@@ -519,11 +527,13 @@ pub fn build_batch_records(base_timestamp: i64, records: &[KeyValue]) -> Vec<u8>
 fn write_varint(out: &mut Vec<u8>, value: i64) {
     let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
     loop {
+        // Each byte carries the low 7 bits; the loop shifts them out.
+        let low = u8::try_from(zigzag & 0x7f).expect("masked to 7 bits");
         if zigzag < 0x80 {
-            out.push(zigzag as u8);
+            out.push(low);
             return;
         }
-        out.push((zigzag as u8 & 0x7f) | 0x80);
+        out.push(low | 0x80);
         zigzag >>= 7;
     }
 }

@@ -6,6 +6,9 @@
 //! `kafka-protocol`). Message bodies themselves come from the `kafka-protocol` crate; this
 //! crate never hand-encodes a body. No async runtime here.
 
+// A lossy `as` on an outside length or count silently wraps: `try_from` and handle it, or say why it fits.
+#![warn(clippy::cast_possible_truncation)]
+
 pub mod api;
 pub mod batch;
 pub mod frame;

@@ -9,6 +9,9 @@
 //!
 //! Controllers are voters; broker-only nodes are learners that follow the committed log.
 
+// A lossy `as` on an outside length or count silently wraps: `try_from` and handle it, or say why it fits.
+#![warn(clippy::cast_possible_truncation)]
+
 pub mod disk;
 pub mod log_files;
 pub mod log_store;

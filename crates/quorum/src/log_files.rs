@@ -247,9 +247,11 @@ impl LogFiles {
 
     fn read_at(&self, at: &EntryPosition) -> Result<Entry, LogError> {
         let segment = self.segment(at.segment).ok_or_else(|| self.inconsistent(at.log_id.index))?;
-        let mut frame = vec![0u8; at.frame_bytes as usize];
-        segment.file.read_exact_at(&mut frame, at.position).map_err(io_at(&segment.path))?;
         let corrupt = |why: String| LogError::Corrupt { path: segment.path.clone(), position: at.position, why };
+        let frame_bytes = usize::try_from(at.frame_bytes)
+            .map_err(|_| corrupt(format!("frame of {} bytes beyond the address space", at.frame_bytes)))?;
+        let mut frame = vec![0u8; frame_bytes];
+        segment.file.read_exact_at(&mut frame, at.position).map_err(io_at(&segment.path))?;
         let payload = disk::read_frame(&mut &frame[..], ENTRY_BYTES_MAX)
             .map_err(|e| corrupt(e.to_string()))?
             .ok_or_else(|| corrupt("empty frame".into()))?;

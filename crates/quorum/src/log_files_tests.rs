@@ -148,7 +148,7 @@ fn an_oversized_entry_is_refused_with_an_error_not_a_panic() {
     let record = MetadataRecord::Config {
         resource: ConfigResource::Broker(1),
         name: "big".into(),
-        value: Some("x".repeat(ENTRY_BYTES_MAX as usize)),
+        value: Some("x".repeat(usize::try_from(ENTRY_BYTES_MAX).unwrap())),
     };
     let big = Entry { log_id: log_id(1, 1), payload: EntryPayload::Normal(MetadataBatch { records: vec![record] }) };
     let refused = log.append(vec![big]);

@@ -138,11 +138,12 @@ pub fn json_bytes<T: Serialize>(value: &T) -> Result<u64, serde_json::Error> {
 pub fn encode<T: Serialize>(message: &T, frame_bytes_max: u32) -> Result<Vec<u8>, TransportError> {
     let mut frame = vec![0u8; 4];
     serde_json::to_writer(&mut frame, message)?;
-    let bytes = (frame.len() - 4) as u64;
-    if bytes > u64::from(frame_bytes_max) {
-        return Err(TransportError::FrameTooLarge { bytes, limit: frame_bytes_max });
-    }
-    frame[..4].copy_from_slice(&(bytes as u32).to_be_bytes());
+    let bytes = frame.len() - 4;
+    let length = u32::try_from(bytes)
+        .ok()
+        .filter(|length| *length <= frame_bytes_max)
+        .ok_or(TransportError::FrameTooLarge { bytes: bytes as u64, limit: frame_bytes_max })?;
+    frame[..4].copy_from_slice(&length.to_be_bytes());
     Ok(frame)
 }
 

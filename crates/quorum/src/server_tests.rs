@@ -92,7 +92,7 @@ async fn the_first_frame_may_not_claim_more_than_a_hello_needs() {
     let mut padded = serde_json::to_vec(&Request::Status).unwrap();
     padded.resize(HELLO_FRAME_BYTES_MAX as usize * 2, b' ');
     let mut bytes = hello;
-    bytes.extend_from_slice(&(padded.len() as u32).to_be_bytes());
+    bytes.extend_from_slice(&u32::try_from(padded.len()).unwrap().to_be_bytes());
     bytes.extend_from_slice(&padded);
     let mut raw = TcpStream::connect(&node.addr).await.unwrap();
     raw.write_all(&bytes).await.unwrap();
@@ -128,7 +128,8 @@ async fn a_forwarded_batch_gets_the_size_check_of_a_local_one() {
     let answer = node.connect().call(&Request::Propose(small), WAIT).await.unwrap();
     assert!(matches!(answer, Response::Forwarded(Err(ForwardError::NotLeader { .. }))));
 
-    let node_info = QuorumNode { rack: Some("r".repeat(NODE_BYTES_MAX as usize)), ..QuorumNode::default() };
+    let node_info =
+        QuorumNode { rack: Some("r".repeat(usize::try_from(NODE_BYTES_MAX).unwrap())), ..QuorumNode::default() };
     let answer = node.connect().call(&Request::AddLearner { node_id: 9, node: node_info }, WAIT).await.unwrap();
     assert!(matches!(answer, Response::Forwarded(Err(ForwardError::TooLarge { .. }))));
     node.still_serves().await;

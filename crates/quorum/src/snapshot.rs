@@ -156,7 +156,10 @@ pub fn read(dir: &Path) -> Result<Option<(SnapshotMeta, Vec<u8>)>, SnapshotError
     if crc32c::crc32c(body) != crc {
         return Err(corrupt("checksum mismatch"));
     }
-    let (meta_json, data) = body.split_at(meta_bytes as usize);
+    let (meta_json, data) = usize::try_from(meta_bytes)
+        .ok()
+        .and_then(|meta_bytes| body.split_at_checked(meta_bytes))
+        .ok_or_else(|| corrupt("lengths disagree with the file size"))?;
     let meta = serde_json::from_slice(meta_json).map_err(|e| corrupt(&e.to_string()))?;
     Ok(Some((meta, data.to_vec())))
 }

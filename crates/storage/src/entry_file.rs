@@ -41,7 +41,8 @@ impl<E: Entry> EntryFile<E> {
     /// trailing entry and trailing all-zero entries.
     pub fn load(path: &Path) -> io::Result<Self> {
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
-        let len_bytes = file.metadata()?.len() as usize;
+        let len_bytes = usize::try_from(file.metadata()?.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::FileTooLarge, "index file larger than the address space"))?;
         let mut bytes = vec![0u8; len_bytes - len_bytes % E::SIZE];
         file.read_exact_at(&mut bytes, 0)?;
         let used =

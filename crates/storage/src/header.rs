@@ -33,6 +33,10 @@ impl BatchHeader {
     pub fn next_offset(&self) -> i64 {
         self.last_offset + 1
     }
+    /// `last_offset - base_offset`: the batch's `lastOffsetDelta`, an `i32` ([`Self::decode`]).
+    fn last_offset_delta(&self) -> i32 {
+        i32::try_from(self.last_offset - self.base_offset).expect("decode adds an i32 delta to the base offset")
+    }
 
     /// The idempotence fields, when the batch has a producer id.
     pub fn producer_batch(&self) -> Option<crate::producer_state::ProducerBatch> {
@@ -40,7 +44,8 @@ impl BatchHeader {
             producer_id: self.producer_id,
             epoch: self.producer_epoch,
             first_seq: self.base_sequence,
-            last_seq: self.base_sequence.wrapping_add((self.last_offset - self.base_offset) as i32),
+            // Sequences wrap at i32::MAX, as in Kafka.
+            last_seq: self.base_sequence.wrapping_add(self.last_offset_delta()),
         })
     }
 
@@ -50,9 +55,13 @@ impl BatchHeader {
         let be_i64 = |at: usize| i64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
         let be_i32 = |at: usize| i32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
         let length = be_i32(8);
-        if length < (HEADER_BYTES - LOG_OVERHEAD) as i32 {
-            return Err(Corruption::BatchLength { position, length });
-        }
+        // The length counts the bytes after it: at least the rest of a header (a negative one
+        // is below that too), and with the bytes before it the size fits a `u32`.
+        let size_bytes = usize::try_from(length)
+            .ok()
+            .filter(|length| *length >= HEADER_BYTES - LOG_OVERHEAD)
+            .and_then(|length| u32::try_from(LOG_OVERHEAD + length).ok())
+            .ok_or(Corruption::BatchLength { position, length })?;
         if bytes[16] as i8 != MAGIC_V2 {
             return Err(Corruption::Magic { position, magic: bytes[16] as i8 });
         }
@@ -67,7 +76,7 @@ impl BatchHeader {
             .ok_or(Corruption::OffsetsOutOfRange { position })?;
         Ok(BatchHeader {
             position,
-            size_bytes: length as u32 + LOG_OVERHEAD as u32,
+            size_bytes,
             base_offset,
             last_offset,
             max_timestamp: be_i64(35),

@@ -7,6 +7,9 @@
 //! ([`OffsetCheckpoint`]), and partition directory names. No async runtime: blocking file
 //! I/O behind small types; callers (the broker) serialize access per log.
 
+// A lossy `as` on an outside length or count silently wraps: `try_from` and handle it, or say why it fits.
+#![warn(clippy::cast_possible_truncation)]
+
 mod checkpoint;
 mod config;
 mod entry_file;

@@ -136,7 +136,8 @@ impl OffsetIndex {
 }
 
 fn entries_max(index_bytes_max: u64) -> usize {
-    (index_bytes_max / OffsetEntry::SIZE as u64) as usize
+    // A bound: beyond the address space it may as well be unbounded.
+    usize::try_from(index_bytes_max / OffsetEntry::SIZE as u64).unwrap_or(usize::MAX)
 }
 
 #[cfg(test)]

@@ -170,7 +170,9 @@ impl ProducerStateManager {
 
     pub fn encode(&self) -> Vec<u8> {
         let mut body = Vec::with_capacity(4 + self.entries.len() * 64);
-        body.extend_from_slice(&(self.entries.len() as u32).to_be_bytes());
+        // Each producer takes memory: 2^32 of them would not fit in it.
+        let producers = u32::try_from(self.entries.len()).expect("fewer than 2^32 producers");
+        body.extend_from_slice(&producers.to_be_bytes());
         let mut ids: Vec<&i64> = self.entries.keys().collect();
         ids.sort();
         for id in ids {
@@ -178,7 +180,7 @@ impl ProducerStateManager {
             body.extend_from_slice(&id.to_be_bytes());
             body.extend_from_slice(&e.epoch.to_be_bytes());
             body.extend_from_slice(&e.last_timestamp.to_be_bytes());
-            body.push(e.batches.len() as u8);
+            body.push(u8::try_from(e.batches.len()).expect("at most BATCHES_KEPT batches per producer"));
             for b in &e.batches {
                 body.extend_from_slice(&b.first_seq.to_be_bytes());
                 body.extend_from_slice(&b.last_seq.to_be_bytes());

@@ -337,10 +337,11 @@ fn write_all_vectored_at(file: &File, parts: &[&[u8]], mut position: u64) -> std
     while !parts.is_empty() {
         let iov: Vec<libc::iovec> =
             parts.iter().map(|p| libc::iovec { iov_base: p.as_ptr() as *mut libc::c_void, iov_len: p.len() }).collect();
+        let count = libc::c_int::try_from(iov.len())
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "too many buffers for pwritev"))?;
         // SAFETY: every iovec points into a live borrowed slice of the stated length, and the
         // file descriptor is open for the duration of the call.
-        let written =
-            unsafe { libc::pwritev(file.as_raw_fd(), iov.as_ptr(), iov.len() as libc::c_int, position as libc::off_t) };
+        let written = unsafe { libc::pwritev(file.as_raw_fd(), iov.as_ptr(), count, position as libc::off_t) };
         if written < 0 {
             let error = std::io::Error::last_os_error();
             if error.kind() == std::io::ErrorKind::Interrupted {

@@ -223,13 +223,14 @@ impl Chunk {
     fn get(&mut self, file: &std::fs::File, position: u64, len: usize, file_bytes: u64) -> std::io::Result<&[u8]> {
         let inside = position >= self.start && position + len as u64 <= self.start + self.bytes.len() as u64;
         if !inside {
-            let want = len.max(RECOVERY_CHUNK_BYTES) as u64;
-            let read_len = want.min(file_bytes - position) as usize;
+            let want = len.max(RECOVERY_CHUNK_BYTES);
+            // The rest of the file, capped at `want`: a rest beyond `usize` is more than `want`.
+            let read_len = usize::try_from(file_bytes - position).map_or(want, |left| want.min(left));
             self.bytes.resize(read_len, 0);
             file.read_exact_at(&mut self.bytes, position)?;
             self.start = position;
         }
-        let from = (position - self.start) as usize;
+        let from = usize::try_from(position - self.start).expect("position lies inside the chunk, a Vec");
         Ok(&self.bytes[from..from + len])
     }
 }

@@ -126,7 +126,8 @@ impl TimeIndex {
 }
 
 fn entries_max(index_bytes_max: u64) -> usize {
-    (index_bytes_max / TimeEntry::SIZE as u64) as usize
+    // A bound: beyond the address space it may as well be unbounded.
+    usize::try_from(index_bytes_max / TimeEntry::SIZE as u64).unwrap_or(usize::MAX)
 }
 
 #[cfg(test)]
