@@ -32,6 +32,10 @@ pub enum BrokerError {
     Metadata(#[from] MetadataError),
     #[error("{0}")]
     Config(String),
+    #[error("configuration: {0}")]
+    Settings(#[from] crate::config::ConfigError),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("consumer groups: {0}")]
     Groups(#[from] GroupLoadError),
 }
@@ -183,6 +187,17 @@ fn register_self(
     let (host, port) = config.advertised();
     let port = i32::from(port);
     let rack = config.rack.clone();
+    let endpoints: Vec<runnel_metadata::BrokerEndpoint> = config
+        .listeners
+        .all
+        .iter()
+        .map(|l| runnel_metadata::BrokerEndpoint {
+            listener: l.name.to_string(),
+            host: l.advertised.0.clone(),
+            port: i32::from(l.advertised.1),
+            security_protocol: l.protocol.to_string(),
+        })
+        .collect();
     metadata
         .commit(|image| {
             let record = MetadataRecord::RegisterBroker {
@@ -191,6 +206,7 @@ fn register_self(
                 port,
                 rack: rack.clone(),
                 incarnation_id,
+                endpoints: endpoints.clone(),
             };
             // Registering unfences: partitions that went offline with this broker come back.
             let registered = image.apply(std::slice::from_ref(&record));

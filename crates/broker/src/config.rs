@@ -3,12 +3,41 @@
 //! enforces is a named setting here.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use runnel_storage::LogConfig;
 
 use crate::groups::GroupConfig;
+use crate::listeners::{parse_endpoints, parse_protocol_map, Endpoint, ListenerName, ListenerSettings, Listeners};
+
+/// The `ssl.*` settings Runnel reads, by Kafka's names.
+const SSL_SETTINGS: &[&str] = &[
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.key",
+    "ssl.keystore.certificate.chain",
+    "ssl.key.password",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.truststore.certificates",
+    "ssl.client.auth",
+    "ssl.enabled.protocols",
+    "ssl.principal.mapping.rules",
+];
+
+/// Whether `key` is an `ssl.*` setting, plain or for one listener.
+fn is_security_setting(key: &str) -> bool {
+    let plain = match key.strip_prefix("listener.name.") {
+        Some(rest) => rest.split_once('.').map_or("", |(_, setting)| setting),
+        None => key,
+    };
+    SSL_SETTINGS.contains(&plain)
+}
+
+/// `PLAINTEXT://127.0.0.1:9092`, the listener of a node given none.
+fn default_listener() -> Vec<Endpoint> {
+    vec![Endpoint { name: ListenerName::new("PLAINTEXT"), host: "127.0.0.1".into(), port: 9092 }]
+}
 
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
@@ -26,9 +55,15 @@ pub enum ConfigError {
 pub struct BrokerConfig {
     pub node_id: i32,
     pub data_dir: PathBuf,
-    pub listen: SocketAddr,
-    /// host:port given to clients in Metadata; defaults to `listen`.
-    pub advertise: Option<(String, u16)>,
+    /// `listeners`, `advertised.listeners`, `listener.security.protocol.map` and
+    /// `inter.broker.listener.name` as given (see `listeners.rs`).
+    pub listener_settings: ListenerSettings,
+    /// The `ssl.*` settings, plain and per listener (`listener.name.<name>.ssl.*`), as
+    /// given; read by `tls.rs` for each TLS listener.
+    pub security: BTreeMap<String, String>,
+    /// The listeners resolved from `listener_settings` by [`BrokerConfig::resolve_listeners`]
+    /// (and given their bound ports by the server).
+    pub listeners: Listeners,
     pub cluster_id: Option<String>,
     /// `process.roles`: broker, controller, or both (the default).
     pub roles: Roles,
@@ -134,8 +169,9 @@ impl Default for BrokerConfig {
         BrokerConfig {
             node_id: 1,
             data_dir: PathBuf::from("./data"),
-            listen: "127.0.0.1:9092".parse().expect("literal address"),
-            advertise: None,
+            listener_settings: ListenerSettings::default(),
+            security: BTreeMap::new(),
+            listeners: ListenerSettings::default().resolve(&default_listener()).expect("the default listener resolves"),
             cluster_id: None,
             rack: None,
             broker_session_timeout_ms: 9_000,
@@ -202,12 +238,23 @@ impl BrokerConfig {
             "node.id" => self.node_id = parse(key, value)?,
             "log.dirs" | "log.dir" | "data.dir" => self.data_dir = PathBuf::from(value),
             "listeners" | "listen" => {
-                let value = value.strip_prefix("PLAINTEXT://").unwrap_or(value);
-                self.listen = parse(key, value)?
+                self.listener_settings.listeners = parse_endpoints(key, value)?;
+                self.try_resolve_listeners();
             }
             "advertised.listeners" | "advertise" => {
-                let value = value.strip_prefix("PLAINTEXT://").unwrap_or(value);
-                self.advertise = Some(parse_host_port(key, value)?)
+                self.listener_settings.advertised = parse_endpoints(key, value)?;
+                self.try_resolve_listeners();
+            }
+            "listener.security.protocol.map" => {
+                self.listener_settings.protocol_map = parse_protocol_map(key, value)?;
+                self.try_resolve_listeners();
+            }
+            _ if is_security_setting(key) => {
+                self.security.insert(key.to_string(), value.to_string());
+            }
+            "inter.broker.listener.name" => {
+                self.listener_settings.inter_broker = Some(ListenerName::new(value));
+                self.try_resolve_listeners();
             }
             "cluster.id" => self.cluster_id = Some(value.to_string()),
             "process.roles" | "roles" => self.roles = parse_roles(key, value)?,
@@ -309,6 +356,7 @@ impl BrokerConfig {
     /// start with settings its logs could not open with.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key: &str, value: String, why: String| Err(ConfigError::Invalid { key: key.into(), value, why });
+        self.listener_settings.resolve(&default_listener())?;
         if let Err(e) = self.log.validate() {
             return invalid("log.*", format!("{:?}", self.log), e.to_string());
         }
@@ -339,9 +387,26 @@ impl BrokerConfig {
         !self.controller_quorum.is_empty()
     }
 
-    /// The host and port clients are told to connect to.
+    /// The host and port clients are told to connect to on the first listener (the one
+    /// `--listen` sets).
     pub fn advertised(&self) -> (String, u16) {
-        self.advertise.clone().unwrap_or_else(|| (self.listen.ip().to_string(), self.listen.port()))
+        self.listeners.all[0].advertised.clone()
+    }
+
+    /// Resolves the listener settings into [`BrokerConfig::listeners`]; the settings are
+    /// checked together here, once all are known.
+    pub fn resolve_listeners(&mut self) -> Result<(), ConfigError> {
+        self.listeners = self.listener_settings.resolve(&default_listener())?;
+        Ok(())
+    }
+
+    /// Keeps `listeners` current while settings arrive one by one; a combination that does
+    /// not resolve yet (a name mapped by a later setting) is reported by
+    /// [`BrokerConfig::resolve_listeners`] at start.
+    fn try_resolve_listeners(&mut self) {
+        if let Ok(listeners) = self.listener_settings.resolve(&default_listener()) {
+            self.listeners = listeners;
+        }
     }
 }
 

@@ -5,6 +5,10 @@
 //! Pipelined requests wait in the kernel's socket buffer and in a read buffer that holds at
 //! most one frame plus [`READ_AHEAD_BYTES`]. Doing the reading in the same task as the
 //! handling saves a task wake-up and a cross-thread hand-off per request.
+//!
+//! On a TLS listener the handshake comes first (bounded by `request.timeout.ms`), then the
+//! same loop runs over the encrypted stream; record data is then read into a bounded
+//! buffer and encrypted, as sendfile cannot encrypt (see `sendfile.rs`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -13,14 +17,15 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use runnel_protocol::frame::{check_size, FrameError, SIZE_PREFIX_BYTES};
-use tokio::io::AsyncReadExt;
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::broker::Broker;
 use crate::handlers;
-use crate::sendfile::write_frame;
+use crate::sendfile::ResponseWriter;
+use crate::session::Session;
+use crate::tls::TlsContext;
 
 /// How much a read may take beyond the current frame: small pipelined requests then cost
 /// one read for several.
@@ -45,8 +50,41 @@ enum ReadError {
     Timeout(Duration),
 }
 
-pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut stop: watch::Receiver<bool>) {
-    let (reader, mut writer) = stream.into_split();
+/// Serves one accepted connection of a listener (`tls` set for SSL and SASL_SSL).
+pub async fn serve(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    session: Session,
+    tls: Option<Arc<TlsContext>>,
+    stop: watch::Receiver<bool>,
+) {
+    let peer = session.peer;
+    let Some(tls) = tls else {
+        let (reader, writer) = stream.into_split();
+        return serve_stream(broker, reader, ResponseWriter::Plain(writer), session, stop).await;
+    };
+    let handshake_timeout = Duration::from_millis(broker.config.request_timeout_ms);
+    match tokio::time::timeout(handshake_timeout, tls.acceptor().accept(stream)).await {
+        Ok(Ok(stream)) => {
+            let (reader, writer) = tokio::io::split(stream);
+            serve_stream(broker, reader, ResponseWriter::Tls(Box::new(writer)), session, stop).await
+        }
+        Ok(Err(e)) => {
+            broker.stats.bad_frames.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%peer, listener = %session.listener, error = %e, "TLS handshake failed; closing");
+        }
+        Err(_) => tracing::warn!(%peer, listener = %session.listener, "TLS handshake timed out; closing"),
+    }
+}
+
+async fn serve_stream<R: AsyncRead + Unpin>(
+    broker: Arc<Broker>,
+    reader: R,
+    mut writer: ResponseWriter,
+    session: Session,
+    mut stop: watch::Receiver<bool>,
+) {
+    let peer: SocketAddr = session.peer;
     let mut frames = FrameReader::new(reader, &broker);
     let write_timeout = Duration::from_millis(broker.config.request_timeout_ms);
     loop {
@@ -64,11 +102,11 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut
             }
         };
         broker.stats.requests.fetch_add(1, Ordering::Relaxed);
-        match handlers::handle(&broker, frame, &stop, peer).await {
+        match handlers::handle(&broker, frame, &stop, &session).await {
             Ok(Some(response)) => {
                 // A client that stops reading must not hold its connection slot (and the
                 // request's budget) for ever.
-                let write = write_frame(&mut writer, response, &broker.stats.sendfile_bytes);
+                let write = writer.write_frame(response, &broker.stats.sendfile_bytes);
                 match tokio::time::timeout(write_timeout, write).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => {
@@ -92,8 +130,8 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, mut
 }
 
 /// Splits the byte stream into frames, reading ahead a bounded amount.
-struct FrameReader {
-    reader: OwnedReadHalf,
+struct FrameReader<R> {
+    reader: R,
     buf: BytesMut,
     limit: usize,
     idle: Duration,
@@ -101,8 +139,8 @@ struct FrameReader {
     budget: Arc<Semaphore>,
 }
 
-impl FrameReader {
-    fn new(reader: OwnedReadHalf, broker: &Broker) -> Self {
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    fn new(reader: R, broker: &Broker) -> Self {
         FrameReader {
             reader,
             buf: BytesMut::new(),

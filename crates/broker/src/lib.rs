@@ -15,6 +15,7 @@ pub mod connection;
 pub mod groups;
 pub mod handlers;
 pub mod isr;
+pub mod listeners;
 pub mod liveness;
 pub mod locks;
 pub mod log_dirs;
@@ -31,7 +32,9 @@ pub mod replica_manager;
 pub mod response;
 pub mod sendfile;
 pub mod server;
+pub mod session;
 pub mod storage_failure;
+pub mod tls;
 pub mod topic_admin;
 pub mod topic_config;
 

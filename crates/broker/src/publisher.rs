@@ -141,6 +141,7 @@ mod tests {
             port: 1,
             rack: None,
             incarnation_id: Uuid::from_u128(node_id as u128),
+            endpoints: Vec::new(),
         }
     }
 

@@ -119,8 +119,12 @@ impl ReplicaFetchers {
     }
 }
 
+/// The leader's address on the inter-broker listener.
 fn leader_address(broker: &Broker, leader: i32) -> Option<String> {
-    broker.metadata.image().brokers.get(&leader).map(|b| format!("{}:{}", b.host, b.port))
+    let listener = broker.config.listeners.inter_broker.as_str();
+    let image = broker.metadata.image();
+    let (host, port) = image.brokers.get(&leader)?.endpoint(listener)?;
+    Some(format!("{host}:{port}"))
 }
 
 /// Connects to the leader at `address`, and checks that the node there belongs to this

@@ -9,6 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+
+use crate::listeners::{ListenerName, SecurityProtocol};
+use crate::session::Session;
+use crate::tls::{TlsContext, TlsSettings};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::broker::{Broker, BrokerError};
@@ -24,10 +28,62 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 const GROUP_TIMER_TICK: Duration = Duration::from_millis(25);
 
 /// A running server's addresses, reported once it listens.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Bound {
+    /// The first listener's address (the one `--listen` sets).
     pub kafka: SocketAddr,
+    /// Every listener: name, security protocol, bound address.
+    pub listeners: Vec<(ListenerName, SecurityProtocol, SocketAddr)>,
     pub metrics: Option<SocketAddr>,
+}
+
+/// One bound listener, ready to accept.
+struct Accepting {
+    name: ListenerName,
+    protocol: SecurityProtocol,
+    socket: TcpListener,
+    tls: Option<Arc<TlsContext>>,
+}
+
+/// How often TLS files are checked for changes.
+const TLS_RELOAD_CHECK: Duration = Duration::from_secs(1);
+
+/// Binds every listener and loads its TLS material; any failure stops the start.
+async fn bind_listeners(config: &mut BrokerConfig) -> Result<Vec<Accepting>, BrokerError> {
+    config.resolve_listeners()?;
+    let inter_broker = config.listeners.inter_broker();
+    if config.is_cluster() && inter_broker.protocol != SecurityProtocol::Plaintext {
+        return Err(BrokerError::Config(format!(
+            "inter.broker.listener.name {} is {}: replicas connect to each other over PLAINTEXT only in this version",
+            inter_broker.name, inter_broker.protocol
+        )));
+    }
+    let mut accepting = Vec::with_capacity(config.listeners.all.len());
+    for listener in config.listeners.all.clone() {
+        if listener.protocol.uses_sasl() {
+            return Err(BrokerError::Config(format!(
+                "listener {}: {} needs SASL, which this version does not support yet; use PLAINTEXT or SSL",
+                listener.name, listener.protocol
+            )));
+        }
+        let tls = if listener.protocol.uses_tls() {
+            Some(Arc::new(TlsContext::new(TlsSettings::from_settings(&listener.name, &config.security)?)?))
+        } else {
+            None
+        };
+        let socket = TcpListener::bind(listener.bind).await?;
+        let addr = socket.local_addr()?;
+        config.listeners.bound(&listener.name, addr);
+        if listener.protocol == SecurityProtocol::Plaintext && !addr.ip().is_loopback() {
+            tracing::warn!(
+                listener = %listener.name,
+                %addr,
+                "PLAINTEXT listener on a non-loopback address without an authorizer: anyone who can reach it can read, write and delete everything"
+            );
+        }
+        accepting.push(Accepting { name: listener.name, protocol: listener.protocol, socket, tls });
+    }
+    Ok(accepting)
 }
 
 /// Runs a node until `shutdown` resolves, then drains and shuts down cleanly.
@@ -37,8 +93,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     on_bound: impl FnOnce(Bound),
 ) -> Result<(), BrokerError> {
-    let listener = TcpListener::bind(config.listen).await?;
-    config.listen = listener.local_addr()?;
+    let accepting = bind_listeners(&mut config).await?;
     let cluster = if config.is_cluster() {
         if config.cluster_id.is_none() {
             config.cluster_id = Some(crate::cluster::derived_cluster_id(&config));
@@ -52,8 +107,14 @@ pub async fn run(
         Some(addr) => Some(crate::metrics::serve(broker.clone(), addr).await?),
         None => None,
     };
-    tracing::info!(addr = %broker.config.listen, "kafka listener ready");
-    on_bound(Bound { kafka: broker.config.listen, metrics });
+    let listeners: Vec<(ListenerName, SecurityProtocol, SocketAddr)> = accepting
+        .iter()
+        .map(|a| (a.name.clone(), a.protocol, broker.config.listeners.get(&a.name).expect("bound").bind))
+        .collect();
+    for (name, protocol, addr) in &listeners {
+        tracing::info!(listener = %name, %protocol, %addr, "kafka listener ready");
+    }
+    on_bound(Bound { kafka: listeners[0].2, listeners, metrics });
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let background = spawn_background(broker.clone(), stop_rx.clone());
@@ -63,10 +124,20 @@ pub async fn run(
     let shrinker = Some(crate::isr::spawn_shrinker(broker.clone(), stop_rx.clone()));
     let rebalancer = crate::liveness::spawn_leader_rebalance(broker.clone(), stop_rx.clone());
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    let slots = Arc::new(Semaphore::new(broker.config.max_connections));
+    let mut loops = tokio::task::JoinSet::new();
+    let mut tls_contexts = Vec::new();
+    for listener in accepting {
+        tls_contexts.extend(listener.tls.clone());
+        loops.spawn(accept_loop(broker.clone(), listener, slots.clone(), stop_rx.clone(), alive_tx.clone()));
+    }
+    drop(alive_tx);
+    let reload = (!tls_contexts.is_empty()).then(|| tokio::spawn(reload_tls(tls_contexts, stop_rx.clone())));
     tokio::select! {
-        _ = accept_loop(broker.clone(), listener, stop_rx.clone(), alive_tx) => {}
+        _ = loops.join_next() => {}
         _ = shutdown => tracing::info!("shutdown requested"),
     }
+    loops.abort_all();
     let _ = stop_tx.send(true);
     // Background commits (ISR changes, elections) stop waiting for a quorum that may be
     // leaving with the other nodes; controlled shutdown below has its own bound.
@@ -76,7 +147,7 @@ pub async fn run(
         tracing::warn!("connections still busy after the drain timeout; shutting down anyway");
     }
     let _ = background.await;
-    for task in [follower, liveness, shrinker, rebalancer].into_iter().flatten() {
+    for task in [follower, liveness, shrinker, rebalancer, reload].into_iter().flatten() {
         let _ = task.await;
     }
     crate::cluster::controlled_shutdown(&broker);
@@ -87,10 +158,34 @@ pub async fn run(
     Ok(())
 }
 
-async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, stop: watch::Receiver<bool>, alive: mpsc::Sender<()>) {
-    let slots = Arc::new(Semaphore::new(broker.config.max_connections));
+/// Re-reads TLS files that changed, every [`TLS_RELOAD_CHECK`], until `stop`.
+async fn reload_tls(contexts: Vec<Arc<TlsContext>>, mut stop: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(TLS_RELOAD_CHECK);
     loop {
-        let (stream, peer) = match listener.accept().await {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let contexts = contexts.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            contexts.iter().for_each(|c| {
+                c.reload_if_changed();
+            })
+        })
+        .await;
+    }
+}
+
+/// Accepts connections on one listener; every listener shares the node's `max.connections`.
+async fn accept_loop(
+    broker: Arc<Broker>,
+    listener: Accepting,
+    slots: Arc<Semaphore>,
+    stop: watch::Receiver<bool>,
+    alive: mpsc::Sender<()>,
+) {
+    loop {
+        let (stream, peer) = match listener.socket.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -109,8 +204,10 @@ async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, stop: watch::Re
         let broker = broker.clone();
         let stop = stop.clone();
         let alive = alive.clone();
+        let session = Session { peer, listener: listener.name.clone(), protocol: listener.protocol };
+        let tls = listener.tls.clone();
         tokio::spawn(async move {
-            connection::serve(broker, stream, peer, stop).await;
+            connection::serve(broker, stream, session, tls, stop).await;
             drop(permit);
             drop(alive);
         });
@@ -177,6 +274,10 @@ pub async fn termination_signal() {
 /// Convenience for callers that build a config and run with the process signals.
 pub async fn run_until_signal(config: BrokerConfig, metrics_listen: Option<SocketAddr>) -> Result<(), BrokerError> {
     run(config, metrics_listen, termination_signal(), |bound| {
+        // Every listener first: whoever waits for the listening line has seen them all.
+        for (name, protocol, addr) in &bound.listeners {
+            println!("runnel listener {name} {protocol} on {addr}");
+        }
         println!("runnel listening on {}", bound.kafka);
         if let Some(metrics) = bound.metrics {
             println!("runnel metrics on http://{metrics}/metrics");

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::records::{ConfigResource, MetadataRecord};
+use crate::records::{BrokerEndpoint, ConfigResource, MetadataRecord};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BrokerImage {
@@ -30,6 +30,22 @@ pub struct BrokerImage {
     /// Replicas on this broker that it reported it cannot serve, as (topic id, partition).
     #[serde(default)]
     pub offline_replicas: BTreeSet<(Uuid, i32)>,
+    /// Its listeners' advertised addresses; empty for a registration from before
+    /// listeners, whose one address is `host` and `port`.
+    #[serde(default)]
+    pub endpoints: Vec<BrokerEndpoint>,
+}
+
+impl BrokerImage {
+    /// Where clients of listener `listener` reach this broker: that listener's endpoint, or
+    /// for a registration without endpoints its one address. `None`: the broker has no
+    /// such listener (Kafka then leaves it out, or answers LISTENER_NOT_FOUND).
+    pub fn endpoint(&self, listener: &str) -> Option<(&str, i32)> {
+        if self.endpoints.is_empty() {
+            return Some((&self.host, self.port));
+        }
+        self.endpoints.iter().find(|e| e.listener == listener).map(|e| (e.host.as_str(), e.port))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -163,7 +179,7 @@ impl MetadataImage {
 
     fn apply_one(&mut self, record: &MetadataRecord) {
         match record {
-            MetadataRecord::RegisterBroker { node_id, host, port, rack, incarnation_id } => {
+            MetadataRecord::RegisterBroker { node_id, host, port, rack, incarnation_id, endpoints } => {
                 let broker = BrokerImage {
                     node_id: *node_id,
                     host: host.clone(),
@@ -174,6 +190,7 @@ impl MetadataImage {
                     fenced: false,
                     shutting_down: false,
                     offline_replicas: BTreeSet::new(),
+                    endpoints: endpoints.clone(),
                 };
                 self.brokers.insert(*node_id, broker);
             }

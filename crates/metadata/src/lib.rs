@@ -19,4 +19,4 @@ pub mod records;
 
 pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
 pub use log::{MetadataError, MetadataLog, SourceError, UnknownOutcome};
-pub use records::{ConfigResource, MetadataRecord};
+pub use records::{BrokerEndpoint, ConfigResource, MetadataRecord};

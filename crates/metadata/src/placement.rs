@@ -87,6 +87,7 @@ mod tests {
     fn broker(node_id: i32, rack: Option<&str>) -> BrokerImage {
         BrokerImage {
             offline_replicas: Default::default(),
+            endpoints: Vec::new(),
             node_id,
             host: "h".into(),
             port: 1,

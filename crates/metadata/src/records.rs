@@ -11,6 +11,17 @@ pub enum ConfigResource {
     Broker(i32),
 }
 
+/// One listener of a broker as clients of that listener reach it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct BrokerEndpoint {
+    /// The listener's name, upper-cased (`PLAINTEXT`, `SSL`, `INTERNAL`...).
+    pub listener: String,
+    pub host: String,
+    pub port: i32,
+    /// Kafka's name of the listener's security protocol.
+    pub security_protocol: String,
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(tag = "type")]
 pub enum MetadataRecord {
@@ -23,6 +34,10 @@ pub enum MetadataRecord {
         rack: Option<String>,
         #[serde(default)]
         incarnation_id: Uuid,
+        /// Every listener's advertised address (Kafka's registration endpoints); empty in
+        /// registrations written before listeners existed, which `host` and `port` describe.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        endpoints: Vec<BrokerEndpoint>,
     },
     /// The broker stopped heartbeating (or is shutting down): it leads nothing.
     FenceBroker {
@@ -109,6 +124,7 @@ impl MetadataRecord {
             port: 1,
             rack: None,
             incarnation_id: Uuid::from_u128(incarnation),
+            endpoints: Vec::new(),
         }
     }
 

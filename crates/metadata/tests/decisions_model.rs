@@ -37,6 +37,7 @@ fn cluster() -> impl Strategy<Value = Vec<MetadataRecord>> {
                     port: 9000 + id,
                     rack: None,
                     incarnation_id: Uuid::from_u128(id as u128),
+                    endpoints: Vec::new(),
                 });
                 if fenced[(id - 1) as usize] {
                     records.push(MetadataRecord::FenceBroker { node_id: id, shutting_down: false });

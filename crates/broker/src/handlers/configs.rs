@@ -32,12 +32,16 @@ fn wanted(resource: &DescribeConfigsResource, name: &str) -> bool {
 }
 
 fn broker_entries(config: &BrokerConfig) -> Vec<(&'static str, String)> {
-    let (host, port) = config.advertised();
+    let listeners = &config.listeners.all;
+    let joined =
+        |f: &dyn Fn(&crate::listeners::Listener) -> String| listeners.iter().map(f).collect::<Vec<_>>().join(",");
     vec![
         ("node.id", config.node_id.to_string()),
         ("log.dirs", config.data_dir.display().to_string()),
-        ("listeners", format!("PLAINTEXT://{}", config.listen)),
-        ("advertised.listeners", format!("PLAINTEXT://{host}:{port}")),
+        ("listeners", joined(&|l| format!("{}://{}", l.name, l.bind))),
+        ("advertised.listeners", joined(&|l| format!("{}://{}:{}", l.name, l.advertised.0, l.advertised.1))),
+        ("listener.security.protocol.map", joined(&|l| format!("{}:{}", l.name, l.protocol))),
+        ("inter.broker.listener.name", config.listeners.inter_broker.to_string()),
         ("num.partitions", config.num_partitions.to_string()),
         ("default.replication.factor", config.default_replication_factor.to_string()),
         ("auto.create.topics.enable", config.auto_create_topics_enable.to_string()),

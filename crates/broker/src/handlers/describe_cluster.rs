@@ -13,11 +13,12 @@ pub fn handle(ctx: &Context, _request: DescribeClusterRequest) -> DescribeCluste
         .brokers
         .values()
         .filter(|b| !b.fenced)
-        .map(|b| {
+        .filter_map(|b| Some((b, b.endpoint(ctx.session.listener.as_str())?)))
+        .map(|(b, (host, port))| {
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(b.node_id))
-                .with_host(StrBytes::from_string(b.host.clone()))
-                .with_port(b.port)
+                .with_host(StrBytes::from_string(host.to_string()))
+                .with_port(port)
                 .with_rack(b.rack.clone().map(StrBytes::from_string))
         })
         .collect();

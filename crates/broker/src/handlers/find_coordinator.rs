@@ -28,7 +28,8 @@ fn locate(ctx: &Context, key: &str, key_type: i8) -> Result<(i32, String, i32), 
             let count = i32::try_from(topic.partitions.len()).map_err(|_| unavailable)?;
             let leader = topic.partitions.get(partition_for(key, count) as usize).map_or(-1, |p| p.leader);
             let broker = image.brokers.get(&leader).filter(|b| !b.fenced).ok_or(unavailable)?;
-            Ok((leader, broker.host.clone(), broker.port))
+            let (host, port) = broker.endpoint(ctx.session.listener.as_str()).ok_or(unavailable)?;
+            Ok((leader, host.to_string(), port))
         }
         KEY_TYPE_TRANSACTION => Err((ResponseError::CoordinatorNotAvailable, "transactions are not supported yet")),
         _ => Err((ResponseError::InvalidRequest, "unknown key type")),

@@ -50,10 +50,15 @@ async fn call<R: Request>(node: &Node, request: &R, version: i16) -> R::Response
     let mut buf = BytesMut::new();
     header.encode(&mut buf, R::header_version(version)).unwrap();
     request.encode(&mut buf, version).unwrap();
-    let frame = handle(&node.broker, buf.freeze(), &node.stop, "127.0.0.1:1".parse().unwrap())
-        .await
-        .expect("handled")
-        .expect("a response");
+    let frame = handle(
+        &node.broker,
+        buf.freeze(),
+        &node.stop,
+        &crate::session::Session::plaintext("127.0.0.1:1".parse().unwrap()),
+    )
+    .await
+    .expect("handled")
+    .expect("a response");
     let mut bytes = BytesMut::new();
     for chunk in frame.chunks {
         match chunk {

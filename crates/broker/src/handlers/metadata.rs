@@ -19,13 +19,15 @@ use crate::topic_admin::create_topic;
 /// "Operations not requested" in Kafka's encoding.
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
-/// `local_offline`: partitions of this topic whose replica on this node failed to open.
+/// `local_offline`: partitions of this topic whose replica on this node failed to open;
+/// `listener`: the listener the request came on.
 fn describe_topic(
     image: &MetadataImage,
     topic: &TopicImage,
     version: i16,
     node_id: i32,
     local_offline: &[i32],
+    listener: &str,
 ) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
@@ -40,6 +42,9 @@ fn describe_topic(
             // A partition without a leader is reported as Kafka does, so clients retry.
             let described = if p.leader < 0 {
                 described.with_error_code(ResponseError::LeaderNotAvailable.code())
+            } else if image.brokers.get(&p.leader).is_some_and(|b| b.endpoint(listener).is_none()) {
+                // The leader has no listener of this name: Kafka's LISTENER_NOT_FOUND.
+                described.with_error_code(ResponseError::ListenerNotFound.code())
             } else {
                 described
             };
@@ -86,7 +91,7 @@ fn missing_topic(name: Option<String>, id: Uuid, error: ResponseError) -> Metada
 
 fn describe(ctx: &Context, image: &MetadataImage, topic: &TopicImage) -> MetadataResponseTopic {
     let local_offline = ctx.broker.replicas.offline_partitions(&topic.name);
-    describe_topic(image, topic, ctx.version, ctx.broker.config.node_id, &local_offline)
+    describe_topic(image, topic, ctx.version, ctx.broker.config.node_id, &local_offline, ctx.session.listener.as_str())
 }
 
 fn lookup_or_create(ctx: &Context, image: &MetadataImage, name: &str, auto_create: bool) -> MetadataResponseTopic {
@@ -145,11 +150,12 @@ pub fn handle(ctx: &Context, request: MetadataRequest) -> MetadataResponse {
         .brokers
         .values()
         .filter(|b| !b.fenced)
-        .map(|b| {
+        .filter_map(|b| Some((b, b.endpoint(ctx.session.listener.as_str())?)))
+        .map(|(b, (host, port))| {
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.node_id))
-                .with_host(StrBytes::from_string(b.host.clone()))
-                .with_port(b.port)
+                .with_host(StrBytes::from_string(host.to_string()))
+                .with_port(port)
                 .with_rack(b.rack.clone().map(StrBytes::from_string))
         })
         .collect();

@@ -38,6 +38,7 @@ use tokio::sync::watch;
 
 use crate::broker::Broker;
 use crate::response::{encode, EncodeError, Frame};
+use crate::session::Session;
 
 /// Why a connection is closed rather than answered.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +63,8 @@ pub struct Context<'a> {
     pub stop: &'a watch::Receiver<bool>,
     /// The client's address, reported as `client_host` in group descriptions.
     pub peer: SocketAddr,
+    /// The connection's listener and security.
+    pub session: &'a Session,
 }
 
 fn decode_body<T: Decodable>(api: ApiKey, version: i16, mut body: Bytes) -> Result<T, DispatchError> {
@@ -80,8 +83,9 @@ pub async fn handle(
     broker: &Arc<Broker>,
     frame: Bytes,
     stop: &watch::Receiver<bool>,
-    peer: SocketAddr,
+    session: &Session,
 ) -> Result<Option<Frame>, DispatchError> {
+    let peer = session.peer;
     let prefix = peek_prefix(&frame)?;
     if prefix.api_key == ApiKey::ApiVersions as i16 && !is_supported(ApiKey::ApiVersions, prefix.api_version) {
         // Kafka answers an ApiVersions it cannot parse with v0 and UNSUPPORTED_VERSION, so
@@ -93,7 +97,7 @@ pub async fn handle(
     if !is_supported(api, version) {
         return Err(DispatchError::UnsupportedVersion { api, version });
     }
-    let ctx = Context { broker, header: &header, version, stop, peer };
+    let ctx = Context { broker, header: &header, version, stop, peer, session };
     match api {
         ApiKey::ApiVersions => respond(api, &ctx, &api_versions::handle(&ctx, decode_body(api, version, body)?)),
         ApiKey::Metadata => respond(api, &ctx, &metadata::handle(&ctx, decode_body(api, version, body)?)),

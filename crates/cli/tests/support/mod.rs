@@ -45,6 +45,8 @@ pub struct Node {
     child: Option<Child>,
     bootstrap: String,
     metrics_url: Option<String>,
+    /// Each listener's bound address by name, from the node's listener lines.
+    listeners: std::collections::BTreeMap<String, String>,
     starts: u32,
     /// Stdout lines of the current incarnation, until its listening line has been seen.
     lines: Option<mpsc::Receiver<String>>,
@@ -93,6 +95,7 @@ impl Node {
             child: None,
             bootstrap: String::new(),
             metrics_url: None,
+            listeners: Default::default(),
             starts: 0,
             lines: None,
             label: String::new(),
@@ -119,7 +122,7 @@ impl Node {
         let log = File::options().create(true).append(true).open(self.log_path()).expect("open node log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_runnel"));
         command.arg("server").arg("--data-dir").arg(&self.data_dir);
-        if !self.extra_args.iter().any(|arg| arg == "--listen") {
+        if !self.extra_args.iter().any(|arg| arg == "--listen" || arg.starts_with("listeners=")) {
             command.args(["--listen", "127.0.0.1:0"]);
         }
         command
@@ -157,12 +160,19 @@ impl Node {
         let deadline = Instant::now() + timeout;
         let mut bootstrap = None;
         let mut metrics_url = None;
+        let mut listeners = std::collections::BTreeMap::new();
         while bootstrap.is_none() || (self.metrics && metrics_url.is_none()) {
             let left = deadline.saturating_duration_since(Instant::now());
             match lines_rx.recv_timeout(left) {
                 Ok(line) => {
                     if let Some(addr) = line.strip_prefix("runnel listening on ") {
                         bootstrap = Some(addr.trim().to_string());
+                    } else if let Some(listener) = line.strip_prefix("runnel listener ") {
+                        // "NAME PROTOCOL on ADDR"
+                        let mut words = listener.split_whitespace();
+                        if let (Some(name), Some(addr)) = (words.next(), words.last()) {
+                            listeners.insert(name.to_string(), addr.to_string());
+                        }
                     } else if let Some(url) = line.strip_prefix("runnel metrics on ") {
                         metrics_url = Some(url.trim().to_string());
                     }
@@ -178,6 +188,12 @@ impl Node {
         }
         self.bootstrap = bootstrap.expect("loop exits only with an address");
         self.metrics_url = metrics_url;
+        self.listeners = listeners;
+    }
+
+    /// The bound `host:port` of listener `name` (e.g. "SSL").
+    pub fn listener(&self, name: &str) -> &str {
+        self.listeners.get(name).unwrap_or_else(|| panic!("the node has no listener {name}: {:?}", self.listeners))
     }
 
     /// `host:port` for `bootstrap.servers`.

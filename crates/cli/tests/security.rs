@@ -1,0 +1,267 @@
+//! Listeners and TLS against real clients: a node serving PLAINTEXT and SSL side by side
+//! answers each listener's clients with that listener's addresses; kcat (librdkafka with
+//! OpenSSL) produces and consumes over TLS; a listener that requires client certificates
+//! refuses a client without one; new certificate files are picked up without a restart;
+//! settings that cannot work are refused at start. Certificates are generated here with
+//! rcgen, never downloaded.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use support::*;
+use tempfile::TempDir;
+
+/// A certificate authority and what it signed, as PEM files in one directory.
+struct Pki {
+    dir: PathBuf,
+    ca: rcgen::Certificate,
+    ca_key: KeyPair,
+}
+
+impl Pki {
+    fn new(dir: &Path, name: &str) -> Pki {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, format!("{name} test CA"));
+        let ca = params.self_signed(&ca_key).unwrap();
+        std::fs::write(dir.join(format!("{name}-ca.pem")), ca.pem()).unwrap();
+        Pki { dir: dir.join(name), ca, ca_key }
+    }
+
+    fn ca_path(&self) -> PathBuf {
+        self.dir.with_file_name(format!("{}-ca.pem", self.dir.file_name().unwrap().to_string_lossy()))
+    }
+
+    /// Signs a certificate for `common_name` valid for localhost and 127.0.0.1; returns the
+    /// certificate and key PEM.
+    fn issue(&self, common_name: &str) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, common_name);
+        let cert = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// A Kafka PEM key store (the key, then the chain) for the broker, at `path`.
+    fn write_keystore(&self, path: &Path) {
+        let (cert, key) = self.issue("runnel broker");
+        // Written beside and renamed, as a certificate rotation tool would.
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, format!("{key}{cert}")).unwrap();
+        std::fs::rename(&tmp, path).unwrap();
+    }
+
+    /// A client certificate and key as two files; returns their paths.
+    fn write_client(&self, name: &str) -> (PathBuf, PathBuf) {
+        let (cert, key) = self.issue(name);
+        let (cert_path, key_path) =
+            (self.dir.with_extension(format!("{name}.pem")), self.dir.with_extension(format!("{name}.key")));
+        std::fs::write(&cert_path, cert).unwrap();
+        std::fs::write(&key_path, key).unwrap();
+        (cert_path, key_path)
+    }
+}
+
+/// kcat against `broker` with extra `-X` properties; returns (success, stdout, stderr).
+fn kcat(broker: &str, properties: &[(&str, String)], args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut command = Command::new("kcat");
+    // The test runner puts the build's own librdkafka (built without OpenSSL) on the
+    // library path; kcat must load the system one it was built with.
+    command.env_remove("LD_LIBRARY_PATH");
+    command.args(["-b", broker, "-m", "5"]);
+    for (key, value) in properties {
+        command.arg("-X").arg(format!("{key}={value}"));
+    }
+    command.args(args).stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("kcat is installed (Debian package kcat)");
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn ssl_client(ca: &Path) -> Vec<(&'static str, String)> {
+    vec![("security.protocol", "ssl".to_string()), ("ssl.ca.location", ca.display().to_string())]
+}
+
+/// The broker addresses a kcat metadata listing names.
+fn listed_brokers(listing: &str) -> Vec<String> {
+    listing
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("broker ")?.split_whitespace().nth(2).map(str::to_string))
+        .collect()
+}
+
+fn args(owned: &[String]) -> Vec<&str> {
+    owned.iter().map(String::as_str).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ssl_listener_serves_kafka_clients_beside_plaintext_with_its_own_addresses() {
+    let dir = TempDir::new().unwrap();
+    let certs = TempDir::new().unwrap();
+    let pki = Pki::new(certs.path(), "main");
+    let keystore = certs.path().join("broker.pem");
+    pki.write_keystore(&keystore);
+    let settings = vec![
+        "--set".to_string(),
+        "listeners=PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0".to_string(),
+        "--set".to_string(),
+        format!("ssl.keystore.location={}", keystore.display()),
+    ];
+    let node = Node::start(dir.path(), &args(&settings));
+    let (plain, ssl) = (node.listener("PLAINTEXT").to_string(), node.listener("SSL").to_string());
+    assert_eq!(node.bootstrap(), plain, "the first listener is the one printed as listening");
+    create_topic(&plain, "secret", 2, &[]).await;
+
+    let lines: Vec<String> = (0..40).map(|i| format!("k{}:value {i}", i % 5)).collect();
+    let (ok, _, err) = kcat(&ssl, &ssl_client(&pki.ca_path()), &["-P", "-t", "secret", "-K:"], Some(&lines.join("\n")));
+    assert!(ok, "producing over TLS: {err}");
+    let (ok, out, err) = kcat(
+        &ssl,
+        &ssl_client(&pki.ca_path()),
+        &["-C", "-t", "secret", "-o", "beginning", "-e", "-f", "%k:%s\n"],
+        None,
+    );
+    assert!(ok, "consuming over TLS: {err}");
+    let mut got: Vec<String> = out.lines().map(str::to_string).collect();
+    let mut sent = lines.clone();
+    got.sort();
+    sent.sort();
+    assert_eq!(got, sent, "everything produced over TLS reads back over TLS");
+
+    // Each listener's clients are told that listener's address.
+    let (ok, listing, err) = kcat(&ssl, &ssl_client(&pki.ca_path()), &["-L"], None);
+    assert!(ok, "metadata over TLS: {err}");
+    assert_eq!(listed_brokers(&listing), vec![ssl.clone()], "{listing}");
+    let (ok, listing, err) = kcat(&plain, &[], &["-L"], None);
+    assert!(ok, "metadata over PLAINTEXT: {err}");
+    assert_eq!(listed_brokers(&listing), vec![plain.clone()], "{listing}");
+
+    // A client that does not trust the broker's CA is refused by the client, and one that
+    // speaks plaintext to the SSL port gets no answer it can read.
+    let other = Pki::new(certs.path(), "other");
+    let (ok, _, _) = kcat(&ssl, &ssl_client(&other.ca_path()), &["-L"], None);
+    assert!(!ok, "a client trusting another CA must not connect");
+    let (ok, _, _) = kcat(&ssl, &[], &["-L"], None);
+    assert!(!ok, "plaintext to the SSL listener must fail");
+    // The node still serves both listeners.
+    let (ok, _, err) = kcat(&plain, &[], &["-L"], None);
+    assert!(ok, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_requiring_client_certificates_refuses_clients_without_one() {
+    let dir = TempDir::new().unwrap();
+    let certs = TempDir::new().unwrap();
+    let pki = Pki::new(certs.path(), "main");
+    let keystore = certs.path().join("broker.pem");
+    pki.write_keystore(&keystore);
+    let settings = vec![
+        "--set".to_string(),
+        "listeners=SSL://127.0.0.1:0".to_string(),
+        "--set".to_string(),
+        format!("ssl.keystore.location={}", keystore.display()),
+        "--set".to_string(),
+        format!("ssl.truststore.location={}", pki.ca_path().display()),
+        "--set".to_string(),
+        "ssl.client.auth=required".to_string(),
+    ];
+    let node = Node::start(dir.path(), &args(&settings));
+    let ssl = node.listener("SSL").to_string();
+    let (ok, _, _) = kcat(&ssl, &ssl_client(&pki.ca_path()), &["-L"], None);
+    assert!(!ok, "a client without a certificate must be refused");
+    let stranger = Pki::new(certs.path(), "stranger");
+    let (cert, key) = stranger.write_client("mallory");
+    let mut with_foreign = ssl_client(&pki.ca_path());
+    with_foreign.extend([
+        ("ssl.certificate.location", cert.display().to_string()),
+        ("ssl.key.location", key.display().to_string()),
+    ]);
+    let (ok, _, _) = kcat(&ssl, &with_foreign, &["-L"], None);
+    assert!(!ok, "a client certificate from an untrusted CA must be refused");
+    let (cert, key) = pki.write_client("alice");
+    let mut with_cert = ssl_client(&pki.ca_path());
+    with_cert.extend([
+        ("ssl.certificate.location", cert.display().to_string()),
+        ("ssl.key.location", key.display().to_string()),
+    ]);
+    let (ok, listing, err) = kcat(&ssl, &with_cert, &["-L"], None);
+    assert!(ok, "a client with a trusted certificate connects: {err}");
+    assert_eq!(listed_brokers(&listing), vec![ssl.clone()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_certificate_files_are_used_without_a_restart() {
+    let dir = TempDir::new().unwrap();
+    let certs = TempDir::new().unwrap();
+    let (first, second) = (Pki::new(certs.path(), "first"), Pki::new(certs.path(), "second"));
+    let keystore = certs.path().join("broker.pem");
+    first.write_keystore(&keystore);
+    let settings = vec![
+        "--set".to_string(),
+        "listeners=SSL://127.0.0.1:0".to_string(),
+        "--set".to_string(),
+        format!("ssl.keystore.location={}", keystore.display()),
+    ];
+    let node = Node::start(dir.path(), &args(&settings));
+    let ssl = node.listener("SSL").to_string();
+    let (ok, _, err) = kcat(&ssl, &ssl_client(&first.ca_path()), &["-L"], None);
+    assert!(ok, "{err}");
+
+    // Rotate to a certificate from another CA: new connections get it.
+    second.write_keystore(&keystore);
+    poll_until(Duration::from_secs(20), Duration::from_millis(200), "the rotated certificate to be served", || {
+        kcat(&ssl, &ssl_client(&second.ca_path()), &["-L"], None).0.then_some(())
+    });
+    let (ok, _, _) = kcat(&ssl, &ssl_client(&first.ca_path()), &["-L"], None);
+    assert!(!ok, "the old certificate is no longer served");
+
+    // A broken file keeps the working material.
+    std::fs::write(&keystore, "not a key store").unwrap();
+    poll_until(Duration::from_secs(20), Duration::from_millis(100), "the damaged file to be noticed", || {
+        node.log_tail().contains("does not load; keeping the previous").then_some(())
+    });
+    let (ok, _, err) = kcat(&ssl, &ssl_client(&second.ca_path()), &["-L"], None);
+    assert!(ok, "a damaged key store file must not take TLS down: {err}");
+}
+
+#[test]
+fn settings_that_cannot_work_are_refused_at_start() {
+    let dir = TempDir::new().unwrap();
+    let refused = |extra: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_runnel"))
+            .arg("server")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(extra)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .expect("run runnel server");
+        assert!(!output.status.success(), "{extra:?} must be refused");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let no_keystore = refused(&["--set", "listeners=SSL://127.0.0.1:0"]);
+    assert!(no_keystore.contains("ssl.keystore.location"), "{no_keystore}");
+    let unmapped = refused(&["--set", "listeners=INTERNAL://127.0.0.1:0"]);
+    assert!(unmapped.contains("no security protocol"), "{unmapped}");
+    let missing_file =
+        refused(&["--set", "listeners=SSL://127.0.0.1:0", "--set", "ssl.keystore.location=/nonexistent/broker.pem"]);
+    assert!(missing_file.contains("/nonexistent/broker.pem"), "{missing_file}");
+    let jks = refused(&["--set", "listeners=SSL://127.0.0.1:0", "--set", "ssl.keystore.type=JKS"]);
+    assert!(jks.contains("only PEM"), "{jks}");
+    let unknown = refused(&["--set", "ssl.keystore.colour=blue"]);
+    assert!(unknown.contains("ssl.keystore.colour"), "{unknown}");
+}
