@@ -6,12 +6,10 @@
 //! `kafka-protocol` (`decode_body`). Produce bodies go on through the produce handler's batch
 //! checks. Must never panic, and never allocate more than the frame justifies.
 //!
-//! Not reached: OffsetForLeaderEpoch v0-v1, whose hand-written decoder
-//! (`handlers::offsets_for_leader_epoch::legacy::decode`) lives in a private module of the
-//! broker crate. DescribeConfigs v0 (`handlers::configs::v0::decode`, also private) is
-//! mirrored below: it is v1 decoding of the body plus one byte.
+//! OffsetForLeaderEpoch v0-v1 and DescribeConfigs v0 go through the same hand-written
+//! decoders as the broker's (`runnel_protocol::legacy`).
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Decodable;
 use runnel_protocol::api::is_supported;
@@ -54,12 +52,7 @@ pub fn decode_body(api: ApiKey, version: i16, body: Bytes) {
         ApiKey::Metadata => drop(decode::<MetadataRequest>(body, version)),
         ApiKey::CreateTopics => drop(decode::<CreateTopicsRequest>(body, version)),
         ApiKey::DeleteTopics => drop(decode::<DeleteTopicsRequest>(body, version)),
-        ApiKey::DescribeConfigs if version == 0 => {
-            let mut extended = BytesMut::with_capacity(body.len() + 1);
-            extended.put_slice(&body);
-            extended.put_u8(0); // include_synonyms = false
-            drop(decode::<DescribeConfigsRequest>(extended.freeze(), 1));
-        }
+        ApiKey::DescribeConfigs if version == 0 => drop(runnel_protocol::legacy::describe_configs_v0(body)),
         ApiKey::DescribeConfigs => drop(decode::<DescribeConfigsRequest>(body, version)),
         ApiKey::DescribeCluster => drop(decode::<DescribeClusterRequest>(body, version)),
         ApiKey::ListOffsets => drop(decode::<ListOffsetsRequest>(body, version)),
@@ -75,7 +68,9 @@ pub fn decode_body(api: ApiKey, version: i16, body: Bytes) {
         ApiKey::ListPartitionReassignments => drop(decode::<ListPartitionReassignmentsRequest>(body, version)),
         ApiKey::DescribeLogDirs => drop(decode::<DescribeLogDirsRequest>(body, version)),
         ApiKey::DescribeQuorum => drop(decode::<DescribeQuorumRequest>(body, version)),
-        ApiKey::OffsetForLeaderEpoch if version < 2 => {} // private hand-written decoder, see above
+        ApiKey::OffsetForLeaderEpoch if version < 2 => {
+            drop(runnel_protocol::legacy::offset_for_leader_epoch_v0_v1(body))
+        }
         ApiKey::OffsetForLeaderEpoch => drop(decode::<OffsetForLeaderEpochRequest>(body, version)),
         ApiKey::InitProducerId => drop(decode::<InitProducerIdRequest>(body, version)),
         ApiKey::FindCoordinator => drop(decode::<FindCoordinatorRequest>(body, version)),

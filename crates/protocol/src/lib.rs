@@ -2,7 +2,8 @@
 //!
 //! Owns: frame limits and request-header parsing ([`frame`]), the table of API versions the
 //! broker implements ([`api`]), the zero-copy RecordBatch v2 view with CRC32C validation and
-//! in-place offset assignment ([`batch`]), and Kafka error codes (re-exported from
+//! in-place offset assignment ([`batch`]), decoders for the request versions `kafka-protocol`
+//! dropped ([`legacy`]), and Kafka error codes (re-exported from
 //! `kafka-protocol`). Message bodies themselves come from the `kafka-protocol` crate; this
 //! crate never hand-encodes a body. No async runtime here.
 
@@ -12,6 +13,7 @@
 pub mod api;
 pub mod batch;
 pub mod frame;
+pub mod legacy;
 
 pub use kafka_protocol;
 pub use kafka_protocol::error::ResponseError;

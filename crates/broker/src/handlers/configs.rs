@@ -108,19 +108,11 @@ pub fn describe(ctx: &Context, request: DescribeConfigsRequest) -> DescribeConfi
 /// request is v1 without the trailing `include_synonyms`; its response has `is_default`
 /// where v1 has `config_source`, and no synonyms.
 pub mod v0 {
-    use bytes::{BufMut, Bytes, BytesMut};
+    use bytes::{BufMut, BytesMut};
     use kafka_protocol::messages::DescribeConfigsRequest;
-    use kafka_protocol::protocol::Decodable;
 
     use super::{describe, Context, SOURCE_DEFAULT};
     use crate::response::{Chunk, Frame};
-
-    pub fn decode(body: Bytes) -> Result<DescribeConfigsRequest, String> {
-        let mut extended = BytesMut::with_capacity(body.len() + 1);
-        extended.put_slice(&body);
-        extended.put_u8(0); // include_synonyms = false
-        DescribeConfigsRequest::decode(&mut extended.freeze(), 1).map_err(|e| e.to_string())
-    }
 
     fn string(buf: &mut BytesMut, s: &str) {
         buf.put_i16(s.len() as i16);

@@ -104,7 +104,11 @@ pub async fn handle(
         ApiKey::CreateTopics => respond(api, &ctx, &create_topics::handle(&ctx, decode_body(api, version, body)?)),
         ApiKey::DeleteTopics => respond(api, &ctx, &delete_topics::handle(&ctx, decode_body(api, version, body)?)),
         ApiKey::DescribeConfigs if version == 0 => {
-            let request = configs::v0::decode(body).map_err(|why| DispatchError::Malformed { api, version, why })?;
+            let request = runnel_protocol::legacy::describe_configs_v0(body).map_err(|e| DispatchError::Malformed {
+                api,
+                version,
+                why: e.to_string(),
+            })?;
             Ok(Some(configs::v0::respond(&ctx, request)))
         }
         ApiKey::DescribeConfigs => respond(api, &ctx, &configs::describe(&ctx, decode_body(api, version, body)?)),
@@ -135,11 +139,8 @@ pub async fn handle(
             respond(api, &ctx, &describe_quorum::handle(&ctx, decode_body(api, version, body)?).await)
         }
         ApiKey::OffsetForLeaderEpoch if version < 2 => {
-            let request = offsets_for_leader_epoch::legacy::decode(body).map_err(|why| DispatchError::Malformed {
-                api,
-                version,
-                why,
-            })?;
+            let request = runnel_protocol::legacy::offset_for_leader_epoch_v0_v1(body)
+                .map_err(|e| DispatchError::Malformed { api, version, why: e.to_string() })?;
             Ok(Some(offsets_for_leader_epoch::legacy::respond(&ctx, request)))
         }
         ApiKey::OffsetForLeaderEpoch => {

@@ -50,67 +50,17 @@ pub fn handle(ctx: &Context, request: OffsetForLeaderEpochRequest) -> OffsetForL
     OffsetForLeaderEpochResponse::default().with_topics(topics)
 }
 
-/// OffsetsForLeaderEpoch v0 and v1, which `kafka-protocol` (like Kafka 4.0) no longer
-/// encodes; encoded here from Kafka's schema. Requests of both carry topics of
+/// OffsetsForLeaderEpoch v0 and v1 responses, which `kafka-protocol` (like Kafka 4.0) no
+/// longer encodes; encoded here from Kafka's schema (the requests are decoded by
+/// `runnel_protocol::legacy`). Requests of both carry topics of
 /// (partition, leader epoch) without the current leader epoch; responses have no throttle
 /// time, and v1 adds each partition's leader epoch.
 pub mod legacy {
-    use bytes::{Buf, BufMut, Bytes, BytesMut};
-    use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
-    use kafka_protocol::messages::{OffsetForLeaderEpochRequest, TopicName};
-    use kafka_protocol::protocol::StrBytes;
+    use bytes::{BufMut, BytesMut};
+    use kafka_protocol::messages::OffsetForLeaderEpochRequest;
 
     use super::{handle, Context};
     use crate::response::{Chunk, Frame};
-
-    /// Bytes each array element takes at least: an array count above what the body can
-    /// hold is refused before anything is reserved for it.
-    const TOPIC_BYTES_MIN: usize = 2 + 4;
-    const PARTITION_BYTES: usize = 4 + 4;
-
-    fn count(body: &mut Bytes, element_bytes: usize) -> Result<usize, String> {
-        if body.remaining() < 4 {
-            return Err("truncated array length".into());
-        }
-        let count = usize::try_from(body.get_i32()).map_err(|_| "negative array length".to_string())?;
-        if count.saturating_mul(element_bytes) > body.remaining() {
-            return Err(format!("array of {count} elements does not fit the body"));
-        }
-        Ok(count)
-    }
-
-    fn string(body: &mut Bytes) -> Result<String, String> {
-        if body.remaining() < 2 {
-            return Err("truncated string length".into());
-        }
-        let len = usize::try_from(body.get_i16()).map_err(|_| "null or negative string".to_string())?;
-        if body.remaining() < len {
-            return Err("truncated string".into());
-        }
-        String::from_utf8(body.split_to(len).to_vec()).map_err(|_| "string is not UTF-8".to_string())
-    }
-
-    pub fn decode(mut body: Bytes) -> Result<OffsetForLeaderEpochRequest, String> {
-        let topics = (0..count(&mut body, TOPIC_BYTES_MIN)?)
-            .map(|_| {
-                let topic = string(&mut body)?;
-                let partitions = (0..count(&mut body, PARTITION_BYTES)?)
-                    .map(|_| {
-                        OffsetForLeaderPartition::default()
-                            .with_partition(body.get_i32())
-                            .with_leader_epoch(body.get_i32())
-                    })
-                    .collect();
-                Ok(OffsetForLeaderTopic::default()
-                    .with_topic(TopicName(StrBytes::from_string(topic)))
-                    .with_partitions(partitions))
-            })
-            .collect::<Result<Vec<_>, String>>()?;
-        if body.has_remaining() {
-            return Err(format!("{} bytes after the request", body.remaining()));
-        }
-        Ok(OffsetForLeaderEpochRequest::default().with_topics(topics))
-    }
 
     pub fn respond(ctx: &Context, request: OffsetForLeaderEpochRequest) -> Frame {
         let response = handle(ctx, request);
