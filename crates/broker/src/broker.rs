@@ -77,6 +77,8 @@ pub struct Broker {
     /// `queued.max.request.bytes` as permits: a connection takes a frame's size before
     /// reading its body and gives it back once the request is answered.
     pub request_budget: Arc<tokio::sync::Semaphore>,
+    /// Failed SASL authentications per client address (`sasl.failed.authentications.per.minute`).
+    pub auth_failures: crate::sasl::FailureLimiter,
 }
 
 impl Broker {
@@ -105,6 +107,7 @@ impl Broker {
         if config.roles.broker {
             register_self(&metadata, &config, incarnation_id)?;
         }
+        add_bootstrap_users(&metadata, &config.bootstrap_users)?;
         let replicas = ReplicaManager::new(&data_dir, config.node_id);
         let publisher = crate::publisher::Publisher::default();
         let image = metadata.image();
@@ -114,6 +117,7 @@ impl Broker {
         groups.load(&|index| replicas.partition(crate::groups::OFFSETS_TOPIC, index), &metadata.image(), now)?;
         let producer_ids = ProducerIdManager::new(config.node_id);
         let request_budget = Arc::new(tokio::sync::Semaphore::new(config.queued_max_request_bytes));
+        let config_failures_per_minute = config.sasl_failed_authentications_per_minute;
         Ok(Arc::new(Broker {
             config,
             incarnation_id,
@@ -126,6 +130,7 @@ impl Broker {
             stats: Stats::default(),
             publisher,
             request_budget,
+            auth_failures: crate::sasl::FailureLimiter::new(config_failures_per_minute),
         }))
     }
 
@@ -216,6 +221,33 @@ fn register_self(
             Ok::<_, ()>(records)
         })?
         .expect("registration never fails to decide");
+    Ok(())
+}
+
+/// Creates each `--add-scram` user that has no credential for its mechanism yet; a user
+/// whose password was changed since is left alone.
+fn add_bootstrap_users(
+    metadata: &MetadataStore,
+    users: &[crate::sasl::scram::BootstrapUser],
+) -> Result<(), BrokerError> {
+    use crate::sasl::scram::{credential, random_bytes, salted_password};
+    for user in users {
+        let committed = metadata.commit(|image| {
+            if image.scram.get(&user.name).is_some_and(|m| m.contains_key(&user.mechanism)) {
+                return Ok::<_, std::convert::Infallible>(Vec::new());
+            }
+            let salt = random_bytes(32);
+            let salted = salted_password(user.mechanism, &user.password, &salt, user.iterations);
+            let credential = credential(user.mechanism, &salt, &salted, user.iterations);
+            tracing::info!(user = user.name, mechanism = user.mechanism.name(), "adding the SCRAM user given at start");
+            Ok(vec![MetadataRecord::UserScramCredential {
+                name: user.name.clone(),
+                mechanism: user.mechanism,
+                credential,
+            }])
+        })?;
+        let Ok(_) = committed;
+    }
     Ok(())
 }
 

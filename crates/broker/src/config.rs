@@ -25,13 +25,19 @@ const SSL_SETTINGS: &[&str] = &[
     "ssl.principal.mapping.rules",
 ];
 
-/// Whether `key` is an `ssl.*` setting, plain or for one listener.
+/// Whether `key` is an `ssl.*` or `sasl.*` listener setting, plain or for one listener
+/// (`listener.name.<name>.` prefixed; JAAS configurations also name their mechanism:
+/// `listener.name.<name>.plain.sasl.jaas.config`).
 fn is_security_setting(key: &str) -> bool {
     let plain = match key.strip_prefix("listener.name.") {
         Some(rest) => rest.split_once('.').map_or("", |(_, setting)| setting),
         None => key,
     };
     SSL_SETTINGS.contains(&plain)
+        || matches!(plain, "sasl.enabled.mechanisms" | "sasl.mechanism.inter.broker.protocol")
+        || plain
+            .strip_suffix(".sasl.jaas.config")
+            .is_some_and(|mechanism| matches!(mechanism, "plain" | "scram-sha-256" | "scram-sha-512"))
 }
 
 /// `PLAINTEXT://127.0.0.1:9092`, the listener of a node given none.
@@ -61,6 +67,17 @@ pub struct BrokerConfig {
     /// The `ssl.*` settings, plain and per listener (`listener.name.<name>.ssl.*`), as
     /// given; read by `tls.rs` for each TLS listener.
     pub security: BTreeMap<String, String>,
+    /// `connections.max.reauth.ms`: how long a SASL session lives before the client must
+    /// re-authenticate on its connection (KIP-368); 0: for ever.
+    pub connections_max_reauth_ms: i64,
+    /// `connection.failed.authentication.delay.ms`: how long a failed authentication waits
+    /// before its answer (and the connection's close).
+    pub connection_failed_authentication_delay_ms: u64,
+    /// Runnel's bound on failed SASL authentications per client address and minute;
+    /// further attempts fail at once.
+    pub sasl_failed_authentications_per_minute: u32,
+    /// SCRAM users created at start when missing (`runnel server --add-scram`).
+    pub bootstrap_users: Vec<crate::sasl::scram::BootstrapUser>,
     /// The listeners resolved from `listener_settings` by [`BrokerConfig::resolve_listeners`]
     /// (and given their bound ports by the server).
     pub listeners: Listeners,
@@ -171,6 +188,10 @@ impl Default for BrokerConfig {
             data_dir: PathBuf::from("./data"),
             listener_settings: ListenerSettings::default(),
             security: BTreeMap::new(),
+            connections_max_reauth_ms: 0,
+            connection_failed_authentication_delay_ms: 100,
+            sasl_failed_authentications_per_minute: 60,
+            bootstrap_users: Vec::new(),
             listeners: ListenerSettings::default().resolve(&default_listener()).expect("the default listener resolves"),
             cluster_id: None,
             rack: None,
@@ -248,6 +269,13 @@ impl BrokerConfig {
             "listener.security.protocol.map" => {
                 self.listener_settings.protocol_map = parse_protocol_map(key, value)?;
                 self.try_resolve_listeners();
+            }
+            "connections.max.reauth.ms" => self.connections_max_reauth_ms = parse(key, value)?,
+            "connection.failed.authentication.delay.ms" => {
+                self.connection_failed_authentication_delay_ms = parse(key, value)?
+            }
+            "sasl.failed.authentications.per.minute" => {
+                self.sasl_failed_authentications_per_minute = parse(key, value)?
             }
             _ if is_security_setting(key) => {
                 self.security.insert(key.to_string(), value.to_string());

@@ -108,6 +108,10 @@ async fn serve_stream<R: AsyncRead + Unpin>(
                 // request's budget) for ever.
                 let write = writer.write_frame(response, &broker.stats.sendfile_bytes);
                 match tokio::time::timeout(write_timeout, write).await {
+                    Ok(Ok(())) if session.closing() => {
+                        tracing::debug!(%peer, "closing connection after its response (failed authentication)");
+                        return;
+                    }
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, error = %e, "writing response failed; closing");

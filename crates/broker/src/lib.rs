@@ -30,6 +30,7 @@ pub mod publisher;
 pub mod replica_fetcher;
 pub mod replica_manager;
 pub mod response;
+pub mod sasl;
 pub mod sendfile;
 pub mod server;
 pub mod session;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::listeners::{ListenerName, SecurityProtocol};
+use crate::sasl::SaslSettings;
 use crate::session::Session;
 use crate::tls::{TlsContext, TlsSettings};
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -43,6 +44,7 @@ struct Accepting {
     protocol: SecurityProtocol,
     socket: TcpListener,
     tls: Option<Arc<TlsContext>>,
+    sasl: Option<Arc<SaslSettings>>,
 }
 
 /// How often TLS files are checked for changes.
@@ -60,12 +62,11 @@ async fn bind_listeners(config: &mut BrokerConfig) -> Result<Vec<Accepting>, Bro
     }
     let mut accepting = Vec::with_capacity(config.listeners.all.len());
     for listener in config.listeners.all.clone() {
-        if listener.protocol.uses_sasl() {
-            return Err(BrokerError::Config(format!(
-                "listener {}: {} needs SASL, which this version does not support yet; use PLAINTEXT or SSL",
-                listener.name, listener.protocol
-            )));
-        }
+        let sasl = if listener.protocol.uses_sasl() {
+            Some(Arc::new(SaslSettings::from_settings(&listener.name, &config.security)?))
+        } else {
+            None
+        };
         let tls = if listener.protocol.uses_tls() {
             Some(Arc::new(TlsContext::new(TlsSettings::from_settings(&listener.name, &config.security)?)?))
         } else {
@@ -81,7 +82,7 @@ async fn bind_listeners(config: &mut BrokerConfig) -> Result<Vec<Accepting>, Bro
                 "PLAINTEXT listener on a non-loopback address without an authorizer: anyone who can reach it can read, write and delete everything"
             );
         }
-        accepting.push(Accepting { name: listener.name, protocol: listener.protocol, socket, tls });
+        accepting.push(Accepting { name: listener.name, protocol: listener.protocol, socket, tls, sasl });
     }
     Ok(accepting)
 }
@@ -204,7 +205,7 @@ async fn accept_loop(
         let broker = broker.clone();
         let stop = stop.clone();
         let alive = alive.clone();
-        let session = Session { peer, listener: listener.name.clone(), protocol: listener.protocol };
+        let session = Session::new(peer, listener.name.clone(), listener.protocol, listener.sasl.clone());
         let tls = listener.tls.clone();
         tokio::spawn(async move {
             connection::serve(broker, stream, session, tls, stop).await;

@@ -11,6 +11,7 @@ mod cluster;
 mod group;
 mod perf;
 mod topic;
+mod user;
 
 #[derive(Parser)]
 #[command(name = "runnel", version, about = "A Kafka-wire-compatible streaming platform in one binary")]
@@ -29,6 +30,8 @@ enum Command {
     Group(group::GroupArgs),
     /// Show the cluster: nodes, roles, racks, the active controller, metadata offsets.
     Cluster(cluster::ClusterArgs),
+    /// SCRAM users: set, list, delete.
+    User(user::UserArgs),
     /// Benchmarks: produce, consume and end-to-end latency against a running broker.
     Perf(perf::PerfArgs),
 }
@@ -47,6 +50,10 @@ struct ServerArgs {
     /// This node's id.
     #[arg(long)]
     node_id: Option<i32>,
+    /// A SCRAM user to create if missing, as Kafka's `kafka-storage format --add-scram`:
+    /// 'SCRAM-SHA-256=[name=admin,password=admin-secret]' (repeatable).
+    #[arg(long = "add-scram", value_name = "MECHANISM=[name=..,password=..]")]
+    add_scram: Vec<String>,
     /// TOML file with broker settings by Kafka's names.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -110,6 +117,11 @@ fn broker_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
     if let Some(rack) = &args.rack {
         config.set("broker.rack", rack)?;
     }
+    for user in &args.add_scram {
+        let parsed = runnel_broker::sasl::scram::parse_bootstrap_user(user)
+            .map_err(|why| anyhow::anyhow!("--add-scram: {why}"))?;
+        config.bootstrap_users.push(parsed);
+    }
     Ok(config)
 }
 
@@ -127,6 +139,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Topic(args) => runtime.block_on(topic::run(args))?,
         Command::Group(args) => runtime.block_on(group::run(args))?,
+        Command::User(args) => runtime.block_on(user::run(args))?,
         Command::Perf(args) => runtime.block_on(perf::run(args))?,
         Command::Cluster(args) => runtime.block_on(cluster::run(args))?,
     }

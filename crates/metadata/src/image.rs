@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::records::{BrokerEndpoint, ConfigResource, MetadataRecord};
+use crate::scram::ScramCredentials;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BrokerImage {
@@ -129,6 +130,9 @@ pub struct MetadataImage {
     /// request is skipped, and owner and end alone would still look like a grant to it.
     #[serde(default)]
     pub producer_id_grant: Uuid,
+    /// Every user's SCRAM credentials.
+    #[serde(default)]
+    pub scram: ScramCredentials,
 }
 
 impl MetadataImage {
@@ -293,6 +297,17 @@ impl MetadataImage {
                     self.next_producer_id = *next_producer_id;
                     self.producer_id_block_owner = *broker_id;
                     self.producer_id_grant = *request_id;
+                }
+            }
+            MetadataRecord::UserScramCredential { name, mechanism, credential } => {
+                self.scram.entry(name.clone()).or_default().insert(*mechanism, credential.clone());
+            }
+            MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+                if let Some(user) = self.scram.get_mut(name) {
+                    user.remove(mechanism);
+                    if user.is_empty() {
+                        self.scram.remove(name);
+                    }
                 }
             }
             MetadataRecord::RemoveTopic { topic_id } => {

@@ -2,8 +2,8 @@
 //!
 //! Owns: [`MetadataRecord`] (what the metadata log holds), [`MetadataImage`] (the state those
 //! records describe, immutable and shared behind an `Arc`), the [`MetadataLog`] interface
-//! that stores records (local today, replicated by the Raft quorum later), and the
-//! controller's pure decisions ([`controller`]). No I/O, no clocks, no async.
+//! that stores records (local on a single node; a cluster replicates them in the Raft
+//! quorum), the controller's pure decisions ([`controller`], [`election`], [`scram`], ...). No I/O, no clocks, no async.
 
 // A lossy `as` on an outside length or count silently wraps: `try_from` and handle it, or say why it fits.
 #![warn(clippy::cast_possible_truncation)]
@@ -16,6 +16,7 @@ pub mod log;
 pub mod placement;
 pub mod reassignment;
 pub mod records;
+pub mod scram;
 
 pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
 pub use log::{MetadataError, MetadataLog, SourceError, UnknownOutcome};

@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::scram::{ScramCredential, ScramMechanism};
+
 /// What a configuration entry belongs to.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ConfigResource {
@@ -101,6 +103,17 @@ pub enum MetadataRecord {
     },
     RemoveTopic {
         topic_id: Uuid,
+    },
+    /// Creates or replaces a user's SCRAM credential for one mechanism (derived keys only).
+    UserScramCredential {
+        name: String,
+        mechanism: ScramMechanism,
+        credential: ScramCredential,
+    },
+    /// Removes a user's SCRAM credential for one mechanism.
+    RemoveUserScramCredential {
+        name: String,
+        mechanism: ScramMechanism,
     },
     /// Producer ids below `next_producer_id` have been handed out (in blocks); ids are
     /// never reused, across restarts and, later, across brokers.

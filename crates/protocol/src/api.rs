@@ -26,6 +26,7 @@ pub const SUPPORTED: &[ApiRange] = &[
     ApiRange { key: ApiKey::SyncGroup, min: 0, max: 5 },
     ApiRange { key: ApiKey::DescribeGroups, min: 0, max: 5 },
     ApiRange { key: ApiKey::ListGroups, min: 0, max: 5 },
+    ApiRange { key: ApiKey::SaslHandshake, min: 0, max: 1 },
     ApiRange { key: ApiKey::ApiVersions, min: 0, max: 4 },
     ApiRange { key: ApiKey::CreateTopics, min: 2, max: 7 },
     ApiRange { key: ApiKey::DeleteTopics, min: 1, max: 6 },
@@ -34,12 +35,15 @@ pub const SUPPORTED: &[ApiRange] = &[
     ApiRange { key: ApiKey::DeleteGroups, min: 0, max: 2 },
     ApiRange { key: ApiKey::DescribeConfigs, min: 0, max: 4 },
     ApiRange { key: ApiKey::DescribeLogDirs, min: 1, max: 4 },
+    ApiRange { key: ApiKey::SaslAuthenticate, min: 0, max: 2 },
     ApiRange { key: ApiKey::CreatePartitions, min: 0, max: 3 },
     ApiRange { key: ApiKey::ElectLeaders, min: 0, max: 2 },
     ApiRange { key: ApiKey::AlterPartitionReassignments, min: 0, max: 1 },
     ApiRange { key: ApiKey::ListPartitionReassignments, min: 0, max: 0 },
     ApiRange { key: ApiKey::OffsetDelete, min: 0, max: 0 },
     ApiRange { key: ApiKey::DescribeQuorum, min: 0, max: 1 },
+    ApiRange { key: ApiKey::DescribeUserScramCredentials, min: 0, max: 0 },
+    ApiRange { key: ApiKey::AlterUserScramCredentials, min: 0, max: 0 },
     ApiRange { key: ApiKey::DescribeCluster, min: 0, max: 1 },
 ];
 
@@ -101,6 +105,10 @@ mod tests {
                 ApiKey::ElectLeaders => within::<ElectLeadersRequest>(range),
                 ApiKey::AlterPartitionReassignments => within::<AlterPartitionReassignmentsRequest>(range),
                 ApiKey::ListPartitionReassignments => within::<ListPartitionReassignmentsRequest>(range),
+                ApiKey::SaslHandshake => within::<SaslHandshakeRequest>(range),
+                ApiKey::SaslAuthenticate => within::<SaslAuthenticateRequest>(range),
+                ApiKey::DescribeUserScramCredentials => within::<DescribeUserScramCredentialsRequest>(range),
+                ApiKey::AlterUserScramCredentials => within::<AlterUserScramCredentialsRequest>(range),
                 other => panic!("no codec check for {other:?}"),
             }
         }

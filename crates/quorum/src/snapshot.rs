@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 
+use runnel_metadata::scram::ScramCredentials;
 use runnel_metadata::{BrokerImage, ConfigResource, MetadataImage, TopicImage};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -48,6 +49,7 @@ struct ImageOut<'a> {
     next_producer_id: i64,
     producer_id_block_owner: i32,
     producer_id_grant: Uuid,
+    scram: &'a ScramCredentials,
 }
 
 #[derive(Deserialize)]
@@ -62,6 +64,8 @@ struct ImageIn {
     producer_id_block_owner: i32,
     #[serde(default)]
     producer_id_grant: Uuid,
+    #[serde(default)]
+    scram: ScramCredentials,
 }
 
 pub fn encode_image(image: &MetadataImage) -> Vec<u8> {
@@ -75,6 +79,7 @@ pub fn encode_image(image: &MetadataImage) -> Vec<u8> {
         next_producer_id,
         producer_id_block_owner,
         producer_id_grant,
+        scram,
     } = image;
     let mut configs: Vec<_> = configs.iter().collect();
     configs.sort_by(|a, b| a.0.cmp(b.0));
@@ -87,6 +92,7 @@ pub fn encode_image(image: &MetadataImage) -> Vec<u8> {
         next_producer_id: *next_producer_id,
         producer_id_block_owner: *producer_id_block_owner,
         producer_id_grant: *producer_id_grant,
+        scram,
     };
     serde_json::to_vec(&out).expect("images always serialize")
 }
@@ -101,6 +107,7 @@ pub fn decode_image(data: &[u8]) -> Result<MetadataImage, serde_json::Error> {
         next_producer_id,
         producer_id_block_owner,
         producer_id_grant,
+        scram,
     } = serde_json::from_slice(data)?;
     let configs = configs.into_iter().collect();
     Ok(MetadataImage {
@@ -112,6 +119,7 @@ pub fn decode_image(data: &[u8]) -> Result<MetadataImage, serde_json::Error> {
         next_producer_id,
         producer_id_block_owner,
         producer_id_grant,
+        scram,
     })
 }
 

@@ -25,6 +25,8 @@ mod metadata;
 mod offsets_for_leader_epoch;
 mod produce;
 mod reassignments;
+mod sasl;
+mod scram_credentials;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -86,6 +88,10 @@ pub async fn handle(
     session: &Session,
 ) -> Result<Option<Frame>, DispatchError> {
     let peer = session.peer;
+    // After a SaslHandshake v0 the client sends raw SASL tokens, not requests.
+    if session.expects_raw_token() {
+        return sasl::raw_token(broker, session, frame).await;
+    }
     let prefix = peek_prefix(&frame)?;
     if prefix.api_key == ApiKey::ApiVersions as i16 && !is_supported(ApiKey::ApiVersions, prefix.api_version) {
         // Kafka answers an ApiVersions it cannot parse with v0 and UNSUPPORTED_VERSION, so
@@ -97,8 +103,22 @@ pub async fn handle(
     if !is_supported(api, version) {
         return Err(DispatchError::UnsupportedVersion { api, version });
     }
+    // The one gate on a SASL listener: nothing but authentication before it succeeds.
+    session
+        .admits(api, crate::clock::now_ms())
+        .map_err(|refused| DispatchError::Refused(format!("{api:?}: {refused}")))?;
     let ctx = Context { broker, header: &header, version, stop, peer, session };
     match api {
+        ApiKey::SaslHandshake => respond(api, &ctx, &sasl::handshake(&ctx, decode_body(api, version, body)?)),
+        ApiKey::SaslAuthenticate => {
+            respond(api, &ctx, &sasl::authenticate(&ctx, decode_body(api, version, body)?).await)
+        }
+        ApiKey::DescribeUserScramCredentials => {
+            respond(api, &ctx, &scram_credentials::describe(&ctx, decode_body(api, version, body)?))
+        }
+        ApiKey::AlterUserScramCredentials => {
+            respond(api, &ctx, &scram_credentials::alter(&ctx, decode_body(api, version, body)?))
+        }
         ApiKey::ApiVersions => respond(api, &ctx, &api_versions::handle(&ctx, decode_body(api, version, body)?)),
         ApiKey::Metadata => respond(api, &ctx, &metadata::handle(&ctx, decode_body(api, version, body)?)),
         ApiKey::CreateTopics => respond(api, &ctx, &create_topics::handle(&ctx, decode_body(api, version, body)?)),

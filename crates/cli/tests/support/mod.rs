@@ -8,6 +8,7 @@
 
 pub mod cluster;
 pub mod proxy;
+pub mod secure;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,0 +1,212 @@
+//! SASL against real clients: SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN over SASL_PLAINTEXT and
+//! SASL_SSL with kcat (librdkafka), SCRAM with kafka-python; users created at start
+//! (`--add-scram`) and at runtime (`runnel user scram`, AlterUserScramCredentials) and
+//! known at once; wrong passwords, deleted users and requests before authentication are
+//! refused and the connection closed; a session expires after `connections.max.reauth.ms`
+//! unless the client re-authenticates on its connection (KIP-368).
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::{MetadataRequest, SaslAuthenticateRequest, SaslHandshakeRequest};
+use kafka_protocol::protocol::StrBytes;
+use runnel_client::Connection;
+use support::secure::*;
+use support::*;
+use tempfile::TempDir;
+
+const PLAIN_JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_plainuser="plain-secret" user_other="other-secret";"#;
+
+/// A node with a PLAINTEXT listener (for administration), SASL_PLAINTEXT and SASL_SSL, PLAIN
+/// users from JAAS on both SASL listeners, and `admin` created at start with SCRAM-SHA-512.
+fn secured_node(data: &TempDir, certs: &TempDir, extra: &[&str]) -> (Node, Pki) {
+    let pki = Pki::new(certs.path(), "main");
+    let keystore = certs.path().join("broker.pem");
+    pki.write_keystore(&keystore);
+    let mut settings: Vec<String> = [
+        "--set",
+        "listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
+        "--set",
+        "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+        "--add-scram",
+        "SCRAM-SHA-512=[name=admin,password=admin-secret]",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    settings.extend(["--set".into(), format!("ssl.keystore.location={}", keystore.display())]);
+    for listener in ["sasl_plaintext", "sasl_ssl"] {
+        settings.extend(["--set".into(), format!("listener.name.{listener}.plain.sasl.jaas.config={PLAIN_JAAS}")]);
+    }
+    settings.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = settings.iter().map(String::as_str).collect();
+    (Node::start(data.path(), &refs), pki)
+}
+
+fn runnel_user(bootstrap: &str, args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args(["user", "scram"])
+        .args(args)
+        .args(["--bootstrap", bootstrap])
+        .output()
+        .expect("run runnel user");
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
+
+fn with_ca(mut properties: Vec<(&'static str, String)>, pki: &Pki) -> Vec<(&'static str, String)> {
+    properties.push(("ssl.ca.location", pki.ca_path().display().to_string()));
+    properties
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scram_and_plain_users_authenticate_on_both_sasl_listeners_and_strangers_do_not() {
+    let (data, certs) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let (node, pki) = secured_node(&data, &certs, &[]);
+    let (plain, sasl, sasl_ssl) = (
+        node.listener("PLAINTEXT").to_string(),
+        node.listener("SASL_PLAINTEXT").to_string(),
+        node.listener("SASL_SSL").to_string(),
+    );
+    create_topic(&plain, "guarded", 1, &[]).await;
+    let (ok, out) =
+        runnel_user(&plain, &["set", "alice", "--password", "alice-secret", "--mechanism", "SCRAM-SHA-256"]);
+    assert!(ok, "{out}");
+
+    // The user created at start, SCRAM-SHA-512 over SASL_PLAINTEXT, produces.
+    let admin = sasl_client("sasl_plaintext", "SCRAM-SHA-512", "admin", "admin-secret");
+    let lines: Vec<String> = (0..20).map(|i| format!("k{i}:v{i}")).collect();
+    let (ok, _, err) = kcat(&sasl, &admin, &["-P", "-t", "guarded", "-K:"], Some(&lines.join("\n")));
+    assert!(ok, "admin produces over SASL_PLAINTEXT: {err}");
+    // The user created at runtime, SCRAM-SHA-256 over SASL_SSL, reads it back.
+    let alice = with_ca(sasl_client("sasl_ssl", "SCRAM-SHA-256", "alice", "alice-secret"), &pki);
+    let (ok, out, err) =
+        kcat(&sasl_ssl, &alice, &["-C", "-t", "guarded", "-o", "beginning", "-e", "-f", "%k:%s\n"], None);
+    assert!(ok, "alice consumes over SASL_SSL: {err}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), lines.iter().map(String::as_str).collect::<Vec<_>>());
+    // Metadata on a SASL listener names that listener's address.
+    let (ok, listing, err) = kcat(&sasl_ssl, &alice, &["-L"], None);
+    assert!(ok, "{err}");
+    assert_eq!(listed_brokers(&listing), vec![sasl_ssl.clone()]);
+    // PLAIN with a JAAS user, on both listeners.
+    let (ok, _, err) = kcat(&sasl, &sasl_client("sasl_plaintext", "PLAIN", "plainuser", "plain-secret"), &["-L"], None);
+    assert!(ok, "PLAIN over SASL_PLAINTEXT: {err}");
+    let (ok, _, err) =
+        kcat(&sasl_ssl, &with_ca(sasl_client("sasl_ssl", "PLAIN", "plainuser", "plain-secret"), &pki), &["-L"], None);
+    assert!(ok, "PLAIN over SASL_SSL: {err}");
+
+    // Refusals: a wrong password, a user of another mechanism, an unknown user, no SASL.
+    for (mechanism, user, password) in [
+        ("SCRAM-SHA-512", "admin", "guess"),
+        ("SCRAM-SHA-512", "alice", "alice-secret"),
+        ("SCRAM-SHA-256", "nobody", "x"),
+        ("PLAIN", "plainuser", "wrong"),
+    ] {
+        let (ok, _, _) = kcat(&sasl, &sasl_client("sasl_plaintext", mechanism, user, password), &["-L"], None);
+        assert!(!ok, "{mechanism} {user}/{password} must be refused");
+    }
+    let (ok, _, _) = kcat(&sasl, &[], &["-L"], None);
+    assert!(!ok, "a client without SASL must not be served on a SASL listener");
+    // A request before authentication closes the connection, answering nothing.
+    let mut raw = Connection::connect(&sasl).await.unwrap();
+    raw.set_timeout(Duration::from_secs(5));
+    assert!(raw.send(&MetadataRequest::default(), 12).await.is_err(), "Metadata before authentication");
+
+    // Every node-side view agrees: both users are listed; a deleted user is refused at once.
+    let (ok, listed) = runnel_user(&plain, &["list"]);
+    assert!(ok && listed.contains("admin") && listed.contains("alice"), "{listed}");
+    assert!(listed.contains("SCRAM-SHA-512 (iterations 4096)"), "{listed}");
+    let (ok, out) = runnel_user(&plain, &["delete", "alice", "--mechanism", "SCRAM-SHA-256"]);
+    assert!(ok, "{out}");
+    let (ok, _, _) = kcat(&sasl_ssl, &alice, &["-L"], None);
+    assert!(!ok, "a deleted user must be refused");
+    let (ok, out) = runnel_user(&plain, &["delete", "alice", "--mechanism", "SCRAM-SHA-256"]);
+    assert!(!ok && out.contains("ResourceNotFound"), "{out}");
+    let (ok, out) = runnel_user(&plain, &["set", "bob", "--password", "x", "--iterations", "10"]);
+    assert!(!ok && out.contains("UnacceptableCredential"), "{out}");
+
+    // The node still serves everyone after the failures.
+    let (ok, _, err) = kcat(&sasl, &admin, &["-L"], None);
+    assert!(ok, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_python_authenticates_with_scram() {
+    let (data, certs) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let (node, _pki) = secured_node(&data, &certs, &[]);
+    let sasl = node.listener("SASL_PLAINTEXT").to_string();
+    create_topic(node.listener("PLAINTEXT"), "py", 1, &[]).await;
+    let script = r#"
+import sys
+from kafka import KafkaProducer, KafkaConsumer
+bootstrap, password = sys.argv[1], sys.argv[2]
+auth = dict(security_protocol="SASL_PLAINTEXT", sasl_mechanism="SCRAM-SHA-512",
+            sasl_plain_username="admin", sasl_plain_password=password)
+producer = KafkaProducer(bootstrap_servers=bootstrap, **auth)
+for i in range(5):
+    producer.send("py", f"python {i}".encode())
+producer.flush()
+producer.close()
+consumer = KafkaConsumer("py", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                         consumer_timeout_ms=10000, **auth)
+print(",".join(m.value.decode() for m in consumer))
+"#;
+    let run = |password: &str| {
+        Command::new("python3").args(["-c", script, &sasl, password]).output().expect("python3 with kafka-python")
+    };
+    let output = run("admin-secret");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "python 0,python 1,python 2,python 3,python 4");
+    let refused = run("wrong");
+    assert!(!refused.status.success(), "a wrong password must fail kafka-python too");
+}
+
+/// SaslHandshake v1 and SaslAuthenticate with PLAIN on a raw connection; the session
+/// lifetime the broker gave.
+async fn authenticate_plain(conn: &mut Connection, user: &str, password: &str) -> Result<i64, String> {
+    let handshake = conn
+        .send(&SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")), 1)
+        .await
+        .map_err(|e| e.to_string())?;
+    if handshake.error_code != 0 {
+        return Err(format!("handshake error {}", handshake.error_code));
+    }
+    let token = Bytes::from(format!("\0{user}\0{password}"));
+    let answer =
+        conn.send(&SaslAuthenticateRequest::default().with_auth_bytes(token), 2).await.map_err(|e| e.to_string())?;
+    if answer.error_code != 0 {
+        return Err(format!("authenticate error {}", answer.error_code));
+    }
+    Ok(answer.session_lifetime_ms)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_expires_after_connections_max_reauth_ms_unless_the_client_reauthenticates() {
+    let (data, certs) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let (node, _pki) = secured_node(&data, &certs, &["--set", "connections.max.reauth.ms=1500"]);
+    let sasl = node.listener("SASL_PLAINTEXT").to_string();
+
+    // A client that re-authenticates before its session ends keeps being served.
+    let mut renewing = Connection::connect(&sasl).await.unwrap();
+    let lifetime = authenticate_plain(&mut renewing, "plainuser", "plain-secret").await.unwrap();
+    assert_eq!(lifetime, 1500, "SaslAuthenticate v1+ tells the client its session lifetime");
+    let mut idle = Connection::connect(&sasl).await.unwrap();
+    authenticate_plain(&mut idle, "plainuser", "plain-secret").await.unwrap();
+    let started = Instant::now();
+    assert!(renewing.send(&MetadataRequest::default(), 12).await.is_ok());
+    tokio::time::sleep(Duration::from_millis(1000).saturating_sub(started.elapsed())).await;
+    authenticate_plain(&mut renewing, "plainuser", "plain-secret").await.expect("re-authentication");
+    // Past the first session's end (the broker's clock decides; waiting for it is the test).
+    tokio::time::sleep(Duration::from_millis(1700).saturating_sub(started.elapsed())).await;
+    assert!(renewing.send(&MetadataRequest::default(), 12).await.is_ok(), "re-authenticated: still served");
+    assert!(idle.send(&MetadataRequest::default(), 12).await.is_err(), "expired: the connection is closed");
+
+    // Re-authenticating as someone else is refused.
+    let mut switching = Connection::connect(&sasl).await.unwrap();
+    authenticate_plain(&mut switching, "plainuser", "plain-secret").await.unwrap();
+    let err = authenticate_plain(&mut switching, "other", "other-secret").await.unwrap_err();
+    assert!(err.contains("error"), "{err}");
+}
