@@ -66,6 +66,17 @@ pub async fn serve(
     let handshake_timeout = Duration::from_millis(broker.config.request_timeout_ms);
     match tokio::time::timeout(handshake_timeout, tls.acceptor().accept(stream)).await {
         Ok(Ok(stream)) => {
+            match tls.principal_of(stream.get_ref().1.peer_certificates()) {
+                Ok(Some(principal)) => {
+                    tracing::debug!(%peer, %principal, "TLS client authenticated");
+                    session.set_tls_principal(principal);
+                }
+                Ok(None) => {}
+                Err(why) => {
+                    tracing::warn!(%peer, listener = %session.listener, why, "client certificate refused; closing");
+                    return;
+                }
+            }
             let (reader, writer) = tokio::io::split(stream);
             serve_stream(broker, reader, ResponseWriter::Tls(Box::new(writer)), session, stop).await
         }

@@ -25,6 +25,7 @@ pub mod offline_replicas;
 pub mod partition;
 #[cfg(test)]
 mod partition_tests;
+pub mod principal;
 pub mod producer_ids;
 pub mod publisher;
 pub mod replica_fetcher;

@@ -31,6 +31,8 @@ pub struct Pending {
 
 #[derive(Default)]
 struct Auth {
+    /// The principal of the client certificate (mTLS), when one was presented.
+    tls_principal: Option<String>,
     principal: Option<String>,
     mechanism: Option<Mechanism>,
     expires_ms: Option<i64>,
@@ -71,9 +73,16 @@ impl Session {
         Session::new(peer, ListenerName::new("PLAINTEXT"), SecurityProtocol::Plaintext, None)
     }
 
-    /// `User:NAME` once authenticated, else `User:ANONYMOUS`.
+    /// The SASL principal once authenticated, else the client certificate's (mTLS), else
+    /// `User:ANONYMOUS`.
     pub fn principal(&self) -> String {
-        self.auth.locked().principal.clone().unwrap_or_else(|| ANONYMOUS.to_string())
+        let auth = self.auth.locked();
+        auth.principal.clone().or_else(|| auth.tls_principal.clone()).unwrap_or_else(|| ANONYMOUS.to_string())
+    }
+
+    /// Records the principal of the client's certificate, after the TLS handshake.
+    pub fn set_tls_principal(&self, principal: String) {
+        self.auth.locked().tls_principal = Some(principal);
     }
 
     /// Whether request `api` may be served now: always on a listener without SASL; on a

@@ -3,7 +3,9 @@
 //! private key and the certificate chain) or inline `ssl.keystore.key` and
 //! `ssl.keystore.certificate.chain`; `ssl.truststore.type=PEM` with
 //! `ssl.truststore.location` or inline `ssl.truststore.certificates`; `ssl.client.auth`
-//! (`required`, `requested`, `none`); `ssl.enabled.protocols` (TLSv1.2, TLSv1.3). A setting
+//! (`required`, `requested`, `none`); `ssl.enabled.protocols` (TLSv1.2, TLSv1.3);
+//! `ssl.principal.mapping.rules` (how a client certificate's subject becomes the
+//! connection's principal, see `principal.rs`). A setting
 //! prefixed `listener.name.<name>.` applies to that listener only and wins over the plain
 //! one, as in Kafka.
 //!
@@ -30,6 +32,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::ConfigError;
 use crate::listeners::ListenerName;
 use crate::locks::{MutexExt, RwLockExt};
+use crate::principal::PrincipalMapper;
 
 /// Whether and how clients present certificates (`ssl.client.auth`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +49,7 @@ enum Source {
 }
 
 /// A listener's TLS settings, as configured.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct TlsSettings {
     listener: ListenerName,
     /// The key and its chain: one file holding both, or the two inline values.
@@ -56,6 +59,7 @@ pub struct TlsSettings {
     client_auth: ClientAuth,
     tls12: bool,
     tls13: bool,
+    mapper: PrincipalMapper,
 }
 
 /// Why TLS material could not be loaded.
@@ -153,7 +157,10 @@ impl TlsSettings {
         if !tls12 && !tls13 {
             return Err(invalid("ssl.enabled.protocols", "", "no protocol enabled"));
         }
-        Ok(TlsSettings { listener: listener.clone(), key, chain, trust, client_auth, tls12, tls13 })
+        let rules = get("ssl.principal.mapping.rules").unwrap_or("DEFAULT");
+        let mapper =
+            PrincipalMapper::parse(rules).map_err(|why| invalid("ssl.principal.mapping.rules", rules, &why))?;
+        Ok(TlsSettings { listener: listener.clone(), key, chain, trust, client_auth, tls12, tls13, mapper })
     }
 
     /// The files the material is read from (watched for changes).
@@ -267,6 +274,19 @@ impl TlsContext {
 
     pub fn acceptor(&self) -> TlsAcceptor {
         TlsAcceptor::from(self.current.read_locked().clone())
+    }
+
+    /// The principal of a client that presented `certificates` (verified by the handshake):
+    /// `Ok(None)` without a certificate (the connection is anonymous, or authenticates with
+    /// SASL), `Err` when no mapping rule matches its subject (the client is refused, as in
+    /// Kafka).
+    pub fn principal_of(&self, certificates: Option<&[CertificateDer<'_>]>) -> Result<Option<String>, String> {
+        let Some(first) = certificates.and_then(<[_]>::first) else { return Ok(None) };
+        let subject = crate::principal::subject_name(first).ok_or("the client certificate's subject does not parse")?;
+        match self.settings.mapper.map(&subject) {
+            Some(name) => Ok(Some(format!("User:{name}"))),
+            None => Err(format!("no ssl.principal.mapping.rules entry matches {subject}")),
+        }
     }
 
     /// Rebuilds the configuration if a file changed since the last look; true when new

@@ -73,7 +73,7 @@ async fn an_ssl_listener_serves_kafka_clients_beside_plaintext_with_its_own_addr
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_listener_requiring_client_certificates_refuses_clients_without_one() {
+async fn a_listener_requiring_client_certificates_refuses_clients_without_one_or_without_a_principal() {
     let dir = TempDir::new().unwrap();
     let certs = TempDir::new().unwrap();
     let pki = Pki::new(certs.path(), "main");
@@ -88,6 +88,9 @@ async fn a_listener_requiring_client_certificates_refuses_clients_without_one() 
         format!("ssl.truststore.location={}", pki.ca_path().display()),
         "--set".to_string(),
         "ssl.client.auth=required".to_string(),
+        "--set".to_string(),
+        // Only alice's certificate maps to a principal; any other subject is refused.
+        "ssl.principal.mapping.rules=RULE:^CN=(alice)$/$1/L".to_string(),
     ];
     let node = Node::start(dir.path(), &args(&settings));
     let ssl = node.listener("SSL").to_string();
@@ -111,6 +114,18 @@ async fn a_listener_requiring_client_certificates_refuses_clients_without_one() 
     let (ok, listing, err) = kcat(&ssl, &with_cert, &["-L"], None);
     assert!(ok, "a client with a trusted certificate connects: {err}");
     assert_eq!(listed_brokers(&listing), vec![ssl.clone()]);
+    // A trusted certificate whose subject no mapping rule takes is refused too, as in Kafka.
+    let (cert, key) = pki.write_client("bob");
+    let mut unmapped = ssl_client(&pki.ca_path());
+    unmapped.extend([
+        ("ssl.certificate.location", cert.display().to_string()),
+        ("ssl.key.location", key.display().to_string()),
+    ]);
+    let (ok, _, _) = kcat(&ssl, &unmapped, &["-L"], None);
+    assert!(!ok, "CN=bob matches no ssl.principal.mapping.rules entry");
+    poll_until(Duration::from_secs(10), Duration::from_millis(50), "the refusal to be logged", || {
+        node.log_tail().contains("no ssl.principal.mapping.rules entry matches CN=bob").then_some(())
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
