@@ -25,6 +25,16 @@ const SSL_SETTINGS: &[&str] = &[
     "ssl.principal.mapping.rules",
 ];
 
+/// The OAUTHBEARER validation settings Runnel reads (KIP-768's names).
+const OAUTH_SETTINGS: &[&str] = &[
+    "sasl.oauthbearer.jwks.endpoint.url",
+    "sasl.oauthbearer.expected.issuer",
+    "sasl.oauthbearer.expected.audience",
+    "sasl.oauthbearer.sub.claim.name",
+    "sasl.oauthbearer.scope.claim.name",
+    "sasl.oauthbearer.clock.skew.seconds",
+];
+
 /// Whether `key` is an `ssl.*` or `sasl.*` listener setting, plain or for one listener
 /// (`listener.name.<name>.` prefixed; JAAS configurations also name their mechanism:
 /// `listener.name.<name>.plain.sasl.jaas.config`).
@@ -35,9 +45,11 @@ fn is_security_setting(key: &str) -> bool {
     };
     SSL_SETTINGS.contains(&plain)
         || matches!(plain, "sasl.enabled.mechanisms" | "sasl.mechanism.inter.broker.protocol")
+        || OAUTH_SETTINGS.contains(&plain)
+        || plain == "oauthbearer.sasl.server.callback.handler.class"
         || plain
             .strip_suffix(".sasl.jaas.config")
-            .is_some_and(|mechanism| matches!(mechanism, "plain" | "scram-sha-256" | "scram-sha-512"))
+            .is_some_and(|mechanism| matches!(mechanism, "plain" | "scram-sha-256" | "scram-sha-512" | "oauthbearer"))
 }
 
 /// `PLAINTEXT://127.0.0.1:9092`, the listener of a node given none.

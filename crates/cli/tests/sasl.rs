@@ -210,3 +210,105 @@ async fn a_session_expires_after_connections_max_reauth_ms_unless_the_client_rea
     let err = authenticate_plain(&mut switching, "other", "other-secret").await.unwrap_err();
     assert!(err.contains("error"), "{err}");
 }
+
+/// An OAuth issuer for the test: a P-256 key, its JWKS file, and signed tokens.
+struct Issuer {
+    key: ring::signature::EcdsaKeyPair,
+    jwks: std::path::PathBuf,
+}
+
+impl Issuer {
+    fn new(dir: &std::path::Path) -> Issuer {
+        use base64::Engine;
+        use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+        let point = key.public_key().as_ref().to_vec();
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let jwks = serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "test", "use": "sig",
+            "x": b64.encode(&point[1..33]), "y": b64.encode(&point[33..65])}]});
+        let path = dir.join("jwks.json");
+        std::fs::write(&path, jwks.to_string()).unwrap();
+        Issuer { key, jwks: path }
+    }
+
+    /// A token for `subject` expiring `expires_in_s` seconds from now (negative: expired).
+    fn token(&self, subject: &str, expires_in_s: i64) -> String {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let header = b64.encode(serde_json::json!({"alg": "ES256", "kid": "test", "typ": "JWT"}).to_string());
+        let claims = serde_json::json!({"sub": subject, "iss": "https://issuer.test", "aud": "runnel",
+            "iat": now - 5, "exp": now + expires_in_s, "scope": "kafka"});
+        let signed = format!("{header}.{}", b64.encode(claims.to_string()));
+        let signature = self.key.sign(&ring::rand::SystemRandom::new(), signed.as_bytes()).unwrap();
+        format!("{signed}.{}", b64.encode(signature.as_ref()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauthbearer_accepts_signed_current_tokens_from_confluent_kafka_and_refuses_others() {
+    let (data, certs) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let issuer = Issuer::new(certs.path());
+    let jwks = format!("sasl.oauthbearer.jwks.endpoint.url=file://{}", issuer.jwks.display());
+    let settings = [
+        "--set",
+        "listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        "--set",
+        "sasl.enabled.mechanisms=OAUTHBEARER,SCRAM-SHA-512",
+        "--set",
+        &jwks,
+        "--set",
+        "sasl.oauthbearer.expected.issuer=https://issuer.test",
+        "--set",
+        "sasl.oauthbearer.expected.audience=runnel",
+    ];
+    let node = Node::start(data.path(), &settings);
+    let sasl = node.listener("SASL_PLAINTEXT").to_string();
+    create_topic(node.listener("PLAINTEXT"), "tokens", 1, &[]).await;
+    let script = r#"
+import sys, time
+from confluent_kafka import Producer, Consumer, TopicPartition
+bootstrap, token = sys.argv[1], sys.argv[2]
+conf = {"bootstrap.servers": bootstrap, "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanisms": "OAUTHBEARER", "oauth_cb": lambda _config: (token, time.time() + 300)}
+failures = []
+producer = Producer({**conf, "message.timeout.ms": 8000,
+                     "error_cb": lambda e: failures.append(str(e))})
+producer.poll(0)
+delivered = []
+for i in range(3):
+    producer.produce("tokens", f"oauth {i}".encode(), on_delivery=lambda err, msg: delivered.append(err))
+producer.flush(15)
+if not delivered or any(delivered):
+    print("refused", failures[:1], delivered[:1])
+    sys.exit(3)
+consumer = Consumer({**conf, "group.id": "oauth", "auto.offset.reset": "earliest"})
+consumer.assign([TopicPartition("tokens", 0, 0)])
+seen = []
+deadline = time.time() + 20
+while len(seen) < 3 and time.time() < deadline:
+    m = consumer.poll(1.0)
+    if m is not None and not m.error():
+        seen.append(m.value().decode())
+consumer.close()
+print(",".join(seen))
+"#;
+    let run = |token: &str| Command::new("python3").args(["-c", script, &sasl, token]).output().expect("python3");
+    let good = run(&issuer.token("carol", 600));
+    assert!(
+        good.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&good.stdout),
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&good.stdout).trim(), "oauth 0,oauth 1,oauth 2");
+    // An expired token and one signed by another key are refused.
+    let expired = run(&issuer.token("carol", -120));
+    assert_eq!(expired.status.code(), Some(3), "expired token: {}", String::from_utf8_lossy(&expired.stdout));
+    let elsewhere = TempDir::new().unwrap();
+    let stranger = Issuer::new(elsewhere.path());
+    let forged = run(&stranger.token("carol", 600));
+    assert_eq!(forged.status.code(), Some(3), "foreign key: {}", String::from_utf8_lossy(&forged.stdout));
+}

@@ -58,10 +58,16 @@ async fn take_token(broker: &Broker, session: &Session, token: &[u8]) -> Outcome
             session.begin(pending);
             Outcome::Continue(challenge)
         }
-        Ok(Step::Done { user, response }) => {
+        Ok(Step::Done { user, response, expires_ms: credential_expires }) => {
+            // With re-authentication on, a session lasts `connections.max.reauth.ms` and no
+            // longer than the credential (an OAuth token); with it off, until the
+            // connection closes (as in Kafka).
             let reauth_ms = broker.config.connections_max_reauth_ms;
-            let lifetime_ms = if reauth_ms > 0 { reauth_ms } else { 0 };
-            let expires = (reauth_ms > 0).then(|| now.saturating_add(reauth_ms));
+            let expires = (reauth_ms > 0).then(|| {
+                let by_setting = now.saturating_add(reauth_ms);
+                credential_expires.map_or(by_setting, |token| token.min(by_setting))
+            });
+            let lifetime_ms = expires.map_or(0, |e| (e - now).max(0));
             if !session.authenticated(&user, pending.mechanism, expires) {
                 return Outcome::Failed("Re-authentication must keep the principal".into());
             }

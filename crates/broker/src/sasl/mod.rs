@@ -1,5 +1,6 @@
 //! SASL authentication on the SASL_PLAINTEXT and SASL_SSL listeners (Kafka's
-//! SaslHandshake and SaslAuthenticate, KIP-152), with PLAIN and SCRAM-SHA-256/512.
+//! SaslHandshake and SaslAuthenticate, KIP-152), with PLAIN, SCRAM-SHA-256/512 and
+//! OAUTHBEARER (signed JWTs checked against a JWKS file, `oauthbearer.rs`).
 //!
 //! Settings, by Kafka's names: `sasl.enabled.mechanisms` (or
 //! `listener.name.<name>.sasl.enabled.mechanisms`; default: SCRAM-SHA-256 and SCRAM-SHA-512,
@@ -16,11 +17,13 @@
 //! (enforced in one place, `handlers::handle`); a failed authentication always closes the
 //! connection; re-authentication keeps the principal.
 
+pub mod oauthbearer;
 pub mod plain;
 pub mod scram;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use runnel_metadata::scram::{ScramCredential, ScramMechanism};
 use runnel_metadata::MetadataImage;
@@ -40,6 +43,7 @@ pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
 pub enum Mechanism {
     Plain,
     Scram(ScramMechanism),
+    OAuthBearer,
 }
 
 impl Mechanism {
@@ -47,12 +51,16 @@ impl Mechanism {
         match self {
             Mechanism::Plain => "PLAIN",
             Mechanism::Scram(m) => m.name(),
+            Mechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 
     pub fn parse(name: &str) -> Option<Self> {
         if name.eq_ignore_ascii_case("PLAIN") {
             return Some(Mechanism::Plain);
+        }
+        if name.eq_ignore_ascii_case("OAUTHBEARER") {
+            return Some(Mechanism::OAuthBearer);
         }
         ScramMechanism::from_name(name).map(Mechanism::Scram)
     }
@@ -69,10 +77,12 @@ pub enum SaslFailure {
 }
 
 /// One SASL listener's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct SaslSettings {
     pub enabled: Vec<Mechanism>,
     plain_users: BTreeMap<String, String>,
+    /// The JWT validator, when OAUTHBEARER is enabled.
+    oauth: Option<Arc<oauthbearer::Validator>>,
 }
 
 fn lookup<'a>(settings: &'a BTreeMap<String, String>, listener: &ListenerName, key: &str) -> Option<&'a str> {
@@ -102,7 +112,11 @@ impl SaslSettings {
                 .filter(|m| !m.is_empty())
                 .map(|m| {
                     Mechanism::parse(m).ok_or_else(|| {
-                        invalid("sasl.enabled.mechanisms", m, "supported: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512".into())
+                        invalid(
+                            "sasl.enabled.mechanisms",
+                            m,
+                            "supported: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER".into(),
+                        )
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?,
@@ -125,7 +139,12 @@ impl SaslSettings {
                 format!("PLAIN is enabled on listener {listener} but no user_NAME=\"PASSWORD\" is configured"),
             ));
         }
-        Ok(SaslSettings { enabled, plain_users })
+        let oauth = if enabled.contains(&Mechanism::OAuthBearer) {
+            Some(Arc::new(oauth_validator(listener, settings)?))
+        } else {
+            None
+        };
+        Ok(SaslSettings { enabled, plain_users, oauth })
     }
 
     pub fn names(&self) -> Vec<&'static str> {
@@ -133,18 +152,55 @@ impl SaslSettings {
     }
 }
 
+/// The JWT validation settings of a listener with OAUTHBEARER, by Kafka's names (KIP-768).
+fn oauth_validator(
+    listener: &ListenerName,
+    settings: &BTreeMap<String, String>,
+) -> Result<oauthbearer::Validator, ConfigError> {
+    let get = |key: &str| lookup(settings, listener, key);
+    let invalid = |key: &str, value: &str, why: &str| ConfigError::Invalid {
+        key: key.into(),
+        value: value.into(),
+        why: why.into(),
+    };
+    let url_key = "sasl.oauthbearer.jwks.endpoint.url";
+    let url = get(url_key).ok_or_else(|| invalid(url_key, "", "OAUTHBEARER needs a JWKS to check tokens against"))?;
+    let path = url
+        .strip_prefix("file://")
+        .ok_or_else(|| invalid(url_key, url, "only file: URLs are supported (fetch the JWKS with your own tooling)"))?;
+    let skew_key = "sasl.oauthbearer.clock.skew.seconds";
+    let skew: i64 = get(skew_key)
+        .unwrap_or("30")
+        .parse()
+        .map_err(|_| invalid(skew_key, get(skew_key).unwrap_or(""), "not a number"))?;
+    let audience = get("sasl.oauthbearer.expected.audience")
+        .map(|list| list.split(',').map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect())
+        .unwrap_or_default();
+    oauthbearer::Validator::new(oauthbearer::OauthSettings {
+        jwks: path.into(),
+        expected_issuer: get("sasl.oauthbearer.expected.issuer").map(str::to_string),
+        expected_audience: audience,
+        sub_claim: get("sasl.oauthbearer.sub.claim.name").unwrap_or("sub").to_string(),
+        scope_claim: get("sasl.oauthbearer.scope.claim.name").unwrap_or("scope").to_string(),
+        clock_skew_ms: skew.saturating_mul(1000),
+    })
+    .map_err(|why| invalid(url_key, url, &why))
+}
+
 /// One exchange in progress.
 pub enum Exchange {
     Plain,
     Scram(Box<scram::ScramServer>),
+    OAuthBearer,
 }
 
 /// What a step produced.
 pub enum Step {
     /// Send this and wait for the client's next message.
     Challenge(Vec<u8>),
-    /// Authenticated as `user`; send `response`.
-    Done { user: String, response: Vec<u8> },
+    /// Authenticated as `user`; send `response`. `expires_ms`: when the credential itself
+    /// expires (an OAuth token), if it does.
+    Done { user: String, response: Vec<u8>, expires_ms: Option<i64> },
 }
 
 impl Exchange {
@@ -152,13 +208,21 @@ impl Exchange {
         match mechanism {
             Mechanism::Plain => Exchange::Plain,
             Mechanism::Scram(m) => Exchange::Scram(Box::new(scram::ScramServer::new(m))),
+            Mechanism::OAuthBearer => Exchange::OAuthBearer,
         }
     }
 
     pub fn step(&mut self, token: &[u8], settings: &SaslSettings, image: &MetadataImage) -> Result<Step, SaslFailure> {
         match self {
-            Exchange::Plain => {
-                plain::authenticate(token, &settings.plain_users).map(|user| Step::Done { user, response: Vec::new() })
+            Exchange::Plain => plain::authenticate(token, &settings.plain_users).map(|user| Step::Done {
+                user,
+                response: Vec::new(),
+                expires_ms: None,
+            }),
+            Exchange::OAuthBearer => {
+                let validator = settings.oauth.as_ref().ok_or(SaslFailure::Malformed("OAUTHBEARER is not enabled"))?;
+                let token = validator.authenticate(token, crate::clock::now_ms())?;
+                Ok(Step::Done { user: token.principal, response: Vec::new(), expires_ms: Some(token.expires_ms) })
             }
             Exchange::Scram(server) => {
                 let mechanism = server.mechanism();
@@ -166,7 +230,9 @@ impl Exchange {
                     |user: &str| -> Option<ScramCredential> { image.scram.get(user)?.get(&mechanism).cloned() };
                 match server.step(token, &lookup)? {
                     scram::ScramStep::Challenge(challenge) => Ok(Step::Challenge(challenge)),
-                    scram::ScramStep::Done { user, server_final } => Ok(Step::Done { user, response: server_final }),
+                    scram::ScramStep::Done { user, server_final } => {
+                        Ok(Step::Done { user, response: server_final, expires_ms: None })
+                    }
                 }
             }
         }
