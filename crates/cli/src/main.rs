@@ -94,6 +94,9 @@ fn broker_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
         config.data_dir = dir.clone();
     }
     if let Some(listen) = &args.listen {
+        if args.settings.iter().any(|s| s.trim_start().starts_with("listeners=")) {
+            anyhow::bail!("--listen is the shorthand for one PLAINTEXT listener; give it or `listeners`, not both");
+        }
         config.set("listen", listen)?;
     }
     if let Some(advertise) = &args.advertise {

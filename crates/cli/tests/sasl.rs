@@ -312,3 +312,55 @@ print(",".join(seen))
     let forged = run(&stranger.token("carol", 600));
     assert_eq!(forged.status.code(), Some(3), "foreign key: {}", String::from_utf8_lossy(&forged.stdout));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_serves_sasl_clients_on_every_node_with_each_listeners_addresses() {
+    use support::cluster::{create_topic_via, Cluster, Spec};
+    let specs: Vec<Spec> = (1..=3)
+        .map(|id| {
+            Spec::combined(id)
+                .with_listeners("SASL_PLAINTEXT://127.0.0.1:0")
+                .with_args(&["--add-scram", "SCRAM-SHA-512=[name=admin,password=admin-secret]"])
+        })
+        .collect();
+    let cluster = Cluster::start(&specs);
+    create_topic_via(cluster.kafka_addr(1), "replicated", 3, 3).await.unwrap_or_else(|e| panic!("creating: {e}"));
+    let sasl: Vec<String> = (1..=3).map(|id| cluster.node(id).listener("SASL_PLAINTEXT").to_string()).collect();
+    let admin = sasl_client("sasl_plaintext", "SCRAM-SHA-512", "admin", "admin-secret");
+
+    // Metadata on the SASL listener names every broker's SASL address, not its PLAINTEXT one.
+    let listing =
+        poll_until(Duration::from_secs(30), Duration::from_millis(200), "all three brokers over SASL", || {
+            let (ok, listing, _) = kcat(&sasl[1], &admin, &["-L"], None);
+            (ok && listed_brokers(&listing).len() == 3).then_some(listing)
+        });
+    let mut listed = listed_brokers(&listing);
+    listed.sort();
+    let mut expected = sasl.clone();
+    expected.sort();
+    assert_eq!(listed, expected, "{listing}");
+
+    // acks=all through node 2's SASL listener; replicated over PLAINTEXT between nodes;
+    // read back through node 3's.
+    let lines: Vec<String> = (0..30).map(|i| format!("k{i}:v{i}")).collect();
+    let mut producer = admin.clone();
+    producer.push(("acks", "all".to_string()));
+    let (ok, _, err) = kcat(&sasl[1], &producer, &["-P", "-t", "replicated", "-K:"], Some(&lines.join("\n")));
+    assert!(ok, "{err}");
+    let (ok, out, err) =
+        kcat(&sasl[2], &admin, &["-C", "-t", "replicated", "-o", "beginning", "-e", "-f", "%k:%s\n"], None);
+    assert!(ok, "{err}");
+    let (mut got, mut sent): (Vec<&str>, Vec<&str>) =
+        (out.lines().collect(), lines.iter().map(String::as_str).collect());
+    got.sort();
+    sent.sort();
+    assert_eq!(got, sent);
+
+    // A user created through node 1 authenticates at node 3 once node 3 has the record.
+    let (ok, out) = runnel_user(cluster.kafka_addr(1), &["set", "dave", "--password", "dave-secret"]);
+    assert!(ok, "{out}");
+    let dave = sasl_client("sasl_plaintext", "SCRAM-SHA-256", "dave", "dave-secret");
+    poll_until(Duration::from_secs(30), Duration::from_millis(200), "dave to authenticate at node 3", || {
+        kcat(&sasl[2], &dave, &["-L"], None).0.then_some(())
+    });
+}

@@ -92,11 +92,23 @@ pub struct Spec {
     pub extra_args: Vec<String>,
     /// Serve metrics on an ephemeral port (`Node::metrics_url`).
     pub metrics: bool,
+    /// Listeners beside the PLAINTEXT one on the fixed Kafka port (`NAME://host:port`,
+    /// comma-separated; port 0 for any free port).
+    pub extra_listeners: Option<&'static str>,
 }
 
 impl Spec {
     fn new(id: i32, roles: &'static str) -> Spec {
-        Spec { id, roles, rack: None, controller: None, advertise: None, extra_args: Vec::new(), metrics: false }
+        Spec {
+            id,
+            roles,
+            rack: None,
+            controller: None,
+            advertise: None,
+            extra_args: Vec::new(),
+            metrics: false,
+            extra_listeners: None,
+        }
     }
 
     pub fn combined(id: i32) -> Spec {
@@ -129,6 +141,11 @@ impl Spec {
 
     pub fn with_metrics(self) -> Spec {
         Spec { metrics: true, ..self }
+    }
+
+    /// More listeners beside PLAINTEXT on the fixed Kafka port.
+    pub fn with_listeners(self, listeners: &'static str) -> Spec {
+        Spec { extra_listeners: Some(listeners), ..self }
     }
 
     pub fn with_rack(self, rack: &'static str) -> Spec {
@@ -182,11 +199,16 @@ impl Cluster {
                 let controller_port = spec.controller.as_ref().map_or(ports[2 * i + 1], |(port, _)| *port);
                 let controller_addr = format!("127.0.0.1:{controller_port}");
                 let id = spec.id.to_string();
+                let listeners = match spec.extra_listeners {
+                    Some(extra) => format!("listeners=PLAINTEXT://{kafka_addr},{extra}"),
+                    None => kafka_addr.clone(),
+                };
+                let listen_flag = if spec.extra_listeners.is_some() { "--set" } else { "--listen" };
                 let mut args = vec![
                     "--node-id",
                     &id,
-                    "--listen",
-                    &kafka_addr,
+                    listen_flag,
+                    &listeners,
                     "--controller-listen",
                     &controller_addr,
                     "--controller-quorum",
