@@ -8,13 +8,11 @@ use clap::{Parser, Subcommand};
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::{DescribeClusterRequest, DescribeQuorumRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use runnel_client::Connection;
 
 #[derive(Parser)]
 pub struct ClusterArgs {
-    /// A node to talk to.
-    #[arg(long, default_value = "127.0.0.1:9092", global = true)]
-    bootstrap: String,
+    #[command(flatten)]
+    connect: crate::connect::ConnectArgs,
     #[command(subcommand)]
     command: ClusterCommand,
 }
@@ -34,8 +32,7 @@ struct NodeRow {
 
 pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     let ClusterCommand::Info = args.command;
-    let mut conn =
-        Connection::connect(&args.bootstrap).await.with_context(|| format!("connecting to {}", args.bootstrap))?;
+    let (mut conn, _security) = args.connect.connect().await?;
     let cluster = conn.send(&DescribeClusterRequest::default(), 1).await?;
     let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
         .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))

@@ -18,13 +18,13 @@ use kafka_protocol::messages::{
     MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use runnel_client::security::ClientSecurity;
 use runnel_client::Connection;
 
 #[derive(Parser)]
 pub struct GroupArgs {
-    /// A broker to talk to.
-    #[arg(long, default_value = "127.0.0.1:9092", global = true)]
-    bootstrap: String,
+    #[command(flatten)]
+    connect: crate::connect::ConnectArgs,
     #[command(subcommand)]
     command: GroupCommand,
 }
@@ -89,16 +89,15 @@ fn check(error_code: i16, what: &str) -> anyhow::Result<()> {
 }
 
 pub async fn run(args: GroupArgs) -> anyhow::Result<()> {
-    let mut conn =
-        Connection::connect(&args.bootstrap).await.with_context(|| format!("connecting to {}", args.bootstrap))?;
+    let (mut conn, security) = args.connect.connect().await?;
     match args.command {
         GroupCommand::List => list(&mut conn).await,
         GroupCommand::Describe { group } => {
-            let mut coordinator = coordinator(&mut conn, &group).await?;
+            let mut coordinator = coordinator(&mut conn, &group, &security).await?;
             describe(&mut conn, &mut coordinator, &group).await
         }
         GroupCommand::Delete { group } => {
-            let mut coordinator = coordinator(&mut conn, &group).await?;
+            let mut coordinator = coordinator(&mut conn, &group, &security).await?;
             let request = DeleteGroupsRequest::default().with_groups_names(vec![group_id(&group)]);
             let response = coordinator.send(&request, 2).await?;
             for result in &response.results {
@@ -108,19 +107,19 @@ pub async fn run(args: GroupArgs) -> anyhow::Result<()> {
             Ok(())
         }
         GroupCommand::ResetOffsets(reset) => {
-            let mut coordinator = coordinator(&mut conn, &reset.group).await?;
+            let mut coordinator = coordinator(&mut conn, &reset.group, &security).await?;
             reset_offsets(&mut conn, &mut coordinator, &reset).await
         }
     }
 }
 
 /// A connection to the group's coordinator (which may be the bootstrap broker itself).
-async fn coordinator(conn: &mut Connection, group: &str) -> anyhow::Result<Connection> {
+async fn coordinator(conn: &mut Connection, group: &str, security: &ClientSecurity) -> anyhow::Result<Connection> {
     let request = FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_string()));
     let response = conn.send(&request, 3).await?;
     check(response.error_code, &format!("finding the coordinator of {group}"))?;
     let addr = format!("{}:{}", response.host.as_str(), response.port);
-    Connection::connect(&addr).await.with_context(|| format!("connecting to coordinator {addr}"))
+    crate::connect::connect_to(&addr, security).await.with_context(|| format!("the coordinator of {group}"))
 }
 
 async fn list(conn: &mut Connection) -> anyhow::Result<()> {

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use runnel_broker::BrokerConfig;
 
 mod cluster;
+mod connect;
 mod group;
 mod perf;
 mod topic;

@@ -17,13 +17,11 @@ use kafka_protocol::messages::{
     ElectLeadersRequest, ListPartitionReassignmentsRequest, MetadataRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use runnel_client::Connection;
 
 #[derive(Parser)]
 pub struct TopicArgs {
-    /// A broker to talk to.
-    #[arg(long, default_value = "127.0.0.1:9092", global = true)]
-    bootstrap: String,
+    #[command(flatten)]
+    connect: crate::connect::ConnectArgs,
     #[command(subcommand)]
     command: TopicCommand,
 }
@@ -128,8 +126,7 @@ fn describe_lines(topic: &str, t: &MetadataResponseTopic, live: &BTreeSet<i32>) 
 }
 
 pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
-    let mut conn =
-        Connection::connect(&args.bootstrap).await.with_context(|| format!("connecting to {}", args.bootstrap))?;
+    let (mut conn, _security) = args.connect.connect().await?;
     match args.command {
         TopicCommand::Create { name: topic, partitions, replication_factor, configs } => {
             let mut creatable = CreatableTopic::default()

@@ -12,15 +12,13 @@ use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
 use kafka_protocol::messages::{AlterUserScramCredentialsRequest, DescribeUserScramCredentialsRequest};
 use kafka_protocol::protocol::StrBytes;
 use runnel_broker::sasl::scram::{random_bytes, salted_password};
-use runnel_client::Connection;
 use runnel_metadata::scram::ScramMechanism;
 use runnel_protocol::ResponseError;
 
 #[derive(Parser)]
 pub struct UserArgs {
-    /// A node to talk to (a PLAINTEXT listener).
-    #[arg(long, default_value = "127.0.0.1:9092", global = true)]
-    bootstrap: String,
+    #[command(flatten)]
+    connect: crate::connect::ConnectArgs,
     #[command(subcommand)]
     command: UserCommand,
 }
@@ -69,8 +67,7 @@ fn check(code: i16, message: Option<&StrBytes>, what: &str) -> anyhow::Result<()
 
 pub async fn run(args: UserArgs) -> anyhow::Result<()> {
     let UserCommand::Scram(command) = args.command;
-    let mut conn =
-        Connection::connect(&args.bootstrap).await.with_context(|| format!("connecting to {}", args.bootstrap))?;
+    let (mut conn, _security) = args.connect.connect().await?;
     match command {
         ScramCommand::Set { name, password, mechanism: m, iterations } => {
             let mechanism = mechanism(&m)?;

@@ -1,16 +1,25 @@
 //! A small async Kafka client on `kafka-protocol`, for Runnel's own tools and connections
 //! (the admin CLI, `runnel perf`, and the broker's replica fetchers). One connection, one request at a
-//! time, typed requests and responses, bounded response size.
+//! time, typed requests and responses, bounded response size. Connections may use TLS and
+//! SASL (`security`).
 
 pub mod fetcher;
+pub mod security;
 
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::security::{ClientSecurity, SaslCredentials, ScramClient, SecurityError};
+
+/// A byte stream a connection runs over: TCP, or TLS over TCP.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// Largest response this client accepts.
 pub const RESPONSE_BYTES_MAX: usize = 256 * 1024 * 1024;
@@ -28,10 +37,12 @@ pub enum ClientError {
     Correlation { expected: i32, got: i32 },
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    #[error(transparent)]
+    Security(#[from] SecurityError),
 }
 
 pub struct Connection {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     correlation_id: i32,
     client_id: StrBytes,
     timeout: Duration,
@@ -42,28 +53,81 @@ impl Connection {
         Self::connect_from(addr, None).await
     }
 
-    /// Connects from `bind` (any port) when given, rather than an address the kernel picks.
-    pub async fn connect_from(addr: &str, bind: Option<std::net::IpAddr>) -> Result<Self, ClientError> {
-        let stream = match bind {
-            None => TcpStream::connect(addr).await?,
-            Some(bind) => {
-                let target = tokio::net::lookup_host(addr)
-                    .await?
-                    .find(|a| a.is_ipv4() == bind.is_ipv4())
-                    .ok_or_else(|| std::io::Error::other(format!("{addr} has no address of the family of {bind}")))?;
-                let socket =
-                    if bind.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
-                socket.bind(std::net::SocketAddr::new(bind, 0))?;
-                socket.connect(target).await?
+    /// Connects with `security`: TLS first when configured (the host name of `addr` is
+    /// the name the certificate must carry), then SASL when configured.
+    pub async fn connect_secure(
+        addr: &str,
+        bind: Option<std::net::IpAddr>,
+        security: &ClientSecurity,
+    ) -> Result<Self, ClientError> {
+        let tcp = open_tcp(addr, bind).await?;
+        let mut connection = match &security.tls {
+            None => Connection::over(Box::new(tcp)),
+            Some(tls) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host).trim_matches(['[', ']']);
+                let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| SecurityError::Setting { key: "bootstrap", why: format!("{host}: {e}") })?;
+                let handshake = tokio_rustls::TlsConnector::from(tls.clone()).connect(name, tcp);
+                let timeout = Duration::from_secs(30);
+                let stream =
+                    tokio::time::timeout(timeout, handshake).await.map_err(|_| ClientError::Timeout(timeout))??;
+                Connection::over(Box::new(stream))
             }
         };
-        stream.set_nodelay(true)?;
-        Ok(Connection {
+        if let Some(credentials) = &security.sasl {
+            connection.authenticate(credentials).await?;
+        }
+        Ok(connection)
+    }
+
+    /// SaslHandshake v1 and SaslAuthenticate v2 exchanges for `credentials`.
+    async fn authenticate(&mut self, credentials: &SaslCredentials) -> Result<(), ClientError> {
+        let mechanism = StrBytes::from_static_str(credentials.mechanism());
+        let handshake = self.send(&SaslHandshakeRequest::default().with_mechanism(mechanism), 1).await?;
+        if handshake.error_code != 0 {
+            let offered: Vec<&str> = handshake.mechanisms.iter().map(|m| m.as_str()).collect();
+            return Err(SecurityError::Sasl(format!(
+                "the broker does not offer {} (it offers {offered:?})",
+                credentials.mechanism()
+            ))
+            .into());
+        }
+        match credentials {
+            SaslCredentials::Plain { username, password } => {
+                self.sasl_step(format!("\0{username}\0{password}").into_bytes()).await?;
+            }
+            SaslCredentials::Scram { hash, username, password } => {
+                let mut scram = ScramClient::new(*hash, username, password);
+                let server_first = self.sasl_step(scram.client_first()).await?;
+                let client_final = scram.client_final(&server_first)?;
+                let server_final = self.sasl_step(client_final).await?;
+                scram.check_server_final(&server_final)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn sasl_step(&mut self, token: Vec<u8>) -> Result<Bytes, ClientError> {
+        let answer = self.send(&SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token)), 2).await?;
+        if answer.error_code != 0 {
+            let message = answer.error_message.map(|m| m.to_string()).unwrap_or_default();
+            return Err(SecurityError::Sasl(format!("authentication failed: {message}")).into());
+        }
+        Ok(answer.auth_bytes)
+    }
+
+    /// Connects from `bind` (any port) when given, rather than an address the kernel picks.
+    pub async fn connect_from(addr: &str, bind: Option<std::net::IpAddr>) -> Result<Self, ClientError> {
+        Ok(Connection::over(Box::new(open_tcp(addr, bind).await?)))
+    }
+
+    fn over(stream: Box<dyn Io>) -> Self {
+        Connection {
             stream,
             correlation_id: 0,
             client_id: StrBytes::from_static_str("runnel-cli"),
             timeout: Duration::from_secs(30),
-        })
+        }
     }
 
     /// How long one request may take, sending to response.
@@ -118,4 +182,23 @@ impl Connection {
         self.stream.read_exact(&mut body).await?;
         Ok(body.freeze())
     }
+}
+
+/// A TCP connection to `addr`, from `bind` when given, without Nagle.
+async fn open_tcp(addr: &str, bind: Option<std::net::IpAddr>) -> Result<TcpStream, ClientError> {
+    let stream = match bind {
+        None => TcpStream::connect(addr).await?,
+        Some(bind) => {
+            let target = tokio::net::lookup_host(addr)
+                .await?
+                .find(|a| a.is_ipv4() == bind.is_ipv4())
+                .ok_or_else(|| std::io::Error::other(format!("{addr} has no address of the family of {bind}")))?;
+            let socket =
+                if bind.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+            socket.bind(std::net::SocketAddr::new(bind, 0))?;
+            socket.connect(target).await?
+        }
+    };
+    stream.set_nodelay(true)?;
+    Ok(stream)
 }

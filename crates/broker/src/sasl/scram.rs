@@ -14,40 +14,30 @@
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use ring::{digest, hmac, pbkdf2};
+use runnel_client::security::ScramHash;
 use runnel_metadata::scram::{ScramCredential, ScramMechanism};
 
 use super::SaslFailure;
 
-fn hmac_alg(mechanism: ScramMechanism) -> hmac::Algorithm {
+/// SCRAM's arithmetic, shared with the client side (`runnel_client::security`).
+fn hash_of(mechanism: ScramMechanism) -> ScramHash {
     match mechanism {
-        ScramMechanism::ScramSha256 => hmac::HMAC_SHA256,
-        ScramMechanism::ScramSha512 => hmac::HMAC_SHA512,
+        ScramMechanism::ScramSha256 => ScramHash::Sha256,
+        ScramMechanism::ScramSha512 => ScramHash::Sha512,
     }
 }
 
 fn hmac(mechanism: ScramMechanism, key: &[u8], data: &[u8]) -> Vec<u8> {
-    hmac::sign(&hmac::Key::new(hmac_alg(mechanism), key), data).as_ref().to_vec()
+    hash_of(mechanism).hmac(key, data)
 }
 
 fn hash(mechanism: ScramMechanism, data: &[u8]) -> Vec<u8> {
-    let alg = match mechanism {
-        ScramMechanism::ScramSha256 => &digest::SHA256,
-        ScramMechanism::ScramSha512 => &digest::SHA512,
-    };
-    digest::digest(alg, data).as_ref().to_vec()
+    hash_of(mechanism).hash(data)
 }
 
 /// `Hi(password, salt, iterations)`: the salted password.
 pub fn salted_password(mechanism: ScramMechanism, password: &str, salt: &[u8], iterations: u32) -> Vec<u8> {
-    let alg = match mechanism {
-        ScramMechanism::ScramSha256 => pbkdf2::PBKDF2_HMAC_SHA256,
-        ScramMechanism::ScramSha512 => pbkdf2::PBKDF2_HMAC_SHA512,
-    };
-    let mut out = vec![0u8; mechanism.key_bytes()];
-    let iterations = std::num::NonZeroU32::new(iterations.max(1)).expect("at least one iteration");
-    pbkdf2::derive(alg, iterations, salt, password.as_bytes(), &mut out);
-    out
+    hash_of(mechanism).salted_password(password, salt, iterations)
 }
 
 /// The credential stored for a salted password.

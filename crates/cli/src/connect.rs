@@ -1,0 +1,44 @@
+//! How the CLI's commands connect: `--bootstrap` and, for a secured listener,
+//! `--command-config FILE` with client properties by Kafka's names (`security.protocol`,
+//! `sasl.mechanism`, `sasl.username`, `sasl.password`, `ssl.ca.location`,
+//! `ssl.certificate.location`, `ssl.key.location`, `ssl.endpoint.identification.algorithm`),
+//! the file Kafka's own tools take with `--command-config`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::Args;
+use runnel_client::security::{parse_properties, ClientSecurity};
+use runnel_client::Connection;
+
+/// The connection options every client command takes.
+#[derive(Args, Clone, Debug)]
+pub struct ConnectArgs {
+    /// A node to talk to, HOST:PORT.
+    #[arg(long, default_value = "127.0.0.1:9092", global = true)]
+    pub bootstrap: String,
+    /// Client properties for a secured listener (security.protocol, sasl.*, ssl.*).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub command_config: Option<PathBuf>,
+}
+
+/// The security the properties file asks for (plaintext without one).
+pub fn security(command_config: Option<&Path>) -> anyhow::Result<ClientSecurity> {
+    let Some(path) = command_config else { return Ok(ClientSecurity::plaintext()) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    ClientSecurity::from_properties(&parse_properties(&text)).with_context(|| format!("in {}", path.display()))
+}
+
+impl ConnectArgs {
+    /// Connects to the bootstrap node.
+    pub async fn connect(&self) -> anyhow::Result<(Connection, ClientSecurity)> {
+        let security = security(self.command_config.as_deref())?;
+        let conn = connect_to(&self.bootstrap, &security).await?;
+        Ok((conn, security))
+    }
+}
+
+/// Connects to `addr` with `security`.
+pub async fn connect_to(addr: &str, security: &ClientSecurity) -> anyhow::Result<Connection> {
+    Connection::connect_secure(addr, None, security).await.with_context(|| format!("connecting to {addr}"))
+}
