@@ -77,6 +77,8 @@ pub struct Broker {
     /// `queued.max.request.bytes` as permits: a connection takes a frame's size before
     /// reading its body and gives it back once the request is answered.
     pub request_budget: Arc<tokio::sync::Semaphore>,
+    /// How this node connects to other brokers (`inter_broker.rs`).
+    pub inter_broker_security: runnel_client::security::ClientSecurity,
     /// Failed SASL authentications per client address (`sasl.failed.authentications.per.minute`).
     pub auth_failures: crate::sasl::FailureLimiter,
 }
@@ -118,6 +120,11 @@ impl Broker {
         let producer_ids = ProducerIdManager::new(config.node_id);
         let request_budget = Arc::new(tokio::sync::Semaphore::new(config.queued_max_request_bytes));
         let config_failures_per_minute = config.sasl_failed_authentications_per_minute;
+        let inter_broker_security = if config.is_cluster() {
+            crate::inter_broker::client_security(&config)?
+        } else {
+            runnel_client::security::ClientSecurity::plaintext()
+        };
         Ok(Arc::new(Broker {
             config,
             incarnation_id,
@@ -131,6 +138,7 @@ impl Broker {
             publisher,
             request_budget,
             auth_failures: crate::sasl::FailureLimiter::new(config_failures_per_minute),
+            inter_broker_security,
         }))
     }
 

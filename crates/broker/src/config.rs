@@ -23,6 +23,7 @@ const SSL_SETTINGS: &[&str] = &[
     "ssl.client.auth",
     "ssl.enabled.protocols",
     "ssl.principal.mapping.rules",
+    "ssl.endpoint.identification.algorithm",
 ];
 
 /// The OAUTHBEARER validation settings Runnel reads (KIP-768's names).

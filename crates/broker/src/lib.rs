@@ -14,6 +14,7 @@ pub mod config;
 pub mod connection;
 pub mod groups;
 pub mod handlers;
+pub mod inter_broker;
 pub mod isr;
 pub mod listeners;
 pub mod liveness;

@@ -132,9 +132,18 @@ fn leader_address(broker: &Broker, leader: i32) -> Option<String> {
 /// leader used before would otherwise answer for partitions of the same name, and its
 /// OffsetsForLeaderEpoch answers would truncate this replica.
 async fn connect(broker: &Broker, address: &str) -> Option<Connection> {
-    let connected =
-        tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect_from(address, broker.config.outbound_bind));
-    let Ok(Ok(mut connection)) = connected.await else { return None };
+    let connected = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        Connection::connect_secure(address, broker.config.outbound_bind, &broker.inter_broker_security),
+    );
+    let mut connection = match connected.await {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(e)) => {
+            tracing::debug!(%address, error = %e, "connecting to the leader failed");
+            return None;
+        }
+        Err(_) => return None,
+    };
     connection.set_timeout(REQUEST_TIMEOUT);
     connection.set_client_id("runnel-replica-fetcher");
     let request = MetadataRequest::default().with_topics(Some(vec![])).with_allow_auto_topic_creation(false);

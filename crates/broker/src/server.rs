@@ -53,13 +53,6 @@ const TLS_RELOAD_CHECK: Duration = Duration::from_secs(1);
 /// Binds every listener and loads its TLS material; any failure stops the start.
 async fn bind_listeners(config: &mut BrokerConfig) -> Result<Vec<Accepting>, BrokerError> {
     config.resolve_listeners()?;
-    let inter_broker = config.listeners.inter_broker();
-    if config.is_cluster() && inter_broker.protocol != SecurityProtocol::Plaintext {
-        return Err(BrokerError::Config(format!(
-            "inter.broker.listener.name {} is {}: replicas connect to each other over PLAINTEXT only in this version",
-            inter_broker.name, inter_broker.protocol
-        )));
-    }
     let mut accepting = Vec::with_capacity(config.listeners.all.len());
     for listener in config.listeners.all.clone() {
         let sasl = if listener.protocol.uses_sasl() {

@@ -364,3 +364,63 @@ async fn a_cluster_serves_sasl_clients_on_every_node_with_each_listeners_address
         kcat(&sasl[2], &dave, &["-L"], None).0.then_some(())
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_fetch_from_each_other_over_tls_with_scram_on_the_inter_broker_listener() {
+    use support::cluster::{create_topic_via, Cluster, Spec};
+    let certs = TempDir::new().unwrap();
+    let pki = Pki::new(certs.path(), "cluster");
+    let keystore = certs.path().join("broker.pem");
+    pki.write_keystore(&keystore);
+    let settings: Vec<String> = vec![
+        "--set".into(),
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,INTERNAL:SASL_SSL".into(),
+        "--set".into(),
+        "inter.broker.listener.name=INTERNAL".into(),
+        "--set".into(),
+        "listener.name.internal.sasl.enabled.mechanisms=SCRAM-SHA-512".into(),
+        "--set".into(),
+        "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512".into(),
+        "--set".into(),
+        r#"listener.name.internal.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="broker-secret";"#.into(),
+        "--set".into(),
+        format!("ssl.keystore.location={}", keystore.display()),
+        "--set".into(),
+        format!("ssl.truststore.location={}", pki.ca_path().display()),
+        "--add-scram".into(),
+        "SCRAM-SHA-512=[name=broker,password=broker-secret]".into(),
+    ];
+    let args: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let specs: Vec<Spec> =
+        (1..=3).map(|id| Spec::combined(id).with_listeners("INTERNAL://127.0.0.1:0").with_args(&args)).collect();
+    let cluster = Cluster::start(&specs);
+    create_topic_via(cluster.kafka_addr(1), "secured", 3, 3).await.unwrap_or_else(|e| panic!("creating: {e}"));
+    // Followers can only be in sync by fetching over SASL_SSL: wait for full ISRs.
+    let sent = (0..40).map(|i| format!("k{i}:v{i}")).collect::<Vec<_>>();
+    let producer = vec![("acks", "all".to_string())];
+    let (ok, _, err) = kcat(cluster.kafka_addr(1), &producer, &["-P", "-t", "secured", "-K:"], Some(&sent.join("\n")));
+    assert!(ok, "acks=all needs the followers: {err}");
+    support::cluster::eventually(Duration::from_secs(30), "every replica in sync", || async {
+        let view = cluster.view(1).await?;
+        let topic = view.topic("secured").ok_or("no topic")?.clone();
+        match topic.partitions.iter().find(|p| p.isr.len() != 3) {
+            Some(p) => Err(format!("not in sync: {p:?}")),
+            None => Ok(()),
+        }
+    })
+    .await;
+    // Every node holds the same bytes for every partition: the followers copied them over
+    // the secured listener (an unauthenticated fetch would have been refused).
+    let sizes = |id: i32| -> Vec<u64> {
+        (0..3)
+            .map(|p| {
+                let file = cluster.node(id).data_dir().join(format!("secured-{p}")).join("00000000000000000000.log");
+                std::fs::metadata(file).map_or(0, |m| m.len())
+            })
+            .collect()
+    };
+    poll_until(Duration::from_secs(30), Duration::from_millis(100), "identical replicas on every node", || {
+        let first = sizes(1);
+        (first.iter().sum::<u64>() > 0 && (2..=3).all(|id| sizes(id) == first)).then_some(())
+    });
+}

@@ -7,32 +7,43 @@ use std::collections::BTreeMap;
 
 use super::SaslFailure;
 
-/// The `user_NAME="PASSWORD"` options of a JAAS configuration; `Err` names what is wrong.
-pub fn users_from_jaas(jaas: &str) -> Result<BTreeMap<String, String>, String> {
+/// A JAAS configuration (`<LoginModule class> <flag> key="value" ...;`): the login module's
+/// class name and its options. `Err` names what is wrong.
+pub fn jaas_options(jaas: &str) -> Result<(String, BTreeMap<String, String>), String> {
     let body = jaas.trim().strip_suffix(';').ok_or("a JAAS configuration ends with ';'")?;
     let mut words = body.splitn(3, char::is_whitespace);
-    let module = words.next().unwrap_or_default();
-    if !module.ends_with("PlainLoginModule") {
-        return Err(format!("login module {module} is not PlainLoginModule"));
-    }
+    let module = words.next().unwrap_or_default().to_string();
     let flag = words.next().unwrap_or_default();
     if !matches!(flag, "required" | "requisite" | "sufficient" | "optional") {
         return Err(format!("control flag {flag:?} is not one of required, requisite, sufficient, optional"));
     }
-    let mut users = BTreeMap::new();
+    let mut options = BTreeMap::new();
     let mut rest = words.next().unwrap_or_default().trim();
     while !rest.is_empty() {
         let (key, after) = rest.split_once('=').ok_or("options are key=\"value\"")?;
         let after = after.trim_start().strip_prefix('"').ok_or("option values are quoted")?;
         let end = after.find('"').ok_or("unterminated option value")?;
-        let value = &after[..end];
-        if let Some(user) = key.trim().strip_prefix("user_") {
+        options.insert(key.trim().to_string(), after[..end].to_string());
+        rest = after[end + 1..].trim_start();
+    }
+    Ok((module, options))
+}
+
+/// The `user_NAME="PASSWORD"` options of a PlainLoginModule JAAS configuration; `Err` names
+/// what is wrong.
+pub fn users_from_jaas(jaas: &str) -> Result<BTreeMap<String, String>, String> {
+    let (module, options) = jaas_options(jaas)?;
+    if !module.ends_with("PlainLoginModule") {
+        return Err(format!("login module {module} is not PlainLoginModule"));
+    }
+    let mut users = BTreeMap::new();
+    for (key, value) in options {
+        if let Some(user) = key.strip_prefix("user_") {
             if user.is_empty() {
                 return Err("user_ needs a name".into());
             }
-            users.insert(user.to_string(), value.to_string());
+            users.insert(user.to_string(), value);
         }
-        rest = after[end + 1..].trim_start();
     }
     Ok(users)
 }
