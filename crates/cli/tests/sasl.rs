@@ -131,6 +131,49 @@ async fn scram_and_plain_users_authenticate_on_both_sasl_listeners_and_strangers
     // The node still serves everyone after the failures.
     let (ok, _, err) = kcat(&sasl, &admin, &["-L"], None);
     assert!(ok, "{err}");
+
+    // The CLI over SASL_SSL with --command-config, as Kafka's tools take it.
+    let properties = certs.path().join("admin.properties");
+    std::fs::write(
+        &properties,
+        format!(
+            "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\nsasl.username=admin\nsasl.password=admin-secret\nssl.ca.location={}\n",
+            pki.ca_path().display()
+        ),
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_runnel"))
+            .args(args)
+            .args(["--bootstrap", &sasl_ssl, "--command-config"])
+            .arg(&properties)
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)),
+        )
+    };
+    let (ok, out) = cli(&["topic", "list"]);
+    assert!(ok && out.contains("guarded"), "{out}");
+    let (ok, out) = cli(&["user", "scram", "list"]);
+    assert!(ok && out.contains("admin"), "{out}");
+    std::fs::write(
+        &properties,
+        "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\nsasl.username=admin\nsasl.password=nope\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args(["topic", "list", "--bootstrap", &sasl, "--command-config"])
+        .arg(&properties)
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "a wrong password fails the CLI too");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("authentication failed"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
