@@ -48,6 +48,34 @@ fn config_error(why: impl Into<String>) -> BrokerError {
     BrokerError::Config(why.into())
 }
 
+/// The quorum transport's security: the protocol `listener.security.protocol.map` gives
+/// `controller.listener.names`. PLAINTEXT (also when unmapped) keeps plain TCP; SSL needs
+/// `ssl.client.auth=required` (mutual TLS: without an authorizer, a client certificate from
+/// the cluster's CA is what admits a peer); SASL is refused (the quorum does not speak it).
+fn quorum_tls(config: &BrokerConfig) -> Result<Option<runnel_quorum::QuorumTls>, BrokerError> {
+    use crate::listeners::SecurityProtocol;
+    let name = &config.controller_listener_name;
+    let protocol = config.listener_settings.protocol_map.get(name).copied().unwrap_or(SecurityProtocol::Plaintext);
+    match protocol {
+        SecurityProtocol::Plaintext => Ok(None),
+        SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => Err(config_error(format!(
+            "controller listener {name} is {protocol}: the quorum transport speaks PLAINTEXT or SSL with client certificates"
+        ))),
+        SecurityProtocol::Ssl => {
+            let settings = crate::tls::TlsSettings::from_settings(name, &config.security)?;
+            if settings.client_auth() != crate::tls::ClientAuth::Required {
+                return Err(config_error(format!(
+                    "controller listener {name} is SSL: set listener.name.{}.ssl.client.auth=required, so that only holders of the cluster's certificates join the quorum",
+                    name.as_str().to_ascii_lowercase()
+                )));
+            }
+            let server = settings.build()?;
+            let client = crate::inter_broker::client_tls(name, &config.security)?;
+            Ok(Some(runnel_quorum::QuorumTls { server, client }))
+        }
+    }
+}
+
 /// Starts this node's quorum member and returns the metadata store on it.
 pub async fn start(config: &BrokerConfig) -> Result<MetadataStore, BrokerError> {
     let listen =
@@ -79,7 +107,11 @@ pub async fn start(config: &BrokerConfig) -> Result<MetadataStore, BrokerError> 
         dir,
         listen,
         voter,
-        tuning: QuorumTuning { outbound_bind: config.outbound_bind, ..QuorumTuning::default() },
+        tuning: QuorumTuning {
+            outbound_bind: config.outbound_bind,
+            tls: quorum_tls(config)?,
+            ..QuorumTuning::default()
+        },
     };
     let quorum = Quorum::start(quorum_config).await.map_err(|e| config_error(format!("starting the quorum: {e}")))?;
     if voter {

@@ -102,6 +102,10 @@ pub struct BrokerConfig {
     pub controller_quorum: BTreeMap<u64, String>,
     /// `controller.listen`: where this node serves the quorum's transport.
     pub controller_listen: Option<String>,
+    /// `controller.listener.names` (the first): the name whose security protocol
+    /// (`listener.security.protocol.map`) and `listener.name.<name>.ssl.*` settings secure
+    /// the quorum transport; `CONTROLLER` by default, PLAINTEXT when unmapped.
+    pub controller_listener_name: ListenerName,
     /// `controller.advertise`: the quorum address other nodes are told (defaults to
     /// `controller.listen`), e.g. behind a proxy or NAT.
     pub controller_advertise: Option<String>,
@@ -213,6 +217,7 @@ impl Default for BrokerConfig {
             roles: Roles { broker: true, controller: true },
             controller_quorum: BTreeMap::new(),
             controller_listen: None,
+            controller_listener_name: ListenerName::new("CONTROLLER"),
             controller_advertise: None,
             num_partitions: 1,
             default_replication_factor: 1,
@@ -301,6 +306,15 @@ impl BrokerConfig {
             "process.roles" | "roles" => self.roles = parse_roles(key, value)?,
             "controller.quorum.voters" | "controller.quorum" => self.controller_quorum = parse_voters(key, value)?,
             "controller.listen" => self.controller_listen = Some(value.to_string()),
+            "controller.listener.names" => {
+                let first = value.split(',').map(str::trim).find(|n| !n.is_empty());
+                let first = first.ok_or_else(|| ConfigError::Invalid {
+                    key: key.into(),
+                    value: value.into(),
+                    why: "no listener name".into(),
+                })?;
+                self.controller_listener_name = ListenerName::new(first)
+            }
             "controller.advertise" => {
                 parse_host_port(key, value)?;
                 self.controller_advertise = Some(value.to_string())

@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use runnel_client::security::{read_certificates, tls_config, ClientSecurity, SaslCredentials};
 use rustls::pki_types::pem::PemObject;
@@ -31,53 +32,59 @@ fn lookup<'a>(settings: &'a BTreeMap<String, String>, listener: &ListenerName, k
     settings.get(&specific).or_else(|| settings.get(key)).map(String::as_str).filter(|v| !v.trim().is_empty())
 }
 
+/// Whether host names are verified on `listener`'s client connections: an empty value (or
+/// `none`) of `ssl.endpoint.identification.algorithm` turns it off, as in Kafka.
+fn verify_hostname(listener: &ListenerName, settings: &BTreeMap<String, String>) -> bool {
+    let key = "ssl.endpoint.identification.algorithm";
+    let specific = format!("listener.name.{}.{key}", listener.as_str().to_ascii_lowercase());
+    let algorithm = settings.get(&specific).or_else(|| settings.get(key)).map(|v| v.trim());
+    !matches!(algorithm, Some("" | "none"))
+}
+
+/// A TLS client configuration for connecting to other nodes' `listener`: its trust store
+/// verifies them, its key store is this node's client certificate.
+pub fn client_tls(
+    listener: &ListenerName,
+    settings: &BTreeMap<String, String>,
+) -> Result<Arc<rustls::ClientConfig>, ConfigError> {
+    let get = |key: &str| lookup(settings, listener, key);
+    let roots = match (get("ssl.truststore.location"), get("ssl.truststore.certificates")) {
+        (Some(path), _) => {
+            read_certificates(Path::new(path)).map_err(|e| invalid("ssl.truststore.location", e.to_string()))?
+        }
+        (None, Some(pem)) => CertificateDer::pem_slice_iter(pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid("ssl.truststore.certificates", e.to_string()))?,
+        (None, None) => {
+            return Err(invalid(
+                "ssl.truststore.location",
+                format!("listener {listener} uses TLS between nodes: its trust store verifies the other nodes"),
+            ))
+        }
+    };
+    let identity = match get("ssl.keystore.location") {
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| invalid("ssl.keystore.location", format!("{path}: {e}")))?;
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<_, _>>()
+                .map_err(|e| invalid("ssl.keystore.location", e.to_string()))?;
+            let key =
+                PrivateKeyDer::from_pem_slice(&pem).map_err(|e| invalid("ssl.keystore.location", e.to_string()))?;
+            Some((chain, key))
+        }
+        None => None,
+    };
+    tls_config(roots, identity, verify_hostname(listener, settings))
+        .map_err(|e| invalid("ssl.truststore.location", e.to_string()))
+}
+
 /// The security of this node's connections to other brokers.
 pub fn client_security(config: &BrokerConfig) -> Result<ClientSecurity, ConfigError> {
     let listener = config.listeners.inter_broker();
     let settings = &config.security;
     let get = |key: &str| lookup(settings, &listener.name, key);
-    // An empty value (or `none`) turns host name verification off, as in Kafka.
-    let algorithm_key = "ssl.endpoint.identification.algorithm";
-    let specific = format!("listener.name.{}.{algorithm_key}", listener.name.as_str().to_ascii_lowercase());
-    let algorithm = settings.get(&specific).or_else(|| settings.get(algorithm_key)).map(|v| v.trim());
-    let verify_hostname = !matches!(algorithm, Some("" | "none"));
-    let tls = if listener.protocol.uses_tls() {
-        let roots = match (get("ssl.truststore.location"), get("ssl.truststore.certificates")) {
-            (Some(path), _) => {
-                read_certificates(Path::new(path)).map_err(|e| invalid("ssl.truststore.location", e.to_string()))?
-            }
-            (None, Some(pem)) => CertificateDer::pem_slice_iter(pem.as_bytes())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| invalid("ssl.truststore.certificates", e.to_string()))?,
-            (None, None) => {
-                return Err(invalid(
-                    "ssl.truststore.location",
-                    format!(
-                        "the inter-broker listener {} uses TLS: its trust store verifies the other brokers",
-                        listener.name
-                    ),
-                ))
-            }
-        };
-        let identity = match get("ssl.keystore.location") {
-            Some(path) => {
-                let pem = std::fs::read(path).map_err(|e| invalid("ssl.keystore.location", format!("{path}: {e}")))?;
-                let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| invalid("ssl.keystore.location", e.to_string()))?;
-                let key =
-                    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| invalid("ssl.keystore.location", e.to_string()))?;
-                Some((chain, key))
-            }
-            None => None,
-        };
-        Some(
-            tls_config(roots, identity, verify_hostname)
-                .map_err(|e| invalid("ssl.truststore.location", e.to_string()))?,
-        )
-    } else {
-        None
-    };
+    let tls = if listener.protocol.uses_tls() { Some(client_tls(&listener.name, settings)?) } else { None };
+    let verify_hostname = verify_hostname(&listener.name, settings);
     let sasl = if listener.protocol.uses_sasl() {
         let enabled = crate::sasl::SaslSettings::from_settings(&listener.name, settings)?;
         let mechanism = match settings.get("sasl.mechanism.inter.broker.protocol") {

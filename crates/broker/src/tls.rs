@@ -163,6 +163,10 @@ impl TlsSettings {
         Ok(TlsSettings { listener: listener.clone(), key, chain, trust, client_auth, tls12, tls13, mapper })
     }
 
+    pub fn client_auth(&self) -> ClientAuth {
+        self.client_auth
+    }
+
     /// The files the material is read from (watched for changes).
     fn files(&self) -> Vec<PathBuf> {
         [Some(&self.key), self.chain.as_ref(), self.trust.as_ref()]

@@ -190,3 +190,65 @@ fn settings_that_cannot_work_are_refused_at_start() {
     let unknown = refused(&["--set", "ssl.keystore.colour=blue"]);
     assert!(unknown.contains("ssl.keystore.colour"), "{unknown}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metadata_quorum_speaks_mutual_tls_when_its_listener_is_ssl() {
+    use std::io::{Read, Write};
+    use support::cluster::{create_topic_via, free_ports, Cluster, Spec};
+    let certs = TempDir::new().unwrap();
+    let pki = Pki::new(certs.path(), "quorum");
+    let keystore = certs.path().join("node.pem");
+    pki.write_keystore(&keystore);
+    let settings = vec![
+        "--set".to_string(),
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:SSL".to_string(),
+        "--set".to_string(),
+        "listener.name.controller.ssl.client.auth=required".to_string(),
+        "--set".to_string(),
+        format!("listener.name.controller.ssl.keystore.location={}", keystore.display()),
+        "--set".to_string(),
+        format!("listener.name.controller.ssl.truststore.location={}", pki.ca_path().display()),
+    ];
+    let ports = free_ports(3);
+    let specs: Vec<Spec> = (1..=3)
+        .map(|id| {
+            let port = ports[id as usize - 1];
+            Spec::combined(id).with_controller(port, format!("127.0.0.1:{port}")).with_args(&args(&settings))
+        })
+        .collect();
+    let cluster = Cluster::start(&specs);
+    // The quorum formed and commits over mutual TLS.
+    create_topic_via(cluster.kafka_addr(2), "quorum-tls", 3, 3).await.unwrap_or_else(|e| panic!("creating: {e}"));
+
+    // A peer without the cluster's certificate gets no hello: the TLS handshake refuses it.
+    let mut stranger = std::net::TcpStream::connect(("127.0.0.1", ports[0])).unwrap();
+    stranger.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let hello = br#"{"Hello":{"cluster_id":"whatever"}}"#;
+    let mut frame = (hello.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(hello);
+    let _ = stranger.write_all(&frame);
+    let mut answer = Vec::new();
+    let _ = stranger.read_to_end(&mut answer);
+    assert!(!answer.windows(5).any(|w| w == b"Hello"), "a plaintext peer must not be greeted: {answer:?}");
+    poll_until(Duration::from_secs(10), Duration::from_millis(50), "the refusal to be logged", || {
+        cluster.node(1).log_tail().contains("refused a quorum peer: TLS handshake failed").then_some(())
+    });
+}
+
+#[test]
+fn an_ssl_quorum_without_client_certificates_is_refused_at_start() {
+    let dir = TempDir::new().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args(["server", "--node-id", "1", "--listen", "127.0.0.1:0", "--controller-listen", "127.0.0.1:0"])
+        .args(["--controller-quorum", "1@127.0.0.1:1", "--roles", "broker,controller"])
+        .args(["--set", "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:SSL"])
+        .args(["--set", "ssl.keystore.location=/nonexistent.pem"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ssl.client.auth=required"), "{stderr}");
+}

@@ -28,7 +28,7 @@ pub use log_files::LogError;
 pub use log_store::LogStore;
 pub use openraft::ServerState;
 pub use quorum::{Quorum, QuorumConfig, QuorumError, QuorumMetrics, QuorumTuning};
-pub use rpc::{ForwardError, NodeStatus, TransportError};
+pub use rpc::{ForwardError, NodeStatus, QuorumTls, TransportError};
 pub use snapshot::SnapshotError;
 pub use snapshot_buffer::SNAPSHOT_BYTES_MAX_DEFAULT;
 pub use state_machine::StateMachine;

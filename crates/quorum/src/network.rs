@@ -6,6 +6,7 @@
 //! the next call reconnects. A peer that cannot be connected to, or whose connection closes
 //! or breaks, is reported `Unreachable`, so openraft backs off before retrying it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{
@@ -34,12 +35,18 @@ pub struct Connection {
     /// Sent in the [`Request::Hello`] that opens every connection.
     cluster_id: String,
     bind: Option<IpAddr>,
-    stream: Option<BufReader<TcpStream>>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    stream: Option<rpc::Stream>,
 }
 
 impl Connection {
     pub fn new(addr: String, frame_bytes_max: u32, cluster_id: &str) -> Connection {
-        Connection { addr, frame_bytes_max, cluster_id: cluster_id.to_string(), bind: None, stream: None }
+        Connection { addr, frame_bytes_max, cluster_id: cluster_id.to_string(), bind: None, tls: None, stream: None }
+    }
+
+    /// Speaks TLS with `tls` (the quorum's mutual TLS) when given.
+    pub fn with_tls(self, tls: Option<Arc<rustls::ClientConfig>>) -> Connection {
+        Connection { tls, ..self }
     }
 
     /// Connects from `bind` (any port) rather than an address the kernel picks.
@@ -78,6 +85,16 @@ impl Connection {
             let stream =
                 self.connect().await.map_err(|source| TransportError::Connect { addr: self.addr.clone(), source })?;
             stream.set_nodelay(true)?;
+            let stream: Box<dyn rpc::Io> = match &self.tls {
+                None => Box::new(stream),
+                Some(tls) => {
+                    let host =
+                        self.addr.rsplit_once(':').map_or(self.addr.as_str(), |(h, _)| h).trim_matches(['[', ']']);
+                    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                        .map_err(|e| std::io::Error::other(format!("{host}: {e}")))?;
+                    Box::new(tokio_rustls::TlsConnector::from(tls.clone()).connect(name, stream).await?)
+                }
+            };
             let mut stream = BufReader::new(stream);
             // The hello and its answer are small both ways: the listener refuses a larger one.
             let hello = rpc::encode(&Request::Hello { cluster_id: self.cluster_id.clone() }, HELLO_FRAME_BYTES_MAX)?;
@@ -96,11 +113,7 @@ impl Connection {
     }
 }
 
-async fn round_trip(
-    stream: &mut BufReader<TcpStream>,
-    frame: &[u8],
-    frame_bytes_max: u32,
-) -> Result<Response, TransportError> {
+async fn round_trip(stream: &mut rpc::Stream, frame: &[u8], frame_bytes_max: u32) -> Result<Response, TransportError> {
     rpc::write_frame(stream.get_mut(), frame).await?;
     rpc::read_message(stream, frame_bytes_max).await?.ok_or(TransportError::Closed)
 }
@@ -110,11 +123,17 @@ pub struct NetworkFactory {
     frame_bytes_max: u32,
     cluster_id: String,
     bind: Option<IpAddr>,
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl NetworkFactory {
-    pub fn new(frame_bytes_max: u32, cluster_id: &str, bind: Option<IpAddr>) -> NetworkFactory {
-        NetworkFactory { frame_bytes_max, cluster_id: cluster_id.to_string(), bind }
+    pub fn new(
+        frame_bytes_max: u32,
+        cluster_id: &str,
+        bind: Option<IpAddr>,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> NetworkFactory {
+        NetworkFactory { frame_bytes_max, cluster_id: cluster_id.to_string(), bind, tls }
     }
 }
 
@@ -122,8 +141,9 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerNetwork;
 
     async fn new_client(&mut self, target: NodeId, node: &QuorumNode) -> PeerNetwork {
-        let connection =
-            Connection::new(node.controller_addr.clone(), self.frame_bytes_max, &self.cluster_id).bound_to(self.bind);
+        let connection = Connection::new(node.controller_addr.clone(), self.frame_bytes_max, &self.cluster_id)
+            .bound_to(self.bind)
+            .with_tls(self.tls.clone());
         PeerNetwork { target, connection }
     }
 }

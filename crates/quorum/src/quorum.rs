@@ -68,6 +68,9 @@ pub struct QuorumTuning {
     /// How long a peer may take to send one frame once it started.
     pub request_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Mutual TLS between members (`controller.listener.names` mapped to SSL); `None`: plain
+    /// TCP, where the hello's cluster id is the only check.
+    pub tls: Option<crate::rpc::QuorumTls>,
     /// Local address outgoing connections to peers are made from (`None`: the kernel
     /// chooses), for hosts with several interfaces.
     pub outbound_bind: Option<std::net::IpAddr>,
@@ -88,6 +91,7 @@ impl Default for QuorumTuning {
             propose_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(600),
+            tls: None,
             outbound_bind: None,
         }
     }
@@ -201,7 +205,8 @@ impl Quorum {
             ..Config::default()
         }
         .validate()?;
-        let network = NetworkFactory::new(tuning.frame_bytes_max, &cluster_id, tuning.outbound_bind);
+        let client_tls = tuning.tls.as_ref().map(|tls| tls.client.clone());
+        let network = NetworkFactory::new(tuning.frame_bytes_max, &cluster_id, tuning.outbound_bind, client_tls);
         let raft = Raft::new(node_id, Arc::new(raft_config), network, log, state_machine).await?;
         let limits = ServerLimits {
             cluster_id: cluster_id.clone(),
@@ -209,6 +214,7 @@ impl Quorum {
             frame_bytes_max: tuning.frame_bytes_max,
             snapshot_bytes_max: tuning.snapshot_bytes_max,
             idle_timeout: tuning.idle_timeout,
+            tls: tuning.tls.clone(),
             request_timeout: tuning.request_timeout,
             propose_timeout: tuning.propose_timeout,
         };
@@ -317,8 +323,9 @@ impl Quorum {
         }
         let addr = self.metrics().members.get(&node_id).map(|(node, _)| node.controller_addr.clone());
         let addr = addr.ok_or(QuorumError::UnknownNode(node_id))?;
-        let mut connection =
-            Connection::new(addr, self.tuning.frame_bytes_max, &self.cluster_id).bound_to(self.tuning.outbound_bind);
+        let mut connection = Connection::new(addr, self.tuning.frame_bytes_max, &self.cluster_id)
+            .bound_to(self.tuning.outbound_bind)
+            .with_tls(self.tuning.tls.as_ref().map(|tls| tls.client.clone()));
         match connection.call(&Request::Status, self.tuning.request_timeout).await {
             Ok(Response::Status(status)) => Ok(status),
             Ok(_) => Err(QuorumError::Peer { node_id, source: TransportError::Mismatch }),
@@ -381,7 +388,8 @@ impl Quorum {
         // whether the leader ran the call, and forwarded calls are rare.
         let mut connection =
             Connection::new(leader.controller_addr.clone(), self.tuning.frame_bytes_max, &self.cluster_id)
-                .bound_to(self.tuning.outbound_bind);
+                .bound_to(self.tuning.outbound_bind)
+                .with_tls(self.tuning.tls.as_ref().map(|tls| tls.client.clone()));
         let remaining = deadline.saturating_duration_since(Instant::now());
         match connection.call(&request, remaining).await {
             Ok(Response::Forwarded(Ok(index))) => Ok(index),

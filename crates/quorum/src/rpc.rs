@@ -147,6 +147,28 @@ pub fn encode<T: Serialize>(message: &T, frame_bytes_max: u32) -> Result<Vec<u8>
     Ok(frame)
 }
 
+/// A byte stream the transport runs over: TCP, or TLS over TCP.
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + Sync {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + Sync> Io for T {}
+
+/// A buffered connection stream.
+pub type Stream = tokio::io::BufReader<Box<dyn Io>>;
+
+/// TLS for the quorum transport: every member presents a certificate the others' trust
+/// store accepts (mutual TLS), so only holders of the cluster's certificates can vote,
+/// propose, replicate or install snapshots.
+#[derive(Clone)]
+pub struct QuorumTls {
+    pub server: std::sync::Arc<rustls::ServerConfig>,
+    pub client: std::sync::Arc<rustls::ClientConfig>,
+}
+
+impl std::fmt::Debug for QuorumTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QuorumTls { .. }")
+    }
+}
+
 pub async fn write_frame(output: &mut (impl AsyncWrite + Unpin), frame: &[u8]) -> Result<(), TransportError> {
     output.write_all(frame).await?;
     output.flush().await?;

@@ -41,6 +41,8 @@ pub struct ServerLimits {
     pub idle_timeout: Duration,
     pub request_timeout: Duration,
     pub propose_timeout: Duration,
+    /// Mutual TLS: the handshake (bounded by `request_timeout`) comes before the hello.
+    pub tls: Option<rpc::QuorumTls>,
 }
 
 /// Accepts connections until `shutdown` turns true; then drops every connection task.
@@ -78,6 +80,22 @@ pub async fn serve(listener: TcpListener, raft: Raft, limits: ServerLimits, mut 
 
 async fn serve_connection(stream: TcpStream, raft: &Raft, limits: &ServerLimits) -> Result<(), TransportError> {
     stream.set_nodelay(true)?;
+    let stream: Box<dyn rpc::Io> = match &limits.tls {
+        None => Box::new(stream),
+        Some(tls) => match tokio::time::timeout(
+            limits.request_timeout,
+            tokio_rustls::TlsAcceptor::from(tls.server.clone()).accept(stream),
+        )
+        .await
+        {
+            Ok(Ok(stream)) => Box::new(stream),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "refused a quorum peer: TLS handshake failed");
+                return Ok(());
+            }
+            Err(_) => return Ok(()),
+        },
+    };
     let mut stream = BufReader::new(stream);
     // The first request must name this cluster; anything else closes the connection. Until it
     // has, a frame may not claim more than a hello needs.
@@ -109,7 +127,7 @@ async fn serve_connection(stream: TcpStream, raft: &Raft, limits: &ServerLimits)
 }
 
 async fn read_request(
-    stream: &mut BufReader<TcpStream>,
+    stream: &mut rpc::Stream,
     frame_bytes_max: u32,
     request_timeout: Duration,
 ) -> Result<Option<Request>, TransportError> {

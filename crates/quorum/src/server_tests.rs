@@ -33,7 +33,7 @@ async fn serving(frame_bytes_max: u32, snapshot_bytes_max: u64) -> Node {
     let log = LogStore::open(dir.path(), 1024 * 1024).unwrap();
     let state_machine = StateMachine::open(dir.path()).unwrap().with_snapshot_bytes_max(snapshot_bytes_max);
     let config = Arc::new(Config { cluster_name: "t".into(), ..Config::default() }.validate().unwrap());
-    let network = NetworkFactory::new(frame_bytes_max, CLUSTER, None);
+    let network = NetworkFactory::new(frame_bytes_max, CLUSTER, None, None);
     let raft = Raft::new(1, config, network, log, state_machine).await.unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
@@ -45,6 +45,7 @@ async fn serving(frame_bytes_max: u32, snapshot_bytes_max: u64) -> Node {
         idle_timeout: SLOW,
         request_timeout: SLOW,
         propose_timeout: WAIT,
+        tls: None,
     };
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(serve(listener, raft.clone(), limits, stopped));
