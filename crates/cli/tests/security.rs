@@ -7,6 +7,7 @@
 
 mod support;
 
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -18,20 +19,34 @@ fn args(owned: &[String]) -> Vec<&str> {
     owned.iter().map(String::as_str).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_ssl_listener_serves_kafka_clients_beside_plaintext_with_its_own_addresses() {
-    let dir = TempDir::new().unwrap();
-    let certs = TempDir::new().unwrap();
-    let pki = Pki::new(certs.path(), "main");
+/// A node on a fresh data directory serving `listeners`, with a key store signed by `pki`
+/// (in `certs`) and `extra` settings (`--set` pairs given as `key=value`).
+fn tls_node(data: &TempDir, certs: &TempDir, pki: &Pki, listeners: &str, extra: &[String]) -> Node {
     let keystore = certs.path().join("broker.pem");
     pki.write_keystore(&keystore);
-    let settings = vec![
-        "--set".to_string(),
-        "listeners=PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0".to_string(),
-        "--set".to_string(),
-        format!("ssl.keystore.location={}", keystore.display()),
-    ];
-    let node = Node::start(dir.path(), &args(&settings));
+    let mut settings = vec![format!("listeners={listeners}"), format!("ssl.keystore.location={}", keystore.display())];
+    settings.extend(extra.iter().cloned());
+    let flags: Vec<String> = settings.into_iter().flat_map(|s| ["--set".to_string(), s]).collect();
+    Node::start(data.path(), &args(&flags))
+}
+
+/// kcat properties presenting the client certificate `cert` with `key`.
+fn with_client_cert(
+    mut properties: Vec<(&'static str, String)>,
+    (cert, key): (PathBuf, PathBuf),
+) -> Vec<(&'static str, String)> {
+    properties.extend([
+        ("ssl.certificate.location", cert.display().to_string()),
+        ("ssl.key.location", key.display().to_string()),
+    ]);
+    properties
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ssl_listener_serves_kafka_clients_beside_plaintext_with_its_own_addresses() {
+    let (dir, certs) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let pki = Pki::new(certs.path(), "main");
+    let node = tls_node(&dir, &certs, &pki, "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0", &[]);
     let (plain, ssl) = (node.listener("PLAINTEXT").to_string(), node.listener("SSL").to_string());
     assert_eq!(node.bootstrap(), plain, "the first listener is the one printed as listening");
     create_topic(&plain, "secret", 2, &[]).await;
@@ -74,53 +89,28 @@ async fn an_ssl_listener_serves_kafka_clients_beside_plaintext_with_its_own_addr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listener_requiring_client_certificates_refuses_clients_without_one_or_without_a_principal() {
-    let dir = TempDir::new().unwrap();
-    let certs = TempDir::new().unwrap();
+    let (dir, certs) = (TempDir::new().unwrap(), TempDir::new().unwrap());
     let pki = Pki::new(certs.path(), "main");
-    let keystore = certs.path().join("broker.pem");
-    pki.write_keystore(&keystore);
-    let settings = vec![
-        "--set".to_string(),
-        "listeners=SSL://127.0.0.1:0".to_string(),
-        "--set".to_string(),
-        format!("ssl.keystore.location={}", keystore.display()),
-        "--set".to_string(),
+    let extra = [
         format!("ssl.truststore.location={}", pki.ca_path().display()),
-        "--set".to_string(),
         "ssl.client.auth=required".to_string(),
-        "--set".to_string(),
         // Only alice's certificate maps to a principal; any other subject is refused.
         "ssl.principal.mapping.rules=RULE:^CN=(alice)$/$1/L".to_string(),
     ];
-    let node = Node::start(dir.path(), &args(&settings));
+    let node = tls_node(&dir, &certs, &pki, "SSL://127.0.0.1:0", &extra);
     let ssl = node.listener("SSL").to_string();
     let (ok, _, _) = kcat(&ssl, &ssl_client(&pki.ca_path()), &["-L"], None);
     assert!(!ok, "a client without a certificate must be refused");
     let stranger = Pki::new(certs.path(), "stranger");
-    let (cert, key) = stranger.write_client("mallory");
-    let mut with_foreign = ssl_client(&pki.ca_path());
-    with_foreign.extend([
-        ("ssl.certificate.location", cert.display().to_string()),
-        ("ssl.key.location", key.display().to_string()),
-    ]);
+    let with_foreign = with_client_cert(ssl_client(&pki.ca_path()), stranger.write_client("mallory"));
     let (ok, _, _) = kcat(&ssl, &with_foreign, &["-L"], None);
     assert!(!ok, "a client certificate from an untrusted CA must be refused");
-    let (cert, key) = pki.write_client("alice");
-    let mut with_cert = ssl_client(&pki.ca_path());
-    with_cert.extend([
-        ("ssl.certificate.location", cert.display().to_string()),
-        ("ssl.key.location", key.display().to_string()),
-    ]);
+    let with_cert = with_client_cert(ssl_client(&pki.ca_path()), pki.write_client("alice"));
     let (ok, listing, err) = kcat(&ssl, &with_cert, &["-L"], None);
     assert!(ok, "a client with a trusted certificate connects: {err}");
     assert_eq!(listed_brokers(&listing), vec![ssl.clone()]);
     // A trusted certificate whose subject no mapping rule takes is refused too, as in Kafka.
-    let (cert, key) = pki.write_client("bob");
-    let mut unmapped = ssl_client(&pki.ca_path());
-    unmapped.extend([
-        ("ssl.certificate.location", cert.display().to_string()),
-        ("ssl.key.location", key.display().to_string()),
-    ]);
+    let unmapped = with_client_cert(ssl_client(&pki.ca_path()), pki.write_client("bob"));
     let (ok, _, _) = kcat(&ssl, &unmapped, &["-L"], None);
     assert!(!ok, "CN=bob matches no ssl.principal.mapping.rules entry");
     poll_until(Duration::from_secs(10), Duration::from_millis(50), "the refusal to be logged", || {
@@ -130,18 +120,10 @@ async fn a_listener_requiring_client_certificates_refuses_clients_without_one_or
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_certificate_files_are_used_without_a_restart() {
-    let dir = TempDir::new().unwrap();
-    let certs = TempDir::new().unwrap();
+    let (dir, certs) = (TempDir::new().unwrap(), TempDir::new().unwrap());
     let (first, second) = (Pki::new(certs.path(), "first"), Pki::new(certs.path(), "second"));
+    let node = tls_node(&dir, &certs, &first, "SSL://127.0.0.1:0", &[]);
     let keystore = certs.path().join("broker.pem");
-    first.write_keystore(&keystore);
-    let settings = vec![
-        "--set".to_string(),
-        "listeners=SSL://127.0.0.1:0".to_string(),
-        "--set".to_string(),
-        format!("ssl.keystore.location={}", keystore.display()),
-    ];
-    let node = Node::start(dir.path(), &args(&settings));
     let ssl = node.listener("SSL").to_string();
     let (ok, _, err) = kcat(&ssl, &ssl_client(&first.ca_path()), &["-L"], None);
     assert!(ok, "{err}");
