@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::acl::Acls;
 use crate::records::{BrokerEndpoint, ConfigResource, MetadataRecord};
 use crate::scram::ScramCredentials;
 
@@ -133,6 +134,9 @@ pub struct MetadataImage {
     /// Every user's SCRAM credentials.
     #[serde(default)]
     pub scram: ScramCredentials,
+    /// Every ACL, by id.
+    #[serde(default)]
+    pub acls: Acls,
 }
 
 impl MetadataImage {
@@ -309,6 +313,12 @@ impl MetadataImage {
                         self.scram.remove(name);
                     }
                 }
+            }
+            MetadataRecord::Acl { id, binding } => {
+                self.acls.insert(*id, binding.clone());
+            }
+            MetadataRecord::RemoveAcl { id } => {
+                self.acls.remove(id);
             }
             MetadataRecord::RemoveTopic { topic_id } => {
                 if let Some(name) = self.topic_names_by_id.remove(topic_id) {

@@ -3,11 +3,12 @@
 //! Owns: [`MetadataRecord`] (what the metadata log holds), [`MetadataImage`] (the state those
 //! records describe, immutable and shared behind an `Arc`), the [`MetadataLog`] interface
 //! that stores records (local on a single node; a cluster replicates them in the Raft
-//! quorum), the controller's pure decisions ([`controller`], [`election`], [`scram`], ...). No I/O, no clocks, no async.
+//! quorum), the controller's pure decisions ([`controller`], [`election`], [`scram`], [`acl`], ...). No I/O, no clocks, no async.
 
 // A lossy `as` on an outside length or count silently wraps: `try_from` and handle it, or say why it fits.
 #![warn(clippy::cast_possible_truncation)]
 
+pub mod acl;
 pub mod controller;
 pub mod election;
 pub mod image;

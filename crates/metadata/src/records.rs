@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::acl::AclBinding;
 use crate::scram::{ScramCredential, ScramMechanism};
 
 /// What a configuration entry belongs to.
@@ -114,6 +115,15 @@ pub enum MetadataRecord {
     RemoveUserScramCredential {
         name: String,
         mechanism: ScramMechanism,
+    },
+    /// Stores an ACL under `id` (checked by `acl::check_binding` before it is proposed).
+    Acl {
+        id: Uuid,
+        binding: AclBinding,
+    },
+    /// Removes the ACL stored under `id`.
+    RemoveAcl {
+        id: Uuid,
     },
     /// Producer ids below `next_producer_id` have been handed out (in blocks); ids are
     /// never reused, across restarts and, later, across brokers.

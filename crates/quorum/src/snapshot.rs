@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 
+use runnel_metadata::acl::Acls;
 use runnel_metadata::scram::ScramCredentials;
 use runnel_metadata::{BrokerImage, ConfigResource, MetadataImage, TopicImage};
 use serde::{Deserialize, Serialize};
@@ -50,6 +51,7 @@ struct ImageOut<'a> {
     producer_id_block_owner: i32,
     producer_id_grant: Uuid,
     scram: &'a ScramCredentials,
+    acls: &'a Acls,
 }
 
 #[derive(Deserialize)]
@@ -66,6 +68,8 @@ struct ImageIn {
     producer_id_grant: Uuid,
     #[serde(default)]
     scram: ScramCredentials,
+    #[serde(default)]
+    acls: Acls,
 }
 
 pub fn encode_image(image: &MetadataImage) -> Vec<u8> {
@@ -80,6 +84,7 @@ pub fn encode_image(image: &MetadataImage) -> Vec<u8> {
         producer_id_block_owner,
         producer_id_grant,
         scram,
+        acls,
     } = image;
     let mut configs: Vec<_> = configs.iter().collect();
     configs.sort_by(|a, b| a.0.cmp(b.0));
@@ -93,6 +98,7 @@ pub fn encode_image(image: &MetadataImage) -> Vec<u8> {
         producer_id_block_owner: *producer_id_block_owner,
         producer_id_grant: *producer_id_grant,
         scram,
+        acls,
     };
     serde_json::to_vec(&out).expect("images always serialize")
 }
@@ -108,6 +114,7 @@ pub fn decode_image(data: &[u8]) -> Result<MetadataImage, serde_json::Error> {
         producer_id_block_owner,
         producer_id_grant,
         scram,
+        acls,
     } = serde_json::from_slice(data)?;
     let configs = configs.into_iter().collect();
     Ok(MetadataImage {
@@ -120,6 +127,7 @@ pub fn decode_image(data: &[u8]) -> Result<MetadataImage, serde_json::Error> {
         producer_id_block_owner,
         producer_id_grant,
         scram,
+        acls,
     })
 }
 
