@@ -84,6 +84,10 @@ pub fn decode_body(api: ApiKey, version: i16, body: Bytes) {
         ApiKey::ListGroups => drop(decode::<ListGroupsRequest>(body, version)),
         ApiKey::DescribeGroups => drop(decode::<DescribeGroupsRequest>(body, version)),
         ApiKey::DeleteGroups => drop(decode::<DeleteGroupsRequest>(body, version)),
+        ApiKey::SaslHandshake => drop(decode::<SaslHandshakeRequest>(body, version)),
+        ApiKey::SaslAuthenticate => drop(decode::<SaslAuthenticateRequest>(body, version)),
+        ApiKey::DescribeUserScramCredentials => drop(decode::<DescribeUserScramCredentialsRequest>(body, version)),
+        ApiKey::AlterUserScramCredentials => drop(decode::<AlterUserScramCredentialsRequest>(body, version)),
         // The dispatcher refuses the rest; is_supported let none of them through.
         other => panic!("{other:?} v{version} passed is_supported but has no decoder here"),
     }
