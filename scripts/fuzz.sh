@@ -24,7 +24,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
-ALL_TARGETS=(request_frame record_batch group_records metadata_records quorum_messages storage_files)
+ALL_TARGETS=(request_frame record_batch group_records metadata_records quorum_messages storage_files sasl_messages)
 seconds=60
 if [[ $# -gt 0 && $1 =~ ^[0-9]+$ ]]; then
   seconds=$1

@@ -6,8 +6,15 @@
 mod corpus;
 #[path = "../../../fuzz/src/group_records.rs"]
 mod group_records;
+#[path = "../../../fuzz/src/sasl_messages.rs"]
+mod sasl_messages;
 
 #[test]
 fn group_records_corpus_replays() {
     corpus::replay(env!("CARGO_MANIFEST_DIR"), "group_records", group_records::run);
+}
+
+#[test]
+fn sasl_messages_corpus_replays() {
+    corpus::replay(env!("CARGO_MANIFEST_DIR"), "sasl_messages", sasl_messages::run);
 }
