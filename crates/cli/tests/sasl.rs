@@ -467,3 +467,55 @@ async fn replicas_fetch_from_each_other_over_tls_with_scram_on_the_inter_broker_
         (first.iter().sum::<u64>() > 0 && (2..=3).all(|id| sizes(id) == first)).then_some(())
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_raw_tokens_authenticate_and_garbage_closes_only_its_connection() {
+    use std::io::{Read, Write};
+    let (data, certs) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let (node, _pki) = secured_node(&data, &certs, &[]);
+    let sasl = node.listener("SASL_PLAINTEXT").to_string();
+    // SaslHandshake v0 (PLAIN), then the token as a raw size-prefixed frame, as clients
+    // before KIP-152 did.
+    let handshake_v0 = |stream: &mut std::net::TcpStream| {
+        let mut body = vec![0, 17, 0, 0, 0, 0, 0, 7, 0, 1, b'c'];
+        body.extend_from_slice(&5i16.to_be_bytes());
+        body.extend_from_slice(b"PLAIN");
+        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+        frame.extend(body);
+        stream.write_all(&frame).unwrap();
+        let mut size = [0u8; 4];
+        stream.read_exact(&mut size).unwrap();
+        let mut answer = vec![0u8; u32::from_be_bytes(size) as usize];
+        stream.read_exact(&mut answer).unwrap();
+        assert_eq!(&answer[..4], &7i32.to_be_bytes(), "correlation id");
+        assert_eq!(&answer[4..6], &0i16.to_be_bytes(), "PLAIN is enabled");
+    };
+    let raw_token = |stream: &mut std::net::TcpStream, token: &[u8]| -> Option<Vec<u8>> {
+        let mut frame = (token.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(token);
+        stream.write_all(&frame).ok()?;
+        let mut size = [0u8; 4];
+        stream.read_exact(&mut size).ok()?;
+        let mut answer = vec![0u8; u32::from_be_bytes(size) as usize];
+        stream.read_exact(&mut answer).ok()?;
+        Some(answer)
+    };
+    let open = || {
+        let stream = std::net::TcpStream::connect(&sasl).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+    };
+    let mut good = open();
+    handshake_v0(&mut good);
+    assert_eq!(raw_token(&mut good, b"\0plainuser\0plain-secret"), Some(Vec::new()), "authenticated: an empty token");
+    // After the raw exchange the connection speaks Kafka requests again: ApiVersions v0.
+    let api_versions = raw_token(&mut good, &[0, 18, 0, 0, 0, 0, 0, 9, 0, 1, b'c']).expect("an answer");
+    assert_eq!(&api_versions[..6], &[0, 0, 0, 9, 0, 0], "correlation id 9, no error");
+    let mut bad = open();
+    handshake_v0(&mut bad);
+    assert_eq!(raw_token(&mut bad, &[0xff; 300]), None, "garbage closes the connection without an answer");
+    // The node serves everyone else: the authenticated raw-token connection, and new clients.
+    let mut conn = Connection::connect(&sasl).await.unwrap();
+    authenticate_plain(&mut conn, "plainuser", "plain-secret").await.unwrap();
+    assert!(conn.send(&MetadataRequest::default(), 12).await.is_ok());
+}
