@@ -55,7 +55,9 @@ fn config_error(why: impl Into<String>) -> BrokerError {
 fn quorum_tls(config: &BrokerConfig) -> Result<Option<runnel_quorum::QuorumTls>, BrokerError> {
     use crate::listeners::SecurityProtocol;
     let name = &config.controller_listener_name;
-    let protocol = config.listener_settings.protocol_map.get(name).copied().unwrap_or(SecurityProtocol::Plaintext);
+    // As for client listeners: the map, else a name that is itself a protocol (`SSL`), else
+    // PLAINTEXT (the default `CONTROLLER`, unmapped).
+    let protocol = config.listener_settings.protocol_of(name).unwrap_or(SecurityProtocol::Plaintext);
     match protocol {
         SecurityProtocol::Plaintext => Ok(None),
         SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl => Err(config_error(format!(

@@ -89,6 +89,9 @@ pub struct BrokerConfig {
     /// Runnel's bound on failed SASL authentications per client address and minute;
     /// further attempts fail at once.
     pub sasl_failed_authentications_per_minute: u32,
+    /// `sasl.server.max.receive.size`: the largest frame a client on a SASL listener may
+    /// send before it has authenticated (Kafka's default, 512 KiB).
+    pub sasl_server_max_receive_size: usize,
     /// SCRAM users created at start when missing (`runnel server --add-scram`).
     pub bootstrap_users: Vec<crate::sasl::scram::BootstrapUser>,
     /// The listeners resolved from `listener_settings` by [`BrokerConfig::resolve_listeners`]
@@ -209,6 +212,7 @@ impl Default for BrokerConfig {
             connection_failed_authentication_delay_ms: 100,
             sasl_failed_authentications_per_minute: 60,
             bootstrap_users: Vec::new(),
+            sasl_server_max_receive_size: 524_288,
             listeners: ListenerSettings::default().resolve(&default_listener()).expect("the default listener resolves"),
             cluster_id: None,
             rack: None,
@@ -292,6 +296,7 @@ impl BrokerConfig {
             "connection.failed.authentication.delay.ms" => {
                 self.connection_failed_authentication_delay_ms = parse(key, value)?
             }
+            "sasl.server.max.receive.size" => self.sasl_server_max_receive_size = parse(key, value)?,
             "sasl.failed.authentications.per.minute" => {
                 self.sasl_failed_authentications_per_minute = parse(key, value)?
             }

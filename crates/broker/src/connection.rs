@@ -100,7 +100,7 @@ async fn serve_stream<R: AsyncRead + Unpin>(
     let write_timeout = Duration::from_millis(broker.config.request_timeout_ms);
     loop {
         let frame = tokio::select! {
-            frame = frames.next() => frame,
+            frame = frames.next(read_limits(&broker, &session)) => frame,
             _ = stop.changed() => return,
         };
         let Admitted { frame, _budget } = match frame {
@@ -142,6 +142,25 @@ async fn serve_stream<R: AsyncRead + Unpin>(
             }
         }
     }
+}
+
+/// What the next frame may be: its largest size, and whether it is a raw SASL token.
+#[derive(Debug, Clone, Copy)]
+struct ReadLimits {
+    max_bytes: usize,
+    raw_token: bool,
+}
+
+/// Before a client on a SASL listener has authenticated, its frames are bounded by
+/// `sasl.server.max.receive.size` (Kafka's 512 KiB), not `socket.request.max.bytes`: a
+/// stranger cannot take the node's request budget with large frames it trickles in.
+fn read_limits(broker: &Broker, session: &Session) -> ReadLimits {
+    let max_bytes = if session.sasl.is_some() && !session.is_authenticated() {
+        broker.config.sasl_server_max_receive_size
+    } else {
+        usize::MAX
+    };
+    ReadLimits { max_bytes, raw_token: session.expects_raw_token() }
 }
 
 /// Splits the byte stream into frames, reading ahead a bounded amount.
@@ -186,7 +205,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// The next frame (without its size prefix); `Ok(None)` at a clean end of stream. The
     /// body is read only once the node's budget of request bytes in flight has room for it
     /// (Kafka's `queued.max.request.bytes`): until then it waits in the socket.
-    async fn next(&mut self) -> Result<Option<Admitted>, ReadError> {
+    async fn next(&mut self, limits: ReadLimits) -> Result<Option<Admitted>, ReadError> {
         if self.buf.capacity() > READ_BUFFER_KEPT_BYTES && self.buf.len() <= READ_AHEAD_BYTES {
             self.buf = BytesMut::from(&self.buf[..]);
         }
@@ -199,7 +218,16 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             }
         }
         let prefix: [u8; 4] = self.buf[..SIZE_PREFIX_BYTES].try_into().expect("filled above");
-        let size = check_size(prefix, self.limit)?;
+        let size = if limits.raw_token {
+            // A raw SASL token (after a v0 handshake) has no request header: only its bound.
+            let size = i32::from_be_bytes(prefix);
+            usize::try_from(size)
+                .ok()
+                .filter(|s| *s <= limits.max_bytes.min(self.limit))
+                .ok_or(FrameError::BadSize { size: i64::from(size), limit: limits.max_bytes.min(self.limit) })?
+        } else {
+            check_size(prefix, limits.max_bytes.min(self.limit))?
+        };
         let permits = u32::try_from(size.max(1)).unwrap_or(u32::MAX);
         let budget = match tokio::time::timeout(idle, self.budget.clone().acquire_many_owned(permits)).await {
             Ok(Ok(permit)) => permit,

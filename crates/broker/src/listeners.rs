@@ -187,7 +187,7 @@ pub fn parse_protocol_map(key: &str, value: &str) -> Result<BTreeMap<ListenerNam
 impl ListenerSettings {
     /// The protocol of listener `name`: from the map, else the name itself when it names a
     /// protocol (Kafka's default map maps each protocol name to itself).
-    fn protocol_of(&self, name: &ListenerName) -> Option<SecurityProtocol> {
+    pub fn protocol_of(&self, name: &ListenerName) -> Option<SecurityProtocol> {
         self.protocol_map.get(name).copied().or_else(|| SecurityProtocol::parse(name.as_str()))
     }
 

@@ -142,6 +142,7 @@ pub struct PrincipalMapper {
 impl PrincipalMapper {
     /// Parses the rules (`DEFAULT` when empty); `Err` says what is wrong.
     pub fn parse(rules: &str) -> Result<Self, String> {
+        let group_reference = Regex::new(r"\$(\d+)").expect("a fixed pattern");
         let mut parsed = Vec::new();
         let mut rest = rules.trim();
         while !rest.is_empty() {
@@ -160,7 +161,10 @@ impl PrincipalMapper {
             };
             let pattern =
                 Regex::new(&format!("^(?:{pattern})$")).map_err(|e| format!("bad pattern {pattern:?}: {e}"))?;
-            parsed.push(Rule::Map { pattern, replacement: replacement.to_string(), case });
+            // Java reads `$1_svc` as group 1 then `_svc`; the regex crate would read a group
+            // named `1_svc`. Braces keep Java's meaning.
+            let replacement = group_reference.replace_all(replacement, "$${$1}");
+            parsed.push(Rule::Map { pattern, replacement: replacement.into_owned(), case });
             rest = after.trim_start().trim_start_matches(',').trim_start();
         }
         if parsed.is_empty() {
@@ -179,6 +183,10 @@ impl PrincipalMapper {
                     let Some(captures) = pattern.captures(distinguished_name) else { continue };
                     let mut name = String::new();
                     captures.expand(replacement, &mut name);
+                    if name.is_empty() {
+                        // An empty principal would merge every such client into one.
+                        return None;
+                    }
                     return Some(match case {
                         Some('L') => name.to_lowercase(),
                         Some('U') => name.to_uppercase(),
@@ -210,6 +218,10 @@ mod tests {
         assert!(PrincipalMapper::parse("RULE:(/x").is_err());
         assert!(PrincipalMapper::parse("NOPE").is_err());
         assert_eq!(PrincipalMapper::parse("").unwrap().map("CN=a").as_deref(), Some("CN=a"));
+        let suffixed = PrincipalMapper::parse("RULE:^CN=(.*)$/$1_svc/").unwrap();
+        assert_eq!(suffixed.map("CN=alice").as_deref(), Some("alice_svc"), "as Java reads $1_svc");
+        let empty = PrincipalMapper::parse("RULE:^CN=(.*)$/$1/").unwrap();
+        assert_eq!(empty.map("CN="), None, "an empty principal is refused");
     }
 
     #[test]

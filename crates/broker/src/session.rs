@@ -103,6 +103,11 @@ impl Session {
         Ok(())
     }
 
+    /// Whether a SASL exchange has completed on this connection.
+    pub fn is_authenticated(&self) -> bool {
+        self.auth.locked().principal.is_some()
+    }
+
     /// The mechanism of the last successful authentication (a re-authentication must use
     /// it again).
     pub fn authenticated_mechanism(&self) -> Option<Mechanism> {

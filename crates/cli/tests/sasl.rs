@@ -18,7 +18,7 @@ use support::secure::*;
 use support::*;
 use tempfile::TempDir;
 
-const PLAIN_JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_plainuser="plain-secret" user_other="other-secret";"#;
+const PLAIN_JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_plainuser="plain-secret" user_other="other-secret" user_u="pw";"#;
 
 /// A node with a PLAINTEXT listener (for administration), SASL_PLAINTEXT and SASL_SSL, PLAIN
 /// users from JAAS on both SASL listeners, and `admin` created at start with SCRAM-SHA-512.
@@ -514,6 +514,16 @@ async fn legacy_raw_tokens_authenticate_and_garbage_closes_only_its_connection()
     let mut bad = open();
     handshake_v0(&mut bad);
     assert_eq!(raw_token(&mut bad, &[0xff; 300]), None, "garbage closes the connection without an answer");
+    // A short raw PLAIN token (below a request header's 8 bytes) is still a token.
+    let mut short = open();
+    handshake_v0(&mut short);
+    assert_eq!(raw_token(&mut short, b"\0u\0pw"), Some(Vec::new()), "a 6-byte token authenticates");
+    // Before authentication a frame may claim at most sasl.server.max.receive.size (512 KiB):
+    // a larger size prefix closes the connection before any budget is taken for its body.
+    let mut large = open();
+    large.write_all(&(1u32 << 20).to_be_bytes()).unwrap();
+    let mut byte = [0u8; 1];
+    assert!(matches!(large.read(&mut byte), Ok(0) | Err(_)), "a 1 MiB frame before authentication is refused");
     // The node serves everyone else: the authenticated raw-token connection, and new clients.
     let mut conn = Connection::connect(&sasl).await.unwrap();
     authenticate_plain(&mut conn, "plainuser", "plain-secret").await.unwrap();

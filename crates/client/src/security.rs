@@ -284,7 +284,9 @@ impl ScramClient {
             .ok_or_else(|| SecurityError::Sasl("no salt from the server".into()))?;
         let iterations: u32 = attribute("i=")
             .and_then(|i| i.parse().ok())
-            .filter(|i| (1..=1_000_000).contains(i))
+            // Kafka's bounds: a server (or a man in the middle) asking for fewer iterations
+            // would get a proof that is cheap to brute-force.
+            .filter(|i| (4096..=16384).contains(i))
             .ok_or_else(|| SecurityError::Sasl("bad iteration count from the server".into()))?;
         let salted = self.hash.salted_password(&self.password, &salt, iterations);
         let client_key = self.hash.hmac(&salted, b"Client Key");

@@ -172,7 +172,9 @@ fn oauth_validator(
     let skew: i64 = get(skew_key)
         .unwrap_or("30")
         .parse()
-        .map_err(|_| invalid(skew_key, get(skew_key).unwrap_or(""), "not a number"))?;
+        .ok()
+        .filter(|s| (0..=3600).contains(s))
+        .ok_or_else(|| invalid(skew_key, get(skew_key).unwrap_or(""), "seconds between 0 and 3600"))?;
     let audience = get("sasl.oauthbearer.expected.audience")
         .map(|list| list.split(',').map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect())
         .unwrap_or_default();

@@ -133,12 +133,18 @@ impl Validator {
         if !header.starts_with("n,") && !header.starts_with("y,") {
             return Err(SaslFailure::Malformed("bad GS2 header"));
         }
+        // A GS2 authorization id, when given, must be the token's principal (as in Kafka).
+        let authzid = header.split(',').nth(1).and_then(|a| a.strip_prefix("a=")).filter(|a| !a.is_empty());
         let token = pairs
             .split('\u{1}')
             .find_map(|pair| pair.strip_prefix("auth="))
             .and_then(|auth| auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("bearer ")))
             .ok_or(SaslFailure::Malformed("no bearer token"))?;
-        self.validate(token.trim(), now_ms)
+        let token = self.validate(token.trim(), now_ms)?;
+        if authzid.is_some_and(|a| a != token.principal) {
+            return Err(SaslFailure::BadCredentials);
+        }
+        Ok(token)
     }
 
     /// Validates one compact JWS.
@@ -175,12 +181,11 @@ impl Validator {
         let skew = self.settings.clock_skew_ms;
         let seconds = |name: &str| claims.get(name).and_then(Value::as_f64).map(|s| (s * 1000.0) as i64);
         let expires_ms = seconds("exp").ok_or(SaslFailure::BadCredentials)?;
-        if expires_ms + skew <= now_ms {
+        if expires_ms.saturating_add(skew) <= now_ms {
             return Err(SaslFailure::BadCredentials);
         }
-        if seconds("nbf").is_some_and(|nbf| nbf - skew > now_ms)
-            || seconds("iat").is_some_and(|iat| iat - skew > now_ms)
-        {
+        let in_future = |at: i64| at.saturating_sub(skew) > now_ms;
+        if seconds("nbf").is_some_and(in_future) || seconds("iat").is_some_and(in_future) {
             return Err(SaslFailure::BadCredentials);
         }
         if let Some(issuer) = &self.settings.expected_issuer {
