@@ -142,6 +142,27 @@ pub struct ListenerSettings {
     pub inter_broker: Option<ListenerName>,
 }
 
+/// A per-listener setting: `listener.name.<name>.<key>` when given, else the plain `key`
+/// (Kafka's rule); an empty value counts as absent.
+pub fn listener_setting<'a>(
+    settings: &'a BTreeMap<String, String>,
+    listener: &ListenerName,
+    key: &str,
+) -> Option<&'a str> {
+    listener_setting_raw(settings, listener, key).filter(|v| !v.is_empty())
+}
+
+/// Like [`listener_setting`], but an empty value is returned as given (for settings where
+/// empty means something, such as `ssl.endpoint.identification.algorithm`).
+pub fn listener_setting_raw<'a>(
+    settings: &'a BTreeMap<String, String>,
+    listener: &ListenerName,
+    key: &str,
+) -> Option<&'a str> {
+    let specific = format!("listener.name.{}.{key}", listener.as_str().to_ascii_lowercase());
+    settings.get(&specific).or_else(|| settings.get(key)).map(|v| v.trim())
+}
+
 fn invalid(key: &str, value: &str, why: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key: key.into(), value: value.into(), why: why.into() }
 }

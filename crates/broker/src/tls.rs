@@ -30,7 +30,7 @@ use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::ConfigError;
-use crate::listeners::ListenerName;
+use crate::listeners::{listener_setting, listener_setting_raw, ListenerName};
 use crate::locks::{MutexExt, RwLockExt};
 use crate::principal::PrincipalMapper;
 
@@ -60,6 +60,9 @@ pub struct TlsSettings {
     tls12: bool,
     tls13: bool,
     mapper: PrincipalMapper,
+    /// As a client of this listener on other nodes: verify their host names
+    /// (`ssl.endpoint.identification.algorithm`, empty or `none` turns it off).
+    pub verify_hostname: bool,
 }
 
 /// Why TLS material could not be loaded.
@@ -75,11 +78,6 @@ pub enum TlsError {
 
 /// The settings Kafka's `ssl.*` family may hold for a listener; the listener-specific form
 /// (`listener.name.<name>.ssl.x`) wins over the plain one.
-fn lookup<'a>(settings: &'a BTreeMap<String, String>, listener: &ListenerName, key: &str) -> Option<&'a str> {
-    let specific = format!("listener.name.{}.{key}", listener.as_str().to_ascii_lowercase());
-    settings.get(&specific).or_else(|| settings.get(key)).map(String::as_str).filter(|v| !v.trim().is_empty())
-}
-
 fn invalid(key: &str, value: &str, why: &str) -> ConfigError {
     ConfigError::Invalid { key: key.into(), value: value.into(), why: why.into() }
 }
@@ -88,7 +86,7 @@ impl TlsSettings {
     /// Reads listener `listener`'s TLS settings out of the `ssl.*` settings; an SSL listener
     /// without a key store is refused.
     pub fn from_settings(listener: &ListenerName, settings: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
-        let get = |key: &str| lookup(settings, listener, key);
+        let get = |key: &str| listener_setting(settings, listener, key);
         for store in ["ssl.keystore.type", "ssl.truststore.type"] {
             if let Some(kind) = get(store).filter(|kind| !kind.eq_ignore_ascii_case("PEM")) {
                 return Err(invalid(store, kind, "only PEM stores are supported (convert JKS or PKCS12 with openssl)"));
@@ -160,7 +158,21 @@ impl TlsSettings {
         let rules = get("ssl.principal.mapping.rules").unwrap_or("DEFAULT");
         let mapper =
             PrincipalMapper::parse(rules).map_err(|why| invalid("ssl.principal.mapping.rules", rules, &why))?;
-        Ok(TlsSettings { listener: listener.clone(), key, chain, trust, client_auth, tls12, tls13, mapper })
+        let verify_hostname = !matches!(
+            listener_setting_raw(settings, listener, "ssl.endpoint.identification.algorithm"),
+            Some("" | "none")
+        );
+        Ok(TlsSettings {
+            listener: listener.clone(),
+            key,
+            chain,
+            trust,
+            client_auth,
+            tls12,
+            tls13,
+            mapper,
+            verify_hostname,
+        })
     }
 
     pub fn client_auth(&self) -> ClientAuth {
@@ -195,8 +207,8 @@ impl TlsSettings {
         TlsError::Material { listener: self.listener.clone(), what, why: why.into() }
     }
 
-    /// Reads the material and builds the server configuration.
-    pub fn build(&self) -> Result<Arc<ServerConfig>, TlsError> {
+    /// This node's certificate chain and private key, from the key store.
+    pub fn identity(&self) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
         let key_pem = self.read(&self.key, "the key store")?;
         let chain_pem = match &self.chain {
             Some(chain) => self.read(chain, "the certificate chain")?,
@@ -213,6 +225,25 @@ impl TlsSettings {
         }
         let key = PrivateKeyDer::from_pem_slice(&key_pem)
             .map_err(|e| self.material("private key", format!("no usable PEM private key ({e})")))?;
+        Ok((chain, key))
+    }
+
+    /// The trust store's certificates; `None` without a trust store.
+    pub fn roots(&self) -> Result<Option<Vec<CertificateDer<'static>>>, TlsError> {
+        let Some(trust) = &self.trust else { return Ok(None) };
+        let pem = self.read(trust, "the trust store")?;
+        let roots: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.material("trust store", e.to_string()))?;
+        if roots.is_empty() {
+            return Err(self.material("trust store", "no certificate found"));
+        }
+        Ok(Some(roots))
+    }
+
+    /// Reads the material and builds the server configuration.
+    pub fn build(&self) -> Result<Arc<ServerConfig>, TlsError> {
+        let (chain, key) = self.identity()?;
         // rustls marks ring's provider deprecated because ring has no post-quantum key
         // exchange; aws-lc-rs has one but needs cmake and a C build on every machine that
         // builds Runnel. Classic X25519/P-256 key exchange is what Kafka's JVM offers too.
@@ -229,23 +260,20 @@ impl TlsSettings {
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&versions)
             .map_err(rustls_error)?;
-        let builder = match (&self.trust, self.client_auth) {
-            (Some(trust), auth) if auth != ClientAuth::None => {
-                let pem = self.read(trust, "the trust store")?;
+        let trusted = if self.client_auth == ClientAuth::None { None } else { self.roots()? };
+        let builder = match trusted {
+            Some(certificates) => {
                 let mut roots = RootCertStore::empty();
-                for cert in CertificateDer::pem_slice_iter(&pem) {
-                    let cert = cert.map_err(|e| self.material("trust store", e.to_string()))?;
+                for cert in certificates {
                     roots.add(cert).map_err(rustls_error)?;
                 }
-                if roots.is_empty() {
-                    return Err(self.material("trust store", "no certificate found"));
-                }
                 let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-                let verifier = if auth == ClientAuth::Requested { verifier.allow_unauthenticated() } else { verifier };
+                let verifier =
+                    if self.client_auth == ClientAuth::Requested { verifier.allow_unauthenticated() } else { verifier };
                 let verifier = verifier.build().map_err(|e| self.material("trust store", e.to_string()))?;
                 builder.with_client_cert_verifier(verifier)
             }
-            _ => builder.with_no_client_auth(),
+            None => builder.with_no_client_auth(),
         };
         let config = builder.with_single_cert(chain, key).map_err(rustls_error)?;
         Ok(Arc::new(config))

@@ -111,11 +111,9 @@ impl SaslCredentials {
 /// How to secure a connection.
 #[derive(Clone, Default)]
 pub struct ClientSecurity {
-    /// TLS configuration when the protocol is SSL or SASL_SSL.
+    /// TLS configuration when the protocol is SSL or SASL_SSL (host name verification, from
+    /// `ssl.endpoint.identification.algorithm`, is part of it).
     pub tls: Option<Arc<rustls::ClientConfig>>,
-    /// Verify the server's host name (`ssl.endpoint.identification.algorithm=https`, the
-    /// default) or only its chain (`none`).
-    pub verify_hostname: bool,
     pub sasl: Option<SaslCredentials>,
 }
 
@@ -221,7 +219,7 @@ impl ClientSecurity {
         } else {
             None
         };
-        Ok(ClientSecurity { tls, verify_hostname, sasl })
+        Ok(ClientSecurity { tls, sasl })
     }
 }
 

@@ -29,7 +29,7 @@ use runnel_metadata::scram::{ScramCredential, ScramMechanism};
 use runnel_metadata::MetadataImage;
 
 use crate::config::ConfigError;
-use crate::listeners::ListenerName;
+use crate::listeners::{listener_setting, ListenerName};
 use crate::locks::MutexExt;
 
 /// Whether two secrets are equal, in time that depends only on their lengths (callers
@@ -85,17 +85,12 @@ pub struct SaslSettings {
     oauth: Option<Arc<oauthbearer::Validator>>,
 }
 
-fn lookup<'a>(settings: &'a BTreeMap<String, String>, listener: &ListenerName, key: &str) -> Option<&'a str> {
-    let specific = format!("listener.name.{}.{key}", listener.as_str().to_ascii_lowercase());
-    settings.get(&specific).or_else(|| settings.get(key)).map(String::as_str).filter(|v| !v.trim().is_empty())
-}
-
 impl SaslSettings {
     pub fn from_settings(listener: &ListenerName, settings: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
         let invalid =
             |key: &str, value: &str, why: String| ConfigError::Invalid { key: key.into(), value: value.into(), why };
         let jaas_key = "plain.sasl.jaas.config";
-        let plain_users = match lookup(settings, listener, jaas_key) {
+        let plain_users = match listener_setting(settings, listener, jaas_key) {
             Some(jaas) => plain::users_from_jaas(jaas).map_err(|why| {
                 invalid(
                     &format!("listener.name.{}.{jaas_key}", listener.as_str().to_ascii_lowercase()),
@@ -105,7 +100,7 @@ impl SaslSettings {
             })?,
             None => BTreeMap::new(),
         };
-        let enabled = match lookup(settings, listener, "sasl.enabled.mechanisms") {
+        let enabled = match listener_setting(settings, listener, "sasl.enabled.mechanisms") {
             Some(list) => list
                 .split(',')
                 .map(str::trim)
@@ -157,7 +152,7 @@ fn oauth_validator(
     listener: &ListenerName,
     settings: &BTreeMap<String, String>,
 ) -> Result<oauthbearer::Validator, ConfigError> {
-    let get = |key: &str| lookup(settings, listener, key);
+    let get = |key: &str| listener_setting(settings, listener, key);
     let invalid = |key: &str, value: &str, why: &str| ConfigError::Invalid {
         key: key.into(),
         value: value.into(),
