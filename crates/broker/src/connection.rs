@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use runnel_protocol::frame::{check_size, FrameError, SIZE_PREFIX_BYTES};
+use runnel_protocol::frame::{check_bound, check_size, FrameError, SIZE_PREFIX_BYTES};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -155,11 +155,10 @@ struct ReadLimits {
 /// `sasl.server.max.receive.size` (Kafka's 512 KiB), not `socket.request.max.bytes`: a
 /// stranger cannot take the node's request budget with large frames it trickles in.
 fn read_limits(broker: &Broker, session: &Session) -> ReadLimits {
-    let max_bytes = if session.sasl.is_some() && !session.is_authenticated() {
-        broker.config.sasl_server_max_receive_size
-    } else {
-        usize::MAX
-    };
+    if session.sasl.is_none() {
+        return ReadLimits { max_bytes: usize::MAX, raw_token: false };
+    }
+    let max_bytes = if session.is_authenticated() { usize::MAX } else { broker.config.sasl_server_max_receive_size };
     ReadLimits { max_bytes, raw_token: session.expects_raw_token() }
 }
 
@@ -218,16 +217,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             }
         }
         let prefix: [u8; 4] = self.buf[..SIZE_PREFIX_BYTES].try_into().expect("filled above");
-        let size = if limits.raw_token {
-            // A raw SASL token (after a v0 handshake) has no request header: only its bound.
-            let size = i32::from_be_bytes(prefix);
-            usize::try_from(size)
-                .ok()
-                .filter(|s| *s <= limits.max_bytes.min(self.limit))
-                .ok_or(FrameError::BadSize { size: i64::from(size), limit: limits.max_bytes.min(self.limit) })?
-        } else {
-            check_size(prefix, limits.max_bytes.min(self.limit))?
-        };
+        let limit = limits.max_bytes.min(self.limit);
+        // A raw SASL token (after a v0 handshake) has no request header: only its bound.
+        let size = if limits.raw_token { check_bound(prefix, limit)? } else { check_size(prefix, limit)? };
         let permits = u32::try_from(size.max(1)).unwrap_or(u32::MAX);
         let budget = match tokio::time::timeout(idle, self.budget.clone().acquire_many_owned(permits)).await {
             Ok(Ok(permit)) => permit,

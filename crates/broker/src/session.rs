@@ -8,6 +8,7 @@
 //! until then and after the session expires.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use kafka_protocol::messages::ApiKey;
@@ -37,7 +38,6 @@ struct Auth {
     mechanism: Option<Mechanism>,
     expires_ms: Option<i64>,
     pending: Option<Pending>,
-    close_after_response: bool,
 }
 
 /// Why a request is not admitted (the connection is closed).
@@ -56,6 +56,9 @@ pub struct Session {
     /// The listener's SASL settings; `None` on PLAINTEXT and SSL listeners.
     pub sasl: Option<Arc<SaslSettings>>,
     auth: Mutex<Auth>,
+    /// Set by a failed authentication: close once the current response is written. Read
+    /// after every response, so it is a flag rather than behind the lock.
+    close_after_response: AtomicBool,
 }
 
 impl Session {
@@ -65,7 +68,14 @@ impl Session {
         protocol: SecurityProtocol,
         sasl: Option<Arc<SaslSettings>>,
     ) -> Self {
-        Session { peer, listener, protocol, sasl, auth: Mutex::new(Auth::default()) }
+        Session {
+            peer,
+            listener,
+            protocol,
+            sasl,
+            auth: Mutex::new(Auth::default()),
+            close_after_response: AtomicBool::new(false),
+        }
     }
 
     /// A session on the default PLAINTEXT listener, for in-process callers and tests.
@@ -120,7 +130,8 @@ impl Session {
 
     /// Whether the next frame is a raw SASL token (after a v0 handshake).
     pub fn expects_raw_token(&self) -> bool {
-        self.auth.locked().pending.as_ref().is_some_and(|p| p.raw)
+        // Only a SASL listener starts exchanges: the others never take the lock here.
+        self.sasl.is_some() && self.auth.locked().pending.as_ref().is_some_and(|p| p.raw)
     }
 
     pub fn take_pending(&self) -> Option<Pending> {
@@ -143,11 +154,11 @@ impl Session {
 
     /// Asks the connection to close once the current response is written.
     pub fn close_after_response(&self) {
-        self.auth.locked().close_after_response = true;
+        self.close_after_response.store(true, Ordering::Release);
     }
 
     pub fn closing(&self) -> bool {
-        self.auth.locked().close_after_response
+        self.close_after_response.load(Ordering::Acquire)
     }
 }
 

@@ -27,14 +27,18 @@ pub enum FrameError {
 
 /// Checks a size prefix against the limit; returns the body length to read.
 pub fn check_size(prefix: [u8; 4], limit: usize) -> Result<usize, FrameError> {
+    let size = check_bound(prefix, limit)?;
+    if size < MIN_HEADER_BYTES {
+        return Err(FrameError::TooShort(size));
+    }
+    Ok(size)
+}
+
+/// The size a prefix announces, refused when negative or above `limit`; no minimum (a raw
+/// SASL token after a v0 handshake carries no request header).
+pub fn check_bound(prefix: [u8; 4], limit: usize) -> Result<usize, FrameError> {
     let size = i32::from_be_bytes(prefix);
-    if size < 0 || size as usize > limit {
-        return Err(FrameError::BadSize { size: size as i64, limit });
-    }
-    if (size as usize) < MIN_HEADER_BYTES {
-        return Err(FrameError::TooShort(size as usize));
-    }
-    Ok(size as usize)
+    usize::try_from(size).ok().filter(|s| *s <= limit).ok_or(FrameError::BadSize { size: i64::from(size), limit })
 }
 
 /// The fixed start of every request header, readable whatever the header version.
