@@ -19,6 +19,8 @@ import subprocess
 import tempfile
 import time
 
+from run import read_listening
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("RUNNEL_BIN", os.path.join(ROOT, "target", "release", "runnel"))
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -44,8 +46,7 @@ class Cluster:
             self.procs.append(subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True,
                                                env={**os.environ, "RUST_LOG": "warn"}))
         for p in self.procs:
-            line = p.stdout.readline()
-            assert line.startswith("runnel listening on "), line
+            read_listening(p)
 
     def cpu_s(self):
         total = 0.0

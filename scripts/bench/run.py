@@ -24,26 +24,46 @@ TICKS = os.sysconf("SC_CLK_TCK")
 GB = 1e9
 
 
+def read_listening(proc):
+    """Reads a started `runnel server`'s stdout up to its listening line: returns the first
+    listener's address and every listener's address by name (the `runnel listener NAME
+    PROTOCOL on ADDR` lines printed before it)."""
+    listeners = {}
+    while True:
+        line = proc.stdout.readline()
+        assert line, f"runnel exited before listening: {proc.poll()}"
+        if line.startswith("runnel listener "):
+            name, _protocol, _on, addr = line.split()[2:6]
+            listeners[name] = addr
+        elif line.startswith("runnel listening on "):
+            return line.split()[-1], listeners
+
+
 class Server:
-    def __init__(self, *settings, data_dir=None):
+    """A release `runnel server`: `settings` go to `--set`, `args` (e.g. `--add-scram`) as
+    given. A `listeners=` setting replaces the default `--listen 127.0.0.1:0`."""
+
+    def __init__(self, *settings, data_dir=None, args=()):
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="runnel-bench-", dir=os.environ.get("BENCH_DIR"))
         self.settings = list(settings)
+        self.args = list(args)
         self.start()
 
     def start(self):
         # Start from a quiet disk: dirty pages left by the previous scenario would be written
         # back during this one and throttle its writes (balance_dirty_pages), which is noise.
         os.sync()
-        args = [BINARY, "server", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0"]
+        args = [BINARY, "server", "--data-dir", self.data_dir]
+        if not any(s.startswith("listeners=") for s in self.settings):
+            args += ["--listen", "127.0.0.1:0"]
         for s in self.settings:
             args += ["--set", s]
+        args += self.args
         self.log = open(os.path.join(os.path.dirname(self.data_dir), os.path.basename(self.data_dir) + ".log"), "ab")
         started = time.monotonic()
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True, env={**os.environ, "RUST_LOG": "warn"})
-        line = self.proc.stdout.readline()
-        assert line.startswith("runnel listening on "), line
+        self.bootstrap, self.listeners = read_listening(self.proc)
         self.startup_s = time.monotonic() - started
-        self.bootstrap = line.split()[-1]
 
     def cpu_s(self):
         with open(f"/proc/{self.proc.pid}/stat") as f:

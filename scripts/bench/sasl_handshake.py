@@ -12,15 +12,12 @@ import base64
 import hashlib
 import hmac
 import os
-import shutil
 import socket
 import struct
-import subprocess
-import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BINARY = os.environ.get("RUNNEL_BIN", os.path.join(ROOT, "target", "release", "runnel"))
+from run import Server
+
 USER, PASSWORD = "bench", "bench-secret"
 
 
@@ -101,22 +98,15 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=500)
     args = parser.parse_args()
-    work = tempfile.mkdtemp(prefix="runnel-bench-sasl-")
-    server = subprocess.Popen(
-        [BINARY, "server", "--data-dir", os.path.join(work, "data"),
-         "--set", "listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
-         "--set", "sasl.enabled.mechanisms=SCRAM-SHA-512",
-         "--set", "sasl.failed.authentications.per.minute=1000000",
-         "--add-scram", f"SCRAM-SHA-512=[name={USER},password={PASSWORD}]"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    server = Server(
+        "listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        "sasl.enabled.mechanisms=SCRAM-SHA-512",
+        "sasl.failed.authentications.per.minute=1000000",
+        args=["--add-scram", f"SCRAM-SHA-512=[name={USER},password={PASSWORD}]"],
+    )
     try:
-        address = None
-        for line in server.stdout:
-            if line.startswith("runnel listener SASL_PLAINTEXT"):
-                host, port = line.split()[-1].rsplit(":", 1)
-                address = (host, int(port))
-            if line.startswith("runnel listening on"):
-                break
+        host, port = server.listeners["SASL_PLAINTEXT"].rsplit(":", 1)
+        address = (host, int(port))
         deadline = time.monotonic() + 300
         broker, total = [], []
         for _ in range(args.count):
@@ -131,9 +121,7 @@ def main():
         for name, values in (("broker (3 round trips)", broker), ("whole, with the client's PBKDF2", total)):
             print(f"| {name} | {percentile(values, 0.5):.2f} | {percentile(values, 0.99):.2f} | {max(values):.2f} |")
     finally:
-        server.terminate()
-        server.wait(30)
-        shutil.rmtree(work, ignore_errors=True)
+        server.destroy()
 
 
 if __name__ == "__main__":

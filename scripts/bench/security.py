@@ -20,9 +20,7 @@ import time
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BINARY = os.environ.get("RUNNEL_BIN", os.path.join(ROOT, "target", "release", "runnel"))
-TICKS = os.sysconf("SC_CLK_TCK")
+from run import Server
 
 
 def make_certs(directory):
@@ -45,12 +43,6 @@ def make_certs(directory):
     return os.path.join(directory, "keystore.pem"), os.path.join(directory, "ca.pem")
 
 
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=int, default=400, help="megabytes moved per listener and direction")
@@ -59,20 +51,14 @@ def main():
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="runnel-bench-security-")
     keystore, ca = make_certs(work)
-    listeners = "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0,SASL_SSL://127.0.0.1:0"
-    server = subprocess.Popen(
-        [BINARY, "server", "--data-dir", os.path.join(work, "data"), "--set", f"listeners={listeners}",
-         "--set", f"ssl.keystore.location={keystore}", "--set", "sasl.enabled.mechanisms=SCRAM-SHA-512",
-         "--add-scram", "SCRAM-SHA-512=[name=bench,password=bench-secret]"],
-        stdout=subprocess.PIPE, stderr=open(os.path.join(work, "server.log"), "w"), text=True)
-    addresses = {}
+    server = Server(
+        "listeners=PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
+        f"ssl.keystore.location={keystore}",
+        "sasl.enabled.mechanisms=SCRAM-SHA-512",
+        args=["--add-scram", "SCRAM-SHA-512=[name=bench,password=bench-secret]"],
+    )
+    addresses = server.listeners
     try:
-        for line in server.stdout:
-            if line.startswith("runnel listener "):
-                name, _protocol, _on, addr = line.split()[2:6]
-                addresses[name] = addr
-            if line.startswith("runnel listening on"):
-                break
         clients = {
             "PLAINTEXT": {},
             "SSL": {"security.protocol": "ssl", "ssl.ca.location": ca},
@@ -91,7 +77,7 @@ def main():
             config = {"bootstrap.servers": addresses[name], **security}
             producer = Producer({**config, "linger.ms": 5, "batch.size": 1_000_000, "acks": "all",
                                  "queue.buffering.max.kbytes": 1_000_000})
-            cpu, start = cpu_seconds(server.pid), time.monotonic()
+            cpu, start = server.cpu_s(), time.monotonic()
             for i in range(count):
                 while True:
                     try:
@@ -102,14 +88,14 @@ def main():
                 if time.monotonic() - start > args.timeout:
                     sys.exit(f"{name}: produce did not finish within {args.timeout}s")
             producer.flush(args.timeout)
-            produce_s, produce_cpu = time.monotonic() - start, cpu_seconds(server.pid) - cpu
+            produce_s, produce_cpu = time.monotonic() - start, server.cpu_s() - cpu
             consumer = Consumer({**config, "group.id": f"bench-{name}", "enable.auto.commit": False,
                                  "fetch.max.bytes": 50_000_000, "max.partition.fetch.bytes": 10_000_000})
             consumer.assign([TopicPartition(topic, p, 0) for p in range(4)])
-            cpu, start, seen = cpu_seconds(server.pid), time.monotonic(), 0
+            cpu, start, seen = server.cpu_s(), time.monotonic(), 0
             while seen < count and time.monotonic() - start < args.timeout:
                 seen += sum(1 for m in consumer.consume(10_000, 1.0) if not m.error())
-            consume_s, consume_cpu = time.monotonic() - start, cpu_seconds(server.pid) - cpu
+            consume_s, consume_cpu = time.monotonic() - start, server.cpu_s() - cpu
             consumer.close()
             if seen < count:
                 sys.exit(f"{name}: consumed {seen} of {count} within {args.timeout}s")
@@ -122,8 +108,7 @@ def main():
         for name, p, pc, c, cc in rows:
             print(f"| {name} | {p:.0f} | {p / base[1]:.2f} | {pc:.2f} | {c:.0f} | {c / base[3]:.2f} | {cc:.2f} |")
     finally:
-        server.terminate()
-        server.wait(30)
+        server.destroy()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -24,8 +24,7 @@ const PLAIN_JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginMod
 /// users from JAAS on both SASL listeners, and `admin` created at start with SCRAM-SHA-512.
 fn secured_node(data: &TempDir, certs: &TempDir, extra: &[&str]) -> (Node, Pki) {
     let pki = Pki::new(certs.path(), "main");
-    let keystore = certs.path().join("broker.pem");
-    pki.write_keystore(&keystore);
+    let keystore = pki.keystore();
     let mut settings: Vec<String> = [
         "--set",
         "listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
@@ -413,8 +412,7 @@ async fn replicas_fetch_from_each_other_over_tls_with_scram_on_the_inter_broker_
     use support::cluster::{create_topic_via, Cluster, Spec};
     let certs = TempDir::new().unwrap();
     let pki = Pki::new(certs.path(), "cluster");
-    let keystore = certs.path().join("broker.pem");
-    pki.write_keystore(&keystore);
+    let keystore = pki.keystore();
     let settings: Vec<String> = vec![
         "--set".into(),
         "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,INTERNAL:SASL_SSL".into(),

@@ -179,8 +179,7 @@ async fn the_metadata_quorum_speaks_mutual_tls_when_its_listener_is_ssl() {
     use support::cluster::{create_topic_via, free_ports, Cluster, Spec};
     let certs = TempDir::new().unwrap();
     let pki = Pki::new(certs.path(), "quorum");
-    let keystore = certs.path().join("node.pem");
-    pki.write_keystore(&keystore);
+    let keystore = pki.keystore();
     let settings = vec![
         "--set".to_string(),
         "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:SSL".to_string(),

@@ -48,6 +48,13 @@ impl Pki {
         std::fs::rename(&tmp, path).unwrap();
     }
 
+    /// A fresh key store for a node, beside the CA; returns its path.
+    pub fn keystore(&self) -> PathBuf {
+        let path = self.dir.with_extension("keystore.pem");
+        self.write_keystore(&path);
+        path
+    }
+
     /// A client certificate and key as two files; returns their paths.
     pub fn write_client(&self, name: &str) -> (PathBuf, PathBuf) {
         let (cert, key) = self.issue(name);
