@@ -46,6 +46,14 @@ pub fn read_optional(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     }
 }
 
+/// Reads a whole small text file, `None` if it does not exist (text that is not UTF-8 is an
+/// `InvalidData` error).
+pub fn read_optional_string(path: &Path) -> std::io::Result<Option<String>> {
+    read_optional(path)?
+        .map(|bytes| String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+        .transpose()
+}
+
 fn tmp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".tmp");

@@ -19,11 +19,7 @@ pub struct OffsetCheckpoint;
 impl OffsetCheckpoint {
     /// Reads a checkpoint; a missing file is an empty checkpoint.
     pub fn read(path: &Path) -> Result<HashMap<(String, i32), i64>, StorageError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
-            Err(error) => return Err(error.into()),
-        };
+        let Some(text) = runnel_fs::read_optional_string(path)? else { return Ok(HashMap::new()) };
         parse(&text).map_err(|fault| StorageError::InvalidCheckpoint { path: path.to_path_buf(), fault })
     }
 

@@ -33,11 +33,7 @@ impl LeaderEpochCache {
     /// written before the cache existed: the caller rebuilds it from batch headers).
     pub fn load(dir: &Path) -> Result<Option<Self>, StorageError> {
         let path = dir.join(LEADER_EPOCH_CHECKPOINT);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(error.into()),
-        };
+        let Some(text) = runnel_fs::read_optional_string(&path)? else { return Ok(None) };
         let entries = parse(&text).map_err(|fault| StorageError::InvalidCheckpoint { path: path.clone(), fault })?;
         Ok(Some(LeaderEpochCache { path, entries }))
     }
