@@ -78,7 +78,7 @@ pub async fn serve(
                 }
             }
             let (reader, writer) = tokio::io::split(stream);
-            serve_stream(broker, reader, ResponseWriter::Tls(Box::new(writer)), session, stop).await
+            serve_stream(broker, reader, ResponseWriter::Tls(Box::new(writer), Vec::new()), session, stop).await
         }
         Ok(Err(e)) => {
             broker.stats.bad_frames.fetch_add(1, Ordering::Relaxed);

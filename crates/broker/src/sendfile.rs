@@ -24,7 +24,9 @@ pub const TLS_READ_BYTES: usize = 64 * 1024;
 /// The sending half of a connection.
 pub enum ResponseWriter {
     Plain(OwnedWriteHalf),
-    Tls(Box<WriteHalf<TlsStream<TcpStream>>>),
+    /// The stream, and the connection's buffer for record data (at most
+    /// [`TLS_READ_BYTES`], kept across responses rather than allocated per fetch).
+    Tls(Box<WriteHalf<TlsStream<TcpStream>>>, Vec<u8>),
 }
 
 impl ResponseWriter {
@@ -33,22 +35,27 @@ impl ResponseWriter {
     pub async fn write_frame(&mut self, frame: Frame, sendfile_bytes: &AtomicU64) -> io::Result<()> {
         match self {
             ResponseWriter::Plain(stream) => write_frame(stream, frame, sendfile_bytes).await,
-            ResponseWriter::Tls(stream) => write_frame_buffered(stream.as_mut(), frame).await,
+            ResponseWriter::Tls(stream, buffer) => write_frame_buffered(stream.as_mut(), buffer, frame).await,
         }
     }
 }
 
 /// Writes `frame` through a stream that transforms its bytes (TLS): file ranges are read
 /// into a bounded buffer first.
-async fn write_frame_buffered<W: tokio::io::AsyncWrite + Unpin>(stream: &mut W, frame: Frame) -> io::Result<()> {
-    let mut buffer = Vec::new();
+async fn write_frame_buffered<W: tokio::io::AsyncWrite + Unpin>(
+    stream: &mut W,
+    buffer: &mut Vec<u8>,
+    frame: Frame,
+) -> io::Result<()> {
     for chunk in frame.chunks {
         match chunk {
             Chunk::Bytes(bytes) => stream.write_all(&bytes).await?,
             Chunk::File(slice) => {
                 let mut position = slice.position;
                 let mut remaining = slice.len as usize;
-                buffer.resize(remaining.min(TLS_READ_BYTES), 0);
+                if buffer.len() < remaining.min(TLS_READ_BYTES) {
+                    buffer.resize(remaining.min(TLS_READ_BYTES), 0);
+                }
                 while remaining > 0 {
                     let step = remaining.min(TLS_READ_BYTES);
                     let read = slice.file.read_at(&mut buffer[..step], position)?;
