@@ -81,6 +81,8 @@ pub struct Broker {
     pub inter_broker_security: runnel_client::security::ClientSecurity,
     /// Failed SASL authentications per client address (`sasl.failed.authentications.per.minute`).
     pub auth_failures: crate::sasl::FailureLimiter,
+    /// The ACLs and `super.users` every request is checked against (`authorizer.rs`).
+    pub authorizer: crate::authorizer::Authorizer,
 }
 
 impl Broker {
@@ -114,6 +116,8 @@ impl Broker {
         let publisher = crate::publisher::Publisher::default();
         let image = metadata.image();
         replicas.open_all(&image, &config, clean, now);
+        let authorizer = crate::authorizer::Authorizer::new(config.authorizer());
+        authorizer.publish(&image.acls);
         publisher.published_at_start(image);
         let groups = group_coordinator(&config);
         groups.load(&|index| replicas.partition(crate::groups::OFFSETS_TOPIC, index), &metadata.image(), now)?;
@@ -139,6 +143,7 @@ impl Broker {
             request_budget,
             auth_failures: crate::sasl::FailureLimiter::new(config_failures_per_minute),
             inter_broker_security,
+            authorizer,
         }))
     }
 

@@ -69,6 +69,11 @@ pub enum ConfigError {
     File(String),
 }
 
+/// The class name of Kafka's KRaft authorizer, which turns ACLs on.
+pub const AUTHORIZER_CLASS: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+/// The ZooKeeper-era authorizer's name, accepted as the same.
+pub const LEGACY_AUTHORIZER_CLASS: &str = "kafka.security.authorizer.AclAuthorizer";
+
 /// Typed broker configuration.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -92,6 +97,11 @@ pub struct BrokerConfig {
     /// `sasl.server.max.receive.size`: the largest frame a client on a SASL listener may
     /// send before it has authenticated (Kafka's default, 512 KiB).
     pub sasl_server_max_receive_size: usize,
+    /// `authorizer.class.name` names Kafka's authorizer: requests are checked against the
+    /// ACLs. Without it every request is allowed, as in Kafka.
+    pub authorizer_enabled: bool,
+    /// `super.users` and `allow.everyone.if.no.acl.found`.
+    pub authorizer_settings: runnel_metadata::acl::AuthorizerConfig,
     /// SCRAM users created at start when missing (`runnel server --add-scram`).
     pub bootstrap_users: Vec<crate::sasl::scram::BootstrapUser>,
     /// The listeners resolved from `listener_settings` by [`BrokerConfig::resolve_listeners`]
@@ -213,6 +223,8 @@ impl Default for BrokerConfig {
             sasl_failed_authentications_per_minute: 60,
             bootstrap_users: Vec::new(),
             sasl_server_max_receive_size: 524_288,
+            authorizer_enabled: false,
+            authorizer_settings: Default::default(),
             listeners: ListenerSettings::default().resolve(&default_listener()).expect("the default listener resolves"),
             cluster_id: None,
             rack: None,
@@ -297,6 +309,12 @@ impl BrokerConfig {
                 self.connection_failed_authentication_delay_ms = parse(key, value)?
             }
             "sasl.server.max.receive.size" => self.sasl_server_max_receive_size = parse(key, value)?,
+            "authorizer.class.name" => self.set_authorizer(key, value)?,
+            "super.users" => {
+                self.authorizer_settings.super_users =
+                    runnel_metadata::acl::AuthorizerConfig::parse_super_users(value)
+            }
+            "allow.everyone.if.no.acl.found" => self.authorizer_settings.allow_if_no_acl = parse(key, value)?,
             "sasl.failed.authentications.per.minute" => {
                 self.sasl_failed_authentications_per_minute = parse(key, value)?
             }
@@ -363,6 +381,29 @@ impl BrokerConfig {
             _ => return self.set_group(key, value),
         }
         Ok(())
+    }
+
+    /// `authorizer.class.name`: Kafka's KRaft authorizer (or its ZooKeeper-era name, which
+    /// configuration files carried over from older clusters still name) turns ACLs on; empty
+    /// turns them off.
+    fn set_authorizer(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        self.authorizer_enabled = match value.trim() {
+            "" => false,
+            AUTHORIZER_CLASS | LEGACY_AUTHORIZER_CLASS => true,
+            other => {
+                return Err(ConfigError::Invalid {
+                    key: key.into(),
+                    value: other.into(),
+                    why: format!("Runnel's authorizer is {AUTHORIZER_CLASS}"),
+                })
+            }
+        };
+        Ok(())
+    }
+
+    /// The authorizer's settings when one is configured.
+    pub fn authorizer(&self) -> Option<runnel_metadata::acl::AuthorizerConfig> {
+        self.authorizer_enabled.then(|| self.authorizer_settings.clone())
     }
 
     /// The consumer group settings, by Kafka's names.

@@ -7,6 +7,8 @@
 //! endpoint ([`metrics`]).
 //! Storage, the protocol view and metadata records live in their own crates.
 
+pub mod access;
+pub mod authorizer;
 pub mod broker;
 pub mod clock;
 pub mod cluster;

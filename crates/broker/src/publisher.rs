@@ -33,13 +33,18 @@ use crate::locks::MutexExt;
 pub struct MetadataDelta {
     pub topics: BTreeSet<String>,
     pub brokers_changed: bool,
+    pub acls_changed: bool,
 }
 
 impl MetadataDelta {
     /// The delta from `old` (none: everything is new) to `new`. Pure.
     pub fn between(old: Option<&MetadataImage>, new: &MetadataImage) -> Self {
         let Some(old) = old else {
-            return MetadataDelta { topics: new.topics.keys().cloned().collect(), brokers_changed: true };
+            return MetadataDelta {
+                topics: new.topics.keys().cloned().collect(),
+                brokers_changed: true,
+                acls_changed: true,
+            };
         };
         let mut topics: BTreeSet<String> = BTreeSet::new();
         for (name, topic) in &new.topics {
@@ -50,11 +55,11 @@ impl MetadataDelta {
             }
         }
         topics.extend(old.topics.keys().filter(|name| !new.topics.contains_key(*name)).cloned());
-        MetadataDelta { topics, brokers_changed: old.brokers != new.brokers }
+        MetadataDelta { topics, brokers_changed: old.brokers != new.brokers, acls_changed: old.acls != new.acls }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.topics.is_empty() && !self.brokers_changed
+        self.topics.is_empty() && !self.brokers_changed && !self.acls_changed
     }
 }
 
@@ -80,6 +85,9 @@ impl Publisher {
             return Ok(None);
         }
         let delta = MetadataDelta::between(published.as_deref(), image);
+        if delta.acls_changed {
+            broker.authorizer.publish(&image.acls);
+        }
         let result = broker.replicas.publish(image, &delta, &broker.config, now_ms());
         *published = Some(image.clone());
         if !delta.is_empty() {
@@ -186,5 +194,11 @@ mod tests {
         // A broker fenced is a broker change.
         let fenced = removed.apply(&[MetadataRecord::FenceBroker { node_id: 1, shutting_down: false }]);
         assert!(MetadataDelta::between(Some(&removed), &fenced).brokers_changed);
+        assert!(!MetadataDelta::between(Some(&removed), &fenced).acls_changed);
+        // An ACL added is an ACL change, and nothing else.
+        let binding = runnel_metadata::acl::binding_from_codes(2, "t", 3, "User:a", "*", 3, 3).unwrap();
+        let guarded = fenced.apply(&[MetadataRecord::Acl { id: Uuid::from_u128(9), binding }]);
+        let delta = MetadataDelta::between(Some(&fenced), &guarded);
+        assert!(delta.acls_changed && delta.topics.is_empty() && !delta.brokers_changed);
     }
 }

@@ -68,7 +68,7 @@ async fn bind_listeners(config: &mut BrokerConfig) -> Result<Vec<Accepting>, Bro
         let socket = TcpListener::bind(listener.bind).await?;
         let addr = socket.local_addr()?;
         config.listeners.bound(&listener.name, addr);
-        if listener.protocol == SecurityProtocol::Plaintext && !addr.ip().is_loopback() {
+        if listener.protocol == SecurityProtocol::Plaintext && !addr.ip().is_loopback() && !config.authorizer_enabled {
             tracing::warn!(
                 listener = %listener.name,
                 %addr,

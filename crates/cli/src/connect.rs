@@ -2,14 +2,17 @@
 //! `--command-config FILE` with client properties by Kafka's names (`security.protocol`,
 //! `sasl.mechanism`, `sasl.username`, `sasl.password`, `ssl.ca.location`,
 //! `ssl.certificate.location`, `ssl.key.location`, `ssl.endpoint.identification.algorithm`),
-//! the file Kafka's own tools take with `--command-config`.
+//! the file Kafka's own tools take with `--command-config`. Also [`check`], how a command
+//! turns a response's error code into an error.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
+use kafka_protocol::protocol::StrBytes;
 use runnel_client::security::{parse_properties, ClientSecurity};
 use runnel_client::Connection;
+use runnel_protocol::ResponseError;
 
 /// The connection options every client command takes.
 #[derive(Args, Clone, Debug)]
@@ -41,4 +44,14 @@ impl ConnectArgs {
 /// Connects to `addr` with `security`.
 pub async fn connect_to(addr: &str, security: &ClientSecurity) -> anyhow::Result<Connection> {
     Connection::connect_secure(addr, None, security).await.with_context(|| format!("connecting to {addr}"))
+}
+
+/// An error naming `what` failed, Kafka's error name and the response's message, unless
+/// `code` is 0 (success).
+pub fn check(code: i16, message: Option<&StrBytes>, what: &str) -> anyhow::Result<()> {
+    if code == 0 {
+        return Ok(());
+    }
+    let error = ResponseError::try_from_code(code).map_or_else(|| format!("error {code}"), |e| format!("{e:?}"));
+    anyhow::bail!("{what}: {error}{}", message.map(|m| format!(": {m}")).unwrap_or_default())
 }

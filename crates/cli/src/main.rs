@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use runnel_broker::BrokerConfig;
 
+mod acl;
 mod cluster;
 mod connect;
 mod group;
@@ -33,6 +34,8 @@ enum Command {
     Cluster(cluster::ClusterArgs),
     /// SCRAM users: set, list, delete.
     User(user::UserArgs),
+    /// Access control lists: add, list, remove (the options of Kafka's kafka-acls.sh).
+    Acl(acl::AclArgs),
     /// Benchmarks: produce, consume and end-to-end latency against a running broker.
     Perf(perf::PerfArgs),
 }
@@ -144,6 +147,7 @@ fn main() -> anyhow::Result<()> {
         Command::Topic(args) => runtime.block_on(topic::run(args))?,
         Command::Group(args) => runtime.block_on(group::run(args))?,
         Command::User(args) => runtime.block_on(user::run(args))?,
+        Command::Acl(args) => runtime.block_on(acl::run(args))?,
         Command::Perf(args) => runtime.block_on(perf::run(args))?,
         Command::Cluster(args) => runtime.block_on(cluster::run(args))?,
     }

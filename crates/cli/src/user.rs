@@ -3,7 +3,7 @@
 //! `kafka-configs --entity-type users --alter --add-config 'SCRAM-SHA-256=[...]'` does). The
 //! password is salted and hashed here; only the salted password travels, as in Kafka.
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use kafka_protocol::messages::alter_user_scram_credentials_request::{
     ScramCredentialDeletion, ScramCredentialUpsertion,
@@ -13,7 +13,8 @@ use kafka_protocol::messages::{AlterUserScramCredentialsRequest, DescribeUserScr
 use kafka_protocol::protocol::StrBytes;
 use runnel_broker::sasl::scram::{random_bytes, salted_password};
 use runnel_metadata::scram::ScramMechanism;
-use runnel_protocol::ResponseError;
+
+use crate::connect::check;
 
 #[derive(Parser)]
 pub struct UserArgs {
@@ -55,14 +56,6 @@ enum ScramCommand {
 fn mechanism(name: &str) -> anyhow::Result<ScramMechanism> {
     ScramMechanism::from_name(name)
         .with_context(|| format!("unknown mechanism {name}; use SCRAM-SHA-256 or SCRAM-SHA-512"))
-}
-
-fn check(code: i16, message: Option<&StrBytes>, what: &str) -> anyhow::Result<()> {
-    if code == 0 {
-        return Ok(());
-    }
-    let error = ResponseError::try_from_code(code).map_or_else(|| format!("error {code}"), |e| format!("{e:?}"));
-    bail!("{what}: {error}{}", message.map(|m| format!(": {m}")).unwrap_or_default())
 }
 
 pub async fn run(args: UserArgs) -> anyhow::Result<()> {

@@ -63,6 +63,10 @@ impl PatternType {
             PatternType::Prefixed => 4,
         }
     }
+
+    pub fn from_code(code: i8) -> Option<Self> {
+        [PatternType::Literal, PatternType::Prefixed].into_iter().find(|p| p.code() == code)
+    }
 }
 
 /// Kafka's `AclOperation` (codes 2-12).
@@ -141,6 +145,10 @@ impl Permission {
             Permission::Allow => 3,
         }
     }
+
+    pub fn from_code(code: i8) -> Option<Self> {
+        [Permission::Deny, Permission::Allow].into_iter().find(|p| p.code() == code)
+    }
 }
 
 /// One ACL.
@@ -173,6 +181,37 @@ pub enum AclError {
     Host,
     #[error("a prefixed pattern cannot be the wildcard")]
     PrefixedWildcard,
+    #[error("unknown {what} code {code}")]
+    UnknownCode { what: &'static str, code: i8 },
+}
+
+/// The code every filter field uses for "any" (Kafka's `ANY`).
+pub const ANY_CODE: i8 = 1;
+/// The pattern filter code for MATCH.
+pub const MATCH_CODE: i8 = 2;
+
+/// A binding from CreateAcls' wire codes (the checks of [`check_binding`] come after).
+pub fn binding_from_codes(
+    resource_type: i8,
+    resource_name: &str,
+    pattern_type: i8,
+    principal: &str,
+    host: &str,
+    operation: i8,
+    permission: i8,
+) -> Result<AclBinding, AclError> {
+    let unknown = |what: &'static str, code: i8| AclError::UnknownCode { what, code };
+    // ANY and the like are filters' codes, not a binding's.
+    let operation = Operation::from_code(operation).ok_or(unknown("operation", operation))?;
+    Ok(AclBinding {
+        resource_type: ResourceType::from_code(resource_type).ok_or(unknown("resource type", resource_type))?,
+        resource_name: resource_name.to_string(),
+        pattern_type: PatternType::from_code(pattern_type).ok_or(unknown("pattern type", pattern_type))?,
+        principal: principal.to_string(),
+        host: host.to_string(),
+        operation,
+        permission: Permission::from_code(permission).ok_or(unknown("permission", permission))?,
+    })
 }
 
 /// The checks CreateAcls makes before a binding is stored.
@@ -221,6 +260,42 @@ pub enum PatternFilter {
 }
 
 impl AclFilter {
+    /// A filter from DescribeAcls' or DeleteAcls' wire codes, where [`ANY_CODE`] (and a
+    /// null string) match anything.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_codes(
+        resource_type: i8,
+        resource_name: Option<&str>,
+        pattern_type: i8,
+        principal: Option<&str>,
+        host: Option<&str>,
+        operation: i8,
+        permission: i8,
+    ) -> Result<AclFilter, AclError> {
+        fn any_or<T>(code: i8, what: &'static str, parse: impl Fn(i8) -> Option<T>) -> Result<Option<T>, AclError> {
+            if code == ANY_CODE {
+                return Ok(None);
+            }
+            parse(code).map(Some).ok_or(AclError::UnknownCode { what, code })
+        }
+        let pattern = match pattern_type {
+            ANY_CODE => PatternFilter::Any,
+            MATCH_CODE => PatternFilter::Match,
+            code => PatternFilter::Exactly(
+                PatternType::from_code(code).ok_or(AclError::UnknownCode { what: "pattern type", code })?,
+            ),
+        };
+        Ok(AclFilter {
+            resource_type: any_or(resource_type, "resource type", ResourceType::from_code)?,
+            resource_name: resource_name.map(str::to_string),
+            pattern,
+            principal: principal.map(str::to_string),
+            host: host.map(str::to_string),
+            operation: any_or(operation, "operation", Operation::from_code)?,
+            permission: any_or(permission, "permission", Permission::from_code)?,
+        })
+    }
+
     pub fn matches(&self, binding: &AclBinding) -> bool {
         let name_matches = match (&self.resource_name, self.pattern) {
             (None, PatternFilter::Exactly(pattern)) => binding.pattern_type == pattern,
@@ -272,25 +347,146 @@ pub fn authorize(
     resource_type: ResourceType,
     resource_name: &str,
 ) -> bool {
-    if config.super_users.contains(principal) {
-        return true;
+    config.super_users.contains(principal)
+        || decide(acls.values(), config, principal, host, operation, resource_type, resource_name)
+}
+
+/// The decision for a principal that is not a super user, over `bindings` (all of them, or
+/// those of the resource type).
+fn decide<'a>(
+    bindings: impl Iterator<Item = &'a AclBinding>,
+    config: &AuthorizerConfig,
+    principal: &str,
+    host: &str,
+    operation: Operation,
+    resource_type: ResourceType,
+    resource_name: &str,
+) -> bool {
+    let mut any_on_resource = false;
+    let mut allowed = false;
+    for binding in bindings.filter(|b| b.resource_type == resource_type && applies_to(b, resource_name)) {
+        any_on_resource = true;
+        if !concerns(binding, principal, host) {
+            continue;
+        }
+        match binding.permission {
+            Permission::Deny if binding.operation == operation || binding.operation == Operation::All => return false,
+            Permission::Deny => {}
+            Permission::Allow => allowed |= binding.operation.allows(operation),
+        }
     }
-    let on_resource: Vec<&AclBinding> =
-        acls.values().filter(|b| b.resource_type == resource_type && applies_to(b, resource_name)).collect();
-    if on_resource.is_empty() {
+    if !any_on_resource {
         return config.allow_if_no_acl;
     }
-    let concerning: Vec<&AclBinding> = on_resource
-        .into_iter()
-        .filter(|b| (b.principal == principal || b.principal == "User:*") && (b.host == host || b.host == WILDCARD))
-        .collect();
-    let denied = concerning
-        .iter()
-        .any(|b| b.permission == Permission::Deny && (b.operation == operation || b.operation == Operation::All));
-    if denied {
-        return false;
+    allowed
+}
+
+/// Whether a binding names this principal (or every user) and host (or every host).
+fn concerns(binding: &AclBinding, principal: &str, host: &str) -> bool {
+    (binding.principal == principal || binding.principal == "User:*")
+        && (binding.host == host || binding.host == WILDCARD)
+}
+
+/// The operations Kafka reports in `authorized_operations` for a resource type.
+fn reported_operations(resource_type: ResourceType) -> &'static [Operation] {
+    use Operation::*;
+    match resource_type {
+        ResourceType::Topic => &[Read, Write, Create, Delete, Alter, Describe, DescribeConfigs, AlterConfigs],
+        ResourceType::Group => &[Read, Describe, Delete],
+        ResourceType::Cluster => {
+            &[Create, ClusterAction, DescribeConfigs, AlterConfigs, IdempotentWrite, Alter, Describe]
+        }
+        ResourceType::TransactionalId => &[Describe, Write],
     }
-    concerning.iter().any(|b| b.permission == Permission::Allow && b.operation.allows(operation))
+}
+
+/// The bindings of one node, indexed by resource type: what the request path decides with.
+/// Built once per change of the ACLs (the metadata publisher), read by every request.
+#[derive(Debug, Clone, Default)]
+pub struct AclIndex {
+    by_type: BTreeMap<ResourceType, Vec<AclBinding>>,
+}
+
+impl AclIndex {
+    pub fn new(acls: &Acls) -> Self {
+        let mut by_type: BTreeMap<ResourceType, Vec<AclBinding>> = BTreeMap::new();
+        for binding in acls.values() {
+            by_type.entry(binding.resource_type).or_default().push(binding.clone());
+        }
+        AclIndex { by_type }
+    }
+
+    fn of(&self, resource_type: ResourceType) -> &[AclBinding] {
+        self.by_type.get(&resource_type).map_or(&[], Vec::as_slice)
+    }
+
+    /// [`authorize`] over the index.
+    pub fn authorize(
+        &self,
+        config: &AuthorizerConfig,
+        principal: &str,
+        host: &str,
+        operation: Operation,
+        resource_type: ResourceType,
+        resource_name: &str,
+    ) -> bool {
+        config.super_users.contains(principal)
+            || decide(self.of(resource_type).iter(), config, principal, host, operation, resource_type, resource_name)
+    }
+
+    /// Whether the principal may perform `operation` on at least one resource of the type
+    /// (Kafka's `authorizeByResourceType`, used by InitProducerId for an idempotent
+    /// producer: Write on any topic). An ALLOW counts unless a DENY for the same principal
+    /// covers everything it names: a wildcard DENY covers all; a literal or prefixed DENY
+    /// covers an ALLOW whose name it equals or prefixes.
+    pub fn authorize_any(
+        &self,
+        config: &AuthorizerConfig,
+        principal: &str,
+        host: &str,
+        operation: Operation,
+        resource_type: ResourceType,
+    ) -> bool {
+        if config.super_users.contains(principal) {
+            return true;
+        }
+        let bindings = self.of(resource_type);
+        if bindings.is_empty() {
+            return config.allow_if_no_acl;
+        }
+        let relevant = |b: &&AclBinding| {
+            concerns(b, principal, host) && (b.operation == operation || b.operation == Operation::All)
+        };
+        let denies: Vec<&AclBinding> =
+            bindings.iter().filter(relevant).filter(|b| b.permission == Permission::Deny).collect();
+        let covered = |allow: &AclBinding| {
+            denies.iter().any(|deny| match deny.pattern_type {
+                PatternType::Literal => {
+                    deny.resource_name == WILDCARD
+                        || (allow.pattern_type == PatternType::Literal && deny.resource_name == allow.resource_name)
+                }
+                PatternType::Prefixed => allow.resource_name.starts_with(&deny.resource_name),
+            })
+        };
+        bindings.iter().filter(relevant).filter(|b| b.permission == Permission::Allow).any(|allow| !covered(allow))
+    }
+
+    /// Kafka's `authorized_operations` bit field (bit `code` set for each operation the
+    /// principal may perform on the resource), as Metadata, DescribeCluster and
+    /// DescribeGroups report it.
+    pub fn authorized_operations(
+        &self,
+        config: &AuthorizerConfig,
+        principal: &str,
+        host: &str,
+        resource_type: ResourceType,
+        resource_name: &str,
+    ) -> i32 {
+        reported_operations(resource_type)
+            .iter()
+            .filter(|op| self.authorize(config, principal, host, **op, resource_type, resource_name))
+            .fold(0, |bits, op| bits | (1 << op.code()))
+    }
 }
 
 #[cfg(test)]
@@ -398,6 +594,53 @@ mod tests {
         let by_principal = AclFilter { principal: Some("User:b".into()), ..Default::default() };
         assert!(!by_principal.matches(&good));
         assert!(AclFilter::default().matches(&good));
+    }
+
+    #[test]
+    fn the_index_decides_as_the_bindings_do_and_answers_by_resource_type() {
+        use Operation::*;
+        use PatternType::*;
+        use Permission::*;
+        let bindings = acls(vec![
+            acl("orders", Literal, "User:alice", Write, Allow),
+            acl("logs-", Prefixed, "User:bob", Write, Allow),
+            acl("logs-", Prefixed, "User:bob", Write, Deny),
+            acl("*", Literal, "User:carol", Write, Deny),
+            acl("x", Literal, "User:carol", Write, Allow),
+        ]);
+        let index = AclIndex::new(&bindings);
+        let config = AuthorizerConfig::default();
+        for (who, topic) in [("User:alice", "orders"), ("User:bob", "logs-a"), ("User:alice", "logs-a")] {
+            assert_eq!(
+                index.authorize(&config, who, "h", Write, ResourceType::Topic, topic),
+                authorize(&bindings, &config, who, "h", Write, ResourceType::Topic, topic)
+            );
+        }
+        let any = |who: &str| index.authorize_any(&config, who, "h", Write, ResourceType::Topic);
+        assert!(any("User:alice"), "alice may write orders");
+        assert!(!any("User:bob"), "bob's only ALLOW is covered by the DENY of the same prefix");
+        assert!(!any("User:carol"), "a wildcard DENY covers every ALLOW");
+        assert!(!any("User:dave"));
+        assert!(!index.authorize_any(&config, "User:alice", "h", Write, ResourceType::Group), "no group ACLs");
+        let open = AuthorizerConfig { allow_if_no_acl: true, ..Default::default() };
+        assert!(index.authorize_any(&open, "User:dave", "h", Write, ResourceType::Group));
+
+        let ops = index.authorized_operations(&config, "User:alice", "h", ResourceType::Topic, "orders");
+        assert_eq!(ops, (1 << Write.code()) | (1 << Describe.code()), "Write and the Describe it implies");
+    }
+
+    #[test]
+    fn wire_codes_become_bindings_and_filters() {
+        let binding = binding_from_codes(2, "t", 3, "User:a", "*", 3, 3).unwrap();
+        assert_eq!(binding, acl("t", PatternType::Literal, "User:a", Operation::Read, Permission::Allow));
+        assert_eq!(
+            binding_from_codes(2, "t", 3, "User:a", "*", ANY_CODE, 3),
+            Err(AclError::UnknownCode { what: "operation", code: ANY_CODE })
+        );
+        let filter = AclFilter::from_codes(ANY_CODE, Some("t"), MATCH_CODE, None, None, ANY_CODE, 3).unwrap();
+        assert_eq!(filter.pattern, PatternFilter::Match);
+        assert!(filter.matches(&binding));
+        assert!(AclFilter::from_codes(9, None, ANY_CODE, None, None, ANY_CODE, ANY_CODE).is_err());
     }
 
     fn operation() -> impl Strategy<Value = Operation> {

@@ -109,9 +109,9 @@ pub fn describe(ctx: &Context, request: DescribeConfigsRequest) -> DescribeConfi
 /// where v1 has `config_source`, and no synonyms.
 pub mod v0 {
     use bytes::{BufMut, BytesMut};
-    use kafka_protocol::messages::DescribeConfigsRequest;
+    use kafka_protocol::messages::DescribeConfigsResponse;
 
-    use super::{describe, Context, SOURCE_DEFAULT};
+    use super::{Context, SOURCE_DEFAULT};
     use crate::response::{Chunk, Frame};
 
     fn string(buf: &mut BytesMut, s: &str) {
@@ -126,8 +126,7 @@ pub mod v0 {
         }
     }
 
-    pub fn respond(ctx: &Context, request: DescribeConfigsRequest) -> Frame {
-        let response = describe(ctx, request);
+    pub fn respond(ctx: &Context, response: DescribeConfigsResponse) -> Frame {
         let mut buf = BytesMut::with_capacity(1024);
         buf.put_i32(0); // size, patched below
         buf.put_i32(ctx.header.correlation_id);

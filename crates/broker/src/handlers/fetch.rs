@@ -30,6 +30,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::{Context, DispatchError};
+use crate::access::topics::FetchDenied;
 use crate::partition::Partition;
 use crate::response::{Chunk, Frame};
 
@@ -87,12 +88,14 @@ fn fetcher(version: i16, request: &FetchRequest, image: &runnel_metadata::Metada
     }
 }
 
-fn resolve(ctx: &Context, request: &FetchRequest) -> Vec<TopicTarget> {
+fn resolve(ctx: &Context, request: &FetchRequest, denied: &FetchDenied) -> Vec<TopicTarget> {
     let image = ctx.broker.metadata.image();
     request
         .topics
         .iter()
-        .map(|topic| {
+        .enumerate()
+        .map(|(index, topic)| {
+            let refused = denied.contains(index);
             let (name, missing) = if ctx.version >= 13 {
                 match image.topic_by_id(&topic.topic_id) {
                     Some(t) => (t.name.clone(), ResponseError::UnknownTopicOrPartition),
@@ -106,7 +109,9 @@ fn resolve(ctx: &Context, request: &FetchRequest) -> Vec<TopicTarget> {
                 .iter()
                 .map(|p| Target {
                     partition_index: p.partition,
-                    partition: if name.is_empty() {
+                    partition: if refused {
+                        Err(ResponseError::TopicAuthorizationFailed)
+                    } else if name.is_empty() {
                         Err(missing)
                     } else {
                         ctx.broker.replicas.led_partition(&image, &name, p.partition)
@@ -184,13 +189,14 @@ fn read_all(targets: &[TopicTarget], max_bytes: usize, replica: bool) -> (Vec<To
     (topics, total, any_error)
 }
 
-pub async fn handle(ctx: &Context<'_>, request: FetchRequest) -> Result<Frame, DispatchError> {
+/// `denied`: the topics the request gate refused (answered TOPIC_AUTHORIZATION_FAILED).
+pub async fn handle(ctx: &Context<'_>, request: FetchRequest, denied: &FetchDenied) -> Result<Frame, DispatchError> {
     let version = ctx.version;
     let correlation_id = ctx.header.correlation_id;
     if request.session_id != 0 || request.session_epoch > 0 {
         return FetchEncoder::new(version, correlation_id).finish(ResponseError::FetchSessionIdNotFound.code(), &[]);
     }
-    let mut targets = resolve(ctx, &request);
+    let mut targets = resolve(ctx, &request, denied);
     let replica = match fetcher(version, &request, &ctx.broker.metadata.image()) {
         Fetcher::Consumer => None,
         Fetcher::Follower(id) => {

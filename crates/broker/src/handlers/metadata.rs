@@ -121,15 +121,25 @@ fn lookup_or_create(ctx: &Context, image: &MetadataImage, name: &str, auto_creat
     }
 }
 
-pub fn handle(ctx: &Context, request: MetadataRequest) -> MetadataResponse {
-    let image = ctx.broker.metadata.image();
+/// Whether the request asks for every topic (null; at v0 also an empty list).
+pub fn asks_for_every_topic(request: &MetadataRequest, version: i16) -> bool {
+    match &request.topics {
+        None => true,
+        Some(topics) => version == 0 && topics.is_empty(),
+    }
+}
+
+/// Whether missing topics the request names would be created.
+pub fn may_auto_create(ctx: &Context, request: &MetadataRequest) -> bool {
     // v0-3 always allowed auto-creation; the flag exists from v4.
     let allow = if ctx.version >= 4 { request.allow_auto_topic_creation } else { true };
-    let auto_create = allow && ctx.broker.config.auto_create_topics_enable;
-    let all_topics = match &request.topics {
-        None => true,
-        Some(topics) => ctx.version == 0 && topics.is_empty(),
-    };
+    allow && ctx.broker.config.auto_create_topics_enable
+}
+
+pub fn handle(ctx: &Context, request: MetadataRequest) -> MetadataResponse {
+    let image = ctx.broker.metadata.image();
+    let auto_create = may_auto_create(ctx, &request);
+    let all_topics = asks_for_every_topic(&request, ctx.version);
     let topics = if all_topics {
         image.topics.values().map(|t| describe(ctx, &image, t)).collect()
     } else {

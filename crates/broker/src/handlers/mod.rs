@@ -2,6 +2,7 @@
 //! API (or family): a function from a typed request and the broker state it reads to a typed
 //! response. Fetch alone encodes its own response, for sendfile.
 
+mod acls;
 mod api_versions;
 mod configs;
 mod create_partitions;
@@ -38,6 +39,7 @@ use runnel_protocol::api::is_supported;
 use runnel_protocol::frame::{decode_header, peek_prefix, FrameError};
 use tokio::sync::watch;
 
+use crate::access::{self, Access};
 use crate::broker::Broker;
 use crate::response::{encode, EncodeError, Frame};
 use crate::session::Session;
@@ -67,6 +69,8 @@ pub struct Context<'a> {
     pub peer: SocketAddr,
     /// The connection's listener and security.
     pub session: &'a Session,
+    /// What the session's principal may do (`access/` decides with it).
+    pub access: Access,
 }
 
 fn decode_body<T: Decodable>(api: ApiKey, version: i16, mut body: Bytes) -> Result<T, DispatchError> {
@@ -107,89 +111,183 @@ pub async fn handle(
     session
         .admits(api, crate::clock::now_ms())
         .map_err(|refused| DispatchError::Refused(format!("{api:?}: {refused}")))?;
-    let ctx = Context { broker, header: &header, version, stop, peer, session };
+    let access = broker.authorizer.access(session);
+    let ctx = Context { broker, header: &header, version, stop, peer, session, access };
+    let access = &ctx.access;
+    let image = || ctx.broker.metadata.image();
+    // Every API passes its gate (`access/`) between decoding and its handler.
     match api {
         ApiKey::SaslHandshake => respond(api, &ctx, &sasl::handshake(&ctx, decode_body(api, version, body)?)),
         ApiKey::SaslAuthenticate => {
             respond(api, &ctx, &sasl::authenticate(&ctx, decode_body(api, version, body)?).await)
         }
+        ApiKey::ApiVersions => respond(api, &ctx, &api_versions::handle(&ctx, decode_body(api, version, body)?)),
         ApiKey::DescribeUserScramCredentials => {
-            respond(api, &ctx, &scram_credentials::describe(&ctx, decode_body(api, version, body)?))
+            let gate = access::cluster::describe_user_scram_credentials(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve(|r| scram_credentials::describe(&ctx, r)))
         }
         ApiKey::AlterUserScramCredentials => {
-            respond(api, &ctx, &scram_credentials::alter(&ctx, decode_body(api, version, body)?))
+            let gate = access::cluster::alter_user_scram_credentials(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve(|r| scram_credentials::alter(&ctx, r)))
         }
-        ApiKey::ApiVersions => respond(api, &ctx, &api_versions::handle(&ctx, decode_body(api, version, body)?)),
-        ApiKey::Metadata => respond(api, &ctx, &metadata::handle(&ctx, decode_body(api, version, body)?)),
-        ApiKey::CreateTopics => respond(api, &ctx, &create_topics::handle(&ctx, decode_body(api, version, body)?)),
-        ApiKey::DeleteTopics => respond(api, &ctx, &delete_topics::handle(&ctx, decode_body(api, version, body)?)),
+        ApiKey::CreateAcls => {
+            let gate = access::cluster::create_acls(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve(|r| acls::create(&ctx, r)))
+        }
+        ApiKey::DescribeAcls => {
+            let gate = access::cluster::describe_acls(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve(|r| acls::describe(&ctx, r)))
+        }
+        ApiKey::DeleteAcls => {
+            let gate = access::cluster::delete_acls(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve(|r| acls::delete(&ctx, r)))
+        }
+        ApiKey::Metadata => {
+            let request: kafka_protocol::messages::MetadataRequest = decode_body(api, version, body)?;
+            let all_topics = metadata::asks_for_every_topic(&request, version);
+            let auto_create = metadata::may_auto_create(&ctx, &request);
+            let gate = access::topics::metadata(access, request, &image(), all_topics, auto_create);
+            respond(api, &ctx, &gate.serve(|r| metadata::handle(&ctx, r)))
+        }
+        ApiKey::CreateTopics => {
+            let gate = access::topics::create_topics(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve(|r| create_topics::handle(&ctx, r)))
+        }
+        ApiKey::DeleteTopics => {
+            let gate = access::topics::delete_topics(access, decode_body(api, version, body)?, &image());
+            respond(api, &ctx, &gate.serve(|r| delete_topics::handle(&ctx, r)))
+        }
         ApiKey::DescribeConfigs if version == 0 => {
             let request = runnel_protocol::legacy::describe_configs_v0(body).map_err(|e| DispatchError::Malformed {
                 api,
                 version,
                 why: e.to_string(),
             })?;
-            Ok(Some(configs::v0::respond(&ctx, request)))
+            let response = access::topics::describe_configs(access, request).serve(|r| configs::describe(&ctx, r));
+            Ok(Some(configs::v0::respond(&ctx, response)))
         }
-        ApiKey::DescribeConfigs => respond(api, &ctx, &configs::describe(&ctx, decode_body(api, version, body)?)),
+        ApiKey::DescribeConfigs => {
+            let gate = access::topics::describe_configs(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve(|r| configs::describe(&ctx, r)))
+        }
         ApiKey::DescribeCluster => {
-            respond(api, &ctx, &describe_cluster::handle(&ctx, decode_body(api, version, body)?))
+            let gate = access::cluster::describe_cluster(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve(|r| describe_cluster::handle(&ctx, r)))
         }
-        ApiKey::ListOffsets => respond(api, &ctx, &list_offsets::handle(&ctx, decode_body(api, version, body)?)),
-        ApiKey::Produce => match produce::handle(&ctx, decode_body(api, version, body)?).await {
-            produce::Reply::Respond(response) => respond(api, &ctx, &response),
-            produce::Reply::Nothing => Ok(None),
-            produce::Reply::Close(why) => Err(DispatchError::Refused(why)),
-        },
-        ApiKey::Fetch => Ok(Some(fetch::handle(&ctx, decode_body(api, version, body)?).await?)),
+        ApiKey::ListOffsets => {
+            let gate = access::topics::list_offsets(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve(|r| list_offsets::handle(&ctx, r)))
+        }
+        ApiKey::Produce => {
+            let request: kafka_protocol::messages::ProduceRequest = decode_body(api, version, body)?;
+            let acks = request.acks;
+            let gate = access::topics::produce(access, request);
+            if acks == 0 && gate.denied_anything() {
+                // An acks=0 producer gets no response: Kafka closes the connection instead.
+                return Err(DispatchError::Refused("acks=0 produce to a topic it may not write".into()));
+            }
+            match gate {
+                access::Gate::Refuse(response) => respond(api, &ctx, &response),
+                access::Gate::Pass(request, complete) => match produce::handle(&ctx, request).await {
+                    produce::Reply::Respond(mut response) => {
+                        if let Some(complete) = complete {
+                            complete(&mut response);
+                        }
+                        respond(api, &ctx, &response)
+                    }
+                    produce::Reply::Nothing => Ok(None),
+                    produce::Reply::Close(why) => Err(DispatchError::Refused(why)),
+                },
+            }
+        }
+        ApiKey::Fetch => {
+            let request: kafka_protocol::messages::FetchRequest = decode_body(api, version, body)?;
+            let denied = access::topics::fetch(access, &request, version, &image());
+            Ok(Some(fetch::handle(&ctx, request, &denied).await?))
+        }
         ApiKey::CreatePartitions => {
-            respond(api, &ctx, &create_partitions::handle(&ctx, decode_body(api, version, body)?))
+            let gate = access::topics::create_partitions(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve(|r| create_partitions::handle(&ctx, r)))
         }
-        ApiKey::ElectLeaders => respond(api, &ctx, &elect_leaders::handle(&ctx, decode_body(api, version, body)?)),
+        ApiKey::ElectLeaders => {
+            let gate = access::cluster::elect_leaders(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve(|r| elect_leaders::handle(&ctx, r)))
+        }
         ApiKey::AlterPartitionReassignments => {
-            respond(api, &ctx, &reassignments::alter(&ctx, decode_body(api, version, body)?))
+            let gate = access::cluster::alter_partition_reassignments(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve(|r| reassignments::alter(&ctx, r)))
         }
         ApiKey::ListPartitionReassignments => {
-            respond(api, &ctx, &reassignments::list(&ctx, decode_body(api, version, body)?))
+            let gate = access::cluster::list_partition_reassignments(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve(|r| reassignments::list(&ctx, r)))
         }
         ApiKey::DescribeLogDirs => {
-            respond(api, &ctx, &describe_log_dirs::handle(&ctx, decode_body(api, version, body)?))
+            let gate = access::cluster::describe_log_dirs(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve(|r| describe_log_dirs::handle(&ctx, r)))
         }
         ApiKey::DescribeQuorum => {
-            respond(api, &ctx, &describe_quorum::handle(&ctx, decode_body(api, version, body)?).await)
+            let gate = access::cluster::describe_quorum(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve_async(|r| describe_quorum::handle(&ctx, r)).await)
         }
         ApiKey::OffsetForLeaderEpoch if version < 2 => {
             let request = runnel_protocol::legacy::offset_for_leader_epoch_v0_v1(body)
                 .map_err(|e| DispatchError::Malformed { api, version, why: e.to_string() })?;
-            Ok(Some(offsets_for_leader_epoch::legacy::respond(&ctx, request)))
+            let gate = access::topics::offset_for_leader_epoch(access, request);
+            let response = gate.serve(|r| offsets_for_leader_epoch::handle(&ctx, r));
+            Ok(Some(offsets_for_leader_epoch::legacy::respond(&ctx, response)))
         }
         ApiKey::OffsetForLeaderEpoch => {
-            respond(api, &ctx, &offsets_for_leader_epoch::handle(&ctx, decode_body(api, version, body)?))
+            let gate = access::topics::offset_for_leader_epoch(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve(|r| offsets_for_leader_epoch::handle(&ctx, r)))
         }
-        ApiKey::InitProducerId => respond(api, &ctx, &init_producer_id::handle(&ctx, decode_body(api, version, body)?)),
+        ApiKey::InitProducerId => {
+            let gate = access::cluster::init_producer_id(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve(|r| init_producer_id::handle(&ctx, r)))
+        }
         ApiKey::FindCoordinator => {
-            respond(api, &ctx, &find_coordinator::handle(&ctx, decode_body(api, version, body)?))
+            let gate = access::groups::find_coordinator(access, decode_body(api, version, body)?, version);
+            respond(api, &ctx, &gate.serve(|r| find_coordinator::handle(&ctx, r)))
         }
-        ApiKey::JoinGroup => respond(api, &ctx, &group_membership::join(&ctx, decode_body(api, version, body)?).await),
-        ApiKey::SyncGroup => respond(api, &ctx, &group_membership::sync(&ctx, decode_body(api, version, body)?).await),
+        ApiKey::JoinGroup => {
+            let gate = access::groups::join_group(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve_async(|r| group_membership::join(&ctx, r)).await)
+        }
+        ApiKey::SyncGroup => {
+            let gate = access::groups::sync_group(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve_async(|r| group_membership::sync(&ctx, r)).await)
+        }
         ApiKey::Heartbeat => {
-            respond(api, &ctx, &group_membership::heartbeat(&ctx, decode_body(api, version, body)?).await)
+            let gate = access::groups::heartbeat(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve_async(|r| group_membership::heartbeat(&ctx, r)).await)
         }
         ApiKey::LeaveGroup => {
-            respond(api, &ctx, &group_membership::leave(&ctx, decode_body(api, version, body)?).await)
+            let gate = access::groups::leave_group(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve_async(|r| group_membership::leave(&ctx, r)).await)
         }
         ApiKey::OffsetCommit => {
-            respond(api, &ctx, &group_offsets::commit(&ctx, decode_body(api, version, body)?).await)
+            let gate = access::groups::offset_commit(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve_async(|r| group_offsets::commit(&ctx, r)).await)
         }
-        ApiKey::OffsetFetch => respond(api, &ctx, &group_offsets::fetch(&ctx, decode_body(api, version, body)?).await),
+        ApiKey::OffsetFetch => {
+            let gate = access::groups::offset_fetch(access, decode_body(api, version, body)?, version);
+            respond(api, &ctx, &gate.serve_async(|r| group_offsets::fetch(&ctx, r)).await)
+        }
         ApiKey::OffsetDelete => {
-            respond(api, &ctx, &group_offsets::delete(&ctx, decode_body(api, version, body)?).await)
+            let gate = access::groups::offset_delete(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve_async(|r| group_offsets::delete(&ctx, r)).await)
         }
-        ApiKey::ListGroups => respond(api, &ctx, &group_admin::list(&ctx, decode_body(api, version, body)?)),
+        ApiKey::ListGroups => {
+            let gate = access::groups::list_groups(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve(|r| group_admin::list(&ctx, r)))
+        }
         ApiKey::DescribeGroups => {
-            respond(api, &ctx, &group_admin::describe(&ctx, decode_body(api, version, body)?).await)
+            let gate = access::groups::describe_groups(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve_async(|r| group_admin::describe(&ctx, r)).await)
         }
-        ApiKey::DeleteGroups => respond(api, &ctx, &group_admin::delete(&ctx, decode_body(api, version, body)?).await),
+        ApiKey::DeleteGroups => {
+            let gate = access::groups::delete_groups(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve_async(|r| group_admin::delete(&ctx, r)).await)
+        }
         other => Err(DispatchError::UnsupportedVersion { api: other, version }),
     }
 }

@@ -57,13 +57,12 @@ pub fn handle(ctx: &Context, request: OffsetForLeaderEpochRequest) -> OffsetForL
 /// time, and v1 adds each partition's leader epoch.
 pub mod legacy {
     use bytes::{BufMut, BytesMut};
-    use kafka_protocol::messages::OffsetForLeaderEpochRequest;
+    use kafka_protocol::messages::OffsetForLeaderEpochResponse;
 
-    use super::{handle, Context};
+    use super::Context;
     use crate::response::{Chunk, Frame};
 
-    pub fn respond(ctx: &Context, request: OffsetForLeaderEpochRequest) -> Frame {
-        let response = handle(ctx, request);
+    pub fn respond(ctx: &Context, response: OffsetForLeaderEpochResponse) -> Frame {
         let mut buf = BytesMut::with_capacity(256);
         buf.put_i32(0); // size, patched below
         buf.put_i32(ctx.header.correlation_id);
