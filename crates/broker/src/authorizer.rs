@@ -64,6 +64,17 @@ pub struct Checked {
 }
 
 impl Access {
+    /// The access of `principal` from `host` under these ACLs (the gates' unit tests).
+    #[cfg(test)]
+    pub(crate) fn checked(config: AuthorizerConfig, acls: &Acls, principal: &str, host: &str) -> Access {
+        Access::Checked(Box::new(Checked {
+            config,
+            index: Arc::new(AclIndex::new(acls)),
+            principal: principal.to_string(),
+            host: host.to_string(),
+        }))
+    }
+
     /// Whether the request may perform `operation` on the named resource.
     pub fn allows(&self, operation: Operation, resource_type: ResourceType, name: &str) -> bool {
         match self {

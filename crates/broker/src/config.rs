@@ -311,8 +311,7 @@ impl BrokerConfig {
             "sasl.server.max.receive.size" => self.sasl_server_max_receive_size = parse(key, value)?,
             "authorizer.class.name" => self.set_authorizer(key, value)?,
             "super.users" => {
-                self.authorizer_settings.super_users =
-                    runnel_metadata::acl::AuthorizerConfig::parse_super_users(value)
+                self.authorizer_settings.super_users = runnel_metadata::acl::AuthorizerConfig::parse_super_users(value)
             }
             "allow.everyone.if.no.acl.found" => self.authorizer_settings.allow_if_no_acl = parse(key, value)?,
             "sasl.failed.authentications.per.minute" => {

@@ -136,3 +136,6 @@ mod tests {
         assert_eq!(refused.serve(|_| unreachable!("a refused request is not served")), vec![9]);
     }
 }
+
+#[cfg(test)]
+mod gate_tests;

@@ -1,0 +1,176 @@
+//! The gates' decisions, without I/O: requests in, what is served and what is answered out.
+
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use runnel_metadata::acl::{binding_from_codes, AclBinding, Acls, AuthorizerConfig, Operation};
+use runnel_metadata::{MetadataImage, MetadataRecord};
+use runnel_protocol::ResponseError;
+use uuid::Uuid;
+
+use super::{cluster, groups, topics, Access, Gate};
+
+/// (resource type code, name, pattern code, principal, operation code, permission code).
+fn acls(bindings: &[(i8, &str, i8, &str, Operation, bool)]) -> Acls {
+    bindings
+        .iter()
+        .enumerate()
+        .map(|(i, (kind, name, pattern, principal, op, allow))| {
+            let binding: AclBinding =
+                binding_from_codes(*kind, name, *pattern, principal, "*", op.code(), if *allow { 3 } else { 2 })
+                    .unwrap();
+            (Uuid::from_u128(i as u128 + 1), binding)
+        })
+        .collect()
+}
+
+const TOPIC: i8 = 2;
+const GROUP: i8 = 3;
+const CLUSTER: i8 = 4;
+const LITERAL: i8 = 3;
+
+fn alice(bindings: &[(i8, &str, i8, &str, Operation, bool)]) -> Access {
+    Access::checked(AuthorizerConfig::default(), &acls(bindings), "User:alice", "127.0.0.1")
+}
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+fn image_with(topics: &[&str]) -> MetadataImage {
+    let records: Vec<MetadataRecord> = topics
+        .iter()
+        .enumerate()
+        .map(|(i, name)| MetadataRecord::Topic { name: name.to_string(), topic_id: Uuid::from_u128(i as u128 + 1) })
+        .collect();
+    MetadataImage::default().apply(&records)
+}
+
+#[test]
+fn a_produce_writes_the_allowed_topics_and_answers_the_others_topic_authorization_failed() {
+    let access = alice(&[(TOPIC, "a", LITERAL, "User:alice", Operation::Write, true)]);
+    let request = ProduceRequest::default().with_acks(-1).with_topic_data(
+        ["a", "b"]
+            .iter()
+            .map(|t| {
+                TopicProduceData::default()
+                    .with_name(topic_name(t))
+                    .with_partition_data(vec![PartitionProduceData::default().with_index(0)])
+            })
+            .collect(),
+    );
+    let gate = topics::produce(&access, request);
+    assert!(gate.denied_anything());
+    let response = gate.serve(|served| {
+        assert_eq!(served.topic_data.len(), 1, "only the allowed topic reaches the handler");
+        assert_eq!(served.topic_data[0].name.0.as_str(), "a");
+        ProduceResponse::default()
+    });
+    assert_eq!(response.responses.len(), 1);
+    assert_eq!(response.responses[0].name.0.as_str(), "b");
+    assert_eq!(response.responses[0].partition_responses[0].error_code, ResponseError::TopicAuthorizationFailed.code());
+    // Unrestricted: nothing is taken out.
+    assert!(!topics::produce(&Access::Unrestricted, ProduceRequest::default()).denied_anything());
+}
+
+#[test]
+fn metadata_hides_what_may_not_be_described_and_auto_creates_only_with_create() {
+    let access = alice(&[
+        (TOPIC, "seen", LITERAL, "User:alice", Operation::Read, true),
+        (TOPIC, "new", LITERAL, "User:alice", Operation::Describe, true),
+        (TOPIC, "made", LITERAL, "User:alice", Operation::Create, true),
+        (TOPIC, "made", LITERAL, "User:alice", Operation::Describe, true),
+    ]);
+    let image = image_with(&["seen", "hidden"]);
+    // Every topic: the handler's answer is filtered.
+    let gate = topics::metadata(&access, MetadataRequest::default(), &image, true, false);
+    let response = gate.serve(|_| {
+        MetadataResponse::default().with_topics(
+            ["seen", "hidden"]
+                .iter()
+                .map(|t| metadata_response::MetadataResponseTopic::default().with_name(Some(topic_name(t))))
+                .collect(),
+        )
+    });
+    let names: Vec<&str> = response.topics.iter().map(|t| t.name.as_ref().unwrap().0.as_str()).collect();
+    assert_eq!(names, ["seen"]);
+    // Named topics: hidden is refused whether or not it exists; new would be created
+    // without Create (refused), made with it (served).
+    let named = MetadataRequest::default().with_topics(Some(
+        ["seen", "hidden", "nowhere", "new", "made"]
+            .iter()
+            .map(|t| metadata_request::MetadataRequestTopic::default().with_name(Some(topic_name(t))))
+            .collect(),
+    ));
+    let gate = topics::metadata(&access, named, &image, false, true);
+    let response = gate.serve(|served| {
+        let served: Vec<String> =
+            served.topics.unwrap().iter().map(|t| t.name.as_ref().unwrap().0.to_string()).collect();
+        assert_eq!(served, ["seen", "made"]);
+        MetadataResponse::default()
+    });
+    let refused: Vec<(&str, i16)> =
+        response.topics.iter().map(|t| (t.name.as_ref().unwrap().0.as_str(), t.error_code)).collect();
+    let denied = ResponseError::TopicAuthorizationFailed.code();
+    assert_eq!(refused, [("hidden", denied), ("nowhere", denied), ("new", denied)]);
+}
+
+#[test]
+fn a_follower_fetch_needs_cluster_action_and_a_consumer_fetch_read() {
+    let consumer = alice(&[(TOPIC, "a", LITERAL, "User:alice", Operation::Read, true)]);
+    let image = image_with(&["a", "b"]);
+    let request = FetchRequest::default().with_topics(
+        ["a", "b"].iter().map(|t| fetch_request::FetchTopic::default().with_topic(topic_name(t))).collect(),
+    );
+    let denied = topics::fetch(&consumer, &request, 12, &image);
+    assert!(!denied.contains(0) && denied.contains(1));
+    let as_follower = request.clone().with_replica_id(BrokerId(2));
+    let denied = topics::fetch(&consumer, &as_follower, 12, &image);
+    assert!(denied.contains(0) && denied.contains(1), "a replica id without ClusterAction gets nothing");
+    let broker = alice(&[(CLUSTER, "kafka-cluster", LITERAL, "User:alice", Operation::ClusterAction, true)]);
+    assert_eq!(topics::fetch(&broker, &as_follower, 12, &image), topics::FetchDenied::default());
+}
+
+#[test]
+fn an_idempotent_producer_needs_write_somewhere_or_idempotent_write() {
+    let request = InitProducerIdRequest::default().with_transactional_id(None);
+    let nothing = alice(&[]);
+    let Gate::Refuse(response) = cluster::init_producer_id(&nothing, request.clone()) else {
+        panic!("no ACL: refused")
+    };
+    assert_eq!(response.error_code, ResponseError::ClusterAuthorizationFailed.code());
+    let writer = alice(&[(TOPIC, "a", LITERAL, "User:alice", Operation::Write, true)]);
+    assert!(!cluster::init_producer_id(&writer, request.clone()).denied_anything());
+    let transactional = request.with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx"))));
+    let Gate::Refuse(response) = cluster::init_producer_id(&writer, transactional) else {
+        panic!("a transactional id needs Write on it")
+    };
+    assert_eq!(response.error_code, ResponseError::TransactionalIdAuthorizationFailed.code());
+}
+
+#[test]
+fn group_apis_need_the_group_and_commits_the_topics() {
+    let access = alice(&[
+        (GROUP, "g", LITERAL, "User:alice", Operation::Read, true),
+        (TOPIC, "a", LITERAL, "User:alice", Operation::Read, true),
+    ]);
+    let join = JoinGroupRequest::default().with_group_id(GroupId(StrBytes::from_static_str("other")));
+    let Gate::Refuse(response) = groups::join_group(&access, join) else { panic!("another group is refused") };
+    assert_eq!(response.error_code, ResponseError::GroupAuthorizationFailed.code());
+    let commit = OffsetCommitRequest::default().with_group_id(GroupId(StrBytes::from_static_str("g"))).with_topics(
+        ["a", "b"]
+            .iter()
+            .map(|t| {
+                offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(topic_name(t))
+                    .with_partitions(vec![offset_commit_request::OffsetCommitRequestPartition::default()])
+            })
+            .collect(),
+    );
+    let response = groups::offset_commit(&access, commit).serve(|served| {
+        assert_eq!(served.topics.len(), 1);
+        OffsetCommitResponse::default()
+    });
+    assert_eq!(response.topics[0].name.0.as_str(), "b");
+    assert_eq!(response.topics[0].partitions[0].error_code, ResponseError::TopicAuthorizationFailed.code());
+}
