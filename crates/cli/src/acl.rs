@@ -28,6 +28,8 @@ use crate::connect::check;
 
 /// The version of CreateAcls, DescribeAcls and DeleteAcls sent.
 const VERSION: i16 = 3;
+/// The error of a response binding with codes no binding has.
+const UNREADABLE: &str = "the broker answered an ACL with an unknown code";
 
 #[derive(Parser)]
 pub struct AclArgs {
@@ -103,10 +105,10 @@ struct BindingArgs {
     /// A principal to deny, e.g. User:bob (repeatable).
     #[arg(long = "deny-principal", value_name = "PRINCIPAL")]
     deny_principals: Vec<String>,
-    /// A host the allowed principals may connect from (repeatable; default *).
+    /// A host the allowed principals connect from (repeatable; add: default *; remove: default any).
     #[arg(long = "allow-host", value_name = "HOST")]
     allow_hosts: Vec<String>,
-    /// A host the denied principals are refused from (repeatable; default *).
+    /// A host the denied principals connect from (repeatable; add: default *; remove: default any).
     #[arg(long = "deny-host", value_name = "HOST")]
     deny_hosts: Vec<String>,
     /// Read, Write, Create, Delete, Alter, Describe, ClusterAction, DescribeConfigs,
@@ -126,61 +128,17 @@ struct BindingArgs {
     consumer: bool,
 }
 
-/// Kafka's enum names (`TOPIC`, `CLUSTER_ACTION`, `ALLOW`, ...).
-trait KafkaName: Copy {
-    fn kafka_name(self) -> &'static str;
-
-    /// The lower-case name `--json` prints.
-    fn json_name(self) -> String {
-        self.kafka_name().to_ascii_lowercase()
-    }
-}
-
-impl KafkaName for ResourceType {
-    fn kafka_name(self) -> &'static str {
-        match self {
-            ResourceType::Topic => "TOPIC",
-            ResourceType::Group => "GROUP",
-            ResourceType::Cluster => "CLUSTER",
-            ResourceType::TransactionalId => "TRANSACTIONAL_ID",
+/// Kafka's name of an ACL enum value (`TOPIC`, `CLUSTER_ACTION`, `ALLOW`, ...): the
+/// variant's name in upper snake case, as the types name them after Kafka's.
+fn kafka_name(value: impl std::fmt::Debug) -> String {
+    let mut name = String::new();
+    for c in format!("{value:?}").chars() {
+        if c.is_ascii_uppercase() && !name.is_empty() {
+            name.push('_');
         }
+        name.push(c.to_ascii_uppercase());
     }
-}
-
-impl KafkaName for PatternType {
-    fn kafka_name(self) -> &'static str {
-        match self {
-            PatternType::Literal => "LITERAL",
-            PatternType::Prefixed => "PREFIXED",
-        }
-    }
-}
-
-impl KafkaName for Operation {
-    fn kafka_name(self) -> &'static str {
-        match self {
-            Operation::All => "ALL",
-            Operation::Read => "READ",
-            Operation::Write => "WRITE",
-            Operation::Create => "CREATE",
-            Operation::Delete => "DELETE",
-            Operation::Alter => "ALTER",
-            Operation::Describe => "DESCRIBE",
-            Operation::ClusterAction => "CLUSTER_ACTION",
-            Operation::DescribeConfigs => "DESCRIBE_CONFIGS",
-            Operation::AlterConfigs => "ALTER_CONFIGS",
-            Operation::IdempotentWrite => "IDEMPOTENT_WRITE",
-        }
-    }
-}
-
-impl KafkaName for Permission {
-    fn kafka_name(self) -> &'static str {
-        match self {
-            Permission::Deny => "DENY",
-            Permission::Allow => "ALLOW",
-        }
-    }
+    name
 }
 
 /// An operation by Kafka's name in any case, with or without underscores: `Read`,
@@ -188,7 +146,7 @@ impl KafkaName for Permission {
 fn parse_operation(text: &str) -> Result<Operation, String> {
     let squash = |s: &str| s.chars().filter(|c| !matches!(c, '_' | '-')).collect::<String>().to_ascii_lowercase();
     let wanted = squash(text);
-    Operation::ALL.into_iter().find(|op| squash(op.kafka_name()) == wanted).ok_or_else(|| {
+    Operation::ALL.into_iter().find(|op| squash(&kafka_name(op)) == wanted).ok_or_else(|| {
         format!(
             "unknown operation {text}; use Read, Write, Create, Delete, Alter, Describe, ClusterAction, \
              DescribeConfigs, AlterConfigs, IdempotentWrite or All"
@@ -220,7 +178,7 @@ fn any_or<T>(items: Vec<T>) -> Vec<Option<T>> {
 
 impl ResourceArgs {
     /// The named resources, in the order topics, groups, cluster, transactional ids.
-    fn resources(&self) -> Vec<(ResourceType, String)> {
+    fn resources(&self) -> Vec<Resource> {
         let named = |t: ResourceType, names: &[String]| names.iter().map(move |n| (t, n.clone())).collect::<Vec<_>>();
         let mut out = named(ResourceType::Topic, &self.topics);
         out.extend(named(ResourceType::Group, &self.groups));
@@ -255,6 +213,11 @@ impl ResourceArgs {
     }
 }
 
+/// A resource type and name.
+type Resource = (ResourceType, String);
+/// A resource with the operations the options give it.
+type ResourceOperations = (Resource, Vec<Operation>);
+
 /// A principal the options name, with one of its hosts (`None`: no host given) and whether
 /// it is allowed or denied.
 type PrincipalAt = (String, Option<String>, Permission);
@@ -281,7 +244,7 @@ impl BindingArgs {
 
     /// Each resource with its operations: every --operation, or what the --producer and
     /// --consumer roles need there; empty when no operation is named.
-    fn resource_operations(&self) -> anyhow::Result<Vec<((ResourceType, String), Vec<Operation>)>> {
+    fn resource_operations(&self) -> anyhow::Result<Vec<ResourceOperations>> {
         let resources = self.resources.resources();
         if resources.is_empty() {
             bail!("name a resource: --topic, --group, --cluster or --transactional-id");
@@ -317,7 +280,7 @@ impl BindingArgs {
                 };
                 let mut operations = [producer, consumer].concat();
                 if operations.is_empty() {
-                    bail!("--producer and --consumer give {} {name} no operation", resource_type.kafka_name());
+                    bail!("--producer and --consumer give {} {name} no operation", kafka_name(resource_type));
                 }
                 operations.sort();
                 operations.dedup();
@@ -341,13 +304,9 @@ impl BindingArgs {
             }
             for operation in operations {
                 if !valid_operations(resource_type).contains(&operation) {
-                    let valid: Vec<_> = valid_operations(resource_type).iter().map(|o| o.kafka_name()).collect();
-                    bail!(
-                        "{} takes no {} ACL; it takes {}",
-                        resource_type.kafka_name(),
-                        operation.kafka_name(),
-                        valid.join(", ")
-                    );
+                    let valid: Vec<_> = valid_operations(resource_type).iter().map(kafka_name).collect();
+                    let (resource_type, operation) = (kafka_name(resource_type), kafka_name(operation));
+                    bail!("{resource_type} takes no {operation} ACL; it takes {}", valid.join(", "));
                 }
                 for (principal, host, permission) in &principals {
                     let binding = AclBinding {
@@ -422,26 +381,27 @@ fn str_bytes(text: &Option<String>) -> Option<StrBytes> {
     text.clone().map(StrBytes::from_string)
 }
 
+/// A DescribeAcls request or a DeleteAcls filter (the same fields) from a filter.
+macro_rules! filter_message {
+    ($message:ty, $filter:expr) => {{
+        let filter: &AclFilter = $filter;
+        <$message>::default()
+            .with_resource_type_filter(filter.resource_type.map_or(ANY_CODE, ResourceType::code))
+            .with_resource_name_filter(str_bytes(&filter.resource_name))
+            .with_pattern_type_filter(pattern_filter_code(filter.pattern))
+            .with_principal_filter(str_bytes(&filter.principal))
+            .with_host_filter(str_bytes(&filter.host))
+            .with_operation(filter.operation.map_or(ANY_CODE, Operation::code))
+            .with_permission_type(filter.permission.map_or(ANY_CODE, Permission::code))
+    }};
+}
+
 fn describe_request(filter: &AclFilter) -> DescribeAclsRequest {
-    DescribeAclsRequest::default()
-        .with_resource_type_filter(filter.resource_type.map_or(ANY_CODE, ResourceType::code))
-        .with_resource_name_filter(str_bytes(&filter.resource_name))
-        .with_pattern_type_filter(pattern_filter_code(filter.pattern))
-        .with_principal_filter(str_bytes(&filter.principal))
-        .with_host_filter(str_bytes(&filter.host))
-        .with_operation(filter.operation.map_or(ANY_CODE, Operation::code))
-        .with_permission_type(filter.permission.map_or(ANY_CODE, Permission::code))
+    filter_message!(DescribeAclsRequest, filter)
 }
 
 fn delete_filter(filter: &AclFilter) -> DeleteAclsFilter {
-    DeleteAclsFilter::default()
-        .with_resource_type_filter(filter.resource_type.map_or(ANY_CODE, ResourceType::code))
-        .with_resource_name_filter(str_bytes(&filter.resource_name))
-        .with_pattern_type_filter(pattern_filter_code(filter.pattern))
-        .with_principal_filter(str_bytes(&filter.principal))
-        .with_host_filter(str_bytes(&filter.host))
-        .with_operation(filter.operation.map_or(ANY_CODE, Operation::code))
-        .with_permission_type(filter.permission.map_or(ANY_CODE, Permission::code))
+    filter_message!(DeleteAclsFilter, filter)
 }
 
 fn creation(binding: &AclBinding) -> AclCreation {
@@ -455,29 +415,15 @@ fn creation(binding: &AclBinding) -> AclCreation {
         .with_permission_type(binding.permission.code())
 }
 
-/// A binding from the codes of a DescribeAcls or DeleteAcls response.
-fn decode(
-    resource_type: i8,
-    resource_name: &str,
-    pattern_type: i8,
-    principal: &str,
-    host: &str,
-    operation: i8,
-    permission: i8,
-) -> anyhow::Result<AclBinding> {
-    binding_from_codes(resource_type, resource_name, pattern_type, principal, host, operation, permission)
-        .context("the broker answered an ACL this CLI cannot read")
-}
-
-fn row(binding: &AclBinding) -> [&str; 7] {
+fn row(binding: &AclBinding) -> [String; 7] {
     [
-        binding.resource_type.kafka_name(),
-        &binding.resource_name,
-        binding.pattern_type.kafka_name(),
-        &binding.principal,
-        &binding.host,
-        binding.operation.kafka_name(),
-        binding.permission.kafka_name(),
+        kafka_name(binding.resource_type),
+        binding.resource_name.clone(),
+        kafka_name(binding.pattern_type),
+        binding.principal.clone(),
+        binding.host.clone(),
+        kafka_name(binding.operation),
+        kafka_name(binding.permission),
     ]
 }
 
@@ -488,9 +434,8 @@ fn describe(binding: &AclBinding) -> String {
 
 /// A header and one line per binding, in columns two spaces apart.
 fn table(bindings: &[AclBinding]) -> String {
-    const HEADER: [&str; 7] =
-        ["RESOURCE_TYPE", "RESOURCE_NAME", "PATTERN_TYPE", "PRINCIPAL", "HOST", "OPERATION", "PERMISSION"];
-    let rows: Vec<[&str; 7]> = std::iter::once(HEADER).chain(bindings.iter().map(row)).collect();
+    let header = ["RESOURCE_TYPE", "RESOURCE_NAME", "PATTERN_TYPE", "PRINCIPAL", "HOST", "OPERATION", "PERMISSION"];
+    let rows: Vec<[String; 7]> = std::iter::once(header.map(String::from)).chain(bindings.iter().map(row)).collect();
     let mut widths = [0; 7];
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -511,14 +456,15 @@ fn json(bindings: &[AclBinding]) -> serde_json::Value {
     bindings
         .iter()
         .map(|b| {
+            let lower = |value: &dyn std::fmt::Debug| kafka_name(value).to_ascii_lowercase();
             serde_json::json!({
-                "resource_type": b.resource_type.json_name(),
+                "resource_type": lower(&b.resource_type),
                 "resource_name": b.resource_name,
-                "pattern_type": b.pattern_type.json_name(),
+                "pattern_type": lower(&b.pattern_type),
                 "principal": b.principal,
                 "host": b.host,
-                "operation": b.operation.json_name(),
-                "permission": b.permission.json_name(),
+                "operation": lower(&b.operation),
+                "permission": lower(&b.permission),
             })
         })
         .collect()
@@ -547,8 +493,8 @@ pub async fn run(args: AclArgs) -> anyhow::Result<()> {
             }
             let (mut created, mut failures) = (Vec::new(), Vec::new());
             for (binding, result) in bindings.into_iter().zip(&response.results) {
-                match check(result.error_code, result.error_message.as_ref(), &format!("adding {}", describe(&binding)))
-                {
+                let what = format!("adding {}", describe(&binding));
+                match check(result.error_code, result.error_message.as_ref(), &what) {
                     Ok(()) => created.push(binding),
                     Err(failure) => failures.push(failure),
                 }
@@ -567,7 +513,7 @@ pub async fn run(args: AclArgs) -> anyhow::Result<()> {
                 check(response.error_code, response.error_message.as_ref(), "listing ACLs")?;
                 for resource in &response.resources {
                     for acl in &resource.acls {
-                        found.insert(decode(
+                        let binding = binding_from_codes(
                             resource.resource_type,
                             &resource.resource_name,
                             resource.pattern_type,
@@ -575,7 +521,8 @@ pub async fn run(args: AclArgs) -> anyhow::Result<()> {
                             &acl.host,
                             acl.operation,
                             acl.permission_type,
-                        )?);
+                        );
+                        found.insert(binding.context(UNREADABLE)?);
                     }
                 }
             }
@@ -593,12 +540,16 @@ pub async fn run(args: AclArgs) -> anyhow::Result<()> {
             let request = DeleteAclsRequest::default().with_filters(filters.iter().map(delete_filter).collect());
             let response = conn.send(&request, VERSION).await?;
             let (mut removed, mut failures) = (BTreeSet::new(), Vec::new());
-            for result in &response.filter_results {
-                if let Err(failure) = check(result.error_code, result.error_message.as_ref(), "removing ACLs") {
+            if response.filter_results.len() != filters.len() {
+                bail!("DeleteAcls answered {} results for {} filters", response.filter_results.len(), filters.len());
+            }
+            for (filter, result) in filters.iter().zip(&response.filter_results) {
+                let what = format!("removing ACLs by {filter:?}");
+                if let Err(failure) = check(result.error_code, result.error_message.as_ref(), &what) {
                     failures.push(failure);
                 }
                 for acl in &result.matching_acls {
-                    let binding = decode(
+                    let binding = binding_from_codes(
                         acl.resource_type,
                         &acl.resource_name,
                         acl.pattern_type,
@@ -606,7 +557,8 @@ pub async fn run(args: AclArgs) -> anyhow::Result<()> {
                         &acl.host,
                         acl.operation,
                         acl.permission_type,
-                    )?;
+                    )
+                    .context(UNREADABLE)?;
                     let what = format!("removing {}", describe(&binding));
                     match check(acl.error_code, acl.error_message.as_ref(), &what) {
                         Ok(()) => {
@@ -628,251 +580,4 @@ pub async fn run(args: AclArgs) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(args: &[&str]) -> AclCommand {
-        let argv = ["acl"].iter().chain(args).copied();
-        AclArgs::try_parse_from(argv).expect("the options parse").command
-    }
-
-    fn add(args: &[&str]) -> anyhow::Result<BTreeSet<AclBinding>> {
-        let mut argv = vec!["add"];
-        argv.extend(args);
-        match parse(&argv) {
-            AclCommand::Add(options) => options.bindings(),
-            _ => unreachable!(),
-        }
-    }
-
-    fn remove(args: &[&str]) -> anyhow::Result<Vec<AclFilter>> {
-        let mut argv = vec!["remove"];
-        argv.extend(args);
-        match parse(&argv) {
-            AclCommand::Remove { selection, .. } => selection.remove_filters(),
-            _ => unreachable!(),
-        }
-    }
-
-    /// `(type, name, principal, host, operation, permission)` of each binding.
-    fn summary(bindings: &BTreeSet<AclBinding>) -> Vec<String> {
-        bindings.iter().map(describe).collect()
-    }
-
-    #[test]
-    fn add_crosses_resources_operations_principals_and_hosts() {
-        let bindings = add(&[
-            "--allow-principal",
-            "User:alice",
-            "--allow-principal",
-            "User:carol",
-            "--allow-host",
-            "10.0.0.1",
-            "--deny-principal",
-            "User:bob",
-            "--operation",
-            "read",
-            "--operation",
-            "DESCRIBE",
-            "--topic",
-            "orders",
-            "--group",
-            "billing",
-        ])
-        .unwrap();
-        assert_eq!(bindings.len(), 2 * 2 * 3);
-        let lines = summary(&bindings);
-        assert!(lines.contains(&"TOPIC orders LITERAL User:alice 10.0.0.1 READ ALLOW".to_string()));
-        assert!(lines.contains(&"GROUP billing LITERAL User:bob * DESCRIBE DENY".to_string()));
-    }
-
-    #[test]
-    fn operations_parse_by_kafka_spellings_in_any_case() {
-        for (text, op) in [
-            ("Read", Operation::Read),
-            ("ClusterAction", Operation::ClusterAction),
-            ("cluster_action", Operation::ClusterAction),
-            ("IDEMPOTENT_WRITE", Operation::IdempotentWrite),
-            ("describeconfigs", Operation::DescribeConfigs),
-            ("All", Operation::All),
-        ] {
-            assert_eq!(parse_operation(text), Ok(op));
-        }
-        assert!(parse_operation("Fly").is_err());
-    }
-
-    #[test]
-    fn producer_expands_to_write_describe_create() {
-        let bindings = add(&[
-            "--allow-principal",
-            "User:p",
-            "--producer",
-            "--idempotent",
-            "--topic",
-            "t",
-            "--transactional-id",
-            "x",
-        ])
-        .unwrap();
-        assert_eq!(
-            summary(&bindings),
-            [
-                "TOPIC t LITERAL User:p * WRITE ALLOW",
-                "TOPIC t LITERAL User:p * CREATE ALLOW",
-                "TOPIC t LITERAL User:p * DESCRIBE ALLOW",
-                "TRANSACTIONAL_ID x LITERAL User:p * WRITE ALLOW",
-                "TRANSACTIONAL_ID x LITERAL User:p * DESCRIBE ALLOW",
-            ]
-        );
-        assert!(add(&["--allow-principal", "User:p", "--idempotent", "--topic", "t", "--operation", "Write"]).is_err());
-        assert!(add(&["--allow-principal", "User:p", "--producer", "--transactional-id", "x"]).is_err());
-        assert!(add(&["--deny-principal", "User:p", "--producer", "--topic", "t"]).is_err());
-    }
-
-    #[test]
-    fn consumer_expands_to_read_describe_and_needs_a_group() {
-        let bindings = add(&["--allow-principal", "User:c", "--consumer", "--topic", "t", "--group", "g"]).unwrap();
-        assert_eq!(
-            summary(&bindings),
-            [
-                "TOPIC t LITERAL User:c * READ ALLOW",
-                "TOPIC t LITERAL User:c * DESCRIBE ALLOW",
-                "GROUP g LITERAL User:c * READ ALLOW"
-            ]
-        );
-        let error = add(&["--allow-principal", "User:c", "--consumer", "--topic", "t"]).unwrap_err();
-        assert!(error.to_string().contains("--group"), "{error}");
-        assert!(
-            add(&["--allow-principal", "User:c", "--consumer", "--topic", "t", "--group", "g", "--cluster"]).is_err()
-        );
-        assert!(add(&[
-            "--allow-principal",
-            "User:c",
-            "--consumer",
-            "--topic",
-            "t",
-            "--group",
-            "g",
-            "--operation",
-            "Read"
-        ])
-        .is_err());
-        // Both roles: the union.
-        let both =
-            add(&["--allow-principal", "User:c", "--producer", "--consumer", "--topic", "t", "--group", "g"]).unwrap();
-        assert_eq!(both.len(), 5);
-    }
-
-    #[test]
-    fn add_needs_a_resource_a_principal_and_an_operation() {
-        let error = add(&["--allow-principal", "User:a", "--operation", "Read"]).unwrap_err();
-        assert!(error.to_string().contains("resource"), "{error}");
-        assert!(add(&["--topic", "t", "--operation", "Read"]).is_err());
-        assert!(add(&["--allow-principal", "User:a", "--topic", "t"]).is_err());
-        assert!(
-            add(&["--allow-host", "h", "--deny-principal", "User:a", "--topic", "t", "--operation", "Read"]).is_err()
-        );
-        assert!(add(&["--allow-principal", "alice", "--topic", "t", "--operation", "Read"]).is_err());
-        assert!(add(&["--allow-principal", "User:a", "--group", "g", "--operation", "Write"]).is_err());
-        assert!(add(&[
-            "--allow-principal",
-            "User:a",
-            "--topic",
-            "t",
-            "--operation",
-            "Read",
-            "--resource-pattern-type",
-            "match"
-        ])
-        .is_err());
-    }
-
-    #[test]
-    fn cluster_and_prefixed_patterns() {
-        let bindings = add(&[
-            "--allow-principal",
-            "User:a",
-            "--cluster",
-            "--operation",
-            "ClusterAction",
-            "--resource-pattern-type",
-            "PREFIXED",
-        ])
-        .unwrap();
-        assert_eq!(summary(&bindings), ["CLUSTER kafka-cluster PREFIXED User:a * CLUSTER_ACTION ALLOW"]);
-    }
-
-    #[test]
-    fn remove_leaves_out_what_is_not_given() {
-        let everything_on_t = remove(&["--topic", "t", "--force"]).unwrap();
-        assert_eq!(
-            everything_on_t,
-            [AclFilter {
-                resource_type: Some(ResourceType::Topic),
-                resource_name: Some("t".into()),
-                pattern: PatternFilter::Exactly(PatternType::Literal),
-                ..AclFilter::default()
-            }]
-        );
-        let filters = remove(&[
-            "--topic",
-            "t",
-            "--deny-principal",
-            "User:b",
-            "--operation",
-            "Read",
-            "--resource-pattern-type",
-            "any",
-        ])
-        .unwrap();
-        assert_eq!(filters.len(), 1);
-        assert_eq!(filters[0].principal.as_deref(), Some("User:b"));
-        assert_eq!((filters[0].host.as_deref(), filters[0].permission), (None, Some(Permission::Deny)));
-        assert_eq!((filters[0].operation, filters[0].pattern), (Some(Operation::Read), PatternFilter::Any));
-        assert!(remove(&["--allow-principal", "User:b"]).is_err());
-    }
-
-    #[test]
-    fn list_filters_and_output() {
-        let AclCommand::List { resources, principals, .. } = parse(&["list"]) else { unreachable!() };
-        assert_eq!(list_filters(&resources, &principals), [AclFilter::default()]);
-        let AclCommand::List { resources, principals, .. } = parse(&[
-            "list",
-            "--topic",
-            "a",
-            "--group",
-            "g",
-            "--principal",
-            "User:x",
-            "--resource-pattern-type",
-            "match",
-        ]) else {
-            unreachable!()
-        };
-        let filters = list_filters(&resources, &principals);
-        assert_eq!(filters.len(), 2);
-        assert_eq!(filters[1].resource_type, Some(ResourceType::Group));
-        assert_eq!((filters[1].pattern, filters[1].principal.as_deref()), (PatternFilter::Match, Some("User:x")));
-        assert_eq!(describe_request(&filters[1]).pattern_type_filter, MATCH_CODE);
-
-        let binding = AclBinding {
-            resource_type: ResourceType::TransactionalId,
-            resource_name: "tx".into(),
-            pattern_type: PatternType::Literal,
-            principal: "User:alice".into(),
-            host: "*".into(),
-            operation: Operation::IdempotentWrite,
-            permission: Permission::Allow,
-        };
-        assert_eq!(
-            table(std::slice::from_ref(&binding)),
-            "RESOURCE_TYPE     RESOURCE_NAME  PATTERN_TYPE  PRINCIPAL   HOST  OPERATION         PERMISSION\n\
-             TRANSACTIONAL_ID  tx             LITERAL       User:alice  *     IDEMPOTENT_WRITE  ALLOW\n"
-        );
-        assert_eq!(
-            json(&[binding])[0],
-            serde_json::json!({"resource_type": "transactional_id", "resource_name": "tx", "pattern_type": "literal",
-                "principal": "User:alice", "host": "*", "operation": "idempotent_write", "permission": "allow"})
-        );
-    }
-}
+mod tests;

@@ -1,0 +1,295 @@
+//! ACLs against real clients: a node with Kafka's StandardAuthorizer settings, users from
+//! SASL PLAIN, bindings made with `runnel acl` and with confluent-kafka's admin client
+//! (CreateAcls, DescribeAcls, DeleteAcls on the wire), and kcat producing, consuming and
+//! listing as each user: what is not allowed answers Kafka's authorization errors, DENY
+//! wins, topics a user may not describe are not disclosed, ACLs survive a restart, and a
+//! node without an authorizer answers SECURITY_DISABLED.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use support::secure::*;
+use support::*;
+use tempfile::TempDir;
+
+const JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-pw" user_alice="alice-pw" user_bob="bob-pw";"#;
+
+/// A node with one SASL_PLAINTEXT listener (PLAIN users admin, alice, bob; admin a super
+/// user) and one PLAINTEXT listener (anonymous), with the authorizer on.
+fn guarded_node(data: &Path, extra: &[&str]) -> Node {
+    let mut args: Vec<String> = vec![
+        "--set".into(),
+        "listeners=SASL_PLAINTEXT://127.0.0.1:0,PLAINTEXT://127.0.0.1:0".into(),
+        "--set".into(),
+        "sasl.enabled.mechanisms=PLAIN".into(),
+        "--set".into(),
+        format!("listener.name.sasl_plaintext.plain.sasl.jaas.config={JAAS}"),
+        "--set".into(),
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer".into(),
+        "--set".into(),
+        "super.users=User:admin".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    Node::start(data, &refs)
+}
+
+fn user(name: &str) -> Vec<(&'static str, String)> {
+    sasl_client("sasl_plaintext", "PLAIN", name, &format!("{name}-pw"))
+}
+
+/// A client properties file for the CLI's `--command-config`.
+fn command_config(dir: &Path, name: &str) -> String {
+    let path = dir.join(format!("{name}.properties"));
+    let text = format!(
+        "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\nsasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"{name}\" password=\"{name}-pw\";\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// `runnel <args> --bootstrap B [--command-config F]`: (success, stdout + stderr).
+fn runnel(bootstrap: &str, config: Option<&str>, args: &[&str]) -> (bool, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_runnel"));
+    command.args(args).args(["--bootstrap", bootstrap]);
+    if let Some(config) = config {
+        command.args(["--command-config", config]);
+    }
+    let output = command.output().expect("run runnel");
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
+
+fn produce(bootstrap: &str, who: &[(&str, String)], topic: &str, lines: &[&str]) -> (bool, String) {
+    let (ok, _, err) = kcat(bootstrap, who, &["-P", "-t", topic, "-K:"], Some(&lines.join("\n")));
+    (ok && !err.contains("ERROR"), err)
+}
+
+/// Consumes a topic to its end, in `group` when given (a group consumer commits).
+fn consume(bootstrap: &str, who: &[(&str, String)], topic: &str, group: Option<&str>) -> (bool, String, String) {
+    let mut args = vec!["-C", "-o", "beginning", "-e", "-f", "%k:%s\n", "-X", "enable.partition.eof=true"];
+    let group_args;
+    if let Some(group) = group {
+        group_args = ["-G".to_string(), group.to_string(), topic.to_string()];
+        args.retain(|a| *a != "-C" && *a != "-o" && *a != "beginning");
+        args.extend(["-X", "auto.offset.reset=earliest"]);
+        args.extend(group_args.iter().map(String::as_str));
+    } else {
+        args.extend(["-t", topic]);
+    }
+    let (ok, out, err) = kcat(bootstrap, who, &args, None);
+    (ok && !err.contains("ERROR"), out, err)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acls_decide_what_each_user_may_do_and_survive_a_restart() {
+    let (data, work) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let mut node = guarded_node(data.path(), &[]);
+    let sasl = node.listener("SASL_PLAINTEXT").to_string();
+    let plain = node.listener("PLAINTEXT").to_string();
+    let admin = command_config(work.path(), "admin");
+    let (alice, bob) = (user("alice"), user("bob"));
+
+    // The super user creates topics; nobody else may do anything yet.
+    for topic in ["orders", "secret"] {
+        let (ok, out) = runnel(&sasl, Some(&admin), &["topic", "create", topic, "--partitions", "2"]);
+        assert!(ok, "{out}");
+    }
+    let (ok, err) = produce(&sasl, &alice, "orders", &["a:1"]);
+    assert!(!ok && err.contains("Topic authorization failed"), "alice may not write yet: {err}");
+    let (ok, out) = runnel(&sasl, Some(&command_config(work.path(), "alice")), &["topic", "create", "mine"]);
+    assert!(!ok && out.contains("TopicAuthorizationFailed"), "alice may not create topics: {out}");
+    let (ok, listing, err) = kcat(&plain, &[], &["-L"], None);
+    assert!(ok, "{err}");
+    assert!(listing.contains("0 topics"), "anonymous sees no topic: {listing}");
+
+    // alice produces to orders; bob consumes it in group billing (kafka-acls' --consumer).
+    let (ok, out) = runnel(
+        &sasl,
+        Some(&admin),
+        &["acl", "add", "--allow-principal", "User:alice", "--operation", "Write", "--topic", "orders"],
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = runnel(
+        &sasl,
+        Some(&admin),
+        &["acl", "add", "--allow-principal", "User:bob", "--consumer", "--topic", "orders", "--group", "billing"],
+    );
+    assert!(ok, "{out}");
+    let lines = ["k1:v1", "k2:v2", "k3:v3"];
+    let (ok, err) = produce(&sasl, &alice, "orders", &lines);
+    assert!(ok, "alice writes orders: {err}");
+    let (ok, err) = produce(&sasl, &alice, "secret", &["x:y"]);
+    assert!(!ok && err.contains("Topic authorization failed"), "alice may not write secret: {err}");
+    let (ok, out, err) = consume(&sasl, &bob, "orders", Some("billing"));
+    assert!(ok, "bob consumes in billing: {err}");
+    let mut got: Vec<&str> = out.lines().collect();
+    got.sort();
+    assert_eq!(got, lines);
+    let (ok, _, err) = consume(&sasl, &bob, "orders", Some("other-group"));
+    assert!(!ok && err.contains("Group authorization failed"), "bob may not use another group: {err}");
+    let (ok, _, err) = consume(&sasl, &alice, "orders", None);
+    assert!(!ok && err.contains("Topic authorization failed"), "Write does not imply Read: {err}");
+    // Write implies Describe: alice sees orders, and only orders.
+    let (ok, listing, err) = kcat(&sasl, &alice, &["-L"], None);
+    assert!(ok, "{err}");
+    assert!(listing.contains("topic \"orders\"") && !listing.contains("secret"), "{listing}");
+
+    // DENY wins over ALLOW, through a prefix and for every user.
+    let (ok, out) = runnel(
+        &sasl,
+        Some(&admin),
+        &[
+            "acl",
+            "add",
+            "--deny-principal",
+            "User:*",
+            "--operation",
+            "Read",
+            "--topic",
+            "ord",
+            "--resource-pattern-type",
+            "prefixed",
+        ],
+    );
+    assert!(ok, "{out}");
+    let (ok, _, err) = consume(&sasl, &bob, "orders", None);
+    assert!(!ok && err.contains("Topic authorization failed"), "the prefixed DENY wins: {err}");
+
+    // The bindings are listed as made, and survive a restart.
+    let (ok, listed) = runnel(&sasl, Some(&admin), &["acl", "list"]);
+    assert!(ok, "{listed}");
+    for needle in ["User:alice", "User:bob", "User:*", "billing", "PREFIXED"] {
+        assert!(listed.to_uppercase().contains(&needle.to_uppercase()), "{needle} in {listed}");
+    }
+    node.restart();
+    let sasl = node.listener("SASL_PLAINTEXT").to_string();
+    let (ok, relisted) = runnel(&sasl, Some(&admin), &["acl", "list"]);
+    assert!(ok && relisted == listed, "after restart:\n{relisted}\nbefore:\n{listed}");
+    let (ok, _, err) = consume(&sasl, &bob, "orders", None);
+    assert!(!ok && err.contains("Topic authorization failed"), "still denied after restart: {err}");
+
+    // Removing the DENY lets bob read again; removing alice's ALLOW stops her writes.
+    let (ok, out) = runnel(
+        &sasl,
+        Some(&admin),
+        &[
+            "acl",
+            "remove",
+            "--deny-principal",
+            "User:*",
+            "--operation",
+            "Read",
+            "--topic",
+            "ord",
+            "--resource-pattern-type",
+            "prefixed",
+            "--force",
+        ],
+    );
+    assert!(ok, "{out}");
+    let (ok, _, err) = consume(&sasl, &bob, "orders", None);
+    assert!(ok, "bob reads after the DENY is gone: {err}");
+    let (ok, out) = runnel(
+        &sasl,
+        Some(&admin),
+        &["acl", "remove", "--allow-principal", "User:alice", "--operation", "Write", "--topic", "orders", "--force"],
+    );
+    assert!(ok, "{out}");
+    let (ok, err) = produce(&sasl, &alice, "orders", &["k4:v4"]);
+    assert!(!ok && err.contains("Topic authorization failed"), "alice's writes stop: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_operations_need_cluster_acls() {
+    let (data, work) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let node = guarded_node(data.path(), &[]);
+    let sasl = node.listener("SASL_PLAINTEXT").to_string();
+    let (admin, alice) = (command_config(work.path(), "admin"), command_config(work.path(), "alice"));
+    // Describing and changing ACLs and users is for the cluster's administrators.
+    let (ok, out) = runnel(&sasl, Some(&alice), &["acl", "list"]);
+    assert!(!ok && out.contains("ClusterAuthorizationFailed"), "{out}");
+    let (ok, out) = runnel(
+        &sasl,
+        Some(&alice),
+        &["acl", "add", "--allow-principal", "User:alice", "--operation", "All", "--cluster"],
+    );
+    assert!(!ok && out.contains("ClusterAuthorizationFailed"), "alice may not grant herself: {out}");
+    let (ok, out) = runnel(&sasl, Some(&alice), &["user", "scram", "set", "eve", "--password", "pw"]);
+    assert!(!ok && out.contains("ClusterAuthorizationFailed"), "{out}");
+    // Create on the cluster admits every topic; Alter on the cluster admits ACL changes.
+    let (ok, out) = runnel(
+        &sasl,
+        Some(&admin),
+        &[
+            "acl",
+            "add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Create",
+            "--operation",
+            "Alter",
+            "--cluster",
+        ],
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = runnel(&sasl, Some(&alice), &["topic", "create", "alices", "--partitions", "1"]);
+    assert!(ok, "{out}");
+    let (ok, out) = runnel(
+        &sasl,
+        Some(&alice),
+        &["acl", "add", "--allow-principal", "User:bob", "--operation", "Read", "--topic", "alices"],
+    );
+    assert!(ok, "Alter on the cluster lets alice make ACLs: {out}");
+    // But not delete what she may not Delete.
+    let (ok, out) = runnel(&sasl, Some(&alice), &["topic", "delete", "alices"]);
+    assert!(!ok && out.contains("TopicAuthorizationFailed"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confluent_kafka_admin_creates_describes_and_deletes_acls() {
+    let data = TempDir::new().unwrap();
+    let node = guarded_node(data.path(), &[]);
+    let sasl = node.listener("SASL_PLAINTEXT").to_string();
+    let script = r#"
+import sys
+from confluent_kafka.admin import (AdminClient, AclBinding, AclBindingFilter, ResourceType,
+    ResourcePatternType, AclOperation, AclPermissionType)
+conf = {"bootstrap.servers": sys.argv[1], "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": "PLAIN", "sasl.username": sys.argv[2], "sasl.password": sys.argv[2] + "-pw"}
+admin = AdminClient(conf)
+binding = AclBinding(ResourceType.TOPIC, "t1", ResourcePatternType.LITERAL, "User:carol", "*",
+                     AclOperation.READ, AclPermissionType.ALLOW)
+try:
+    for f in admin.create_acls([binding], request_timeout=10).values():
+        f.result()
+    anyfilter = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+                                 AclOperation.ANY, AclPermissionType.ANY)
+    found = admin.describe_acls(anyfilter, request_timeout=10).result()
+    print("described", ",".join(sorted(f"{b.name}:{b.principal}:{b.operation.name}" for b in found)))
+    for f in admin.delete_acls([anyfilter], request_timeout=10).values():
+        print("deleted", len(f.result()))
+    print("left", len(admin.describe_acls(anyfilter, request_timeout=10).result()))
+except Exception as e:
+    print("error", e)
+"#;
+    let run = |who: &str| {
+        let output = Command::new("python3").args(["-c", script, &sasl, who]).output().expect("python3");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let out = run("admin");
+    assert!(out.contains("described t1:User:carol:READ"), "{out}");
+    assert!(out.contains("deleted 1") && out.contains("left 0"), "{out}");
+    let out = run("alice");
+    assert!(out.contains("error") && out.to_uppercase().contains("CLUSTER_AUTHORIZATION_FAILED"), "{out}");
+
+    // A node without an authorizer answers SECURITY_DISABLED.
+    let plain_data = TempDir::new().unwrap();
+    let open = Node::start(plain_data.path(), &[]);
+    let (ok, out) = runnel(open.bootstrap(), None, &["acl", "list"]);
+    assert!(!ok && out.contains("SecurityDisabled"), "{out}");
+}
