@@ -164,6 +164,7 @@ async fn acls_decide_what_each_user_may_do_and_survive_a_restart() {
     for needle in ["User:alice", "User:bob", "User:*", "billing", "PREFIXED"] {
         assert!(listed.to_uppercase().contains(&needle.to_uppercase()), "{needle} in {listed}");
     }
+    node.kill9();
     node.restart();
     let sasl = node.listener("SASL_PLAINTEXT").to_string();
     let (ok, relisted) = runnel(&sasl, Some(&admin), &["acl", "list"]);

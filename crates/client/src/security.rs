@@ -213,14 +213,45 @@ impl ClientSecurity {
         };
         let sasl = if sasl {
             let mechanism = get("sasl.mechanism").or(get("sasl.mechanisms")).unwrap_or("PLAIN");
-            let username = get("sasl.username").ok_or_else(|| setting("sasl.username", "SASL needs a user name"))?;
-            let password = get("sasl.password").ok_or_else(|| setting("sasl.password", "SASL needs a password"))?;
+            // librdkafka's names, else the Java client's JAAS line (`username="..." password="..."`).
+            let jaas = match get("sasl.jaas.config") {
+                Some(jaas) => jaas_options(jaas).map_err(|why| setting("sasl.jaas.config", why))?.1,
+                None => BTreeMap::new(),
+            };
+            let username = get("sasl.username")
+                .or(jaas.get("username").map(String::as_str))
+                .ok_or_else(|| setting("sasl.username", "SASL needs a user name"))?;
+            let password = get("sasl.password")
+                .or(jaas.get("password").map(String::as_str))
+                .ok_or_else(|| setting("sasl.password", "SASL needs a password"))?;
             Some(SaslCredentials::new(mechanism, username, password)?)
         } else {
             None
         };
         Ok(ClientSecurity { tls, sasl })
     }
+}
+
+/// A JAAS configuration (`<LoginModule class> <flag> key="value" ...;`): the login module's
+/// class name and its options. `Err` names what is wrong.
+pub fn jaas_options(jaas: &str) -> Result<(String, BTreeMap<String, String>), String> {
+    let body = jaas.trim().strip_suffix(';').ok_or("a JAAS configuration ends with ';'")?;
+    let mut words = body.splitn(3, char::is_whitespace);
+    let module = words.next().unwrap_or_default().to_string();
+    let flag = words.next().unwrap_or_default();
+    if !matches!(flag, "required" | "requisite" | "sufficient" | "optional") {
+        return Err(format!("control flag {flag:?} is not one of required, requisite, sufficient, optional"));
+    }
+    let mut options = BTreeMap::new();
+    let mut rest = words.next().unwrap_or_default().trim();
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once('=').ok_or("options are key=\"value\"")?;
+        let after = after.trim_start().strip_prefix('"').ok_or("option values are quoted")?;
+        let end = after.find('"').ok_or("unterminated option value")?;
+        options.insert(key.trim().to_string(), after[..end].to_string());
+        rest = after[end + 1..].trim_start();
+    }
+    Ok((module, options))
 }
 
 /// Parses a Java-style properties file: `key=value` lines, `#` and `!` comments.

@@ -7,27 +7,7 @@ use std::collections::BTreeMap;
 
 use super::SaslFailure;
 
-/// A JAAS configuration (`<LoginModule class> <flag> key="value" ...;`): the login module's
-/// class name and its options. `Err` names what is wrong.
-pub fn jaas_options(jaas: &str) -> Result<(String, BTreeMap<String, String>), String> {
-    let body = jaas.trim().strip_suffix(';').ok_or("a JAAS configuration ends with ';'")?;
-    let mut words = body.splitn(3, char::is_whitespace);
-    let module = words.next().unwrap_or_default().to_string();
-    let flag = words.next().unwrap_or_default();
-    if !matches!(flag, "required" | "requisite" | "sufficient" | "optional") {
-        return Err(format!("control flag {flag:?} is not one of required, requisite, sufficient, optional"));
-    }
-    let mut options = BTreeMap::new();
-    let mut rest = words.next().unwrap_or_default().trim();
-    while !rest.is_empty() {
-        let (key, after) = rest.split_once('=').ok_or("options are key=\"value\"")?;
-        let after = after.trim_start().strip_prefix('"').ok_or("option values are quoted")?;
-        let end = after.find('"').ok_or("unterminated option value")?;
-        options.insert(key.trim().to_string(), after[..end].to_string());
-        rest = after[end + 1..].trim_start();
-    }
-    Ok((module, options))
-}
+pub use runnel_client::security::jaas_options;
 
 /// The `user_NAME="PASSWORD"` options of a PlainLoginModule JAAS configuration; `Err` names
 /// what is wrong.
