@@ -294,3 +294,86 @@ except Exception as e:
     let (ok, out) = runnel(open.bootstrap(), None, &["acl", "list"]);
     assert!(!ok && out.contains("SecurityDisabled"), "{out}");
 }
+
+/// A three-node cluster with the authorizer on: the brokers replicate over a SASL
+/// inter-broker listener as `User:broker`, a super user (a follower's fetch needs
+/// ClusterAction); a user with Write alone produces with acks=all, which needs every
+/// follower to have fetched; ACLs made through one node decide on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guarded_cluster_replicates_as_its_broker_principal_and_applies_acls_everywhere() {
+    use std::time::Duration;
+    use support::cluster::{Cluster, Spec};
+    let work = TempDir::new().unwrap();
+    let settings: Vec<String> = vec![
+        "--set".into(),
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,INTERNAL:SASL_PLAINTEXT".into(),
+        "--set".into(),
+        "inter.broker.listener.name=INTERNAL".into(),
+        "--set".into(),
+        "listener.name.internal.sasl.enabled.mechanisms=SCRAM-SHA-512".into(),
+        "--set".into(),
+        "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512".into(),
+        "--set".into(),
+        r#"listener.name.internal.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="broker" password="broker-pw";"#.into(),
+        "--set".into(),
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer".into(),
+        "--set".into(),
+        "super.users=User:broker;User:admin".into(),
+    ];
+    let mut args: Vec<&str> = settings.iter().map(String::as_str).collect();
+    for user in ["broker", "admin", "alice"] {
+        args.push("--add-scram");
+        args.push(match user {
+            "broker" => "SCRAM-SHA-512=[name=broker,password=broker-pw]",
+            "admin" => "SCRAM-SHA-512=[name=admin,password=admin-pw]",
+            _ => "SCRAM-SHA-512=[name=alice,password=alice-pw]",
+        });
+    }
+    let specs: Vec<Spec> =
+        (1..=3).map(|id| Spec::combined(id).with_listeners("INTERNAL://127.0.0.1:0").with_args(&args)).collect();
+    let cluster = Cluster::start(&specs);
+    let internal: Vec<String> = (1..=3).map(|id| cluster.node(id).listener("INTERNAL").to_string()).collect();
+    let admin_config = work.path().join("admin.properties");
+    std::fs::write(
+        &admin_config,
+        "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\nsasl.username=admin\nsasl.password=admin-pw\n",
+    )
+    .unwrap();
+    let admin = admin_config.display().to_string();
+    let (ok, out) = runnel(
+        &internal[0],
+        Some(&admin),
+        &["topic", "create", "guarded", "--partitions", "3", "--replication-factor", "3"],
+    );
+    assert!(ok, "{out}");
+    // Anonymous (PLAINTEXT) is refused like any principal without ACLs.
+    let (ok, err) = produce(cluster.kafka_addr(2), &[], "guarded", &["a:b"]);
+    assert!(!ok && err.contains("Topic authorization failed"), "{err}");
+    // An ACL made through node 1 admits alice at node 3.
+    let (ok, out) = runnel(
+        &internal[0],
+        Some(&admin),
+        &["acl", "add", "--allow-principal", "User:alice", "--operation", "Write", "--topic", "guarded"],
+    );
+    assert!(ok, "{out}");
+    let mut alice = sasl_client("sasl_plaintext", "SCRAM-SHA-512", "alice", "alice-pw");
+    alice.push(("acks", "all".to_string()));
+    let lines: Vec<String> = (0..30).map(|i| format!("k{i}:v{i}")).collect();
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    poll_until(Duration::from_secs(30), Duration::from_millis(200), "alice's acks=all writes through node 3", || {
+        produce(&internal[2], &alice, "guarded", &refs).0.then_some(())
+    });
+    // The followers copied every write as User:broker: every node holds the same bytes.
+    let sizes = |id: i32| -> Vec<u64> {
+        (0..3)
+            .map(|p| {
+                let file = cluster.node(id).data_dir().join(format!("guarded-{p}")).join("00000000000000000000.log");
+                std::fs::metadata(file).map_or(0, |m| m.len())
+            })
+            .collect()
+    };
+    poll_until(Duration::from_secs(30), Duration::from_millis(100), "identical replicas on every node", || {
+        let first = sizes(1);
+        (first.iter().sum::<u64>() > 0 && (2..=3).all(|id| sizes(id) == first)).then_some(())
+    });
+}
