@@ -10,6 +10,11 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use runnel_client::Connection;
+
 use support::secure::*;
 use support::*;
 use tempfile::TempDir;
@@ -123,6 +128,8 @@ async fn acls_decide_what_each_user_may_do_and_survive_a_restart() {
     assert!(ok, "alice writes orders: {err}");
     let (ok, err) = produce(&sasl, &alice, "secret", &["x:y"]);
     assert!(!ok && err.contains("Topic authorization failed"), "alice may not write secret: {err}");
+    let (ok, out, err) = consume(&sasl, &user("admin"), "secret", None);
+    assert!(ok && out.is_empty(), "nothing of the refused write was appended: {out}{err}");
     let (ok, out, err) = consume(&sasl, &bob, "orders", Some("billing"));
     assert!(ok, "bob consumes in billing: {err}");
     let mut got: Vec<&str> = out.lines().collect();
@@ -376,4 +383,43 @@ async fn a_guarded_cluster_replicates_as_its_broker_principal_and_applies_acls_e
         let first = sizes(1);
         (first.iter().sum::<u64>() > 0 && (2..=3).all(|id| sizes(id) == first)).then_some(())
     });
+}
+
+/// A client that may read a topic, fetching as a consumer, gets its records; the same
+/// client claiming a follower's replica id (which would move the high watermark and the
+/// ISR) needs ClusterAction on the cluster and gets TOPIC_AUTHORIZATION_FAILED instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_claiming_a_follower_id_without_cluster_action_is_refused() {
+    let (data, work) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let node = guarded_node(data.path(), &[]);
+    let sasl = node.listener("SASL_PLAINTEXT").to_string();
+    let admin = command_config(work.path(), "admin");
+    let (ok, out) = runnel(&sasl, Some(&admin), &["topic", "create", "reads", "--partitions", "1"]);
+    assert!(ok, "{out}");
+    let (ok, err) = produce(&sasl, &user("admin"), "reads", &["k:v"]);
+    assert!(ok, "{err}");
+    let (ok, out) = runnel(
+        &sasl,
+        Some(&admin),
+        &["acl", "add", "--allow-principal", "User:ANONYMOUS", "--operation", "Read", "--topic", "reads"],
+    );
+    assert!(ok, "{out}");
+    let fetch = |replica: i32| {
+        FetchRequest::default()
+            .with_replica_id(BrokerId(replica))
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("reads")))
+                .with_partitions(vec![FetchPartition::default().with_partition(0).with_partition_max_bytes(1 << 20)])])
+    };
+    let mut conn = Connection::connect(node.listener("PLAINTEXT")).await.unwrap();
+    let as_consumer = conn.send(&fetch(-1), 12).await.unwrap();
+    let partition = &as_consumer.responses[0].partitions[0];
+    assert_eq!(partition.error_code, 0);
+    assert!(partition.records.as_ref().is_some_and(|r| !r.is_empty()), "the consumer reads the record");
+    let as_follower = conn.send(&fetch(1), 12).await.unwrap();
+    let partition = &as_follower.responses[0].partitions[0];
+    assert_eq!(partition.error_code, 29, "TOPIC_AUTHORIZATION_FAILED");
+    assert!(partition.records.as_ref().is_none_or(|r| r.is_empty()), "nothing is read for a refused follower");
 }
