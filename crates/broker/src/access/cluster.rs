@@ -94,7 +94,13 @@ pub fn alter_partition_reassignments(
     })
 }
 
-pub fn elect_leaders(access: &Access, request: ElectLeadersRequest) -> Gate<ElectLeadersRequest, ElectLeadersResponse> {
+/// ElectLeaders: every partition named answers the error; from v1 the response's own
+/// error too (v0 has no such field).
+pub fn elect_leaders(
+    access: &Access,
+    request: ElectLeadersRequest,
+    version: i16,
+) -> Gate<ElectLeadersRequest, ElectLeadersResponse> {
     on_cluster(access, Operation::Alter, request, |request| {
         let results = request
             .topic_partitions
@@ -114,7 +120,12 @@ pub fn elect_leaders(access: &Access, request: ElectLeadersRequest) -> Gate<Elec
                 ReplicaElectionResult::default().with_topic(topic.topic).with_partition_result(partitions)
             })
             .collect();
-        ElectLeadersResponse::default().with_error_code(DENIED.code()).with_replica_election_results(results)
+        let response = ElectLeadersResponse::default().with_replica_election_results(results);
+        if version >= 1 {
+            response.with_error_code(DENIED.code())
+        } else {
+            response
+        }
     })
 }
 

@@ -174,3 +174,187 @@ fn group_apis_need_the_group_and_commits_the_topics() {
     assert_eq!(response.topics[0].name.0.as_str(), "b");
     assert_eq!(response.topics[0].partitions[0].error_code, ResponseError::TopicAuthorizationFailed.code());
 }
+
+/// Every answer a gate writes encodes in every version the API is served in: no field is
+/// set that a version lacks (the codec refuses those).
+#[test]
+fn refusals_and_completions_encode_in_every_supported_version() {
+    use kafka_protocol::protocol::Encodable;
+    fn every_version<R: Encodable>(api: ApiKey, make: impl Fn(i16) -> R) {
+        let range = runnel_protocol::api::supported_range(api).expect("served");
+        let hand_coded = runnel_protocol::api::HAND_CODED;
+        for version in range.min..=range.max {
+            if hand_coded.contains(&(api, version)) {
+                continue;
+            }
+            let mut buf = bytes::BytesMut::new();
+            make(version).encode(&mut buf, version).unwrap_or_else(|e| panic!("{api:?} v{version}: {e}"));
+        }
+    }
+    let nobody = alice(&[]);
+    let group = GroupId(StrBytes::from_static_str("g"));
+    fn refusal<Req, Resp>(gate: Gate<Req, Resp>) -> Resp {
+        match gate {
+            Gate::Refuse(response) => response,
+            Gate::Pass(..) => panic!("expected a refusal"),
+        }
+    }
+    fn completed<Req, Resp: Default>(gate: Gate<Req, Resp>) -> Resp {
+        gate.serve(|_| Resp::default())
+    }
+    let topic = |t: &str| topic_name(t);
+    every_version(ApiKey::JoinGroup, |_| {
+        refusal(groups::join_group(&nobody, JoinGroupRequest::default().with_group_id(group.clone())))
+    });
+    every_version(ApiKey::SyncGroup, |_| {
+        refusal(groups::sync_group(&nobody, SyncGroupRequest::default().with_group_id(group.clone())))
+    });
+    every_version(ApiKey::Heartbeat, |_| {
+        refusal(groups::heartbeat(&nobody, HeartbeatRequest::default().with_group_id(group.clone())))
+    });
+    every_version(ApiKey::LeaveGroup, |_| {
+        refusal(groups::leave_group(&nobody, LeaveGroupRequest::default().with_group_id(group.clone())))
+    });
+    every_version(ApiKey::OffsetCommit, |_| {
+        let topics = vec![offset_commit_request::OffsetCommitRequestTopic::default()
+            .with_name(topic("t"))
+            .with_partitions(vec![offset_commit_request::OffsetCommitRequestPartition::default()])];
+        refusal(groups::offset_commit(
+            &nobody,
+            OffsetCommitRequest::default().with_group_id(group.clone()).with_topics(topics),
+        ))
+    });
+    every_version(ApiKey::OffsetFetch, |version| {
+        let topics = Some(vec![offset_fetch_request::OffsetFetchRequestTopic::default()
+            .with_name(topic("t"))
+            .with_partition_indexes(vec![0])]);
+        let groups_v8 = vec![offset_fetch_request::OffsetFetchRequestGroup::default()
+            .with_group_id(group.clone())
+            .with_topics(Some(vec![offset_fetch_request::OffsetFetchRequestTopics::default()
+                .with_name(topic("t"))
+                .with_partition_indexes(vec![0])]))];
+        let request = if version < 8 {
+            OffsetFetchRequest::default().with_group_id(group.clone()).with_topics(topics)
+        } else {
+            OffsetFetchRequest::default().with_groups(groups_v8)
+        };
+        match groups::offset_fetch(&nobody, request, version) {
+            Gate::Refuse(response) => response,
+            gate => completed(gate),
+        }
+    });
+    every_version(ApiKey::FindCoordinator, |version| {
+        let request = FindCoordinatorRequest::default()
+            .with_key(StrBytes::from_static_str("g"))
+            .with_coordinator_keys(if version >= 4 { vec![StrBytes::from_static_str("g")] } else { Vec::new() });
+        match groups::find_coordinator(&nobody, request, version) {
+            Gate::Refuse(response) => response,
+            gate => completed(gate),
+        }
+    });
+    every_version(ApiKey::DescribeGroups, |_| {
+        completed(groups::describe_groups(&nobody, DescribeGroupsRequest::default().with_groups(vec![group.clone()])))
+    });
+    every_version(ApiKey::DeleteGroups, |_| {
+        completed(groups::delete_groups(&nobody, DeleteGroupsRequest::default().with_groups_names(vec![group.clone()])))
+    });
+    every_version(ApiKey::OffsetDelete, |_| {
+        refusal(groups::offset_delete(&nobody, OffsetDeleteRequest::default().with_group_id(group.clone())))
+    });
+    let image = image_with(&["t"]);
+    every_version(ApiKey::Metadata, |_| {
+        let request = MetadataRequest::default()
+            .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(topic("t")))]));
+        completed(topics::metadata(&nobody, request, &image, false, false))
+    });
+    every_version(ApiKey::Produce, |_| {
+        let request = ProduceRequest::default().with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic("t"))
+            .with_partition_data(vec![PartitionProduceData::default()])]);
+        completed(topics::produce(&nobody, request))
+    });
+    every_version(ApiKey::ListOffsets, |_| {
+        let request = ListOffsetsRequest::default()
+            .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+                .with_name(topic("t"))
+                .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default()])]);
+        completed(topics::list_offsets(&nobody, request))
+    });
+    every_version(ApiKey::OffsetForLeaderEpoch, |_| {
+        let request = OffsetForLeaderEpochRequest::default().with_topics(vec![
+            offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+                .with_topic(topic("t"))
+                .with_partitions(vec![offset_for_leader_epoch_request::OffsetForLeaderPartition::default()]),
+        ]);
+        completed(topics::offset_for_leader_epoch(&nobody, request))
+    });
+    every_version(ApiKey::CreateTopics, |_| {
+        let request = CreateTopicsRequest::default()
+            .with_topics(vec![create_topics_request::CreatableTopic::default().with_name(topic("t"))]);
+        completed(topics::create_topics(&nobody, request))
+    });
+    every_version(ApiKey::DeleteTopics, |version| {
+        let request = if version >= 6 {
+            DeleteTopicsRequest::default()
+                .with_topics(vec![delete_topics_request::DeleteTopicState::default().with_name(Some(topic("t")))])
+        } else {
+            DeleteTopicsRequest::default().with_topic_names(vec![topic("t")])
+        };
+        completed(topics::delete_topics(&nobody, request, &image))
+    });
+    every_version(ApiKey::CreatePartitions, |_| {
+        let request = CreatePartitionsRequest::default()
+            .with_topics(vec![create_partitions_request::CreatePartitionsTopic::default().with_name(topic("t"))]);
+        completed(topics::create_partitions(&nobody, request))
+    });
+    every_version(ApiKey::DescribeConfigs, |_| {
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("t")),
+        ]);
+        completed(topics::describe_configs(&nobody, request))
+    });
+    every_version(ApiKey::DescribeCluster, |_| {
+        refusal(cluster::describe_cluster(&nobody, DescribeClusterRequest::default()))
+    });
+    every_version(ApiKey::DescribeLogDirs, |_| {
+        refusal(cluster::describe_log_dirs(&nobody, DescribeLogDirsRequest::default()))
+    });
+    every_version(ApiKey::DescribeQuorum, |_| {
+        refusal(cluster::describe_quorum(&nobody, DescribeQuorumRequest::default()))
+    });
+    every_version(ApiKey::ElectLeaders, |version| {
+        let request = ElectLeadersRequest::default().with_topic_partitions(Some(vec![
+            elect_leaders_request::TopicPartitions::default().with_topic(topic("t")).with_partitions(vec![0]),
+        ]));
+        refusal(cluster::elect_leaders(&nobody, request, version))
+    });
+    every_version(ApiKey::AlterPartitionReassignments, |_| {
+        refusal(cluster::alter_partition_reassignments(&nobody, AlterPartitionReassignmentsRequest::default()))
+    });
+    every_version(ApiKey::ListPartitionReassignments, |_| {
+        refusal(cluster::list_partition_reassignments(&nobody, ListPartitionReassignmentsRequest::default()))
+    });
+    every_version(ApiKey::InitProducerId, |_| {
+        refusal(cluster::init_producer_id(&nobody, InitProducerIdRequest::default().with_transactional_id(None)))
+    });
+    every_version(ApiKey::DescribeUserScramCredentials, |_| {
+        refusal(cluster::describe_user_scram_credentials(&nobody, DescribeUserScramCredentialsRequest::default()))
+    });
+    every_version(ApiKey::AlterUserScramCredentials, |_| {
+        let request = AlterUserScramCredentialsRequest::default()
+            .with_deletions(vec![alter_user_scram_credentials_request::ScramCredentialDeletion::default()
+                .with_name(StrBytes::from_static_str("u"))]);
+        refusal(cluster::alter_user_scram_credentials(&nobody, request))
+    });
+    every_version(ApiKey::DescribeAcls, |_| refusal(cluster::describe_acls(&nobody, DescribeAclsRequest::default())));
+    every_version(ApiKey::CreateAcls, |_| {
+        let request = CreateAclsRequest::default().with_creations(vec![create_acls_request::AclCreation::default()]);
+        refusal(cluster::create_acls(&nobody, request))
+    });
+    every_version(ApiKey::DeleteAcls, |_| {
+        let request = DeleteAclsRequest::default().with_filters(vec![delete_acls_request::DeleteAclsFilter::default()]);
+        refusal(cluster::delete_acls(&nobody, request))
+    });
+}

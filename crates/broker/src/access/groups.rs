@@ -100,14 +100,15 @@ pub fn offset_fetch(
     }
     if version < 8 {
         if !access.allows_group(Operation::Describe, request.group_id.0.as_str()) {
-            let response = OffsetFetchResponse::default().with_error_code(GROUP_DENIED.code());
             // v0-1 have no top-level error: each partition carries it.
-            let topics = if version < 2 {
-                request.topics.unwrap_or_default().into_iter().map(|t| fetch_errors(t, GROUP_DENIED)).collect()
+            let response = if version < 2 {
+                let topics =
+                    request.topics.unwrap_or_default().into_iter().map(|t| fetch_errors(t, GROUP_DENIED)).collect();
+                OffsetFetchResponse::default().with_topics(topics)
             } else {
-                Vec::new()
+                OffsetFetchResponse::default().with_error_code(GROUP_DENIED.code())
             };
-            return Gate::Refuse(response.with_topics(topics));
+            return Gate::Refuse(response);
         }
         let explicit = request.topics.take();
         let every_topic = explicit.is_none();

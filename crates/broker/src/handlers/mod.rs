@@ -210,7 +210,7 @@ pub async fn handle(
             respond(api, &ctx, &gate.serve(|r| create_partitions::handle(&ctx, r)))
         }
         ApiKey::ElectLeaders => {
-            let gate = access::cluster::elect_leaders(access, decode_body(api, version, body)?);
+            let gate = access::cluster::elect_leaders(access, decode_body(api, version, body)?, version);
             respond(api, &ctx, &gate.serve(|r| elect_leaders::handle(&ctx, r)))
         }
         ApiKey::AlterPartitionReassignments => {
