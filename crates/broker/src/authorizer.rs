@@ -15,13 +15,13 @@ use crate::locks::RwLockExt;
 use crate::session::Session;
 
 pub struct Authorizer {
-    config: Option<AuthorizerConfig>,
+    config: Option<Arc<AuthorizerConfig>>,
     index: RwLock<Arc<AclIndex>>,
 }
 
 impl Authorizer {
     pub fn new(config: Option<AuthorizerConfig>) -> Self {
-        Authorizer { config, index: RwLock::new(Arc::new(AclIndex::default())) }
+        Authorizer { config: config.map(Arc::new), index: RwLock::new(Arc::new(AclIndex::default())) }
     }
 
     pub fn enabled(&self) -> bool {
@@ -57,7 +57,7 @@ pub enum Access {
 
 #[derive(Clone)]
 pub struct Checked {
-    config: AuthorizerConfig,
+    config: Arc<AuthorizerConfig>,
     index: Arc<AclIndex>,
     principal: String,
     host: String,
@@ -68,7 +68,7 @@ impl Access {
     #[cfg(test)]
     pub(crate) fn checked(config: AuthorizerConfig, acls: &Acls, principal: &str, host: &str) -> Access {
         Access::Checked(Box::new(Checked {
-            config,
+            config: Arc::new(config),
             index: Arc::new(AclIndex::new(acls)),
             principal: principal.to_string(),
             host: host.to_string(),
