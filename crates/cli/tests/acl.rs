@@ -423,3 +423,59 @@ async fn a_client_claiming_a_follower_id_without_cluster_action_is_refused() {
     assert_eq!(partition.error_code, 29, "TOPIC_AUTHORIZATION_FAILED");
     assert!(partition.records.as_ref().is_none_or(|r| r.is_empty()), "nothing is read for a refused follower");
 }
+
+/// On an SSL listener with client certificates, the principal the ACLs see is the mapped
+/// certificate subject: `CN=writer` becomes `User:writer` and may write; `CN=reader` may
+/// only read; a certificate the rules leave unmapped keeps its full subject.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_principals_are_what_acls_decide_on() {
+    let (data, certs, work) = (TempDir::new().unwrap(), TempDir::new().unwrap(), TempDir::new().unwrap());
+    let pki = Pki::new(certs.path(), "mtls");
+    let keystore = pki.keystore();
+    let keystore_setting = format!("ssl.keystore.location={}", keystore.display());
+    let truststore_setting = format!("ssl.truststore.location={}", pki.ca_path().display());
+    let node = guarded_node(
+        data.path(),
+        &[
+            "--set",
+            "listeners=SASL_PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0",
+            "--set",
+            &keystore_setting,
+            "--set",
+            &truststore_setting,
+            "--set",
+            "listener.name.ssl.ssl.client.auth=required",
+            "--set",
+            "ssl.principal.mapping.rules=RULE:^CN=(writer|reader)$/$1/,DEFAULT",
+        ],
+    );
+    let (sasl, ssl) = (node.listener("SASL_PLAINTEXT").to_string(), node.listener("SSL").to_string());
+    let admin = command_config(work.path(), "admin");
+    let (ok, out) = runnel(&sasl, Some(&admin), &["topic", "create", "certs", "--partitions", "1"]);
+    assert!(ok, "{out}");
+    for (principal, operation) in [("User:writer", "Write"), ("User:reader", "Read")] {
+        let (ok, out) = runnel(
+            &sasl,
+            Some(&admin),
+            &["acl", "add", "--allow-principal", principal, "--operation", operation, "--topic", "certs"],
+        );
+        assert!(ok, "{out}");
+    }
+    let client = |name: &str| {
+        let (cert, key) = pki.write_client(name);
+        let mut properties = ssl_client(&pki.ca_path());
+        properties.push(("ssl.certificate.location", cert.display().to_string()));
+        properties.push(("ssl.key.location", key.display().to_string()));
+        properties
+    };
+    let (writer, reader, other) = (client("writer"), client("reader"), client("other"));
+    let (ok, err) = produce(&ssl, &writer, "certs", &["a:1", "b:2"]);
+    assert!(ok, "CN=writer is User:writer and may write: {err}");
+    let (ok, err) = produce(&ssl, &reader, "certs", &["c:3"]);
+    assert!(!ok && err.contains("Topic authorization failed"), "User:reader may not write: {err}");
+    let (ok, out, err) = consume(&ssl, &reader, "certs", None);
+    assert!(ok, "User:reader reads: {err}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["a:1", "b:2"]);
+    let (ok, _, err) = consume(&ssl, &other, "certs", None);
+    assert!(!ok && err.contains("Topic authorization failed"), "User:CN=other has no ACL: {err}");
+}
