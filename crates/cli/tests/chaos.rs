@@ -26,11 +26,26 @@
 //!
 //! The checker is a set of pure functions over plain data (what producers were told, what
 //! consumers read, what the log holds at the end), so `chaos_checker_*` shows it can fail.
+//!
+//! The same scenario runs a second time secured (`chaos_replicated_topic_secured_*`, with a
+//! shorter fault phase by default, [`SECURED_CHAOS_SECS_DEFAULT`]; `RUNNEL_CHAOS_SECS` sets
+//! both): every node's advertised Kafka listener speaks SASL_SSL with SCRAM-SHA-512, so the
+//! test's clients and the brokers' follower fetches are encrypted and authenticated, the
+//! quorum listener speaks mutual TLS, and the authorizer is on (`chaos/security.rs`). TLS
+//! records are not Kafka frames, so the proxies' traffic is then carried in frames
+//! (`support::cluster`'s carriage); their faults act the same. Every client the test makes
+//! carries the run's security ([`Access`], [`Cluster::client_security`]), a value rather
+//! than a process-wide setting, since both variants may run in one process. At the end the
+//! secured run also shows that the nodes refuse plaintext, unauthenticated and
+//! unauthorised clients, and quorum peers without a certificate, so it cannot pass against
+//! an open cluster.
 
 #[path = "chaos/check.rs"]
 mod check;
 #[path = "chaos/commits.rs"]
 mod commits;
+#[path = "chaos/security.rs"]
+mod security;
 mod support;
 
 use std::collections::BTreeMap;
@@ -46,13 +61,13 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Offset};
+use security::Security;
 use support::cluster::*;
 use support::proxy::{ProxyStats, SplitMix64};
-use support::{assign, base_consumer, consumer, partition_log_bytes, u64_from_env, DetachedDrop, Placed};
+use support::{assign, base_consumer_with, consumer, partition_log_bytes, u64_from_env, DetachedDrop, Placed};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-const NAME: &str = "chaos_replicated_topic_survives_kills_and_partitions_without_losing_acknowledged_writes";
 const SEED_ENV: &str = "RUNNEL_TEST_SEED";
 const SECS_ENV: &str = "RUNNEL_CHAOS_SECS";
 /// A comma-separated subset of [`Fault::name`]s to inject (default: all of them).
@@ -61,6 +76,9 @@ const SEED_DEFAULT: u64 = 0xc4a0_5000_0001;
 /// Length of the fault phase unless `RUNNEL_CHAOS_SECS` says otherwise: with start-up,
 /// settling and checking, the test takes about three minutes.
 const CHAOS_SECS_DEFAULT: u64 = 150;
+/// The same for the secured variant, kept short for CI: it adds security to the same
+/// scenario, which the plaintext run already exercises at length.
+const SECURED_CHAOS_SECS_DEFAULT: u64 = 40;
 
 const NODE_IDS: [i32; 3] = [1, 2, 3];
 const TOPIC: &str = "chaos";
@@ -221,6 +239,33 @@ impl Heal {
     }
 }
 
+/// Where and how the test's Kafka clients reach the cluster: every node's advertised
+/// (proxied) Kafka address, and the client properties of the run's [`Security`]. Passed to
+/// every client the test makes.
+#[derive(Debug, Clone)]
+pub(crate) struct Access {
+    pub(crate) bootstrap: String,
+    /// By librdkafka's names (`security.protocol`, `sasl.*`, `ssl.ca.location`).
+    pub(crate) properties: Vec<(String, String)>,
+}
+
+impl Access {
+    /// An rdkafka configuration for the cluster: bootstrap servers, IPv4, the security.
+    pub(crate) fn config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap).set("broker.address.family", "v4");
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config
+    }
+
+    /// The security properties, as `support`'s client helpers take extra settings.
+    pub(crate) fn extra(&self) -> Vec<(&str, &str)> {
+        self.properties.iter().map(|(key, value)| (key.as_str(), value.as_str())).collect()
+    }
+}
+
 struct Chaos {
     seed: u64,
     rng: SplitMix64,
@@ -228,6 +273,9 @@ struct Chaos {
     faults: Vec<Fault>,
     cluster: Cluster,
     proxies: BTreeMap<i32, NodeProxies>,
+    /// After the cluster, so that its certificates outlive the nodes.
+    security: Security,
+    access: Access,
     started: Instant,
     injected: BTreeMap<Fault, usize>,
     /// Faults whose victim was the node coordinating the committing group.
@@ -235,15 +283,20 @@ struct Chaos {
 }
 
 impl Chaos {
-    /// Starts three combined nodes behind their proxies and creates the topic.
-    async fn start(seed: u64, faults: Vec<Fault>) -> Chaos {
-        let (cluster, proxies) = start_cluster(seed);
+    /// Starts three combined nodes behind their proxies, secured by `security`, and
+    /// creates the topic.
+    async fn start(seed: u64, faults: Vec<Fault>, security: Security) -> Chaos {
+        let (cluster, proxies) = start_cluster(seed, &security);
+        let bootstrap = proxies.values().map(|p| p.kafka_addr().to_string()).collect::<Vec<_>>().join(",");
+        let access = Access { bootstrap, properties: security.client_properties() };
         let mut chaos = Chaos {
             seed,
             rng: SplitMix64::stream(seed, 0xfa17),
             faults,
             cluster,
             proxies,
+            security,
+            access,
             started: Instant::now(),
             injected: BTreeMap::new(),
             coordinator_faults: 0,
@@ -254,17 +307,12 @@ impl Chaos {
             let listed = view.brokers.get(id).map(|b| b.addr.clone());
             assert_eq!(
                 listed,
-                Some(proxies.kafka.addr().to_string()),
+                Some(proxies.kafka_addr().to_string()),
                 "chaos[{seed:#x}] node {id} advertises its proxy"
             );
         }
         chaos.started = Instant::now();
         chaos
-    }
-
-    /// `bootstrap.servers` for clients: every node's Kafka proxy.
-    fn bootstrap(&self) -> String {
-        self.proxies.values().map(|p| p.kafka.addr().to_string()).collect::<Vec<_>>().join(",")
     }
 
     fn say(&self, what: &str) {
@@ -274,8 +322,18 @@ impl Chaos {
     async fn create_topics(&self) {
         let seed = self.seed;
         let addr = self.cluster.kafka_addr(NODE_IDS[0]).to_string();
+        let security = self.cluster.client_security();
         eventually(CONVERGE_TIMEOUT, &format!("chaos[{seed:#x}] creating {TOPIC}"), || async {
-            match create_topic_with_configs_via(&addr, TOPIC, PARTITIONS, REPLICATION as i16, TOPIC_CONFIGS).await {
+            let created = create_topic_with_configs_via_secure(
+                &addr,
+                security,
+                TOPIC,
+                PARTITIONS,
+                REPLICATION as i16,
+                TOPIC_CONFIGS,
+            )
+            .await;
+            match created {
                 Ok(_) => Ok(()),
                 Err(e) if e.is(ResponseError::TopicAlreadyExists) => Ok(()),
                 Err(e) => Err(e.to_string()),
@@ -286,7 +344,7 @@ impl Chaos {
         // coordinator: have `__consumer_offsets` exist before the consumers start.
         let request = FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("runnel-tests-unused"));
         eventually(CONVERGE_TIMEOUT, &format!("chaos[{seed:#x}] __consumer_offsets to exist"), || async {
-            let mut conn = runnel_client::Connection::connect(&addr).await.map_err(|e| e.to_string())?;
+            let mut conn = connect_with(&addr, security).await?;
             conn.send(&request, 3).await.map_err(|e| e.to_string())?;
             for id in NODE_IDS {
                 let view = self.cluster.view(id).await?;
@@ -410,13 +468,16 @@ impl Chaos {
     }
 }
 
-/// Three combined nodes with [`NODE_SETTINGS`], each behind proxies that it advertises.
-fn start_cluster(seed: u64) -> (Cluster, BTreeMap<i32, NodeProxies>) {
-    let settings: Vec<String> =
+/// Three combined nodes with [`NODE_SETTINGS`] and `security`, each behind proxies that it
+/// advertises.
+fn start_cluster(seed: u64, security: &Security) -> (Cluster, BTreeMap<i32, NodeProxies>) {
+    let mut settings: Vec<String> =
         NODE_SETTINGS.iter().flat_map(|(k, v)| ["--set".to_string(), format!("{k}={v}")]).collect();
+    settings.extend(security.node_args());
     let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
     let specs: Vec<Spec> = NODE_IDS.iter().map(|&id| Spec::combined(id).with_args(&settings)).collect();
-    tokio::task::block_in_place(|| Cluster::start_behind_proxies(&specs, seed))
+    let client = security.client_security();
+    tokio::task::block_in_place(|| Cluster::start_behind_proxies_with(&specs, seed, client))
 }
 
 /// Ok with node 1's view when every node answers Metadata, lists all three brokers (so none
@@ -558,16 +619,15 @@ struct ConsumerRun {
 
 struct Workload {
     seed: u64,
-    bootstrap: String,
+    access: Access,
     producers: Vec<ProducerRun>,
     consumers: Vec<ConsumerRun>,
     stop_producing: Arc<AtomicBool>,
 }
 
-fn idempotent_producer(bootstrap: &str, log: &CapturedLog) -> ChaosProducer {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("broker.address.family", "v4")
+fn idempotent_producer(access: &Access, log: &CapturedLog) -> ChaosProducer {
+    access
+        .config()
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("max.in.flight.requests.per.connection", "5")
@@ -597,14 +657,12 @@ impl Drop for Workload {
 }
 
 impl Workload {
-    fn start(seed: u64, bootstrap: &str) -> Workload {
+    fn start(seed: u64, access: &Access) -> Workload {
         let stop_producing = Arc::new(AtomicBool::new(false));
-        let producers = (0..PRODUCERS).map(|id| start_producer(id, bootstrap, &stop_producing)).collect();
-        let consumers = (0..CONSUMERS)
-            .map(|_| start_consumer(bootstrap, Arc::new(Mutex::new(ConsumerLedger::default()))))
-            .collect();
-        let bootstrap = bootstrap.to_string();
-        Workload { seed, bootstrap, producers, consumers, stop_producing }
+        let producers = (0..PRODUCERS).map(|id| start_producer(id, access, &stop_producing)).collect();
+        let consumers =
+            (0..CONSUMERS).map(|_| start_consumer(access, Arc::new(Mutex::new(ConsumerLedger::default())))).collect();
+        Workload { seed, access: access.clone(), producers, consumers, stop_producing }
     }
 
     fn acked(&self) -> Vec<usize> {
@@ -750,13 +808,13 @@ impl Workload {
         self.stop_consumer(index).await;
         let ledger = Arc::clone(&self.consumers[index].ledger);
         lock(&ledger).replacements += 1;
-        self.consumers[index] = start_consumer(&self.bootstrap, ledger);
+        self.consumers[index] = start_consumer(&self.access, ledger);
     }
 }
 
-fn start_producer(id: u32, bootstrap: &str, stop: &Arc<AtomicBool>) -> ProducerRun {
+fn start_producer(id: u32, access: &Access, stop: &Arc<AtomicBool>) -> ProducerRun {
     let log = CapturedLog::keeping(PRODUCER_LOG_LINES);
-    let producer = idempotent_producer(bootstrap, &log);
+    let producer = idempotent_producer(access, &log);
     let ledger = Arc::new(Mutex::new(ProducerLedger::default()));
     let window = Arc::new(Semaphore::new(DELIVERY_WINDOW));
     let task = tokio::spawn(produce(id, producer.clone(), Arc::clone(&ledger), Arc::clone(&window), Arc::clone(stop)));
@@ -819,8 +877,8 @@ async fn produce(
 
 /// A consumer of every partition, from the offset after the last one its ledger recorded
 /// (the beginning for a partition it has not read).
-fn start_consumer(bootstrap: &str, ledger: Arc<Mutex<ConsumerLedger>>) -> ConsumerRun {
-    let reader = DetachedDrop::new(consumer(bootstrap, &[]));
+fn start_consumer(access: &Access, ledger: Arc<Mutex<ConsumerLedger>>) -> ConsumerRun {
+    let reader = DetachedDrop::new(consumer(&access.bootstrap, &access.extra()));
     let starts: Vec<(i32, Offset)> = {
         let ledger = lock(&ledger);
         (0..PARTITIONS)
@@ -861,8 +919,8 @@ async fn consume(reader: DetachedDrop<StreamConsumer>, ledger: Arc<Mutex<Consume
 
 /// Each partition's high watermark, through the proxies. A lookup that fails (a client
 /// error, not a finding) is retried until [`PROGRESS_TIMEOUT`], as a Kafka client would.
-async fn high_watermarks(seed: u64, bootstrap: &str) -> BTreeMap<i32, i64> {
-    let client = DetachedDrop::new(base_consumer(bootstrap));
+async fn high_watermarks(seed: u64, access: &Access) -> BTreeMap<i32, i64> {
+    let client = DetachedDrop::new(base_consumer_with(&access.bootstrap, &access.extra()));
     let what = format!("chaos[{seed:#x}] the high watermarks of {TOPIC}");
     eventually(PROGRESS_TIMEOUT, &what, || async {
         (0..PARTITIONS)
@@ -879,8 +937,8 @@ async fn high_watermarks(seed: u64, bootstrap: &str) -> BTreeMap<i32, i64> {
 /// Reads every partition from the beginning up to its high watermark with a fresh consumer.
 /// Client errors are kept for the report, not fatal: what was read is what the checks judge,
 /// and a read that cannot finish fails at the deadline naming them.
-async fn read_final_log(seed: u64, bootstrap: &str, highs: &BTreeMap<i32, i64>) -> FinalLog {
-    let reader = DetachedDrop::new(consumer(bootstrap, &[]));
+async fn read_final_log(seed: u64, access: &Access, highs: &BTreeMap<i32, i64>) -> FinalLog {
+    let reader = DetachedDrop::new(consumer(&access.bootstrap, &access.extra()));
     let starts: Vec<(i32, Offset)> = highs.keys().map(|&p| (p, Offset::Beginning)).collect();
     assign(&reader, TOPIC, &starts);
     let mut log: FinalLog = highs.keys().map(|&p| (p, Vec::new())).collect();
@@ -919,20 +977,44 @@ async fn read_final_log(seed: u64, bootstrap: &str, highs: &BTreeMap<i32, i64>) 
 /// acks=all producers and consumers throughout, faults in a loop, then heal, settle, check.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn chaos_replicated_topic_survives_kills_and_partitions_without_losing_acknowledged_writes() {
+    run_scenario(
+        "chaos_replicated_topic_survives_kills_and_partitions_without_losing_acknowledged_writes",
+        CHAOS_SECS_DEFAULT,
+        Security::Plaintext,
+    )
+    .await;
+}
+
+/// The same scenario with every connection secured: SASL_SSL with SCRAM-SHA-512 for clients
+/// and follower fetches, mutual TLS in the quorum, the authorizer on; a shorter fault phase.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chaos_replicated_topic_secured_with_sasl_ssl_and_mutual_tls_survives_kills_and_partitions() {
+    run_scenario(
+        "chaos_replicated_topic_secured_with_sasl_ssl_and_mutual_tls_survives_kills_and_partitions",
+        SECURED_CHAOS_SECS_DEFAULT,
+        Security::secured(),
+    )
+    .await;
+}
+
+/// The scenario: start, run the workload through `default_secs` (or `RUNNEL_CHAOS_SECS`) of
+/// faults, heal, settle, check; then that `security` was enforced.
+async fn run_scenario(name: &str, default_secs: u64, security: Security) {
     let seed = u64_from_env(SEED_ENV).unwrap_or(SEED_DEFAULT);
-    let phase = Duration::from_secs(u64_from_env(SECS_ENV).unwrap_or(CHAOS_SECS_DEFAULT));
+    let phase = Duration::from_secs(u64_from_env(SECS_ENV).unwrap_or(default_secs));
     let faults = Fault::chosen();
     let names: Vec<&str> = faults.iter().map(|f| f.name()).collect();
     eprintln!(
-        "chaos[{seed:#x}] {NAME}: seed {seed:#x}, fault phase {phase:?}, faults {names:?} \
+        "chaos[{seed:#x}] {name}: seed {seed:#x}, fault phase {phase:?}, faults {names:?}, {} \
          (reproduce with {SEED_ENV}={seed:#x}; run longer with {SECS_ENV}=<seconds>; \
-         choose faults with {FAULTS_ENV}=<names>)"
+         choose faults with {FAULTS_ENV}=<names>)",
+        security.describe()
     );
     let _failure_last = support::FailureLast::install();
-    let mut chaos = Chaos::start(seed, faults).await;
-    let bootstrap = chaos.bootstrap();
-    let mut workload = Workload::start(seed, &bootstrap);
-    let committer = commits::Committer::start(&bootstrap);
+    let mut chaos = Chaos::start(seed, faults, security).await;
+    let access = chaos.access.clone();
+    let mut workload = Workload::start(seed, &access);
+    let committer = commits::Committer::start(&access);
     workload.wait_for_acks(1, "before the faults").await;
     chaos.say(&format!("workload running: acknowledged {:?}", workload.acked()));
 
@@ -941,12 +1023,12 @@ async fn chaos_replicated_topic_survives_kills_and_partitions_without_losing_ack
     workload.wait_for_acks(STEADY_ACKS, "after the last heal").await;
     let sent = workload.stop_producing().await;
     chaos.settle("the producers stopped").await;
-    let highs = high_watermarks(seed, &bootstrap).await;
+    let highs = high_watermarks(seed, &access).await;
     let reads = workload.stop_consuming_after_catch_up(&highs).await;
     chaos.say(&format!("writes stopped at high watermarks {highs:?}; reading back"));
 
     let commits = committer.stop().await;
-    let committed = commits::committed_offsets(&bootstrap).await;
+    let committed = commits::committed_offsets(&access).await;
     chaos.say(&format!(
         "group {} ({} faults hit its coordinator): commits acknowledged up to {}, attempted up to {}, {} failed; \
          committed now {committed:?}",
@@ -957,7 +1039,7 @@ async fn chaos_replicated_topic_survives_kills_and_partitions_without_losing_ack
         commits.failed
     ));
 
-    let log = read_final_log(seed, &bootstrap, &highs).await;
+    let log = read_final_log(seed, &access, &highs).await;
     report(&chaos, &workload, &sent, &log, reads.len());
     assert!(commits.acknowledged > 0, "chaos[{seed:#x}] no offset commit was ever acknowledged");
     assert_no_violations(
@@ -968,7 +1050,10 @@ async fn chaos_replicated_topic_survives_kills_and_partitions_without_losing_ack
     assert_no_violations(seed, "the final log against the acknowledgements", &check_log(&log, &sent));
     assert_no_violations(seed, "the consumers' reads against the final log", &check_reads(&log, &reads));
     let replicated_bytes = chaos.assert_replicas_identical().await;
-    chaos.say(&format!("PASSED seed {seed:#x}: {replicated_bytes} bytes of {TOPIC} identical on every replica"));
+    let enforced = chaos.security.assert_enforced(seed, &chaos.proxies).await;
+    chaos.say(&format!(
+        "PASSED seed {seed:#x}: {replicated_bytes} bytes of {TOPIC} identical on every replica; {enforced}"
+    ));
 }
 
 /// The summary, printed before the checks so that a failure shows it too.
@@ -1000,8 +1085,8 @@ fn report(chaos: &Chaos, workload: &Workload, sent: &[Vec<Outcome>], log: &Final
     for (id, proxies) in &chaos.proxies {
         chaos.say(&format!(
             "node {id} proxies: kafka {}; quorum {}",
-            connections(&proxies.kafka.stats()),
-            connections(&proxies.controller.stats())
+            connections(&proxies.kafka_stats()),
+            connections(&proxies.controller_stats())
         ));
     }
 }

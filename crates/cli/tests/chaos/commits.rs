@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::task::JoinHandle;
 
 use crate::support::cluster::{eventually, ClusterView};
-use crate::{PARTITIONS, TOPIC};
+use crate::{Access, PARTITIONS, TOPIC};
 
 pub(crate) const GROUP: &str = "chaos-committer";
 /// Pause between two commits: the schedule of the committer, not a synchronisation.
@@ -59,10 +59,9 @@ impl Drop for StopOnDrop {
     }
 }
 
-fn group_consumer(bootstrap: &str) -> BaseConsumer {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("broker.address.family", "v4")
+fn group_consumer(access: &Access) -> BaseConsumer {
+    access
+        .config()
         .set("group.id", GROUP)
         .set("enable.auto.commit", "false")
         .set("socket.timeout.ms", "10000")
@@ -79,10 +78,10 @@ fn all_partitions_at(offset: i64) -> TopicPartitionList {
 }
 
 impl Committer {
-    pub(crate) fn start(bootstrap: &str) -> Committer {
+    pub(crate) fn start(access: &Access) -> Committer {
         let ledger = Arc::new(Mutex::new(CommitLedger::default()));
         let stop = Arc::new(AtomicBool::new(false));
-        let consumer = group_consumer(bootstrap);
+        let consumer = group_consumer(access);
         let task = {
             let (ledger, stop) = (Arc::clone(&ledger), Arc::clone(&stop));
             tokio::task::spawn_blocking(move || {
@@ -115,13 +114,12 @@ impl Committer {
 }
 
 /// The group's committed offset per partition (`None`: none), once the coordinator answers.
-pub(crate) async fn committed_offsets(bootstrap: &str) -> BTreeMap<i32, Option<i64>> {
-    let bootstrap = bootstrap.to_string();
+pub(crate) async fn committed_offsets(access: &Access) -> BTreeMap<i32, Option<i64>> {
     eventually(LOOKUP_TIMEOUT, "the committed offsets of the chaos group", || {
-        let bootstrap = bootstrap.clone();
+        let access = access.clone();
         async move {
             tokio::task::spawn_blocking(move || {
-                let consumer = group_consumer(&bootstrap);
+                let consumer = group_consumer(&access);
                 let mut list = TopicPartitionList::new();
                 for partition in 0..PARTITIONS {
                     list.add_partition(TOPIC, partition);

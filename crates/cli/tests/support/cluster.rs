@@ -9,12 +9,13 @@
 //! Voters print their listening line only once the quorum has a leader, so every process
 //! is launched before any is waited for. What a node believes (controller, brokers, racks,
 //! topic ids, leaders, replicas) is read with raw Metadata v12 requests, since rdkafka does
-//! not expose the controller id or topic ids.
+//! not expose the controller id or topic ids. Those requests use the cluster's client
+//! security ([`Cluster::client_security`]): plaintext unless a secured start set it.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -27,10 +28,11 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use runnel_client::security::ClientSecurity;
 use runnel_client::Connection;
 use tempfile::TempDir;
 
-use super::proxy::Proxy;
+use super::proxy::{Proxy, ProxyStats};
 use super::{assign_only_config, received, Node, Received, IO_TIMEOUT};
 
 /// How long a cluster node may take to print its listening line: it waits for a quorum
@@ -173,6 +175,8 @@ struct Member {
 /// A running cluster; nodes are addressed by node id.
 pub struct Cluster {
     members: Vec<Member>,
+    /// How the test's own connections ([`Cluster::view`]) reach the nodes.
+    client: ClientSecurity,
 }
 
 impl Cluster {
@@ -238,7 +242,7 @@ impl Cluster {
             member.node.wait_listening_within(CLUSTER_STARTUP_TIMEOUT);
             assert_eq!(member.node.bootstrap(), member.kafka_addr, "node {} listens where it was told", member.spec.id);
         }
-        Cluster { members }
+        Cluster { members, client: ClientSecurity::plaintext() }
     }
 
     fn member(&self, id: i32) -> &Member {
@@ -295,9 +299,16 @@ impl Cluster {
         }
     }
 
-    /// What node `id` says about the cluster, by Metadata v12 to its Kafka port.
+    /// What node `id` says about the cluster, by Metadata v12 to its Kafka port (with the
+    /// cluster's client security).
     pub async fn view(&self, id: i32) -> Result<ClusterView, String> {
-        view(self.kafka_addr(id)).await
+        view_with(self.kafka_addr(id), &self.client).await
+    }
+
+    /// How the test's own connections to the nodes' Kafka listeners authenticate and
+    /// encrypt: plaintext, unless [`Cluster::start_behind_proxies_with`] said otherwise.
+    pub fn client_security(&self) -> &ClientSecurity {
+        &self.client
     }
 
     /// Starts `specs` with every node's Kafka listener and quorum listener behind a
@@ -305,27 +316,40 @@ impl Cluster {
     /// other brokers and the other quorum members all reach it through the proxies.
     /// [`Cluster::kafka_addr`] and [`Cluster::view`] still reach the node directly.
     pub fn start_behind_proxies(specs: &[Spec], seed: u64) -> (Cluster, BTreeMap<i32, NodeProxies>) {
+        Cluster::start_behind_proxies_with(specs, seed, ClientSecurity::plaintext())
+    }
+
+    /// Like [`Cluster::start_behind_proxies`], for nodes whose settings (in `specs`) secure
+    /// their listeners, reached by the test's own connections with `client`. When `client`
+    /// uses TLS, the nodes' listeners speak TLS, which is not Kafka frames on the wire: the
+    /// proxies then forward bytes ([`Proxy::start_transparent`]), so outages and blocked
+    /// sources apply and per-frame faults do not.
+    pub fn start_behind_proxies_with(
+        specs: &[Spec],
+        seed: u64,
+        client: ClientSecurity,
+    ) -> (Cluster, BTreeMap<i32, NodeProxies>) {
         let controller_ports = free_ports(specs.len());
+        let transparent = client.tls.is_some();
         let mut proxies = BTreeMap::new();
         let mut proxied = Vec::with_capacity(specs.len());
         for (spec, &port) in specs.iter().zip(&controller_ports) {
             assert!(spec.controller.is_none() && spec.advertise.is_none(), "node {} has its own addresses", spec.id);
-            // Without faults the proxies never draw from their seed.
-            let source = outbound_source(spec.id);
-            let node = NodeProxies { kafka: Proxy::start(seed), controller: Proxy::start(seed), source };
-            node.controller.set_target(([127, 0, 0, 1], port).into());
-            let bind = format!("runnel.outbound.bind.address={source}");
+            let node = NodeProxies::start(seed, outbound_source(spec.id), transparent);
+            node.set_controller_target(([127, 0, 0, 1], port).into());
+            let bind = format!("runnel.outbound.bind.address={}", node.source);
             proxied.push(
                 spec.clone()
-                    .with_controller(port, node.controller.addr().to_string())
-                    .with_advertise(node.kafka.addr().to_string())
+                    .with_controller(port, node.controller_addr().to_string())
+                    .with_advertise(node.kafka_addr().to_string())
                     .with_args(&["--set", &bind]),
             );
             proxies.insert(spec.id, node);
         }
-        let cluster = Cluster::start(&proxied);
+        let mut cluster = Cluster::start(&proxied);
+        cluster.client = client;
         for (&id, node) in &proxies {
-            node.kafka.set_target(cluster.kafka_addr(id).parse().expect("a node's Kafka address"));
+            node.set_kafka_target(cluster.kafka_addr(id).parse().expect("a node's Kafka address"));
         }
         (cluster, proxies)
     }
@@ -340,7 +364,8 @@ pub fn outbound_source(id: i32) -> std::net::IpAddr {
 }
 
 /// The two proxies in front of one node of [`Cluster::start_behind_proxies`], and the
-/// address its own connections to other nodes come from.
+/// address its own connections to other nodes come from. Clients and other nodes reach the
+/// node at [`NodeProxies::kafka_addr`] and [`NodeProxies::controller_addr`].
 pub struct NodeProxies {
     pub kafka: Proxy,
     pub controller: Proxy,
@@ -348,6 +373,41 @@ pub struct NodeProxies {
 }
 
 impl NodeProxies {
+    /// Two proxies without faults (they never draw from their seed then), forwarding bytes
+    /// rather than frames when `transparent` (TLS).
+    fn start(seed: u64, source: std::net::IpAddr, transparent: bool) -> NodeProxies {
+        let start = if transparent { Proxy::start_transparent } else { Proxy::start };
+        NodeProxies { kafka: start(seed), controller: start(seed), source }
+    }
+
+    /// The node's Kafka address for clients and other brokers (what it advertises).
+    pub fn kafka_addr(&self) -> SocketAddr {
+        self.kafka.addr()
+    }
+
+    /// The node's quorum address for the other quorum members (what it advertises).
+    pub fn controller_addr(&self) -> SocketAddr {
+        self.controller.addr()
+    }
+
+    fn set_kafka_target(&self, node: SocketAddr) {
+        self.kafka.set_target(node);
+    }
+
+    fn set_controller_target(&self, node: SocketAddr) {
+        self.controller.set_target(node);
+    }
+
+    /// What the Kafka proxy did.
+    pub fn kafka_stats(&self) -> ProxyStats {
+        self.kafka.stats()
+    }
+
+    /// What the quorum proxy did.
+    pub fn controller_stats(&self) -> ProxyStats {
+        self.controller.stats()
+    }
+
     /// Closes every connection into the node, Kafka and quorum, and refuses new ones for
     /// `outage` or until [`NodeProxies::heal`]. The node's own connections out to other
     /// nodes' proxies are not affected: see [`isolate`] for both directions.
@@ -432,7 +492,13 @@ fn error_name(code: i16) -> String {
 }
 
 async fn connect(addr: &str) -> Result<Connection, String> {
-    match tokio::time::timeout(REQUEST_TIMEOUT, Connection::connect(addr)).await {
+    connect_with(addr, &ClientSecurity::plaintext()).await
+}
+
+/// A connection to `addr` with `security` (TLS, then SASL, as configured), within the
+/// request timeout.
+pub async fn connect_with(addr: &str, security: &ClientSecurity) -> Result<Connection, String> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, Connection::connect_secure(addr, None, security)).await {
         Err(_) => Err(format!("connecting to {addr} timed out")),
         Ok(Err(e)) => Err(format!("connecting to {addr}: {e}")),
         Ok(Ok(conn)) => Ok(conn),
@@ -441,7 +507,12 @@ async fn connect(addr: &str) -> Result<Connection, String> {
 
 /// Metadata v12 for all topics from the node at `addr`, without auto-creation.
 pub async fn view(addr: &str) -> Result<ClusterView, String> {
-    let mut conn = connect(addr).await?;
+    view_with(addr, &ClientSecurity::plaintext()).await
+}
+
+/// Like [`view`], connecting with `security`.
+pub async fn view_with(addr: &str, security: &ClientSecurity) -> Result<ClusterView, String> {
+    let mut conn = connect_with(addr, security).await?;
     let request = MetadataRequest::default().with_topics(None).with_allow_auto_topic_creation(false);
     let response = conn.send(&request, 12).await.map_err(|e| format!("Metadata to {addr}: {e}"))?;
     let brokers = response
@@ -526,7 +597,20 @@ pub async fn create_topic_with_configs_via(
     replication: i16,
     configs: &[(&str, &str)],
 ) -> Result<String, AdminError> {
-    let mut conn = connect(addr).await.map_err(AdminError::Transport)?;
+    create_topic_with_configs_via_secure(addr, &ClientSecurity::plaintext(), name, partitions, replication, configs)
+        .await
+}
+
+/// Like [`create_topic_with_configs_via`], connecting with `security`.
+pub async fn create_topic_with_configs_via_secure(
+    addr: &str,
+    security: &ClientSecurity,
+    name: &str,
+    partitions: i32,
+    replication: i16,
+    configs: &[(&str, &str)],
+) -> Result<String, AdminError> {
+    let mut conn = connect_with(addr, security).await.map_err(AdminError::Transport)?;
     let configs = configs
         .iter()
         .map(|(key, value)| {

@@ -629,8 +629,16 @@ impl<T: Send + 'static> Drop for DetachedDrop<T> {
 
 /// A blocking consumer for metadata-style calls (watermarks, offsets for times).
 pub fn base_consumer(bootstrap: &str) -> BaseConsumer {
+    base_consumer_with(bootstrap, &[])
+}
+
+/// Like [`base_consumer`], plus `extra` (e.g. a secured listener's client properties).
+pub fn base_consumer_with(bootstrap: &str, extra: &[(&str, &str)]) -> BaseConsumer {
     let mut config = base_config(bootstrap);
     config.set("group.id", "runnel-tests-unused").set("enable.auto.commit", "false");
+    for (key, value) in extra {
+        config.set(*key, *value);
+    }
     config.create().expect("base consumer")
 }
 

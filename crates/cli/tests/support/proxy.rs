@@ -19,6 +19,11 @@
 //!   outgoing connections from distinct loopback addresses can so be cut off in both
 //!   directions.
 //!
+//! A **transparent** proxy ([`Proxy::start_transparent`]) forwards bytes as they come,
+//! for listeners whose traffic is not Kafka frames on the wire (TLS): the connection faults
+//! (outage, blocked source) apply, the per-frame ones (drop, delay) do not, and faults set
+//! on it are refused.
+//!
 //! Determinism: connection `n` draws from its own splitmix64 streams derived from the seed
 //! and `n` (one per direction), and every frame draws the same number of values whatever the
 //! faults are, so the k-th frame of the n-th connection gets the same decision for the same
@@ -194,6 +199,8 @@ struct State {
 
 struct Shared {
     seed: u64,
+    /// Forward bytes, not frames (see [`Proxy::start_transparent`]).
+    transparent: bool,
     stopping: AtomicBool,
     state: Mutex<State>,
     counters: Counters,
@@ -315,10 +322,21 @@ impl Proxy {
     /// Listens on `127.0.0.1:0` with no target and no faults; connections are refused until
     /// [`Proxy::set_target`].
     pub fn start(seed: u64) -> Proxy {
+        Proxy::launch(seed, false)
+    }
+
+    /// Like [`Proxy::start`], forwarding bytes instead of frames (TLS listeners): only
+    /// outages and blocked sources apply.
+    pub fn start_transparent(seed: u64) -> Proxy {
+        Proxy::launch(seed, true)
+    }
+
+    fn launch(seed: u64, transparent: bool) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy listener");
         let addr = listener.local_addr().expect("proxy listener address");
         let shared = Arc::new(Shared {
             seed,
+            transparent,
             stopping: AtomicBool::new(false),
             state: Mutex::new(State {
                 target: None,
@@ -353,6 +371,10 @@ impl Proxy {
 
     pub fn set_faults(&self, faults: Faults) {
         faults.check();
+        assert!(
+            !self.shared.transparent || (faults.drop_response_probability == 0.0 && faults.delay_probability == 0.0),
+            "a transparent proxy sees no frames to drop or delay"
+        );
         self.shared.state().faults = faults;
     }
 
@@ -528,7 +550,11 @@ impl Pump {
     /// Forwards frames until either side closes; then shuts both down so the other pump ends.
     fn run(mut self, mut from: TcpStream, mut to: TcpStream) {
         let mut buffer = vec![0u8; COPY_CHUNK_BYTES];
-        while self.forward_frame(&mut from, &mut to, &mut buffer).is_ok() {}
+        if self.shared.transparent {
+            while forward_bytes(&mut from, &mut to, &mut buffer).is_ok() {}
+        } else {
+            while self.forward_frame(&mut from, &mut to, &mut buffer).is_ok() {}
+        }
         // Whatever closed the connection (a fault, an outage, the node or the client), the
         // requests still unanswered are lost; the first pump to get here counts them.
         self.shared.close_losing_requests(self.id);
@@ -610,6 +636,14 @@ impl Pump {
         let correlation_id = head.get(..4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))?;
         let inflight = self.inflight.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         inflight.iter().find(|&&(id, _)| id == correlation_id).map(|&(_, api_key)| api_key)
+    }
+}
+
+/// Forwards what one read returns; the end of the stream or an error closes.
+fn forward_bytes(from: &mut TcpStream, to: &mut TcpStream, buffer: &mut [u8]) -> Result<(), Closed> {
+    match from.read(buffer)? {
+        0 => Err(Closed),
+        read => Ok(to.write_all(&buffer[..read])?),
     }
 }
 
