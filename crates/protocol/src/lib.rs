@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod batch;
+pub mod compression;
 pub mod frame;
 pub mod legacy;
 
