@@ -461,6 +461,12 @@ async fn certificate_principals_are_what_acls_decide_on() {
         );
         assert!(ok, "{out}");
     }
+    let (ok, out) = runnel(
+        &sasl,
+        Some(&admin),
+        &["acl", "add", "--allow-principal", "User:reader", "--operation", "Read", "--group", "certs-readers"],
+    );
+    assert!(ok, "{out}");
     let client = |name: &str| {
         let (cert, key) = pki.write_client(name);
         let mut properties = ssl_client(&pki.ca_path());
@@ -471,11 +477,54 @@ async fn certificate_principals_are_what_acls_decide_on() {
     let (writer, reader, other) = (client("writer"), client("reader"), client("other"));
     let (ok, err) = produce(&ssl, &writer, "certs", &["a:1", "b:2"]);
     assert!(ok, "CN=writer is User:writer and may write: {err}");
+    // The rdkafka crate (librdkafka with OpenSSL) with the writer's certificate, too.
+    let writer_settings: Vec<(&str, &str)> = writer.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let rdkafka_writer = producer(&ssl, &writer_settings);
+    let placed = produce_all(&rdkafka_writer, "certs", Some(0), &[Msg::new("c", "3")], None).await;
+    assert_eq!(placed.len(), 1, "the rdkafka crate writes over mTLS");
+    let rdkafka_reader = producer(&ssl, &reader.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>());
+    let refused = rdkafka_reader
+        .send(rdkafka::producer::FutureRecord::to("certs").key("d").payload("4"), std::time::Duration::from_secs(10))
+        .await;
+    let error = refused.expect_err("User:reader may not write").0;
+    assert_eq!(error.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::TopicAuthorizationFailed));
     let (ok, err) = produce(&ssl, &reader, "certs", &["c:3"]);
     assert!(!ok && err.contains("Topic authorization failed"), "User:reader may not write: {err}");
     let (ok, out, err) = consume(&ssl, &reader, "certs", None);
     assert!(ok, "User:reader reads: {err}");
-    assert_eq!(out.lines().collect::<Vec<_>>(), ["a:1", "b:2"]);
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["a:1", "b:2", "c:3"]);
+    // confluent-kafka with the reader's certificate reads the same.
+    let script = r#"
+import sys
+from confluent_kafka import Consumer, TopicPartition
+conf = {"bootstrap.servers": sys.argv[1], "security.protocol": "SSL", "ssl.ca.location": sys.argv[2],
+        "ssl.certificate.location": sys.argv[3], "ssl.key.location": sys.argv[4],
+        "group.id": "certs-readers", "enable.auto.commit": False}
+consumer = Consumer(conf)
+consumer.assign([TopicPartition("certs", 0, 0)])
+seen = []
+while len(seen) < 3:
+    message = consumer.poll(10)
+    if message is None:
+        break
+    if message.error():
+        print("error", message.error())
+        break
+    seen.append(f"{message.key().decode()}:{message.value().decode()}")
+print(",".join(seen))
+"#;
+    let setting = |key: &str| reader.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()).unwrap();
+    let output = Command::new("python3")
+        .args(["-c", script, &ssl])
+        .args([setting("ssl.ca.location"), setting("ssl.certificate.location"), setting("ssl.key.location")])
+        .output()
+        .expect("python3 with confluent-kafka");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "a:1,b:2,c:3",
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let (ok, _, err) = consume(&ssl, &other, "certs", None);
     assert!(!ok && err.contains("Topic authorization failed"), "User:CN=other has no ACL: {err}");
 }
