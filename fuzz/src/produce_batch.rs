@@ -4,11 +4,12 @@
 //! [`single_batch`] is the produce handler's check (`single_produce_batch` in
 //! `runnel_protocol::batch`): exactly one batch, framed, within `max.message.bytes`, then
 //! `BatchView::validate` (CRC32C, codec, count, lastOffsetDelta, record length walk for
-//! uncompressed batches). [`after_append`] is what the log and the read paths do with a
+//! uncompressed batches) and `BatchView::validate_records` (compressed batches decompressed
+//! and their records read; keys on compacted topics, chosen here by the input's length). [`after_append`] is what the log and the read paths do with a
 //! batch that passed: stamp base offset and leader epoch in place (and LogAppendTime),
 //! then read it back the way ListOffsets-by-timestamp and the internal-topic replays do.
 
-use runnel_protocol::batch::{BatchMut, BatchView, Compression};
+use runnel_protocol::batch::{BatchMut, BatchView, Compression, RecordChecks};
 use runnel_protocol::ResponseError;
 
 /// The broker's default `max.message.bytes` (Kafka's: 1 MiB + record batch overhead).
@@ -16,7 +17,9 @@ pub const MAX_MESSAGE_BYTES: usize = 1_048_588;
 
 /// The produce handler's check (`runnel_protocol::batch::single_produce_batch`).
 pub fn single_batch(records: &[u8], max_message_bytes: usize) -> Result<BatchView<'_>, (ResponseError, String)> {
-    runnel_protocol::batch::single_produce_batch(records, max_message_bytes)
+    // A smaller decompression bound than the broker's keeps each input quick.
+    let checks = RecordChecks { keys_required: records.len() % 2 == 0, decompressed_max_bytes: 1 << 20 };
+    runnel_protocol::batch::single_produce_batch(records, max_message_bytes, checks)
 }
 
 /// Every header accessor the broker reads from a framed batch (none may panic).

@@ -34,6 +34,8 @@ pub struct TopicSettings {
     pub log_append_time: bool,
     /// acks=all needs at least this many in-sync replicas.
     pub min_insync_replicas: usize,
+    /// `cleanup.policy` includes `compact`: every record needs a key.
+    pub compacted: bool,
 }
 
 /// The effective value of `name` for a topic, as DescribeConfigs reports it, and whether it
@@ -177,13 +179,16 @@ pub fn settings(broker: &BrokerConfig, overrides: Option<&BTreeMap<String, Strin
     };
     // Retention by time and size deletes segments; a compact-only topic keeps everything
     // (compaction itself is what bounds it, as in Kafka).
-    let deletes = get("cleanup.policy").split(',').any(|p| p.trim() == "delete");
+    let policy = get("cleanup.policy");
+    let deletes = policy.split(',').any(|p| p.trim() == "delete");
+    let compacted = policy.split(',').any(|p| p.trim() == "compact");
     let log = if deletes { log } else { LogConfig { retention_ms: -1, retention_bytes: -1, ..log } };
     TopicSettings {
         log,
         max_message_bytes: num("max.message.bytes", broker.message_max_bytes as i64) as usize,
         log_append_time: get("message.timestamp.type") == "LogAppendTime",
         min_insync_replicas: num("min.insync.replicas", 1).max(1) as usize,
+        compacted,
     }
 }
 

@@ -8,11 +8,36 @@
 //! 53 baseSequence i32 | 57 recordCount i32 | 61 records...
 //! ```
 //! `baseOffset` and `partitionLeaderEpoch` lie outside the CRC, so the broker assigns them in
-//! place without re-checksumming. The broker never decompresses: it validates the header, the
-//! lengths and the CRC, and (for uncompressed batches) walks the record length prefixes to
-//! check the record count, which is one varint per record and no copy.
+//! place without re-checksumming. The broker validates the header, the lengths and the CRC,
+//! and for uncompressed batches walks the record length prefixes to check the record count,
+//! which is one varint per record and no copy. Compressed batches are read where Kafka reads
+//! them ([`BatchView::validate_records`], [`BatchView::first_at_or_after`]): decompressed as
+//! a bounded stream of records (`compression.rs`), never stored other than as they came.
 
+use crate::compression::RecordStream;
 use crate::ResponseError;
+
+/// The most a compressed batch may decompress to when the broker reads it: its records are
+/// streamed, so this bounds the work per batch and the largest record held.
+pub const DECOMPRESSED_BATCH_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Kafka's message for a keyless record on a compacted topic.
+const KEY_REQUIRED: &str = "compacted topic cannot accept a record without a key";
+
+/// What a producer's records are checked against beyond the batch's framing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordChecks {
+    /// A compacted topic (`cleanup.policy` includes `compact`): every record needs a key.
+    pub keys_required: bool,
+    /// The most a compressed batch may decompress to.
+    pub decompressed_max_bytes: usize,
+}
+
+impl RecordChecks {
+    pub fn for_topic(keys_required: bool) -> Self {
+        RecordChecks { keys_required, decompressed_max_bytes: DECOMPRESSED_BATCH_BYTES_MAX }
+    }
+}
 
 pub const HEADER_BYTES: usize = 61;
 /// Bytes before the `batchLength` field ends: the length counts what follows it.
@@ -54,6 +79,8 @@ pub enum BatchError {
     TooLarge { size: usize, limit: usize },
     #[error("unknown compression codec {0}")]
     UnknownCompression(i16),
+    #[error("compressed records do not decode: {0}")]
+    Undecodable(&'static str),
 }
 
 impl BatchError {
@@ -63,7 +90,7 @@ impl BatchError {
             BatchError::UnsupportedMagic(_) => ResponseError::UnsupportedForMessageFormat,
             BatchError::Invalid(_) => ResponseError::InvalidRecord,
             BatchError::TooLarge { .. } => ResponseError::MessageTooLarge,
-            BatchError::UnknownCompression(_) => ResponseError::CorruptMessage,
+            BatchError::UnknownCompression(_) | BatchError::Undecodable(_) => ResponseError::CorruptMessage,
         }
     }
 }
@@ -76,6 +103,19 @@ pub enum Compression {
     Snappy,
     Lz4,
     Zstd,
+}
+
+impl Compression {
+    /// The attribute bits of the codec.
+    pub fn code(self) -> i16 {
+        match self {
+            Compression::None => 0,
+            Compression::Gzip => 1,
+            Compression::Snappy => 2,
+            Compression::Lz4 => 3,
+            Compression::Zstd => 4,
+        }
+    }
 }
 
 fn be_i16(b: &[u8], at: usize) -> i16 {
@@ -186,24 +226,36 @@ impl<'a> BatchView<'a> {
     }
 
     /// The first record whose timestamp is at least `timestamp`: (offset, its timestamp).
-    /// Exact for uncompressed CreateTime batches; otherwise (compressed records cannot be
-    /// read without decompressing, LogAppendTime stamps the whole batch) the batch's base
-    /// offset and max timestamp when the batch reaches `timestamp`.
+    /// Exact for CreateTime batches, compressed ones too (decompressed, at most
+    /// [`DECOMPRESSED_BATCH_BYTES_MAX`]); a LogAppendTime batch stamps all its records
+    /// alike, so its base offset and max timestamp answer when it reaches `timestamp`.
     pub fn first_at_or_after(&self, timestamp: i64) -> Option<(i64, i64)> {
         if self.max_timestamp() < timestamp {
             return None;
         }
-        if self.is_log_append_time() || !matches!(self.compression(), Ok(Compression::None)) {
+        if self.is_log_append_time() {
             return Some((self.base_offset(), self.max_timestamp()));
         }
-        let exact = self.records().ok().and_then(|records| {
-            records.iter().find_map(|r| {
-                // Deltas come from the producer: a sum that overflows matches nothing.
-                let record_timestamp = self.base_timestamp().checked_add(r.timestamp_delta)?;
-                let offset = self.base_offset().checked_add(r.offset_delta)?;
-                (record_timestamp >= timestamp).then_some((offset, record_timestamp))
-            })
-        });
+        let matching = |timestamp_delta: i64, offset_delta: i64| {
+            // Deltas come from the producer: a sum that overflows matches nothing.
+            let record_timestamp = self.base_timestamp().checked_add(timestamp_delta)?;
+            let offset = self.base_offset().checked_add(offset_delta)?;
+            (record_timestamp >= timestamp).then_some((offset, record_timestamp))
+        };
+        let exact = match self.compression() {
+            Ok(Compression::None) => self
+                .records()
+                .ok()
+                .and_then(|records| records.iter().find_map(|r| matching(r.timestamp_delta, r.offset_delta))),
+            Ok(codec) => {
+                let region = &self.bytes[HEADER_BYTES..];
+                RecordStream::new(codec, region, DECOMPRESSED_BATCH_BYTES_MAX).ok().and_then(|mut stream| {
+                    std::iter::from_fn(|| stream.next_record().ok().flatten())
+                        .find_map(|r| matching(r.timestamp_delta, r.offset_delta))
+                })
+            }
+            Err(_) => None,
+        };
         // A batch whose records disagree with its header falls back to the header.
         exact.or(Some((self.base_offset(), self.max_timestamp())))
     }
@@ -227,6 +279,36 @@ impl<'a> BatchView<'a> {
             if walked != count as usize {
                 return Err(BatchError::Invalid("record count disagrees with the records"));
             }
+        }
+        Ok(())
+    }
+
+    /// The checks of the records themselves that Kafka's log validator makes: a compressed
+    /// batch is decompressed (at most `checks.decompressed_max_bytes`) and its records must
+    /// number `recordCount` with offset deltas 0, 1, 2, ...; on a compacted topic every
+    /// record needs a key. An uncompressed batch's count was checked by
+    /// [`BatchView::validate`]; its records are only walked (in place) for keys.
+    pub fn validate_records(&self, checks: RecordChecks) -> Result<(), BatchError> {
+        let codec = self.compression()?;
+        if codec == Compression::None {
+            if checks.keys_required && self.records()?.iter().any(|r| r.key.is_none()) {
+                return Err(BatchError::Invalid(KEY_REQUIRED));
+            }
+            return Ok(());
+        }
+        let mut stream = RecordStream::new(codec, &self.bytes[HEADER_BYTES..], checks.decompressed_max_bytes)?;
+        let mut count: i64 = 0;
+        while let Some(record) = stream.next_record()? {
+            if record.offset_delta != count {
+                return Err(BatchError::Invalid("a record's offset delta is out of sequence"));
+            }
+            if checks.keys_required && record.key.is_none() {
+                return Err(BatchError::Invalid(KEY_REQUIRED));
+            }
+            count += 1;
+        }
+        if count != i64::from(self.record_count()) {
+            return Err(BatchError::Invalid("record count disagrees with the records"));
         }
         Ok(())
     }
@@ -370,6 +452,7 @@ impl<'a> BatchMut<'a> {
 pub fn single_produce_batch(
     records: &[u8],
     max_message_bytes: usize,
+    checks: RecordChecks,
 ) -> Result<BatchView<'_>, (ResponseError, String)> {
     let mut batches = BatchIter::new(records);
     let (_, batch): (usize, BatchView) = match batches.next() {
@@ -387,6 +470,7 @@ pub fn single_produce_batch(
         ));
     }
     batch.validate().map_err(|e| (e.response_error(), e.to_string()))?;
+    batch.validate_records(checks).map_err(|e| (e.response_error(), e.to_string()))?;
     Ok(batch)
 }
 
@@ -524,6 +608,28 @@ pub fn build_batch_records(base_timestamp: i64, records: &[KeyValue]) -> Vec<u8>
     batch
 }
 
+/// As [`build_batch_records`], with the records compressed with `codec` (tests and tools:
+/// what a producer with `compression.type` sends).
+pub fn build_batch_compressed(base_timestamp: i64, records: &[KeyValue], codec: Compression) -> Vec<u8> {
+    let plain = build_batch_records(base_timestamp, records);
+    recompress(&plain, codec)
+}
+
+/// A copy of an uncompressed batch with its record region compressed by `codec`, the
+/// attributes' codec bits, length and CRC set accordingly.
+pub fn recompress(plain: &[u8], codec: Compression) -> Vec<u8> {
+    let packed = crate::compression::compress(codec, &plain[HEADER_BYTES..], None);
+    let mut batch = plain[..HEADER_BYTES].to_vec();
+    batch.extend_from_slice(&packed);
+    let length = i32::try_from(batch.len() - LOG_OVERHEAD).expect("a batch is at most i32::MAX bytes");
+    batch[OFF_LENGTH..OFF_LENGTH + 4].copy_from_slice(&length.to_be_bytes());
+    let attributes = (be_i16(&batch, OFF_ATTRIBUTES) & !ATTR_COMPRESSION_MASK) | codec.code();
+    batch[OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[OFF_ATTRIBUTES..]);
+    batch[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    batch
+}
+
 fn write_varint(out: &mut Vec<u8>, value: i64) {
     let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
     loop {
@@ -541,6 +647,71 @@ fn write_varint(out: &mut Vec<u8>, value: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn keyed(n: usize, keyless_at: Option<usize>) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
+        (0..n)
+            .map(|i| ((Some(i) != keyless_at).then(|| format!("k{i}").into_bytes()), format!("v{i}").into_bytes()))
+            .collect()
+    }
+
+    fn as_records(owned: &[(Option<Vec<u8>>, Vec<u8>)]) -> Vec<KeyValue<'_>> {
+        owned.iter().map(|(k, v)| (k.as_deref(), Some(v.as_slice()))).collect()
+    }
+
+    const COMPRESSED: [Compression; 4] = [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
+
+    #[test]
+    fn compressed_batches_are_counted_and_compacted_topics_need_keys() {
+        let open = RecordChecks::for_topic(false);
+        let compacted = RecordChecks::for_topic(true);
+        for codec in COMPRESSED {
+            let good = build_batch_compressed(1_000, &as_records(&keyed(5, None)), codec);
+            let view = BatchView::parse(&good).unwrap();
+            assert_eq!(view.compression().unwrap(), codec);
+            view.validate().unwrap();
+            assert_eq!(view.validate_records(compacted), Ok(()), "{codec:?}");
+            let keyless = build_batch_compressed(1_000, &as_records(&keyed(5, Some(3))), codec);
+            let view = BatchView::parse(&keyless).unwrap();
+            assert_eq!(view.validate_records(open), Ok(()), "{codec:?}: keys are optional elsewhere");
+            let refused = view.validate_records(compacted).unwrap_err();
+            assert_eq!(refused.response_error(), ResponseError::InvalidRecord, "{codec:?}");
+            // A header claiming more records than the compressed region holds.
+            let mut lying = build_batch_compressed(1_000, &as_records(&keyed(5, None)), codec);
+            lying[OFF_RECORD_COUNT..OFF_RECORD_COUNT + 4].copy_from_slice(&6i32.to_be_bytes());
+            lying[OFF_LAST_OFFSET_DELTA..OFF_LAST_OFFSET_DELTA + 4].copy_from_slice(&5i32.to_be_bytes());
+            let crc = crc32c::crc32c(&lying[OFF_ATTRIBUTES..]);
+            lying[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+            let view = BatchView::parse(&lying).unwrap();
+            view.validate().unwrap();
+            assert_eq!(view.validate_records(open).unwrap_err().response_error(), ResponseError::InvalidRecord);
+            // Garbage behind a valid header and CRC.
+            let mut garbage = good[..HEADER_BYTES].to_vec();
+            garbage.extend_from_slice(b"definitely not compressed");
+            let length = i32::try_from(garbage.len() - LOG_OVERHEAD).unwrap();
+            garbage[OFF_LENGTH..OFF_LENGTH + 4].copy_from_slice(&length.to_be_bytes());
+            let crc = crc32c::crc32c(&garbage[OFF_ATTRIBUTES..]);
+            garbage[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+            let err = BatchView::parse(&garbage).unwrap().validate_records(open).unwrap_err();
+            assert_eq!(err.response_error(), ResponseError::CorruptMessage, "{codec:?}: {err}");
+        }
+        let plain_keyless = build_batch_records(1_000, &as_records(&keyed(3, Some(0))));
+        let view = BatchView::parse(&plain_keyless).unwrap();
+        assert!(view.validate_records(open).is_ok() && view.validate_records(compacted).is_err());
+    }
+
+    #[test]
+    fn a_timestamp_search_finds_the_exact_record_in_a_compressed_batch() {
+        let records = keyed(10, None);
+        for codec in COMPRESSED {
+            let mut batch = build_batch_compressed(1_000, &as_records(&records), codec);
+            BatchMut::new(&mut batch).set_base_offset(100);
+            let view = BatchView::parse(&batch).unwrap();
+            // build_batch_records stamps record i at base_timestamp + i.
+            assert_eq!(view.first_at_or_after(1_004), Some((104, 1_004)), "{codec:?}");
+            assert_eq!(view.first_at_or_after(0), Some((100, 1_000)));
+            assert_eq!(view.first_at_or_after(1_010), None);
+        }
+    }
 
     #[test]
     fn built_batch_validates_and_offsets_stamp_outside_crc() {

@@ -23,7 +23,7 @@ const XERIAL_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
 const XERIAL_HEADER_BYTES: usize = 16;
 
 fn corrupt(why: &'static str) -> BatchError {
-    BatchError::Invalid(why)
+    BatchError::Undecodable(why)
 }
 
 /// A reader of `input` decompressed with `codec`.

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
-use runnel_protocol::batch::single_produce_batch;
+use runnel_protocol::batch::{single_produce_batch, RecordChecks};
 use runnel_protocol::ResponseError;
 use runnel_storage::{AppendInfo, ProducerError, StorageError};
 
@@ -53,7 +53,8 @@ async fn produce_partition(
     let Some(records) = records else {
         return Outcome::error(ResponseError::InvalidRecord, "null record set".to_string());
     };
-    if let Err((error, message)) = single_produce_batch(records, settings.max_message_bytes) {
+    let checks = RecordChecks::for_topic(settings.compacted);
+    if let Err((error, message)) = single_produce_batch(records, settings.max_message_bytes, checks) {
         tracing::debug!(topic = %partition.topic, partition = partition.index, %message, "produce refused");
         return Outcome::error(error, message);
     }
