@@ -18,7 +18,7 @@ pub const MAX_MESSAGE_BYTES: usize = 1_048_588;
 /// The produce handler's check (`runnel_protocol::batch::single_produce_batch`).
 pub fn single_batch(records: &[u8], max_message_bytes: usize) -> Result<BatchView<'_>, (ResponseError, String)> {
     // A smaller decompression bound than the broker's keeps each input quick.
-    let checks = RecordChecks { keys_required: records.len() % 2 == 0, decompressed_max_bytes: 1 << 20 };
+    let checks = RecordChecks { keys_required: records.len().is_multiple_of(2), decompressed_max_bytes: 1 << 20 };
     runnel_protocol::batch::single_produce_batch(records, max_message_bytes, checks)
 }
 
