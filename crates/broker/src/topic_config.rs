@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use runnel_protocol::batch::Compression;
+
 use runnel_storage::LogConfig;
 
 use crate::config::BrokerConfig;
@@ -10,7 +12,10 @@ use crate::config::BrokerConfig;
 /// Topic configs Runnel understands. CreateTopics and DescribeConfigs use this list.
 pub const TOPIC_CONFIG_NAMES: &[&str] = &[
     "cleanup.policy",
+    "compression.gzip.level",
+    "compression.lz4.level",
     "compression.type",
+    "compression.zstd.level",
     "flush.messages",
     "flush.ms",
     "index.interval.bytes",
@@ -36,6 +41,25 @@ pub struct TopicSettings {
     pub min_insync_replicas: usize,
     /// `cleanup.policy` includes `compact`: every record needs a key.
     pub compacted: bool,
+    /// `compression.type` naming a codec (`uncompressed` is none): batches in another
+    /// codec are recompressed to it, at its level (`compression.<codec>.level`). `None`
+    /// for `producer`: batches are stored as they came.
+    pub compression: Option<(Compression, Option<i32>)>,
+}
+
+/// The codec and level a topic's `compression.type` asks for (see
+/// [`TopicSettings::compression`]).
+fn compression(codec: &str, level: impl Fn(&str) -> Option<i64>) -> Option<(Compression, Option<i32>)> {
+    let level = |name: &str| level(name).and_then(|l| i32::try_from(l).ok());
+    match codec.trim() {
+        "uncompressed" => Some((Compression::None, None)),
+        // -1: the codec's default.
+        "gzip" => Some((Compression::Gzip, level("compression.gzip.level").filter(|l| *l > 0))),
+        "snappy" => Some((Compression::Snappy, None)),
+        "lz4" => Some((Compression::Lz4, level("compression.lz4.level"))),
+        "zstd" => Some((Compression::Zstd, level("compression.zstd.level"))),
+        _ => None,
+    }
 }
 
 /// The effective value of `name` for a topic, as DescribeConfigs reports it, and whether it
@@ -52,6 +76,9 @@ pub fn effective_value(
     let value = match name {
         "cleanup.policy" => "delete".to_string(),
         "compression.type" => "producer".to_string(),
+        "compression.gzip.level" => "-1".to_string(),
+        "compression.lz4.level" => "9".to_string(),
+        "compression.zstd.level" => "3".to_string(),
         "flush.messages" => clamp_i64(log.flush_messages).to_string(),
         "flush.ms" => log.flush_ms.to_string(),
         "index.interval.bytes" => log.index_interval_bytes.to_string(),
@@ -98,6 +125,10 @@ fn numeric_range(name: &str) -> Option<(i64, i64)> {
         "flush.ms" => (0, i64::MAX),
         "min.insync.replicas" => (1, INT_MAX),
         "index.interval.bytes" | "max.message.bytes" => (0, INT_MAX),
+        // KIP-390's ranges; -1 is gzip's default (6).
+        "compression.gzip.level" => (-1, 9),
+        "compression.lz4.level" => (1, 17),
+        "compression.zstd.level" => (-131_072, 22),
         _ => return None,
     })
 }
@@ -189,6 +220,7 @@ pub fn settings(broker: &BrokerConfig, overrides: Option<&BTreeMap<String, Strin
         log_append_time: get("message.timestamp.type") == "LogAppendTime",
         min_insync_replicas: num("min.insync.replicas", 1).max(1) as usize,
         compacted,
+        compression: compression(&get("compression.type"), |name| get(name).trim().parse().ok()),
     }
 }
 

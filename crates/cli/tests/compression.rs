@@ -108,3 +108,38 @@ except Exception as e:
     assert_eq!(keys.len(), 25);
     assert!(keys.iter().filter(|k| k.starts_with("ck-")).count() == 20 && keys.iter().any(|k| k == "kp-4"));
 }
+
+/// The codecs of the batches in a partition's first segment, in order.
+fn stored_codecs(data: &std::path::Path, topic: &str) -> Vec<runnel_protocol::batch::Compression> {
+    let log = std::fs::read(data.join(format!("{topic}-0")).join("00000000000000000000.log")).unwrap();
+    runnel_protocol::batch::BatchIter::new(&log).map(|batch| batch.unwrap().1.compression().unwrap()).collect()
+}
+
+/// A topic whose `compression.type` names a codec stores every batch in that codec,
+/// whatever the producer sent (KIP-390 levels apply); `producer` keeps the producer's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_codec_recompresses_what_producers_send() {
+    use runnel_protocol::batch::Compression;
+    let data = TempDir::new().unwrap();
+    let node = Node::start(data.path(), &[]);
+    let bootstrap = node.bootstrap();
+    create_topic(bootstrap, "as-zstd", 1, &[("compression.type", "zstd"), ("compression.zstd.level", "9")]).await;
+    create_topic(bootstrap, "as-sent", 1, &[]).await;
+    create_topic(bootstrap, "as-plain", 1, &[("compression.type", "uncompressed")]).await;
+    let mut sent = Vec::new();
+    for codec in ["none", "gzip", "lz4"] {
+        let producer = producer(bootstrap, &[("compression.type", codec), ("linger.ms", "20")]);
+        let messages: Vec<Msg> = (0..10).map(|i| Msg::new(format!("{codec}{i}"), vec![b'x'; 200])).collect();
+        for topic in ["as-zstd", "as-sent", "as-plain"] {
+            produce_all(&producer, topic, Some(0), &messages, None).await;
+        }
+        sent.extend(messages);
+    }
+    assert_eq!(stored_codecs(node.data_dir(), "as-zstd"), [Compression::Zstd; 3]);
+    assert_eq!(stored_codecs(node.data_dir(), "as-sent"), [Compression::None, Compression::Gzip, Compression::Lz4]);
+    assert_eq!(stored_codecs(node.data_dir(), "as-plain"), [Compression::None; 3]);
+    for topic in ["as-zstd", "as-sent", "as-plain"] {
+        let read: Vec<Msg> = read_back(bootstrap, topic, 1, sent.len()).await.into_iter().map(|r| r.msg).collect();
+        assert_eq!(read, sent, "{topic}");
+    }
+}

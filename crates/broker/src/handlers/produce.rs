@@ -7,7 +7,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
-use runnel_protocol::batch::{single_produce_batch, RecordChecks};
+use runnel_protocol::batch::{recompress_batch, single_produce_batch, RecordChecks};
 use runnel_protocol::ResponseError;
 use runnel_storage::{AppendInfo, ProducerError, StorageError};
 
@@ -54,10 +54,25 @@ async fn produce_partition(
         return Outcome::error(ResponseError::InvalidRecord, "null record set".to_string());
     };
     let checks = RecordChecks::for_topic(settings.compacted);
-    if let Err((error, message)) = single_produce_batch(records, settings.max_message_bytes, checks) {
-        tracing::debug!(topic = %partition.topic, partition = partition.index, %message, "produce refused");
-        return Outcome::error(error, message);
-    }
+    let batch = match single_produce_batch(records, settings.max_message_bytes, checks) {
+        Ok(batch) => batch,
+        Err((error, message)) => {
+            tracing::debug!(topic = %partition.topic, partition = partition.index, %message, "produce refused");
+            return Outcome::error(error, message);
+        }
+    };
+    // A topic whose compression.type names another codec stores the batch recompressed
+    // (the one case that copies the records); otherwise it is stored as it came.
+    let recompressed = match settings.compression {
+        Some((codec, level)) if batch.compression().ok() != Some(codec) => {
+            match recompress_batch(&batch, codec, level, checks.decompressed_max_bytes) {
+                Ok(bytes) => Some(Bytes::from(bytes)),
+                Err(e) => return Outcome::error(e.response_error(), e.to_string()),
+            }
+        }
+        _ => None,
+    };
+    let records = recompressed.as_ref().unwrap_or(records);
     // Appended straight from the request frame: the header is stamped in a copy, the
     // records go from this buffer to the file.
     let appended = partition.append_batch(records, leader_epoch, settings.log_append_time, now_ms());
