@@ -107,10 +107,58 @@ pub fn compress(codec: Compression, input: &[u8], level: Option<i32>) -> Vec<u8>
 /// One record read from a batch, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
+    pub attributes: u8,
     pub timestamp_delta: i64,
     pub offset_delta: i64,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
+    /// The headers as encoded (their count, then each header), copied as they are when a
+    /// record is written again.
+    pub headers: Vec<u8>,
+}
+
+impl Record {
+    /// Appends this record, length-prefixed, as a batch holds it, with the given deltas.
+    pub fn encode(&self, timestamp_delta: i64, offset_delta: i64, out: &mut Vec<u8>) {
+        let mut body = Vec::with_capacity(
+            16 + self.key.as_ref().map_or(0, Vec::len) + self.value.as_ref().map_or(0, Vec::len) + self.headers.len(),
+        );
+        body.push(self.attributes);
+        write_varint(&mut body, timestamp_delta);
+        write_varint(&mut body, offset_delta);
+        for field in [&self.key, &self.value] {
+            match field {
+                Some(bytes) => {
+                    write_varint(&mut body, i64::try_from(bytes.len()).expect("a record field fits a batch"));
+                    body.extend_from_slice(bytes);
+                }
+                None => write_varint(&mut body, -1),
+            }
+        }
+        body.extend_from_slice(&self.headers);
+        write_varint(out, i64::try_from(body.len()).expect("a record fits a batch"));
+        out.extend_from_slice(&body);
+    }
+}
+
+/// Appends a zig-zag varint.
+pub fn write_varint(out: &mut Vec<u8>, value: i64) {
+    let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
+    loop {
+        let low = u8::try_from(zigzag & 0x7f).expect("masked to 7 bits");
+        if zigzag < 0x80 {
+            out.push(low);
+            return;
+        }
+        out.push(low | 0x80);
+        zigzag >>= 7;
+    }
+}
+
+fn varint_bytes(value: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(10);
+    write_varint(&mut out, value);
+    out
 }
 
 /// The records of a batch's record region, decompressed as they are read.
@@ -180,39 +228,30 @@ impl<'a> RecordStream<'a> {
             return Err(BatchError::TooLarge { size: length, limit: self.budget });
         }
         let budget_after = self.budget - length;
-        let _attributes = self.byte()?;
+        let attributes = self.byte()?;
         let timestamp_delta = self.varint()?;
         let offset_delta = self.varint()?;
         let key = self.nullable()?;
         let value = self.nullable()?;
-        let headers = self.varint()?;
-        let headers = usize::try_from(headers).map_err(|_| corrupt("negative header count"))?;
-        for _ in 0..headers {
-            let key_length = usize::try_from(self.varint()?).map_err(|_| corrupt("header key length"))?;
-            self.skip(key_length)?;
+        let count = self.varint()?;
+        let mut headers = varint_bytes(count);
+        let count = usize::try_from(count).map_err(|_| corrupt("negative header count"))?;
+        for _ in 0..count {
+            let key_length = self.varint()?;
+            headers.extend(varint_bytes(key_length));
+            let key_length = usize::try_from(key_length).map_err(|_| corrupt("header key length"))?;
+            headers.extend(self.bytes(key_length)?);
             let value_length = self.varint()?;
+            headers.extend(varint_bytes(value_length));
             if value_length >= 0 {
                 let value_length = usize::try_from(value_length).map_err(|_| corrupt("header value length"))?;
-                self.skip(value_length)?;
+                headers.extend(self.bytes(value_length)?);
             }
         }
         if self.budget != budget_after {
             return Err(corrupt("record length disagrees with its fields"));
         }
-        Ok(Some(Record { timestamp_delta, offset_delta, key, value }))
-    }
-
-    fn skip(&mut self, length: usize) -> Result<(), BatchError> {
-        if length > self.budget {
-            return Err(BatchError::TooLarge { size: length, limit: self.budget });
-        }
-        let copied = std::io::copy(&mut (&mut self.reader).take(length as u64), &mut std::io::sink())
-            .map_err(|_| BatchError::Truncated("record header"))?;
-        if copied != length as u64 {
-            return Err(BatchError::Truncated("record header"));
-        }
-        self.budget -= length;
-        Ok(())
+        Ok(Some(Record { attributes, timestamp_delta, offset_delta, key, value, headers }))
     }
 }
 
@@ -250,6 +289,17 @@ mod tests {
         let mut stream = RecordStream::new(Compression::None, &batch[HEADER_BYTES..], 1 << 20).unwrap();
         let record = stream.next_record().unwrap().unwrap();
         assert_eq!(record.key.as_deref(), view.records().unwrap()[0].key);
+    }
+
+    #[test]
+    fn a_record_read_and_encoded_again_is_the_same_bytes() {
+        let plain = region();
+        let mut stream = RecordStream::new(Compression::None, &plain, 1 << 20).unwrap();
+        let mut again = Vec::new();
+        while let Some(record) = stream.next_record().unwrap() {
+            record.encode(record.timestamp_delta, record.offset_delta, &mut again);
+        }
+        assert_eq!(again, plain);
     }
 
     #[test]
