@@ -62,6 +62,9 @@ const ATTR_COMPRESSION_MASK: i16 = 0x07;
 const ATTR_TIMESTAMP_TYPE_LOG_APPEND: i16 = 0x08;
 const ATTR_TRANSACTIONAL: i16 = 0x10;
 const ATTR_CONTROL: i16 = 0x20;
+/// KIP-534: the base timestamp holds the time after which the cleaner may remove the
+/// batch's tombstones.
+const ATTR_DELETE_HORIZON: i16 = 0x40;
 
 /// Why a batch was refused. Maps onto the Kafka error code the producer gets.
 #[non_exhaustive]
@@ -208,6 +211,12 @@ impl<'a> BatchView<'a> {
     pub fn is_control(&self) -> bool {
         self.attributes() & ATTR_CONTROL != 0
     }
+    /// KIP-534's delete horizon, when a cleaner has set one: tombstones in this batch may
+    /// be removed from then on.
+    pub fn delete_horizon(&self) -> Option<i64> {
+        (self.attributes() & ATTR_DELETE_HORIZON != 0).then(|| self.base_timestamp())
+    }
+
     pub fn is_log_append_time(&self) -> bool {
         self.attributes() & ATTR_TIMESTAMP_TYPE_LOG_APPEND != 0
     }
@@ -642,6 +651,41 @@ pub fn recompress_batch(
     out[OFF_LENGTH..OFF_LENGTH + 4].copy_from_slice(&length.to_be_bytes());
     let attributes = (be_i16(&out, OFF_ATTRIBUTES) & !ATTR_COMPRESSION_MASK) | codec.code();
     out[OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    let crc = crc32c::crc32c(&out[OFF_ATTRIBUTES..]);
+    out[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    Ok(out)
+}
+
+/// The header fields a cleaner's rewrite of a batch sets (the rest is kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rewrite {
+    pub record_count: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    /// Whether `base_timestamp` is a KIP-534 delete horizon.
+    pub delete_horizon: bool,
+}
+
+/// A batch with `original`'s base offset, last offset delta, producer, epoch and codec,
+/// holding `plain_records` (uncompressed, length-prefixed records, possibly none: a
+/// producer's last batch kept empty), compressed again with the original codec.
+pub fn rewrite_batch(original: &BatchView<'_>, rewrite: Rewrite, plain_records: &[u8]) -> Result<Vec<u8>, BatchError> {
+    let codec = original.compression()?;
+    let region =
+        if plain_records.is_empty() { Vec::new() } else { crate::compression::compress(codec, plain_records, None) };
+    let mut out = original.bytes()[..HEADER_BYTES].to_vec();
+    out.extend_from_slice(&region);
+    let length = i32::try_from(out.len() - LOG_OVERHEAD)
+        .map_err(|_| BatchError::TooLarge { size: out.len(), limit: i32::MAX as usize })?;
+    out[OFF_LENGTH..OFF_LENGTH + 4].copy_from_slice(&length.to_be_bytes());
+    let mut attributes = be_i16(&out, OFF_ATTRIBUTES) & !ATTR_DELETE_HORIZON;
+    if rewrite.delete_horizon {
+        attributes |= ATTR_DELETE_HORIZON;
+    }
+    out[OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    out[OFF_BASE_TIMESTAMP..OFF_BASE_TIMESTAMP + 8].copy_from_slice(&rewrite.base_timestamp.to_be_bytes());
+    out[OFF_MAX_TIMESTAMP..OFF_MAX_TIMESTAMP + 8].copy_from_slice(&rewrite.max_timestamp.to_be_bytes());
+    out[OFF_RECORD_COUNT..OFF_RECORD_COUNT + 4].copy_from_slice(&rewrite.record_count.to_be_bytes());
     let crc = crc32c::crc32c(&out[OFF_ATTRIBUTES..]);
     out[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
     Ok(out)

@@ -28,6 +28,11 @@ fn corrupt(why: &'static str) -> BatchError {
 
 /// A reader of `input` decompressed with `codec`.
 fn decoder<'a>(codec: Compression, input: &'a [u8], max_bytes: usize) -> Result<Box<dyn Read + 'a>, BatchError> {
+    // An empty region is an empty batch (a producer's last, kept by the cleaner), in any
+    // codec: nothing to decompress.
+    if input.is_empty() {
+        return Ok(Box::new(input));
+    }
     Ok(match codec {
         Compression::None => Box::new(input),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),

@@ -11,6 +11,7 @@
 #![warn(clippy::cast_possible_truncation)]
 
 mod checkpoint;
+pub mod cleaner;
 mod config;
 mod entry_file;
 mod error;

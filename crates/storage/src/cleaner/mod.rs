@@ -1,0 +1,69 @@
+//! Log compaction's decisions, pure and tested without I/O (Kafka's `LogCleaner`,
+//! `Cleaner.doClean` and `LogCleanerManager`): which log to clean next ([`choose`]), how far
+//! one pass reaches (the offset map of the dirty range, [`build_map`]), and what each batch
+//! keeps ([`filter::clean_batch`]). The file side (recopying segments into `.cleaned`
+//! files, the `.swap` rename, the `cleaner-offset-checkpoint`) applies these decisions.
+//!
+//! Invariants: the active segment and anything at or above the first uncleanable offset
+//! (the high watermark, `min.compaction.lag.ms`) are never cleaned; a pass maps at most
+//! what its offset map holds and cleans everything below the end of what it mapped; a key's
+//! latest record in the cleaned range always survives; offsets never change.
+
+pub mod choose;
+pub mod filter;
+pub mod offset_map;
+
+use runnel_protocol::batch::{BatchError, BatchView};
+use runnel_protocol::compression::RecordStream;
+
+pub use filter::{clean_batch, CleanContext, Cleaned};
+pub use offset_map::OffsetMap;
+
+/// Maps the keys of `dirty` (batches in offset order, from the first dirty offset) into
+/// `map` until it is full; returns the offset after the last batch mapped whole (where
+/// this pass's cleaning ends; the first dirty offset when not even one batch fit).
+/// Control batches and keyless records carry no key to map.
+pub fn build_map<'a>(
+    dirty: impl IntoIterator<Item = BatchView<'a>>,
+    map: &mut OffsetMap,
+    first_dirty: i64,
+    decompressed_max_bytes: usize,
+) -> Result<i64, BatchError> {
+    let mut end = first_dirty;
+    for batch in dirty {
+        if batch.is_control() {
+            end = batch.last_offset() + 1;
+            continue;
+        }
+        // A batch is mapped whole or not at all: check that its new keys fit first.
+        let mut keys = Vec::new();
+        let mut stream = RecordStream::new(
+            batch.compression()?,
+            &batch.bytes()[runnel_protocol::batch::HEADER_BYTES..],
+            decompressed_max_bytes,
+        )?;
+        while let Some(record) = stream.next_record()? {
+            if let Some(key) = record.key {
+                keys.push((key, batch.base_offset() + record.offset_delta));
+            }
+        }
+        let new_keys = {
+            let mut distinct: Vec<&[u8]> =
+                keys.iter().filter(|(k, _)| map.get(k).is_none()).map(|(k, _)| k.as_slice()).collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            distinct.len()
+        };
+        if !map.fits(new_keys) {
+            break;
+        }
+        for (key, offset) in keys {
+            map.put(&key, offset).expect("room was checked");
+        }
+        end = batch.last_offset() + 1;
+    }
+    Ok(end)
+}
+
+#[cfg(test)]
+mod model_tests;
