@@ -33,6 +33,8 @@ pub enum ClientError {
     Codec(String),
     #[error("response of {0} bytes exceeds the client's limit")]
     TooLarge(usize),
+    #[error("the server answered with TLS: this listener needs security.protocol=SSL or SASL_SSL")]
+    TlsListener,
     #[error("response correlation id {got} does not match request {expected}")]
     Correlation { expected: i32, got: i32 },
     #[error("timed out after {0:?}")]
@@ -173,8 +175,14 @@ impl Connection {
 
     async fn round_trip(&mut self, request: &[u8]) -> Result<Bytes, ClientError> {
         self.stream.write_all(request).await?;
-        let size = self.stream.read_i32().await?;
-        let size = usize::try_from(size).map_err(|_| ClientError::Codec("negative response size".into()))?;
+        let prefix = self.stream.read_i32().await?;
+        // A TLS record (an alert or a handshake, version 3.x) where a size was expected: a
+        // plaintext client on a TLS listener.
+        let [content_type, major, ..] = prefix.to_be_bytes();
+        if matches!(content_type, 0x15 | 0x16) && major == 0x03 {
+            return Err(ClientError::TlsListener);
+        }
+        let size = usize::try_from(prefix).map_err(|_| ClientError::Codec("negative response size".into()))?;
         if size > RESPONSE_BYTES_MAX {
             return Err(ClientError::TooLarge(size));
         }
