@@ -106,6 +106,12 @@ async fn serve_stream<R: AsyncRead + Unpin>(
         let Admitted { frame, _budget } = match frame {
             Ok(Some(admitted)) => admitted,
             Ok(None) => return,
+            // A TLS client that leaves without close_notify (librdkafka, most clients) is an
+            // ordinary end of connection, not a bad frame.
+            Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof && session.protocol.uses_tls() => {
+                tracing::debug!(%peer, error = %e, "TLS client left without close_notify");
+                return;
+            }
             Err(e) => {
                 broker.stats.bad_frames.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%peer, error = %e, "closing connection: bad frame");

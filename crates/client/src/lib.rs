@@ -175,6 +175,9 @@ impl Connection {
 
     async fn round_trip(&mut self, request: &[u8]) -> Result<Bytes, ClientError> {
         self.stream.write_all(request).await?;
+        // A TLS stream may hold encrypted bytes back when the socket was not ready: without
+        // a flush the request can stay buffered while both ends wait.
+        self.stream.flush().await?;
         let prefix = self.stream.read_i32().await?;
         // A TLS record (an alert or a handshake, version 3.x) where a size was expected: a
         // plaintext client on a TLS listener.

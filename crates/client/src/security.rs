@@ -184,7 +184,9 @@ impl ClientSecurity {
             "SASL_SSL" => (true, true),
             other => return Err(setting("security.protocol", format!("unknown protocol {other}"))),
         };
-        let verify_hostname = match get("ssl.endpoint.identification.algorithm").unwrap_or("https") {
+        // Present but empty turns the check off, as in the Java client; absent is https.
+        let algorithm = properties.get("ssl.endpoint.identification.algorithm").map(|v| v.trim());
+        let verify_hostname = match algorithm.unwrap_or("https") {
             "https" => true,
             "none" | "" => false,
             other => {

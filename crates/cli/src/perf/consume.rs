@@ -10,6 +10,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::report::{histogram, progress, Report};
+use super::Cluster;
 
 #[derive(Parser, Clone)]
 pub struct ConsumeArgs {
@@ -36,10 +37,9 @@ pub struct ConsumeArgs {
     pub client: String,
 }
 
-pub fn consumer_config(bootstrap: &str, group: &str, extra: &[String]) -> anyhow::Result<ClientConfig> {
-    let mut config = ClientConfig::new();
+pub fn consumer_config(cluster: &Cluster, group: &str, extra: &[String]) -> anyhow::Result<ClientConfig> {
+    let mut config = cluster.config();
     config
-        .set("bootstrap.servers", bootstrap)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
@@ -64,13 +64,13 @@ fn topic_extent(consumer: &BaseConsumer, topic: &str) -> anyhow::Result<(Vec<i32
     Ok((partitions, total))
 }
 
-pub fn run(bootstrap: &str, json: bool, args: ConsumeArgs) -> anyhow::Result<()> {
-    let probe: BaseConsumer = consumer_config(bootstrap, "runnel-perf-probe", &[])?.create()?;
+pub fn run(cluster: &Cluster, json: bool, args: ConsumeArgs) -> anyhow::Result<()> {
+    let probe: BaseConsumer = consumer_config(cluster, "runnel-perf-probe", &[])?.create()?;
     let (partitions, available) = topic_extent(&probe, &args.topic)?;
     anyhow::ensure!(!partitions.is_empty(), "topic {} has no partitions", args.topic);
     match args.client.as_str() {
         "rdkafka" => {}
-        "runnel" => return run_raw(bootstrap, json, &args, &probe, &partitions),
+        "runnel" => return run_raw(cluster, json, &args, &probe, &partitions),
         other => anyhow::bail!("--client must be rdkafka or runnel, not {other}"),
     }
     let total = args.count.unwrap_or(available);
@@ -84,10 +84,10 @@ pub fn run(bootstrap: &str, json: bool, args: ConsumeArgs) -> anyhow::Result<()>
     let threads: Vec<_> = (0..args.consumers)
         .map(|k| {
             let mine: Vec<i32> = partitions.iter().copied().filter(|p| *p as usize % args.consumers == k).collect();
-            let (received, bytes, ages, args, bootstrap, group) =
-                (received.clone(), bytes.clone(), ages.clone(), args.clone(), bootstrap.to_string(), group.clone());
+            let (received, bytes, ages, args, cluster, group) =
+                (received.clone(), bytes.clone(), ages.clone(), args.clone(), cluster.clone(), group.clone());
             std::thread::spawn(move || -> anyhow::Result<()> {
-                let consumer: BaseConsumer = consumer_config(&bootstrap, &group, &args.consumer_config)?.create()?;
+                let consumer: BaseConsumer = consumer_config(&cluster, &group, &args.consumer_config)?.create()?;
                 if args.group.is_some() {
                     consumer.subscribe(&[&args.topic])?;
                 } else {
@@ -140,7 +140,7 @@ pub fn run(bootstrap: &str, json: bool, args: ConsumeArgs) -> anyhow::Result<()>
 
 /// `--client runnel`: one raw fetcher per consumer, each over its share of the partitions.
 fn run_raw(
-    bootstrap: &str,
+    cluster: &Cluster,
     json: bool,
     args: &ConsumeArgs,
     probe: &BaseConsumer,
@@ -153,6 +153,7 @@ fn run_raw(
         cursors.push(Cursor { topic: args.topic.clone(), partition: *p, offset: low, end: high });
     }
     let total: u64 = cursors.iter().map(|c| (c.end - c.offset) as u64).sum();
+    let security = cluster.security()?;
     let bar = progress(total, json);
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(args.consumers.clamp(1, 4)).enable_all().build()?;
@@ -162,9 +163,9 @@ fn run_raw(
             .map(|k| {
                 let mut mine: Vec<Cursor> =
                     cursors.iter().filter(|c| c.partition as usize % args.consumers == k).cloned().collect();
-                let (bootstrap, bar) = (bootstrap.to_string(), bar.clone());
+                let (bootstrap, security, bar) = (cluster.bootstrap().to_string(), security.clone(), bar.clone());
                 tokio::spawn(async move {
-                    let mut conn = runnel_client::Connection::connect(&bootstrap).await?;
+                    let mut conn = crate::connect::connect_to(&bootstrap, &security).await?;
                     let mut last = 0;
                     let moved = fetch_to_end(&mut conn, &mut mine, 64 << 20, 16 << 20, |m| {
                         bar.inc(m.records - last);

@@ -14,6 +14,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use super::consume::consumer_config;
 use super::produce::{producer_config, send_loop, Delivery, Pace, ProduceArgs, Stats};
 use super::report::{histogram, progress, Report};
+use super::Cluster;
 
 #[derive(Parser, Clone)]
 pub struct E2eArgs {
@@ -54,10 +55,10 @@ fn tail(consumer: &BaseConsumer, topic: &str, partitions: i32) -> anyhow::Result
     Ok(())
 }
 
-pub fn run(bootstrap: &str, json: bool, args: E2eArgs) -> anyhow::Result<()> {
+pub fn run(cluster: &Cluster, json: bool, args: E2eArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.size >= 8, "--size must be at least 8 bytes (the send time travels in the payload)");
-    super::ensure_topic(bootstrap, &args.topic, args.partitions, &[])?;
-    let consumer: BaseConsumer = consumer_config(bootstrap, "runnel-perf-e2e", &args.consumer_config)?
+    super::ensure_topic(cluster, &args.topic, args.partitions, &[])?;
+    let consumer: BaseConsumer = consumer_config(cluster, "runnel-perf-e2e", &args.consumer_config)?
         .set("fetch.wait.max.ms", "100")
         .set("fetch.error.backoff.ms", "10")
         .create()?;
@@ -80,7 +81,7 @@ pub fn run(bootstrap: &str, json: bool, args: E2eArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let stats = Arc::new(Stats::new(start));
     let producer: ThreadedProducer<Delivery> =
-        producer_config(bootstrap, &produce_args)?.create_with_context(Delivery(stats.clone()))?;
+        producer_config(cluster, &produce_args)?.create_with_context(Delivery(stats.clone()))?;
     let expected = (args.rate as f64 * args.duration) as u64;
     let received = Arc::new(AtomicU64::new(0));
     let done_sending = Arc::new(AtomicBool::new(false));

@@ -12,6 +12,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::ClientContext;
 
 use super::report::{histogram, progress, Report};
+use super::Cluster;
 
 #[derive(Parser, Clone)]
 pub struct ProduceArgs {
@@ -91,10 +92,9 @@ impl ProducerContext for Delivery {
     }
 }
 
-pub fn producer_config(bootstrap: &str, args: &ProduceArgs) -> anyhow::Result<ClientConfig> {
-    let mut config = ClientConfig::new();
+pub fn producer_config(cluster: &Cluster, args: &ProduceArgs) -> anyhow::Result<ClientConfig> {
+    let mut config = cluster.config();
     config
-        .set("bootstrap.servers", bootstrap)
         .set("acks", &args.acks)
         .set("compression.type", &args.compression)
         .set("linger.ms", args.linger_ms.to_string())
@@ -156,8 +156,8 @@ pub fn send_loop(
     sent
 }
 
-pub fn run(bootstrap: &str, json: bool, args: ProduceArgs) -> anyhow::Result<()> {
-    super::ensure_topic(bootstrap, &args.topic, args.partitions, &super::pairs(&args.topic_config)?)?;
+pub fn run(cluster: &Cluster, json: bool, args: ProduceArgs) -> anyhow::Result<()> {
+    super::ensure_topic(cluster, &args.topic, args.partitions, &super::pairs(&args.topic_config)?)?;
     let total = args.count.unwrap_or(if args.duration.is_some() { u64::MAX } else { 1_000_000 });
     let per_producer = total.div_ceil(args.producers as u64);
     let start = Instant::now();
@@ -167,10 +167,10 @@ pub fn run(bootstrap: &str, json: bool, args: ProduceArgs) -> anyhow::Result<()>
     let rate = args.rate.map(|r| r as f64 / args.producers as f64);
     let threads: Vec<_> = (0..args.producers)
         .map(|_| {
-            let (stats, args, bootstrap) = (stats.clone(), args.clone(), bootstrap.to_string());
+            let (stats, args, cluster) = (stats.clone(), args.clone(), cluster.clone());
             std::thread::spawn(move || -> anyhow::Result<u64> {
                 let producer: ThreadedProducer<Delivery> =
-                    producer_config(&bootstrap, &args)?.create_with_context(Delivery(stats.clone()))?;
+                    producer_config(&cluster, &args)?.create_with_context(Delivery(stats.clone()))?;
                 let mut buf = vec![b'x'; args.size];
                 let pace = Pace { count: per_producer, deadline, rate };
                 let sent = send_loop(&producer, &stats, &args.topic, pace, &mut buf, |_, _| {});
