@@ -259,7 +259,7 @@ impl<'a> BatchView<'a> {
             Ok(codec) => {
                 let region = &self.bytes[HEADER_BYTES..];
                 RecordStream::new(codec, region, DECOMPRESSED_BATCH_BYTES_MAX).ok().and_then(|mut stream| {
-                    std::iter::from_fn(|| stream.next_record().ok().flatten())
+                    std::iter::from_fn(|| stream.next_summary().ok().flatten())
                         .find_map(|r| matching(r.timestamp_delta, r.offset_delta))
                 })
             }
@@ -307,11 +307,11 @@ impl<'a> BatchView<'a> {
         }
         let mut stream = RecordStream::new(codec, &self.bytes[HEADER_BYTES..], checks.decompressed_max_bytes)?;
         let mut count: i64 = 0;
-        while let Some(record) = stream.next_record()? {
+        while let Some(record) = stream.next_summary()? {
             if record.offset_delta != count {
                 return Err(BatchError::Invalid("a record's offset delta is out of sequence"));
             }
-            if checks.keys_required && record.key.is_none() {
+            if checks.keys_required && !record.has_key {
                 return Err(BatchError::Invalid(KEY_REQUIRED));
             }
             count += 1;

@@ -166,6 +166,15 @@ fn varint_bytes(value: i64) -> Vec<u8> {
     out
 }
 
+/// What validation needs of a record, read without copying its key, value or headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordSummary {
+    pub timestamp_delta: i64,
+    pub offset_delta: i64,
+    pub has_key: bool,
+    pub has_value: bool,
+}
+
 /// The records of a batch's record region, decompressed as they are read.
 pub struct RecordStream<'a> {
     reader: BufReader<Box<dyn Read + 'a>>,
@@ -220,6 +229,62 @@ impl<'a> RecordStream<'a> {
         }
         let length = usize::try_from(length).map_err(|_| corrupt("record field length"))?;
         self.bytes(length).map(Some)
+    }
+
+    /// The next record's offset and timestamp deltas and whether it has a key and a value,
+    /// reading past its bytes without keeping them (validation and timestamp lookups).
+    pub fn next_summary(&mut self) -> Result<Option<RecordSummary>, BatchError> {
+        if self.at_end()? {
+            return Ok(None);
+        }
+        let length = usize::try_from(self.varint()?).map_err(|_| corrupt("negative record length"))?;
+        if length > self.budget {
+            return Err(BatchError::TooLarge { size: length, limit: self.budget });
+        }
+        let budget_after = self.budget - length;
+        let _attributes = self.byte()?;
+        let timestamp_delta = self.varint()?;
+        let offset_delta = self.varint()?;
+        let has_key = self.skip_nullable()?;
+        let has_value = self.skip_nullable()?;
+        let count = usize::try_from(self.varint()?).map_err(|_| corrupt("negative header count"))?;
+        for _ in 0..count {
+            let key_length = usize::try_from(self.varint()?).map_err(|_| corrupt("header key length"))?;
+            self.skip(key_length)?;
+            self.skip_nullable()?;
+        }
+        if self.budget != budget_after {
+            return Err(corrupt("record length disagrees with its fields"));
+        }
+        Ok(Some(RecordSummary { timestamp_delta, offset_delta, has_key, has_value }))
+    }
+
+    /// Reads past a nullable field; whether it was present.
+    fn skip_nullable(&mut self) -> Result<bool, BatchError> {
+        let length = self.varint()?;
+        if length < 0 {
+            return Ok(false);
+        }
+        self.skip(usize::try_from(length).map_err(|_| corrupt("record field length"))?)?;
+        Ok(true)
+    }
+
+    /// Reads past `length` bytes without allocating.
+    fn skip(&mut self, mut length: usize) -> Result<(), BatchError> {
+        if length > self.budget {
+            return Err(BatchError::TooLarge { size: length, limit: self.budget });
+        }
+        self.budget -= length;
+        while length > 0 {
+            let available = self.reader.fill_buf().map_err(|_| corrupt("compressed records do not decompress"))?;
+            if available.is_empty() {
+                return Err(BatchError::Truncated("record field"));
+            }
+            let step = available.len().min(length);
+            self.reader.consume(step);
+            length -= step;
+        }
+        Ok(())
     }
 
     /// The next record; `None` at the end of the region. The record's declared length must
@@ -287,6 +352,12 @@ mod tests {
                 assert_eq!(record.offset_delta, keys.len() as i64 - 1);
             }
             assert_eq!(keys, [Some(b"k1".to_vec()), None, Some(b"k3".to_vec())], "{codec:?}");
+            // The summaries agree with the records, without copying them.
+            let mut stream = RecordStream::new(codec, &packed, 1 << 20).unwrap();
+            let summaries: Vec<(i64, bool, bool)> = std::iter::from_fn(|| stream.next_summary().unwrap())
+                .map(|s| (s.offset_delta, s.has_key, s.has_value))
+                .collect();
+            assert_eq!(summaries, [(0, true, true), (1, false, true), (2, true, false)], "{codec:?}");
         }
         // The stream agrees with the in-place reader of uncompressed batches.
         let batch = build_batch_records(1_000, &[(Some(b"k".as_slice()), Some(b"v".as_slice()))]);
