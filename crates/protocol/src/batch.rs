@@ -14,7 +14,7 @@
 //! them ([`BatchView::validate_records`], [`BatchView::first_at_or_after`]): decompressed as
 //! a bounded stream of records (`compression.rs`), never stored other than as they came.
 
-use crate::compression::RecordStream;
+use crate::compression::{write_varint, RecordStream};
 use crate::ResponseError;
 
 /// The most a compressed batch may decompress to when the broker reads it: its records are
@@ -689,20 +689,6 @@ pub fn rewrite_batch(original: &BatchView<'_>, rewrite: Rewrite, plain_records: 
     let crc = crc32c::crc32c(&out[OFF_ATTRIBUTES..]);
     out[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
     Ok(out)
-}
-
-fn write_varint(out: &mut Vec<u8>, value: i64) {
-    let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
-    loop {
-        // Each byte carries the low 7 bits; the loop shifts them out.
-        let low = u8::try_from(zigzag & 0x7f).expect("masked to 7 bits");
-        if zigzag < 0x80 {
-            out.push(low);
-            return;
-        }
-        out.push(low | 0x80);
-        zigzag >>= 7;
-    }
 }
 
 #[cfg(test)]

@@ -234,14 +234,9 @@ impl<'a> RecordStream<'a> {
     /// The next record's offset and timestamp deltas and whether it has a key and a value,
     /// reading past its bytes without keeping them (validation and timestamp lookups).
     pub fn next_summary(&mut self) -> Result<Option<RecordSummary>, BatchError> {
-        if self.at_end()? {
+        let Some(budget_after) = self.begin_record()? else {
             return Ok(None);
-        }
-        let length = usize::try_from(self.varint()?).map_err(|_| corrupt("negative record length"))?;
-        if length > self.budget {
-            return Err(BatchError::TooLarge { size: length, limit: self.budget });
-        }
-        let budget_after = self.budget - length;
+        };
         let _attributes = self.byte()?;
         let timestamp_delta = self.varint()?;
         let offset_delta = self.varint()?;
@@ -253,10 +248,29 @@ impl<'a> RecordStream<'a> {
             self.skip(key_length)?;
             self.skip_nullable()?;
         }
+        self.end_record(budget_after)?;
+        Ok(Some(RecordSummary { timestamp_delta, offset_delta, has_key, has_value }))
+    }
+
+    /// Reads the next record's length prefix; `None` at the end of the region, else the
+    /// budget that must remain once the record is read (see [`RecordStream::end_record`]).
+    fn begin_record(&mut self) -> Result<Option<usize>, BatchError> {
+        if self.at_end()? {
+            return Ok(None);
+        }
+        let length = usize::try_from(self.varint()?).map_err(|_| corrupt("negative record length"))?;
+        if length > self.budget {
+            return Err(BatchError::TooLarge { size: length, limit: self.budget });
+        }
+        Ok(Some(self.budget - length))
+    }
+
+    /// A record's declared length must match its fields exactly.
+    fn end_record(&self, budget_after: usize) -> Result<(), BatchError> {
         if self.budget != budget_after {
             return Err(corrupt("record length disagrees with its fields"));
         }
-        Ok(Some(RecordSummary { timestamp_delta, offset_delta, has_key, has_value }))
+        Ok(())
     }
 
     /// Reads past a nullable field; whether it was present.
@@ -290,14 +304,9 @@ impl<'a> RecordStream<'a> {
     /// The next record; `None` at the end of the region. The record's declared length must
     /// match its fields exactly.
     pub fn next_record(&mut self) -> Result<Option<Record>, BatchError> {
-        if self.at_end()? {
+        let Some(budget_after) = self.begin_record()? else {
             return Ok(None);
-        }
-        let length = usize::try_from(self.varint()?).map_err(|_| corrupt("negative record length"))?;
-        if length > self.budget {
-            return Err(BatchError::TooLarge { size: length, limit: self.budget });
-        }
-        let budget_after = self.budget - length;
+        };
         let attributes = self.byte()?;
         let timestamp_delta = self.varint()?;
         let offset_delta = self.varint()?;
@@ -318,9 +327,7 @@ impl<'a> RecordStream<'a> {
                 headers.extend(self.bytes(value_length)?);
             }
         }
-        if self.budget != budget_after {
-            return Err(corrupt("record length disagrees with its fields"));
-        }
+        self.end_record(budget_after)?;
         Ok(Some(Record { attributes, timestamp_delta, offset_delta, key, value, headers }))
     }
 }
