@@ -122,13 +122,23 @@ fn a_follower_fetch_needs_cluster_action_and_a_consumer_fetch_read() {
     let request = FetchRequest::default().with_topics(
         ["a", "b"].iter().map(|t| fetch_request::FetchTopic::default().with_topic(topic_name(t))).collect(),
     );
-    let denied = topics::fetch(&consumer, &request, 12, &image);
+    let denied = topics::fetch(&consumer, &request, 12, || &image);
     assert!(!denied.contains(0) && denied.contains(1));
+    // v13+ names topics by id: "a" (id 1) is readable, "b" (id 2) is not, an unknown id is
+    // left to the handler (UNKNOWN_TOPIC_ID).
+    let by_id = FetchRequest::default().with_topics(
+        [1u128, 2, 9]
+            .iter()
+            .map(|id| fetch_request::FetchTopic::default().with_topic_id(Uuid::from_u128(*id)))
+            .collect(),
+    );
+    let denied = topics::fetch(&consumer, &by_id, 13, || &image);
+    assert!(!denied.contains(0) && denied.contains(1) && !denied.contains(2));
     let as_follower = request.clone().with_replica_id(BrokerId(2));
-    let denied = topics::fetch(&consumer, &as_follower, 12, &image);
+    let denied = topics::fetch(&consumer, &as_follower, 12, || &image);
     assert!(denied.contains(0) && denied.contains(1), "a replica id without ClusterAction gets nothing");
     let broker = alice(&[(CLUSTER, "kafka-cluster", LITERAL, "User:alice", Operation::ClusterAction, true)]);
-    assert_eq!(topics::fetch(&broker, &as_follower, 12, &image), topics::FetchDenied::default());
+    assert_eq!(topics::fetch(&broker, &as_follower, 12, || &image), topics::FetchDenied::default());
 }
 
 #[test]

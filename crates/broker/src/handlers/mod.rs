@@ -202,7 +202,7 @@ pub async fn handle(
         }
         ApiKey::Fetch => {
             let request: kafka_protocol::messages::FetchRequest = decode_body(api, version, body)?;
-            let denied = access::topics::fetch(access, &request, version, &image());
+            let denied = access::topics::fetch(access, &request, version, image);
             Ok(Some(fetch::handle(&ctx, request, &denied).await?))
         }
         ApiKey::CreatePartitions => {
