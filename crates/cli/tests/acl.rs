@@ -371,18 +371,7 @@ async fn a_guarded_cluster_replicates_as_its_broker_principal_and_applies_acls_e
         produce(&internal[2], &alice, "guarded", &refs).0.then_some(())
     });
     // The followers copied every write as User:broker: every node holds the same bytes.
-    let sizes = |id: i32| -> Vec<u64> {
-        (0..3)
-            .map(|p| {
-                let file = cluster.node(id).data_dir().join(format!("guarded-{p}")).join("00000000000000000000.log");
-                std::fs::metadata(file).map_or(0, |m| m.len())
-            })
-            .collect()
-    };
-    poll_until(Duration::from_secs(30), Duration::from_millis(100), "identical replicas on every node", || {
-        let first = sizes(1);
-        (first.iter().sum::<u64>() > 0 && (2..=3).all(|id| sizes(id) == first)).then_some(())
-    });
+    cluster.await_same_replica_sizes("guarded", 3);
 }
 
 /// A client that may read a topic, fetching as a consumer, gets its records; the same

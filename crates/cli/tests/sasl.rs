@@ -452,18 +452,7 @@ async fn replicas_fetch_from_each_other_over_tls_with_scram_on_the_inter_broker_
     .await;
     // Every node holds the same bytes for every partition: the followers copied them over
     // the secured listener (an unauthenticated fetch would have been refused).
-    let sizes = |id: i32| -> Vec<u64> {
-        (0..3)
-            .map(|p| {
-                let file = cluster.node(id).data_dir().join(format!("secured-{p}")).join("00000000000000000000.log");
-                std::fs::metadata(file).map_or(0, |m| m.len())
-            })
-            .collect()
-    };
-    poll_until(Duration::from_secs(30), Duration::from_millis(100), "identical replicas on every node", || {
-        let first = sizes(1);
-        (first.iter().sum::<u64>() > 0 && (2..=3).all(|id| sizes(id) == first)).then_some(())
-    });
+    cluster.await_same_replica_sizes("secured", 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

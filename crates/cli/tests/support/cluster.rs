@@ -355,6 +355,30 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Waits (up to 30 s) until nodes 1, 2 and 3 hold first segments of the same, non-zero
+    /// sizes for every partition of `topic`: the followers have copied what the leader has.
+    pub fn await_same_replica_sizes(&self, topic: &str, partitions: i32) {
+        let sizes = |id: i32| -> Vec<u64> {
+            (0..partitions)
+                .map(|p| {
+                    let file = self.node(id).data_dir().join(format!("{topic}-{p}")).join("00000000000000000000.log");
+                    std::fs::metadata(file).map_or(0, |m| m.len())
+                })
+                .collect()
+        };
+        super::poll_until(
+            Duration::from_secs(30),
+            Duration::from_millis(100),
+            "identical replicas on every node",
+            || {
+                let first = sizes(1);
+                (first.iter().sum::<u64>() > 0 && (2..=3).all(|id| sizes(id) == first)).then_some(())
+            },
+        );
+    }
+}
+
 /// The loopback address node `id` of [`Cluster::start_behind_proxies`] connects to other
 /// nodes from (`runnel.outbound.bind.address`), so the proxies can tell its connections
 /// apart: 127.0.0.(100 + id).
