@@ -337,8 +337,9 @@ impl AuthorizerConfig {
     }
 }
 
-/// Whether `principal` connecting from `host` may perform `operation` on the resource.
-pub fn authorize(
+/// The decision over every binding, unindexed: the reference the index is tested against.
+#[cfg(test)]
+fn authorize(
     acls: &Acls,
     config: &AuthorizerConfig,
     principal: &str,
@@ -420,7 +421,8 @@ impl AclIndex {
         self.by_type.get(&resource_type).map_or(&[], Vec::as_slice)
     }
 
-    /// [`authorize`] over the index.
+    /// Whether `principal` connecting from `host` may perform `operation` on the resource:
+    /// super users always, otherwise the bindings of the resource type decide.
     pub fn authorize(
         &self,
         config: &AuthorizerConfig,
