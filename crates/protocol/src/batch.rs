@@ -323,6 +323,23 @@ impl<'a> BatchView<'a> {
     }
 
     /// Only the checks needed when reading our own log back (recovery): framing and CRC.
+    /// The checks a batch copied from a leader gets (Kafka validates a follower's appends
+    /// no further): its CRC, a known codec, and a record count that a compacted log allows
+    /// (from 0, an empty batch the cleaner kept for its producer, to `lastOffsetDelta + 1`;
+    /// the records of an uncompressed batch must number exactly that).
+    pub fn validate_replicated(&self) -> Result<(), BatchError> {
+        self.check_crc()?;
+        let compression = self.compression()?;
+        let count = self.record_count();
+        if count < 0 || i64::from(count) > i64::from(self.last_offset_delta()) + 1 || self.last_offset_delta() < 0 {
+            return Err(BatchError::Invalid("record count outside [0, lastOffsetDelta + 1]"));
+        }
+        if compression == Compression::None && count_records(&self.bytes[HEADER_BYTES..])? != count as usize {
+            return Err(BatchError::Invalid("record count disagrees with the records"));
+        }
+        Ok(())
+    }
+
     pub fn check_crc(&self) -> Result<(), BatchError> {
         let computed = self.computed_crc();
         if computed != self.crc() {

@@ -20,8 +20,8 @@ pub enum StorageError {
     InvalidConfig(&'static str),
     #[error("invalid checkpoint file {}: {fault}", path.display())]
     InvalidCheckpoint { path: std::path::PathBuf, fault: CheckpointFault },
-    /// Replicated batches must continue the log exactly.
-    #[error("replicated batch starts at offset {found}, the log ends at {expected}")]
+    /// Replicated batches must start at or after the log end (after it: a cleaned leader's gap).
+    #[error("replicated batch starts at offset {found}, below the log end {expected}")]
     NonContiguous { expected: i64, found: i64 },
     /// An idempotent producer's batch was refused (epoch or sequence).
     #[error(transparent)]

@@ -82,7 +82,7 @@ impl PartitionLog {
     }
 
     /// Index of the segment that would hold `offset`: the last one with base <= offset.
-    fn segment_index_for(&self, offset: i64) -> usize {
+    pub(crate) fn segment_index_for(&self, offset: i64) -> usize {
         self.segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1)
     }
 
@@ -176,7 +176,8 @@ impl PartitionLog {
 
     /// Appends batches copied from the leader as they are: offsets, epochs and timestamps
     /// were assigned there. Every batch is checked whole (framing, CRC) and must continue
-    /// the log exactly; nothing is written unless all of them do. The epoch cache learns
+    /// the log exactly (a batch may start past the one before it: the leader's cleaner
+    /// leaves gaps; it may hold fewer records than its offsets span, down to none); nothing is written unless all of them do. The epoch cache learns
     /// new epochs from the batches, and the producer state is updated unchecked (the
     /// leader checked sequences), so a follower that becomes leader deduplicates retries.
     pub fn append_as_follower(&mut self, records: &[u8], now_ms: i64) -> Result<Option<i64>, StorageError> {
@@ -184,8 +185,8 @@ impl PartitionLog {
         let mut batches = Vec::new();
         for item in BatchIter::new(records) {
             let (_, batch) = item?;
-            batch.validate()?;
-            if batch.base_offset() != expected {
+            batch.validate_replicated()?;
+            if batch.base_offset() < expected {
                 return Err(StorageError::NonContiguous { expected, found: batch.base_offset() });
             }
             expected = batch.last_offset() + 1;

@@ -26,6 +26,7 @@ impl PartitionLog {
     ) -> Result<PartitionLog, StorageError> {
         config.validate()?;
         std::fs::create_dir_all(dir)?;
+        crate::cleaner::swap::recover(dir)?;
         let bases = list_segments(dir)?;
         let mut clean_shutdown = clean_shutdown;
         let (mut segments, scanned_bytes) = if clean_shutdown {

@@ -100,6 +100,11 @@ impl ProducerStateManager {
         self.entries.get(&producer_id)
     }
 
+    /// The first offset of each producer's last batch: the batches log compaction keeps.
+    pub fn last_batch_offsets(&self) -> impl Iterator<Item = i64> + '_ {
+        self.entries.values().filter_map(|entry| entry.batches.back().map(|batch| batch.first_offset))
+    }
+
     /// Decides whether `batch` may be appended. Pure.
     pub fn check(&self, batch: &ProducerBatch) -> Result<SequenceCheck, ProducerError> {
         let Some(entry) = self.entries.get(&batch.producer_id) else {

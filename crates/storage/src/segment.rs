@@ -62,7 +62,13 @@ impl Segment {
 
     /// Creates an empty segment, replacing any files of the same name.
     pub fn create(dir: &Path, base_offset: i64, config: &LogConfig) -> Result<Self, StorageError> {
-        let name = |ext| dir.join(segment_file_name(base_offset, ext));
+        Self::create_named(dir, base_offset, config, "")
+    }
+
+    /// Creates an empty segment whose files carry `suffix` after their extension (the
+    /// cleaner's `.cleaned` files, renamed to the plain names when swapped in).
+    pub fn create_named(dir: &Path, base_offset: i64, config: &LogConfig, suffix: &str) -> Result<Self, StorageError> {
+        let name = |ext: &str| dir.join(segment_file_name(base_offset, &format!("{ext}{suffix}")));
         let log = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(name("log"))?;
         Ok(Segment {
             base_offset,

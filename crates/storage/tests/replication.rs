@@ -39,22 +39,24 @@ fn a_follower_copy_is_byte_identical_and_learns_the_epochs() {
 }
 
 #[test]
-fn a_follower_refuses_a_gap_an_overlap_and_a_corrupt_batch_and_appends_nothing() {
+fn a_follower_takes_a_gap_a_cleaned_leader_leaves_and_refuses_an_overlap_and_a_corrupt_batch() {
     let (leader_dir, follower_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut leader = open(leader_dir.path(), small_config(), 0, true);
     append_in_epoch(&mut leader, 1, 3);
     let batches = read_all(&leader);
     let mut follower = open(follower_dir.path(), small_config(), 0, true);
-    let gap = follower.append_as_follower(&batches[1].1, 1_000);
-    assert!(matches!(gap, Err(StorageError::NonContiguous { expected: 0, found: 2 })), "{gap:?}");
     let mut corrupt = [batches[0].1.clone(), batches[1].1.clone()].concat();
     let last = corrupt.len() - 1;
     corrupt[last] ^= 0xff;
     assert!(follower.append_as_follower(&corrupt, 1_000).is_err());
     assert_eq!(follower.log_end_offset(), 0, "a bad set appends nothing, not even its good prefix");
-    follower.append_as_follower(&batches[0].1, 1_000).unwrap();
+    // The leader's cleaner dropped the batch at 0: the next one starts at 2.
+    follower.append_as_follower(&batches[1].1, 1_000).unwrap();
+    assert_eq!(follower.log_end_offset(), 4);
     let overlap = follower.append_as_follower(&batches[0].1, 1_000);
-    assert!(matches!(overlap, Err(StorageError::NonContiguous { expected: 2, found: 0 })), "{overlap:?}");
+    assert!(matches!(overlap, Err(StorageError::NonContiguous { expected: 4, found: 0 })), "{overlap:?}");
+    let read = follower.read(0, 1 << 20, i64::MAX, true).unwrap();
+    assert_eq!(read.first_offset, 2, "a read below the gap starts at the next batch");
 }
 
 #[test]

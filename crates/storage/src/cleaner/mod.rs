@@ -12,17 +12,23 @@
 pub mod choose;
 pub mod filter;
 pub mod offset_map;
+mod pass;
+mod reader;
+pub(crate) mod swap;
+mod throttle;
 
 use runnel_protocol::batch::{BatchError, BatchView};
 use runnel_protocol::compression::RecordStream;
 
 pub use filter::{clean_batch, CleanContext, Cleaned};
 pub use offset_map::OffsetMap;
+pub use pass::{clean, CleanPlan, CleanSettings, PassResult, PassStats};
+pub use swap::CommitOutcome;
+pub use throttle::Throttle;
 
 /// Maps the keys of `dirty` (batches in offset order, from the first dirty offset) into
 /// `map` until it is full; returns the offset after the last batch mapped whole (where
 /// this pass's cleaning ends; the first dirty offset when not even one batch fit).
-/// Control batches and keyless records carry no key to map.
 pub fn build_map<'a>(
     dirty: impl IntoIterator<Item = BatchView<'a>>,
     map: &mut OffsetMap,
@@ -31,39 +37,53 @@ pub fn build_map<'a>(
 ) -> Result<i64, BatchError> {
     let mut end = first_dirty;
     for batch in dirty {
-        if batch.is_control() {
-            end = batch.last_offset() + 1;
-            continue;
-        }
-        // A batch is mapped whole or not at all: check that its new keys fit first.
-        let mut keys = Vec::new();
-        let mut stream = RecordStream::new(
-            batch.compression()?,
-            &batch.bytes()[runnel_protocol::batch::HEADER_BYTES..],
-            decompressed_max_bytes,
-        )?;
-        while let Some(record) = stream.next_record()? {
-            if let Some(key) = record.key {
-                keys.push((key, batch.base_offset() + record.offset_delta));
-            }
-        }
-        let new_keys = {
-            let mut distinct: Vec<&[u8]> =
-                keys.iter().filter(|(k, _)| map.get(k).is_none()).map(|(k, _)| k.as_slice()).collect();
-            distinct.sort_unstable();
-            distinct.dedup();
-            distinct.len()
-        };
-        if !map.fits(new_keys) {
+        if !map_batch(&batch, map, decompressed_max_bytes)? {
             break;
-        }
-        for (key, offset) in keys {
-            map.put(&key, offset).expect("room was checked");
         }
         end = batch.last_offset() + 1;
     }
     Ok(end)
 }
 
+/// Maps the keys of one batch into `map`, whole or not at all: `false` (and nothing
+/// mapped) when its new keys do not fit. Control batches and keyless records carry no key
+/// to map.
+pub fn map_batch(
+    batch: &BatchView<'_>,
+    map: &mut OffsetMap,
+    decompressed_max_bytes: usize,
+) -> Result<bool, BatchError> {
+    if batch.is_control() {
+        return Ok(true);
+    }
+    let mut keys = Vec::new();
+    let mut stream = RecordStream::new(
+        batch.compression()?,
+        &batch.bytes()[runnel_protocol::batch::HEADER_BYTES..],
+        decompressed_max_bytes,
+    )?;
+    while let Some(record) = stream.next_record()? {
+        if let Some(key) = record.key {
+            keys.push((key, batch.base_offset() + record.offset_delta));
+        }
+    }
+    let new_keys = {
+        let mut distinct: Vec<&[u8]> =
+            keys.iter().filter(|(k, _)| map.get(k).is_none()).map(|(k, _)| k.as_slice()).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        distinct.len()
+    };
+    if !map.fits(new_keys) {
+        return Ok(false);
+    }
+    for (key, offset) in keys {
+        map.put(&key, offset).expect("room was checked");
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod pass_tests;

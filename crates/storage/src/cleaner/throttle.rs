@@ -1,0 +1,71 @@
+//! `log.cleaner.io.max.bytes.per.second`: the cleaner's reads and writes, over all its
+//! threads, are held to a byte rate (Kafka's `Throttler`): bytes are counted in periods of
+//! [`PERIOD`], and a thread that finds the period's rate above the bound sleeps until the
+//! rate is back at it.
+//!
+//! Invariants: the decision ([`delay`]) is pure; a rate of `f64::INFINITY` (Kafka's
+//! default, `Double.MAX_VALUE`) never sleeps; one sleep is bounded by what the counted
+//! bytes take at the bound, so a waiting thread always resumes.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a counting period lasts before the rate is checked.
+pub const PERIOD: Duration = Duration::from_millis(100);
+
+/// How long to sleep after `bytes` in `elapsed` to average `rate` bytes per second.
+pub fn delay(bytes: u64, elapsed: Duration, rate: f64) -> Duration {
+    if !rate.is_finite() || rate <= 0.0 || bytes == 0 {
+        return Duration::ZERO;
+    }
+    let wanted = Duration::from_secs_f64(bytes as f64 / rate);
+    wanted.saturating_sub(elapsed)
+}
+
+pub struct Throttle {
+    rate: f64,
+    /// The current period's start and the bytes counted in it.
+    period: Mutex<(Instant, u64)>,
+}
+
+impl Throttle {
+    /// A bound of `bytes_per_second` (infinite or not positive: unbounded).
+    pub fn new(bytes_per_second: f64) -> Self {
+        Throttle { rate: bytes_per_second, period: Mutex::new((Instant::now(), 0)) }
+    }
+
+    /// Counts `bytes` of I/O, sleeping if the rate is above the bound.
+    pub fn account(&self, bytes: u64) {
+        if !self.rate.is_finite() || self.rate <= 0.0 {
+            return;
+        }
+        let sleep = {
+            let mut period = self.period.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            period.1 = period.1.saturating_add(bytes);
+            let elapsed = period.0.elapsed();
+            if elapsed < PERIOD {
+                return;
+            }
+            let sleep = delay(period.1, elapsed, self.rate);
+            *period = (Instant::now() + sleep, 0);
+            sleep
+        };
+        if !sleep.is_zero() {
+            std::thread::sleep(sleep);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sleeps_only_what_brings_the_rate_back_to_the_bound() {
+        let second = Duration::from_secs(1);
+        assert_eq!(delay(2_000, second, 1_000.0), second, "twice the bound: wait as long again");
+        assert_eq!(delay(500, second, 1_000.0), Duration::ZERO);
+        assert_eq!(delay(u64::MAX, second, f64::INFINITY), Duration::ZERO);
+        assert_eq!(delay(10, Duration::ZERO, 0.0), Duration::ZERO, "no bound");
+    }
+}
