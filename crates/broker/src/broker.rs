@@ -83,6 +83,8 @@ pub struct Broker {
     pub auth_failures: crate::sasl::FailureLimiter,
     /// The ACLs and `super.users` every request is checked against (`authorizer.rs`).
     pub authorizer: crate::authorizer::Authorizer,
+    /// Log compaction's threads and checkpoint (`log_cleaner`).
+    pub cleaner: Arc<crate::log_cleaner::LogCleaner>,
 }
 
 impl Broker {
@@ -124,6 +126,7 @@ impl Broker {
         let producer_ids = ProducerIdManager::new(config.node_id);
         let request_budget = Arc::new(tokio::sync::Semaphore::new(config.queued_max_request_bytes));
         let config_failures_per_minute = config.sasl_failed_authentications_per_minute;
+        let config_cleaner = config.cleaner.clone();
         let inter_broker_security = if config.is_cluster() {
             crate::inter_broker::client_security(&config)?
         } else {
@@ -144,6 +147,7 @@ impl Broker {
             auth_failures: crate::sasl::FailureLimiter::new(config_failures_per_minute),
             inter_broker_security,
             authorizer,
+            cleaner: Arc::new(crate::log_cleaner::LogCleaner::new(&config_cleaner, &data_dir)),
         }))
     }
 
@@ -168,6 +172,7 @@ impl Broker {
     /// Flushes and closes every log, writes checkpoints, and leaves the clean-shutdown
     /// marker. Call after the listeners have drained.
     pub fn shutdown(&self) -> Result<(), BrokerError> {
+        self.cleaner.shutdown();
         self.replicas.close_all()?;
         let marker = self.config.data_dir.join(CLEAN_SHUTDOWN_MARKER);
         std::fs::write(&marker, b"")?;

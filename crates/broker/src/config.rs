@@ -164,6 +164,8 @@ pub struct BrokerConfig {
     pub offsets_topic_replication_factor: i32,
     /// Replication (see docs/architecture.md, "Replication").
     pub replication: ReplicationConfig,
+    /// `log.cleaner.*`: log compaction.
+    pub cleaner: crate::log_cleaner::CleanerConfig,
     /// `runnel.outbound.bind.address`: the local address this node's connections to other
     /// nodes (replica fetches, the quorum) come from; `None` lets the kernel choose. For
     /// hosts with several interfaces, and for tests that cut one node off by its address.
@@ -254,6 +256,7 @@ impl Default for BrokerConfig {
             checkpoint_interval_ms: 60_000,
             log: LogConfig::default(),
             groups: GroupConfig::default(),
+            cleaner: crate::log_cleaner::CleanerConfig::default(),
             offsets_topic_num_partitions: 50,
             offsets_topic_segment_bytes: 100 * 1024 * 1024,
             offsets_retention_check_interval_ms: 600_000,
@@ -435,7 +438,7 @@ impl BrokerConfig {
                 self.offsets_topic_segment_bytes = in_range(key, value, min, i32::MAX.into())?
             }
             "offsets.retention.check.interval.ms" => self.offsets_retention_check_interval_ms = parse(key, value)?,
-            _ => return Err(ConfigError::Unknown(key.to_string())),
+            _ => return self.cleaner.set(key, value).unwrap_or_else(|| Err(ConfigError::Unknown(key.to_string()))),
         }
         Ok(())
     }

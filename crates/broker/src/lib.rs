@@ -21,6 +21,7 @@ pub mod isr;
 pub mod listeners;
 pub mod liveness;
 pub mod locks;
+pub mod log_cleaner;
 pub mod log_dirs;
 pub mod metadata_store;
 pub mod metrics;

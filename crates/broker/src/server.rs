@@ -112,6 +112,7 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let background = spawn_background(broker.clone(), stop_rx.clone());
+    broker.cleaner.start(&broker);
     let follower = crate::cluster::follow_image(broker.clone(), stop_rx.clone());
     let liveness = crate::liveness::spawn(broker.clone(), stop_rx.clone());
     broker.publisher.start(&broker, stop_rx.clone());

@@ -16,12 +16,16 @@ pub const TOPIC_CONFIG_NAMES: &[&str] = &[
     "compression.lz4.level",
     "compression.type",
     "compression.zstd.level",
+    "delete.retention.ms",
     "flush.messages",
     "flush.ms",
     "index.interval.bytes",
     "internal.segment.bytes",
+    "max.compaction.lag.ms",
     "max.message.bytes",
     "message.timestamp.type",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
     "min.insync.replicas",
     "retention.bytes",
     "retention.ms",
@@ -45,6 +49,18 @@ pub struct TopicSettings {
     /// codec are recompressed to it, at its level (`compression.<codec>.level`). `None`
     /// for `producer`: batches are stored as they came.
     pub compression: Option<(Compression, Option<i32>)>,
+    /// How the cleaner treats the topic when it is compacted.
+    pub cleaning: TopicCleaning,
+}
+
+/// A compacted topic's cleaner settings (`min.cleanable.dirty.ratio`,
+/// `min.compaction.lag.ms`, `max.compaction.lag.ms`, `delete.retention.ms`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TopicCleaning {
+    pub min_cleanable_ratio: f64,
+    pub min_compaction_lag_ms: i64,
+    pub max_compaction_lag_ms: i64,
+    pub delete_retention_ms: i64,
 }
 
 /// The codec and level a topic's `compression.type` asks for (see
@@ -79,6 +95,10 @@ pub fn effective_value(
         "compression.gzip.level" => "-1".to_string(),
         "compression.lz4.level" => "9".to_string(),
         "compression.zstd.level" => "3".to_string(),
+        "delete.retention.ms" => broker.cleaner.delete_retention_ms.to_string(),
+        "max.compaction.lag.ms" => broker.cleaner.max_compaction_lag_ms.to_string(),
+        "min.cleanable.dirty.ratio" => broker.cleaner.min_cleanable_ratio.to_string(),
+        "min.compaction.lag.ms" => broker.cleaner.min_compaction_lag_ms.to_string(),
         "flush.messages" => clamp_i64(log.flush_messages).to_string(),
         "flush.ms" => log.flush_ms.to_string(),
         "index.interval.bytes" => log.index_interval_bytes.to_string(),
@@ -129,6 +149,8 @@ fn numeric_range(name: &str) -> Option<(i64, i64)> {
         "compression.gzip.level" => (-1, 9),
         "compression.lz4.level" => (1, 17),
         "compression.zstd.level" => (-131_072, 22),
+        "delete.retention.ms" | "min.compaction.lag.ms" => (0, i64::MAX),
+        "max.compaction.lag.ms" => (1, i64::MAX),
         _ => return None,
     })
 }
@@ -168,6 +190,14 @@ pub fn validate(name: &str, value: &str) -> Result<(), TopicConfigError> {
         }
     };
     match name {
+        "min.cleanable.dirty.ratio" => match value.trim().parse::<f64>() {
+            Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(()),
+            _ => Err(TopicConfigError::NotAllowed {
+                name: name.to_string(),
+                value: value.to_string(),
+                allowed: "a number in [0, 1]",
+            }),
+        },
         "cleanup.policy" => {
             one_of(&["delete", "compact", "compact,delete", "delete,compact"], "delete, compact, compact,delete")
         }
@@ -221,6 +251,15 @@ pub fn settings(broker: &BrokerConfig, overrides: Option<&BTreeMap<String, Strin
         min_insync_replicas: num("min.insync.replicas", 1).max(1) as usize,
         compacted,
         compression: compression(&get("compression.type"), |name| get(name).trim().parse().ok()),
+        cleaning: TopicCleaning {
+            min_cleanable_ratio: get("min.cleanable.dirty.ratio")
+                .trim()
+                .parse()
+                .unwrap_or(broker.cleaner.min_cleanable_ratio),
+            min_compaction_lag_ms: num("min.compaction.lag.ms", broker.cleaner.min_compaction_lag_ms),
+            max_compaction_lag_ms: num("max.compaction.lag.ms", broker.cleaner.max_compaction_lag_ms),
+            delete_retention_ms: num("delete.retention.ms", broker.cleaner.delete_retention_ms),
+        },
     }
 }
 
@@ -242,6 +281,7 @@ mod tests {
         assert!(validate("segment.bytes", "x").is_err());
         assert!(validate("nope", "1").is_err());
         assert!(validate("cleanup.policy", "compact").is_ok());
+        assert!(validate("min.cleanable.dirty.ratio", "0.01").is_ok());
         for (name, bad) in [
             ("segment.bytes", "20"),
             ("segment.bytes", "2147483648"),
@@ -251,6 +291,10 @@ mod tests {
             ("min.insync.replicas", "0"),
             ("segment.ms", "0"),
             ("flush.messages", "99999999999999999999"),
+            ("min.cleanable.dirty.ratio", "1.01"),
+            ("min.cleanable.dirty.ratio", "NaN"),
+            ("max.compaction.lag.ms", "0"),
+            ("delete.retention.ms", "-1"),
         ] {
             assert!(validate(name, bad).is_err(), "{name}={bad} must be refused");
         }

@@ -23,6 +23,9 @@ pub enum StorageError {
     /// Replicated batches must start at or after the log end (after it: a cleaned leader's gap).
     #[error("replicated batch starts at offset {found}, below the log end {expected}")]
     NonContiguous { expected: i64, found: i64 },
+    /// The cleaner is stopping: the pass was abandoned (its files are removed).
+    #[error("log cleaning cancelled")]
+    CleaningCancelled,
     /// An idempotent producer's batch was refused (epoch or sequence).
     #[error(transparent)]
     Producer(#[from] crate::producer_state::ProducerError),

@@ -71,6 +71,9 @@ pub struct PartitionLog {
     pub(crate) rolled_flushes: Vec<RolledFlush>,
     /// Bumped by every truncation: a rolled flush of an older generation proves nothing.
     pub(crate) generation: u64,
+    /// The lowest offset a truncation cut the log to since the cleaner last asked
+    /// ([`PartitionLog::take_truncation`]): its checkpoint must not stay above it.
+    pub(crate) truncated_to: Option<i64>,
 }
 
 impl PartitionLog {
@@ -453,6 +456,7 @@ impl PartitionLog {
         }
         self.generation += 1;
         self.rolled_flushes.clear();
+        self.note_truncation(offset);
         if offset < self.log_start_offset {
             return self.truncate_fully_and_start_at(offset);
         }
@@ -468,6 +472,16 @@ impl PartitionLog {
         self.rebuild_producer_state()
     }
 
+    fn note_truncation(&mut self, offset: i64) {
+        self.truncated_to = Some(self.truncated_to.map_or(offset, |t| t.min(offset)));
+    }
+
+    /// The lowest offset the log was truncated to since the last call, if it was: a
+    /// cleaner checkpoint above it names data that is gone (and may be replaced).
+    pub fn take_truncation(&mut self) -> Option<i64> {
+        self.truncated_to.take()
+    }
+
     /// Deletes every segment and starts an empty log at `offset`.
     pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), StorageError> {
         if offset < 0 {
@@ -475,6 +489,7 @@ impl PartitionLog {
         }
         self.generation += 1;
         self.rolled_flushes.clear();
+        self.note_truncation(-1);
         for segment in self.segments.drain(..) {
             segment.delete_files()?;
         }

@@ -60,6 +60,7 @@ impl PartitionLog {
             epochs: LeaderEpochCache::empty(dir),
             rolled_flushes: Vec::new(),
             generation: 0,
+            truncated_to: None,
         };
         let log_end = log.log_end_offset();
         log.log_start_offset = log_start_offset.max(log.segments[0].base_offset).min(log_end);

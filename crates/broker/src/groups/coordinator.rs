@@ -159,10 +159,6 @@ impl GroupCoordinator {
             let mut configs = BTreeMap::new();
             configs.insert("cleanup.policy".to_string(), "compact".to_string());
             configs.insert("segment.bytes".to_string(), self.topic.segment_bytes.to_string());
-            // Compaction is not implemented yet and retention ignores the cleanup policy:
-            // deleting old segments by age or size would lose committed offsets.
-            configs.insert("retention.ms".to_string(), "-1".to_string());
-            configs.insert("retention.bytes".to_string(), "-1".to_string());
             host.create_offsets_topic(self.topic.partitions, &configs)?;
         }
         self.load(&|index| host.offsets_partition(index), &host.image(), now_ms()).map_err(|error| {

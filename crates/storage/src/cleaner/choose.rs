@@ -27,6 +27,9 @@ pub struct LogState {
     pub min_cleanable_ratio: f64,
     pub min_compaction_lag_ms: i64,
     pub max_compaction_lag_ms: i64,
+    /// The earliest delete horizon of the tombstones the last pass kept (-1: none known).
+    /// Once it has passed, the log is due even with nothing dirty (KIP-534).
+    pub earliest_delete_horizon: i64,
 }
 
 /// A log's cleanable range and how dirty it is.
@@ -85,12 +88,19 @@ pub fn dirtiness(log: &LogState, now_ms: i64) -> Dirtiness {
     Dirtiness { first_dirty: log.first_dirty, first_uncleanable, clean_bytes, cleanable_bytes, overdue }
 }
 
+/// Whether a log is due: dirty enough, or a dirty record waited past
+/// `max.compaction.lag.ms`, or kept tombstones are past their delete horizon.
+pub fn is_due(log: &LogState, d: &Dirtiness, now_ms: i64) -> bool {
+    let dirty = d.cleanable_bytes > 0 && (d.overdue || d.ratio() >= log.min_cleanable_ratio);
+    dirty || (log.earliest_delete_horizon >= 0 && log.earliest_delete_horizon <= now_ms)
+}
+
 /// The index of the log to clean next, if any is due.
 pub fn choose(logs: &[LogState], now_ms: i64) -> Option<usize> {
     logs.iter()
         .enumerate()
         .map(|(i, log)| (i, log, dirtiness(log, now_ms)))
-        .filter(|(_, log, d)| d.cleanable_bytes > 0 && (d.overdue || d.ratio() >= log.min_cleanable_ratio))
+        .filter(|(_, log, d)| is_due(log, d, now_ms))
         .max_by(|(_, _, a), (_, _, b)| a.ratio().total_cmp(&b.ratio()))
         .map(|(i, _, _)| i)
 }
@@ -117,6 +127,7 @@ mod tests {
             min_cleanable_ratio: 0.5,
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
+            earliest_delete_horizon: -1,
         }
     }
 
@@ -141,6 +152,10 @@ mod tests {
         assert_eq!(choose(&[clean.clone(), half.clone()], 10_000), None, "a third dirty is below 0.5");
         let mut overdue = half;
         overdue.max_compaction_lag_ms = 5_000;
-        assert_eq!(choose(&[clean, overdue], 10_000), Some(1), "a dirty record older than the max lag");
+        assert_eq!(choose(&[clean.clone(), overdue], 10_000), Some(1), "a dirty record older than the max lag");
+        let mut tombstones = clean;
+        tombstones.earliest_delete_horizon = 10_000;
+        assert_eq!(choose(&[tombstones.clone()], 9_999), None);
+        assert_eq!(choose(&[tombstones], 10_000), Some(0), "kept tombstones past their horizon");
     }
 }

@@ -55,8 +55,9 @@ pub struct CleanPlan {
     /// Closed segments from the log start up to the first uncleanable offset.
     pub(crate) segments: Vec<SegmentFile>,
     /// Where the dirty part starts: the first batch ending at or after the first dirty
-    /// offset, as (index in `segments`, byte position).
-    pub(crate) dirty_from: (usize, u64),
+    /// offset, as (index in `segments`, byte position); `None` when all of it is clean (a
+    /// pass then only removes tombstones past their delete horizon).
+    pub(crate) dirty_from: Option<(usize, u64)>,
     pub first_dirty: i64,
     pub first_uncleanable: i64,
     /// The base offsets of each idempotent producer's last batch.
@@ -83,6 +84,9 @@ pub struct PassStats {
     pub keys_mapped: usize,
     pub batches_rewritten: u64,
     pub batches_dropped: u64,
+    /// The earliest delete horizon of a batch the pass kept with tombstones (-1 if none):
+    /// when it passes, a pass over the clean part removes them.
+    pub earliest_delete_horizon: i64,
 }
 
 /// A cleaned group of segments, in `.cleaned` files until it is committed.
@@ -143,7 +147,7 @@ impl PartitionLog {
     }
 
     /// The plan of a pass cleaning the dirty range `[first_dirty, first_uncleanable)`;
-    /// `None` when no closed segment lies below `first_uncleanable` past the first dirty offset.
+    /// `None` when no closed segment lies below `first_uncleanable`.
     pub fn plan_clean(&self, first_dirty: i64, first_uncleanable: i64) -> Result<Option<CleanPlan>, StorageError> {
         let (_, closed) = self.segments.split_last().expect("a log always has a segment");
         let segments: Vec<SegmentFile> = closed
@@ -158,18 +162,23 @@ impl PartitionLog {
                 next_offset: next.base_offset,
             })
             .collect();
-        let Some(dirty_index) = segments.iter().position(|s| s.next_offset > first_dirty) else {
+        if segments.is_empty() {
             return Ok(None);
+        }
+        let dirty_from = match segments.iter().position(|s| s.next_offset > first_dirty) {
+            Some(index) => {
+                let in_memory = &self.segments[self.segment_index_for(segments[index].base_offset)];
+                Some((index, in_memory.find_batch(first_dirty)?.map_or(in_memory.size_bytes, |h| h.position)))
+            }
+            None => None,
         };
-        let in_memory = &self.segments[self.segment_index_for(segments[dirty_index].base_offset)];
-        let position = in_memory.find_batch(first_dirty)?.map_or(in_memory.size_bytes, |h| h.position);
         let producer_last = self.producers.last_batch_offsets().collect();
         Ok(Some(CleanPlan {
             dir: self.dir.clone(),
             config: self.config.clone(),
             generation: self.generation,
             segments,
-            dirty_from: (dirty_index, position),
+            dirty_from,
             first_dirty,
             first_uncleanable,
             producer_last,
@@ -180,23 +189,23 @@ impl PartitionLog {
 /// Runs a pass (step 2 of the module doc): no lock is held; every byte read and written is
 /// counted by `throttle`.
 pub fn clean(plan: &CleanPlan, settings: &CleanSettings, throttle: &Throttle) -> Result<PassResult, StorageError> {
-    let mut stats = PassStats::default();
+    let mut stats = PassStats { earliest_delete_horizon: -1, ..PassStats::default() };
     let mut map = OffsetMap::with_buffer(settings.dedupe_buffer_bytes);
     let map_end = build_file_map(plan, &mut map, settings.decompressed_max_bytes, throttle, &mut stats)?;
     stats.keys_mapped = map.len();
     let mut groups = Vec::new();
-    if map_end > plan.first_dirty {
-        let ctx = CleanContext {
-            map: &map,
-            now_ms: settings.now_ms,
-            delete_retention_ms: settings.delete_retention_ms,
-            decompressed_max_bytes: settings.decompressed_max_bytes,
-        };
-        let cleaned: Vec<&SegmentFile> = plan.segments.iter().take_while(|s| s.base_offset < map_end).collect();
-        for group in group_by_size(&cleaned, plan.config.segment_bytes) {
-            if let Some(written) = clean_group(plan, group, &ctx, map_end, throttle, &mut stats)? {
-                groups.push(written);
-            }
+    let ctx = CleanContext {
+        map: &map,
+        now_ms: settings.now_ms,
+        delete_retention_ms: settings.delete_retention_ms,
+        decompressed_max_bytes: settings.decompressed_max_bytes,
+    };
+    // Everything below the mapped range's end; with nothing dirty (an empty map), the clean
+    // part, whose expired tombstones go.
+    let cleaned: Vec<&SegmentFile> = plan.segments.iter().take_while(|s| s.base_offset < map_end).collect();
+    for group in group_by_size(&cleaned, plan.config.segment_bytes) {
+        if let Some(written) = clean_group(plan, group, &ctx, map_end, throttle, &mut stats)? {
+            groups.push(written);
         }
     }
     Ok(PassResult { generation: plan.generation, groups, map_end, stats })
@@ -211,31 +220,33 @@ fn build_file_map(
     stats: &mut PassStats,
 ) -> Result<i64, StorageError> {
     let mut end = plan.first_dirty;
-    let (first_index, first_position) = plan.dirty_from;
+    let Some((first_index, first_position)) = plan.dirty_from else { return Ok(end) };
     for (i, segment) in plan.segments.iter().enumerate().skip(first_index) {
         let start = if i == first_index { first_position } else { 0 };
         let mut reader = BatchReader::new(&segment.file, start, segment.size_bytes);
         while let Some(batch) = reader.next_batch()? {
-            if batch.last_offset() < plan.first_dirty {
-                continue;
-            }
-            if !super::map_batch(&batch, map, decompressed_max_bytes)? {
-                account(throttle, stats, reader.position() - start, 0);
+            let (size, last_offset) = (batch.size() as u64, batch.last_offset());
+            if last_offset >= plan.first_dirty && !super::map_batch(&batch, map, decompressed_max_bytes)? {
                 return Ok(end);
             }
-            end = batch.last_offset() + 1;
+            account(throttle, stats, size, 0)?;
+            end = end.max(last_offset + 1);
         }
-        account(throttle, stats, segment.size_bytes - start, 0);
         // Everything up to the next segment is mapped (a cleaned segment may end in a gap).
         end = end.max(segment.next_offset);
     }
     Ok(end)
 }
 
-fn account(throttle: &Throttle, stats: &mut PassStats, read: u64, written: u64) {
+/// Counts I/O against the throttle; an error once the cleaner is stopping.
+fn account(throttle: &Throttle, stats: &mut PassStats, read: u64, written: u64) -> Result<(), StorageError> {
     stats.bytes_read += read;
     stats.bytes_written += written;
     throttle.account(read + written);
+    if throttle.is_cancelled() {
+        return Err(StorageError::CleaningCancelled);
+    }
+    Ok(())
 }
 
 /// Consecutive segments whose sizes add up to at most a segment and whose offsets fit one
@@ -275,11 +286,22 @@ fn clean_group(
     for source in &group {
         let mut reader = BatchReader::new(&source.file, 0, source.size_bytes);
         while let Some(batch) = reader.next_batch()? {
+            stats.bytes_read += batch.size() as u64;
+            throttle.account(batch.size() as u64);
             let verdict = if batch.last_offset() >= map_end {
                 Cleaned::Unchanged
             } else {
                 clean_batch(&batch, ctx, plan.producer_last.contains(&batch.base_offset()))?
             };
+            let kept_horizon = match &verdict {
+                Cleaned::Unchanged => batch.delete_horizon(),
+                Cleaned::Rewritten(bytes) => BatchView::parse(bytes)?.delete_horizon(),
+                Cleaned::Dropped => None,
+            };
+            if let Some(horizon) = kept_horizon {
+                let earliest = &mut stats.earliest_delete_horizon;
+                *earliest = if *earliest < 0 { horizon } else { (*earliest).min(horizon) };
+            }
             match verdict {
                 Cleaned::Unchanged => buffer.extend_from_slice(batch.bytes()),
                 Cleaned::Rewritten(bytes) => {
@@ -294,18 +316,17 @@ fn clean_group(
                 }
             }
             if buffer.len() >= WRITE_BYTES {
-                account(throttle, stats, 0, buffer.len() as u64);
+                account(throttle, stats, 0, buffer.len() as u64)?;
                 out.append(&buffer, ctx.now_ms)?;
                 buffer.clear();
             }
         }
-        account(throttle, stats, source.size_bytes, 0);
     }
     if !changed {
         return Ok(None);
     }
     if !buffer.is_empty() {
-        account(throttle, stats, 0, buffer.len() as u64);
+        account(throttle, stats, 0, buffer.len() as u64)?;
         out.append(&buffer, ctx.now_ms)?;
     }
     if out.size_bytes > i32::MAX as u64 {

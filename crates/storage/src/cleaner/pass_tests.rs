@@ -105,8 +105,11 @@ fn a_pass_keeps_each_keys_latest_value_groups_segments_and_survives_a_restart() 
     let before = read_all(&log);
     let (segments_before, bytes_before) = (log.segment_count(), log.size_bytes());
     let producers_before = log.producer_state().clone();
-    let end = pass(&mut log, 0, MAX, 1_000);
-    assert_eq!(end, log.log_end_offset(), "a map of 1 MiB holds every key: one pass cleans all");
+    let plan = log.plan_clean(0, log.log_end_offset()).unwrap().unwrap();
+    let result = clean(&plan, &settings(MAX, 1_000), &Throttle::new(f64::INFINITY)).unwrap();
+    assert_eq!(result.map_end, log.log_end_offset(), "a map of 1 MiB holds every key: one pass cleans all");
+    assert_eq!(result.stats.earliest_delete_horizon, 1_000 + 1_000, "the tombstone's horizon");
+    assert_eq!(log.commit_clean(result).unwrap(), CommitOutcome::Committed);
     let after = read_all(&log);
     assert_eq!(latest(&after), latest(&before));
     assert!(after.windows(2).all(|w| w[0].0 < w[1].0), "offsets increase");
@@ -124,8 +127,14 @@ fn a_pass_keeps_each_keys_latest_value_groups_segments_and_survives_a_restart() 
         assert_eq!((read_all(&log), log.log_end_offset()), (after.clone(), end));
         assert_eq!(log.producer_state(), &producers_before);
     }
-    // The next pass, past delete.retention.ms: the tombstone goes, and the small cleaned
-    // segments are grouped into one.
+    // With nothing dirty, a pass past the delete horizon removes the tombstone only.
+    let plan = log.plan_clean(log.log_end_offset(), log.log_end_offset()).unwrap().unwrap();
+    let result = clean(&plan, &settings(MAX, 1_000 + 1_001), &Throttle::new(f64::INFINITY)).unwrap();
+    assert_eq!(result.map_end, log.log_end_offset());
+    log.commit_clean(result).unwrap();
+    let without_tombstone: Vec<Read> = after.iter().filter(|r| r.2.is_some()).cloned().collect();
+    assert_eq!(read_all(&log), without_tombstone);
+    // The next pass over new data groups the small cleaned segments into one.
     let cleaned_end = log.log_end_offset();
     write_log(&mut log);
     pass(&mut log, cleaned_end, MAX, 1_000 + 1_001);
@@ -227,6 +236,7 @@ fn the_chooser_sees_the_files_dirty_part() {
         min_cleanable_ratio: 0.5,
         min_compaction_lag_ms: 0,
         max_compaction_lag_ms: i64::MAX,
+        earliest_delete_horizon: -1,
     };
     let d = dirtiness(&state(0), 10_000);
     assert_eq!((d.first_uncleanable, d.clean_bytes, d.cleanable_bytes), (240, 0, log.size_bytes()));

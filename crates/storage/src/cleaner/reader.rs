@@ -29,11 +29,6 @@ impl<'a> BatchReader<'a> {
         BatchReader { file, position: start, end, chunk: Vec::new(), chunk_start: start }
     }
 
-    /// Bytes read from the file so far.
-    pub fn position(&self) -> u64 {
-        self.position
-    }
-
     /// The next batch, `None` at the end of the range.
     pub fn next_batch(&mut self) -> Result<Option<BatchView<'_>>, StorageError> {
         if self.position >= self.end {

@@ -7,6 +7,7 @@
 //! default, `Double.MAX_VALUE`) never sleeps; one sleep is bounded by what the counted
 //! bytes take at the bound, so a waiting thread always resumes.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,8 @@ pub fn delay(bytes: u64, elapsed: Duration, rate: f64) -> Duration {
 
 pub struct Throttle {
     rate: f64,
+    /// Set when the cleaner stops: passes give up at their next count.
+    cancelled: AtomicBool,
     /// The current period's start and the bytes counted in it.
     period: Mutex<(Instant, u64)>,
 }
@@ -31,7 +34,16 @@ pub struct Throttle {
 impl Throttle {
     /// A bound of `bytes_per_second` (infinite or not positive: unbounded).
     pub fn new(bytes_per_second: f64) -> Self {
-        Throttle { rate: bytes_per_second, period: Mutex::new((Instant::now(), 0)) }
+        Throttle { rate: bytes_per_second, cancelled: AtomicBool::new(false), period: Mutex::new((Instant::now(), 0)) }
+    }
+
+    /// Makes every pass stop at its next count of bytes.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
     }
 
     /// Counts `bytes` of I/O, sleeping if the rate is above the bound.

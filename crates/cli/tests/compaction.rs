@@ -1,0 +1,202 @@
+//! Log compaction with real clients: a change-data-capture topic written by librdkafka (lz4)
+//! and kafka-python (uncompressed, and the tombstones) compacts to the latest value of each
+//! key, deleted keys vanish once `delete.retention.ms` has passed, offsets stay strictly
+//! increasing, and the partition shrinks to a small fraction of what was written; offset
+//! commits keep `__consumer_offsets` small, and a restart loads only its live content.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use support::*;
+use tempfile::TempDir;
+
+const KEYS: usize = 1_000;
+const UPDATES: usize = 100_000;
+const BY_PYTHON: usize = 20_000;
+const DELETED: usize = 100;
+
+/// A cleaner that looks every 50 ms.
+const FAST_CLEANER: [&str; 2] = ["--set", "log.cleaner.backoff.ms=50"];
+
+/// (offset, key, value or None for a tombstone) of every record from the beginning up to
+/// the high watermark.
+fn read_everything(bootstrap: &str, topic: &str) -> Vec<(i64, String, Option<String>)> {
+    let consumer: BaseConsumer = assign_only_config(bootstrap).create().expect("consumer");
+    let (_, high) = consumer.fetch_watermarks(topic, 0, Duration::from_secs(10)).unwrap();
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+    consumer.assign(&assignment).unwrap();
+    let deadline = std::time::Instant::now() + IO_TIMEOUT;
+    let mut out = Vec::new();
+    while out.last().is_none_or(|(offset, _, _)| offset + 1 < high) {
+        assert!(std::time::Instant::now() < deadline, "read {} records, high watermark {high}", out.len());
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => out.push((
+                m.offset(),
+                String::from_utf8(m.key().expect("a compacted topic's records have keys").to_vec()).unwrap(),
+                m.payload().map(|v| String::from_utf8(v.to_vec()).unwrap()),
+            )),
+            Some(Err(e)) => panic!("consumer error: {e}"),
+            None => {}
+        }
+    }
+    out
+}
+
+fn partition_bytes(node: &Node, topic: &str) -> usize {
+    partition_log_bytes(node.data_dir(), topic, 0).len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cdc_topic_keeps_the_latest_value_of_each_key_and_forgets_deleted_keys() {
+    let data = TempDir::new().unwrap();
+    let node = Node::start(data.path(), &FAST_CLEANER);
+    let bootstrap = node.bootstrap().to_string();
+    let configs = [
+        ("cleanup.policy", "compact"),
+        ("internal.segment.bytes", "262144"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+        ("delete.retention.ms", "2000"),
+    ];
+    create_topic(&bootstrap, "cdc", 1, &configs).await;
+    // The same records in a topic that keeps them all: what compaction is measured against
+    // (the cleaner starts while the producers are still writing).
+    create_topic(&bootstrap, "history", 1, &configs[1..]).await;
+    // The model: the latest value of each key.
+    let mut model: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let value = |i: usize| format!("update {i:06} {}", "x".repeat(80));
+    let from_rdkafka: Vec<Msg> =
+        (0..UPDATES - BY_PYTHON).map(|i| Msg::new(format!("key-{:04}", i % KEYS), value(i))).collect();
+    let producer = producer(&bootstrap, &[("compression.type", "lz4"), ("linger.ms", "5"), ("batch.size", "65536")]);
+    produce_all(&producer, "cdc", Some(0), &from_rdkafka, None).await;
+    produce_all(&producer, "history", Some(0), &from_rdkafka, None).await;
+    for m in &from_rdkafka {
+        model.insert(
+            String::from_utf8(m.key.clone().unwrap()).unwrap(),
+            Some(String::from_utf8(m.value.clone()).unwrap()),
+        );
+    }
+    // kafka-python: the rest of the updates uncompressed, then tombstones for 100 keys, then
+    // updates of ten other keys (more than a segment) so that the tombstones leave the
+    // active segment.
+    let script = r#"
+import sys
+from kafka import KafkaProducer
+bootstrap, keys, start, count, deleted = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+p = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, batch_size=65536)
+for topic in ["cdc", "history"]:
+    for i in range(start, start + count):
+        p.send(topic, partition=0, key=b"key-%04d" % (i % keys), value=(("update %06d " % i) + "x" * 80).encode())
+    for k in range(deleted):
+        p.send(topic, partition=0, key=b"key-%04d" % k, value=None)
+    for i in range(2000):
+        p.send(topic, partition=0, key=b"tail-%d" % (i % 10), value=b"t%d " % i + b"y" * 300)
+p.flush()
+"#;
+    let start = UPDATES - BY_PYTHON;
+    let output = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            &bootstrap,
+            &KEYS.to_string(),
+            &start.to_string(),
+            &BY_PYTHON.to_string(),
+            &DELETED.to_string(),
+        ])
+        .output()
+        .expect("python3");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    for i in start..UPDATES {
+        model.insert(format!("key-{:04}", i % KEYS), Some(value(i)));
+    }
+    for k in 0..DELETED {
+        model.insert(format!("key-{k:04}"), None);
+    }
+    for i in 0..2000 {
+        model.insert(format!("tail-{}", i % 10), Some(format!("t{i} {}", "y".repeat(300))));
+    }
+    let written = watermarks(&bootstrap, "cdc", 0).1;
+    assert_eq!(written as usize, UPDATES + DELETED + 2000);
+    let written_bytes = partition_bytes(&node, "history");
+
+    // Compacted, and past delete.retention.ms the tombstones are gone too.
+    poll_until(Duration::from_secs(60), Duration::from_millis(200), "the cleaner to compact the topic", || {
+        (partition_bytes(&node, "cdc") * 10 < written_bytes).then_some(())
+    });
+    let records = poll_until(Duration::from_secs(60), Duration::from_millis(500), "tombstones to expire", || {
+        let records = read_everything(&bootstrap, "cdc");
+        records.iter().all(|(_, key, _)| model[key].is_some()).then_some(records)
+    });
+    assert!(records.windows(2).all(|w| w[0].0 < w[1].0), "offsets strictly increase");
+    let mut latest: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for (_, key, value) in &records {
+        latest.insert(key.clone(), value.clone());
+    }
+    let live: BTreeMap<String, Option<String>> = model.into_iter().filter(|(_, v)| v.is_some()).collect();
+    assert_eq!(latest, live, "exactly the latest value of each live key, no deleted key");
+    // The log end did not move, and only the active segment may still repeat a key.
+    assert_eq!(watermarks(&bootstrap, "cdc", 0).1, written);
+    assert!(records.len() < 2 * KEYS, "{} records left of {written}", records.len());
+    assert!(partition_bytes(&node, "cdc") * 10 < written_bytes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offset_commits_keep_the_offsets_topic_small_and_a_restart_loads_only_live_offsets() {
+    let data = TempDir::new().unwrap();
+    let offsets_topic = ["--set", "offsets.topic.num.partitions=1", "--set", "offsets.topic.segment.bytes=1048576"];
+    let args = [&FAST_CLEANER[..], &offsets_topic].concat();
+    let mut node = Node::start(data.path(), &args);
+    let bootstrap = node.bootstrap().to_string();
+    create_topic(&bootstrap, "events", 10, &[]).await;
+    let consumer: BaseConsumer = group_config(&bootstrap, "many-commits").create().expect("consumer");
+    // 500 commits of 10 partitions, each offset with 4 KB of metadata: about 20 MB of history.
+    let metadata = "m".repeat(4000);
+    let commits = 500;
+    for round in 1..=commits {
+        let mut offsets = TopicPartitionList::new();
+        for partition in 0..10 {
+            offsets.add_partition_offset("events", partition, Offset::Offset(round)).unwrap();
+            offsets.find_partition("events", partition).unwrap().set_metadata(metadata.clone());
+        }
+        consumer.commit(&offsets, CommitMode::Sync).expect("commit");
+    }
+    assert_eq!(watermarks(&bootstrap, "__consumer_offsets", 0).1, commits * 10, "one record per committed offset");
+    let size = poll_until(Duration::from_secs(60), Duration::from_millis(200), "the offsets topic to compact", || {
+        let size = partition_log_bytes(node.data_dir(), "__consumer_offsets", 0).len();
+        (size < 3 << 20).then_some(size)
+    });
+    assert!(size > 40_000, "the live offsets are still there: {size} bytes");
+    node.terminate();
+    node.restart();
+    // The restart replayed the clean part (one record per live offset) and the active
+    // segment, not the 5,000 commits.
+    let line = node.log_tail().lines().rev().find(|l| l.contains("loaded consumer groups")).map(str::to_string);
+    let line = line.expect("the load is logged");
+    let records: u64 =
+        line.split("records=").nth(1).and_then(|r| r.split_whitespace().next()).unwrap().parse().unwrap();
+    assert!(records < 1_000, "replayed {records} records: {line}");
+    let consumer: BaseConsumer = group_config(node.bootstrap(), "many-commits").create().expect("consumer");
+    let mut query = TopicPartitionList::new();
+    for partition in 0..10 {
+        query.add_partition("events", partition);
+    }
+    let committed = consumer.committed_offsets(query, Duration::from_secs(10)).unwrap();
+    for partition in 0..10 {
+        let element = committed.find_partition("events", partition).unwrap();
+        assert_eq!(element.offset(), Offset::Offset(commits), "partition {partition}");
+        assert_eq!(element.metadata(), metadata);
+    }
+}
+
+fn group_config(bootstrap: &str, group: &str) -> rdkafka::ClientConfig {
+    let mut config = rdkafka::ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap).set("group.id", group).set("enable.auto.commit", "false");
+    config
+}
