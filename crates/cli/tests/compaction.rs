@@ -200,3 +200,124 @@ fn group_config(bootstrap: &str, group: &str) -> rdkafka::ClientConfig {
     config.set("bootstrap.servers", bootstrap).set("group.id", group).set("enable.auto.commit", "false");
     config
 }
+
+/// Every record in the `.log` files of `topic`-0 on `node`: (offset, key, value).
+fn replica_records(node: &Node, topic: &str) -> Vec<(i64, String, Option<String>)> {
+    use runnel_protocol::batch::{BatchIter, HEADER_BYTES};
+    let bytes = partition_log_bytes(node.data_dir(), topic, 0);
+    let mut out = Vec::new();
+    for item in BatchIter::new(&bytes) {
+        let (_, batch) = item.expect("a replica's files hold whole batches");
+        let codec = batch.compression().unwrap();
+        let mut records =
+            runnel_protocol::compression::RecordStream::new(codec, &batch.bytes()[HEADER_BYTES..], 1 << 26).unwrap();
+        while let Some(r) = records.next_record().unwrap() {
+            let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+            out.push((batch.base_offset() + r.offset_delta, text(r.key.unwrap()), r.value.map(text)));
+        }
+    }
+    out
+}
+
+/// Each replica cleans on its own; a replica added by reassignment copies a cleaned leader
+/// (gaps, emptied batches, tombstones gone) and ends with the same latest value per key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_clean_on_their_own_and_a_new_replica_copies_a_cleaned_leader() {
+    use support::cluster::*;
+    let args = [FAST_FAILURE_DETECTION, &FAST_CLEANER[..]].concat();
+    let cluster = three_agreed_nodes(&args, Duration::from_secs(60)).await;
+    let configs = [
+        ("cleanup.policy", "compact"),
+        ("internal.segment.bytes", "65536"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+        ("delete.retention.ms", "1000"),
+    ];
+    create_topic_with_configs_via(cluster.kafka_addr(1), "cdc", 1, 2, &configs).await.unwrap();
+    let replicas = eventually(Duration::from_secs(60), "both replicas in sync", || async {
+        let view = cluster.view(1).await?;
+        let p = view.topic("cdc").ok_or("topic missing")?.partitions[0].clone();
+        if p.isr.len() == 2 {
+            Ok(p)
+        } else {
+            Err(format!("{p:?}"))
+        }
+    })
+    .await;
+    let bootstrap = [1, 2, 3].map(|id| cluster.kafka_addr(id).to_string()).join(",");
+    let lz4 = producer(&bootstrap, &[("acks", "all"), ("batch.size", "16384"), ("compression.type", "lz4")]);
+    let mut model: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let updates: Vec<Msg> =
+        (0..20_000).map(|i| Msg::new(format!("key-{:03}", i % 200), format!("v{i} {}", "x".repeat(60)))).collect();
+    produce_all(&lz4, "cdc", Some(0), &updates, None).await;
+    for m in &updates {
+        model.insert(
+            String::from_utf8(m.key.clone().unwrap()).unwrap(),
+            Some(String::from_utf8(m.value.clone()).unwrap()),
+        );
+    }
+    // Tombstones and a tail uncompressed: more than a segment, so they leave the active one.
+    let producer = producer(&bootstrap, &[("acks", "all"), ("batch.size", "16384")]);
+    for k in 0..20 {
+        let key = format!("key-{k:03}");
+        let delivery = producer
+            .send(rdkafka::producer::FutureRecord::<str, [u8]>::to("cdc").partition(0).key(&key), IO_TIMEOUT)
+            .await;
+        delivery.unwrap_or_else(|(e, _)| panic!("tombstone for {key}: {e}"));
+        model.insert(key, None);
+    }
+    let tail: Vec<Msg> =
+        (0..2_000).map(|i| Msg::new(format!("tail-{}", i % 10), format!("t{i} {}", "y".repeat(100)))).collect();
+    produce_all(&producer, "cdc", Some(0), &tail, None).await;
+    for m in &tail {
+        model.insert(
+            String::from_utf8(m.key.clone().unwrap()).unwrap(),
+            Some(String::from_utf8(m.value.clone()).unwrap()),
+        );
+    }
+    let live: BTreeMap<String, Option<String>> =
+        model.iter().filter(|(_, v)| v.is_some()).map(|(k, v)| (k.clone(), v.clone())).collect();
+    // What a replica must converge to: the live keys' latest values, offsets increasing,
+    // and compacted (the 22,020 records written are down to a few segments' worth).
+    let converged = |id: i32| -> Result<usize, String> {
+        let records = replica_records(cluster.node(id), "cdc");
+        if !records.windows(2).all(|w| w[0].0 < w[1].0) {
+            return Err(format!("node {id}: offsets out of order"));
+        }
+        let mut latest: BTreeMap<String, Option<String>> = BTreeMap::new();
+        for (_, key, value) in &records {
+            latest.insert(key.clone(), value.clone());
+        }
+        if latest != live {
+            let tombstones: Vec<_> = records.iter().filter(|r| r.2.is_none()).map(|r| r.0).collect();
+            let first = records.first().map(|r| r.0);
+            return Err(format!(
+                "node {id}: {} keys, {} records (first offset {first:?}), tombstones at {tombstones:?}, not the live ones yet",
+                latest.len(),
+                records.len()
+            ));
+        }
+        if records.len() > 5_000 {
+            return Err(format!("node {id}: {} records left", records.len()));
+        }
+        Ok(records.len())
+    };
+    for id in &replicas.replicas {
+        eventually(Duration::from_secs(60), "each replica to compact", || async { converged(*id) }).await;
+    }
+    // Move the partition: the third node copies from the cleaned leader.
+    let newcomer = [1, 2, 3].into_iter().find(|id| !replicas.replicas.contains(id)).unwrap();
+    let kept = replicas.leader;
+    let via = cluster.kafka_addr(kept).to_string();
+    runnel_topic(&via, &["reassign", "cdc", "--partition", "0", "--replicas", &format!("{newcomer},{kept}")]);
+    eventually(Duration::from_secs(60), "the reassignment to complete", || async {
+        let view = cluster.view(kept).await?;
+        let p = view.topic("cdc").ok_or("topic missing")?.partitions[0].clone();
+        (p.replicas.contains(&newcomer) && p.replicas.len() == 2 && p.isr.len() == 2)
+            .then_some(())
+            .ok_or_else(|| format!("{p:?}"))
+    })
+    .await;
+    eventually(Duration::from_secs(60), "the new replica to hold the latest values", || async { converged(newcomer) })
+        .await;
+    assert_eq!(watermarks(&bootstrap, "cdc", 0).1, 22_020, "offsets were never renumbered");
+}

@@ -330,6 +330,12 @@ impl Node {
         }
     }
 
+    /// Every line the node logged (all starts) that contains `needle`.
+    pub fn logged_lines(&self, needle: &str) -> Vec<String> {
+        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        text.lines().filter(|line| line.contains(needle)).map(str::to_string).collect()
+    }
+
     /// The last lines the node logged, for failure messages.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
