@@ -88,5 +88,6 @@ fn render(broker: &Broker) -> String {
     for (name, value, help) in gauges {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));
     }
+    out.push_str(&broker.cleaner.render_metrics(crate::clock::now_ms()));
     out
 }

@@ -13,6 +13,7 @@ mod connect;
 mod group;
 mod perf;
 mod topic;
+mod topic_cleaner;
 mod user;
 
 #[derive(Parser)]

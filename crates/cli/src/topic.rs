@@ -126,7 +126,7 @@ fn describe_lines(topic: &str, t: &MetadataResponseTopic, live: &BTreeSet<i32>) 
 }
 
 pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
-    let (mut conn, _security) = args.connect.connect().await?;
+    let (mut conn, security) = args.connect.connect().await?;
     match args.command {
         TopicCommand::Create { name: topic, partitions, replication_factor, configs } => {
             let mut creatable = CreatableTopic::default()
@@ -164,6 +164,9 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
             for t in &response.topics {
                 check(t.error_code, None, &topic)?;
                 for line in describe_lines(&topic, t, &live) {
+                    println!("{line}");
+                }
+                for line in crate::topic_cleaner::lines(&response, t, &security).await {
                     println!("{line}");
                 }
             }

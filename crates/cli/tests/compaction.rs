@@ -56,7 +56,7 @@ fn partition_bytes(node: &Node, topic: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cdc_topic_keeps_the_latest_value_of_each_key_and_forgets_deleted_keys() {
     let data = TempDir::new().unwrap();
-    let node = Node::start(data.path(), &FAST_CLEANER);
+    let node = Node::start_with_metrics(data.path(), &FAST_CLEANER);
     let bootstrap = node.bootstrap().to_string();
     let configs = [
         ("cleanup.policy", "compact"),
@@ -145,6 +145,15 @@ p.flush()
     assert_eq!(watermarks(&bootstrap, "cdc", 0).1, written);
     assert!(records.len() < 2 * KEYS, "{} records left of {written}", records.len());
     assert!(partition_bytes(&node, "cdc") * 10 < written_bytes);
+    // Visible: the cleaner's state in `topic describe`, its work in the metrics.
+    let described = runnel_topic(&bootstrap, &["describe", "cdc"]);
+    let cleaner = described.lines().find(|l| l.contains("partition 0 cleaner:")).unwrap_or_else(|| panic!("{described}"));
+    let clean_below: i64 = cleaner.split("clean below offset ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!(clean_below > 0 && clean_below <= written, "{cleaner}");
+    assert!(cleaner.contains("last cleaned"), "{cleaner}");
+    assert!(metric(node.metrics_url(), "runnel_log_cleaner_passes_total") >= 2, "a compaction and a tombstone pass");
+    assert!(metric(node.metrics_url(), "runnel_log_cleaner_read_bytes_total") as usize >= written_bytes / 2);
+    assert!(!runnel_topic(&bootstrap, &["describe", "history"]).contains("cleaner:"), "a topic that is not compacted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,7 @@ pub mod batch;
 pub mod compression;
 pub mod frame;
 pub mod legacy;
+pub mod runnel_tags;
 
 pub use kafka_protocol;
 pub use kafka_protocol::error::ResponseError;

@@ -12,7 +12,10 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use runnel_protocol::runnel_tags::{self, CleanerState};
+
 use super::Context;
+use crate::log_cleaner::PartitionCleaning;
 use crate::partition::Partition;
 
 /// Whether the request asks about `topic`-`index` (a null topic list asks about all).
@@ -23,21 +26,30 @@ fn requested(request: &DescribeLogDirsRequest, topic: &str, index: i32) -> bool 
         .is_none_or(|topics| topics.iter().any(|t| t.topic.0.as_str() == topic && t.partitions.contains(&index)))
 }
 
-/// One hosted replica, or `None` if it was deleted while we looked.
-fn describe(partition: &Partition) -> Option<DescribeLogDirsPartition> {
+/// One hosted replica, or `None` if it was deleted while we looked. A compacted replica
+/// carries the cleaner's view in Runnel's tag (`runnel_protocol::runnel_tags`).
+fn describe(partition: &Partition, cleaning: Option<PartitionCleaning>) -> Option<DescribeLogDirsPartition> {
     let size_bytes = partition.inspect_log(|log| Ok(log.size_bytes())).ok()?;
     // Kafka's definition for a current log: how far its end is behind the high watermark.
     // A leader's end is never behind; a follower's can be only until it appends what its
     // leader reported as committed, so this is 0 nearly always. How far a follower is behind
     // its leader's log end is not known here (the leader knows it: see the ISR).
     let offset_lag = (partition.high_watermark() - partition.log_end_offset()).max(0);
-    Some(
-        DescribeLogDirsPartition::default()
-            .with_partition_index(partition.index)
-            .with_partition_size(i64::try_from(size_bytes).unwrap_or(i64::MAX))
-            .with_offset_lag(offset_lag)
-            .with_is_future_key(false),
-    )
+    let mut described = DescribeLogDirsPartition::default()
+        .with_partition_index(partition.index)
+        .with_partition_size(i64::try_from(size_bytes).unwrap_or(i64::MAX))
+        .with_offset_lag(offset_lag)
+        .with_is_future_key(false);
+    if let Some(cleaning) = cleaning {
+        let state = CleanerState {
+            first_dirty: cleaning.first_dirty,
+            dirty_ratio: cleaning.dirty_ratio,
+            last_cleaned_ms: cleaning.last_cleaned_ms,
+            uncleanable: cleaning.uncleanable.is_some(),
+        };
+        described.unknown_tagged_fields.insert(runnel_tags::CLEANER_STATE, state.encode().into());
+    }
+    Some(described)
 }
 
 /// The file system's (total, usable) bytes under `dir`, as statvfs(3) reports them.
@@ -70,7 +82,8 @@ pub fn handle(ctx: &Context, request: DescribeLogDirsRequest) -> DescribeLogDirs
         if !requested(&request, &partition.topic, partition.index) {
             continue;
         }
-        if let Some(described) = describe(&partition) {
+        let cleaning = broker.cleaner.describe(&partition.topic, partition.index);
+        if let Some(described) = describe(&partition, cleaning) {
             topics.entry(partition.topic.clone()).or_default().push(described);
         }
     }

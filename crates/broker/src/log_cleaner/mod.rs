@@ -328,6 +328,68 @@ impl LogCleaner {
     }
 }
 
+impl LogCleaner {
+    /// The cleaner's metrics in Prometheus text (Kafka's `kafka.log:type=LogCleaner` and
+    /// `LogCleanerManager` beans, by Runnel's names).
+    pub fn render_metrics(&self, now_ms: i64) -> String {
+        let stats = &self.stats;
+        let partitions = self.partitions();
+        let max_ratio = partitions.values().map(|p| p.dirty_ratio).fold(0.0, f64::max);
+        let longest_wait_ms =
+            partitions.values().filter(|p| p.due_since_ms >= 0).map(|p| now_ms - p.due_since_ms).max().unwrap_or(0);
+        let uncleanable = partitions.values().filter(|p| p.uncleanable.is_some()).count();
+        let metrics: [(&str, &str, &str, String); 7] = [
+            (
+                "runnel_log_cleaner_passes_total",
+                "counter",
+                "Cleaning passes committed.",
+                stats.passes.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "runnel_log_cleaner_read_bytes_total",
+                "counter",
+                "Bytes of log the cleaner read.",
+                stats.bytes_read.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "runnel_log_cleaner_written_bytes_total",
+                "counter",
+                "Bytes of cleaned log written.",
+                stats.bytes_written.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "runnel_log_cleaner_busy_seconds_total",
+                "counter",
+                "Time the cleaner threads spent in passes.",
+                (stats.busy_ms.load(Ordering::Relaxed) as f64 / 1000.0).to_string(),
+            ),
+            (
+                "runnel_log_cleaner_max_dirty_ratio",
+                "gauge",
+                "The dirtiest compacted log's dirty ratio (Kafka's max-dirty-percent / 100).",
+                max_ratio.to_string(),
+            ),
+            (
+                "runnel_log_cleaner_max_wait_seconds",
+                "gauge",
+                "The longest a due log has waited to be cleaned.",
+                (longest_wait_ms as f64 / 1000.0).to_string(),
+            ),
+            (
+                "runnel_log_cleaner_uncleanable_partitions",
+                "gauge",
+                "Compacted logs left alone after a failed pass.",
+                uncleanable.to_string(),
+            ),
+        ];
+        let mut out = String::new();
+        for (name, kind, help, value) in metrics {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"));
+        }
+        out
+    }
+}
+
 /// Why a pass did not complete.
 #[derive(Debug, thiserror::Error)]
 enum PassError {
