@@ -147,8 +147,10 @@ p.flush()
     assert!(partition_bytes(&node, "cdc") * 10 < written_bytes);
     // Visible: the cleaner's state in `topic describe`, its work in the metrics.
     let described = runnel_topic(&bootstrap, &["describe", "cdc"]);
-    let cleaner = described.lines().find(|l| l.contains("partition 0 cleaner:")).unwrap_or_else(|| panic!("{described}"));
-    let clean_below: i64 = cleaner.split("clean below offset ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let cleaner =
+        described.lines().find(|l| l.contains("partition 0 cleaner:")).unwrap_or_else(|| panic!("{described}"));
+    let clean_below: i64 =
+        cleaner.split("clean below offset ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
     assert!(clean_below > 0 && clean_below <= written, "{cleaner}");
     assert!(cleaner.contains("last cleaned"), "{cleaner}");
     assert!(metric(node.metrics_url(), "runnel_log_cleaner_passes_total") >= 2, "a compaction and a tombstone pass");
@@ -329,4 +331,50 @@ async fn replicas_clean_on_their_own_and_a_new_replica_copies_a_cleaned_leader()
     eventually(Duration::from_secs(60), "the new replica to hold the latest values", || async { converged(newcomer) })
         .await;
     assert_eq!(watermarks(&bootstrap, "cdc", 0).1, 22_020, "offsets were never renumbered");
+}
+
+/// A node killed while its cleaner is writing `.cleaned` files (slowed down by
+/// `log.cleaner.io.max.bytes.per.second`) restarts with the old segments, removes what the
+/// pass left, and cleans again: every key's latest value survives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_during_cleaning_loses_no_latest_value() {
+    let data = TempDir::new().unwrap();
+    let throttled = ["--set", "log.cleaner.backoff.ms=50", "--set", "log.cleaner.io.max.bytes.per.second=200000"];
+    let mut node = Node::start(data.path(), &throttled);
+    let bootstrap = node.bootstrap().to_string();
+    let configs =
+        [("cleanup.policy", "compact"), ("internal.segment.bytes", "65536"), ("min.cleanable.dirty.ratio", "0.01")];
+    create_topic(&bootstrap, "cdc", 1, &configs).await;
+    let producer = producer(&bootstrap, &[("batch.size", "16384")]);
+    let updates: Vec<Msg> =
+        (0..10_000).map(|i| Msg::new(format!("key-{:03}", i % 300), format!("v{i} {}", "x".repeat(100)))).collect();
+    produce_all(&producer, "cdc", Some(0), &updates, None).await;
+    drop(producer);
+    let mut model: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for m in &updates {
+        model.insert(
+            String::from_utf8(m.key.clone().unwrap()).unwrap(),
+            Some(String::from_utf8(m.value.clone()).unwrap()),
+        );
+    }
+    let dir = node.data_dir().join("cdc-0");
+    let cleaning =
+        || std::fs::read_dir(&dir).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".cleaned"));
+    poll_until(Duration::from_secs(60), Duration::from_millis(5), "a pass to write .cleaned files", || {
+        cleaning().then_some(())
+    });
+    node.kill9();
+    node.restart();
+    assert!(!cleaning(), "recovery removed what the killed pass left");
+    let bootstrap = node.bootstrap().to_string();
+    let records = poll_until(Duration::from_secs(60), Duration::from_millis(500), "the cleaner to finish", || {
+        let records = read_everything(&bootstrap, "cdc");
+        (records.len() < 2_000).then_some(records)
+    });
+    let mut latest: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for (_, key, value) in &records {
+        latest.insert(key.clone(), value.clone());
+    }
+    assert_eq!(latest, model);
+    assert!(records.windows(2).all(|w| w[0].0 < w[1].0));
 }
