@@ -75,6 +75,7 @@ pub fn run(cluster: &Cluster, json: bool, args: E2eArgs) -> anyhow::Result<()> {
         batch_size: 1_000_000,
         producers: 1,
         rate: Some(args.rate),
+        keys: None,
         producer_config: args.producer_config.clone(),
         topic_config: vec![],
     };
@@ -131,7 +132,7 @@ pub fn run(cluster: &Cluster, json: bool, args: E2eArgs) -> anyhow::Result<()> {
             }
         }
     };
-    let pace = Pace { count: u64::MAX, deadline, rate: Some(args.rate as f64) };
+    let pace = Pace { count: u64::MAX, deadline, rate: Some(args.rate as f64), keys: None };
     let sent = send_loop(&producer, &stats, &args.topic, pace, &mut buf, sender);
     producer.flush(Duration::from_secs(30))?;
     done_sending.store(true, Ordering::Relaxed);

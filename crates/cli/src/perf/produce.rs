@@ -47,6 +47,9 @@ pub struct ProduceArgs {
     /// Total messages per second across producers (default: as fast as possible).
     #[arg(long)]
     pub rate: Option<u64>,
+    /// Give the messages keys, `key-0` to `key-{N-1}` in turn (updates for a compacted topic).
+    #[arg(long)]
+    pub keys: Option<u64>,
     /// Extra librdkafka producer settings, KEY=VALUE.
     #[arg(long = "producer-config", value_name = "KEY=VALUE")]
     pub producer_config: Vec<String>,
@@ -113,6 +116,8 @@ pub struct Pace {
     pub count: u64,
     pub deadline: Option<Instant>,
     pub rate: Option<f64>,
+    /// Keys `key-0` .. `key-{n-1}` in turn (a compacted topic's updates); none when `None`.
+    pub keys: Option<u64>,
 }
 
 /// Sends messages as `pace` says; `fill` is called per message to fill the buffer (the
@@ -125,8 +130,9 @@ pub fn send_loop(
     buf: &mut [u8],
     mut fill: impl FnMut(&mut [u8], u64),
 ) -> u64 {
-    let Pace { count, deadline, rate } = pace;
+    let Pace { count, deadline, rate, keys } = pace;
     let mut sent = 0;
+    let mut key = String::new();
     while sent < count && deadline.is_none_or(|d| Instant::now() < d) {
         if let Some(rate) = rate {
             let due = stats.start + Duration::from_secs_f64(sent as f64 / rate);
@@ -136,9 +142,15 @@ pub fn send_loop(
             }
         }
         fill(buf, sent);
-        let mut record = BaseRecord::with_opaque_to(topic, stats.start.elapsed().as_micros() as usize).payload(&*buf);
+        let mut record = BaseRecord::<str, [u8], usize>::with_opaque_to(topic, stats.start.elapsed().as_micros() as usize)
+            .payload(&*buf);
+        if let Some(keys) = keys {
+            key.clear();
+            std::fmt::Write::write_fmt(&mut key, format_args!("key-{}", sent % keys.max(1))).expect("a String takes it");
+            record = record.key(key.as_str());
+        }
         loop {
-            match producer.send::<(), [u8]>(record) {
+            match producer.send::<str, [u8]>(record) {
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
@@ -172,7 +184,7 @@ pub fn run(cluster: &Cluster, json: bool, args: ProduceArgs) -> anyhow::Result<(
                 let producer: ThreadedProducer<Delivery> =
                     producer_config(&cluster, &args)?.create_with_context(Delivery(stats.clone()))?;
                 let mut buf = vec![b'x'; args.size];
-                let pace = Pace { count: per_producer, deadline, rate };
+                let pace = Pace { count: per_producer, deadline, rate, keys: args.keys };
                 let sent = send_loop(&producer, &stats, &args.topic, pace, &mut buf, |_, _| {});
                 producer.flush(Duration::from_secs(60))?;
                 Ok(sent)
