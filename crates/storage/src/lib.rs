@@ -3,8 +3,9 @@
 //! Owns: segments (`.log` files of record batches exactly as on the wire), their sparse
 //! offset and time indexes, the partition log built from them ([`PartitionLog`]: append
 //! with in-place offset assignment, zero-copy reads as [`FileSlice`]s, roll, truncation,
-//! recovery after an unclean shutdown, retention, flush policy), offset checkpoint files
-//! ([`OffsetCheckpoint`]), and partition directory names. No async runtime: blocking file
+//! recovery after an unclean shutdown, retention, flush policy), log compaction
+//! ([`cleaner`]: the decisions, a pass over a log's files, the crash-safe swap), offset
+//! checkpoint files ([`OffsetCheckpoint`]), and partition directory names. No async runtime: blocking file
 //! I/O behind small types; callers (the broker) serialize access per log.
 
 // A lossy `as` on an outside length or count silently wraps: `try_from` and handle it, or say why it fits.

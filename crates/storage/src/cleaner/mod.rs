@@ -1,8 +1,10 @@
 //! Log compaction's decisions, pure and tested without I/O (Kafka's `LogCleaner`,
 //! `Cleaner.doClean` and `LogCleanerManager`): which log to clean next ([`choose`]), how far
 //! one pass reaches (the offset map of the dirty range, [`build_map`]), and what each batch
-//! keeps ([`filter::clean_batch`]). The file side (recopying segments into `.cleaned`
-//! files, the `.swap` rename, the `cleaner-offset-checkpoint`) applies these decisions.
+//! keeps ([`filter::clean_batch`]). `pass.rs` applies them to a log's files (plan under
+//! the log's lock, map and recopy into `.cleaned` files without it, commit under it again)
+//! and `swap.rs` swaps cleaned segments in crash-safely; the broker's `log_cleaner` runs
+//! the passes and keeps the `cleaner-offset-checkpoint`.
 //!
 //! Invariants: the active segment and anything at or above the first uncleanable offset
 //! (the high watermark, `min.compaction.lag.ms`) are never cleaned; a pass maps at most
