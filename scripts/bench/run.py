@@ -218,8 +218,34 @@ def recovery_scenario(q):
     server.destroy()
 
 
+def codecs_scenario(q):
+    """Produce with lz4 and zstd batches (1 KB records, linger 5 ms) against uncompressed in
+    the same run: the broker reads every compressed batch's records (scripts/bench/compression.py
+    has the full comparison and the profile of validation against compression)."""
+    server = Server()
+    count = "200000" if q else "2000000"
+    results = {}
+    for codec in ("none", "lz4", "zstd"):
+        results[codec] = measured(server, "produce", "--topic", f"codec-{codec}", "--count", count, "--compression", codec)
+    base = results["none"]
+    for codec in ("lz4", "zstd"):
+        r = results[codec]
+        row(f"produce {codec} 1 KB", f"{r['mb_per_s']:.0f} MB/s, {r['cpu_s_per_gb']:.2f} broker CPU s/GB", "-", None,
+            f"runnel perf produce --compression {codec} --count {count}",
+            f"{r['mb_per_s'] / base['mb_per_s']:.2f}x MB/s and {r['cpu_s_per_gb'] / base['cpu_s_per_gb']:.2f}x CPU/GB of none")
+    server.destroy()
+
+
+def cleaner_scenario(q):
+    import cleaner  # it imports this module: load it only when asked
+    r = cleaner.one_round("none", 0.2 if q else 1.0)
+    row(f"log cleaner, {r['log_mb']:.0f} MB log, 10,000 keys", f"{r['clean_mb_s']:.0f} MB/s, {r['cpu_s_per_gb']:.2f} broker CPU s/GB", "-", None,
+        "python3 scripts/bench/cleaner.py", f"{r['clean_mb_s'] / r['produce_mb_s']:.2f}x the produce rate of the same log; {r['after_mb']:.1f} MB left")
+
+
 SCENARIOS = {"produce": produce_scenarios, "fsync": fsync_scenario, "consume": consume_scenario, "e2e": e2e_scenarios, "roll": roll_scenario,
-             "partitions": partitions_scenario, "connections": connections_scenario, "recovery": recovery_scenario}
+             "partitions": partitions_scenario, "connections": connections_scenario, "recovery": recovery_scenario,
+             "codecs": codecs_scenario, "cleaner": cleaner_scenario}
 
 
 def main():
