@@ -142,11 +142,13 @@ pub fn send_loop(
             }
         }
         fill(buf, sent);
-        let mut record = BaseRecord::<str, [u8], usize>::with_opaque_to(topic, stats.start.elapsed().as_micros() as usize)
-            .payload(&*buf);
+        let mut record =
+            BaseRecord::<str, [u8], usize>::with_opaque_to(topic, stats.start.elapsed().as_micros() as usize)
+                .payload(&*buf);
         if let Some(keys) = keys {
             key.clear();
-            std::fmt::Write::write_fmt(&mut key, format_args!("key-{}", sent % keys.max(1))).expect("a String takes it");
+            std::fmt::Write::write_fmt(&mut key, format_args!("key-{}", sent % keys.max(1)))
+                .expect("a String takes it");
             record = record.key(key.as_str());
         }
         loop {
