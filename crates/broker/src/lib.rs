@@ -13,6 +13,7 @@ pub mod broker;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod config_changes;
 pub mod connection;
 pub mod groups;
 pub mod handlers;

@@ -203,6 +203,21 @@ impl Partition {
         self.settings.read_locked().clone()
     }
 
+    /// Runs with `settings` from now on (a topic config changed at runtime): the log takes
+    /// its part at its next append, roll or retention pass. Settings the storage refuses
+    /// cannot arrive here (topic configs are checked as a whole before they are committed);
+    /// if they did, the log keeps its previous ones.
+    pub fn update_settings(&self, settings: &TopicSettings) {
+        let mut current = self.settings.write_locked();
+        if current.log != settings.log {
+            let applied = self.with_log(|log| log.set_config(settings.log.clone()));
+            if let Err(error) = applied.as_ref().map_err(|e| e.to_string()) {
+                tracing::error!(topic = %self.topic, partition = self.index, %error, "new log settings refused");
+            }
+        }
+        *current = settings.clone();
+    }
+
     pub fn high_watermark(&self) -> i64 {
         *self.high_watermark.borrow()
     }

@@ -253,6 +253,9 @@ impl ReplicaManager {
         let mut steps = Vec::new();
         for (name, hosted) in topics.iter().filter(|(name, _)| wanted(name)) {
             let current = image.topic(name).filter(|t| t.topic_id == hosted.topic_id);
+            // Settings changed at runtime (IncrementalAlterConfigs) apply to hosted replicas
+            // here, without a restart.
+            let settings = current.map(|_| topic_config::settings(config, image.topic_configs(name)));
             for (index, partition) in hosted.partitions.iter().enumerate() {
                 let Some(partition) = partition else { continue };
                 let wanted =
@@ -262,6 +265,9 @@ impl ReplicaManager {
                     Some(p) => {
                         if let Err(e) = partition.apply_image(p, now_ms) {
                             tracing::error!(topic = %name, partition = p.partition, error = %e, "changing role failed");
+                        }
+                        if let Some(settings) = &settings {
+                            partition.update_settings(settings);
                         }
                     }
                     None => {

@@ -169,6 +169,8 @@ pub enum TopicConfigError {
     NotAllowed { name: String, value: String, allowed: &'static str },
     #[error("the topic's log could not run with these settings: {0}")]
     Log(String),
+    #[error("{0} is not a list: APPEND and SUBTRACT apply only to list settings")]
+    NotAList(String),
 }
 
 /// Checks one topic config. Every value that passes is one the storage and broker accept,

@@ -325,6 +325,27 @@ fn refusals_and_completions_encode_in_every_supported_version() {
         ]);
         completed(topics::describe_configs(&nobody, request))
     });
+    every_version(ApiKey::IncrementalAlterConfigs, |_| {
+        let resources = [(2, "t"), (4, "1")].map(|(kind, name)| {
+            incremental_alter_configs_request::AlterConfigsResource::default()
+                .with_resource_type(kind)
+                .with_resource_name(StrBytes::from_static_str(name))
+        });
+        let response = completed(super::configs::incremental_alter_configs(
+            &nobody,
+            IncrementalAlterConfigsRequest::default().with_resources(resources.to_vec()),
+        ));
+        let codes: Vec<i16> = response.responses.iter().map(|r| r.error_code).collect();
+        assert_eq!(codes, [29, 31], "topic, then cluster authorization failed");
+        response
+    });
+    every_version(ApiKey::AlterConfigs, |_| {
+        let request =
+            AlterConfigsRequest::default().with_resources(vec![alter_configs_request::AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("t"))]);
+        completed(super::configs::alter_configs(&nobody, request))
+    });
     every_version(ApiKey::DescribeCluster, |_| {
         refusal(cluster::describe_cluster(&nobody, DescribeClusterRequest::default()))
     });

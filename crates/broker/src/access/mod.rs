@@ -17,6 +17,7 @@
 //! it exists).
 
 pub mod cluster;
+pub mod configs;
 pub mod groups;
 pub mod topics;
 

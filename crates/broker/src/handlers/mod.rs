@@ -3,6 +3,7 @@
 //! response. Fetch alone encodes its own response, for sendfile.
 
 mod acls;
+mod alter_configs;
 mod api_versions;
 mod configs;
 mod create_partitions;
@@ -169,6 +170,14 @@ pub async fn handle(
         ApiKey::DescribeConfigs => {
             let gate = access::topics::describe_configs(access, decode_body(api, version, body)?);
             respond(api, &ctx, &gate.serve(|r| configs::describe(&ctx, r)))
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            let gate = access::configs::incremental_alter_configs(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve(|r| alter_configs::incremental(&ctx, r)))
+        }
+        ApiKey::AlterConfigs => {
+            let gate = access::configs::alter_configs(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve(|r| alter_configs::alter(&ctx, r)))
         }
         ApiKey::DescribeCluster => {
             let gate = access::cluster::describe_cluster(access, decode_body(api, version, body)?);

@@ -1,0 +1,103 @@
+//! Topic settings changed at runtime, through real admin clients: librdkafka's AlterConfigs
+//! and confluent-kafka's IncrementalAlterConfigs change a topic on a running node, and the
+//! change takes effect at once, with no restart (a lower `retention.bytes` deletes old
+//! segments, a lower `max.message.bytes` refuses a larger batch); DescribeConfigs reports
+//! the values as DYNAMIC_TOPIC_CONFIG; a bad value is refused with INVALID_CONFIG and
+//! changes nothing; the settings survive a restart.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminOptions, AlterConfig, ConfigSource, ResourceSpecifier};
+use rdkafka::producer::FutureRecord;
+use rdkafka::types::RDKafkaErrorCode;
+use support::*;
+use tempfile::TempDir;
+
+async fn described(bootstrap: &str, topic: &str, name: &str) -> (String, ConfigSource) {
+    let admin = admin(bootstrap);
+    let results = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], &AdminOptions::new())
+        .await
+        .expect("describe configs");
+    let resource = results.into_iter().next().unwrap().expect("the topic's configs");
+    let entry = resource.entries.into_iter().find(|e| e.name == name).unwrap_or_else(|| panic!("{name} described"));
+    (entry.value.unwrap_or_default(), entry.source)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_settings_change_on_a_running_node_and_take_effect_at_once() {
+    let data = TempDir::new().unwrap();
+    let mut node = Node::start(data.path(), &["--set", "log.retention.check.interval.ms=100"]);
+    let bootstrap = node.bootstrap().to_string();
+    create_topic(&bootstrap, "live", 1, &[("internal.segment.bytes", "20000")]).await;
+    let producer = producer(&bootstrap, &[("batch.size", "4096"), ("linger.ms", "0")]);
+    let messages: Vec<Msg> = (0..200).map(|i| Msg::new(format!("k{i}"), vec![b'v'; 1000])).collect();
+    produce_all(&producer, "live", Some(0), &messages, None).await;
+    assert_eq!(watermarks(&bootstrap, "live", 0), (0, 200));
+
+    // AlterConfigs (librdkafka) replaces the topic's overrides: keep the segment size, bound
+    // the log at about two segments. Retention deletes the oldest segments without a restart.
+    let admin = admin(&bootstrap);
+    let change = AlterConfig::new(ResourceSpecifier::Topic("live"))
+        .set("internal.segment.bytes", "20000")
+        .set("retention.bytes", "40000")
+        .set("max.message.bytes", "4000");
+    let results = admin.alter_configs([&change], &AdminOptions::new()).await.expect("alter configs");
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+    let low = poll_until(Duration::from_secs(30), Duration::from_millis(100), "retention to delete segments", || {
+        let (low, _) = watermarks(&bootstrap, "live", 0);
+        (low > 100).then_some(low)
+    });
+    assert!(low < 200, "the active segment stays");
+    assert_eq!(
+        described(&bootstrap, "live", "retention.bytes").await,
+        ("40000".to_string(), ConfigSource::DynamicTopic)
+    );
+    // A batch above the new max.message.bytes is refused at once.
+    let refused = producer
+        .send(
+            FutureRecord::<[u8], [u8]>::to("live").partition(0).key(b"big").payload(&vec![b'x'; 8000][..]),
+            IO_TIMEOUT,
+        )
+        .await
+        .expect_err("larger than max.message.bytes");
+    assert_eq!(refused.0.rdkafka_error_code(), Some(RDKafkaErrorCode::MessageSizeTooLarge));
+
+    // IncrementalAlterConfigs (confluent-kafka): SET, APPEND to a list, DELETE; a bad value
+    // refuses the whole change with INVALID_CONFIG.
+    let script = r#"
+import sys
+from confluent_kafka.admin import AdminClient, ConfigResource, ConfigEntry, AlterConfigOpType
+admin = AdminClient({"bootstrap.servers": sys.argv[1]})
+def change(*entries):
+    resource = ConfigResource("topic", "live", incremental_configs=[ConfigEntry(n, v, incremental_operation=op) for n, v, op in entries])
+    try:
+        admin.incremental_alter_configs([resource])[resource].result(10)
+        return "ok"
+    except Exception as e:
+        return e.args[0].name()
+print(change(("segment.bytes", "20", AlterConfigOpType.SET), ("retention.ms", "5000", AlterConfigOpType.SET)))
+print(change(("retention.ms", "3600000", AlterConfigOpType.SET), ("cleanup.policy", "compact", AlterConfigOpType.APPEND),
+             ("max.message.bytes", None, AlterConfigOpType.DELETE)))
+"#;
+    let output = Command::new("python3").args(["-c", script, &bootstrap]).output().expect("python3");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), ["INVALID_CONFIG", "ok"]);
+    assert_eq!(described(&bootstrap, "live", "retention.ms").await.0, "3600000");
+    assert_eq!(described(&bootstrap, "live", "cleanup.policy").await.0, "delete,compact");
+    assert_eq!(described(&bootstrap, "live", "max.message.bytes").await.1, ConfigSource::Default, "deleted");
+
+    // The settings are in the metadata log: a restart keeps them.
+    node.terminate();
+    node.restart();
+    let bootstrap = node.bootstrap().to_string();
+    assert_eq!(
+        described(&bootstrap, "live", "retention.bytes").await,
+        ("40000".to_string(), ConfigSource::DynamicTopic)
+    );
+    assert_eq!(described(&bootstrap, "live", "cleanup.policy").await.0, "delete,compact");
+}
