@@ -3,7 +3,9 @@
 //! change takes effect at once, with no restart (a lower `retention.bytes` deletes old
 //! segments, a lower `max.message.bytes` refuses a larger batch); DescribeConfigs reports
 //! the values as DYNAMIC_TOPIC_CONFIG; a bad value is refused with INVALID_CONFIG and
-//! changes nothing; the settings survive a restart.
+//! changes nothing; the settings survive a restart. DeleteRecords (librdkafka's admin
+//! client and `runnel topic delete-records`) moves a partition's start: consumers below it
+//! get OFFSET_OUT_OF_RANGE, and the new start survives a kill -9.
 
 mod support;
 
@@ -100,4 +102,64 @@ print(change(("retention.ms", "3600000", AlterConfigOpType.SET), ("cleanup.polic
         ("40000".to_string(), ConfigSource::DynamicTopic)
     );
     assert_eq!(described(&bootstrap, "live", "cleanup.policy").await.0, "delete,compact");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_records_moves_the_log_start_and_survives_a_kill() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let data = TempDir::new().unwrap();
+    let mut node = Node::start(data.path(), &[]);
+    let bootstrap = node.bootstrap().to_string();
+    create_topic(&bootstrap, "history", 1, &[("internal.segment.bytes", "20000")]).await;
+    let producer = producer(&bootstrap, &[("batch.size", "4096"), ("linger.ms", "0")]);
+    let messages: Vec<Msg> = (0..200).map(|i| Msg::new(format!("k{i}"), vec![b'v'; 1000])).collect();
+    produce_all(&producer, "history", Some(0), &messages, None).await;
+    let segments = |node: &Node| {
+        std::fs::read_dir(node.data_dir().join("history-0"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".log"))
+            .count()
+    };
+    let before = segments(&node);
+
+    // librdkafka's admin client: up to offset 120.
+    let mut offsets = TopicPartitionList::new();
+    offsets.add_partition_offset("history", 0, Offset::Offset(120)).unwrap();
+    let deleted = admin(&bootstrap).delete_records(&offsets, &AdminOptions::new()).await.expect("delete records");
+    assert_eq!(deleted.find_partition("history", 0).unwrap().offset(), Offset::Offset(120), "the low watermark");
+    assert_eq!(watermarks(&bootstrap, "history", 0), (120, 200));
+    assert!(segments(&node) < before, "segments wholly below the new start are gone");
+    // A consumer below the start: OFFSET_OUT_OF_RANGE (with no reset policy to hide it).
+    let consumer: BaseConsumer = assign_only_config(&bootstrap).set("auto.offset.reset", "error").create().unwrap();
+    let mut from = TopicPartitionList::new();
+    from.add_partition_offset("history", 0, Offset::Offset(50)).unwrap();
+    consumer.assign(&from).unwrap();
+    let error = poll_until(Duration::from_secs(30), Duration::from_millis(10), "an out-of-range error", || {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Err(e)) => Some(e),
+            _ => None,
+        }
+    });
+    // librdkafka reports the broker's OFFSET_OUT_OF_RANGE under `auto.offset.reset=error` so.
+    assert!(error.to_string().contains("AutoOffsetReset"), "{error}");
+    // Beyond the high watermark: refused.
+    let too_far =
+        runnel_cli(&bootstrap, &["topic", "delete-records", "history", "--partition", "0", "--offset", "500"]);
+    assert!(!too_far.0 && too_far.1.contains("OffsetOutOfRange"), "{too_far:?}");
+    // The CLI, up to the high watermark (-1).
+    let all = runnel_cli(&bootstrap, &["topic", "delete-records", "history", "--partition", "0", "--offset", "-1"]);
+    assert_eq!(all, (true, "history-0 now starts at offset 200\n".to_string()));
+    // A kill -9 right after: the start is in the checkpoint.
+    node.kill9();
+    node.restart();
+    assert_eq!(watermarks(node.bootstrap(), "history", 0), (200, 200));
+}
+
+/// `runnel ARGS --bootstrap B`: (success, stdout, or stderr when it failed).
+fn runnel_cli(bootstrap: &str, args: &[&str]) -> (bool, String) {
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_runnel")).args(args).args(["--bootstrap", bootstrap]).output().unwrap();
+    let text = if output.status.success() { output.stdout } else { output.stderr };
+    (output.status.success(), String::from_utf8_lossy(&text).into_owned())
 }

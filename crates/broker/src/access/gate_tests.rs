@@ -339,6 +339,15 @@ fn refusals_and_completions_encode_in_every_supported_version() {
         assert_eq!(codes, [29, 31], "topic, then cluster authorization failed");
         response
     });
+    every_version(ApiKey::DeleteRecords, |_| {
+        let request =
+            DeleteRecordsRequest::default().with_topics(vec![delete_records_request::DeleteRecordsTopic::default()
+                .with_name(topic("t"))
+                .with_partitions(vec![delete_records_request::DeleteRecordsPartition::default()])]);
+        let response = completed(topics::delete_records(&nobody, request));
+        assert_eq!(response.topics[0].partitions[0].error_code, 29);
+        response
+    });
     every_version(ApiKey::AlterConfigs, |_| {
         let request =
             AlterConfigsRequest::default().with_resources(vec![alter_configs_request::AlterConfigsResource::default()

@@ -2,7 +2,8 @@
 //! Produce needs Write, Fetch Read (a follower's fetch ClusterAction on the cluster),
 //! ListOffsets and OffsetForLeaderEpoch Describe (a follower's ClusterAction), Metadata
 //! Describe (and Create, on the cluster or the topic, to auto-create one), CreateTopics
-//! Create, DeleteTopics Delete, CreatePartitions Alter, DescribeConfigs DescribeConfigs.
+//! Create, DeleteTopics and DeleteRecords Delete, CreatePartitions Alter, DescribeConfigs
+//! DescribeConfigs.
 //! A denied topic gets TOPIC_AUTHORIZATION_FAILED in its place of the response.
 
 use std::collections::BTreeSet;
@@ -393,6 +394,43 @@ pub fn describe_configs(
                         .with_resource_name(resource.resource_name)
                         .with_error_code(error.code())
                         .with_error_message(message(error)),
+                );
+            }
+        },
+    );
+    Gate::pass_completing(request, complete)
+}
+
+/// DeleteRecords: Delete on each topic.
+pub fn delete_records(
+    access: &Access,
+    mut request: DeleteRecordsRequest,
+) -> Gate<DeleteRecordsRequest, DeleteRecordsResponse> {
+    if access.is_unrestricted() {
+        return Gate::pass(request);
+    }
+    let (kept, denied) = partition_by(std::mem::take(&mut request.topics), |t| {
+        access.allows_topic(Operation::Delete, t.name.0.as_str())
+    });
+    request.topics = kept;
+    let complete = completion_if(
+        denied,
+        |response: &mut DeleteRecordsResponse, denied: Vec<delete_records_request::DeleteRecordsTopic>| {
+            for topic in denied {
+                let partitions = topic
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        delete_records_response::DeleteRecordsPartitionResult::default()
+                            .with_partition_index(p.partition_index)
+                            .with_low_watermark(-1)
+                            .with_error_code(DENIED.code())
+                    })
+                    .collect();
+                response.topics.push(
+                    delete_records_response::DeleteRecordsTopicResult::default()
+                        .with_name(topic.name)
+                        .with_partitions(partitions),
                 );
             }
         },

@@ -8,6 +8,7 @@ mod api_versions;
 mod configs;
 mod create_partitions;
 pub(crate) mod create_topics;
+mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_log_dirs;
@@ -170,6 +171,10 @@ pub async fn handle(
         ApiKey::DescribeConfigs => {
             let gate = access::topics::describe_configs(access, decode_body(api, version, body)?);
             respond(api, &ctx, &gate.serve(|r| configs::describe(&ctx, r)))
+        }
+        ApiKey::DeleteRecords => {
+            let gate = access::topics::delete_records(access, decode_body(api, version, body)?);
+            respond(api, &ctx, &gate.serve(|r| delete_records::handle(&ctx, r)))
         }
         ApiKey::IncrementalAlterConfigs => {
             let gate = access::configs::incremental_alter_configs(access, decode_body(api, version, body)?);
