@@ -163,3 +163,76 @@ fn runnel_cli(bootstrap: &str, args: &[&str]) -> (bool, String) {
     let text = if output.status.success() { output.stdout } else { output.stderr };
     (output.status.success(), String::from_utf8_lossy(&text).into_owned())
 }
+
+/// On three nodes: a topic change made through one node reaches every replica, and records
+/// deleted on the leader stay deleted when another replica takes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_and_deleted_records_hold_after_a_leader_change() {
+    use rdkafka::{Offset, TopicPartitionList};
+    use support::cluster::*;
+    let args = [FAST_FAILURE_DETECTION, &["--set", "log.retention.check.interval.ms=100"]].concat();
+    let mut cluster = three_agreed_nodes(&args, Duration::from_secs(60)).await;
+    create_topic_with_configs_via(cluster.kafka_addr(1), "shared", 1, 3, &[("internal.segment.bytes", "20000")])
+        .await
+        .unwrap();
+    let bootstrap = [1, 2, 3].map(|id| cluster.kafka_addr(id).to_string()).join(",");
+    let leader = eventually(Duration::from_secs(60), "three replicas in sync", || async {
+        let view = cluster.view(1).await?;
+        let p = view.topic("shared").ok_or("topic missing")?.partitions[0].clone();
+        if p.isr.len() == 3 {
+            Ok(p.leader)
+        } else {
+            Err(format!("{p:?}"))
+        }
+    })
+    .await;
+    let producer = producer(&bootstrap, &[("acks", "all"), ("batch.size", "4096"), ("linger.ms", "0")]);
+    let messages: Vec<Msg> = (0..200).map(|i| Msg::new(format!("k{i}"), vec![b'v'; 500])).collect();
+    produce_all(&producer, "shared", Some(0), &messages, None).await;
+    // Through a node that does not lead the partition.
+    let via = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    let change = AlterConfig::new(ResourceSpecifier::Topic("shared")).set("max.message.bytes", "2000");
+    let results = admin(cluster.kafka_addr(via)).alter_configs([&change], &AdminOptions::new()).await.unwrap();
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+    let mut offsets = TopicPartitionList::new();
+    offsets.add_partition_offset("shared", 0, Offset::Offset(100)).unwrap();
+    admin(&bootstrap).delete_records(&offsets, &AdminOptions::new()).await.expect("delete records");
+    // Every follower takes the new start from its next fetch, and its retention pass then
+    // deletes the segments below it; then the leader goes.
+    eventually(Duration::from_secs(30), "followers to follow the log start", || async {
+        for id in [1, 2, 3].into_iter().filter(|id| *id != leader) {
+            let first = cluster.node(id).data_dir().join("shared-0").join("00000000000000000000.log");
+            if first.exists() {
+                return Err(format!("node {id} still has its first segment"));
+            }
+        }
+        Ok(())
+    })
+    .await;
+    cluster.kill9(leader);
+    let survivors: Vec<i32> = [1, 2, 3].into_iter().filter(|id| *id != leader).collect();
+    let bootstrap = survivors.iter().map(|id| cluster.kafka_addr(*id).to_string()).collect::<Vec<_>>().join(",");
+    let (low, high) = eventually(Duration::from_secs(60), "a new leader with the deleted start", || async {
+        use rdkafka::consumer::Consumer;
+        let consumer = base_consumer(&bootstrap);
+        let (low, high) =
+            tokio::task::block_in_place(|| consumer.fetch_watermarks("shared", 0, Duration::from_secs(5)))
+                .map_err(|e| e.to_string())?;
+        if low == 100 {
+            Ok((low, high))
+        } else {
+            Err(format!("low watermark {low}"))
+        }
+    })
+    .await;
+    assert_eq!((low, high), (100, 200));
+    let survivor_producer = support::producer(&bootstrap, &[("acks", "all")]);
+    let refused = survivor_producer
+        .send(
+            FutureRecord::<[u8], [u8]>::to("shared").partition(0).key(b"big").payload(&vec![b'x'; 5000][..]),
+            IO_TIMEOUT,
+        )
+        .await
+        .expect_err("larger than the new max.message.bytes on the new leader");
+    assert_eq!(refused.0.rdkafka_error_code(), Some(RDKafkaErrorCode::MessageSizeTooLarge));
+}
