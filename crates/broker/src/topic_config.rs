@@ -9,7 +9,8 @@ use runnel_storage::LogConfig;
 
 use crate::config::BrokerConfig;
 
-/// Topic configs Runnel understands. CreateTopics and DescribeConfigs use this list.
+/// Every topic config of Kafka 4.x (and `internal.segment.bytes`, Kafka's own test-only
+/// one). CreateTopics, the AlterConfigs APIs and DescribeConfigs use this list.
 pub const TOPIC_CONFIG_NAMES: &[&str] = &[
     "cleanup.policy",
     "compression.gzip.level",
@@ -17,23 +18,57 @@ pub const TOPIC_CONFIG_NAMES: &[&str] = &[
     "compression.type",
     "compression.zstd.level",
     "delete.retention.ms",
+    "file.delete.delay.ms",
     "flush.messages",
     "flush.ms",
+    "follower.replication.throttled.replicas",
     "index.interval.bytes",
     "internal.segment.bytes",
+    "leader.replication.throttled.replicas",
+    "local.retention.bytes",
+    "local.retention.ms",
     "max.compaction.lag.ms",
     "max.message.bytes",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
     "message.timestamp.type",
     "min.cleanable.dirty.ratio",
     "min.compaction.lag.ms",
     "min.insync.replicas",
+    "preallocate",
+    "remote.log.copy.disable",
+    "remote.log.delete.on.disable",
+    "remote.storage.enable",
     "retention.bytes",
     "retention.ms",
     "segment.bytes",
     "segment.index.bytes",
+    "segment.jitter.ms",
     "segment.ms",
     "unclean.leader.election.enable",
 ];
+
+/// Topic configs Runnel accepts, validates and stores, but does not act on yet: they are
+/// reported so (DescribeConfigs' documentation, `runnel config describe`), never silently
+/// ignored.
+pub const NOT_ACTED_ON: &[&str] = &[
+    "compression.lz4.level",
+    "file.delete.delay.ms",
+    "follower.replication.throttled.replicas",
+    "leader.replication.throttled.replicas",
+    "local.retention.bytes",
+    "local.retention.ms",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
+    "preallocate",
+    "remote.log.copy.disable",
+    "remote.log.delete.on.disable",
+    "remote.storage.enable",
+    "segment.jitter.ms",
+];
+
+/// What DescribeConfigs says of a setting in [`NOT_ACTED_ON`].
+pub const NOT_ACTED_ON_DOC: &str = "Accepted, validated and stored; Runnel does not act on it yet.";
 
 /// What one partition runs with: broker defaults overlaid with the topic's own configs.
 #[derive(Debug, Clone)]
@@ -99,6 +134,15 @@ pub fn effective_value(
         "max.compaction.lag.ms" => broker.cleaner.max_compaction_lag_ms.to_string(),
         "min.cleanable.dirty.ratio" => broker.cleaner.min_cleanable_ratio.to_string(),
         "min.compaction.lag.ms" => broker.cleaner.min_compaction_lag_ms.to_string(),
+        "file.delete.delay.ms" => "60000".to_string(),
+        "follower.replication.throttled.replicas" | "leader.replication.throttled.replicas" => String::new(),
+        "local.retention.bytes" | "local.retention.ms" => "-2".to_string(),
+        "message.timestamp.after.max.ms" => "3600000".to_string(),
+        "message.timestamp.before.max.ms" => i64::MAX.to_string(),
+        "preallocate" | "remote.log.copy.disable" | "remote.log.delete.on.disable" | "remote.storage.enable" => {
+            "false".to_string()
+        }
+        "segment.jitter.ms" => "0".to_string(),
         "flush.messages" => clamp_i64(log.flush_messages).to_string(),
         "flush.ms" => log.flush_ms.to_string(),
         "index.interval.bytes" => log.index_interval_bytes.to_string(),
@@ -151,6 +195,11 @@ fn numeric_range(name: &str) -> Option<(i64, i64)> {
         "compression.zstd.level" => (-131_072, 22),
         "delete.retention.ms" | "min.compaction.lag.ms" => (0, i64::MAX),
         "max.compaction.lag.ms" => (1, i64::MAX),
+        "file.delete.delay.ms"
+        | "message.timestamp.after.max.ms"
+        | "message.timestamp.before.max.ms"
+        | "segment.jitter.ms" => (0, i64::MAX),
+        "local.retention.bytes" | "local.retention.ms" => (-2, i64::MAX),
         _ => return None,
     })
 }
@@ -208,9 +257,36 @@ pub fn validate(name: &str, value: &str) -> Result<(), TopicConfigError> {
             "producer, uncompressed, gzip, snappy, lz4, zstd",
         ),
         "message.timestamp.type" => one_of(&["CreateTime", "LogAppendTime"], "CreateTime, LogAppendTime"),
-        "unclean.leader.election.enable" => one_of(&["true", "false"], "true, false"),
+        "unclean.leader.election.enable"
+        | "preallocate"
+        | "remote.storage.enable"
+        | "remote.log.copy.disable"
+        | "remote.log.delete.on.disable" => one_of(&["true", "false"], "true, false"),
+        "follower.replication.throttled.replicas" | "leader.replication.throttled.replicas" => {
+            if throttled_replicas(value) {
+                Ok(())
+            } else {
+                Err(TopicConfigError::NotAllowed {
+                    name: name.to_string(),
+                    value: value.to_string(),
+                    allowed: "empty, * or PARTITION:BROKER,...",
+                })
+            }
+        }
         _ => Err(TopicConfigError::Unknown(name.to_string())),
     }
+}
+
+/// Kafka's throttled-replicas list: empty, `*`, or `partition:broker` pairs.
+fn throttled_replicas(value: &str) -> bool {
+    let value = value.trim();
+    value.is_empty()
+        || value == "*"
+        || value.split(',').all(|pair| {
+            pair.trim()
+                .split_once(':')
+                .is_some_and(|(p, b)| p.trim().parse::<u32>().is_ok() && b.trim().parse::<u32>().is_ok())
+        })
 }
 
 /// Checks a topic's configs together: each one, then the log they make as the storage
@@ -284,6 +360,16 @@ mod tests {
         assert!(validate("nope", "1").is_err());
         assert!(validate("cleanup.policy", "compact").is_ok());
         assert!(validate("min.cleanable.dirty.ratio", "0.01").is_ok());
+        assert!(validate("leader.replication.throttled.replicas", "0:1,1:2").is_ok());
+        assert!(validate("leader.replication.throttled.replicas", "0-1").is_err());
+        assert!(validate("local.retention.ms", "-3").is_err());
+        assert!(validate("preallocate", "maybe").is_err());
+        for name in TOPIC_CONFIG_NAMES {
+            let default = effective_value(&broker, None, name).map(|(v, _)| v);
+            if let Some(default) = default {
+                assert!(validate(name, &default).is_ok(), "{name}'s default {default} must validate");
+            }
+        }
         for (name, bad) in [
             ("segment.bytes", "20"),
             ("segment.bytes", "2147483648"),

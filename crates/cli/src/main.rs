@@ -9,6 +9,7 @@ use runnel_broker::BrokerConfig;
 
 mod acl;
 mod cluster;
+mod config;
 mod connect;
 mod group;
 mod perf;
@@ -37,6 +38,8 @@ enum Command {
     User(user::UserArgs),
     /// Access control lists: add, list, remove (the options of Kafka's kafka-acls.sh).
     Acl(acl::AclArgs),
+    /// A topic's settings: describe, set and delete them on a running cluster.
+    Config(config::ConfigArgs),
     /// Benchmarks: produce, consume and end-to-end latency against a running broker.
     Perf(perf::PerfArgs),
 }
@@ -149,6 +152,7 @@ fn main() -> anyhow::Result<()> {
         Command::Group(args) => runtime.block_on(group::run(args))?,
         Command::User(args) => runtime.block_on(user::run(args))?,
         Command::Acl(args) => runtime.block_on(acl::run(args))?,
+        Command::Config(args) => runtime.block_on(config::run(args))?,
         Command::Perf(args) => runtime.block_on(perf::run(args))?,
         Command::Cluster(args) => runtime.block_on(cluster::run(args))?,
     }

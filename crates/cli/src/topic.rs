@@ -179,6 +179,12 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
                 for line in crate::topic_cleaner::lines(&response, t, &security).await {
                     println!("{line}");
                 }
+                // The topic's own settings (those not at the broker's default).
+                for entry in crate::config::describe_topic(&mut conn, &topic).await? {
+                    if entry.config_source == 1 {
+                        println!("  config {}={}", entry.name.as_str(), entry.value.as_deref().unwrap_or(""));
+                    }
+                }
             }
         }
         TopicCommand::DeleteRecords { name: topic, partition, offset } => {

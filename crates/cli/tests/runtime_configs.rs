@@ -93,6 +93,21 @@ print(change(("retention.ms", "3600000", AlterConfigOpType.SET), ("cleanup.polic
     assert_eq!(described(&bootstrap, "live", "cleanup.policy").await.0, "delete,compact");
     assert_eq!(described(&bootstrap, "live", "max.message.bytes").await.1, ConfigSource::Default, "deleted");
 
+    // The CLI: set, describe (sources, and what Runnel does not act on), delete.
+    assert_eq!(
+        runnel_cli(&bootstrap, &["config", "set", "--topic", "live", "retention.ms=7200000", "preallocate=true"]).1,
+        "updated live\n"
+    );
+    let listing = runnel_cli(&bootstrap, &["config", "describe", "--topic", "live"]).1;
+    assert!(listing.contains("retention.ms=7200000  DYNAMIC_TOPIC_CONFIG"), "{listing}");
+    assert!(listing.contains("segment.ms=604800000  DEFAULT_CONFIG"), "{listing}");
+    assert!(listing.lines().any(|l| l.starts_with("preallocate=true") && l.contains("not acted on")), "{listing}");
+    let refused = runnel_cli(&bootstrap, &["config", "set", "--topic", "live", "min.cleanable.dirty.ratio=2"]);
+    assert!(!refused.0 && refused.1.contains("InvalidConfig"), "{refused:?}");
+    assert_eq!(runnel_cli(&bootstrap, &["config", "delete", "--topic", "live", "preallocate"]).1, "updated live\n");
+    let topic = runnel_cli(&bootstrap, &["topic", "describe", "live"]).1;
+    assert!(topic.contains("  config retention.ms=7200000") && !topic.contains("preallocate"), "{topic}");
+
     // The settings are in the metadata log: a restart keeps them.
     node.terminate();
     node.restart();

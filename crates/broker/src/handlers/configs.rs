@@ -10,7 +10,7 @@ use runnel_protocol::ResponseError;
 
 use super::Context;
 use crate::config::BrokerConfig;
-use crate::topic_config::{effective_value, TOPIC_CONFIG_NAMES};
+use crate::topic_config::{effective_value, NOT_ACTED_ON, NOT_ACTED_ON_DOC, TOPIC_CONFIG_NAMES};
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
@@ -80,7 +80,11 @@ fn describe_one(ctx: &Context, resource: &DescribeConfigsResource) -> DescribeCo
                 .filter(|key| wanted(resource, key))
                 .filter_map(|key| {
                     let (value, set) = effective_value(config, Some(overrides), key)?;
-                    Some(entry(key, value, if set { SOURCE_TOPIC } else { SOURCE_DEFAULT }, false))
+                    let described = entry(key, value, if set { SOURCE_TOPIC } else { SOURCE_DEFAULT }, false);
+                    let not_acted_on = NOT_ACTED_ON.contains(key);
+                    Some(
+                        described.with_documentation(not_acted_on.then(|| StrBytes::from_static_str(NOT_ACTED_ON_DOC))),
+                    )
                 })
                 .collect();
             result.with_configs(configs)
