@@ -43,7 +43,9 @@ impl ConnectArgs {
 
 /// Connects to `addr` with `security`.
 pub async fn connect_to(addr: &str, security: &ClientSecurity) -> anyhow::Result<Connection> {
-    Connection::connect_secure(addr, None, security).await.with_context(|| format!("connecting to {addr}"))
+    Connection::connect_secure(addr, None, security)
+        .await
+        .with_context(|| format!("connecting to {addr} (is a node listening there? name one with --bootstrap)"))
 }
 
 /// An error naming `what` failed, Kafka's error name and the response's message, unless
