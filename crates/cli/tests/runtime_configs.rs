@@ -251,3 +251,19 @@ async fn settings_and_deleted_records_hold_after_a_leader_change() {
         .expect_err("larger than the new max.message.bytes on the new leader");
     assert_eq!(refused.0.rdkafka_error_code(), Some(RDKafkaErrorCode::MessageSizeTooLarge));
 }
+
+/// A CLI error is one line saying what went wrong and what to do, even with
+/// `RUST_BACKTRACE=1`, and the exit status is 1.
+#[test]
+fn a_cli_error_is_one_line_without_a_backtrace() {
+    let port = support::cluster::free_ports(1)[0];
+    let output = Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args(["topic", "list", "--bootstrap", &format!("127.0.0.1:{port}")])
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: connecting to") && stderr.contains("--bootstrap"), "{stderr}");
+}
