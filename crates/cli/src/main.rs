@@ -13,6 +13,7 @@ mod config;
 mod connect;
 mod group;
 mod perf;
+mod records;
 mod topic;
 mod topic_cleaner;
 mod user;
@@ -40,6 +41,10 @@ enum Command {
     Acl(acl::AclArgs),
     /// A topic's settings: describe, set and delete them on a running cluster.
     Config(config::ConfigArgs),
+    /// Produce records from stdin, one per line.
+    Produce(records::ProduceArgs),
+    /// Print a topic's records (kcat's format strings, or JSON lines).
+    Consume(records::ConsumeArgs),
     /// Benchmarks: produce, consume and end-to-end latency against a running broker.
     Perf(perf::PerfArgs),
 }
@@ -182,6 +187,9 @@ fn run() -> anyhow::Result<()> {
         Command::User(args) => runtime.block_on(user::run(args))?,
         Command::Acl(args) => runtime.block_on(acl::run(args))?,
         Command::Config(args) => runtime.block_on(config::run(args))?,
+        // librdkafka clients run on their own threads: no async runtime needed.
+        Command::Produce(args) => records::produce(args)?,
+        Command::Consume(args) => records::consume(args)?,
         Command::Perf(args) => runtime.block_on(perf::run(args))?,
         Command::Cluster(args) => runtime.block_on(cluster::run(args))?,
     }

@@ -70,7 +70,7 @@ pub(crate) struct Cluster {
 }
 
 impl Cluster {
-    fn new(bootstrap: &str, command_config: Option<&Path>) -> anyhow::Result<Self> {
+    pub(crate) fn new(bootstrap: &str, command_config: Option<&Path>) -> anyhow::Result<Self> {
         let properties = match command_config {
             Some(path) => {
                 let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
