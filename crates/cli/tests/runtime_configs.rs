@@ -326,3 +326,52 @@ async fn the_cli_produces_and_consumes_records() {
     let missing = runnel_cli(&bootstrap, &["consume", "nosuch"]);
     assert!(!missing.0 && missing.1.contains("does not exist"), "{missing:?}");
 }
+
+/// DescribeTopicPartitions (KIP-966) pages through every partition of every topic with a
+/// cursor, in name order, and names an unknown topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_topic_partitions_pages_with_a_cursor() {
+    use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+    use kafka_protocol::messages::{DescribeTopicPartitionsRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let data = TempDir::new().unwrap();
+    let node = Node::start(data.path(), &[]);
+    let bootstrap = node.bootstrap().to_string();
+    for (name, partitions) in [("b", 5), ("a", 3), ("c", 1)] {
+        create_topic(&bootstrap, name, partitions, &[]).await;
+    }
+    let mut conn = runnel_client::Connection::connect(&bootstrap).await.unwrap();
+    let mut seen = Vec::new();
+    let mut cursor: Option<Cursor> = None;
+    let mut pages = 0;
+    loop {
+        let request =
+            DescribeTopicPartitionsRequest::default().with_response_partition_limit(4).with_cursor(cursor.take());
+        let response = conn.send(&request, 0).await.unwrap();
+        pages += 1;
+        for topic in &response.topics {
+            assert_eq!(topic.error_code, 0);
+            for p in &topic.partitions {
+                assert_eq!((p.leader_id.0, p.isr_nodes.len()), (1, 1));
+                seen.push((topic.name.as_ref().unwrap().to_string(), p.partition_index));
+            }
+        }
+        match response.next_cursor {
+            Some(next) => {
+                cursor =
+                    Some(Cursor::default().with_topic_name(next.topic_name).with_partition_index(next.partition_index))
+            }
+            None => break,
+        }
+        assert!(pages < 10);
+    }
+    let expected: Vec<(String, i32)> =
+        [("a", 3), ("b", 5), ("c", 1)].iter().flat_map(|(t, n)| (0..*n).map(|p| (t.to_string(), p))).collect();
+    assert_eq!(seen, expected);
+    assert_eq!(pages, 3, "9 partitions, 4 a page");
+    let named = DescribeTopicPartitionsRequest::default()
+        .with_response_partition_limit(100)
+        .with_topics(vec![TopicRequest::default().with_name(TopicName(StrBytes::from_static_str("nosuch")))]);
+    let response = conn.send(&named, 0).await.unwrap();
+    assert_eq!(response.topics[0].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+}

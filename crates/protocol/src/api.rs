@@ -51,6 +51,7 @@ pub const SUPPORTED: &[ApiRange] = &[
     ApiRange { key: ApiKey::DescribeUserScramCredentials, min: 0, max: 0 },
     ApiRange { key: ApiKey::AlterUserScramCredentials, min: 0, max: 0 },
     ApiRange { key: ApiKey::DescribeCluster, min: 0, max: 1 },
+    ApiRange { key: ApiKey::DescribeTopicPartitions, min: 0, max: 0 },
 ];
 
 /// Versions the `kafka-protocol` crate has no codec for, which the broker encodes itself.
@@ -98,6 +99,7 @@ mod tests {
                 ApiKey::IncrementalAlterConfigs => within::<IncrementalAlterConfigsRequest>(range),
                 ApiKey::CreatePartitions => within::<CreatePartitionsRequest>(range),
                 ApiKey::DescribeCluster => within::<DescribeClusterRequest>(range),
+                ApiKey::DescribeTopicPartitions => within::<DescribeTopicPartitionsRequest>(range),
                 ApiKey::DescribeAcls => within::<DescribeAclsRequest>(range),
                 ApiKey::CreateAcls => within::<CreateAclsRequest>(range),
                 ApiKey::DeleteAcls => within::<DeleteAclsRequest>(range),

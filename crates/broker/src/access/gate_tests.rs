@@ -339,6 +339,16 @@ fn refusals_and_completions_encode_in_every_supported_version() {
         assert_eq!(codes, [29, 31], "topic, then cluster authorization failed");
         response
     });
+    every_version(ApiKey::DescribeTopicPartitions, |_| {
+        let request = DescribeTopicPartitionsRequest::default()
+            .with_topics(vec![describe_topic_partitions_request::TopicRequest::default().with_name(topic("t"))]);
+        let response = refusal(topics::describe_topic_partitions(&nobody, request, &image));
+        assert_eq!(response.topics[0].error_code, 29);
+        let all =
+            refusal(topics::describe_topic_partitions(&nobody, DescribeTopicPartitionsRequest::default(), &image));
+        assert!(all.topics.is_empty(), "listing every topic discloses none");
+        response
+    });
     every_version(ApiKey::DeleteRecords, |_| {
         let request =
             DeleteRecordsRequest::default().with_topics(vec![delete_records_request::DeleteRecordsTopic::default()

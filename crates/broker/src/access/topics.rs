@@ -437,3 +437,55 @@ pub fn delete_records(
     );
     Gate::pass_completing(request, complete)
 }
+
+/// DescribeTopicPartitions: Describe on each topic. Listing every topic lists the ones the
+/// principal may describe; a named topic it may not gets TOPIC_AUTHORIZATION_FAILED.
+pub fn describe_topic_partitions(
+    access: &Access,
+    mut request: DescribeTopicPartitionsRequest,
+    image: &MetadataImage,
+) -> Gate<DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse> {
+    if access.is_unrestricted() {
+        return Gate::pass(request);
+    }
+    if request.topics.is_empty() {
+        let allowed: Vec<describe_topic_partitions_request::TopicRequest> = image
+            .topics
+            .keys()
+            .filter(|name| access.allows_topic(Operation::Describe, name))
+            .map(|name| {
+                describe_topic_partitions_request::TopicRequest::default()
+                    .with_name(TopicName(StrBytes::from_string(name.clone())))
+            })
+            .collect();
+        if allowed.is_empty() {
+            return Gate::Refuse(DescribeTopicPartitionsResponse::default());
+        }
+        request.topics = allowed;
+        return Gate::pass(request);
+    }
+    let (kept, denied) = partition_by(std::mem::take(&mut request.topics), |t| {
+        access.allows_topic(Operation::Describe, t.name.as_str())
+    });
+    if kept.is_empty() {
+        let mut response = DescribeTopicPartitionsResponse::default();
+        deny_topic_partitions(&mut response, denied);
+        return Gate::Refuse(response);
+    }
+    request.topics = kept;
+    Gate::pass_completing(request, completion_if(denied, deny_topic_partitions))
+}
+
+fn deny_topic_partitions(
+    response: &mut DescribeTopicPartitionsResponse,
+    denied: Vec<describe_topic_partitions_request::TopicRequest>,
+) {
+    for topic in denied {
+        response.topics.push(
+            describe_topic_partitions_response::DescribeTopicPartitionsResponseTopic::default()
+                .with_name(Some(topic.name))
+                .with_error_code(DENIED.code())
+                .with_topic_authorized_operations(i32::MIN),
+        );
+    }
+}

@@ -90,8 +90,19 @@ fn missing_topic(name: Option<String>, id: Uuid, error: ResponseError) -> Metada
 }
 
 fn describe(ctx: &Context, image: &MetadataImage, topic: &TopicImage) -> MetadataResponseTopic {
+    describe_for_listener(ctx, image, topic, ctx.version)
+}
+
+/// `topic` as Metadata `version` describes it to the request's listener (also used by
+/// DescribeTopicPartitions).
+pub(super) fn describe_for_listener(
+    ctx: &Context,
+    image: &MetadataImage,
+    topic: &TopicImage,
+    version: i16,
+) -> MetadataResponseTopic {
     let local_offline = ctx.broker.replicas.offline_partitions(&topic.name);
-    describe_topic(image, topic, ctx.version, ctx.broker.config.node_id, &local_offline, ctx.session.listener.as_str())
+    describe_topic(image, topic, version, ctx.broker.config.node_id, &local_offline, ctx.session.listener.as_str())
 }
 
 fn lookup_or_create(ctx: &Context, image: &MetadataImage, name: &str, auto_create: bool) -> MetadataResponseTopic {

@@ -13,6 +13,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_log_dirs;
 mod describe_quorum;
+mod describe_topic_partitions;
 mod elect_leaders;
 pub mod fetch;
 mod find_coordinator;
@@ -171,6 +172,10 @@ pub async fn handle(
         ApiKey::DescribeConfigs => {
             let gate = access::topics::describe_configs(access, decode_body(api, version, body)?);
             respond(api, &ctx, &gate.serve(|r| configs::describe(&ctx, r)))
+        }
+        ApiKey::DescribeTopicPartitions => {
+            let gate = access::topics::describe_topic_partitions(access, decode_body(api, version, body)?, &image());
+            respond(api, &ctx, &gate.serve(|r| describe_topic_partitions::handle(&ctx, r)))
         }
         ApiKey::DeleteRecords => {
             let gate = access::topics::delete_records(access, decode_body(api, version, body)?);
