@@ -31,11 +31,7 @@ pub type At = (String, i32);
 
 /// One page: for each topic (in name order), the partitions `[from, to)` it contributes,
 /// and where the next page starts (topic, partition) if there is more. Pure.
-pub fn page(
-    topics: &[(String, i32)],
-    cursor: Option<(&str, i32)>,
-    limit: i32,
-) -> (Vec<Slice>, Option<At>) {
+pub fn page(topics: &[(String, i32)], cursor: Option<(&str, i32)>, limit: i32) -> (Vec<Slice>, Option<At>) {
     let limit = limit.clamp(1, PARTITION_LIMIT_MAX);
     let mut left = limit;
     let mut out = Vec::new();
