@@ -45,6 +45,11 @@ enum Command {
     Produce(records::ProduceArgs),
     /// Print a topic's records (kcat's format strings, or JSON lines).
     Consume(records::ConsumeArgs),
+    /// Print a shell completion script: `source <(runnel completion bash)`.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Benchmarks: produce, consume and end-to-end latency against a running broker.
     Perf(perf::PerfArgs),
 }
@@ -189,6 +194,15 @@ fn run() -> anyhow::Result<()> {
         Command::Config(args) => runtime.block_on(config::run(args))?,
         // librdkafka clients run on their own threads: no async runtime needed.
         Command::Produce(args) => records::produce(args)?,
+        Command::Completion { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "runnel", &mut script);
+            // A reader that stops early (`| head`) is not an error.
+            match std::io::Write::write_all(&mut std::io::stdout(), &script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+                _ => {}
+            }
+        }
         Command::Consume(args) => records::consume(args)?,
         Command::Perf(args) => runtime.block_on(perf::run(args))?,
         Command::Cluster(args) => runtime.block_on(cluster::run(args))?,

@@ -375,3 +375,25 @@ async fn describe_topic_partitions_pages_with_a_cursor() {
     let response = conn.send(&named, 0).await.unwrap();
     assert_eq!(response.topics[0].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
 }
+
+/// Shell completions: bash takes the script, and every shell's names the subcommands.
+#[test]
+fn completion_scripts_for_bash_zsh_and_fish() {
+    let script = |shell: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_runnel")).args(["completion", shell]).output().unwrap();
+        assert!(output.status.success(), "{shell}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    for shell in ["bash", "zsh", "fish"] {
+        let text = script(shell);
+        assert!(text.contains("delete-records") && text.contains("consume"), "{shell}: subcommands named");
+    }
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("runnel.bash");
+    std::fs::write(&path, script("bash")).unwrap();
+    let registered = Command::new("bash")
+        .args(["-c", &format!("source {} && complete -p runnel", path.display())])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&registered.stdout).contains("-F _runnel runnel"), "{registered:?}");
+}
