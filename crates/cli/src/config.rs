@@ -76,6 +76,18 @@ pub fn line(entry: &DescribeConfigsResourceResult) -> String {
     out
 }
 
+/// One setting as JSON: name, value (null when sensitive), source, whether Runnel acts on it.
+fn entry_json(entry: &DescribeConfigsResourceResult) -> serde_json::Value {
+    let not_acted_on = entry.documentation.as_deref().is_some_and(|d| d.contains("does not act on it"));
+    serde_json::json!({
+        "name": entry.name.to_string(),
+        "value": if entry.is_sensitive { None } else { entry.value.as_ref().map(|v| v.to_string()) },
+        "source": source_name(entry.config_source),
+        "sensitive": entry.is_sensitive,
+        "acted_on": !not_acted_on,
+    })
+}
+
 /// A topic's settings as DescribeConfigs v4 reports them.
 pub async fn describe_topic(conn: &mut Connection, topic: &str) -> anyhow::Result<Vec<DescribeConfigsResourceResult>> {
     let request = DescribeConfigsRequest::default()
@@ -91,10 +103,17 @@ pub async fn describe_topic(conn: &mut Connection, topic: &str) -> anyhow::Resul
 }
 
 pub async fn run(args: ConfigArgs) -> anyhow::Result<()> {
+    let json = args.connect.json();
     let (mut conn, _security) = args.connect.connect().await?;
     let (topic, configs) = match args.command {
         ConfigCommand::Describe { topic } => {
-            for entry in describe_topic(&mut conn, &topic).await? {
+            let entries = describe_topic(&mut conn, &topic).await?;
+            if json {
+                let configs: Vec<serde_json::Value> = entries.iter().map(entry_json).collect();
+                crate::connect::print_json(&serde_json::json!({ "topic": topic, "configs": configs }));
+                return Ok(());
+            }
+            for entry in entries {
                 println!("{}", line(&entry));
             }
             return Ok(());

@@ -23,6 +23,21 @@ pub struct ConnectArgs {
     /// Client properties for a secured listener (security.protocol, sasl.*, ssl.*).
     #[arg(long, global = true, value_name = "FILE")]
     pub command_config: Option<PathBuf>,
+    /// How list and describe commands print: text, or json (one document, a stable schema).
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    pub output: String,
+}
+
+impl ConnectArgs {
+    /// `--output json`.
+    pub fn json(&self) -> bool {
+        self.output == "json"
+    }
+}
+
+/// Prints `value` as one JSON document.
+pub fn print_json(value: &serde_json::Value) {
+    println!("{value}");
 }
 
 /// The security the properties file asks for (plaintext without one).

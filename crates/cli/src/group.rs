@@ -89,9 +89,10 @@ fn check(error_code: i16, what: &str) -> anyhow::Result<()> {
 }
 
 pub async fn run(args: GroupArgs) -> anyhow::Result<()> {
+    let json = args.connect.json();
     let (mut conn, security) = args.connect.connect().await?;
     match args.command {
-        GroupCommand::List => list(&mut conn).await,
+        GroupCommand::List => list(&mut conn, json).await,
         GroupCommand::Describe { group } => {
             let mut coordinator = coordinator(&mut conn, &group, &security).await?;
             describe(&mut conn, &mut coordinator, &group).await
@@ -122,11 +123,25 @@ async fn coordinator(conn: &mut Connection, group: &str, security: &ClientSecuri
     crate::connect::connect_to(&addr, security).await.with_context(|| format!("the coordinator of {group}"))
 }
 
-async fn list(conn: &mut Connection) -> anyhow::Result<()> {
+async fn list(conn: &mut Connection, json: bool) -> anyhow::Result<()> {
     let response = conn.send(&ListGroupsRequest::default(), 4).await?;
     check(response.error_code, "listing groups")?;
     let mut groups: Vec<_> = response.groups.iter().collect();
     groups.sort_by(|a, b| a.group_id.0.cmp(&b.group_id.0));
+    if json {
+        let groups: Vec<serde_json::Value> = groups
+            .iter()
+            .map(|g| {
+                serde_json::json!({
+                    "group": g.group_id.0.to_string(),
+                    "state": g.group_state.to_string(),
+                    "protocol_type": g.protocol_type.to_string(),
+                })
+            })
+            .collect();
+        crate::connect::print_json(&serde_json::json!({ "groups": groups }));
+        return Ok(());
+    }
     let rows: Vec<Vec<String>> = groups
         .iter()
         .map(|g| vec![g.group_id.0.to_string(), g.group_state.to_string(), g.protocol_type.to_string()])

@@ -78,9 +78,6 @@ pub struct ConsumeArgs {
     /// %T timestamp (ms), %K key length, %S value length; \n and \t.
     #[arg(long, default_value = "%v\\n")]
     format: String,
-    /// text (the format) or json (one object per line).
-    #[arg(long, default_value = "text")]
-    output: String,
 }
 
 fn cluster(connect: &crate::connect::ConnectArgs) -> anyhow::Result<Cluster> {
@@ -232,9 +229,6 @@ pub fn json<M: Message>(message: &M) -> String {
 }
 
 pub fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
-    if !matches!(args.output.as_str(), "text" | "json") {
-        bail!("--output {}: text or json", args.output);
-    }
     let from = start(&args.offset)?;
     let mut config = cluster(&args.connect)?.config();
     // A group commits exactly what was printed, once, at the end.
@@ -304,7 +298,7 @@ pub fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
             None => {}
             Some(Err(e)) => bail!("consuming {}: {e}", args.topic),
             Some(Ok(message)) => {
-                let line = if args.output == "json" {
+                let line = if args.connect.json() {
                     let mut l = json(&message).into_bytes();
                     l.push(b'\n');
                     l

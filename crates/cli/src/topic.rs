@@ -135,7 +135,42 @@ fn describe_lines(topic: &str, t: &MetadataResponseTopic, live: &BTreeSet<i32>) 
     lines
 }
 
+/// `topic describe --output json`: the topic, its partitions and its own settings.
+fn describe_json(
+    t: &MetadataResponseTopic,
+    live: &BTreeSet<i32>,
+    configs: serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Value {
+    let ids = |nodes: &[BrokerId]| nodes.iter().map(|b| b.0).collect::<Vec<i32>>();
+    let mut partitions: Vec<_> = t.partitions.iter().collect();
+    partitions.sort_by_key(|p| p.partition_index);
+    let partitions: Vec<serde_json::Value> = partitions
+        .iter()
+        .map(|p| {
+            let replicas = ids(&p.replica_nodes);
+            let listed_offline = ids(&p.offline_replicas);
+            let offline: Vec<i32> =
+                replicas.iter().copied().filter(|id| listed_offline.contains(id) || !live.contains(id)).collect();
+            serde_json::json!({
+                "partition": p.partition_index,
+                "leader": (p.leader_id.0 >= 0).then_some(p.leader_id.0),
+                "leader_epoch": p.leader_epoch,
+                "replicas": replicas,
+                "isr": ids(&p.isr_nodes),
+                "offline": offline,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "name": t.name.as_ref().map(|n| n.0.to_string()),
+        "topic_id": t.topic_id.to_string(),
+        "partitions": partitions,
+        "configs": configs,
+    })
+}
+
 pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
+    let json = args.connect.json();
     let (mut conn, security) = args.connect.connect().await?;
     match args.command {
         TopicCommand::Create { name: topic, partitions, replication_factor, configs } => {
@@ -161,6 +196,22 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
         }
         TopicCommand::List => {
             let response = conn.send(&MetadataRequest::default().with_topics(None), 12).await?;
+            if json {
+                let topics: Vec<serde_json::Value> = response
+                    .topics
+                    .iter()
+                    .map(|t| {
+                        serde_json::json!({
+                            "name": t.name.as_ref().map(|n| n.0.to_string()),
+                            "topic_id": t.topic_id.to_string(),
+                            "partitions": t.partitions.len(),
+                            "internal": t.is_internal,
+                        })
+                    })
+                    .collect();
+                crate::connect::print_json(&serde_json::json!({ "topics": topics }));
+                return Ok(());
+            }
             for t in &response.topics {
                 println!("{}", t.name.as_ref().map(|n| n.0.as_str()).unwrap_or("?"));
             }
@@ -171,6 +222,19 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
             let response = conn.send(&request, 12).await?;
             // Metadata lists only live (unfenced) brokers, so a replica missing from the list is offline.
             let live: BTreeSet<i32> = response.brokers.iter().map(|b| b.node_id.0).collect();
+            if json {
+                let t = response.topics.first().context("no topic in the Metadata response")?;
+                check(t.error_code, None, &topic)?;
+                let configs: serde_json::Map<String, serde_json::Value> =
+                    crate::config::describe_topic(&mut conn, &topic)
+                        .await?
+                        .into_iter()
+                        .filter(|e| e.config_source == 1)
+                        .map(|e| (e.name.to_string(), e.value.map(|v| v.to_string()).into()))
+                        .collect();
+                crate::connect::print_json(&describe_json(t, &live, configs));
+                return Ok(());
+            }
             for t in &response.topics {
                 check(t.error_code, None, &topic)?;
                 for line in describe_lines(&topic, t, &live) {

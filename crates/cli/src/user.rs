@@ -60,6 +60,7 @@ fn mechanism(name: &str) -> anyhow::Result<ScramMechanism> {
 
 pub async fn run(args: UserArgs) -> anyhow::Result<()> {
     let UserCommand::Scram(command) = args.command;
+    let json = args.connect.json();
     let (mut conn, _security) = args.connect.connect().await?;
     match command {
         ScramCommand::Set { name, password, mechanism: m, iterations } => {
@@ -98,6 +99,23 @@ pub async fn run(args: UserArgs) -> anyhow::Result<()> {
             });
             let response = conn.send(&DescribeUserScramCredentialsRequest::default().with_users(users), 0).await?;
             check(response.error_code, response.error_message.as_ref(), "listing users")?;
+            if json {
+                let mut users = Vec::new();
+                for result in &response.results {
+                    check(result.error_code, result.error_message.as_ref(), &format!("describing {}", result.user))?;
+                    let credentials: Vec<serde_json::Value> = result
+                        .credential_infos
+                        .iter()
+                        .map(|c| {
+                            let name = ScramMechanism::from_code(c.mechanism).map_or("unknown", ScramMechanism::name);
+                            serde_json::json!({ "mechanism": name, "iterations": c.iterations })
+                        })
+                        .collect();
+                    users.push(serde_json::json!({ "user": result.user.to_string(), "credentials": credentials }));
+                }
+                crate::connect::print_json(&serde_json::json!({ "users": users }));
+                return Ok(());
+            }
             println!("{:<24} mechanisms", "user");
             for result in &response.results {
                 check(result.error_code, result.error_message.as_ref(), &format!("describing {}", result.user))?;

@@ -397,3 +397,36 @@ fn completion_scripts_for_bash_zsh_and_fish() {
         .unwrap();
     assert!(String::from_utf8_lossy(&registered.stdout).contains("-F _runnel runnel"), "{registered:?}");
 }
+
+/// `--output json` on the list and describe commands: one JSON document each, with the
+/// fields the text shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_and_describe_commands_print_json() {
+    let data = TempDir::new().unwrap();
+    let node = Node::start(data.path(), &[]);
+    let bootstrap = node.bootstrap().to_string();
+    create_topic(&bootstrap, "js", 2, &[("retention.ms", "123456")]).await;
+    let json = |args: &[&str]| -> serde_json::Value {
+        let (ok, text) = runnel_cli(&bootstrap, &[args, &["--output", "json"]].concat());
+        assert!(ok, "{args:?}: {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}: {text}"))
+    };
+    let topics = json(&["topic", "list"]);
+    assert!(topics["topics"].as_array().unwrap().iter().any(|t| t["name"] == "js" && t["partitions"] == 2));
+    let topic = json(&["topic", "describe", "js"]);
+    assert_eq!(topic["partitions"][1]["leader"], 1);
+    assert_eq!(topic["partitions"][0]["isr"], serde_json::json!([1]));
+    assert_eq!(topic["configs"]["retention.ms"], "123456");
+    let configs = json(&["config", "describe", "--topic", "js"]);
+    let retention = configs["configs"].as_array().unwrap().iter().find(|c| c["name"] == "retention.ms").unwrap();
+    assert_eq!(
+        (retention["value"].as_str(), retention["source"].as_str()),
+        (Some("123456"), Some("DYNAMIC_TOPIC_CONFIG"))
+    );
+    let preallocate = configs["configs"].as_array().unwrap().iter().find(|c| c["name"] == "preallocate").unwrap();
+    assert_eq!(preallocate["acted_on"], false);
+    let cluster = json(&["cluster", "info"]);
+    assert_eq!(cluster["nodes"][0]["roles"], serde_json::json!(["broker", "controller"]));
+    assert_eq!(json(&["group", "list"])["groups"], serde_json::json!([]));
+    assert_eq!(json(&["user", "scram", "list"])["users"], serde_json::json!([]));
+}
