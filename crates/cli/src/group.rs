@@ -95,7 +95,7 @@ pub async fn run(args: GroupArgs) -> anyhow::Result<()> {
         GroupCommand::List => list(&mut conn, json).await,
         GroupCommand::Describe { group } => {
             let mut coordinator = coordinator(&mut conn, &group, &security).await?;
-            describe(&mut conn, &mut coordinator, &group).await
+            describe(&mut conn, &mut coordinator, &group, json).await
         }
         GroupCommand::Delete { group } => {
             let mut coordinator = coordinator(&mut conn, &group, &security).await?;
@@ -221,7 +221,7 @@ fn owners(group: &DescribedGroup) -> Owners {
     owners
 }
 
-async fn describe(conn: &mut Connection, coordinator: &mut Connection, group: &str) -> anyhow::Result<()> {
+async fn describe(conn: &mut Connection, coordinator: &mut Connection, group: &str, json: bool) -> anyhow::Result<()> {
     let described = describe_group(coordinator, group).await?;
     let state = described.group_state.to_string();
     if state == "Dead" {
@@ -229,13 +229,50 @@ async fn describe(conn: &mut Connection, coordinator: &mut Connection, group: &s
     }
     let protocol =
         if described.protocol_data.is_empty() { "-".to_string() } else { described.protocol_data.to_string() };
+    if json {
+        let rows = offset_rows(conn, coordinator, group, &described).await?;
+        crate::connect::print_json(&group_json(group, &described, &rows));
+        return Ok(());
+    }
     println!(
         "Group {group}: state {state}, protocol type {}, protocol {protocol}, {} member(s)",
         if described.protocol_type.is_empty() { "-" } else { described.protocol_type.as_str() },
         described.members.len()
     );
     print_members(&described);
-    let owners = owners(&described);
+    let rows: Vec<Vec<String>> = offset_rows(conn, coordinator, group, &described)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let show = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
+            let (member, host, client) = r.owner.unwrap_or_else(|| ("-".into(), "-".into(), "-".into()));
+            vec![r.topic, r.partition.to_string(), show(r.current), show(r.end), show(r.lag), member, host, client]
+        })
+        .collect();
+    println!();
+    let header = ["TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST", "CLIENT-ID"];
+    print_table(&header, &rows);
+    Ok(())
+}
+
+/// One partition the group has an offset for or owns.
+struct OffsetRow {
+    topic: String,
+    partition: i32,
+    current: Option<i64>,
+    end: Option<i64>,
+    lag: Option<i64>,
+    /// (member id, host, client id) of the member it is assigned to.
+    owner: Option<(String, String, String)>,
+}
+
+async fn offset_rows(
+    conn: &mut Connection,
+    coordinator: &mut Connection,
+    group: &str,
+    described: &DescribedGroup,
+) -> anyhow::Result<Vec<OffsetRow>> {
+    let owners = owners(described);
     let offsets = committed(coordinator, group).await?;
     let mut partitions: BTreeMap<String, BTreeSet<i32>> = BTreeMap::new();
     for (topic, ps) in &offsets {
@@ -250,20 +287,55 @@ async fn describe(conn: &mut Connection, coordinator: &mut Connection, group: &s
         for p in ps {
             let current = offsets.get(topic).and_then(|o| o.get(p)).copied();
             let end = ends.get(p).copied();
-            let lag = match (current, end) {
-                (Some(c), Some(e)) => (e - c).max(0).to_string(),
-                _ => "-".to_string(),
-            };
-            let (member, host, client) =
-                owners.get(&(topic.clone(), *p)).cloned().unwrap_or_else(|| ("-".into(), "-".into(), "-".into()));
-            let show = |v: Option<i64>| v.map_or("-".to_string(), |v| v.to_string());
-            rows.push(vec![topic.clone(), p.to_string(), show(current), show(end), lag, member, host, client]);
+            let lag = current.zip(end).map(|(c, e)| (e - c).max(0));
+            let owner = owners.get(&(topic.clone(), *p)).cloned();
+            rows.push(OffsetRow { topic: topic.clone(), partition: *p, current, end, lag, owner });
         }
     }
-    println!();
-    let header = ["TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST", "CLIENT-ID"];
-    print_table(&header, &rows);
-    Ok(())
+    Ok(rows)
+}
+
+/// `group describe --output json`.
+fn group_json(group: &str, described: &DescribedGroup, rows: &[OffsetRow]) -> serde_json::Value {
+    let members: Vec<serde_json::Value> = described
+        .members
+        .iter()
+        .map(|m| {
+            let assignment: serde_json::Map<String, serde_json::Value> = parse_assignment(&m.member_assignment)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(t, ps)| (t, serde_json::json!(ps)))
+                .collect();
+            serde_json::json!({
+                "member_id": m.member_id.to_string(),
+                "instance_id": m.group_instance_id.as_ref().map(|i| i.to_string()),
+                "client_id": m.client_id.to_string(),
+                "host": m.client_host.to_string(),
+                "assignment": assignment,
+            })
+        })
+        .collect();
+    let offsets: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "topic": r.topic,
+                "partition": r.partition,
+                "current_offset": r.current,
+                "log_end_offset": r.end,
+                "lag": r.lag,
+                "member_id": r.owner.as_ref().map(|(m, _, _)| m.clone()),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "group": group,
+        "state": described.group_state.to_string(),
+        "protocol_type": described.protocol_type.to_string(),
+        "protocol": described.protocol_data.to_string(),
+        "members": members,
+        "offsets": offsets,
+    })
 }
 
 fn print_members(group: &DescribedGroup) {

@@ -320,6 +320,26 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
             let response = conn.send(&ListPartitionReassignmentsRequest::default(), 0).await?;
             check(response.error_code, response.error_message.as_ref(), "reassignments")?;
             let ids = |v: &[BrokerId]| id_list(&v.iter().map(|b| b.0).collect::<Vec<_>>());
+            if json {
+                let nodes = |v: &[BrokerId]| v.iter().map(|b| b.0).collect::<Vec<i32>>();
+                let reassignments: Vec<serde_json::Value> = response
+                    .topics
+                    .iter()
+                    .flat_map(|t| {
+                        t.partitions.iter().map(move |p| {
+                            serde_json::json!({
+                                "topic": t.name.0.to_string(),
+                                "partition": p.partition_index,
+                                "replicas": nodes(&p.replicas),
+                                "adding": nodes(&p.adding_replicas),
+                                "removing": nodes(&p.removing_replicas),
+                            })
+                        })
+                    })
+                    .collect();
+                crate::connect::print_json(&serde_json::json!({ "reassignments": reassignments }));
+                return Ok(());
+            }
             for t in &response.topics {
                 for p in &t.partitions {
                     println!(

@@ -403,7 +403,7 @@ fn completion_scripts_for_bash_zsh_and_fish() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_and_describe_commands_print_json() {
     let data = TempDir::new().unwrap();
-    let node = Node::start(data.path(), &[]);
+    let node = Node::start(data.path(), &["--set", "group.initial.rebalance.delay.ms=0"]);
     let bootstrap = node.bootstrap().to_string();
     create_topic(&bootstrap, "js", 2, &[("retention.ms", "123456")]).await;
     let json = |args: &[&str]| -> serde_json::Value {
@@ -428,5 +428,15 @@ async fn list_and_describe_commands_print_json() {
     let cluster = json(&["cluster", "info"]);
     assert_eq!(cluster["nodes"][0]["roles"], serde_json::json!(["broker", "controller"]));
     assert_eq!(json(&["group", "list"])["groups"], serde_json::json!([]));
+    assert_eq!(json(&["topic", "reassignments"])["reassignments"], serde_json::json!([]));
+    // A group that committed offset 1 of js-0 (through the CLI's consume).
+    let producer = producer(&bootstrap, &[]);
+    produce_all(&producer, "js", Some(0), &[Msg::new("k", "v"), Msg::new("k", "w")], None).await;
+    let consumed = runnel_cli(&bootstrap, &["consume", "js", "--partition", "0", "--group", "g1", "--count", "1"]);
+    assert!(consumed.0, "{consumed:?}");
+    let group = json(&["group", "describe", "g1"]);
+    let offsets = group["offsets"].as_array().unwrap();
+    let p0 = offsets.iter().find(|o| o["topic"] == "js" && o["partition"] == 0).unwrap();
+    assert_eq!((p0["current_offset"].as_i64(), p0["log_end_offset"].as_i64(), p0["lag"].as_i64()), (Some(1), Some(2), Some(1)));
     assert_eq!(json(&["user", "scram", "list"])["users"], serde_json::json!([]));
 }
