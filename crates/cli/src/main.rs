@@ -13,6 +13,7 @@ mod config;
 mod connect;
 mod group;
 mod perf;
+mod reassign_wait;
 mod records;
 mod topic;
 mod topic_cleaner;

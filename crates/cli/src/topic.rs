@@ -63,6 +63,12 @@ enum TopicCommand {
         replicas: Vec<i32>,
         #[arg(long)]
         cancel: bool,
+        /// Wait for the move to complete, with a progress bar of the new replicas' copy.
+        #[arg(long, conflicts_with = "cancel")]
+        wait: bool,
+        /// With --wait: give up after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
     },
     /// Delete a partition's records below --offset (DeleteRecords): its log start offset
     /// moves there on every replica; -1 deletes up to the high watermark.
@@ -297,7 +303,7 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
                 println!("{topic} now has {partitions} partitions");
             }
         }
-        TopicCommand::Reassign { name: topic, partition, replicas, cancel } => {
+        TopicCommand::Reassign { name: topic, partition, replicas, cancel, wait, timeout } => {
             let target = (!cancel).then(|| replicas.iter().copied().map(BrokerId).collect());
             let request = AlterPartitionReassignmentsRequest::default().with_topics(vec![ReassignableTopic::default()
                 .with_name(name(&topic))
@@ -314,6 +320,11 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
                         false => println!("reassigning {topic}-{partition} to {}", id_list(&replicas)),
                     }
                 }
+            }
+            if wait {
+                let timeout = std::time::Duration::from_secs(timeout);
+                crate::reassign_wait::wait(&mut conn, &security, &topic, partition, timeout).await?;
+                println!("reassigned {topic}-{partition} to {}", id_list(&replicas));
             }
         }
         TopicCommand::Reassignments => {

@@ -319,7 +319,10 @@ async fn replicas_clean_on_their_own_and_a_new_replica_copies_a_cleaned_leader()
     let newcomer = [1, 2, 3].into_iter().find(|id| !replicas.replicas.contains(id)).unwrap();
     let kept = replicas.leader;
     let via = cluster.kafka_addr(kept).to_string();
-    runnel_topic(&via, &["reassign", "cdc", "--partition", "0", "--replicas", &format!("{newcomer},{kept}")]);
+    // `--wait` follows the move to its end (with a progress bar on a terminal).
+    let target = format!("{newcomer},{kept}");
+    let moved = runnel_topic(&via, &["reassign", "cdc", "--partition", "0", "--replicas", &target, "--wait"]);
+    assert!(moved.ends_with(&format!("reassigned cdc-0 to {target}\n")), "{moved}");
     eventually(Duration::from_secs(60), "the reassignment to complete", || async {
         let view = cluster.view(kept).await?;
         let p = view.topic("cdc").ok_or("topic missing")?.partitions[0].clone();

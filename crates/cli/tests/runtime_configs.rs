@@ -437,6 +437,9 @@ async fn list_and_describe_commands_print_json() {
     let group = json(&["group", "describe", "g1"]);
     let offsets = group["offsets"].as_array().unwrap();
     let p0 = offsets.iter().find(|o| o["topic"] == "js" && o["partition"] == 0).unwrap();
-    assert_eq!((p0["current_offset"].as_i64(), p0["log_end_offset"].as_i64(), p0["lag"].as_i64()), (Some(1), Some(2), Some(1)));
+    assert_eq!(
+        (p0["current_offset"].as_i64(), p0["log_end_offset"].as_i64(), p0["lag"].as_i64()),
+        (Some(1), Some(2), Some(1))
+    );
     assert_eq!(json(&["user", "scram", "list"])["users"], serde_json::json!([]));
 }
