@@ -208,14 +208,15 @@ impl Partition {
     /// cannot arrive here (topic configs are checked as a whole before they are committed);
     /// if they did, the log keeps its previous ones.
     pub fn update_settings(&self, settings: &TopicSettings) {
-        let mut current = self.settings.write_locked();
-        if current.log != settings.log {
+        // The log's lock is never taken under the settings' lock (nor the reverse).
+        let log_changed = self.settings.read_locked().log != settings.log;
+        if log_changed {
             let applied = self.with_log(|log| log.set_config(settings.log.clone()));
             if let Err(error) = applied.as_ref().map_err(|e| e.to_string()) {
                 tracing::error!(topic = %self.topic, partition = self.index, %error, "new log settings refused");
             }
         }
-        *current = settings.clone();
+        *self.settings.write_locked() = settings.clone();
     }
 
     pub fn high_watermark(&self) -> i64 {
