@@ -80,6 +80,8 @@ pub struct TopicSettings {
     pub min_insync_replicas: usize,
     /// `cleanup.policy` includes `compact`: every record needs a key.
     pub compacted: bool,
+    /// `cleanup.policy` includes `delete`: DeleteRecords and retention apply.
+    pub deletes: bool,
     /// `compression.type` naming a codec (`uncompressed` is none): batches in another
     /// codec are recompressed to it, at its level (`compression.<codec>.level`). `None`
     /// for `producer`: batches are stored as they came.
@@ -328,6 +330,7 @@ pub fn settings(broker: &BrokerConfig, overrides: Option<&BTreeMap<String, Strin
         log_append_time: get("message.timestamp.type") == "LogAppendTime",
         min_insync_replicas: num("min.insync.replicas", 1).max(1) as usize,
         compacted,
+        deletes,
         compression: compression(&get("compression.type"), |name| get(name).trim().parse().ok()),
         cleaning: TopicCleaning {
             min_cleanable_ratio: get("min.cleanable.dirty.ratio")

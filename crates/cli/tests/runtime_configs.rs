@@ -166,6 +166,10 @@ async fn delete_records_moves_the_log_start_and_survives_a_kill() {
     // The CLI, up to the high watermark (-1).
     let all = runnel_cli(&bootstrap, &["topic", "delete-records", "history", "--partition", "0", "--offset", "-1"]);
     assert_eq!(all, (true, "history-0 now starts at offset 200\n".to_string()));
+    // A compact-only topic: its records are the cleaner's to delete (Kafka's rule).
+    create_topic(&bootstrap, "table", 1, &[("cleanup.policy", "compact")]).await;
+    let refused = runnel_cli(&bootstrap, &["topic", "delete-records", "table", "--partition", "0", "--offset", "0"]);
+    assert!(!refused.0 && refused.1.contains("PolicyViolation"), "{refused:?}");
     // A kill -9 right after: the start is in the checkpoint.
     node.kill9();
     node.restart();

@@ -204,6 +204,15 @@ impl PartitionLog {
             if self.active().should_roll(batch.size() as u64, batch.last_offset(), now_ms, &self.config) {
                 self.roll(now_ms)?;
             }
+            // A gap wider than a segment's 32-bit relative offsets (a cleaned leader): the
+            // batch starts a segment of its own, as Kafka rolls at the batch's base offset.
+            if batch.last_offset() - self.active().base_offset > i64::from(u32::MAX) {
+                self.roll(now_ms)?;
+                let empty = self.segments.pop().expect("a log always has a segment");
+                empty.delete_files()?;
+                self.segments.push(Segment::create(&self.dir, batch.base_offset(), &self.config)?);
+                sync_dir(&self.dir)?;
+            }
             self.epochs.assign_and_flush(batch.partition_leader_epoch(), batch.base_offset())?;
             self.active_mut().append(batch.bytes(), now_ms)?;
             if let Some(producer) = ProducerBatch::of(batch) {

@@ -246,6 +246,11 @@ impl Segment {
     /// Removes every batch from the one holding `offset` on; returns the new next offset.
     pub fn truncate_to(&mut self, offset: i64) -> Result<i64, StorageError> {
         let Some(first_removed) = self.find_batch(offset)? else {
+            // No batch at or after `offset`, but the segment may end in a gap the cleaner
+            // left (its end is the next segment's base): the end comes down to `offset`.
+            if offset < self.next_offset {
+                self.next_offset = offset.max(self.base_offset);
+            }
             return Ok(self.next_offset);
         };
         self.log.set_len(first_removed.position)?;

@@ -85,3 +85,23 @@ fn truncation_drops_later_epochs_and_the_cache_survives_restarts() {
         &[EpochEntry { epoch: 1, start_offset: 0 }, EpochEntry { epoch: 4, start_offset: 10 }]
     );
 }
+
+#[test]
+fn a_follower_takes_a_gap_wider_than_a_segments_relative_offsets() {
+    let (leader_dir, follower_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut leader = open(leader_dir.path(), small_config(), 0, true);
+    append_in_epoch(&mut leader, 1, 2);
+    let batches = read_all(&leader);
+    let mut follower = open(follower_dir.path(), small_config(), 0, true);
+    follower.append_as_follower(&batches[0].1, 1_000).unwrap();
+    let far = 10 * i64::from(u32::MAX);
+    let mut next = batches[1].1.clone();
+    runnel_protocol::batch::BatchMut::new(&mut next).set_base_offset(far);
+    follower.append_as_follower(&next, 1_000).unwrap();
+    assert_eq!(follower.log_end_offset(), far + 2);
+    let read = follower.read(2, 1 << 20, i64::MAX, true).unwrap();
+    assert_eq!(read.first_offset, far, "a read in the gap starts at the next batch");
+    drop(follower);
+    let reopened = open(follower_dir.path(), small_config(), 0, false);
+    assert_eq!(reopened.log_end_offset(), far + 2);
+}

@@ -2,7 +2,8 @@
 //! offset (-1: the high watermark), deletes the segments wholly below it, and writes the
 //! log-start checkpoint before answering, so the deletion survives a crash. Followers take
 //! the leader's log start offset from their next fetch response (bounded by the high
-//! watermark), so a new leader keeps it. Consumers below it get OFFSET_OUT_OF_RANGE.
+//! watermark), so a new leader keeps it. Consumers below it get OFFSET_OUT_OF_RANGE. A
+//! topic whose `cleanup.policy` lacks `delete` answers POLICY_VIOLATION, as in Kafka.
 //!
 //! Kafka answers once every replica's log start has reached the offset (its purgatory);
 //! Runnel answers once the leader's has, with the leader's as the low watermark.
@@ -22,6 +23,10 @@ fn delete_before(ctx: &Context, topic: &str, index: i32, offset: i64) -> Result<
     let partition = ctx.broker.replicas.partition(topic, index).ok_or(ResponseError::UnknownTopicOrPartition)?;
     if !partition.is_leader() {
         return Err(ResponseError::NotLeaderOrFollower);
+    }
+    // Kafka's rule: records of a compact-only topic are deleted by the cleaner alone.
+    if !partition.settings().deletes {
+        return Err(ResponseError::PolicyViolation);
     }
     let high_watermark = partition.high_watermark();
     let target = if offset == HIGH_WATERMARK { high_watermark } else { offset };

@@ -169,7 +169,9 @@ impl LogCleaner {
         self.state.locked().partitions.clone()
     }
 
-    /// Cleans the dirtiest due log among `partitions`, if any; whether a pass ran.
+    /// Cleans the dirtiest due log among `partitions`, if any; whether a pass committed or
+    /// failed (a thread that gets `false` backs off, so a log that stays due without
+    /// anything to clean is not chosen in a tight loop).
     pub fn clean_once(&self, partitions: &[Arc<Partition>], now_ms: i64) -> bool {
         let Some(chosen) = self.choose(partitions, now_ms) else { return false };
         let started = std::time::Instant::now();
@@ -191,22 +193,28 @@ impl LogCleaner {
                 let live: BTreeSet<Key> = partitions.iter().map(|p| (p.topic.clone(), p.index)).collect();
                 state.checkpoints.retain(|key, _| live.contains(key));
                 state.partitions.retain(|key, _| live.contains(key));
-                let entries: Vec<(Key, i64)> = state.checkpoints.iter().map(|(k, (_, o))| (k.clone(), *o)).collect();
                 drop(state);
-                if let Err(error) = OffsetCheckpoint::write(&self.checkpoint_path, &entries) {
-                    tracing::warn!(%error, "writing the cleaner checkpoint failed");
-                }
+                self.write_checkpoint();
             }
             Ok(None)
             | Err(PassError::Partition(
                 PartitionError::Deleted | PartitionError::Storage(StorageError::CleaningCancelled),
-            )) => {}
+            )) => return false,
             Err(error) => {
                 tracing::error!(topic = %chosen.key.0, partition = chosen.key.1, %error, "log cleaning failed; the log is uncleanable until restart");
                 view.uncleanable = Some(error.to_string());
             }
         }
         true
+    }
+
+    /// Writes `cleaner-offset-checkpoint` from the checkpoints in memory.
+    fn write_checkpoint(&self) {
+        let entries: Vec<(Key, i64)> =
+            self.state.locked().checkpoints.iter().map(|(k, (_, o))| (k.clone(), *o)).collect();
+        if let Err(error) = OffsetCheckpoint::write(&self.checkpoint_path, &entries) {
+            tracing::warn!(%error, "writing the cleaner checkpoint failed");
+        }
     }
 
     /// Takes every compacted log's state and picks the dirtiest due one (marked in progress).
@@ -233,15 +241,22 @@ impl LogCleaner {
                 continue;
             }
             let high_watermark = partition.high_watermark();
-            let Ok((segments, first_dirty)) = partition.with_log(|log| {
+            let Ok((segments, first_dirty, truncated)) = partition.with_log(|log| {
                 let truncated = log.take_truncation();
                 let first_dirty = checkpoint
                     .map_or(log.log_start_offset(), |c| truncated.map_or(c, |t| c.min(t)))
                     .clamp(log.log_start_offset(), log.log_end_offset());
-                Ok((log.segment_states()?, first_dirty))
+                Ok((log.segment_states()?, first_dirty, truncated))
             }) else {
                 continue;
             };
+            if truncated.is_some() {
+                // Taken from the log once: the stored checkpoint must come down now, in
+                // memory and on disk, whether or not this log is cleaned this round (else
+                // records written again above the truncation would pass for clean).
+                self.state.locked().checkpoints.insert(key.clone(), (Some(partition.topic_id), first_dirty));
+                self.write_checkpoint();
+            }
             let cleaning = settings.cleaning;
             let mut log = LogState {
                 segments,
@@ -308,7 +323,7 @@ impl LogCleaner {
         let map_end = result.map_end;
         self.stats.bytes_read.fetch_add(stats.bytes_read, Ordering::Relaxed);
         self.stats.bytes_written.fetch_add(stats.bytes_written, Ordering::Relaxed);
-        if map_end <= chosen.first_dirty && chosen.first_dirty < chosen.first_uncleanable {
+        if result.had_dirty && map_end <= chosen.first_dirty {
             return Err(PassError::BufferTooSmall);
         }
         match chosen.partition.with_log(|log| log.commit_clean(result)) {

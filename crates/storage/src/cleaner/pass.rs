@@ -125,6 +125,9 @@ pub struct PassResult {
     pub(crate) groups: Vec<CleanedGroup>,
     /// Everything below it is clean once the pass is committed: the next first dirty offset.
     pub map_end: i64,
+    /// Whether the plan had a dirty part to map (a pass without one only removes expired
+    /// tombstones).
+    pub had_dirty: bool,
     pub stats: PassStats,
 }
 
@@ -208,7 +211,7 @@ pub fn clean(plan: &CleanPlan, settings: &CleanSettings, throttle: &Throttle) ->
             groups.push(written);
         }
     }
-    Ok(PassResult { generation: plan.generation, groups, map_end, stats })
+    Ok(PassResult { generation: plan.generation, groups, map_end, had_dirty: plan.dirty_from.is_some(), stats })
 }
 
 /// Maps the dirty part's keys; returns the end of the mapped range.

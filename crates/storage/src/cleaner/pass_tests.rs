@@ -243,3 +243,22 @@ fn the_chooser_sees_the_files_dirty_part() {
     assert_eq!(choose::choose(&[state(0)], 10_000), Some(0));
     assert_eq!(choose::choose(&[state(240)], 10_000), None);
 }
+
+#[test]
+fn a_truncation_into_a_cleaned_segments_trailing_gap_ends_the_log_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), true);
+    write_log(&mut log);
+    pass(&mut log, 0, MAX, 1_000);
+    let offsets: Vec<i64> = read_all(&log).iter().map(|r| r.0).collect();
+    // A segment whose predecessor ends in a gap: the last record below its base is not
+    // the offset just before it.
+    let base = log
+        .segment_base_offsets()
+        .into_iter()
+        .skip(1)
+        .find(|b| offsets.iter().filter(|o| *o < b).max().is_none_or(|last| *last < b - 1))
+        .unwrap_or_else(|| panic!("no gap before a segment: bases {:?} offsets {offsets:?}", log.segment_base_offsets()));
+    log.truncate_to(base - 1).unwrap();
+    assert_eq!(log.log_end_offset(), base - 1);
+}

@@ -65,7 +65,14 @@ impl PartitionLog {
         for (i, mut group) in pass.groups.drain(..).enumerate() {
             let at = self.segments.iter().position(|s| s.base_offset == group.bases[0]).expect("checked above");
             let stop_here = stop.filter(|s| s.group == i);
-            swap_files(group.dir(), &group.bases, stop_here.map(|s| s.steps))?;
+            if let Err(error) = swap_files(group.dir(), &group.bases, stop_here.map(|s| s.steps)) {
+                // Past the commit point the cleaned files are the data: leave them for
+                // recovery to finish the swap (the caller halts the node).
+                if manifest_path(group.dir(), group.bases[0]).exists() {
+                    std::mem::forget(group.segment.take());
+                }
+                return Err(error);
+            }
             if stop_here.is_some() {
                 // A simulated crash: the process is gone, memory with it.
                 std::mem::forget(group.segment.take());
