@@ -63,6 +63,17 @@ fn change_topic(broker: &Broker, topic: &str, change: Change, validate_only: boo
     Ok(())
 }
 
+/// Kafka refuses a resource that names a setting twice.
+fn no_duplicates<'a>(names: impl Iterator<Item = &'a str>) -> Result<(), Refusal> {
+    let mut seen = std::collections::BTreeSet::new();
+    for name in names {
+        if !seen.insert(name) {
+            return Err((ResponseError::InvalidRequest, format!("duplicate config key '{name}'")));
+        }
+    }
+    Ok(())
+}
+
 /// The outcome of one resource: (error code, message).
 fn outcome(resource_type: i8, name: &str, run: impl FnOnce() -> Result<(), Refusal>) -> (i16, Option<StrBytes>) {
     let result = if resource_type == RESOURCE_TOPIC {
@@ -84,6 +95,7 @@ pub fn incremental(ctx: &Context, request: IncrementalAlterConfigsRequest) -> In
     for resource in &request.resources {
         let name = resource.resource_name.to_string();
         let (error_code, error_message) = outcome(resource.resource_type, &name, || {
+            no_duplicates(resource.configs.iter().map(|c| c.name.as_str()))?;
             let mut ops = Vec::with_capacity(resource.configs.len());
             for config in &resource.configs {
                 let op = ConfigOp::from_code(config.config_operation, config.value.as_deref()).ok_or_else(|| {
@@ -112,6 +124,7 @@ pub fn alter(ctx: &Context, request: AlterConfigsRequest) -> AlterConfigsRespons
     for resource in &request.resources {
         let name = resource.resource_name.to_string();
         let (error_code, error_message) = outcome(resource.resource_type, &name, || {
+            no_duplicates(resource.configs.iter().map(|c| c.name.as_str()))?;
             let wanted: BTreeMap<String, String> = resource
                 .configs
                 .iter()
@@ -128,4 +141,16 @@ pub fn alter(ctx: &Context, request: AlterConfigsRequest) -> AlterConfigsRespons
         );
     }
     AlterConfigsResponse::default().with_responses(responses)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_setting_named_twice_is_an_invalid_request() {
+        assert!(no_duplicates(["a", "b"].into_iter()).is_ok());
+        let (error, message) = no_duplicates(["a", "b", "a"].into_iter()).unwrap_err();
+        assert_eq!((error, message.as_str()), (ResponseError::InvalidRequest, "duplicate config key 'a'"));
+    }
 }

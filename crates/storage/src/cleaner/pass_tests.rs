@@ -258,7 +258,9 @@ fn a_truncation_into_a_cleaned_segments_trailing_gap_ends_the_log_there() {
         .into_iter()
         .skip(1)
         .find(|b| offsets.iter().filter(|o| *o < b).max().is_none_or(|last| *last < b - 1))
-        .unwrap_or_else(|| panic!("no gap before a segment: bases {:?} offsets {offsets:?}", log.segment_base_offsets()));
+        .unwrap_or_else(|| {
+            panic!("no gap before a segment: bases {:?} offsets {offsets:?}", log.segment_base_offsets())
+        });
     log.truncate_to(base - 1).unwrap();
     assert_eq!(log.log_end_offset(), base - 1);
 }
