@@ -327,6 +327,23 @@ async fn the_cli_produces_and_consumes_records() {
     // A group reads from its committed offsets: the second run starts after the first.
     assert_eq!(consume(&["--group", "readers", "--count", "2"]).1, "1\n2\n");
     assert_eq!(consume(&["--group", "readers", "--count", "1"]).1, "3\n");
+    // --follow waits for records written after it started (here until --count of them).
+    let follower = Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args(["consume", "lines", "--offset", "end", "--follow", "--count", "2", "--bootstrap", &bootstrap])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Records keep coming until the follower has seen two (it may start after the first).
+    let waited = std::thread::spawn(move || follower.wait_with_output().unwrap());
+    let mut sent = 0;
+    while !waited.is_finished() {
+        assert!(sent < 200, "the follower never saw two new records");
+        produce(&format!("late-{sent}\n"), &[]);
+        sent += 1;
+    }
+    let followed = String::from_utf8(waited.join().unwrap().stdout).unwrap();
+    assert_eq!(followed.lines().count(), 2, "{followed}");
+    assert!(followed.lines().all(|l| l.starts_with("late-")), "{followed}");
     let missing = runnel_cli(&bootstrap, &["consume", "nosuch"]);
     assert!(!missing.0 && missing.1.contains("does not exist"), "{missing:?}");
 }
