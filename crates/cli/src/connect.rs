@@ -63,6 +63,31 @@ pub async fn connect_to(addr: &str, security: &ClientSecurity) -> anyhow::Result
         .with_context(|| format!("connecting to {addr} (is a node listening there? name one with --bootstrap)"))
 }
 
+/// Connects to node `id` at the address `metadata` lists for it (as the client's
+/// listener advertises it).
+pub async fn connect_to_node(
+    metadata: &kafka_protocol::messages::MetadataResponse,
+    id: i32,
+    security: &ClientSecurity,
+) -> anyhow::Result<Connection> {
+    let broker = metadata
+        .brokers
+        .iter()
+        .find(|b| b.node_id.0 == id)
+        .with_context(|| format!("node {id} is not among the live brokers now; try again"))?;
+    connect_to(&format!("{}:{}", broker.host, broker.port), security).await
+}
+
+/// The leader of partition `partition` of the (one) topic `metadata` describes.
+pub fn partition_leader(metadata: &kafka_protocol::messages::MetadataResponse, partition: i32) -> Option<i32> {
+    metadata
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .find(|p| p.partition_index == partition)
+        .map(|p| p.leader_id.0)
+}
+
 /// An error naming `what` failed, Kafka's error name and the response's message, unless
 /// `code` is 0 (success).
 pub fn check(code: i16, message: Option<&StrBytes>, what: &str) -> anyhow::Result<()> {

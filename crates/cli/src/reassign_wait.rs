@@ -48,8 +48,7 @@ async fn size_on(
     topic: &str,
     partition: i32,
 ) -> Option<i64> {
-    let broker = metadata.brokers.iter().find(|b| b.node_id.0 == id)?;
-    let mut conn = crate::connect::connect_to(&format!("{}:{}", broker.host, broker.port), security).await.ok()?;
+    let mut conn = crate::connect::connect_to_node(metadata, id, security).await.ok()?;
     let request = DescribeLogDirsRequest::default().with_topics(Some(vec![DescribableLogDirTopic::default()
         .with_topic(name(topic))
         .with_partitions(vec![partition])]));
@@ -85,13 +84,7 @@ pub async fn wait(
         let request = MetadataRequest::default()
             .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name(topic)))]));
         let metadata = conn.send(&request, 12).await?;
-        let leader = metadata
-            .topics
-            .iter()
-            .flat_map(|t| t.partitions.iter())
-            .find(|p| p.partition_index == partition)
-            .map(|p| p.leader_id.0)
-            .context("the partition is gone")?;
+        let leader = crate::connect::partition_leader(&metadata, partition).context("the partition is gone")?;
         let leader_size = size_on(&metadata, security, leader, topic, partition).await.unwrap_or(0);
         let mut sizes = BTreeMap::new();
         for id in &adding {

@@ -271,20 +271,9 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
                     12,
                 )
                 .await?;
-            let leader = metadata
-                .topics
-                .iter()
-                .flat_map(|t| t.partitions.iter())
-                .find(|p| p.partition_index == partition)
-                .map(|p| p.leader_id.0)
+            let leader = crate::connect::partition_leader(&metadata, partition)
                 .with_context(|| format!("{topic} has no partition {partition}"))?;
-            let broker = metadata
-                .brokers
-                .iter()
-                .find(|b| b.node_id.0 == leader)
-                .with_context(|| format!("{topic}-{partition} has no leader now; try again"))?;
-            let mut leader_conn =
-                crate::connect::connect_to(&format!("{}:{}", broker.host, broker.port), &security).await?;
+            let mut leader_conn = crate::connect::connect_to_node(&metadata, leader, &security).await?;
             let response = leader_conn.send(&request, 2).await?;
             for t in &response.topics {
                 for p in &t.partitions {

@@ -25,10 +25,8 @@ pub async fn lines(
     }
     let mut states: BTreeMap<i32, CleanerState> = BTreeMap::new();
     for (leader, partitions) in by_leader {
-        let Some(broker) = metadata.brokers.iter().find(|b| b.node_id.0 == leader) else { continue };
-        let addr = format!("{}:{}", broker.host, broker.port);
         // The cleaner's state is extra: a leader that cannot be asked leaves it out.
-        let Ok(mut conn) = crate::connect::connect_to(&addr, security).await else { continue };
+        let Ok(mut conn) = crate::connect::connect_to_node(metadata, leader, security).await else { continue };
         let request = DescribeLogDirsRequest::default().with_topics(Some(vec![DescribableLogDirTopic::default()
             .with_topic(TopicName(StrBytes::from_string(name.clone())))
             .with_partitions(partitions)]));
