@@ -9,17 +9,25 @@ use runnel_protocol::ResponseError;
 
 use super::{completion_if, message, partition_by, Access, Gate};
 
-const RESOURCE_TOPIC: i8 = 2;
+/// The config APIs' resource type code for topics (every other type is checked on the
+/// cluster).
+pub(super) const RESOURCE_TOPIC: i8 = 2;
 
-fn allowed(access: &Access, resource_type: i8, name: &str) -> bool {
+/// Whether `operation` is allowed on a config resource: on the topic, or on the cluster.
+pub(super) fn allows(access: &Access, operation: Operation, resource_type: i8, name: &str) -> bool {
     if resource_type == RESOURCE_TOPIC {
-        access.allows_topic(Operation::AlterConfigs, name)
+        access.allows_topic(operation, name)
     } else {
-        access.allows_cluster(Operation::AlterConfigs)
+        access.allows_cluster(operation)
     }
 }
 
-fn denial(resource_type: i8) -> ResponseError {
+fn allowed(access: &Access, resource_type: i8, name: &str) -> bool {
+    allows(access, Operation::AlterConfigs, resource_type, name)
+}
+
+/// What a denied config resource answers.
+pub(super) fn denial(resource_type: i8) -> ResponseError {
     if resource_type == RESOURCE_TOPIC {
         ResponseError::TopicAuthorizationFailed
     } else {

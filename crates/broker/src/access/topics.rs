@@ -27,9 +27,6 @@ use super::{completion_if, message, partition_by, Access, Gate};
 
 const DENIED: ResponseError = ResponseError::TopicAuthorizationFailed;
 
-/// DescribeConfigs' resource type code for topics.
-const CONFIG_RESOURCE_TOPIC: i8 = 2;
-
 pub fn produce(access: &Access, mut request: ProduceRequest) -> Gate<ProduceRequest, ProduceResponse> {
     if access.is_unrestricted() {
         return Gate::pass(request);
@@ -372,22 +369,14 @@ pub fn describe_configs(
         return Gate::pass(request);
     }
     let (kept, denied) = partition_by(std::mem::take(&mut request.resources), |r| {
-        if r.resource_type == CONFIG_RESOURCE_TOPIC {
-            access.allows_topic(Operation::DescribeConfigs, r.resource_name.as_str())
-        } else {
-            access.allows_cluster(Operation::DescribeConfigs)
-        }
+        super::configs::allows(access, Operation::DescribeConfigs, r.resource_type, r.resource_name.as_str())
     });
     request.resources = kept;
     let complete = completion_if(
         denied,
         |response: &mut DescribeConfigsResponse, denied: Vec<describe_configs_request::DescribeConfigsResource>| {
             for resource in denied {
-                let error = if resource.resource_type == CONFIG_RESOURCE_TOPIC {
-                    DENIED
-                } else {
-                    ResponseError::ClusterAuthorizationFailed
-                };
+                let error = super::configs::denial(resource.resource_type);
                 response.results.push(
                     DescribeConfigsResult::default()
                         .with_resource_type(resource.resource_type)

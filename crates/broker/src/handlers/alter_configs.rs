@@ -15,12 +15,11 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use runnel_protocol::ResponseError;
 
+use super::configs::RESOURCE_TOPIC;
 use super::Context;
 use crate::broker::Broker;
 use crate::config_changes::{self, ConfigOp};
 use crate::topic_config::TopicConfigError;
-
-const RESOURCE_TOPIC: i8 = 2;
 
 /// Why a resource's change was refused: Kafka's error and a message for the client.
 type Refusal = (ResponseError, String);

@@ -12,7 +12,7 @@ use super::Context;
 use crate::config::BrokerConfig;
 use crate::topic_config::{effective_value, NOT_ACTED_ON, NOT_ACTED_ON_DOC, TOPIC_CONFIG_NAMES};
 
-const RESOURCE_TOPIC: i8 = 2;
+pub(super) const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 /// ConfigSource values, as Kafka numbers them.
 const SOURCE_TOPIC: i8 = 1;

@@ -16,13 +16,12 @@ use kafka_protocol::protocol::StrBytes;
 use runnel_protocol::ResponseError;
 use uuid::Uuid;
 
+use super::metadata::AUTHORIZED_OPERATIONS_OMITTED;
 use super::Context;
 use crate::groups::OFFSETS_TOPIC;
 
 /// Kafka's `max.request.partition.size.limit` default: the most partitions in one page.
 pub const PARTITION_LIMIT_MAX: i32 = 2000;
-/// Kafka's encoding of "authorized operations not requested".
-const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
 /// A topic's partitions `[from, to)` in a page.
 pub type Slice = (String, i32, i32);

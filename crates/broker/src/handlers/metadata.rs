@@ -17,7 +17,7 @@ use crate::groups::OFFSETS_TOPIC;
 use crate::topic_admin::create_topic;
 
 /// "Operations not requested" in Kafka's encoding.
-const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+pub(super) const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
 /// `local_offline`: partitions of this topic whose replica on this node failed to open;
 /// `listener`: the listener the request came on.
