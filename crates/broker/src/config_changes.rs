@@ -70,8 +70,7 @@ pub fn apply_ops(
             ConfigOp::Delete => {
                 next.remove(name);
             }
-            ConfigOp::Append(value) | ConfigOp::Subtract(value) if !is_list => {
-                let _ = value;
+            ConfigOp::Append(_) | ConfigOp::Subtract(_) if !is_list => {
                 return Err(TopicConfigError::NotAList(name.clone()));
             }
             ConfigOp::Append(value) => {

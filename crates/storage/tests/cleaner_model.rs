@@ -19,26 +19,7 @@ use runnel_protocol::compression::RecordStream;
 use runnel_storage::cleaner::{clean, CleanSettings, Throttle};
 use runnel_storage::{LogConfig, PartitionLog};
 
-/// Every batch from the log start on: (base offset, bytes). A compacted log may end in a
-/// gap (everything after some offset cleaned away), so the read stops where no data is
-/// left rather than at the log end.
-fn read_all(log: &PartitionLog) -> Vec<(i64, Vec<u8>)> {
-    use std::os::unix::fs::FileExt;
-    let mut out = Vec::new();
-    let mut offset = log.log_start_offset();
-    let end = log.log_end_offset();
-    while offset < end {
-        let Some(slice) = log.read(offset, 64 * 1024, end, true).expect("read").slice else { break };
-        let mut bytes = vec![0u8; slice.len as usize];
-        slice.file.read_exact_at(&mut bytes, slice.position).expect("pread");
-        for batch in runnel_protocol::batch::BatchIter::new(&bytes) {
-            let (_, view) = batch.expect("whole batches");
-            out.push((view.base_offset(), view.bytes().to_vec()));
-            offset = view.last_offset() + 1;
-        }
-    }
-    out
-}
+use common::read_all_compacted as read_all;
 
 const CODECS: [Compression; 5] =
     [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];

@@ -22,12 +22,26 @@ pub fn append(log: &mut PartitionLog, mut bytes: Vec<u8>, now_ms: i64) -> (i64, 
 
 /// Reads every batch from the log start to the log end: (base offset, bytes) each.
 pub fn read_all(log: &PartitionLog) -> Vec<(i64, Vec<u8>)> {
+    read_batches(log, false)
+}
+
+/// [`read_all`] for a compacted log, which may end in a gap (everything after some offset
+/// cleaned away): the read stops where no data is left rather than at the log end.
+pub fn read_all_compacted(log: &PartitionLog) -> Vec<(i64, Vec<u8>)> {
+    read_batches(log, true)
+}
+
+fn read_batches(log: &PartitionLog, may_end_in_a_gap: bool) -> Vec<(i64, Vec<u8>)> {
     let mut out = Vec::new();
     let mut offset = log.log_start_offset();
     let end = log.log_end_offset();
     while offset < end {
         let info = log.read(offset, 64 * 1024, end, true).expect("read");
-        let slice = info.slice.expect("data below the log end");
+        let slice = match info.slice {
+            Some(slice) => slice,
+            None if may_end_in_a_gap => break,
+            None => panic!("data below the log end"),
+        };
         let mut bytes = vec![0u8; slice.len as usize];
         slice.file.read_exact_at(&mut bytes, slice.position).expect("pread");
         for batch in BatchIter::new(&bytes) {
