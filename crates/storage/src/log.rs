@@ -207,11 +207,7 @@ impl PartitionLog {
             // A gap wider than a segment's 32-bit relative offsets (a cleaned leader): the
             // batch starts a segment of its own, as Kafka rolls at the batch's base offset.
             if batch.last_offset() - self.active().base_offset > i64::from(u32::MAX) {
-                self.roll(now_ms)?;
-                let empty = self.segments.pop().expect("a log always has a segment");
-                empty.delete_files()?;
-                self.segments.push(Segment::create(&self.dir, batch.base_offset(), &self.config)?);
-                sync_dir(&self.dir)?;
+                self.roll_to(batch.base_offset())?;
             }
             self.epochs.assign_and_flush(batch.partition_leader_epoch(), batch.base_offset())?;
             self.active_mut().append(batch.bytes(), now_ms)?;
@@ -515,12 +511,28 @@ impl PartitionLog {
     /// empty). The old segment is sealed (indexes written) but not fsynced here: the fsyncs
     /// are owed as a [`RolledFlush`], so an append that rolls never waits for the disk.
     pub fn roll(&mut self, now_ms: i64) -> Result<(), StorageError> {
+        let _ = now_ms; // segment_ms counts from the first append, recorded by Segment::append
         if self.active().is_empty() {
             return Ok(());
         }
-        let _ = now_ms; // segment_ms counts from the first append, recorded by Segment::append
+        let end = self.log_end_offset();
+        self.roll_to(end)
+    }
+
+    /// [`PartitionLog::roll`] to a new active segment based at `base_offset` (the log end,
+    /// or past it when a follower copies a gap wider than a segment's 32-bit relative
+    /// offsets). An empty active segment is moved to `base_offset` instead.
+    fn roll_to(&mut self, base_offset: i64) -> Result<(), StorageError> {
+        if self.active().is_empty() {
+            if self.active().base_offset != base_offset {
+                let empty = self.segments.pop().expect("a log always has a segment");
+                empty.delete_files()?;
+                self.segments.push(Segment::create(&self.dir, base_offset, &self.config)?);
+                sync_dir(&self.dir)?;
+            }
+            return Ok(());
+        }
         let mut files = self.active_mut().seal()?;
-        let base_offset = self.log_end_offset();
         self.segments.push(Segment::create(&self.dir, base_offset, &self.config)?);
         files.push(Arc::new(producer_snapshot::write_unsynced(&self.dir, base_offset, &self.producers)?));
         self.rolled_flushes.push(RolledFlush {
