@@ -43,9 +43,7 @@ pub async fn lines(
             }
         }
     }
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let now_ms = runnel_broker::clock::now_ms();
     states.into_iter().map(|(partition, state)| line(partition, &state, now_ms)).collect()
 }
 
