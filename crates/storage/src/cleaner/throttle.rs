@@ -1,7 +1,8 @@
 //! `log.cleaner.io.max.bytes.per.second`: the cleaner's reads and writes, over all its
 //! threads, are held to a byte rate (Kafka's `Throttler`): bytes are counted in periods of
-//! [`PERIOD`], and a thread that finds the period's rate above the bound sleeps until the
-//! rate is back at it.
+//! at least [`PERIOD`], and a thread whose count puts the period above the bound sleeps
+//! until the rate is back at it, at once, not only when the period ends (a pass reads in
+//! chunks of a MiB, so a whole pass can fit in one period).
 //!
 //! Invariants: the decision ([`delay`]) is pure; a rate of `f64::INFINITY` (Kafka's
 //! default, `Double.MAX_VALUE`) never sleeps; one sleep is bounded by what the counted
@@ -55,15 +56,21 @@ impl Throttle {
             let mut period = self.period.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             period.1 = period.1.saturating_add(bytes);
             let elapsed = period.0.elapsed();
-            if elapsed < PERIOD {
+            let sleep = delay(period.1, elapsed, self.rate);
+            if sleep.is_zero() && elapsed < PERIOD {
                 return;
             }
-            let sleep = delay(period.1, elapsed, self.rate);
             *period = (Instant::now() + sleep, 0);
             sleep
         };
-        if !sleep.is_zero() {
-            std::thread::sleep(sleep);
+        // Slept in slices so that a stopping node does not wait out a long sleep.
+        let until = Instant::now() + sleep;
+        while !self.is_cancelled() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(PERIOD));
         }
     }
 }
@@ -79,5 +86,27 @@ mod tests {
         assert_eq!(delay(500, second, 1_000.0), Duration::ZERO);
         assert_eq!(delay(u64::MAX, second, f64::INFINITY), Duration::ZERO);
         assert_eq!(delay(10, Duration::ZERO, 0.0), Duration::ZERO, "no bound");
+    }
+
+    #[test]
+    fn a_burst_inside_one_period_is_held_back_at_once() {
+        // 2 MiB at 10 MiB/s must take at least 200 ms, even though both counts fall in
+        // the first period (a lower bound only: a slow machine takes longer, never less).
+        let throttle = Throttle::new(10.0 * 1024.0 * 1024.0);
+        let start = Instant::now();
+        throttle.account(1024 * 1024);
+        throttle.account(1024 * 1024);
+        assert!(start.elapsed() >= Duration::from_millis(190), "took {:?}", start.elapsed());
+    }
+
+    #[test]
+    fn cancelling_ends_a_sleep() {
+        let throttle = std::sync::Arc::new(Throttle::new(1.0));
+        let sleeper = {
+            let throttle = throttle.clone();
+            std::thread::spawn(move || throttle.account(1_000_000))
+        };
+        throttle.cancel();
+        sleeper.join().unwrap();
     }
 }
