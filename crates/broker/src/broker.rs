@@ -59,7 +59,12 @@ pub struct Stats {
 }
 
 pub struct Broker {
+    /// The settings this node started with (file and command line).
     pub config: BrokerConfig,
+    /// The settings it runs with now: `config` with the dynamic broker settings of the
+    /// metadata image over it (`dynamic_config.rs`), replaced by the publisher chain when
+    /// they change. Read it through [`Broker::live_config`].
+    live: std::sync::RwLock<Arc<BrokerConfig>>,
     /// This process's registration: new on every start (Kafka's incarnation id).
     pub incarnation_id: uuid::Uuid,
     pub cluster_id: String,
@@ -117,7 +122,8 @@ impl Broker {
         let replicas = ReplicaManager::new(&data_dir, config.node_id);
         let publisher = crate::publisher::Publisher::default();
         let image = metadata.image();
-        replicas.open_all(&image, &config, clean, now);
+        let live = live_settings(&config, &image);
+        replicas.open_all(&image, &live, clean, now);
         let authorizer = crate::authorizer::Authorizer::new(config.authorizer());
         authorizer.publish(&image.acls);
         publisher.published_at_start(image);
@@ -126,7 +132,7 @@ impl Broker {
         let producer_ids = ProducerIdManager::new(config.node_id);
         let request_budget = Arc::new(tokio::sync::Semaphore::new(config.queued_max_request_bytes));
         let config_failures_per_minute = config.sasl_failed_authentications_per_minute;
-        let config_cleaner = config.cleaner.clone();
+        let config_cleaner = live.cleaner.clone();
         let inter_broker_security = if config.is_cluster() {
             crate::inter_broker::client_security(&config)?
         } else {
@@ -134,6 +140,7 @@ impl Broker {
         };
         Ok(Arc::new(Broker {
             config,
+            live: std::sync::RwLock::new(Arc::new(live)),
             incarnation_id,
             cluster_id,
             metadata,
@@ -149,6 +156,18 @@ impl Broker {
             authorizer,
             cleaner: Arc::new(crate::log_cleaner::LogCleaner::new(&config_cleaner, &data_dir)),
         }))
+    }
+
+    /// The settings this node runs with now (static settings with the dynamic ones over
+    /// them).
+    pub fn live_config(&self) -> Arc<BrokerConfig> {
+        self.live.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Replaces the live settings (the publisher chain, when the image's dynamic broker
+    /// settings changed).
+    pub(crate) fn set_live_config(&self, config: BrokerConfig) {
+        *self.live.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(config);
     }
 
     /// Hands a newer metadata image to the publisher chain (see `publisher.rs`); an image
@@ -181,6 +200,21 @@ impl Broker {
         tracing::info!("clean shutdown complete");
         Ok(())
     }
+}
+
+/// The settings a node runs with under `image`: `config` with the cluster-wide and then
+/// the node's own dynamic settings over it. A stored value that does not apply is logged
+/// and skipped.
+pub(crate) fn live_settings(config: &BrokerConfig, image: &runnel_metadata::MetadataImage) -> BrokerConfig {
+    let (live, skipped) = crate::dynamic_config::effective(
+        config,
+        image.broker_configs(None),
+        image.broker_configs(Some(config.node_id)),
+    );
+    for setting in skipped {
+        tracing::warn!(%setting, "a dynamic broker setting does not apply; it is skipped");
+    }
+    live
 }
 
 fn group_coordinator(config: &BrokerConfig) -> GroupCoordinator {

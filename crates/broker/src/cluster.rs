@@ -244,7 +244,7 @@ pub fn controlled_shutdown(broker: &Broker) {
             let fence = MetadataRecord::FenceBroker { node_id: node, shutting_down: true };
             let fenced = image.apply(std::slice::from_ref(&fence));
             let mut records = vec![fence];
-            records.extend(reconcile(&fenced, broker.config.replication.unclean_leader_election));
+            records.extend(reconcile(&fenced, broker.live_config().replication.unclean_leader_election));
             Ok(records)
         })
     });

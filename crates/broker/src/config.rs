@@ -170,6 +170,12 @@ pub struct BrokerConfig {
     /// nodes (replica fetches, the quorum) come from; `None` lets the kernel choose. For
     /// hosts with several interfaces, and for tests that cut one node off by its address.
     pub outbound_bind: Option<std::net::IpAddr>,
+    /// Broker-level defaults of topic settings that have no typed field here
+    /// (`log.cleanup.policy`, `compression.type`, ...), by the topic setting's name.
+    pub topic_defaults: BTreeMap<String, String>,
+    /// Every setting given (file, command line, or applied at runtime over a copy), as
+    /// given: what DescribeConfigs reports as STATIC_BROKER_CONFIG.
+    pub given: BTreeMap<String, String>,
 }
 
 /// Kafka's replication settings.
@@ -263,6 +269,8 @@ impl Default for BrokerConfig {
             offsets_topic_replication_factor: 3,
             replication: ReplicationConfig::default(),
             outbound_bind: None,
+            topic_defaults: BTreeMap::new(),
+            given: BTreeMap::new(),
         }
     }
 }
@@ -292,6 +300,30 @@ pub fn parse_host_port(key: &str, value: &str) -> Result<(String, u16), ConfigEr
 impl BrokerConfig {
     /// Sets one setting by its Kafka name (or Runnel's own, for Runnel-only settings).
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        self.set_typed(key, value)?;
+        self.given.insert(key.to_string(), value.to_string());
+        Ok(())
+    }
+
+    fn set_typed(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        if let Some(topic_name) = crate::dynamic_config::untyped_topic_default(key) {
+            crate::topic_config::validate(topic_name, value).map_err(|e| ConfigError::Invalid {
+                key: key.into(),
+                value: value.into(),
+                why: e.to_string(),
+            })?;
+            self.topic_defaults.insert(topic_name.to_string(), value.trim().to_string());
+            return Ok(());
+        }
+        if crate::dynamic_config::DYNAMIC_NOT_ACTED_ON.contains(&key) && key != "max.connections" {
+            // Accepted and reported, not acted on: a non-negative number.
+            return match value.trim().parse::<f64>() {
+                Ok(n) if n.is_finite() && n >= 0.0 => Ok(()),
+                _ => {
+                    Err(ConfigError::Invalid { key: key.into(), value: value.into(), why: "not a number >= 0".into() })
+                }
+            };
+        }
         match key {
             "node.id" => self.node_id = parse(key, value)?,
             "log.dirs" | "log.dir" | "data.dir" => self.data_dir = PathBuf::from(value),

@@ -53,7 +53,7 @@ pub fn spawn(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> Option<tok
                 }
             }
             let timeout = broker.config.broker_session_timeout_ms;
-            let unclean = broker.config.replication.unclean_leader_election;
+            let unclean = broker.live_config().replication.unclean_leader_election;
             let now = now_ms();
             let committed = tokio::task::block_in_place(|| {
                 broker.metadata.commit(|image| Ok::<_, ()>(liveness::decide(image, &last_seen, now, timeout, unclean)))

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use tokio::sync::watch;
 
-use runnel_metadata::MetadataImage;
+use runnel_metadata::{ConfigResource, MetadataImage};
 use runnel_storage::StorageError;
 
 use crate::broker::Broker;
@@ -34,6 +34,9 @@ pub struct MetadataDelta {
     pub topics: BTreeSet<String>,
     pub brokers_changed: bool,
     pub acls_changed: bool,
+    /// The dynamic broker settings (this node's or the cluster-wide default) changed.
+    pub broker_configs_changed: bool,
+    pub quotas_changed: bool,
 }
 
 impl MetadataDelta {
@@ -44,6 +47,8 @@ impl MetadataDelta {
                 topics: new.topics.keys().cloned().collect(),
                 brokers_changed: true,
                 acls_changed: true,
+                broker_configs_changed: true,
+                quotas_changed: true,
             };
         };
         let mut topics: BTreeSet<String> = BTreeSet::new();
@@ -55,11 +60,28 @@ impl MetadataDelta {
             }
         }
         topics.extend(old.topics.keys().filter(|name| !new.topics.contains_key(*name)).cloned());
-        MetadataDelta { topics, brokers_changed: old.brokers != new.brokers, acls_changed: old.acls != new.acls }
+        MetadataDelta {
+            topics,
+            brokers_changed: old.brokers != new.brokers,
+            acls_changed: old.acls != new.acls,
+            broker_configs_changed: Self::broker_configs(old) != Self::broker_configs(new),
+            quotas_changed: old.quotas != new.quotas,
+        }
+    }
+
+    fn broker_configs(image: &MetadataImage) -> Vec<(&ConfigResource, &std::collections::BTreeMap<String, String>)> {
+        let mut configs: Vec<_> =
+            image.configs.iter().filter(|(resource, _)| !matches!(resource, ConfigResource::Topic(_))).collect();
+        configs.sort_by(|a, b| a.0.cmp(b.0));
+        configs
     }
 
     pub fn is_empty(&self) -> bool {
-        self.topics.is_empty() && !self.brokers_changed && !self.acls_changed
+        self.topics.is_empty()
+            && !self.brokers_changed
+            && !self.acls_changed
+            && !self.broker_configs_changed
+            && !self.quotas_changed
     }
 }
 
@@ -88,7 +110,14 @@ impl Publisher {
         if delta.acls_changed {
             broker.authorizer.publish(&image.acls);
         }
-        let result = broker.replicas.publish(image, &delta, &broker.config, now_ms());
+        if delta.broker_configs_changed {
+            let live = crate::broker::live_settings(&broker.config, image);
+            broker.cleaner.reconfigure(&live.cleaner);
+            broker.set_live_config(live);
+        }
+        // New broker defaults reach every topic's settings.
+        let topics = if delta.broker_configs_changed { None } else { Some(&delta.topics) };
+        let result = broker.replicas.publish(image, topics, &broker.live_config(), now_ms());
         *published = Some(image.clone());
         if !delta.is_empty() {
             self.update_fetchers();

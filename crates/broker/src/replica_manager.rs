@@ -29,7 +29,6 @@ use crate::config::BrokerConfig;
 use crate::locks::{MutexExt, RwLockExt};
 use crate::log_dirs::{self, Checkpoints, HIGH_WATERMARK_CHECKPOINT, LOG_START_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
 use crate::partition::{Partition, PartitionError};
-use crate::publisher::MetadataDelta;
 use crate::topic_config::{self, TopicSettings};
 
 pub struct TopicPartitions {
@@ -183,17 +182,18 @@ impl ReplicaManager {
     }
 
     /// The replica manager's publisher (see `publisher.rs`): brings the hosted partitions of
-    /// the topics `delta` names in line with `image` (creates new ones, drops deleted ones,
-    /// changes roles); the others are untouched. Everything that can be done is done; the
+    /// `topics` (`None`: every topic, when the broker defaults changed) in line with `image`
+    /// (creates new ones, drops deleted ones, changes roles and settings); the others are
+    /// untouched. Everything that can be done is done; the
     /// first failure is returned.
     pub fn publish(
         &self,
         image: &MetadataImage,
-        delta: &MetadataDelta,
+        topics: Option<&BTreeSet<String>>,
         config: &BrokerConfig,
         now_ms: i64,
     ) -> Result<(), StorageError> {
-        self.sync(image, Some(&delta.topics), config, &StartCheckpoints::running(), now_ms)
+        self.sync(image, topics, config, &StartCheckpoints::running(), now_ms)
     }
 
     /// `only`: the topics to bring in line (`None`: every topic).

@@ -230,7 +230,7 @@ fn spawn_background(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> tok
                     guarded("offsets expiry", &mut || broker.groups.expire_offsets(broker.as_ref(), now_ms()))
                 }
                 _ = retention.tick() => guarded("retention", &mut || {
-                    let deleted = broker.replicas.apply_retention(now_ms(), broker.config.producer_id_expiration_ms);
+                    let deleted = broker.replicas.apply_retention(now_ms(), broker.live_config().producer_id_expiration_ms);
                     if deleted > 0 {
                         tracing::info!(segments = deleted, "retention deleted segments");
                     }

@@ -40,7 +40,7 @@ pub fn create_topic(
     configs: &BTreeMap<String, String>,
     validate_only: bool,
 ) -> Result<(i32, i32), Refusal> {
-    topic_config::validate_all(&broker.config, configs)
+    topic_config::validate_all(&broker.live_config(), configs)
         .map_err(|e| Refusal { error: ResponseError::InvalidConfig, message: e.to_string() })?;
     let partitions = if partitions == -1 { broker.config.num_partitions } else { partitions };
     controller::validate_topic_name(name)?;

@@ -125,6 +125,9 @@ pub fn effective_value(
     if let Some(value) = overrides.and_then(|o| o.get(name)) {
         return Some((value.clone(), true));
     }
+    if let Some(value) = broker.topic_defaults.get(name) {
+        return Some((value.clone(), false));
+    }
     let log = &broker.log;
     let value = match name {
         "cleanup.policy" => "delete".to_string(),

@@ -1,8 +1,9 @@
-//! `runnel config describe|set|delete`: a topic's settings over DescribeConfigs and
-//! IncrementalAlterConfigs (Kafka's `kafka-configs.sh --entity-type topics`). Describe
-//! shows every setting with where its value comes from, and marks the ones Runnel accepts
-//! and stores but does not act on yet; set and delete change the topic on a running
-//! cluster, and the change applies at once on every replica.
+//! `runnel config describe|set|delete`: a topic's or a broker's settings over
+//! DescribeConfigs and IncrementalAlterConfigs (Kafka's `kafka-configs.sh --entity-type
+//! topics|brokers`, `--entity-default` being `--broker-default`). Describe shows every
+//! setting with where its value comes from, and marks the ones Runnel accepts and stores
+//! but does not act on yet; set and delete change a running cluster, and the change
+//! applies at once on every node concerned.
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -14,6 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 use runnel_client::Connection;
 
 const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
 
@@ -25,24 +27,50 @@ pub struct ConfigArgs {
     command: ConfigCommand,
 }
 
+/// What a config command is about: one topic, one broker, or every broker's default.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct Target {
+    /// A topic.
+    #[arg(long)]
+    topic: Option<String>,
+    /// One broker, by node id (its dynamic settings).
+    #[arg(long)]
+    broker: Option<i32>,
+    /// The cluster-wide default of every broker's dynamic settings.
+    #[arg(long)]
+    broker_default: bool,
+}
+
+impl Target {
+    /// The resource type and name on the wire, and how to name it to the user.
+    fn resource(&self) -> (i8, String, String) {
+        match (&self.topic, self.broker) {
+            (Some(topic), _) => (RESOURCE_TOPIC, topic.clone(), topic.clone()),
+            (None, Some(id)) => (RESOURCE_BROKER, id.to_string(), format!("broker {id}")),
+            (None, None) => (RESOURCE_BROKER, String::new(), "the broker default".to_string()),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum ConfigCommand {
-    /// Every setting of a topic, its value and its source.
+    /// Every setting of a topic or a broker, its value and its source.
     Describe {
-        #[arg(long)]
-        topic: String,
+        #[command(flatten)]
+        target: Target,
     },
-    /// Set settings of a topic (IncrementalAlterConfigs SET), KEY=VALUE ...
+    /// Set settings (IncrementalAlterConfigs SET), KEY=VALUE ...
     Set {
-        #[arg(long)]
-        topic: String,
+        #[command(flatten)]
+        target: Target,
         #[arg(required = true, value_name = "KEY=VALUE")]
         settings: Vec<String>,
     },
-    /// Remove a topic's own values, so that the broker's defaults apply again.
+    /// Remove values set at runtime, so that the next level's values apply again.
     Delete {
-        #[arg(long)]
-        topic: String,
+        #[command(flatten)]
+        target: Target,
         #[arg(required = true, value_name = "KEY")]
         keys: Vec<String>,
     },
@@ -90,27 +118,43 @@ fn entry_json(entry: &DescribeConfigsResourceResult) -> serde_json::Value {
 
 /// A topic's settings as DescribeConfigs v4 reports them.
 pub async fn describe_topic(conn: &mut Connection, topic: &str) -> anyhow::Result<Vec<DescribeConfigsResourceResult>> {
+    describe(conn, RESOURCE_TOPIC, topic, topic).await
+}
+
+async fn describe(
+    conn: &mut Connection,
+    resource_type: i8,
+    name: &str,
+    what: &str,
+) -> anyhow::Result<Vec<DescribeConfigsResourceResult>> {
     let request = DescribeConfigsRequest::default()
         .with_resources(vec![DescribeConfigsResource::default()
-            .with_resource_type(RESOURCE_TOPIC)
-            .with_resource_name(text(topic))
+            .with_resource_type(resource_type)
+            .with_resource_name(text(name))
             .with_configuration_keys(None)])
         .with_include_documentation(true);
     let response = conn.send(&request, 4).await?;
     let result = response.results.into_iter().next().context("no result in the DescribeConfigs response")?;
-    crate::connect::check(result.error_code, result.error_message.as_ref(), topic)?;
+    crate::connect::check(result.error_code, result.error_message.as_ref(), what)?;
     Ok(result.configs)
 }
 
 pub async fn run(args: ConfigArgs) -> anyhow::Result<()> {
     let json = args.connect.json();
-    let (mut conn, _security) = args.connect.connect().await?;
-    let (topic, configs) = match args.command {
-        ConfigCommand::Describe { topic } => {
-            let entries = describe_topic(&mut conn, &topic).await?;
+    let (mut conn, security) = args.connect.connect().await?;
+    let (target, configs) = match args.command {
+        ConfigCommand::Describe { target } => {
+            let (resource_type, name, what) = target.resource();
+            if let Some(id) = target.broker {
+                // A broker describes its own settings: ask that node.
+                let metadata = conn.send(&kafka_protocol::messages::MetadataRequest::default(), 12).await?;
+                conn = crate::connect::connect_to_node(&metadata, id, &security).await?;
+            }
+            let entries = describe(&mut conn, resource_type, &name, &what).await?;
             if json {
                 let configs: Vec<serde_json::Value> = entries.iter().map(entry_json).collect();
-                crate::connect::print_json(&serde_json::json!({ "topic": topic, "configs": configs }));
+                let key = if resource_type == RESOURCE_TOPIC { "topic" } else { "broker" };
+                crate::connect::print_json(&serde_json::json!({ key: name, "configs": configs }));
                 return Ok(());
             }
             for entry in entries {
@@ -118,7 +162,7 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        ConfigCommand::Set { topic, settings } => {
+        ConfigCommand::Set { target, settings } => {
             let mut configs = Vec::new();
             for setting in settings {
                 let Some((key, value)) = setting.split_once('=') else {
@@ -131,25 +175,26 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<()> {
                         .with_value(Some(text(value))),
                 );
             }
-            (topic, configs)
+            (target, configs)
         }
-        ConfigCommand::Delete { topic, keys } => {
+        ConfigCommand::Delete { target, keys } => {
             let configs = keys
                 .iter()
                 .map(|k| AlterableConfig::default().with_name(text(k)).with_config_operation(OP_DELETE))
                 .collect();
-            (topic, configs)
+            (target, configs)
         }
     };
+    let (resource_type, name, what) = target.resource();
     let request = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
-        .with_resource_type(RESOURCE_TOPIC)
-        .with_resource_name(text(&topic))
+        .with_resource_type(resource_type)
+        .with_resource_name(text(&name))
         .with_configs(configs)]);
     let response = conn.send(&request, 1).await?;
     for result in &response.responses {
-        crate::connect::check(result.error_code, result.error_message.as_ref(), &topic)?;
+        crate::connect::check(result.error_code, result.error_message.as_ref(), &what)?;
     }
-    println!("updated {topic}");
+    println!("updated {what}");
     Ok(())
 }
 

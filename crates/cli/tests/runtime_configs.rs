@@ -464,3 +464,117 @@ async fn list_and_describe_commands_print_json() {
     );
     assert_eq!(json(&["user", "scram", "list"])["users"], serde_json::json!([]));
 }
+
+async fn described_broker(bootstrap: &str, id: i32, name: &str) -> (Option<String>, ConfigSource, bool, bool) {
+    let admin = admin(bootstrap);
+    let results =
+        admin.describe_configs([&ResourceSpecifier::Broker(id)], &AdminOptions::new()).await.expect("describe configs");
+    let resource = results.into_iter().next().unwrap().expect("the broker's configs");
+    let entry = resource.entries.into_iter().find(|e| e.name == name).unwrap_or_else(|| panic!("{name} described"));
+    (entry.value, entry.source, entry.is_read_only, entry.is_sensitive)
+}
+
+/// Broker settings at runtime: the cluster-wide default and one node's own value, set with
+/// the CLI and librdkafka's AlterConfigs, take effect at once on topics without their own
+/// value (retention deletes segments, a lower `message.max.bytes` refuses a batch);
+/// DescribeConfigs reports each level's source and synonyms (confluent-kafka), keeps
+/// passwords hidden, refuses static settings, and everything survives a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_settings_change_at_runtime_with_kafkas_sources_and_synonyms() {
+    let data = TempDir::new().unwrap();
+    let static_settings = [
+        "--set",
+        "log.retention.check.interval.ms=100",
+        "--set",
+        "log.retention.hours=200",
+        "--set",
+        "ssl.key.password=hunter2",
+    ];
+    let mut node = Node::start(data.path(), &static_settings);
+    let bootstrap = node.bootstrap().to_string();
+    create_topic(&bootstrap, "defaults", 1, &[("internal.segment.bytes", "20000")]).await;
+    let producer = producer(&bootstrap, &[("batch.size", "4096"), ("linger.ms", "0")]);
+    let messages: Vec<Msg> = (0..200).map(|i| Msg::new(format!("k{i}"), vec![b'v'; 1000])).collect();
+    produce_all(&producer, "defaults", Some(0), &messages, None).await;
+
+    // The cluster-wide default bounds every topic without its own retention.bytes.
+    let (ok, out) = runnel_cli(&bootstrap, &["config", "set", "--broker-default", "log.retention.bytes=40000"]);
+    assert!(ok, "{out}");
+    poll_until(Duration::from_secs(30), Duration::from_millis(100), "retention to delete segments", || {
+        (watermarks(&bootstrap, "defaults", 0).0 > 100).then_some(())
+    });
+    // This node's own value, through librdkafka: a larger batch is refused at once.
+    let change = AlterConfig::new(ResourceSpecifier::Broker(1)).set("message.max.bytes", "4000");
+    let results = admin(&bootstrap).alter_configs([&change], &AdminOptions::new()).await.expect("alter configs");
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+    let big = FutureRecord::<[u8], [u8]>::to("defaults").partition(0).key(b"big").payload(&[b'x'; 8000][..]);
+    let refused = producer.send(big, IO_TIMEOUT).await.expect_err("larger than message.max.bytes");
+    assert_eq!(refused.0.rdkafka_error_code(), Some(RDKafkaErrorCode::MessageSizeTooLarge));
+
+    let check_sources = |bootstrap: String| async move {
+        assert_eq!(
+            described_broker(&bootstrap, 1, "message.max.bytes").await,
+            (Some("4000".into()), ConfigSource::DynamicBroker, false, false)
+        );
+        assert_eq!(described_broker(&bootstrap, 1, "log.retention.bytes").await.1, ConfigSource::DynamicDefaultBroker);
+        assert_eq!(described_broker(&bootstrap, 1, "log.retention.ms").await.1, ConfigSource::Default);
+        assert!(described_broker(&bootstrap, 1, "node.id").await.2, "static settings are read-only");
+        let password = described_broker(&bootstrap, 1, "ssl.key.password").await;
+        assert_eq!((password.0, password.3), (None, true), "a password is never shown");
+        assert_eq!(
+            described(&bootstrap, "defaults", "retention.bytes").await,
+            ("40000".into(), ConfigSource::DynamicDefaultBroker)
+        );
+        assert_eq!(
+            described(&bootstrap, "defaults", "max.message.bytes").await,
+            ("4000".into(), ConfigSource::DynamicBroker)
+        );
+        assert_eq!(
+            described(&bootstrap, "defaults", "retention.ms").await,
+            ("720000000".into(), ConfigSource::StaticBroker)
+        );
+    };
+    check_sources(bootstrap.clone()).await;
+
+    // Synonyms, most precedent first, as confluent-kafka reads them.
+    let script = r#"
+import sys
+from confluent_kafka.admin import AdminClient, ConfigResource
+admin = AdminClient({"bootstrap.servers": sys.argv[1]})
+resource = ConfigResource("topic", "defaults")
+entries = admin.describe_configs([resource])[resource].result(10)
+for name in ("retention.ms", "retention.bytes"):
+    entry = entries[name]
+    print(name, entry.value, int(entry.source), [(s.name, s.value, int(s.source)) for s in entry.synonyms.values()])
+"#;
+    let output = Command::new("python3").args(["-c", script, &bootstrap]).output().expect("python3");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    // Sources by Kafka's numbers: 3 dynamic default, 4 static, 5 default. (The client keeps
+    // synonyms in a map by name, so of two levels of one name it shows the last.)
+    let expected = [
+        "retention.ms 720000000 4 [('log.retention.hours', '200', 4), ('log.retention.ms', '604800000', 5)]",
+        "retention.bytes 40000 3 [('log.retention.bytes', '-1', 5)]",
+    ];
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), expected);
+
+    // Static settings and bad values are refused, and change nothing.
+    let (ok, out) = runnel_cli(&bootstrap, &["config", "set", "--broker", "1", "node.id=5"]);
+    assert!(!ok && out.contains("cannot be changed at runtime"), "{out}");
+    let (ok, out) = runnel_cli(&bootstrap, &["config", "set", "--broker-default", "log.segment.bytes=20"]);
+    assert!(!ok && out.contains("InvalidRequest"), "{out}");
+    let listing = runnel_cli(&bootstrap, &["config", "describe", "--broker", "1"]).1;
+    assert!(listing.contains("message.max.bytes=4000  DYNAMIC_BROKER_CONFIG"), "{listing}");
+    assert!(listing.lines().any(|l| l.starts_with("num.io.threads=8") && l.contains("not acted on")), "{listing}");
+    let defaults = runnel_cli(&bootstrap, &["config", "describe", "--broker-default"]).1;
+    assert_eq!(defaults.trim(), "log.retention.bytes=40000  DYNAMIC_DEFAULT_BROKER_CONFIG");
+
+    // The values are in the metadata log: a restart runs with them.
+    node.terminate();
+    node.restart();
+    let bootstrap = node.bootstrap().to_string();
+    check_sources(bootstrap.clone()).await;
+    let (ok, out) = runnel_cli(&bootstrap, &["config", "delete", "--broker", "1", "message.max.bytes"]);
+    assert!(ok, "{out}");
+    assert_eq!(described(&bootstrap, "defaults", "max.message.bytes").await.1, ConfigSource::Default);
+}

@@ -137,6 +137,9 @@ pub struct MetadataImage {
     /// Every ACL, by id.
     #[serde(default)]
     pub acls: Acls,
+    /// Every client quota, by entity.
+    #[serde(default)]
+    pub quotas: crate::quota::Quotas,
 }
 
 impl MetadataImage {
@@ -156,6 +159,11 @@ impl MetadataImage {
 
     pub fn topic_configs(&self, name: &str) -> Option<&BTreeMap<String, String>> {
         self.configs.get(&ConfigResource::Topic(name.to_string()))
+    }
+
+    /// The dynamic settings stored for broker `node` (`None`: the cluster-wide default).
+    pub fn broker_configs(&self, node: Option<i32>) -> Option<&BTreeMap<String, String>> {
+        self.configs.get(&node.map_or(ConfigResource::BrokerDefault, ConfigResource::Broker))
     }
 
     /// A new image with `records` applied in order. `records` is one batch, decided
@@ -320,6 +328,19 @@ impl MetadataImage {
             MetadataRecord::RemoveAcl { id } => {
                 self.acls.remove(id);
             }
+            MetadataRecord::ClientQuota { entity, key, value } => match value {
+                Some(value) => {
+                    self.quotas.entry(entity.clone()).or_default().insert(key.clone(), *value);
+                }
+                None => {
+                    if let Some(values) = self.quotas.get_mut(entity) {
+                        values.remove(key);
+                        if values.is_empty() {
+                            self.quotas.remove(entity);
+                        }
+                    }
+                }
+            },
             MetadataRecord::RemoveTopic { topic_id } => {
                 if let Some(name) = self.topic_names_by_id.remove(topic_id) {
                     self.topics.remove(&name);

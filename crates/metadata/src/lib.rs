@@ -15,6 +15,7 @@ pub mod image;
 pub mod liveness;
 pub mod log;
 pub mod placement;
+pub mod quota;
 pub mod reassignment;
 pub mod records;
 pub mod scram;

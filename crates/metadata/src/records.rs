@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::acl::AclBinding;
+use crate::quota::QuotaEntity;
 use crate::scram::{ScramCredential, ScramMechanism};
 
 /// What a configuration entry belongs to.
@@ -12,6 +13,9 @@ use crate::scram::{ScramCredential, ScramMechanism};
 pub enum ConfigResource {
     Topic(String),
     Broker(i32),
+    /// The cluster-wide default of every broker's dynamic settings (Kafka's broker
+    /// resource with an empty name).
+    BrokerDefault,
 }
 
 /// One listener of a broker as clients of that listener reach it.
@@ -124,6 +128,13 @@ pub enum MetadataRecord {
     /// Removes the ACL stored under `id`.
     RemoveAcl {
         id: Uuid,
+    },
+    /// Sets (`Some`) or removes (`None`) one client quota of an entity (checked by
+    /// `quota::check_value` before it is proposed).
+    ClientQuota {
+        entity: QuotaEntity,
+        key: String,
+        value: Option<f64>,
     },
     /// Producer ids below `next_producer_id` have been handed out (in blocks); ids are
     /// never reused, across restarts and, later, across brokers.

@@ -14,6 +14,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use runnel_metadata::acl::Acls;
+use runnel_metadata::quota::QuotaEntity;
 use runnel_metadata::scram::ScramCredentials;
 use runnel_metadata::{BrokerImage, ConfigResource, MetadataImage, TopicImage};
 use serde::{Deserialize, Serialize};
@@ -39,7 +40,8 @@ pub enum SnapshotError {
 }
 
 /// The image as a snapshot holds it. JSON object keys must be strings, so the configs map
-/// (keyed by [`ConfigResource`]) travels as a list of pairs.
+/// (keyed by [`ConfigResource`]) and the quotas (keyed by [`QuotaEntity`]) travel as lists
+/// of pairs.
 #[derive(Serialize)]
 struct ImageOut<'a> {
     brokers: &'a BTreeMap<i32, BrokerImage>,
@@ -52,6 +54,7 @@ struct ImageOut<'a> {
     producer_id_grant: Uuid,
     scram: &'a ScramCredentials,
     acls: &'a Acls,
+    quotas: Vec<(&'a QuotaEntity, &'a BTreeMap<String, f64>)>,
 }
 
 #[derive(Deserialize)]
@@ -70,6 +73,8 @@ struct ImageIn {
     scram: ScramCredentials,
     #[serde(default)]
     acls: Acls,
+    #[serde(default)]
+    quotas: Vec<(QuotaEntity, BTreeMap<String, f64>)>,
 }
 
 pub fn encode_image(image: &MetadataImage) -> Vec<u8> {
@@ -85,6 +90,7 @@ pub fn encode_image(image: &MetadataImage) -> Vec<u8> {
         producer_id_grant,
         scram,
         acls,
+        quotas,
     } = image;
     let mut configs: Vec<_> = configs.iter().collect();
     configs.sort_by(|a, b| a.0.cmp(b.0));
@@ -99,6 +105,7 @@ pub fn encode_image(image: &MetadataImage) -> Vec<u8> {
         producer_id_grant: *producer_id_grant,
         scram,
         acls,
+        quotas: quotas.iter().collect(),
     };
     serde_json::to_vec(&out).expect("images always serialize")
 }
@@ -115,6 +122,7 @@ pub fn decode_image(data: &[u8]) -> Result<MetadataImage, serde_json::Error> {
         producer_id_grant,
         scram,
         acls,
+        quotas,
     } = serde_json::from_slice(data)?;
     let configs = configs.into_iter().collect();
     Ok(MetadataImage {
@@ -128,6 +136,7 @@ pub fn decode_image(data: &[u8]) -> Result<MetadataImage, serde_json::Error> {
         producer_id_grant,
         scram,
         acls,
+        quotas: quotas.into_iter().collect(),
     })
 }
 
@@ -182,6 +191,7 @@ pub fn read(dir: &Path) -> Result<Option<(SnapshotMeta, Vec<u8>)>, SnapshotError
 
 #[cfg(test)]
 mod tests {
+    use runnel_metadata::quota::EntityName;
     use runnel_metadata::MetadataRecord;
 
     use super::*;
@@ -197,7 +207,18 @@ mod tests {
                 name: "retention.ms".into(),
                 value: Some("5".into()),
             },
+            MetadataRecord::Config {
+                resource: ConfigResource::BrokerDefault,
+                name: "b".into(),
+                value: Some("2".into()),
+            },
+            MetadataRecord::ClientQuota {
+                entity: QuotaEntity { user: Some(EntityName::Named("u".into())), client_id: Some(EntityName::Default) },
+                key: "producer_byte_rate".into(),
+                value: Some(1024.0),
+            },
         ]);
+        assert_eq!(image.quotas.len(), 1);
         assert_eq!(decode_image(&encode_image(&image)).unwrap(), image);
     }
 

@@ -1,9 +1,10 @@
-//! IncrementalAlterConfigs v0-1 and AlterConfigs v0-2 for topics (resource type 2): the
-//! change is decided against the current image (`config_changes`), committed as `Config`
-//! records through the metadata log, and published at once, so the partitions this node
-//! hosts run with the new settings before the response leaves (other nodes follow their
-//! image). AlterConfigs replaces the topic's whole set of overrides, as Kafka's does.
-//! Broker resources get INVALID_REQUEST until dynamic broker settings exist.
+//! IncrementalAlterConfigs v0-1 and AlterConfigs v0-2 for topics (resource type 2) and
+//! brokers (type 4: a node id, or the empty name for the cluster-wide default): the change
+//! is decided against the current image (`config_changes`), committed as `Config` records
+//! through the metadata log, and published at once, so this node runs with the new
+//! settings before the response leaves (other nodes follow their image). AlterConfigs
+//! replaces the resource's whole set of values, as Kafka's does. A broker setting that
+//! cannot change at runtime, or a bad value, is INVALID_REQUEST (Kafka's answer).
 
 use std::collections::BTreeMap;
 
@@ -15,7 +16,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use runnel_protocol::ResponseError;
 
-use super::configs::RESOURCE_TOPIC;
+use runnel_metadata::ConfigResource;
+
+use super::configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::Context;
 use crate::broker::Broker;
 use crate::config_changes::{self, ConfigOp};
@@ -30,24 +33,73 @@ enum Change {
     Replace(BTreeMap<String, String>),
 }
 
+/// The operations that turn `current` into what `change` asks for.
+fn ops_for(change: &Change, current: &BTreeMap<String, String>) -> Vec<(String, ConfigOp)> {
+    match change {
+        Change::Ops(ops) => ops.clone(),
+        Change::Replace(wanted) => current
+            .keys()
+            .filter(|k| !wanted.contains_key(*k))
+            .map(|k| (k.clone(), ConfigOp::Delete))
+            .chain(wanted.iter().map(|(k, v)| (k.clone(), ConfigOp::Set(v.clone()))))
+            .collect(),
+    }
+}
+
 fn change_topic(broker: &Broker, topic: &str, change: Change, validate_only: bool) -> Result<(), Refusal> {
-    let committed = broker.metadata.commit(|image| {
+    let live = broker.live_config();
+    commit_and_publish(broker, validate_only, |image| {
         if image.topic(topic).is_none() {
             return Err((ResponseError::UnknownTopicOrPartition, format!("topic '{topic}' does not exist")));
         }
         let current = image.topic_configs(topic).cloned().unwrap_or_default();
-        let ops = match &change {
-            Change::Ops(ops) => ops.clone(),
-            Change::Replace(wanted) => current
-                .keys()
-                .filter(|k| !wanted.contains_key(*k))
-                .map(|k| (k.clone(), ConfigOp::Delete))
-                .chain(wanted.iter().map(|(k, v)| (k.clone(), ConfigOp::Set(v.clone()))))
-                .collect(),
-        };
-        let next = config_changes::apply_ops(&broker.config, &current, &ops)
+        let next = config_changes::apply_ops(&live, &current, &ops_for(&change, &current))
             .map_err(|e: TopicConfigError| (ResponseError::InvalidConfig, e.to_string()))?;
-        Ok(if validate_only { Vec::new() } else { config_changes::records(topic, &current, &next) })
+        Ok(config_changes::records(&ConfigResource::Topic(topic.to_string()), &current, &next))
+    })?;
+    if !validate_only {
+        tracing::info!(topic, "topic settings changed");
+    }
+    Ok(())
+}
+
+/// A broker resource's name: a node id, or empty for the cluster-wide default.
+fn broker_resource(name: &str) -> Result<Option<i32>, Refusal> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    name.parse::<i32>()
+        .ok()
+        .filter(|id| *id >= 0)
+        .map(Some)
+        .ok_or_else(|| (ResponseError::InvalidRequest, format!("'{name}' is not a broker id")))
+}
+
+fn change_broker(broker: &Broker, name: &str, change: Change, validate_only: bool) -> Result<(), Refusal> {
+    let node = broker_resource(name)?;
+    commit_and_publish(broker, validate_only, |image| {
+        let current = image.broker_configs(node).cloned().unwrap_or_default();
+        let next = config_changes::apply_broker_ops(&broker.config, image, node, &ops_for(&change, &current))
+            .map_err(|e| (ResponseError::InvalidRequest, e.to_string()))?;
+        let resource = node.map_or(ConfigResource::BrokerDefault, ConfigResource::Broker);
+        Ok(config_changes::records(&resource, &current, &next))
+    })?;
+    if !validate_only {
+        tracing::info!(broker = name, "dynamic broker settings changed");
+    }
+    Ok(())
+}
+
+/// Decides the records under the metadata commit, commits them (none when
+/// `validate_only`), and publishes the new image before returning.
+fn commit_and_publish(
+    broker: &Broker,
+    validate_only: bool,
+    decide: impl Fn(&runnel_metadata::MetadataImage) -> Result<Vec<runnel_metadata::MetadataRecord>, Refusal>,
+) -> Result<(), Refusal> {
+    let committed = broker.metadata.commit(|image| {
+        let records = decide(image)?;
+        Ok(if validate_only { Vec::new() } else { records })
     });
     let image = match committed {
         Ok(Ok(image)) => image,
@@ -57,9 +109,17 @@ fn change_topic(broker: &Broker, topic: &str, change: Change, validate_only: boo
     if !validate_only {
         tokio::task::block_in_place(|| broker.publish(&image))
             .map_err(|e| (ResponseError::KafkaStorageError, e.to_string()))?;
-        tracing::info!(topic, "topic settings changed");
     }
     Ok(())
+}
+
+/// Runs the change of one resource by its type.
+fn change(broker: &Broker, resource_type: i8, name: &str, change: Change, validate_only: bool) -> Result<(), Refusal> {
+    match resource_type {
+        RESOURCE_TOPIC => change_topic(broker, name, change, validate_only),
+        RESOURCE_BROKER => change_broker(broker, name, change, validate_only),
+        other => Err((ResponseError::InvalidRequest, format!("resource type {other} ('{name}') has no settings"))),
+    }
 }
 
 /// Kafka refuses a resource that names a setting twice.
@@ -74,15 +134,7 @@ fn no_duplicates<'a>(names: impl Iterator<Item = &'a str>) -> Result<(), Refusal
 }
 
 /// The outcome of one resource: (error code, message).
-fn outcome(resource_type: i8, name: &str, run: impl FnOnce() -> Result<(), Refusal>) -> (i16, Option<StrBytes>) {
-    let result = if resource_type == RESOURCE_TOPIC {
-        run()
-    } else {
-        Err((
-            ResponseError::InvalidRequest,
-            format!("resource type {resource_type} ('{name}'): only topic settings can be changed at runtime yet"),
-        ))
-    };
+fn outcome(result: Result<(), Refusal>) -> (i16, Option<StrBytes>) {
     match result {
         Ok(()) => (0, None),
         Err((error, message)) => (error.code(), Some(StrBytes::from_string(message))),
@@ -93,7 +145,7 @@ pub fn incremental(ctx: &Context, request: IncrementalAlterConfigsRequest) -> In
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in &request.resources {
         let name = resource.resource_name.to_string();
-        let (error_code, error_message) = outcome(resource.resource_type, &name, || {
+        let (error_code, error_message) = outcome((|| {
             no_duplicates(resource.configs.iter().map(|c| c.name.as_str()))?;
             let mut ops = Vec::with_capacity(resource.configs.len());
             for config in &resource.configs {
@@ -105,8 +157,8 @@ pub fn incremental(ctx: &Context, request: IncrementalAlterConfigsRequest) -> In
                 })?;
                 ops.push((config.name.to_string(), op));
             }
-            change_topic(ctx.broker, &name, Change::Ops(ops), request.validate_only)
-        });
+            change(ctx.broker, resource.resource_type, &name, Change::Ops(ops), request.validate_only)
+        })());
         responses.push(
             IncrementalResult::default()
                 .with_error_code(error_code)
@@ -122,15 +174,15 @@ pub fn alter(ctx: &Context, request: AlterConfigsRequest) -> AlterConfigsRespons
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in &request.resources {
         let name = resource.resource_name.to_string();
-        let (error_code, error_message) = outcome(resource.resource_type, &name, || {
+        let (error_code, error_message) = outcome((|| {
             no_duplicates(resource.configs.iter().map(|c| c.name.as_str()))?;
             let wanted: BTreeMap<String, String> = resource
                 .configs
                 .iter()
                 .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
                 .collect();
-            change_topic(ctx.broker, &name, Change::Replace(wanted), request.validate_only)
-        });
+            change(ctx.broker, resource.resource_type, &name, Change::Replace(wanted), request.validate_only)
+        })());
         responses.push(
             AlterResult::default()
                 .with_error_code(error_code)

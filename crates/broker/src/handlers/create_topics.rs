@@ -48,10 +48,11 @@ fn create_one(ctx: &Context, topic: &CreatableTopic, validate_only: bool) -> Cre
         Ok((partitions, replication)) => {
             let image = ctx.broker.metadata.image();
             let topic_id = image.topic(&name).map(|t| t.topic_id).unwrap_or_default();
+            let live = ctx.broker.live_config();
             let described = topic_config::TOPIC_CONFIG_NAMES
                 .iter()
                 .filter_map(|key| {
-                    let (value, set) = topic_config::effective_value(&ctx.broker.config, Some(&configs), key)?;
+                    let (value, set) = topic_config::effective_value(&live, Some(&configs), key)?;
                     Some(
                         CreatableTopicConfigs::default()
                             .with_name(StrBytes::from_static_str(key))

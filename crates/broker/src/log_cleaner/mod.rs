@@ -74,12 +74,17 @@ struct State {
 }
 
 pub struct LogCleaner {
-    config: CleanerConfig,
+    /// Replaced whole by [`LogCleaner::reconfigure`] (dynamic broker settings).
+    config: Mutex<CleanerConfig>,
+    /// The broker the threads work for, once started.
+    broker: std::sync::OnceLock<std::sync::Weak<Broker>>,
     checkpoint_path: PathBuf,
     throttle: Throttle,
     state: Mutex<State>,
     wake: Condvar,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// The numbers of the threads running now.
+    running: Mutex<BTreeSet<usize>>,
     pub stats: CleanerStats,
 }
 
@@ -102,12 +107,14 @@ impl LogCleaner {
             .map(|(key, offset)| (key, (None, offset)))
             .collect();
         LogCleaner {
-            config: config.clone(),
+            config: Mutex::new(config.clone()),
+            broker: std::sync::OnceLock::new(),
             checkpoint_path,
             throttle: Throttle::new(config.io_max_bytes_per_second),
             state: Mutex::new(State { checkpoints, ..State::default() }),
             wake: Condvar::new(),
             threads: Mutex::new(Vec::new()),
+            running: Mutex::new(BTreeSet::new()),
             stats: CleanerStats::default(),
         }
     }
@@ -116,28 +123,60 @@ impl LogCleaner {
     /// `log.cleaner.enable` is false). They end with [`LogCleaner::shutdown`], or when the
     /// broker is gone.
     pub fn start(self: &Arc<Self>, broker: &Arc<Broker>) {
-        if !self.config.enable {
+        if !self.config().enable || self.broker.set(Arc::downgrade(broker)).is_err() {
             return;
         }
+        self.spawn_threads();
+    }
+
+    fn config(&self) -> CleanerConfig {
+        self.config.locked().clone()
+    }
+
+    /// Takes new settings at runtime: the I/O bound, back-off and buffer apply to the next
+    /// pass; more threads start at once, and threads above a lowered count end after their
+    /// current pass (Kafka resizes its cleaner the same way).
+    pub fn reconfigure(self: &Arc<Self>, config: &CleanerConfig) {
+        self.throttle.set_rate(config.io_max_bytes_per_second);
+        *self.config.locked() = CleanerConfig { enable: self.config().enable, ..config.clone() };
+        self.wake.notify_all();
+        if self.broker.get().is_some() {
+            self.spawn_threads();
+        }
+    }
+
+    /// Starts threads up to the configured count (threads numbered at or above the count
+    /// end by themselves).
+    fn spawn_threads(self: &Arc<Self>) {
+        let Some(broker) = self.broker.get().cloned() else { return };
         let mut threads = self.threads.locked();
-        for i in 0..self.config.threads {
+        threads.retain(|handle| !handle.is_finished());
+        let running: BTreeSet<usize> = self.running.locked().clone();
+        for i in (0..self.config().threads).filter(|i| !running.contains(i)) {
             let cleaner = Arc::clone(self);
-            let broker = Arc::downgrade(broker);
-            let spawned = std::thread::Builder::new().name(format!("log-cleaner-{i}")).spawn(move || loop {
-                if cleaner.state.locked().stopping {
-                    return;
+            let broker = broker.clone();
+            self.running.locked().insert(i);
+            let spawned = std::thread::Builder::new().name(format!("log-cleaner-{i}")).spawn(move || {
+                loop {
+                    if cleaner.state.locked().stopping || i >= cleaner.config().threads {
+                        break;
+                    }
+                    let Some(partitions) = broker.upgrade().map(|b| b.replicas.all_partitions()) else { break };
+                    let mut worked = false;
+                    crate::locks::run_guarded("log cleaner", || worked = cleaner.clean_once(&partitions, now_ms()));
+                    drop(partitions);
+                    if !worked {
+                        cleaner.sleep(Duration::from_millis(cleaner.config().backoff_ms));
+                    }
                 }
-                let Some(partitions) = broker.upgrade().map(|b| b.replicas.all_partitions()) else { return };
-                let mut worked = false;
-                crate::locks::run_guarded("log cleaner", || worked = cleaner.clean_once(&partitions, now_ms()));
-                drop(partitions);
-                if !worked {
-                    cleaner.sleep(Duration::from_millis(cleaner.config.backoff_ms));
-                }
+                cleaner.running.locked().remove(&i);
             });
             match spawned {
                 Ok(handle) => threads.push(handle),
-                Err(error) => tracing::error!(%error, "could not start a log cleaner thread"),
+                Err(error) => {
+                    self.running.locked().remove(&i);
+                    tracing::error!(%error, "could not start a log cleaner thread");
+                }
             }
         }
     }
@@ -313,7 +352,7 @@ impl LogCleaner {
             return Ok(None);
         };
         let settings = CleanSettings {
-            dedupe_buffer_bytes: self.config.buffer_per_thread(),
+            dedupe_buffer_bytes: self.config().buffer_per_thread(),
             now_ms,
             delete_retention_ms: chosen.delete_retention_ms,
             decompressed_max_bytes: runnel_protocol::batch::DECOMPRESSED_BATCH_BYTES_MAX,

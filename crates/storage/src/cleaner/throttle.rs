@@ -8,7 +8,7 @@
 //! default, `Double.MAX_VALUE`) never sleeps; one sleep is bounded by what the counted
 //! bytes take at the bound, so a waiting thread always resumes.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,8 @@ pub fn delay(bytes: u64, elapsed: Duration, rate: f64) -> Duration {
 }
 
 pub struct Throttle {
-    rate: f64,
+    /// The bound's `f64` bits (changed at runtime by [`Throttle::set_rate`]).
+    rate: AtomicU64,
     /// Set when the cleaner stops: passes give up at their next count.
     cancelled: AtomicBool,
     /// The current period's start and the bytes counted in it.
@@ -35,7 +36,20 @@ pub struct Throttle {
 impl Throttle {
     /// A bound of `bytes_per_second` (infinite or not positive: unbounded).
     pub fn new(bytes_per_second: f64) -> Self {
-        Throttle { rate: bytes_per_second, cancelled: AtomicBool::new(false), period: Mutex::new((Instant::now(), 0)) }
+        Throttle {
+            rate: AtomicU64::new(bytes_per_second.to_bits()),
+            cancelled: AtomicBool::new(false),
+            period: Mutex::new((Instant::now(), 0)),
+        }
+    }
+
+    /// Changes the bound; the next count uses it.
+    pub fn set_rate(&self, bytes_per_second: f64) {
+        self.rate.store(bytes_per_second.to_bits(), Ordering::Relaxed);
+    }
+
+    fn rate(&self) -> f64 {
+        f64::from_bits(self.rate.load(Ordering::Relaxed))
     }
 
     /// Makes every pass stop at its next count of bytes.
@@ -49,14 +63,15 @@ impl Throttle {
 
     /// Counts `bytes` of I/O, sleeping if the rate is above the bound.
     pub fn account(&self, bytes: u64) {
-        if !self.rate.is_finite() || self.rate <= 0.0 {
+        let rate = self.rate();
+        if !rate.is_finite() || rate <= 0.0 {
             return;
         }
         let sleep = {
             let mut period = self.period.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             period.1 = period.1.saturating_add(bytes);
             let elapsed = period.0.elapsed();
-            let sleep = delay(period.1, elapsed, self.rate);
+            let sleep = delay(period.1, elapsed, rate);
             if sleep.is_zero() && elapsed < PERIOD {
                 return;
             }
