@@ -90,6 +90,8 @@ pub struct Broker {
     pub authorizer: crate::authorizer::Authorizer,
     /// Log compaction's threads and checkpoint (`log_cleaner`).
     pub cleaner: Arc<crate::log_cleaner::LogCleaner>,
+    /// Client quotas and the clients' rates (`quotas/`).
+    pub quotas: Arc<crate::quotas::QuotaManager>,
 }
 
 impl Broker {
@@ -126,6 +128,9 @@ impl Broker {
         replicas.open_all(&image, &live, clean, now);
         let authorizer = crate::authorizer::Authorizer::new(config.authorizer());
         authorizer.publish(&image.acls);
+        let quotas =
+            Arc::new(crate::quotas::QuotaManager::new(config.quota_window_num, config.quota_window_size_seconds));
+        quotas.publish(&image.quotas);
         publisher.published_at_start(image);
         let groups = group_coordinator(&config);
         groups.load(&|index| replicas.partition(crate::groups::OFFSETS_TOPIC, index), &metadata.image(), now)?;
@@ -155,6 +160,7 @@ impl Broker {
             inter_broker_security,
             authorizer,
             cleaner: Arc::new(crate::log_cleaner::LogCleaner::new(&config_cleaner, &data_dir)),
+            quotas,
         }))
     }
 

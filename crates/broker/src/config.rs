@@ -170,6 +170,10 @@ pub struct BrokerConfig {
     /// nodes (replica fetches, the quorum) come from; `None` lets the kernel choose. For
     /// hosts with several interfaces, and for tests that cut one node off by its address.
     pub outbound_bind: Option<std::net::IpAddr>,
+    /// `quota.window.num` and `quota.window.size.seconds`: client quota rates are measured
+    /// over this many windows of this many seconds.
+    pub quota_window_num: usize,
+    pub quota_window_size_seconds: u64,
     /// Broker-level defaults of topic settings that have no typed field here
     /// (`log.cleanup.policy`, `compression.type`, ...), by the topic setting's name.
     pub topic_defaults: BTreeMap<String, String>,
@@ -269,6 +273,8 @@ impl Default for BrokerConfig {
             offsets_topic_replication_factor: 3,
             replication: ReplicationConfig::default(),
             outbound_bind: None,
+            quota_window_num: 11,
+            quota_window_size_seconds: 1,
             topic_defaults: BTreeMap::new(),
             given: BTreeMap::new(),
         }
@@ -470,6 +476,8 @@ impl BrokerConfig {
                 self.offsets_topic_segment_bytes = in_range(key, value, min, i32::MAX.into())?
             }
             "offsets.retention.check.interval.ms" => self.offsets_retention_check_interval_ms = parse(key, value)?,
+            "quota.window.num" => self.quota_window_num = positive(key, value)? as usize,
+            "quota.window.size.seconds" => self.quota_window_size_seconds = positive(key, value)? as u64,
             _ => return self.cleaner.set(key, value).unwrap_or_else(|| Err(ConfigError::Unknown(key.to_string()))),
         }
         Ok(())

@@ -119,8 +119,8 @@ async fn serve_stream<R: AsyncRead + Unpin>(
             }
         };
         broker.stats.requests.fetch_add(1, Ordering::Relaxed);
-        match handlers::handle(&broker, frame, &stop, &session).await {
-            Ok(Some(response)) => {
+        let mute = match handlers::handle(&broker, frame, &stop, &session).await {
+            Ok(handlers::Answer { frame: Some(response), mute }) => {
                 // A client that stops reading must not hold its connection slot (and the
                 // request's budget) for ever.
                 let write = writer.write_frame(response, &broker.stats.sendfile_bytes);
@@ -139,12 +139,22 @@ async fn serve_stream<R: AsyncRead + Unpin>(
                         return;
                     }
                 }
+                mute
             }
-            Ok(None) => {}
+            Ok(handlers::Answer { frame: None, mute }) => mute,
             Err(e) => {
                 broker.stats.bad_frames.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%peer, error = %e, "closing connection after a bad request");
                 return;
+            }
+        };
+        // A throttled client: its connection is muted (nothing more is read from it) for the
+        // throttle time, whether or not the client honours the hint in the response.
+        if !mute.is_zero() {
+            drop(_budget);
+            tokio::select! {
+                _ = tokio::time::sleep(mute) => {}
+                _ = stop.changed() => return,
             }
         }
     }

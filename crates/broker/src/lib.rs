@@ -34,6 +34,7 @@ mod partition_tests;
 pub mod principal;
 pub mod producer_ids;
 pub mod publisher;
+pub mod quotas;
 pub mod replica_fetcher;
 pub mod replica_manager;
 pub mod response;

@@ -110,6 +110,9 @@ impl Publisher {
         if delta.acls_changed {
             broker.authorizer.publish(&image.acls);
         }
+        if delta.quotas_changed {
+            broker.quotas.publish(&image.quotas);
+        }
         if delta.broker_configs_changed {
             let live = crate::broker::live_settings(&broker.config, image);
             broker.cleaner.reconfigure(&live.cleaner);

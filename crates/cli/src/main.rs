@@ -13,6 +13,7 @@ mod config;
 mod connect;
 mod group;
 mod perf;
+mod quota;
 mod reassign_wait;
 mod records;
 mod topic;
@@ -40,8 +41,10 @@ enum Command {
     User(user::UserArgs),
     /// Access control lists: add, list, remove (the options of Kafka's kafka-acls.sh).
     Acl(acl::AclArgs),
-    /// A topic's settings: describe, set and delete them on a running cluster.
+    /// Settings of a topic, a broker or every broker: describe, set and delete them live.
     Config(config::ConfigArgs),
+    /// Client quotas by user and client id: describe, set, delete.
+    Quota(quota::QuotaArgs),
     /// Produce records from stdin, one per line.
     Produce(records::ProduceArgs),
     /// Print a topic's records (kcat's format strings, or JSON lines).
@@ -193,6 +196,7 @@ fn run() -> anyhow::Result<()> {
         Command::User(args) => runtime.block_on(user::run(args))?,
         Command::Acl(args) => runtime.block_on(acl::run(args))?,
         Command::Config(args) => runtime.block_on(config::run(args))?,
+        Command::Quota(args) => runtime.block_on(quota::run(args))?,
         // librdkafka clients run on their own threads: no async runtime needed.
         Command::Produce(args) => records::produce(args)?,
         Command::Completion { shell } => {

@@ -48,6 +48,8 @@ pub const SUPPORTED: &[ApiRange] = &[
     ApiRange { key: ApiKey::ListPartitionReassignments, min: 0, max: 0 },
     ApiRange { key: ApiKey::OffsetDelete, min: 0, max: 0 },
     ApiRange { key: ApiKey::DescribeQuorum, min: 0, max: 1 },
+    ApiRange { key: ApiKey::DescribeClientQuotas, min: 0, max: 1 },
+    ApiRange { key: ApiKey::AlterClientQuotas, min: 0, max: 1 },
     ApiRange { key: ApiKey::DescribeUserScramCredentials, min: 0, max: 0 },
     ApiRange { key: ApiKey::AlterUserScramCredentials, min: 0, max: 0 },
     ApiRange { key: ApiKey::DescribeCluster, min: 0, max: 1 },
@@ -122,6 +124,8 @@ mod tests {
                 ApiKey::SaslHandshake => within::<SaslHandshakeRequest>(range),
                 ApiKey::SaslAuthenticate => within::<SaslAuthenticateRequest>(range),
                 ApiKey::DescribeUserScramCredentials => within::<DescribeUserScramCredentialsRequest>(range),
+                ApiKey::DescribeClientQuotas => within::<DescribeClientQuotasRequest>(range),
+                ApiKey::AlterClientQuotas => within::<AlterClientQuotasRequest>(range),
                 ApiKey::AlterUserScramCredentials => within::<AlterUserScramCredentialsRequest>(range),
                 other => panic!("no codec check for {other:?}"),
             }

@@ -221,3 +221,42 @@ pub fn delete_acls(access: &Access, request: DeleteAclsRequest) -> Gate<DeleteAc
         DeleteAclsResponse::default().with_filter_results(results)
     })
 }
+
+/// DescribeClientQuotas needs DescribeConfigs on the cluster (Kafka's rule).
+pub fn describe_client_quotas(
+    access: &Access,
+    request: DescribeClientQuotasRequest,
+) -> Gate<DescribeClientQuotasRequest, DescribeClientQuotasResponse> {
+    on_cluster(access, Operation::DescribeConfigs, request, |_| {
+        DescribeClientQuotasResponse::default().with_error_code(DENIED.code()).with_error_message(message(DENIED))
+    })
+}
+
+/// AlterClientQuotas needs AlterConfigs on the cluster; a refusal names every entry.
+pub fn alter_client_quotas(
+    access: &Access,
+    request: AlterClientQuotasRequest,
+) -> Gate<AlterClientQuotasRequest, AlterClientQuotasResponse> {
+    on_cluster(access, Operation::AlterConfigs, request, |request| {
+        let entries = request
+            .entries
+            .into_iter()
+            .map(|entry| {
+                let entity = entry
+                    .entity
+                    .into_iter()
+                    .map(|e| {
+                        alter_client_quotas_response::EntityData::default()
+                            .with_entity_type(e.entity_type)
+                            .with_entity_name(e.entity_name)
+                    })
+                    .collect();
+                alter_client_quotas_response::EntryData::default()
+                    .with_error_code(DENIED.code())
+                    .with_error_message(message(DENIED))
+                    .with_entity(entity)
+            })
+            .collect();
+        AlterClientQuotasResponse::default().with_entries(entries)
+    })
+}

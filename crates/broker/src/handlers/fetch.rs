@@ -190,6 +190,23 @@ fn read_all(targets: &[TopicTarget], max_bytes: usize, replica: bool) -> (Vec<To
 }
 
 /// `denied`: the topics the request gate refused (answered TOPIC_AUTHORIZATION_FAILED).
+/// Writes `ms` into the `throttle_time_ms` of a Fetch response frame this module encoded:
+/// the body's first field, after the size, the correlation id and (v12+, flexible) the
+/// header's empty tagged fields.
+pub fn set_throttle_time(frame: &mut Frame, version: i16, ms: i32) {
+    if ms == 0 {
+        return;
+    }
+    let at = if version >= 12 { 9 } else { 8 };
+    if let Some(Chunk::Bytes(first)) = frame.chunks.first_mut() {
+        if first.len() >= at + 4 {
+            let mut patched = BytesMut::from(&first[..]);
+            patched[at..at + 4].copy_from_slice(&ms.to_be_bytes());
+            *first = patched.freeze();
+        }
+    }
+}
+
 pub async fn handle(ctx: &Context<'_>, request: FetchRequest, denied: &FetchDenied) -> Result<Frame, DispatchError> {
     let version = ctx.version;
     let correlation_id = ctx.header.correlation_id;

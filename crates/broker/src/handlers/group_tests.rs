@@ -58,6 +58,7 @@ async fn call<R: Request>(node: &Node, request: &R, version: i16) -> R::Response
     )
     .await
     .expect("handled")
+    .frame
     .expect("a response");
     let mut bytes = BytesMut::new();
     for chunk in frame.chunks {

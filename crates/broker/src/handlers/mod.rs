@@ -5,6 +5,7 @@
 mod acls;
 mod alter_configs;
 mod api_versions;
+mod client_quotas;
 mod configs;
 mod create_partitions;
 pub(crate) mod create_topics;
@@ -44,6 +45,8 @@ use tokio::sync::watch;
 
 use crate::access::{self, Access};
 use crate::broker::Broker;
+use crate::quotas::response::Throttled;
+use crate::quotas::{Busy, BusyClock, Charge, QuotaKind};
 use crate::response::{encode, EncodeError, Frame};
 use crate::session::Session;
 
@@ -74,36 +77,79 @@ pub struct Context<'a> {
     pub session: &'a Session,
     /// What the session's principal may do (`access/` decides with it).
     pub access: Access,
+    /// What the request costs against the client's quotas (`None`: no quota is stored).
+    pub charge: Option<Charge>,
+}
+
+impl Context<'_> {
+    /// Sets the throttle the request earned on its response (see `quotas/`).
+    pub fn throttle<T: Throttled>(&self, response: &mut T) {
+        if let Some(charge) = &self.charge {
+            response.set_throttle_time_ms(charge.finish());
+        }
+    }
+}
+
+/// What the connection does after a request: send the response, if any, then read nothing
+/// from the client for `mute` (a quota's throttle, KIP-219).
+#[derive(Debug)]
+pub struct Answer {
+    pub frame: Option<Frame>,
+    pub mute: std::time::Duration,
 }
 
 fn decode_body<T: Decodable>(api: ApiKey, version: i16, mut body: Bytes) -> Result<T, DispatchError> {
     T::decode(&mut body, version).map_err(|e| DispatchError::Malformed { api, version, why: e.to_string() })
 }
 
-fn respond<T: Encodable>(api: ApiKey, ctx: &Context, response: &T) -> Result<Option<Frame>, DispatchError> {
+fn respond<T: Encodable + Throttled>(
+    api: ApiKey,
+    ctx: &Context,
+    mut response: T,
+) -> Result<Option<Frame>, DispatchError> {
+    ctx.throttle(&mut response);
     let header_version = api.response_header_version(ctx.version);
-    let frame = encode(ctx.header.correlation_id, header_version, response, ctx.version)
+    let frame = encode(ctx.header.correlation_id, header_version, &response, ctx.version)
         .map_err(|e| EncodeError(format!("{api:?} v{}: {}", ctx.version, e.0)))?;
     Ok(Some(frame))
 }
 
-/// Handles one request frame. `Ok(None)`: no response is due (Produce with acks=0).
+/// Handles one request frame. `Answer::frame` is `None` when no response is due (Produce
+/// with acks=0). While any client quota is stored, the request's thread time is measured
+/// (`quotas::Busy`) and its costs charged; otherwise nothing is.
 pub async fn handle(
     broker: &Arc<Broker>,
     frame: Bytes,
     stop: &watch::Receiver<bool>,
     session: &Session,
-) -> Result<Option<Frame>, DispatchError> {
+) -> Result<Answer, DispatchError> {
+    if !broker.quotas.is_active() {
+        return dispatch(broker, frame, stop, session, None).await;
+    }
+    let clock = Arc::new(BusyClock::default());
+    Busy::new(dispatch(broker, frame, stop, session, Some(clock.clone())), clock).await
+}
+
+async fn dispatch(
+    broker: &Arc<Broker>,
+    frame: Bytes,
+    stop: &watch::Receiver<bool>,
+    session: &Session,
+    clock: Option<Arc<BusyClock>>,
+) -> Result<Answer, DispatchError> {
     let peer = session.peer;
     // After a SaslHandshake v0 the client sends raw SASL tokens, not requests.
     if session.expects_raw_token() {
-        return sasl::raw_token(broker, session, frame).await;
+        let frame = sasl::raw_token(broker, session, frame).await?;
+        return Ok(Answer { frame, mute: std::time::Duration::ZERO });
     }
+    let request_bytes = frame.len();
     let prefix = peek_prefix(&frame)?;
     if prefix.api_key == ApiKey::ApiVersions as i16 && !is_supported(ApiKey::ApiVersions, prefix.api_version) {
         // Kafka answers an ApiVersions it cannot parse with v0 and UNSUPPORTED_VERSION, so
         // that the client learns which versions to use.
-        return Ok(Some(api_versions::unsupported_version(prefix.correlation_id)?));
+        let frame = api_versions::unsupported_version(prefix.correlation_id)?;
+        return Ok(Answer { frame: Some(frame), mute: std::time::Duration::ZERO });
     }
     let (api, header, body) = decode_header(frame)?;
     let version = header.request_api_version;
@@ -115,50 +161,78 @@ pub async fn handle(
         .admits(api, crate::clock::now_ms())
         .map_err(|refused| DispatchError::Refused(format!("{api:?}: {refused}")))?;
     let access = broker.authorizer.access(session);
-    let ctx = Context { broker, header: &header, version, stop, peer, session, access };
+    let charge = clock.map(|clock| {
+        let client_id = header.client_id.as_deref().unwrap_or("");
+        Charge::new(broker.quotas.clone(), &session.principal(), client_id, clock)
+    });
+    if let Some(charge) = &charge {
+        match api {
+            ApiKey::ApiVersions | ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => charge.exempt(),
+            ApiKey::Produce => charge.bytes(QuotaKind::Produce, request_bytes),
+            _ => {}
+        }
+    }
+    let ctx = Context { broker, header: &header, version, stop, peer, session, access, charge };
+    let frame = serve(&ctx, api, version, body).await?;
+    let mute = ctx.charge.as_ref().map_or(std::time::Duration::ZERO, |charge| {
+        charge.finish();
+        charge.throttle()
+    });
+    Ok(Answer { frame, mute })
+}
+
+/// Decodes the request, passes it through its gate and its handler, and encodes the
+/// response.
+async fn serve(ctx: &Context<'_>, api: ApiKey, version: i16, body: Bytes) -> Result<Option<Frame>, DispatchError> {
     let access = &ctx.access;
     let image = || ctx.broker.metadata.image();
     // Every API passes its gate (`access/`) between decoding and its handler.
     match api {
-        ApiKey::SaslHandshake => respond(api, &ctx, &sasl::handshake(&ctx, decode_body(api, version, body)?)),
-        ApiKey::SaslAuthenticate => {
-            respond(api, &ctx, &sasl::authenticate(&ctx, decode_body(api, version, body)?).await)
-        }
-        ApiKey::ApiVersions => respond(api, &ctx, &api_versions::handle(&ctx, decode_body(api, version, body)?)),
+        ApiKey::SaslHandshake => respond(api, ctx, sasl::handshake(ctx, decode_body(api, version, body)?)),
+        ApiKey::SaslAuthenticate => respond(api, ctx, sasl::authenticate(ctx, decode_body(api, version, body)?).await),
+        ApiKey::ApiVersions => respond(api, ctx, api_versions::handle(ctx, decode_body(api, version, body)?)),
         ApiKey::DescribeUserScramCredentials => {
             let gate = access::cluster::describe_user_scram_credentials(access, decode_body(api, version, body)?);
-            respond(api, &ctx, &gate.serve(|r| scram_credentials::describe(&ctx, r)))
+            respond(api, ctx, gate.serve(|r| scram_credentials::describe(ctx, r)))
         }
         ApiKey::AlterUserScramCredentials => {
             let gate = access::cluster::alter_user_scram_credentials(access, decode_body(api, version, body)?);
-            respond(api, &ctx, &gate.serve(|r| scram_credentials::alter(&ctx, r)))
+            respond(api, ctx, gate.serve(|r| scram_credentials::alter(ctx, r)))
+        }
+        ApiKey::DescribeClientQuotas => {
+            let gate = access::cluster::describe_client_quotas(access, decode_body(api, version, body)?);
+            respond(api, ctx, gate.serve(|r| client_quotas::describe(ctx, r)))
+        }
+        ApiKey::AlterClientQuotas => {
+            let gate = access::cluster::alter_client_quotas(access, decode_body(api, version, body)?);
+            respond(api, ctx, gate.serve(|r| client_quotas::alter(ctx, r)))
         }
         ApiKey::CreateAcls => {
             let gate = access::cluster::create_acls(access, decode_body(api, version, body)?);
-            respond(api, &ctx, &gate.serve(|r| acls::create(&ctx, r)))
+            respond(api, ctx, gate.serve(|r| acls::create(ctx, r)))
         }
         ApiKey::DescribeAcls => {
             let gate = access::cluster::describe_acls(access, decode_body(api, version, body)?);
-            respond(api, &ctx, &gate.serve(|r| acls::describe(&ctx, r)))
+            respond(api, ctx, gate.serve(|r| acls::describe(ctx, r)))
         }
         ApiKey::DeleteAcls => {
             let gate = access::cluster::delete_acls(access, decode_body(api, version, body)?);
-            respond(api, &ctx, &gate.serve(|r| acls::delete(&ctx, r)))
+            respond(api, ctx, gate.serve(|r| acls::delete(ctx, r)))
         }
         ApiKey::Metadata => {
             let request: kafka_protocol::messages::MetadataRequest = decode_body(api, version, body)?;
             let all_topics = metadata::asks_for_every_topic(&request, version);
-            let auto_create = metadata::may_auto_create(&ctx, &request);
+            let auto_create = metadata::may_auto_create(ctx, &request);
             let gate = access::topics::metadata(access, request, &image(), all_topics, auto_create);
-            respond(api, &ctx, &gate.serve(|r| metadata::handle(&ctx, r)))
+            respond(api, ctx, gate.serve(|r| metadata::handle(ctx, r)))
         }
         ApiKey::CreateTopics => {
             let gate = access::topics::create_topics(access, decode_body(api, version, body)?);
-            respond(api, &ctx, &gate.serve(|r| create_topics::handle(&ctx, r)))
+            respond(api, ctx, gate.serve(|r| create_topics::handle(ctx, r)))
         }
         ApiKey::DeleteTopics => {
             let gate = access::topics::delete_topics(access, decode_body(api, version, body)?, &image());
-            respond(api, &ctx, &gate.serve(|r| delete_topics::handle(&ctx, r)))
+            respond(api, ctx, gate.serve(|r| delete_topics::handle(ctx, r)))
         }
         ApiKey::DescribeConfigs if version == 0 => {
             let request = runnel_protocol::legacy::describe_configs_v0(body).map_err(|e| DispatchError::Malformed {
@@ -166,36 +240,37 @@ pub async fn handle(
                 version,
                 why: e.to_string(),
             })?;
-            let response = access::topics::describe_configs(access, request).serve(|r| configs::describe(&ctx, r));
-            Ok(Some(configs::v0::respond(&ctx, response)))
+            let mut response = access::topics::describe_configs(access, request).serve(|r| configs::describe(ctx, r));
+            ctx.throttle(&mut response);
+            Ok(Some(configs::v0::respond(ctx, response)))
         }
         ApiKey::DescribeConfigs => {
             let gate = access::topics::describe_configs(access, decode_body(api, version, body)?);
-            respond(api, &ctx, &gate.serve(|r| configs::describe(&ctx, r)))
+            respond(api, ctx, gate.serve(|r| configs::describe(ctx, r)))
         }
         ApiKey::DescribeTopicPartitions => {
             let gate = access::topics::describe_topic_partitions(access, decode_body(api, version, body)?, &image());
-            respond(api, &ctx, &gate.serve(|r| describe_topic_partitions::handle(&ctx, r)))
+            respond(api, ctx, gate.serve(|r| describe_topic_partitions::handle(ctx, r)))
         }
         ApiKey::DeleteRecords => {
             let gate = access::topics::delete_records(access, decode_body(api, version, body)?);
-            respond(api, &ctx, &gate.serve(|r| delete_records::handle(&ctx, r)))
+            respond(api, ctx, gate.serve(|r| delete_records::handle(ctx, r)))
         }
         ApiKey::IncrementalAlterConfigs => {
             let gate = access::configs::incremental_alter_configs(access, decode_body(api, version, body)?);
-            respond(api, &ctx, &gate.serve(|r| alter_configs::incremental(&ctx, r)))
+            respond(api, ctx, gate.serve(|r| alter_configs::incremental(ctx, r)))
         }
         ApiKey::AlterConfigs => {
             let gate = access::configs::alter_configs(access, decode_body(api, version, body)?);
-            respond(api, &ctx, &gate.serve(|r| alter_configs::alter(&ctx, r)))
+            respond(api, ctx, gate.serve(|r| alter_configs::alter(ctx, r)))
         }
         ApiKey::DescribeCluster => {
             let gate = access::cluster::describe_cluster(access, decode_body(api, version, body)?);
-            respond(api, &ctx, &gate.serve(|r| describe_cluster::handle(&ctx, r)))
+            respond(api, ctx, gate.serve(|r| describe_cluster::handle(ctx, r)))
         }
         ApiKey::ListOffsets => {
             let gate = access::topics::list_offsets(access, decode_body(api, version, body)?);
-            respond(api, &ctx, &gate.serve(|r| list_offsets::handle(&ctx, r)))
+            respond(api, ctx, gate.serve(|r| list_offsets::handle(ctx, r)))
         }
         ApiKey::Produce => {
             let request: kafka_protocol::messages::ProduceRequest = decode_body(api, version, body)?;
@@ -206,13 +281,13 @@ pub async fn handle(
                 return Err(DispatchError::Refused("acks=0 produce to a topic it may not write".into()));
             }
             match gate {
-                access::Gate::Refuse(response) => respond(api, &ctx, &response),
-                access::Gate::Pass(request, complete) => match produce::handle(&ctx, request).await {
+                access::Gate::Refuse(response) => respond(api, ctx, response),
+                access::Gate::Pass(request, complete) => match produce::handle(ctx, request).await {
                     produce::Reply::Respond(mut response) => {
                         if let Some(complete) = complete {
                             complete(&mut response);
                         }
-                        respond(api, &ctx, &response)
+                        respond(api, ctx, response)
                     }
                     produce::Reply::Nothing => Ok(None),
                     produce::Reply::Close(why) => Err(DispatchError::Refused(why)),
@@ -222,90 +297,101 @@ pub async fn handle(
         ApiKey::Fetch => {
             let request: kafka_protocol::messages::FetchRequest = decode_body(api, version, body)?;
             let denied = access::topics::fetch(access, &request, version, image);
-            Ok(Some(fetch::handle(&ctx, request, &denied).await?))
+            let follower = request.replica_id.0 >= 0 || request.replica_state.replica_id.0 >= 0;
+            let mut frame = fetch::handle(ctx, request, &denied).await?;
+            if let Some(charge) = &ctx.charge {
+                if follower {
+                    charge.exempt(); // replication is not a client's traffic
+                } else {
+                    charge.bytes(QuotaKind::Fetch, frame.len());
+                    fetch::set_throttle_time(&mut frame, version, charge.finish());
+                }
+            }
+            Ok(Some(frame))
         }
         ApiKey::CreatePartitions => {
             let gate = access::topics::create_partitions(access, decode_body(api, version, body)?);
-            respond(api, &ctx, &gate.serve(|r| create_partitions::handle(&ctx, r)))
+            respond(api, ctx, gate.serve(|r| create_partitions::handle(ctx, r)))
         }
         ApiKey::ElectLeaders => {
             let gate = access::cluster::elect_leaders(access, decode_body(api, version, body)?, version);
-            respond(api, &ctx, &gate.serve(|r| elect_leaders::handle(&ctx, r)))
+            respond(api, ctx, gate.serve(|r| elect_leaders::handle(ctx, r)))
         }
         ApiKey::AlterPartitionReassignments => {
             let gate = access::cluster::alter_partition_reassignments(access, decode_body(api, version, body)?);
-            respond(api, &ctx, &gate.serve(|r| reassignments::alter(&ctx, r)))
+            respond(api, ctx, gate.serve(|r| reassignments::alter(ctx, r)))
         }
         ApiKey::ListPartitionReassignments => {
             let gate = access::cluster::list_partition_reassignments(access, decode_body(api, version, body)?);
-            respond(api, &ctx, &gate.serve(|r| reassignments::list(&ctx, r)))
+            respond(api, ctx, gate.serve(|r| reassignments::list(ctx, r)))
         }
         ApiKey::DescribeLogDirs => {
             let gate = access::cluster::describe_log_dirs(access, decode_body(api, version, body)?);
-            respond(api, &ctx, &gate.serve(|r| describe_log_dirs::handle(&ctx, r)))
+            respond(api, ctx, gate.serve(|r| describe_log_dirs::handle(ctx, r)))
         }
         ApiKey::DescribeQuorum => {
             let gate = access::cluster::describe_quorum(access, decode_body(api, version, body)?);
-            respond(api, &ctx, &gate.serve_async(|r| describe_quorum::handle(&ctx, r)).await)
+            respond(api, ctx, gate.serve_async(|r| describe_quorum::handle(ctx, r)).await)
         }
         ApiKey::OffsetForLeaderEpoch if version < 2 => {
             let request = runnel_protocol::legacy::offset_for_leader_epoch_v0_v1(body)
                 .map_err(|e| DispatchError::Malformed { api, version, why: e.to_string() })?;
             let gate = access::topics::offset_for_leader_epoch(access, request);
-            let response = gate.serve(|r| offsets_for_leader_epoch::handle(&ctx, r));
-            Ok(Some(offsets_for_leader_epoch::legacy::respond(&ctx, response)))
+            let mut response = gate.serve(|r| offsets_for_leader_epoch::handle(ctx, r));
+            ctx.throttle(&mut response);
+            Ok(Some(offsets_for_leader_epoch::legacy::respond(ctx, response)))
         }
         ApiKey::OffsetForLeaderEpoch => {
             let gate = access::topics::offset_for_leader_epoch(access, decode_body(api, version, body)?);
-            respond(api, &ctx, &gate.serve(|r| offsets_for_leader_epoch::handle(&ctx, r)))
+            respond(api, ctx, gate.serve(|r| offsets_for_leader_epoch::handle(ctx, r)))
         }
         ApiKey::InitProducerId => {
             let gate = access::cluster::init_producer_id(access, decode_body(api, version, body)?);
-            respond(api, &ctx, &gate.serve(|r| init_producer_id::handle(&ctx, r)))
+            respond(api, ctx, gate.serve(|r| init_producer_id::handle(ctx, r)))
         }
         ApiKey::FindCoordinator => {
             let gate = access::groups::find_coordinator(access, decode_body(api, version, body)?, version);
-            respond(api, &ctx, &gate.serve(|r| find_coordinator::handle(&ctx, r)))
+            respond(api, ctx, gate.serve(|r| find_coordinator::handle(ctx, r)))
         }
         ApiKey::JoinGroup => {
             let gate = access::groups::join_group(access, decode_body(api, version, body)?);
-            respond(api, &ctx, &gate.serve_async(|r| group_membership::join(&ctx, r)).await)
+            respond(api, ctx, gate.serve_async(|r| group_membership::join(ctx, r)).await)
         }
         ApiKey::SyncGroup => {
             let gate = access::groups::sync_group(access, decode_body(api, version, body)?);
-            respond(api, &ctx, &gate.serve_async(|r| group_membership::sync(&ctx, r)).await)
+            respond(api, ctx, gate.serve_async(|r| group_membership::sync(ctx, r)).await)
         }
         ApiKey::Heartbeat => {
             let gate = access::groups::heartbeat(access, decode_body(api, version, body)?);
-            respond(api, &ctx, &gate.serve_async(|r| group_membership::heartbeat(&ctx, r)).await)
+            respond(api, ctx, gate.serve_async(|r| group_membership::heartbeat(ctx, r)).await)
         }
         ApiKey::LeaveGroup => {
             let gate = access::groups::leave_group(access, decode_body(api, version, body)?);
-            respond(api, &ctx, &gate.serve_async(|r| group_membership::leave(&ctx, r)).await)
+            respond(api, ctx, gate.serve_async(|r| group_membership::leave(ctx, r)).await)
         }
         ApiKey::OffsetCommit => {
             let gate = access::groups::offset_commit(access, decode_body(api, version, body)?);
-            respond(api, &ctx, &gate.serve_async(|r| group_offsets::commit(&ctx, r)).await)
+            respond(api, ctx, gate.serve_async(|r| group_offsets::commit(ctx, r)).await)
         }
         ApiKey::OffsetFetch => {
             let gate = access::groups::offset_fetch(access, decode_body(api, version, body)?, version);
-            respond(api, &ctx, &gate.serve_async(|r| group_offsets::fetch(&ctx, r)).await)
+            respond(api, ctx, gate.serve_async(|r| group_offsets::fetch(ctx, r)).await)
         }
         ApiKey::OffsetDelete => {
             let gate = access::groups::offset_delete(access, decode_body(api, version, body)?);
-            respond(api, &ctx, &gate.serve_async(|r| group_offsets::delete(&ctx, r)).await)
+            respond(api, ctx, gate.serve_async(|r| group_offsets::delete(ctx, r)).await)
         }
         ApiKey::ListGroups => {
             let gate = access::groups::list_groups(access, decode_body(api, version, body)?);
-            respond(api, &ctx, &gate.serve(|r| group_admin::list(&ctx, r)))
+            respond(api, ctx, gate.serve(|r| group_admin::list(ctx, r)))
         }
         ApiKey::DescribeGroups => {
             let gate = access::groups::describe_groups(access, decode_body(api, version, body)?);
-            respond(api, &ctx, &gate.serve_async(|r| group_admin::describe(&ctx, r)).await)
+            respond(api, ctx, gate.serve_async(|r| group_admin::describe(ctx, r)).await)
         }
         ApiKey::DeleteGroups => {
             let gate = access::groups::delete_groups(access, decode_body(api, version, body)?);
-            respond(api, &ctx, &gate.serve_async(|r| group_admin::delete(&ctx, r)).await)
+            respond(api, ctx, gate.serve_async(|r| group_admin::delete(ctx, r)).await)
         }
         other => Err(DispatchError::UnsupportedVersion { api: other, version }),
     }
