@@ -17,6 +17,7 @@ mod config;
 mod entry_file;
 mod error;
 mod header;
+pub mod legacy_offsets;
 pub mod leader_epoch;
 mod log;
 mod log_open;
