@@ -70,6 +70,10 @@ pub fn is_supported(key: ApiKey, version: i16) -> bool {
 }
 
 #[cfg(test)]
+#[path = "api_codec_tests.rs"]
+mod codec_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use kafka_protocol::messages::*;

@@ -332,7 +332,10 @@ impl PartitionLog {
         let mut times = Vec::with_capacity(self.segments.len() + 1);
         for segment in &self.segments {
             let time_ms = segment.last_modified_ms()?;
-            times.push(crate::legacy_offsets::OffsetTime { offset: segment.base_offset.max(self.log_start_offset), time_ms });
+            times.push(crate::legacy_offsets::OffsetTime {
+                offset: segment.base_offset.max(self.log_start_offset),
+                time_ms,
+            });
         }
         if !self.active().is_empty() {
             times.push(crate::legacy_offsets::OffsetTime { offset: self.log_end_offset(), time_ms: now_ms });

@@ -119,7 +119,11 @@ fn unsupported_commit(request: &OffsetCommitRequest) -> OffsetCommitResponse {
             let partitions = topic
                 .partitions
                 .iter()
-                .map(|p| OffsetCommitResponsePartition::default().with_partition_index(p.partition_index).with_error_code(error))
+                .map(|p| {
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(error)
+                })
                 .collect();
             OffsetCommitResponseTopic::default().with_name(topic.name.clone()).with_partitions(partitions)
         })
