@@ -18,6 +18,7 @@ mod entry_file;
 mod error;
 mod header;
 pub mod leader_epoch;
+pub mod legacy_offsets;
 mod log;
 mod log_open;
 mod offset_index;

@@ -325,6 +325,23 @@ impl PartitionLog {
         self.config = config;
         Ok(())
     }
+    /// ListOffsets v0's candidates, oldest first: each segment's base offset (not below the
+    /// log start) with its file's modification time, then the log end at `now_ms` when the
+    /// active segment holds anything (Kafka's `legacyFetchOffsetsBefore`).
+    pub fn legacy_offset_times(&self, now_ms: i64) -> Result<Vec<crate::legacy_offsets::OffsetTime>, StorageError> {
+        let mut times = Vec::with_capacity(self.segments.len() + 1);
+        for segment in &self.segments {
+            let time_ms = segment.last_modified_ms()?;
+            times.push(crate::legacy_offsets::OffsetTime {
+                offset: segment.base_offset.max(self.log_start_offset),
+                time_ms,
+            });
+        }
+        if !self.active().is_empty() {
+            times.push(crate::legacy_offsets::OffsetTime { offset: self.log_end_offset(), time_ms: now_ms });
+        }
+        Ok(times)
+    }
     /// Base offsets of all segments, oldest first.
     pub fn segment_base_offsets(&self) -> Vec<i64> {
         self.segments.iter().map(|s| s.base_offset).collect()

@@ -323,6 +323,11 @@ impl Segment {
         if self.max_timestamp >= 0 {
             return Ok(self.max_timestamp);
         }
+        self.last_modified_ms()
+    }
+
+    /// The `.log` file's modification time, in ms since the epoch.
+    pub fn last_modified_ms(&self) -> Result<i64, StorageError> {
         let modified = self.log.metadata()?.modified()?;
         let since_epoch = modified.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         Ok(i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX))

@@ -1521,14 +1521,16 @@ impl ApiKey {
         }
     }
     /// Returns the valid versions that can be used with this ApiKey
+    /// Runnel patch: ListOffsets, OffsetCommit, OffsetFetch, CreateTopics, DeleteTopics, the ACL
+    /// APIs and DescribeLogDirs start at version 0, as in Kafka 3.9 (vendor/README.md).
     pub fn valid_versions(&self) -> VersionRange {
         match self {
             ApiKey::Produce => VersionRange { min: 3, max: 13 },
             ApiKey::Fetch => VersionRange { min: 4, max: 18 },
-            ApiKey::ListOffsets => VersionRange { min: 1, max: 10 },
+            ApiKey::ListOffsets => VersionRange { min: 0, max: 10 },
             ApiKey::Metadata => VersionRange { min: 0, max: 13 },
-            ApiKey::OffsetCommit => VersionRange { min: 2, max: 10 },
-            ApiKey::OffsetFetch => VersionRange { min: 1, max: 10 },
+            ApiKey::OffsetCommit => VersionRange { min: 0, max: 10 },
+            ApiKey::OffsetFetch => VersionRange { min: 0, max: 10 },
             ApiKey::FindCoordinator => VersionRange { min: 0, max: 6 },
             ApiKey::JoinGroup => VersionRange { min: 0, max: 9 },
             ApiKey::Heartbeat => VersionRange { min: 0, max: 4 },
@@ -1538,8 +1540,8 @@ impl ApiKey {
             ApiKey::ListGroups => VersionRange { min: 0, max: 5 },
             ApiKey::SaslHandshake => VersionRange { min: 0, max: 1 },
             ApiKey::ApiVersions => VersionRange { min: 0, max: 4 },
-            ApiKey::CreateTopics => VersionRange { min: 2, max: 7 },
-            ApiKey::DeleteTopics => VersionRange { min: 1, max: 6 },
+            ApiKey::CreateTopics => VersionRange { min: 0, max: 7 },
+            ApiKey::DeleteTopics => VersionRange { min: 0, max: 6 },
             ApiKey::DeleteRecords => VersionRange { min: 0, max: 2 },
             ApiKey::InitProducerId => VersionRange { min: 0, max: 6 },
             ApiKey::OffsetForLeaderEpoch => VersionRange { min: 2, max: 4 },
@@ -1548,13 +1550,13 @@ impl ApiKey {
             ApiKey::EndTxn => VersionRange { min: 0, max: 5 },
             ApiKey::WriteTxnMarkers => VersionRange { min: 1, max: 1 },
             ApiKey::TxnOffsetCommit => VersionRange { min: 0, max: 5 },
-            ApiKey::DescribeAcls => VersionRange { min: 1, max: 3 },
-            ApiKey::CreateAcls => VersionRange { min: 1, max: 3 },
-            ApiKey::DeleteAcls => VersionRange { min: 1, max: 3 },
+            ApiKey::DescribeAcls => VersionRange { min: 0, max: 3 },
+            ApiKey::CreateAcls => VersionRange { min: 0, max: 3 },
+            ApiKey::DeleteAcls => VersionRange { min: 0, max: 3 },
             ApiKey::DescribeConfigs => VersionRange { min: 1, max: 4 },
             ApiKey::AlterConfigs => VersionRange { min: 0, max: 2 },
             ApiKey::AlterReplicaLogDirs => VersionRange { min: 1, max: 2 },
-            ApiKey::DescribeLogDirs => VersionRange { min: 1, max: 4 },
+            ApiKey::DescribeLogDirs => VersionRange { min: 0, max: 4 },
             ApiKey::SaslAuthenticate => VersionRange { min: 0, max: 2 },
             ApiKey::CreatePartitions => VersionRange { min: 0, max: 3 },
             ApiKey::CreateDelegationToken => VersionRange { min: 1, max: 3 },

@@ -17,6 +17,8 @@ pub struct CommitPartition {
     pub offset: i64,
     pub leader_epoch: i32,
     pub metadata: Option<String>,
+    /// OffsetCommit v1's commit time; -1 (every other version): the time of the commit.
+    pub commit_timestamp_ms: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -97,7 +99,7 @@ pub fn commit(
                 // requests that set one (v2-v4) carry none anyway.
                 leader_epoch: if expire_timestamp_ms.is_some() { -1 } else { p.leader_epoch },
                 metadata,
-                commit_timestamp_ms: now_ms,
+                commit_timestamp_ms: if p.commit_timestamp_ms == -1 { now_ms } else { p.commit_timestamp_ms },
                 expire_timestamp_ms,
             };
             tx.emit(Record::OffsetCommit { topic: topic.clone(), partition: p.partition, value: Some(value) });

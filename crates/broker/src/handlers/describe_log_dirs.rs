@@ -1,4 +1,4 @@
-//! DescribeLogDirs v1-4: the node's one log directory (its data dir) with the size of
+//! DescribeLogDirs v0-4: the node's one log directory (its data dir) with the size of
 //! every partition replica it hosts, and from v4 the file system's total and usable bytes.
 
 use std::collections::BTreeMap;

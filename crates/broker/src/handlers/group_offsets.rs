@@ -1,5 +1,11 @@
-//! OffsetCommit (v2-9), OffsetFetch (v1-9, several groups per request from v8) and
+//! OffsetCommit (v0-9), OffsetFetch (v0-9, several groups per request from v8) and
 //! OffsetDelete (v0), over the group coordinator.
+//!
+//! Version 0 of OffsetCommit and OffsetFetch kept offsets in ZooKeeper; Kafka 3.9 in KRaft
+//! mode decodes them and answers every partition with UNSUPPORTED_VERSION, and so does
+//! Runnel (after the access gates and, for a commit, the unknown-partition check).
+//! OffsetCommit v1 is a coordinator commit like v2, with no retention time and a
+//! per-partition commit timestamp (-1: now).
 
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
 use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
@@ -54,6 +60,7 @@ pub async fn commit(ctx: &Context<'_>, request: OffsetCommitRequest) -> OffsetCo
                     offset: p.committed_offset,
                     leader_epoch: p.committed_leader_epoch,
                     metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                    commit_timestamp_ms: p.commit_timestamp,
                 });
             }
         }
@@ -69,6 +76,10 @@ pub async fn commit(ctx: &Context<'_>, request: OffsetCommitRequest) -> OffsetCo
         version: ctx.version,
     };
     let any = commit.topics.iter().any(|(_, ps)| !ps.is_empty());
+    if any && ctx.version == 0 {
+        // Kafka 3.9 (KRaft) fails the whole request: no ZooKeeper to store v0 offsets in.
+        return unsupported_commit(&request);
+    }
     let results = if any { ctx.broker.groups.commit(ctx.broker.as_ref(), &commit).await } else { Vec::new() };
     // Answer in request order, through maps: a request may name very many partitions.
     let refused_by: HashMap<(&str, i32), ResponseError> =
@@ -98,6 +109,54 @@ pub async fn commit(ctx: &Context<'_>, request: OffsetCommitRequest) -> OffsetCo
     OffsetCommitResponse::default().with_topics(responses)
 }
 
+/// Every partition of `request` with UNSUPPORTED_VERSION (OffsetCommit v0).
+fn unsupported_commit(request: &OffsetCommitRequest) -> OffsetCommitResponse {
+    let error = ResponseError::UnsupportedVersion.code();
+    let topics = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(error)
+                })
+                .collect();
+            OffsetCommitResponseTopic::default().with_name(topic.name.clone()).with_partitions(partitions)
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// Every requested partition with UNSUPPORTED_VERSION, offset -1 and no metadata, as Kafka
+/// 3.9's error response to OffsetFetch v0 (whose topic list is never null).
+fn unsupported_fetch(request: &OffsetFetchRequest) -> OffsetFetchResponse {
+    let error = ResponseError::UnsupportedVersion.code();
+    let topics = request
+        .topics
+        .iter()
+        .flatten()
+        .map(|topic| {
+            let partitions = topic
+                .partition_indexes
+                .iter()
+                .map(|&index| {
+                    OffsetFetchResponsePartition::default()
+                        .with_partition_index(index)
+                        .with_committed_offset(-1)
+                        .with_metadata(Some(StrBytes::default()))
+                        .with_error_code(error)
+                })
+                .collect();
+            OffsetFetchResponseTopic::default().with_name(topic.name.clone()).with_partitions(partitions)
+        })
+        .collect();
+    OffsetFetchResponse::default().with_topics(topics)
+}
+
 fn fetched_v1(version: i16, offset: FetchedOffset) -> OffsetFetchResponsePartition {
     let partition = OffsetFetchResponsePartition::default()
         .with_partition_index(offset.partition)
@@ -120,6 +179,9 @@ fn fetched_v8(offset: FetchedOffset) -> OffsetFetchResponsePartitions {
 
 pub async fn fetch(ctx: &Context<'_>, request: OffsetFetchRequest) -> OffsetFetchResponse {
     let groups = &ctx.broker.groups;
+    if ctx.version == 0 {
+        return unsupported_fetch(&request);
+    }
     if ctx.version < 8 {
         let wanted: Option<Vec<(String, Vec<i32>)>> = request
             .topics

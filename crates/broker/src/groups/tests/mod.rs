@@ -97,7 +97,13 @@ pub fn heartbeat_request(member_id: &str, generation_id: i32) -> HeartbeatReques
 pub fn commit_request(member_id: &str, generation_id: i32, offsets: &[(&str, i32, i64)]) -> CommitRequest {
     let mut topics: Vec<(String, Vec<CommitPartition>)> = Vec::new();
     for (topic, partition, offset) in offsets {
-        let p = CommitPartition { partition: *partition, offset: *offset, leader_epoch: 5, metadata: Some("m".into()) };
+        let p = CommitPartition {
+            partition: *partition,
+            offset: *offset,
+            leader_epoch: 5,
+            metadata: Some("m".into()),
+            commit_timestamp_ms: -1,
+        };
         match topics.iter_mut().find(|(t, _)| t == topic) {
             Some((_, ps)) => ps.push(p),
             None => topics.push((topic.to_string(), vec![p])),
