@@ -136,6 +136,10 @@ fn every_advertised_version_round_trips() {
             ApiKey::AlterUserScramCredentials => {
                 defaults::<AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse>(range)
             }
+            ApiKey::DescribeClientQuotas => {
+                defaults::<DescribeClientQuotasRequest, DescribeClientQuotasResponse>(range)
+            }
+            ApiKey::AlterClientQuotas => defaults::<AlterClientQuotasRequest, AlterClientQuotasResponse>(range),
             other => panic!("no codec check for {other:?}"),
         }
     }
