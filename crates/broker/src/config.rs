@@ -173,6 +173,8 @@ pub struct BrokerConfig {
     /// `quota.window.num` and `quota.window.size.seconds`: client quota rates are measured
     /// over this many windows of this many seconds.
     pub quota_window_num: usize,
+    /// `replica.selector.class`: which replica a consumer reads from (KIP-392).
+    pub replica_selector: crate::replica_selector::ReplicaSelector,
     pub quota_window_size_seconds: u64,
     /// Broker-level defaults of topic settings that have no typed field here
     /// (`log.cleanup.policy`, `compression.type`, ...), by the topic setting's name.
@@ -274,6 +276,7 @@ impl Default for BrokerConfig {
             replication: ReplicationConfig::default(),
             outbound_bind: None,
             quota_window_num: 11,
+            replica_selector: Default::default(),
             quota_window_size_seconds: 1,
             topic_defaults: BTreeMap::new(),
             given: BTreeMap::new(),
@@ -476,6 +479,14 @@ impl BrokerConfig {
                 self.offsets_topic_segment_bytes = in_range(key, value, min, i32::MAX.into())?
             }
             "offsets.retention.check.interval.ms" => self.offsets_retention_check_interval_ms = parse(key, value)?,
+            "replica.selector.class" => {
+                self.replica_selector =
+                    crate::replica_selector::ReplicaSelector::from_class(value).ok_or_else(|| ConfigError::Invalid {
+                        key: key.into(),
+                        value: value.into(),
+                        why: "Runnel's selectors are LeaderSelector and RackAwareReplicaSelector".into(),
+                    })?
+            }
             "quota.window.num" => self.quota_window_num = positive(key, value)? as usize,
             "quota.window.size.seconds" => self.quota_window_size_seconds = positive(key, value)? as u64,
             _ => return self.cleaner.set(key, value).unwrap_or_else(|| Err(ConfigError::Unknown(key.to_string()))),

@@ -37,6 +37,7 @@ pub mod publisher;
 pub mod quotas;
 pub mod replica_fetcher;
 pub mod replica_manager;
+pub mod replica_selector;
 pub mod response;
 pub mod sasl;
 pub mod sendfile;

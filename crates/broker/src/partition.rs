@@ -368,6 +368,16 @@ impl Partition {
         Ok(Some(IsrChange { isr, partition_epoch: state.partition_epoch }))
     }
 
+    /// Leader: each in-sync follower's log end as of its last fetch (KIP-392: the replicas a
+    /// consumer may be sent to). Empty on a follower.
+    pub fn in_sync_follower_log_ends(&self) -> Vec<(i32, i64)> {
+        let state = self.state();
+        if state.role != Role::Leader {
+            return Vec::new();
+        }
+        state.followers.iter().filter(|(id, _)| state.isr.contains(id)).map(|(id, f)| (*id, f.log_end)).collect()
+    }
+
     /// Leader: followers in the ISR not caught up for `lag_time_max_ms` leave it.
     pub fn isr_shrink(&self, now_ms: i64, lag_time_max_ms: i64) -> Option<IsrChange> {
         let mut state = self.state();

@@ -149,6 +149,30 @@ impl ReplicaManager {
         }
     }
 
+    /// The partition a consumer may read on this node: the leader's, or with
+    /// `follower_reads` (a Fetch v11+ from a consumer, KIP-392) a follower's, which serves up
+    /// to the high watermark it has learned.
+    pub fn readable_partition(
+        &self,
+        image: &MetadataImage,
+        topic: &str,
+        index: i32,
+        follower_reads: bool,
+    ) -> Result<Arc<Partition>, ResponseError> {
+        let led = self.led_partition(image, topic, index);
+        if !follower_reads || led.is_ok() {
+            return led;
+        }
+        let is_replica = image
+            .topic(topic)
+            .and_then(|t| t.partitions.get(usize::try_from(index).ok()?))
+            .is_some_and(|p| p.replicas.contains(&self.node_id));
+        match self.partition(topic, index) {
+            Some(p) if is_replica && matches!(p.role(), crate::partition::Role::Follower { .. }) => Ok(p),
+            _ => led,
+        }
+    }
+
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
         let topics = self.topics.read_locked();
         topics.values().flat_map(|t| t.partitions.iter().flatten().cloned()).collect()

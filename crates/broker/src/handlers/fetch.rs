@@ -32,6 +32,7 @@ use uuid::Uuid;
 use super::{Context, DispatchError};
 use crate::access::topics::FetchDenied;
 use crate::partition::Partition;
+use crate::replica_selector::{preferred_read_replica, Candidate, ReplicaSelector};
 use crate::response::{Chunk, Frame};
 
 /// What the request asked of one partition.
@@ -41,6 +42,8 @@ struct Target {
     fetch_offset: i64,
     max_bytes: usize,
     current_leader_epoch: i32,
+    /// KIP-392: the replica the consumer should read this partition from instead.
+    preferred_read_replica: Option<i32>,
 }
 
 struct TopicTarget {
@@ -57,6 +60,8 @@ pub struct PartitionData {
     pub high_watermark: i64,
     pub log_start_offset: i64,
     pub records: Option<FileSlice>,
+    /// -1, or the replica the consumer should fetch from (v11+).
+    pub preferred_read_replica: i32,
 }
 
 pub struct TopicData {
@@ -88,8 +93,25 @@ fn fetcher(version: i16, request: &FetchRequest, image: &runnel_metadata::Metada
     }
 }
 
-fn resolve(ctx: &Context, request: &FetchRequest, denied: &FetchDenied) -> Vec<TopicTarget> {
+/// `consumer`: the fetch is a consumer's; from v11 it carries the client's rack and may be
+/// served by a follower, or pointed at one (KIP-392, `replica_selector.rs`).
+fn resolve(ctx: &Context, request: &FetchRequest, denied: &FetchDenied, consumer: bool) -> Vec<TopicTarget> {
     let image = ctx.broker.metadata.image();
+    let follower_reads = consumer && ctx.version >= 11;
+    let selector = ctx.broker.config.replica_selector;
+    let rack_of = |id: i32| image.brokers.get(&id).and_then(|b| b.rack.as_deref());
+    let preferred = |partition: &Arc<Partition>, fetch_offset: i64| {
+        if !follower_reads || selector == ReplicaSelector::Leader || !partition.is_leader() {
+            return None;
+        }
+        let followers: Vec<(i32, i64)> = partition.in_sync_follower_log_ends();
+        let candidates: Vec<Candidate> = followers
+            .iter()
+            .map(|(id, log_end)| Candidate { id: *id, rack: rack_of(*id), log_end: *log_end })
+            .collect();
+        let client_rack = request.rack_id.as_str();
+        preferred_read_replica(selector, client_rack, rack_of(ctx.broker.config.node_id), &candidates, fetch_offset)
+    };
     request
         .topics
         .iter()
@@ -107,18 +129,24 @@ fn resolve(ctx: &Context, request: &FetchRequest, denied: &FetchDenied) -> Vec<T
             let partitions = topic
                 .partitions
                 .iter()
-                .map(|p| Target {
-                    partition_index: p.partition,
-                    partition: if refused {
+                .map(|p| {
+                    let partition = if refused {
                         Err(ResponseError::TopicAuthorizationFailed)
                     } else if name.is_empty() {
                         Err(missing)
                     } else {
-                        ctx.broker.replicas.led_partition(&image, &name, p.partition)
-                    },
-                    fetch_offset: p.fetch_offset,
-                    max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
-                    current_leader_epoch: p.current_leader_epoch,
+                        ctx.broker.replicas.readable_partition(&image, &name, p.partition, follower_reads)
+                    };
+                    let preferred_read_replica =
+                        partition.as_ref().ok().and_then(|part| preferred(part, p.fetch_offset));
+                    Target {
+                        partition_index: p.partition,
+                        partition,
+                        fetch_offset: p.fetch_offset,
+                        max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
+                        current_leader_epoch: p.current_leader_epoch,
+                        preferred_read_replica,
+                    }
                 })
                 .collect();
             TopicTarget { name, topic_id: topic.topic_id, partitions }
@@ -133,6 +161,7 @@ fn error_data(index: i32, error: ResponseError) -> PartitionData {
         high_watermark: -1,
         log_start_offset: -1,
         records: None,
+        preferred_read_replica: -1,
     }
 }
 
@@ -147,13 +176,32 @@ fn read_target(target: &Target, budget: usize, min_one_batch: bool, replica: boo
         return error_data(index, error);
     }
     let high_watermark = partition.high_watermark();
+    if let Some(replica) = target.preferred_read_replica {
+        // Kafka sends the consumer to the replica instead of reading here.
+        let log_start_offset = partition.with_log(|log| Ok(log.log_start_offset())).unwrap_or(-1);
+        return PartitionData {
+            partition_index: index,
+            error: 0,
+            high_watermark,
+            log_start_offset,
+            records: None,
+            preferred_read_replica: replica,
+        };
+    }
     let (read, log_start_offset) =
         match partition.read(target.fetch_offset, target.max_bytes.min(budget), min_one_batch, replica) {
             Ok(read) => read,
             // The only failure left outside the read itself: the partition was deleted meanwhile.
             Err(_) => return error_data(index, ResponseError::UnknownTopicOrPartition),
         };
-    let mut data = PartitionData { partition_index: index, error: 0, high_watermark, log_start_offset, records: None };
+    let mut data = PartitionData {
+        partition_index: index,
+        error: 0,
+        high_watermark,
+        log_start_offset,
+        records: None,
+        preferred_read_replica: -1,
+    };
     match read {
         Ok(read) => data.records = read.slice,
         Err(StorageError::OffsetOutOfRange { .. }) => data.error = ResponseError::OffsetOutOfRange.code(),
@@ -213,8 +261,9 @@ pub async fn handle(ctx: &Context<'_>, request: FetchRequest, denied: &FetchDeni
     if request.session_id != 0 || request.session_epoch > 0 {
         return FetchEncoder::new(version, correlation_id).finish(ResponseError::FetchSessionIdNotFound.code(), &[]);
     }
-    let mut targets = resolve(ctx, &request, denied);
-    let replica = match fetcher(version, &request, &ctx.broker.metadata.image()) {
+    let who = fetcher(version, &request, &ctx.broker.metadata.image());
+    let mut targets = resolve(ctx, &request, denied, who == Fetcher::Consumer);
+    let replica = match who {
         Fetcher::Consumer => None,
         Fetcher::Follower(id) => {
             record_follower_fetches(ctx, &mut targets, id);
@@ -365,7 +414,7 @@ impl FetchEncoder {
             self.buf.put_i32(-1);
         }
         if self.version >= 11 {
-            self.buf.put_i32(-1); // preferred read replica
+            self.buf.put_i32(p.preferred_read_replica);
         }
         self.records(&p.records);
         self.no_tagged_fields();
