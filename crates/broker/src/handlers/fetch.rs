@@ -468,7 +468,7 @@ mod tests {
 
     use bytes::Bytes;
     use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData as KpPartition};
-    use kafka_protocol::messages::{FetchResponse, TopicName};
+    use kafka_protocol::messages::{BrokerId, FetchResponse, TopicName};
     use kafka_protocol::protocol::StrBytes;
 
     fn flatten(frame: Frame) -> Vec<u8> {
@@ -505,6 +505,7 @@ mod tests {
                         high_watermark: 10,
                         log_start_offset: 2,
                         records: Some(slice.clone()),
+                        preferred_read_replica: -1,
                     },
                     PartitionData {
                         partition_index: 1,
@@ -512,30 +513,36 @@ mod tests {
                         high_watermark: -1,
                         log_start_offset: -1,
                         records: None,
+                        preferred_read_replica: if version >= 11 { 3 } else { -1 },
                     },
                 ],
             };
-            let encoded = flatten(FetchEncoder::new(version, 77).finish(0, &[ours]).unwrap());
-            let theirs = FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
-                .with_topic(TopicName(StrBytes::from_static_str("topic-a")))
-                .with_topic_id(id)
-                .with_partitions(vec![
-                    KpPartition::default()
-                        .with_partition_index(0)
-                        .with_high_watermark(10)
-                        .with_last_stable_offset(10)
-                        .with_log_start_offset(2)
-                        .with_aborted_transactions(None)
-                        .with_records(Some(Bytes::from_static(records))),
-                    KpPartition::default()
-                        .with_partition_index(1)
-                        .with_error_code(1)
-                        .with_high_watermark(-1)
-                        .with_last_stable_offset(-1)
-                        .with_log_start_offset(-1)
-                        .with_aborted_transactions(None)
-                        .with_records(Some(Bytes::new())),
-                ])]);
+            let mut frame = FetchEncoder::new(version, 77).finish(0, &[ours]).unwrap();
+            set_throttle_time(&mut frame, version, 250);
+            let encoded = flatten(frame);
+            let theirs = FetchResponse::default()
+                .with_responses(vec![FetchableTopicResponse::default()
+                    .with_topic(TopicName(StrBytes::from_static_str("topic-a")))
+                    .with_topic_id(id)
+                    .with_partitions(vec![
+                        KpPartition::default()
+                            .with_partition_index(0)
+                            .with_high_watermark(10)
+                            .with_last_stable_offset(10)
+                            .with_log_start_offset(2)
+                            .with_aborted_transactions(None)
+                            .with_records(Some(Bytes::from_static(records))),
+                        KpPartition::default()
+                            .with_partition_index(1)
+                            .with_error_code(1)
+                            .with_high_watermark(-1)
+                            .with_last_stable_offset(-1)
+                            .with_log_start_offset(-1)
+                            .with_aborted_transactions(None)
+                            .with_preferred_read_replica(BrokerId(if version >= 11 { 3 } else { -1 }))
+                            .with_records(Some(Bytes::new())),
+                    ])])
+                .with_throttle_time_ms(250);
             let header_version = ApiKey::Fetch.response_header_version(version);
             let expected = flatten(crate::response::encode(77, header_version, &theirs, version).unwrap());
             assert_eq!(encoded, expected, "FetchResponse v{version}");
