@@ -187,3 +187,32 @@ async fn a_client_that_ignores_the_throttle_is_still_held_to_its_quota() {
     assert!(throttled > 0, "the responses told the client to wait");
     assert!((rate - QUOTA).abs() <= QUOTA * 0.1, "an impatient client wrote {rate:.0} B/s");
 }
+
+/// `controller_mutation_rate`: a client that has used up its partitions per second gets
+/// THROTTLING_QUOTA_EXCEEDED for its next CreateTopics (v7 from the CLI), and is let through
+/// again once its throttle has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_mutations_beyond_the_quota_are_refused_until_the_throttle_passes() {
+    let data = TempDir::new().unwrap();
+    let node = Node::start(data.path(), &[]);
+    let bootstrap = node.bootstrap().to_string();
+    // The CLI's client id: 4 partitions per second.
+    quota_cli(&bootstrap, &["set", "--client-id", "runnel-cli", "controller_mutation_rate=4"]);
+    let topic = |name: &str, partitions: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_runnel"))
+            .args(["topic", "--bootstrap", &bootstrap, "create", name, "--partitions", partitions])
+            .output()
+            .expect("run runnel topic create");
+        (output.status.success(), String::from_utf8_lossy(&output.stderr).to_string())
+    };
+    // Within the quota's burst: accepted, and 8 partitions leave a debt of one second.
+    let (ok, err) = topic("first", "12");
+    assert!(ok, "{err}");
+    let start = Instant::now();
+    let (ok, err) = topic("second", "1");
+    assert!(!ok && err.contains("ThrottlingQuotaExceeded"), "{err}");
+    poll_until(Duration::from_secs(10), Duration::from_millis(100), "the throttle to pass", || {
+        topic("second", "1").0.then_some(())
+    });
+    assert!(start.elapsed() >= Duration::from_millis(500), "refused while the debt lasted");
+}

@@ -46,7 +46,7 @@ use tokio::sync::watch;
 use crate::access::{self, Access};
 use crate::broker::Broker;
 use crate::quotas::response::Throttled;
-use crate::quotas::{Busy, BusyClock, Charge, QuotaKind};
+use crate::quotas::{mutations, Busy, BusyClock, Charge, QuotaKind};
 use crate::response::{encode, EncodeError, Frame};
 use crate::session::Session;
 
@@ -228,11 +228,11 @@ async fn serve(ctx: &Context<'_>, api: ApiKey, version: i16, body: Bytes) -> Res
         }
         ApiKey::CreateTopics => {
             let gate = access::topics::create_topics(access, decode_body(api, version, body)?);
-            respond(api, ctx, gate.serve(|r| create_topics::handle(ctx, r)))
+            respond(api, ctx, gate.serve(|r| mutations::create_topics(ctx, r, |r| create_topics::handle(ctx, r))))
         }
         ApiKey::DeleteTopics => {
             let gate = access::topics::delete_topics(access, decode_body(api, version, body)?, &image());
-            respond(api, ctx, gate.serve(|r| delete_topics::handle(ctx, r)))
+            respond(api, ctx, gate.serve(|r| mutations::delete_topics(ctx, r, |r| delete_topics::handle(ctx, r))))
         }
         ApiKey::DescribeConfigs if version == 0 => {
             let request = runnel_protocol::legacy::describe_configs_v0(body).map_err(|e| DispatchError::Malformed {
@@ -311,7 +311,8 @@ async fn serve(ctx: &Context<'_>, api: ApiKey, version: i16, body: Bytes) -> Res
         }
         ApiKey::CreatePartitions => {
             let gate = access::topics::create_partitions(access, decode_body(api, version, body)?);
-            respond(api, ctx, gate.serve(|r| create_partitions::handle(ctx, r)))
+            let handle = |r| mutations::create_partitions(ctx, r, |r| create_partitions::handle(ctx, r));
+            respond(api, ctx, gate.serve(handle))
         }
         ApiKey::ElectLeaders => {
             let gate = access::cluster::elect_leaders(access, decode_body(api, version, body)?, version);

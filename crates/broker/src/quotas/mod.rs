@@ -7,7 +7,8 @@
 //! Produce (`producer_byte_rate`), the response's bytes for a consumer's Fetch
 //! (`consumer_byte_rate`), and the time the broker's threads spent on it for every request
 //! but ApiVersions, the SASL exchange and followers' fetches (`request_percentage`, a
-//! percentage of one thread). The response carries the resulting `throttle_time_ms`, and
+//! percentage of one thread), and the partitions CreateTopics, CreatePartitions and
+//! DeleteTopics create or delete (`controller_mutation_rate`, `mutations.rs`). The response carries the resulting `throttle_time_ms`, and
 //! the connection reads nothing more from the client for that long (KIP-219: the client
 //! is told, and held even if it ignores the hint).
 //!
@@ -21,6 +22,7 @@
 //! Invariants: with no quota stored anywhere nothing is measured or allocated; the number
 //! of sensors is bounded ([`SENSORS_MAX`]); a throttle never exceeds the quota window.
 
+pub mod mutations;
 pub mod rate;
 pub mod response;
 
@@ -45,6 +47,8 @@ pub enum QuotaKind {
     Produce,
     Fetch,
     Request,
+    /// Partitions created or deleted (`mutations.rs`).
+    ControllerMutation,
 }
 
 impl QuotaKind {
@@ -53,6 +57,7 @@ impl QuotaKind {
             QuotaKind::Produce => quota::PRODUCER_BYTE_RATE,
             QuotaKind::Fetch => quota::CONSUMER_BYTE_RATE,
             QuotaKind::Request => quota::REQUEST_PERCENTAGE,
+            QuotaKind::ControllerMutation => quota::CONTROLLER_MUTATION_RATE,
         }
     }
 }
@@ -200,9 +205,14 @@ impl Charge {
         self.throttle_ms.fetch_max(u64::try_from(ms).unwrap_or(0), Ordering::Relaxed);
     }
 
-    /// Charges `bytes` against the byte rate `kind` measures.
+    /// Charges `bytes` (or, for mutations, partitions) against the rate `kind` measures.
     pub fn bytes(&self, kind: QuotaKind, bytes: usize) {
         self.raise(self.quotas.record(kind, &self.user, &self.client_id, bytes as f64, crate::clock::now_ms()));
+    }
+
+    /// Whether the client's quota of `kind` is already exhausted (it owes a throttle).
+    pub fn exhausted(&self, kind: QuotaKind) -> bool {
+        self.quotas.record(kind, &self.user, &self.client_id, 0.0, crate::clock::now_ms()) > 0
     }
 
     /// This request does not count against the request quota (ApiVersions, SASL,
