@@ -255,6 +255,26 @@ async fn settings_and_deleted_records_hold_after_a_leader_change() {
         .await
         .expect_err("larger than the new max.message.bytes on the new leader");
     assert_eq!(refused.0.rdkafka_error_code(), Some(RDKafkaErrorCode::MessageSizeTooLarge));
+
+    // A cluster-wide broker default set through one survivor holds at once on the new
+    // leader, whichever node that is: min.insync.replicas=3 with two replicas left.
+    let (ok, out) =
+        runnel_cli(cluster.kafka_addr(survivors[0]), &["config", "set", "--broker-default", "min.insync.replicas=3"]);
+    assert!(ok, "{out}");
+    let strict = support::producer(&bootstrap, &[("acks", "all"), ("retries", "0"), ("message.timeout.ms", "10000")]);
+    eventually(Duration::from_secs(30), "acks=all refused below the new default", || async {
+        let sent = strict
+            .send(FutureRecord::<[u8], [u8]>::to("shared").partition(0).key(b"k").payload(b"v"), IO_TIMEOUT)
+            .await;
+        match sent {
+            Err((e, _)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::NotEnoughReplicas) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let other = survivors[1];
+    let described = described(cluster.kafka_addr(other), "shared", "min.insync.replicas").await;
+    assert_eq!(described, ("3".to_string(), ConfigSource::DynamicDefaultBroker));
 }
 
 /// A CLI error is one line saying what went wrong and what to do, even with
