@@ -43,6 +43,8 @@ struct FollowerState {
     /// The leader's log end and the time when the previous fetch was answered.
     last_fetch_leader_end: i64,
     last_fetch_ms: i64,
+    /// Its log start offset as its last fetch reported it; -1 until it does.
+    log_start: i64,
 }
 
 #[derive(Debug)]
@@ -368,6 +370,30 @@ impl Partition {
         Ok(Some(IsrChange { isr, partition_epoch: state.partition_epoch }))
     }
 
+    /// Leader: a follower's log start offset, as its fetch reports it (DeleteRecords waits
+    /// for every live replica's).
+    pub fn record_follower_log_start(&self, replica: i32, log_start: i64) {
+        let mut state = self.state();
+        if state.role == Role::Leader {
+            if let Some(follower) = state.followers.get_mut(&replica) {
+                follower.log_start = log_start;
+            }
+        }
+    }
+
+    /// Leader: the lowest log start offset among this replica and the followers `alive`
+    /// says are up (Kafka's low watermark); -1 while such a follower has not reported one.
+    pub fn low_watermark(&self, alive: impl Fn(i32) -> bool) -> i64 {
+        let own = self.with_log(|log| Ok(log.log_start_offset())).unwrap_or(-1);
+        let state = self.state();
+        state
+            .replicas
+            .iter()
+            .filter(|id| **id != self.node_id && alive(**id))
+            .map(|id| state.followers.get(id).map_or(-1, |f| f.log_start))
+            .fold(own, i64::min)
+    }
+
     /// Leader: each in-sync follower's log end as of its last fetch (KIP-392: the replicas a
     /// consumer may be sent to). Empty on a follower.
     pub fn in_sync_follower_log_ends(&self) -> Vec<(i32, i64)> {
@@ -680,6 +706,12 @@ impl Replication {
 
 impl FollowerState {
     fn unknown(last_caught_up_ms: i64) -> Self {
-        FollowerState { log_end: -1, last_caught_up_ms, last_fetch_leader_end: -1, last_fetch_ms: last_caught_up_ms }
+        FollowerState {
+            log_end: -1,
+            last_caught_up_ms,
+            last_fetch_leader_end: -1,
+            last_fetch_ms: last_caught_up_ms,
+            log_start: -1,
+        }
     }
 }

@@ -362,7 +362,7 @@ async fn fetch_once(
                 .with_current_leader_epoch(target.leader_epoch)
                 .with_fetch_offset(target.partition.log_end_offset())
                 .with_last_fetched_epoch(-1)
-                .with_log_start_offset(-1)
+                .with_log_start_offset(target.partition.with_log(|log| Ok(log.log_start_offset())).unwrap_or(-1))
                 .with_partition_max_bytes(config.fetch_max_bytes),
         );
     }

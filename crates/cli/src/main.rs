@@ -11,6 +11,7 @@ mod acl;
 mod cluster;
 mod config;
 mod connect;
+mod delete_records;
 mod group;
 mod perf;
 mod quota;

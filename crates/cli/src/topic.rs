@@ -8,14 +8,13 @@ use clap::{Parser, Subcommand};
 use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
 use kafka_protocol::messages::{
-    AlterPartitionReassignmentsRequest, BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest,
-    DeleteTopicsRequest, ElectLeadersRequest, ListPartitionReassignmentsRequest, MetadataRequest, TopicName,
+    AlterPartitionReassignmentsRequest, BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
+    ElectLeadersRequest, ListPartitionReassignmentsRequest, MetadataRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -70,12 +69,14 @@ enum TopicCommand {
         #[arg(long, default_value_t = 600)]
         timeout: u64,
     },
-    /// Delete a partition's records below --offset (DeleteRecords): its log start offset
-    /// moves there on every replica; -1 deletes up to the high watermark.
+    /// Delete records below --offset (DeleteRecords) in one partition, or in every
+    /// partition: the log start offset moves there on every replica (the command returns
+    /// once every live replica has moved); -1 deletes up to the high watermark.
     DeleteRecords {
         name: String,
+        /// One partition (default: every partition of the topic).
         #[arg(long)]
-        partition: i32,
+        partition: Option<i32>,
         #[arg(long, allow_hyphen_values = true)]
         offset: i64,
     },
@@ -258,29 +259,7 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
             }
         }
         TopicCommand::DeleteRecords { name: topic, partition, offset } => {
-            let request = DeleteRecordsRequest::default()
-                .with_topics(vec![DeleteRecordsTopic::default().with_name(name(&topic)).with_partitions(vec![
-                    DeleteRecordsPartition::default().with_partition_index(partition).with_offset(offset),
-                ])])
-                .with_timeout_ms(30_000);
-            // DeleteRecords goes to the partition's leader.
-            let metadata = conn
-                .send(
-                    &MetadataRequest::default()
-                        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name(&topic)))])),
-                    12,
-                )
-                .await?;
-            let leader = crate::connect::partition_leader(&metadata, partition)
-                .with_context(|| format!("{topic} has no partition {partition}"))?;
-            let mut leader_conn = crate::connect::connect_to_node(&metadata, leader, &security).await?;
-            let response = leader_conn.send(&request, 2).await?;
-            for t in &response.topics {
-                for p in &t.partitions {
-                    check(p.error_code, None, &format!("{topic}-{}", p.partition_index))?;
-                    println!("{topic}-{} now starts at offset {}", p.partition_index, p.low_watermark);
-                }
-            }
+            crate::delete_records::run(&mut conn, &security, &topic, partition, offset).await?;
         }
         TopicCommand::AddPartitions { name: topic, partitions } => {
             let request = CreatePartitionsRequest::default()

@@ -170,6 +170,14 @@ async fn delete_records_moves_the_log_start_and_survives_a_kill() {
     create_topic(&bootstrap, "table", 1, &[("cleanup.policy", "compact")]).await;
     let refused = runnel_cli(&bootstrap, &["topic", "delete-records", "table", "--partition", "0", "--offset", "0"]);
     assert!(!refused.0 && refused.1.contains("PolicyViolation"), "{refused:?}");
+    // Every partition of a topic at once.
+    create_topic(&bootstrap, "wide", 3, &[]).await;
+    for p in 0..3 {
+        produce_all(&producer, "wide", Some(p), &messages[..10], None).await;
+    }
+    let every = runnel_cli(&bootstrap, &["topic", "delete-records", "wide", "--offset", "-1"]);
+    let expected = "wide-0 now starts at offset 10\nwide-1 now starts at offset 10\nwide-2 now starts at offset 10\n";
+    assert_eq!(every, (true, expected.to_string()));
     // A kill -9 right after: the start is in the checkpoint.
     node.kill9();
     node.restart();

@@ -42,6 +42,8 @@ struct Target {
     fetch_offset: i64,
     max_bytes: usize,
     current_leader_epoch: i32,
+    /// A follower's own log start offset (-1 from consumers).
+    log_start_offset: i64,
     /// KIP-392: the replica the consumer should read this partition from instead.
     preferred_read_replica: Option<i32>,
 }
@@ -145,6 +147,7 @@ fn resolve(ctx: &Context, request: &FetchRequest, denied: &FetchDenied, consumer
                         fetch_offset: p.fetch_offset,
                         max_bytes: usize::try_from(p.partition_max_bytes).unwrap_or(0),
                         current_leader_epoch: p.current_leader_epoch,
+                        log_start_offset: p.log_start_offset,
                         preferred_read_replica,
                     }
                 })
@@ -327,7 +330,9 @@ fn record_follower_fetches(ctx: &Context, targets: &mut [TopicTarget], replica: 
         if partition.check_leader_epoch(target.current_leader_epoch).is_err() {
             continue;
         }
-        match partition.record_follower_fetch(replica, target.fetch_offset, now) {
+        let recorded = partition.record_follower_fetch(replica, target.fetch_offset, now);
+        partition.record_follower_log_start(replica, target.log_start_offset);
+        match recorded {
             Ok(Some(change)) => crate::isr::propose(ctx.broker.clone(), partition.clone(), change),
             Ok(None) => {}
             Err(error) => target.partition = Err(error),

@@ -254,7 +254,7 @@ async fn serve(ctx: &Context<'_>, api: ApiKey, version: i16, body: Bytes) -> Res
         }
         ApiKey::DeleteRecords => {
             let gate = access::topics::delete_records(access, decode_body(api, version, body)?);
-            respond(api, ctx, gate.serve(|r| delete_records::handle(ctx, r)))
+            respond(api, ctx, gate.serve_async(|r| delete_records::handle(ctx, r)).await)
         }
         ApiKey::IncrementalAlterConfigs => {
             let gate = access::configs::incremental_alter_configs(access, decode_body(api, version, body)?);
