@@ -58,8 +58,6 @@ pub const NOT_ACTED_ON: &[&str] = &[
     "leader.replication.throttled.replicas",
     "local.retention.bytes",
     "local.retention.ms",
-    "message.timestamp.after.max.ms",
-    "message.timestamp.before.max.ms",
     "preallocate",
     "remote.log.copy.disable",
     "remote.log.delete.on.disable",
@@ -88,6 +86,23 @@ pub struct TopicSettings {
     pub compression: Option<(Compression, Option<i32>)>,
     /// How the cleaner treats the topic when it is compacted.
     pub cleaning: TopicCleaning,
+    /// `message.timestamp.before.max.ms` / `message.timestamp.after.max.ms` (KIP-937): how
+    /// far a CreateTime timestamp may lie behind or ahead of the broker's clock.
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
+}
+
+impl TopicSettings {
+    /// Whether a batch's CreateTime timestamps, from `first` to `max`, lie within the
+    /// topic's bounds around `now_ms` (-1: no timestamp, accepted as in Kafka).
+    pub fn timestamps_allowed(&self, first: i64, max: i64, now_ms: i64) -> bool {
+        if self.log_append_time {
+            return true;
+        }
+        let earliest = now_ms.saturating_sub(self.timestamp_before_max_ms);
+        let latest = now_ms.saturating_add(self.timestamp_after_max_ms);
+        [first, max].iter().all(|t| *t == -1 || (earliest..=latest).contains(t))
+    }
 }
 
 /// A compacted topic's cleaner settings (`min.cleanable.dirty.ratio`,
@@ -344,6 +359,8 @@ pub fn settings(broker: &BrokerConfig, overrides: Option<&BTreeMap<String, Strin
             max_compaction_lag_ms: num("max.compaction.lag.ms", broker.cleaner.max_compaction_lag_ms),
             delete_retention_ms: num("delete.retention.ms", broker.cleaner.delete_retention_ms),
         },
+        timestamp_before_max_ms: num("message.timestamp.before.max.ms", i64::MAX),
+        timestamp_after_max_ms: num("message.timestamp.after.max.ms", 3_600_000),
     }
 }
 
@@ -408,5 +425,22 @@ mod tests {
         );
         compact.insert("cleanup.policy".to_string(), "compact,delete".to_string());
         assert_eq!(super::settings(&broker, Some(&compact)).log.retention_ms, 1000);
+    }
+
+    #[test]
+    fn create_time_timestamps_are_bounded_around_the_clock() {
+        let broker = BrokerConfig::default();
+        let defaults = settings(&broker, None);
+        let now = 1_000_000_000_000;
+        assert!(defaults.timestamps_allowed(0, now, now), "no lower bound by default");
+        assert!(defaults.timestamps_allowed(now, now + 3_600_000, now));
+        assert!(!defaults.timestamps_allowed(now, now + 3_600_001, now), "an hour ahead at most by default");
+        assert!(defaults.timestamps_allowed(-1, -1, now), "no timestamp");
+        let mut bounded = BTreeMap::new();
+        bounded.insert("message.timestamp.before.max.ms".to_string(), "1000".to_string());
+        let strict = settings(&broker, Some(&bounded));
+        assert!(!strict.timestamps_allowed(now - 1_001, now, now));
+        bounded.insert("message.timestamp.type".to_string(), "LogAppendTime".to_string());
+        assert!(settings(&broker, Some(&bounded)).timestamps_allowed(0, 0, now), "the broker stamps its own");
     }
 }

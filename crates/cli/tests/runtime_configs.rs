@@ -538,6 +538,12 @@ async fn broker_settings_change_at_runtime_with_kafkas_sources_and_synonyms() {
     let big = FutureRecord::<[u8], [u8]>::to("defaults").partition(0).key(b"big").payload(&[b'x'; 8000][..]);
     let refused = producer.send(big, IO_TIMEOUT).await.expect_err("larger than message.max.bytes");
     assert_eq!(refused.0.rdkafka_error_code(), Some(RDKafkaErrorCode::MessageSizeTooLarge));
+    // KIP-937: a CreateTime more than message.timestamp.after.max.ms (an hour) ahead.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let ahead =
+        FutureRecord::<[u8], [u8]>::to("defaults").partition(0).key(b"t").payload(b"v").timestamp(now + 7_200_000);
+    let refused = producer.send(ahead, IO_TIMEOUT).await.expect_err("two hours ahead");
+    assert_eq!(refused.0.rdkafka_error_code(), Some(RDKafkaErrorCode::InvalidTimestamp));
 
     let check_sources = |bootstrap: String| async move {
         assert_eq!(

@@ -61,6 +61,14 @@ async fn produce_partition(
             return Outcome::error(error, message);
         }
     };
+    if !settings.timestamps_allowed(batch.base_timestamp(), batch.max_timestamp(), now_ms()) {
+        let message = format!(
+            "a timestamp of the batch ({}..{}) lies outside message.timestamp.before.max.ms / after.max.ms",
+            batch.base_timestamp(),
+            batch.max_timestamp()
+        );
+        return Outcome::error(ResponseError::InvalidTimestamp, message);
+    }
     // A topic whose compression.type names another codec stores the batch recompressed
     // (the one case that copies the records); otherwise it is stored as it came.
     let recompressed = match settings.compression {
