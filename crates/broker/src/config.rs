@@ -324,7 +324,7 @@ impl BrokerConfig {
             self.topic_defaults.insert(topic_name.to_string(), value.trim().to_string());
             return Ok(());
         }
-        if crate::dynamic_config::DYNAMIC_NOT_ACTED_ON.contains(&key) && key != "max.connections" {
+        if crate::dynamic_config::DYNAMIC_NOT_ACTED_ON.contains(&key) {
             // Accepted and reported, not acted on: a non-negative number.
             return match value.trim().parse::<f64>() {
                 Ok(n) if n.is_finite() && n >= 0.0 => Ok(()),

@@ -83,19 +83,20 @@ pub fn untyped_topic_default(broker_name: &str) -> Option<&'static str> {
 }
 
 /// Dynamic settings Runnel acts on besides the topic defaults: the cleaner's
-/// (`log.cleaner.*`, resized and re-rated live) and the connection bound.
+/// (`log.cleaner.*`, resized and re-rated live), the connection bound (checked at each
+/// accept) and producer expiry.
 const DYNAMIC_ACTED_ON: &[&str] = &[
     "log.cleaner.threads",
     "log.cleaner.io.max.bytes.per.second",
     "log.cleaner.dedupe.buffer.size",
     "log.cleaner.backoff.ms",
+    "max.connections",
     "producer.id.expiration.ms",
 ];
 
 /// Settings Kafka lets change at runtime that Runnel accepts, validates as numbers, stores
 /// and reports, but does not act on yet (Runnel's threads are not pools of these sizes;
-/// replication throttles and per-IP connection limits do not exist yet; the connection
-/// bound is taken at start).
+/// replication throttles and per-IP connection limits do not exist yet).
 pub const DYNAMIC_NOT_ACTED_ON: &[&str] = &[
     "background.threads",
     "follower.replication.throttled.rate",
@@ -103,7 +104,6 @@ pub const DYNAMIC_NOT_ACTED_ON: &[&str] = &[
     "log.cleaner.io.buffer.load.factor",
     "log.cleaner.io.buffer.size",
     "max.connection.creation.rate",
-    "max.connections",
     "max.connections.per.ip",
     "num.io.threads",
     "num.network.threads",

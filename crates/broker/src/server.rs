@@ -119,7 +119,9 @@ pub async fn run(
     let shrinker = Some(crate::isr::spawn_shrinker(broker.clone(), stop_rx.clone()));
     let rebalancer = crate::liveness::spawn_leader_rebalance(broker.clone(), stop_rx.clone());
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
-    let slots = Arc::new(Semaphore::new(broker.config.max_connections));
+    // One permit per open connection; the bound is `max.connections` as it is now (a
+    // dynamic setting), checked at each accept.
+    let slots = Arc::new(Semaphore::new(Semaphore::MAX_PERMITS));
     let mut loops = tokio::task::JoinSet::new();
     let mut tls_contexts = Vec::new();
     for listener in accepting {
@@ -171,7 +173,9 @@ async fn reload_tls(contexts: Vec<Arc<TlsContext>>, mut stop: watch::Receiver<bo
     }
 }
 
-/// Accepts connections on one listener; every listener shares the node's `max.connections`.
+/// Accepts connections on one listener; every listener shares the node's `max.connections`
+/// (listeners accepting at the same moment may each take the last slot: the bound can be
+/// passed by one connection per listener).
 async fn accept_loop(
     broker: Arc<Broker>,
     listener: Accepting,
@@ -188,9 +192,12 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
+        let limit = broker.live_config().max_connections;
+        let open = Semaphore::MAX_PERMITS - slots.available_permits();
+        let permit = if open < limit { slots.clone().try_acquire_owned().ok() } else { None };
+        let Some(permit) = permit else {
             broker.stats.connections_rejected.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(%peer, limit = broker.config.max_connections, "max.connections reached; closing new connection");
+            tracing::warn!(%peer, limit, "max.connections reached; closing new connection");
             drop(stream);
             continue;
         };

@@ -612,3 +612,42 @@ for name in ("retention.ms", "retention.bytes"):
     assert!(ok, "{out}");
     assert_eq!(described(&bootstrap, "defaults", "max.message.bytes").await.1, ConfigSource::Default);
 }
+
+/// `max.connections` is a dynamic setting: raised at runtime, a node that refused a
+/// connection accepts the next one, with no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_connections_changes_at_runtime() {
+    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    use kafka_protocol::messages::{ApiVersionsRequest, IncrementalAlterConfigsRequest};
+    use kafka_protocol::protocol::StrBytes;
+    use runnel_client::Connection;
+
+    let data = TempDir::new().unwrap();
+    let node = Node::start(data.path(), &["--set", "max.connections=2"]);
+    let bootstrap = node.bootstrap().to_string();
+    let versions = ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("t"))
+        .with_client_software_version(StrBytes::from_static_str("1"));
+    let mut held = Connection::connect(&bootstrap).await.expect("first");
+    held.send(&versions, 3).await.expect("the first connection is served");
+    let mut second = Connection::connect(&bootstrap).await.expect("second");
+    second.send(&versions, 3).await.expect("the second connection is served");
+    let answered = |mut conn: Connection| {
+        let versions = versions.clone();
+        async move { conn.send(&versions, 3).await.is_ok() }
+    };
+    let third = Connection::connect(&bootstrap).await.expect("the socket connects");
+    assert!(!answered(third).await, "a third connection is closed at max.connections=2");
+
+    let raise = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+        .with_resource_type(4)
+        .with_resource_name(StrBytes::from_static_str("1"))
+        .with_configs(vec![AlterableConfig::default()
+            .with_name(StrBytes::from_static_str("max.connections"))
+            .with_config_operation(0)
+            .with_value(Some(StrBytes::from_static_str("3")))])]);
+    let response = held.send(&raise, 1).await.expect("alter");
+    assert_eq!(response.responses[0].error_code, 0, "{:?}", response.responses[0].error_message);
+    let third = Connection::connect(&bootstrap).await.expect("the socket connects");
+    assert!(answered(third).await, "served once the bound was raised");
+}
