@@ -413,6 +413,8 @@ impl BrokerConfig {
             }
             "log.roll.ms" => self.log.segment_ms = parse(key, value)?,
             "log.roll.hours" => self.log.segment_ms = parse::<i64>(key, value)? * 3_600_000,
+            "log.roll.jitter.ms" => self.log.segment_jitter_ms = non_negative(key, value)?,
+            "log.roll.jitter.hours" => self.log.segment_jitter_ms = non_negative(key, value)?.saturating_mul(3_600_000),
             "log.index.size.max.bytes" => self.log.segment_index_bytes = parse(key, value)?,
             "log.index.interval.bytes" => self.log.index_interval_bytes = parse(key, value)?,
             "log.retention.ms" => self.log.retention_ms = parse(key, value)?,

@@ -54,7 +54,7 @@ pub const TOPIC_SYNONYMS: &[(&str, &[&str])] = &[
     ("retention.ms", &["log.retention.ms", "log.retention.minutes", "log.retention.hours"]),
     ("segment.bytes", &["log.segment.bytes"]),
     ("segment.index.bytes", &["log.index.size.max.bytes"]),
-    ("segment.jitter.ms", &["log.roll.jitter.ms"]),
+    ("segment.jitter.ms", &["log.roll.jitter.ms", "log.roll.jitter.hours"]),
     ("segment.ms", &["log.roll.ms", "log.roll.hours"]),
     ("unclean.leader.election.enable", &["unclean.leader.election.enable"]),
 ];
@@ -74,7 +74,6 @@ pub fn untyped_topic_default(broker_name: &str) -> Option<&'static str> {
         "log.message.timestamp.after.max.ms",
         "log.message.timestamp.before.max.ms",
         "log.preallocate",
-        "log.roll.jitter.ms",
     ];
     if !UNTYPED.contains(&broker_name) {
         return None;

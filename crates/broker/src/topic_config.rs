@@ -62,7 +62,6 @@ pub const NOT_ACTED_ON: &[&str] = &[
     "remote.log.copy.disable",
     "remote.log.delete.on.disable",
     "remote.storage.enable",
-    "segment.jitter.ms",
 ];
 
 /// What DescribeConfigs says of a setting in [`NOT_ACTED_ON`].
@@ -162,7 +161,7 @@ pub fn effective_value(
         "preallocate" | "remote.log.copy.disable" | "remote.log.delete.on.disable" | "remote.storage.enable" => {
             "false".to_string()
         }
-        "segment.jitter.ms" => "0".to_string(),
+        "segment.jitter.ms" => log.segment_jitter_ms.to_string(),
         "flush.messages" => clamp_i64(log.flush_messages).to_string(),
         "flush.ms" => log.flush_ms.to_string(),
         "index.interval.bytes" => log.index_interval_bytes.to_string(),
@@ -329,6 +328,7 @@ pub fn settings(broker: &BrokerConfig, overrides: Option<&BTreeMap<String, Strin
             .and_then(|v| v.trim().parse::<u64>().ok())
             .unwrap_or(num("segment.bytes", defaults.segment_bytes as i64) as u64),
         segment_ms: num("segment.ms", defaults.segment_ms),
+        segment_jitter_ms: num("segment.jitter.ms", defaults.segment_jitter_ms),
         segment_index_bytes: num("segment.index.bytes", defaults.segment_index_bytes as i64) as u64,
         index_interval_bytes: num("index.interval.bytes", defaults.index_interval_bytes as i64) as u32,
         retention_ms: num("retention.ms", defaults.retention_ms),

@@ -12,6 +12,9 @@ pub struct LogConfig {
     pub segment_bytes: u64,
     /// Roll when the active segment's first append is older than this (checked on append).
     pub segment_ms: i64,
+    /// `segment.jitter.ms`: each segment rolls up to this much before `segment_ms` (a
+    /// per-segment amount, so that partitions created together do not roll together).
+    pub segment_jitter_ms: i64,
     /// Maximum size of an index file; the segment rolls when either index is full.
     pub segment_index_bytes: u64,
     /// Add an index entry whenever at least this many bytes were appended since the last one.
@@ -31,6 +34,7 @@ impl Default for LogConfig {
         LogConfig {
             segment_bytes: 1 << 30,
             segment_ms: 7 * DAY_MS,
+            segment_jitter_ms: 0,
             segment_index_bytes: 10 << 20,
             index_interval_bytes: 4096,
             retention_ms: 7 * DAY_MS,

@@ -96,10 +96,25 @@ impl Segment {
             return false;
         }
         let too_big = self.size_bytes + records_bytes > config.segment_bytes;
-        let too_old = self.first_append_ms.is_some_and(|first| now_ms.saturating_sub(first) >= config.segment_ms);
+        let roll_after = config.segment_ms.saturating_sub(self.roll_jitter_ms(config));
+        let too_old = self.first_append_ms.is_some_and(|first| now_ms.saturating_sub(first) >= roll_after);
         let index_full = self.offset_index.is_full() || self.time_index.is_full();
         let offset_overflow = last_offset - self.base_offset > i64::from(u32::MAX);
         too_big || too_old || index_full || offset_overflow
+    }
+
+    /// How much earlier than `segment_ms` this segment rolls (Kafka's `randomSegmentJitter`):
+    /// below `min(segment.jitter.ms, segment_ms)`, fixed per partition folder and base
+    /// offset, so it is stable across restarts and differs between partitions.
+    pub fn roll_jitter_ms(&self, config: &LogConfig) -> i64 {
+        use std::hash::{Hash, Hasher};
+        let bound = config.segment_jitter_ms.min(config.segment_ms);
+        if bound <= 0 {
+            return 0;
+        }
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (&self.dir, self.base_offset).hash(&mut hasher);
+        i64::try_from(hasher.finish() % bound.unsigned_abs()).unwrap_or(0)
     }
 
     /// Writes already-stamped batches at the end of the file with one write, then indexes them.
@@ -385,6 +400,26 @@ fn write_all_vectored_at(file: &File, parts: &[&[u8]], mut position: u64) -> std
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn jitter_rolls_a_segment_early_by_a_stable_amount_below_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig { segment_ms: 1_000, segment_jitter_ms: 400, ..LogConfig::default() };
+        let mut a = Segment::create(dir.path(), 0, &config).unwrap();
+        let jitters: Vec<i64> = (0..50)
+            .map(|base| Segment::create(dir.path(), base * 7, &config).unwrap().roll_jitter_ms(&config))
+            .collect();
+        assert!(jitters.iter().all(|j| (0..400).contains(j)), "{jitters:?}");
+        assert!(jitters.iter().any(|j| *j != jitters[0]), "segments differ");
+        assert_eq!(a.roll_jitter_ms(&config), a.roll_jitter_ms(&config), "stable");
+        a.append(&runnel_protocol::batch::build_batch(0, &[b"x".as_slice()]), 10_000).unwrap();
+        let jitter = a.roll_jitter_ms(&config);
+        assert!(!a.should_roll(1, 1, 10_000 + 999 - jitter, &config));
+        assert!(a.should_roll(1, 1, 10_000 + 1_000 - jitter, &config), "rolls {jitter} ms early");
+        let none = LogConfig { segment_jitter_ms: 0, ..config };
+        assert_eq!(a.roll_jitter_ms(&none), 0);
+    }
+
     use super::*;
     use runnel_protocol::batch::build_batch;
 
