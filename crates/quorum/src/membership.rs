@@ -2,12 +2,14 @@
 //!
 //! Adding a voter makes the node a learner (unless it already is one), waits until the
 //! leader has replicated to it everything that was in the log when the wait began, and
-//! then changes the membership to include it. Removing one takes it out of the membership
-//! altogether: openraft moves the membership through a joint configuration, and a leader
-//! steps down only once it is no longer a member at all (a leader kept as a learner would
-//! go on leading), so the remaining voters elect another. A removed node that still runs
-//! asks to be added back as a learner (Kafka's observer: it keeps following the log); the
-//! broker does that (`cluster::stay_member`), a dead one simply stays out.
+//! then changes the membership to include it. Removing one moves the membership through a
+//! joint configuration to the voters without it. A removed follower stays a learner (Kafka's
+//! observer: a running one keeps following the log, and only so does it learn of its
+//! removal, since the leader stops replicating to non-members). The leader removing itself
+//! leaves the membership altogether, because openraft's leader steps down only once it is
+//! no longer a member (kept as a learner, it would go on leading); the remaining voters
+//! elect another, and the broker asks to be added back as a learner
+//! (`cluster::stay_member`).
 //!
 //! One change at a time per leader ([`ChangeLock`]); a second one, or one while openraft
 //! still has an uncommitted membership entry, is refused with
@@ -135,9 +137,10 @@ pub async fn remove_voter_here(
     let _change = lock.try_lock().map_err(|_| ForwardError::ChangeInProgress)?;
     ensure_leader(raft)?;
     plan_remove(&members(raft), node_id)?;
+    let keep_as_learner = node_id != raft.metrics().borrow().id;
     let change = ChangeMembers::RemoveVoters(BTreeSet::from([node_id]));
-    let response = bounded(deadline, raft.change_membership(change, false)).await?.map_err(write_error)?;
-    tracing::info!(node_id, index = response.log_id.index, "removed a voter");
+    let response = bounded(deadline, raft.change_membership(change, keep_as_learner)).await?.map_err(write_error)?;
+    tracing::info!(node_id, index = response.log_id.index, keep_as_learner, "removed a voter");
     Ok(response.log_id.index)
 }
 

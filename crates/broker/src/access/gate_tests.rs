@@ -374,6 +374,10 @@ fn refusals_and_completions_encode_in_every_supported_version() {
     every_version(ApiKey::DescribeQuorum, |_| {
         refusal(cluster::describe_quorum(&nobody, DescribeQuorumRequest::default()))
     });
+    every_version(ApiKey::AddRaftVoter, |_| refusal(cluster::add_raft_voter(&nobody, AddRaftVoterRequest::default())));
+    every_version(ApiKey::RemoveRaftVoter, |_| {
+        refusal(cluster::remove_raft_voter(&nobody, RemoveRaftVoterRequest::default()))
+    });
     every_version(ApiKey::ElectLeaders, |version| {
         let request = ElectLeadersRequest::default().with_topic_partitions(Some(vec![
             elect_leaders_request::TopicPartitions::default().with_topic(topic("t")).with_partitions(vec![0]),
