@@ -79,6 +79,9 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
                 }
             };
             let (mut conn, _security) = args.connect.connect().await?;
+            // The node may take the whole timeout to catch up: wait a little longer for the answer.
+            let wait = u64::try_from(timeout_ms).unwrap_or(0);
+            conn.set_timeout(std::time::Duration::from_millis(wait) + std::time::Duration::from_secs(10));
             let request = AddRaftVoterRequest::default()
                 .with_cluster_id(None)
                 .with_timeout_ms(timeout_ms)

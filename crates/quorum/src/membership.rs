@@ -5,7 +5,8 @@
 //! then changes the membership to include it. Removing one moves the membership through a
 //! joint configuration to the voters without it. A removed follower stays a learner (Kafka's
 //! observer: a running one keeps following the log, and only so does it learn of its
-//! removal, since the leader stops replicating to non-members). The leader removing itself
+//! removal, since the leader stops replicating to non-members); one that does not answer
+//! the leader (a dead host being replaced) leaves the membership. The leader removing itself
 //! leaves the membership altogether, because openraft's leader steps down only once it is
 //! no longer a member (kept as a learner, it would go on leading); the remaining voters
 //! elect another, and the broker asks to be added back as a learner
@@ -19,16 +20,49 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::net::IpAddr;
+
 use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::{ChangeMembers, ServerState};
 use tokio::time::Instant;
 
-use crate::rpc::ForwardError;
+use crate::network::Connection;
+use crate::rpc::{ForwardError, Request, Response};
 use crate::types::{NodeId, QuorumNode, Raft};
 
-/// Held while a voter change runs on this node; shared by the façade and the server, so a
-/// local and a forwarded change cannot overlap.
-pub type ChangeLock = Arc<tokio::sync::Mutex<()>>;
+/// What a voter change on this node needs beside the Raft node: a lock held while one runs
+/// (shared by the façade and the server, so a local and a forwarded change cannot overlap),
+/// and how to reach a peer to see whether it is alive.
+#[derive(Clone, Debug)]
+pub struct VoterChanges {
+    lock: Arc<tokio::sync::Mutex<()>>,
+    cluster_id: String,
+    frame_bytes_max: u32,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    bind: Option<IpAddr>,
+}
+
+/// How long a removed voter has to answer before it is taken to be gone.
+const ALIVE_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl VoterChanges {
+    pub fn new(
+        cluster_id: &str,
+        frame_bytes_max: u32,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        bind: Option<IpAddr>,
+    ) -> VoterChanges {
+        VoterChanges { lock: Arc::default(), cluster_id: cluster_id.to_string(), frame_bytes_max, tls, bind }
+    }
+
+    /// Whether the member at `addr` answers a status call.
+    async fn answers(&self, addr: &str) -> bool {
+        let mut connection = Connection::new(addr.to_string(), self.frame_bytes_max, &self.cluster_id)
+            .bound_to(self.bind)
+            .with_tls(self.tls.clone());
+        matches!(connection.call(&Request::Status, ALIVE_TIMEOUT).await, Ok(Response::Status(_)))
+    }
+}
 
 /// The membership as the decision sees it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -104,13 +138,13 @@ fn ensure_leader(raft: &Raft) -> Result<(), ForwardError> {
 /// membership entry that made it a voter.
 pub async fn add_voter_here(
     raft: &Raft,
-    lock: &ChangeLock,
+    changes: &VoterChanges,
     node_id: NodeId,
     node: Option<QuorumNode>,
     timeout: Duration,
 ) -> Result<u64, ForwardError> {
     let deadline = Instant::now() + timeout;
-    let _change = lock.try_lock().map_err(|_| ForwardError::ChangeInProgress)?;
+    let _change = changes.lock.try_lock().map_err(|_| ForwardError::ChangeInProgress)?;
     ensure_leader(raft)?;
     if let AddPlan::AddLearnerThenPromote(node) = plan_add(&members(raft), node_id, node.as_ref())? {
         crate::server::check_node(&node)?;
@@ -129,15 +163,20 @@ pub async fn add_voter_here(
 /// removed: it steps down once the change is committed).
 pub async fn remove_voter_here(
     raft: &Raft,
-    lock: &ChangeLock,
+    changes: &VoterChanges,
     node_id: NodeId,
     timeout: Duration,
 ) -> Result<u64, ForwardError> {
     let deadline = Instant::now() + timeout;
-    let _change = lock.try_lock().map_err(|_| ForwardError::ChangeInProgress)?;
+    let _change = changes.lock.try_lock().map_err(|_| ForwardError::ChangeInProgress)?;
     ensure_leader(raft)?;
     plan_remove(&members(raft), node_id)?;
-    let keep_as_learner = node_id != raft.metrics().borrow().id;
+    let (me, address) = {
+        let metrics = raft.metrics().borrow().clone();
+        let node = metrics.membership_config.membership().get_node(&node_id).cloned();
+        (metrics.id, node.map(|n| n.controller_addr).unwrap_or_default())
+    };
+    let keep_as_learner = node_id != me && changes.answers(&address).await;
     let change = ChangeMembers::RemoveVoters(BTreeSet::from([node_id]));
     let response = bounded(deadline, raft.change_membership(change, keep_as_learner)).await?.map_err(write_error)?;
     tracing::info!(node_id, index = response.log_id.index, keep_as_learner, "removed a voter");

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::log_files::{LogError, SEGMENT_BYTES_DEFAULT};
 use crate::log_store::LogStore;
-use crate::membership::{self, ChangeLock};
+use crate::membership::{self, VoterChanges};
 use crate::network::{Connection, NetworkFactory};
 use crate::rpc::{ForwardError, NodeStatus, Request, Response, TransportError, FRAME_BYTES_MAX_DEFAULT};
 use crate::server::{self, ServerLimits};
@@ -171,7 +171,7 @@ pub struct Quorum {
     voter: bool,
     tuning: QuorumTuning,
     raft: Raft,
-    voter_change: ChangeLock,
+    voter_changes: VoterChanges,
     images: watch::Receiver<Arc<MetadataImage>>,
     stop_server: watch::Sender<bool>,
     server: JoinHandle<()>,
@@ -216,7 +216,8 @@ impl Quorum {
         }
         .validate()?;
         let client_tls = tuning.tls.as_ref().map(|tls| tls.client.clone());
-        let network = NetworkFactory::new(tuning.frame_bytes_max, &cluster_id, tuning.outbound_bind, client_tls);
+        let network =
+            NetworkFactory::new(tuning.frame_bytes_max, &cluster_id, tuning.outbound_bind, client_tls.clone());
         let raft = Raft::new(node_id, Arc::new(raft_config), network, log, state_machine).await?;
         let limits = ServerLimits {
             cluster_id: cluster_id.clone(),
@@ -227,13 +228,24 @@ impl Quorum {
             tls: tuning.tls.clone(),
             request_timeout: tuning.request_timeout,
             propose_timeout: tuning.propose_timeout,
-            voter_change: ChangeLock::default(),
+            voter_changes: VoterChanges::new(&cluster_id, tuning.frame_bytes_max, client_tls, tuning.outbound_bind),
         };
-        let voter_change = ChangeLock::default();
-        let limits = ServerLimits { voter_change: voter_change.clone(), ..limits };
+        let voter_changes = limits.voter_changes.clone();
         let (stop_server, stopped) = watch::channel(false);
         let server = tokio::spawn(server::serve(listener, raft.clone(), limits, stopped));
-        Ok(Quorum { cluster_id, node_id, node, voters, voter, tuning, raft, voter_change, images, stop_server, server })
+        Ok(Quorum {
+            cluster_id,
+            node_id,
+            node,
+            voters,
+            voter,
+            tuning,
+            raft,
+            voter_changes,
+            images,
+            stop_server,
+            server,
+        })
     }
 
     /// Makes the configured voters the quorum, once: a no-op (`Ok(false)`) on a node that
@@ -405,10 +417,10 @@ impl Quorum {
                     server::add_learner_here(&self.raft, *id, node.clone(), remaining).await
                 }
                 LeaderCall::AddVoter(id, node, _) => {
-                    membership::add_voter_here(&self.raft, &self.voter_change, *id, node.clone(), remaining).await
+                    membership::add_voter_here(&self.raft, &self.voter_changes, *id, node.clone(), remaining).await
                 }
                 LeaderCall::RemoveVoter(id, _) => {
-                    membership::remove_voter_here(&self.raft, &self.voter_change, *id, remaining).await
+                    membership::remove_voter_here(&self.raft, &self.voter_changes, *id, remaining).await
                 }
             };
             let stale_leader = match local {

@@ -23,7 +23,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::log_files::ENTRY_BYTES_MAX;
-use crate::membership::{self, ChangeLock};
+use crate::membership::{self, VoterChanges};
 use crate::rpc::{self, ForwardError, NodeStatus, Request, Response, TransportError, HELLO_FRAME_BYTES_MAX};
 use crate::types::{MetadataBatch, NodeId, QuorumNode, Raft, StorageError, TypeConfig};
 
@@ -44,8 +44,8 @@ pub struct ServerLimits {
     pub propose_timeout: Duration,
     /// Mutual TLS: the handshake (bounded by `request_timeout`) comes before the hello.
     pub tls: Option<rpc::QuorumTls>,
-    /// Held by a voter change running on this node (see [`crate::membership`]).
-    pub voter_change: ChangeLock,
+    /// Voter changes running on this node (see [`crate::membership`]).
+    pub voter_changes: VoterChanges,
 }
 
 /// The longest a forwarded voter addition may wait for the new voter to catch up.
@@ -176,11 +176,11 @@ async fn handle(raft: &Raft, request: Request, limits: &ServerLimits) -> Respons
         }),
         Request::AddVoter { node_id, node, timeout_ms } => {
             let timeout = Duration::from_millis(timeout_ms).min(VOTER_CHANGE_TIMEOUT_MAX);
-            Response::Forwarded(membership::add_voter_here(raft, &limits.voter_change, node_id, node, timeout).await)
+            Response::Forwarded(membership::add_voter_here(raft, &limits.voter_changes, node_id, node, timeout).await)
         }
         Request::RemoveVoter { node_id, timeout_ms } => {
             let timeout = Duration::from_millis(timeout_ms).min(VOTER_CHANGE_TIMEOUT_MAX);
-            Response::Forwarded(membership::remove_voter_here(raft, &limits.voter_change, node_id, timeout).await)
+            Response::Forwarded(membership::remove_voter_here(raft, &limits.voter_changes, node_id, timeout).await)
         }
         Request::Status => Response::Status(status(raft)),
     }
