@@ -224,7 +224,7 @@ async fn a_dead_controller_is_replaced_by_a_new_node_while_clients_produce() {
         .sum();
     let read = read_back(&live_bootstrap, TOPIC, PARTITIONS, stored).await;
     let by_place: BTreeMap<Placed, &Msg> = read.iter().map(|r| (r.placed, &r.msg)).collect();
-    let produced = produced.lock().unwrap();
+    let produced = std::mem::take(&mut *produced.lock().unwrap());
     eprintln!(
         "killed controller {dead}; {} records acknowledged, {} failed, {stored} stored",
         produced.acked.len(),

@@ -31,20 +31,12 @@ const REMOVE_TIMEOUT: Duration = Duration::from_secs(20);
 type Refusal = (ResponseError, String);
 
 pub async fn add(ctx: &Context<'_>, request: AddRaftVoterRequest) -> AddRaftVoterResponse {
-    let answer = match add_voter(ctx, &request).await {
-        Ok(()) => None,
-        Err(refusal) => Some(refusal),
-    };
-    let (code, message) = split(answer);
+    let (code, message) = split(add_voter(ctx, &request).await.err());
     AddRaftVoterResponse::default().with_error_code(code).with_error_message(message)
 }
 
 pub async fn remove(ctx: &Context<'_>, request: RemoveRaftVoterRequest) -> RemoveRaftVoterResponse {
-    let answer = match remove_voter(ctx, &request).await {
-        Ok(()) => None,
-        Err(refusal) => Some(refusal),
-    };
-    let (code, message) = split(answer);
+    let (code, message) = split(remove_voter(ctx, &request).await.err());
     RemoveRaftVoterResponse::default().with_error_code(code).with_error_message(message)
 }
 
