@@ -199,7 +199,8 @@ async fn join_as_learner(
 /// observer, as a removed Kafka controller does. Until `stop`.
 pub fn stay_member(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> Option<tokio::task::JoinHandle<()>> {
     let quorum = broker.metadata.quorum()?;
-    let mut metrics = quorum.raft().metrics();
+    let quorum_raft = quorum.raft().clone();
+    let mut metrics = quorum_raft.metrics();
     let node_id = quorum.node_id();
     Some(tokio::spawn(async move {
         // This node as the membership last listed it, and the other voters then.
@@ -221,6 +222,17 @@ pub fn stay_member(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> Opti
                 continue;
             }
             let Some((node, voters)) = last.take() else { continue };
+            // A leader that removed itself leads until the change is committed and applied;
+            // added back before it steps down, it would go on leading as a learner.
+            let wait = quorum_raft.wait(Some(LEADER_WAIT));
+            let stepped_down = tokio::select! {
+                waited = wait.metrics(|m| !m.state.is_leader(), "step down") => waited.is_ok(),
+                _ = stop.changed() => return,
+            };
+            if !stepped_down {
+                tracing::warn!(node_id, "still leading after leaving the quorum's membership");
+                continue;
+            }
             tracing::info!(node_id, "no longer a quorum member; asking to follow the log as an observer");
             let addresses = join_addresses(&broker.config, &voters);
             let deadline = tokio::time::Instant::now() + LEADER_WAIT;

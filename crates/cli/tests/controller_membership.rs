@@ -242,3 +242,48 @@ async fn a_dead_controller_is_replaced_by_a_new_node_while_clients_produce() {
     assert!(ok, "{info}");
     assert!(info.contains("observers: -"), "the dead node left the membership: {info}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_is_promoted_and_the_active_controller_removes_itself() {
+    let mut cluster = three_agreed_nodes(FAST_FAILURE_DETECTION, CONVERGE).await;
+    cluster.join(Spec::broker(4).with_args(FAST_FAILURE_DETECTION));
+    eventually(CONVERGE, "broker 4 to observe the quorum", || async {
+        let view = describe_quorum(&cluster, 1).await?;
+        if view.observers == [4] {
+            Ok(())
+        } else {
+            Err(format!("{view:?}"))
+        }
+    })
+    .await;
+
+    // An observer needs no address; asked through itself, the change is forwarded.
+    runnel_until_done(&cluster, &[4], &["cluster", "add-controller", "--node-id", "4"]).await;
+    voters_become(&cluster, &[1, 2, 3, 4], &[1, 2, 3, 4]).await;
+
+    // The active controller removes itself: it steps down, the others elect a leader, and
+    // it follows the log again as an observer.
+    let leader = describe_quorum(&cluster, 1).await.expect("node 1 answers").leader;
+    runnel_until_done(&cluster, &[leader], &["cluster", "remove-controller", "--node-id", &leader.to_string()]).await;
+    let rest: Vec<i32> = [1, 2, 3, 4].into_iter().filter(|id| *id != leader).collect();
+    voters_become(&cluster, &[1, 2, 3, 4], &rest).await;
+    eventually(CONVERGE, "the old leader to be an observer", || async {
+        let view = describe_quorum(&cluster, rest[0]).await?;
+        if view.observers == [leader] {
+            Ok(())
+        } else {
+            Err(format!("{view:?}"))
+        }
+    })
+    .await;
+
+    // Metadata still changes, also through the node that left the voters.
+    create_topic_via(cluster.kafka_addr(leader), "after", 1, 3).await.unwrap_or_else(|e| panic!("creating after: {e}"));
+    topic_settled(&cluster, &[1, 2, 3, 4], "after", CONVERGE, |p| p.isr.len() == 3, |_| Ok(())).await;
+    let (ok, info) =
+        tokio::task::block_in_place(|| runnel(cluster.kafka_addr(4), &["cluster", "info", "--output", "json"]));
+    assert!(ok, "{info}");
+    let info: serde_json::Value = serde_json::from_str(&info).expect("JSON");
+    assert_eq!(info["voters"], serde_json::json!(rest));
+    assert_eq!(info["observers"], serde_json::json!([leader]));
+}

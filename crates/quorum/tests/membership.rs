@@ -65,6 +65,9 @@ async fn a_learner_becomes_a_voter_and_the_leader_can_remove_itself() {
         let rest: Vec<u64> = [1, 2, 3, 4].into_iter().filter(|id| *id != leader).collect();
         voters_become(&cluster, 4, &rest).await;
         assert!(!cluster.node(leader).is_member().await.unwrap());
+        // Added back only once it has stepped down, or it would go on leading as a learner.
+        let wait = cluster.node(leader).raft().wait(Some(WAIT));
+        wait.metrics(|m| !m.state.is_leader(), "step down").await.expect("the removed leader steps down");
         cluster.node(4).add_learner(leader, old).await.unwrap();
         let new = cluster.leader().await;
         assert_ne!(new, leader);
