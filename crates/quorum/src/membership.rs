@@ -44,6 +44,8 @@ pub struct VoterChanges {
 
 /// How long a removed voter has to answer before it is taken to be gone.
 const ALIVE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long taking back a learner added for a voter that did not catch up may take.
+const UNDO_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl VoterChanges {
     pub fn new(
@@ -146,11 +148,24 @@ pub async fn add_voter_here(
     let deadline = Instant::now() + timeout;
     let _change = changes.lock.try_lock().map_err(|_| ForwardError::ChangeInProgress)?;
     ensure_leader(raft)?;
-    if let AddPlan::AddLearnerThenPromote(node) = plan_add(&members(raft), node_id, node.as_ref())? {
-        crate::server::check_node(&node)?;
-        bounded(deadline, raft.add_learner(node_id, node, false)).await?.map_err(write_error)?;
+    let added = match plan_add(&members(raft), node_id, node.as_ref())? {
+        AddPlan::AddLearnerThenPromote(node) => {
+            crate::server::check_node(&node)?;
+            bounded(deadline, raft.add_learner(node_id, node, false)).await?.map_err(write_error)?;
+            true
+        }
+        AddPlan::Promote => false,
+    };
+    if let Err(e) = caught_up(raft, node_id, deadline).await {
+        // Kafka adds nothing when the new voter does not catch up: take back the learner
+        // this call added (best effort, bounded by a proposal's usual time).
+        if added {
+            let change = ChangeMembers::RemoveNodes(BTreeSet::from([node_id]));
+            let undo = tokio::time::timeout(UNDO_TIMEOUT, raft.change_membership(change, false)).await;
+            tracing::info!(node_id, undone = matches!(undo, Ok(Ok(_))), "the new voter did not catch up");
+        }
+        return Err(e);
     }
-    caught_up(raft, node_id, deadline).await?;
     // Checked again: the learner addition above was a membership change of its own.
     plan_add(&members(raft), node_id, None)?;
     let change = ChangeMembers::AddVoterIds(BTreeSet::from([node_id]));

@@ -101,6 +101,16 @@ async fn a_node_that_is_not_a_member_is_added_by_address_and_a_dead_voter_is_rep
         cluster.node(leader).add_voter(4, Some(node), CHANGE_TIMEOUT).await.unwrap();
         cluster.applied(4, before).await;
 
+        // An address where nothing answers: the node never catches up and is not left behind.
+        let nowhere = QuorumNode::voter("127.0.0.1:9");
+        let refused = cluster.node(leader).add_voter(7, Some(nowhere), Duration::from_secs(2)).await;
+        assert!(
+            matches!(refused, Err(QuorumError::VoterChange(ForwardError::NotCaughtUp { node_id: 7 }))),
+            "{refused:?}"
+        );
+        let members = cluster.node(leader).metrics().members;
+        assert!(!members.contains_key(&7), "the learner added for it is taken back: {members:?}");
+
         // A follower dies; the others remove it and keep committing.
         let dead = *cluster.nodes.keys().find(|id| **id != leader && **id != 4).unwrap();
         cluster.stop(dead).await;
