@@ -121,7 +121,9 @@ pub async fn start(config: &BrokerConfig) -> Result<MetadataStore, BrokerError> 
             quorum.initialize().await.map_err(|e| config_error(format!("initializing the quorum: {e}")))?;
         tracing::info!(node_id, initialized, "metadata quorum member started");
     }
-    let member = quorum.is_member().await.map_err(|e| config_error(format!("reading the quorum state: {e}")))?;
+    // An initial voter is a member once initialized (or learns the membership from the leader).
+    let member =
+        voter || quorum.is_member().await.map_err(|e| config_error(format!("reading the quorum state: {e}")))?;
     if !member {
         // A learner hears of the leader only once it is a member: ask the voters to add it.
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
@@ -140,16 +142,17 @@ pub async fn start(config: &BrokerConfig) -> Result<MetadataStore, BrokerError> 
 }
 
 /// Where a node that is not a member asks to join: `known` (voters it knew of), then the
-/// bootstrap servers, else the initial voters; each address once.
+/// bootstrap servers, else the initial voters; each address once, never its own.
 fn join_addresses(config: &BrokerConfig, known: &[String]) -> Vec<String> {
     let configured: Vec<String> = if config.controller_quorum_bootstrap.is_empty() {
         config.controller_quorum.values().cloned().collect()
     } else {
         config.controller_quorum_bootstrap.clone()
     };
+    let own = [config.controller_listen.as_ref(), config.controller_advertise.as_ref()];
     let mut addresses: Vec<String> = Vec::new();
     for address in known.iter().chain(&configured) {
-        if !addresses.contains(address) {
+        if !addresses.contains(address) && !own.contains(&Some(address)) {
             addresses.push(address.clone());
         }
     }
