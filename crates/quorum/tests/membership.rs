@@ -28,6 +28,11 @@ async fn voters_become(cluster: &Cluster, via: u64, expected: &[u64]) {
     }
 }
 
+/// A voter other than `leader` and node 4.
+fn dead_candidate(cluster: &Cluster, leader: u64) -> u64 {
+    *cluster.nodes.keys().find(|id| **id != leader && **id != 4).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_learner_becomes_a_voter_and_the_leader_can_remove_itself() {
     bounded("promote and remove the leader", async {
@@ -102,12 +107,17 @@ async fn a_node_that_is_not_a_member_is_added_by_address_and_a_dead_voter_is_rep
         cluster.applied(4, before).await;
 
         // An address where nothing answers: the node never catches up and is not left behind.
+        // One change at a time: while that one waits, another is refused.
         let nowhere = QuorumNode::voter("127.0.0.1:9");
-        let refused = cluster.node(leader).add_voter(7, Some(nowhere), Duration::from_secs(2)).await;
-        assert!(
-            matches!(refused, Err(QuorumError::VoterChange(ForwardError::NotCaughtUp { node_id: 7 }))),
-            "{refused:?}"
-        );
+        let waiting = cluster.node(leader).add_voter(7, Some(nowhere), Duration::from_secs(3));
+        let second = async {
+            let wait = cluster.node(leader).raft().wait(Some(WAIT));
+            wait.metrics(|m| m.membership_config.membership().get_node(&7).is_some(), "7 added").await.unwrap();
+            cluster.node(4).remove_voter(dead_candidate(&cluster, leader), CHANGE_TIMEOUT).await
+        };
+        let (first, second) = tokio::join!(waiting, second);
+        assert!(matches!(first, Err(QuorumError::VoterChange(ForwardError::NotCaughtUp { node_id: 7 }))), "{first:?}");
+        assert!(matches!(second, Err(QuorumError::VoterChange(ForwardError::ChangeInProgress))), "{second:?}");
         let members = cluster.node(leader).metrics().members;
         assert!(!members.contains_key(&7), "the learner added for it is taken back: {members:?}");
 
