@@ -101,6 +101,7 @@ pub async fn start(config: &BrokerConfig) -> Result<MetadataStore, BrokerError> 
         rack: config.rack.clone(),
     };
     let cluster_id = config.cluster_id.clone().ok_or_else(|| config_error("cluster mode needs a cluster id"))?;
+    let tls = quorum_tls(config)?;
     let quorum_config = QuorumConfig {
         cluster_id: cluster_id.clone(),
         node_id,
@@ -109,11 +110,7 @@ pub async fn start(config: &BrokerConfig) -> Result<MetadataStore, BrokerError> 
         dir,
         listen,
         voter,
-        tuning: QuorumTuning {
-            outbound_bind: config.outbound_bind,
-            tls: quorum_tls(config)?,
-            ..QuorumTuning::default()
-        },
+        tuning: QuorumTuning { outbound_bind: config.outbound_bind, tls: tls.clone(), ..QuorumTuning::default() },
     };
     let quorum = Quorum::start(quorum_config).await.map_err(|e| config_error(format!("starting the quorum: {e}")))?;
     if voter {
@@ -127,9 +124,8 @@ pub async fn start(config: &BrokerConfig) -> Result<MetadataStore, BrokerError> 
     if !member {
         // A learner hears of the leader only once it is a member: ask the voters to add it.
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
-        if !join_as_learner(&join_addresses(config, &[]), &cluster_id, node_id, node, config.outbound_bind, deadline)
-            .await
-        {
+        let via = Dialer { cluster_id: cluster_id.clone(), bind: config.outbound_bind, tls };
+        if !join_as_learner(&join_addresses(config, &[]), &via, node_id, node, deadline).await {
             return Err(config_error(
                 "no controller added this node as a learner in time; are a majority of controllers up?",
             ));
@@ -159,15 +155,22 @@ fn join_addresses(config: &BrokerConfig, known: &[String]) -> Vec<String> {
     addresses
 }
 
+/// How this node reaches other quorum members: the cluster it names, the local address it
+/// connects from, and the quorum's mutual TLS if configured.
+struct Dialer {
+    cluster_id: String,
+    bind: Option<std::net::IpAddr>,
+    tls: Option<runnel_quorum::QuorumTls>,
+}
+
 /// Asks the quorum members at `addresses`, in turn, to add this node as a learner; a voter
 /// that is not the leader names the leader, which is asked next. Gives up at `deadline`
 /// (`false`).
 async fn join_as_learner(
     addresses: &[String],
-    cluster_id: &str,
+    via: &Dialer,
     node_id: u64,
     node: QuorumNode,
-    bind: Option<std::net::IpAddr>,
     deadline: tokio::time::Instant,
 ) -> bool {
     if addresses.is_empty() {
@@ -181,7 +184,9 @@ async fn join_as_learner(
             Some(leader) => leader,
             None => round.next().expect("the address list is not empty").clone(),
         };
-        let mut connection = Connection::new(address.clone(), FRAME_BYTES_MAX_DEFAULT, cluster_id).bound_to(bind);
+        let mut connection = Connection::new(address.clone(), FRAME_BYTES_MAX_DEFAULT, &via.cluster_id)
+            .bound_to(via.bind)
+            .with_tls(via.tls.as_ref().map(|tls| tls.client.clone()));
         match connection.call(&request, JOIN_CALL_TIMEOUT).await {
             Ok(Response::Forwarded(Ok(_))) => return true,
             Ok(Response::Forwarded(Err(ForwardError::NotLeader { leader: Some(leader), .. }))) => {
@@ -202,6 +207,13 @@ async fn join_as_learner(
 /// observer, as a removed Kafka controller does. Until `stop`.
 pub fn stay_member(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> Option<tokio::task::JoinHandle<()>> {
     let quorum = broker.metadata.quorum()?;
+    let via = match quorum_tls(&broker.config) {
+        Ok(tls) => Dialer { cluster_id: broker.cluster_id.clone(), bind: broker.config.outbound_bind, tls },
+        Err(e) => {
+            tracing::warn!(error = %e, "the quorum's TLS settings are unusable; a removed node will not rejoin");
+            return None;
+        }
+    };
     let quorum_raft = quorum.raft().clone();
     let mut metrics = quorum_raft.metrics();
     let node_id = quorum.node_id();
@@ -240,7 +252,7 @@ pub fn stay_member(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> Opti
             let addresses = join_addresses(&broker.config, &voters);
             let deadline = tokio::time::Instant::now() + LEADER_WAIT;
             let joined = tokio::select! {
-                joined = join_as_learner(&addresses, &broker.cluster_id, node_id, node, broker.config.outbound_bind, deadline) => joined,
+                joined = join_as_learner(&addresses, &via, node_id, node, deadline) => joined,
                 _ = stop.changed() => return,
             };
             if !joined {

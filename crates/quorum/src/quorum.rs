@@ -181,8 +181,8 @@ pub struct Quorum {
 enum LeaderCall {
     Propose(MetadataBatch),
     AddLearner(NodeId, QuorumNode),
-    AddVoter(NodeId, Option<QuorumNode>, Duration),
-    RemoveVoter(NodeId, Duration),
+    AddVoter(NodeId, Option<QuorumNode>),
+    RemoveVoter(NodeId),
 }
 
 impl Quorum {
@@ -303,14 +303,14 @@ impl Quorum {
             server::check_node(node).map_err(refused)?;
         }
         let timeout = timeout.min(server::VOTER_CHANGE_TIMEOUT_MAX);
-        self.on_leader(LeaderCall::AddVoter(node_id, node, timeout), timeout).await
+        self.on_leader(LeaderCall::AddVoter(node_id, node), timeout).await
     }
 
     /// Takes `node_id` out of the voters (RemoveRaftVoter); it may be the leader, which steps
     /// down once the change is committed. Forwards to the leader if needed.
     pub async fn remove_voter(&self, node_id: NodeId, timeout: Duration) -> Result<u64, QuorumError> {
         let timeout = timeout.min(server::VOTER_CHANGE_TIMEOUT_MAX);
-        self.on_leader(LeaderCall::RemoveVoter(node_id, timeout), timeout).await
+        self.on_leader(LeaderCall::RemoveVoter(node_id), timeout).await
     }
 
     /// Whether this node's log names it a member (voter or learner): a node that joined once
@@ -416,10 +416,10 @@ impl Quorum {
                 LeaderCall::AddLearner(id, node) => {
                     server::add_learner_here(&self.raft, *id, node.clone(), remaining).await
                 }
-                LeaderCall::AddVoter(id, node, _) => {
+                LeaderCall::AddVoter(id, node) => {
                     membership::add_voter_here(&self.raft, &self.voter_changes, *id, node.clone(), remaining).await
                 }
-                LeaderCall::RemoveVoter(id, _) => {
+                LeaderCall::RemoveVoter(id) => {
                     membership::remove_voter_here(&self.raft, &self.voter_changes, *id, remaining).await
                 }
             };
@@ -443,13 +443,16 @@ impl Quorum {
 
     /// Sends `call` to `leader`. Retryable failures are those where it surely did not run.
     async fn forward(&self, call: &LeaderCall, leader: &QuorumNode, deadline: Instant) -> Result<u64, Retry> {
+        // A voter change runs on the leader for what is left of this call's time, less a tenth
+        // for its answer to come back.
+        let leader_time = millis(deadline.saturating_duration_since(Instant::now()) * 9 / 10);
         let request = match call {
             LeaderCall::Propose(batch) => Request::Propose(batch.clone()),
             LeaderCall::AddLearner(id, node) => Request::AddLearner { node_id: *id, node: node.clone() },
-            LeaderCall::AddVoter(id, node, timeout) => {
-                Request::AddVoter { node_id: *id, node: node.clone(), timeout_ms: millis(*timeout) }
+            LeaderCall::AddVoter(id, node) => {
+                Request::AddVoter { node_id: *id, node: node.clone(), timeout_ms: leader_time }
             }
-            LeaderCall::RemoveVoter(id, timeout) => Request::RemoveVoter { node_id: *id, timeout_ms: millis(*timeout) },
+            LeaderCall::RemoveVoter(id) => Request::RemoveVoter { node_id: *id, timeout_ms: leader_time },
         };
         // A fresh connection per forwarded call: a reused one that broke would leave it unknown
         // whether the leader ran the call, and forwarded calls are rare.
