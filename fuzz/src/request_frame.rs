@@ -68,6 +68,8 @@ pub fn decode_body(api: ApiKey, version: i16, body: Bytes) {
         ApiKey::ListPartitionReassignments => drop(decode::<ListPartitionReassignmentsRequest>(body, version)),
         ApiKey::DescribeLogDirs => drop(decode::<DescribeLogDirsRequest>(body, version)),
         ApiKey::DescribeQuorum => drop(decode::<DescribeQuorumRequest>(body, version)),
+        ApiKey::AddRaftVoter => drop(decode::<AddRaftVoterRequest>(body, version)),
+        ApiKey::RemoveRaftVoter => drop(decode::<RemoveRaftVoterRequest>(body, version)),
         ApiKey::OffsetForLeaderEpoch if version < 2 => {
             drop(runnel_protocol::legacy::offset_for_leader_epoch_v0_v1(body))
         }

@@ -2,17 +2,19 @@
 //! hosted partitions in step with the replicated image afterwards.
 //!
 //! Every node (voter or not) serves the quorum's transport on `controller.listen`:
-//! controllers vote, broker-only nodes are learners that receive the committed log. A
-//! voter with no Raft state initializes the voter set (openraft accepts the same
-//! initialization from every voter); a learner asks the leader to add it. The cluster id,
-//! unless configured, is derived from the voter list, so every node of one cluster agrees
-//! on it without talking first.
+//! voters vote, learners (Kafka's observers) receive the committed log. An initial voter
+//! (a controller listed in `controller.quorum.voters`) with no Raft state initializes the
+//! voter set (openraft accepts the same initialization from every voter); any other node
+//! that is not yet a member asks the leader to add it as a learner, through the
+//! `controller.quorum.bootstrap.servers` or else the initial voters. A controller joins so
+//! too, and becomes a voter only through AddRaftVoter. Membership is kept in the Raft log,
+//! so a node that is a member (voter or learner) starts as one without asking again. The
+//! cluster id, unless configured, is derived from the initial voter list, so every node of
+//! one cluster agrees on it without talking first.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::collections::BTreeMap;
 
 use runnel_metadata::election::reconcile;
 use runnel_metadata::MetadataRecord;
@@ -83,11 +85,9 @@ pub async fn start(config: &BrokerConfig) -> Result<MetadataStore, BrokerError> 
     let listen =
         config.controller_listen.clone().ok_or_else(|| config_error("cluster mode needs --controller-listen"))?;
     let node_id = u64::try_from(config.node_id).map_err(|_| config_error("node ids are non-negative"))?;
-    let voter = config.roles.controller;
-    if voter && !config.controller_quorum.contains_key(&node_id) {
-        return Err(config_error(format!("node {node_id} is a controller but not in --controller-quorum")));
-    }
-    if !voter && config.controller_quorum.contains_key(&node_id) {
+    // An initial voter; any other controller starts as an observer until AddRaftVoter.
+    let voter = config.roles.controller && config.controller_quorum.contains_key(&node_id);
+    if !config.roles.controller && config.controller_quorum.contains_key(&node_id) {
         return Err(config_error(format!("node {node_id} is in --controller-quorum but not a controller")));
     }
     let dir = config.data_dir.join(METADATA_DIR);
@@ -101,6 +101,7 @@ pub async fn start(config: &BrokerConfig) -> Result<MetadataStore, BrokerError> 
         rack: config.rack.clone(),
     };
     let cluster_id = config.cluster_id.clone().ok_or_else(|| config_error("cluster mode needs a cluster id"))?;
+    let tls = quorum_tls(config)?;
     let quorum_config = QuorumConfig {
         cluster_id: cluster_id.clone(),
         node_id,
@@ -109,11 +110,7 @@ pub async fn start(config: &BrokerConfig) -> Result<MetadataStore, BrokerError> 
         dir,
         listen,
         voter,
-        tuning: QuorumTuning {
-            outbound_bind: config.outbound_bind,
-            tls: quorum_tls(config)?,
-            ..QuorumTuning::default()
-        },
+        tuning: QuorumTuning { outbound_bind: config.outbound_bind, tls: tls.clone(), ..QuorumTuning::default() },
     };
     let quorum = Quorum::start(quorum_config).await.map_err(|e| config_error(format!("starting the quorum: {e}")))?;
     if voter {
@@ -121,37 +118,77 @@ pub async fn start(config: &BrokerConfig) -> Result<MetadataStore, BrokerError> 
             quorum.initialize().await.map_err(|e| config_error(format!("initializing the quorum: {e}")))?;
         tracing::info!(node_id, initialized, "metadata quorum member started");
     }
-    if !voter {
+    // An initial voter is a member once initialized (or learns the membership from the leader).
+    let member =
+        voter || quorum.is_member().await.map_err(|e| config_error(format!("reading the quorum state: {e}")))?;
+    if !member {
         // A learner hears of the leader only once it is a member: ask the voters to add it.
-        join_as_learner(&config.controller_quorum, &cluster_id, node_id, node, config.outbound_bind).await?;
-        tracing::info!(node_id, "joined the metadata quorum as a learner");
+        let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+        let via = Dialer { cluster_id: cluster_id.clone(), bind: config.outbound_bind, tls };
+        if !join_as_learner(&join_addresses(config, &[]), &via, node_id, node, deadline).await {
+            return Err(config_error(
+                "no controller added this node as a learner in time; are a majority of controllers up?",
+            ));
+        }
+        tracing::info!(node_id, "joined the metadata quorum as a learner (observer)");
     }
     wait_for_leader(&quorum).await?;
     catch_up(&quorum).await;
     Ok(MetadataStore::raft(quorum))
 }
 
-/// Asks the voters, in turn, to add this node as a learner; a voter that is not the leader
-/// names the leader, which is asked next. Bounded by [`LEADER_WAIT`].
+/// Where a node that is not a member asks to join: `known` (voters it knew of), then the
+/// bootstrap servers, else the initial voters; each address once, never its own.
+fn join_addresses(config: &BrokerConfig, known: &[String]) -> Vec<String> {
+    let configured: Vec<String> = if config.controller_quorum_bootstrap.is_empty() {
+        config.controller_quorum.values().cloned().collect()
+    } else {
+        config.controller_quorum_bootstrap.clone()
+    };
+    let own = [config.controller_listen.as_ref(), config.controller_advertise.as_ref()];
+    let mut addresses: Vec<String> = Vec::new();
+    for address in known.iter().chain(&configured) {
+        if !addresses.contains(address) && !own.contains(&Some(address)) {
+            addresses.push(address.clone());
+        }
+    }
+    addresses
+}
+
+/// How this node reaches other quorum members: the cluster it names, the local address it
+/// connects from, and the quorum's mutual TLS if configured.
+struct Dialer {
+    cluster_id: String,
+    bind: Option<std::net::IpAddr>,
+    tls: Option<runnel_quorum::QuorumTls>,
+}
+
+/// Asks the quorum members at `addresses`, in turn, to add this node as a learner; a voter
+/// that is not the leader names the leader, which is asked next. Gives up at `deadline`
+/// (`false`).
 async fn join_as_learner(
-    voters: &BTreeMap<u64, String>,
-    cluster_id: &str,
+    addresses: &[String],
+    via: &Dialer,
     node_id: u64,
     node: QuorumNode,
-    bind: Option<std::net::IpAddr>,
-) -> Result<(), BrokerError> {
-    let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+    deadline: tokio::time::Instant,
+) -> bool {
+    if addresses.is_empty() {
+        return false;
+    }
     let request = Request::AddLearner { node_id, node };
     let mut next: Option<String> = None;
-    let mut round = voters.values().cycle();
+    let mut round = addresses.iter().cycle();
     while tokio::time::Instant::now() < deadline {
         let address = match next.take() {
             Some(leader) => leader,
-            None => round.next().expect("the voter list is not empty").clone(),
+            None => round.next().expect("the address list is not empty").clone(),
         };
-        let mut connection = Connection::new(address.clone(), FRAME_BYTES_MAX_DEFAULT, cluster_id).bound_to(bind);
+        let mut connection = Connection::new(address.clone(), FRAME_BYTES_MAX_DEFAULT, &via.cluster_id)
+            .bound_to(via.bind)
+            .with_tls(via.tls.as_ref().map(|tls| tls.client.clone()));
         match connection.call(&request, JOIN_CALL_TIMEOUT).await {
-            Ok(Response::Forwarded(Ok(_))) => return Ok(()),
+            Ok(Response::Forwarded(Ok(_))) => return true,
             Ok(Response::Forwarded(Err(ForwardError::NotLeader { leader: Some(leader), .. }))) => {
                 next = Some(leader.controller_addr);
             }
@@ -161,7 +198,71 @@ async fn join_as_learner(
             }
         }
     }
-    Err(config_error("no controller added this node as a learner in time; are a majority of controllers up?"))
+    false
+}
+
+/// Keeps this node a member: a node taken out of the membership while it runs (a leader
+/// that removed itself as a voter leaves it altogether; see `runnel_quorum::membership`)
+/// asks to be added back as a learner, so it goes on following the metadata log as an
+/// observer, as a removed Kafka controller does. Until `stop`.
+pub fn stay_member(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> Option<tokio::task::JoinHandle<()>> {
+    let quorum = broker.metadata.quorum()?;
+    let via = match quorum_tls(&broker.config) {
+        Ok(tls) => Dialer { cluster_id: broker.cluster_id.clone(), bind: broker.config.outbound_bind, tls },
+        Err(e) => {
+            tracing::warn!(error = %e, "the quorum's TLS settings are unusable; a removed node will not rejoin");
+            return None;
+        }
+    };
+    let quorum_raft = quorum.raft().clone();
+    let mut metrics = quorum_raft.metrics();
+    let node_id = quorum.node_id();
+    Some(tokio::spawn(async move {
+        // This node as the membership last listed it, and the other voters then.
+        let mut last: Option<(QuorumNode, Vec<String>)> = None;
+        loop {
+            tokio::select! {
+                changed = metrics.changed() => if changed.is_err() { return },
+                _ = stop.changed() => return,
+            }
+            let membership = metrics.borrow_and_update().membership_config.clone();
+            let membership = membership.membership();
+            if let Some(node) = membership.get_node(&node_id) {
+                let voters = membership
+                    .voter_ids()
+                    .filter(|id| *id != node_id)
+                    .filter_map(|id| membership.get_node(&id).map(|n| n.controller_addr.clone()))
+                    .collect();
+                last = Some((node.clone(), voters));
+                continue;
+            }
+            let Some((node, voters)) = last.take() else { continue };
+            // A leader that removed itself leads until the change is committed and applied;
+            // added back before it steps down, it would go on leading as a learner.
+            let wait = quorum_raft.wait(Some(LEADER_WAIT));
+            let stepped_down = tokio::select! {
+                waited = wait.metrics(|m| !m.state.is_leader(), "step down") => waited.is_ok(),
+                _ = stop.changed() => return,
+            };
+            if !stepped_down {
+                tracing::warn!(node_id, "still leading after leaving the quorum's membership");
+                continue;
+            }
+            tracing::info!(node_id, "no longer a quorum member; asking to follow the log as an observer");
+            let addresses = join_addresses(&broker.config, &voters);
+            let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+            let joined = tokio::select! {
+                joined = join_as_learner(&addresses, &via, node_id, node, deadline) => joined,
+                _ = stop.changed() => return,
+            };
+            if !joined {
+                tracing::warn!(
+                    node_id,
+                    "no controller added this node back as a learner; it no longer follows the metadata log"
+                );
+            }
+        }
+    }))
 }
 
 /// Waits (bounded) until this node has applied what the leader had applied when asked, so

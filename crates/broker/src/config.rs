@@ -113,6 +113,10 @@ pub struct BrokerConfig {
     /// `controller.quorum.voters` (`--controller-quorum 1@host:port,...`): the controller
     /// voters. Empty: a single node keeping its metadata in a local log.
     pub controller_quorum: BTreeMap<u64, String>,
+    /// `controller.quorum.bootstrap.servers` (`--controller-bootstrap host:port,...`): quorum
+    /// addresses a node that is not an initial voter asks to join through, instead of the
+    /// voters'. Needs `cluster.id` when given without `controller.quorum.voters`.
+    pub controller_quorum_bootstrap: Vec<String>,
     /// `controller.listen`: where this node serves the quorum's transport.
     pub controller_listen: Option<String>,
     /// `controller.listener.names` (the first): the name whose security protocol
@@ -246,6 +250,7 @@ impl Default for BrokerConfig {
             broker_heartbeat_interval_ms: 1_000,
             roles: Roles { broker: true, controller: true },
             controller_quorum: BTreeMap::new(),
+            controller_quorum_bootstrap: Vec::new(),
             controller_listen: None,
             controller_listener_name: ListenerName::new("CONTROLLER"),
             controller_advertise: None,
@@ -380,6 +385,14 @@ impl BrokerConfig {
                     why: "no listener name".into(),
                 })?;
                 self.controller_listener_name = ListenerName::new(first)
+            }
+            "controller.quorum.bootstrap.servers" => {
+                let servers: Vec<String> =
+                    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+                for server in &servers {
+                    parse_host_port(key, server)?;
+                }
+                self.controller_quorum_bootstrap = servers;
             }
             "controller.advertise" => {
                 parse_host_port(key, value)?;
@@ -540,7 +553,7 @@ impl BrokerConfig {
 
     /// Whether this node is part of a Raft metadata quorum.
     pub fn is_cluster(&self) -> bool {
-        !self.controller_quorum.is_empty()
+        !self.controller_quorum.is_empty() || !self.controller_quorum_bootstrap.is_empty()
     }
 
     /// The host and port clients are told to connect to on the first listener (the one

@@ -90,6 +90,11 @@ pub async fn run(
     let accepting = bind_listeners(&mut config).await?;
     let cluster = if config.is_cluster() {
         if config.cluster_id.is_none() {
+            if config.controller_quorum.is_empty() {
+                return Err(BrokerError::Config(
+                    "controller.quorum.bootstrap.servers without controller.quorum.voters needs cluster.id".into(),
+                ));
+            }
             config.cluster_id = Some(crate::cluster::derived_cluster_id(&config));
         }
         Some(crate::cluster::start(&config).await?)
@@ -114,6 +119,7 @@ pub async fn run(
     let background = spawn_background(broker.clone(), stop_rx.clone());
     broker.cleaner.start(&broker);
     let follower = crate::cluster::follow_image(broker.clone(), stop_rx.clone());
+    let member = crate::cluster::stay_member(broker.clone(), stop_rx.clone());
     let liveness = crate::liveness::spawn(broker.clone(), stop_rx.clone());
     broker.publisher.start(&broker, stop_rx.clone());
     let shrinker = Some(crate::isr::spawn_shrinker(broker.clone(), stop_rx.clone()));
@@ -144,7 +150,7 @@ pub async fn run(
         tracing::warn!("connections still busy after the drain timeout; shutting down anyway");
     }
     let _ = background.await;
-    for task in [follower, liveness, shrinker, rebalancer, reload].into_iter().flatten() {
+    for task in [follower, member, liveness, shrinker, rebalancer, reload].into_iter().flatten() {
         let _ = task.await;
     }
     crate::cluster::controlled_shutdown(&broker);

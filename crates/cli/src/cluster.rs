@@ -1,12 +1,17 @@
-//! `runnel cluster info`: the nodes, their roles and racks, the active controller, and how
-//! far each node has applied the metadata log.
+//! `runnel cluster info`: the nodes, their roles and racks, the active controller, the
+//! quorum's voters and observers, and how far each node has applied the metadata log.
+//! `runnel cluster add-controller` / `remove-controller`: AddRaftVoter and RemoveRaftVoter
+//! (KIP-853), as `kafka-metadata-quorum.sh add-controller` / `remove-controller` send them.
 
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use kafka_protocol::messages::add_raft_voter_request::Listener;
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
-use kafka_protocol::messages::{DescribeClusterRequest, DescribeQuorumRequest, TopicName};
+use kafka_protocol::messages::{
+    AddRaftVoterRequest, DescribeClusterRequest, DescribeQuorumRequest, RemoveRaftVoterRequest, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 
 #[derive(Parser)]
@@ -19,26 +24,94 @@ pub struct ClusterArgs {
 
 #[derive(Subcommand)]
 enum ClusterCommand {
-    /// Nodes, roles, racks, the active controller and each node's metadata offset.
+    /// Nodes, roles, racks, the active controller, voters and observers, and each node's
+    /// metadata offset.
     Info,
+    /// Makes a node a controller voter (AddRaftVoter). Start the node first with
+    /// `--roles controller` (or broker,controller) and the cluster's `--controller-quorum` or
+    /// `--controller-bootstrap`: it joins as an observer and must catch up before it votes.
+    AddController {
+        /// The node to add.
+        #[arg(long)]
+        node_id: i32,
+        /// Its quorum address (`--controller-listen`/`--controller-advertise`), HOST:PORT;
+        /// needed only if the node is not an observer of the quorum already.
+        #[arg(long)]
+        address: Option<String>,
+        /// How long the node may take to catch up, in milliseconds.
+        #[arg(long, default_value_t = 30_000)]
+        timeout_ms: i32,
+    },
+    /// Takes a node out of the controller voters (RemoveRaftVoter); a running one stays an
+    /// observer. Replaces a dead controller together with add-controller.
+    RemoveController {
+        /// The node to remove.
+        #[arg(long)]
+        node_id: i32,
+    },
 }
+
+/// The listener name the quorum's endpoints go by (Kafka's `controller.listener.names`).
+const CONTROLLER_LISTENER: &str = "CONTROLLER";
 
 #[derive(Default)]
 struct NodeRow {
     broker: Option<(String, Option<String>)>,
     controller: bool,
+    /// "voter", "observer", or empty when the quorum does not list the node.
+    quorum: &'static str,
     metadata_offset: Option<i64>,
 }
 
 pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
-    let ClusterCommand::Info = args.command;
-    let json = args.connect.json();
-    let (mut conn, _security) = args.connect.connect().await?;
+    match args.command {
+        ClusterCommand::Info => info(args.connect).await,
+        ClusterCommand::AddController { node_id, address, timeout_ms } => {
+            let listeners = match address {
+                None => vec![],
+                Some(address) => {
+                    let (host, port) = address.rsplit_once(':').context("--address: expected HOST:PORT")?;
+                    let port: u16 = port.parse().context("--address: bad port")?;
+                    vec![Listener::default()
+                        .with_name(StrBytes::from_static_str(CONTROLLER_LISTENER))
+                        .with_host(StrBytes::from_string(host.to_string()))
+                        .with_port(port)]
+                }
+            };
+            let (mut conn, _security) = args.connect.connect().await?;
+            // The node may take the whole timeout to catch up: wait a little longer for the answer.
+            let wait = u64::try_from(timeout_ms).unwrap_or(0);
+            conn.set_timeout(std::time::Duration::from_millis(wait) + std::time::Duration::from_secs(10));
+            let request = AddRaftVoterRequest::default()
+                .with_cluster_id(None)
+                .with_timeout_ms(timeout_ms)
+                .with_voter_id(node_id)
+                .with_listeners(listeners);
+            let response = conn.send(&request, 0).await?;
+            crate::connect::check(response.error_code, response.error_message.as_ref(), "add-controller")?;
+            println!("node {node_id} is now a controller voter");
+            Ok(())
+        }
+        ClusterCommand::RemoveController { node_id } => {
+            let (mut conn, _security) = args.connect.connect().await?;
+            let request = RemoveRaftVoterRequest::default().with_cluster_id(None).with_voter_id(node_id);
+            let response = conn.send(&request, 0).await?;
+            crate::connect::check(response.error_code, response.error_message.as_ref(), "remove-controller")?;
+            println!("node {node_id} is no longer a controller voter");
+            Ok(())
+        }
+    }
+}
+
+async fn info(connect: crate::connect::ConnectArgs) -> anyhow::Result<()> {
+    let json = connect.json();
+    let (mut conn, _security) = connect.connect().await?;
     let cluster = conn.send(&DescribeClusterRequest::default(), 1).await?;
     let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
         .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
         .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
-    let quorum = conn.send(&request, 1).await?;
+    let quorum = conn.send(&request, 2).await?;
+    crate::connect::check(quorum.error_code, quorum.error_message.as_ref(), "describe quorum")?;
     let mut nodes: BTreeMap<i32, NodeRow> = BTreeMap::new();
     for b in &cluster.brokers {
         nodes.entry(b.broker_id.0).or_default().broker =
@@ -49,11 +122,21 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     for voter in &partition.current_voters {
         let row = nodes.entry(voter.replica_id.0).or_default();
         row.controller = true;
+        row.quorum = "voter";
         row.metadata_offset = Some(voter.log_end_offset);
     }
     for observer in &partition.observers {
-        nodes.entry(observer.replica_id.0).or_default().metadata_offset = Some(observer.log_end_offset);
+        let row = nodes.entry(observer.replica_id.0).or_default();
+        row.quorum = "observer";
+        row.metadata_offset = Some(observer.log_end_offset);
     }
+    let voters: Vec<i32> = partition.current_voters.iter().map(|v| v.replica_id.0).collect();
+    let observers: Vec<i32> = partition.observers.iter().map(|o| o.replica_id.0).collect();
+    let endpoints: Vec<String> = quorum
+        .nodes
+        .iter()
+        .flat_map(|n| n.listeners.iter().map(move |l| format!("{}@{}:{}", n.node_id.0, l.host, l.port)))
+        .collect();
     let roles = |row: &NodeRow| match (row.broker.is_some(), row.controller) {
         (true, true) => "broker,controller",
         (true, false) => "broker",
@@ -69,6 +152,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
                     "node": id,
                     "roles": roles(row).split(',').filter(|r| *r != "-").collect::<Vec<_>>(),
                     "rack": rack,
+                    "quorum": row.quorum,
                     "kafka_address": address,
                     "metadata_offset": row.metadata_offset,
                 })
@@ -79,6 +163,9 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
             "active_controller": partition.leader_id.0,
             "metadata_committed_index": partition.high_watermark,
             "metadata_epoch": partition.leader_epoch,
+            "voters": voters,
+            "observers": observers,
+            "voter_endpoints": endpoints,
             "nodes": nodes,
         }));
         return Ok(());
@@ -86,12 +173,22 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     println!("cluster id: {}", cluster.cluster_id);
     println!("active controller: {}", partition.leader_id.0);
     println!("metadata log: committed index {}, epoch {}", partition.high_watermark, partition.leader_epoch);
-    println!("{:<6} {:<18} {:<8} {:<22} metadata offset", "node", "roles", "rack", "kafka address");
+    let list = |ids: &[i32]| {
+        if ids.is_empty() {
+            "-".to_string()
+        } else {
+            ids.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+        }
+    };
+    println!("voters: {}", if endpoints.is_empty() { list(&voters) } else { endpoints.join(",") });
+    println!("observers: {}", list(&observers));
+    println!("{:<6} {:<18} {:<9} {:<8} {:<22} metadata offset", "node", "roles", "quorum", "rack", "kafka address");
     for (id, row) in &nodes {
         let roles = roles(row);
         let (address, rack) = row.broker.clone().unwrap_or_else(|| ("-".into(), None));
         let offset = row.metadata_offset.map_or("-".to_string(), |o| o.to_string());
-        println!("{id:<6} {roles:<18} {:<8} {address:<22} {offset}", rack.unwrap_or_else(|| "-".into()));
+        let quorum = if row.quorum.is_empty() { "-" } else { row.quorum };
+        println!("{id:<6} {roles:<18} {quorum:<9} {:<8} {address:<22} {offset}", rack.unwrap_or_else(|| "-".into()));
     }
     Ok(())
 }

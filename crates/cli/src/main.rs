@@ -89,6 +89,10 @@ struct ServerArgs {
     /// The controller voters, ID@HOST:PORT,... (a cluster; without it, a single node).
     #[arg(long)]
     controller_quorum: Option<String>,
+    /// Quorum addresses to join through, HOST:PORT,... (controller.quorum.bootstrap.servers),
+    /// for a node that is not one of the initial voters.
+    #[arg(long)]
+    controller_bootstrap: Option<String>,
     /// Where this node serves the metadata quorum (needed in a cluster), HOST:PORT.
     #[arg(long)]
     controller_listen: Option<String>,
@@ -133,6 +137,9 @@ fn broker_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
     }
     if let Some(voters) = &args.controller_quorum {
         config.set("controller.quorum.voters", voters)?;
+    }
+    if let Some(servers) = &args.controller_bootstrap {
+        config.set("controller.quorum.bootstrap.servers", servers)?;
     }
     if let Some(listen) = &args.controller_listen {
         config.set("controller.listen", listen)?;

@@ -197,9 +197,11 @@ async fn the_metadata_quorum_speaks_mutual_tls_when_its_listener_is_ssl() {
             Spec::combined(id).with_controller(port, format!("127.0.0.1:{port}")).with_args(&args(&settings))
         })
         .collect();
-    let cluster = Cluster::start(&specs);
+    let mut cluster = Cluster::start(&specs);
     // The quorum formed and commits over mutual TLS.
     create_topic_via(cluster.kafka_addr(2), "quorum-tls", 3, 3).await.unwrap_or_else(|e| panic!("creating: {e}"));
+    // A node that joins later asks to be a learner over the same mutual TLS.
+    cluster.join(Spec::broker(4).with_args(&args(&settings)));
 
     // A peer without the cluster's certificate gets no hello: the TLS handshake refuses it.
     let mut stranger = std::net::TcpStream::connect(("127.0.0.1", ports[0])).unwrap();

@@ -48,13 +48,15 @@ pub const SUPPORTED: &[ApiRange] = &[
     ApiRange { key: ApiKey::AlterPartitionReassignments, min: 0, max: 1 },
     ApiRange { key: ApiKey::ListPartitionReassignments, min: 0, max: 0 },
     ApiRange { key: ApiKey::OffsetDelete, min: 0, max: 0 },
-    ApiRange { key: ApiKey::DescribeQuorum, min: 0, max: 1 },
+    ApiRange { key: ApiKey::DescribeQuorum, min: 0, max: 2 },
     ApiRange { key: ApiKey::DescribeClientQuotas, min: 0, max: 1 },
     ApiRange { key: ApiKey::AlterClientQuotas, min: 0, max: 1 },
     ApiRange { key: ApiKey::DescribeUserScramCredentials, min: 0, max: 0 },
     ApiRange { key: ApiKey::AlterUserScramCredentials, min: 0, max: 0 },
     ApiRange { key: ApiKey::DescribeCluster, min: 0, max: 1 },
     ApiRange { key: ApiKey::DescribeTopicPartitions, min: 0, max: 0 },
+    ApiRange { key: ApiKey::AddRaftVoter, min: 0, max: 0 },
+    ApiRange { key: ApiKey::RemoveRaftVoter, min: 0, max: 0 },
 ];
 
 /// Versions the `kafka-protocol` crate has no codec for, which the broker encodes itself.
@@ -132,6 +134,8 @@ mod tests {
                 ApiKey::DescribeClientQuotas => within::<DescribeClientQuotasRequest>(range),
                 ApiKey::AlterClientQuotas => within::<AlterClientQuotasRequest>(range),
                 ApiKey::AlterUserScramCredentials => within::<AlterUserScramCredentialsRequest>(range),
+                ApiKey::AddRaftVoter => within::<AddRaftVoterRequest>(range),
+                ApiKey::RemoveRaftVoter => within::<RemoveRaftVoterRequest>(range),
                 other => panic!("no codec check for {other:?}"),
             }
         }

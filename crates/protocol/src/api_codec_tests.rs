@@ -140,6 +140,8 @@ fn every_advertised_version_round_trips() {
                 defaults::<DescribeClientQuotasRequest, DescribeClientQuotasResponse>(range)
             }
             ApiKey::AlterClientQuotas => defaults::<AlterClientQuotasRequest, AlterClientQuotasResponse>(range),
+            ApiKey::AddRaftVoter => defaults::<AddRaftVoterRequest, AddRaftVoterResponse>(range),
+            ApiKey::RemoveRaftVoter => defaults::<RemoveRaftVoterRequest, RemoveRaftVoterResponse>(range),
             other => panic!("no codec check for {other:?}"),
         }
     }
@@ -421,5 +423,67 @@ fn describe_log_dirs_in_every_version() {
             .with_error_code(if v >= 3 { 31 } else { 0 })
             .with_results(vec![result]);
         round_trip("DescribeLogDirs response", v, &response);
+    }
+}
+
+/// KIP-853's voter changes and DescribeQuorum v2 with every field set.
+#[test]
+fn controller_membership_messages_in_every_version() {
+    use kafka_protocol::messages::add_raft_voter_request::Listener;
+    use kafka_protocol::messages::describe_quorum_response::{self as dq, Node, ReplicaState};
+    let directory = uuid::Uuid::from_u128(0x853);
+    for v in versions(ApiKey::AddRaftVoter) {
+        let listener = Listener::default().with_name(s("CONTROLLER")).with_host(s("10.0.0.4")).with_port(9193);
+        let request = AddRaftVoterRequest::default()
+            .with_cluster_id(Some(s("abc")))
+            .with_timeout_ms(30_000)
+            .with_voter_id(4)
+            .with_voter_directory_id(directory)
+            .with_listeners(vec![listener]);
+        round_trip("AddRaftVoter request", v, &request);
+        let response = AddRaftVoterResponse::default()
+            .with_throttle_time_ms(5)
+            .with_error_code(119)
+            .with_error_message(Some(s("duplicate")));
+        round_trip("AddRaftVoter response", v, &response);
+    }
+    for v in versions(ApiKey::RemoveRaftVoter) {
+        let request = RemoveRaftVoterRequest::default()
+            .with_cluster_id(Some(s("abc")))
+            .with_voter_id(2)
+            .with_voter_directory_id(directory);
+        round_trip("RemoveRaftVoter request", v, &request);
+        let response = RemoveRaftVoterResponse::default()
+            .with_throttle_time_ms(5)
+            .with_error_code(120)
+            .with_error_message(Some(s("not found")));
+        round_trip("RemoveRaftVoter response", v, &response);
+    }
+    for v in versions(ApiKey::DescribeQuorum) {
+        let replica = ReplicaState::default()
+            .with_replica_id(BrokerId(2))
+            .with_replica_directory_id(if v >= 2 { directory } else { uuid::Uuid::nil() })
+            .with_log_end_offset(42)
+            .with_last_fetch_timestamp(if v >= 1 { 7 } else { -1 })
+            .with_last_caught_up_timestamp(if v >= 1 { 8 } else { -1 });
+        let partition = dq::PartitionData::default()
+            .with_partition_index(0)
+            .with_error_message(if v >= 2 { Some(s("none")) } else { Some(s("")) })
+            .with_leader_id(BrokerId(2))
+            .with_leader_epoch(3)
+            .with_high_watermark(42)
+            .with_current_voters(vec![replica.clone()])
+            .with_observers(vec![replica]);
+        let topic =
+            dq::TopicData::default().with_topic_name(topic("__cluster_metadata")).with_partitions(vec![partition]);
+        let mut response = DescribeQuorumResponse::default()
+            .with_error_message(if v >= 2 { Some(s("none")) } else { Some(s("")) })
+            .with_topics(vec![topic]);
+        if v >= 2 {
+            let listener = dq::Listener::default().with_name(s("CONTROLLER")).with_host(s("h")).with_port(9193);
+            response =
+                response.with_nodes(vec![Node::default().with_node_id(BrokerId(2)).with_listeners(vec![listener])]);
+        }
+        round_trip("DescribeQuorum response", v, &response);
     }
 }

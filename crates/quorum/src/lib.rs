@@ -15,6 +15,7 @@
 pub mod disk;
 pub mod log_files;
 pub mod log_store;
+pub mod membership;
 pub mod network;
 pub mod quorum;
 pub mod rpc;

@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::log_files::{LogError, SEGMENT_BYTES_DEFAULT};
 use crate::log_store::LogStore;
+use crate::membership::{self, VoterChanges};
 use crate::network::{Connection, NetworkFactory};
 use crate::rpc::{ForwardError, NodeStatus, Request, Response, TransportError, FRAME_BYTES_MAX_DEFAULT};
 use crate::server::{self, ServerLimits};
@@ -43,7 +44,9 @@ pub struct QuorumConfig {
     /// The controller listener to bind (`--controller-listen`), unless a bound listener is
     /// passed to [`Quorum::start_with_listener`].
     pub listen: String,
-    /// A voter (controller) or a learner (broker only).
+    /// One of the initial voters (`voters`), which initialize the quorum once. Any other node
+    /// joins as a learner (an observer) and may be made a voter later ([`Quorum::add_voter`]);
+    /// the membership, kept in the log, then decides what it is on every later start.
     pub voter: bool,
     pub tuning: QuorumTuning,
 }
@@ -130,6 +133,10 @@ pub enum QuorumError {
     TooLarge { bytes: u64, bytes_max: u64 },
     #[error("node {0} is not a member")]
     UnknownNode(NodeId),
+    /// A voter change refused by the leader, nothing changed: [`ForwardError::ChangeInProgress`],
+    /// `DuplicateVoter`, `VoterNotFound`, `NotCaughtUp` or `Invalid`.
+    #[error("{0}")]
+    VoterChange(ForwardError),
 }
 
 impl From<Fatal<NodeId>> for QuorumError {
@@ -164,6 +171,7 @@ pub struct Quorum {
     voter: bool,
     tuning: QuorumTuning,
     raft: Raft,
+    voter_changes: VoterChanges,
     images: watch::Receiver<Arc<MetadataImage>>,
     stop_server: watch::Sender<bool>,
     server: JoinHandle<()>,
@@ -173,6 +181,8 @@ pub struct Quorum {
 enum LeaderCall {
     Propose(MetadataBatch),
     AddLearner(NodeId, QuorumNode),
+    AddVoter(NodeId, Option<QuorumNode>),
+    RemoveVoter(NodeId),
 }
 
 impl Quorum {
@@ -206,7 +216,8 @@ impl Quorum {
         }
         .validate()?;
         let client_tls = tuning.tls.as_ref().map(|tls| tls.client.clone());
-        let network = NetworkFactory::new(tuning.frame_bytes_max, &cluster_id, tuning.outbound_bind, client_tls);
+        let network =
+            NetworkFactory::new(tuning.frame_bytes_max, &cluster_id, tuning.outbound_bind, client_tls.clone());
         let raft = Raft::new(node_id, Arc::new(raft_config), network, log, state_machine).await?;
         let limits = ServerLimits {
             cluster_id: cluster_id.clone(),
@@ -217,10 +228,24 @@ impl Quorum {
             tls: tuning.tls.clone(),
             request_timeout: tuning.request_timeout,
             propose_timeout: tuning.propose_timeout,
+            voter_changes: VoterChanges::new(&cluster_id, tuning.frame_bytes_max, client_tls, tuning.outbound_bind),
         };
+        let voter_changes = limits.voter_changes.clone();
         let (stop_server, stopped) = watch::channel(false);
         let server = tokio::spawn(server::serve(listener, raft.clone(), limits, stopped));
-        Ok(Quorum { cluster_id, node_id, node, voters, voter, tuning, raft, images, stop_server, server })
+        Ok(Quorum {
+            cluster_id,
+            node_id,
+            node,
+            voters,
+            voter,
+            tuning,
+            raft,
+            voter_changes,
+            images,
+            stop_server,
+            server,
+        })
     }
 
     /// Makes the configured voters the quorum, once: a no-op (`Ok(false)`) on a node that
@@ -255,14 +280,47 @@ impl Quorum {
         let batch = MetadataBatch { records };
         // The leader checks a forwarded batch the same way.
         server::check_batch(&batch, self.tuning.frame_bytes_max).map_err(refused)?;
-        self.on_leader(LeaderCall::Propose(batch)).await
+        self.on_leader(LeaderCall::Propose(batch), self.tuning.propose_timeout).await
     }
 
     /// Adds `node_id` as a learner (it starts receiving the log; it does not vote). Returns
     /// the index of the membership entry. Forwards to the leader if needed.
     pub async fn add_learner(&self, node_id: NodeId, node: QuorumNode) -> Result<u64, QuorumError> {
         server::check_node(&node).map_err(refused)?;
-        self.on_leader(LeaderCall::AddLearner(node_id, node)).await
+        self.on_leader(LeaderCall::AddLearner(node_id, node), self.tuning.propose_timeout).await
+    }
+
+    /// Makes `node_id` a voter (AddRaftVoter): a learner already, or added as one at `node`'s
+    /// address first; it must catch up with the leader within `timeout`. Returns the index of
+    /// the membership entry. Forwards to the leader if needed. See [`crate::membership`].
+    pub async fn add_voter(
+        &self,
+        node_id: NodeId,
+        node: Option<QuorumNode>,
+        timeout: Duration,
+    ) -> Result<u64, QuorumError> {
+        if let Some(node) = &node {
+            server::check_node(node).map_err(refused)?;
+        }
+        let timeout = timeout.min(server::VOTER_CHANGE_TIMEOUT_MAX);
+        self.on_leader(LeaderCall::AddVoter(node_id, node), timeout).await
+    }
+
+    /// Takes `node_id` out of the voters (RemoveRaftVoter); it may be the leader, which steps
+    /// down once the change is committed. Forwards to the leader if needed.
+    pub async fn remove_voter(&self, node_id: NodeId, timeout: Duration) -> Result<u64, QuorumError> {
+        let timeout = timeout.min(server::VOTER_CHANGE_TIMEOUT_MAX);
+        self.on_leader(LeaderCall::RemoveVoter(node_id), timeout).await
+    }
+
+    /// Whether this node's log names it a member (voter or learner): a node that joined once
+    /// stays a member across restarts, without asking again.
+    pub async fn is_member(&self) -> Result<bool, QuorumError> {
+        let id = self.node_id;
+        Ok(self
+            .raft
+            .with_raft_state(move |state| state.membership_state.effective().membership().get_node(&id).is_some())
+            .await?)
     }
 
     /// The leader this node knows of, with its addresses.
@@ -345,8 +403,7 @@ impl Quorum {
         Ok(())
     }
 
-    async fn on_leader(&self, call: LeaderCall) -> Result<u64, QuorumError> {
-        let timeout = self.tuning.propose_timeout;
+    async fn on_leader(&self, call: LeaderCall, timeout: Duration) -> Result<u64, QuorumError> {
         let deadline = Instant::now() + timeout;
         let timed_out = || QuorumError::Timeout { timeout_ms: timeout.as_millis() };
         loop {
@@ -358,6 +415,12 @@ impl Quorum {
                 LeaderCall::Propose(batch) => server::propose_here(&self.raft, batch.clone(), remaining).await,
                 LeaderCall::AddLearner(id, node) => {
                     server::add_learner_here(&self.raft, *id, node.clone(), remaining).await
+                }
+                LeaderCall::AddVoter(id, node) => {
+                    membership::add_voter_here(&self.raft, &self.voter_changes, *id, node.clone(), remaining).await
+                }
+                LeaderCall::RemoveVoter(id) => {
+                    membership::remove_voter_here(&self.raft, &self.voter_changes, *id, remaining).await
                 }
             };
             let stale_leader = match local {
@@ -372,7 +435,7 @@ impl Quorum {
                 }
                 Err(ForwardError::NotLeader { leader_id, .. }) => leader_id,
                 Err(ForwardError::Timeout) => return Err(timed_out()),
-                Err(e @ (ForwardError::Failed { .. } | ForwardError::TooLarge { .. })) => return Err(refused(e)),
+                Err(e) => return Err(refused(e)),
             };
             self.wait_for_other_leader(stale_leader, deadline).await;
         }
@@ -380,9 +443,16 @@ impl Quorum {
 
     /// Sends `call` to `leader`. Retryable failures are those where it surely did not run.
     async fn forward(&self, call: &LeaderCall, leader: &QuorumNode, deadline: Instant) -> Result<u64, Retry> {
+        // A voter change runs on the leader for what is left of this call's time, less a tenth
+        // for its answer to come back.
+        let leader_time = millis(deadline.saturating_duration_since(Instant::now()) * 9 / 10);
         let request = match call {
             LeaderCall::Propose(batch) => Request::Propose(batch.clone()),
             LeaderCall::AddLearner(id, node) => Request::AddLearner { node_id: *id, node: node.clone() },
+            LeaderCall::AddVoter(id, node) => {
+                Request::AddVoter { node_id: *id, node: node.clone(), timeout_ms: leader_time }
+            }
+            LeaderCall::RemoveVoter(id) => Request::RemoveVoter { node_id: *id, timeout_ms: leader_time },
         };
         // A fresh connection per forwarded call: a reused one that broke would leave it unknown
         // whether the leader ran the call, and forwarded calls are rare.
@@ -397,9 +467,7 @@ impl Quorum {
             Ok(Response::Forwarded(Err(ForwardError::Timeout))) | Err(TransportError::Timeout { .. }) => {
                 Err(Retry::No(QuorumError::Timeout { timeout_ms: self.tuning.propose_timeout.as_millis() }))
             }
-            Ok(Response::Forwarded(Err(e @ (ForwardError::Failed { .. } | ForwardError::TooLarge { .. })))) => {
-                Err(Retry::No(refused(e)))
-            }
+            Ok(Response::Forwarded(Err(e))) => Err(Retry::No(refused(e))),
             Err(TransportError::Connect { .. }) => Err(Retry::Again),
             Ok(_) => Err(Retry::No(QuorumError::Unknown(TransportError::Mismatch))),
             Err(e) => Err(Retry::No(QuorumError::Unknown(e))),
@@ -424,8 +492,17 @@ fn refused(error: ForwardError) -> QuorumError {
     match error {
         ForwardError::TooLarge { bytes, bytes_max } => QuorumError::TooLarge { bytes, bytes_max },
         ForwardError::Failed { message } => QuorumError::Refused { message },
+        e @ (ForwardError::ChangeInProgress
+        | ForwardError::DuplicateVoter { .. }
+        | ForwardError::VoterNotFound { .. }
+        | ForwardError::NotCaughtUp { .. }
+        | ForwardError::Invalid { .. }) => QuorumError::VoterChange(e),
         other => QuorumError::Refused { message: other.to_string() },
     }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 enum Retry {

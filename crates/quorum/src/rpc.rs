@@ -52,6 +52,18 @@ pub enum Request {
         node_id: NodeId,
         node: QuorumNode,
     },
+    /// A voter addition forwarded to the leader (AddRaftVoter): `node` is the address given
+    /// with the request, used when the node is not a learner yet.
+    AddVoter {
+        node_id: NodeId,
+        node: Option<QuorumNode>,
+        timeout_ms: u64,
+    },
+    /// A voter removal forwarded to the leader (RemoveRaftVoter).
+    RemoveVoter {
+        node_id: NodeId,
+        timeout_ms: u64,
+    },
     /// This node's own view: its applied index, for `runnel cluster info`.
     Status,
 }
@@ -85,6 +97,19 @@ pub enum ForwardError {
     /// The batch (or learner) is too large to ever be replicated, as JSON; nothing was written.
     #[error("{bytes} bytes exceed the limit of {bytes_max}")]
     TooLarge { bytes: u64, bytes_max: u64 },
+    /// Another voter change is running or not yet committed; nothing was changed.
+    #[error("another voter change is in progress")]
+    ChangeInProgress,
+    #[error("node {node_id} is already a voter")]
+    DuplicateVoter { node_id: NodeId },
+    #[error("node {node_id} is not a voter")]
+    VoterNotFound { node_id: NodeId },
+    /// The new voter did not catch up with the leader in time; it stays a learner.
+    #[error("node {node_id} did not catch up with the leader in time")]
+    NotCaughtUp { node_id: NodeId },
+    /// A voter change that cannot be made as asked; nothing was changed.
+    #[error("{message}")]
+    Invalid { message: String },
 }
 
 /// One node's view of its own progress.

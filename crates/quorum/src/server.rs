@@ -23,6 +23,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::log_files::ENTRY_BYTES_MAX;
+use crate::membership::{self, VoterChanges};
 use crate::rpc::{self, ForwardError, NodeStatus, Request, Response, TransportError, HELLO_FRAME_BYTES_MAX};
 use crate::types::{MetadataBatch, NodeId, QuorumNode, Raft, StorageError, TypeConfig};
 
@@ -43,7 +44,12 @@ pub struct ServerLimits {
     pub propose_timeout: Duration,
     /// Mutual TLS: the handshake (bounded by `request_timeout`) comes before the hello.
     pub tls: Option<rpc::QuorumTls>,
+    /// Voter changes running on this node (see [`crate::membership`]).
+    pub voter_changes: VoterChanges,
 }
+
+/// The longest a forwarded voter addition may wait for the new voter to catch up.
+pub const VOTER_CHANGE_TIMEOUT_MAX: Duration = Duration::from_secs(300);
 
 /// Accepts connections until `shutdown` turns true; then drops every connection task.
 pub async fn serve(listener: TcpListener, raft: Raft, limits: ServerLimits, mut shutdown: watch::Receiver<bool>) {
@@ -168,6 +174,14 @@ async fn handle(raft: &Raft, request: Request, limits: &ServerLimits) -> Respons
             Ok(()) => add_learner_here(raft, node_id, node, limits.propose_timeout).await,
             Err(refused) => Err(refused),
         }),
+        Request::AddVoter { node_id, node, timeout_ms } => {
+            let timeout = Duration::from_millis(timeout_ms).min(VOTER_CHANGE_TIMEOUT_MAX);
+            Response::Forwarded(membership::add_voter_here(raft, &limits.voter_changes, node_id, node, timeout).await)
+        }
+        Request::RemoveVoter { node_id, timeout_ms } => {
+            let timeout = Duration::from_millis(timeout_ms).min(VOTER_CHANGE_TIMEOUT_MAX);
+            Response::Forwarded(membership::remove_voter_here(raft, &limits.voter_changes, node_id, timeout).await)
+        }
         Request::Status => Response::Status(status(raft)),
     }
 }
@@ -257,7 +271,7 @@ pub async fn add_learner_here(
     }
 }
 
-fn write_error(error: RaftError<NodeId, ClientWriteError<NodeId, QuorumNode>>) -> ForwardError {
+pub(crate) fn write_error(error: RaftError<NodeId, ClientWriteError<NodeId, QuorumNode>>) -> ForwardError {
     match error {
         RaftError::APIError(ClientWriteError::ForwardToLeader(to)) => {
             ForwardError::NotLeader { leader_id: to.leader_id, leader: to.leader_node }

@@ -46,6 +46,7 @@ async fn serving(frame_bytes_max: u32, snapshot_bytes_max: u64) -> Node {
         request_timeout: SLOW,
         propose_timeout: WAIT,
         tls: None,
+        voter_changes: VoterChanges::new(CLUSTER, frame_bytes_max, None, None),
     };
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(serve(listener, raft.clone(), limits, stopped));

@@ -2,7 +2,7 @@
 //! it (DescribeCluster, DescribeLogDirs, DescribeQuorum, ListPartitionReassignments,
 //! DescribeAcls, DescribeUserScramCredentials) needs Describe on the cluster; changing it
 //! (ElectLeaders, AlterPartitionReassignments, CreateAcls, DeleteAcls,
-//! AlterUserScramCredentials) Alter; InitProducerId needs Write on its transactional id,
+//! AlterUserScramCredentials, AddRaftVoter, RemoveRaftVoter) Alter; InitProducerId needs Write on its transactional id,
 //! or for an idempotent producer IdempotentWrite on the cluster or Write on some topic.
 
 use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
@@ -71,6 +71,26 @@ pub fn describe_quorum(
 ) -> Gate<DescribeQuorumRequest, DescribeQuorumResponse> {
     on_cluster(access, Operation::Describe, request, |_| {
         DescribeQuorumResponse::default().with_error_code(DENIED.code()).with_error_message(message(DENIED))
+    })
+}
+
+/// AddRaftVoter (KIP-853): Alter on the cluster, as Kafka's controller checks.
+pub fn add_raft_voter(
+    access: &Access,
+    request: AddRaftVoterRequest,
+) -> Gate<AddRaftVoterRequest, AddRaftVoterResponse> {
+    on_cluster(access, Operation::Alter, request, |_| {
+        AddRaftVoterResponse::default().with_error_code(DENIED.code()).with_error_message(message(DENIED))
+    })
+}
+
+/// RemoveRaftVoter (KIP-853): Alter on the cluster.
+pub fn remove_raft_voter(
+    access: &Access,
+    request: RemoveRaftVoterRequest,
+) -> Gate<RemoveRaftVoterRequest, RemoveRaftVoterResponse> {
+    on_cluster(access, Operation::Alter, request, |_| {
+        RemoveRaftVoterResponse::default().with_error_code(DENIED.code()).with_error_message(message(DENIED))
     })
 }
 

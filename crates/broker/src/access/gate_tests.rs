@@ -159,6 +159,22 @@ fn an_idempotent_producer_needs_write_somewhere_or_idempotent_write() {
 }
 
 #[test]
+fn voter_changes_need_alter_on_the_cluster() {
+    let describer = alice(&[(CLUSTER, "kafka-cluster", LITERAL, "User:alice", Operation::Describe, true)]);
+    let Gate::Refuse(response) = cluster::add_raft_voter(&describer, AddRaftVoterRequest::default()) else {
+        panic!("Describe is not enough to add a voter")
+    };
+    assert_eq!(response.error_code, ResponseError::ClusterAuthorizationFailed.code());
+    let Gate::Refuse(response) = cluster::remove_raft_voter(&describer, RemoveRaftVoterRequest::default()) else {
+        panic!("Describe is not enough to remove a voter")
+    };
+    assert_eq!(response.error_code, ResponseError::ClusterAuthorizationFailed.code());
+    let operator = alice(&[(CLUSTER, "kafka-cluster", LITERAL, "User:alice", Operation::Alter, true)]);
+    assert!(!cluster::add_raft_voter(&operator, AddRaftVoterRequest::default()).denied_anything());
+    assert!(!cluster::remove_raft_voter(&operator, RemoveRaftVoterRequest::default()).denied_anything());
+}
+
+#[test]
 fn group_apis_need_the_group_and_commits_the_topics() {
     let access = alice(&[
         (GROUP, "g", LITERAL, "User:alice", Operation::Read, true),
@@ -373,6 +389,10 @@ fn refusals_and_completions_encode_in_every_supported_version() {
     });
     every_version(ApiKey::DescribeQuorum, |_| {
         refusal(cluster::describe_quorum(&nobody, DescribeQuorumRequest::default()))
+    });
+    every_version(ApiKey::AddRaftVoter, |_| refusal(cluster::add_raft_voter(&nobody, AddRaftVoterRequest::default())));
+    every_version(ApiKey::RemoveRaftVoter, |_| {
+        refusal(cluster::remove_raft_voter(&nobody, RemoveRaftVoterRequest::default()))
     });
     every_version(ApiKey::ElectLeaders, |version| {
         let request = ElectLeadersRequest::default().with_topic_partitions(Some(vec![

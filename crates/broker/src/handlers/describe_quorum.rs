@@ -3,10 +3,14 @@
 //! answers on any node, asking each member for its applied index over the quorum's
 //! transport, so `runnel cluster info` can bootstrap from any node. A single node reports
 //! itself as the only voter, its offset being the count of metadata records applied.
+//!
+//! Voters are the Raft voters, observers the learners (brokers, and controllers not yet
+//! added with AddRaftVoter). v2 adds each voter's endpoint on the controller listener
+//! (`nodes`); Runnel keeps no directory ids, so every `replica_directory_id` is zero.
 
 use std::time::Duration;
 
-use kafka_protocol::messages::describe_quorum_response::{PartitionData, ReplicaState, TopicData};
+use kafka_protocol::messages::describe_quorum_response::{Listener, Node, PartitionData, ReplicaState, TopicData};
 use kafka_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
@@ -22,6 +26,25 @@ fn replica(id: i64, offset: i64) -> ReplicaState {
         .with_log_end_offset(offset)
         .with_last_fetch_timestamp(-1)
         .with_last_caught_up_timestamp(-1)
+}
+
+/// The voters' endpoints on the controller listener, for v2's `nodes`.
+fn voter_nodes(ctx: &Context<'_>) -> Vec<Node> {
+    let Some(quorum) = ctx.broker.metadata.quorum() else { return vec![] };
+    let name = StrBytes::from_string(ctx.broker.config.controller_listener_name.as_str().to_string());
+    let mut nodes = Vec::new();
+    for (id, (node, voter)) in quorum.metrics().members {
+        let Some((host, port)) = node.controller_addr.rsplit_once(':') else { continue };
+        let (Ok(port), Ok(id)) = (port.parse::<u16>(), i32::try_from(id)) else { continue };
+        if voter {
+            let listener = Listener::default()
+                .with_name(name.clone())
+                .with_host(StrBytes::from_string(host.trim_matches(['[', ']']).to_string()))
+                .with_port(port);
+            nodes.push(Node::default().with_node_id(BrokerId(id)).with_listeners(vec![listener]));
+        }
+    }
+    nodes
 }
 
 async fn partition(ctx: &Context<'_>) -> PartitionData {
@@ -59,5 +82,10 @@ pub async fn handle(ctx: &Context<'_>, _request: DescribeQuorumRequest) -> Descr
     let topic = TopicData::default()
         .with_topic_name(TopicName(StrBytes::from_static_str(METADATA_TOPIC)))
         .with_partitions(vec![partition(ctx).await]);
-    DescribeQuorumResponse::default().with_error_message(None).with_topics(vec![topic])
+    let response = DescribeQuorumResponse::default().with_error_message(None).with_topics(vec![topic]);
+    if ctx.version >= 2 {
+        response.with_nodes(voter_nodes(ctx))
+    } else {
+        response
+    }
 }

@@ -29,6 +29,7 @@ mod list_offsets;
 mod metadata;
 mod offsets_for_leader_epoch;
 mod produce;
+mod raft_voters;
 mod reassignments;
 mod sasl;
 mod scram_credentials;
@@ -333,6 +334,14 @@ async fn serve(ctx: &Context<'_>, api: ApiKey, version: i16, body: Bytes) -> Res
         ApiKey::DescribeQuorum => {
             let gate = access::cluster::describe_quorum(access, decode_body(api, version, body)?);
             respond(api, ctx, gate.serve_async(|r| describe_quorum::handle(ctx, r)).await)
+        }
+        ApiKey::AddRaftVoter => {
+            let gate = access::cluster::add_raft_voter(access, decode_body(api, version, body)?);
+            respond(api, ctx, gate.serve_async(|r| raft_voters::add(ctx, r)).await)
+        }
+        ApiKey::RemoveRaftVoter => {
+            let gate = access::cluster::remove_raft_voter(access, decode_body(api, version, body)?);
+            respond(api, ctx, gate.serve_async(|r| raft_voters::remove(ctx, r)).await)
         }
         ApiKey::OffsetForLeaderEpoch if version < 2 => {
             let request = runnel_protocol::legacy::offset_for_leader_epoch_v0_v1(body)

@@ -27,6 +27,7 @@ macro_rules! without_throttle_field {
 }
 
 throttled!(
+    AddRaftVoterResponse,
     AlterClientQuotasResponse,
     AlterConfigsResponse,
     AlterPartitionReassignmentsResponse,
@@ -63,6 +64,7 @@ throttled!(
     OffsetFetchResponse,
     OffsetForLeaderEpochResponse,
     ProduceResponse,
+    RemoveRaftVoterResponse,
     SyncGroupResponse,
 );
 

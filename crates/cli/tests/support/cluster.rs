@@ -170,6 +170,47 @@ struct Member {
     _dir: TempDir,
     spec: Spec,
     kafka_addr: String,
+    controller_addr: String,
+}
+
+/// Launches node `spec` on the given ports (a spec's own controller port wins) with
+/// `--controller-quorum voters`; does not wait for it.
+fn launch(spec: &Spec, kafka_port: u16, controller_port: u16, voters: &str) -> Member {
+    let dir = TempDir::new().expect("node data dir");
+    let kafka_addr = format!("127.0.0.1:{kafka_port}");
+    let controller_port = spec.controller.as_ref().map_or(controller_port, |(port, _)| *port);
+    let controller_addr = format!("127.0.0.1:{controller_port}");
+    let id = spec.id.to_string();
+    let listeners = match spec.extra_listeners {
+        Some(extra) => format!("listeners=PLAINTEXT://{kafka_addr},{extra}"),
+        None => kafka_addr.clone(),
+    };
+    let listen_flag = if spec.extra_listeners.is_some() { "--set" } else { "--listen" };
+    let mut args = vec![
+        "--node-id",
+        &id,
+        listen_flag,
+        &listeners,
+        "--controller-listen",
+        &controller_addr,
+        "--controller-quorum",
+        voters,
+        "--roles",
+        spec.roles,
+    ];
+    if let Some(rack) = spec.rack {
+        args.extend(["--rack", rack]);
+    }
+    if let Some((_, advertise)) = &spec.controller {
+        args.extend(["--controller-advertise", advertise.as_str()]);
+    }
+    if let Some(advertise) = &spec.advertise {
+        args.extend(["--advertise", advertise.as_str()]);
+    }
+    args.extend(spec.extra_args.iter().map(String::as_str));
+    let mut node = Node::launch_with(dir.path(), &args, spec.metrics);
+    node.set_label(format!("node {} ({}, kafka {kafka_addr}, controller {controller_addr})", id, spec.roles));
+    Member { node, _dir: dir, spec: spec.clone(), kafka_addr, controller_addr }
 }
 
 /// A running cluster; nodes are addressed by node id.
@@ -177,6 +218,8 @@ pub struct Cluster {
     members: Vec<Member>,
     /// How the test's own connections ([`Cluster::view`]) reach the nodes.
     client: ClientSecurity,
+    /// The `--controller-quorum` every node is given (the initial voters).
+    voters: String,
 }
 
 impl Cluster {
@@ -194,55 +237,27 @@ impl Cluster {
             .collect();
         assert!(!voters.is_empty(), "a cluster needs at least one controller");
         let voters = voters.join(",");
-        let mut members: Vec<Member> = specs
-            .iter()
-            .enumerate()
-            .map(|(i, spec)| {
-                let dir = TempDir::new().expect("node data dir");
-                let kafka_addr = format!("127.0.0.1:{}", ports[2 * i]);
-                let controller_port = spec.controller.as_ref().map_or(ports[2 * i + 1], |(port, _)| *port);
-                let controller_addr = format!("127.0.0.1:{controller_port}");
-                let id = spec.id.to_string();
-                let listeners = match spec.extra_listeners {
-                    Some(extra) => format!("listeners=PLAINTEXT://{kafka_addr},{extra}"),
-                    None => kafka_addr.clone(),
-                };
-                let listen_flag = if spec.extra_listeners.is_some() { "--set" } else { "--listen" };
-                let mut args = vec![
-                    "--node-id",
-                    &id,
-                    listen_flag,
-                    &listeners,
-                    "--controller-listen",
-                    &controller_addr,
-                    "--controller-quorum",
-                    &voters,
-                    "--roles",
-                    spec.roles,
-                ];
-                if let Some(rack) = spec.rack {
-                    args.extend(["--rack", rack]);
-                }
-                if let Some((_, advertise)) = &spec.controller {
-                    args.extend(["--controller-advertise", advertise.as_str()]);
-                }
-                if let Some(advertise) = &spec.advertise {
-                    args.extend(["--advertise", advertise.as_str()]);
-                }
-                args.extend(spec.extra_args.iter().map(String::as_str));
-                let mut node = Node::launch_with(dir.path(), &args, spec.metrics);
-                node.set_label(format!(
-                    "node {} ({}, kafka {kafka_addr}, controller {controller_addr})",
-                    id, spec.roles
-                ));
-                Member { node, _dir: dir, spec: spec.clone(), kafka_addr }
-            })
-            .collect();
+        let mut members: Vec<Member> =
+            specs.iter().enumerate().map(|(i, spec)| launch(spec, ports[2 * i], ports[2 * i + 1], &voters)).collect();
         for member in &mut members {
             member.node.wait_listening_within(CLUSTER_STARTUP_TIMEOUT);
             assert_eq!(member.node.bootstrap(), member.kafka_addr, "node {} listens where it was told", member.spec.id);
         }
-        Cluster { members, client: ClientSecurity::plaintext() }
+        Cluster { members, client: ClientSecurity::plaintext(), voters }
+    }
+
+    /// Starts one more node, not among the initial voters, with the cluster's
+    /// `--controller-quorum` (a controller joins as an observer), and waits until it listens.
+    pub fn join(&mut self, spec: Spec) {
+        let ports = free_ports(2);
+        let mut member = launch(&spec, ports[0], ports[1], &self.voters);
+        member.node.wait_listening_within(CLUSTER_STARTUP_TIMEOUT);
+        self.members.push(member);
+    }
+
+    /// The quorum address node `id` was told to serve on (`--controller-listen`).
+    pub fn controller_addr(&self, id: i32) -> &str {
+        &self.member(id).controller_addr
     }
 
     fn member(&self, id: i32) -> &Member {
