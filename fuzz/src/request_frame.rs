@@ -89,6 +89,8 @@ pub fn decode_body(api: ApiKey, version: i16, body: Bytes) {
         ApiKey::SaslHandshake => drop(decode::<SaslHandshakeRequest>(body, version)),
         ApiKey::SaslAuthenticate => drop(decode::<SaslAuthenticateRequest>(body, version)),
         ApiKey::DescribeUserScramCredentials => drop(decode::<DescribeUserScramCredentialsRequest>(body, version)),
+        ApiKey::DescribeClientQuotas => drop(decode::<DescribeClientQuotasRequest>(body, version)),
+        ApiKey::AlterClientQuotas => drop(decode::<AlterClientQuotasRequest>(body, version)),
         ApiKey::AlterUserScramCredentials => drop(decode::<AlterUserScramCredentialsRequest>(body, version)),
         // The dispatcher refuses the rest; is_supported let none of them through.
         other => panic!("{other:?} v{version} passed is_supported but has no decoder here"),
