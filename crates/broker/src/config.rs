@@ -329,6 +329,16 @@ impl BrokerConfig {
             self.topic_defaults.insert(topic_name.to_string(), value.trim().to_string());
             return Ok(());
         }
+        if matches!(
+            key,
+            "metric.reporters"
+                | "max.connections.per.ip.overrides"
+                | "transaction.partition.verification.enable"
+                | "num.replica.alter.log.dirs.threads"
+        ) {
+            // Accepted and reported, not acted on (see dynamic_config).
+            return Ok(());
+        }
         if crate::dynamic_config::DYNAMIC_NOT_ACTED_ON.contains(&key) {
             // Accepted and reported, not acted on: a non-negative number.
             return match value.trim().parse::<f64>() {

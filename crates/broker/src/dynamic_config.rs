@@ -110,11 +110,69 @@ pub const DYNAMIC_NOT_ACTED_ON: &[&str] = &[
     "replica.alter.log.dirs.io.max.bytes.per.second",
 ];
 
+/// Settings Kafka lets change at runtime whose values are text, which Runnel accepts,
+/// stores and reports, but does not act on yet: listeners are bound at start (a node
+/// serves the listeners it started with), PLAIN users and SASL mechanisms are read at start
+/// (SCRAM users change at runtime through their own API), and the rest has no counterpart.
+pub const DYNAMIC_NOT_ACTED_ON_TEXT: &[&str] = &[
+    "advertised.listeners",
+    "listener.security.protocol.map",
+    "listeners",
+    "max.connections.per.ip.overrides",
+    "metric.reporters",
+    "num.replica.alter.log.dirs.threads",
+    "num.replica.fetchers",
+    "sasl.enabled.mechanisms",
+    "transaction.partition.verification.enable",
+];
+
+/// The part of a setting after `listener.name.<name>.`, or the whole name.
+fn unprefixed(name: &str) -> &str {
+    match name.strip_prefix("listener.name.") {
+        Some(rest) => rest.split_once('.').map_or(rest, |(_, setting)| setting),
+        None => name,
+    }
+}
+
+/// A listener's TLS setting (plain or `listener.name.<name>.`-prefixed): acted on at
+/// runtime, the listener's material reloaded (`TlsContext::follow`).
+pub fn is_tls_setting(name: &str) -> bool {
+    const TLS: &[&str] = &[
+        "ssl.keystore.location",
+        "ssl.keystore.key",
+        "ssl.keystore.certificate.chain",
+        "ssl.keystore.type",
+        "ssl.truststore.location",
+        "ssl.truststore.certificates",
+        "ssl.truststore.type",
+        "ssl.client.auth",
+        "ssl.principal.mapping.rules",
+        "ssl.enabled.protocols",
+        "ssl.endpoint.identification.algorithm",
+    ];
+    TLS.contains(&unprefixed(name))
+}
+
+/// A listener's SASL setting (`listener.name.<name>.sasl.enabled.mechanisms`,
+/// `listener.name.<name>.<mechanism>.sasl.jaas.config`): accepted, not acted on yet.
+fn is_sasl_listener_setting(name: &str) -> bool {
+    name.starts_with("listener.name.") && {
+        let rest = unprefixed(name);
+        rest == "sasl.enabled.mechanisms" || rest.ends_with(".sasl.jaas.config")
+    }
+}
+
 /// Whether broker setting `name` may be changed at runtime.
 pub fn is_dynamic(name: &str) -> bool {
     TOPIC_SYNONYMS.iter().any(|(_, brokers)| brokers[0] == name)
         || DYNAMIC_ACTED_ON.contains(&name)
-        || DYNAMIC_NOT_ACTED_ON.contains(&name)
+        || is_tls_setting(name)
+        || is_not_acted_on(name)
+}
+
+/// Whether a dynamic broker setting is accepted and reported but not acted on yet.
+pub fn is_not_acted_on(name: &str) -> bool {
+    DYNAMIC_NOT_ACTED_ON.contains(&name) || DYNAMIC_NOT_ACTED_ON_TEXT.contains(&name) || is_sasl_listener_setting(name)
 }
 
 /// Every dynamic name, for DescribeConfigs.
@@ -124,6 +182,7 @@ pub fn dynamic_names() -> impl Iterator<Item = &'static str> {
         .map(|(_, brokers)| brokers[0])
         .chain(DYNAMIC_ACTED_ON.iter().copied())
         .chain(DYNAMIC_NOT_ACTED_ON.iter().copied())
+        .chain(DYNAMIC_NOT_ACTED_ON_TEXT.iter().copied())
 }
 
 /// Kafka's (or, where Runnel's differs, Runnel's) default of dynamic broker setting `name`,
@@ -306,6 +365,12 @@ mod tests {
         for name in dynamic_names() {
             assert!(is_dynamic(name));
         }
+        assert!(is_dynamic("listener.name.ssl.ssl.keystore.location") && is_tls_setting("ssl.truststore.location"));
+        assert!(!is_not_acted_on("listener.name.ssl.ssl.keystore.location"), "TLS material follows at runtime");
+        assert!(is_not_acted_on("listener.name.sasl_ssl.plain.sasl.jaas.config"));
+        assert!(is_not_acted_on("listeners") && is_dynamic("metric.reporters"));
+        assert!(!is_dynamic("listener.name.ssl.node.id"));
+        assert!(check(&base, None, Some(&map(&[("listeners", "not a listener")]))).is_err());
         assert!(is_sensitive("listener.name.sasl_ssl.plain.sasl.jaas.config"));
         assert!(is_sensitive("ssl.key.password"));
         assert!(!is_sensitive("log.retention.ms"));

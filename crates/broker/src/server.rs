@@ -61,7 +61,8 @@ async fn bind_listeners(config: &mut BrokerConfig) -> Result<Vec<Accepting>, Bro
             None
         };
         let tls = if listener.protocol.uses_tls() {
-            Some(Arc::new(TlsContext::new(TlsSettings::from_settings(&listener.name, &config.security)?)?))
+            let context = TlsContext::new(TlsSettings::from_settings(&listener.name, &config.security)?)?;
+            Some(Arc::new(context.built_from(&config.security)))
         } else {
             None
         };
@@ -135,7 +136,8 @@ pub async fn run(
         loops.spawn(accept_loop(broker.clone(), listener, slots.clone(), stop_rx.clone(), alive_tx.clone()));
     }
     drop(alive_tx);
-    let reload = (!tls_contexts.is_empty()).then(|| tokio::spawn(reload_tls(tls_contexts, stop_rx.clone())));
+    let reload =
+        (!tls_contexts.is_empty()).then(|| tokio::spawn(reload_tls(broker.clone(), tls_contexts, stop_rx.clone())));
     tokio::select! {
         _ = loops.join_next() => {}
         _ = shutdown => tracing::info!("shutdown requested"),
@@ -161,8 +163,9 @@ pub async fn run(
     Ok(())
 }
 
-/// Re-reads TLS files that changed, every [`TLS_RELOAD_CHECK`], until `stop`.
-async fn reload_tls(contexts: Vec<Arc<TlsContext>>, mut stop: watch::Receiver<bool>) {
+/// Every [`TLS_RELOAD_CHECK`], until `stop`: takes TLS settings changed at runtime (the
+/// live settings' `ssl.*`), and re-reads TLS files that changed.
+async fn reload_tls(broker: Arc<Broker>, contexts: Vec<Arc<TlsContext>>, mut stop: watch::Receiver<bool>) {
     let mut ticks = tokio::time::interval(TLS_RELOAD_CHECK);
     loop {
         tokio::select! {
@@ -170,8 +173,12 @@ async fn reload_tls(contexts: Vec<Arc<TlsContext>>, mut stop: watch::Receiver<bo
             _ = stop.changed() => return,
         }
         let contexts = contexts.clone();
+        let security = broker.live_config().security.clone();
         let _ = tokio::task::spawn_blocking(move || {
             contexts.iter().for_each(|c| {
+                if let Err(error) = c.follow(&security) {
+                    tracing::warn!(%error, "TLS settings changed at runtime do not load; keeping the previous");
+                }
                 c.reload_if_changed();
             })
         })

@@ -288,9 +288,12 @@ fn stamp(path: &PathBuf) -> Stamp {
     Some((meta.modified().ok()?, meta.len()))
 }
 
-/// A listener's live TLS configuration, swapped when its files change.
+/// A listener's live TLS configuration, swapped when its files change or its settings
+/// are changed at runtime (dynamic broker settings).
 pub struct TlsContext {
-    settings: TlsSettings,
+    settings: RwLock<Arc<TlsSettings>>,
+    /// The `ssl.*` entries (plain and this listener's) the settings were read from.
+    inputs: Mutex<BTreeMap<String, String>>,
     current: RwLock<Arc<ServerConfig>>,
     stamps: Mutex<Vec<(PathBuf, Stamp)>>,
 }
@@ -301,7 +304,53 @@ impl TlsContext {
     pub fn new(settings: TlsSettings) -> Result<Self, TlsError> {
         let stamps = settings.files().into_iter().map(|path| (path.clone(), stamp(&path))).collect();
         let config = settings.build()?;
-        Ok(TlsContext { settings, current: RwLock::new(config), stamps: Mutex::new(stamps) })
+        Ok(TlsContext {
+            settings: RwLock::new(Arc::new(settings)),
+            inputs: Mutex::new(BTreeMap::new()),
+            current: RwLock::new(config),
+            stamps: Mutex::new(stamps),
+        })
+    }
+
+    fn settings(&self) -> Arc<TlsSettings> {
+        self.settings.read_locked().clone()
+    }
+
+    /// Records the `ssl.*` entries the context was built from (see [`TlsContext::follow`]).
+    pub fn built_from(self, security: &BTreeMap<String, String>) -> Self {
+        let listener = self.settings().listener.clone();
+        *self.inputs.locked() = Self::inputs_of(&listener, security);
+        self
+    }
+
+    /// The `ssl.*` entries of `security` that listener `listener` reads.
+    pub fn inputs_of(listener: &ListenerName, security: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let prefix = format!("listener.name.{}.", listener.as_str().to_ascii_lowercase());
+        security
+            .iter()
+            .filter(|(key, _)| key.starts_with("ssl.") || key.to_ascii_lowercase().starts_with(&prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Follows the `ssl.*` settings in `security` (the node's live settings): when this
+    /// listener's changed, its new material is loaded and installed; if it does not load,
+    /// the current configuration stays and the error is returned. `Ok(true)`: installed.
+    pub fn follow(&self, security: &BTreeMap<String, String>) -> Result<bool, String> {
+        let listener = self.settings().listener.clone();
+        let inputs = Self::inputs_of(&listener, security);
+        let mut known = self.inputs.locked();
+        if *known == inputs {
+            return Ok(false);
+        }
+        *known = inputs;
+        let settings = TlsSettings::from_settings(&listener, security).map_err(|e| e.to_string())?;
+        let config = settings.build().map_err(|e| e.to_string())?;
+        *self.stamps.locked() = settings.files().into_iter().map(|path| (path.clone(), stamp(&path))).collect();
+        *self.current.write_locked() = config;
+        tracing::info!(listener = %listener, "TLS settings changed at runtime");
+        *self.settings.write_locked() = Arc::new(settings);
+        Ok(true)
     }
 
     pub fn acceptor(&self) -> TlsAcceptor {
@@ -315,7 +364,7 @@ impl TlsContext {
     pub fn principal_of(&self, certificates: Option<&[CertificateDer<'_>]>) -> Result<Option<String>, String> {
         let Some(first) = certificates.and_then(<[_]>::first) else { return Ok(None) };
         let subject = crate::principal::subject_name(first).ok_or("the client certificate's subject does not parse")?;
-        match self.settings.mapper.map(&subject) {
+        match self.settings().mapper.map(&subject) {
             Some(name) => Ok(Some(format!("User:{name}"))),
             None => Err(format!("no ssl.principal.mapping.rules entry matches {subject}")),
         }
@@ -330,14 +379,15 @@ impl TlsContext {
             return false;
         }
         *stamps = now;
-        match self.settings.build() {
+        let settings = self.settings();
+        match settings.build() {
             Ok(config) => {
                 *self.current.write_locked() = config;
-                tracing::info!(listener = %self.settings.listener, "TLS material reloaded");
+                tracing::info!(listener = %settings.listener, "TLS material reloaded");
                 true
             }
             Err(error) => {
-                tracing::warn!(listener = %self.settings.listener, %error, "TLS material changed but does not load; keeping the previous");
+                tracing::warn!(listener = %settings.listener, %error, "TLS material changed but does not load; keeping the previous");
                 false
             }
         }

@@ -235,3 +235,36 @@ fn an_ssl_quorum_without_client_certificates_is_refused_at_start() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("ssl.client.auth=required"), "{stderr}");
 }
+
+/// A listener's key store changed at runtime (Kafka's dynamic `listener.name.<l>.ssl.*`):
+/// new connections get the new certificate with no restart; a key store that does not load
+/// is refused with INVALID_REQUEST and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_store_set_at_runtime_is_served_without_a_restart() {
+    let (dir, certs) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let (first, second) = (Pki::new(certs.path(), "first"), Pki::new(certs.path(), "second"));
+    let node = tls_node(&dir, &certs, &first, "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0", &[]);
+    let (plain, ssl) = (node.listener("PLAINTEXT").to_string(), node.listener("SSL").to_string());
+    let rotated = certs.path().join("rotated.pem");
+    second.write_keystore(&rotated);
+    let config = |setting: String| {
+        let output = Command::new(env!("CARGO_BIN_EXE_runnel"))
+            .args(["config", "set", "--broker", "1", &setting, "--bootstrap", &plain])
+            .output()
+            .expect("run runnel config set");
+        (output.status.success(), String::from_utf8_lossy(&output.stderr).to_string())
+    };
+    let missing = certs.path().join("missing.pem");
+    let (ok, err) = config(format!("listener.name.ssl.ssl.keystore.location={}", missing.display()));
+    assert!(!ok && err.contains("InvalidRequest") && err.contains("do not load"), "{err}");
+    let (ok, _, err) = kcat(&ssl, &ssl_client(&first.ca_path()), &["-L"], None);
+    assert!(ok, "a refused change leaves the served certificate: {err}");
+
+    let (ok, err) = config(format!("listener.name.ssl.ssl.keystore.location={}", rotated.display()));
+    assert!(ok, "{err}");
+    poll_until(Duration::from_secs(20), Duration::from_millis(200), "the new key store to be served", || {
+        kcat(&ssl, &ssl_client(&second.ca_path()), &["-L"], None).0.then_some(())
+    });
+    let (ok, _, _) = kcat(&ssl, &ssl_client(&first.ca_path()), &["-L"], None);
+    assert!(!ok, "the old certificate is no longer served");
+}

@@ -75,8 +75,38 @@ fn broker_resource(name: &str) -> Result<Option<i32>, Refusal> {
         .ok_or_else(|| (ResponseError::InvalidRequest, format!("'{name}' is not a broker id")))
 }
 
+/// When a change touches this node's TLS settings: every TLS listener's material must load
+/// with the settings the node would run with (Kafka checks a new key store the same way
+/// before it takes it).
+fn check_tls(broker: &Broker, node: Option<i32>, change: &Change) -> Result<(), Refusal> {
+    let touches_tls = match change {
+        Change::Ops(ops) => ops.iter().any(|(name, _)| crate::dynamic_config::is_tls_setting(name)),
+        Change::Replace(wanted) => wanted.keys().any(|name| crate::dynamic_config::is_tls_setting(name)),
+    };
+    if !touches_tls || node.is_some_and(|id| id != broker.config.node_id) {
+        return Ok(());
+    }
+    let image = broker.metadata.image();
+    let current = image.broker_configs(node).cloned().unwrap_or_default();
+    let next = config_changes::apply_broker_ops(&broker.config, &image, node, &ops_for(change, &current))
+        .map_err(|e| (ResponseError::InvalidRequest, e.to_string()))?;
+    let (default, own) = match node {
+        None => (Some(&next), image.broker_configs(Some(broker.config.node_id))),
+        Some(_) => (image.broker_configs(None), Some(&next)),
+    };
+    let (live, _) = crate::dynamic_config::effective(&broker.config, default, own);
+    for listener in broker.config.listeners.all.iter().filter(|l| l.protocol.uses_tls()) {
+        crate::tls::TlsSettings::from_settings(&listener.name, &live.security)
+            .map_err(|e| e.to_string())
+            .and_then(|settings| settings.build().map(|_| ()).map_err(|e| e.to_string()))
+            .map_err(|why| (ResponseError::InvalidRequest, format!("the new TLS settings do not load: {why}")))?;
+    }
+    Ok(())
+}
+
 fn change_broker(broker: &Broker, name: &str, change: Change, validate_only: bool) -> Result<(), Refusal> {
     let node = broker_resource(name)?;
+    check_tls(broker, node, &change)?;
     commit_and_publish(broker, validate_only, |image| {
         let current = image.broker_configs(node).cloned().unwrap_or_default();
         let next = config_changes::apply_broker_ops(&broker.config, image, node, &ops_for(&change, &current))

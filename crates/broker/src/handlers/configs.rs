@@ -112,38 +112,31 @@ fn describe_broker(
             .map(not_acted_on_doc)
             .collect();
     }
-    let mut described: Vec<Described> = static_entries(config)
-        .into_iter()
-        .filter(|(name, _)| wanted(resource, name))
+    // Static settings first, with their values as the node runs them.
+    let statics = static_entries(config);
+    let mut names: std::collections::BTreeSet<String> = dynamic_config::dynamic_names().map(str::to_string).collect();
+    names.extend(config.given.keys().cloned());
+    names.extend(node_values.into_iter().chain(default_values).flat_map(|values| values.keys().cloned()));
+    let mut described: Vec<Described> = statics
+        .iter()
+        .filter(|(name, _)| wanted(resource, name) && !dynamic_config::is_dynamic(name))
         .filter_map(|(name, value)| {
-            let source = if config.given.contains_key(name) {
+            names.remove(*name);
+            let source = if config.given.contains_key(*name) {
                 dynamic_config::SOURCE_STATIC
             } else {
                 dynamic_config::SOURCE_DEFAULT
             };
-            entry(name, &[(source, name.to_string(), value)], None, true, synonyms)
+            entry(name, &[(source, name.to_string(), value.clone())], None, true, synonyms)
         })
         .collect();
-    // Every other setting given at start (security settings among them, never shown).
-    let listed: std::collections::BTreeSet<String> = described.iter().map(|d| d.name.to_string()).collect();
-    described.extend(
-        config
-            .given
-            .iter()
-            .filter(|(name, _)| !listed.contains(*name) && !dynamic_config::is_dynamic(name) && wanted(resource, name))
-            .filter_map(|(name, value)| {
-                entry(name, &[(dynamic_config::SOURCE_STATIC, name.clone(), value.clone())], None, true, synonyms)
-            }),
-    );
-    described.extend(dynamic_config::dynamic_names().filter(|name| wanted(resource, name)).filter_map(|name| {
-        let sources = dynamic_config::broker_sources(
-            name,
-            node_values,
-            default_values,
-            &config.given,
-            dynamic_config::default_value(name),
-        );
-        entry(name, &sources, None, false, synonyms).map(not_acted_on_doc)
+    // Then every dynamic setting, every other setting given at start (security settings
+    // among them, never shown) and whatever is set at runtime, with its sources.
+    described.extend(names.iter().filter(|name| wanted(resource, name)).filter_map(|name| {
+        let default = dynamic_config::default_value(name)
+            .or_else(|| statics.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()));
+        let sources = dynamic_config::broker_sources(name, node_values, default_values, &config.given, default);
+        entry(name, &sources, None, !dynamic_config::is_dynamic(name), synonyms).map(not_acted_on_doc)
     }));
     described
 }
@@ -153,7 +146,7 @@ type Described = DescribeConfigsResourceResult;
 /// Marks a setting Runnel accepts and stores but does not act on.
 fn not_acted_on_doc(described: Described) -> Described {
     let name = described.name.as_str();
-    let not_acted_on = NOT_ACTED_ON.contains(&name) || dynamic_config::DYNAMIC_NOT_ACTED_ON.contains(&name);
+    let not_acted_on = NOT_ACTED_ON.contains(&name) || dynamic_config::is_not_acted_on(name);
     described.with_documentation(not_acted_on.then(|| StrBytes::from_static_str(NOT_ACTED_ON_DOC)))
 }
 
