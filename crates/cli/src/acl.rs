@@ -50,7 +50,7 @@ enum AclCommand {
         /// Only this principal's ACLs, e.g. User:alice (repeatable).
         #[arg(long = "principal", value_name = "PRINCIPAL")]
         principals: Vec<String>,
-        /// Print a JSON array of objects instead of a table.
+        /// Print a JSON array of objects instead of a table (as `--output json` does).
         #[arg(long)]
         json: bool,
     },
@@ -505,6 +505,7 @@ pub async fn run(args: AclArgs) -> anyhow::Result<()> {
             report(&failures, "adding ACLs")
         }
         AclCommand::List { resources, principals, json: as_json } => {
+            let as_json = as_json || args.connect.json();
             let filters = list_filters(&resources, &principals);
             let (mut conn, _security) = args.connect.connect().await?;
             let mut found = BTreeSet::new();
