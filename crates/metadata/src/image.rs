@@ -118,6 +118,7 @@ pub struct MetadataImage {
     pub brokers: BTreeMap<i32, BrokerImage>,
     pub topics: BTreeMap<String, TopicImage>,
     pub topic_names_by_id: HashMap<Uuid, String>,
+    #[serde(with = "crate::pairs")]
     pub configs: HashMap<ConfigResource, BTreeMap<String, String>>,
     /// How many records have been applied.
     pub records_applied: u64,
@@ -138,8 +139,13 @@ pub struct MetadataImage {
     #[serde(default)]
     pub acls: Acls,
     /// Every client quota, by entity.
-    #[serde(default)]
+    #[serde(default, with = "crate::pairs")]
     pub quotas: crate::quota::Quotas,
+    /// What each partition holds in remote storage (tiered storage), by topic id and
+    /// partition; kept after its topic is deleted, until its remote data is gone. Shared
+    /// per partition, so applying a record copies one partition's state, not all.
+    #[serde(default, with = "crate::pairs")]
+    pub remote_logs: BTreeMap<(Uuid, i32), std::sync::Arc<crate::remote_log::RemoteLogImage>>,
 }
 
 impl MetadataImage {
@@ -159,6 +165,30 @@ impl MetadataImage {
 
     pub fn topic_configs(&self, name: &str) -> Option<&BTreeMap<String, String>> {
         self.configs.get(&ConfigResource::Topic(name.to_string()))
+    }
+
+    /// The uploader a remote segment record must come from for `topic_id`-`partition`: its
+    /// leader's (epoch, id, incarnation), if it has a registered leader.
+    pub fn current_uploader(&self, topic_id: &Uuid, partition: i32) -> Option<(i32, i32, Uuid)> {
+        let p = self.topic_by_id(topic_id)?.partitions.get(usize::try_from(partition).ok()?)?;
+        let broker = self.brokers.get(&p.leader)?;
+        Some((p.leader_epoch, p.leader, broker.incarnation_id))
+    }
+
+    /// Changes one partition's remote log with `change` (whether it changed anything),
+    /// dropping it when nothing is left.
+    fn change_remote_log(
+        &mut self,
+        topic_id: Uuid,
+        partition: i32,
+        change: impl FnOnce(&mut crate::remote_log::RemoteLogImage) -> bool,
+    ) {
+        let key = (topic_id, partition);
+        let log = self.remote_logs.entry(key).or_default();
+        change(std::sync::Arc::make_mut(log));
+        if log.is_empty() {
+            self.remote_logs.remove(&key);
+        }
     }
 
     /// The dynamic settings stored for broker `node` (`None`: the cluster-wide default).
@@ -327,6 +357,20 @@ impl MetadataImage {
             }
             MetadataRecord::RemoveAcl { id } => {
                 self.acls.remove(id);
+            }
+            MetadataRecord::RemoteSegmentStarted { topic_id, partition, segment } => {
+                let uploader = self.current_uploader(topic_id, *partition);
+                self.change_remote_log(*topic_id, *partition, |log| log.start(segment.clone(), uploader));
+            }
+            MetadataRecord::RemoteSegmentChanged { topic_id, partition, segment_id, change } => {
+                let uploader = self.current_uploader(topic_id, *partition);
+                self.change_remote_log(*topic_id, *partition, |log| log.change(*segment_id, change, uploader));
+            }
+            MetadataRecord::RemoteLogStart { topic_id, partition, offset } => {
+                self.change_remote_log(*topic_id, *partition, |log| log.advance_start(*offset));
+            }
+            MetadataRecord::RemoteLogDeleted { topic_id, partition } => {
+                self.remote_logs.remove(&(*topic_id, *partition));
             }
             MetadataRecord::ClientQuota { entity, key, value } => match value {
                 Some(value) => {

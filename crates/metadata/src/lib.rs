@@ -14,10 +14,12 @@ pub mod election;
 pub mod image;
 pub mod liveness;
 pub mod log;
+pub mod pairs;
 pub mod placement;
 pub mod quota;
 pub mod reassignment;
 pub mod records;
+pub mod remote_log;
 pub mod scram;
 
 pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};

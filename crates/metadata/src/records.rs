@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use crate::acl::AclBinding;
 use crate::quota::QuotaEntity;
+use crate::remote_log::{RemoteSegment, RemoteStateChange};
 use crate::scram::{ScramCredential, ScramMechanism};
 
 /// What a configuration entry belongs to.
@@ -128,6 +129,32 @@ pub enum MetadataRecord {
     /// Removes the ACL stored under `id`.
     RemoveAcl {
         id: Uuid,
+    },
+    /// A copy of a segment to remote storage starts (tiered storage, `remote_log.rs`):
+    /// applied only for the partition's current leader, epoch and registration.
+    RemoteSegmentStarted {
+        topic_id: Uuid,
+        partition: i32,
+        segment: RemoteSegment,
+    },
+    /// A remote segment's copy finished, or its deletion started or finished.
+    RemoteSegmentChanged {
+        topic_id: Uuid,
+        partition: i32,
+        segment_id: Uuid,
+        change: RemoteStateChange,
+    },
+    /// The remote log starts at `offset` or later (retention, DeleteRecords).
+    RemoteLogStart {
+        topic_id: Uuid,
+        partition: i32,
+        offset: i64,
+    },
+    /// Everything of the partition is gone from remote storage (ends a deleted topic's
+    /// clean-up).
+    RemoteLogDeleted {
+        topic_id: Uuid,
+        partition: i32,
     },
     /// Sets (`Some`) or removes (`None`) one client quota of an entity (checked by
     /// `quota::check_value` before it is proposed).

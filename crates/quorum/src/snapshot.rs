@@ -12,9 +12,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use runnel_metadata::acl::Acls;
 use runnel_metadata::quota::QuotaEntity;
+use runnel_metadata::remote_log::RemoteLogImage;
 use runnel_metadata::scram::ScramCredentials;
 use runnel_metadata::{BrokerImage, ConfigResource, MetadataImage, TopicImage};
 use serde::{Deserialize, Serialize};
@@ -55,6 +57,7 @@ struct ImageOut<'a> {
     scram: &'a ScramCredentials,
     acls: &'a Acls,
     quotas: Vec<(&'a QuotaEntity, &'a BTreeMap<String, f64>)>,
+    remote_logs: Vec<(&'a (Uuid, i32), &'a Arc<RemoteLogImage>)>,
 }
 
 #[derive(Deserialize)]
@@ -75,6 +78,8 @@ struct ImageIn {
     acls: Acls,
     #[serde(default)]
     quotas: Vec<(QuotaEntity, BTreeMap<String, f64>)>,
+    #[serde(default)]
+    remote_logs: Vec<((Uuid, i32), Arc<RemoteLogImage>)>,
 }
 
 pub fn encode_image(image: &MetadataImage) -> Vec<u8> {
@@ -91,6 +96,7 @@ pub fn encode_image(image: &MetadataImage) -> Vec<u8> {
         scram,
         acls,
         quotas,
+        remote_logs,
     } = image;
     let mut configs: Vec<_> = configs.iter().collect();
     configs.sort_by(|a, b| a.0.cmp(b.0));
@@ -106,6 +112,7 @@ pub fn encode_image(image: &MetadataImage) -> Vec<u8> {
         scram,
         acls,
         quotas: quotas.iter().collect(),
+        remote_logs: remote_logs.iter().collect(),
     };
     serde_json::to_vec(&out).expect("images always serialize")
 }
@@ -123,6 +130,7 @@ pub fn decode_image(data: &[u8]) -> Result<MetadataImage, serde_json::Error> {
         scram,
         acls,
         quotas,
+        remote_logs,
     } = serde_json::from_slice(data)?;
     let configs = configs.into_iter().collect();
     Ok(MetadataImage {
@@ -137,6 +145,7 @@ pub fn decode_image(data: &[u8]) -> Result<MetadataImage, serde_json::Error> {
         scram,
         acls,
         quotas: quotas.into_iter().collect(),
+        remote_logs: remote_logs.into_iter().collect(),
     })
 }
 
