@@ -1,0 +1,155 @@
+//! The backends through their real stores: memory, a local directory, and an
+//! S3-compatible server (moto's, a Python package `.ci/run` installs) that the test starts
+//! on 127.0.0.1 and stops itself. Each gets the same exercise: whole and ranged reads,
+//! checksums, listing in key order, deletion (also of what is not there), and the error
+//! kinds; the S3 store is also stopped to check that a store that is down is
+//! "unavailable", never "not found".
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use runnel_tiered::backend::S3Settings;
+use runnel_tiered::{BackendSettings, ObjectKind, RemoteError, RemoteStore, SegmentKey};
+use uuid::Uuid;
+
+/// A moto S3 server on a free port of 127.0.0.1, with one bucket; stopped on drop.
+struct S3Server {
+    child: Child,
+    endpoint: String,
+}
+
+impl S3Server {
+    fn start(bucket: &str) -> S3Server {
+        let mut child = Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python3 -m moto.server (pip install 'moto[s3]' flask flask-cors; .ci/run does)");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(address) = line.split("Running on http://").nth(1) {
+                    let _ = tx.send(address.trim().to_string());
+                }
+            }
+        });
+        let address = rx.recv_timeout(Duration::from_secs(30)).expect("moto printed its address");
+        let endpoint = format!("http://{address}");
+        let create = format!(
+            "import boto3; boto3.client('s3', endpoint_url='{endpoint}', aws_access_key_id='test', \
+             aws_secret_access_key='test', region_name='us-east-1').create_bucket(Bucket='{bucket}')"
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let created = Command::new("python3").args(["-c", &create]).output().expect("python3");
+            if created.status.success() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "bucket: {}", String::from_utf8_lossy(&created.stderr));
+            std::thread::sleep(Duration::from_millis(100)); // the server is still starting
+        }
+        S3Server { child, endpoint }
+    }
+
+    fn settings(&self, bucket: &str) -> BackendSettings {
+        BackendSettings::S3(S3Settings {
+            endpoint: Some(self.endpoint.clone()),
+            access_key_id: Some("test".into()),
+            secret_access_key: Some("test".into()),
+            retries: 1,
+            request_timeout: Duration::from_secs(5),
+            ..S3Settings::new(bucket, "us-east-1")
+        })
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn exercise(store: &RemoteStore) {
+    let topic = Uuid::from_u128(0xfeed);
+    let keys: Vec<String> = [300i64, 0, 100]
+        .into_iter()
+        .map(|base| {
+            SegmentKey {
+                prefix: "runnel".into(),
+                topic_id: topic,
+                partition: 1,
+                base_offset: base,
+                segment_id: Uuid::from_u128(base as u128 + 1),
+                kind: ObjectKind::Log,
+            }
+            .to_string()
+        })
+        .collect();
+    let body = Bytes::from((0..100_000u32).flat_map(|i| i.to_le_bytes()).collect::<Vec<u8>>());
+    let mut crcs = Vec::new();
+    for key in &keys {
+        crcs.push(store.put(key, body.clone()).await.expect("put"));
+    }
+    assert!(crcs.iter().all(|c| *c == crc32c::crc32c(&body)));
+    assert_eq!(store.get(&keys[0], Some(crcs[0])).await.expect("get"), body);
+    assert_eq!(store.get_range(&keys[1], 4_000..4_100).await.expect("range"), body.slice(4_000..4_100));
+    let wrong = store.get(&keys[0], Some(crcs[0] ^ 1)).await;
+    assert!(matches!(wrong, Err(RemoteError::Corrupt { .. })), "{wrong:?}");
+    let past_end = store.get_range(&keys[0], 399_990..400_100).await;
+    assert!(past_end.is_err(), "a range past the end is not served: {past_end:?}");
+
+    let prefix = runnel_tiered::layout::partition_prefix("runnel", topic, 1);
+    let listed: Vec<String> = store.list(&prefix).await.expect("list").into_iter().map(|(k, _)| k).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(listed, sorted, "in key order, which is offset order");
+    assert!(listed.iter().all(|k| SegmentKey::parse(k).is_some()));
+
+    store.delete(&keys[0]).await.expect("delete");
+    store.delete(&keys[0]).await.expect("deleting what is gone succeeds");
+    let gone = store.get(&keys[0], None).await;
+    assert_eq!(gone, Err(RemoteError::NotFound(keys[0].clone())));
+    assert_eq!(store.list(&prefix).await.expect("list").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_and_local_directory_backends() {
+    exercise(&RemoteStore::open(&BackendSettings::Memory).unwrap()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let local = BackendSettings::Local { dir: dir.path().join("remote") };
+    exercise(&RemoteStore::open(&local).unwrap()).await;
+    // The objects are files under the directory.
+    let files = walk(&dir.path().join("remote"));
+    assert_eq!(files.len(), 2, "{files:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+        if entry.file_type().unwrap().is_dir() {
+            files.extend(walk(&entry.path()));
+        } else {
+            files.push(entry.path());
+        }
+    }
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_compatible_server_and_its_outage() {
+    let server = S3Server::start("runnel-tests");
+    let settings = server.settings("runnel-tests");
+    let store = RemoteStore::open(&settings).unwrap();
+    exercise(&store).await;
+    // The server stops: every request is "unavailable" (retry later, keep local data).
+    drop(server);
+    let down = store.put("runnel/x", Bytes::from_static(b"x")).await;
+    assert!(matches!(down, Err(RemoteError::Unavailable(_))), "{down:?}");
+    let down = store.get("runnel/x", None).await;
+    assert!(matches!(down, Err(RemoteError::Unavailable(_))), "a store that is down is not 'not found': {down:?}");
+}
