@@ -27,6 +27,9 @@ pub struct LocalSegment {
     pub max_timestamp_ms: i64,
 }
 
+/// A leader that uploads: its (leader epoch, broker id, registration).
+pub type Uploader = (i32, i32, Uuid);
+
 /// One segment to copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Upload {
@@ -53,7 +56,7 @@ pub fn plan(
     high_watermark: i64,
     log_start_offset: i64,
     remote: Option<&RemoteLogImage>,
-    uploader: (i32, i32, Uuid),
+    uploader: Uploader,
     in_flight: &BTreeSet<Uuid>,
     max_uploads: usize,
 ) -> UploadPlan {
@@ -92,13 +95,16 @@ mod tests {
 
     use super::*;
 
-    const ME: (i32, i32, Uuid) = (2, 1, Uuid::from_u128(5));
+    const ME: Uploader = (2, 1, Uuid::from_u128(5));
+
+    /// (id, start, end, who started it, finished).
+    type Copy = (u128, i64, i64, Uploader, bool);
 
     fn local(base: i64, next: i64) -> LocalSegment {
         LocalSegment { base_offset: base, next_offset: next, size_bytes: 10, max_timestamp_ms: 0 }
     }
 
-    fn remote(ranges: &[(u128, i64, i64, (i32, i32, Uuid), bool)]) -> RemoteLogImage {
+    fn remote(ranges: &[Copy]) -> RemoteLogImage {
         let mut log = RemoteLogImage::default();
         for (id, start, end, who, finished) in ranges {
             let segment = RemoteSegment {
