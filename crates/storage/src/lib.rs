@@ -30,6 +30,7 @@ mod rolled_flush;
 mod segment;
 mod segment_load;
 mod stamp;
+mod tiering;
 mod time_index;
 
 pub use checkpoint::OffsetCheckpoint;
@@ -40,3 +41,4 @@ pub use partition_dir::{parse_partition_dir, partition_dir_name};
 pub use producer_state::{ProducerError, ProducerStateManager};
 pub use rolled_flush::RolledFlush;
 pub use runnel_fs::{sync_dir, write_atomically};
+pub use tiering::ClosedSegment;
