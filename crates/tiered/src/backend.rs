@@ -146,6 +146,54 @@ impl RemoteStore {
         Ok(crc)
     }
 
+    /// Writes `len` bytes of `file` from its start as one object, in parts of `part_bytes`
+    /// (at least 5 MiB for S3, except the last), read and sent without holding more than
+    /// three parts in memory; returns the CRC32C of what was written. A failure aborts the
+    /// upload, so no partial object remains (on S3 an aborted multipart upload leaves
+    /// nothing readable).
+    pub async fn put_file(
+        &self,
+        key: &str,
+        file: Arc<std::fs::File>,
+        len: u64,
+        part_bytes: usize,
+    ) -> Result<u32, RemoteError> {
+        const PARTS_IN_FLIGHT: usize = 2;
+        let part_bytes = part_bytes.max(1);
+        let upload = self.store.put_multipart(&Path::from(key)).await.map_err(|e| classify(key, e))?;
+        let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, part_bytes);
+        let mut crc = 0u32;
+        let mut position = 0u64;
+        while position < len {
+            let want = usize::try_from((len - position).min(part_bytes as u64)).unwrap_or(part_bytes);
+            let file = file.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                use std::os::unix::fs::FileExt;
+                let mut buffer = vec![0u8; want];
+                file.read_exact_at(&mut buffer, position).map(|()| buffer)
+            })
+            .await
+            .map_err(|e| RemoteError::Unavailable(e.to_string()))
+            .and_then(|r| r.map_err(|e| RemoteError::Unavailable(format!("reading the local file: {e}"))));
+            let buffer = match read {
+                Ok(buffer) => buffer,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(e);
+                }
+            };
+            crc = crc32c::crc32c_append(crc, &buffer);
+            position += buffer.len() as u64;
+            writer.put(Bytes::from(buffer));
+            if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+                let _ = writer.abort().await;
+                return Err(classify(key, e));
+            }
+        }
+        writer.finish().await.map_err(|e| classify(key, e))?;
+        Ok(crc)
+    }
+
     /// Reads a whole object; with `expected` (its CRC32C) a mismatch is [`RemoteError::Corrupt`].
     pub async fn get(&self, key: &str, expected: Option<u32>) -> Result<Bytes, RemoteError> {
         let result = self.store.get(&Path::from(key)).await.map_err(|e| classify(key, e))?;

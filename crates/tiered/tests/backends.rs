@@ -110,6 +110,16 @@ async fn exercise(store: &RemoteStore) {
     assert_eq!(listed, sorted, "in key order, which is offset order");
     assert!(listed.iter().all(|k| SegmentKey::parse(k).is_some()));
 
+    // A file larger than a part goes up in parts, byte for byte.
+    let mut file = tempfile::tempfile().unwrap();
+    let big: Vec<u8> = (0..(12u32 << 20) / 4 + 7).flat_map(|i| i.wrapping_mul(2_654_435_761).to_le_bytes()).collect();
+    std::io::Write::write_all(&mut file, &big).unwrap();
+    let file = std::sync::Arc::new(file);
+    let crc = store.put_file("runnel/big.log", file, big.len() as u64, 5 << 20).await.expect("put_file");
+    assert_eq!(crc, crc32c::crc32c(&big));
+    assert_eq!(store.get("runnel/big.log", Some(crc)).await.expect("get big").as_ref(), big.as_slice());
+    store.delete("runnel/big.log").await.expect("delete big");
+
     store.delete(&keys[0]).await.expect("delete");
     store.delete(&keys[0]).await.expect("deleting what is gone succeeds");
     let gone = store.get(&keys[0], None).await;
