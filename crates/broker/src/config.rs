@@ -177,6 +177,8 @@ pub struct BrokerConfig {
     /// `quota.window.num` and `quota.window.size.seconds`: client quota rates are measured
     /// over this many windows of this many seconds.
     pub quota_window_num: usize,
+    /// Tiered storage (`tiered_config.rs`).
+    pub tiered: crate::tiered_config::TieredConfig,
     /// `replica.selector.class`: which replica a consumer reads from (KIP-392).
     pub replica_selector: crate::replica_selector::ReplicaSelector,
     pub quota_window_size_seconds: u64,
@@ -282,6 +284,7 @@ impl Default for BrokerConfig {
             outbound_bind: None,
             quota_window_num: 11,
             replica_selector: Default::default(),
+            tiered: Default::default(),
             quota_window_size_seconds: 1,
             topic_defaults: BTreeMap::new(),
             given: BTreeMap::new(),
@@ -514,7 +517,13 @@ impl BrokerConfig {
             }
             "quota.window.num" => self.quota_window_num = positive(key, value)? as usize,
             "quota.window.size.seconds" => self.quota_window_size_seconds = positive(key, value)? as u64,
-            _ => return self.cleaner.set(key, value).unwrap_or_else(|| Err(ConfigError::Unknown(key.to_string()))),
+            _ => {
+                return self
+                    .tiered
+                    .set(key, value)
+                    .or_else(|| self.cleaner.set(key, value))
+                    .unwrap_or_else(|| Err(ConfigError::Unknown(key.to_string())))
+            }
         }
         Ok(())
     }

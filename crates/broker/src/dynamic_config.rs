@@ -216,7 +216,10 @@ pub fn default_value(name: &str) -> Option<String> {
 
 /// Whether a setting's value must never be shown (Kafka's PASSWORD type).
 pub fn is_sensitive(name: &str) -> bool {
-    name.contains("password") || name.ends_with("sasl.jaas.config") || name.ends_with("ssl.keystore.key")
+    name.contains("password")
+        || name.contains("secret")
+        || name.ends_with("sasl.jaas.config")
+        || name.ends_with("ssl.keystore.key")
 }
 
 /// Why a dynamic change is refused (INVALID_REQUEST, as Kafka answers).

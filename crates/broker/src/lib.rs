@@ -44,6 +44,8 @@ pub mod sendfile;
 pub mod server;
 pub mod session;
 pub mod storage_failure;
+pub mod tiered_config;
+pub mod tiering;
 pub mod tls;
 pub mod topic_admin;
 pub mod topic_config;

@@ -40,6 +40,7 @@ pub const DATA_DIR_ENTRIES: &[&str] = &[
     RECOVERY_POINT_CHECKPOINT,
     LOG_START_CHECKPOINT,
     HIGH_WATERMARK_CHECKPOINT,
+    crate::tiered_config::LOCAL_DIR,
 ];
 
 /// The longest file name the file system under `dir` takes (`NAME_MAX`), 255 if unknown.

@@ -125,6 +125,7 @@ pub async fn run(
     broker.publisher.start(&broker, stop_rx.clone());
     let shrinker = Some(crate::isr::spawn_shrinker(broker.clone(), stop_rx.clone()));
     let rebalancer = crate::liveness::spawn_leader_rebalance(broker.clone(), stop_rx.clone());
+    let uploader = crate::tiering::spawn(broker.clone(), stop_rx.clone());
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     // One permit per open connection; the bound is `max.connections` as it is now (a
     // dynamic setting), checked at each accept.
@@ -152,7 +153,7 @@ pub async fn run(
         tracing::warn!("connections still busy after the drain timeout; shutting down anyway");
     }
     let _ = background.await;
-    for task in [follower, member, liveness, shrinker, rebalancer, reload].into_iter().flatten() {
+    for task in [follower, member, liveness, shrinker, rebalancer, reload, uploader].into_iter().flatten() {
         let _ = task.await;
     }
     crate::cluster::controlled_shutdown(&broker);

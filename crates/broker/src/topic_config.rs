@@ -61,7 +61,6 @@ pub const NOT_ACTED_ON: &[&str] = &[
     "preallocate",
     "remote.log.copy.disable",
     "remote.log.delete.on.disable",
-    "remote.storage.enable",
 ];
 
 /// What DescribeConfigs says of a setting in [`NOT_ACTED_ON`].
@@ -89,6 +88,9 @@ pub struct TopicSettings {
     /// far a CreateTime timestamp may lie behind or ahead of the broker's clock.
     pub timestamp_before_max_ms: i64,
     pub timestamp_after_max_ms: i64,
+    /// `remote.storage.enable`: closed segments are copied to remote storage (when the
+    /// node has `remote.log.storage.system.enable`).
+    pub remote_storage: bool,
 }
 
 impl TopicSettings {
@@ -361,6 +363,7 @@ pub fn settings(broker: &BrokerConfig, overrides: Option<&BTreeMap<String, Strin
         },
         timestamp_before_max_ms: num("message.timestamp.before.max.ms", i64::MAX),
         timestamp_after_max_ms: num("message.timestamp.after.max.ms", 3_600_000),
+        remote_storage: get("remote.storage.enable").trim() == "true",
     }
 }
 
