@@ -56,6 +56,12 @@ pub struct Stats {
     pub replicated_bytes: AtomicU64,
     /// Follower truncations before fetching from a new leader that removed records.
     pub truncations: AtomicU64,
+    /// Tiered storage's uploader (`tiering.rs`): segments and bytes copied, abandoned
+    /// copies removed, and rounds that failed.
+    pub remote_copied_segments: AtomicU64,
+    pub remote_copied_bytes: AtomicU64,
+    pub remote_abandoned_removed: AtomicU64,
+    pub remote_copy_failures: AtomicU64,
 }
 
 pub struct Broker {

@@ -58,6 +58,18 @@ fn render(broker: &Broker) -> String {
         ("runnel_isr_expands_total", &s.isr_expands, "ISR expansions committed by this node as leader."),
         ("runnel_replicated_bytes_total", &s.replicated_bytes, "Record bytes appended as a follower."),
         ("runnel_follower_truncations_total", &s.truncations, "Follower truncations that removed records."),
+        ("runnel_remote_copied_segments_total", &s.remote_copied_segments, "Segments copied to remote storage."),
+        ("runnel_remote_copied_bytes_total", &s.remote_copied_bytes, "Segment bytes copied to remote storage."),
+        (
+            "runnel_remote_abandoned_copies_removed_total",
+            &s.remote_abandoned_removed,
+            "Unfinished remote copies of earlier leaders or crashes deleted.",
+        ),
+        (
+            "runnel_remote_copy_failures_total",
+            &s.remote_copy_failures,
+            "Remote copy rounds of a partition that failed.",
+        ),
     ];
     let mut out = String::new();
     for (name, value, help) in counters {

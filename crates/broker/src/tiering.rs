@@ -14,6 +14,7 @@
 //! this leader or the next) deletes; at most a few segments per partition and round.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,6 +63,7 @@ pub fn spawn(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> Option<tok
                     continue;
                 }
                 if let Err(error) = copy_round(&broker, &store, &config.prefix, &partition).await {
+                    broker.stats.remote_copy_failures.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(topic = %partition.topic, partition = partition.index, %error, "remote copy round failed; retried next round");
                 }
             }
@@ -119,6 +121,7 @@ async fn copy_round(broker: &Broker, store: &RemoteStore, prefix: &str, partitio
             store.delete(&key.to_string()).await.map_err(|e| e.to_string())?;
         }
         commit(broker, vec![change(RemoteStateChange::DeleteFinished)])?;
+        broker.stats.remote_abandoned_removed.fetch_add(1, Ordering::Relaxed);
         tracing::info!(topic = %partition.topic, partition = partition.index, segment = %id, "abandoned remote copy removed");
     }
     for upload in plan.uploads {
@@ -199,6 +202,8 @@ async fn copy_segment(
         change: RemoteStateChange::CopyFinished { checksums },
     };
     commit(broker, vec![finished])?;
+    broker.stats.remote_copied_segments.fetch_add(1, Ordering::Relaxed);
+    broker.stats.remote_copied_bytes.fetch_add(upload.size_bytes, Ordering::Relaxed);
     tracing::info!(
         topic = %partition.topic,
         partition = partition.index,

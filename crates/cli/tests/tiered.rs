@@ -82,7 +82,7 @@ async fn closed_segments_are_copied_to_the_local_directory_backend_once() {
     let data = TempDir::new().unwrap();
     let settings =
         ["--set", "remote.log.storage.system.enable=true", "--set", "remote.log.manager.task.interval.ms=100"];
-    let mut node = Node::start(data.path(), &settings);
+    let mut node = Node::start_with_metrics(data.path(), &settings);
     let bootstrap = node.bootstrap().to_string();
     create_topic(&bootstrap, "tiered", 1, &[("remote.storage.enable", "true"), ("internal.segment.bytes", "20000")])
         .await;
@@ -95,6 +95,13 @@ async fn closed_segments_are_copied_to_the_local_directory_backend_once() {
         copied_exactly(data.path()).ok()
     });
     assert!(copied >= 5, "{copied} segments");
+    let local_bytes: u64 =
+        closed_local(data.path(), "tiered-0").values().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    // The last copy's objects are in the store a moment before it is committed and counted.
+    poll_until(Duration::from_secs(10), Duration::from_millis(20), "the copies counted", || {
+        (metric(node.metrics_url(), "runnel_remote_copied_segments_total") == copied as u64).then_some(())
+    });
+    assert_eq!(metric(node.metrics_url(), "runnel_remote_copied_bytes_total"), local_bytes);
     assert_eq!(closed_local(data.path(), "tiered-0").len(), copied, "local segments are kept");
 
     // After a restart, and more records, the new segments follow and none is copied twice.
