@@ -332,16 +332,6 @@ impl BrokerConfig {
             self.topic_defaults.insert(topic_name.to_string(), value.trim().to_string());
             return Ok(());
         }
-        if matches!(
-            key,
-            "metric.reporters"
-                | "max.connections.per.ip.overrides"
-                | "transaction.partition.verification.enable"
-                | "num.replica.alter.log.dirs.threads"
-        ) {
-            // Accepted and reported, not acted on (see dynamic_config).
-            return Ok(());
-        }
         if crate::dynamic_config::DYNAMIC_NOT_ACTED_ON.contains(&key) {
             // Accepted and reported, not acted on: a non-negative number.
             return match value.trim().parse::<f64>() {
@@ -517,6 +507,9 @@ impl BrokerConfig {
             }
             "quota.window.num" => self.quota_window_num = positive(key, value)? as usize,
             "quota.window.size.seconds" => self.quota_window_size_seconds = positive(key, value)? as u64,
+            // Dynamic settings Runnel accepts and reports but does not act on, and that no
+            // typed field above holds (see dynamic_config).
+            _ if crate::dynamic_config::DYNAMIC_NOT_ACTED_ON_TEXT.contains(&key) => {}
             _ => {
                 return self
                     .tiered

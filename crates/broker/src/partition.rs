@@ -329,6 +329,7 @@ impl Partition {
         &self,
         replica: i32,
         fetch_offset: i64,
+        log_start_offset: i64,
         now_ms: i64,
     ) -> Result<Option<IsrChange>, ResponseError> {
         let mut state = self.state();
@@ -351,6 +352,8 @@ impl Partition {
             follower.last_caught_up_ms = follower.last_caught_up_ms.max(follower.last_fetch_ms);
         }
         follower.log_end = fetch_offset.min(leader_end);
+        // Its own log start, which DeleteRecords waits on (`low_watermark`).
+        follower.log_start = log_start_offset;
         follower.last_fetch_leader_end = leader_end;
         follower.last_fetch_ms = now_ms;
         self.advance_high_watermark(&mut state);
@@ -368,17 +371,6 @@ impl Partition {
             state.joining.1.push(replica);
         }
         Ok(Some(IsrChange { isr, partition_epoch: state.partition_epoch }))
-    }
-
-    /// Leader: a follower's log start offset, as its fetch reports it (DeleteRecords waits
-    /// for every live replica's).
-    pub fn record_follower_log_start(&self, replica: i32, log_start: i64) {
-        let mut state = self.state();
-        if state.role == Role::Leader {
-            if let Some(follower) = state.followers.get_mut(&replica) {
-                follower.log_start = log_start;
-            }
-        }
     }
 
     /// Leader: the lowest log start offset among this replica and the followers `alive`

@@ -55,15 +55,15 @@ fn the_high_watermark_is_the_smallest_log_end_over_the_isr_and_never_moves_back(
     let p = partition(dir.path(), &image(NODE, 0, 0, &[1, 2, 3], &[1, 2, 3]));
     append(&p, 5);
     assert_eq!(p.high_watermark(), 0, "followers have not fetched yet");
-    assert_eq!(p.record_follower_fetch(2, 5, 1), Ok(None));
+    assert_eq!(p.record_follower_fetch(2, 5, -1, 1), Ok(None));
     assert_eq!(p.high_watermark(), 0, "follower 3 is in the ISR and unknown");
-    p.record_follower_fetch(3, 2, 1).unwrap();
+    p.record_follower_fetch(3, 2, -1, 1).unwrap();
     assert_eq!(p.high_watermark(), 2);
-    p.record_follower_fetch(3, 5, 2).unwrap();
+    p.record_follower_fetch(3, 5, -1, 2).unwrap();
     assert_eq!(p.high_watermark(), 5);
-    p.record_follower_fetch(3, 1, 3).unwrap();
+    p.record_follower_fetch(3, 1, -1, 3).unwrap();
     assert_eq!(p.high_watermark(), 5, "never back");
-    assert_eq!(p.record_follower_fetch(9, 5, 3), Err(ResponseError::NotLeaderOrFollower), "not a replica: refused");
+    assert_eq!(p.record_follower_fetch(9, 5, -1, 3), Err(ResponseError::NotLeaderOrFollower), "not a replica: refused");
 }
 
 #[test]
@@ -73,13 +73,13 @@ fn a_fetch_offset_beyond_the_log_end_is_refused_and_moves_nothing() {
     append(&p, 3);
     // A client claiming to be follower 2 says it holds 1,000 records: believing it would
     // acknowledge acks=all before replication and put 2 into the ISR.
-    assert_eq!(p.record_follower_fetch(2, 1_000, 1), Err(ResponseError::OffsetOutOfRange));
-    assert_eq!(p.record_follower_fetch(2, -5, 1), Err(ResponseError::OffsetOutOfRange));
+    assert_eq!(p.record_follower_fetch(2, 1_000, -1, 1), Err(ResponseError::OffsetOutOfRange));
+    assert_eq!(p.record_follower_fetch(2, -5, -1, 1), Err(ResponseError::OffsetOutOfRange));
     assert_eq!(p.high_watermark(), 3, "the sole ISR member's log end, unchanged");
     assert_eq!(p.isr_len(), 1);
     append(&p, 1);
     // Follower 2 really at 3: not caught up with 4, so it does not join.
-    assert_eq!(p.record_follower_fetch(2, 3, 2), Ok(None));
+    assert_eq!(p.record_follower_fetch(2, 3, -1, 2), Ok(None));
 }
 
 #[test]
@@ -87,11 +87,11 @@ fn a_lagging_follower_leaves_the_isr_and_returns_once_caught_up() {
     let dir = tempfile::tempdir().unwrap();
     let p = partition(dir.path(), &image(NODE, 0, 4, &[1, 2, 3], &[1, 2, 3]));
     append(&p, 4);
-    p.record_follower_fetch(2, 4, 1_000).unwrap();
-    p.record_follower_fetch(3, 1, 1_000).unwrap();
+    p.record_follower_fetch(2, 4, -1, 1_000).unwrap();
+    p.record_follower_fetch(3, 1, -1, 1_000).unwrap();
     assert_eq!(p.isr_shrink(1_000 + LAG_MS / 2, LAG_MS), None, "not lagging for long enough");
     // Follower 2 keeps fetching the log end; follower 3 is stuck at offset 1.
-    p.record_follower_fetch(2, 4, 1_000 + LAG_MS).unwrap();
+    p.record_follower_fetch(2, 4, -1, 1_000 + LAG_MS).unwrap();
     let shrink = p.isr_shrink(2_000 + LAG_MS, LAG_MS);
     assert_eq!(shrink, Some(IsrChange { isr: vec![1, 2], partition_epoch: 4 }));
     assert_eq!(p.isr_shrink(3_000 + LAG_MS, LAG_MS), None, "one change in flight at a time");
@@ -100,12 +100,12 @@ fn a_lagging_follower_leaves_the_isr_and_returns_once_caught_up() {
     assert_eq!(p.apply_image(&image(NODE, 0, 5, &[1, 2, 3], &[1, 2]), 3_000 + LAG_MS).unwrap(), Transition::None);
     assert_eq!(p.high_watermark(), 4);
     // Follower 3 catches up to the high watermark: back into the ISR.
-    assert_eq!(p.record_follower_fetch(3, 3, 4_000 + LAG_MS), Ok(None), "below the high watermark");
-    let expand = p.record_follower_fetch(3, 4, 4_000 + LAG_MS).unwrap();
+    assert_eq!(p.record_follower_fetch(3, 3, -1, 4_000 + LAG_MS), Ok(None), "below the high watermark");
+    let expand = p.record_follower_fetch(3, 4, -1, 4_000 + LAG_MS).unwrap();
     assert_eq!(expand, Some(IsrChange { isr: vec![1, 2, 3], partition_epoch: 5 }));
     // A change that failed to commit may be decided again.
     p.isr_change_failed(expand.as_ref().unwrap());
-    assert!(p.record_follower_fetch(3, 4, 5_000 + LAG_MS).unwrap().is_some());
+    assert!(p.record_follower_fetch(3, 4, -1, 5_000 + LAG_MS).unwrap().is_some());
 }
 
 #[test]
@@ -113,20 +113,20 @@ fn a_replica_proposed_to_join_the_isr_holds_the_high_watermark_back_until_an_ima
     let dir = tempfile::tempdir().unwrap();
     let p = partition(dir.path(), &image(NODE, 0, 5, &[1, 2, 3], &[1, 2]));
     append(&p, 4);
-    p.record_follower_fetch(2, 4, 1_000).unwrap();
+    p.record_follower_fetch(2, 4, -1, 1_000).unwrap();
     assert_eq!(p.high_watermark(), 4);
-    let expand = p.record_follower_fetch(3, 4, 1_000).unwrap().expect("follower 3 reached the high watermark");
+    let expand = p.record_follower_fetch(3, 4, -1, 1_000).unwrap().expect("follower 3 reached the high watermark");
     assert_eq!(expand, IsrChange { isr: vec![1, 2, 3], partition_epoch: 5 });
     // The expansion may be committed (and follower 3 electable) before this node takes the
     // image: the high watermark must not pass what follower 3 holds.
     append(&p, 3);
-    p.record_follower_fetch(2, 7, 1_100).unwrap();
+    p.record_follower_fetch(2, 7, -1, 1_100).unwrap();
     assert_eq!(p.high_watermark(), 4, "follower 3, proposed to join, has only 4");
     // A proposal that seemed to fail may still have committed: still held back.
     p.isr_change_failed(&expand);
-    p.record_follower_fetch(2, 7, 1_200).unwrap();
+    p.record_follower_fetch(2, 7, -1, 1_200).unwrap();
     assert_eq!(p.high_watermark(), 4, "a timed-out proposal can still land");
-    p.record_follower_fetch(3, 6, 1_300).unwrap();
+    p.record_follower_fetch(3, 6, -1, 1_300).unwrap();
     assert_eq!(p.high_watermark(), 6);
     // An image with a newer partition epoch settles it: here follower 3 did not join.
     p.apply_image(&image(NODE, 0, 6, &[1, 2, 3], &[1, 2]), 1_400).unwrap();
@@ -245,7 +245,7 @@ proptest::proptest! {
             match step {
                 Step::Append(n) => append(&p, n),
                 Step::Fetch { replica, offset } => {
-                    if p.record_follower_fetch(replica, offset, now as i64).is_ok() && fetched.contains_key(&replica) {
+                    if p.record_follower_fetch(replica, offset, -1, now as i64).is_ok() && fetched.contains_key(&replica) {
                         fetched.insert(replica, offset);
                     }
                 }

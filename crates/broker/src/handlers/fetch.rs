@@ -330,9 +330,7 @@ fn record_follower_fetches(ctx: &Context, targets: &mut [TopicTarget], replica: 
         if partition.check_leader_epoch(target.current_leader_epoch).is_err() {
             continue;
         }
-        let recorded = partition.record_follower_fetch(replica, target.fetch_offset, now);
-        partition.record_follower_log_start(replica, target.log_start_offset);
-        match recorded {
+        match partition.record_follower_fetch(replica, target.fetch_offset, target.log_start_offset, now) {
             Ok(Some(change)) => crate::isr::propose(ctx.broker.clone(), partition.clone(), change),
             Ok(None) => {}
             Err(error) => target.partition = Err(error),

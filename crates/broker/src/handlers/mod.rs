@@ -175,10 +175,8 @@ async fn dispatch(
     }
     let ctx = Context { broker, header: &header, version, stop, peer, session, access, charge };
     let frame = serve(&ctx, api, version, body).await?;
-    let mute = ctx.charge.as_ref().map_or(std::time::Duration::ZERO, |charge| {
-        charge.finish();
-        charge.throttle()
-    });
+    let mute = ctx.charge.as_ref().map_or(0, |charge| u64::try_from(charge.finish()).unwrap_or(0));
+    let mute = std::time::Duration::from_millis(mute);
     Ok(Answer { frame, mute })
 }
 

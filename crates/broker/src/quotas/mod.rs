@@ -221,18 +221,14 @@ impl Charge {
         self.timed.store(false, Ordering::Relaxed);
     }
 
-    /// Charges the thread time spent so far and returns the request's throttle, in ms.
+    /// Charges the thread time spent so far (once) and returns the request's throttle, in
+    /// ms.
     pub fn finish(&self) -> i32 {
         if self.timed.swap(false, Ordering::Relaxed) {
             let ms = self.clock.busy().as_secs_f64() * 1000.0;
             self.raise(self.quotas.record(QuotaKind::Request, &self.user, &self.client_id, ms, crate::clock::now_ms()));
         }
         i32::try_from(self.throttle_ms.load(Ordering::Relaxed)).unwrap_or(i32::MAX)
-    }
-
-    /// The throttle earned, once [`Charge::finish`] ran.
-    pub fn throttle(&self) -> Duration {
-        Duration::from_millis(self.throttle_ms.load(Ordering::Relaxed))
     }
 }
 

@@ -5,7 +5,7 @@
 //! versions are never refused, only throttled, as in Kafka. What succeeded is charged
 //! after the handler, and the request's throttle covers the debt.
 //!
-//! Invariants: with no quota stored nothing is checked; a topic refused here reaches no
+//! Invariants: with no quota stored nothing is checked or counted; a topic refused here reaches no
 //! handler; only topics the handler answered without error are charged.
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -39,11 +39,24 @@ fn charge(ctx: &Context, partitions: usize) {
     }
 }
 
+/// Charges the partitions of the topics answered without error: `counts` holds each
+/// requested topic's partitions, `answered` each answered topic's name and error code.
+fn charge_answered<'a>(ctx: &Context, counts: &[(String, usize)], answered: impl Iterator<Item = (&'a str, i16)>) {
+    let partitions = answered
+        .filter(|(_, error)| *error == 0)
+        .filter_map(|(name, _)| counts.iter().find(|(n, _)| n == name).map(|(_, count)| *count))
+        .sum();
+    charge(ctx, partitions);
+}
+
 pub fn create_topics(
     ctx: &Context,
     request: CreateTopicsRequest,
     handle: impl FnOnce(CreateTopicsRequest) -> CreateTopicsResponse,
 ) -> CreateTopicsResponse {
+    if ctx.charge.is_none() {
+        return handle(request);
+    }
     if refuse(ctx, 6) {
         let topics = request
             .topics
@@ -77,13 +90,7 @@ pub fn create_topics(
     let validate_only = request.validate_only;
     let response = handle(request);
     if !validate_only {
-        let created = response
-            .topics
-            .iter()
-            .filter(|t| t.error_code == 0)
-            .filter_map(|t| wanted.iter().find(|(name, _)| name == t.name.as_str()).map(|(_, n)| *n))
-            .sum();
-        charge(ctx, created);
+        charge_answered(ctx, &wanted, response.topics.iter().map(|t| (t.name.as_str(), t.error_code)));
     }
     response
 }
@@ -93,6 +100,9 @@ pub fn create_partitions(
     request: CreatePartitionsRequest,
     handle: impl FnOnce(CreatePartitionsRequest) -> CreatePartitionsResponse,
 ) -> CreatePartitionsResponse {
+    if ctx.charge.is_none() {
+        return handle(request);
+    }
     if refuse(ctx, 3) {
         let results = request
             .topics
@@ -118,13 +128,7 @@ pub fn create_partitions(
     let validate_only = request.validate_only;
     let response = handle(request);
     if !validate_only {
-        let total = response
-            .results
-            .iter()
-            .filter(|r| r.error_code == 0)
-            .filter_map(|r| added.iter().find(|(name, _)| name == r.name.as_str()).map(|(_, n)| *n))
-            .sum();
-        charge(ctx, total);
+        charge_answered(ctx, &added, response.results.iter().map(|r| (r.name.as_str(), r.error_code)));
     }
     response
 }
@@ -134,6 +138,9 @@ pub fn delete_topics(
     request: DeleteTopicsRequest,
     handle: impl FnOnce(DeleteTopicsRequest) -> DeleteTopicsResponse,
 ) -> DeleteTopicsResponse {
+    if ctx.charge.is_none() {
+        return handle(request);
+    }
     let image = ctx.broker.metadata.image();
     if refuse(ctx, 5) {
         // Topics come by name (v0-5) or, from v6, by name or id.
