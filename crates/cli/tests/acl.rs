@@ -339,6 +339,7 @@ async fn a_guarded_cluster_replicates_as_its_broker_principal_and_applies_acls_e
     let specs: Vec<Spec> =
         (1..=3).map(|id| Spec::combined(id).with_listeners("INTERNAL://127.0.0.1:0").with_args(&args)).collect();
     let cluster = Cluster::start(&specs);
+    cluster.await_brokers_listed(support::cluster::CONVERGE_TIMEOUT).await;
     let internal: Vec<String> = (1..=3).map(|id| cluster.node(id).listener("INTERNAL").to_string()).collect();
     let admin_config = work.path().join("admin.properties");
     std::fs::write(

@@ -20,6 +20,7 @@ async fn a_consumer_reads_from_the_in_sync_replica_in_its_rack() {
         .map(|(id, rack)| Spec::combined(*id).with_rack(rack).with_metrics().with_args(&["--set", RACK_AWARE]))
         .collect();
     let cluster = Cluster::start(&specs);
+    cluster.await_brokers_listed(CONVERGE_TIMEOUT).await;
     create_topic_via(cluster.kafka_addr(1), "near", 1, 3).await.expect("create near");
     let partition = eventually(CONVERGE_TIMEOUT, "every replica of near-0 in sync", || async {
         let view = cluster.view(1).await?;

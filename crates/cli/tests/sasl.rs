@@ -366,6 +366,7 @@ async fn a_cluster_serves_sasl_clients_on_every_node_with_each_listeners_address
         })
         .collect();
     let cluster = Cluster::start(&specs);
+    cluster.await_brokers_listed(support::cluster::CONVERGE_TIMEOUT).await;
     create_topic_via(cluster.kafka_addr(1), "replicated", 3, 3).await.unwrap_or_else(|e| panic!("creating: {e}"));
     let sasl: Vec<String> = (1..=3).map(|id| cluster.node(id).listener("SASL_PLAINTEXT").to_string()).collect();
     let admin = sasl_client("sasl_plaintext", "SCRAM-SHA-512", "admin", "admin-secret");
@@ -435,6 +436,7 @@ async fn replicas_fetch_from_each_other_over_tls_with_scram_on_the_inter_broker_
     let specs: Vec<Spec> =
         (1..=3).map(|id| Spec::combined(id).with_listeners("INTERNAL://127.0.0.1:0").with_args(&args)).collect();
     let cluster = Cluster::start(&specs);
+    cluster.await_brokers_listed(support::cluster::CONVERGE_TIMEOUT).await;
     create_topic_via(cluster.kafka_addr(1), "secured", 3, 3).await.unwrap_or_else(|e| panic!("creating: {e}"));
     // Followers can only be in sync by fetching over SASL_SSL: wait for full ISRs.
     let sent = (0..40).map(|i| format!("k{i}:v{i}")).collect::<Vec<_>>();

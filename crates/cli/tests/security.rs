@@ -198,6 +198,7 @@ async fn the_metadata_quorum_speaks_mutual_tls_when_its_listener_is_ssl() {
         })
         .collect();
     let mut cluster = Cluster::start(&specs);
+    cluster.await_brokers_listed(support::cluster::CONVERGE_TIMEOUT).await;
     // The quorum formed and commits over mutual TLS.
     create_topic_via(cluster.kafka_addr(2), "quorum-tls", 3, 3).await.unwrap_or_else(|e| panic!("creating: {e}"));
     // A node that joins later asks to be a learner over the same mutual TLS.

@@ -314,6 +314,25 @@ impl Cluster {
         }
     }
 
+    /// Waits until every broker of the cluster lists every broker of the cluster, so that a
+    /// topic created next can place a replica on each (a broker registers with the quorum a
+    /// moment after it listens).
+    pub async fn await_brokers_listed(&self, timeout: Duration) {
+        let brokers = self.broker_ids();
+        for id in &brokers {
+            eventually(timeout, "every broker to list every broker", || async {
+                let view = self.view(*id).await?;
+                let listed = view.broker_ids();
+                if brokers.iter().all(|b| listed.contains(b)) {
+                    Ok(())
+                } else {
+                    Err(format!("node {id} lists {listed:?} of {brokers:?}"))
+                }
+            })
+            .await;
+        }
+    }
+
     /// What node `id` says about the cluster, by Metadata v12 to its Kafka port (with the
     /// cluster's client security).
     pub async fn view(&self, id: i32) -> Result<ClusterView, String> {
@@ -849,17 +868,7 @@ pub const FAST_FAILURE_DETECTION: &[&str] = &[
 /// all three brokers.
 pub async fn three_agreed_nodes(args: &[&str], timeout: Duration) -> Cluster {
     let cluster = Cluster::start(&[1, 2, 3].map(|id| Spec::combined(id).with_args(args).with_metrics()));
-    for id in [1, 2, 3] {
-        eventually(timeout, "every node to list three brokers", || async {
-            let view = cluster.view(id).await?;
-            if view.brokers.len() == 3 {
-                Ok(())
-            } else {
-                Err(format!("node {id} lists {:?}", view.brokers.keys()))
-            }
-        })
-        .await;
-    }
+    cluster.await_brokers_listed(timeout).await;
     cluster
 }
 
