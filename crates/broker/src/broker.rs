@@ -98,6 +98,8 @@ pub struct Broker {
     pub cleaner: Arc<crate::log_cleaner::LogCleaner>,
     /// Client quotas and the clients' rates (`quotas/`).
     pub quotas: Arc<crate::quotas::QuotaManager>,
+    /// Tiered storage's store and reader, when `remote.log.storage.system.enable`.
+    pub remote: Option<Arc<runnel_tiered::RemoteReader>>,
 }
 
 impl Broker {
@@ -149,7 +151,26 @@ impl Broker {
         } else {
             runnel_client::security::ClientSecurity::plaintext()
         };
+        let remote = if config.tiered.enabled {
+            let settings = config.tiered.backend(&config.data_dir)?;
+            let store = runnel_tiered::RemoteStore::open(&settings)
+                .map_err(|e| BrokerError::Config(format!("remote storage: {e}")))?;
+            let backend = match &settings {
+                runnel_tiered::BackendSettings::S3(s3) => format!("s3 bucket {} at {:?}", s3.bucket, s3.endpoint),
+                runnel_tiered::BackendSettings::Local { dir } => format!("local directory {}", dir.display()),
+                runnel_tiered::BackendSettings::Memory => "memory".to_string(),
+            };
+            tracing::info!(%backend, "tiered storage enabled");
+            Some(Arc::new(runnel_tiered::RemoteReader::new(
+                store,
+                config.tiered.chunk_bytes,
+                config.tiered.cache_bytes,
+            )))
+        } else {
+            None
+        };
         Ok(Arc::new(Broker {
+            remote,
             config,
             live: std::sync::RwLock::new(Arc::new(live)),
             incarnation_id,

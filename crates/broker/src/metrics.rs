@@ -78,6 +78,27 @@ fn render(broker: &Broker) -> String {
             value.load(Ordering::Relaxed)
         ));
     }
+    if let Some(reader) = &broker.remote {
+        let r = &reader.stats;
+        let remote = [
+            ("runnel_remote_reads_total", &r.reads, "Fetch reads answered from remote storage."),
+            ("runnel_remote_read_bytes_total", &r.read_bytes, "Record bytes read from remote storage for fetches."),
+            ("runnel_remote_read_failures_total", &r.read_failures, "Remote reads that failed (store down, corrupt)."),
+            ("runnel_remote_read_microseconds_total", &r.read_micros, "Time spent in remote reads (sum)."),
+            (
+                "runnel_remote_store_gets_total",
+                &r.store_gets,
+                "Objects and ranges read from the store (read-ahead too).",
+            ),
+            ("runnel_remote_store_get_bytes_total", &r.store_get_bytes, "Bytes read from the store."),
+        ];
+        for (name, value, help) in remote {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+                value.load(Ordering::Relaxed)
+            ));
+        }
+    }
     let partitions = broker.replicas.all_partitions();
     let led: Vec<_> = partitions.iter().filter(|p| p.is_leader()).collect();
     // Kafka's UnderReplicatedPartitions: led here with fewer in-sync replicas than replicas.

@@ -422,6 +422,24 @@ async fn fetch_once(
                         }
                     }
                 }
+                Some(ResponseError::OffsetMovedToTieredStorage) => {
+                    // What we lack is in remote storage only (Kafka's tier state machine): a
+                    // replica keeps the local part, so start past the highest offset the
+                    // metadata says is uploaded, which the leader still holds locally (it
+                    // deletes nothing that is not uploaded). A stale image retries later.
+                    let image = broker.metadata.image();
+                    let uploaded = image
+                        .remote_logs
+                        .get(&(partition.topic_id, partition.index))
+                        .and_then(|log| log.highest_remote_offset());
+                    match uploaded {
+                        Some(high) if high + 1 > partition.log_end_offset() => {
+                            tracing::info!(topic = %name, partition = key.1, start = high + 1, "the leader's log below this offset is in remote storage only: starting the replica there");
+                            let _ = partition.truncate_fully_and_start_at(following, high + 1);
+                        }
+                        _ => refused += 1,
+                    }
+                }
                 Some(ResponseError::OffsetOutOfRange) => {
                     if data.log_start_offset > partition.log_end_offset() {
                         // The leader deleted what we lack (retention): start at its log start.

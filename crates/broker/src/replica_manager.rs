@@ -401,12 +401,24 @@ impl ReplicaManager {
     }
 
     /// Applies retention to every partition, and forgets idempotent producers idle for
-    /// `producer_expiration_ms`; returns the number of segments deleted.
-    pub fn apply_retention(&self, now_ms: i64, producer_expiration_ms: i64) -> usize {
+    /// `producer_expiration_ms`; returns the number of segments deleted. `uploaded_through`
+    /// says, for a partition whose segments go to remote storage, the highest offset remote
+    /// storage holds (-1: none): its local segments go by `local.retention.*`, and only
+    /// once uploaded.
+    pub fn apply_retention(
+        &self,
+        now_ms: i64,
+        producer_expiration_ms: i64,
+        uploaded_through: &dyn Fn(&Partition) -> Option<i64>,
+    ) -> usize {
         let mut deleted = 0;
         for partition in self.all_partitions() {
             let _ = partition.with_log(|log| Ok(log.expire_producers(now_ms, producer_expiration_ms)));
-            match partition.with_log(|log| log.apply_retention(now_ms)) {
+            let retained = match uploaded_through(&partition) {
+                Some(uploaded) => partition.with_log(|log| log.apply_local_retention(now_ms, uploaded)),
+                None => partition.with_log(|log| log.apply_retention(now_ms)),
+            };
+            match retained {
                 Ok(n) => deleted += n,
                 Err(e) => {
                     tracing::warn!(topic = %partition.topic, partition = partition.index, error = %e, "retention failed")

@@ -251,7 +251,19 @@ fn spawn_background(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> tok
                     guarded("offsets expiry", &mut || broker.groups.expire_offsets(broker.as_ref(), now_ms()))
                 }
                 _ = retention.tick() => guarded("retention", &mut || {
-                    let deleted = broker.replicas.apply_retention(now_ms(), broker.live_config().producer_id_expiration_ms);
+                    let image = broker.metadata.image();
+                    let tiered = broker.remote.is_some();
+                    let uploaded_through = |partition: &crate::partition::Partition| {
+                        (tiered && partition.settings().remote_storage).then(|| {
+                            image
+                                .remote_logs
+                                .get(&(partition.topic_id, partition.index))
+                                .and_then(|log| log.highest_remote_offset())
+                                .unwrap_or(-1)
+                        })
+                    };
+                    let expiration = broker.live_config().producer_id_expiration_ms;
+                    let deleted = broker.replicas.apply_retention(now_ms(), expiration, &uploaded_through);
                     if deleted > 0 {
                         tracing::info!(segments = deleted, "retention deleted segments");
                     }

@@ -1,5 +1,6 @@
 //! Tiered storage's broker settings: Kafka's `remote.log.storage.system.enable` and
-//! `remote.log.manager.task.interval.ms`, and Runnel's names for the backend (Kafka names a
+//! `remote.log.manager.task.interval.ms` and `remote.fetch.max.wait.ms`, the remote reader's chunk
+//! size and cache bound (`remote.log.reader.chunk.bytes`, `remote.log.reader.cache.bytes`), and Runnel's names for the backend (Kafka names a
 //! plug-in class instead): `remote.log.storage.backend` (`local`, the default, a directory
 //! under the data directory unless `remote.log.storage.local.dir` names one; or `s3`, with
 //! `remote.log.storage.s3.{endpoint,bucket,region,access.key.id,secret.access.key}`,
@@ -25,6 +26,13 @@ pub struct TieredConfig {
     pub s3_secret_access_key: Option<String>,
     pub prefix: String,
     pub task_interval_ms: u64,
+    /// `remote.fetch.max.wait.ms` (Kafka's): how long a fetch waits for a remote read
+    /// before it answers without those records (the read goes on into the cache).
+    pub fetch_max_wait_ms: u64,
+    /// `remote.log.reader.chunk.bytes`: the unit of reads from the store.
+    pub chunk_bytes: u64,
+    /// `remote.log.reader.cache.bytes`: the bound of the cache of remote indexes and chunks.
+    pub cache_bytes: u64,
 }
 
 impl Default for TieredConfig {
@@ -40,6 +48,9 @@ impl Default for TieredConfig {
             s3_secret_access_key: None,
             prefix: "runnel".into(),
             task_interval_ms: 30_000,
+            fetch_max_wait_ms: 500,
+            chunk_bytes: 4 << 20,
+            cache_bytes: 128 << 20,
         }
     }
 }
@@ -74,6 +85,18 @@ impl TieredConfig {
             "remote.log.manager.task.interval.ms" => match value.trim().parse::<u64>() {
                 Ok(ms) if ms > 0 => self.task_interval_ms = ms,
                 _ => return Some(Err(invalid("a positive number of milliseconds"))),
+            },
+            "remote.fetch.max.wait.ms" => match value.trim().parse::<u64>() {
+                Ok(ms) if ms > 0 => self.fetch_max_wait_ms = ms,
+                _ => return Some(Err(invalid("a positive number of milliseconds"))),
+            },
+            "remote.log.reader.chunk.bytes" => match value.trim().parse::<u64>() {
+                Ok(bytes) if (4096..=(256 << 20)).contains(&bytes) => self.chunk_bytes = bytes,
+                _ => return Some(Err(invalid("bytes in [4096, 268435456]"))),
+            },
+            "remote.log.reader.cache.bytes" => match value.trim().parse::<u64>() {
+                Ok(bytes) => self.cache_bytes = bytes,
+                _ => return Some(Err(invalid("a number of bytes"))),
             },
             _ => return None,
         }

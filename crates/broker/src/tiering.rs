@@ -30,27 +30,14 @@ use crate::broker::Broker;
 use crate::partition::Partition;
 
 /// Segments one partition uploads per round at most.
-const UPLOADS_PER_ROUND: usize = 4;
+const UPLOADS_PER_ROUND: usize = 32;
 /// The part size of a `.log` upload (S3's minimum is 5 MiB).
 const PART_BYTES: usize = 8 << 20;
 
 /// Starts the uploader when the node has `remote.log.storage.system.enable`.
 pub fn spawn(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> Option<tokio::task::JoinHandle<()>> {
     let config = broker.config.tiered.clone();
-    if !config.enabled {
-        return None;
-    }
-    let store = match config
-        .backend(&broker.config.data_dir)
-        .map_err(|e| e.to_string())
-        .and_then(|settings| RemoteStore::open(&settings).map_err(|e| e.to_string()))
-    {
-        Ok(store) => store,
-        Err(error) => {
-            tracing::error!(%error, "remote storage cannot be opened; nothing is uploaded");
-            return None;
-        }
-    };
+    let store = broker.remote.as_ref()?.store().clone();
     let interval = Duration::from_millis(config.task_interval_ms);
     Some(tokio::spawn(async move {
         loop {

@@ -56,8 +56,6 @@ pub const NOT_ACTED_ON: &[&str] = &[
     "file.delete.delay.ms",
     "follower.replication.throttled.replicas",
     "leader.replication.throttled.replicas",
-    "local.retention.bytes",
-    "local.retention.ms",
     "preallocate",
     "remote.log.copy.disable",
     "remote.log.delete.on.disable",
@@ -241,6 +239,9 @@ pub enum TopicConfigError {
     Log(String),
     #[error("{0} is not a list: APPEND and SUBTRACT apply only to list settings")]
     NotAList(String),
+    /// Settings that are each valid but not together (Kafka's `LogConfig` checks).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// Checks one topic config. Every value that passes is one the storage and broker accept,
@@ -316,7 +317,31 @@ pub fn validate_all(broker: &BrokerConfig, configs: &BTreeMap<String, String>) -
     for (key, value) in configs {
         validate(key, value)?;
     }
-    settings(broker, Some(configs)).log.validate().map_err(|e| TopicConfigError::Log(e.to_string()))
+    let settings = settings(broker, Some(configs));
+    settings.log.validate().map_err(|e| TopicConfigError::Log(e.to_string()))?;
+    tiered_conflicts(broker, &settings).map_err(|why| TopicConfigError::Conflict(why.to_string()))
+}
+
+/// Kafka's checks of tiered storage settings against each other (`LogConfig`).
+fn tiered_conflicts(broker: &BrokerConfig, settings: &TopicSettings) -> Result<(), &'static str> {
+    if !settings.remote_storage {
+        return Ok(());
+    }
+    if !broker.tiered.enabled {
+        return Err("Tiered Storage functionality is disabled in the broker (remote.log.storage.system.enable)");
+    }
+    if settings.compacted {
+        return Err("Remote log storage is not supported for compacted topics");
+    }
+    let log = &settings.log;
+    let (local_ms, local_bytes) = log.local_retention();
+    if log.retention_ms >= 0 && (local_ms == -1 || local_ms > log.retention_ms) {
+        return Err("local.retention.ms must not be larger than retention.ms");
+    }
+    if log.retention_bytes >= 0 && (local_bytes == -1 || local_bytes > log.retention_bytes) {
+        return Err("local.retention.bytes must not be larger than retention.bytes");
+    }
+    Ok(())
 }
 
 /// Effective settings for a topic.
@@ -335,6 +360,8 @@ pub fn settings(broker: &BrokerConfig, overrides: Option<&BTreeMap<String, Strin
         index_interval_bytes: num("index.interval.bytes", defaults.index_interval_bytes as i64) as u32,
         retention_ms: num("retention.ms", defaults.retention_ms),
         retention_bytes: num("retention.bytes", defaults.retention_bytes),
+        local_retention_ms: num("local.retention.ms", -2),
+        local_retention_bytes: num("local.retention.bytes", -2),
         flush_messages: num("flush.messages", clamp_i64(defaults.flush_messages)) as u64,
         flush_ms: num("flush.ms", defaults.flush_ms),
     };

@@ -16,7 +16,7 @@ pub struct ApiRange {
 pub const SUPPORTED: &[ApiRange] = &[
     ApiRange { key: ApiKey::Produce, min: 3, max: 11 },
     ApiRange { key: ApiKey::Fetch, min: 4, max: 16 },
-    ApiRange { key: ApiKey::ListOffsets, min: 0, max: 8 },
+    ApiRange { key: ApiKey::ListOffsets, min: 0, max: 9 },
     ApiRange { key: ApiKey::Metadata, min: 0, max: 12 },
     ApiRange { key: ApiKey::OffsetCommit, min: 0, max: 9 },
     ApiRange { key: ApiKey::OffsetFetch, min: 0, max: 9 },

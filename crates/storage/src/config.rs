@@ -23,6 +23,11 @@ pub struct LogConfig {
     pub retention_ms: i64,
     /// Delete oldest closed segments while the log stays at least this large; -1 = infinite.
     pub retention_bytes: i64,
+    /// Tiered storage (`local.retention.ms` / `local.retention.bytes`): how long and how
+    /// much of a log whose segments are copied to remote storage stays on local disk; -2:
+    /// as `retention_ms` / `retention_bytes`. Used only by [`crate::PartitionLog::apply_local_retention`].
+    pub local_retention_ms: i64,
+    pub local_retention_bytes: i64,
     /// fsync after this many records were appended since the last flush.
     pub flush_messages: u64,
     /// fsync when the last flush is older than this.
@@ -39,6 +44,8 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             retention_ms: 7 * DAY_MS,
             retention_bytes: -1,
+            local_retention_ms: -2,
+            local_retention_bytes: -2,
             flush_messages: u64::MAX,
             flush_ms: i64::MAX,
         }
@@ -46,6 +53,13 @@ impl Default for LogConfig {
 }
 
 impl LogConfig {
+    /// The local retention of a tiered log, with -2 resolved to the total retention.
+    pub fn local_retention(&self) -> (i64, i64) {
+        let ms = if self.local_retention_ms == -2 { self.retention_ms } else { self.local_retention_ms };
+        let bytes = if self.local_retention_bytes == -2 { self.retention_bytes } else { self.local_retention_bytes };
+        (ms, bytes)
+    }
+
     /// Rejects values the on-disk format cannot represent.
     pub fn validate(&self) -> Result<(), StorageError> {
         if self.segment_bytes < runnel_protocol::batch::HEADER_BYTES as u64 {

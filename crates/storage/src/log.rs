@@ -16,7 +16,7 @@ use crate::header::HeaderScan;
 use crate::leader_epoch::LeaderEpochCache;
 use crate::producer_snapshot;
 use crate::producer_state::{ProducerBatch, ProducerStateManager, SequenceCheck};
-use crate::retention::{deletable_segments, SegmentSummary};
+use crate::retention::{deletable_segments, locally_deletable_segments, SegmentSummary};
 use crate::rolled_flush::RolledFlush;
 use crate::segment::{Segment, SegmentRead};
 use crate::stamp::stamp_batches;
@@ -447,6 +447,18 @@ impl PartitionLog {
 
     /// Deletes closed segments by log start offset, age and size; returns how many.
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, StorageError> {
+        self.retain(now_ms, None)
+    }
+
+    /// Tiered storage's local retention (`local.retention.*`): segments go by age or size
+    /// only once remote storage holds every offset of them (`uploaded_through`: the
+    /// highest offset uploaded, -1 when none). The log start offset becomes the first
+    /// local offset: remote storage serves what is below it.
+    pub fn apply_local_retention(&mut self, now_ms: i64, uploaded_through: i64) -> Result<usize, StorageError> {
+        self.retain(now_ms, Some(uploaded_through))
+    }
+
+    fn retain(&mut self, now_ms: i64, uploaded_through: Option<i64>) -> Result<usize, StorageError> {
         let closed = &self.segments[..self.segments.len() - 1];
         let mut summaries = Vec::with_capacity(closed.len());
         for segment in closed {
@@ -456,7 +468,11 @@ impl PartitionLog {
                 largest_timestamp_ms: segment.largest_timestamp_ms()?,
             });
         }
-        let count = deletable_segments(&summaries, self.size_bytes(), self.log_start_offset, &self.config, now_ms);
+        let (size, start) = (self.size_bytes(), self.log_start_offset);
+        let count = match uploaded_through {
+            None => deletable_segments(&summaries, size, start, &self.config, now_ms),
+            Some(uploaded) => locally_deletable_segments(&summaries, size, start, &self.config, now_ms, uploaded),
+        };
         for segment in self.segments.drain(..count) {
             tracing::info!(dir = %self.dir.display(), base_offset = segment.base_offset, "retention deletes segment");
             segment.delete_files()?;

@@ -1,15 +1,14 @@
 //! Tiered storage (KIP-405): where a partition's closed segments live in object storage,
-//! and the object stores themselves. Decisions are pure (`layout`); `backend` is the one
-//! module that talks to a store.
-//!
-//! Status: the object layout, the backends (a local directory and S3-compatible storage)
-//! with their error classification and checksums, and the upload planner
-//! (`upload_plan`, pure); the uploader itself, remote reads and retention come next (see `docs/plans/tiered-storage.md`). Nothing in the broker uses
-//! this crate yet.
+//! the object stores themselves, and reading records back. Decisions are pure (`layout`,
+//! `upload_plan`, `cache`); `backend` is the one module that talks to a store, and
+//! `reader` reads batches back through a bounded cache.
 
 pub mod backend;
+pub mod cache;
 pub mod layout;
+pub mod reader;
 pub mod upload_plan;
 
 pub use backend::{BackendSettings, RemoteError, RemoteStore};
 pub use layout::{ObjectKind, SegmentKey};
+pub use reader::{RemoteReader, SegmentRef};

@@ -21,7 +21,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::future::select_all;
 use kafka_protocol::messages::{ApiKey, FetchRequest};
 use runnel_protocol::ResponseError;
@@ -29,6 +29,7 @@ use runnel_storage::{FileSlice, StorageError};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use super::fetch_remote::{self, RemoteTarget, Tiered};
 use super::{Context, DispatchError};
 use crate::access::topics::FetchDenied;
 use crate::partition::Partition;
@@ -61,9 +62,32 @@ pub struct PartitionData {
     pub error: i16,
     pub high_watermark: i64,
     pub log_start_offset: i64,
-    pub records: Option<FileSlice>,
+    pub records: Option<Records>,
     /// -1, or the replica the consumer should fetch from (v11+).
     pub preferred_read_replica: i32,
+    /// A read below the local log that remote storage answers (`fetch_remote.rs`).
+    pub remote: Option<RemoteTarget>,
+}
+
+/// The records of one partition: a range of a segment file (sent by sendfile(2)), or
+/// bytes read from remote storage.
+#[derive(Debug)]
+pub enum Records {
+    File(FileSlice),
+    Bytes(Bytes),
+}
+
+impl Records {
+    pub fn len(&self) -> usize {
+        match self {
+            Records::File(slice) => slice.len as usize,
+            Records::Bytes(bytes) => bytes.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 pub struct TopicData {
@@ -165,11 +189,12 @@ fn error_data(index: i32, error: ResponseError) -> PartitionData {
         log_start_offset: -1,
         records: None,
         preferred_read_replica: -1,
+        remote: None,
     }
 }
 
 /// Reads one partition. `budget` is what the response may still carry.
-fn read_target(target: &Target, budget: usize, min_one_batch: bool, replica: bool) -> PartitionData {
+fn read_target(target: &Target, budget: usize, min_one_batch: bool, replica: bool, tiered: &Tiered) -> PartitionData {
     let index = target.partition_index;
     let partition = match &target.partition {
         Ok(partition) => partition,
@@ -186,27 +211,35 @@ fn read_target(target: &Target, budget: usize, min_one_batch: bool, replica: boo
             partition_index: index,
             error: 0,
             high_watermark,
-            log_start_offset,
+            log_start_offset: tiered.log_start_offset(partition, log_start_offset),
             records: None,
             preferred_read_replica: replica,
+            remote: None,
         };
     }
-    let (read, log_start_offset) =
-        match partition.read(target.fetch_offset, target.max_bytes.min(budget), min_one_batch, replica) {
-            Ok(read) => read,
-            // The only failure left outside the read itself: the partition was deleted meanwhile.
-            Err(_) => return error_data(index, ResponseError::UnknownTopicOrPartition),
-        };
+    let max_bytes = target.max_bytes.min(budget);
+    let (read, local_start) = match partition.read(target.fetch_offset, max_bytes, min_one_batch, replica) {
+        Ok(read) => read,
+        // The only failure left outside the read itself: the partition was deleted meanwhile.
+        Err(_) => return error_data(index, ResponseError::UnknownTopicOrPartition),
+    };
     let mut data = PartitionData {
         partition_index: index,
         error: 0,
         high_watermark,
-        log_start_offset,
+        log_start_offset: tiered.log_start_offset(partition, local_start),
         records: None,
         preferred_read_replica: -1,
+        remote: None,
     };
     match read {
-        Ok(read) => data.records = read.slice,
+        Ok(read) => data.records = read.slice.map(Records::File),
+        Err(StorageError::OffsetOutOfRange { .. }) if target.fetch_offset < local_start => {
+            match tiered.below_local(partition, target.fetch_offset, max_bytes, min_one_batch, replica) {
+                Ok(remote) => data.remote = Some(remote),
+                Err(error) => data.error = error.code(),
+            }
+        }
         Err(StorageError::OffsetOutOfRange { .. }) => data.error = ResponseError::OffsetOutOfRange.code(),
         Err(e) => {
             tracing::error!(topic = %partition.topic, partition = index, error = %e, "fetch read failed");
@@ -217,8 +250,14 @@ fn read_target(target: &Target, budget: usize, min_one_batch: bool, replica: boo
 }
 
 /// One pass over every partition; returns the data, its byte count, and whether any
-/// partition answered with an error (which ends a long poll at once, as in Kafka).
-fn read_all(targets: &[TopicTarget], max_bytes: usize, replica: bool) -> (Vec<TopicData>, usize, bool) {
+/// partition answered with an error or waits for a remote read (either ends a long poll at
+/// once, as in Kafka). A remote read's budget is reserved as if it were full.
+fn read_all(
+    targets: &[TopicTarget],
+    max_bytes: usize,
+    replica: bool,
+    tiered: &Tiered,
+) -> (Vec<TopicData>, usize, bool) {
     let mut total = 0usize;
     let mut any_error = false;
     let topics = targets
@@ -228,9 +267,10 @@ fn read_all(targets: &[TopicTarget], max_bytes: usize, replica: bool) -> (Vec<To
                 .partitions
                 .iter()
                 .map(|target| {
-                    let data = read_target(target, max_bytes.saturating_sub(total), total == 0, replica);
-                    total += data.records.as_ref().map_or(0, |r| r.len as usize);
-                    any_error |= data.error != 0;
+                    let data = read_target(target, max_bytes.saturating_sub(total), total == 0, replica, tiered);
+                    total += data.records.as_ref().map_or(0, Records::len);
+                    total += data.remote.as_ref().map_or(0, |r| r.max_bytes.max(1));
+                    any_error |= data.error != 0 || data.remote.is_some();
                     data
                 })
                 .collect();
@@ -301,7 +341,9 @@ pub async fn handle(ctx: &Context<'_>, request: FetchRequest, denied: &FetchDeni
                 Some(if replica.is_some() { partition.subscribe_log_end() } else { partition.subscribe() })
             })
             .collect();
-        let (topics, total, any_error) = read_all(&targets, max_bytes, replica.is_some());
+        let image = ctx.broker.metadata.image();
+        let tiered = Tiered::new(ctx.broker, &image);
+        let (topics, total, any_error) = read_all(&targets, max_bytes, replica.is_some(), &tiered);
         if total >= min_bytes
             || any_error
             || watchers.is_empty()
@@ -310,6 +352,7 @@ pub async fn handle(ctx: &Context<'_>, request: FetchRequest, denied: &FetchDeni
         {
             break topics;
         }
+        drop(tiered);
         let changed = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
         tokio::select! {
             _ = changed => {}
@@ -317,6 +360,8 @@ pub async fn handle(ctx: &Context<'_>, request: FetchRequest, denied: &FetchDeni
             _ = stop.changed() => {}
         }
     };
+    let mut topics = topics;
+    fetch_remote::complete(ctx.broker, &mut topics).await;
     FetchEncoder::new(version, correlation_id).finish(0, &topics)
 }
 
@@ -343,8 +388,8 @@ pub struct FetchEncoder {
     version: i16,
     flexible: bool,
     buf: BytesMut,
-    /// File ranges and the buffer position they follow.
-    files: Vec<(usize, FileSlice)>,
+    /// Record chunks (file ranges or bytes) and the buffer position they follow.
+    files: Vec<(usize, Chunk)>,
 }
 
 impl FetchEncoder {
@@ -390,15 +435,17 @@ impl FetchEncoder {
         }
     }
 
-    fn records(&mut self, records: &Option<FileSlice>) {
-        let len = records.as_ref().map_or(0, |r| r.len as usize);
+    fn records(&mut self, records: &Option<Records>) {
+        let len = records.as_ref().map_or(0, Records::len);
         if self.flexible {
             self.uvarint(len as u64 + 1);
         } else {
             self.buf.put_i32(len as i32);
         }
-        if let Some(slice) = records {
-            self.files.push((self.buf.len(), slice.clone()));
+        match records {
+            Some(Records::File(slice)) => self.files.push((self.buf.len(), Chunk::File(slice.clone()))),
+            Some(Records::Bytes(bytes)) => self.files.push((self.buf.len(), Chunk::Bytes(bytes.clone()))),
+            None => {}
         }
     }
 
@@ -444,7 +491,7 @@ impl FetchEncoder {
             self.no_tagged_fields();
         }
         self.no_tagged_fields();
-        let file_bytes: usize = self.files.iter().map(|(_, f)| f.len as usize).sum();
+        let file_bytes: usize = self.files.iter().map(|(_, f)| f.len()).sum();
         let size = self.buf.len() - 4 + file_bytes;
         let size =
             i32::try_from(size).map_err(|_| crate::response::EncodeError(format!("fetch response of {size} bytes")))?;
@@ -455,7 +502,7 @@ impl FetchEncoder {
         for (position, file) in self.files {
             chunks.push(Chunk::Bytes(buf.split_to(position - consumed).freeze()));
             consumed = position;
-            chunks.push(Chunk::File(file));
+            chunks.push(file);
         }
         chunks.push(Chunk::Bytes(buf.freeze()));
         chunks.retain(|c| !c.is_empty());
@@ -507,8 +554,9 @@ mod tests {
                         error: 0,
                         high_watermark: 10,
                         log_start_offset: 2,
-                        records: Some(slice.clone()),
+                        records: Some(Records::File(slice.clone())),
                         preferred_read_replica: -1,
+                        remote: None,
                     },
                     PartitionData {
                         partition_index: 1,
@@ -517,6 +565,17 @@ mod tests {
                         log_start_offset: -1,
                         records: None,
                         preferred_read_replica: if version >= 11 { 3 } else { -1 },
+                        remote: None,
+                    },
+                    // Records read from remote storage travel as bytes.
+                    PartitionData {
+                        partition_index: 2,
+                        error: 0,
+                        high_watermark: 10,
+                        log_start_offset: 0,
+                        records: Some(Records::Bytes(Bytes::from_static(records))),
+                        preferred_read_replica: -1,
+                        remote: None,
                     },
                 ],
             };
@@ -544,6 +603,13 @@ mod tests {
                             .with_aborted_transactions(None)
                             .with_preferred_read_replica(BrokerId(if version >= 11 { 3 } else { -1 }))
                             .with_records(Some(Bytes::new())),
+                        KpPartition::default()
+                            .with_partition_index(2)
+                            .with_high_watermark(10)
+                            .with_last_stable_offset(10)
+                            .with_log_start_offset(0)
+                            .with_aborted_transactions(None)
+                            .with_records(Some(Bytes::from_static(records))),
                     ])])
                 .with_throttle_time_ms(250);
             let header_version = ApiKey::Fetch.response_header_version(version);

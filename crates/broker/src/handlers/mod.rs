@@ -17,6 +17,7 @@ mod describe_quorum;
 mod describe_topic_partitions;
 mod elect_leaders;
 pub mod fetch;
+pub(crate) mod fetch_remote;
 mod find_coordinator;
 mod group_admin;
 mod group_membership;
@@ -269,7 +270,7 @@ async fn serve(ctx: &Context<'_>, api: ApiKey, version: i16, body: Bytes) -> Res
         }
         ApiKey::ListOffsets => {
             let gate = access::topics::list_offsets(access, decode_body(api, version, body)?);
-            respond(api, ctx, gate.serve(|r| list_offsets::handle(ctx, r)))
+            respond(api, ctx, gate.serve_async(|r| list_offsets::handle(ctx, r)).await)
         }
         ApiKey::Produce => {
             let request: kafka_protocol::messages::ProduceRequest = decode_body(api, version, body)?;
