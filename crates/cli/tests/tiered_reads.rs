@@ -84,7 +84,7 @@ async fn consumers_read_from_offset_zero_what_only_remote_storage_holds() {
     produce_all(&producer, "tiered", Some(0), &messages, None).await;
 
     // Uploaded, then deleted locally: the local log keeps about 3 MB of the records.
-    let local_start = poll_until(Duration::from_secs(60), Duration::from_millis(100), "most data remote only", || {
+    poll_until(Duration::from_secs(60), Duration::from_millis(100), "most data remote only", || {
         let local: u64 = std::fs::read_dir(data.path().join("tiered-0"))
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -93,7 +93,6 @@ async fn consumers_read_from_offset_zero_what_only_remote_storage_holds() {
             .sum();
         (local < 5_000_000).then_some(())
     });
-    let _ = local_start;
     let (earliest_local, _) = list_offset(&bootstrap, "tiered", -4).await;
     let (earliest, _) = list_offset(&bootstrap, "tiered", -2).await;
     let (latest_tiered, _) = list_offset(&bootstrap, "tiered", -5).await;

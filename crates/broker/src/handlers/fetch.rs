@@ -352,7 +352,6 @@ pub async fn handle(ctx: &Context<'_>, request: FetchRequest, denied: &FetchDeni
         {
             break topics;
         }
-        drop(tiered);
         let changed = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
         tokio::select! {
             _ = changed => {}
