@@ -61,6 +61,8 @@ pub struct Stats {
     pub remote_copied_segments: AtomicU64,
     pub remote_copied_bytes: AtomicU64,
     pub remote_abandoned_removed: AtomicU64,
+    /// Remote segments deleted by total retention.
+    pub remote_expired_segments: AtomicU64,
     pub remote_copy_failures: AtomicU64,
 }
 

@@ -66,6 +66,11 @@ fn render(broker: &Broker) -> String {
             "Unfinished remote copies of earlier leaders or crashes deleted.",
         ),
         (
+            "runnel_remote_expired_segments_total",
+            &s.remote_expired_segments,
+            "Remote segments deleted by retention (time, size or log start).",
+        ),
+        (
             "runnel_remote_copy_failures_total",
             &s.remote_copy_failures,
             "Remote copy rounds of a partition that failed.",

@@ -1,17 +1,24 @@
-//! Tiered storage's uploader (Kafka's `RLMCopyTask`): every
+//! Tiered storage's uploader and expirer (Kafka's `RLMCopyTask` and `RLMExpirationTask`): every
 //! `remote.log.manager.task.interval.ms`, for each partition this node leads whose topic
 //! has `remote.storage.enable`, it cleans up copies abandoned by earlier leaders or
 //! crashes, then copies the closed segments wholly below the high watermark that remote
 //! storage does not hold yet (`runnel_tiered::upload_plan`): `RemoteSegmentStarted` is
 //! committed first (the fence), then the segment's `.log` (in parts), its indexes and its
-//! leader epochs go to the store, then `CopyFinished` with their checksums.
+//! leader epochs go to the store, then `CopyFinished` with their checksums. Then total
+//! retention (`retention.ms`, `retention.bytes` counting local-only and remote bytes, and
+//! the log start DeleteRecords sets) deletes the oldest remote segments
+//! (`runnel_tiered::expiry_plan`): the new remote log start is committed first, then each
+//! segment is DELETE_STARTED, its objects deleted, and DELETE_FINISHED. Local segments are
+//! deleted by local retention (`local.retention.*`, in the retention pass) once uploaded.
 //!
-//! Status: copy only. Reads from remote storage and local retention by
-//! `local.retention.*` are not built yet, so local segments are kept whatever is uploaded.
+//! The remote data of a deleted topic stays in the image (its remote logs outlive the
+//! topic: a durable intent) until one node, the lowest-id unfenced broker, deletes every
+//! object under the partition's prefix and commits `RemoteLogDeleted`.
 //!
-//! Invariants: nothing local is changed or deleted; a copy is readable (FINISHED) only when
-//! every object is in the store; a failure leaves a STARTED copy that the next round (of
-//! this leader or the next) deletes; at most a few segments per partition and round.
+//! Invariants: nothing local is changed or deleted here; a copy is readable (FINISHED) only
+//! when every object is in the store; a failure leaves a STARTED (or DELETE_STARTED) segment
+//! that the next round (of this leader or the next) deletes; a segment stops being readable
+//! before its objects are deleted; at most a few segments per partition and round.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
@@ -52,7 +59,15 @@ pub fn spawn(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> Option<tok
                 if let Err(error) = copy_round(&broker, &store, &config.prefix, &partition).await {
                     broker.stats.remote_copy_failures.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(topic = %partition.topic, partition = partition.index, %error, "remote copy round failed; retried next round");
+                    continue;
                 }
+                if let Err(error) = expire_round(&broker, &store, &config.prefix, &partition).await {
+                    broker.stats.remote_copy_failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(topic = %partition.topic, partition = partition.index, %error, "remote retention round failed; retried next round");
+                }
+            }
+            if let Err(error) = sweep_deleted_topics(&broker, &store, &config.prefix).await {
+                tracing::warn!(%error, "deleting a deleted topic's remote data failed; retried next round");
             }
         }
     }))
@@ -95,25 +110,102 @@ async fn copy_round(broker: &Broker, store: &RemoteStore, prefix: &str, partitio
     );
     for id in plan.clean_up {
         let Some(segment) = remote.as_ref().and_then(|r| r.segments.get(&id)).cloned() else { continue };
-        let change = |change| MetadataRecord::RemoteSegmentChanged {
-            topic_id: partition.topic_id,
-            partition: partition.index,
-            segment_id: id,
-            change,
-        };
-        if segment.state != RemoteSegmentState::DeleteStarted {
-            commit(broker, vec![change(RemoteStateChange::DeleteStarted)])?;
-        }
-        for key in keys(prefix, partition, segment.base_offset, id) {
-            store.delete(&key.to_string()).await.map_err(|e| e.to_string())?;
-        }
-        commit(broker, vec![change(RemoteStateChange::DeleteFinished)])?;
+        delete_segment(broker, store, prefix, partition, &segment).await?;
         broker.stats.remote_abandoned_removed.fetch_add(1, Ordering::Relaxed);
         tracing::info!(topic = %partition.topic, partition = partition.index, segment = %id, "abandoned remote copy removed");
     }
     for upload in plan.uploads {
         let Some(local) = closed.iter().find(|s| s.base_offset == upload.base_offset) else { continue };
         copy_segment(broker, store, prefix, partition, uploader, &upload, local, &epochs).await?;
+    }
+    Ok(())
+}
+
+/// Deletes one remote segment: DELETE_STARTED (no longer readable), its objects, then
+/// DELETE_FINISHED.
+async fn delete_segment(
+    broker: &Broker,
+    store: &RemoteStore,
+    prefix: &str,
+    partition: &Partition,
+    segment: &RemoteSegment,
+) -> Result<(), String> {
+    let change = |change| MetadataRecord::RemoteSegmentChanged {
+        topic_id: partition.topic_id,
+        partition: partition.index,
+        segment_id: segment.segment_id,
+        change,
+    };
+    if segment.state != RemoteSegmentState::DeleteStarted {
+        commit(broker, vec![change(RemoteStateChange::DeleteStarted)])?;
+    }
+    for key in keys(prefix, partition, segment.base_offset, segment.segment_id) {
+        store.delete(&key.to_string()).await.map_err(|e| e.to_string())?;
+    }
+    commit(broker, vec![change(RemoteStateChange::DeleteFinished)])?;
+    Ok(())
+}
+
+/// Total retention of one led partition's remote segments (see the module doc).
+async fn expire_round(broker: &Broker, store: &RemoteStore, prefix: &str, partition: &Partition) -> Result<(), String> {
+    let image = broker.metadata.image();
+    let Some(remote) = image.remote_logs.get(&(partition.topic_id, partition.index)).cloned() else { return Ok(()) };
+    let uploaded = remote.highest_remote_offset().unwrap_or(-1);
+    let local_only = partition
+        .with_log(|log| {
+            let closed = log.closed_segments();
+            let uploaded_bytes: u64 =
+                closed.iter().filter(|s| s.next_offset - 1 <= uploaded).map(|s| s.size_bytes).sum();
+            Ok(log.size_bytes().saturating_sub(uploaded_bytes))
+        })
+        .map_err(|e| e.to_string())?;
+    let log = &partition.settings().log;
+    let plan = runnel_tiered::expiry_plan::plan(
+        &remote,
+        log.retention_ms,
+        log.retention_bytes,
+        local_only,
+        crate::clock::now_ms(),
+    );
+    if plan.delete.is_empty() {
+        return Ok(());
+    }
+    if let Some(start) = plan.new_start {
+        commit(
+            broker,
+            vec![MetadataRecord::RemoteLogStart {
+                topic_id: partition.topic_id,
+                partition: partition.index,
+                offset: start,
+            }],
+        )?;
+    }
+    for id in &plan.delete {
+        let Some(segment) = remote.segments.get(id) else { continue };
+        delete_segment(broker, store, prefix, partition, segment).await?;
+        broker.stats.remote_expired_segments.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(topic = %partition.topic, partition = partition.index, start = segment.start_offset, end = segment.end_offset, "remote segment deleted by retention");
+    }
+    Ok(())
+}
+
+/// Deletes the remote data of partitions whose topic is gone, on the lowest-id unfenced
+/// broker only (every node decides alike from the image).
+async fn sweep_deleted_topics(broker: &Broker, store: &RemoteStore, prefix: &str) -> Result<(), String> {
+    let image = broker.metadata.image();
+    let sweeper = image.brokers.iter().filter(|(_, b)| !b.fenced).map(|(id, _)| *id).min();
+    if sweeper != Some(broker.config.node_id) {
+        return Ok(());
+    }
+    let orphaned: Vec<(Uuid, i32)> =
+        image.remote_logs.keys().filter(|(topic_id, _)| image.topic_by_id(topic_id).is_none()).copied().collect();
+    for (topic_id, partition) in orphaned {
+        let folder = runnel_tiered::layout::partition_prefix(prefix, topic_id, partition);
+        for (key, _) in store.list(&folder).await.map_err(|e| e.to_string())? {
+            store.delete(&key).await.map_err(|e| e.to_string())?;
+        }
+        commit(broker, vec![MetadataRecord::RemoteLogDeleted { topic_id, partition }])?;
+        tracing::info!(%topic_id, partition, "a deleted topic's remote data deleted");
     }
     Ok(())
 }

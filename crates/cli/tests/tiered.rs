@@ -133,10 +133,10 @@ async fn a_kill_during_copies_leaves_nothing_half_written() {
     let messages: Vec<Msg> = (0..150).map(|i| Msg::new(format!("k{i}"), vec![b'v'; 1000])).collect();
     for _ in 0..3 {
         let bootstrap = node.bootstrap().to_string();
+        let copies_before = node.logged_lines("segment copied to remote storage").len();
         let producer = support::producer(&bootstrap, &[("batch.size", "4096"), ("linger.ms", "0")]);
         produce_all(&producer, "tiered", Some(0), &messages, None).await;
         drop(producer);
-        let copies_before = node.logged_lines("segment copied to remote storage").len();
         poll_until(Duration::from_secs(30), Duration::from_millis(1), "a copy to finish", || {
             (node.logged_lines("segment copied to remote storage").len() > copies_before).then_some(())
         });

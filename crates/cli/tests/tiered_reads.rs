@@ -136,3 +136,90 @@ print(seen)
     assert_eq!(list_offset(&bootstrap, "tiered", -2).await.0, 0);
     librdkafka_reads_everything(&bootstrap, count).await;
 }
+
+/// Every remote `.log` object's size, under the node's local-directory backend.
+fn remote_log_bytes(data: &std::path::Path) -> (usize, u64) {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.map(Result::unwrap) {
+            if entry.file_type().unwrap().is_dir() {
+                walk(&entry.path(), out);
+            } else {
+                out.push(entry.path());
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&data.join("remote-log-storage"), &mut files);
+    let logs: Vec<_> = files.iter().filter(|p| p.extension().is_some_and(|e| e == "log")).collect();
+    (files.len(), logs.iter().map(|p| std::fs::metadata(p).unwrap().len()).sum())
+}
+
+/// Total retention by size counts remote bytes and deletes the oldest remote segments
+/// (the earliest offset moves up); DeleteRecords moves the remote log start; deleting the
+/// topic deletes its remote data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_delete_records_and_topic_deletion_reach_remote_storage() {
+    let data = TempDir::new().unwrap();
+    let settings = [
+        "--set",
+        "remote.log.storage.system.enable=true",
+        "--set",
+        "remote.log.manager.task.interval.ms=100",
+        "--set",
+        "log.retention.check.interval.ms=100",
+    ];
+    let node = Node::start_with_metrics(data.path(), &settings);
+    let bootstrap = node.bootstrap().to_string();
+    let topic_settings = [
+        ("remote.storage.enable", "true"),
+        ("internal.segment.bytes", "500000"),
+        ("local.retention.bytes", "1000000"),
+        ("retention.bytes", "4000000"),
+    ];
+    create_topic(&bootstrap, "tiered", 1, &topic_settings).await;
+    let producer = producer(&bootstrap, &[("batch.size", "65536"), ("linger.ms", "5")]);
+    let messages: Vec<Msg> = (0..12_000).map(|i| Msg::new(format!("k{i}"), value(i))).collect();
+    produce_all(&producer, "tiered", Some(0), &messages, None).await;
+    // 12 MB produced, 4 MB kept in all: the remote part keeps at most one segment more
+    // (a segment goes only when the partition is larger than the bound by all of it).
+    let earliest = poll_until(Duration::from_secs(60), Duration::from_millis(100), "remote retention", || {
+        let (_, remote) = remote_log_bytes(data.path());
+        let runtime = tokio::runtime::Handle::current();
+        let (earliest, _) = tokio::task::block_in_place(|| runtime.block_on(list_offset(&bootstrap, "tiered", -2)));
+        (earliest > 6_000 && remote > 0 && remote <= 4_500_000).then_some(earliest)
+    });
+    assert!(metric(node.metrics_url(), "runnel_remote_expired_segments_total") > 0);
+    // A consumer from the earliest offset reads on from there.
+    let consumer = consumer(&bootstrap, &[("auto.offset.reset", "earliest")]);
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    assignment.add_partition_offset("tiered", 0, rdkafka::Offset::Beginning).unwrap();
+    consumer.assign(&assignment).unwrap();
+    let first = tokio::time::timeout(IO_TIMEOUT, consumer.recv()).await.expect("in time").expect("a record");
+    assert!(first.offset() >= earliest, "read {} from earliest {earliest}", first.offset());
+    assert!(first.payload() == Some(value(first.offset() as usize).as_slice()));
+
+    // DeleteRecords past the remote start: the earliest offset follows.
+    let (local_start, _) = list_offset(&bootstrap, "tiered", -4).await;
+    let target = (earliest + local_start) / 2;
+    let (ok, out) = runnel_cli(
+        &bootstrap,
+        &["topic", "delete-records", "tiered", "--partition", "0", "--offset", &target.to_string()],
+    );
+    assert!(ok, "{out}");
+    assert_eq!(list_offset(&bootstrap, "tiered", -2).await.0, target, "the earliest offset is the deleted-to offset");
+
+    // Deleting the topic deletes its remote objects.
+    let (ok, out) = runnel_cli(&bootstrap, &["topic", "delete", "tiered"]);
+    assert!(ok, "{out}");
+    poll_until(Duration::from_secs(30), Duration::from_millis(100), "no remote objects left", || {
+        (remote_log_bytes(data.path()).0 == 0).then_some(())
+    });
+}
+
+fn runnel_cli(bootstrap: &str, args: &[&str]) -> (bool, String) {
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_runnel")).args(args).args(["--bootstrap", bootstrap]).output().unwrap();
+    let text = if output.status.success() { output.stdout } else { output.stderr };
+    (output.status.success(), String::from_utf8_lossy(&text).into_owned())
+}

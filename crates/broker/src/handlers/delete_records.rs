@@ -8,7 +8,9 @@
 //! As Kafka's purgatory does, the answer waits (up to the request's `timeout_ms`) until
 //! every live replica's log start has reached the offset: followers report theirs in each
 //! fetch. The low watermark answered is the lowest of them; a partition whose followers do
-//! not catch up in time answers REQUEST_TIMED_OUT (the deletion itself stands).
+//! not catch up in time answers REQUEST_TIMED_OUT (the deletion itself stands). With
+//! tiered storage the remote log start is raised too (a `RemoteLogStart` record), and the
+//! leader's remote retention deletes the remote segments below it.
 
 use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
@@ -45,6 +47,25 @@ fn delete_before(ctx: &Context, topic: &str, index: i32, offset: i64) -> Result<
             PartitionError::Deleted => ResponseError::UnknownTopicOrPartition,
             _ => ResponseError::KafkaStorageError,
         })?;
+    // Tiered storage: the remote log start follows, and remote retention deletes the
+    // remote segments below it.
+    let remote_start = ctx
+        .broker
+        .metadata
+        .image()
+        .remote_logs
+        .get(&(partition.topic_id, partition.index))
+        .and_then(|log| log.start_offset());
+    if ctx.broker.remote.is_some() && remote_start.is_some_and(|start| start < target) {
+        let record = runnel_metadata::MetadataRecord::RemoteLogStart {
+            topic_id: partition.topic_id,
+            partition: partition.index,
+            offset: target,
+        };
+        tokio::task::block_in_place(|| ctx.broker.metadata.commit(|_| Ok::<_, ()>(vec![record])))
+            .map_err(|_| ResponseError::KafkaStorageError)?
+            .map_err(|()| ResponseError::KafkaStorageError)?;
+    }
     Ok(low_watermark)
 }
 
