@@ -560,6 +560,15 @@ impl BrokerConfig {
         if self.max_connections == 0 {
             return invalid("max.connections", "0".into(), "must be at least 1".into());
         }
+        // The default local directory is each node's own: a new leader could not read what
+        // the old one uploaded.
+        if self.is_cluster() && self.tiered.enabled && !self.tiered.s3 && self.tiered.local_dir.is_none() {
+            let why = "in a cluster, remote storage must be one every node reaches: set \
+                       remote.log.storage.local.dir to a directory all nodes share, or use \
+                       remote.log.storage.backend=s3"
+                .into();
+            return invalid("remote.log.storage.system.enable", "true".into(), why);
+        }
         Ok(())
     }
 
