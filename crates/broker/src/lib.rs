@@ -44,6 +44,7 @@ pub mod sendfile;
 pub mod server;
 pub mod session;
 pub mod storage_failure;
+pub mod tier_state;
 pub mod tiered_config;
 pub mod tiering;
 pub mod tls;

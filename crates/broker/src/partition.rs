@@ -582,6 +582,27 @@ impl Partition {
         Ok(true)
     }
 
+    /// Follower of `(leader, epoch)` whose leader holds the offsets below `offset` only in
+    /// remote storage: an empty log from `offset` with the producer state and leader epochs
+    /// remote storage recorded there. `false` if it no longer follows them.
+    pub fn install_tiered_start(
+        &self,
+        following: (i32, i32),
+        offset: i64,
+        snapshot: Option<&[u8]>,
+        epochs: &[(i32, i64)],
+    ) -> Result<bool, PartitionError> {
+        let state = self.state();
+        if !state.follows(following) {
+            return Ok(false);
+        }
+        self.with_log(|log| log.install_tiered_start(offset, snapshot, epochs))?;
+        drop(state);
+        self.after_truncation(offset);
+        self.high_watermark.send_replace(offset);
+        Ok(true)
+    }
+
     fn after_truncation(&self, end: i64) {
         self.log_end.send_replace(end);
         let durable = self.durable_offset.load(Ordering::Acquire).min(end);

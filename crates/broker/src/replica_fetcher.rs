@@ -427,17 +427,15 @@ async fn fetch_once(
                     // replica keeps the local part, so start past the highest offset the
                     // metadata says is uploaded, which the leader still holds locally (it
                     // deletes nothing that is not uploaded). A stale image retries later.
-                    let image = broker.metadata.image();
-                    let uploaded = image
-                        .remote_logs
-                        .get(&(partition.topic_id, partition.index))
-                        .and_then(|log| log.highest_remote_offset());
-                    match uploaded {
-                        Some(high) if high + 1 > partition.log_end_offset() => {
-                            tracing::info!(topic = %name, partition = key.1, start = high + 1, "the leader's log below this offset is in remote storage only: starting the replica there");
-                            let _ = partition.truncate_fully_and_start_at(following, high + 1);
+                    match crate::tier_state::start_above_remote(broker, partition, following).await {
+                        Ok(Some(start)) => {
+                            tracing::info!(topic = %name, partition = key.1, start, "the leader's log below this offset is in remote storage only: the replica starts there");
                         }
-                        _ => refused += 1,
+                        Ok(None) => refused += 1,
+                        Err(error) => {
+                            refused += 1;
+                            tracing::warn!(topic = %name, partition = key.1, %error, "starting above remote storage failed; retried");
+                        }
                     }
                 }
                 Some(ResponseError::OffsetOutOfRange) => {

@@ -415,7 +415,10 @@ impl ReplicaManager {
         for partition in self.all_partitions() {
             let _ = partition.with_log(|log| Ok(log.expire_producers(now_ms, producer_expiration_ms)));
             let retained = match uploaded_through(&partition) {
-                Some(uploaded) => partition.with_log(|log| log.apply_local_retention(now_ms, uploaded)),
+                Some(uploaded) => partition.with_log(|log| {
+                    log.keep_snapshots_above(uploaded);
+                    log.apply_local_retention(now_ms, uploaded)
+                }),
                 None => partition.with_log(|log| log.apply_retention(now_ms)),
             };
             match retained {

@@ -222,10 +222,13 @@ async fn copy_segment(
     epochs: &[runnel_storage::leader_epoch::EpochEntry],
 ) -> Result<(), String> {
     let segment_id = Uuid::new_v4();
-    let in_segment: Vec<(i32, i64)> = epochs
-        .iter()
-        .filter(|e| e.start_offset <= upload.end_offset)
-        .map(|e| (e.epoch, e.start_offset.max(upload.start_offset)))
+    // The epoch in effect at the segment's start, then those that begin inside it.
+    let at_start = epochs.iter().rev().find(|e| e.start_offset <= upload.start_offset);
+    let inside = epochs.iter().filter(|e| e.start_offset > upload.start_offset && e.start_offset <= upload.end_offset);
+    let in_segment: Vec<(i32, i64)> = at_start
+        .map(|e| (e.epoch, upload.start_offset))
+        .into_iter()
+        .chain(inside.map(|e| (e.epoch, e.start_offset)))
         .collect();
     let segment = RemoteSegment {
         segment_id,
@@ -269,8 +272,14 @@ async fn copy_segment(
                 }
                 store.put(&name, Bytes::from(text)).await
             }
-            // Producer snapshots at segment ends are not all kept locally yet.
-            ObjectKind::ProducerSnapshot => continue,
+            // The producer state at the segment's end (kept locally until uploaded; a
+            // segment rolled before its topic was tiered may have none).
+            ObjectKind::ProducerSnapshot => {
+                let file = partition.with_log(|log| Ok(log.producer_snapshot_file(local.next_offset)));
+                let Ok(Some(path)) = file else { continue };
+                let Ok(bytes) = tokio::fs::read(&path).await else { continue };
+                store.put(&name, Bytes::from(bytes)).await
+            }
         };
         checksums.insert(key.kind.extension().to_string(), crc.map_err(|e| e.to_string())?);
     }

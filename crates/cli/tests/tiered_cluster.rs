@@ -3,7 +3,9 @@
 //! reassignment copies only the local part (OFFSET_MOVED_TO_TIERED_STORAGE, then it starts
 //! above what remote storage holds); after the old leader is killed, the new one serves
 //! every record from offset 0, the old ones from the segments the old leader uploaded.
-//! A cluster with the default per-node directory is refused at start.
+//! An idempotent producer whose last batch only remote storage holds keeps writing after
+//! the failover: the new leader took the producer state from remote storage. A cluster
+//! with the default per-node directory is refused at start.
 
 mod support;
 
@@ -33,12 +35,24 @@ fn local_start(data: &Path, folder: &str) -> Option<i64> {
         .min()
 }
 
-async fn reads_everything(bootstrap: &str) {
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+        if entry.file_type().unwrap().is_dir() {
+            out.extend(walk(&entry.path()));
+        } else {
+            out.push(entry.path());
+        }
+    }
+    out
+}
+
+async fn reads_everything(bootstrap: &str, count: usize) {
     let consumer = consumer(bootstrap, &[("auto.offset.reset", "earliest")]);
     let mut assignment = rdkafka::TopicPartitionList::new();
     assignment.add_partition_offset("tiered", 0, rdkafka::Offset::Beginning).unwrap();
     consumer.assign(&assignment).unwrap();
-    for i in 0..RECORDS {
+    for i in 0..count {
         let message = tokio::time::timeout(IO_TIMEOUT, consumer.recv()).await.expect("in time").expect("a record");
         assert_eq!(message.offset(), i as i64, "records in order, none missing");
         assert!(message.payload() == Some(value(i).as_slice()), "value of {i} differs");
@@ -71,9 +85,12 @@ async fn replicas_keep_the_local_part_and_a_new_leader_serves_the_remote_part() 
     })
     .await;
     let bootstrap = [1, 2, 3].map(|id| cluster.kafka_addr(id).to_string()).join(",");
-    let producer = producer(&bootstrap, &[("acks", "all"), ("batch.size", "65536"), ("linger.ms", "5")]);
+    // The first records come from an idempotent producer that then stays idle.
+    let idempotent = producer(&bootstrap, &[("enable.idempotence", "true"), ("linger.ms", "5")]);
     let messages: Vec<Msg> = (0..RECORDS).map(|i| Msg::new(format!("k{i}"), value(i))).collect();
-    produce_all(&producer, "tiered", Some(0), &messages, None).await;
+    produce_all(&idempotent, "tiered", Some(0), &messages[..100], None).await;
+    let producer = producer(&bootstrap, &[("acks", "all"), ("batch.size", "65536"), ("linger.ms", "5")]);
+    produce_all(&producer, "tiered", Some(0), &messages[100..], None).await;
 
     // Both replicas delete what was uploaded, down to about 1 MB each.
     for id in &replicas.replicas {
@@ -82,7 +99,11 @@ async fn replicas_keep_the_local_part_and_a_new_leader_serves_the_remote_part() 
             local_start(&data, "tiered-0").filter(|start| *start > 5_000 as i64)
         });
     }
-    reads_everything(&bootstrap).await;
+    reads_everything(&bootstrap, RECORDS).await;
+    // Each uploaded segment has its producer state at its end beside it.
+    let snapshots = walk(store.path()).iter().filter(|p| p.extension().is_some_and(|e| e == "snapshot")).count();
+    let logs = walk(store.path()).iter().filter(|p| p.extension().is_some_and(|e| e == "log")).count();
+    assert!(logs > 10 && snapshots == logs, "{snapshots} producer snapshots for {logs} segments");
 
     // A node that never held the partition joins it: it copies the local part only.
     let newcomer = [1, 2, 3].into_iter().find(|id| !replicas.replicas.contains(id)).unwrap();
@@ -114,7 +135,11 @@ async fn replicas_keep_the_local_part_and_a_new_leader_serves_the_remote_part() 
     })
     .await;
     let survivors = [1, 2, 3].into_iter().filter(|id| *id != kept).map(|id| cluster.kafka_addr(id).to_string());
-    reads_everything(&survivors.collect::<Vec<_>>().join(",")).await;
+    let survivors = survivors.collect::<Vec<_>>().join(",");
+    // The idempotent producer goes on with its sequence numbers: the new leader knows it.
+    let more: Vec<Msg> = (RECORDS..RECORDS + 100).map(|i| Msg::new(format!("k{i}"), value(i))).collect();
+    produce_all(&idempotent, "tiered", Some(0), &more, None).await;
+    reads_everything(&survivors, RECORDS + 100).await;
 }
 
 #[test]

@@ -18,6 +18,8 @@ pub enum StorageError {
     InvalidRecords(#[from] runnel_protocol::batch::BatchError),
     #[error("invalid log configuration: {0}")]
     InvalidConfig(&'static str),
+    #[error("producer snapshot from remote storage unreadable")]
+    UnreadableSnapshot,
     #[error("invalid checkpoint file {}: {fault}", path.display())]
     InvalidCheckpoint { path: std::path::PathBuf, fault: CheckpointFault },
     /// Replicated batches must start at or after the log end (after it: a cleaned leader's gap).

@@ -74,6 +74,9 @@ pub struct PartitionLog {
     /// The lowest offset a truncation cut the log to since the cleaner last asked
     /// ([`PartitionLog::take_truncation`]): its checkpoint must not stay above it.
     pub(crate) truncated_to: Option<i64>,
+    /// Producer snapshots above this offset are kept however many there are: tiered
+    /// storage uploads the one at each segment's end ([`PartitionLog::keep_snapshots_above`]).
+    pub(crate) snapshots_kept_above: i64,
 }
 
 impl PartitionLog {
@@ -567,7 +570,12 @@ impl PartitionLog {
         }
         let mut files = self.active_mut().seal()?;
         self.segments.push(Segment::create(&self.dir, base_offset, &self.config)?);
-        files.push(Arc::new(producer_snapshot::write_unsynced(&self.dir, base_offset, &self.producers)?));
+        files.push(Arc::new(producer_snapshot::write_unsynced(
+            &self.dir,
+            base_offset,
+            &self.producers,
+            self.snapshots_kept_above,
+        )?));
         self.rolled_flushes.push(RolledFlush {
             files,
             dir: self.dir.clone(),
@@ -584,13 +592,44 @@ impl PartitionLog {
         }
         self.active_mut().flush(true)?;
         self.recovery_point = self.log_end_offset();
-        producer_snapshot::write(&self.dir, self.log_end_offset(), &self.producers)?;
+        producer_snapshot::write(&self.dir, self.log_end_offset(), &self.producers, self.snapshots_kept_above)?;
         Ok(())
     }
 
     /// The idempotent-producer state (for tests and tooling).
     pub fn producer_state(&self) -> &ProducerStateManager {
         &self.producers
+    }
+
+    /// Tiered storage: keeps every producer snapshot above `offset` (the highest offset
+    /// uploaded), so that each segment's end state can be uploaded with it.
+    pub fn keep_snapshots_above(&mut self, offset: i64) {
+        self.snapshots_kept_above = offset;
+    }
+
+    /// The producer snapshot file for `offset` (a segment's end), if it is kept.
+    pub fn producer_snapshot_file(&self, offset: i64) -> Option<PathBuf> {
+        Some(producer_snapshot::path(&self.dir, offset)).filter(|p| p.exists())
+    }
+
+    /// Tiered storage, on a replica whose leader holds older offsets only remotely (Kafka's
+    /// tier state machine): an empty log starting at `offset`, with the producer state and
+    /// leader epochs remote storage has for that point.
+    pub fn install_tiered_start(
+        &mut self,
+        offset: i64,
+        snapshot: Option<&[u8]>,
+        epochs: &[(i32, i64)],
+    ) -> Result<(), StorageError> {
+        self.truncate_fully_and_start_at(offset)?;
+        if let Some(bytes) = snapshot {
+            producer_snapshot::install(&self.dir, offset, bytes)?;
+            self.rebuild_producer_state()?;
+        }
+        for (epoch, start) in epochs {
+            self.epochs.assign(*epoch, *start);
+        }
+        self.epochs.flush()
     }
 
     /// Forgets producers idle for `expiration_ms` (`producer.id.expiration.ms`).

@@ -61,6 +61,7 @@ impl PartitionLog {
             rolled_flushes: Vec::new(),
             generation: 0,
             truncated_to: None,
+            snapshots_kept_above: i64::MAX,
         };
         let log_end = log.log_end_offset();
         log.log_start_offset = log_start_offset.max(log.segments[0].base_offset).min(log_end);

@@ -35,14 +35,32 @@ pub(crate) fn list(dir: &Path) -> Result<Vec<i64>, StorageError> {
     Ok(offsets)
 }
 
-/// Writes the snapshot for `offset` atomically, then prunes old ones.
-pub(crate) fn write(dir: &Path, offset: i64, state: &ProducerStateManager) -> Result<(), StorageError> {
+/// Writes the snapshot for `offset` atomically, then prunes old ones (never those above
+/// `keep_above`: tiered storage has yet to upload them).
+pub(crate) fn write(
+    dir: &Path,
+    offset: i64,
+    state: &ProducerStateManager,
+    keep_above: i64,
+) -> Result<(), StorageError> {
     let target = path(dir, offset);
     runnel_fs::write_atomically(&target, &state.encode())?;
+    prune(dir, keep_above)?;
+    sync_dir(dir)
+}
+
+fn prune(dir: &Path, keep_above: i64) -> Result<(), StorageError> {
     let offsets = list(dir)?;
-    for old in offsets.iter().rev().skip(SNAPSHOTS_KEPT + 1) {
+    for old in offsets.iter().rev().skip(SNAPSHOTS_KEPT + 1).filter(|o| **o <= keep_above) {
         std::fs::remove_file(path(dir, *old))?;
     }
+    Ok(())
+}
+
+/// Writes `bytes` (an encoded state, checked) as the snapshot for `offset`.
+pub(crate) fn install(dir: &Path, offset: i64, bytes: &[u8]) -> Result<(), StorageError> {
+    ProducerStateManager::decode(bytes).map_err(|_| StorageError::UnreadableSnapshot)?;
+    runnel_fs::write_atomically(&path(dir, offset), bytes)?;
     sync_dir(dir)
 }
 
@@ -53,12 +71,10 @@ pub(crate) fn write_unsynced(
     dir: &Path,
     offset: i64,
     state: &ProducerStateManager,
+    keep_above: i64,
 ) -> Result<std::fs::File, StorageError> {
     let file = runnel_fs::replace_unsynced(&path(dir, offset), &state.encode())?;
-    let offsets = list(dir)?;
-    for old in offsets.iter().rev().skip(SNAPSHOTS_KEPT + 1) {
-        std::fs::remove_file(path(dir, *old))?;
-    }
+    prune(dir, keep_above)?;
     Ok(file)
 }
 

@@ -91,3 +91,37 @@ fn truncation_rewinds_the_producer_state() {
     assert_eq!(send(&mut log, 5, 0, 150, 1).unwrap(), (150, 150), "sequence continues from what remains");
     assert!(matches!(send(&mut log, 5, 0, 299, 1), Err(StorageError::Producer(_))));
 }
+
+/// Tiered storage: the producer snapshot a roll writes at a segment's end is kept while
+/// not uploaded, and a replica started from it (with no local data below) knows the
+/// producer: a retry of its last batch is a duplicate, its next sequence continues.
+#[test]
+fn a_replica_started_from_a_remote_snapshot_knows_its_producers() {
+    let leader_dir = tempfile::tempdir().unwrap();
+    let mut leader = open(leader_dir.path(), small_config(), 0, true);
+    leader.keep_snapshots_above(-1);
+    let mut seq = 0;
+    while leader.segment_count() < 6 {
+        send(&mut leader, 7, 0, seq, 3).unwrap();
+        seq += 3;
+    }
+    let closed = leader.closed_segments();
+    assert!(
+        closed.iter().all(|s| leader.producer_snapshot_file(s.next_offset).is_some()),
+        "every segment end's snapshot is kept until uploaded"
+    );
+    let end = closed.last().unwrap().next_offset;
+    let snapshot = std::fs::read(leader.producer_snapshot_file(end).unwrap()).unwrap();
+
+    let replica_dir = tempfile::tempdir().unwrap();
+    let mut replica = open(replica_dir.path(), small_config(), 0, true);
+    replica.install_tiered_start(end, Some(&snapshot), &[(0, 0), (4, end - 1)]).unwrap();
+    assert_eq!((replica.log_start_offset(), replica.log_end_offset()), (end, end));
+    assert_eq!(replica.epoch_for_offset(end), Some(4));
+    let known = *replica.producer_state().entry(7).expect("the producer is known").batches.back().unwrap();
+    assert_eq!(known.last_offset, end - 1, "the state as of the segment's end");
+    let retry = send(&mut replica, 7, 0, known.first_seq, 3).unwrap();
+    assert_eq!(retry, (known.first_offset, known.last_offset), "a retry is a duplicate");
+    assert_eq!(send(&mut replica, 7, 0, known.last_seq + 1, 3).unwrap(), (end, end + 2), "the sequence continues");
+    assert!(matches!(replica.install_tiered_start(end, Some(b"garbage"), &[]), Err(StorageError::UnreadableSnapshot)));
+}
