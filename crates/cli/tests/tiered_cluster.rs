@@ -96,7 +96,7 @@ async fn replicas_keep_the_local_part_and_a_new_leader_serves_the_remote_part() 
     for id in &replicas.replicas {
         let data = cluster.node(*id).data_dir().to_path_buf();
         poll_until(Duration::from_secs(60), Duration::from_millis(100), "local retention on every replica", || {
-            local_start(&data, "tiered-0").filter(|start| *start > 5_000 as i64)
+            local_start(&data, "tiered-0").filter(|start| *start > 5_000)
         });
     }
     reads_everything(&bootstrap, RECORDS).await;

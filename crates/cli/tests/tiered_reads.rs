@@ -223,3 +223,84 @@ fn runnel_cli(bootstrap: &str, args: &[&str]) -> (bool, String) {
     let text = if output.status.success() { output.stdout } else { output.stderr };
     (output.status.success(), String::from_utf8_lossy(&text).into_owned())
 }
+
+/// Fetch v12 of partition 0 of `topic` at `offset`: (error code, record bytes).
+async fn fetch(bootstrap: &str, topic: &str, offset: i64) -> (i16, usize) {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::FetchRequest;
+    let mut conn = runnel_client::Connection::connect(bootstrap).await.expect("connect");
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(500)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20)])]);
+    let response = conn.send(&request, 12).await.expect("Fetch");
+    let partition = &response.responses[0].partitions[0];
+    (partition.error_code, partition.records.as_ref().map_or(0, |r| r.len()))
+}
+
+/// A remote object whose bytes changed is refused, not served: the read answers
+/// KAFKA_STORAGE_ERROR (retriable), and the other segments are still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_remote_segment_is_refused_not_served() {
+    let data = TempDir::new().unwrap();
+    let settings = [
+        "--set",
+        "remote.log.storage.system.enable=true",
+        "--set",
+        "remote.log.manager.task.interval.ms=100",
+        "--set",
+        "log.retention.check.interval.ms=100",
+    ];
+    let node = Node::start(data.path(), &settings);
+    let bootstrap = node.bootstrap().to_string();
+    let topic_settings =
+        [("remote.storage.enable", "true"), ("internal.segment.bytes", "500000"), ("local.retention.bytes", "1000000")];
+    create_topic(&bootstrap, "tiered", 1, &topic_settings).await;
+    let producer = producer(&bootstrap, &[("batch.size", "65536"), ("linger.ms", "5")]);
+    let messages: Vec<Msg> = (0..4_000).map(|i| Msg::new(format!("k{i}"), value(i))).collect();
+    produce_all(&producer, "tiered", Some(0), &messages, None).await;
+    poll_until(Duration::from_secs(60), Duration::from_millis(100), "the first segments remote only", || {
+        let (local_start, _) = {
+            let runtime = tokio::runtime::Handle::current();
+            tokio::task::block_in_place(|| runtime.block_on(list_offset(&bootstrap, "tiered", -4)))
+        };
+        (local_start > 1_000).then_some(())
+    });
+    let (ok, bytes) = fetch(&bootstrap, "tiered", 0).await;
+    assert!(ok == 0 && bytes > 0, "served from remote storage: error {ok}, {bytes} bytes");
+    // Flip one byte inside the first batch of the first remote segment.
+    let mut files = Vec::new();
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+            if entry.file_type().unwrap().is_dir() {
+                walk(&entry.path(), out);
+            } else {
+                out.push(entry.path());
+            }
+        }
+    }
+    walk(&data.path().join("remote-log-storage"), &mut files);
+    let first = files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .min_by_key(|p| p.file_name().unwrap().to_os_string())
+        .unwrap();
+    let mut bytes = std::fs::read(first).unwrap();
+    bytes[200] ^= 0xff;
+    std::fs::write(first, bytes).unwrap();
+    // A new node process: nothing of the segment is cached.
+    let mut node = node;
+    node.terminate();
+    node.restart();
+    let bootstrap = node.bootstrap().to_string();
+    assert_eq!(fetch(&bootstrap, "tiered", 0).await, (56, 0), "KAFKA_STORAGE_ERROR and no records");
+    let (ok, bytes) = fetch(&bootstrap, "tiered", 700).await;
+    assert!(ok == 0 && bytes > 0, "the next segment is served: error {ok}, {bytes} bytes");
+}

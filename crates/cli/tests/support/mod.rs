@@ -8,6 +8,7 @@
 
 pub mod cluster;
 pub mod proxy;
+pub mod s3;
 pub mod secure;
 
 use std::fs::File;
