@@ -103,6 +103,38 @@ fn render(broker: &Broker) -> String {
                 value.load(Ordering::Relaxed)
             ));
         }
+        let led: Vec<_> = broker
+            .replicas
+            .all_partitions()
+            .into_iter()
+            .filter(|p| p.is_leader())
+            .filter_map(|p| crate::tiering::partition_state(broker, &p))
+            .collect();
+        let gauges = [
+            (
+                "runnel_remote_log_segments",
+                led.iter().map(|s| s.remote_segments).sum::<u64>(),
+                "Remote segments of the partitions led here.",
+            ),
+            (
+                "runnel_remote_log_bytes",
+                led.iter().map(|s| s.remote_bytes).sum(),
+                "Remote bytes of the partitions led here.",
+            ),
+            (
+                "runnel_remote_upload_lag_segments",
+                led.iter().map(|s| s.upload_lag_segments).sum(),
+                "Closed segments of the partitions led here not uploaded yet.",
+            ),
+            (
+                "runnel_remote_upload_lag_bytes",
+                led.iter().map(|s| s.upload_lag_bytes).sum(),
+                "Bytes of closed segments of the partitions led here not uploaded yet.",
+            ),
+        ];
+        for (name, value, help) in gauges {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));
+        }
     }
     let partitions = broker.replicas.all_partitions();
     let led: Vec<_> = partitions.iter().filter(|p| p.is_leader()).collect();

@@ -73,6 +73,34 @@ pub fn spawn(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> Option<tok
     }))
 }
 
+/// What `partition` has locally and remotely, when this node tiers and its topic has
+/// `remote.storage.enable` (DescribeLogDirs' Runnel tag and the metrics).
+pub fn partition_state(broker: &Broker, partition: &Partition) -> Option<runnel_protocol::runnel_tags::TieredState> {
+    broker.remote.as_ref()?;
+    if !partition.settings().remote_storage {
+        return None;
+    }
+    let image = broker.metadata.image();
+    let remote = image.remote_logs.get(&(partition.topic_id, partition.index));
+    let highest = remote.and_then(|r| r.highest_remote_offset()).unwrap_or(-1);
+    let (local_start, lag_segments, lag_bytes) = partition
+        .inspect_log(|log| {
+            let lagging: Vec<_> = log.closed_segments().into_iter().filter(|s| s.next_offset - 1 > highest).collect();
+            Ok((log.log_start_offset(), lagging.len() as u64, lagging.iter().map(|s| s.size_bytes).sum::<u64>()))
+        })
+        .ok()?;
+    let readable = || remote.into_iter().flat_map(|r| r.readable.values().filter_map(|id| r.segments.get(id)));
+    Some(runnel_protocol::runnel_tags::TieredState {
+        local_log_start: local_start,
+        remote_log_start: remote.and_then(|r| r.start_offset()).unwrap_or(-1),
+        highest_remote_offset: highest,
+        remote_segments: readable().count() as u64,
+        remote_bytes: readable().map(|s| s.size_bytes).sum(),
+        upload_lag_segments: lag_segments,
+        upload_lag_bytes: lag_bytes,
+    })
+}
+
 fn commit(broker: &Broker, records: Vec<MetadataRecord>) -> Result<Arc<runnel_metadata::MetadataImage>, String> {
     tokio::task::block_in_place(|| broker.metadata.commit(|_| Ok::<_, ()>(records)))
         .map_err(|e| e.to_string())?

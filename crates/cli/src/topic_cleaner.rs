@@ -1,7 +1,7 @@
-//! The log cleaner's state in `runnel topic describe`: each compacted partition's leader is
-//! asked with DescribeLogDirs, whose partitions carry Runnel's cleaner tag
-//! (`runnel_protocol::runnel_tags`); a partition without the tag (not compacted, or not yet
-//! looked at by the cleaner) prints nothing.
+//! The log cleaner's and tiered storage's state in `runnel topic describe`: each
+//! partition's leader is asked with DescribeLogDirs, whose partitions carry Runnel's
+//! cleaner and tiered tags (`runnel_protocol::runnel_tags`); a partition without a tag
+//! (not compacted or not tiered, or not yet looked at by the cleaner) prints nothing for it.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +10,7 @@ use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
 use kafka_protocol::messages::{DescribeLogDirsRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use runnel_client::security::ClientSecurity;
-use runnel_protocol::runnel_tags::{CleanerState, CLEANER_STATE};
+use runnel_protocol::runnel_tags::{CleanerState, TieredState, CLEANER_STATE, TIERED_STATE};
 
 /// One line per partition the cleaner has looked at, for `topic` in `metadata`.
 pub async fn lines(
@@ -24,6 +24,7 @@ pub async fn lines(
         by_leader.entry(p.leader_id.0).or_default().push(p.partition_index);
     }
     let mut states: BTreeMap<i32, CleanerState> = BTreeMap::new();
+    let mut tiered: BTreeMap<i32, TieredState> = BTreeMap::new();
     for (leader, partitions) in by_leader {
         // The cleaner's state is extra: a leader that cannot be asked leaves it out.
         let Ok(mut conn) = crate::connect::connect_to_node(metadata, leader, security).await else { continue };
@@ -39,12 +40,32 @@ pub async fn lines(
                     {
                         states.insert(p.partition_index, state);
                     }
+                    if let Some(state) = p.unknown_tagged_fields.get(&TIERED_STATE).and_then(|b| TieredState::decode(b))
+                    {
+                        tiered.insert(p.partition_index, state);
+                    }
                 }
             }
         }
     }
     let now_ms = runnel_broker::clock::now_ms();
-    states.into_iter().map(|(partition, state)| line(partition, &state, now_ms)).collect()
+    let cleaner = states.into_iter().map(|(partition, state)| line(partition, &state, now_ms));
+    cleaner.chain(tiered.into_iter().map(|(partition, state)| tiered_line(partition, &state))).collect()
+}
+
+fn tiered_line(partition: i32, state: &TieredState) -> String {
+    let remote = if state.remote_log_start < 0 {
+        "nothing remote yet".to_string()
+    } else {
+        format!(
+            "remote offsets {}..={} in {} segments ({} bytes)",
+            state.remote_log_start, state.highest_remote_offset, state.remote_segments, state.remote_bytes
+        )
+    };
+    format!(
+        "  partition {partition} tiered: local from offset {}, {remote}, {} segments ({} bytes) waiting for upload",
+        state.local_log_start, state.upload_lag_segments, state.upload_lag_bytes
+    )
 }
 
 fn line(partition: i32, state: &CleanerState, now_ms: i64) -> String {
@@ -72,6 +93,19 @@ mod tests {
             "  partition 3 cleaner: clean below offset 500 dirty ratio 0.12, last cleaned 3 s ago"
         );
         let failed = CleanerState { last_cleaned_ms: -1, uncleanable: true, ..state };
+        let tiered = TieredState {
+            local_log_start: 900,
+            remote_log_start: 0,
+            highest_remote_offset: 1_199,
+            remote_segments: 4,
+            remote_bytes: 4_000,
+            upload_lag_segments: 1,
+            upload_lag_bytes: 500,
+        };
+        assert_eq!(
+            tiered_line(2, &tiered),
+            "  partition 2 tiered: local from offset 900, remote offsets 0..=1199 in 4 segments (4000 bytes), 1 segments (500 bytes) waiting for upload"
+        );
         assert!(line(0, &failed, 0)
             .ends_with("not cleaned since its node started, UNCLEANABLE (a pass failed: see the node's log)"));
     }

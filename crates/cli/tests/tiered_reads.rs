@@ -102,6 +102,14 @@ async fn consumers_read_from_offset_zero_what_only_remote_storage_holds() {
     // A timestamp before every record is found in remote storage, not at the local start.
     assert_eq!(list_offset(&bootstrap, "tiered", before - 60_000).await.0, 0);
 
+    // `topic describe` shows both parts, and the metrics what is remote.
+    let (ok, described) = runnel_cli(&bootstrap, &["topic", "describe", "tiered"]);
+    assert!(ok, "{described}");
+    let expected =
+        format!("partition 0 tiered: local from offset {earliest_local}, remote offsets 0..={latest_tiered} in ");
+    assert!(described.contains(&expected), "{described}");
+    assert!(metric(node.metrics_url(), "runnel_remote_log_bytes") as usize >= earliest_local as usize * 1000);
+
     librdkafka_reads_everything(&bootstrap, count).await;
     let served = metric(node.metrics_url(), "runnel_remote_read_bytes_total");
     assert!(served as usize >= earliest_local as usize * 1000, "remote storage served {served} bytes");

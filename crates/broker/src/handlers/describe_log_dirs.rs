@@ -27,8 +27,13 @@ fn requested(request: &DescribeLogDirsRequest, topic: &str, index: i32) -> bool 
 }
 
 /// One hosted replica, or `None` if it was deleted while we looked. A compacted replica
-/// carries the cleaner's view in Runnel's tag (`runnel_protocol::runnel_tags`).
-fn describe(partition: &Partition, cleaning: Option<PartitionCleaning>) -> Option<DescribeLogDirsPartition> {
+/// carries the cleaner's view, a tiered one its local and remote parts, in Runnel's tags
+/// (`runnel_protocol::runnel_tags`).
+fn describe(
+    partition: &Partition,
+    cleaning: Option<PartitionCleaning>,
+    tiered: Option<runnel_tags::TieredState>,
+) -> Option<DescribeLogDirsPartition> {
     let size_bytes = partition.inspect_log(|log| Ok(log.size_bytes())).ok()?;
     // Kafka's definition for a current log: how far its end is behind the high watermark.
     // A leader's end is never behind; a follower's can be only until it appends what its
@@ -48,6 +53,9 @@ fn describe(partition: &Partition, cleaning: Option<PartitionCleaning>) -> Optio
             uncleanable: cleaning.uncleanable.is_some(),
         };
         described.unknown_tagged_fields.insert(runnel_tags::CLEANER_STATE, state.encode().into());
+    }
+    if let Some(state) = tiered {
+        described.unknown_tagged_fields.insert(runnel_tags::TIERED_STATE, state.encode().into());
     }
     Some(described)
 }
@@ -83,7 +91,7 @@ pub fn handle(ctx: &Context, request: DescribeLogDirsRequest) -> DescribeLogDirs
             continue;
         }
         let cleaning = broker.cleaner.describe(&partition.topic, partition.index);
-        if let Some(described) = describe(&partition, cleaning) {
+        if let Some(described) = describe(&partition, cleaning, crate::tiering::partition_state(broker, &partition)) {
             topics.entry(partition.topic.clone()).or_default().push(described);
         }
     }
