@@ -91,11 +91,17 @@ fn classify(key: &str, error: object_store::Error) -> RemoteError {
 #[derive(Clone)]
 pub struct RemoteStore {
     store: Arc<dyn ObjectStore>,
+    /// The local-directory backend's directory: its objects are plain files there.
+    local_dir: Option<PathBuf>,
 }
 
 impl RemoteStore {
     /// Opens the store `settings` name (nothing is sent to it yet).
     pub fn open(settings: &BackendSettings) -> Result<Self, RemoteError> {
+        let local_dir = match settings {
+            BackendSettings::Local { dir } => Some(dir.clone()),
+            _ => None,
+        };
         let store: Arc<dyn ObjectStore> = match settings {
             BackendSettings::Memory => Arc::new(InMemory::new()),
             BackendSettings::Local { dir } => {
@@ -136,7 +142,16 @@ impl RemoteStore {
                 Arc::new(builder.build().map_err(|e| RemoteError::Settings(e.to_string()))?)
             }
         };
-        Ok(RemoteStore { store })
+        Ok(RemoteStore { store, local_dir })
+    }
+
+    /// The file that holds object `key`, for the local-directory backend (whose objects
+    /// are plain files, so that reads can use the page cache and sendfile(2)); `None` for
+    /// other backends. Keys are those `layout` makes: ASCII, no escaping needed.
+    pub fn local_file(&self, key: &str) -> Option<PathBuf> {
+        let dir = self.local_dir.as_ref()?;
+        let safe = key.split('/').all(|part| !part.is_empty() && part != "." && part != "..");
+        safe.then(|| dir.join(key))
     }
 
     /// Writes a whole object; returns its CRC32C, to be recorded and checked on reads.

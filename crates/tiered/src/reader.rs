@@ -1,30 +1,34 @@
 //! Reads records back from remote segments (Kafka's `RemoteLogReader`): the segment's
 //! offset index (fetched whole, checked against its CRC32C, cached) gives the position of
-//! the batch to start from; the `.log` object is read in aligned chunks through a cache
-//! bounded in bytes, and the chunk after a read is fetched ahead so that a consumer
-//! catching up in order rarely waits for the store.
+//! the batch to start from; the `.log` object is read in aligned chunks, all a read needs
+//! at once, through a cache bounded in bytes; as much again as a read took is fetched
+//! ahead, so that a consumer catching up in order rarely waits for the store. A chunk being
+//! fetched is fetched once: every reader of it (a read-ahead included) waits for the same
+//! request. Records go out as slices of the cached chunks, not copied.
 //!
 //! Invariants: only whole batches are returned, each one's CRC checked (a batch that fails
 //! is [`RemoteError::Corrupt`], never served); a read never crosses the end of its
 //! segment; at least one batch when `min_one_batch`, else nothing larger than `max_bytes`;
-//! the cache never holds more than its bound; at most [`PREFETCHES_MAX`] read-aheads are
-//! in flight.
+//! the cache never holds more than its bound; at most [`PREFETCHES_MAX`] chunks are being
+//! fetched ahead at a time.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use futures_util::future::try_join_all;
 use runnel_metadata::remote_log::{RemoteSegment, RemoteSegmentState};
 use runnel_protocol::batch::{BatchView, HEADER_BYTES, LOG_OVERHEAD};
+use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use crate::cache::ByteLru;
 use crate::{ObjectKind, RemoteError, RemoteStore, SegmentKey};
 
-/// Read-aheads in flight at most (each one chunk).
-pub const PREFETCHES_MAX: usize = 4;
+/// Chunks fetched ahead at most at a time (each `remote.log.reader.chunk.bytes`).
+pub const PREFETCHES_MAX: usize = 8;
 /// Bytes of a batch header that hold its base offset, length and last offset delta.
 const HEAD_BYTES: u64 = 27;
 
@@ -73,6 +77,29 @@ impl SegmentRef {
     }
 }
 
+/// What a read returns.
+#[derive(Debug)]
+pub enum RemoteRecords {
+    /// Slices of the cached chunks, in order (object stores).
+    Pieces(Vec<Bytes>),
+    /// A checked range of the object's file (the local-directory backend), to be sent with
+    /// sendfile(2) like a local segment.
+    File { file: Arc<std::fs::File>, position: u64, len: u64 },
+}
+
+impl RemoteRecords {
+    pub fn len(&self) -> u64 {
+        match self {
+            RemoteRecords::Pieces(pieces) => pieces.iter().map(|p| p.len() as u64).sum(),
+            RemoteRecords::File { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Part {
     Index,
@@ -92,11 +119,15 @@ pub struct ReaderStats {
     pub store_get_bytes: AtomicU64,
 }
 
+/// A chunk being fetched: whoever needs it waits for the one request.
+type Pending = Arc<OnceCell<Result<Bytes, RemoteError>>>;
+
 pub struct RemoteReader {
     store: RemoteStore,
     chunk_bytes: u64,
     cache: Mutex<ByteLru<(Uuid, Part)>>,
-    prefetching: Mutex<HashSet<(Uuid, u64)>>,
+    pending: Mutex<HashMap<(Uuid, u64), Pending>>,
+    prefetching: AtomicU64,
     pub stats: ReaderStats,
 }
 
@@ -107,7 +138,8 @@ impl RemoteReader {
             store,
             chunk_bytes: chunk_bytes.max(4096),
             cache: Mutex::new(ByteLru::new(cache_bytes)),
-            prefetching: Mutex::new(HashSet::new()),
+            pending: Mutex::new(HashMap::new()),
+            prefetching: AtomicU64::new(0),
             stats: ReaderStats::default(),
         }
     }
@@ -125,14 +157,19 @@ impl RemoteReader {
         offset: i64,
         max_bytes: usize,
         min_one_batch: bool,
-    ) -> Result<Bytes, RemoteError> {
+    ) -> Result<RemoteRecords, RemoteError> {
         let began = Instant::now();
-        let result = self.read_batches(segment, offset, max_bytes as u64, min_one_batch).await;
+        let result = match self.store.local_file(&segment.log_key) {
+            Some(path) => self.read_file(segment, path, offset, max_bytes as u64, min_one_batch).await,
+            None => {
+                self.read_batches(segment, offset, max_bytes as u64, min_one_batch).await.map(RemoteRecords::Pieces)
+            }
+        };
         self.stats.reads.fetch_add(1, Ordering::Relaxed);
         self.stats.read_micros.fetch_add(began.elapsed().as_micros() as u64, Ordering::Relaxed);
         match &result {
-            Ok(bytes) => {
-                self.stats.read_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            Ok(records) => {
+                self.stats.read_bytes.fetch_add(records.len(), Ordering::Relaxed);
             }
             Err(_) => {
                 self.stats.read_failures.fetch_add(1, Ordering::Relaxed);
@@ -147,7 +184,7 @@ impl RemoteReader {
         offset: i64,
         max_bytes: u64,
         min_one_batch: bool,
-    ) -> Result<Bytes, RemoteError> {
+    ) -> Result<Vec<Bytes>, RemoteError> {
         let size = segment.size_bytes;
         let corrupt = |why: String| RemoteError::Corrupt { key: segment.log_key.clone(), why };
         let index = self.whole(segment, Part::Index).await?;
@@ -182,19 +219,31 @@ impl RemoteReader {
                 break;
             }
         }
-        let Some(first) = start.filter(|first| end > *first) else { return Ok(Bytes::new()) };
-        let data = self.range(segment, first, end).await?;
-        let mut at = 0usize;
-        while at < data.len() {
-            let length = i32::from_be_bytes(data[at + 8..at + 12].try_into().expect("4 bytes")) as usize;
-            let batch = &data[at..at + LOG_OVERHEAD + length];
-            BatchView::parse(batch)
-                .and_then(|view| view.check_crc())
-                .map_err(|e| corrupt(format!("batch at {}: {e}", first + at as u64)))?;
-            at += batch.len();
-        }
-        self.read_ahead(segment, end);
-        Ok(data)
+        let Some(first) = start.filter(|first| end > *first) else { return Ok(Vec::new()) };
+        let pieces = self.pieces(segment, first, end).await?;
+        check_batches(&pieces, first).map_err(corrupt)?;
+        self.read_ahead(segment, end, end - first);
+        Ok(pieces)
+    }
+
+    /// [`RemoteReader::read`] from the local-directory backend's file: the range is read
+    /// once (to check every batch's CRC) and then sent from the file, like a local segment.
+    async fn read_file(
+        &self,
+        segment: &SegmentRef,
+        path: std::path::PathBuf,
+        offset: i64,
+        max_bytes: u64,
+        min_one_batch: bool,
+    ) -> Result<RemoteRecords, RemoteError> {
+        let index = self.whole(segment, Part::Index).await?;
+        let position = index_floor(&index, segment.base_offset, offset).unwrap_or(0);
+        let (key, size) = (segment.log_key.clone(), segment.size_bytes);
+        tokio::task::spawn_blocking(move || {
+            read_checked_range(&path, &key, size, position, offset, max_bytes, min_one_batch)
+        })
+        .await
+        .map_err(|e| RemoteError::Unavailable(e.to_string()))?
     }
 
     /// The offset of the first record at or after `timestamp` in `segment`, by its time
@@ -248,64 +297,247 @@ impl RemoteReader {
         Ok(bytes)
     }
 
-    /// Bytes `from..to` of the segment's `.log`, assembled from chunks.
+    /// Bytes `from..to` of the segment's `.log` as one buffer (copied only when it spans
+    /// chunks: for batch headers).
     async fn range(&self, segment: &SegmentRef, from: u64, to: u64) -> Result<Bytes, RemoteError> {
-        let first = from / self.chunk_bytes;
-        let last = (to.max(from + 1) - 1) / self.chunk_bytes;
-        if first == last {
-            let chunk = self.chunk(segment, first).await?;
-            let at = (from - first * self.chunk_bytes) as usize;
-            return Ok(chunk.slice(at..(at + (to - from) as usize).min(chunk.len())));
+        let pieces = self.pieces(segment, from, to).await?;
+        if pieces.len() == 1 {
+            return Ok(pieces.into_iter().next().expect("one piece"));
         }
         let mut out = BytesMut::with_capacity((to - from) as usize);
-        for index in first..=last {
-            let chunk = self.chunk(segment, index).await?;
-            let chunk_start = index * self.chunk_bytes;
-            let a = from.saturating_sub(chunk_start) as usize;
-            let b = ((to - chunk_start) as usize).min(chunk.len());
-            out.extend_from_slice(&chunk[a..b]);
+        for piece in pieces {
+            out.extend_from_slice(&piece);
         }
         Ok(out.freeze())
     }
 
+    /// Bytes `from..to` of the segment's `.log` as slices of its chunks, the missing chunks
+    /// fetched at once.
+    async fn pieces(&self, segment: &SegmentRef, from: u64, to: u64) -> Result<Vec<Bytes>, RemoteError> {
+        let first = from / self.chunk_bytes;
+        let last = (to.max(from + 1) - 1) / self.chunk_bytes;
+        let chunks = try_join_all((first..=last).map(|index| self.chunk(segment, index))).await?;
+        Ok(chunks
+            .into_iter()
+            .zip(first..=last)
+            .map(|(chunk, index)| {
+                let chunk_start = index * self.chunk_bytes;
+                let a = from.saturating_sub(chunk_start) as usize;
+                let b = ((to - chunk_start) as usize).min(chunk.len());
+                chunk.slice(a.min(b)..b)
+            })
+            .filter(|piece| !piece.is_empty())
+            .collect())
+    }
+
+    /// One chunk: from the cache, or from the one request fetching it (started here when
+    /// there is none).
     async fn chunk(&self, segment: &SegmentRef, index: u64) -> Result<Bytes, RemoteError> {
         let cache_key = (segment.segment_id, Part::Chunk(index));
         if let Some(bytes) = self.cache.lock().expect("cache lock").get(&cache_key) {
             return Ok(bytes);
         }
-        let from = index * self.chunk_bytes;
-        let to = (from + self.chunk_bytes).min(segment.size_bytes);
-        let bytes = self.store.get_range(&segment.log_key, from..to).await?;
-        self.stats.store_gets.fetch_add(1, Ordering::Relaxed);
-        self.stats.store_get_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        self.cache.lock().expect("cache lock").insert(cache_key, bytes.clone());
-        Ok(bytes)
+        let key = (segment.segment_id, index);
+        let pending = self.pending.lock().expect("pending lock").entry(key).or_default().clone();
+        let result = pending
+            .get_or_init(|| async {
+                let from = index * self.chunk_bytes;
+                let to = (from + self.chunk_bytes).min(segment.size_bytes);
+                let fetched = self.store.get_range(&segment.log_key, from..to).await;
+                if let Ok(bytes) = &fetched {
+                    self.stats.store_gets.fetch_add(1, Ordering::Relaxed);
+                    self.stats.store_get_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    self.cache.lock().expect("cache lock").insert(cache_key, bytes.clone());
+                }
+                fetched
+            })
+            .await
+            .clone();
+        let mut all = self.pending.lock().expect("pending lock");
+        if all.get(&key).is_some_and(|p| Arc::ptr_eq(p, &pending)) {
+            all.remove(&key);
+        }
+        result
     }
 
-    /// Fetches the chunk holding `position` into the cache in the background, unless it
-    /// is there, being fetched, or too many read-aheads are in flight.
-    fn read_ahead(self: &Arc<Self>, segment: &SegmentRef, position: u64) {
-        if position >= segment.size_bytes {
+    /// Fetches up to `bytes` of the segment from `position` into the cache in the
+    /// background: the chunks not cached nor being fetched, at most [`PREFETCHES_MAX`] at
+    /// a time in all.
+    fn read_ahead(self: &Arc<Self>, segment: &SegmentRef, position: u64, bytes: u64) {
+        let end = (position + bytes.max(1)).min(segment.size_bytes);
+        if position >= end {
             return;
         }
-        let index = position / self.chunk_bytes;
-        let key = (segment.segment_id, index);
-        if self.cache.lock().expect("cache lock").contains(&(segment.segment_id, Part::Chunk(index))) {
-            return;
-        }
-        {
-            let mut in_flight = self.prefetching.lock().expect("prefetch lock");
-            if in_flight.len() >= PREFETCHES_MAX || !in_flight.insert(key) {
+        for index in position / self.chunk_bytes..=(end - 1) / self.chunk_bytes {
+            let cached = self.cache.lock().expect("cache lock").contains(&(segment.segment_id, Part::Chunk(index)));
+            let fetching = self.pending.lock().expect("pending lock").contains_key(&(segment.segment_id, index));
+            if cached || fetching {
+                continue;
+            }
+            if self.prefetching.fetch_add(1, Ordering::AcqRel) >= PREFETCHES_MAX as u64 {
+                self.prefetching.fetch_sub(1, Ordering::AcqRel);
                 return;
             }
+            let reader = self.clone();
+            let segment = segment.clone();
+            tokio::spawn(async move {
+                let _ = reader.chunk(&segment, index).await;
+                reader.prefetching.fetch_sub(1, Ordering::AcqRel);
+            });
         }
-        let reader = self.clone();
-        let segment = segment.clone();
-        tokio::spawn(async move {
-            let _ = reader.chunk(&segment, index).await;
-            reader.prefetching.lock().expect("prefetch lock").remove(&key);
-        });
     }
+}
+
+/// Where a read's batches lie, from bytes of the segment read from some position.
+#[derive(Debug, PartialEq, Eq)]
+enum Walk {
+    /// Batches `first..end` (empty when nothing qualifies).
+    Found { first: u64, end: u64 },
+    /// The walk needs the segment's bytes up to here.
+    Needs(u64),
+}
+
+/// Walks the batch headers in `bytes` (the segment's bytes from `from`; the segment is
+/// `size` long): skips batches that end below `offset`, then takes whole batches up to
+/// `max_bytes` (at least one when `min_one_batch`).
+fn walk(bytes: &[u8], from: u64, size: u64, offset: i64, max_bytes: u64, min_one_batch: bool) -> Result<Walk, String> {
+    let mut position = from;
+    let mut start = None;
+    let mut end = from;
+    while position + LOG_OVERHEAD as u64 <= size {
+        let at = (position - from) as usize;
+        if bytes.len() < at + HEAD_BYTES as usize {
+            return Ok(Walk::Needs((position + HEAD_BYTES).min(size).max(position + LOG_OVERHEAD as u64)));
+        }
+        let head = &bytes[at..at + HEAD_BYTES as usize];
+        let base = i64::from_be_bytes(head[0..8].try_into().expect("8 bytes"));
+        let length = i32::from_be_bytes(head[8..12].try_into().expect("4 bytes"));
+        let last = base + i64::from(i32::from_be_bytes(head[23..27].try_into().expect("4 bytes")));
+        let batch_end = u64::try_from(length)
+            .ok()
+            .filter(|l| *l as usize >= HEADER_BYTES - LOG_OVERHEAD)
+            .map(|l| position + LOG_OVERHEAD as u64 + l)
+            .filter(|e| *e <= size)
+            .ok_or_else(|| format!("a batch at {position} claims {length} bytes"))?;
+        if last < offset {
+            position = batch_end;
+            continue;
+        }
+        let first = *start.get_or_insert(position);
+        if batch_end - first > max_bytes && !(min_one_batch && first == position) {
+            break;
+        }
+        if bytes.len() < (batch_end - from) as usize {
+            return Ok(Walk::Needs(batch_end));
+        }
+        end = batch_end;
+        position = batch_end;
+        if end - first >= max_bytes {
+            break;
+        }
+    }
+    Ok(Walk::Found { first: start.unwrap_or(end).min(end), end })
+}
+
+/// The local-directory backend's read: the bytes from `position` on are read (more when a
+/// required batch is larger), walked, and every batch returned is CRC-checked.
+fn read_checked_range(
+    path: &std::path::Path,
+    key: &str,
+    size: u64,
+    position: u64,
+    offset: i64,
+    max_bytes: u64,
+    min_one_batch: bool,
+) -> Result<RemoteRecords, RemoteError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let corrupt = |why: String| RemoteError::Corrupt { key: key.to_string(), why };
+    let mut file = std::fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => RemoteError::NotFound(key.to_string()),
+        _ => RemoteError::Unavailable(format!("{}: {e}", path.display())),
+    })?;
+    let unavailable = |e: std::io::Error| RemoteError::Unavailable(format!("{}: {e}", path.display()));
+    if file.metadata().map_err(unavailable)?.len() < size {
+        return Err(corrupt(format!("shorter than the {size} bytes recorded")));
+    }
+    // Enough for the batches asked and the skip from the index entry to the offset.
+    let mut want = (position + max_bytes + (64 << 10)).min(size);
+    let mut bytes = Vec::new();
+    loop {
+        let len = want - position;
+        bytes.clear();
+        bytes.reserve_exact(len as usize);
+        file.seek(SeekFrom::Start(position)).map_err(unavailable)?;
+        (&mut file).take(len).read_to_end(&mut bytes).map_err(unavailable)?;
+        if (bytes.len() as u64) < len {
+            return Err(corrupt(format!("{} bytes where {len} were read", bytes.len())));
+        }
+        match walk(&bytes, position, size, offset, max_bytes, min_one_batch).map_err(corrupt)? {
+            Walk::Needs(upto) if upto > want => want = upto.min(size),
+            Walk::Needs(_) => return Err(corrupt("a batch runs past the segment".into())),
+            Walk::Found { first, end } => {
+                let piece = Bytes::from(bytes).slice((first - position) as usize..(end - position) as usize);
+                check_batches(&[piece], first).map_err(corrupt)?;
+                return Ok(RemoteRecords::File { file: Arc::new(file), position: first, len: end - first });
+            }
+        }
+    }
+}
+
+/// Checks every batch of `pieces` (consecutive, whole batches from `first`, a position in
+/// the segment): its framing and CRC. A batch split between pieces is joined to be checked.
+fn check_batches(pieces: &[Bytes], first: u64) -> Result<(), String> {
+    let batch_len = |head: &[u8]| {
+        usize::try_from(i32::from_be_bytes(head[8..12].try_into().expect("4 bytes")))
+            .map(|length| LOG_OVERHEAD + length)
+            .map_err(|_| "a negative batch length".to_string())
+    };
+    let mut joined = BytesMut::new();
+    let mut position = first;
+    for piece in pieces {
+        let mut at = 0usize;
+        if !joined.is_empty() {
+            // Complete the batch that began in an earlier piece.
+            if joined.len() < LOG_OVERHEAD {
+                let take = (LOG_OVERHEAD - joined.len()).min(piece.len());
+                joined.extend_from_slice(&piece[..take]);
+                at = take;
+                if joined.len() < LOG_OVERHEAD {
+                    continue;
+                }
+            }
+            let total = batch_len(&joined)?;
+            let take = total.saturating_sub(joined.len()).min(piece.len() - at);
+            joined.extend_from_slice(&piece[at..at + take]);
+            at += take;
+            if joined.len() < total {
+                continue;
+            }
+            check_one(&joined, position)?;
+            position += joined.len() as u64;
+            joined.clear();
+        }
+        while at < piece.len() {
+            let rest = &piece[at..];
+            if rest.len() < LOG_OVERHEAD || rest.len() < batch_len(rest)? {
+                joined.extend_from_slice(rest);
+                break;
+            }
+            let total = batch_len(rest)?;
+            check_one(&rest[..total], position)?;
+            position += total as u64;
+            at += total;
+        }
+    }
+    if joined.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("a batch at {position} is cut short"))
+    }
+}
+
+fn check_one(batch: &[u8], position: u64) -> Result<(), String> {
+    BatchView::parse(batch).and_then(|view| view.check_crc()).map_err(|e| format!("batch at {position}: {e}"))
 }
 
 /// The position of the last offset-index entry at or below `offset` (entries: relative
@@ -344,6 +576,52 @@ fn time_index_floor(index: &[u8], base_offset: i64, timestamp: i64) -> Option<i6
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_split_anywhere_between_pieces_are_checked_whole() {
+        let mut log = Vec::new();
+        for i in 0..4u8 {
+            let mut batch = runnel_protocol::batch::build_batch(1_000, &[[i; 300].as_slice()]);
+            runnel_protocol::batch::BatchMut::new(&mut batch).set_base_offset(i64::from(i));
+            log.extend_from_slice(&batch);
+        }
+        let whole = Bytes::from(log.clone());
+        for split in [1, 5, 12, 13, 100, log.len() / 2, log.len() - 1] {
+            let pieces = [whole.slice(..split), whole.slice(split..)];
+            assert_eq!(check_batches(&pieces, 0), Ok(()), "split at {split}");
+        }
+        let mut corrupt = log.clone();
+        corrupt[log.len() / 3] ^= 1;
+        let corrupt = Bytes::from(corrupt);
+        let pieces = [corrupt.slice(..7), corrupt.slice(7..)];
+        assert!(check_batches(&pieces, 0).is_err(), "a flipped byte fails its batch's CRC");
+        assert!(check_batches(&[whole.slice(..whole.len() - 3)], 0).is_err(), "a batch cut short");
+    }
+
+    #[test]
+    fn the_walk_skips_to_the_offset_and_takes_whole_batches_within_the_bound() {
+        let mut log = Vec::new();
+        let mut starts = Vec::new();
+        for i in 0..4u8 {
+            let mut batch = runnel_protocol::batch::build_batch(1_000, &[[i; 300].as_slice()]);
+            runnel_protocol::batch::BatchMut::new(&mut batch).set_base_offset(i64::from(i));
+            starts.push(log.len() as u64);
+            log.extend_from_slice(&batch);
+        }
+        let size = log.len() as u64;
+        let one = starts[1];
+        assert_eq!(walk(&log, 0, size, 2, u64::MAX, false), Ok(Walk::Found { first: starts[2], end: size }));
+        assert_eq!(walk(&log, 0, size, 1, one + 10, false), Ok(Walk::Found { first: one, end: starts[2] }));
+        let nothing = walk(&log, 0, size, 1, 10, false).unwrap();
+        assert!(matches!(nothing, Walk::Found { first, end } if first == end), "{nothing:?}");
+        assert_eq!(walk(&log, 0, size, 1, 10, true), Ok(Walk::Found { first: one, end: starts[2] }), "one required");
+        assert_eq!(walk(&log[..100], 0, size, 3, u64::MAX, false), Ok(Walk::Needs(one + HEAD_BYTES)));
+        let past = walk(&log, 0, size, 9, u64::MAX, false).unwrap();
+        assert!(matches!(past, Walk::Found { first, end } if first == end), "nothing at 9: {past:?}");
+        let mut lying = log.clone();
+        lying[8..12].copy_from_slice(&i32::MAX.to_be_bytes());
+        assert!(walk(&lying, 0, size, 0, u64::MAX, false).is_err(), "a length past the segment");
+    }
 
     #[test]
     fn index_floors() {

@@ -70,18 +70,18 @@ pub struct PartitionData {
 }
 
 /// The records of one partition: a range of a segment file (sent by sendfile(2)), or
-/// bytes read from remote storage.
+/// consecutive pieces read from remote storage (slices of the reader's cached chunks).
 #[derive(Debug)]
 pub enum Records {
     File(FileSlice),
-    Bytes(Bytes),
+    Bytes(Vec<Bytes>),
 }
 
 impl Records {
     pub fn len(&self) -> usize {
         match self {
             Records::File(slice) => slice.len as usize,
-            Records::Bytes(bytes) => bytes.len(),
+            Records::Bytes(pieces) => pieces.iter().map(Bytes::len).sum(),
         }
     }
 
@@ -443,7 +443,10 @@ impl FetchEncoder {
         }
         match records {
             Some(Records::File(slice)) => self.files.push((self.buf.len(), Chunk::File(slice.clone()))),
-            Some(Records::Bytes(bytes)) => self.files.push((self.buf.len(), Chunk::Bytes(bytes.clone()))),
+            Some(Records::Bytes(pieces)) => {
+                let at = self.buf.len();
+                self.files.extend(pieces.iter().map(|piece| (at, Chunk::Bytes(piece.clone()))));
+            }
             None => {}
         }
     }
@@ -572,7 +575,10 @@ mod tests {
                         error: 0,
                         high_watermark: 10,
                         log_start_offset: 0,
-                        records: Some(Records::Bytes(Bytes::from_static(records))),
+                        records: Some(Records::Bytes(vec![
+                            Bytes::from_static(&records[..10]),
+                            Bytes::from_static(&records[10..]),
+                        ])),
                         preferred_read_replica: -1,
                         remote: None,
                     },

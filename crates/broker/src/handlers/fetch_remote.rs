@@ -3,6 +3,8 @@
 //! read of an offset that only remote storage holds is answered from the remote segment
 //! through the node's [`runnel_tiered::RemoteReader`]; a follower is told
 //! OFFSET_MOVED_TO_TIERED_STORAGE and starts its copy above what remote storage holds.
+//! Records from the local-directory backend go out with sendfile(2), as local ones do;
+//! from other stores as slices of the reader's cached chunks.
 //!
 //! As in Kafka: only the first partition of a request that needs remote data is read (the
 //! others answer no records, and are asked again); a fetch with a remote read does not
@@ -21,6 +23,8 @@ use std::time::Duration;
 use runnel_metadata::remote_log::RemoteLogImage;
 use runnel_metadata::MetadataImage;
 use runnel_protocol::ResponseError;
+use runnel_storage::FileSlice;
+use runnel_tiered::reader::RemoteRecords;
 use runnel_tiered::{RemoteError, RemoteReader, SegmentRef};
 
 use super::fetch::{PartitionData, Records, TopicData};
@@ -113,7 +117,14 @@ async fn read_into(reader: &Arc<RemoteReader>, target: RemoteTarget, wait: Durat
         reader.read(&target.segment, target.offset, target.max_bytes, target.min_one_batch).await
     });
     match tokio::time::timeout(wait, read).await {
-        Ok(Ok(Ok(bytes))) if !bytes.is_empty() => data.records = Some(Records::Bytes(bytes)),
+        Ok(Ok(Ok(records))) if !records.is_empty() => {
+            data.records = Some(match records {
+                RemoteRecords::Pieces(pieces) => Records::Bytes(pieces),
+                RemoteRecords::File { file, position, len } => {
+                    Records::File(FileSlice { file, position, len: u32::try_from(len).unwrap_or(u32::MAX) })
+                }
+            })
+        }
         Ok(Ok(Ok(_))) => {}
         Ok(Ok(Err(error))) => {
             match &error {
