@@ -388,59 +388,20 @@ impl RemoteReader {
     }
 }
 
-/// Where a read's batches lie, from bytes of the segment read from some position.
-#[derive(Debug, PartialEq, Eq)]
-enum Walk {
-    /// Batches `first..end` (empty when nothing qualifies).
-    Found { first: u64, end: u64 },
-    /// The walk needs the segment's bytes up to here.
-    Needs(u64),
+/// How much of a local object one read brings in at a time (grown for a larger batch).
+const WINDOW_BYTES: usize = 1 << 20;
+/// A reading thread keeps its window buffer up to this size between reads.
+const WINDOW_KEPT_BYTES: usize = 8 << 20;
+
+thread_local! {
+    /// The window buffer of this (blocking pool) thread: reused, so that reads do not
+    /// fault in and zero fresh pages each time.
+    static WINDOW: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Walks the batch headers in `bytes` (the segment's bytes from `from`; the segment is
-/// `size` long): skips batches that end below `offset`, then takes whole batches up to
-/// `max_bytes` (at least one when `min_one_batch`).
-fn walk(bytes: &[u8], from: u64, size: u64, offset: i64, max_bytes: u64, min_one_batch: bool) -> Result<Walk, String> {
-    let mut position = from;
-    let mut start = None;
-    let mut end = from;
-    while position + LOG_OVERHEAD as u64 <= size {
-        let at = (position - from) as usize;
-        if bytes.len() < at + HEAD_BYTES as usize {
-            return Ok(Walk::Needs((position + HEAD_BYTES).min(size).max(position + LOG_OVERHEAD as u64)));
-        }
-        let head = &bytes[at..at + HEAD_BYTES as usize];
-        let base = i64::from_be_bytes(head[0..8].try_into().expect("8 bytes"));
-        let length = i32::from_be_bytes(head[8..12].try_into().expect("4 bytes"));
-        let last = base + i64::from(i32::from_be_bytes(head[23..27].try_into().expect("4 bytes")));
-        let batch_end = u64::try_from(length)
-            .ok()
-            .filter(|l| *l as usize >= HEADER_BYTES - LOG_OVERHEAD)
-            .map(|l| position + LOG_OVERHEAD as u64 + l)
-            .filter(|e| *e <= size)
-            .ok_or_else(|| format!("a batch at {position} claims {length} bytes"))?;
-        if last < offset {
-            position = batch_end;
-            continue;
-        }
-        let first = *start.get_or_insert(position);
-        if batch_end - first > max_bytes && !(min_one_batch && first == position) {
-            break;
-        }
-        if bytes.len() < (batch_end - from) as usize {
-            return Ok(Walk::Needs(batch_end));
-        }
-        end = batch_end;
-        position = batch_end;
-        if end - first >= max_bytes {
-            break;
-        }
-    }
-    Ok(Walk::Found { first: start.unwrap_or(end).min(end), end })
-}
-
-/// The local-directory backend's read: the bytes from `position` on are read (more when a
-/// required batch is larger), walked, and every batch returned is CRC-checked.
+/// The local-directory backend's read: from `position` (an index entry's), the object is
+/// read a window at a time into this thread's buffer, batches below `offset` skipped, and
+/// every batch taken CRC-checked; the range is then sent from the file.
 fn read_checked_range(
     path: &std::path::Path,
     key: &str,
@@ -450,9 +411,9 @@ fn read_checked_range(
     max_bytes: u64,
     min_one_batch: bool,
 ) -> Result<RemoteRecords, RemoteError> {
-    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::FileExt;
     let corrupt = |why: String| RemoteError::Corrupt { key: key.to_string(), why };
-    let mut file = std::fs::File::open(path).map_err(|e| match e.kind() {
+    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => RemoteError::NotFound(key.to_string()),
         _ => RemoteError::Unavailable(format!("{}: {e}", path.display())),
     })?;
@@ -460,28 +421,64 @@ fn read_checked_range(
     if file.metadata().map_err(unavailable)?.len() < size {
         return Err(corrupt(format!("shorter than the {size} bytes recorded")));
     }
-    // Enough for the batches asked and the skip from the index entry to the offset.
-    let mut want = (position + max_bytes + (64 << 10)).min(size);
-    let mut bytes = Vec::new();
-    loop {
-        let len = want - position;
-        bytes.clear();
-        bytes.reserve_exact(len as usize);
-        file.seek(SeekFrom::Start(position)).map_err(unavailable)?;
-        (&mut file).take(len).read_to_end(&mut bytes).map_err(unavailable)?;
-        if (bytes.len() as u64) < len {
-            return Err(corrupt(format!("{} bytes where {len} were read", bytes.len())));
-        }
-        match walk(&bytes, position, size, offset, max_bytes, min_one_batch).map_err(corrupt)? {
-            Walk::Needs(upto) if upto > want => want = upto.min(size),
-            Walk::Needs(_) => return Err(corrupt("a batch runs past the segment".into())),
-            Walk::Found { first, end } => {
-                let piece = Bytes::from(bytes).slice((first - position) as usize..(end - position) as usize);
-                check_batches(&[piece], first).map_err(corrupt)?;
-                return Ok(RemoteRecords::File { file: Arc::new(file), position: first, len: end - first });
+    WINDOW.with_borrow_mut(|buffer| {
+        let mut window = WINDOW_BYTES;
+        let mut position = position;
+        let mut first: Option<u64> = None;
+        let mut end = position;
+        'windows: while position + LOG_OVERHEAD as u64 <= size {
+            let len = (window as u64).min(size - position) as usize;
+            if buffer.len() < len {
+                buffer.resize(len, 0);
             }
+            file.read_exact_at(&mut buffer[..len], position).map_err(unavailable)?;
+            let mut at = 0usize;
+            loop {
+                let here = position + at as u64;
+                if here + LOG_OVERHEAD as u64 > size {
+                    break 'windows;
+                }
+                if at + HEAD_BYTES as usize > len {
+                    if at == 0 {
+                        return Err(corrupt(format!("a batch header cut short at {here}")));
+                    }
+                    break;
+                }
+                let head = &buffer[at..at + HEAD_BYTES as usize];
+                let base = i64::from_be_bytes(head[0..8].try_into().expect("8 bytes"));
+                let length = i32::from_be_bytes(head[8..12].try_into().expect("4 bytes"));
+                let last = base + i64::from(i32::from_be_bytes(head[23..27].try_into().expect("4 bytes")));
+                let batch = usize::try_from(length)
+                    .ok()
+                    .filter(|l| *l >= HEADER_BYTES - LOG_OVERHEAD && here + (LOG_OVERHEAD + l) as u64 <= size)
+                    .map(|l| LOG_OVERHEAD + l)
+                    .ok_or_else(|| corrupt(format!("a batch at {here} claims {length} bytes")))?;
+                if at + batch > len {
+                    window = window.max(batch);
+                    break;
+                }
+                if last >= offset {
+                    let from = *first.get_or_insert(here);
+                    if here + batch as u64 - from > max_bytes && !(min_one_batch && from == here) {
+                        break 'windows;
+                    }
+                    check_one(&buffer[at..at + batch], here).map_err(corrupt)?;
+                    end = here + batch as u64;
+                }
+                at += batch;
+                if first.is_some_and(|from| end - from >= max_bytes) {
+                    break 'windows;
+                }
+            }
+            position += at as u64;
         }
-    }
+        if buffer.len() > WINDOW_KEPT_BYTES {
+            buffer.truncate(WINDOW_KEPT_BYTES);
+            buffer.shrink_to_fit();
+        }
+        let first = first.unwrap_or(end).min(end);
+        Ok(RemoteRecords::File { file: Arc::new(file), position: first, len: end - first })
+    })
 }
 
 /// Checks every batch of `pieces` (consecutive, whole batches from `first`, a position in
@@ -598,29 +595,55 @@ mod tests {
         assert!(check_batches(&[whole.slice(..whole.len() - 3)], 0).is_err(), "a batch cut short");
     }
 
-    #[test]
-    fn the_walk_skips_to_the_offset_and_takes_whole_batches_within_the_bound() {
+    /// Batches of 300 KB, and one of 1.5 MB: reads cross windows and grow one.
+    fn segment_file() -> (tempfile::NamedTempFile, Vec<u64>, u64) {
         let mut log = Vec::new();
         let mut starts = Vec::new();
-        for i in 0..4u8 {
-            let mut batch = runnel_protocol::batch::build_batch(1_000, &[[i; 300].as_slice()]);
+        for i in 0..8u8 {
+            let value = vec![i; if i == 5 { 1_500_000 } else { 300_000 }];
+            let mut batch = runnel_protocol::batch::build_batch(1_000, &[value.as_slice()]);
             runnel_protocol::batch::BatchMut::new(&mut batch).set_base_offset(i64::from(i));
             starts.push(log.len() as u64);
             log.extend_from_slice(&batch);
         }
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &log).unwrap();
         let size = log.len() as u64;
-        let one = starts[1];
-        assert_eq!(walk(&log, 0, size, 2, u64::MAX, false), Ok(Walk::Found { first: starts[2], end: size }));
-        assert_eq!(walk(&log, 0, size, 1, one + 10, false), Ok(Walk::Found { first: one, end: starts[2] }));
-        let nothing = walk(&log, 0, size, 1, 10, false).unwrap();
-        assert!(matches!(nothing, Walk::Found { first, end } if first == end), "{nothing:?}");
-        assert_eq!(walk(&log, 0, size, 1, 10, true), Ok(Walk::Found { first: one, end: starts[2] }), "one required");
-        assert_eq!(walk(&log[..100], 0, size, 3, u64::MAX, false), Ok(Walk::Needs(one + HEAD_BYTES)));
-        let past = walk(&log, 0, size, 9, u64::MAX, false).unwrap();
-        assert!(matches!(past, Walk::Found { first, end } if first == end), "nothing at 9: {past:?}");
-        let mut lying = log.clone();
-        lying[8..12].copy_from_slice(&i32::MAX.to_be_bytes());
-        assert!(walk(&lying, 0, size, 0, u64::MAX, false).is_err(), "a length past the segment");
+        (file, starts, size)
+    }
+
+    fn range(records: RemoteRecords) -> (u64, u64) {
+        match records {
+            RemoteRecords::File { position, len, .. } => (position, position + len),
+            RemoteRecords::Pieces(_) => panic!("pieces from a file"),
+        }
+    }
+
+    #[test]
+    fn a_local_read_skips_to_the_offset_and_takes_checked_whole_batches_within_the_bound() {
+        let (file, starts, size) = segment_file();
+        let read = |position, offset, max, min_one| {
+            read_checked_range(file.path(), "k", size, position, offset, max, min_one).map(range)
+        };
+        assert_eq!(read(0, 2, u64::MAX, false), Ok((starts[2], size)), "across windows, the large batch too");
+        assert_eq!(read(starts[1], 2, 700_000, false), Ok((starts[2], starts[4])));
+        assert_eq!(read(0, 5, 10, true), Ok((starts[5], starts[6])), "one required batch, larger than a window");
+        let (from, to) = read(0, 5, 10, false).unwrap();
+        assert_eq!(from, to, "nothing when the first batch is too large and not required");
+        let (from, to) = read(0, 9, u64::MAX, false).unwrap();
+        assert_eq!(from, to, "nothing at or past the end");
+        let mut bytes = std::fs::read(file.path()).unwrap();
+        bytes[starts[3] as usize + 1_000] ^= 1;
+        std::fs::write(file.path(), &bytes).unwrap();
+        assert!(matches!(read(0, 0, u64::MAX, false), Err(RemoteError::Corrupt { .. })));
+        assert_eq!(read(0, 0, starts[3], false), Ok((0, starts[3])), "the batches before it are fine");
+        bytes[starts[1] as usize + 8..starts[1] as usize + 12].copy_from_slice(&i32::MAX.to_be_bytes());
+        std::fs::write(file.path(), &bytes).unwrap();
+        assert!(matches!(read(0, 0, u64::MAX, false), Err(RemoteError::Corrupt { .. })), "a length past the end");
+        assert!(matches!(
+            read_checked_range(file.path(), "k", size + 1, 0, 0, 1, false),
+            Err(RemoteError::Corrupt { .. })
+        ));
     }
 
     #[test]
