@@ -103,6 +103,18 @@ pub fn apply_ops(
     )
     .map_err(TopicConfigError::NotAList)?;
     topic_config::validate_all(broker, &next)?;
+    // Kafka's rule (before KIP-950's copy and delete settings, which Runnel does not act
+    // on): a tiered topic stays tiered, or its remote data would be neither read nor
+    // deleted.
+    let tiered = |values: &BTreeMap<String, String>| {
+        topic_config::effective_value(broker, Some(values), "remote.storage.enable")
+            .is_some_and(|(v, _)| v.trim() == "true")
+    };
+    if tiered(current) && !tiered(&next) {
+        return Err(TopicConfigError::Conflict(
+            "Disabling remote storage feature on the topic level is not supported.".into(),
+        ));
+    }
     Ok(next)
 }
 
@@ -193,6 +205,19 @@ mod tests {
         assert!(apply_ops(&broker, &current, &[("no.such".to_string(), ConfigOp::Set("1".into()))]).is_err());
         assert_eq!(ConfigOp::from_code(9, Some("x")), None);
         assert!(records(&topic, &current, &current).is_empty());
+    }
+
+    #[test]
+    fn a_tiered_topic_stays_tiered() {
+        let mut broker = BrokerConfig::default();
+        broker.tiered.enabled = true;
+        let current = map(&[("remote.storage.enable", "true")]);
+        let off = [("remote.storage.enable".to_string(), ConfigOp::Set("false".into()))];
+        assert!(matches!(apply_ops(&broker, &current, &off), Err(TopicConfigError::Conflict(_))));
+        let removed = [("remote.storage.enable".to_string(), ConfigOp::Delete)];
+        assert!(matches!(apply_ops(&broker, &current, &removed), Err(TopicConfigError::Conflict(_))));
+        let on = [("remote.storage.enable".to_string(), ConfigOp::Set("true".into()))];
+        assert!(apply_ops(&broker, &BTreeMap::new(), &on).is_ok(), "turning it on is fine");
     }
 
     #[test]
