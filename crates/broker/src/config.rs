@@ -560,6 +560,12 @@ impl BrokerConfig {
         if self.max_connections == 0 {
             return invalid("max.connections", "0".into(), "must be at least 1".into());
         }
+        // The reader keeps the chunks a read needs and those fetched ahead in its cache.
+        let chunks = (runnel_tiered::reader::PREFETCHES_MAX as u64 + 2) * self.tiered.chunk_bytes;
+        if self.tiered.enabled && self.tiered.cache_bytes < chunks {
+            let why = format!("must hold at least {chunks} bytes: ten chunks of remote.log.reader.chunk.bytes");
+            return invalid("remote.log.reader.cache.bytes", self.tiered.cache_bytes.to_string(), why);
+        }
         // The default local directory is each node's own: a new leader could not read what
         // the old one uploaded.
         if self.is_cluster() && self.tiered.enabled && !self.tiered.s3 && self.tiered.local_dir.is_none() {

@@ -419,7 +419,10 @@ impl ReplicaManager {
                     log.keep_snapshots_above(uploaded);
                     log.apply_local_retention(now_ms, uploaded)
                 }),
-                None => partition.with_log(|log| log.apply_retention(now_ms)),
+                None => partition.with_log(|log| {
+                    log.keep_snapshots_above(i64::MAX); // only the newest few: nothing uploads them
+                    log.apply_retention(now_ms)
+                }),
             };
             match retained {
                 Ok(n) => deleted += n,

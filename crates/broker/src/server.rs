@@ -252,16 +252,8 @@ fn spawn_background(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> tok
                 }
                 _ = retention.tick() => guarded("retention", &mut || {
                     let image = broker.metadata.image();
-                    let tiered = broker.remote.is_some();
-                    let uploaded_through = |partition: &crate::partition::Partition| {
-                        (tiered && partition.settings().remote_storage).then(|| {
-                            image
-                                .remote_logs
-                                .get(&(partition.topic_id, partition.index))
-                                .and_then(|log| log.highest_remote_offset())
-                                .unwrap_or(-1)
-                        })
-                    };
+                    let uploaded_through =
+                        |partition: &crate::partition::Partition| crate::tiering::uploaded_through(&broker, &image, partition);
                     let expiration = broker.live_config().producer_id_expiration_ms;
                     let deleted = broker.replicas.apply_retention(now_ms(), expiration, &uploaded_through);
                     if deleted > 0 {

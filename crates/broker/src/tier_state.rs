@@ -28,9 +28,14 @@ pub async fn start_above_remote(
     if start <= partition.log_end_offset() {
         return Ok(None);
     }
-    let Some(segment) = remote.segment_for(high) else { return Ok(None) };
+    // The segment that ends there holds the producer state at the start (retention may
+    // have deleted it: the replica then starts without).
+    let segment = remote.segment_for(high).filter(|s| s.end_offset == high);
     let mut snapshot = None;
-    if let (Some(reader), RemoteSegmentState::CopyFinished { checksums }) = (&broker.remote, &segment.state) {
+    if let (Some(reader), Some(RemoteSegmentState::CopyFinished { checksums })) =
+        (&broker.remote, segment.map(|s| &s.state))
+    {
+        let segment = segment.expect("matched above");
         if let Some(crc) = checksums.get(ObjectKind::ProducerSnapshot.extension()) {
             let key = SegmentKey {
                 prefix: broker.config.tiered.prefix.clone(),

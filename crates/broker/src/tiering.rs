@@ -73,6 +73,19 @@ pub fn spawn(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> Option<tok
     }))
 }
 
+/// For a partition whose segments go to remote storage on this node, the highest offset
+/// remote storage holds (-1: none): its local segments may go only up to there (local
+/// retention, DeleteRecords). `None` for every other partition.
+pub fn uploaded_through(broker: &Broker, image: &runnel_metadata::MetadataImage, partition: &Partition) -> Option<i64> {
+    (broker.remote.is_some() && partition.settings().remote_storage).then(|| {
+        image
+            .remote_logs
+            .get(&(partition.topic_id, partition.index))
+            .and_then(|log| log.highest_remote_offset())
+            .unwrap_or(-1)
+    })
+}
+
 /// What `partition` has locally and remotely, when this node tiers and its topic has
 /// `remote.storage.enable` (DescribeLogDirs' Runnel tag and the metrics).
 pub fn partition_state(broker: &Broker, partition: &Partition) -> Option<runnel_protocol::runnel_tags::TieredState> {

@@ -362,6 +362,7 @@ pub fn settings(broker: &BrokerConfig, overrides: Option<&BTreeMap<String, Strin
         retention_bytes: num("retention.bytes", defaults.retention_bytes),
         local_retention_ms: num("local.retention.ms", -2),
         local_retention_bytes: num("local.retention.bytes", -2),
+        tiered: get("remote.storage.enable").trim() == "true",
         flush_messages: num("flush.messages", clamp_i64(defaults.flush_messages)) as u64,
         flush_ms: num("flush.ms", defaults.flush_ms),
     };

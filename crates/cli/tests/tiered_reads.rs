@@ -318,3 +318,54 @@ async fn a_corrupt_remote_segment_is_refused_not_served() {
     let (ok, bytes) = fetch(&bootstrap, "tiered", 700).await;
     assert!(ok == 0 && bytes > 0, "the next segment is served: error {ok}, {bytes} bytes");
 }
+
+/// Retention that expires every remote segment does not make the node upload them again:
+/// the highest uploaded offset stays, later segments follow on from it, and ListOffsets -5
+/// still reports it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_retention_deleted_remotely_is_never_uploaded_again() {
+    let data = TempDir::new().unwrap();
+    let settings = [
+        "--set",
+        "remote.log.storage.system.enable=true",
+        "--set",
+        "remote.log.manager.task.interval.ms=100",
+        "--set",
+        "log.retention.check.interval.ms=100",
+    ];
+    let node = Node::start_with_metrics(data.path(), &settings);
+    let bootstrap = node.bootstrap().to_string();
+    create_topic(&bootstrap, "tiered", 1, &[("remote.storage.enable", "true"), ("internal.segment.bytes", "100000")])
+        .await;
+    let producer = producer(&bootstrap, &[("batch.size", "16384"), ("linger.ms", "5")]);
+    let first: Vec<Msg> = (0..1_000).map(|i| Msg::new(format!("k{i}"), value(i))).collect();
+    produce_all(&producer, "tiered", Some(0), &first, None).await;
+    let copied = |node: &Node| metric(node.metrics_url(), "runnel_remote_copied_segments_total");
+    let uploaded =
+        poll_until(Duration::from_secs(30), Duration::from_millis(100), "the closed segments copied", || {
+            (copied(&node) >= 8).then(|| copied(&node))
+        });
+    let (highest, _) = list_offset(&bootstrap, "tiered", -5).await;
+    // Everything expires: every remote segment goes.
+    let (ok, out) = runnel_cli(&bootstrap, &["config", "set", "--topic", "tiered", "retention.ms=1"]);
+    assert!(ok, "{out}");
+    poll_until(Duration::from_secs(30), Duration::from_millis(100), "every remote segment expired", || {
+        (metric(node.metrics_url(), "runnel_remote_expired_segments_total") >= uploaded).then_some(())
+    });
+    assert_eq!(list_offset(&bootstrap, "tiered", -5).await.0, highest, "the highest uploaded offset stays");
+    let (ok, out) = runnel_cli(&bootstrap, &["config", "delete", "--topic", "tiered", "retention.ms"]);
+    assert!(ok, "{out}");
+    // New records roll new segments: only those are copied, from above the old ones.
+    let more: Vec<Msg> = (1_000..1_500).map(|i| Msg::new(format!("k{i}"), value(i))).collect();
+    produce_all(&producer, "tiered", Some(0), &more, None).await;
+    let (later, _) = poll_until(Duration::from_secs(30), Duration::from_millis(100), "the new segments copied", || {
+        let runtime = tokio::runtime::Handle::current();
+        let latest = tokio::task::block_in_place(|| runtime.block_on(list_offset(&bootstrap, "tiered", -5)));
+        (latest.0 > highest).then_some(latest)
+    });
+    assert!(later > highest && later < 1_500);
+    let now = copied(&node);
+    assert!(now - uploaded <= 5, "{} segments copied after the expiry, 500 records roll at most 5", now - uploaded);
+    let (earliest, _) = list_offset(&bootstrap, "tiered", -2).await;
+    assert!(earliest > highest, "the earliest offset {earliest} is past what expired ({highest})");
+}

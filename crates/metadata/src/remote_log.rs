@@ -17,7 +17,9 @@
 //! Invariants (checked by `tests/remote_log_model.rs` against a model): pure; the readable
 //! (FINISHED) segments of a partition never overlap and are indexed by their start offset;
 //! a segment's range is `start_offset..=end_offset` with `start_offset >= base_offset`;
-//! the remote log start never goes back.
+//! the remote log start never goes back; the highest offset ever uploaded never goes
+//! back either, even when retention deletes every segment (so that nothing is uploaded
+//! twice and local retention goes on).
 
 use std::collections::BTreeMap;
 
@@ -73,12 +75,18 @@ pub struct RemoteLogImage {
     /// The remote log start (DeleteRecords and remote retention move it); `None`: the
     /// first readable segment's start.
     pub log_start_offset: Option<i64>,
+    /// The highest offset a finished copy ever held (Kafka's highest offset in remote
+    /// storage): kept when retention deletes the segments.
+    #[serde(default)]
+    pub highest_uploaded: Option<i64>,
 }
 
 impl RemoteLogImage {
-    /// The last offset any readable segment holds.
+    /// The highest offset remote storage ever held (see `highest_uploaded`): copies start
+    /// above it, and local segments at or below it may go.
     pub fn highest_remote_offset(&self) -> Option<i64> {
-        self.readable.values().filter_map(|id| self.segments.get(id)).map(|s| s.end_offset).max()
+        let readable = self.readable.values().filter_map(|id| self.segments.get(id)).map(|s| s.end_offset).max();
+        readable.max(self.highest_uploaded)
     }
 
     /// The readable segment holding `offset`.
@@ -141,6 +149,7 @@ impl RemoteLogImage {
                 }
                 if let Some(segment) = self.segments.get_mut(&id) {
                     segment.state = RemoteSegmentState::CopyFinished { checksums: checksums.clone() };
+                    self.highest_uploaded = self.highest_uploaded.max(Some(segment.end_offset));
                 }
                 self.readable.insert(start, id);
                 true
@@ -175,7 +184,7 @@ impl RemoteLogImage {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.segments.is_empty() && self.log_start_offset.is_none()
+        self.segments.is_empty() && self.log_start_offset.is_none() && self.highest_uploaded.is_none()
     }
 }
 
@@ -232,6 +241,8 @@ mod tests {
         assert!(!log.change(Uuid::from_u128(1), &finished(), Some(next)), "no way back");
         assert!(log.change(Uuid::from_u128(1), &RemoteStateChange::DeleteFinished, Some(next)));
         assert!(!log.segments.contains_key(&Uuid::from_u128(1)));
+        assert_eq!(log.highest_remote_offset(), Some(99), "what was uploaded stays uploaded");
+        assert!(!log.start(segment(6, 0, 99, next), Some(next)), "and is never uploaded again");
         // The remote log start only moves forward.
         assert!(log.advance_start(40) && !log.advance_start(30));
         assert_eq!(log.remote_bytes(), 100, "the abandoned copy still counts until deleted");

@@ -175,8 +175,9 @@ impl<'a> BatchView<'a> {
     pub fn last_offset_delta(&self) -> i32 {
         be_i32(self.bytes, OFF_LAST_OFFSET_DELTA)
     }
+    /// Saturates instead of overflowing: the header may come from a peer that lies.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset() + self.last_offset_delta() as i64
+        self.base_offset().saturating_add(self.last_offset_delta() as i64)
     }
     pub fn partition_leader_epoch(&self) -> i32 {
         be_i32(self.bytes, OFF_LEADER_EPOCH)
@@ -239,17 +240,23 @@ impl<'a> BatchView<'a> {
     /// [`DECOMPRESSED_BATCH_BYTES_MAX`]); a LogAppendTime batch stamps all its records
     /// alike, so its base offset and max timestamp answer when it reaches `timestamp`.
     pub fn first_at_or_after(&self, timestamp: i64) -> Option<(i64, i64)> {
-        if self.max_timestamp() < timestamp {
+        self.first_at_or_after_from(timestamp, i64::MIN)
+    }
+
+    /// [`BatchView::first_at_or_after`] among the records at or above `min_offset` (a log
+    /// start inside the batch).
+    pub fn first_at_or_after_from(&self, timestamp: i64, min_offset: i64) -> Option<(i64, i64)> {
+        if self.max_timestamp() < timestamp || self.last_offset() < min_offset {
             return None;
         }
         if self.is_log_append_time() {
-            return Some((self.base_offset(), self.max_timestamp()));
+            return Some((self.base_offset().max(min_offset), self.max_timestamp()));
         }
         let matching = |timestamp_delta: i64, offset_delta: i64| {
             // Deltas come from the producer: a sum that overflows matches nothing.
             let record_timestamp = self.base_timestamp().checked_add(timestamp_delta)?;
             let offset = self.base_offset().checked_add(offset_delta)?;
-            (record_timestamp >= timestamp).then_some((offset, record_timestamp))
+            (record_timestamp >= timestamp && offset >= min_offset).then_some((offset, record_timestamp))
         };
         let exact = match self.compression() {
             Ok(Compression::None) => self
@@ -266,7 +273,7 @@ impl<'a> BatchView<'a> {
             Err(_) => None,
         };
         // A batch whose records disagree with its header falls back to the header.
-        exact.or(Some((self.base_offset(), self.max_timestamp())))
+        exact.or(Some((self.base_offset().max(min_offset), self.max_timestamp())))
     }
 
     /// Full validation of a batch arriving from a producer: CRC, codec, offsets and count.

@@ -83,6 +83,10 @@ fn a_timestamp_search_finds_the_exact_record_in_a_compressed_batch() {
         assert_eq!(view.first_at_or_after(1_004), Some((104, 1_004)), "{codec:?}");
         assert_eq!(view.first_at_or_after(0), Some((100, 1_000)));
         assert_eq!(view.first_at_or_after(1_010), None);
+        // From a log start inside the batch: the first record at or above it.
+        assert_eq!(view.first_at_or_after_from(1_002, 106), Some((106, 1_006)), "{codec:?}");
+        assert_eq!(view.first_at_or_after_from(1_007, 106), Some((107, 1_007)));
+        assert_eq!(view.first_at_or_after_from(0, 200), None, "every record is below the start");
     }
 }
 

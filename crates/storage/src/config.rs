@@ -28,6 +28,9 @@ pub struct LogConfig {
     /// as `retention_ms` / `retention_bytes`. Used only by [`crate::PartitionLog::apply_local_retention`].
     pub local_retention_ms: i64,
     pub local_retention_bytes: i64,
+    /// The log's segments go to remote storage: every producer snapshot (one per roll) is
+    /// kept until [`crate::PartitionLog::keep_snapshots_above`] says what is uploaded.
+    pub tiered: bool,
     /// fsync after this many records were appended since the last flush.
     pub flush_messages: u64,
     /// fsync when the last flush is older than this.
@@ -46,6 +49,7 @@ impl Default for LogConfig {
             retention_bytes: -1,
             local_retention_ms: -2,
             local_retention_bytes: -2,
+            tiered: false,
             flush_messages: u64::MAX,
             flush_ms: i64::MAX,
         }

@@ -325,6 +325,9 @@ impl PartitionLog {
     /// next append or retention pass. Index sizes apply to segments created afterwards.
     pub fn set_config(&mut self, config: LogConfig) -> Result<(), StorageError> {
         config.validate()?;
+        if config.tiered && !self.config.tiered {
+            self.snapshots_kept_above = -1; // until the retention pass says what is uploaded
+        }
         self.config = config;
         Ok(())
     }
@@ -621,6 +624,10 @@ impl PartitionLog {
         snapshot: Option<&[u8]>,
         epochs: &[(i32, i64)],
     ) -> Result<(), StorageError> {
+        // Checked before anything changes: a snapshot that cannot be read leaves the log as it was.
+        if let Some(bytes) = snapshot {
+            ProducerStateManager::decode(bytes).map_err(|_| StorageError::UnreadableSnapshot)?;
+        }
         self.truncate_fully_and_start_at(offset)?;
         if let Some(bytes) = snapshot {
             producer_snapshot::install(&self.dir, offset, bytes)?;

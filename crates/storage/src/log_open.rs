@@ -47,6 +47,7 @@ impl PartitionLog {
             segments.push(Segment::create(dir, log_start_offset.max(0), &config)?);
             sync_dir(dir)?;
         }
+        let config_tiered = config.tiered;
         let mut log = PartitionLog {
             dir: dir.to_path_buf(),
             config,
@@ -61,7 +62,7 @@ impl PartitionLog {
             rolled_flushes: Vec::new(),
             generation: 0,
             truncated_to: None,
-            snapshots_kept_above: i64::MAX,
+            snapshots_kept_above: if config_tiered { -1 } else { i64::MAX },
         };
         let log_end = log.log_end_offset();
         log.log_start_offset = log_start_offset.max(log.segments[0].base_offset).min(log_end);

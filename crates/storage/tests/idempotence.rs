@@ -123,5 +123,10 @@ fn a_replica_started_from_a_remote_snapshot_knows_its_producers() {
     let retry = send(&mut replica, 7, 0, known.first_seq, 3).unwrap();
     assert_eq!(retry, (known.first_offset, known.last_offset), "a retry is a duplicate");
     assert_eq!(send(&mut replica, 7, 0, known.last_seq + 1, 3).unwrap(), (end, end + 2), "the sequence continues");
-    assert!(matches!(replica.install_tiered_start(end, Some(b"garbage"), &[]), Err(StorageError::UnreadableSnapshot)));
+    let before = (replica.log_start_offset(), replica.log_end_offset());
+    assert!(matches!(
+        replica.install_tiered_start(end + 100, Some(b"garbage"), &[]),
+        Err(StorageError::UnreadableSnapshot)
+    ));
+    assert_eq!((replica.log_start_offset(), replica.log_end_offset()), before, "a refused install changes nothing");
 }

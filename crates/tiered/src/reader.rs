@@ -191,14 +191,16 @@ impl RemoteReader {
         let mut position = index_floor(&index, segment.base_offset, offset).unwrap_or(0);
         let mut start = None;
         let mut end = position;
+        let mut previous_last = segment.base_offset - 1;
         while position + LOG_OVERHEAD as u64 <= size {
             let head = self.range(segment, position, (position + HEAD_BYTES).min(size)).await?;
             if head.len() < HEAD_BYTES as usize {
                 return Err(corrupt(format!("a batch header cut short at {position}")));
             }
-            let base = i64::from_be_bytes(head[0..8].try_into().expect("8 bytes"));
             let length = i32::from_be_bytes(head[8..12].try_into().expect("4 bytes"));
-            let last = base + i64::from(i32::from_be_bytes(head[23..27].try_into().expect("4 bytes")));
+            let last = header_last_offset(&head, previous_last, segment.end_offset)
+                .map_err(|why| corrupt(format!("at {position}: {why}")))?;
+            previous_last = last;
             let batch_end = u64::try_from(length)
                 .ok()
                 .filter(|l| *l as usize >= HEADER_BYTES - LOG_OVERHEAD)
@@ -239,19 +241,22 @@ impl RemoteReader {
         let index = self.whole(segment, Part::Index).await?;
         let position = index_floor(&index, segment.base_offset, offset).unwrap_or(0);
         let (key, size) = (segment.log_key.clone(), segment.size_bytes);
+        let offsets = (segment.base_offset, segment.end_offset);
         tokio::task::spawn_blocking(move || {
-            read_checked_range(&path, &key, size, position, offset, max_bytes, min_one_batch)
+            read_checked_range(&path, &key, (size, offsets), position, offset, max_bytes, min_one_batch)
         })
         .await
         .map_err(|e| RemoteError::Unavailable(e.to_string()))?
     }
 
-    /// The offset of the first record at or after `timestamp` in `segment`, by its time
-    /// index and then its batches (`None`: every record is older).
+    /// The first record at or above `min_offset` (the log start) whose timestamp is at or
+    /// after `timestamp` in `segment`, as (offset, timestamp), by its time index and then
+    /// its batches (`None`: every such record is older).
     pub async fn offset_for_timestamp(
         self: &Arc<Self>,
         segment: &SegmentRef,
         timestamp: i64,
+        min_offset: i64,
     ) -> Result<Option<(i64, i64)>, RemoteError> {
         let time_index = self.whole(segment, Part::TimeIndex).await?;
         let from_offset = time_index_floor(&time_index, segment.base_offset, timestamp).unwrap_or(segment.base_offset);
@@ -271,7 +276,7 @@ impl RemoteReader {
             let view = BatchView::parse(&bytes).map_err(|e| corrupt(e.to_string()))?;
             view.check_crc().map_err(|e| corrupt(e.to_string()))?;
             if view.max_timestamp() >= timestamp {
-                if let Some(found) = view.first_at_or_after(timestamp) {
+                if let Some(found) = view.first_at_or_after_from(timestamp, min_offset) {
                     return Ok(Some(found));
                 }
             }
@@ -405,7 +410,7 @@ thread_local! {
 fn read_checked_range(
     path: &std::path::Path,
     key: &str,
-    size: u64,
+    (size, (segment_base, segment_end)): (u64, (i64, i64)),
     position: u64,
     offset: i64,
     max_bytes: u64,
@@ -421,11 +426,12 @@ fn read_checked_range(
     if file.metadata().map_err(unavailable)?.len() < size {
         return Err(corrupt(format!("shorter than the {size} bytes recorded")));
     }
-    WINDOW.with_borrow_mut(|buffer| {
+    let result = WINDOW.with_borrow_mut(|buffer| {
         let mut window = WINDOW_BYTES;
         let mut position = position;
         let mut first: Option<u64> = None;
         let mut end = position;
+        let mut previous_last = segment_base - 1;
         'windows: while position + LOG_OVERHEAD as u64 <= size {
             let len = (window as u64).min(size - position) as usize;
             if buffer.len() < len {
@@ -445,9 +451,9 @@ fn read_checked_range(
                     break;
                 }
                 let head = &buffer[at..at + HEAD_BYTES as usize];
-                let base = i64::from_be_bytes(head[0..8].try_into().expect("8 bytes"));
                 let length = i32::from_be_bytes(head[8..12].try_into().expect("4 bytes"));
-                let last = base + i64::from(i32::from_be_bytes(head[23..27].try_into().expect("4 bytes")));
+                let last = header_last_offset(head, previous_last, segment_end)
+                    .map_err(|why| corrupt(format!("at {here}: {why}")))?;
                 let batch = usize::try_from(length)
                     .ok()
                     .filter(|l| *l >= HEADER_BYTES - LOG_OVERHEAD && here + (LOG_OVERHEAD + l) as u64 <= size)
@@ -455,8 +461,9 @@ fn read_checked_range(
                     .ok_or_else(|| corrupt(format!("a batch at {here} claims {length} bytes")))?;
                 if at + batch > len {
                     window = window.max(batch);
-                    break;
+                    break; // read again from this batch, in a window it fits
                 }
+                previous_last = last;
                 if last >= offset {
                     let from = *first.get_or_insert(here);
                     if here + batch as u64 - from > max_bytes && !(min_one_batch && from == here) {
@@ -472,13 +479,29 @@ fn read_checked_range(
             }
             position += at as u64;
         }
+        let first = first.unwrap_or(end).min(end);
+        Ok((first, end))
+    });
+    // However the read ended, a window grown for a large batch is not kept.
+    WINDOW.with_borrow_mut(|buffer| {
         if buffer.len() > WINDOW_KEPT_BYTES {
             buffer.truncate(WINDOW_KEPT_BYTES);
             buffer.shrink_to_fit();
         }
-        let first = first.unwrap_or(end).min(end);
-        Ok(RemoteRecords::File { file: Arc::new(file), position: first, len: end - first })
-    })
+    });
+    let (first, end) = result?;
+    Ok(RemoteRecords::File { file: Arc::new(file), position: first, len: end - first })
+}
+
+/// A batch header's last offset, checked against the batch before it (offsets go up) and
+/// the segment's last offset: the base offset is outside the CRC, so a corrupt one is
+/// caught here.
+fn header_last_offset(head: &[u8], previous_last: i64, segment_end: i64) -> Result<i64, String> {
+    let base = i64::from_be_bytes(head[0..8].try_into().expect("8 bytes"));
+    let delta = i32::from_be_bytes(head[23..27].try_into().expect("4 bytes"));
+    base.checked_add(i64::from(delta))
+        .filter(|last| base > previous_last && *last >= base && *last <= segment_end)
+        .ok_or_else(|| format!("offsets {base}+{delta} after {previous_last}, segment ends at {segment_end}"))
 }
 
 /// Checks every batch of `pieces` (consecutive, whole batches from `first`, a position in
@@ -623,7 +646,7 @@ mod tests {
     fn a_local_read_skips_to_the_offset_and_takes_checked_whole_batches_within_the_bound() {
         let (file, starts, size) = segment_file();
         let read = |position, offset, max, min_one| {
-            read_checked_range(file.path(), "k", size, position, offset, max, min_one).map(range)
+            read_checked_range(file.path(), "k", (size, (0, 7)), position, offset, max, min_one).map(range)
         };
         assert_eq!(read(0, 2, u64::MAX, false), Ok((starts[2], size)), "across windows, the large batch too");
         assert_eq!(read(starts[1], 2, 700_000, false), Ok((starts[2], starts[4])));
@@ -633,6 +656,13 @@ mod tests {
         let (from, to) = read(0, 9, u64::MAX, false).unwrap();
         assert_eq!(from, to, "nothing at or past the end");
         let mut bytes = std::fs::read(file.path()).unwrap();
+        // Base offsets are outside the CRC: one that goes back, or past the segment, is refused.
+        for base in [0i64, 1_000] {
+            let mut moved = bytes.clone();
+            moved[starts[2] as usize..starts[2] as usize + 8].copy_from_slice(&base.to_be_bytes());
+            std::fs::write(file.path(), &moved).unwrap();
+            assert!(matches!(read(0, 0, u64::MAX, false), Err(RemoteError::Corrupt { .. })), "base {base}");
+        }
         bytes[starts[3] as usize + 1_000] ^= 1;
         std::fs::write(file.path(), &bytes).unwrap();
         assert!(matches!(read(0, 0, u64::MAX, false), Err(RemoteError::Corrupt { .. })));
@@ -641,7 +671,7 @@ mod tests {
         std::fs::write(file.path(), &bytes).unwrap();
         assert!(matches!(read(0, 0, u64::MAX, false), Err(RemoteError::Corrupt { .. })), "a length past the end");
         assert!(matches!(
-            read_checked_range(file.path(), "k", size + 1, 0, 0, 1, false),
+            read_checked_range(file.path(), "k", (size + 1, (0, 7)), 0, 0, 1, false),
             Err(RemoteError::Corrupt { .. })
         ));
     }

@@ -37,10 +37,15 @@ fn delete_before(ctx: &Context, topic: &str, index: i32, offset: i64) -> Result<
     if target < 0 || target > high_watermark {
         return Err(ResponseError::OffsetOutOfRange);
     }
+    // A tiered partition deletes local segments only once uploaded, as its retention does.
+    let uploaded = crate::tiering::uploaded_through(ctx.broker, &ctx.broker.metadata.image(), &partition);
     let low_watermark = partition
         .with_log(|log| {
             log.advance_log_start_offset(target);
-            log.apply_retention(now_ms())?;
+            match uploaded {
+                Some(uploaded) => log.apply_local_retention(now_ms(), uploaded)?,
+                None => log.apply_retention(now_ms())?,
+            };
             Ok(log.log_start_offset())
         })
         .map_err(|e| match e {

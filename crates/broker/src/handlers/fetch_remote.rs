@@ -9,8 +9,9 @@
 //! As in Kafka: only the first partition of a request that needs remote data is read (the
 //! others answer no records, and are asked again); a fetch with a remote read does not
 //! long-poll; the read waits at most `remote.fetch.max.wait.ms`, after which that
-//! partition answers no records and no error (the read goes on into the reader's cache,
-//! so the client's next fetch finds it). A failed read answers KAFKA_STORAGE_ERROR, which
+//! partition answers no records and no error (the read goes on: from an object store into
+//! the reader's cache, from the local directory into the page cache, so the client's next
+//! fetch is quicker). A failed read answers KAFKA_STORAGE_ERROR, which
 //! clients retry (Kafka answers UNKNOWN_SERVER_ERROR); a batch that fails its checksum is
 //! never served.
 //!

@@ -81,12 +81,10 @@ async fn tiered_lookup(
                 None => Ok(local),
             }
         }
-        LATEST_TIERED => {
-            match remote.highest_remote_offset().and_then(|high| Some((high, remote.segment_for(high)?))) {
-                Some((high, segment)) => Ok((-1, high, remote_epoch(segment, high))),
-                None => Ok((-1, -1, -1)),
-            }
-        }
+        LATEST_TIERED => match remote.highest_remote_offset() {
+            Some(high) => Ok((-1, high, remote.segment_for(high).map_or(-1, |segment| remote_epoch(segment, high)))),
+            None => Ok((-1, -1, -1)),
+        },
         ts if ts >= 0 => {
             let Some(reader) = ctx.broker.remote.as_ref() else { return Ok(local) };
             let start = remote.start_offset().unwrap_or(local_start);
@@ -98,8 +96,8 @@ async fn tiered_lookup(
             let prefix = &ctx.broker.config.tiered.prefix;
             for segment in candidates {
                 let reference = SegmentRef::new(prefix, partition.topic_id, partition.index, segment);
-                match reader.offset_for_timestamp(&reference, ts).await {
-                    Ok(Some((offset, found))) if offset >= start => {
+                match reader.offset_for_timestamp(&reference, ts, start).await {
+                    Ok(Some((offset, found))) => {
                         return Ok((found, offset, remote_epoch(segment, offset)));
                     }
                     Ok(_) => {}
