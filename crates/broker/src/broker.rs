@@ -102,6 +102,8 @@ pub struct Broker {
     pub quotas: Arc<crate::quotas::QuotaManager>,
     /// Tiered storage's store and reader, when `remote.log.storage.system.enable`.
     pub remote: Option<Arc<runnel_tiered::RemoteReader>>,
+    /// Per-API request latencies and per-topic traffic (`request_metrics.rs`).
+    pub request_metrics: crate::request_metrics::RequestMetrics,
 }
 
 impl Broker {
@@ -173,6 +175,7 @@ impl Broker {
         };
         Ok(Arc::new(Broker {
             remote,
+            request_metrics: Default::default(),
             config,
             live: std::sync::RwLock::new(Arc::new(live)),
             incarnation_id,

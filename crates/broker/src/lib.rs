@@ -38,6 +38,7 @@ pub mod quotas;
 pub mod replica_fetcher;
 pub mod replica_manager;
 pub mod replica_selector;
+pub mod request_metrics;
 pub mod response;
 pub mod sasl;
 pub mod sendfile;

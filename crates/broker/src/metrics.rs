@@ -1,5 +1,9 @@
-//! A minimal Prometheus text endpoint (`GET /metrics`) for the broker's counters. Bounded:
-//! one small request per connection, read with a size cap and a timeout.
+//! A minimal Prometheus text endpoint (`GET /metrics`) for the broker's counters, the
+//! labelled request and topic metrics (`request_metrics.rs`) and per-partition gauges, and
+//! `GET /health` for load balancers and orchestrators: 200 once this node is registered
+//! with the cluster and not fenced (a controller-only node: once it has a metadata image),
+//! 503 before. Bounded: one small request per connection, read with a size cap and a
+//! timeout; at most [`PARTITIONS_MAX`] partitions get series.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -12,6 +16,8 @@ use tokio::net::TcpListener;
 use crate::broker::Broker;
 
 const REQUEST_BYTES_MAX: usize = 8192;
+/// Partitions with gauges of their own, at most (the first ones by topic and index).
+pub const PARTITIONS_MAX: usize = 10_000;
 
 pub async fn serve(broker: Arc<Broker>, addr: SocketAddr) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
@@ -32,17 +38,76 @@ pub async fn serve(broker: Arc<Broker>, addr: SocketAddr) -> std::io::Result<Soc
             tokio::spawn(async move {
                 let mut buf = vec![0u8; REQUEST_BYTES_MAX];
                 let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
-                if !matches!(read, Ok(Ok(n)) if n > 0) {
+                let Ok(Ok(n)) = read else { return };
+                if n == 0 {
                     return;
                 }
-                let body = render(&broker);
-                let head = format!("HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+                let (status, body) =
+                    if buf[..n].starts_with(b"GET /health") { health(&broker) } else { ("200 OK", render(&broker)) };
+                let head = format!("HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
                 let _ = stream.write_all(head.as_bytes()).await;
                 let _ = stream.write_all(body.as_bytes()).await;
             });
         }
     });
     Ok(bound)
+}
+
+/// `/health`: ready once registered and unfenced.
+fn health(broker: &Broker) -> (&'static str, String) {
+    let image = broker.metadata.image();
+    let ready = if broker.config.roles.broker {
+        image.brokers.get(&broker.config.node_id).is_some_and(|b| !b.fenced)
+    } else {
+        true
+    };
+    if ready {
+        ("200 OK", "ready\n".to_string())
+    } else {
+        ("503 Service Unavailable", "not registered with the cluster yet, or fenced\n".to_string())
+    }
+}
+
+/// Per hosted partition: its log and, where this node leads, its replication state.
+fn partition_gauges(broker: &Broker, out: &mut String) {
+    use std::fmt::Write;
+    let mut partitions = broker.replicas.all_partitions();
+    partitions.sort_by(|a, b| (&a.topic, a.index).cmp(&(&b.topic, b.index)));
+    partitions.truncate(PARTITIONS_MAX);
+    let names: [(&str, &str); 7] = [
+        ("runnel_partition_log_size_bytes", "Bytes of the partition's local log."),
+        ("runnel_partition_log_start_offset", "The partition's log start offset (local)."),
+        ("runnel_partition_log_end_offset", "The partition's log end offset."),
+        ("runnel_partition_high_watermark", "The partition's high watermark."),
+        ("runnel_partition_leader", "1 when this node leads the partition."),
+        ("runnel_partition_under_replicated", "1 when led here with an ISR smaller than its replicas."),
+        ("runnel_partition_under_min_isr", "1 when led here with an ISR smaller than min.insync.replicas."),
+    ];
+    let mut rows: Vec<(String, [i64; 7])> = Vec::with_capacity(partitions.len());
+    for p in &partitions {
+        let Ok((size, start)) = p.inspect_log(|log| Ok((log.size_bytes(), log.log_start_offset()))) else { continue };
+        let leader = p.is_leader();
+        let labels = format!("topic=\"{}\",partition=\"{}\"", crate::request_metrics::escape(&p.topic), p.index);
+        let isr = p.isr_len();
+        rows.push((
+            labels,
+            [
+                size as i64,
+                start,
+                p.log_end_offset(),
+                p.high_watermark(),
+                i64::from(leader),
+                i64::from(leader && isr < p.replica_count()),
+                i64::from(leader && isr < p.settings().min_insync_replicas),
+            ],
+        ));
+    }
+    for (i, (name, help)) in names.iter().enumerate() {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (labels, values) in &rows {
+            let _ = writeln!(out, "{name}{{{labels}}} {}", values[i]);
+        }
+    }
 }
 
 fn render(broker: &Broker) -> String {
@@ -159,5 +224,9 @@ fn render(broker: &Broker) -> String {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));
     }
     out.push_str(&broker.cleaner.render_metrics(crate::clock::now_ms()));
+    let image = broker.metadata.image();
+    broker.request_metrics.retain_topics(|topic| image.topic(topic).is_some());
+    broker.request_metrics.render(&mut out);
+    partition_gauges(broker, &mut out);
     out
 }

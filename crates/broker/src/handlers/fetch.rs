@@ -361,6 +361,14 @@ pub async fn handle(ctx: &Context<'_>, request: FetchRequest, denied: &FetchDeni
     };
     let mut topics = topics;
     fetch_remote::complete(ctx.broker, &mut topics).await;
+    if replica.is_none() {
+        for topic in &topics {
+            let bytes: usize = topic.partitions.iter().filter_map(|p| p.records.as_ref()).map(Records::len).sum();
+            if let Some(stats) = (bytes > 0).then(|| ctx.broker.request_metrics.topic(&topic.name)).flatten() {
+                stats.bytes_out.fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
     FetchEncoder::new(version, correlation_id).finish(0, &topics)
 }
 

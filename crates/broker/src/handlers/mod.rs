@@ -125,11 +125,21 @@ pub async fn handle(
     stop: &watch::Receiver<bool>,
     session: &Session,
 ) -> Result<Answer, DispatchError> {
-    if !broker.quotas.is_active() {
-        return dispatch(broker, frame, stop, session, None).await;
+    // Every request is timed here, by its API and version (`request_metrics.rs`).
+    let began = std::time::Instant::now();
+    let api = if session.expects_raw_token() { None } else { peek_prefix(&frame).ok() };
+    let answer = if !broker.quotas.is_active() {
+        dispatch(broker, frame, stop, session, None).await
+    } else {
+        let clock = Arc::new(BusyClock::default());
+        Busy::new(dispatch(broker, frame, stop, session, Some(clock.clone())), clock).await
+    };
+    // Only APIs and versions Runnel serves get series: a client cannot add labels.
+    let served = api.filter(|p| ApiKey::try_from(p.api_key).is_ok_and(|key| is_supported(key, p.api_version)));
+    if let Some(prefix) = served {
+        broker.request_metrics.request(prefix.api_key, prefix.api_version, began.elapsed());
     }
-    let clock = Arc::new(BusyClock::default());
-    Busy::new(dispatch(broker, frame, stop, session, Some(clock.clone())), clock).await
+    answer
 }
 
 async fn dispatch(

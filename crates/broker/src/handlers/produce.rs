@@ -105,6 +105,10 @@ async fn produce_partition(
         }
     };
     ctx.broker.stats.produce_bytes.fetch_add(records.len() as u64, Ordering::Relaxed);
+    if let Some(topic) = ctx.broker.request_metrics.topic(&partition.topic) {
+        topic.bytes_in.fetch_add(records.len() as u64, Ordering::Relaxed);
+        topic.messages_in.fetch_add((info.last_offset - info.base_offset + 1).max(0) as u64, Ordering::Relaxed);
+    }
     if acks != 0 && ctx.broker.config.log_flush_before_ack {
         match partition.make_durable(info.last_offset + 1).await {
             Ok(()) => {}

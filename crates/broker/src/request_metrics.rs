@@ -1,0 +1,154 @@
+//! Labelled metrics the request path and the data path record, rendered in Prometheus's
+//! text format by `metrics.rs`: per API and version, requests and a latency histogram
+//! (Kafka's `RequestMetrics` TotalTimeMs, in seconds); per topic, bytes and messages in and
+//! bytes out (Kafka's `BrokerTopicMetrics`).
+//!
+//! Invariants: recording takes a read lock and atomics (a write lock only the first time a
+//! label is seen); cardinality is bounded: API keys and versions are Kafka's few, and at
+//! most [`TOPICS_MAX`] topics get series (others count only in the node's totals).
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// Topics with series of their own, at most.
+pub const TOPICS_MAX: usize = 1000;
+
+/// Histogram bounds, in seconds (Prometheus `le`), then +Inf.
+const BUCKETS_S: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+#[derive(Default)]
+struct ApiStats {
+    /// Per bucket of [`BUCKETS_S`], then +Inf (not cumulative; summed when rendered).
+    buckets: [AtomicU64; BUCKETS_S.len() + 1],
+    micros: AtomicU64,
+}
+
+/// One of a topic's counters.
+type TopicCounter = fn(&TopicStats) -> &AtomicU64;
+
+#[derive(Default)]
+pub struct TopicStats {
+    pub bytes_in: AtomicU64,
+    pub messages_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+}
+
+#[derive(Default)]
+pub struct RequestMetrics {
+    apis: RwLock<HashMap<(i16, i16), Arc<ApiStats>>>,
+    topics: RwLock<HashMap<String, Arc<TopicStats>>>,
+}
+
+impl RequestMetrics {
+    /// One request of `api_key` v`version` answered after `elapsed` (from its frame read
+    /// to its response ready).
+    pub fn request(&self, api_key: i16, version: i16, elapsed: Duration) {
+        let stats = self.api(api_key, version);
+        let seconds = elapsed.as_secs_f64();
+        let bucket = BUCKETS_S.iter().position(|bound| seconds <= *bound).unwrap_or(BUCKETS_S.len());
+        stats.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        stats.micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn api(&self, api_key: i16, version: i16) -> Arc<ApiStats> {
+        if let Some(stats) = self.apis.read().expect("metrics lock").get(&(api_key, version)) {
+            return stats.clone();
+        }
+        self.apis.write().expect("metrics lock").entry((api_key, version)).or_default().clone()
+    }
+
+    /// The series of `topic`, unless [`TOPICS_MAX`] topics have theirs already.
+    pub fn topic(&self, topic: &str) -> Option<Arc<TopicStats>> {
+        if let Some(stats) = self.topics.read().expect("metrics lock").get(topic) {
+            return Some(stats.clone());
+        }
+        let mut topics = self.topics.write().expect("metrics lock");
+        if topics.len() >= TOPICS_MAX && !topics.contains_key(topic) {
+            return None;
+        }
+        Some(topics.entry(topic.to_string()).or_default().clone())
+    }
+
+    /// Forgets the series of topics that are gone (`exists` says which remain).
+    pub fn retain_topics(&self, exists: impl Fn(&str) -> bool) {
+        self.topics.write().expect("metrics lock").retain(|topic, _| exists(topic));
+    }
+
+    pub fn render(&self, out: &mut String) {
+        let name = "runnel_request_seconds";
+        let _ = writeln!(out, "# HELP {name} Time from a request's frame to its response, by API and version.");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        let mut apis: Vec<_> = self.apis.read().expect("metrics lock").iter().map(|(k, v)| (*k, v.clone())).collect();
+        apis.sort_by_key(|(key, _)| *key);
+        for ((api_key, version), stats) in apis {
+            let api = kafka_protocol::messages::ApiKey::try_from(api_key)
+                .map(|k| format!("{k:?}"))
+                .unwrap_or_else(|_| api_key.to_string());
+            let labels = format!("api=\"{api}\",version=\"{version}\"");
+            let mut cumulative = 0;
+            for (i, bound) in BUCKETS_S.iter().enumerate() {
+                cumulative += stats.buckets[i].load(Ordering::Relaxed);
+                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
+            }
+            cumulative += stats.buckets[BUCKETS_S.len()].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {cumulative}");
+            let sum = stats.micros.load(Ordering::Relaxed) as f64 / 1e6;
+            let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+            let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+        }
+        let mut topics: Vec<_> =
+            self.topics.read().expect("metrics lock").iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        topics.sort_by(|a, b| a.0.cmp(&b.0));
+        let series: [(&str, &str, TopicCounter); 3] = [
+            ("runnel_topic_bytes_in_total", "Record bytes appended by Produce, per topic.", |t| &t.bytes_in),
+            ("runnel_topic_messages_in_total", "Offsets appended by Produce, per topic.", |t| &t.messages_in),
+            ("runnel_topic_bytes_out_total", "Record bytes sent to consumers (not followers), per topic.", |t| {
+                &t.bytes_out
+            }),
+        ];
+        for (name, help, value) in series {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (topic, stats) in &topics {
+                let _ = writeln!(out, "{name}{{topic=\"{}\"}} {}", escape(topic), value(stats).load(Ordering::Relaxed));
+            }
+        }
+    }
+}
+
+/// A label value as Prometheus's text format needs it (Kafka topic names are
+/// `[a-zA-Z0-9._-]`, but nothing here relies on that).
+pub fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_cumulative_and_topics_bounded() {
+        let metrics = RequestMetrics::default();
+        metrics.request(0, 9, Duration::from_micros(300));
+        metrics.request(0, 9, Duration::from_millis(3));
+        metrics.request(0, 9, Duration::from_secs(30));
+        let mut out = String::new();
+        metrics.render(&mut out);
+        assert!(
+            out.contains("runnel_request_seconds_bucket{api=\"Produce\",version=\"9\",le=\"0.0005\"} 1\n"),
+            "{out}"
+        );
+        assert!(out.contains("runnel_request_seconds_bucket{api=\"Produce\",version=\"9\",le=\"0.005\"} 2\n"));
+        assert!(out.contains("runnel_request_seconds_bucket{api=\"Produce\",version=\"9\",le=\"+Inf\"} 3\n"));
+        assert!(out.contains("runnel_request_seconds_count{api=\"Produce\",version=\"9\"} 3\n"));
+        for i in 0..TOPICS_MAX {
+            assert!(metrics.topic(&format!("t{i}")).is_some());
+        }
+        assert!(metrics.topic("one-too-many").is_none() && metrics.topic("t0").is_some());
+        metrics.retain_topics(|topic| topic == "t0");
+        assert!(metrics.topic("another").is_some(), "room again once topics are gone");
+        assert_eq!(escape("a\"b\\c"), "a\\\"b\\\\c");
+    }
+}

@@ -1,0 +1,106 @@
+//! The metrics endpoint under a known workload (issue 20, first part): per-topic bytes and
+//! messages in equal what was appended, bytes out cover what a consumer read, per-partition
+//! gauges show the log, every served request is in the per-API latency histogram, the
+//! whole output parses as Prometheus text, and `/health` answers 200 once the node is
+//! registered.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use rdkafka::consumer::Consumer;
+use support::*;
+use tempfile::TempDir;
+
+/// `GET path` on the metrics listener: (status line, body).
+fn get(metrics_url: &str, path: &str) -> (String, String) {
+    let addr = metrics_url.strip_prefix("http://").unwrap().split('/').next().unwrap();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_string(), body.to_string())
+}
+
+/// Every sample line is `name{labels} value` with a valid name and a number; every sample
+/// belongs to a family announced by a `# TYPE` line.
+fn check_prometheus_text(body: &str) {
+    let mut families = std::collections::BTreeSet::new();
+    for line in body.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("# TYPE name kind");
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+            families.insert(name.to_string());
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("no value: {line}"));
+        assert!(value.parse::<f64>().is_ok(), "value of {line}");
+        let name = series.split('{').next().unwrap();
+        assert!(
+            !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+                && !name.starts_with(|c: char| c.is_ascii_digit()),
+            "name of {line}"
+        );
+        if series.contains('{') {
+            assert!(series.ends_with('}'), "labels of {line}");
+        }
+        let family = ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name);
+        assert!(families.contains(name) || families.contains(family), "no # TYPE for {line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_workload_shows_in_the_metrics() {
+    let data = TempDir::new().unwrap();
+    let node = Node::start_with_metrics(data.path(), &[]);
+    let url = node.metrics_url().to_string();
+    assert_eq!(get(&url, "/health").0, "HTTP/1.1 200 OK", "registered: ready");
+    let bootstrap = node.bootstrap().to_string();
+    create_topic(&bootstrap, "m", 1, &[]).await;
+    let producer = producer(&bootstrap, &[("linger.ms", "5")]);
+    let messages: Vec<Msg> = (0..2_000).map(|i| Msg::new(format!("k{i}"), format!("value {i}").repeat(20))).collect();
+    produce_all(&producer, "m", Some(0), &messages, None).await;
+
+    let partition = |name: &str| metric(&url, &format!("{name}{{topic=\"m\",partition=\"0\"}}"));
+    assert_eq!(partition("runnel_partition_high_watermark"), 2_000);
+    assert_eq!(partition("runnel_partition_log_end_offset"), 2_000);
+    assert_eq!(partition("runnel_partition_log_start_offset"), 0);
+    assert_eq!(partition("runnel_partition_leader"), 1);
+    assert_eq!(partition("runnel_partition_under_replicated"), 0);
+    let size = partition("runnel_partition_log_size_bytes");
+    assert_eq!(metric(&url, "runnel_topic_bytes_in_total{topic=\"m\"}"), size, "bytes in = bytes appended");
+    assert_eq!(metric(&url, "runnel_topic_messages_in_total{topic=\"m\"}"), 2_000);
+
+    let consumer = consumer(&bootstrap, &[("auto.offset.reset", "earliest")]);
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    assignment.add_partition_offset("m", 0, rdkafka::Offset::Beginning).unwrap();
+    consumer.assign(&assignment).unwrap();
+    for _ in 0..2_000 {
+        tokio::time::timeout(IO_TIMEOUT, consumer.recv()).await.expect("in time").expect("a record");
+    }
+    assert!(metric(&url, "runnel_topic_bytes_out_total{topic=\"m\"}") >= size, "the consumer read the whole log");
+
+    let (status, body) = get(&url, "/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    check_prometheus_text(&body);
+    let produce_requests: u64 = body
+        .lines()
+        .filter(|l| l.starts_with("runnel_request_seconds_count{api=\"Produce\""))
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
+        .sum();
+    assert!(produce_requests > 0, "Produce requests are timed");
+    let fetches: u64 = body
+        .lines()
+        .filter(|l| l.starts_with("runnel_request_seconds_count{api=\"Fetch\""))
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
+        .sum();
+    assert!(fetches > 0, "Fetch requests are timed");
+}
