@@ -27,6 +27,7 @@ pub mod log_cleaner;
 pub mod log_dirs;
 pub mod metadata_store;
 pub mod metrics;
+pub mod metrics_state;
 pub mod offline_replicas;
 pub mod partition;
 #[cfg(test)]

@@ -228,5 +228,8 @@ fn render(broker: &Broker) -> String {
     broker.request_metrics.retain_topics(|topic| image.topic(topic).is_some());
     broker.request_metrics.render(&mut out);
     partition_gauges(broker, &mut out);
+    crate::metrics_state::groups(broker, &mut out);
+    crate::metrics_state::quorum(broker, &mut out);
+    crate::metrics_state::process(&mut out);
     out
 }

@@ -79,7 +79,7 @@ async fn a_known_workload_shows_in_the_metrics() {
     assert_eq!(metric(&url, "runnel_topic_bytes_in_total{topic=\"m\"}"), size, "bytes in = bytes appended");
     assert_eq!(metric(&url, "runnel_topic_messages_in_total{topic=\"m\"}"), 2_000);
 
-    let consumer = consumer(&bootstrap, &[("auto.offset.reset", "earliest")]);
+    let consumer = consumer(&bootstrap, &[("auto.offset.reset", "earliest"), ("group.id", "g")]);
     let mut assignment = rdkafka::TopicPartitionList::new();
     assignment.add_partition_offset("m", 0, rdkafka::Offset::Beginning).unwrap();
     consumer.assign(&assignment).unwrap();
@@ -87,6 +87,16 @@ async fn a_known_workload_shows_in_the_metrics() {
         tokio::time::timeout(IO_TIMEOUT, consumer.recv()).await.expect("in time").expect("a record");
     }
     assert!(metric(&url, "runnel_topic_bytes_out_total{topic=\"m\"}") >= size, "the consumer read the whole log");
+    // The group commits 1500 of 2000: its lag is 500.
+    let mut committed = rdkafka::TopicPartitionList::new();
+    committed.add_partition_offset("m", 0, rdkafka::Offset::Offset(1_500)).unwrap();
+    consumer.commit(&committed, rdkafka::consumer::CommitMode::Sync).unwrap();
+    let group = |name: &str| metric(&url, &format!("{name}{{group=\"g\",topic=\"m\",partition=\"0\"}}"));
+    assert_eq!(group("runnel_group_committed_offset"), 1_500);
+    assert_eq!(group("runnel_group_lag"), 500, "lag = high watermark - committed offset");
+    assert_eq!(metric(&url, "runnel_registered_brokers"), 1);
+    assert_eq!(metric(&url, "runnel_fenced_brokers"), 0);
+    assert!(metric(&url, "process_open_fds") > 0 && metric(&url, "process_resident_memory_bytes") > 1 << 20);
 
     let (status, body) = get(&url, "/metrics");
     assert_eq!(status, "HTTP/1.1 200 OK");
@@ -103,4 +113,34 @@ async fn a_known_workload_shows_in_the_metrics() {
         .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
         .sum();
     assert!(fetches > 0, "Fetch requests are timed");
+}
+
+/// On three nodes: the leader's under-replicated flag goes to 1 when a follower dies and
+/// back to 0 once it has caught up again; every node counts the fenced broker meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_replication_shows_while_a_follower_is_down() {
+    use support::cluster::*;
+    let mut cluster = three_agreed_nodes(FAST_FAILURE_DETECTION, Duration::from_secs(60)).await;
+    create_topic_via(cluster.kafka_addr(1), "r", 1, 2).await.unwrap();
+    let p = eventually(Duration::from_secs(60), "both replicas in sync", || async {
+        let view = cluster.view(1).await?;
+        let p = view.topic("r").ok_or("no topic yet")?.partitions[0].clone();
+        (p.isr.len() == 2).then_some(p.clone()).ok_or(format!("{p:?}"))
+    })
+    .await;
+    let follower = *p.replicas.iter().find(|id| **id != p.leader).unwrap();
+    let leader_url = cluster.node(p.leader).metrics_url().to_string();
+    let under = |url: &str| metric(url, "runnel_partition_under_replicated{topic=\"r\",partition=\"0\"}");
+    assert_eq!(under(&leader_url), 0);
+    cluster.kill9(follower);
+    poll_until(Duration::from_secs(60), Duration::from_millis(100), "the partition under-replicated", || {
+        (under(&leader_url) == 1).then_some(())
+    });
+    poll_until(Duration::from_secs(60), Duration::from_millis(100), "the dead broker fenced", || {
+        (metric(&leader_url, "runnel_fenced_brokers") == 1).then_some(())
+    });
+    cluster.restart(&[follower]);
+    poll_until(Duration::from_secs(60), Duration::from_millis(100), "the follower back in sync", || {
+        (under(&leader_url) == 0).then_some(())
+    });
 }

@@ -79,6 +79,14 @@ type Executed<R> = (Landed<R>, Option<Written>);
 /// and its last offset.
 type Written = (Arc<Partition>, i32, i64);
 
+/// One group as the metrics show it ([`GroupCoordinator::metrics_view`]).
+pub struct GroupMetrics {
+    pub group_id: String,
+    pub state: &'static str,
+    pub members: usize,
+    pub offsets: Vec<((String, i32), i64)>,
+}
+
 impl GroupCoordinator {
     pub fn new(config: GroupConfig, topic: OffsetsTopicSettings, parked_per_shard_max: usize) -> Self {
         GroupCoordinator {
@@ -403,6 +411,25 @@ impl GroupCoordinator {
         let shard = self.shard_for(group_id)?;
         let state = shard.state.locked();
         state.groups.get(group_id).cloned()
+    }
+
+    /// Every group this node coordinates, as the metrics show it: id, state, members and
+    /// committed offsets; at most `max` groups.
+    pub fn metrics_view(&self, max: usize) -> Vec<GroupMetrics> {
+        let shards = self.shards.read_locked().clone();
+        let mut groups = Vec::new();
+        for shard in shards.into_iter().flatten() {
+            let state = shard.state.locked();
+            groups.extend(state.groups.values().map(|g| GroupMetrics {
+                group_id: g.group_id.clone(),
+                state: g.state.name(),
+                members: g.members.len(),
+                offsets: g.offsets.iter().map(|(tp, committed)| (tp.clone(), committed.offset)).collect(),
+            }));
+        }
+        groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        groups.truncate(max);
+        groups
     }
 
     /// Every group this node coordinates.
