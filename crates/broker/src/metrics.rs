@@ -42,15 +42,47 @@ pub async fn serve(broker: Arc<Broker>, addr: SocketAddr) -> std::io::Result<Soc
                 if n == 0 {
                     return;
                 }
-                let (status, body) =
-                    if buf[..n].starts_with(b"GET /health") { health(&broker) } else { ("200 OK", render(&broker)) };
-                let head = format!("HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+                let request = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+                let (status, body, content_type) = if request.starts_with("get /health") {
+                    let (status, body) = health(&broker);
+                    (status, body, "text/plain; charset=utf-8")
+                } else if request.contains("application/openmetrics-text") {
+                    let body = to_openmetrics(&render(&broker));
+                    ("200 OK", body, "application/openmetrics-text; version=1.0.0; charset=utf-8")
+                } else {
+                    ("200 OK", render(&broker), "text/plain; version=0.0.4")
+                };
+                let head = format!("HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
                 let _ = stream.write_all(head.as_bytes()).await;
                 let _ = stream.write_all(body.as_bytes()).await;
             });
         }
     });
     Ok(bound)
+}
+
+/// The Prometheus text as OpenMetrics (asked for with `Accept:
+/// application/openmetrics-text`): a counter family is named without its `_total` suffix,
+/// and the exposition ends with `# EOF`.
+fn to_openmetrics(text: &str) -> String {
+    let mut counters = std::collections::HashSet::new();
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix("# TYPE ").and_then(|rest| rest.strip_suffix(" counter")) {
+            counters.insert(name.to_string());
+        }
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for line in text.lines() {
+        let renamed = ["# TYPE ", "# HELP "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters.contains(name).then(|| format!("{prefix}{} {tail}", name.trim_end_matches("_total")))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out.push_str("# EOF\n");
+    out
 }
 
 /// `/health`: ready once registered and unfenced.
@@ -108,6 +140,31 @@ fn partition_gauges(broker: &Broker, out: &mut String) {
             let _ = writeln!(out, "{name}{{{labels}}} {}", values[i]);
         }
     }
+    // Followers of the partitions led here (Kafka's ReplicaFetcherManager MaxLag, per replica).
+    let now = crate::clock::now_ms();
+    let lags: Vec<(String, i64, i64)> = partitions
+        .iter()
+        .flat_map(|p| {
+            let topic = crate::request_metrics::escape(&p.topic);
+            p.follower_lags(now).into_iter().map(move |(replica, behind, ms)| {
+                (format!("topic=\"{topic}\",partition=\"{}\",replica=\"{replica}\"", p.index), behind, ms)
+            })
+        })
+        .collect();
+    let name = "runnel_partition_follower_lag_messages";
+    let _ = writeln!(out, "# HELP {name} Offsets a follower is behind the leader's log end.\n# TYPE {name} gauge");
+    for (labels, behind, _) in &lags {
+        let _ = writeln!(out, "{name}{{{labels}}} {behind}");
+    }
+    let name = "runnel_partition_follower_lag_seconds";
+    let _ =
+        writeln!(out, "# HELP {name} Time since a follower was last caught up (0 when it is).\n# TYPE {name} gauge");
+    for (labels, _, ms) in &lags {
+        let _ = writeln!(out, "{name}{{{labels}}} {}", *ms as f64 / 1000.0);
+    }
+    let at_min = partitions.iter().filter(|p| p.is_leader() && p.isr_len() == p.settings().min_insync_replicas).count();
+    let name = "runnel_at_min_isr_partitions";
+    let _ = writeln!(out, "# HELP {name} Partitions led here whose ISR is exactly min.insync.replicas.\n# TYPE {name} gauge\n{name} {at_min}");
 }
 
 fn render(broker: &Broker) -> String {
@@ -232,4 +289,18 @@ fn render(broker: &Broker) -> String {
     crate::metrics_state::quorum(broker, &mut out);
     crate::metrics_state::process(&mut out);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openmetrics_names_counter_families_without_total_and_ends_with_eof() {
+        let text = "# HELP a_total A.\n# TYPE a_total counter\na_total 3\n# HELP g G.\n# TYPE g gauge\ng 1\n";
+        assert_eq!(
+            to_openmetrics(text),
+            "# HELP a A.\n# TYPE a counter\na_total 3\n# HELP g G.\n# TYPE g gauge\ng 1\n# EOF\n"
+        );
+    }
 }

@@ -396,6 +396,25 @@ impl Partition {
         state.followers.iter().filter(|(id, _)| state.isr.contains(id)).map(|(id, f)| (*id, f.log_end)).collect()
     }
 
+    /// Leader: how far each follower is behind, as (replica, messages behind the log end,
+    /// ms since it was last caught up; 0 when it is). Empty on a follower.
+    pub fn follower_lags(&self, now_ms: i64) -> Vec<(i32, i64, i64)> {
+        let log_end = self.log_end_offset();
+        let state = self.state();
+        if state.role != Role::Leader {
+            return Vec::new();
+        }
+        state
+            .followers
+            .iter()
+            .map(|(id, f)| {
+                let behind = (log_end - f.log_end.max(0)).max(0);
+                let since = if behind == 0 { 0 } else { (now_ms - f.last_caught_up_ms).max(0) };
+                (*id, behind, since)
+            })
+            .collect()
+    }
+
     /// Leader: followers in the ISR not caught up for `lag_time_max_ms` leave it.
     pub fn isr_shrink(&self, now_ms: i64, lag_time_max_ms: i64) -> Option<IsrChange> {
         let mut state = self.state();

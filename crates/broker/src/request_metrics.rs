@@ -1,7 +1,8 @@
 //! Labelled metrics the request path and the data path record, rendered in Prometheus's
 //! text format by `metrics.rs`: per API and version, requests and a latency histogram
-//! (Kafka's `RequestMetrics` TotalTimeMs, in seconds); per topic, bytes and messages in and
-//! bytes out (Kafka's `BrokerTopicMetrics`).
+//! (Kafka's `RequestMetrics` TotalTimeMs, in seconds); per topic, bytes and messages in,
+//! bytes out, and produce and fetch requests and failures (Kafka's `BrokerTopicMetrics`);
+//! open connections per listener.
 //!
 //! Invariants: recording takes a read lock and atomics (a write lock only the first time a
 //! label is seen); cardinality is bounded: API keys and versions are Kafka's few, and at
@@ -34,12 +35,29 @@ pub struct TopicStats {
     pub bytes_in: AtomicU64,
     pub messages_in: AtomicU64,
     pub bytes_out: AtomicU64,
+    /// Partitions produced to and fetched from (one per partition of a request, as Kafka
+    /// counts them), and those answered with an error.
+    pub produce_requests: AtomicU64,
+    pub produce_failures: AtomicU64,
+    pub fetch_requests: AtomicU64,
+    pub fetch_failures: AtomicU64,
 }
 
 #[derive(Default)]
 pub struct RequestMetrics {
     apis: RwLock<HashMap<(i16, i16), Arc<ApiStats>>>,
     topics: RwLock<HashMap<String, Arc<TopicStats>>>,
+    /// Open connections per listener (the node's few configured listeners).
+    connections: RwLock<HashMap<String, Arc<AtomicU64>>>,
+}
+
+/// Counts one open connection of a listener until dropped.
+pub struct ConnectionGuard(Arc<AtomicU64>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl RequestMetrics {
@@ -72,6 +90,16 @@ impl RequestMetrics {
         Some(topics.entry(topic.to_string()).or_default().clone())
     }
 
+    /// A connection accepted on `listener`: counted as open until the guard is dropped.
+    pub fn connection_opened(&self, listener: &str) -> ConnectionGuard {
+        let existing = self.connections.read().expect("metrics lock").get(listener).cloned();
+        let count = existing.unwrap_or_else(|| {
+            self.connections.write().expect("metrics lock").entry(listener.to_string()).or_default().clone()
+        });
+        count.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard(count)
+    }
+
     /// Forgets the series of topics that are gone (`exists` says which remain).
     pub fn retain_topics(&self, exists: impl Fn(&str) -> bool) {
         self.topics.write().expect("metrics lock").retain(|topic, _| exists(topic));
@@ -99,14 +127,35 @@ impl RequestMetrics {
             let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
             let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
         }
+        let name = "runnel_connections";
+        let _ = writeln!(out, "# HELP {name} Open Kafka connections, per listener.\n# TYPE {name} gauge");
+        let mut connections: Vec<_> = self
+            .connections
+            .read()
+            .expect("metrics lock")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed)))
+            .collect();
+        connections.sort();
+        for (listener, open) in connections {
+            let _ = writeln!(out, "{name}{{listener=\"{}\"}} {open}", escape(&listener));
+        }
         let mut topics: Vec<_> =
             self.topics.read().expect("metrics lock").iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         topics.sort_by(|a, b| a.0.cmp(&b.0));
-        let series: [(&str, &str, TopicCounter); 3] = [
+        let series: [(&str, &str, TopicCounter); 7] = [
             ("runnel_topic_bytes_in_total", "Record bytes appended by Produce, per topic.", |t| &t.bytes_in),
             ("runnel_topic_messages_in_total", "Offsets appended by Produce, per topic.", |t| &t.messages_in),
             ("runnel_topic_bytes_out_total", "Record bytes sent to consumers (not followers), per topic.", |t| {
                 &t.bytes_out
+            }),
+            ("runnel_topic_produce_requests_total", "Partitions produced to, per topic.", |t| &t.produce_requests),
+            ("runnel_topic_produce_failures_total", "Partitions whose produce failed, per topic.", |t| {
+                &t.produce_failures
+            }),
+            ("runnel_topic_fetch_requests_total", "Partitions fetched by consumers, per topic.", |t| &t.fetch_requests),
+            ("runnel_topic_fetch_failures_total", "Consumer partition fetches that failed, per topic.", |t| {
+                &t.fetch_failures
             }),
         ];
         for (name, help, value) in series {

@@ -222,8 +222,10 @@ async fn accept_loop(
         let alive = alive.clone();
         let session = Session::new(peer, listener.name.clone(), listener.protocol, listener.sasl.clone());
         let tls = listener.tls.clone();
+        let open = broker.request_metrics.connection_opened(listener.name.as_str());
         tokio::spawn(async move {
             connection::serve(broker, stream, session, tls, stop).await;
+            drop(open);
             drop(permit);
             drop(alive);
         });

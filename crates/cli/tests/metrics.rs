@@ -98,9 +98,24 @@ async fn a_known_workload_shows_in_the_metrics() {
     assert_eq!(metric(&url, "runnel_fenced_brokers"), 0);
     assert!(metric(&url, "process_open_fds") > 0 && metric(&url, "process_resident_memory_bytes") > 1 << 20);
 
+    assert!(metric(&url, "runnel_connections{listener=\"PLAINTEXT\"}") >= 1, "the clients' connections are open");
+    assert!(metric(&url, "runnel_topic_produce_requests_total{topic=\"m\"}") > 0);
+    assert_eq!(metric(&url, "runnel_topic_produce_failures_total{topic=\"m\"}"), 0);
+    assert!(metric(&url, "runnel_topic_fetch_requests_total{topic=\"m\"}") > 0);
     let (status, body) = get(&url, "/metrics");
     assert_eq!(status, "HTTP/1.1 200 OK");
     check_prometheus_text(&body);
+    // OpenMetrics when asked for.
+    let addr = url.strip_prefix("http://").unwrap().split('/').next().unwrap();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let ask =
+        format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAccept: application/openmetrics-text; version=1.0.0\r\n\r\n");
+    stream.write_all(ask.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.contains("content-type: application/openmetrics-text; version=1.0.0"), "{response:.300}");
+    assert!(response.ends_with("# EOF\n") && response.contains("# TYPE runnel_requests counter\n"));
     let produce_requests: u64 = body
         .lines()
         .filter(|l| l.starts_with("runnel_request_seconds_count{api=\"Produce\""))

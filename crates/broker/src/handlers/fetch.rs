@@ -362,11 +362,17 @@ pub async fn handle(ctx: &Context<'_>, request: FetchRequest, denied: &FetchDeni
     let mut topics = topics;
     fetch_remote::complete(ctx.broker, &mut topics).await;
     if replica.is_none() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let image = ctx.broker.metadata.image();
         for topic in &topics {
+            let Some(stats) = image.topic(&topic.name).and_then(|_| ctx.broker.request_metrics.topic(&topic.name))
+            else {
+                continue;
+            };
             let bytes: usize = topic.partitions.iter().filter_map(|p| p.records.as_ref()).map(Records::len).sum();
-            if let Some(stats) = (bytes > 0).then(|| ctx.broker.request_metrics.topic(&topic.name)).flatten() {
-                stats.bytes_out.fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
-            }
+            stats.bytes_out.fetch_add(bytes as u64, Relaxed);
+            stats.fetch_requests.fetch_add(topic.partitions.len() as u64, Relaxed);
+            stats.fetch_failures.fetch_add(topic.partitions.iter().filter(|p| p.error != 0).count() as u64, Relaxed);
         }
     }
     FetchEncoder::new(version, correlation_id).finish(0, &topics)

@@ -234,6 +234,14 @@ pub async fn handle(ctx: &Context<'_>, request: ProduceRequest) -> Reply {
                     Err(error) => Outcome::error(error, None),
                 }
             };
+            // Kafka's TotalProduceRequestsPerSec / FailedProduceRequestsPerSec, per topic
+            // (only topics that exist get series).
+            if let Some(stats) = image.topic(name).and_then(|_| ctx.broker.request_metrics.topic(name)) {
+                stats.produce_requests.fetch_add(1, Ordering::Relaxed);
+                if outcome.append.is_none() {
+                    stats.produce_failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             partitions.push(partition_response(data.index, outcome));
         }
         responses
