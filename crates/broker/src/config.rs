@@ -143,6 +143,9 @@ pub struct BrokerConfig {
     /// `socket.request.max.bytes`).
     pub queued_max_request_bytes: usize,
     pub max_connections: usize,
+    /// `request.log.slow.ms` (Runnel's): a request that takes at least this long is logged
+    /// with a request id, its API, client and time; 0 (the default) logs none.
+    pub request_log_slow_ms: u64,
     pub request_timeout_ms: u64,
     pub connections_max_idle_ms: u64,
     pub fetch_max_wait_ms_max: u64,
@@ -264,6 +267,7 @@ impl Default for BrokerConfig {
             socket_request_max_bytes: 100 * 1024 * 1024,
             queued_max_request_bytes: 512 * 1024 * 1024,
             max_connections: 10_000,
+            request_log_slow_ms: 0,
             request_timeout_ms: 30_000,
             connections_max_idle_ms: 600_000,
             fetch_max_wait_ms_max: 30_000,
@@ -412,6 +416,7 @@ impl BrokerConfig {
             "socket.request.max.bytes" => self.socket_request_max_bytes = parse(key, value)?,
             "queued.max.request.bytes" => self.queued_max_request_bytes = parse(key, value)?,
             "max.connections" => self.max_connections = parse(key, value)?,
+            "request.log.slow.ms" => self.request_log_slow_ms = parse(key, value)?,
             "request.timeout.ms" => self.request_timeout_ms = parse(key, value)?,
             "connections.max.idle.ms" => self.connections_max_idle_ms = parse(key, value)?,
             "log.retention.check.interval.ms" => self.log_retention_check_interval_ms = parse(key, value)?,

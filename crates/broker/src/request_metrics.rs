@@ -49,6 +49,8 @@ pub struct RequestMetrics {
     topics: RwLock<HashMap<String, Arc<TopicStats>>>,
     /// Open connections per listener (the node's few configured listeners).
     connections: RwLock<HashMap<String, Arc<AtomicU64>>>,
+    /// Ids of logged slow requests, unique per process.
+    request_ids: AtomicU64,
 }
 
 /// Counts one open connection of a listener until dropped.
@@ -88,6 +90,11 @@ impl RequestMetrics {
             return None;
         }
         Some(topics.entry(topic.to_string()).or_default().clone())
+    }
+
+    /// A new id for a request that is logged.
+    pub fn next_request_id(&self) -> u64 {
+        self.request_ids.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// A connection accepted on `listener`: counted as open until the guard is dropped.

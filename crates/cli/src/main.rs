@@ -102,9 +102,19 @@ struct ServerArgs {
     /// This broker's rack: replicas of a partition are spread over racks.
     #[arg(long)]
     rack: Option<String>,
-    /// Serve Prometheus metrics at http://HOST:PORT/metrics.
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics (and /health).
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
+    /// How the node logs to stderr: `text` for people, `json` (one object a line) for log
+    /// shippers.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 fn broker_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
@@ -189,10 +199,13 @@ fn one_line(error: &anyhow::Error) -> String {
 
 fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match &cli.command {
+        Command::Server(args) if args.log_format == LogFormat::Json => logs.json().with_current_span(false).init(),
+        _ => logs.init(),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Server(args) => {

@@ -159,3 +159,31 @@ async fn under_replication_shows_while_a_follower_is_down() {
         (under(&leader_url) == 0).then_some(())
     });
 }
+
+/// `--log-format json`: every line the node logs is a JSON object, and with
+/// `request.log.slow.ms` a request that takes that long (here a consumer's long poll on an
+/// empty partition) is logged with a request id, its API and its client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_and_slow_requests() {
+    let data = TempDir::new().unwrap();
+    let node = Node::start(data.path(), &["--log-format", "json", "--set", "request.log.slow.ms=200"]);
+    let bootstrap = node.bootstrap().to_string();
+    create_topic(&bootstrap, "quiet", 1, &[]).await;
+    let consumer = consumer(&bootstrap, &[("auto.offset.reset", "earliest"), ("fetch.wait.max.ms", "400")]);
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    assignment.add_partition_offset("quiet", 0, rdkafka::Offset::Beginning).unwrap();
+    consumer.assign(&assignment).unwrap();
+    let slow = poll_until(Duration::from_secs(30), Duration::from_millis(100), "a slow Fetch logged", || {
+        // librdkafka's fetcher long-polls on its own once the partition is assigned.
+        node.logged_lines("slow request").into_iter().find(|line| line.contains("\"Fetch\""))
+    });
+    let event: serde_json::Value = serde_json::from_str(&slow).unwrap_or_else(|e| panic!("{e}: {slow}"));
+    let fields = &event["fields"];
+    assert_eq!(fields["api"], "Fetch");
+    assert!(fields["request_id"].as_u64().is_some_and(|id| id > 0), "{event}");
+    assert!(fields["elapsed_ms"].as_u64().is_some_and(|ms| ms >= 200), "{event}");
+    assert!(fields["client"].as_str().is_some_and(|c| c.starts_with("127.0.0.1:")), "{event}");
+    for line in node.logged_lines("").iter().filter(|l| !l.trim().is_empty()) {
+        assert!(serde_json::from_str::<serde_json::Value>(line).is_ok(), "not JSON: {line}");
+    }
+}

@@ -137,7 +137,21 @@ pub async fn handle(
     // Only APIs and versions Runnel serves get series: a client cannot add labels.
     let served = api.filter(|p| ApiKey::try_from(p.api_key).is_ok_and(|key| is_supported(key, p.api_version)));
     if let Some(prefix) = served {
-        broker.request_metrics.request(prefix.api_key, prefix.api_version, began.elapsed());
+        let elapsed = began.elapsed();
+        broker.request_metrics.request(prefix.api_key, prefix.api_version, elapsed);
+        let slow = broker.config.request_log_slow_ms;
+        if slow > 0 && elapsed.as_millis() >= u128::from(slow) {
+            let api = ApiKey::try_from(prefix.api_key).map(|k| format!("{k:?}")).unwrap_or_default();
+            tracing::warn!(
+                request_id = broker.request_metrics.next_request_id(),
+                api,
+                version = prefix.api_version,
+                correlation_id = prefix.correlation_id,
+                client = %session.peer,
+                elapsed_ms = elapsed.as_millis() as u64,
+                "slow request"
+            );
+        }
     }
     answer
 }
