@@ -110,9 +110,14 @@ async fn consumers_read_from_offset_zero_what_only_remote_storage_holds() {
     // `topic describe` shows both parts, and the metrics what is remote.
     let (ok, described) = runnel_cli(&bootstrap, &["topic", "describe", "tiered"]);
     assert!(ok, "{described}");
-    let expected =
-        format!("partition 0 tiered: local from offset {earliest_local}, remote offsets 0..={latest_tiered} in ");
-    assert!(described.contains(&expected), "{described}");
+    // Uploads and local retention may still move both ends a little: they only go up.
+    let line = described.lines().find(|l| l.contains("partition 0 tiered: local from offset ")).expect(&described);
+    let number_after = |marker: &str| -> i64 {
+        let rest = &line[line.find(marker).unwrap_or_else(|| panic!("{marker} in {line}")) + marker.len()..];
+        rest.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+    };
+    let (local, remote_end) = (number_after("local from offset "), number_after("remote offsets 0..="));
+    assert!(local >= earliest_local && remote_end >= latest_tiered && remote_end + 1 >= local, "{line}");
     assert!(metric(node.metrics_url(), "runnel_remote_log_bytes") as usize >= earliest_local as usize * 1000);
 
     librdkafka_reads_everything(&bootstrap, count).await;
@@ -221,7 +226,9 @@ async fn retention_delete_records_and_topic_deletion_reach_remote_storage() {
         &["topic", "delete-records", "tiered", "--partition", "0", "--offset", &target.to_string()],
     );
     assert!(ok, "{out}");
-    assert_eq!(list_offset(&bootstrap, "tiered", -2).await.0, target, "the earliest offset is the deleted-to offset");
+    // (Retention by size may move it further meanwhile, never back.)
+    let moved = list_offset(&bootstrap, "tiered", -2).await.0;
+    assert!(moved >= target && earliest < target, "the earliest offset {moved} reached the deleted-to offset {target}");
 
     // Deleting the topic deletes its remote objects.
     let (ok, out) = runnel_cli(&bootstrap, &["topic", "delete", "tiered"]);
@@ -341,9 +348,11 @@ async fn what_retention_deleted_remotely_is_never_uploaded_again() {
     let first: Vec<Msg> = (0..1_000).map(|i| Msg::new(format!("k{i}"), value(i))).collect();
     produce_all(&producer, "tiered", Some(0), &first, None).await;
     let copied = |node: &Node| metric(node.metrics_url(), "runnel_remote_copied_segments_total");
+    // Every closed segment copied (nothing waits: the count and the highest offset are final).
     let uploaded =
         poll_until(Duration::from_secs(30), Duration::from_millis(100), "the closed segments copied", || {
-            (copied(&node) >= 8).then(|| copied(&node))
+            let waiting = metric(node.metrics_url(), "runnel_remote_upload_lag_segments");
+            (waiting == 0 && copied(&node) >= 8).then(|| copied(&node))
         });
     let (highest, _) = list_offset(&bootstrap, "tiered", -5).await;
     // Everything expires: every remote segment goes.
