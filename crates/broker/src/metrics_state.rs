@@ -70,6 +70,22 @@ pub fn quorum(broker: &Broker, out: &mut String) {
         family(out, name, "gauge", help);
         let _ = writeln!(out, "{name} {value}");
     }
+    let counters = [
+        (
+            "runnel_leader_elections_total",
+            image.leader_elections,
+            "Partition leader changes in the metadata log (cluster-wide).",
+        ),
+        (
+            "runnel_unclean_leader_elections_total",
+            image.unclean_elections,
+            "Leader changes to a replica outside the ISR (cluster-wide).",
+        ),
+    ];
+    for (name, value, help) in counters {
+        family(out, name, "counter", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
 }
 
 /// This process: open file descriptors and resident memory (Linux `/proc`).

@@ -154,10 +154,18 @@ async fn under_replication_shows_while_a_follower_is_down() {
     poll_until(Duration::from_secs(60), Duration::from_millis(100), "the dead broker fenced", || {
         (metric(&leader_url, "runnel_fenced_brokers") == 1).then_some(())
     });
+    let elections = metric(&leader_url, "runnel_leader_elections_total");
     cluster.restart(&[follower]);
     poll_until(Duration::from_secs(60), Duration::from_millis(100), "the follower back in sync", || {
         (under(&leader_url) == 0).then_some(())
     });
+    // Leadership moves to the other replica when the leader goes: one more election.
+    cluster.kill9(p.leader);
+    let survivor_url = cluster.node(follower).metrics_url().to_string();
+    poll_until(Duration::from_secs(60), Duration::from_millis(100), "an election counted", || {
+        (metric(&survivor_url, "runnel_leader_elections_total") > elections).then_some(())
+    });
+    assert_eq!(metric(&survivor_url, "runnel_unclean_leader_elections_total"), 0, "the new leader was in sync");
 }
 
 /// `--log-format json`: every line the node logs is a JSON object, and with

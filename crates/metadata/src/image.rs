@@ -122,6 +122,13 @@ pub struct MetadataImage {
     pub configs: HashMap<ConfigResource, BTreeMap<String, String>>,
     /// How many records have been applied.
     pub records_applied: u64,
+    /// Leader changes to a live leader applied so far (Kafka's leader elections), and
+    /// those whose new leader was not in the ISR before (unclean elections): the same on
+    /// every node, since every node applies the same records.
+    #[serde(default)]
+    pub leader_elections: u64,
+    #[serde(default)]
+    pub unclean_elections: u64,
     /// The first producer id not yet allocated to any broker.
     pub next_producer_id: i64,
     /// The broker that was granted the block ending at `next_producer_id`.
@@ -312,6 +319,12 @@ impl MetadataImage {
                 if !valid {
                     return; // decided against a stale partition state (or malformed): skipped everywhere
                 }
+                if p.leader != *leader && *leader >= 0 {
+                    self.leader_elections += 1;
+                    if !p.isr.contains(leader) {
+                        self.unclean_elections += 1;
+                    }
+                }
                 p.leader_epoch = next_leader_epoch;
                 p.partition_epoch = next_partition_epoch;
                 p.leader = *leader;
@@ -398,6 +411,30 @@ impl MetadataImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leader_changes_count_as_elections_and_outside_the_isr_as_unclean() {
+        let id = Uuid::from_u128(8);
+        let image = MetadataImage::default().apply(&[
+            MetadataRecord::Topic { name: "t".into(), topic_id: id },
+            MetadataRecord::test_partition(id, 0, &[1, 2, 3]),
+        ]);
+        let change = |epoch, leader, isr: Vec<i32>| MetadataRecord::ChangePartition {
+            topic_id: id,
+            partition: 0,
+            expected_partition_epoch: epoch,
+            leader,
+            isr,
+            replicas: None,
+            reassignment: None,
+        };
+        // An ISR shrink keeps the leader: no election. A move to an in-sync replica: clean.
+        let image = image.apply(&[change(0, 1, vec![1, 2]), change(1, 2, vec![2])]);
+        assert_eq!((image.leader_elections, image.unclean_elections), (1, 0));
+        // Offline (-1) is no election; then replica 3, out of the ISR: unclean.
+        let image = image.apply(&[change(2, -1, vec![2]), change(3, 3, vec![3])]);
+        assert_eq!((image.leader_elections, image.unclean_elections), (2, 1));
+    }
 
     #[test]
     fn topics_partitions_configs_and_removal_replay() {

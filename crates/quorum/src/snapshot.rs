@@ -58,6 +58,8 @@ struct ImageOut<'a> {
     acls: &'a Acls,
     quotas: Vec<(&'a QuotaEntity, &'a BTreeMap<String, f64>)>,
     remote_logs: Vec<(&'a (Uuid, i32), &'a Arc<RemoteLogImage>)>,
+    leader_elections: u64,
+    unclean_elections: u64,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +82,10 @@ struct ImageIn {
     quotas: Vec<(QuotaEntity, BTreeMap<String, f64>)>,
     #[serde(default)]
     remote_logs: Vec<((Uuid, i32), Arc<RemoteLogImage>)>,
+    #[serde(default)]
+    leader_elections: u64,
+    #[serde(default)]
+    unclean_elections: u64,
 }
 
 pub fn encode_image(image: &MetadataImage) -> Vec<u8> {
@@ -97,6 +103,8 @@ pub fn encode_image(image: &MetadataImage) -> Vec<u8> {
         acls,
         quotas,
         remote_logs,
+        leader_elections,
+        unclean_elections,
     } = image;
     let mut configs: Vec<_> = configs.iter().collect();
     configs.sort_by(|a, b| a.0.cmp(b.0));
@@ -113,6 +121,8 @@ pub fn encode_image(image: &MetadataImage) -> Vec<u8> {
         acls,
         quotas: quotas.iter().collect(),
         remote_logs: remote_logs.iter().collect(),
+        leader_elections: *leader_elections,
+        unclean_elections: *unclean_elections,
     };
     serde_json::to_vec(&out).expect("images always serialize")
 }
@@ -131,6 +141,8 @@ pub fn decode_image(data: &[u8]) -> Result<MetadataImage, serde_json::Error> {
         acls,
         quotas,
         remote_logs,
+        leader_elections,
+        unclean_elections,
     } = serde_json::from_slice(data)?;
     let configs = configs.into_iter().collect();
     Ok(MetadataImage {
@@ -146,6 +158,8 @@ pub fn decode_image(data: &[u8]) -> Result<MetadataImage, serde_json::Error> {
         acls,
         quotas: quotas.into_iter().collect(),
         remote_logs: remote_logs.into_iter().collect(),
+        leader_elections,
+        unclean_elections,
     })
 }
 
