@@ -94,6 +94,8 @@ enum Backend {
 /// current image without waiting for writers.
 pub struct MetadataStore {
     backend: Backend,
+    /// How long commits that changed the image took (proposal to applied here).
+    pub commit_latency: crate::request_metrics::Histogram,
     /// Set when the node starts shutting down: commits still waiting for the quorum give up
     /// (the quorum may be gone with the other nodes), except the bounded final one.
     closing: tokio::sync::watch::Sender<bool>,
@@ -108,13 +110,17 @@ impl MetadataStore {
         let records = log.replay()?;
         let image = MetadataImage::default().apply(&records);
         let backend = Backend::Local { log: Mutex::new(log), image: RwLock::new(Arc::new(image)) };
-        Ok(MetadataStore { backend, closing: tokio::sync::watch::Sender::new(false) })
+        Ok(MetadataStore {
+            backend,
+            commit_latency: Default::default(),
+            closing: tokio::sync::watch::Sender::new(false),
+        })
     }
 
     /// Metadata from the Raft quorum.
     pub fn raft(quorum: Quorum) -> Self {
         let backend = Backend::Raft { quorum: Box::new(quorum), commit_lock: Mutex::new(()) };
-        MetadataStore { backend, closing: tokio::sync::watch::Sender::new(false) }
+        MetadataStore { backend, commit_latency: Default::default(), closing: tokio::sync::watch::Sender::new(false) }
     }
 
     pub fn image(&self) -> Arc<MetadataImage> {
@@ -166,6 +172,20 @@ impl MetadataStore {
     }
 
     fn commit_bounded<E>(
+        &self,
+        timeout: Duration,
+        closing: Option<tokio::sync::watch::Receiver<bool>>,
+        decide: impl FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, E>,
+    ) -> Result<Result<Arc<MetadataImage>, E>, MetadataError> {
+        let began = std::time::Instant::now();
+        let committed = self.commit_unmeasured(timeout, closing, decide);
+        if matches!(committed, Ok(Ok(_))) {
+            self.commit_latency.record(began.elapsed());
+        }
+        committed
+    }
+
+    fn commit_unmeasured<E>(
         &self,
         timeout: Duration,
         closing: Option<tokio::sync::watch::Receiver<bool>>,

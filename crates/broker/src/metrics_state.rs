@@ -86,6 +86,9 @@ pub fn quorum(broker: &Broker, out: &mut String) {
         family(out, name, "counter", help);
         let _ = writeln!(out, "{name} {value}");
     }
+    let name = "runnel_metadata_commit_seconds";
+    family(out, name, "histogram", "Metadata commits made by this node, from proposal to applied here.");
+    broker.metadata.commit_latency.render(name, "", out);
 }
 
 /// This process: open file descriptors and resident memory (Linux `/proc`).

@@ -20,11 +20,38 @@ pub const TOPICS_MAX: usize = 1000;
 /// Histogram bounds, in seconds (Prometheus `le`), then +Inf.
 const BUCKETS_S: [f64; 14] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
+/// A latency histogram with fixed buckets ([`BUCKETS_S`]), recorded with atomics.
 #[derive(Default)]
-struct ApiStats {
+pub struct Histogram {
     /// Per bucket of [`BUCKETS_S`], then +Inf (not cumulative; summed when rendered).
     buckets: [AtomicU64; BUCKETS_S.len() + 1],
     micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn record(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let bucket = BUCKETS_S.iter().position(|bound| seconds <= *bound).unwrap_or(BUCKETS_S.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// The series of family `name` with `labels` (`k="v",...`, may be empty), without the
+    /// `# HELP` / `# TYPE` lines.
+    pub fn render(&self, name: &str, labels: &str, out: &mut String) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (i, bound) in BUCKETS_S.iter().enumerate() {
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}");
+        }
+        cumulative += self.buckets[BUCKETS_S.len()].load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}");
+        let sum = self.micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let braces = |l: &str| if l.is_empty() { String::new() } else { format!("{{{l}}}") };
+        let _ = writeln!(out, "{name}_sum{} {sum}", braces(labels));
+        let _ = writeln!(out, "{name}_count{} {cumulative}", braces(labels));
+    }
 }
 
 /// One of a topic's counters.
@@ -45,7 +72,7 @@ pub struct TopicStats {
 
 #[derive(Default)]
 pub struct RequestMetrics {
-    apis: RwLock<HashMap<(i16, i16), Arc<ApiStats>>>,
+    apis: RwLock<HashMap<(i16, i16), Arc<Histogram>>>,
     topics: RwLock<HashMap<String, Arc<TopicStats>>>,
     /// Open connections per listener (the node's few configured listeners).
     connections: RwLock<HashMap<String, Arc<AtomicU64>>>,
@@ -66,14 +93,10 @@ impl RequestMetrics {
     /// One request of `api_key` v`version` answered after `elapsed` (from its frame read
     /// to its response ready).
     pub fn request(&self, api_key: i16, version: i16, elapsed: Duration) {
-        let stats = self.api(api_key, version);
-        let seconds = elapsed.as_secs_f64();
-        let bucket = BUCKETS_S.iter().position(|bound| seconds <= *bound).unwrap_or(BUCKETS_S.len());
-        stats.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        stats.micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.api(api_key, version).record(elapsed);
     }
 
-    fn api(&self, api_key: i16, version: i16) -> Arc<ApiStats> {
+    fn api(&self, api_key: i16, version: i16) -> Arc<Histogram> {
         if let Some(stats) = self.apis.read().expect("metrics lock").get(&(api_key, version)) {
             return stats.clone();
         }
@@ -122,17 +145,7 @@ impl RequestMetrics {
             let api = kafka_protocol::messages::ApiKey::try_from(api_key)
                 .map(|k| format!("{k:?}"))
                 .unwrap_or_else(|_| api_key.to_string());
-            let labels = format!("api=\"{api}\",version=\"{version}\"");
-            let mut cumulative = 0;
-            for (i, bound) in BUCKETS_S.iter().enumerate() {
-                cumulative += stats.buckets[i].load(Ordering::Relaxed);
-                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
-            }
-            cumulative += stats.buckets[BUCKETS_S.len()].load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {cumulative}");
-            let sum = stats.micros.load(Ordering::Relaxed) as f64 / 1e6;
-            let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
-            let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+            stats.render(name, &format!("api=\"{api}\",version=\"{version}\""), out);
         }
         let name = "runnel_connections";
         let _ = writeln!(out, "# HELP {name} Open Kafka connections, per listener.\n# TYPE {name} gauge");

@@ -95,6 +95,7 @@ async fn a_known_workload_shows_in_the_metrics() {
     assert_eq!(group("runnel_group_committed_offset"), 1_500);
     assert_eq!(group("runnel_group_lag"), 500, "lag = high watermark - committed offset");
     assert_eq!(metric(&url, "runnel_registered_brokers"), 1);
+    assert!(metric(&url, "runnel_metadata_commit_seconds_count") >= 1, "creating the topic was a commit");
     assert_eq!(metric(&url, "runnel_fenced_brokers"), 0);
     assert!(metric(&url, "process_open_fds") > 0 && metric(&url, "process_resident_memory_bytes") > 1 << 20);
 
