@@ -27,6 +27,10 @@ pub fn groups(broker: &Broker, out: &mut String) {
     for g in &groups {
         let _ = writeln!(out, "runnel_group_members{{group=\"{}\"}} {}", escape(&g.group_id), g.members);
     }
+    family(out, "runnel_group_generation", "gauge", "Each group's generation: one more per completed rebalance.");
+    for g in &groups {
+        let _ = writeln!(out, "runnel_group_generation{{group=\"{}\"}} {}", escape(&g.group_id), g.generation);
+    }
     family(out, "runnel_group_state", "gauge", "1 for each group's current state (Empty, Stable, ...).");
     for g in &groups {
         let _ = writeln!(out, "runnel_group_state{{group=\"{}\",state=\"{}\"}} 1", escape(&g.group_id), g.state);

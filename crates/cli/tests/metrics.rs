@@ -94,6 +94,13 @@ async fn a_known_workload_shows_in_the_metrics() {
     let group = |name: &str| metric(&url, &format!("{name}{{group=\"g\",topic=\"m\",partition=\"0\"}}"));
     assert_eq!(group("runnel_group_committed_offset"), 1_500);
     assert_eq!(group("runnel_group_lag"), 500, "lag = high watermark - committed offset");
+    // A subscribing consumer joins its group: one member, Stable, a generation of 1 or more.
+    let member = support::consumer(&bootstrap, &[("auto.offset.reset", "earliest"), ("group.id", "sub")]);
+    member.subscribe(&["m"]).unwrap();
+    tokio::time::timeout(IO_TIMEOUT, member.recv()).await.expect("in time").expect("a record");
+    assert_eq!(metric(&url, "runnel_group_members{group=\"sub\"}"), 1);
+    assert_eq!(metric(&url, "runnel_group_state{group=\"sub\",state=\"Stable\"}"), 1);
+    assert!(metric(&url, "runnel_group_generation{group=\"sub\"}") >= 1);
     assert_eq!(metric(&url, "runnel_registered_brokers"), 1);
     assert!(metric(&url, "runnel_metadata_commit_seconds_count") >= 1, "creating the topic was a commit");
     assert_eq!(metric(&url, "runnel_fenced_brokers"), 0);

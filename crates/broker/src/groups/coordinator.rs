@@ -83,6 +83,8 @@ type Written = (Arc<Partition>, i32, i64);
 pub struct GroupMetrics {
     pub group_id: String,
     pub state: &'static str,
+    /// Bumped by every completed rebalance: its rate is the group's rebalance rate.
+    pub generation: i32,
     pub members: usize,
     pub offsets: Vec<((String, i32), i64)>,
 }
@@ -423,6 +425,7 @@ impl GroupCoordinator {
             groups.extend(state.groups.values().map(|g| GroupMetrics {
                 group_id: g.group_id.clone(),
                 state: g.state.name(),
+                generation: g.generation_id,
                 members: g.members.len(),
                 offsets: g.offsets.iter().map(|(tp, committed)| (tp.clone(), committed.offset)).collect(),
             }));
