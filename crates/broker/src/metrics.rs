@@ -1,8 +1,8 @@
 //! A minimal Prometheus text endpoint (`GET /metrics`) for the broker's counters, the
 //! labelled request and topic metrics (`request_metrics.rs`) and per-partition gauges, and
 //! `GET /health` for load balancers and orchestrators: 200 once this node is registered
-//! with the cluster and not fenced (a controller-only node: once it has a metadata image),
-//! 503 before. Bounded: one small request per connection, read with a size cap and a
+//! with the cluster and not fenced and (in a cluster) knows a quorum leader; 503
+//! otherwise. Bounded: one small request per connection, read with a size cap and a
 //! timeout; at most [`PARTITIONS_MAX`] partitions get series.
 
 use std::net::SocketAddr;
@@ -88,11 +88,11 @@ fn to_openmetrics(text: &str) -> String {
 /// `/health`: ready once registered and unfenced.
 fn health(broker: &Broker) -> (&'static str, String) {
     let image = broker.metadata.image();
-    let ready = if broker.config.roles.broker {
-        image.brokers.get(&broker.config.node_id).is_some_and(|b| !b.fenced)
-    } else {
-        true
-    };
+    // In a cluster, also a quorum leader known: a node cut off from the quorum is not ready.
+    let quorum_ok = broker.metadata.quorum().is_none_or(|q| q.metrics().current_leader.is_some());
+    let registered =
+        !broker.config.roles.broker || image.brokers.get(&broker.config.node_id).is_some_and(|b| !b.fenced);
+    let ready = quorum_ok && registered;
     if ready {
         ("200 OK", "ready\n".to_string())
     } else {

@@ -1,6 +1,7 @@
 //! Metrics computed from the node's state at scrape time, beside the counters of
 //! `metrics.rs`: consumer groups (state, members, committed offsets and lag), the metadata
-//! quorum as this node sees it, and the process (open file descriptors, resident memory).
+//! quorum as this node sees it (and, on the quorum's leader, each member's progress), and
+//! the process (open file descriptors, resident memory).
 //!
 //! Invariants: read-only; bounded ([`GROUPS_MAX`] groups, [`GROUP_OFFSETS_MAX`] offset
 //! series); lag is reported where this node knows the partition's high watermark (it hosts
@@ -89,6 +90,35 @@ pub fn quorum(broker: &Broker, out: &mut String) {
     for (name, value, help) in counters {
         family(out, name, "counter", help);
         let _ = writeln!(out, "{name} {value}");
+    }
+    // The Raft quorum (cluster mode): where this node's copy of the metadata log is, and on
+    // the quorum's leader how far each member has replicated it.
+    if let Some(quorum) = broker.metadata.quorum() {
+        let m = quorum.metrics();
+        let index = |i: Option<u64>| i.map_or(-1, |i| i as i64);
+        let gauges = [
+            ("runnel_quorum_last_log_index", index(m.last_log_index), "The last index of this node's metadata log."),
+            (
+                "runnel_quorum_last_applied_index",
+                index(m.last_applied_index),
+                "The last metadata log index applied here.",
+            ),
+            ("runnel_quorum_term", m.current_term as i64, "The quorum's current term as this node knows it."),
+            (
+                "runnel_quorum_leader",
+                m.current_leader.map_or(-1, |l| l as i64),
+                "The quorum leader's node id (-1: none known).",
+            ),
+        ];
+        for (name, value, help) in gauges {
+            family(out, name, "gauge", help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+        let name = "runnel_quorum_replicated_index";
+        family(out, name, "gauge", "On the quorum leader: the highest index each member has replicated.");
+        for (node, replicated) in &m.replicated_index {
+            let _ = writeln!(out, "{name}{{node=\"{node}\"}} {}", index(*replicated));
+        }
     }
     let name = "runnel_metadata_commit_seconds";
     family(out, name, "histogram", "Metadata commits made by this node, from proposal to applied here.");

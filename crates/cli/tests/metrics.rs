@@ -153,6 +153,15 @@ async fn under_replication_shows_while_a_follower_is_down() {
     .await;
     let follower = *p.replicas.iter().find(|id| **id != p.leader).unwrap();
     let leader_url = cluster.node(p.leader).metrics_url().to_string();
+    // Every node knows the quorum's leader and applies the metadata log; the quorum leader
+    // reports each member's progress.
+    let quorum_leader = metric(&leader_url, "runnel_quorum_leader");
+    assert!([1, 2, 3].contains(&(quorum_leader as i32)), "{quorum_leader}");
+    let quorum_url = cluster.node(quorum_leader as i32).metrics_url().to_string();
+    for id in [1, 2, 3] {
+        assert!(metric(cluster.node(id).metrics_url(), "runnel_quorum_last_applied_index") > 0);
+        assert!(metric(&quorum_url, &format!("runnel_quorum_replicated_index{{node=\"{id}\"}}")) > 0);
+    }
     let under = |url: &str| metric(url, "runnel_partition_under_replicated{topic=\"r\",partition=\"0\"}");
     assert_eq!(under(&leader_url), 0);
     cluster.kill9(follower);
