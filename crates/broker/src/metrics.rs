@@ -130,7 +130,7 @@ fn partition_gauges(broker: &Broker, out: &mut String) {
                 p.high_watermark(),
                 i64::from(leader),
                 i64::from(leader && isr < p.replica_count()),
-                i64::from(leader && isr < p.settings().min_insync_replicas),
+                i64::from(leader && isr < p.min_insync_replicas()),
             ],
         ));
     }
@@ -162,7 +162,7 @@ fn partition_gauges(broker: &Broker, out: &mut String) {
     for (labels, _, ms) in &lags {
         let _ = writeln!(out, "{name}{{{labels}}} {}", *ms as f64 / 1000.0);
     }
-    let at_min = partitions.iter().filter(|p| p.is_leader() && p.isr_len() == p.settings().min_insync_replicas).count();
+    let at_min = partitions.iter().filter(|p| p.is_leader() && p.isr_len() == p.min_insync_replicas()).count();
     let name = "runnel_at_min_isr_partitions";
     let _ = writeln!(out, "# HELP {name} Partitions led here whose ISR is exactly min.insync.replicas.\n# TYPE {name} gauge\n{name} {at_min}");
 }

@@ -205,6 +205,15 @@ impl Partition {
         self.settings.read_locked().clone()
     }
 
+    /// `remote.storage.enable`, without copying the settings (the fetch path asks per partition).
+    pub fn remote_storage(&self) -> bool {
+        self.settings.read_locked().remote_storage
+    }
+
+    pub fn min_insync_replicas(&self) -> usize {
+        self.settings.read_locked().min_insync_replicas
+    }
+
     /// Runs with `settings` from now on (a topic config changed at runtime): the log takes
     /// its part at its next append, roll or retention pass. Settings the storage refuses
     /// cannot arrive here (topic configs are checked as a whole before they are committed);

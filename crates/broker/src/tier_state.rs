@@ -31,22 +31,23 @@ pub async fn start_above_remote(
     // The segment that ends there holds the producer state at the start (retention may
     // have deleted it: the replica then starts without).
     let segment = remote.segment_for(high).filter(|s| s.end_offset == high);
-    let mut snapshot = None;
-    if let (Some(reader), Some(RemoteSegmentState::CopyFinished { checksums })) =
-        (&broker.remote, segment.map(|s| &s.state))
-    {
-        let segment = segment.expect("matched above");
-        if let Some(crc) = checksums.get(ObjectKind::ProducerSnapshot.extension()) {
-            let key = SegmentKey {
-                prefix: broker.config.tiered.prefix.clone(),
-                topic_id: partition.topic_id,
-                partition: partition.index,
-                base_offset: segment.base_offset,
-                segment_id: segment.segment_id,
-                kind: ObjectKind::ProducerSnapshot,
-            };
-            snapshot = Some(reader.store().get(&key.to_string(), Some(*crc)).await.map_err(|e| e.to_string())?);
+    let recorded = segment.and_then(|s| match &s.state {
+        RemoteSegmentState::CopyFinished { checksums } => {
+            Some((s, *checksums.get(ObjectKind::ProducerSnapshot.extension())?))
         }
+        _ => None,
+    });
+    let mut snapshot = None;
+    if let (Some(reader), Some((segment, crc))) = (&broker.remote, recorded) {
+        let key = SegmentKey {
+            prefix: broker.config.tiered.prefix.clone(),
+            topic_id: partition.topic_id,
+            partition: partition.index,
+            base_offset: segment.base_offset,
+            segment_id: segment.segment_id,
+            kind: ObjectKind::ProducerSnapshot,
+        };
+        snapshot = Some(reader.store().get(&key.to_string(), Some(crc)).await.map_err(|e| e.to_string())?);
     }
     // Every epoch up to the start: those of the remote segments, oldest first.
     let mut epochs: Vec<(i32, i64)> = remote

@@ -53,7 +53,7 @@ pub fn spawn(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> Option<tok
                 _ = stop.changed() => return,
             }
             for partition in broker.replicas.all_partitions() {
-                if !partition.is_leader() || !partition.settings().remote_storage {
+                if !partition.is_leader() || !partition.remote_storage() {
                     continue;
                 }
                 if let Err(error) = copy_round(&broker, &store, &config.prefix, &partition).await {
@@ -77,7 +77,7 @@ pub fn spawn(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) -> Option<tok
 /// remote storage holds (-1: none): its local segments may go only up to there (local
 /// retention, DeleteRecords). `None` for every other partition.
 pub fn uploaded_through(broker: &Broker, image: &runnel_metadata::MetadataImage, partition: &Partition) -> Option<i64> {
-    (broker.remote.is_some() && partition.settings().remote_storage).then(|| {
+    (broker.remote.is_some() && partition.remote_storage()).then(|| {
         image
             .remote_logs
             .get(&(partition.topic_id, partition.index))
@@ -90,7 +90,7 @@ pub fn uploaded_through(broker: &Broker, image: &runnel_metadata::MetadataImage,
 /// `remote.storage.enable` (DescribeLogDirs' Runnel tag and the metrics).
 pub fn partition_state(broker: &Broker, partition: &Partition) -> Option<runnel_protocol::runnel_tags::TieredState> {
     broker.remote.as_ref()?;
-    if !partition.settings().remote_storage {
+    if !partition.remote_storage() {
         return None;
     }
     let image = broker.metadata.image();

@@ -16,14 +16,27 @@ use tempfile::TempDir;
 
 /// `GET path` on the metrics listener: (status line, body).
 fn get(metrics_url: &str, path: &str) -> (String, String) {
+    let (head, body) = get_accepting(metrics_url, path, "*/*");
+    (head.lines().next().unwrap().to_string(), body)
+}
+
+/// `GET path` with an `Accept` header: (the response's head, its body).
+fn get_accepting(metrics_url: &str, path: &str, accept: &str) -> (String, String) {
     let addr = metrics_url.strip_prefix("http://").unwrap().split('/').next().unwrap();
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    (head.lines().next().unwrap().to_string(), body.to_string())
+    (head.to_string(), body.to_string())
+}
+
+/// The requests of `api` (all versions) the latency histogram counted, in `body`.
+fn timed_requests(body: &str, api: &str) -> u64 {
+    let prefix = format!("runnel_request_seconds_count{{api=\"{api}\"");
+    body.lines().filter(|l| l.starts_with(&prefix)).map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap()).sum()
 }
 
 /// Every sample line is `name{labels} value` with a valid name and a number; every sample
@@ -114,28 +127,11 @@ async fn a_known_workload_shows_in_the_metrics() {
     assert_eq!(status, "HTTP/1.1 200 OK");
     check_prometheus_text(&body);
     // OpenMetrics when asked for.
-    let addr = url.strip_prefix("http://").unwrap().split('/').next().unwrap();
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let ask =
-        format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAccept: application/openmetrics-text; version=1.0.0\r\n\r\n");
-    stream.write_all(ask.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    assert!(response.contains("content-type: application/openmetrics-text; version=1.0.0"), "{response:.300}");
-    assert!(response.ends_with("# EOF\n") && response.contains("# TYPE runnel_requests counter\n"));
-    let produce_requests: u64 = body
-        .lines()
-        .filter(|l| l.starts_with("runnel_request_seconds_count{api=\"Produce\""))
-        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
-        .sum();
-    assert!(produce_requests > 0, "Produce requests are timed");
-    let fetches: u64 = body
-        .lines()
-        .filter(|l| l.starts_with("runnel_request_seconds_count{api=\"Fetch\""))
-        .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
-        .sum();
-    assert!(fetches > 0, "Fetch requests are timed");
+    let (head, open) = get_accepting(&url, "/metrics", "application/openmetrics-text; version=1.0.0");
+    assert!(head.contains("content-type: application/openmetrics-text; version=1.0.0"), "{head}");
+    assert!(open.ends_with("# EOF\n") && open.contains("# TYPE runnel_requests counter\n"));
+    assert!(timed_requests(&body, "Produce") > 0, "Produce requests are timed");
+    assert!(timed_requests(&body, "Fetch") > 0, "Fetch requests are timed");
 }
 
 /// On three nodes: the leader's under-replicated flag goes to 1 when a follower dies and

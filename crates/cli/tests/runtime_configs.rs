@@ -184,14 +184,6 @@ async fn delete_records_moves_the_log_start_and_survives_a_kill() {
     assert_eq!(watermarks(node.bootstrap(), "history", 0), (200, 200));
 }
 
-/// `runnel ARGS --bootstrap B`: (success, stdout, or stderr when it failed).
-fn runnel_cli(bootstrap: &str, args: &[&str]) -> (bool, String) {
-    let output =
-        Command::new(env!("CARGO_BIN_EXE_runnel")).args(args).args(["--bootstrap", bootstrap]).output().unwrap();
-    let text = if output.status.success() { output.stdout } else { output.stderr };
-    (output.status.success(), String::from_utf8_lossy(&text).into_owned())
-}
-
 /// On three nodes: a topic change made through one node reaches every replica, and records
 /// deleted on the leader stay deleted when another replica takes over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

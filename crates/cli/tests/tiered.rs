@@ -12,21 +12,9 @@ use std::time::Duration;
 use support::*;
 use tempfile::TempDir;
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.map(Result::unwrap) {
-        if entry.file_type().unwrap().is_dir() {
-            walk(&entry.path(), out);
-        } else {
-            out.push(entry.path());
-        }
-    }
-}
-
 /// The remote `.log` objects by base offset, and how many objects there are per kind.
 fn remote_objects(data: &Path) -> (BTreeMap<i64, Vec<PathBuf>>, BTreeMap<String, usize>) {
-    let mut files = Vec::new();
-    walk(&data.join("remote-log-storage"), &mut files);
+    let files = support::tiered::files_under(&data.join("remote-log-storage"));
     let mut logs: BTreeMap<i64, Vec<PathBuf>> = BTreeMap::new();
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     for file in files {

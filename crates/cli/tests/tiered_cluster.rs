@@ -9,71 +9,21 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use rdkafka::consumer::Consumer;
-use rdkafka::Message;
 use support::cluster::*;
+use support::tiered::*;
 use support::*;
 use tempfile::TempDir;
 
 const RECORDS: usize = 10_000;
 
-fn value(i: usize) -> Vec<u8> {
-    format!("{i:08}").repeat(125).into_bytes()
-}
-
-/// The lowest base offset of a replica's local segments (`None`: no folder).
-fn local_start(data: &Path, folder: &str) -> Option<i64> {
-    std::fs::read_dir(data.join(folder))
-        .ok()?
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .filter_map(|p| p.file_stem()?.to_str()?.parse::<i64>().ok())
-        .min()
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
-        if entry.file_type().unwrap().is_dir() {
-            out.extend(walk(&entry.path()));
-        } else {
-            out.push(entry.path());
-        }
-    }
-    out
-}
-
-async fn reads_everything(bootstrap: &str, count: usize) {
-    let consumer = consumer(bootstrap, &[("auto.offset.reset", "earliest")]);
-    let mut assignment = rdkafka::TopicPartitionList::new();
-    assignment.add_partition_offset("tiered", 0, rdkafka::Offset::Beginning).unwrap();
-    consumer.assign(&assignment).unwrap();
-    for i in 0..count {
-        let message = tokio::time::timeout(IO_TIMEOUT, consumer.recv()).await.expect("in time").expect("a record");
-        assert_eq!(message.offset(), i as i64, "records in order, none missing");
-        assert!(message.payload() == Some(value(i).as_slice()), "value of {i} differs");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_keep_the_local_part_and_a_new_leader_serves_the_remote_part() {
     let store = TempDir::new().unwrap();
     let shared = format!("remote.log.storage.local.dir={}", store.path().display());
-    let tiered = [
-        "--set",
-        "remote.log.storage.system.enable=true",
-        "--set",
-        &shared,
-        "--set",
-        "remote.log.manager.task.interval.ms=100",
-        "--set",
-        "log.retention.check.interval.ms=100",
-    ];
-    let args = [FAST_FAILURE_DETECTION, &tiered[..]].concat();
+    let args = [FAST_FAILURE_DETECTION, &FAST_TIERING[..], &["--set", &shared]].concat();
     let mut cluster = three_agreed_nodes(&args, Duration::from_secs(60)).await;
     let configs =
         [("remote.storage.enable", "true"), ("internal.segment.bytes", "500000"), ("local.retention.bytes", "1000000")];
@@ -99,10 +49,10 @@ async fn replicas_keep_the_local_part_and_a_new_leader_serves_the_remote_part() 
             local_start(&data, "tiered-0").filter(|start| *start > 5_000)
         });
     }
-    reads_everything(&bootstrap, RECORDS).await;
+    reads_everything(&bootstrap, "tiered", RECORDS).await;
     // Each uploaded segment has its producer state at its end beside it.
-    let snapshots = walk(store.path()).iter().filter(|p| p.extension().is_some_and(|e| e == "snapshot")).count();
-    let logs = walk(store.path()).iter().filter(|p| p.extension().is_some_and(|e| e == "log")).count();
+    let snapshots = files_under(store.path()).iter().filter(|p| p.extension().is_some_and(|e| e == "snapshot")).count();
+    let logs = files_under(store.path()).iter().filter(|p| p.extension().is_some_and(|e| e == "log")).count();
     assert!(logs > 10 && snapshots == logs, "{snapshots} producer snapshots for {logs} segments");
 
     // A node that never held the partition joins it: it copies the local part only.
@@ -139,7 +89,7 @@ async fn replicas_keep_the_local_part_and_a_new_leader_serves_the_remote_part() 
     // The idempotent producer goes on with its sequence numbers: the new leader knows it.
     let more: Vec<Msg> = (RECORDS..RECORDS + 100).map(|i| Msg::new(format!("k{i}"), value(i))).collect();
     produce_all(&idempotent, "tiered", Some(0), &more, None).await;
-    reads_everything(&survivors, RECORDS + 100).await;
+    reads_everything(&survivors, "tiered", RECORDS + 100).await;
 }
 
 #[test]

@@ -14,11 +14,11 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, TopicName};
+use kafka_protocol::messages::{BrokerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::Consumer;
 use rdkafka::Message;
+use support::tiered::*;
 use support::*;
 use tempfile::TempDir;
 
@@ -26,50 +26,11 @@ fn records() -> usize {
     std::env::var("RUNNEL_TIERED_TEST_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(24_000)
 }
 
-/// Record `i`: key `k<i>`, a 1000-byte value that spells its offset.
-fn value(i: usize) -> Vec<u8> {
-    format!("{i:08}").repeat(125).into_bytes()
-}
-
-/// ListOffsets v9 for partition 0 of `topic` at `timestamp`: (offset, timestamp).
-async fn list_offset(bootstrap: &str, topic: &str, timestamp: i64) -> (i64, i64) {
-    let mut conn = runnel_client::Connection::connect(bootstrap).await.expect("connect");
-    let request =
-        ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(0).with_timestamp(timestamp)])]);
-    let response = conn.send(&request, 9).await.expect("ListOffsets");
-    let partition = &response.topics[0].partitions[0];
-    assert_eq!(partition.error_code, 0, "ListOffsets {timestamp}");
-    (partition.offset, partition.timestamp)
-}
-
-/// Reads partition 0 from offset 0 with librdkafka and checks every record.
-async fn librdkafka_reads_everything(bootstrap: &str, count: usize) {
-    let consumer = consumer(bootstrap, &[("auto.offset.reset", "earliest"), ("fetch.max.bytes", "2097152")]);
-    let mut assignment = rdkafka::TopicPartitionList::new();
-    assignment.add_partition_offset("tiered", 0, rdkafka::Offset::Beginning).unwrap();
-    consumer.assign(&assignment).unwrap();
-    for i in 0..count {
-        let message = tokio::time::timeout(IO_TIMEOUT, consumer.recv()).await.expect("in time").expect("a record");
-        assert_eq!(message.offset(), i as i64, "records in order, none missing");
-        assert_eq!(message.key(), Some(format!("k{i}").as_bytes()), "key of {i}");
-        assert!(message.payload() == Some(value(i).as_slice()), "value of {i} differs");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumers_read_from_offset_zero_what_only_remote_storage_holds() {
     let count = records();
     let data = TempDir::new().unwrap();
-    let settings = [
-        "--set",
-        "remote.log.storage.system.enable=true",
-        "--set",
-        "remote.log.manager.task.interval.ms=100",
-        "--set",
-        "log.retention.check.interval.ms=100",
-    ];
+    let settings = FAST_TIERING;
     let mut node = Node::start_with_metrics(data.path(), &settings);
     let bootstrap = node.bootstrap().to_string();
     let topic_settings = [
@@ -120,7 +81,7 @@ async fn consumers_read_from_offset_zero_what_only_remote_storage_holds() {
     assert!(local >= earliest_local && remote_end >= latest_tiered && remote_end + 1 >= local, "{line}");
     assert!(metric(node.metrics_url(), "runnel_remote_log_bytes") as usize >= earliest_local as usize * 1000);
 
-    librdkafka_reads_everything(&bootstrap, count).await;
+    reads_everything(&bootstrap, "tiered", count).await;
     let served = metric(node.metrics_url(), "runnel_remote_read_bytes_total");
     assert!(served as usize >= earliest_local as usize * 1000, "remote storage served {served} bytes");
 
@@ -152,23 +113,12 @@ print(seen)
     node.restart();
     let bootstrap = node.bootstrap().to_string();
     assert_eq!(list_offset(&bootstrap, "tiered", -2).await.0, 0);
-    librdkafka_reads_everything(&bootstrap, count).await;
+    reads_everything(&bootstrap, "tiered", count).await;
 }
 
 /// Every remote `.log` object's size, under the node's local-directory backend.
 fn remote_log_bytes(data: &std::path::Path) -> (usize, u64) {
-    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        for entry in entries.map(Result::unwrap) {
-            if entry.file_type().unwrap().is_dir() {
-                walk(&entry.path(), out);
-            } else {
-                out.push(entry.path());
-            }
-        }
-    }
-    let mut files = Vec::new();
-    walk(&data.join("remote-log-storage"), &mut files);
+    let files = files_under(&data.join("remote-log-storage"));
     let logs: Vec<_> = files.iter().filter(|p| p.extension().is_some_and(|e| e == "log")).collect();
     // Remote retention may delete an object between the listing and this look.
     (files.len(), logs.iter().filter_map(|p| std::fs::metadata(p).ok().map(|m| m.len())).sum())
@@ -180,14 +130,7 @@ fn remote_log_bytes(data: &std::path::Path) -> (usize, u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_delete_records_and_topic_deletion_reach_remote_storage() {
     let data = TempDir::new().unwrap();
-    let settings = [
-        "--set",
-        "remote.log.storage.system.enable=true",
-        "--set",
-        "remote.log.manager.task.interval.ms=100",
-        "--set",
-        "log.retention.check.interval.ms=100",
-    ];
+    let settings = FAST_TIERING;
     let node = Node::start_with_metrics(data.path(), &settings);
     let bootstrap = node.bootstrap().to_string();
     let topic_settings = [
@@ -204,8 +147,7 @@ async fn retention_delete_records_and_topic_deletion_reach_remote_storage() {
     // (a segment goes only when the partition is larger than the bound by all of it).
     let earliest = poll_until(Duration::from_secs(60), Duration::from_millis(100), "remote retention", || {
         let (_, remote) = remote_log_bytes(data.path());
-        let runtime = tokio::runtime::Handle::current();
-        let (earliest, _) = tokio::task::block_in_place(|| runtime.block_on(list_offset(&bootstrap, "tiered", -2)));
+        let (earliest, _) = list_offset_blocking(&bootstrap, "tiered", -2);
         (earliest > 6_000 && remote > 0 && remote <= 4_500_000).then_some(earliest)
     });
     assert!(metric(node.metrics_url(), "runnel_remote_expired_segments_total") > 0);
@@ -238,13 +180,6 @@ async fn retention_delete_records_and_topic_deletion_reach_remote_storage() {
     });
 }
 
-fn runnel_cli(bootstrap: &str, args: &[&str]) -> (bool, String) {
-    let output =
-        Command::new(env!("CARGO_BIN_EXE_runnel")).args(args).args(["--bootstrap", bootstrap]).output().unwrap();
-    let text = if output.status.success() { output.stdout } else { output.stderr };
-    (output.status.success(), String::from_utf8_lossy(&text).into_owned())
-}
-
 /// Fetch v12 of partition 0 of `topic` at `offset`: (error code, record bytes).
 async fn fetch(bootstrap: &str, topic: &str, offset: i64) -> (i16, usize) {
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -271,14 +206,7 @@ async fn fetch(bootstrap: &str, topic: &str, offset: i64) -> (i16, usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_remote_segment_is_refused_not_served() {
     let data = TempDir::new().unwrap();
-    let settings = [
-        "--set",
-        "remote.log.storage.system.enable=true",
-        "--set",
-        "remote.log.manager.task.interval.ms=100",
-        "--set",
-        "log.retention.check.interval.ms=100",
-    ];
+    let settings = FAST_TIERING;
     let node = Node::start(data.path(), &settings);
     let bootstrap = node.bootstrap().to_string();
     let topic_settings =
@@ -288,26 +216,12 @@ async fn a_corrupt_remote_segment_is_refused_not_served() {
     let messages: Vec<Msg> = (0..4_000).map(|i| Msg::new(format!("k{i}"), value(i))).collect();
     produce_all(&producer, "tiered", Some(0), &messages, None).await;
     poll_until(Duration::from_secs(60), Duration::from_millis(100), "the first segments remote only", || {
-        let (local_start, _) = {
-            let runtime = tokio::runtime::Handle::current();
-            tokio::task::block_in_place(|| runtime.block_on(list_offset(&bootstrap, "tiered", -4)))
-        };
-        (local_start > 1_000).then_some(())
+        (list_offset_blocking(&bootstrap, "tiered", -4).0 > 1_000).then_some(())
     });
     let (ok, bytes) = fetch(&bootstrap, "tiered", 0).await;
     assert!(ok == 0 && bytes > 0, "served from remote storage: error {ok}, {bytes} bytes");
     // Flip one byte inside the first batch of the first remote segment.
-    let mut files = Vec::new();
-    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
-            if entry.file_type().unwrap().is_dir() {
-                walk(&entry.path(), out);
-            } else {
-                out.push(entry.path());
-            }
-        }
-    }
-    walk(&data.path().join("remote-log-storage"), &mut files);
+    let files = files_under(&data.path().join("remote-log-storage"));
     let first = files
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "log"))
@@ -332,14 +246,7 @@ async fn a_corrupt_remote_segment_is_refused_not_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_retention_deleted_remotely_is_never_uploaded_again() {
     let data = TempDir::new().unwrap();
-    let settings = [
-        "--set",
-        "remote.log.storage.system.enable=true",
-        "--set",
-        "remote.log.manager.task.interval.ms=100",
-        "--set",
-        "log.retention.check.interval.ms=100",
-    ];
+    let settings = FAST_TIERING;
     let node = Node::start_with_metrics(data.path(), &settings);
     let bootstrap = node.bootstrap().to_string();
     create_topic(&bootstrap, "tiered", 1, &[("remote.storage.enable", "true"), ("internal.segment.bytes", "100000")])
@@ -368,8 +275,7 @@ async fn what_retention_deleted_remotely_is_never_uploaded_again() {
     let more: Vec<Msg> = (1_000..1_500).map(|i| Msg::new(format!("k{i}"), value(i))).collect();
     produce_all(&producer, "tiered", Some(0), &more, None).await;
     let (later, _) = poll_until(Duration::from_secs(30), Duration::from_millis(100), "the new segments copied", || {
-        let runtime = tokio::runtime::Handle::current();
-        let latest = tokio::task::block_in_place(|| runtime.block_on(list_offset(&bootstrap, "tiered", -5)));
+        let latest = list_offset_blocking(&bootstrap, "tiered", -5);
         (latest.0 > highest).then_some(latest)
     });
     assert!(later > highest && later < 1_500);

@@ -6,29 +6,15 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use rdkafka::consumer::Consumer;
 use rdkafka::Message;
 use support::proxy::Proxy;
 use support::s3::S3Server;
+use support::tiered::{local_start, value};
 use support::*;
 use tempfile::TempDir;
-
-fn value(i: usize) -> Vec<u8> {
-    format!("{i:08}").repeat(125).into_bytes()
-}
-
-fn local_start(data: &Path) -> i64 {
-    std::fs::read_dir(data.join("tiered-0"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .filter_map(|p| p.file_stem()?.to_str()?.parse::<i64>().ok())
-        .min()
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_s3_outage_delays_uploads_and_reads_and_loses_nothing() {
@@ -50,7 +36,7 @@ async fn an_s3_outage_delays_uploads_and_reads_and_loses_nothing() {
     let messages: Vec<Msg> = (0..8_000).map(|i| Msg::new(format!("k{i}"), value(i))).collect();
     produce_all(&producer, "tiered", Some(0), &messages[..4_000], None).await;
     poll_until(Duration::from_secs(60), Duration::from_millis(100), "uploads through S3", || {
-        (local_start(data.path()) > 2_000).then_some(())
+        (local_start(data.path(), "tiered-0").unwrap() > 2_000).then_some(())
     });
 
     // The store goes away: new segments stay local, the remote part is unreadable.
@@ -61,7 +47,7 @@ async fn an_s3_outage_delays_uploads_and_reads_and_loses_nothing() {
         (metric(node.metrics_url(), "runnel_remote_copy_failures_total") > failures + 2).then_some(())
     });
     // Without the uploads, 1 MB of local retention would keep only the last ~1 000.
-    let start = local_start(data.path());
+    let start = local_start(data.path(), "tiered-0").unwrap();
     assert!(start <= 4_000, "local retention waits for uploads: the local log starts at {start}");
     let consumer = consumer(&bootstrap, &[("auto.offset.reset", "earliest")]);
     let mut assignment = rdkafka::TopicPartitionList::new();
@@ -79,6 +65,6 @@ async fn an_s3_outage_delays_uploads_and_reads_and_loses_nothing() {
         assert!(message.payload() == Some(value(i).as_slice()), "value of {i} differs");
     }
     poll_until(Duration::from_secs(60), Duration::from_millis(100), "the uploads to catch up", || {
-        (local_start(data.path()) > 6_000).then_some(())
+        (local_start(data.path(), "tiered-0").unwrap() > 6_000).then_some(())
     });
 }

@@ -57,7 +57,7 @@ impl<'a> Tiered<'a> {
     /// has `remote.storage.enable`.
     pub fn remote_log(&self, partition: &Partition) -> Option<&'a RemoteLogImage> {
         self.reader?;
-        if !partition.settings().remote_storage {
+        if !partition.remote_storage() {
             return None;
         }
         self.image.remote_logs.get(&(partition.topic_id, partition.index)).map(|log| log.as_ref())

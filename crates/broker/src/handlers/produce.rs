@@ -15,6 +15,7 @@ use super::Context;
 use crate::clock::now_ms;
 use crate::groups::OFFSETS_TOPIC;
 use crate::partition::{Partition, PartitionError};
+use crate::request_metrics::TopicStats;
 
 /// A partition's answer before it is put into the response.
 struct Outcome {
@@ -30,9 +31,11 @@ impl Outcome {
     }
 }
 
+/// `stats`: the topic's traffic counters (`None` past the bound of topics with series).
 async fn produce_partition(
     ctx: &Context<'_>,
     partition: &Partition,
+    stats: Option<&TopicStats>,
     records: Option<&Bytes>,
     acks: i16,
     deadline: tokio::time::Instant,
@@ -105,7 +108,7 @@ async fn produce_partition(
         }
     };
     ctx.broker.stats.produce_bytes.fetch_add(records.len() as u64, Ordering::Relaxed);
-    if let Some(topic) = ctx.broker.request_metrics.topic(&partition.topic) {
+    if let Some(topic) = stats {
         topic.bytes_in.fetch_add(records.len() as u64, Ordering::Relaxed);
         topic.messages_in.fetch_add((info.last_offset - info.base_offset + 1).max(0) as u64, Ordering::Relaxed);
     }
@@ -210,6 +213,8 @@ pub async fn handle(ctx: &Context<'_>, request: ProduceRequest) -> Reply {
     for topic in &request.topic_data {
         let name = topic.name.0.as_str();
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        // Kafka's per-topic BrokerTopicMetrics, looked up once per topic (existing topics only).
+        let stats = image.topic(name).and_then(|_| ctx.broker.request_metrics.topic(name));
         for data in &topic.partition_data {
             let outcome = if !acks_valid {
                 Outcome::error(ResponseError::InvalidRequiredAcks, None)
@@ -230,13 +235,15 @@ pub async fn handle(ctx: &Context<'_>, request: ProduceRequest) -> Reply {
                 )
             } else {
                 match ctx.broker.replicas.led_partition(&image, name, data.index) {
-                    Ok(partition) => produce_partition(ctx, &partition, data.records.as_ref(), acks, deadline).await,
+                    Ok(partition) => {
+                        produce_partition(ctx, &partition, stats.as_deref(), data.records.as_ref(), acks, deadline)
+                            .await
+                    }
                     Err(error) => Outcome::error(error, None),
                 }
             };
-            // Kafka's TotalProduceRequestsPerSec / FailedProduceRequestsPerSec, per topic
-            // (only topics that exist get series).
-            if let Some(stats) = image.topic(name).and_then(|_| ctx.broker.request_metrics.topic(name)) {
+            // Kafka's TotalProduceRequestsPerSec / FailedProduceRequestsPerSec.
+            if let Some(stats) = &stats {
                 stats.produce_requests.fetch_add(1, Ordering::Relaxed);
                 if outcome.append.is_none() {
                     stats.produce_failures.fetch_add(1, Ordering::Relaxed);

@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod proxy;
 pub mod s3;
 pub mod secure;
+pub mod tiered;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -450,6 +451,18 @@ pub fn metric(metrics_url: &str, name: &str) -> u64 {
             (key == name).then(|| value.trim().parse::<u64>().expect("metric value is an integer"))
         })
         .unwrap_or_else(|| panic!("metric {name} missing from:\n{body}"))
+}
+
+/// `runnel ARGS --bootstrap BOOTSTRAP`: whether it succeeded, and its stdout (or stderr
+/// when it failed).
+pub fn runnel_cli(bootstrap: &str, args: &[&str]) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args(args)
+        .args(["--bootstrap", bootstrap])
+        .output()
+        .unwrap();
+    let text = if output.status.success() { output.stdout } else { output.stderr };
+    (output.status.success(), String::from_utf8_lossy(&text).into_owned())
 }
 
 /// Polls `condition` every `interval` until it returns `Some` or `timeout` passes.
