@@ -16,7 +16,8 @@
 //! never served.
 //!
 //! Invariants: the log start a fetch reports is the remote log start when remote storage
-//! holds a partition's oldest data; remote reads hold no partition lock.
+//! holds a partition's oldest data; remote reads hold no partition lock; one fetch's remote
+//! read holds at most [`REMOTE_READ_BYTES_MAX`] (or one larger batch) in memory.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +32,11 @@ use runnel_tiered::{RemoteError, RemoteReader, SegmentRef};
 use super::fetch::{PartitionData, Records, TopicData};
 use crate::broker::Broker;
 use crate::partition::Partition;
+
+/// The most a remote read brings into memory for one fetch (a local read costs no memory:
+/// it is sent from the file). A larger `partition_max_bytes` gets this much, or one batch
+/// when a single batch is larger, and the client fetches again.
+pub const REMOTE_READ_BYTES_MAX: usize = 16 << 20;
 
 /// A consumer's read that remote storage must answer.
 #[derive(Debug)]
@@ -90,7 +96,7 @@ impl<'a> Tiered<'a> {
         Ok(RemoteTarget {
             segment: SegmentRef::new(self.prefix, partition.topic_id, partition.index, segment),
             offset,
-            max_bytes,
+            max_bytes: max_bytes.min(REMOTE_READ_BYTES_MAX),
             min_one_batch,
         })
     }
