@@ -70,6 +70,14 @@ pub struct TopicStats {
     pub fetch_failures: AtomicU64,
 }
 
+/// Counters of a node's traffic, summed over topics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Throughput {
+    pub bytes_in: u64,
+    pub messages_in: u64,
+    pub bytes_out: u64,
+}
+
 #[derive(Default)]
 pub struct RequestMetrics {
     apis: RwLock<HashMap<(i16, i16), Arc<Histogram>>>,
@@ -128,6 +136,19 @@ impl RequestMetrics {
         });
         count.fetch_add(1, Ordering::Relaxed);
         ConnectionGuard(count)
+    }
+
+    /// This node's record bytes in and out and messages in, summed over the topics with
+    /// series (a deleted topic's counts leave the sums).
+    pub fn throughput(&self) -> Throughput {
+        let topics = self.topics.read().expect("metrics lock");
+        let mut total = Throughput::default();
+        for t in topics.values() {
+            total.bytes_in += t.bytes_in.load(Ordering::Relaxed);
+            total.messages_in += t.messages_in.load(Ordering::Relaxed);
+            total.bytes_out += t.bytes_out.load(Ordering::Relaxed);
+        }
+        total
     }
 
     /// Forgets the series of topics that are gone (`exists` says which remain).

@@ -29,13 +29,15 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 const GROUP_TIMER_TICK: Duration = Duration::from_millis(25);
 
 /// A running server's addresses, reported once it listens.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Bound {
     /// The first listener's address (the one `--listen` sets).
     pub kafka: SocketAddr,
     /// Every listener: name, security protocol, bound address.
     pub listeners: Vec<(ListenerName, SecurityProtocol, SocketAddr)>,
     pub metrics: Option<SocketAddr>,
+    /// This node's traffic counters now (for the console's charts).
+    pub throughput: Arc<dyn Fn() -> crate::request_metrics::Throughput + Send + Sync>,
 }
 
 /// One bound listener, ready to accept.
@@ -114,7 +116,9 @@ pub async fn run(
     for (name, protocol, addr) in &listeners {
         tracing::info!(listener = %name, %protocol, %addr, "kafka listener ready");
     }
-    on_bound(Bound { kafka: listeners[0].2, listeners, metrics });
+    let counted = broker.clone();
+    let throughput = Arc::new(move || counted.request_metrics.throughput());
+    on_bound(Bound { kafka: listeners[0].2, listeners, metrics, throughput });
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let background = spawn_background(broker.clone(), stop_rx.clone());
@@ -294,7 +298,11 @@ pub async fn termination_signal() {
 }
 
 /// Convenience for callers that build a config and run with the process signals.
-pub async fn run_until_signal(config: BrokerConfig, metrics_listen: Option<SocketAddr>) -> Result<(), BrokerError> {
+pub async fn run_until_signal(
+    config: BrokerConfig,
+    metrics_listen: Option<SocketAddr>,
+    then: impl FnOnce(Bound),
+) -> Result<(), BrokerError> {
     run(config, metrics_listen, termination_signal(), |bound| {
         // Every listener first: whoever waits for the listening line has seen them all.
         for (name, protocol, addr) in &bound.listeners {
@@ -304,6 +312,7 @@ pub async fn run_until_signal(config: BrokerConfig, metrics_listen: Option<Socke
         if let Some(metrics) = bound.metrics {
             println!("runnel metrics on http://{metrics}/metrics");
         }
+        then(bound);
     })
     .await
 }

@@ -104,8 +104,18 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
 }
 
 async fn info(connect: crate::connect::ConnectArgs) -> anyhow::Result<()> {
-    let json = connect.json();
     let (mut conn, _security) = connect.connect().await?;
+    let info = info_value(&mut conn).await?;
+    if connect.json() {
+        crate::connect::print_json(&info);
+    } else {
+        print_info(&info);
+    }
+    Ok(())
+}
+
+/// `cluster info --output json`: DescribeCluster and DescribeQuorum of the metadata log.
+pub async fn info_value(conn: &mut runnel_client::Connection) -> anyhow::Result<serde_json::Value> {
     let cluster = conn.send(&DescribeClusterRequest::default(), 1).await?;
     let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
         .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
@@ -137,58 +147,77 @@ async fn info(connect: crate::connect::ConnectArgs) -> anyhow::Result<()> {
         .iter()
         .flat_map(|n| n.listeners.iter().map(move |l| format!("{}@{}:{}", n.node_id.0, l.host, l.port)))
         .collect();
-    let roles = |row: &NodeRow| match (row.broker.is_some(), row.controller) {
-        (true, true) => "broker,controller",
-        (true, false) => "broker",
-        (false, true) => "controller",
-        (false, false) => "-",
+    let roles = |row: &NodeRow| {
+        let mut roles = Vec::new();
+        if row.broker.is_some() {
+            roles.push("broker");
+        }
+        if row.controller {
+            roles.push("controller");
+        }
+        roles
     };
-    if json {
-        let nodes: Vec<serde_json::Value> = nodes
-            .iter()
-            .map(|(id, row)| {
-                let (address, rack) = row.broker.clone().map_or((None, None), |(a, r)| (Some(a), r));
-                serde_json::json!({
-                    "node": id,
-                    "roles": roles(row).split(',').filter(|r| *r != "-").collect::<Vec<_>>(),
-                    "rack": rack,
-                    "quorum": row.quorum,
-                    "kafka_address": address,
-                    "metadata_offset": row.metadata_offset,
-                })
+    let nodes: Vec<serde_json::Value> = nodes
+        .iter()
+        .map(|(id, row)| {
+            let (address, rack) = row.broker.clone().map_or((None, None), |(a, r)| (Some(a), r));
+            serde_json::json!({
+                "node": id,
+                "roles": roles(row),
+                "rack": rack,
+                "quorum": (!row.quorum.is_empty()).then_some(row.quorum),
+                "kafka_address": address,
+                "metadata_offset": row.metadata_offset,
             })
-            .collect();
-        crate::connect::print_json(&serde_json::json!({
-            "cluster_id": cluster.cluster_id.to_string(),
-            "active_controller": partition.leader_id.0,
-            "metadata_committed_index": partition.high_watermark,
-            "metadata_epoch": partition.leader_epoch,
-            "voters": voters,
-            "observers": observers,
-            "voter_endpoints": endpoints,
-            "nodes": nodes,
-        }));
-        return Ok(());
-    }
-    println!("cluster id: {}", cluster.cluster_id);
-    println!("active controller: {}", partition.leader_id.0);
-    println!("metadata log: committed index {}, epoch {}", partition.high_watermark, partition.leader_epoch);
-    let list = |ids: &[i32]| {
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "cluster_id": cluster.cluster_id.to_string(),
+        "active_controller": partition.leader_id.0,
+        "metadata_committed_index": partition.high_watermark,
+        "metadata_epoch": partition.leader_epoch,
+        "voters": voters,
+        "observers": observers,
+        "voter_endpoints": endpoints,
+        "nodes": nodes,
+    }))
+}
+
+/// `cluster info` as text, from its JSON document.
+fn print_info(info: &serde_json::Value) {
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "-".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let ids = |v: &serde_json::Value| {
+        let ids: Vec<String> = v.as_array().into_iter().flatten().map(text).collect();
         if ids.is_empty() {
             "-".to_string()
         } else {
-            ids.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+            ids.join(",")
         }
     };
-    println!("voters: {}", if endpoints.is_empty() { list(&voters) } else { endpoints.join(",") });
-    println!("observers: {}", list(&observers));
+    println!("cluster id: {}", text(&info["cluster_id"]));
+    println!("active controller: {}", text(&info["active_controller"]));
+    println!(
+        "metadata log: committed index {}, epoch {}",
+        text(&info["metadata_committed_index"]),
+        text(&info["metadata_epoch"])
+    );
+    let endpoints = ids(&info["voter_endpoints"]);
+    println!("voters: {}", if endpoints == "-" { ids(&info["voters"]) } else { endpoints });
+    println!("observers: {}", ids(&info["observers"]));
     println!("{:<6} {:<18} {:<9} {:<8} {:<22} metadata offset", "node", "roles", "quorum", "rack", "kafka address");
-    for (id, row) in &nodes {
-        let roles = roles(row);
-        let (address, rack) = row.broker.clone().unwrap_or_else(|| ("-".into(), None));
-        let offset = row.metadata_offset.map_or("-".to_string(), |o| o.to_string());
-        let quorum = if row.quorum.is_empty() { "-" } else { row.quorum };
-        println!("{id:<6} {roles:<18} {quorum:<9} {:<8} {address:<22} {offset}", rack.unwrap_or_else(|| "-".into()));
+    for node in info["nodes"].as_array().into_iter().flatten() {
+        let roles = ids(&node["roles"]);
+        println!(
+            "{:<6} {roles:<18} {:<9} {:<8} {:<22} {}",
+            text(&node["node"]),
+            text(&node["quorum"]),
+            text(&node["rack"]),
+            text(&node["kafka_address"]),
+            text(&node["metadata_offset"])
+        );
     }
-    Ok(())
 }

@@ -105,7 +105,7 @@ pub fn line(entry: &DescribeConfigsResourceResult) -> String {
 }
 
 /// One setting as JSON: name, value (null when sensitive), source, whether Runnel acts on it.
-fn entry_json(entry: &DescribeConfigsResourceResult) -> serde_json::Value {
+pub fn entry_json(entry: &DescribeConfigsResourceResult) -> serde_json::Value {
     let not_acted_on = entry.documentation.as_deref().is_some_and(|d| d.contains("does not act on it"));
     serde_json::json!({
         "name": entry.name.to_string(),
@@ -186,16 +186,47 @@ pub async fn run(args: ConfigArgs) -> anyhow::Result<()> {
         }
     };
     let (resource_type, name, what) = target.resource();
+    alter(&mut conn, resource_type, &name, &what, configs).await?;
+    println!("updated {what}");
+    Ok(())
+}
+
+async fn alter(
+    conn: &mut Connection,
+    resource_type: i8,
+    name: &str,
+    what: &str,
+    configs: Vec<AlterableConfig>,
+) -> anyhow::Result<()> {
     let request = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
         .with_resource_type(resource_type)
-        .with_resource_name(text(&name))
+        .with_resource_name(text(name))
         .with_configs(configs)]);
     let response = conn.send(&request, 1).await?;
     for result in &response.responses {
-        crate::connect::check(result.error_code, result.error_message.as_ref(), &what)?;
+        crate::connect::check(result.error_code, result.error_message.as_ref(), what)?;
     }
-    println!("updated {what}");
     Ok(())
+}
+
+/// Sets (`Some`) and deletes (`None`) settings of `topic` (IncrementalAlterConfigs), as
+/// `runnel config set|delete --topic` does.
+pub async fn alter_topic(
+    conn: &mut Connection,
+    topic: &str,
+    changes: &[(String, Option<String>)],
+) -> anyhow::Result<()> {
+    let configs = changes
+        .iter()
+        .map(|(key, value)| match value {
+            Some(value) => AlterableConfig::default()
+                .with_name(text(key))
+                .with_config_operation(OP_SET)
+                .with_value(Some(text(value))),
+            None => AlterableConfig::default().with_name(text(key)).with_config_operation(OP_DELETE),
+        })
+        .collect();
+    alter(conn, RESOURCE_TOPIC, topic, &format!("topic {topic}"), configs).await
 }
 
 #[cfg(test)]

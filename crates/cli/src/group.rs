@@ -9,13 +9,11 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::{
-    DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId, ListGroupsRequest, ListOffsetsRequest,
-    MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
+    DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId, ListGroupsRequest,
+    OffsetCommitRequest, OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use runnel_client::security::ClientSecurity;
@@ -69,9 +67,7 @@ struct ResetTo {
     to_datetime: Option<String>,
 }
 
-const LIST_OFFSETS_VERSION: i16 = 7;
-const LATEST: i64 = -1;
-const EARLIEST: i64 = -2;
+use crate::offsets::{EARLIEST, LATEST};
 
 fn group_id(s: &str) -> GroupId {
     GroupId(StrBytes::from_string(s.to_string()))
@@ -95,7 +91,7 @@ pub async fn run(args: GroupArgs) -> anyhow::Result<()> {
         GroupCommand::List => list(&mut conn, json).await,
         GroupCommand::Describe { group } => {
             let mut coordinator = coordinator(&mut conn, &group, &security).await?;
-            describe(&mut conn, &mut coordinator, &group, json).await
+            describe(&mut conn, &security, &mut coordinator, &group, json).await
         }
         GroupCommand::Delete { group } => {
             let mut coordinator = coordinator(&mut conn, &group, &security).await?;
@@ -109,13 +105,13 @@ pub async fn run(args: GroupArgs) -> anyhow::Result<()> {
         }
         GroupCommand::ResetOffsets(reset) => {
             let mut coordinator = coordinator(&mut conn, &reset.group, &security).await?;
-            reset_offsets(&mut conn, &mut coordinator, &reset).await
+            reset_offsets(&mut conn, &security, &mut coordinator, &reset).await
         }
     }
 }
 
 /// A connection to the group's coordinator (which may be the bootstrap broker itself).
-async fn coordinator(conn: &mut Connection, group: &str, security: &ClientSecurity) -> anyhow::Result<Connection> {
+pub async fn coordinator(conn: &mut Connection, group: &str, security: &ClientSecurity) -> anyhow::Result<Connection> {
     let request = FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_string()));
     let response = conn.send(&request, 3).await?;
     check(response.error_code, &format!("finding the coordinator of {group}"))?;
@@ -123,25 +119,34 @@ async fn coordinator(conn: &mut Connection, group: &str, security: &ClientSecuri
     crate::connect::connect_to(&addr, security).await.with_context(|| format!("the coordinator of {group}"))
 }
 
-async fn list(conn: &mut Connection, json: bool) -> anyhow::Result<()> {
+/// `group list --output json`.
+pub async fn list_value(conn: &mut Connection) -> anyhow::Result<serde_json::Value> {
     let response = conn.send(&ListGroupsRequest::default(), 4).await?;
     check(response.error_code, "listing groups")?;
     let mut groups: Vec<_> = response.groups.iter().collect();
     groups.sort_by(|a, b| a.group_id.0.cmp(&b.group_id.0));
-    if json {
-        let groups: Vec<serde_json::Value> = groups
-            .iter()
-            .map(|g| {
-                serde_json::json!({
-                    "group": g.group_id.0.to_string(),
-                    "state": g.group_state.to_string(),
-                    "protocol_type": g.protocol_type.to_string(),
-                })
+    let groups: Vec<serde_json::Value> = groups
+        .iter()
+        .map(|g| {
+            serde_json::json!({
+                "group": g.group_id.0.to_string(),
+                "state": g.group_state.to_string(),
+                "protocol_type": g.protocol_type.to_string(),
             })
-            .collect();
-        crate::connect::print_json(&serde_json::json!({ "groups": groups }));
+        })
+        .collect();
+    Ok(serde_json::json!({ "groups": groups }))
+}
+
+async fn list(conn: &mut Connection, json: bool) -> anyhow::Result<()> {
+    if json {
+        crate::connect::print_json(&list_value(conn).await?);
         return Ok(());
     }
+    let response = conn.send(&ListGroupsRequest::default(), 4).await?;
+    check(response.error_code, "listing groups")?;
+    let mut groups: Vec<_> = response.groups.iter().collect();
+    groups.sort_by(|a, b| a.group_id.0.cmp(&b.group_id.0));
     let rows: Vec<Vec<String>> = groups
         .iter()
         .map(|g| vec![g.group_id.0.to_string(), g.group_state.to_string(), g.protocol_type.to_string()])
@@ -159,7 +164,10 @@ async fn describe_group(coordinator: &mut Connection, group: &str) -> anyhow::Re
 }
 
 /// Committed offsets of the group: topic -> partition -> offset.
-async fn committed(coordinator: &mut Connection, group: &str) -> anyhow::Result<BTreeMap<String, BTreeMap<i32, i64>>> {
+pub async fn committed(
+    coordinator: &mut Connection,
+    group: &str,
+) -> anyhow::Result<BTreeMap<String, BTreeMap<i32, i64>>> {
     let request = OffsetFetchRequest::default()
         .with_groups(vec![OffsetFetchRequestGroup::default().with_group_id(group_id(group)).with_topics(None)]);
     let response = coordinator.send(&request, 8).await?;
@@ -173,33 +181,6 @@ async fn committed(coordinator: &mut Connection, group: &str) -> anyhow::Result<
                     offsets.entry(topic.name.0.to_string()).or_default().insert(p.partition_index, p.committed_offset);
                 }
             }
-        }
-    }
-    Ok(offsets)
-}
-
-/// The offset ListOffsets gives each partition for `timestamp` (-1 latest, -2 earliest).
-async fn list_offsets(
-    conn: &mut Connection,
-    topic: &str,
-    partitions: &BTreeSet<i32>,
-    timestamp: i64,
-) -> anyhow::Result<BTreeMap<i32, i64>> {
-    let request =
-        ListOffsetsRequest::default().with_replica_id((-1).into()).with_topics(vec![ListOffsetsTopic::default()
-            .with_name(topic_name(topic))
-            .with_partitions(
-                partitions
-                    .iter()
-                    .map(|p| ListOffsetsPartition::default().with_partition_index(*p).with_timestamp(timestamp))
-                    .collect(),
-            )]);
-    let response = conn.send(&request, LIST_OFFSETS_VERSION).await?;
-    let mut offsets = BTreeMap::new();
-    for t in &response.topics {
-        for p in &t.partitions {
-            check(p.error_code, &format!("listing offsets of {topic}-{}", p.partition_index))?;
-            offsets.insert(p.partition_index, p.offset);
         }
     }
     Ok(offsets)
@@ -221,7 +202,33 @@ fn owners(group: &DescribedGroup) -> Owners {
     owners
 }
 
-async fn describe(conn: &mut Connection, coordinator: &mut Connection, group: &str, json: bool) -> anyhow::Result<()> {
+/// `group describe --output json`: state, members with their assignments, and per
+/// partition the committed offset, log end offset and lag.
+pub async fn describe_value(
+    conn: &mut Connection,
+    security: &ClientSecurity,
+    coordinator: &mut Connection,
+    group: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let described = describe_group(coordinator, group).await?;
+    if described.group_state.as_str() == "Dead" {
+        bail!("group {group} does not exist");
+    }
+    let rows = offset_rows(conn, security, coordinator, group, &described).await?;
+    Ok(group_json(group, &described, &rows))
+}
+
+async fn describe(
+    conn: &mut Connection,
+    security: &ClientSecurity,
+    coordinator: &mut Connection,
+    group: &str,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        crate::connect::print_json(&describe_value(conn, security, coordinator, group).await?);
+        return Ok(());
+    }
     let described = describe_group(coordinator, group).await?;
     let state = described.group_state.to_string();
     if state == "Dead" {
@@ -229,18 +236,13 @@ async fn describe(conn: &mut Connection, coordinator: &mut Connection, group: &s
     }
     let protocol =
         if described.protocol_data.is_empty() { "-".to_string() } else { described.protocol_data.to_string() };
-    if json {
-        let rows = offset_rows(conn, coordinator, group, &described).await?;
-        crate::connect::print_json(&group_json(group, &described, &rows));
-        return Ok(());
-    }
     println!(
         "Group {group}: state {state}, protocol type {}, protocol {protocol}, {} member(s)",
         if described.protocol_type.is_empty() { "-" } else { described.protocol_type.as_str() },
         described.members.len()
     );
     print_members(&described);
-    let rows: Vec<Vec<String>> = offset_rows(conn, coordinator, group, &described)
+    let rows: Vec<Vec<String>> = offset_rows(conn, security, coordinator, group, &described)
         .await?
         .into_iter()
         .map(|r| {
@@ -268,6 +270,7 @@ struct OffsetRow {
 
 async fn offset_rows(
     conn: &mut Connection,
+    security: &ClientSecurity,
     coordinator: &mut Connection,
     group: &str,
     described: &DescribedGroup,
@@ -282,8 +285,11 @@ async fn offset_rows(
         partitions.entry(topic.clone()).or_default().insert(*p);
     }
     let mut rows = Vec::new();
+    let names: Vec<&str> = partitions.keys().map(String::as_str).collect();
+    let metadata = crate::offsets::metadata(conn, Some(&names)).await?;
     for (topic, ps) in &partitions {
-        let ends = list_offsets(conn, topic, ps, LATEST).await?;
+        // A topic deleted since the offsets were committed has no end offsets.
+        let ends = crate::offsets::of_partitions(&metadata, security, topic, ps, LATEST).await.unwrap_or_default();
         for p in ps {
             let current = offsets.get(topic).and_then(|o| o.get(p)).copied();
             let end = ends.get(p).copied();
@@ -416,8 +422,52 @@ fn print_table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-/// The partitions `--topic` names: all of the topic's, or the listed ones.
-async fn target_partitions(conn: &mut Connection, spec: &str) -> anyhow::Result<(String, BTreeSet<i32>)> {
+/// Where `reset-offsets` moves a group's offsets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResetTarget {
+    Earliest,
+    Latest,
+    /// An offset, clamped into each partition's log.
+    Offset(i64),
+    /// The first offset at or after a time (epoch ms); the log end when no record is that late.
+    Timestamp(i64),
+}
+
+impl ResetTarget {
+    fn of(to: &ResetTo) -> anyhow::Result<Self> {
+        Ok(if to.to_earliest {
+            ResetTarget::Earliest
+        } else if to.to_latest {
+            ResetTarget::Latest
+        } else if let Some(offset) = to.to_offset {
+            ResetTarget::Offset(offset)
+        } else {
+            ResetTarget::Timestamp(parse_timestamp(to.to_datetime.as_deref().expect("clap requires one target"))?)
+        })
+    }
+}
+
+/// The new offsets of a reset: the topic and each partition's new offset.
+pub struct ResetPlan {
+    pub topic: String,
+    pub offsets: BTreeMap<i32, i64>,
+}
+
+/// The offsets a reset of `group` on `spec` (TOPIC or TOPIC:P,P,...) would commit. Only for
+/// an inactive group (Empty or Dead), as Kafka's tool.
+pub async fn plan_reset(
+    conn: &mut Connection,
+    security: &ClientSecurity,
+    coordinator: &mut Connection,
+    group: &str,
+    spec: &str,
+    target: &ResetTarget,
+) -> anyhow::Result<ResetPlan> {
+    let described = describe_group(coordinator, group).await?;
+    let state = described.group_state.to_string();
+    if state != "Empty" && state != "Dead" {
+        bail!("group {group} is {state}: offsets can only be reset while the group is inactive (no members)");
+    }
     let (topic, listed) = match spec.split_once(':') {
         Some((topic, list)) => {
             let parsed: Result<BTreeSet<i32>, _> = list.split(',').map(|p| p.trim().parse::<i32>()).collect();
@@ -425,54 +475,40 @@ async fn target_partitions(conn: &mut Connection, spec: &str) -> anyhow::Result<
         }
         None => (spec.to_string(), None),
     };
-    let request = MetadataRequest::default()
-        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(topic_name(&topic)))]));
-    let response = conn.send(&request, 12).await?;
-    let described = response.topics.first().context("Metadata answered no topic")?;
+    let metadata = crate::offsets::metadata(conn, Some(&[topic.as_str()])).await?;
+    let described = metadata.topics.first().context("Metadata answered no topic")?;
     check(described.error_code, &format!("topic {topic}"))?;
     let all: BTreeSet<i32> = described.partitions.iter().map(|p| p.partition_index).collect();
-    let chosen = listed.unwrap_or_else(|| all.clone());
-    if let Some(missing) = chosen.iter().find(|p| !all.contains(p)) {
+    let partitions = listed.unwrap_or_else(|| all.clone());
+    if let Some(missing) = partitions.iter().find(|p| !all.contains(p)) {
         bail!("topic {topic} has no partition {missing}");
     }
-    Ok((topic, chosen))
+    let list = |timestamp| crate::offsets::of_partitions(&metadata, security, &topic, &partitions, timestamp);
+    let earliest = list(EARLIEST).await?;
+    let latest = list(LATEST).await?;
+    let offsets: BTreeMap<i32, i64> = match target {
+        ResetTarget::Earliest => earliest,
+        ResetTarget::Latest => latest,
+        ResetTarget::Offset(offset) => {
+            partitions.iter().map(|p| (*p, (*offset).clamp(earliest[p], latest[p]))).collect()
+        }
+        ResetTarget::Timestamp(timestamp) => {
+            let found = list(*timestamp).await?;
+            // No record at or after the time: the end of the log, as Kafka's tool does.
+            partitions.iter().map(|p| (*p, if found[p] < 0 { latest[p] } else { found[p] })).collect()
+        }
+    };
+    Ok(ResetPlan { topic, offsets })
 }
 
-async fn reset_offsets(conn: &mut Connection, coordinator: &mut Connection, args: &ResetArgs) -> anyhow::Result<()> {
-    let group = args.group.as_str();
-    let described = describe_group(coordinator, group).await?;
-    let state = described.group_state.to_string();
-    if state != "Empty" && state != "Dead" {
-        bail!("group {group} is {state}: offsets can only be reset while the group is inactive (no members)");
-    }
-    let (topic, partitions) = target_partitions(conn, &args.topic).await?;
-    let earliest = list_offsets(conn, &topic, &partitions, EARLIEST).await?;
-    let latest = list_offsets(conn, &topic, &partitions, LATEST).await?;
-    let targets: BTreeMap<i32, i64> = if args.to.to_earliest {
-        earliest.clone()
-    } else if args.to.to_latest {
-        latest.clone()
-    } else if let Some(offset) = args.to.to_offset {
-        partitions.iter().map(|p| (*p, offset.clamp(earliest[p], latest[p]))).collect()
-    } else {
-        let text = args.to.to_datetime.as_deref().expect("clap requires one target");
-        let timestamp = parse_timestamp(text)?;
-        let found = list_offsets(conn, &topic, &partitions, timestamp).await?;
-        // No record at or after the time: the end of the log, as Kafka's tool does.
-        partitions.iter().map(|p| (*p, if found[p] < 0 { latest[p] } else { found[p] })).collect()
-    };
-    let rows: Vec<Vec<String>> =
-        targets.iter().map(|(p, o)| vec![group.to_string(), topic.clone(), p.to_string(), o.to_string()]).collect();
-    print_table(&["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"], &rows);
-    if !args.execute {
-        println!("(dry run: add --execute to apply)");
-        return Ok(());
-    }
+/// Commits a reset's offsets for `group` (generation -1: an admin commit, refused by a group
+/// with members).
+pub async fn commit_reset(coordinator: &mut Connection, group: &str, plan: &ResetPlan) -> anyhow::Result<()> {
     let commit = OffsetCommitRequest::default()
         .with_group_id(group_id(group))
         .with_generation_id_or_member_epoch(-1)
-        .with_topics(vec![OffsetCommitRequestTopic::default().with_name(topic_name(&topic)).with_partitions(
-            targets
+        .with_topics(vec![OffsetCommitRequestTopic::default().with_name(topic_name(&plan.topic)).with_partitions(
+            plan.offsets
                 .iter()
                 .map(|(p, o)| {
                     OffsetCommitRequestPartition::default().with_partition_index(*p).with_committed_offset(*o)
@@ -485,12 +521,35 @@ async fn reset_offsets(conn: &mut Connection, coordinator: &mut Connection, args
             check(p.error_code, &format!("committing {}-{}", t.name.0, p.partition_index))?;
         }
     }
-    println!("reset {} partition(s) of {topic} for group {group}", targets.len());
+    Ok(())
+}
+
+async fn reset_offsets(
+    conn: &mut Connection,
+    security: &ClientSecurity,
+    coordinator: &mut Connection,
+    args: &ResetArgs,
+) -> anyhow::Result<()> {
+    let group = args.group.as_str();
+    let target = ResetTarget::of(&args.to)?;
+    let plan = plan_reset(conn, security, coordinator, group, &args.topic, &target).await?;
+    let rows: Vec<Vec<String>> = plan
+        .offsets
+        .iter()
+        .map(|(p, o)| vec![group.to_string(), plan.topic.clone(), p.to_string(), o.to_string()])
+        .collect();
+    print_table(&["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"], &rows);
+    if !args.execute {
+        println!("(dry run: add --execute to apply)");
+        return Ok(());
+    }
+    commit_reset(coordinator, group, &plan).await?;
+    println!("reset {} partition(s) of {} for group {group}", plan.offsets.len(), plan.topic);
     Ok(())
 }
 
 /// Epoch milliseconds, or an ISO-8601 date-time (UTC unless it carries a zone).
-fn parse_timestamp(text: &str) -> anyhow::Result<i64> {
+pub fn parse_timestamp(text: &str) -> anyhow::Result<i64> {
     if let Ok(ms) = text.parse::<i64>() {
         return Ok(ms);
     }

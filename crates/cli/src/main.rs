@@ -11,8 +11,10 @@ mod acl;
 mod cluster;
 mod config;
 mod connect;
+mod console;
 mod delete_records;
 mod group;
+mod offsets;
 mod perf;
 mod quota;
 mod reassign_wait;
@@ -105,6 +107,18 @@ struct ServerArgs {
     /// Serve Prometheus metrics at http://HOST:PORT/metrics (and /health).
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
+    /// Serve the web console at http://HOST:PORT/ (`off` for none). Default: 127.0.0.1:9644
+    /// for a single node (a warning if that address is taken), none in a cluster.
+    #[arg(long, value_name = "HOST:PORT|off")]
+    http_listen: Option<String>,
+    /// Client properties (as `--command-config`) the console's chart sampler uses when the
+    /// console's listener needs SASL; without them only this node's own traffic is charted.
+    #[arg(long, value_name = "FILE")]
+    http_sampler_config: Option<PathBuf>,
+    /// How often the console samples its charts, in milliseconds (an hour of samples is kept
+    /// at the default).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    http_sample_interval_ms: u64,
     /// How the node logs to stderr: `text` for people, `json` (one object a line) for log
     /// shippers.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
@@ -168,6 +182,52 @@ fn broker_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
     Ok(config)
 }
 
+/// The console's socket, bound before the node starts: an address given with
+/// `--http-listen` must be had; the single-node default is skipped with a warning when taken.
+async fn console_listener(args: &ServerArgs, cluster: bool) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    let (addr, explicit) = match args.http_listen.as_deref() {
+        Some("off") => return Ok(None),
+        Some(addr) => (addr, true),
+        None if cluster => return Ok(None),
+        None => (console::DEFAULT_LISTEN, false),
+    };
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => Ok(Some(listener)),
+        Err(e) if explicit => Err(anyhow::Error::new(e).context(format!("--http-listen {addr}"))),
+        Err(e) => {
+            tracing::warn!(error = %e, %addr, "the web console is not served (give --http-listen HOST:PORT or off)");
+            Ok(None)
+        }
+    }
+}
+
+/// Starts the console against this node's first SASL_PLAINTEXT listener (so console users
+/// sign in as Kafka users), else its first PLAINTEXT one.
+fn start_console(
+    listener: tokio::net::TcpListener,
+    bound: &runnel_broker::Bound,
+    sampler_security: Option<runnel_client::security::ClientSecurity>,
+    sample_interval: std::time::Duration,
+) {
+    use runnel_broker::listeners::SecurityProtocol;
+    let of = |wanted: SecurityProtocol| bound.listeners.iter().find(|(_, protocol, _)| *protocol == wanted);
+    let usable = of(SecurityProtocol::SaslPlaintext).or_else(|| of(SecurityProtocol::Plaintext));
+    let Some((_, protocol, addr)) = usable else {
+        tracing::warn!("the web console needs a PLAINTEXT or SASL_PLAINTEXT listener; it is not served");
+        return;
+    };
+    let options = console::Options {
+        kafka: console::reachable(*addr),
+        sasl: *protocol == SecurityProtocol::SaslPlaintext,
+        sampler_security,
+        sample_interval,
+    };
+    if let Ok(local) = listener.local_addr() {
+        println!("runnel console on http://{local}/");
+    }
+    console::start(listener, options, bound.throughput.clone());
+}
+
 /// Errors end the process with one line (the error and its causes) and status 1, never a
 /// backtrace, whatever `RUST_BACKTRACE` says.
 fn main() -> std::process::ExitCode {
@@ -210,7 +270,17 @@ fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Server(args) => {
             let config = broker_config(&args)?;
-            runtime.block_on(runnel_broker::run_until_signal(config, args.metrics_listen))?;
+            let console = runtime.block_on(console_listener(&args, config.is_cluster()))?;
+            let sampler = match &args.http_sampler_config {
+                Some(path) => Some(connect::security(Some(path))?),
+                None => None,
+            };
+            let interval = std::time::Duration::from_millis(args.http_sample_interval_ms);
+            runtime.block_on(runnel_broker::run_until_signal(config, args.metrics_listen, move |bound| {
+                if let Some(listener) = console {
+                    start_console(listener, &bound, sampler, interval);
+                }
+            }))?;
         }
         Command::Topic(args) => runtime.block_on(topic::run(args))?,
         Command::Group(args) => runtime.block_on(group::run(args))?,

@@ -17,6 +17,7 @@ use kafka_protocol::messages::{
     ElectLeadersRequest, ListPartitionReassignmentsRequest, MetadataRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use runnel_client::Connection;
 
 #[derive(Parser)]
 pub struct TopicArgs {
@@ -176,49 +177,103 @@ fn describe_json(
     })
 }
 
+/// Creates `topic` (CreateTopics v7): the partitions it got and its id.
+pub async fn create(
+    conn: &mut Connection,
+    topic: &str,
+    partitions: i32,
+    replication_factor: i16,
+    configs: &[(String, String)],
+) -> anyhow::Result<(i32, String)> {
+    let mut creatable = CreatableTopic::default()
+        .with_name(name(topic))
+        .with_num_partitions(partitions)
+        .with_replication_factor(replication_factor);
+    for (k, v) in configs {
+        creatable.configs.push(
+            CreatableTopicConfig::default()
+                .with_name(StrBytes::from_string(k.clone()))
+                .with_value(Some(StrBytes::from_string(v.clone()))),
+        );
+    }
+    let request = CreateTopicsRequest::default().with_topics(vec![creatable]).with_timeout_ms(30_000);
+    let response = conn.send(&request, 7).await?;
+    let t = response.topics.first().context("CreateTopics answered no topic")?;
+    check(t.error_code, t.error_message.as_ref(), &t.name.0)?;
+    Ok((t.num_partitions, t.topic_id.to_string()))
+}
+
+/// Deletes `topic` (DeleteTopics v6).
+pub async fn delete(conn: &mut Connection, topic: &str) -> anyhow::Result<()> {
+    let request = DeleteTopicsRequest::default()
+        .with_topics(vec![DeleteTopicState::default().with_name(Some(name(topic)))])
+        .with_timeout_ms(30_000);
+    let response = conn.send(&request, 6).await?;
+    for r in &response.responses {
+        check(r.error_code, r.error_message.as_ref(), topic)?;
+    }
+    Ok(())
+}
+
+/// `topic list --output json`.
+pub async fn list_value(conn: &mut Connection) -> anyhow::Result<serde_json::Value> {
+    let response = conn.send(&MetadataRequest::default().with_topics(None), 12).await?;
+    let topics: Vec<serde_json::Value> = response
+        .topics
+        .iter()
+        .map(|t| {
+            serde_json::json!({
+                "name": t.name.as_ref().map(|n| n.0.to_string()),
+                "topic_id": t.topic_id.to_string(),
+                "partitions": t.partitions.len(),
+                "internal": t.is_internal,
+            })
+        })
+        .collect();
+    Ok(serde_json::json!({ "topics": topics }))
+}
+
+/// `topic describe --output json`: partitions (leader, replicas, ISR, offline) and the
+/// topic's own settings.
+pub async fn describe_value(conn: &mut Connection, topic: &str) -> anyhow::Result<serde_json::Value> {
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name(topic)))]));
+    let response = conn.send(&request, 12).await?;
+    // Metadata lists only live (unfenced) brokers, so a replica missing from the list is offline.
+    let live: BTreeSet<i32> = response.brokers.iter().map(|b| b.node_id.0).collect();
+    let t = response.topics.first().context("no topic in the Metadata response")?;
+    check(t.error_code, None, topic)?;
+    let configs: serde_json::Map<String, serde_json::Value> = crate::config::describe_topic(conn, topic)
+        .await?
+        .into_iter()
+        .filter(|e| e.config_source == 1)
+        .map(|e| (e.name.to_string(), e.value.map(|v| v.to_string()).into()))
+        .collect();
+    Ok(describe_json(t, &live, configs))
+}
+
 pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
     let json = args.connect.json();
     let (mut conn, security) = args.connect.connect().await?;
     match args.command {
         TopicCommand::Create { name: topic, partitions, replication_factor, configs } => {
-            let mut creatable = CreatableTopic::default()
-                .with_name(name(&topic))
-                .with_num_partitions(partitions)
-                .with_replication_factor(replication_factor);
-            for config in configs {
-                let (k, v) =
-                    config.split_once('=').with_context(|| format!("--config {config}: expected KEY=VALUE"))?;
-                creatable.configs.push(
-                    CreatableTopicConfig::default()
-                        .with_name(StrBytes::from_string(k.into()))
-                        .with_value(Some(StrBytes::from_string(v.into()))),
-                );
-            }
-            let request = CreateTopicsRequest::default().with_topics(vec![creatable]).with_timeout_ms(30_000);
-            let response = conn.send(&request, 7).await?;
-            for t in &response.topics {
-                check(t.error_code, t.error_message.as_ref(), &t.name.0)?;
-                println!("created {} ({} partitions, id {})", t.name.0, t.num_partitions, t.topic_id);
-            }
+            let configs: Vec<(String, String)> = configs
+                .iter()
+                .map(|config| {
+                    let (k, v) =
+                        config.split_once('=').with_context(|| format!("--config {config}: expected KEY=VALUE"))?;
+                    Ok((k.to_string(), v.to_string()))
+                })
+                .collect::<anyhow::Result<_>>()?;
+            let (partitions, id) = create(&mut conn, &topic, partitions, replication_factor, &configs).await?;
+            println!("created {topic} ({partitions} partitions, id {id})");
         }
         TopicCommand::List => {
-            let response = conn.send(&MetadataRequest::default().with_topics(None), 12).await?;
             if json {
-                let topics: Vec<serde_json::Value> = response
-                    .topics
-                    .iter()
-                    .map(|t| {
-                        serde_json::json!({
-                            "name": t.name.as_ref().map(|n| n.0.to_string()),
-                            "topic_id": t.topic_id.to_string(),
-                            "partitions": t.partitions.len(),
-                            "internal": t.is_internal,
-                        })
-                    })
-                    .collect();
-                crate::connect::print_json(&serde_json::json!({ "topics": topics }));
+                crate::connect::print_json(&list_value(&mut conn).await?);
                 return Ok(());
             }
+            let response = conn.send(&MetadataRequest::default().with_topics(None), 12).await?;
             for t in &response.topics {
                 println!("{}", t.name.as_ref().map(|n| n.0.as_str()).unwrap_or("?"));
             }
@@ -226,22 +281,13 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
         TopicCommand::Describe { name: topic } => {
             let request = MetadataRequest::default()
                 .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name(&topic)))]));
+            if json {
+                crate::connect::print_json(&describe_value(&mut conn, &topic).await?);
+                return Ok(());
+            }
             let response = conn.send(&request, 12).await?;
             // Metadata lists only live (unfenced) brokers, so a replica missing from the list is offline.
             let live: BTreeSet<i32> = response.brokers.iter().map(|b| b.node_id.0).collect();
-            if json {
-                let t = response.topics.first().context("no topic in the Metadata response")?;
-                check(t.error_code, None, &topic)?;
-                let configs: serde_json::Map<String, serde_json::Value> =
-                    crate::config::describe_topic(&mut conn, &topic)
-                        .await?
-                        .into_iter()
-                        .filter(|e| e.config_source == 1)
-                        .map(|e| (e.name.to_string(), e.value.map(|v| v.to_string()).into()))
-                        .collect();
-                crate::connect::print_json(&describe_json(t, &live, configs));
-                return Ok(());
-            }
             for t in &response.topics {
                 check(t.error_code, None, &topic)?;
                 for line in describe_lines(&topic, t, &live) {
@@ -362,14 +408,8 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
             }
         }
         TopicCommand::Delete { name: topic } => {
-            let request = DeleteTopicsRequest::default()
-                .with_topics(vec![DeleteTopicState::default().with_name(Some(name(&topic)))])
-                .with_timeout_ms(30_000);
-            let response = conn.send(&request, 6).await?;
-            for r in &response.responses {
-                check(r.error_code, r.error_message.as_ref(), &topic)?;
-                println!("deleted {topic}");
-            }
+            delete(&mut conn, &topic).await?;
+            println!("deleted {topic}");
         }
     }
     Ok(())

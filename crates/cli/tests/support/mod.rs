@@ -6,6 +6,7 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod cluster;
 pub mod proxy;
 pub mod s3;
@@ -48,6 +49,8 @@ pub struct Node {
     child: Option<Child>,
     bootstrap: String,
     metrics_url: Option<String>,
+    /// The web console's URL, when the node was started with `--http-listen`.
+    console_url: Option<String>,
     /// Each listener's bound address by name, from the node's listener lines.
     listeners: std::collections::BTreeMap<String, String>,
     starts: u32,
@@ -98,6 +101,7 @@ impl Node {
             child: None,
             bootstrap: String::new(),
             metrics_url: None,
+            console_url: None,
             listeners: Default::default(),
             starts: 0,
             lines: None,
@@ -139,6 +143,10 @@ impl Node {
         if self.metrics {
             command.args(["--metrics-listen", "127.0.0.1:0"]);
         }
+        // A single node serves the console on 127.0.0.1:9644 by default: tests ask for it.
+        if !self.extra_args.iter().any(|arg| arg == "--http-listen") {
+            command.args(["--http-listen", "off"]);
+        }
         let mut child = command.spawn().expect("spawn runnel");
         let stdout = child.stdout.take().expect("piped stdout");
         // A reader thread forwards stdout lines and keeps draining the pipe afterwards so
@@ -164,7 +172,9 @@ impl Node {
         let mut bootstrap = None;
         let mut metrics_url = None;
         let mut listeners = std::collections::BTreeMap::new();
-        while bootstrap.is_none() || (self.metrics && metrics_url.is_none()) {
+        let mut console_url = None;
+        let console = self.extra_args.windows(2).any(|w| w[0] == "--http-listen" && w[1] != "off");
+        while bootstrap.is_none() || (self.metrics && metrics_url.is_none()) || (console && console_url.is_none()) {
             let left = deadline.saturating_duration_since(Instant::now());
             match lines_rx.recv_timeout(left) {
                 Ok(line) => {
@@ -178,6 +188,8 @@ impl Node {
                         }
                     } else if let Some(url) = line.strip_prefix("runnel metrics on ") {
                         metrics_url = Some(url.trim().to_string());
+                    } else if let Some(url) = line.strip_prefix("runnel console on ") {
+                        console_url = Some(url.trim().trim_end_matches('/').to_string());
                     }
                 }
                 Err(e) => {
@@ -191,6 +203,7 @@ impl Node {
         }
         self.bootstrap = bootstrap.expect("loop exits only with an address");
         self.metrics_url = metrics_url;
+        self.console_url = console_url;
         self.listeners = listeners;
     }
 
@@ -205,6 +218,11 @@ impl Node {
     }
 
     /// `http://host:port/metrics`; the node must have been started with metrics.
+    /// The web console's base URL (`http://host:port`, no trailing slash).
+    pub fn console_url(&self) -> &str {
+        self.console_url.as_deref().expect("the node was started without --http-listen")
+    }
+
     pub fn metrics_url(&self) -> &str {
         self.metrics_url.as_deref().expect("node started without --metrics-listen")
     }

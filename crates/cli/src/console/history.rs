@@ -1,0 +1,228 @@
+//! The console's charts: samples taken every interval and kept for an hour. This node's
+//! traffic (bytes in and out, messages in) comes from its own counters; each topic's message
+//! rate (cluster-wide, from its partitions' log end offsets) and each group's total lag
+//! (log end minus committed offset) come from the Kafka API, as the sampler's principal.
+//!
+//! Invariants: at most [`POINTS_MAX`] samples per series, at most [`TOPICS_MAX`] topics and
+//! [`GROUPS_MAX`] groups with series (others are not charted); a rate is never negative (a
+//! counter that went back, a deleted topic's counts or a truncated log, counts as no traffic).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use runnel_broker::request_metrics::Throughput;
+use runnel_client::security::ClientSecurity;
+use runnel_client::Connection;
+
+/// Samples kept per series: an hour at the default 10 s interval.
+pub const POINTS_MAX: usize = 360;
+pub const TOPICS_MAX: usize = 1000;
+pub const GROUPS_MAX: usize = 200;
+
+/// One point of a chart: epoch ms and a value.
+pub type Point = (i64, f64);
+
+#[derive(Default)]
+pub struct History {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    bytes_in: VecDeque<Point>,
+    bytes_out: VecDeque<Point>,
+    messages_in: VecDeque<Point>,
+    last_node: Option<(i64, Throughput)>,
+    topics: HashMap<String, VecDeque<Point>>,
+    last_topic_ends: HashMap<String, (i64, i64)>,
+    groups: HashMap<String, VecDeque<Point>>,
+}
+
+fn push(series: &mut VecDeque<Point>, point: Point) {
+    if series.len() == POINTS_MAX {
+        series.pop_front();
+    }
+    series.push_back(point);
+}
+
+/// Per second from two counter readings; a counter that went back counts as zero.
+fn rate(before: u64, after: u64, elapsed_ms: i64) -> f64 {
+    if elapsed_ms <= 0 {
+        return 0.0;
+    }
+    after.saturating_sub(before) as f64 * 1000.0 / elapsed_ms as f64
+}
+
+impl History {
+    /// A reading of this node's counters at `now_ms`.
+    pub fn record_node(&self, now_ms: i64, now: Throughput) {
+        let mut inner = self.inner.lock().expect("history lock");
+        if let Some((at, before)) = inner.last_node {
+            let elapsed = now_ms - at;
+            push(&mut inner.bytes_in, (now_ms, rate(before.bytes_in, now.bytes_in, elapsed)));
+            push(&mut inner.bytes_out, (now_ms, rate(before.bytes_out, now.bytes_out, elapsed)));
+            push(&mut inner.messages_in, (now_ms, rate(before.messages_in, now.messages_in, elapsed)));
+        }
+        inner.last_node = Some((now_ms, now));
+    }
+
+    /// Each topic's summed log end offset at `now_ms`; topics not in `ends` lose their series.
+    pub fn record_topics(&self, now_ms: i64, ends: &BTreeMap<String, i64>) {
+        let mut inner = self.inner.lock().expect("history lock");
+        inner.topics.retain(|topic, _| ends.contains_key(topic));
+        inner.last_topic_ends.retain(|topic, _| ends.contains_key(topic));
+        for (topic, end) in ends {
+            let before = inner.last_topic_ends.insert(topic.clone(), (now_ms, *end));
+            let Some((at, before)) = before else { continue };
+            let known = inner.topics.len();
+            let Some(series) = (match inner.topics.get_mut(topic) {
+                Some(series) => Some(series),
+                None if known < TOPICS_MAX => Some(inner.topics.entry(topic.clone()).or_default()),
+                None => None,
+            }) else {
+                continue;
+            };
+            let value = rate(u64::try_from(before).unwrap_or(0), u64::try_from(*end).unwrap_or(0), now_ms - at);
+            push(series, (now_ms, value));
+        }
+    }
+
+    /// Each group's total lag at `now_ms`; groups not in `lags` lose their series.
+    pub fn record_groups(&self, now_ms: i64, lags: &BTreeMap<String, i64>) {
+        let mut inner = self.inner.lock().expect("history lock");
+        inner.groups.retain(|group, _| lags.contains_key(group));
+        for (group, lag) in lags {
+            let known = inner.groups.len();
+            if known >= GROUPS_MAX && !inner.groups.contains_key(group) {
+                continue;
+            }
+            push(inner.groups.entry(group.clone()).or_default(), (now_ms, *lag as f64));
+        }
+    }
+
+    /// This node's traffic: bytes in, bytes out, messages in per second.
+    pub fn node(&self) -> serde_json::Value {
+        let inner = self.inner.lock().expect("history lock");
+        serde_json::json!({
+            "bytes_in": inner.bytes_in,
+            "bytes_out": inner.bytes_out,
+            "messages_in": inner.messages_in,
+        })
+    }
+
+    /// A topic's messages in per second (cluster-wide).
+    pub fn topic(&self, topic: &str) -> Vec<Point> {
+        let inner = self.inner.lock().expect("history lock");
+        inner.topics.get(topic).map(|s| s.iter().copied().collect()).unwrap_or_default()
+    }
+
+    /// The latest message rate of each topic.
+    pub fn topic_rates(&self) -> HashMap<String, f64> {
+        let inner = self.inner.lock().expect("history lock");
+        inner.topics.iter().filter_map(|(t, s)| s.back().map(|(_, v)| (t.clone(), *v))).collect()
+    }
+
+    /// A group's total lag.
+    pub fn group(&self, group: &str) -> Vec<Point> {
+        let inner = self.inner.lock().expect("history lock");
+        inner.groups.get(group).map(|s| s.iter().copied().collect()).unwrap_or_default()
+    }
+}
+
+/// Samples forever: this node's counters always; topics and groups when the sampler has a
+/// principal (`security`).
+pub async fn sample(
+    history: Arc<History>,
+    kafka: String,
+    security: Option<ClientSecurity>,
+    throughput: Arc<dyn Fn() -> Throughput + Send + Sync>,
+    interval: Duration,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut warned = false;
+    loop {
+        ticks.tick().await;
+        let now = runnel_broker::clock::now_ms();
+        history.record_node(now, throughput());
+        let Some(security) = &security else { continue };
+        // The Kafka part of a round is bounded by the interval: a slow node skips samples.
+        let round = tokio::time::timeout(interval.max(Duration::from_secs(1)), sample_cluster(&kafka, security));
+        match round.await {
+            Ok(Ok((ends, lags))) => {
+                history.record_topics(now, &ends);
+                history.record_groups(now, &lags);
+                warned = false;
+            }
+            Ok(Err(e)) if !warned => {
+                tracing::warn!(error = %crate::one_line(&e), "console sampling failed; charts miss this sample");
+                warned = true;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Every topic's summed log end offset and every group's total lag.
+async fn sample_cluster(
+    kafka: &str,
+    security: &ClientSecurity,
+) -> anyhow::Result<(BTreeMap<String, i64>, BTreeMap<String, i64>)> {
+    let mut conn = Connection::connect_secure(kafka, None, security).await?;
+    let metadata = crate::offsets::metadata(&mut conn, None).await?;
+    let ends = crate::offsets::latest_of_all(&metadata, security, TOPICS_MAX).await?;
+    let mut topic_ends: BTreeMap<String, i64> = BTreeMap::new();
+    for ((topic, _), end) in &ends {
+        *topic_ends.entry(topic.clone()).or_default() += end;
+    }
+    let listed = crate::group::list_value(&mut conn).await?;
+    let mut lags = BTreeMap::new();
+    for group in listed["groups"].as_array().into_iter().flatten().take(GROUPS_MAX) {
+        let Some(id) = group["group"].as_str() else { continue };
+        let Ok(mut coordinator) = crate::group::coordinator(&mut conn, id, security).await else { continue };
+        let Ok(committed) = crate::group::committed(&mut coordinator, id).await else { continue };
+        let lag: i64 = committed
+            .iter()
+            .flat_map(|(topic, partitions)| {
+                partitions
+                    .iter()
+                    .filter_map(|(p, offset)| ends.get(&(topic.clone(), *p)).map(|end| (end - offset).max(0)))
+            })
+            .sum();
+        lags.insert(id.to_string(), lag);
+    }
+    Ok((topic_ends, lags))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_come_from_successive_readings_and_never_go_negative() {
+        let history = History::default();
+        history.record_node(0, Throughput { bytes_in: 100, messages_in: 1, bytes_out: 0 });
+        history.record_node(2_000, Throughput { bytes_in: 2_100, messages_in: 21, bytes_out: 500 });
+        history.record_node(4_000, Throughput { bytes_in: 0, messages_in: 0, bytes_out: 500 });
+        let node = history.node();
+        assert_eq!(node["bytes_in"], serde_json::json!([[2000, 1000.0], [4000, 0.0]]));
+        assert_eq!(node["messages_in"], serde_json::json!([[2000, 10.0], [4000, 0.0]]));
+        assert_eq!(node["bytes_out"], serde_json::json!([[2000, 250.0], [4000, 0.0]]));
+    }
+
+    #[test]
+    fn series_are_bounded_and_forget_what_is_gone() {
+        let history = History::default();
+        for i in 0..(POINTS_MAX as i64 + 10) {
+            history.record_topics(i * 1000, &BTreeMap::from([("t".to_string(), i * 5)]));
+            history.record_groups(i * 1000, &BTreeMap::from([("g".to_string(), i)]));
+        }
+        assert_eq!(history.topic("t").len(), POINTS_MAX);
+        assert_eq!(history.topic("t").last(), Some(&((POINTS_MAX as i64 + 9) * 1000, 5.0)));
+        assert_eq!(history.group("g").len(), POINTS_MAX);
+        history.record_topics(1_000_000, &BTreeMap::new());
+        history.record_groups(1_000_000, &BTreeMap::new());
+        assert!(history.topic("t").is_empty() && history.group("g").is_empty());
+    }
+}
