@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: lints, unit and property tests, the integration suite (real runnel
 # processes driven by librdkafka), and the cross-client smoke suite (kcat, confluent-kafka,
-# kafka-python). Needs kcat, the two Python clients and moto (S3): .ci/run installs them.
+# kafka-python) and the web console in headless Chromium. Needs kcat, Chromium, the two
+# Python clients and moto (S3): .ci/run installs them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

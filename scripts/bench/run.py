@@ -59,6 +59,9 @@ class Server:
         for s in self.settings:
             args += ["--set", s]
         args += self.args
+        # The console (on by default for a single node) only where a scenario asks for it.
+        if "--http-listen" not in self.args:
+            args += ["--http-listen", "off"]
         self.log = open(os.path.join(os.path.dirname(self.data_dir), os.path.basename(self.data_dir) + ".log"), "ab")
         started = time.monotonic()
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True, env={**os.environ, "RUST_LOG": "warn"})

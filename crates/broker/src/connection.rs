@@ -38,6 +38,8 @@ const READ_BUFFER_KEPT_BYTES: usize = 4 * READ_AHEAD_BYTES;
 pub struct Admitted {
     pub frame: Bytes,
     _budget: OwnedSemaphorePermit,
+    /// How long the request waited for the node's request budget (its queue time).
+    queued: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +105,7 @@ async fn serve_stream<R: AsyncRead + Unpin>(
             frame = frames.next(read_limits(&broker, &session)) => frame,
             _ = stop.changed() => return,
         };
-        let Admitted { frame, _budget } = match frame {
+        let Admitted { frame, _budget, queued } = match frame {
             Ok(Some(admitted)) => admitted,
             Ok(None) => return,
             // A TLS client that leaves without close_notify (librdkafka, most clients) is an
@@ -120,11 +122,16 @@ async fn serve_stream<R: AsyncRead + Unpin>(
         };
         broker.stats.requests.fetch_add(1, Ordering::Relaxed);
         let mute = match handlers::handle(&broker, frame, &stop, &session).await {
-            Ok(handlers::Answer { frame: Some(response), mute }) => {
+            Ok(handlers::Answer { frame: Some(response), mute, timing }) => {
                 // A client that stops reading must not hold its connection slot (and the
                 // request's budget) for ever.
                 let write = writer.write_frame(response, &broker.stats.sendfile_bytes);
-                match tokio::time::timeout(write_timeout, write).await {
+                let sending = std::time::Instant::now();
+                let written = tokio::time::timeout(write_timeout, write).await;
+                if let Some(timing) = timing {
+                    handlers::record_timing(&broker, &session, timing, queued, sending.elapsed());
+                }
+                match written {
                     Ok(Ok(())) if session.closing() => {
                         tracing::debug!(%peer, "closing connection after its response (failed authentication)");
                         return;
@@ -141,7 +148,12 @@ async fn serve_stream<R: AsyncRead + Unpin>(
                 }
                 mute
             }
-            Ok(handlers::Answer { frame: None, mute }) => mute,
+            Ok(handlers::Answer { frame: None, mute, timing }) => {
+                if let Some(timing) = timing {
+                    handlers::record_timing(&broker, &session, timing, queued, Duration::ZERO);
+                }
+                mute
+            }
             Err(e) => {
                 broker.stats.bad_frames.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%peer, error = %e, "closing connection after a bad request");
@@ -237,11 +249,13 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         // A raw SASL token (after a v0 handshake) has no request header: only its bound.
         let size = if limits.raw_token { check_bound(prefix, limit)? } else { check_size(prefix, limit)? };
         let permits = u32::try_from(size.max(1)).unwrap_or(u32::MAX);
+        let waiting = std::time::Instant::now();
         let budget = match tokio::time::timeout(idle, self.budget.clone().acquire_many_owned(permits)).await {
             Ok(Ok(permit)) => permit,
             Ok(Err(_)) => return Err(std::io::Error::other("request budget closed").into()),
             Err(_) => return Err(ReadError::Timeout(idle)),
         };
+        let queued = waiting.elapsed();
         let body_timeout = self.body_timeout;
         match tokio::time::timeout(body_timeout, self.fill(SIZE_PREFIX_BYTES + size)).await {
             Err(_) => return Err(ReadError::Timeout(body_timeout)),
@@ -250,6 +264,6 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             }
         }
         self.buf.advance(SIZE_PREFIX_BYTES);
-        Ok(Some(Admitted { frame: self.buf.split_to(size).freeze(), _budget: budget }))
+        Ok(Some(Admitted { frame: self.buf.split_to(size).freeze(), _budget: budget, queued }))
     }
 }

@@ -41,6 +41,7 @@ pub mod replica_manager;
 pub mod replica_selector;
 pub mod request_metrics;
 pub mod response;
+pub mod response_errors;
 pub mod sasl;
 pub mod sendfile;
 pub mod server;

@@ -1,6 +1,7 @@
 //! Labelled metrics the request path and the data path record, rendered in Prometheus's
-//! text format by `metrics.rs`: per API and version, requests and a latency histogram
-//! (Kafka's `RequestMetrics` TotalTimeMs, in seconds); per topic, bytes and messages in,
+//! text format by `metrics.rs`: per API and version, latency histograms split as Kafka's
+//! `RequestMetrics` splits them (queue, local, remote, send and total time, in seconds);
+//! per API, errors by Kafka's error name (`ErrorsPerSec`); per topic, bytes and messages in,
 //! bytes out, and produce and fetch requests and failures (Kafka's `BrokerTopicMetrics`);
 //! open connections per listener.
 //!
@@ -78,9 +79,52 @@ pub struct Throughput {
     pub bytes_out: u64,
 }
 
+/// Where a request's time went (Kafka's RequestMetrics): waiting for the node's request
+/// budget, handling, waiting on others (acks=all, a long poll, remote storage), and writing
+/// the response.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Split {
+    pub queue: Duration,
+    pub local: Duration,
+    pub remote: Duration,
+    pub send: Duration,
+}
+
+impl Split {
+    pub fn total(&self) -> Duration {
+        self.queue + self.local + self.remote + self.send
+    }
+}
+
+/// One API version's histograms.
+#[derive(Default)]
+pub struct ApiTimes {
+    total: Histogram,
+    queue: Histogram,
+    local: Histogram,
+    remote: Histogram,
+    send: Histogram,
+}
+
+/// The histogram families of [`ApiTimes`]: name, help, which.
+type TimeFamily = (&'static str, &'static str, fn(&ApiTimes) -> &Histogram);
+const TIME_FAMILIES: [TimeFamily; 5] = [
+    ("runnel_request_seconds", "Total time of a request: queue, local, remote and send.", |t| &t.total),
+    ("runnel_request_queue_seconds", "Time a request waited for the node's request budget.", |t| &t.queue),
+    ("runnel_request_local_seconds", "Time a request was handled, waits on others excluded.", |t| &t.local),
+    (
+        "runnel_request_remote_seconds",
+        "Time a request waited on others: acks=all replication, a fetch's long poll, remote storage.",
+        |t| &t.remote,
+    ),
+    ("runnel_request_send_seconds", "Time writing a request's response to the socket.", |t| &t.send),
+];
+
 #[derive(Default)]
 pub struct RequestMetrics {
-    apis: RwLock<HashMap<(i16, i16), Arc<Histogram>>>,
+    apis: RwLock<HashMap<(i16, i16), Arc<ApiTimes>>>,
+    /// Error codes answered, per API (only Kafka's codes: a bounded set).
+    errors: RwLock<HashMap<(i16, i16), Arc<AtomicU64>>>,
     topics: RwLock<HashMap<String, Arc<TopicStats>>>,
     /// Open connections per listener (the node's few configured listeners).
     connections: RwLock<HashMap<String, Arc<AtomicU64>>>,
@@ -98,13 +142,35 @@ impl Drop for ConnectionGuard {
 }
 
 impl RequestMetrics {
-    /// One request of `api_key` v`version` answered after `elapsed` (from its frame read
-    /// to its response ready).
-    pub fn request(&self, api_key: i16, version: i16, elapsed: Duration) {
-        self.api(api_key, version).record(elapsed);
+    /// One request of `api_key` v`version` and where its time went.
+    pub fn request(&self, api_key: i16, version: i16, split: Split) {
+        let times = self.api(api_key, version);
+        times.total.record(split.total());
+        times.queue.record(split.queue);
+        times.local.record(split.local);
+        times.remote.record(split.remote);
+        times.send.record(split.send);
     }
 
-    fn api(&self, api_key: i16, version: i16) -> Arc<Histogram> {
+    /// Counts the error codes of a response of `api_key` (none for success).
+    pub fn errors(&self, api_key: i16, response: &impl crate::response_errors::ErrorCodes) {
+        response.error_codes(&mut |code| self.error(api_key, code));
+    }
+
+    /// Counts one error `code` answered by `api_key`; success (0) and codes that are not
+    /// Kafka's are not counted.
+    pub fn error(&self, api_key: i16, code: i16) {
+        use kafka_protocol::error::ResponseError;
+        if !matches!(ResponseError::try_from_code(code), Some(error) if !matches!(error, ResponseError::Unknown(_))) {
+            return;
+        }
+        let existing = self.errors.read().expect("metrics lock").get(&(api_key, code)).cloned();
+        let count = existing
+            .unwrap_or_else(|| self.errors.write().expect("metrics lock").entry((api_key, code)).or_default().clone());
+        count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn api(&self, api_key: i16, version: i16) -> Arc<ApiTimes> {
         if let Some(stats) = self.apis.read().expect("metrics lock").get(&(api_key, version)) {
             return stats.clone();
         }
@@ -157,16 +223,26 @@ impl RequestMetrics {
     }
 
     pub fn render(&self, out: &mut String) {
-        let name = "runnel_request_seconds";
-        let _ = writeln!(out, "# HELP {name} Time from a request's frame to its response, by API and version.");
-        let _ = writeln!(out, "# TYPE {name} histogram");
         let mut apis: Vec<_> = self.apis.read().expect("metrics lock").iter().map(|(k, v)| (*k, v.clone())).collect();
         apis.sort_by_key(|(key, _)| *key);
-        for ((api_key, version), stats) in apis {
-            let api = kafka_protocol::messages::ApiKey::try_from(api_key)
+        let api_name = |api_key: i16| {
+            kafka_protocol::messages::ApiKey::try_from(api_key)
                 .map(|k| format!("{k:?}"))
-                .unwrap_or_else(|_| api_key.to_string());
-            stats.render(name, &format!("api=\"{api}\",version=\"{version}\""), out);
+                .unwrap_or_else(|_| api_key.to_string())
+        };
+        for (name, help, which) in TIME_FAMILIES {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+            for ((api_key, version), times) in &apis {
+                which(times).render(name, &format!("api=\"{}\",version=\"{version}\"", api_name(*api_key)), out);
+            }
+        }
+        let name = "runnel_request_errors_total";
+        let _ = writeln!(out, "# HELP {name} Errors answered, per API and Kafka error name.\n# TYPE {name} counter");
+        let mut errors: Vec<_> =
+            self.errors.read().expect("metrics lock").iter().map(|(k, v)| (*k, v.load(Ordering::Relaxed))).collect();
+        errors.sort();
+        for ((api_key, code), count) in errors {
+            let _ = writeln!(out, "{name}{{api=\"{}\",error=\"{}\"}} {count}", api_name(api_key), error_name(code));
         }
         let name = "runnel_connections";
         let _ = writeln!(out, "# HELP {name} Open Kafka connections, per listener.\n# TYPE {name} gauge");
@@ -210,6 +286,20 @@ impl RequestMetrics {
 
 /// A label value as Prometheus's text format needs it (Kafka topic names are
 /// `[a-zA-Z0-9._-]`, but nothing here relies on that).
+/// Kafka's name of error `code`, as its `Errors` enum spells it (NOT_LEADER_OR_FOLLOWER).
+pub fn error_name(code: i16) -> String {
+    let Some(error) = kafka_protocol::error::ResponseError::try_from_code(code) else { return code.to_string() };
+    let camel = format!("{error:?}");
+    let mut out = String::with_capacity(camel.len() + 8);
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
 pub fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
@@ -221,9 +311,14 @@ mod tests {
     #[test]
     fn histograms_are_cumulative_and_topics_bounded() {
         let metrics = RequestMetrics::default();
-        metrics.request(0, 9, Duration::from_micros(300));
-        metrics.request(0, 9, Duration::from_millis(3));
-        metrics.request(0, 9, Duration::from_secs(30));
+        let local = |d| Split { local: d, ..Split::default() };
+        metrics.request(0, 9, local(Duration::from_micros(300)));
+        metrics.request(0, 9, local(Duration::from_millis(3)));
+        metrics.request(
+            0,
+            9,
+            Split { queue: Duration::from_secs(10), remote: Duration::from_secs(20), ..Split::default() },
+        );
         let mut out = String::new();
         metrics.render(&mut out);
         assert!(
@@ -233,6 +328,21 @@ mod tests {
         assert!(out.contains("runnel_request_seconds_bucket{api=\"Produce\",version=\"9\",le=\"0.005\"} 2\n"));
         assert!(out.contains("runnel_request_seconds_bucket{api=\"Produce\",version=\"9\",le=\"+Inf\"} 3\n"));
         assert!(out.contains("runnel_request_seconds_count{api=\"Produce\",version=\"9\"} 3\n"));
+        // The split: two requests were all local time, one waited 10 s queued and 20 s on others.
+        assert!(out.contains("runnel_request_remote_seconds_bucket{api=\"Produce\",version=\"9\",le=\"10\"} 2\n"));
+        assert!(out.contains("runnel_request_remote_seconds_sum{api=\"Produce\",version=\"9\"} 20\n"), "{out}");
+        assert!(out.contains("runnel_request_queue_seconds_sum{api=\"Produce\",version=\"9\"} 10\n"));
+        metrics.error(1, 6);
+        metrics.error(1, 6);
+        metrics.error(1, 0);
+        metrics.error(1, 12345);
+        let mut out = String::new();
+        metrics.render(&mut out);
+        assert!(
+            out.contains("runnel_request_errors_total{api=\"Fetch\",error=\"NOT_LEADER_OR_FOLLOWER\"} 2\n"),
+            "{out}"
+        );
+        assert_eq!(out.matches("runnel_request_errors_total{").count(), 1, "success and unknown codes are not counted");
         for i in 0..TOPICS_MAX {
             assert!(metrics.topic(&format!("t{i}")).is_some());
         }

@@ -149,13 +149,13 @@ async fn the_console_shows_a_node_browses_messages_and_changes_it_after_confirma
         let headers = browser.eval("document.querySelector('#messages tbody tr td:last-child').innerText");
         assert!(headers.as_str().unwrap().contains("source"), "{headers}");
         assert!(headers.as_str().unwrap().contains("librdkafka"), "{headers}");
+        browser.screenshot(&shots.join("topic.png"));
         click(&mut browser, "#newer");
         browser.wait_for("document.querySelector('#messages tbody tr') && document.querySelector('#messages tbody tr').dataset.offset === '7'", WAIT);
         set_field(&mut browser, "#browse [name=format]", "hex");
         click(&mut browser, "#browse-button");
         // From offset 2 again: {"p":1,"i":2} begins 7b 22 70.
         browser.wait_for("document.querySelector('#messages tbody tr td.value') && document.querySelector('#messages tbody tr td.value').innerText.startsWith('7b 22 70')", WAIT);
-        browser.screenshot(&shots.join("topic.png"));
 
         // Groups: the lag the sampler measured, then the group's own offsets.
         browser.open(&format!("{url}/#/groups"));

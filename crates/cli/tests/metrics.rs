@@ -123,6 +123,18 @@ async fn a_known_workload_shows_in_the_metrics() {
     assert!(metric(&url, "runnel_topic_produce_requests_total{topic=\"m\"}") > 0);
     assert_eq!(metric(&url, "runnel_topic_produce_failures_total{topic=\"m\"}"), 0);
     assert!(metric(&url, "runnel_topic_fetch_requests_total{topic=\"m\"}") > 0);
+    // Errors are counted by API and Kafka's error name: Metadata for a topic that does not
+    // exist (and may not be created) answers UNKNOWN_TOPIC_OR_PARTITION.
+    let unknown = "runnel_request_errors_total{api=\"Metadata\",error=\"UNKNOWN_TOPIC_OR_PARTITION\"}";
+    let mut conn = runnel_client::Connection::connect(&bootstrap).await.unwrap();
+    let request = kafka_protocol::messages::MetadataRequest::default()
+        .with_topics(Some(vec![kafka_protocol::messages::metadata_request::MetadataRequestTopic::default().with_name(
+            Some(kafka_protocol::messages::TopicName(kafka_protocol::protocol::StrBytes::from_static_str("nowhere"))),
+        )]))
+        .with_allow_auto_topic_creation(false);
+    let answer = conn.send(&request, 12).await.unwrap();
+    assert_eq!(answer.topics[0].error_code, 3);
+    assert_eq!(metric(&url, unknown), 1);
     let (status, body) = get(&url, "/metrics");
     assert_eq!(status, "HTTP/1.1 200 OK");
     check_prometheus_text(&body);
@@ -132,6 +144,22 @@ async fn a_known_workload_shows_in_the_metrics() {
     assert!(open.ends_with("# EOF\n") && open.contains("# TYPE runnel_requests counter\n"));
     assert!(timed_requests(&body, "Produce") > 0, "Produce requests are timed");
     assert!(timed_requests(&body, "Fetch") > 0, "Fetch requests are timed");
+    // The split: the consumer's long polls waited (remote time), every request was handled
+    // (local time), and the parts add up to the total.
+    let fetch_sum = |family: &str| seconds(&body, &format!("{family}_sum{{api=\"Fetch\""));
+    assert!(fetch_sum("runnel_request_remote_seconds") > 0.0, "long polls count as remote time");
+    assert!(fetch_sum("runnel_request_local_seconds") > 0.0);
+    let parts: f64 = ["queue", "local", "remote", "send"]
+        .iter()
+        .map(|part| fetch_sum(&format!("runnel_request_{part}_seconds")))
+        .sum();
+    let total = fetch_sum("runnel_request_seconds");
+    assert!((parts - total).abs() <= total * 0.01 + 1e-3, "parts {parts} vs total {total}");
+}
+
+/// The sum of the values of the samples whose series starts with `prefix`.
+fn seconds(body: &str, prefix: &str) -> f64 {
+    body.lines().filter(|l| l.starts_with(prefix)).map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap()).sum()
 }
 
 /// On three nodes: the leader's under-replicated flag goes to 1 when a follower dies and

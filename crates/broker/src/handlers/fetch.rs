@@ -353,14 +353,21 @@ pub async fn handle(ctx: &Context<'_>, request: FetchRequest, denied: &FetchDeni
             break topics;
         }
         let changed = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
+        let waiting = std::time::Instant::now();
         tokio::select! {
             _ = changed => {}
             _ = tokio::time::sleep_until(deadline) => {}
             _ = stop.changed() => {}
         }
+        ctx.waited(waiting.elapsed());
     };
     let mut topics = topics;
+    let reading = std::time::Instant::now();
     fetch_remote::complete(ctx.broker, &mut topics).await;
+    ctx.waited(reading.elapsed());
+    for p in topics.iter().flat_map(|t| t.partitions.iter()).filter(|p| p.error != 0) {
+        ctx.broker.request_metrics.error(ApiKey::Fetch as i16, p.error);
+    }
     if replica.is_none() {
         use std::sync::atomic::Ordering::Relaxed;
         let image = ctx.broker.metadata.image();

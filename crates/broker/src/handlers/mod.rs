@@ -81,9 +81,18 @@ pub struct Context<'a> {
     pub access: Access,
     /// What the request costs against the client's quotas (`None`: no quota is stored).
     pub charge: Option<Charge>,
+    /// Microseconds the request waited on others (Kafka's remote time: acks=all waiting for
+    /// followers, a fetch's long poll and remote storage reads).
+    pub remote_micros: std::sync::atomic::AtomicU64,
 }
 
 impl Context<'_> {
+    /// Counts `waited` as remote time (see [`Context::remote_micros`]).
+    pub fn waited(&self, waited: std::time::Duration) {
+        let micros = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
+        self.remote_micros.fetch_add(micros, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Sets the throttle the request earned on its response (see `quotas/`).
     pub fn throttle<T: Throttled>(&self, response: &mut T) {
         if let Some(charge) = &self.charge {
@@ -98,18 +107,70 @@ impl Context<'_> {
 pub struct Answer {
     pub frame: Option<Frame>,
     pub mute: std::time::Duration,
+    /// How the request spent its time, for a request of an API and version Runnel serves.
+    pub timing: Option<Timing>,
+}
+
+/// A served request's API and where its handling time went; the connection adds the queue
+/// and send times and records them (`record_timing`).
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub api_key: i16,
+    pub version: i16,
+    pub correlation_id: i32,
+    /// From decoding to the response ready, waits included.
+    pub handled: std::time::Duration,
+    /// The part of `handled` spent waiting on others.
+    pub remote: std::time::Duration,
+}
+
+/// Records a request's latency split (Kafka's RequestMetrics: queue, local, remote, send,
+/// total) and logs it when it is at least `request.log.slow.ms`.
+pub fn record_timing(
+    broker: &Broker,
+    session: &Session,
+    timing: Timing,
+    queued: std::time::Duration,
+    sent: std::time::Duration,
+) {
+    let split = crate::request_metrics::Split {
+        queue: queued,
+        local: timing.handled.saturating_sub(timing.remote),
+        remote: timing.remote,
+        send: sent,
+    };
+    broker.request_metrics.request(timing.api_key, timing.version, split);
+    let total = split.total();
+    let slow = broker.config.request_log_slow_ms;
+    if slow > 0 && total.as_millis() >= u128::from(slow) {
+        let api = ApiKey::try_from(timing.api_key).map(|k| format!("{k:?}")).unwrap_or_default();
+        tracing::warn!(
+            request_id = broker.request_metrics.next_request_id(),
+            api,
+            version = timing.version,
+            correlation_id = timing.correlation_id,
+            client = %session.peer,
+            elapsed_ms = total.as_millis() as u64,
+            queue_ms = split.queue.as_millis() as u64,
+            local_ms = split.local.as_millis() as u64,
+            remote_ms = split.remote.as_millis() as u64,
+            send_ms = split.send.as_millis() as u64,
+            "slow request"
+        );
+    }
 }
 
 fn decode_body<T: Decodable>(api: ApiKey, version: i16, mut body: Bytes) -> Result<T, DispatchError> {
     T::decode(&mut body, version).map_err(|e| DispatchError::Malformed { api, version, why: e.to_string() })
 }
 
-fn respond<T: Encodable + Throttled>(
+fn respond<T: Encodable + Throttled + crate::response_errors::ErrorCodes>(
     api: ApiKey,
     ctx: &Context,
     mut response: T,
 ) -> Result<Option<Frame>, DispatchError> {
     ctx.throttle(&mut response);
+    ctx.broker.request_metrics.errors(api as i16, &response);
     let header_version = api.response_header_version(ctx.version);
     let frame = encode(ctx.header.correlation_id, header_version, &response, ctx.version)
         .map_err(|e| EncodeError(format!("{api:?} v{}: {}", ctx.version, e.0)))?;
@@ -125,7 +186,8 @@ pub async fn handle(
     stop: &watch::Receiver<bool>,
     session: &Session,
 ) -> Result<Answer, DispatchError> {
-    // Every request is timed here, by its API and version (`request_metrics.rs`).
+    // Every request is timed here, by its API and version (`request_metrics.rs`); the
+    // connection adds queue and send time.
     let began = std::time::Instant::now();
     let api = if session.expects_raw_token() { None } else { peek_prefix(&frame).ok() };
     let answer = if !broker.quotas.is_active() {
@@ -136,24 +198,16 @@ pub async fn handle(
     };
     // Only APIs and versions Runnel serves get series: a client cannot add labels.
     let served = api.filter(|p| ApiKey::try_from(p.api_key).is_ok_and(|key| is_supported(key, p.api_version)));
-    if let Some(prefix) = served {
-        let elapsed = began.elapsed();
-        broker.request_metrics.request(prefix.api_key, prefix.api_version, elapsed);
-        let slow = broker.config.request_log_slow_ms;
-        if slow > 0 && elapsed.as_millis() >= u128::from(slow) {
-            let api = ApiKey::try_from(prefix.api_key).map(|k| format!("{k:?}")).unwrap_or_default();
-            tracing::warn!(
-                request_id = broker.request_metrics.next_request_id(),
-                api,
-                version = prefix.api_version,
-                correlation_id = prefix.correlation_id,
-                client = %session.peer,
-                elapsed_ms = elapsed.as_millis() as u64,
-                "slow request"
-            );
-        }
-    }
-    answer
+    answer.map(|mut answer| {
+        answer.timing = served.map(|prefix| Timing {
+            api_key: prefix.api_key,
+            version: prefix.api_version,
+            correlation_id: prefix.correlation_id,
+            handled: began.elapsed(),
+            remote: answer.timing.map_or(std::time::Duration::ZERO, |t| t.remote),
+        });
+        answer
+    })
 }
 
 async fn dispatch(
@@ -167,7 +221,7 @@ async fn dispatch(
     // After a SaslHandshake v0 the client sends raw SASL tokens, not requests.
     if session.expects_raw_token() {
         let frame = sasl::raw_token(broker, session, frame).await?;
-        return Ok(Answer { frame, mute: std::time::Duration::ZERO });
+        return Ok(Answer { frame, mute: std::time::Duration::ZERO, timing: None });
     }
     let request_bytes = frame.len();
     let prefix = peek_prefix(&frame)?;
@@ -175,7 +229,7 @@ async fn dispatch(
         // Kafka answers an ApiVersions it cannot parse with v0 and UNSUPPORTED_VERSION, so
         // that the client learns which versions to use.
         let frame = api_versions::unsupported_version(prefix.correlation_id)?;
-        return Ok(Answer { frame: Some(frame), mute: std::time::Duration::ZERO });
+        return Ok(Answer { frame: Some(frame), mute: std::time::Duration::ZERO, timing: None });
     }
     let (api, header, body) = decode_header(frame)?;
     let version = header.request_api_version;
@@ -198,11 +252,16 @@ async fn dispatch(
             _ => {}
         }
     }
-    let ctx = Context { broker, header: &header, version, stop, peer, session, access, charge };
+    let remote_micros = std::sync::atomic::AtomicU64::new(0);
+    let ctx = Context { broker, header: &header, version, stop, peer, session, access, charge, remote_micros };
     let frame = serve(&ctx, api, version, body).await?;
     let mute = ctx.charge.as_ref().map_or(0, |charge| u64::try_from(charge.finish()).unwrap_or(0));
     let mute = std::time::Duration::from_millis(mute);
-    Ok(Answer { frame, mute })
+    // Only the remote part is known here; `handle` fills in the rest.
+    let remote = std::time::Duration::from_micros(ctx.remote_micros.load(std::sync::atomic::Ordering::Relaxed));
+    let timing =
+        Timing { api_key: api as i16, version, correlation_id: header.correlation_id, handled: remote, remote };
+    Ok(Answer { frame, mute, timing: Some(timing) })
 }
 
 /// Decodes the request, passes it through its gate and its handler, and encodes the

@@ -121,10 +121,12 @@ async fn produce_partition(
         }
     }
     if acks == -1 {
-        if let Err((error, message)) =
+        let waiting = std::time::Instant::now();
+        let replicated =
             wait_for_isr(ctx, partition, leader_epoch, info.last_offset + 1, settings.min_insync_replicas, deadline)
-                .await
-        {
+                .await;
+        ctx.waited(waiting.elapsed());
+        if let Err((error, message)) = replicated {
             return Outcome::error(error, message);
         }
     }

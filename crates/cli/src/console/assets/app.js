@@ -180,7 +180,7 @@ function show(b64, format) {
   if (format === 'hex') return `<pre>${h(Array.from(bytesIn, (b) => b.toString(16).padStart(2, '0')).join(' '))}</pre>`;
   const text = new TextDecoder('utf-8', { fatal: false }).decode(bytesIn);
   if (format === 'json') {
-    try { return `<pre>${h(JSON.stringify(JSON.parse(text), null, 2))}</pre>`; } catch (e) { return `<pre>${h(text)}</pre><span class="tag bad">not JSON</span>`; }
+    try { return `<pre>${h(JSON.stringify(JSON.parse(text), null, 2))}</pre>`; } catch (e) { return `<pre>${h(text)}</pre>`; }
   }
   return `<pre>${h(text)}</pre>`;
 }
@@ -215,27 +215,31 @@ async function topicPage(name) {
     ${cell('offline', p.offline.join(','), list(p.offline), p.offline.length ? 'bad' : '')}
     ${cell('earliest_offset', p.earliest_offset, num(p.earliest_offset), 'num')}${cell('latest_offset', p.latest_offset, num(p.latest_offset), 'num')}
     ${cell('size_bytes', p.size_bytes, bytes(p.size_bytes), 'num')}</tr>`).join('');
-  const settings = t.settings.map((s) => `<tr data-setting="${h(s.name)}"><td>${h(s.name)}</td>${cell('value', s.value, s.sensitive ? '(hidden)' : dash(s.value))}<td>${h(s.source)}${s.acted_on ? '' : ' <span class="tag">not acted on</span>'}</td>
+  const settings = t.settings.map((s) => `<tr data-setting="${h(s.name)}"${s.source === 'DYNAMIC_TOPIC_CONFIG' ? '' : ' class="default hidden"'}><td>${h(s.name)}</td>${cell('value', s.value, s.sensitive ? '(hidden)' : dash(s.value))}<td>${h(s.source)}${s.acted_on ? '' : ' <span class="tag">not acted on</span>'}</td>
     <td>${s.source === 'DYNAMIC_TOPIC_CONFIG' ? `<button type="button" class="reset-setting" data-name="${h(s.name)}">Reset to default</button>` : ''}</td></tr>`).join('');
   const partitionOptions = t.partitions.map((p) => `<option value="${p.partition}">${p.partition}</option>`).join('');
   main.innerHTML = `<h1>Topic ${h(t.name)} <span class="muted">${h(t.topic_id)}</span></h1>
     <div class="toolbar"><button type="button" class="danger" id="delete-topic">Delete topic</button></div>
     <h2>Messages in per second (all partitions, last hour)</h2>${chart([{ name: 'messages/s', points: t.messages_per_second }], 'msg/s')}
     <h2>Partitions</h2><table id="partitions"><thead><tr><th class="num">Partition</th><th>Leader</th><th>Replicas</th><th>ISR</th><th>Offline</th><th class="num">Earliest offset</th><th class="num">Latest offset</th><th class="num">Size</th></tr></thead><tbody>${parts}</tbody></table>
-    <h2>Settings</h2>
-    <form id="set-config" class="inline"><label>Setting<input name="key" required placeholder="retention.ms"></label><label>Value<input name="value" required></label><button class="primary">Set</button></form>
-    <table id="settings"><thead><tr><th>Name</th><th>Value</th><th>Source</th><th></th></tr></thead><tbody>${settings}</tbody></table>
     <h2>Messages</h2>
     <form id="browse" class="inline"><label>Partition<select name="partition">${partitionOptions}</select></label>
     <label>From<select name="mode"><option value="newest">the newest</option><option value="offset">offset</option><option value="timestamp">time</option></select></label>
     <label>Offset or time<input name="value" placeholder="42 or 2026-12-06T10:00:00Z"></label>
     <label>Count<input name="limit" type="number" min="1" max="100" value="20"></label>
     <label>Show as<select name="format"><option value="text">text</option><option value="json">JSON</option><option value="hex">hex</option></select></label>
-    <button class="primary" id="browse-button">Read</button></form><div id="messages"></div>`;
+    <button class="primary" id="browse-button">Read</button></form><div id="messages"></div>
+    <h2>Settings</h2>
+    <form id="set-config" class="inline"><label>Setting<input name="key" required placeholder="retention.ms"></label><label>Value<input name="value" required></label><button class="primary">Set</button>
+    <label class="toolbar"><span><input type="checkbox" id="show-defaults"> show defaults too</span></label></form>
+    <table id="settings"><thead><tr><th>Name</th><th>Value</th><th>Source</th><th></th></tr></thead><tbody>${settings}</tbody></table>`;
   document.getElementById('delete-topic').onclick = () => confirmThen('Delete topic', `<p>Delete <b>${h(t.name)}</b> and all its records? This cannot be undone.</p>`, async () => {
     await api('DELETE', `topics/${encodeURIComponent(t.name)}`);
     location.hash = '#/topics';
   }, t.name);
+  document.getElementById('show-defaults').addEventListener('change', (e) => {
+    for (const row of document.querySelectorAll('#settings tr.default')) row.classList.toggle('hidden', !e.target.checked);
+  });
   document.getElementById('set-config').addEventListener('submit', (e) => {
     e.preventDefault();
     const f = new FormData(e.target);
