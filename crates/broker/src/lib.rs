@@ -53,6 +53,7 @@ pub mod tiering;
 pub mod tls;
 pub mod topic_admin;
 pub mod topic_config;
+pub mod transactions;
 
 pub use broker::{Broker, BrokerError};
 pub use config::{BrokerConfig, ConfigError};

@@ -61,6 +61,7 @@ pub fn groups(broker: &Broker, out: &mut String) {
 pub fn quorum(broker: &Broker, out: &mut String) {
     let image = broker.metadata.image();
     let fenced = image.brokers.values().filter(|b| b.fenced).count();
+    let offline = image.topics.values().flat_map(|t| t.partitions.iter()).filter(|p| p.leader < 0).count();
     let gauges = [
         ("runnel_metadata_records_applied", image.records_applied as i64, "Metadata records applied by this node."),
         (
@@ -70,6 +71,7 @@ pub fn quorum(broker: &Broker, out: &mut String) {
         ),
         ("runnel_registered_brokers", image.brokers.len() as i64, "Brokers registered with the cluster."),
         ("runnel_fenced_brokers", fenced as i64, "Registered brokers that are fenced."),
+        ("runnel_offline_partitions", offline as i64, "Partitions without a leader (cluster-wide, from the metadata)."),
     ];
     for (name, value, help) in gauges {
         family(out, name, "gauge", help);
