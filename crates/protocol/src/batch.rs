@@ -465,6 +465,16 @@ impl<'a> BatchMut<'a> {
         self.bytes[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
     }
 
+    /// Marks the batch transactional and, with `control`, a control batch (a transaction
+    /// marker), and recomputes the CRC.
+    pub fn set_transactional(&mut self, control: bool) {
+        let bits = if control { ATTR_TRANSACTIONAL | ATTR_CONTROL } else { ATTR_TRANSACTIONAL };
+        let attributes = be_i16(self.bytes, OFF_ATTRIBUTES) | bits;
+        self.bytes[OFF_ATTRIBUTES..OFF_ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+        let crc = crc32c::crc32c(&self.bytes[OFF_ATTRIBUTES..]);
+        self.bytes[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+
     /// LogAppendTime: the broker's clock becomes the batch's max timestamp and the attribute
     /// says so. Both lie inside the CRC, which is recomputed.
     pub fn set_log_append_time(&mut self, now_ms: i64) {

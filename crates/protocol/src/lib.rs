@@ -13,6 +13,7 @@
 pub mod api;
 pub mod batch;
 pub mod compression;
+pub mod control;
 pub mod frame;
 pub mod legacy;
 pub mod runnel_tags;

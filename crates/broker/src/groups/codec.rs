@@ -56,13 +56,30 @@ impl<'a> Reader<'a> {
         Reader { bytes }
     }
 
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], CodecError> {
+    pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], CodecError> {
         if self.bytes.len() < n {
             return Err(CodecError::Truncated(what));
         }
         let (head, rest) = self.bytes.split_at(n);
         self.bytes = rest;
         Ok(head)
+    }
+
+    pub fn i8(&mut self) -> Result<i8, CodecError> {
+        Ok(i8::from_be_bytes(self.take(1, "int8")?.try_into().expect("one byte")))
+    }
+
+    /// An unsigned varint (the flexible versions' lengths and tags), at most 5 bytes.
+    pub fn uvarint(&mut self) -> Result<u32, CodecError> {
+        let mut value: u32 = 0;
+        for shift in (0..35).step_by(7) {
+            let byte = self.take(1, "varint")?[0];
+            value |= u32::from(byte & 0x7f).checked_shl(shift).ok_or(CodecError::Invalid("varint"))?;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(CodecError::Invalid("varint longer than 5 bytes"))
     }
 
     pub fn i16(&mut self) -> Result<i16, CodecError> {
@@ -105,24 +122,28 @@ impl<'a> Reader<'a> {
     }
 }
 
-struct Writer(Vec<u8>);
+/// Big-endian writer of Kafka's non-flexible record formats, starting with the version.
+pub struct Writer(pub Vec<u8>);
 
 impl Writer {
-    fn new(version: i16) -> Self {
+    pub fn new(version: i16) -> Self {
         let mut writer = Writer(Vec::with_capacity(64));
         writer.i16(version);
         writer
     }
-    fn i16(&mut self, v: i16) {
+    pub fn i8(&mut self, v: i8) {
         self.0.extend_from_slice(&v.to_be_bytes());
     }
-    fn i32(&mut self, v: i32) {
+    pub fn i16(&mut self, v: i16) {
         self.0.extend_from_slice(&v.to_be_bytes());
     }
-    fn i64(&mut self, v: i64) {
+    pub fn i32(&mut self, v: i32) {
         self.0.extend_from_slice(&v.to_be_bytes());
     }
-    fn nullable_string(&mut self, s: Option<&str>) {
+    pub fn i64(&mut self, v: i64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    pub fn nullable_string(&mut self, s: Option<&str>) {
         match s {
             None => self.i16(-1),
             Some(s) => {
@@ -134,7 +155,7 @@ impl Writer {
             }
         }
     }
-    fn string(&mut self, s: &str) {
+    pub fn string(&mut self, s: &str) {
         self.nullable_string(Some(s));
     }
     fn bytes(&mut self, b: &[u8]) {

@@ -5,10 +5,15 @@
 //! group coordinator is: decisions return records and an answer, and state changes only by
 //! applying records, so a replay at load rebuilds exactly what the coordinator had.
 //!
-//! Not wired to the request path yet: the `__transaction_state` codec, the shell (appends,
-//! WriteTxnMarkers, loading with partition leadership), the APIs and the partitions' side
-//! (LSO, aborted-transaction index, read_committed) are still to come.
+//! `codec` reads and writes `__transaction_state` records in Kafka's format; the markers the
+//! partitions will hold are `runnel_protocol::control`.
+//!
+//! Not wired to the request path yet: the shell (appends, WriteTxnMarkers, loading with the
+//! partition's leadership, on a coordinator runtime shared with the group coordinator), the
+//! APIs and the partitions' side (LSO, aborted-transaction index, read_committed) are still
+//! to come.
 
+pub mod codec;
 pub mod decide;
 pub mod state;
 
