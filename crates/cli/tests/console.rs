@@ -369,5 +369,21 @@ async fn console_users_sign_in_as_kafka_users_and_acls_and_bounds_apply() {
         assert!(!body.contains("\"name\":\"guarded\""), "{body}");
         let (status, _, _) = http(&addr, "GET", "/api/nothing-here", &[("authorization", &admin)], b"");
         assert_eq!(status, 404);
+
+        // In the browser: the page asks for a Kafka user, refuses a wrong password, and shows
+        // the cluster once signed in.
+        let mut browser = Browser::launch();
+        browser.call_navigate(&format!("http://{addr}/#/"));
+        browser.wait_for("!!document.getElementById('signin')", WAIT);
+        set_field(&mut browser, "#signin [name=user]", "admin");
+        set_field(&mut browser, "#signin [name=password]", "wrong");
+        click(&mut browser, "#signin button");
+        browser.wait_for("!!document.getElementById('signin') && document.querySelector('main p.muted').textContent.includes('refused')", WAIT);
+        set_field(&mut browser, "#signin [name=user]", "admin");
+        set_field(&mut browser, "#signin [name=password]", "admin-secret");
+        click(&mut browser, "#signin button");
+        browser.wait_for("document.body.dataset.loaded === '/'", WAIT);
+        assert_eq!(browser.eval("document.querySelector('#cards [data-k=brokers] .value').textContent"), "1");
+        browser.wait_for("document.getElementById('who').textContent === 'signed in as admin'", WAIT);
     });
 }

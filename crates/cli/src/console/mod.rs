@@ -118,7 +118,15 @@ impl Console {
                     return Ok((conn, security));
                 }
                 Err(runnel_client::ClientError::Io(e)) => return Err(ApiError::Unavailable(e.to_string())),
-                Err(e) => last = e.to_string(),
+                // A mechanism the listener does not offer says nothing about the password.
+                Err(e) if e.to_string().contains("does not offer") && !last.is_empty() => {}
+                Err(e) if e.to_string().contains("does not offer") => last = e.to_string(),
+                Err(e) => {
+                    last = e.to_string();
+                    if known.is_some() {
+                        break;
+                    }
+                }
             }
         }
         Err(ApiError::Unauthorized(format!("sign-in refused: {last}")))

@@ -139,9 +139,14 @@ impl Browser {
         }
     }
 
+    /// Navigates to `url` without waiting for anything.
+    pub fn call_navigate(&mut self, url: &str) {
+        self.call("Page.navigate", json!({ "url": url }), true);
+    }
+
     /// Opens `url` and waits until the console has drawn the page for the route in its hash.
     pub fn open(&mut self, url: &str) {
-        self.call("Page.navigate", json!({ "url": url }), true);
+        self.call_navigate(url);
         let route = url.split_once('#').map_or("/".to_string(), |(_, r)| r.to_string());
         let check = format!("document.body && document.body.dataset.loaded === {}", json!(route));
         self.wait_for(&check, Duration::from_secs(30));

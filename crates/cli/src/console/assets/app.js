@@ -34,7 +34,9 @@ async function api(method, path, body) {
   const data = await response.json().catch(() => ({ error: response.statusText }));
   if (response.status === 401) {
     signIn(data.error);
-    throw new Error(data.error || 'sign in needed');
+    const needed = new Error(data.error || 'sign in needed');
+    needed.signIn = true;
+    throw needed;
   }
   if (!response.ok) throw new Error(data.error || response.statusText);
   return data;
@@ -336,7 +338,7 @@ async function render() {
     await page();
     document.body.dataset.loaded = shown;
   } catch (e) {
-    if (!/sign in/.test(e.message)) main.innerHTML = `<p class="error">${h(e.message)}</p>`;
+    if (!e.signIn) main.innerHTML = `<p class="error">${h(e.message)}</p>`;
     return;
   }
   // Lists and the overview refresh themselves; a topic page does not (its browser would reset).
