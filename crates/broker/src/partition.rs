@@ -238,6 +238,14 @@ impl Partition {
         *self.log_end.borrow()
     }
 
+    /// The last stable offset (LSO): the high watermark, or below it the first offset of the
+    /// oldest open transaction. A read_committed consumer reads only below it.
+    pub fn last_stable_offset(&self) -> i64 {
+        let high_watermark = self.high_watermark();
+        let unstable = self.inspect_log(|log| Ok(log.first_unstable_offset())).ok().flatten();
+        unstable.map_or(high_watermark, |first| first.min(high_watermark))
+    }
+
     /// A receiver that wakes when the high watermark moves (or the role changes). Subscribe
     /// before reading so a concurrent append cannot slip between the read and the wait.
     pub fn subscribe(&self) -> watch::Receiver<i64> {
@@ -658,8 +666,13 @@ impl Partition {
         max_bytes: usize,
         min_one_batch: bool,
         for_replica: bool,
+        read_committed: bool,
     ) -> Result<(Result<ReadInfo, StorageError>, i64), PartitionError> {
-        let max_offset = if for_replica { i64::MAX } else { self.high_watermark() };
+        let max_offset = match (for_replica, read_committed) {
+            (true, _) => i64::MAX,
+            (false, true) => self.last_stable_offset(),
+            (false, false) => self.high_watermark(),
+        };
         self.with_log(|log| Ok((log.read(offset, max_bytes, max_offset, min_one_batch), log.log_start_offset())))
     }
 

@@ -452,3 +452,36 @@ async fn offsets_for_leader_epoch_v0_and_v1_are_answered_and_a_lying_array_close
     assert_closed_without_answer(stream, "OffsetsForLeaderEpoch v1 with a lying array count");
     assert_serves_kafka_clients(&node, "the lying OffsetsForLeaderEpoch request");
 }
+
+/// Kafka's log validator: a client's Produce may not carry a marker (control batch), nor a
+/// transactional batch without the request's transactional id; both get INVALID_RECORD and
+/// leave the log as it was, so no client can open a transaction that nobody ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn markers_and_transactional_batches_without_a_transactional_id_are_refused() {
+    use bytes::Bytes;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    use runnel_protocol::batch::{build_batch, BatchMut};
+    use runnel_protocol::control::Marker;
+
+    const INVALID_RECORD: i16 = 87;
+    let dir = TempDir::new().unwrap();
+    let node = Node::start(dir.path(), &[]);
+    create_topic(node.bootstrap(), "t", 1, &[]).await;
+    let mut transactional = build_batch(0, &[b"x".as_slice()]);
+    BatchMut::new(&mut transactional).set_producer(5, 0, 0);
+    BatchMut::new(&mut transactional).set_transactional(false);
+    let marker = Marker { commit: true, coordinator_epoch: 0 }.batch(5, 0, 0);
+    let mut conn = runnel_client::Connection::connect(node.bootstrap()).await.unwrap();
+    for batch in [transactional, marker] {
+        let request = ProduceRequest::default().with_acks(1).with_timeout_ms(5_000).with_topic_data(vec![
+            TopicProduceData::default().with_name(TopicName(StrBytes::from_static_str("t"))).with_partition_data(vec![
+                PartitionProduceData::default().with_index(0).with_records(Some(Bytes::from(batch))),
+            ]),
+        ]);
+        let response = conn.send(&request, 9).await.unwrap();
+        assert_eq!(response.responses[0].partition_responses[0].error_code, INVALID_RECORD);
+    }
+    assert_eq!(watermarks(node.bootstrap(), "t", 0), (0, 0), "nothing was appended");
+}

@@ -60,8 +60,10 @@ const OFF_RECORD_COUNT: usize = 57;
 
 const ATTR_COMPRESSION_MASK: i16 = 0x07;
 const ATTR_TIMESTAMP_TYPE_LOG_APPEND: i16 = 0x08;
-const ATTR_TRANSACTIONAL: i16 = 0x10;
-const ATTR_CONTROL: i16 = 0x20;
+/// The transactional bit of a batch's attributes.
+pub const ATTR_TRANSACTIONAL: i16 = 0x10;
+/// The control bit (a transaction marker) of a batch's attributes.
+pub const ATTR_CONTROL: i16 = 0x20;
 /// KIP-534: the base timestamp holds the time after which the cleaner may remove the
 /// batch's tombstones.
 const ATTR_DELETE_HORIZON: i16 = 0x40;

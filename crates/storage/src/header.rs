@@ -24,6 +24,8 @@ pub(crate) struct BatchHeader {
     pub producer_id: i64,
     pub producer_epoch: i16,
     pub base_sequence: i32,
+    /// The batch's attributes (codec, timestamp type, transactional, control).
+    pub attributes: i16,
 }
 
 impl BatchHeader {
@@ -46,6 +48,8 @@ impl BatchHeader {
             first_seq: self.base_sequence,
             // Sequences wrap at i32::MAX, as in Kafka.
             last_seq: self.base_sequence.wrapping_add(self.last_offset_delta()),
+            transactional: self.attributes & runnel_protocol::batch::ATTR_TRANSACTIONAL != 0,
+            control: self.attributes & runnel_protocol::batch::ATTR_CONTROL != 0,
         })
     }
 
@@ -84,6 +88,7 @@ impl BatchHeader {
             producer_id: be_i64(43),
             producer_epoch: i16::from_be_bytes([bytes[51], bytes[52]]),
             base_sequence: be_i32(53),
+            attributes: i16::from_be_bytes([bytes[21], bytes[22]]),
         })
     }
 }

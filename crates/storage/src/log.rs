@@ -600,6 +600,11 @@ impl PartitionLog {
     }
 
     /// The idempotent-producer state (for tests and tooling).
+    /// The first offset of the oldest open transaction in this log, if any.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.producers.first_unstable_offset()
+    }
+
     pub fn producer_state(&self) -> &ProducerStateManager {
         &self.producers
     }

@@ -1,5 +1,9 @@
 //! Idempotent-producer state of one partition: for each producer id, its epoch and the
-//! sequence ranges and offsets of its last [`BATCHES_KEPT`] batches.
+//! sequence ranges and offsets of its last [`BATCHES_KEPT`] batches, and, for a
+//! transactional producer, the first offset of its open transaction (Kafka's
+//! `currentTxnFirstOffset`). The lowest such offset is the partition's first unstable
+//! offset, which bounds its last stable offset (LSO): a transaction opens with its first
+//! transactional batch and ends with its marker (a control batch), commit or abort.
 //!
 //! The checks follow Kafka's `ProducerAppendInfo`: an older epoch is refused
 //! (INVALID_PRODUCER_EPOCH); a newer epoch must start at sequence 0; within an epoch a batch
@@ -10,12 +14,15 @@
 //!
 //! Snapshot file `<offset>.snapshot` (state as of log offset `offset`), big-endian:
 //! ```text
-//! magic "RNPS" | version u16 = 1 | crc32c u32 of everything after it | count u32
-//! per producer: id i64 | epoch i16 | last timestamp i64 | batches u8
+//! magic "RNPS" | version u16 = 2 | crc32c u32 of everything after it | count u32
+//! per producer: id i64 | epoch i16 | last timestamp i64 | open transaction's first offset i64 (-1: none) | batches u8
 //!   per batch: first seq i32 | last seq i32 | first offset i64 | last offset i64 | max timestamp i64
 //! ```
+//! (Version 1, without the transaction's offset, is still read.)
+//! ```text
+//! ```
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::SnapshotFault;
 
@@ -23,7 +30,8 @@ use crate::SnapshotFault;
 /// five requests in flight, so any retry it sends is among them.
 pub const BATCHES_KEPT: usize = 5;
 const MAGIC: &[u8; 4] = b"RNPS";
-const VERSION: u16 = 1;
+const VERSION: u16 = 2;
+const VERSION_WITHOUT_TRANSACTIONS: u16 = 1;
 
 /// Where one batch of a producer landed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +48,8 @@ pub struct ProducerEntry {
     pub epoch: i16,
     pub batches: VecDeque<BatchMeta>,
     pub last_timestamp: i64,
+    /// The first offset of the producer's open transaction, if one is open.
+    pub txn_first_offset: Option<i64>,
 }
 
 /// The idempotence fields of a batch.
@@ -49,6 +59,10 @@ pub struct ProducerBatch {
     pub epoch: i16,
     pub first_seq: i32,
     pub last_seq: i32,
+    /// Part of a transaction.
+    pub transactional: bool,
+    /// A transaction marker (commit or abort), not records.
+    pub control: bool,
 }
 
 impl ProducerBatch {
@@ -59,6 +73,8 @@ impl ProducerBatch {
             epoch: batch.producer_epoch(),
             first_seq: batch.base_sequence(),
             last_seq: batch.base_sequence().wrapping_add(batch.last_offset_delta()),
+            transactional: batch.is_transactional(),
+            control: batch.is_control(),
         })
     }
 }
@@ -87,6 +103,9 @@ fn in_sequence(last_seq: i32, next_seq: i32) -> bool {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProducerStateManager {
     entries: HashMap<i64, ProducerEntry>,
+    /// Open transactions: first offset -> producer id (the first key is the first unstable
+    /// offset).
+    ongoing: BTreeMap<i64, i64>,
 }
 
 impl ProducerStateManager {
@@ -142,16 +161,44 @@ impl ProducerStateManager {
         }
     }
 
-    /// Records an appended batch (also used when replaying the log).
-    pub fn update(&mut self, batch: &ProducerBatch, first_offset: i64, last_offset: i64, max_timestamp: i64) {
+    /// The first offset of the oldest open transaction: the last stable offset is at most
+    /// this.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.ongoing.keys().next().copied()
+    }
+
+    /// Records an appended batch (also used when replaying the log). A transactional batch
+    /// opens its producer's transaction if none is open; a marker (control batch) ends it,
+    /// and returns the transaction's first offset.
+    pub fn update(
+        &mut self,
+        batch: &ProducerBatch,
+        first_offset: i64,
+        last_offset: i64,
+        max_timestamp: i64,
+    ) -> Option<i64> {
         let entry = self.entries.entry(batch.producer_id).or_insert_with(|| ProducerEntry {
             epoch: batch.epoch,
             batches: VecDeque::with_capacity(BATCHES_KEPT),
             last_timestamp: max_timestamp,
+            txn_first_offset: None,
         });
         if batch.epoch != entry.epoch {
             entry.epoch = batch.epoch;
             entry.batches.clear();
+        }
+        entry.last_timestamp = entry.last_timestamp.max(max_timestamp);
+        if batch.control {
+            // A marker carries no sequence: it only ends the open transaction.
+            let first = entry.txn_first_offset.take();
+            if let Some(first) = first {
+                self.ongoing.remove(&first);
+            }
+            return first;
+        }
+        if batch.transactional && entry.txn_first_offset.is_none() {
+            entry.txn_first_offset = Some(first_offset);
+            self.ongoing.insert(first_offset, batch.producer_id);
         }
         if entry.batches.len() == BATCHES_KEPT {
             entry.batches.pop_front();
@@ -163,13 +210,15 @@ impl ProducerStateManager {
             last_offset,
             max_timestamp,
         });
-        entry.last_timestamp = entry.last_timestamp.max(max_timestamp);
+        None
     }
 
-    /// Forgets producers whose last batch is older than `expiration_ms`; returns how many.
+    /// Forgets producers whose last batch is older than `expiration_ms` and that have no
+    /// open transaction (as Kafka); returns how many.
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.entries.len();
-        self.entries.retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
+        self.entries
+            .retain(|_, e| e.txn_first_offset.is_some() || now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
         before - self.entries.len()
     }
 
@@ -185,6 +234,7 @@ impl ProducerStateManager {
             body.extend_from_slice(&id.to_be_bytes());
             body.extend_from_slice(&e.epoch.to_be_bytes());
             body.extend_from_slice(&e.last_timestamp.to_be_bytes());
+            body.extend_from_slice(&e.txn_first_offset.unwrap_or(-1).to_be_bytes());
             body.push(u8::try_from(e.batches.len()).expect("at most BATCHES_KEPT batches per producer"));
             for b in &e.batches {
                 body.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -209,7 +259,7 @@ impl ProducerStateManager {
             return Err(SnapshotFault::NotASnapshot);
         }
         let version = u16::from_be_bytes(r.take(2)?.try_into().expect("2"));
-        if version != VERSION {
+        if version != VERSION && version != VERSION_WITHOUT_TRANSACTIONS {
             return Err(SnapshotFault::Version(version));
         }
         let crc = r.u32()?;
@@ -217,10 +267,15 @@ impl ProducerStateManager {
             return Err(SnapshotFault::Checksum);
         }
         let mut entries = HashMap::new();
+        let mut ongoing = BTreeMap::new();
         for _ in 0..r.u32()? {
             let id = r.i64()?;
             let epoch = i16::from_be_bytes(r.take(2)?.try_into().expect("2"));
             let last_timestamp = r.i64()?;
+            let txn_first_offset = if version == VERSION { Some(r.i64()?).filter(|o| *o >= 0) } else { None };
+            if let Some(first) = txn_first_offset {
+                ongoing.insert(first, id);
+            }
             let count = r.take(1)?[0] as usize;
             if count > BATCHES_KEPT {
                 return Err(SnapshotFault::TooManyBatches { producer_id: id, count });
@@ -231,12 +286,12 @@ impl ProducerStateManager {
                 let (first_offset, last_offset, max_timestamp) = (r.i64()?, r.i64()?, r.i64()?);
                 batches.push_back(BatchMeta { first_seq, last_seq, first_offset, last_offset, max_timestamp });
             }
-            entries.insert(id, ProducerEntry { epoch, batches, last_timestamp });
+            entries.insert(id, ProducerEntry { epoch, batches, last_timestamp, txn_first_offset });
         }
         if r.at != bytes.len() {
             return Err(SnapshotFault::TrailingBytes);
         }
-        Ok(ProducerStateManager { entries })
+        Ok(ProducerStateManager { entries, ongoing })
     }
 }
 
@@ -265,7 +320,14 @@ mod tests {
     use super::*;
 
     fn batch(epoch: i16, first_seq: i32, count: i32) -> ProducerBatch {
-        ProducerBatch { producer_id: 7, epoch, first_seq, last_seq: first_seq + count - 1 }
+        ProducerBatch {
+            producer_id: 7,
+            epoch,
+            first_seq,
+            last_seq: first_seq + count - 1,
+            transactional: false,
+            control: false,
+        }
     }
 
     fn with(batches: &[(ProducerBatch, i64)]) -> ProducerStateManager {
@@ -332,8 +394,7 @@ mod tests {
 
     #[test]
     fn sequences_wrap_at_i32_max() {
-        let state =
-            with(&[(ProducerBatch { producer_id: 7, epoch: 0, first_seq: i32::MAX - 1, last_seq: i32::MAX }, 0)]);
+        let state = with(&[(ProducerBatch { first_seq: i32::MAX - 1, last_seq: i32::MAX, ..batch(0, 0, 1) }, 0)]);
         assert_eq!(state.check(&batch(0, 0, 1)), Ok(SequenceCheck::Append));
     }
 
@@ -347,8 +408,10 @@ mod tests {
 
     #[test]
     fn snapshots_round_trip_and_reject_damage() {
-        let state =
-            with(&[(batch(0, 0, 3), 10), (ProducerBatch { producer_id: 9, epoch: 2, first_seq: 5, last_seq: 5 }, 20)]);
+        let state = with(&[
+            (batch(0, 0, 3), 10),
+            (ProducerBatch { producer_id: 9, epoch: 2, first_seq: 5, last_seq: 5, ..batch(0, 0, 1) }, 20),
+        ]);
         let bytes = state.encode();
         assert_eq!(ProducerStateManager::decode(&bytes).unwrap(), state);
         let mut damaged = bytes.clone();
@@ -356,5 +419,63 @@ mod tests {
         damaged[last] ^= 1;
         assert!(ProducerStateManager::decode(&damaged).is_err());
         assert!(ProducerStateManager::decode(&bytes[..bytes.len() - 3]).is_err());
+    }
+
+    fn txn(producer_id: i64, epoch: i16, first_seq: i32, count: i32) -> ProducerBatch {
+        ProducerBatch { producer_id, transactional: true, ..batch(epoch, first_seq, count) }
+    }
+
+    fn marker(producer_id: i64, epoch: i16) -> ProducerBatch {
+        ProducerBatch { producer_id, epoch, first_seq: -1, last_seq: -1, transactional: true, control: true }
+    }
+
+    #[test]
+    fn transactions_open_at_their_first_batch_and_end_at_their_marker() {
+        let mut state = ProducerStateManager::default();
+        assert_eq!(state.first_unstable_offset(), None);
+        state.update(&txn(1, 0, 0, 2), 10, 11, 100);
+        state.update(&txn(2, 0, 0, 1), 12, 12, 100);
+        state.update(&txn(1, 0, 2, 1), 13, 13, 100);
+        assert_eq!(state.first_unstable_offset(), Some(10), "the oldest open transaction bounds the LSO");
+        assert_eq!(state.update(&marker(1, 0), 14, 14, 100), Some(10));
+        assert_eq!(state.first_unstable_offset(), Some(12));
+        // A marker carries no sequence: the producer's next batch continues after 2.
+        assert_eq!(state.check(&txn(1, 0, 3, 1)), Ok(SequenceCheck::Append));
+        assert_eq!(state.update(&marker(2, 0), 15, 15, 100), Some(12));
+        assert_eq!(state.update(&marker(2, 0), 16, 16, 100), None, "a second marker ends nothing");
+        assert_eq!(state.first_unstable_offset(), None);
+        // A plain idempotent batch opens nothing.
+        state.update(&batch(0, 0, 1), 17, 17, 100);
+        assert_eq!(state.first_unstable_offset(), None);
+    }
+
+    #[test]
+    fn open_transactions_survive_snapshots_and_expiry() {
+        let mut state = ProducerStateManager::default();
+        state.update(&txn(1, 3, 0, 2), 10, 11, 100);
+        state.update(&batch(0, 0, 1), 12, 12, 100);
+        let decoded = ProducerStateManager::decode(&state.encode()).unwrap();
+        assert_eq!(decoded, state);
+        assert_eq!(decoded.first_unstable_offset(), Some(10));
+        // Expiry forgets the idle idempotent producer, not the one with an open transaction.
+        let mut expired = decoded.clone();
+        assert_eq!(expired.expire(1_000_000, 1_000), 1);
+        assert!(expired.entry(1).is_some() && expired.entry(7).is_none());
+        // A version 1 snapshot (no transactions) still reads.
+        let mut v1 = ProducerStateManager::default();
+        v1.update(&batch(0, 0, 1), 5, 5, 100);
+        let mut bytes = v1.encode();
+        let body_v1 = {
+            // Drop the transaction field (8 bytes after id, epoch and last timestamp).
+            let body = &bytes[10..];
+            let mut out = body[..4 + 8 + 2 + 8].to_vec();
+            out.extend_from_slice(&body[4 + 8 + 2 + 8 + 8..]);
+            out
+        };
+        bytes.truncate(4);
+        bytes.extend_from_slice(&1u16.to_be_bytes());
+        bytes.extend_from_slice(&crc32c::crc32c(&body_v1).to_be_bytes());
+        bytes.extend_from_slice(&body_v1);
+        assert_eq!(ProducerStateManager::decode(&bytes).unwrap(), v1);
     }
 }

@@ -130,3 +130,47 @@ fn a_replica_started_from_a_remote_snapshot_knows_its_producers() {
     ));
     assert_eq!((replica.log_start_offset(), replica.log_end_offset()), before, "a refused install changes nothing");
 }
+
+fn transactional_batch(producer_id: i64, epoch: i16, base_sequence: i32, records: usize) -> Vec<u8> {
+    let mut bytes = producer_batch(producer_id, epoch, base_sequence, records);
+    BatchMut::new(&mut bytes).set_transactional(false);
+    bytes
+}
+
+/// Transactions at the log: a transactional batch opens its producer's transaction (the
+/// first unstable offset bounds the LSO), its marker ends it; both survive a clean restart,
+/// a crash (rebuilt from the snapshot and the tail) and truncation below the marker.
+#[test]
+fn open_transactions_survive_restarts_crashes_and_truncation() {
+    use runnel_protocol::control::Marker;
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), small_config(), 0, true);
+    // Producer 1 opens at offset 0; producer 2 at 2; plain batches between them open nothing.
+    log.append_batch(&transactional_batch(1, 0, 0, 2), 0, false, 2_000).unwrap();
+    log.append_batch(&transactional_batch(2, 0, 0, 1), 0, false, 2_000).unwrap();
+    for i in 0..100 {
+        send(&mut log, 9, 0, i, 1).unwrap();
+    }
+    log.append_batch(&transactional_batch(1, 0, 2, 1), 0, false, 2_000).unwrap();
+    assert_eq!(log.first_unstable_offset(), Some(0));
+    let mut commit = Marker { commit: true, coordinator_epoch: 0 }.batch(1, 0, 2_000);
+    let marker = log.append(&mut commit, 0, false, 2_000).unwrap().base_offset;
+    assert_eq!(log.first_unstable_offset(), Some(2), "producer 2's transaction is still open");
+    log.close().unwrap();
+
+    let log = open(dir.path(), small_config(), 0, true);
+    assert_eq!(log.first_unstable_offset(), Some(2), "after a clean restart");
+    let recovery_point = log.recovery_point();
+    drop(log); // crash: the tail is replayed from the last snapshot
+    let mut log = open(dir.path(), small_config(), recovery_point.min(50), false);
+    assert_eq!(log.first_unstable_offset(), Some(2), "after a crash");
+
+    // Truncated to below the marker, producer 1's transaction is open again.
+    log.truncate_to(marker).unwrap();
+    assert_eq!(log.first_unstable_offset(), Some(0));
+    let mut abort = Marker { commit: false, coordinator_epoch: 0 }.batch(2, 0, 2_000);
+    log.append(&mut abort, 0, false, 2_000).unwrap();
+    let mut commit = Marker { commit: true, coordinator_epoch: 0 }.batch(1, 0, 2_000);
+    log.append(&mut commit, 0, false, 2_000).unwrap();
+    assert_eq!(log.first_unstable_offset(), None, "every transaction ended");
+}

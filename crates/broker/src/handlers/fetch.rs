@@ -61,6 +61,8 @@ pub struct PartitionData {
     pub partition_index: i32,
     pub error: i16,
     pub high_watermark: i64,
+    /// The last stable offset (-1 with an error).
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
     pub records: Option<Records>,
     /// -1, or the replica the consumer should fetch from (v11+).
@@ -186,6 +188,7 @@ fn error_data(index: i32, error: ResponseError) -> PartitionData {
         partition_index: index,
         error: error.code(),
         high_watermark: -1,
+        last_stable_offset: -1,
         log_start_offset: -1,
         records: None,
         preferred_read_replica: -1,
@@ -194,7 +197,14 @@ fn error_data(index: i32, error: ResponseError) -> PartitionData {
 }
 
 /// Reads one partition. `budget` is what the response may still carry.
-fn read_target(target: &Target, budget: usize, min_one_batch: bool, replica: bool, tiered: &Tiered) -> PartitionData {
+fn read_target(
+    target: &Target,
+    budget: usize,
+    min_one_batch: bool,
+    replica: bool,
+    read_committed: bool,
+    tiered: &Tiered,
+) -> PartitionData {
     let index = target.partition_index;
     let partition = match &target.partition {
         Ok(partition) => partition,
@@ -211,6 +221,7 @@ fn read_target(target: &Target, budget: usize, min_one_batch: bool, replica: boo
             partition_index: index,
             error: 0,
             high_watermark,
+            last_stable_offset: partition.last_stable_offset(),
             log_start_offset: tiered.log_start_offset(partition, log_start_offset),
             records: None,
             preferred_read_replica: replica,
@@ -218,15 +229,18 @@ fn read_target(target: &Target, budget: usize, min_one_batch: bool, replica: boo
         };
     }
     let max_bytes = target.max_bytes.min(budget);
-    let (read, local_start) = match partition.read(target.fetch_offset, max_bytes, min_one_batch, replica) {
-        Ok(read) => read,
-        // The only failure left outside the read itself: the partition was deleted meanwhile.
-        Err(_) => return error_data(index, ResponseError::UnknownTopicOrPartition),
-    };
+    let last_stable_offset = partition.last_stable_offset();
+    let (read, local_start) =
+        match partition.read(target.fetch_offset, max_bytes, min_one_batch, replica, read_committed) {
+            Ok(read) => read,
+            // The only failure left outside the read itself: the partition was deleted meanwhile.
+            Err(_) => return error_data(index, ResponseError::UnknownTopicOrPartition),
+        };
     let mut data = PartitionData {
         partition_index: index,
         error: 0,
         high_watermark,
+        last_stable_offset,
         log_start_offset: tiered.log_start_offset(partition, local_start),
         records: None,
         preferred_read_replica: -1,
@@ -256,6 +270,7 @@ fn read_all(
     targets: &[TopicTarget],
     max_bytes: usize,
     replica: bool,
+    read_committed: bool,
     tiered: &Tiered,
 ) -> (Vec<TopicData>, usize, bool) {
     let mut total = 0usize;
@@ -267,7 +282,8 @@ fn read_all(
                 .partitions
                 .iter()
                 .map(|target| {
-                    let data = read_target(target, max_bytes.saturating_sub(total), total == 0, replica, tiered);
+                    let budget = max_bytes.saturating_sub(total);
+                    let data = read_target(target, budget, total == 0, replica, read_committed, tiered);
                     total += data.records.as_ref().map_or(0, Records::len);
                     total += data.remote.as_ref().map_or(0, |r| r.max_bytes.max(1));
                     any_error |= data.error != 0 || data.remote.is_some();
@@ -305,6 +321,8 @@ pub async fn handle(ctx: &Context<'_>, request: FetchRequest, denied: &FetchDeni
         return FetchEncoder::new(version, correlation_id).finish(ResponseError::FetchSessionIdNotFound.code(), &[]);
     }
     let who = fetcher(version, &request, &ctx.broker.metadata.image());
+    // isolation_level 1 (v4+): a consumer reads only below the last stable offset.
+    let read_committed = who == Fetcher::Consumer && request.isolation_level == 1;
     let mut targets = resolve(ctx, &request, denied, who == Fetcher::Consumer);
     let replica = match who {
         Fetcher::Consumer => None,
@@ -343,7 +361,7 @@ pub async fn handle(ctx: &Context<'_>, request: FetchRequest, denied: &FetchDeni
             .collect();
         let image = ctx.broker.metadata.image();
         let tiered = Tiered::new(ctx.broker, &image);
-        let (topics, total, any_error) = read_all(&targets, max_bytes, replica.is_some(), &tiered);
+        let (topics, total, any_error) = read_all(&targets, max_bytes, replica.is_some(), read_committed, &tiered);
         if total >= min_bytes
             || any_error
             || watchers.is_empty()
@@ -476,7 +494,7 @@ impl FetchEncoder {
         self.buf.put_i32(p.partition_index);
         self.buf.put_i16(p.error);
         self.buf.put_i64(p.high_watermark);
-        self.buf.put_i64(p.high_watermark); // last stable offset: no transactions yet
+        self.buf.put_i64(p.last_stable_offset);
         if self.version >= 5 {
             self.buf.put_i64(p.log_start_offset);
         }
@@ -576,6 +594,7 @@ mod tests {
                         partition_index: 0,
                         error: 0,
                         high_watermark: 10,
+                        last_stable_offset: 10,
                         log_start_offset: 2,
                         records: Some(Records::File(slice.clone())),
                         preferred_read_replica: -1,
@@ -585,6 +604,7 @@ mod tests {
                         partition_index: 1,
                         error: 1,
                         high_watermark: -1,
+                        last_stable_offset: -1,
                         log_start_offset: -1,
                         records: None,
                         preferred_read_replica: if version >= 11 { 3 } else { -1 },
@@ -595,6 +615,7 @@ mod tests {
                         partition_index: 2,
                         error: 0,
                         high_watermark: 10,
+                        last_stable_offset: 10,
                         log_start_offset: 0,
                         records: Some(Records::Bytes(vec![
                             Bytes::from_static(&records[..10]),

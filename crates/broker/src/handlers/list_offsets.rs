@@ -29,8 +29,10 @@ const LATEST_TIERED: i64 = -5;
 /// (timestamp, offset, leader epoch) for one lookup. The epoch is the one the returned
 /// offset was written in (the latest for LATEST, as Kafka answers), -1 when unknown, so a
 /// consumer validating its position after a leader change (KIP-320) asks about the right one.
-fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64, i32), ResponseError> {
-    let high_watermark = partition.high_watermark();
+fn lookup(partition: &Partition, timestamp: i64, read_committed: bool) -> Result<(i64, i64, i32), ResponseError> {
+    // What the consumer may see: below the high watermark, and for read_committed below the
+    // last stable offset.
+    let high_watermark = if read_committed { partition.last_stable_offset() } else { partition.high_watermark() };
     let result = partition.inspect_log(|log| {
         let (ts, offset) = match timestamp {
             LATEST => (-1, high_watermark),
@@ -67,8 +69,9 @@ async fn tiered_lookup(
     tiered: &Tiered<'_>,
     partition: &Partition,
     timestamp: i64,
+    read_committed: bool,
 ) -> Result<(i64, i64, i32), ResponseError> {
-    let local = lookup(partition, timestamp)?;
+    let local = lookup(partition, timestamp, read_committed)?;
     let Some(remote) = tiered.remote_log(partition) else {
         return Ok(if timestamp == LATEST_TIERED { (-1, -1, -1) } else { local });
     };
@@ -189,7 +192,9 @@ async fn answer(
     if p.timestamp < LATEST_TIERED || (p.timestamp == LATEST_TIERED && ctx.version < 9) {
         return response.with_error_code(ResponseError::UnsupportedVersion.code()).with_offset(-1).with_timestamp(-1);
     }
-    match tiered_lookup(ctx, tiered, &partition, p.timestamp).await {
+    // isolation_level 1 (v2+): LATEST is the last stable offset, and nothing above it is found.
+    let read_committed = request.isolation_level == 1;
+    match tiered_lookup(ctx, tiered, &partition, p.timestamp, read_committed).await {
         Ok((timestamp, offset, offset_epoch)) => {
             let response = response.with_timestamp(timestamp).with_offset(offset);
             // The field exists from v4; setting it earlier is an encoding error.

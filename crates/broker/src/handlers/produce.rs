@@ -38,6 +38,7 @@ async fn produce_partition(
     stats: Option<&TopicStats>,
     records: Option<&Bytes>,
     acks: i16,
+    transactional: bool,
     deadline: tokio::time::Instant,
 ) -> Outcome {
     let settings = partition.settings();
@@ -64,6 +65,21 @@ async fn produce_partition(
             return Outcome::error(error, message);
         }
     };
+    // Kafka's LogValidator: clients never write markers, and only a transactional producer
+    // (a request naming its transactional id) writes transactional batches; otherwise a
+    // client could open a transaction nobody ends and hold the last stable offset back.
+    if batch.is_control() {
+        return Outcome::error(
+            ResponseError::InvalidRecord,
+            "control batches are written by partition leaders only".to_string(),
+        );
+    }
+    if batch.is_transactional() && !transactional {
+        return Outcome::error(
+            ResponseError::InvalidRecord,
+            "a transactional batch needs the Produce request's transactional id".to_string(),
+        );
+    }
     if !settings.timestamps_allowed(batch.base_timestamp(), batch.max_timestamp(), now_ms()) {
         let message = format!(
             "a timestamp of the batch ({}..{}) lies outside message.timestamp.before.max.ms / after.max.ms",
@@ -238,7 +254,9 @@ pub async fn handle(ctx: &Context<'_>, request: ProduceRequest) -> Reply {
             } else {
                 match ctx.broker.replicas.led_partition(&image, name, data.index) {
                     Ok(partition) => {
-                        produce_partition(ctx, &partition, stats.as_deref(), data.records.as_ref(), acks, deadline)
+                        let records = data.records.as_ref();
+                        let transactional = request.transactional_id.is_some();
+                        produce_partition(ctx, &partition, stats.as_deref(), records, acks, transactional, deadline)
                             .await
                     }
                     Err(error) => Outcome::error(error, None),
