@@ -238,6 +238,14 @@ impl Partition {
         *self.log_end.borrow()
     }
 
+    /// The aborted transactions (producer id, first offset) a read_committed fetch from
+    /// `from` reports, bounded by `last_stable_offset`.
+    pub fn aborted_for_read(&self, from: i64, last_stable_offset: i64) -> Vec<(i64, i64)> {
+        self.inspect_log(|log| Ok(log.aborted_for_read(from, last_stable_offset)))
+            .map(|aborted| aborted.into_iter().map(|a| (a.producer_id, a.first_offset)).collect())
+            .unwrap_or_default()
+    }
+
     /// The last stable offset (LSO): the high watermark, or below it the first offset of the
     /// oldest open transaction. A read_committed consumer reads only below it.
     pub fn last_stable_offset(&self) -> i64 {

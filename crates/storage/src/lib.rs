@@ -32,6 +32,7 @@ mod segment_load;
 mod stamp;
 mod tiering;
 mod time_index;
+mod txn_index;
 
 pub use checkpoint::OffsetCheckpoint;
 pub use config::LogConfig;
@@ -42,3 +43,4 @@ pub use producer_state::{ProducerError, ProducerStateManager};
 pub use rolled_flush::RolledFlush;
 pub use runnel_fs::{sync_dir, write_atomically};
 pub use tiering::ClosedSegment;
+pub use txn_index::AbortedTxn;

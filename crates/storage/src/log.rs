@@ -65,6 +65,8 @@ pub struct PartitionLog {
     pub(crate) last_open_scanned_bytes: u64,
     /// Idempotent producers' recent batches; rebuilt at open from a snapshot and the tail.
     pub(crate) producers: ProducerStateManager,
+    /// Aborted transactions per segment (`txn_index.rs`).
+    pub(crate) txn_indexes: crate::txn_index::TxnIndexes,
     /// Where each leader epoch starts; rebuilt from batch headers when the file is missing.
     pub(crate) epochs: LeaderEpochCache,
     /// fsyncs owed by rolls, oldest first, not yet taken by [`PartitionLog::take_rolled_flushes`].
@@ -112,9 +114,15 @@ impl PartitionLog {
         debug_assert_eq!(self.log_end_offset(), stamped.last_offset + 1);
         // Batches appended whole (replication, internal logs) update the producer state
         // unchecked, as Kafka does for appends that did not come from a client.
+        let segment_base = self.active().base_offset;
         for (_, batch) in BatchIter::new(records).flatten() {
             if let Some(producer) = ProducerBatch::of(&batch) {
-                self.producers.update(&producer, batch.base_offset(), batch.last_offset(), batch.max_timestamp());
+                let ended =
+                    self.producers.update(&producer, batch.base_offset(), batch.last_offset(), batch.max_timestamp());
+                if producer.control {
+                    let stable = self.stable_after(batch.last_offset() + 1);
+                    self.note_marker(&batch, segment_base, ended, stable)?;
+                }
             }
         }
         self.account_append(stamped.record_count, now_ms)?;
@@ -168,7 +176,14 @@ impl PartitionLog {
         debug_assert_eq!(self.log_end_offset(), last_offset + 1);
         let max_timestamp = log_append_time_ms.unwrap_or(view.max_timestamp());
         if let Some(producer) = &producer {
-            self.producers.update(producer, base_offset, last_offset, max_timestamp);
+            let ended = self.producers.update(producer, base_offset, last_offset, max_timestamp);
+            if producer.control {
+                let mut stamped = batch.to_vec();
+                stamped[..HEADER_BYTES].copy_from_slice(&header);
+                let segment_base = self.active().base_offset;
+                let stable = self.stable_after(last_offset + 1);
+                self.note_marker(&BatchView::parse(&stamped)?, segment_base, ended, stable)?;
+            }
         }
         self.account_append(u64::try_from(view.record_count()).unwrap_or(0), now_ms)?;
         Ok(AppendInfo {
@@ -215,7 +230,13 @@ impl PartitionLog {
             self.epochs.assign_and_flush(batch.partition_leader_epoch(), batch.base_offset())?;
             self.active_mut().append(batch.bytes(), now_ms)?;
             if let Some(producer) = ProducerBatch::of(batch) {
-                self.producers.update(&producer, batch.base_offset(), batch.last_offset(), batch.max_timestamp());
+                let ended =
+                    self.producers.update(&producer, batch.base_offset(), batch.last_offset(), batch.max_timestamp());
+                if producer.control {
+                    let segment_base = self.active().base_offset;
+                    let stable = self.stable_after(batch.last_offset() + 1);
+                    self.note_marker(batch, segment_base, ended, stable)?;
+                }
             }
             records_appended += u64::try_from(batch.record_count()).unwrap_or(0);
         }
@@ -483,6 +504,8 @@ impl PartitionLog {
             tracing::info!(dir = %self.dir.display(), base_offset = segment.base_offset, "retention deletes segment");
             segment.delete_files()?;
         }
+        let bases = self.segment_base_offsets();
+        self.txn_indexes.retain_segments(&bases)?;
         self.log_start_offset = self.log_start_offset.max(self.segments[0].base_offset);
         Ok(count)
     }
@@ -543,6 +566,7 @@ impl PartitionLog {
         self.recovery_point = offset;
         producer_snapshot::delete_above(&self.dir, -1)?;
         self.producers = ProducerStateManager::default();
+        self.txn_indexes.retain_segments(&[offset])?;
         self.epochs.clear()
     }
 
@@ -658,6 +682,9 @@ impl PartitionLog {
             producer_snapshot::load_latest(&self.dir, end)?.unwrap_or((0, ProducerStateManager::default()));
         self.producers = state;
         let from = from.max(self.segments[0].base_offset);
+        // The aborted transactions from here on are derived again from the markers replayed.
+        self.txn_indexes.truncate_from(from)?;
+        let mut markers = Vec::new();
         for segment in self.segments.iter().filter(|s| s.next_offset > from) {
             let start = if from <= segment.base_offset {
                 0
@@ -667,9 +694,20 @@ impl PartitionLog {
             for header in HeaderScan::new(&segment.log, start, segment.size_bytes) {
                 let header = header?;
                 if let Some(producer) = header.producer_batch() {
-                    self.producers.update(&producer, header.base_offset, header.last_offset, header.max_timestamp);
+                    let ended =
+                        self.producers.update(&producer, header.base_offset, header.last_offset, header.max_timestamp);
+                    if producer.control && ended.is_some() {
+                        // Markers are rare: only their batches are read whole.
+                        let mut bytes = vec![0u8; header.size_bytes as usize];
+                        std::os::unix::fs::FileExt::read_exact_at(&*segment.log, &mut bytes, header.position)?;
+                        let stable = self.producers.first_unstable_offset().unwrap_or(header.last_offset + 1);
+                        markers.push((bytes, segment.base_offset, ended, stable));
+                    }
                 }
             }
+        }
+        for (bytes, segment_base, ended, stable) in markers {
+            self.note_marker(&BatchView::parse(&bytes)?, segment_base, ended, stable)?;
         }
         Ok(())
     }

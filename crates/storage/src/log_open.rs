@@ -48,6 +48,7 @@ impl PartitionLog {
             sync_dir(dir)?;
         }
         let config_tiered = config.tiered;
+        let segment_bases: Vec<i64> = segments.iter().map(|s| s.base_offset).collect();
         let mut log = PartitionLog {
             dir: dir.to_path_buf(),
             config,
@@ -58,6 +59,7 @@ impl PartitionLog {
             last_flush_ms: now_ms,
             last_open_scanned_bytes: scanned_bytes,
             producers: Default::default(),
+            txn_indexes: crate::txn_index::TxnIndexes::load(dir, &segment_bases)?,
             epochs: LeaderEpochCache::empty(dir),
             rolled_flushes: Vec::new(),
             generation: 0,

@@ -350,7 +350,7 @@ impl Segment {
 
     /// Removes the segment's files. Open `FileSlice`s keep the log readable.
     pub fn delete_files(&self) -> Result<(), StorageError> {
-        for extension in ["log", "index", "timeindex"] {
+        for extension in ["log", "index", "timeindex", crate::txn_index::EXTENSION] {
             match std::fs::remove_file(self.path(extension)) {
                 Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error.into()),
                 _ => {}

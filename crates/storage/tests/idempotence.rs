@@ -169,8 +169,39 @@ fn open_transactions_survive_restarts_crashes_and_truncation() {
     log.truncate_to(marker).unwrap();
     assert_eq!(log.first_unstable_offset(), Some(0));
     let mut abort = Marker { commit: false, coordinator_epoch: 0 }.batch(2, 0, 2_000);
-    log.append(&mut abort, 0, false, 2_000).unwrap();
+    let abort_offset = log.append(&mut abort, 0, false, 2_000).unwrap().base_offset;
     let mut commit = Marker { commit: true, coordinator_epoch: 0 }.batch(1, 0, 2_000);
     log.append(&mut commit, 0, false, 2_000).unwrap();
     assert_eq!(log.first_unstable_offset(), None, "every transaction ended");
+
+    // The abort is in the transaction index: once, for the range it overlaps, across a
+    // clean restart and a crash; a commit is not.
+    let aborted = log.aborted_transactions(0, i64::MAX);
+    assert_eq!(aborted.len(), 1);
+    assert_eq!((aborted[0].producer_id, aborted[0].first_offset, aborted[0].last_offset), (2, 2, abort_offset));
+    assert!(log.aborted_transactions(abort_offset + 1, i64::MAX).is_empty(), "ended before the range");
+    assert!(log.aborted_transactions(0, 2).is_empty(), "began after the range");
+    for i in 100..400 {
+        send(&mut log, 9, 0, i, 1).unwrap();
+    }
+    log.close().unwrap();
+    let log = open(dir.path(), small_config(), 0, true);
+    assert_eq!(log.aborted_transactions(0, i64::MAX), aborted);
+    drop(log);
+    let log = open(dir.path(), small_config(), 0, false);
+    assert_eq!(log.aborted_transactions(0, i64::MAX), aborted, "not twice after an unclean open");
+    drop(log);
+    // Without the index file and the producer snapshots, a replay of the log derives it.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let extension = path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_string();
+        if extension == "txnindex" || extension == "snapshot" {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let mut log = open(dir.path(), small_config(), 0, false);
+    assert_eq!(log.aborted_transactions(0, i64::MAX), aborted, "recovery derives it again");
+    log.truncate_to(abort_offset).unwrap();
+    assert!(log.aborted_transactions(0, i64::MAX).is_empty(), "truncated with its marker");
+    assert_eq!(log.first_unstable_offset(), Some(0));
 }

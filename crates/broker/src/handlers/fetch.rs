@@ -63,6 +63,9 @@ pub struct PartitionData {
     pub high_watermark: i64,
     /// The last stable offset (-1 with an error).
     pub last_stable_offset: i64,
+    /// For read_committed, the aborted transactions (producer id, first offset) the records
+    /// may hold; `None` (null) otherwise.
+    pub aborted: Option<Vec<(i64, i64)>>,
     pub log_start_offset: i64,
     pub records: Option<Records>,
     /// -1, or the replica the consumer should fetch from (v11+).
@@ -189,6 +192,7 @@ fn error_data(index: i32, error: ResponseError) -> PartitionData {
         error: error.code(),
         high_watermark: -1,
         last_stable_offset: -1,
+        aborted: None,
         log_start_offset: -1,
         records: None,
         preferred_read_replica: -1,
@@ -222,6 +226,7 @@ fn read_target(
             error: 0,
             high_watermark,
             last_stable_offset: partition.last_stable_offset(),
+            aborted: None,
             log_start_offset: tiered.log_start_offset(partition, log_start_offset),
             records: None,
             preferred_read_replica: replica,
@@ -241,6 +246,7 @@ fn read_target(
         error: 0,
         high_watermark,
         last_stable_offset,
+        aborted: read_committed.then(|| partition.aborted_for_read(target.fetch_offset, last_stable_offset)),
         log_start_offset: tiered.log_start_offset(partition, local_start),
         records: None,
         preferred_read_replica: -1,
@@ -498,11 +504,21 @@ impl FetchEncoder {
         if self.version >= 5 {
             self.buf.put_i64(p.log_start_offset);
         }
-        // aborted transactions: null
-        if self.flexible {
-            self.uvarint(0);
-        } else {
-            self.buf.put_i32(-1);
+        match &p.aborted {
+            None if self.flexible => self.uvarint(0),
+            None => self.buf.put_i32(-1),
+            Some(aborted) => {
+                if self.flexible {
+                    self.uvarint(aborted.len() as u64 + 1);
+                } else {
+                    self.buf.put_i32(i32::try_from(aborted.len()).unwrap_or(i32::MAX));
+                }
+                for (producer_id, first_offset) in aborted {
+                    self.buf.put_i64(*producer_id);
+                    self.buf.put_i64(*first_offset);
+                    self.no_tagged_fields();
+                }
+            }
         }
         if self.version >= 11 {
             self.buf.put_i32(p.preferred_read_replica);
@@ -595,6 +611,7 @@ mod tests {
                         error: 0,
                         high_watermark: 10,
                         last_stable_offset: 10,
+                        aborted: Some(vec![(7, 3)]),
                         log_start_offset: 2,
                         records: Some(Records::File(slice.clone())),
                         preferred_read_replica: -1,
@@ -605,6 +622,7 @@ mod tests {
                         error: 1,
                         high_watermark: -1,
                         last_stable_offset: -1,
+                        aborted: None,
                         log_start_offset: -1,
                         records: None,
                         preferred_read_replica: if version >= 11 { 3 } else { -1 },
@@ -616,6 +634,7 @@ mod tests {
                         error: 0,
                         high_watermark: 10,
                         last_stable_offset: 10,
+                        aborted: None,
                         log_start_offset: 0,
                         records: Some(Records::Bytes(vec![
                             Bytes::from_static(&records[..10]),
@@ -639,7 +658,11 @@ mod tests {
                             .with_high_watermark(10)
                             .with_last_stable_offset(10)
                             .with_log_start_offset(2)
-                            .with_aborted_transactions(None)
+                            .with_aborted_transactions(Some(vec![
+                                kafka_protocol::messages::fetch_response::AbortedTransaction::default()
+                                    .with_producer_id(kafka_protocol::messages::ProducerId(7))
+                                    .with_first_offset(3),
+                            ]))
                             .with_records(Some(Bytes::from_static(records))),
                         KpPartition::default()
                             .with_partition_index(1)
