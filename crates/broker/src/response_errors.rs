@@ -77,6 +77,7 @@ per_item!(
 
 per_partition!(
     DeleteRecordsResponse: topics.partitions,
+    DescribeProducersResponse: topics.partitions,
     ListOffsetsResponse: topics.partitions,
     OffsetCommitResponse: topics.partitions,
     OffsetForLeaderEpochResponse: topics.partitions,

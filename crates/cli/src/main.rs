@@ -16,6 +16,7 @@ mod delete_records;
 mod group;
 mod offsets;
 mod perf;
+mod producers;
 mod quota;
 mod reassign_wait;
 mod records;
@@ -48,6 +49,8 @@ enum Command {
     Config(config::ConfigArgs),
     /// Client quotas by user and client id: describe, set, delete.
     Quota(quota::QuotaArgs),
+    /// Active producers of a topic's partitions (DescribeProducers).
+    Producers(producers::ProducersArgs),
     /// Produce records from stdin, one per line.
     Produce(records::ProduceArgs),
     /// Print a topic's records (kcat's format strings, or JSON lines).
@@ -288,6 +291,7 @@ fn run() -> anyhow::Result<()> {
         Command::Acl(args) => runtime.block_on(acl::run(args))?,
         Command::Config(args) => runtime.block_on(config::run(args))?,
         Command::Quota(args) => runtime.block_on(quota::run(args))?,
+        Command::Producers(args) => runtime.block_on(producers::run(args))?,
         // librdkafka clients run on their own threads: no async runtime needed.
         Command::Produce(args) => records::produce(args)?,
         Command::Completion { shell } => {

@@ -831,3 +831,29 @@ fn proxy_armed_outage_starts_at_the_next_dropped_produce_response_only() {
     assert_eq!(read_response(&mut after), Some((4, b"resend".to_vec())), "served once the outage ended");
     assert_eq!(target.received(), 3, "the resend during the outage never reached the target");
 }
+
+/// `runnel producers describe` (DescribeProducers): the leader lists the idempotent producer
+/// librdkafka used, with its epoch and the last sequence it wrote, and no open transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producers_describe_lists_the_idempotent_producer_and_its_last_sequence() {
+    let dir = TempDir::new().unwrap();
+    let node = Node::start(dir.path(), &[]);
+    let bootstrap = node.bootstrap().to_string();
+    create_topic(&bootstrap, "described", 2, &[]).await;
+    let producer = support::producer(&bootstrap, &[("enable.idempotence", "true"), ("linger.ms", "0")]);
+    let messages: Vec<Msg> = (0..10).map(|i| Msg::new(format!("k{i}"), format!("v{i}"))).collect();
+    produce_all(&producer, "described", Some(1), &messages, None).await;
+    let (ok, out) = runnel_cli(&bootstrap, &["producers", "describe", "described", "--output", "json"]);
+    assert!(ok, "{out}");
+    let described: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let producers = described["producers"].as_array().unwrap();
+    assert_eq!(producers.len(), 1, "one producer, on partition 1 only: {out}");
+    let p = &producers[0];
+    assert_eq!(p["partition"], 1);
+    assert!(p["producer_id"].as_i64().unwrap() >= 0);
+    assert_eq!(p["producer_epoch"], 0);
+    assert_eq!(p["last_sequence"], 9, "ten records, sequences 0-9");
+    assert_eq!(p["current_transaction_start_offset"], -1);
+    let (ok, text) = runnel_cli(&bootstrap, &["producers", "describe", "described", "--partition", "0"]);
+    assert!(ok && text.lines().count() == 1, "partition 0 has no producer: {text}");
+}

@@ -105,6 +105,7 @@ fn every_advertised_version_round_trips() {
             ApiKey::DescribeTopicPartitions => {
                 defaults::<DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse>(range)
             }
+            ApiKey::DescribeProducers => defaults::<DescribeProducersRequest, DescribeProducersResponse>(range),
             ApiKey::DescribeAcls => defaults::<DescribeAclsRequest, DescribeAclsResponse>(range),
             ApiKey::CreateAcls => defaults::<CreateAclsRequest, CreateAclsResponse>(range),
             ApiKey::DeleteAcls => defaults::<DeleteAclsRequest, DeleteAclsResponse>(range),

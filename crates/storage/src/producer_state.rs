@@ -119,6 +119,11 @@ impl ProducerStateManager {
         self.entries.get(&producer_id)
     }
 
+    /// Every producer and its state (in no particular order).
+    pub fn producers(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> + '_ {
+        self.entries.iter().map(|(id, entry)| (*id, entry))
+    }
+
     /// The first offset of each producer's last batch: the batches log compaction keeps.
     pub fn last_batch_offsets(&self) -> impl Iterator<Item = i64> + '_ {
         self.entries.values().filter_map(|entry| entry.batches.back().map(|batch| batch.first_offset))

@@ -374,6 +374,15 @@ fn refusals_and_completions_encode_in_every_supported_version() {
         assert_eq!(response.topics[0].partitions[0].error_code, 29);
         response
     });
+    every_version(ApiKey::DescribeProducers, |_| {
+        let request =
+            DescribeProducersRequest::default().with_topics(vec![describe_producers_request::TopicRequest::default()
+                .with_name(topic("t"))
+                .with_partition_indexes(vec![0])]);
+        let response = completed(topics::describe_producers(&nobody, request));
+        assert_eq!(response.topics[0].partitions[0].error_code, 29);
+        response
+    });
     every_version(ApiKey::AlterConfigs, |_| {
         let request =
             AlterConfigsRequest::default().with_resources(vec![alter_configs_request::AlterConfigsResource::default()

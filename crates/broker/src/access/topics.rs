@@ -427,6 +427,41 @@ pub fn delete_records(
     Gate::pass_completing(request, complete)
 }
 
+/// DescribeProducers: Read on each topic (as Kafka's `handleDescribeProducersRequest`).
+pub fn describe_producers(
+    access: &Access,
+    mut request: DescribeProducersRequest,
+) -> Gate<DescribeProducersRequest, DescribeProducersResponse> {
+    if access.is_unrestricted() {
+        return Gate::pass(request);
+    }
+    let (kept, denied) =
+        partition_by(std::mem::take(&mut request.topics), |t| access.allows_topic(Operation::Read, t.name.0.as_str()));
+    request.topics = kept;
+    let complete = completion_if(
+        denied,
+        |response: &mut DescribeProducersResponse, denied: Vec<describe_producers_request::TopicRequest>| {
+            for topic in denied {
+                let partitions = topic
+                    .partition_indexes
+                    .iter()
+                    .map(|p| {
+                        describe_producers_response::PartitionResponse::default()
+                            .with_partition_index(*p)
+                            .with_error_code(DENIED.code())
+                    })
+                    .collect();
+                response.topics.push(
+                    describe_producers_response::TopicResponse::default()
+                        .with_name(topic.name)
+                        .with_partitions(partitions),
+                );
+            }
+        },
+    );
+    Gate::pass_completing(request, complete)
+}
+
 /// DescribeTopicPartitions: Describe on each topic. Listing every topic lists the ones the
 /// principal may describe; a named topic it may not gets TOPIC_AUTHORIZATION_FAILED.
 pub fn describe_topic_partitions(

@@ -13,6 +13,7 @@ mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_log_dirs;
+mod describe_producers;
 mod describe_quorum;
 mod describe_topic_partitions;
 mod elect_leaders;
@@ -330,6 +331,10 @@ async fn serve(ctx: &Context<'_>, api: ApiKey, version: i16, body: Bytes) -> Res
         ApiKey::DescribeConfigs => {
             let gate = access::topics::describe_configs(access, decode_body(api, version, body)?);
             respond(api, ctx, gate.serve(|r| configs::describe(ctx, r)))
+        }
+        ApiKey::DescribeProducers => {
+            let gate = access::topics::describe_producers(access, decode_body(api, version, body)?);
+            respond(api, ctx, gate.serve(|r| describe_producers::handle(ctx, r)))
         }
         ApiKey::DescribeTopicPartitions => {
             let gate = access::topics::describe_topic_partitions(access, decode_body(api, version, body)?, &image());

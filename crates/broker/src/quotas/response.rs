@@ -46,6 +46,7 @@ throttled!(
     DescribeConfigsResponse,
     DescribeGroupsResponse,
     DescribeLogDirsResponse,
+    DescribeProducersResponse,
     DescribeTopicPartitionsResponse,
     DescribeUserScramCredentialsResponse,
     ElectLeadersResponse,
