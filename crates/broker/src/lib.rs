@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod config;
 pub mod config_changes;
 pub mod connection;
+pub mod coordinator_runtime;
 pub mod dynamic_config;
 pub mod groups;
 pub mod handlers;

@@ -10,7 +10,7 @@
 //! `max.connections`; beyond that JoinGroup and SyncGroup get COORDINATOR_NOT_AVAILABLE.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use runnel_metadata::MetadataImage;
@@ -26,9 +26,10 @@ use super::offsets::{self, CommitRequest, CommitResponse, DeleteOffsetsResponse,
 use super::outcome::{Outcome, Parked};
 use super::shard::{Landed, ShardState};
 use super::sync::{self, HeartbeatRequest, LeaveResponse, LeavingMember, SyncRequest, SyncResponse};
-use super::{partition_for, timers, GroupConfig, OFFSETS_TOPIC};
+use super::{timers, GroupConfig, OFFSETS_TOPIC};
 use crate::clock::now_ms;
-use crate::locks::{MutexExt, RwLockExt};
+use crate::coordinator_runtime::Shards;
+use crate::locks::MutexExt;
 use crate::partition::Partition;
 
 /// Timer rounds run inline after a request (a zero initial delay, a session found expired).
@@ -36,17 +37,8 @@ const INLINE_TIMER_ROUNDS_MAX: usize = 4;
 /// Added to a parked request's own timeouts before the safety bound answers it.
 const PARK_SAFETY_MARGIN_MS: u64 = 10_000;
 
-struct Shard {
-    partition: i32,
-    /// The leader epoch of the offsets partition when this node loaded it: a new epoch (a
-    /// leadership that moved away and back) means the state must be read again.
-    leader_epoch: i32,
-    state: Mutex<ShardState>,
-}
-
-/// How long a group write waits for the in-sync replicas of its offsets partition (Kafka's
-/// `offsets.commit.timeout.ms`).
-const GROUP_WRITE_REPLICATION_TIMEOUT: Duration = Duration::from_secs(5);
+/// One offsets partition's groups on the node that leads it (the shared runtime's shard).
+type Shard = crate::coordinator_runtime::Shard<ShardState>;
 
 /// What the offsets topic is created with, from the broker's `offsets.topic.*` settings.
 #[derive(Debug, Clone)]
@@ -58,14 +50,10 @@ pub struct OffsetsTopicSettings {
 pub struct GroupCoordinator {
     config: GroupConfig,
     topic: OffsetsTopicSettings,
-    /// Empty until `__consumer_offsets` exists.
-    /// One per offsets partition, indexed by partition; `None` for partitions another node
-    /// hosts (in a cluster, the coordinator of a group is the leader of its partition).
-    shards: RwLock<Vec<Option<Arc<Shard>>>>,
-    /// Serialises creating (and loading) the offsets topic.
-    create_lock: Mutex<()>,
-    /// Held by [`Self::load`] from reading the shards to installing them.
-    load_lock: Mutex<()>,
+    /// One shard per offsets partition this node leads (in a cluster, the coordinator of a
+    /// group is the leader of its partition), on the runtime shared with the transaction
+    /// coordinator.
+    shards: Shards<ShardState>,
     parked_per_shard_max: usize,
 }
 
@@ -91,14 +79,7 @@ pub struct GroupMetrics {
 
 impl GroupCoordinator {
     pub fn new(config: GroupConfig, topic: OffsetsTopicSettings, parked_per_shard_max: usize) -> Self {
-        GroupCoordinator {
-            config,
-            topic,
-            shards: RwLock::new(Vec::new()),
-            create_lock: Mutex::new(()),
-            load_lock: Mutex::new(()),
-            parked_per_shard_max,
-        }
+        GroupCoordinator { config, topic, shards: Shards::new(OFFSETS_TOPIC), parked_per_shard_max }
     }
 
     pub fn config(&self) -> &GroupConfig {
@@ -116,55 +97,32 @@ impl GroupCoordinator {
         image: &MetadataImage,
         now_ms: i64,
     ) -> Result<(), GroupLoadError> {
-        let Some(topic) = image.topic(OFFSETS_TOPIC) else { return Ok(()) };
-        // Loads are serialised: two racing loads would each replay a fresh shard for the
-        // same epoch, and the one installed last would drop what the other already served.
-        let _loading = self.load_lock.locked();
-        let current = self.shards.read_locked().clone();
-        let mut shards = Vec::with_capacity(topic.partitions.len());
-        let (mut records, mut skipped, mut groups, mut changed) = (0, 0, 0, current.len() != topic.partitions.len());
-        for p in &topic.partitions {
-            let existing = current.get(p.partition as usize).cloned().flatten();
-            let Some(partition) = offsets_partition(p.partition).filter(|x| x.is_leader()) else {
-                changed |= existing.is_some();
-                shards.push(None);
-                continue;
-            };
-            if let Some(shard) = existing.filter(|s| s.leader_epoch == partition.leader_epoch()) {
-                shards.push(Some(shard));
-                continue;
-            }
-            changed = true;
+        let (mut records, mut skipped) = (0, 0);
+        let changed = self.shards.load(offsets_partition, image, |partition| {
             let mut state = ShardState::default();
-            let stats = loader::replay(&partition, &mut state, now_ms)?;
+            let stats = loader::replay(partition, &mut state, now_ms)?;
             records += stats.records;
             skipped += stats.skipped;
-            groups += state.groups.len();
-            let leader_epoch = partition.leader_epoch();
-            shards.push(Some(Arc::new(Shard { partition: p.partition, leader_epoch, state: Mutex::new(state) })));
+            Ok::<_, GroupLoadError>(state)
+        })?;
+        if changed {
+            let shards = self.shards.all();
+            let groups: usize = shards.iter().map(|s| s.state.locked().groups.len()).sum();
+            tracing::info!(groups, records, skipped, partitions = shards.len(), "loaded consumer groups");
         }
-        if !changed {
-            return Ok(());
-        }
-        tracing::info!(groups, records, skipped, partitions = shards.len(), "loaded consumer groups");
-        *self.shards.write_locked() = shards;
         Ok(())
     }
 
     /// Creates the offsets topic on first need (FindCoordinator, any group write).
     pub fn ensure_ready(&self, host: &dyn GroupHost) -> Result<(), ResponseError> {
-        if !self.shards.read_locked().is_empty() {
+        if self.shards.is_ready() {
             return Ok(());
         }
         // The creator waits on the metadata quorum: wait for it off the runtime's workers.
-        crate::metadata_store::blocking(|| self.create_and_load(host))
+        crate::metadata_store::blocking(|| self.shards.ensure_ready(|| self.create_and_load(host)))
     }
 
     fn create_and_load(&self, host: &dyn GroupHost) -> Result<(), ResponseError> {
-        let _creating = self.create_lock.locked();
-        if !self.shards.read_locked().is_empty() {
-            return Ok(());
-        }
         if host.image().topic(OFFSETS_TOPIC).is_none() {
             let mut configs = BTreeMap::new();
             configs.insert("cleanup.policy".to_string(), "compact".to_string());
@@ -178,12 +136,7 @@ impl GroupCoordinator {
     }
 
     fn shard_for(&self, group_id: &str) -> Option<Arc<Shard>> {
-        let shards = self.shards.read_locked();
-        if shards.is_empty() {
-            return None;
-        }
-        let count = i32::try_from(shards.len()).expect("partition count fits i32");
-        shards[partition_for(group_id, count) as usize].clone()
+        self.shards.for_key(group_id)
     }
 
     /// Runs a pure handler on a group under its shard's lock and lands the outcome, then runs
@@ -235,27 +188,7 @@ impl GroupCoordinator {
     /// writes) and, with `log.flush.before.ack`, until they are on disk here.
     async fn settle(host: &dyn GroupHost, written: Option<Written>) -> Result<(), ResponseError> {
         let Some((partition, leader_epoch, last_offset)) = written else { return Ok(()) };
-        let required = last_offset + 1;
-        let mut watermark = partition.subscribe();
-        let deadline = tokio::time::Instant::now() + GROUP_WRITE_REPLICATION_TIMEOUT;
-        // Only while the partition leads in the epoch of the write (see `wait_for_isr`).
-        while !partition.replicated_to(required, leader_epoch).map_err(|_| ResponseError::NotCoordinator)? {
-            match tokio::time::timeout_at(deadline, watermark.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return Err(ResponseError::NotCoordinator),
-                Err(_) => return Err(ResponseError::CoordinatorNotAvailable),
-            }
-        }
-        if !host.flush_before_ack() {
-            return Ok(());
-        }
-        match partition.make_durable(required).await {
-            Ok(()) => Ok(()),
-            Err(crate::partition::PartitionError::Sync(e)) => {
-                crate::storage_failure::fatal(&partition.topic, partition.index, &e)
-            }
-            Err(_) => Err(ResponseError::NotCoordinator),
-        }
+        crate::coordinator_runtime::settle(&partition, leader_epoch, last_offset, host.flush_before_ack()).await
     }
 
     /// Runs `handler` and answers at once (the requests that never park).
@@ -418,9 +351,8 @@ impl GroupCoordinator {
     /// Every group this node coordinates, as the metrics show it: id, state, members and
     /// committed offsets; at most `max` groups.
     pub fn metrics_view(&self, max: usize) -> Vec<GroupMetrics> {
-        let shards = self.shards.read_locked().clone();
         let mut groups = Vec::new();
-        for shard in shards.into_iter().flatten() {
+        for shard in self.shards.all() {
             let state = shard.state.locked();
             groups.extend(state.groups.values().map(|g| GroupMetrics {
                 group_id: g.group_id.clone(),
@@ -437,9 +369,8 @@ impl GroupCoordinator {
 
     /// Every group this node coordinates.
     pub fn list(&self) -> Vec<ListedGroup> {
-        let shards = self.shards.read_locked().clone();
         let mut listed = Vec::new();
-        for shard in shards.into_iter().flatten() {
+        for shard in self.shards.all() {
             let state = shard.state.locked();
             listed.extend(
                 state
@@ -486,8 +417,7 @@ impl GroupCoordinator {
     /// Runs `f` on every shard with its partition and the leader epoch it was loaded in
     /// (writes are refused once the partition no longer leads in it).
     fn for_each_shard(&self, host: &dyn GroupHost, mut f: impl FnMut(&mut ShardState, &Partition, i32)) {
-        let shards = self.shards.read_locked().clone();
-        for shard in shards.into_iter().flatten() {
+        for shard in self.shards.all() {
             let Some(partition) = host.offsets_partition(shard.partition) else { continue };
             let mut state = shard.state.locked();
             f(&mut state, &partition, shard.leader_epoch);

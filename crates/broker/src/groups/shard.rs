@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use runnel_protocol::batch::{build_batch_records, KeyValue};
 use runnel_protocol::ResponseError;
 use runnel_storage::StorageError;
 use tokio::sync::oneshot;
@@ -61,18 +60,10 @@ fn append(
     now_ms: i64,
 ) -> Result<Option<i64>, ResponseError> {
     let encoded: Vec<(Vec<u8>, Option<Vec<u8>>)> = records.iter().filter_map(|r| codec::encode(group_id, r)).collect();
-    if encoded.is_empty() {
-        return Ok(None);
-    }
-    let pairs: Vec<KeyValue> = encoded.iter().map(|(key, value)| (Some(key.as_slice()), value.as_deref())).collect();
-    let mut batch = build_batch_records(now_ms, &pairs);
-    match partition.append(&mut batch, leader_epoch, false, now_ms) {
-        Ok(info) => Ok(Some(info.last_offset)),
-        Err(error) => {
-            tracing::error!(topic = %partition.topic, partition = partition.index, %error, "group records append failed");
-            Err(append_error(&error))
-        }
-    }
+    crate::coordinator_runtime::append_records(partition, leader_epoch, &encoded, now_ms).map_err(|error| {
+        tracing::error!(topic = %partition.topic, partition = partition.index, %error, "group records append failed");
+        append_error(&error)
+    })
 }
 
 impl ShardState {
