@@ -132,6 +132,60 @@ impl<S> Shards<S> {
     }
 }
 
+/// Bytes read per step while replaying.
+const REPLAY_READ_BYTES: usize = 1 << 20;
+
+/// Why a partition could not be replayed.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("reading {topic}-{partition}: {source}")]
+    Partition { topic: String, partition: i32, source: PartitionError },
+    #[error("reading {topic}-{partition}: {source}")]
+    Io { topic: String, partition: i32, source: std::io::Error },
+    #[error("{topic}-{partition} holds a batch that does not frame: {source}")]
+    Batch { topic: String, partition: i32, source: runnel_protocol::batch::BatchError },
+}
+
+/// Calls `each` with every data batch of `partition` from its log start to its log end, in
+/// offset order (transaction markers left out). To the log end, not the high watermark: a
+/// new leader is in the ISR and holds every committed write, but learns the high watermark
+/// only as its followers fetch (Kafka's coordinators also load to the log end).
+pub fn replay_batches(
+    partition: &Partition,
+    mut each: impl FnMut(&runnel_protocol::batch::BatchView<'_>),
+) -> Result<(), ReplayError> {
+    use std::os::unix::fs::FileExt;
+    let (topic, index) = (partition.topic.clone(), partition.index);
+    let partition_error = |source| ReplayError::Partition { topic: topic.clone(), partition: index, source };
+    let mut offset = partition.with_log(|log| Ok(log.log_start_offset())).map_err(partition_error)?;
+    let end = partition.log_end_offset();
+    while offset < end {
+        let read = partition.with_log(|log| log.read(offset, REPLAY_READ_BYTES, end, true)).map_err(partition_error)?;
+        let Some(slice) = read.slice else { break };
+        let mut bytes = vec![0u8; slice.len as usize];
+        slice.file.read_exact_at(&mut bytes, slice.position).map_err(|source| ReplayError::Io {
+            topic: topic.clone(),
+            partition: index,
+            source,
+        })?;
+        let before = offset;
+        for item in runnel_protocol::batch::BatchIter::new(&bytes) {
+            let (_, batch) =
+                item.map_err(|source| ReplayError::Batch { topic: topic.clone(), partition: index, source })?;
+            if batch.last_offset() < offset {
+                continue;
+            }
+            if !batch.is_control() {
+                each(&batch);
+            }
+            offset = batch.last_offset() + 1;
+        }
+        assert!(offset > before, "a read that returns whole batches makes progress");
+    }
+    Ok(())
+}
+
 /// Appends `records` (key, value or tombstone) to `partition` as one uncompressed batch in
 /// `leader_epoch`; the last offset written, `None` when there was nothing to write.
 pub fn append_records(

@@ -1,28 +1,13 @@
 //! Start-up replay of one `__consumer_offsets` partition into its shard: every record read
 //! back in offset order and applied, exactly as when it was written.
 
-use std::os::unix::fs::FileExt;
-
-use runnel_protocol::batch::{BatchError, BatchIter};
-
 use super::codec;
 use super::shard::ShardState;
 use super::timers;
-use crate::partition::{Partition, PartitionError};
+use crate::partition::Partition;
 
-/// Bytes read per step while replaying.
-const REPLAY_READ_BYTES: usize = 1 << 20;
-
-#[non_exhaustive]
-#[derive(Debug, thiserror::Error)]
-pub enum GroupLoadError {
-    #[error("reading {topic}-{partition}: {source}")]
-    Partition { topic: String, partition: i32, source: PartitionError },
-    #[error("reading {topic}-{partition}: {source}")]
-    Io { topic: String, partition: i32, source: std::io::Error },
-    #[error("{topic}-{partition} holds a batch that does not frame: {source}")]
-    Batch { topic: String, partition: i32, source: BatchError },
-}
+/// Why an offsets partition could not be replayed.
+pub type GroupLoadError = crate::coordinator_runtime::ReplayError;
 
 /// What a replay found, for the start-up log line.
 #[derive(Debug, Default, Clone, Copy)]
@@ -37,33 +22,11 @@ pub struct ReplayStats {
 /// in the ISR and holds every committed write, but learns the high watermark only as its
 /// followers fetch (Kafka's coordinator also loads to the log end).
 pub fn replay(partition: &Partition, state: &mut ShardState, now_ms: i64) -> Result<ReplayStats, GroupLoadError> {
-    let topic = partition.topic.clone();
-    let index = partition.index;
-    let partition_error = |source| GroupLoadError::Partition { topic: topic.clone(), partition: index, source };
+    let (topic, index) = (partition.topic.clone(), partition.index);
     let mut stats = ReplayStats::default();
-    let mut offset = partition.with_log(|log| Ok(log.log_start_offset())).map_err(partition_error)?;
-    let end = partition.log_end_offset();
-    while offset < end {
-        let read = partition.with_log(|log| log.read(offset, REPLAY_READ_BYTES, end, true)).map_err(partition_error)?;
-        let Some(slice) = read.slice else { break };
-        let mut bytes = vec![0u8; slice.len as usize];
-        slice.file.read_exact_at(&mut bytes, slice.position).map_err(|source| GroupLoadError::Io {
-            topic: topic.clone(),
-            partition: index,
-            source,
-        })?;
-        let before = offset;
-        for item in BatchIter::new(&bytes) {
-            let (_, batch) =
-                item.map_err(|source| GroupLoadError::Batch { topic: topic.clone(), partition: index, source })?;
-            if batch.last_offset() < offset {
-                continue;
-            }
-            replay_batch(&batch, state, &mut stats, &topic, index);
-            offset = batch.last_offset() + 1;
-        }
-        assert!(offset > before, "a read that returns whole batches makes progress");
-    }
+    crate::coordinator_runtime::replay_batches(partition, |batch| {
+        replay_batch(batch, state, &mut stats, &topic, index)
+    })?;
     let ids: Vec<String> = state.groups.keys().cloned().collect();
     for group_id in ids {
         let outcome = timers::on_loaded(&state.groups[&group_id], now_ms);
