@@ -114,6 +114,10 @@ struct ServerArgs {
     /// for a single node (a warning if that address is taken), none in a cluster.
     #[arg(long, value_name = "HOST:PORT|off")]
     http_listen: Option<String>,
+    /// A host name the console answers to (repeatable); IP addresses and `localhost` always
+    /// work. Requests naming any other host are refused (DNS rebinding).
+    #[arg(long = "http-host", value_name = "NAME")]
+    http_hosts: Vec<String>,
     /// Client properties (as `--command-config`) the console's chart sampler uses when the
     /// console's listener needs SASL; without them only this node's own traffic is charted.
     #[arg(long, value_name = "FILE")]
@@ -211,6 +215,7 @@ fn start_console(
     bound: &runnel_broker::Bound,
     sampler_security: Option<runnel_client::security::ClientSecurity>,
     sample_interval: std::time::Duration,
+    hosts: Vec<String>,
 ) {
     use runnel_broker::listeners::SecurityProtocol;
     let of = |wanted: SecurityProtocol| bound.listeners.iter().find(|(_, protocol, _)| *protocol == wanted);
@@ -219,11 +224,23 @@ fn start_console(
         tracing::warn!("the web console needs a PLAINTEXT or SASL_PLAINTEXT listener; it is not served");
         return;
     };
+    // Anonymous access through a PLAINTEXT listener where clients must authenticate
+    // elsewhere would let console users skip that: not served.
+    if *protocol == SecurityProtocol::Plaintext
+        && bound.listeners.iter().any(|(_, p, _)| *p != SecurityProtocol::Plaintext)
+    {
+        tracing::warn!(
+            "the web console is not served: it would act anonymously on the PLAINTEXT listener while clients \
+             authenticate on the others (add a SASL_PLAINTEXT listener for it)"
+        );
+        return;
+    }
     let options = console::Options {
         kafka: console::reachable(*addr),
         sasl: *protocol == SecurityProtocol::SaslPlaintext,
         sampler_security,
         sample_interval,
+        hosts,
     };
     if let Ok(local) = listener.local_addr() {
         println!("runnel console on http://{local}/");
@@ -279,9 +296,10 @@ fn run() -> anyhow::Result<()> {
                 None => None,
             };
             let interval = std::time::Duration::from_millis(args.http_sample_interval_ms);
+            let hosts = args.http_hosts.clone();
             runtime.block_on(runnel_broker::run_until_signal(config, args.metrics_listen, move |bound| {
                 if let Some(listener) = console {
-                    start_console(listener, &bound, sampler, interval);
+                    start_console(listener, &bound, sampler, interval, hosts);
                 }
             }))?;
         }

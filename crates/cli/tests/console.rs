@@ -281,8 +281,10 @@ async fn the_console_shows_a_three_node_cluster_and_an_under_replicated_partitio
 fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, String) {
     let mut stream = std::net::TcpStream::connect(addr).expect("connect to the console");
     stream.set_read_timeout(Some(WAIT)).unwrap();
-    let mut request =
-        format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
+    let mut request = format!("{method} {path} HTTP/1.1\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        request.push_str(&format!("host: {addr}\r\n"));
+    }
     for (k, v) in headers {
         request.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -369,6 +371,25 @@ async fn console_users_sign_in_as_kafka_users_and_acls_and_bounds_apply() {
         assert!(!body.contains("\"name\":\"guarded\""), "{body}");
         let (status, _, _) = http(&addr, "GET", "/api/nothing-here", &[("authorization", &admin)], b"");
         assert_eq!(status, 404);
+        // A page of a partition that does not exist is an answer, not a crash.
+        let (status, _, body) =
+            http(&addr, "GET", "/api/topics/guarded/messages?partition=99", &[("authorization", &admin)], b"");
+        assert_eq!(status, 404, "{body}");
+        // DNS rebinding: a request naming another host is refused, even with credentials;
+        // a change from another origin is refused too.
+        let (status, _, _) =
+            http(&addr, "GET", "/api/overview", &[("authorization", &admin), ("host", "evil.example:9644")], b"");
+        assert_eq!(status, 421);
+        let (status, _, _) = http(
+            &addr,
+            "DELETE",
+            "/api/topics/guarded",
+            &[("authorization", &admin), confirmed, ("origin", "http://evil.example")],
+            b"",
+        );
+        assert_eq!(status, 400);
+        let (status, _, body) = http(&addr, "GET", "/api/topics", &[("authorization", &admin)], b"");
+        assert!(status == 200 && body.contains("\"name\":\"guarded\""), "the refused delete deleted nothing");
 
         // In the browser: the page asks for a Kafka user, refuses a wrong password, and shows
         // the cluster once signed in.

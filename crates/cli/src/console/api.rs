@@ -39,7 +39,11 @@ pub async fn route(
         }
         (Method::POST, ["topics", topic, "configs"]) => alter_configs(conn, topic, body).await,
         (Method::GET, ["topics", topic, "messages"]) => {
-            Ok(super::browse::messages(conn, &security, topic, &super::browse::Query::parse(query)?).await?)
+            let query = super::browse::Query::parse(query)?;
+            let _reading = console.browsing.try_acquire().map_err(|_| {
+                ApiError::Unavailable("other message pages are being read; try again in a moment".into())
+            })?;
+            Ok(super::browse::messages(conn, &security, topic, &query).await?)
         }
         (Method::GET, ["groups"]) => {
             let mut listed = crate::group::list_value(conn).await?;
@@ -103,7 +107,9 @@ async fn overview(
     }))
 }
 
-/// Each partition's local log size on its leader (DescribeLogDirs of every live broker).
+/// Each partition's local log size on its leader (DescribeLogDirs of every live broker, for
+/// the topics `metadata` names); a broker that cannot be asked, or refuses, leaves its
+/// partitions out (shown as unknown).
 async fn leader_log_sizes(metadata: &MetadataResponse, security: &ClientSecurity) -> BTreeMap<(String, i32), i64> {
     let leaders: BTreeMap<(String, i32), i32> = metadata
         .topics
@@ -117,8 +123,23 @@ async fn leader_log_sizes(metadata: &MetadataResponse, security: &ClientSecurity
         let Ok(mut conn) = crate::connect::connect_to_node(metadata, broker.node_id.0, security).await else {
             continue;
         };
-        let Ok(response) = conn.send(&DescribeLogDirsRequest::default().with_topics(None), 4).await else { continue };
-        for dir in &response.results {
+        let topics = metadata.topics.iter().filter_map(|t| t.name.clone()).map(|name| {
+            let partitions = metadata
+                .topics
+                .iter()
+                .filter(|x| x.name.as_ref() == Some(&name))
+                .flat_map(|x| x.partitions.iter().map(|p| p.partition_index))
+                .collect();
+            kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic::default()
+                .with_topic(name)
+                .with_partitions(partitions)
+        });
+        let request = DescribeLogDirsRequest::default().with_topics(Some(topics.collect()));
+        let Ok(response) = conn.send(&request, 4).await else { continue };
+        if response.error_code != 0 {
+            continue;
+        }
+        for dir in response.results.iter().filter(|d| d.error_code == 0) {
             for t in &dir.topics {
                 for p in &t.partitions {
                     let key = (t.name.0.to_string(), p.partition_index);
@@ -147,9 +168,12 @@ async fn topics(
         .filter_map(|t| {
             let name = t.name.as_ref()?.0.to_string();
             let replication = t.partitions.iter().map(|p| p.replica_nodes.len()).max().unwrap_or(0);
-            let of = |key: &(String, i32)| key.0 == name;
-            let size: i64 = sizes.iter().filter(|(k, _)| of(k)).map(|(_, v)| v).sum();
-            let end: i64 = ends.iter().filter(|(k, _)| of(k)).map(|(_, v)| v).sum();
+            // Unknown (null) rather than a wrong number when a partition could not be asked.
+            let all = |known: &BTreeMap<(String, i32), i64>| -> Option<i64> {
+                t.partitions.iter().map(|p| known.get(&(name.clone(), p.partition_index)).copied()).sum()
+            };
+            let size = all(&sizes);
+            let end = all(&ends);
             let under = t.partitions.iter().filter(|p| p.isr_nodes.len() < p.replica_nodes.len()).count();
             Some(json!({
                 "name": name,
@@ -181,13 +205,20 @@ async fn topic(
         .flat_map(|t| t.partitions.iter().map(|p| p.partition_index))
         .take(PARTITIONS_SHOWN_MAX)
         .collect();
-    // Offsets of a partition without a leader are unknown: shown empty, not an error.
-    let earliest = crate::offsets::of_partitions(&metadata, security, topic, &indexes, crate::offsets::EARLIEST)
-        .await
-        .unwrap_or_default();
-    let latest = crate::offsets::of_partitions(&metadata, security, topic, &indexes, crate::offsets::LATEST)
-        .await
-        .unwrap_or_default();
+    // Offsets of a partition without a leader (or whose leader cannot be asked) are unknown:
+    // shown empty, while the others are shown.
+    let mut earliest = BTreeMap::new();
+    let mut latest = BTreeMap::new();
+    for index in &indexes {
+        let one = BTreeSet::from([*index]);
+        let ask = |ts| crate::offsets::of_partitions(&metadata, security, topic, &one, ts);
+        if let Ok(found) = ask(crate::offsets::EARLIEST).await {
+            earliest.extend(found);
+        }
+        if let Ok(found) = ask(crate::offsets::LATEST).await {
+            latest.extend(found);
+        }
+    }
     let sizes = leader_log_sizes(&metadata, security).await;
     for partition in described["partitions"].as_array_mut().into_iter().flatten() {
         let Some(index) = partition["partition"].as_i64().and_then(|i| i32::try_from(i).ok()) else { continue };

@@ -3,8 +3,10 @@
 //! decompressed here, control batches left out. Keys, values and header values go to the
 //! page as base64; the page shows them as text, JSON or hex.
 //!
-//! Bounded: at most [`LIMIT_MAX`] records a page, [`FETCH_BYTES_MAX`] a fetch,
-//! [`FETCHES_MAX`] fetches a page, [`DECOMPRESSED_BYTES_MAX`] per batch decompressed.
+//! Bounded: at most [`LIMIT_MAX`] records a page, [`PAGE_BYTES_MAX`] of keys, values and
+//! header values a page (a record's field beyond what is left is cut and marked
+//! `truncated`), [`FETCH_BYTES_MAX`] a fetch, [`FETCHES_MAX`] fetches a page,
+//! [`DECOMPRESSED_BYTES_MAX`] per batch decompressed.
 
 use base64::Engine as _;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -23,6 +25,7 @@ const LIMIT_DEFAULT: usize = 20;
 pub const FETCH_BYTES_MAX: i32 = 1024 * 1024;
 const FETCHES_MAX: usize = 4;
 pub const DECOMPRESSED_BYTES_MAX: usize = 16 * 1024 * 1024;
+pub const PAGE_BYTES_MAX: usize = 1024 * 1024;
 const FETCH_VERSION: i16 = 12;
 
 /// Where a page starts.
@@ -85,7 +88,7 @@ fn read_varint(bytes: &mut &[u8]) -> Option<i64> {
 }
 
 /// A record's headers (as encoded in the batch) as `[{key, value}]`, values in base64.
-fn headers(mut encoded: &[u8]) -> Vec<Value> {
+fn headers(mut encoded: &[u8], page: &mut Page) -> Vec<Value> {
     let mut out = Vec::new();
     let Some(count) = read_varint(&mut encoded) else { return out };
     for _ in 0..count.max(0) {
@@ -98,7 +101,7 @@ fn headers(mut encoded: &[u8]) -> Vec<Value> {
             Ok(len) => {
                 let Some((value, rest)) = encoded.split_at_checked(len) else { break };
                 encoded = rest;
-                Some(base64(value))
+                Some(page.field(value))
             }
         };
         out.push(json!({ "key": String::from_utf8_lossy(key), "value": value }));
@@ -106,28 +109,53 @@ fn headers(mut encoded: &[u8]) -> Vec<Value> {
     out
 }
 
-/// The records of the batches in `records` at or after `from`, at most `limit` (appended to
-/// `out`); the offset after the last one taken.
-fn decode(records: &[u8], from: i64, limit: usize, out: &mut Vec<Value>) -> Result<Option<i64>, ApiError> {
+/// A page being filled: its records and the bytes of fields it may still take.
+struct Page {
+    records: Vec<Value>,
+    bytes_left: usize,
+    truncated: bool,
+}
+
+impl Page {
+    fn new() -> Page {
+        Page { records: Vec::new(), bytes_left: PAGE_BYTES_MAX, truncated: false }
+    }
+
+    /// A field in base64, cut to what the page may still take.
+    fn field(&mut self, bytes: &[u8]) -> String {
+        let kept = bytes.len().min(self.bytes_left);
+        self.truncated |= kept < bytes.len();
+        self.bytes_left -= kept;
+        base64(&bytes[..kept])
+    }
+
+    fn full(&self, limit: usize) -> bool {
+        self.records.len() >= limit || self.bytes_left == 0
+    }
+}
+
+/// The records of the batches in `records` at or after `from`, until the page is full; the
+/// offset after the last one taken.
+fn decode(records: &[u8], from: i64, limit: usize, page: &mut Page) -> Result<Option<i64>, ApiError> {
     let mut next = None;
     for (_, batch) in BatchIter::new(records).flatten() {
-        if batch.last_offset() < from || out.len() >= limit {
+        if batch.last_offset() < from || page.full(limit) {
             continue;
         }
         next = Some(batch.last_offset() + 1);
         if batch.is_control() {
             continue;
         }
-        decode_batch(&batch, from, limit, out)?;
-        if out.len() >= limit {
-            let last = out.last().and_then(|r| r["offset"].as_i64()).unwrap_or(from);
+        decode_batch(&batch, from, limit, page)?;
+        if page.full(limit) {
+            let last = page.records.last().and_then(|r| r["offset"].as_i64()).unwrap_or(from);
             return Ok(Some(last + 1));
         }
     }
     Ok(next)
 }
 
-fn decode_batch(batch: &BatchView<'_>, from: i64, limit: usize, out: &mut Vec<Value>) -> Result<(), ApiError> {
+fn decode_batch(batch: &BatchView<'_>, from: i64, limit: usize, page: &mut Page) -> Result<(), ApiError> {
     let corrupt = |e: runnel_protocol::batch::BatchError| ApiError::Bad(format!("a batch could not be read: {e:?}"));
     let codec = batch.compression().map_err(corrupt)?;
     let mut stream =
@@ -137,7 +165,7 @@ fn decode_batch(batch: &BatchView<'_>, from: i64, limit: usize, out: &mut Vec<Va
         if offset < from {
             continue;
         }
-        if out.len() >= limit {
+        if page.full(limit) {
             break;
         }
         let timestamp = if batch.is_log_append_time() {
@@ -145,12 +173,15 @@ fn decode_batch(batch: &BatchView<'_>, from: i64, limit: usize, out: &mut Vec<Va
         } else {
             batch.base_timestamp() + record.timestamp_delta
         };
-        out.push(json!({
+        let key = record.key.as_deref().map(|k| page.field(k));
+        let value = record.value.as_deref().map(|v| page.field(v));
+        let headers = headers(&record.headers, page);
+        page.records.push(json!({
             "offset": offset,
             "timestamp": timestamp,
-            "key": record.key.as_deref().map(base64),
-            "value": record.value.as_deref().map(base64),
-            "headers": headers(&record.headers),
+            "key": key,
+            "value": value,
+            "headers": headers,
         }));
     }
     Ok(())
@@ -165,14 +196,15 @@ pub async fn messages(
 ) -> Result<Value, ApiError> {
     let metadata = crate::offsets::metadata(conn, Some(&[topic])).await?;
     let partitions = std::collections::BTreeSet::from([query.partition]);
+    let missing = || ApiError::NotFound(format!("{topic} has no partition {}", query.partition));
     let list = |timestamp| crate::offsets::of_partitions(&metadata, security, topic, &partitions, timestamp);
-    let earliest = list(crate::offsets::EARLIEST).await?[&query.partition];
-    let latest = list(crate::offsets::LATEST).await?[&query.partition];
+    let earliest = *list(crate::offsets::EARLIEST).await?.get(&query.partition).ok_or_else(missing)?;
+    let latest = *list(crate::offsets::LATEST).await?.get(&query.partition).ok_or_else(missing)?;
     let from = match query.start {
-        Start::Offset(offset) => offset.clamp(earliest, latest),
+        Start::Offset(offset) => offset.max(earliest).min(latest),
         Start::Newest => (latest - query.limit as i64).max(earliest),
         Start::Timestamp(time) => {
-            let found = list(time).await?[&query.partition];
+            let found = *list(time).await?.get(&query.partition).ok_or_else(missing)?;
             if found < 0 {
                 latest
             } else {
@@ -183,10 +215,10 @@ pub async fn messages(
     let leader = crate::connect::partition_leader(&metadata, query.partition)
         .ok_or_else(|| ApiError::Unavailable(format!("{topic}-{} has no leader now", query.partition)))?;
     let mut leader = crate::connect::connect_to_node(&metadata, leader, security).await?;
-    let mut records = Vec::new();
+    let mut page = Page::new();
     let mut position = from;
     for _ in 0..FETCHES_MAX {
-        if records.len() >= query.limit || position >= latest {
+        if page.full(query.limit) || position >= latest {
             break;
         }
         let request = FetchRequest::default()
@@ -206,7 +238,7 @@ pub async fn messages(
         let Some(answer) = response.responses.iter().flat_map(|t| t.partitions.iter()).next() else { break };
         crate::connect::check(answer.error_code, None, &format!("fetching {topic}-{}", query.partition))?;
         let Some(bytes) = &answer.records else { break };
-        match decode(bytes, position, query.limit, &mut records)? {
+        match decode(bytes, position, query.limit, &mut page)? {
             Some(next) if next > position => position = next,
             _ => break,
         }
@@ -218,7 +250,8 @@ pub async fn messages(
         "latest_offset": latest,
         "from": from,
         "next_offset": position,
-        "records": records,
+        "records": page.records,
+        "truncated": page.truncated,
     }))
 }
 
@@ -248,16 +281,30 @@ mod tests {
             values.iter().map(|v| (Some(&b"k"[..]), Some(v.as_slice()))).collect();
         let mut batch = runnel_protocol::batch::build_batch_compressed(1_000, &kvs, Compression::Lz4);
         runnel_protocol::batch::BatchMut::new(&mut batch).set_base_offset(100);
-        let mut out = Vec::new();
-        let next = decode(&batch, 104, 3, &mut out).unwrap();
-        let offsets: Vec<i64> = out.iter().map(|r| r["offset"].as_i64().unwrap()).collect();
+        let mut page = Page::new();
+        let next = decode(&batch, 104, 3, &mut page).unwrap();
+        let offsets: Vec<i64> = page.records.iter().map(|r| r["offset"].as_i64().unwrap()).collect();
         assert_eq!(offsets, [104, 105, 106]);
         assert_eq!(next, Some(107));
-        assert_eq!(out[0]["value"], json!(base64(b"v4")));
+        assert_eq!(page.records[0]["value"], json!(base64(b"v4")));
         let encoded = [4u8, 2, b'a', 2, b'b', 2, b'c', 1];
         assert_eq!(
-            headers(&encoded),
+            headers(&encoded, &mut Page::new()),
             vec![json!({"key": "a", "value": base64(b"b")}), json!({"key": "c", "value": null})]
         );
+    }
+
+    #[test]
+    fn a_page_holds_at_most_its_bytes_and_cuts_what_does_not_fit() {
+        let big = vec![b'x'; PAGE_BYTES_MAX - 10];
+        let kvs: Vec<runnel_protocol::batch::KeyValue> =
+            vec![(None, Some(big.as_slice())), (None, Some(&b"0123456789abcdef"[..])), (None, Some(&b"z"[..]))];
+        let batch = runnel_protocol::batch::build_batch_compressed(1_000, &kvs, Compression::Zstd);
+        let mut page = Page::new();
+        let next = decode(&batch, 0, 100, &mut page).unwrap();
+        assert_eq!(page.records.len(), 2, "the page is full after the record that filled it");
+        assert_eq!(page.records[1]["value"], json!(base64(b"0123456789")), "cut to what was left");
+        assert!(page.truncated);
+        assert_eq!(next, Some(2));
     }
 }

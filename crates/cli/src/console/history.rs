@@ -23,6 +23,9 @@ pub const GROUPS_MAX: usize = 200;
 /// One point of a chart: epoch ms and a value.
 pub type Point = (i64, f64);
 
+/// Each partition's log end offset, by topic and partition.
+pub type PartitionEnds = BTreeMap<(String, i32), i64>;
+
 #[derive(Default)]
 pub struct History {
     inner: Mutex<Inner>,
@@ -35,7 +38,8 @@ struct Inner {
     messages_in: VecDeque<Point>,
     last_node: Option<(i64, Throughput)>,
     topics: HashMap<String, VecDeque<Point>>,
-    last_topic_ends: HashMap<String, (i64, i64)>,
+    /// The last sample's log end of each partition, and when it was taken.
+    last_ends: Option<(i64, PartitionEnds)>,
     groups: HashMap<String, VecDeque<Point>>,
 }
 
@@ -67,24 +71,25 @@ impl History {
         inner.last_node = Some((now_ms, now));
     }
 
-    /// Each topic's summed log end offset at `now_ms`; topics not in `ends` lose their series.
-    pub fn record_topics(&self, now_ms: i64, ends: &BTreeMap<String, i64>) {
+    /// Each partition's log end offset at `now_ms`: a topic's rate counts only partitions
+    /// present in this sample and the one before (a partition without a leader for a moment
+    /// is not a drop and then a spike); topics not in `ends` lose their series.
+    pub fn record_topics(&self, now_ms: i64, ends: &PartitionEnds) {
         let mut inner = self.inner.lock().expect("history lock");
-        inner.topics.retain(|topic, _| ends.contains_key(topic));
-        inner.last_topic_ends.retain(|topic, _| ends.contains_key(topic));
-        for (topic, end) in ends {
-            let before = inner.last_topic_ends.insert(topic.clone(), (now_ms, *end));
-            let Some((at, before)) = before else { continue };
+        inner.topics.retain(|topic, _| ends.keys().any(|(t, _)| t == topic));
+        let Some((before_ms, before)) = inner.last_ends.replace((now_ms, ends.clone())) else { return };
+        let mut moved: BTreeMap<&str, u64> = BTreeMap::new();
+        for ((topic, partition), end) in ends {
+            let grew = before.get(&(topic.clone(), *partition)).map_or(0, |b| u64::try_from(end - b).unwrap_or(0));
+            *moved.entry(topic.as_str()).or_default() += grew;
+        }
+        for (topic, grew) in moved {
             let known = inner.topics.len();
-            let Some(series) = (match inner.topics.get_mut(topic) {
-                Some(series) => Some(series),
-                None if known < TOPICS_MAX => Some(inner.topics.entry(topic.clone()).or_default()),
-                None => None,
-            }) else {
+            if known >= TOPICS_MAX && !inner.topics.contains_key(topic) {
                 continue;
-            };
-            let value = rate(u64::try_from(before).unwrap_or(0), u64::try_from(*end).unwrap_or(0), now_ms - at);
-            push(series, (now_ms, value));
+            }
+            let series = inner.topics.entry(topic.to_string()).or_default();
+            push(series, (now_ms, rate(0, grew, now_ms - before_ms)));
         }
     }
 
@@ -159,23 +164,23 @@ pub async fn sample(
                 tracing::warn!(error = %crate::one_line(&e), "console sampling failed; charts miss this sample");
                 warned = true;
             }
+            Err(_) if !warned => {
+                tracing::warn!(?interval, "console sampling took longer than its interval; charts miss this sample");
+                warned = true;
+            }
             _ => {}
         }
     }
 }
 
-/// Every topic's summed log end offset and every group's total lag.
+/// Every partition's log end offset and every group's total lag.
 async fn sample_cluster(
     kafka: &str,
     security: &ClientSecurity,
-) -> anyhow::Result<(BTreeMap<String, i64>, BTreeMap<String, i64>)> {
+) -> anyhow::Result<(PartitionEnds, BTreeMap<String, i64>)> {
     let mut conn = Connection::connect_secure(kafka, None, security).await?;
     let metadata = crate::offsets::metadata(&mut conn, None).await?;
     let ends = crate::offsets::latest_of_all(&metadata, security, TOPICS_MAX).await?;
-    let mut topic_ends: BTreeMap<String, i64> = BTreeMap::new();
-    for ((topic, _), end) in &ends {
-        *topic_ends.entry(topic.clone()).or_default() += end;
-    }
     let listed = crate::group::list_value(&mut conn).await?;
     let mut lags = BTreeMap::new();
     for group in listed["groups"].as_array().into_iter().flatten().take(GROUPS_MAX) {
@@ -192,7 +197,7 @@ async fn sample_cluster(
             .sum();
         lags.insert(id.to_string(), lag);
     }
-    Ok((topic_ends, lags))
+    Ok((ends, lags))
 }
 
 #[cfg(test)]
@@ -215,7 +220,7 @@ mod tests {
     fn series_are_bounded_and_forget_what_is_gone() {
         let history = History::default();
         for i in 0..(POINTS_MAX as i64 + 10) {
-            history.record_topics(i * 1000, &BTreeMap::from([("t".to_string(), i * 5)]));
+            history.record_topics(i * 1000, &BTreeMap::from([(("t".to_string(), 0), i * 5)]));
             history.record_groups(i * 1000, &BTreeMap::from([("g".to_string(), i)]));
         }
         assert_eq!(history.topic("t").len(), POINTS_MAX);
@@ -224,5 +229,23 @@ mod tests {
         history.record_topics(1_000_000, &BTreeMap::new());
         history.record_groups(1_000_000, &BTreeMap::new());
         assert!(history.topic("t").is_empty() && history.group("g").is_empty());
+    }
+
+    #[test]
+    fn a_partition_missing_from_a_sample_is_neither_a_drop_nor_a_spike() {
+        let history = History::default();
+        let ends = |p1: Option<i64>| {
+            let mut ends = BTreeMap::from([(("t".to_string(), 0), 1_000)]);
+            if let Some(end) = p1 {
+                ends.insert(("t".to_string(), 1), end);
+            }
+            ends
+        };
+        history.record_topics(0, &ends(Some(5_000)));
+        history.record_topics(1_000, &ends(None));
+        history.record_topics(2_000, &ends(Some(5_010)));
+        history.record_topics(3_000, &ends(Some(5_020)));
+        let rates: Vec<f64> = history.topic("t").iter().map(|(_, r)| *r).collect();
+        assert_eq!(rates, [0.0, 0.0, 10.0]);
     }
 }

@@ -69,9 +69,37 @@ async fn handle(console: &Console, request: Request<Incoming>) -> Response<Full<
     }
 }
 
+/// Whether the request's `Host` names this console by address (an IP literal) or
+/// `localhost`, or by a name given with `--http-host`: a page from another site that rebinds
+/// its own name to this address (DNS rebinding) is refused.
+fn host_allowed(console: &Console, request: &Request<Incoming>) -> bool {
+    let Some(host) = request.headers().get("host").and_then(|h| h.to_str().ok()) else { return false };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => {
+            host.rsplit_once(':').map_or(host, |(name, port)| if port.parse::<u16>().is_ok() { name } else { host })
+        }
+    };
+    name.parse::<std::net::IpAddr>().is_ok()
+        || name.eq_ignore_ascii_case("localhost")
+        || console.hosts.iter().any(|allowed| allowed.eq_ignore_ascii_case(name))
+}
+
+/// A change must come from the console's own page: an `Origin`, when the browser sends one,
+/// names the same host the request went to.
+fn same_origin(request: &Request<Incoming>) -> bool {
+    let Some(origin) = request.headers().get("origin").and_then(|o| o.to_str().ok()) else { return true };
+    let host = request.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("");
+    origin.strip_prefix("http://").is_some_and(|rest| rest.eq_ignore_ascii_case(host))
+}
+
 async fn respond(console: &Console, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
+    if !host_allowed(console, &request) {
+        let status = Response::builder().status(StatusCode::MISDIRECTED_REQUEST);
+        return with_headers(status, "this console answers only to its address (or a name given with --http-host)\n");
+    }
     if method == Method::GET {
         let asset = match path.as_str() {
             "/" | "/index.html" => Some((INDEX_HTML, "text/html; charset=utf-8")),
@@ -101,7 +129,7 @@ async fn api(console: &Console, request: Request<Incoming>, api_path: String) ->
     let who = credentials(&request);
     let query = request.uri().query().unwrap_or("").to_string();
     let changes = method != Method::GET;
-    if changes && request.headers().get(CONFIRM_HEADER).is_none_or(|v| v != "confirm") {
+    if changes && (request.headers().get(CONFIRM_HEADER).is_none_or(|v| v != "confirm") || !same_origin(&request)) {
         return error(ApiError::Bad(format!(
             "a change needs the {CONFIRM_HEADER}: confirm header (sent once confirmed)"
         )));
@@ -118,7 +146,7 @@ async fn api(console: &Console, request: Request<Incoming>, api_path: String) ->
             Err(e) => return error(ApiError::Bad(format!("the body is not JSON: {e}"))),
         }
     };
-    let segments: Vec<String> = api_path.split('/').map(decode_component).collect();
+    let segments: Vec<String> = api_path.split('/').map(|segment| percent_decode(segment, false)).collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     match super::api::route(console, &method, &segments, &parse_query(&query), &body, &who).await {
         Ok(value) => json(StatusCode::OK, &value),
@@ -135,42 +163,37 @@ fn credentials(request: &Request<Incoming>) -> Credentials {
     Some((user.to_string(), password.to_string()))
 }
 
-/// `a=1&b=x%20y` as pairs, percent-decoded.
+/// `a=1&b=x%20y` as pairs, percent-decoded (`+` is a space in a query).
 pub fn parse_query(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode_component(key), decode_component(value))
+            (percent_decode(key, true), percent_decode(value, true))
         })
         .collect()
 }
 
-/// Percent-decoding (and `+` as a space) of one URL component; bad escapes stay as they are.
-pub fn decode_component(text: &str) -> String {
+/// Percent-decoding of one URL component (with `plus_is_space`, `+` as a space, as in a
+/// query); an escape that is not two hex digits stays as it is.
+pub fn percent_decode(text: &str, plus_is_space: bool) -> String {
     let bytes = text.as_bytes();
+    let hex = |b: u8| (b as char).to_digit(16);
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
-                    Ok(byte) => {
-                        out.push(byte);
-                        i += 3;
-                    }
-                    Err(_) => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
+        let escaped = (bytes[i] == b'%').then(|| Some((hex(*bytes.get(i + 1)?)?, hex(*bytes.get(i + 2)?)?))).flatten();
+        match (bytes[i], escaped) {
+            (b'%', Some((high, low))) => {
+                out.push(u8::try_from(high * 16 + low).expect("two hex digits make a byte"));
+                i += 3;
             }
-            b'+' => {
+            (b'+', _) if plus_is_space => {
                 out.push(b' ');
                 i += 1;
             }
-            byte => {
+            (byte, _) => {
                 out.push(byte);
                 i += 1;
             }
@@ -213,9 +236,11 @@ mod tests {
 
     #[test]
     fn components_are_percent_decoded_and_bad_escapes_kept() {
-        assert_eq!(decode_component("a%20b+c"), "a b c");
-        assert_eq!(decode_component("%zz%4"), "%zz%4");
-        assert_eq!(decode_component("caf%C3%A9"), "café");
+        assert_eq!(percent_decode("a%20b+c", true), "a b c");
+        assert_eq!(percent_decode("a+b", false), "a+b", "a path keeps its plus");
+        assert_eq!(percent_decode("%zz%4", true), "%zz%4");
+        assert_eq!(percent_decode("%+a", true), "% a", "only hex digits make an escape");
+        assert_eq!(percent_decode("caf%C3%A9", true), "café");
         assert_eq!(
             parse_query("partition=1&offset=&x"),
             vec![("partition".into(), "1".into()), ("offset".into(), "".into()), ("x".into(), "".into())]

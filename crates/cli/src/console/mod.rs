@@ -10,10 +10,14 @@
 //!   credentials used for SASL): Kafka's authentication and ACLs apply unchanged.
 //! - Every change (create or delete a topic, alter settings, reset offsets) is a POST or
 //!   DELETE carrying the `x-runnel-console: confirm` header, which the page sends only after
-//!   the user confirms, and which a cross-site form cannot send.
+//!   the user confirms, and which a cross-site form cannot send; an `Origin` must be the
+//!   console's own. Every request must name the console by address, `localhost` or a name
+//!   given with `--http-host`, so another site cannot rebind its name to the console's
+//!   address (DNS rebinding) and drive it from the operator's browser.
 //! - Bounded: at most [`CONNECTIONS_MAX`] open HTTP connections, request heads of
 //!   [`HEAD_BYTES_MAX`], bodies of [`BODY_BYTES_MAX`], [`REQUEST_TIMEOUT`] per request; the
-//!   message browser returns at most 100 records and 1 MiB; the history keeps at most one hour
+//!   message browser reads at most 4 pages at once, each at most 100 records and 1 MiB of
+//!   keys, values and headers (a larger value is cut, and says so); the history keeps at most one hour
 //!   of samples for at most `history::TOPICS_MAX` topics and `history::GROUPS_MAX` groups.
 
 mod api;
@@ -38,6 +42,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9644";
 
 /// SASL mechanisms the console tries for a user's credentials, strongest first.
 const MECHANISMS: [&str; 3] = ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"];
+/// Message pages read at once, at most.
+const BROWSING_MAX: usize = 4;
 /// Users whose working mechanism is remembered, at most.
 const REMEMBERED_USERS_MAX: usize = 1000;
 
@@ -52,6 +58,9 @@ pub struct Options {
     pub sampler_security: Option<ClientSecurity>,
     /// How often the history is sampled.
     pub sample_interval: Duration,
+    /// Host names the console answers to besides IP addresses and `localhost`
+    /// (`--http-host`).
+    pub hosts: Vec<String>,
 }
 
 pub struct Console {
@@ -60,6 +69,10 @@ pub struct Console {
     /// The mechanism that worked for each user, so one sign-in costs one SASL exchange.
     mechanisms: Mutex<HashMap<String, &'static str>>,
     history: Arc<history::History>,
+    /// Host names allowed in `Host` (see `http::host_allowed`).
+    hosts: Vec<String>,
+    /// Message pages read at once, at most (each may hold a batch decompressed).
+    browsing: tokio::sync::Semaphore,
 }
 
 /// Who is asking: the HTTP Basic credentials of the request, if any.
@@ -146,6 +159,8 @@ pub fn start(
         sasl: options.sasl,
         mechanisms: Mutex::new(HashMap::new()),
         history: history.clone(),
+        hosts: options.hosts.clone(),
+        browsing: tokio::sync::Semaphore::new(BROWSING_MAX),
     });
     let sampler_security = if options.sasl { options.sampler_security } else { Some(ClientSecurity::plaintext()) };
     tokio::spawn(history::sample(

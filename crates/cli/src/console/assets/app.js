@@ -20,6 +20,8 @@ function bytes(n) {
 }
 const rate = (v) => (v === null || v === undefined ? '–' : Number(v).toFixed(1));
 const num = (v) => (v === null || v === undefined ? '–' : Number(v).toLocaleString('en-US'));
+// A producer sets record timestamps: one out of Date's range must not break the page.
+const when = (ms) => { const d = new Date(ms); return Number.isFinite(d.getTime()) ? d.toISOString() : String(ms); };
 const cell = (key, raw, shown, cls) => `<td data-k="${h(key)}" data-v="${h(raw ?? '')}"${cls ? ` class="${cls}"` : ''}>${h(shown)}</td>`;
 
 async function api(method, path, body) {
@@ -196,10 +198,11 @@ async function browse(topic, params) {
   if (params.mode === 'timestamp') q.set('timestamp', params.value);
   try {
     const page = await api('GET', `topics/${encodeURIComponent(topic)}/messages?${q}`);
-    const rows = page.records.map((r) => `<tr data-offset="${r.offset}">${cell('offset', r.offset, r.offset, 'num')}
-      <td>${h(new Date(r.timestamp).toISOString())}</td><td class="key">${show(r.key, params.format)}</td><td class="value">${show(r.value, params.format)}</td>
+    const rows = page.records.map((r) => `<tr data-offset="${h(r.offset)}">${cell('offset', r.offset, r.offset, 'num')}
+      <td>${h(when(r.timestamp))}</td><td class="key">${show(r.key, params.format)}</td><td class="value">${show(r.value, params.format)}</td>
       <td>${r.headers.map((hd) => `<div><b>${h(hd.key)}</b>: ${show(hd.value, params.format)}</div>`).join('')}</td></tr>`).join('');
-    out.innerHTML = `<p class="muted" id="messages-range">Partition ${page.partition}: offsets ${page.earliest_offset} to ${page.latest_offset}; showing ${page.records.length} from ${page.from}.</p>
+    const cut = page.truncated ? ' Some values were cut to keep the page under 1 MB.' : '';
+    out.innerHTML = `<p class="muted" id="messages-range">Partition ${h(page.partition)}: offsets ${h(page.earliest_offset)} to ${h(page.latest_offset)}; showing ${h(page.records.length)} from ${h(page.from)}.${h(cut)}</p>
       <div class="toolbar"><button id="older" type="button">← Older</button><button id="newer" type="button">Newer →</button></div>
       <table><thead><tr><th class="num">Offset</th><th>Time</th><th>Key</th><th>Value</th><th>Headers</th></tr></thead><tbody>${rows}</tbody></table>`;
     document.getElementById('older').onclick = () => browse(topic, { ...params, mode: 'offset', value: Math.max(page.earliest_offset, page.from - params.limit) });
@@ -212,14 +215,14 @@ async function browse(topic, params) {
 async function topicPage(name) {
   const t = await api('GET', `topics/${encodeURIComponent(name)}`);
   const list = (ids) => (ids && ids.length ? ids.join(', ') : '–');
-  const parts = t.partitions.map((p) => `<tr data-partition="${p.partition}">${cell('partition', p.partition, p.partition, 'num')}
+  const parts = t.partitions.map((p) => `<tr data-partition="${h(p.partition)}">${cell('partition', p.partition, p.partition, 'num')}
     ${cell('leader', p.leader, dash(p.leader))}${cell('replicas', p.replicas.join(','), list(p.replicas))}${cell('isr', p.isr.join(','), list(p.isr))}
     ${cell('offline', p.offline.join(','), list(p.offline), p.offline.length ? 'bad' : '')}
     ${cell('earliest_offset', p.earliest_offset, num(p.earliest_offset), 'num')}${cell('latest_offset', p.latest_offset, num(p.latest_offset), 'num')}
     ${cell('size_bytes', p.size_bytes, bytes(p.size_bytes), 'num')}</tr>`).join('');
   const settings = t.settings.map((s) => `<tr data-setting="${h(s.name)}"${s.source === 'DYNAMIC_TOPIC_CONFIG' ? '' : ' class="default hidden"'}><td>${h(s.name)}</td>${cell('value', s.value, s.sensitive ? '(hidden)' : dash(s.value))}<td>${h(s.source)}${s.acted_on ? '' : ' <span class="tag">not acted on</span>'}</td>
     <td>${s.source === 'DYNAMIC_TOPIC_CONFIG' ? `<button type="button" class="reset-setting" data-name="${h(s.name)}">Reset to default</button>` : ''}</td></tr>`).join('');
-  const partitionOptions = t.partitions.map((p) => `<option value="${p.partition}">${p.partition}</option>`).join('');
+  const partitionOptions = t.partitions.map((p) => `<option value="${h(p.partition)}">${h(p.partition)}</option>`).join('');
   main.innerHTML = `<h1>Topic ${h(t.name)} <span class="muted">${h(t.topic_id)}</span></h1>
     <div class="toolbar"><button type="button" class="danger" id="delete-topic">Delete topic</button></div>
     <h2>Messages in per second (all partitions, last hour)</h2>${chart([{ name: 'messages/s', points: t.messages_per_second }], 'msg/s')}
@@ -277,7 +280,7 @@ async function groupPage(id) {
   const g = await api('GET', `groups/${encodeURIComponent(id)}`);
   const members = g.members.map((m) => `<tr><td>${h(m.member_id)}</td><td>${h(dash(m.instance_id))}</td><td>${h(m.client_id)}</td><td>${h(m.host)}</td>
     <td>${h(Object.entries(m.assignment).map(([t, ps]) => `${t}: ${ps.join(',')}`).join('; ') || '–')}</td></tr>`).join('');
-  const offsets = g.offsets.map((o) => `<tr data-topic="${h(o.topic)}" data-partition="${o.partition}"><td>${h(o.topic)}</td>${cell('partition', o.partition, o.partition, 'num')}
+  const offsets = g.offsets.map((o) => `<tr data-topic="${h(o.topic)}" data-partition="${h(o.partition)}"><td>${h(o.topic)}</td>${cell('partition', o.partition, o.partition, 'num')}
     ${cell('current_offset', o.current_offset, num(o.current_offset), 'num')}${cell('log_end_offset', o.log_end_offset, num(o.log_end_offset), 'num')}
     ${cell('lag', o.lag, num(o.lag), 'num')}<td>${h(dash(o.member_id))}</td></tr>`).join('');
   const totalLag = g.offsets.reduce((sum, o) => sum + (o.lag || 0), 0);
@@ -302,7 +305,7 @@ async function groupPage(id) {
     try {
       // The dry run changes nothing, but goes through the same confirmed path as every POST.
       const plan = await api('POST', `groups/${encodeURIComponent(g.group)}/reset`, body);
-      const rows = plan.offsets.map((o) => `<tr data-partition="${o.partition}">${cell('partition', o.partition, o.partition, 'num')}${cell('new_offset', o.new_offset, num(o.new_offset), 'num')}</tr>`).join('');
+      const rows = plan.offsets.map((o) => `<tr data-partition="${h(o.partition)}">${cell('partition', o.partition, o.partition, 'num')}${cell('new_offset', o.new_offset, num(o.new_offset), 'num')}</tr>`).join('');
       out.innerHTML = `<p>Dry run for ${h(plan.topic)}:</p><table id="reset-rows"><thead><tr><th class="num">Partition</th><th class="num">New offset</th></tr></thead><tbody>${rows}</tbody></table>
         <div class="toolbar"><button class="danger" id="reset-apply" type="button">Apply</button></div>`;
       document.getElementById('reset-apply').onclick = () => confirmThen('Reset offsets', `<p>Commit these offsets for group <b>${h(g.group)}</b>?</p>`, async () => {
@@ -324,7 +327,13 @@ function stopRefresh() {
 async function render() {
   stopRefresh();
   route = location.hash.replace(/^#/, '') || '/';
-  const parts = route.split('/').filter(Boolean).map(decodeURIComponent);
+  let parts;
+  try {
+    parts = route.split('/').filter(Boolean).map(decodeURIComponent);
+  } catch (e) {
+    main.innerHTML = '<p class="error">No such page.</p>';
+    return;
+  }
   for (const a of document.querySelectorAll('header nav a')) a.classList.toggle('active', a.getAttribute('href') === '#/' + (parts[0] || ''));
   let page;
   if (parts.length === 0) page = overview;
