@@ -130,15 +130,21 @@ fn fence_and_abort<T>(id: &str, current: &TxnMetadata, now_ms: i64) -> Outcome<T
     }
 }
 
-/// The checks every transactional request of a producer passes first.
-fn check_producer(current: &TxnMetadata, producer_id: i64, producer_epoch: i16) -> Result<(), ResponseError> {
+/// The checks every transactional request of a producer passes first: the id is known (not
+/// expired), the producer is its current one, in its current epoch.
+fn current_producer(
+    current: Option<&TxnMetadata>,
+    producer_id: i64,
+    producer_epoch: i16,
+) -> Result<&TxnMetadata, ResponseError> {
+    let current = current.filter(|m| m.state != TxnState::Dead).ok_or(ResponseError::InvalidProducerIdMapping)?;
     if producer_id != current.producer_id {
         return Err(ResponseError::InvalidProducerIdMapping);
     }
     if producer_epoch != current.producer_epoch {
         return Err(ResponseError::ProducerFenced);
     }
-    Ok(())
+    Ok(current)
 }
 
 /// AddPartitionsToTxn (and AddOffsetsToTxn, with the group's `__consumer_offsets`
@@ -151,12 +157,10 @@ pub fn add_partitions(
     partitions: &BTreeSet<TxnPartition>,
     now_ms: i64,
 ) -> Outcome<()> {
-    let Some(current) = current.filter(|m| m.state != TxnState::Dead) else {
-        return Outcome::refuse(ResponseError::InvalidProducerIdMapping);
+    let current = match current_producer(current, producer_id, producer_epoch) {
+        Ok(current) => current,
+        Err(error) => return Outcome::refuse(error),
     };
-    if let Err(error) = check_producer(current, producer_id, producer_epoch) {
-        return Outcome::refuse(error);
-    }
     match current.state {
         TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => {
             return Outcome::refuse(ResponseError::ConcurrentTransactions)
@@ -190,12 +194,10 @@ pub fn end_transaction(
     commit: bool,
     now_ms: i64,
 ) -> Outcome<()> {
-    let Some(current) = current.filter(|m| m.state != TxnState::Dead) else {
-        return Outcome::refuse(ResponseError::InvalidProducerIdMapping);
+    let current = match current_producer(current, producer_id, producer_epoch) {
+        Ok(current) => current,
+        Err(error) => return Outcome::refuse(error),
     };
-    if let Err(error) = check_producer(current, producer_id, producer_epoch) {
-        return Outcome::refuse(error);
-    }
     match (current.state, commit) {
         (TxnState::Ongoing, _) => {
             let state = if commit { TxnState::PrepareCommit } else { TxnState::PrepareAbort };
