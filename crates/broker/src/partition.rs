@@ -88,6 +88,14 @@ pub struct IsrChange {
     pub partition_epoch: i32,
 }
 
+/// What [`Partition::read`] found: the read, the log start offset and the last stable
+/// offset, all as of one look at the log.
+pub struct Read {
+    pub info: Result<ReadInfo, StorageError>,
+    pub log_start_offset: i64,
+    pub last_stable_offset: i64,
+}
+
 pub struct Partition {
     pub topic: String,
     pub index: i32,
@@ -675,13 +683,19 @@ impl Partition {
         min_one_batch: bool,
         for_replica: bool,
         read_committed: bool,
-    ) -> Result<(Result<ReadInfo, StorageError>, i64), PartitionError> {
-        let max_offset = match (for_replica, read_committed) {
-            (true, _) => i64::MAX,
-            (false, true) => self.last_stable_offset(),
-            (false, false) => self.high_watermark(),
-        };
-        self.with_log(|log| Ok((log.read(offset, max_bytes, max_offset, min_one_batch), log.log_start_offset())))
+    ) -> Result<Read, PartitionError> {
+        let high_watermark = self.high_watermark();
+        // The last stable offset is taken under the read's own lock: no second lock.
+        self.with_log(|log| {
+            let last_stable_offset = log.first_unstable_offset().map_or(high_watermark, |f| f.min(high_watermark));
+            let max_offset = match (for_replica, read_committed) {
+                (true, _) => i64::MAX,
+                (false, true) => last_stable_offset,
+                (false, false) => high_watermark,
+            };
+            let info = log.read(offset, max_bytes, max_offset, min_one_batch);
+            Ok(Read { info, log_start_offset: log.log_start_offset(), last_stable_offset })
+        })
     }
 
     /// Returns once everything up to `offset` (exclusive) is on disk. One fsync covers every

@@ -140,12 +140,21 @@ impl TxnIndexes {
     /// The aborted transactions that overlap `[from, upper)`: those whose marker is at or
     /// after `from` and whose first offset is below `upper`, in marker order.
     pub fn overlapping(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
-        self.by_segment
-            .values()
-            .flatten()
-            .filter(|e| e.last_offset >= from && e.first_offset < upper)
-            .copied()
-            .collect()
+        // Entries are in marker order. A marker at or after `from` lies in the segment holding
+        // `from` or a later one; and once an entry's LSO (as of its abort) reaches `upper`,
+        // every transaction that began below `upper` had ended by then, so its marker came
+        // before: the scan stops there (Kafka's `collectAbortedTxns`).
+        let first = self.by_segment.range(..=from).next_back().map_or(i64::MIN, |(base, _)| *base);
+        let mut found = Vec::new();
+        for entry in self.by_segment.range(first..).flat_map(|(_, entries)| entries) {
+            if entry.last_offset >= from && entry.first_offset < upper {
+                found.push(*entry);
+            }
+            if entry.last_stable_offset >= upper {
+                break;
+            }
+        }
+        found
     }
 }
 
@@ -246,5 +255,22 @@ mod tests {
         let reloaded = TxnIndexes::load(dir.path(), &[100]).unwrap();
         assert_eq!(reloaded.overlapping(0, 1000), vec![entry(4, 110, 130)]);
         assert!(!dir.path().join(segment_file_name(7, EXTENSION)).exists());
+    }
+
+    #[test]
+    fn a_transaction_aborted_in_a_later_segment_is_found_and_the_scan_stops_at_the_lso() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut indexes = TxnIndexes::load(dir.path(), &[0, 100, 200]).unwrap();
+        let a = AbortedTxn { producer_id: 1, first_offset: 5, last_offset: 20, last_stable_offset: 10 };
+        let b = AbortedTxn { producer_id: 2, first_offset: 10, last_offset: 120, last_stable_offset: 121 };
+        let c = AbortedTxn { producer_id: 3, first_offset: 150, last_offset: 210, last_stable_offset: 211 };
+        indexes.add(0, a).unwrap();
+        indexes.add(100, b).unwrap();
+        indexes.add(200, c).unwrap();
+        // B began in range and was aborted in a later segment: reported; its LSO passed the
+        // upper bound, so C (marker after B's) is not looked at.
+        assert_eq!(indexes.overlapping(0, 50), vec![a, b]);
+        assert_eq!(indexes.overlapping(130, 140), Vec::<AbortedTxn>::new());
+        assert_eq!(indexes.overlapping(121, 300), vec![c]);
     }
 }

@@ -234,8 +234,7 @@ fn read_target(
         };
     }
     let max_bytes = target.max_bytes.min(budget);
-    let last_stable_offset = partition.last_stable_offset();
-    let (read, local_start) =
+    let crate::partition::Read { info: read, log_start_offset: local_start, last_stable_offset } =
         match partition.read(target.fetch_offset, max_bytes, min_one_batch, replica, read_committed) {
             Ok(read) => read,
             // The only failure left outside the read itself: the partition was deleted meanwhile.
