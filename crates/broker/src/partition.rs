@@ -88,12 +88,14 @@ pub struct IsrChange {
     pub partition_epoch: i32,
 }
 
-/// What [`Partition::read`] found: the read, the log start offset and the last stable
-/// offset, all as of one look at the log.
+/// What [`Partition::read`] found, all as of one look at the log: the read, the log start
+/// offset, the last stable offset, and for read_committed the aborted transactions
+/// (producer id, first offset) the read may hold.
 pub struct Read {
     pub info: Result<ReadInfo, StorageError>,
     pub log_start_offset: i64,
     pub last_stable_offset: i64,
+    pub aborted: Option<Vec<(i64, i64)>>,
 }
 
 pub struct Partition {
@@ -246,20 +248,11 @@ impl Partition {
         *self.log_end.borrow()
     }
 
-    /// The aborted transactions (producer id, first offset) a read_committed fetch from
-    /// `from` reports, bounded by `last_stable_offset`.
-    pub fn aborted_for_read(&self, from: i64, last_stable_offset: i64) -> Vec<(i64, i64)> {
-        self.inspect_log(|log| Ok(log.aborted_for_read(from, last_stable_offset)))
-            .map(|aborted| aborted.into_iter().map(|a| (a.producer_id, a.first_offset)).collect())
-            .unwrap_or_default()
-    }
-
     /// The last stable offset (LSO): the high watermark, or below it the first offset of the
     /// oldest open transaction. A read_committed consumer reads only below it.
     pub fn last_stable_offset(&self) -> i64 {
         let high_watermark = self.high_watermark();
-        let unstable = self.inspect_log(|log| Ok(log.first_unstable_offset())).ok().flatten();
-        unstable.map_or(high_watermark, |first| first.min(high_watermark))
+        self.inspect_log(|log| Ok(log.last_stable_offset(high_watermark))).unwrap_or(high_watermark)
     }
 
     /// A receiver that wakes when the high watermark moves (or the role changes). Subscribe
@@ -685,16 +678,22 @@ impl Partition {
         read_committed: bool,
     ) -> Result<Read, PartitionError> {
         let high_watermark = self.high_watermark();
-        // The last stable offset is taken under the read's own lock: no second lock.
+        let read_committed = read_committed && !for_replica;
+        // The last stable offset and the aborted transactions are taken under the read's own
+        // lock: no second lock per partition.
         self.with_log(|log| {
-            let last_stable_offset = log.first_unstable_offset().map_or(high_watermark, |f| f.min(high_watermark));
+            let last_stable_offset = log.last_stable_offset(high_watermark);
             let max_offset = match (for_replica, read_committed) {
                 (true, _) => i64::MAX,
                 (false, true) => last_stable_offset,
                 (false, false) => high_watermark,
             };
             let info = log.read(offset, max_bytes, max_offset, min_one_batch);
-            Ok(Read { info, log_start_offset: log.log_start_offset(), last_stable_offset })
+            let aborted = read_committed.then(|| {
+                let aborted = log.aborted_for_read(offset, last_stable_offset);
+                aborted.into_iter().map(|a| (a.producer_id, a.first_offset)).collect()
+            });
+            Ok(Read { info, log_start_offset: log.log_start_offset(), last_stable_offset, aborted })
         })
     }
 

@@ -117,11 +117,9 @@ impl PartitionLog {
         let segment_base = self.active().base_offset;
         for (_, batch) in BatchIter::new(records).flatten() {
             if let Some(producer) = ProducerBatch::of(&batch) {
-                let ended =
-                    self.producers.update(&producer, batch.base_offset(), batch.last_offset(), batch.max_timestamp());
-                if producer.control {
-                    let stable = self.stable_after(batch.last_offset() + 1);
-                    self.note_marker(&batch, segment_base, ended, stable)?;
+                let (base, last, max_timestamp) = (batch.base_offset(), batch.last_offset(), batch.max_timestamp());
+                if let Some(ended) = self.producers.apply(&producer, base, last, max_timestamp) {
+                    self.note_marker(&batch, ended, segment_base)?;
                 }
             }
         }
@@ -176,13 +174,9 @@ impl PartitionLog {
         debug_assert_eq!(self.log_end_offset(), last_offset + 1);
         let max_timestamp = log_append_time_ms.unwrap_or(view.max_timestamp());
         if let Some(producer) = &producer {
-            let ended = self.producers.update(producer, base_offset, last_offset, max_timestamp);
-            if producer.control {
-                let mut stamped = batch.to_vec();
-                stamped[..HEADER_BYTES].copy_from_slice(&header);
+            if let Some(ended) = self.producers.apply(producer, base_offset, last_offset, max_timestamp) {
                 let segment_base = self.active().base_offset;
-                let stable = self.stable_after(last_offset + 1);
-                self.note_marker(&BatchView::parse(&stamped)?, segment_base, ended, stable)?;
+                self.note_marker(&view, ended, segment_base)?;
             }
         }
         self.account_append(u64::try_from(view.record_count()).unwrap_or(0), now_ms)?;
@@ -230,12 +224,10 @@ impl PartitionLog {
             self.epochs.assign_and_flush(batch.partition_leader_epoch(), batch.base_offset())?;
             self.active_mut().append(batch.bytes(), now_ms)?;
             if let Some(producer) = ProducerBatch::of(batch) {
-                let ended =
-                    self.producers.update(&producer, batch.base_offset(), batch.last_offset(), batch.max_timestamp());
-                if producer.control {
+                let (base, last, max_timestamp) = (batch.base_offset(), batch.last_offset(), batch.max_timestamp());
+                if let Some(ended) = self.producers.apply(&producer, base, last, max_timestamp) {
                     let segment_base = self.active().base_offset;
-                    let stable = self.stable_after(batch.last_offset() + 1);
-                    self.note_marker(batch, segment_base, ended, stable)?;
+                    self.note_marker(batch, ended, segment_base)?;
                 }
             }
             records_appended += u64::try_from(batch.record_count()).unwrap_or(0);
@@ -623,12 +615,17 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// The idempotent-producer state (for tests and tooling).
     /// The first offset of the oldest open transaction in this log, if any.
     pub fn first_unstable_offset(&self) -> Option<i64> {
         self.producers.first_unstable_offset()
     }
 
+    /// The last stable offset given the partition's `high_watermark`.
+    pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
+        self.producers.last_stable_offset(high_watermark)
+    }
+
+    /// The idempotent-producer state (for tests and tooling).
     pub fn producer_state(&self) -> &ProducerStateManager {
         &self.producers
     }
@@ -684,6 +681,8 @@ impl PartitionLog {
         let from = from.max(self.segments[0].base_offset);
         // The aborted transactions from here on are derived again from the markers replayed.
         self.txn_indexes.truncate_from(from)?;
+        // Markers (rare) are read whole and noted once the scan, which borrows the
+        // segments, is done.
         let mut markers = Vec::new();
         for segment in self.segments.iter().filter(|s| s.next_offset > from) {
             let start = if from <= segment.base_offset {
@@ -693,21 +692,17 @@ impl PartitionLog {
             };
             for header in HeaderScan::new(&segment.log, start, segment.size_bytes) {
                 let header = header?;
-                if let Some(producer) = header.producer_batch() {
-                    let ended =
-                        self.producers.update(&producer, header.base_offset, header.last_offset, header.max_timestamp);
-                    if producer.control && ended.is_some() {
-                        // Markers are rare: only their batches are read whole.
-                        let mut bytes = vec![0u8; header.size_bytes as usize];
-                        std::os::unix::fs::FileExt::read_exact_at(&*segment.log, &mut bytes, header.position)?;
-                        let stable = self.producers.first_unstable_offset().unwrap_or(header.last_offset + 1);
-                        markers.push((bytes, segment.base_offset, ended, stable));
-                    }
+                let Some(producer) = header.producer_batch() else { continue };
+                let (base, last, max_timestamp) = (header.base_offset, header.last_offset, header.max_timestamp);
+                if let Some(ended) = self.producers.apply(&producer, base, last, max_timestamp) {
+                    let mut bytes = vec![0u8; header.size_bytes as usize];
+                    std::os::unix::fs::FileExt::read_exact_at(&*segment.log, &mut bytes, header.position)?;
+                    markers.push((bytes, ended, segment.base_offset));
                 }
             }
         }
-        for (bytes, segment_base, ended, stable) in markers {
-            self.note_marker(&BatchView::parse(&bytes)?, segment_base, ended, stable)?;
+        for (bytes, ended, segment_base) in markers {
+            self.note_marker(&BatchView::parse(&bytes)?, ended, segment_base)?;
         }
         Ok(())
     }

@@ -100,6 +100,18 @@ fn in_sequence(last_seq: i32, next_seq: i32) -> bool {
     next_seq == last_seq.wrapping_add(1) || (next_seq == 0 && last_seq == i32::MAX)
 }
 
+/// A marker that ended a transaction, as the producer state saw it when it was applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EndedTxn {
+    pub producer_id: i64,
+    /// The transaction's first offset.
+    pub first_offset: i64,
+    /// The marker's offset.
+    pub marker_offset: i64,
+    /// The LSO right after the marker (the log's end standing in for the high watermark).
+    pub last_stable_offset: i64,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProducerStateManager {
     entries: HashMap<i64, ProducerEntry>,
@@ -172,6 +184,12 @@ impl ProducerStateManager {
         self.ongoing.keys().next().copied()
     }
 
+    /// The last stable offset given the `high_watermark`: it, or the first offset of the
+    /// oldest open transaction when that is lower.
+    pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
+        self.first_unstable_offset().map_or(high_watermark, |first| first.min(high_watermark))
+    }
+
     /// Records an appended batch (also used when replaying the log). A transactional batch
     /// opens its producer's transaction if none is open; a marker (control batch) ends it,
     /// and returns the transaction's first offset.
@@ -216,6 +234,24 @@ impl ProducerStateManager {
             max_timestamp,
         });
         None
+    }
+
+    /// [`Self::update`] for a batch appended at `base_offset..=last_offset`; for a marker
+    /// that ended a transaction, what it ended.
+    pub fn apply(
+        &mut self,
+        batch: &ProducerBatch,
+        base_offset: i64,
+        last_offset: i64,
+        max_timestamp: i64,
+    ) -> Option<EndedTxn> {
+        let first_offset = self.update(batch, base_offset, last_offset, max_timestamp)?;
+        Some(EndedTxn {
+            producer_id: batch.producer_id,
+            first_offset,
+            marker_offset: base_offset,
+            last_stable_offset: self.last_stable_offset(last_offset + 1),
+        })
     }
 
     /// Forgets producers whose last batch is older than `expiration_ms` and that have no

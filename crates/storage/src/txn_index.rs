@@ -166,17 +166,15 @@ fn remove_if_present(path: &Path) -> Result<(), StorageError> {
 }
 
 impl PartitionLog {
-    /// Records a marker appended in the segment based at `segment_base` once the producer
-    /// state has ended its transaction (which began at `first_offset`; `last_stable_offset`
-    /// is the LSO right after): an abort gets an entry in the transaction index.
+    /// Records the marker `batch` (its records: a marker's type does not depend on the
+    /// offsets stamped in its header) that ended `ended`, in the segment based at
+    /// `segment_base`: an abort gets an entry in the transaction index.
     pub(crate) fn note_marker(
         &mut self,
         batch: &BatchView<'_>,
+        ended: crate::producer_state::EndedTxn,
         segment_base: i64,
-        first_offset: Option<i64>,
-        last_stable_offset: i64,
     ) -> Result<(), StorageError> {
-        let Some(first_offset) = first_offset else { return Ok(()) };
         // A marker that does not parse (a newer writer) is taken as a commit: it still ends
         // the transaction, and nothing is hidden that should not be.
         let Ok(Some(marker)) = Marker::of(batch) else { return Ok(()) };
@@ -184,18 +182,12 @@ impl PartitionLog {
             return Ok(());
         }
         let entry = AbortedTxn {
-            producer_id: batch.producer_id(),
-            first_offset,
-            last_offset: batch.base_offset(),
-            last_stable_offset,
+            producer_id: ended.producer_id,
+            first_offset: ended.first_offset,
+            last_offset: ended.marker_offset,
+            last_stable_offset: ended.last_stable_offset,
         };
         self.txn_indexes.add(segment_base, entry)
-    }
-
-    /// The last stable offset right after a batch ending at `next_offset` was applied to the
-    /// producer state (the log's end stands in for the high watermark).
-    pub(crate) fn stable_after(&self, next_offset: i64) -> i64 {
-        self.producers.first_unstable_offset().unwrap_or(next_offset)
     }
 
     /// The aborted transactions a read_committed fetch of `[from, upper)` must report.

@@ -234,7 +234,7 @@ fn read_target(
         };
     }
     let max_bytes = target.max_bytes.min(budget);
-    let crate::partition::Read { info: read, log_start_offset: local_start, last_stable_offset } =
+    let crate::partition::Read { info: read, log_start_offset: local_start, last_stable_offset, aborted } =
         match partition.read(target.fetch_offset, max_bytes, min_one_batch, replica, read_committed) {
             Ok(read) => read,
             // The only failure left outside the read itself: the partition was deleted meanwhile.
@@ -245,7 +245,7 @@ fn read_target(
         error: 0,
         high_watermark,
         last_stable_offset,
-        aborted: read_committed.then(|| partition.aborted_for_read(target.fetch_offset, last_stable_offset)),
+        aborted,
         log_start_offset: tiered.log_start_offset(partition, local_start),
         records: None,
         preferred_read_replica: -1,
@@ -388,22 +388,22 @@ pub async fn handle(ctx: &Context<'_>, request: FetchRequest, denied: &FetchDeni
     let reading = std::time::Instant::now();
     fetch_remote::complete(ctx.broker, &mut topics).await;
     ctx.waited(reading.elapsed());
-    for p in topics.iter().flat_map(|t| t.partitions.iter()).filter(|p| p.error != 0) {
-        ctx.broker.request_metrics.error(ApiKey::Fetch as i16, p.error);
-    }
-    if replica.is_none() {
+    // Errors by code (every fetch), and consumers' per-topic traffic (Kafka counts bytes out
+    // to consumers only), in one pass.
+    let image = (replica.is_none()).then(|| ctx.broker.metadata.image());
+    for topic in &topics {
+        let failures = topic.partitions.iter().filter(|p| p.error != 0);
+        failures.clone().for_each(|p| ctx.broker.request_metrics.error(ApiKey::Fetch as i16, p.error));
+        let stats = image
+            .as_ref()
+            .and_then(|image| image.topic(&topic.name))
+            .and_then(|_| ctx.broker.request_metrics.topic(&topic.name));
+        let Some(stats) = stats else { continue };
         use std::sync::atomic::Ordering::Relaxed;
-        let image = ctx.broker.metadata.image();
-        for topic in &topics {
-            let Some(stats) = image.topic(&topic.name).and_then(|_| ctx.broker.request_metrics.topic(&topic.name))
-            else {
-                continue;
-            };
-            let bytes: usize = topic.partitions.iter().filter_map(|p| p.records.as_ref()).map(Records::len).sum();
-            stats.bytes_out.fetch_add(bytes as u64, Relaxed);
-            stats.fetch_requests.fetch_add(topic.partitions.len() as u64, Relaxed);
-            stats.fetch_failures.fetch_add(topic.partitions.iter().filter(|p| p.error != 0).count() as u64, Relaxed);
-        }
+        let bytes: usize = topic.partitions.iter().filter_map(|p| p.records.as_ref()).map(Records::len).sum();
+        stats.bytes_out.fetch_add(bytes as u64, Relaxed);
+        stats.fetch_requests.fetch_add(topic.partitions.len() as u64, Relaxed);
+        stats.fetch_failures.fetch_add(failures.count() as u64, Relaxed);
     }
     FetchEncoder::new(version, correlation_id).finish(0, &topics)
 }

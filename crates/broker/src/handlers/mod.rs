@@ -187,26 +187,20 @@ pub async fn handle(
     stop: &watch::Receiver<bool>,
     session: &Session,
 ) -> Result<Answer, DispatchError> {
-    // Every request is timed here, by its API and version (`request_metrics.rs`); the
-    // connection adds queue and send time.
+    // Every request is timed here; the connection adds queue and send time
+    // (`record_timing`). `dispatch` names the API and version only for requests it served
+    // (a supported API and version), so a client cannot add labels.
     let began = std::time::Instant::now();
-    let api = if session.expects_raw_token() { None } else { peek_prefix(&frame).ok() };
     let answer = if !broker.quotas.is_active() {
         dispatch(broker, frame, stop, session, None).await
     } else {
         let clock = Arc::new(BusyClock::default());
         Busy::new(dispatch(broker, frame, stop, session, Some(clock.clone())), clock).await
     };
-    // Only APIs and versions Runnel serves get series: a client cannot add labels.
-    let served = api.filter(|p| ApiKey::try_from(p.api_key).is_ok_and(|key| is_supported(key, p.api_version)));
     answer.map(|mut answer| {
-        answer.timing = served.map(|prefix| Timing {
-            api_key: prefix.api_key,
-            version: prefix.api_version,
-            correlation_id: prefix.correlation_id,
-            handled: began.elapsed(),
-            remote: answer.timing.map_or(std::time::Duration::ZERO, |t| t.remote),
-        });
+        if let Some(timing) = &mut answer.timing {
+            timing.handled = began.elapsed();
+        }
         answer
     })
 }
@@ -258,10 +252,10 @@ async fn dispatch(
     let frame = serve(&ctx, api, version, body).await?;
     let mute = ctx.charge.as_ref().map_or(0, |charge| u64::try_from(charge.finish()).unwrap_or(0));
     let mute = std::time::Duration::from_millis(mute);
-    // Only the remote part is known here; `handle` fills in the rest.
+    // `handle` sets the handling time once the whole request is done.
     let remote = std::time::Duration::from_micros(ctx.remote_micros.load(std::sync::atomic::Ordering::Relaxed));
-    let timing =
-        Timing { api_key: api as i16, version, correlation_id: header.correlation_id, handled: remote, remote };
+    let handled = std::time::Duration::ZERO;
+    let timing = Timing { api_key: api as i16, version, correlation_id: header.correlation_id, handled, remote };
     Ok(Answer { frame, mute, timing: Some(timing) })
 }
 
