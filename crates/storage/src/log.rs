@@ -558,7 +558,7 @@ impl PartitionLog {
         self.recovery_point = offset;
         producer_snapshot::delete_above(&self.dir, -1)?;
         self.producers = ProducerStateManager::default();
-        self.txn_indexes.retain_segments(&[offset])?;
+        self.txn_indexes.retain_segments(&[])?;
         self.epochs.clear()
     }
 

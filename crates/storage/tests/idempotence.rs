@@ -205,3 +205,19 @@ fn open_transactions_survive_restarts_crashes_and_truncation() {
     assert!(log.aborted_transactions(0, i64::MAX).is_empty(), "truncated with its marker");
     assert_eq!(log.first_unstable_offset(), Some(0));
 }
+
+/// A log emptied and restarted at an offset (a replica starting above remote storage, or a
+/// truncation below the log start) forgets its aborted transactions with its segments, even
+/// when the new log starts at the base of a segment that had one.
+#[test]
+fn a_log_started_afresh_forgets_its_aborted_transactions() {
+    use runnel_protocol::control::Marker;
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), small_config(), 0, true);
+    log.append_batch(&transactional_batch(4, 0, 0, 1), 0, false, 2_000).unwrap();
+    let mut abort = Marker { commit: false, coordinator_epoch: 0 }.batch(4, 0, 2_000);
+    log.append(&mut abort, 0, false, 2_000).unwrap();
+    assert_eq!(log.aborted_transactions(0, i64::MAX).len(), 1);
+    log.truncate_fully_and_start_at(0).unwrap();
+    assert!(log.aborted_transactions(0, i64::MAX).is_empty());
+}
