@@ -22,7 +22,7 @@ async fn an_s3_outage_delays_uploads_and_reads_and_loses_nothing() {
     let proxy = Proxy::start_transparent(7);
     proxy.set_target(s3.address.parse().unwrap());
     let data = TempDir::new().unwrap();
-    let mut settings = S3Server::node_settings(&proxy.addr().to_string(), "runnel-tiered");
+    let mut settings = support::s3::node_settings(&proxy.addr().to_string(), "runnel-tiered");
     for setting in ["remote.log.manager.task.interval.ms=100", "log.retention.check.interval.ms=100"] {
         settings.extend(["--set".to_string(), setting.to_string()]);
     }

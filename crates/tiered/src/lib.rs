@@ -8,6 +8,8 @@ pub mod cache;
 pub mod expiry_plan;
 pub mod layout;
 pub mod reader;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod upload_plan;
 
 pub use backend::{BackendSettings, RemoteError, RemoteStore};

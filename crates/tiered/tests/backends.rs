@@ -5,73 +5,24 @@
 //! kinds; the S3 store is also stopped to check that a store that is down is
 //! "unavailable", never "not found".
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use runnel_tiered::backend::S3Settings;
+use runnel_tiered::testing::S3Server;
 use runnel_tiered::{BackendSettings, ObjectKind, RemoteError, RemoteStore, SegmentKey};
 use uuid::Uuid;
 
-/// A moto S3 server on a free port of 127.0.0.1, with one bucket; stopped on drop.
-struct S3Server {
-    child: Child,
-    endpoint: String,
-}
-
-impl S3Server {
-    fn start(bucket: &str) -> S3Server {
-        let mut child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", "0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("python3 -m moto.server (pip install 'moto[s3]' flask flask-cors; .ci/run does)");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(address) = line.split("Running on http://").nth(1) {
-                    let _ = tx.send(address.trim().to_string());
-                }
-            }
-        });
-        let address = rx.recv_timeout(Duration::from_secs(30)).expect("moto printed its address");
-        let endpoint = format!("http://{address}");
-        let create = format!(
-            "import boto3; boto3.client('s3', endpoint_url='{endpoint}', aws_access_key_id='test', \
-             aws_secret_access_key='test', region_name='us-east-1').create_bucket(Bucket='{bucket}')"
-        );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let created = Command::new("python3").args(["-c", &create]).output().expect("python3");
-            if created.status.success() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "bucket: {}", String::from_utf8_lossy(&created.stderr));
-            std::thread::sleep(Duration::from_millis(100)); // the server is still starting
-        }
-        S3Server { child, endpoint }
-    }
-
-    fn settings(&self, bucket: &str) -> BackendSettings {
-        BackendSettings::S3(S3Settings {
-            endpoint: Some(self.endpoint.clone()),
-            access_key_id: Some("test".into()),
-            secret_access_key: Some("test".into()),
-            retries: 1,
-            request_timeout: Duration::from_secs(5),
-            ..S3Settings::new(bucket, "us-east-1")
-        })
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The store's settings for `bucket` on `server`.
+fn s3_settings(server: &S3Server, bucket: &str) -> BackendSettings {
+    BackendSettings::S3(S3Settings {
+        endpoint: Some(server.endpoint()),
+        access_key_id: Some("test".into()),
+        secret_access_key: Some("test".into()),
+        retries: 1,
+        request_timeout: Duration::from_secs(5),
+        ..S3Settings::new(bucket, "us-east-1")
+    })
 }
 
 async fn exercise(store: &RemoteStore) {
@@ -153,7 +104,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_s3_compatible_server_and_its_outage() {
     let server = S3Server::start("runnel-tests");
-    let settings = server.settings("runnel-tests");
+    let settings = s3_settings(&server, "runnel-tests");
     let store = RemoteStore::open(&settings).unwrap();
     exercise(&store).await;
     // The server stops: every request is "unavailable" (retry later, keep local data).

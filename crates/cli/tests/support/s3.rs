@@ -1,71 +1,22 @@
-//! A real S3-compatible server for tests: moto's (`python3 -m moto.server`, a Python
-//! package `.ci/run` installs) on a free port of 127.0.0.1, with one bucket made by boto3;
-//! stopped on drop.
+//! A real S3-compatible server for tests (moto's, shared with the tiered crate's tests:
+//! `runnel_tiered::testing`), and the node settings that use it.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+// Not every test binary that includes `support` starts a server.
+#[allow(unused_imports)]
+pub use runnel_tiered::testing::S3Server;
 
-pub struct S3Server {
-    child: Child,
-    /// `127.0.0.1:port`.
-    pub address: String,
-}
-
-impl S3Server {
-    pub fn start(bucket: &str) -> S3Server {
-        let mut child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", "0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("python3 -m moto.server (pip install 'moto[s3]' flask flask-cors; .ci/run does)");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(address) = line.split("Running on http://").nth(1) {
-                    let _ = tx.send(address.trim().to_string());
-                }
-            }
-        });
-        let address = rx.recv_timeout(Duration::from_secs(30)).expect("moto printed its address");
-        let create = format!(
-            "import boto3; boto3.client('s3', endpoint_url='http://{address}', aws_access_key_id='test', \
-             aws_secret_access_key='test', region_name='us-east-1').create_bucket(Bucket='{bucket}')"
-        );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let created = Command::new("python3").args(["-c", &create]).output().expect("python3");
-            if created.status.success() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "bucket: {}", String::from_utf8_lossy(&created.stderr));
-            std::thread::sleep(Duration::from_millis(100)); // the server is still starting
-        }
-        S3Server { child, address }
-    }
-
-    /// The node settings that use this server's `bucket` through `endpoint` (this server's
-    /// address, or a proxy's in front of it).
-    pub fn node_settings(endpoint: &str, bucket: &str) -> Vec<String> {
-        [
-            "remote.log.storage.system.enable=true".to_string(),
-            "remote.log.storage.backend=s3".to_string(),
-            format!("remote.log.storage.s3.endpoint=http://{endpoint}"),
-            format!("remote.log.storage.s3.bucket={bucket}"),
-            "remote.log.storage.s3.access.key.id=test".to_string(),
-            "remote.log.storage.s3.secret.access.key=test".to_string(),
-        ]
-        .into_iter()
-        .flat_map(|setting| ["--set".to_string(), setting])
-        .collect()
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The node settings that use `bucket` through `endpoint` (the server's address, or a
+/// proxy's in front of it).
+pub fn node_settings(endpoint: &str, bucket: &str) -> Vec<String> {
+    [
+        "remote.log.storage.system.enable=true".to_string(),
+        "remote.log.storage.backend=s3".to_string(),
+        format!("remote.log.storage.s3.endpoint=http://{endpoint}"),
+        format!("remote.log.storage.s3.bucket={bucket}"),
+        "remote.log.storage.s3.access.key.id=test".to_string(),
+        "remote.log.storage.s3.secret.access.key=test".to_string(),
+    ]
+    .into_iter()
+    .flat_map(|setting| ["--set".to_string(), setting])
+    .collect()
 }
