@@ -52,10 +52,6 @@ impl<S> Shards<S> {
         Shards { topic, slots: RwLock::new(Vec::new()), create_lock: Mutex::new(()), load_lock: Mutex::new(()) }
     }
 
-    pub fn topic(&self) -> &'static str {
-        self.topic
-    }
-
     /// Whether the topic exists and has been loaded once.
     pub fn is_ready(&self) -> bool {
         !self.slots.read_locked().is_empty()
@@ -124,11 +120,6 @@ impl<S> Shards<S> {
     /// Every shard this node holds.
     pub fn all(&self) -> Vec<Arc<Shard<S>>> {
         self.slots.read_locked().iter().flatten().cloned().collect()
-    }
-
-    /// How many shards this node holds.
-    pub fn count(&self) -> usize {
-        self.slots.read_locked().iter().flatten().count()
     }
 }
 

@@ -101,9 +101,8 @@ fn health(broker: &Broker) -> (&'static str, String) {
 }
 
 /// Per hosted partition: its log and, where this node leads, its replication state.
-fn partition_gauges(broker: &Broker, out: &mut String) {
+fn partition_gauges(mut partitions: Vec<Arc<crate::partition::Partition>>, out: &mut String) {
     use std::fmt::Write;
-    let mut partitions = broker.replicas.all_partitions();
     partitions.sort_by(|a, b| (&a.topic, a.index).cmp(&(&b.topic, b.index)));
     partitions.truncate(PARTITIONS_MAX);
     let names: [(&str, &str); 7] = [
@@ -168,6 +167,8 @@ fn partition_gauges(broker: &Broker, out: &mut String) {
 }
 
 fn render(broker: &Broker) -> String {
+    // One look at the hosted partitions serves every partition family of this scrape.
+    let partitions = broker.replicas.all_partitions();
     let s = &broker.stats;
     let counters = [
         ("runnel_sendfile_bytes_total", &s.sendfile_bytes, "Record bytes sent to sockets with sendfile(2)."),
@@ -225,12 +226,10 @@ fn render(broker: &Broker) -> String {
                 value.load(Ordering::Relaxed)
             ));
         }
-        let led: Vec<_> = broker
-            .replicas
-            .all_partitions()
-            .into_iter()
+        let led: Vec<_> = partitions
+            .iter()
             .filter(|p| p.is_leader())
-            .filter_map(|p| crate::tiering::partition_state(broker, &p))
+            .filter_map(|p| crate::tiering::partition_state(broker, p))
             .collect();
         let gauges = [
             (
@@ -258,7 +257,6 @@ fn render(broker: &Broker) -> String {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));
         }
     }
-    let partitions = broker.replicas.all_partitions();
     let led: Vec<_> = partitions.iter().filter(|p| p.is_leader()).collect();
     // Kafka's UnderReplicatedPartitions: led here with fewer in-sync replicas than replicas.
     let under = led.iter().filter(|p| p.isr_len() < p.replica_count()).count();
@@ -284,7 +282,7 @@ fn render(broker: &Broker) -> String {
     let image = broker.metadata.image();
     broker.request_metrics.retain_topics(|topic| image.topic(topic).is_some());
     broker.request_metrics.render(&mut out);
-    partition_gauges(broker, &mut out);
+    partition_gauges(partitions, &mut out);
     crate::metrics_state::groups(broker, &mut out);
     crate::metrics_state::quorum(broker, &mut out);
     crate::metrics_state::process(&mut out);
