@@ -112,11 +112,16 @@ pub async fn run(args: GroupArgs) -> anyhow::Result<()> {
 
 /// A connection to the group's coordinator (which may be the bootstrap broker itself).
 pub async fn coordinator(conn: &mut Connection, group: &str, security: &ClientSecurity) -> anyhow::Result<Connection> {
+    let addr = coordinator_address(conn, group).await?;
+    crate::connect::connect_to(&addr, security).await.with_context(|| format!("the coordinator of {group}"))
+}
+
+/// The `host:port` of the group's coordinator (FindCoordinator).
+pub async fn coordinator_address(conn: &mut Connection, group: &str) -> anyhow::Result<String> {
     let request = FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_string()));
     let response = conn.send(&request, 3).await?;
     check(response.error_code, &format!("finding the coordinator of {group}"))?;
-    let addr = format!("{}:{}", response.host.as_str(), response.port);
-    crate::connect::connect_to(&addr, security).await.with_context(|| format!("the coordinator of {group}"))
+    Ok(format!("{}:{}", response.host.as_str(), response.port))
 }
 
 /// `group list --output json`.

@@ -28,9 +28,87 @@ pub async fn metadata(conn: &mut Connection, topics: Option<&[&str]>) -> anyhow:
     Ok(conn.send(&MetadataRequest::default().with_topics(topics), 12).await?)
 }
 
+/// Partitions to ask about, by leader: leader -> topic -> partitions.
+type ByLeader = BTreeMap<i32, BTreeMap<String, Vec<i32>>>;
+
+/// Asks each leader once (one connection, one ListOffsets) for its partitions at
+/// `timestamp`. Offsets found, by (topic, partition), and what went wrong for the others (a
+/// leader that could not be asked, a partition that answered an error).
+async fn ask_leaders(
+    metadata: &MetadataResponse,
+    security: &ClientSecurity,
+    by_leader: ByLeader,
+    timestamp: i64,
+) -> (BTreeMap<(String, i32), i64>, Vec<anyhow::Error>) {
+    let mut offsets = BTreeMap::new();
+    let mut errors = Vec::new();
+    for (leader, topics) in by_leader {
+        let request = ListOffsetsRequest::default().with_replica_id((-1).into()).with_topics(
+            topics
+                .iter()
+                .map(|(topic, partitions)| {
+                    let partitions = partitions
+                        .iter()
+                        .map(|p| ListOffsetsPartition::default().with_partition_index(*p).with_timestamp(timestamp));
+                    ListOffsetsTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(topic.clone())))
+                        .with_partitions(partitions.collect())
+                })
+                .collect(),
+        );
+        let response = match crate::connect::connect_to_node(metadata, leader, security).await {
+            Ok(mut conn) => conn.send(&request, LIST_OFFSETS_VERSION).await.map_err(anyhow::Error::from),
+            Err(e) => Err(e),
+        };
+        let response = match response {
+            Ok(response) => response,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        for t in &response.topics {
+            for p in &t.partitions {
+                let what = format!("listing offsets of {}-{}", t.name.0, p.partition_index);
+                match crate::connect::check(p.error_code, None, &what) {
+                    Ok(()) => {
+                        offsets.insert((t.name.0.to_string(), p.partition_index), p.offset);
+                    }
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+    }
+    (offsets, errors)
+}
+
+/// `topic`'s partitions among `partitions`, by leader; those without a leader apart.
+fn leaders_of(
+    metadata: &MetadataResponse,
+    topic: &str,
+    partitions: &BTreeSet<i32>,
+) -> anyhow::Result<(ByLeader, Vec<i32>)> {
+    let described = metadata
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+        .with_context(|| format!("no metadata for topic {topic}"))?;
+    let mut by_leader = ByLeader::new();
+    let mut leaderless = Vec::new();
+    for p in described.partitions.iter().filter(|p| partitions.contains(&p.partition_index)) {
+        if p.leader_id.0 < 0 {
+            leaderless.push(p.partition_index);
+        } else {
+            by_leader.entry(p.leader_id.0).or_default().entry(topic.to_string()).or_default().push(p.partition_index);
+        }
+    }
+    Ok((by_leader, leaderless))
+}
+
 /// The offset ListOffsets gives each partition of `topic` for `timestamp` ([`LATEST`],
 /// [`EARLIEST`] or a time in epoch ms; -1 for a time past every record), each asked of the
-/// partition's leader as `metadata` names it.
+/// partition's leader as `metadata` names it. Any partition that cannot be answered is an
+/// error.
 pub async fn of_partitions(
     metadata: &MetadataResponse,
     security: &ClientSecurity,
@@ -38,41 +116,29 @@ pub async fn of_partitions(
     partitions: &BTreeSet<i32>,
     timestamp: i64,
 ) -> anyhow::Result<BTreeMap<i32, i64>> {
-    let described = metadata
-        .topics
-        .iter()
-        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
-        .with_context(|| format!("no metadata for topic {topic}"))?;
-    let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
-    for p in described.partitions.iter().filter(|p| partitions.contains(&p.partition_index)) {
-        anyhow::ensure!(p.leader_id.0 >= 0, "{topic}-{} has no leader now", p.partition_index);
-        by_leader.entry(p.leader_id.0).or_default().push(p.partition_index);
+    let (by_leader, leaderless) = leaders_of(metadata, topic, partitions)?;
+    if let Some(p) = leaderless.first() {
+        anyhow::bail!("{topic}-{p} has no leader now");
     }
-    let mut offsets = BTreeMap::new();
-    for (leader, indexes) in by_leader {
-        let mut conn = crate::connect::connect_to_node(metadata, leader, security).await?;
-        let request =
-            ListOffsetsRequest::default().with_replica_id((-1).into()).with_topics(vec![ListOffsetsTopic::default()
-                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-                .with_partitions(
-                    indexes
-                        .iter()
-                        .map(|p| ListOffsetsPartition::default().with_partition_index(*p).with_timestamp(timestamp))
-                        .collect(),
-                )]);
-        let response = conn.send(&request, LIST_OFFSETS_VERSION).await?;
-        for t in &response.topics {
-            for p in &t.partitions {
-                crate::connect::check(
-                    p.error_code,
-                    None,
-                    &format!("listing offsets of {topic}-{}", p.partition_index),
-                )?;
-                offsets.insert(p.partition_index, p.offset);
-            }
-        }
+    let (offsets, errors) = ask_leaders(metadata, security, by_leader, timestamp).await;
+    if let Some(error) = errors.into_iter().next() {
+        return Err(error);
     }
-    Ok(offsets)
+    Ok(offsets.into_iter().map(|((_, p), offset)| (p, offset)).collect())
+}
+
+/// As [`of_partitions`], leaving out the partitions that cannot be answered now (no leader,
+/// a leader that cannot be asked, an error): for views that show what is known.
+pub async fn of_available_partitions(
+    metadata: &MetadataResponse,
+    security: &ClientSecurity,
+    topic: &str,
+    partitions: &BTreeSet<i32>,
+    timestamp: i64,
+) -> anyhow::Result<BTreeMap<i32, i64>> {
+    let (by_leader, _) = leaders_of(metadata, topic, partitions)?;
+    let (offsets, _) = ask_leaders(metadata, security, by_leader, timestamp).await;
+    Ok(offsets.into_iter().map(|((_, p), offset)| (p, offset)).collect())
 }
 
 /// The log end offset of every partition of the first `topics_max` topics of `metadata`
@@ -83,39 +149,12 @@ pub async fn latest_of_all(
     security: &ClientSecurity,
     topics_max: usize,
 ) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
-    let mut by_leader: BTreeMap<i32, BTreeMap<String, Vec<i32>>> = BTreeMap::new();
+    let mut by_leader = ByLeader::new();
     for t in metadata.topics.iter().filter(|t| !t.is_internal && t.error_code == 0).take(topics_max) {
         let Some(name) = &t.name else { continue };
         for p in t.partitions.iter().filter(|p| p.leader_id.0 >= 0) {
             by_leader.entry(p.leader_id.0).or_default().entry(name.0.to_string()).or_default().push(p.partition_index);
         }
     }
-    let mut offsets = BTreeMap::new();
-    for (leader, topics) in by_leader {
-        let Ok(mut conn) = crate::connect::connect_to_node(metadata, leader, security).await else { continue };
-        let request = ListOffsetsRequest::default().with_replica_id((-1).into()).with_topics(
-            topics
-                .iter()
-                .map(|(topic, partitions)| {
-                    ListOffsetsTopic::default()
-                        .with_name(TopicName(StrBytes::from_string(topic.clone())))
-                        .with_partitions(
-                            partitions
-                                .iter()
-                                .map(|p| {
-                                    ListOffsetsPartition::default().with_partition_index(*p).with_timestamp(LATEST)
-                                })
-                                .collect(),
-                        )
-                })
-                .collect(),
-        );
-        let Ok(response) = conn.send(&request, LIST_OFFSETS_VERSION).await else { continue };
-        for t in &response.topics {
-            for p in t.partitions.iter().filter(|p| p.error_code == 0) {
-                offsets.insert((t.name.0.to_string(), p.partition_index), p.offset);
-            }
-        }
-    }
-    Ok(offsets)
+    Ok(ask_leaders(metadata, security, by_leader, LATEST).await.0)
 }

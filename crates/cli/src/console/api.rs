@@ -207,18 +207,9 @@ async fn topic(
         .collect();
     // Offsets of a partition without a leader (or whose leader cannot be asked) are unknown:
     // shown empty, while the others are shown.
-    let mut earliest = BTreeMap::new();
-    let mut latest = BTreeMap::new();
-    for index in &indexes {
-        let one = BTreeSet::from([*index]);
-        let ask = |ts| crate::offsets::of_partitions(&metadata, security, topic, &one, ts);
-        if let Ok(found) = ask(crate::offsets::EARLIEST).await {
-            earliest.extend(found);
-        }
-        if let Ok(found) = ask(crate::offsets::LATEST).await {
-            latest.extend(found);
-        }
-    }
+    let ask = |ts| crate::offsets::of_available_partitions(&metadata, security, topic, &indexes, ts);
+    let earliest = ask(crate::offsets::EARLIEST).await?;
+    let latest = ask(crate::offsets::LATEST).await?;
     let sizes = leader_log_sizes(&metadata, security).await;
     for partition in described["partitions"].as_array_mut().into_iter().flatten() {
         let Some(index) = partition["partition"].as_i64().and_then(|i| i32::try_from(i).ok()) else { continue };

@@ -183,10 +183,17 @@ async fn sample_cluster(
     let ends = crate::offsets::latest_of_all(&metadata, security, TOPICS_MAX).await?;
     let listed = crate::group::list_value(&mut conn).await?;
     let mut lags = BTreeMap::new();
+    // One connection per coordinator node for the round, not one per group.
+    let mut coordinators: HashMap<String, Connection> = HashMap::new();
     for group in listed["groups"].as_array().into_iter().flatten().take(GROUPS_MAX) {
         let Some(id) = group["group"].as_str() else { continue };
-        let Ok(mut coordinator) = crate::group::coordinator(&mut conn, id, security).await else { continue };
-        let Ok(committed) = crate::group::committed(&mut coordinator, id).await else { continue };
+        let Ok(addr) = crate::group::coordinator_address(&mut conn, id).await else { continue };
+        if !coordinators.contains_key(&addr) {
+            let Ok(opened) = crate::connect::connect_to(&addr, security).await else { continue };
+            coordinators.insert(addr.clone(), opened);
+        }
+        let coordinator = coordinators.get_mut(&addr).expect("inserted above");
+        let Ok(committed) = crate::group::committed(coordinator, id).await else { continue };
         let lag: i64 = committed
             .iter()
             .flat_map(|(topic, partitions)| {
