@@ -80,6 +80,8 @@ pub struct Broker {
     pub replicas: ReplicaManager,
     /// Consumer groups, rebuilt from `__consumer_offsets` at start-up.
     pub groups: GroupCoordinator,
+    /// Transactions, rebuilt from `__transaction_state` (`transactions/`).
+    pub transactions: crate::transactions::TransactionCoordinator,
     /// Producer ids for InitProducerId, in blocks from the metadata log.
     pub producer_ids: ProducerIdManager,
     /// Followers' fetchers, copying from partition leaders (cluster mode).
@@ -146,6 +148,9 @@ impl Broker {
         publisher.published_at_start(image);
         let groups = group_coordinator(&config);
         groups.load(&|index| replicas.partition(crate::groups::OFFSETS_TOPIC, index), &metadata.image(), now)?;
+        let transactions = crate::transactions::TransactionCoordinator::new(config.transactions.clone());
+        let state_topic = crate::transactions::TRANSACTION_STATE_TOPIC;
+        transactions.load(&|index| replicas.partition(state_topic, index), &metadata.image())?;
         let producer_ids = ProducerIdManager::new(config.node_id);
         let request_budget = Arc::new(tokio::sync::Semaphore::new(config.queued_max_request_bytes));
         let config_failures_per_minute = config.sasl_failed_authentications_per_minute;
@@ -183,6 +188,7 @@ impl Broker {
             metadata,
             replicas,
             groups,
+            transactions,
             producer_ids,
             fetchers: Default::default(),
             stats: Stats::default(),

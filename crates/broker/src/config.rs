@@ -169,6 +169,8 @@ pub struct BrokerConfig {
     pub offsets_retention_check_interval_ms: u64,
     /// `offsets.topic.replication.factor`, capped at the live brokers when the topic is made.
     pub offsets_topic_replication_factor: i32,
+    /// The transaction coordinator's settings (`transaction.*`, `transactional.id.*`).
+    pub transactions: crate::transactions::config::TxnConfig,
     /// Replication (see docs/architecture.md, "Replication").
     pub replication: ReplicationConfig,
     /// `log.cleaner.*`: log compaction.
@@ -284,6 +286,7 @@ impl Default for BrokerConfig {
             offsets_topic_segment_bytes: 100 * 1024 * 1024,
             offsets_retention_check_interval_ms: 600_000,
             offsets_topic_replication_factor: 3,
+            transactions: Default::default(),
             replication: ReplicationConfig::default(),
             outbound_bind: None,
             quota_window_num: 11,
@@ -520,6 +523,7 @@ impl BrokerConfig {
                     .tiered
                     .set(key, value)
                     .or_else(|| self.cleaner.set(key, value))
+                    .or_else(|| self.transactions.set(key, value))
                     .unwrap_or_else(|| Err(ConfigError::Unknown(key.to_string())))
             }
         }

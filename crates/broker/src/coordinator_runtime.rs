@@ -138,8 +138,9 @@ pub enum ReplayError {
     Batch { topic: String, partition: i32, source: runnel_protocol::batch::BatchError },
 }
 
-/// Calls `each` with every data batch of `partition` from its log start to its log end, in
-/// offset order (transaction markers left out). To the log end, not the high watermark: a
+/// Calls `each` with every batch of `partition` from its log start to its log end, in
+/// offset order (transaction markers included: the group coordinator's transactional
+/// offsets become visible at their commit marker). To the log end, not the high watermark: a
 /// new leader is in the ISR and holds every committed write, but learns the high watermark
 /// only as its followers fetch (Kafka's coordinators also load to the log end).
 pub fn replay_batches(
@@ -167,9 +168,7 @@ pub fn replay_batches(
             if batch.last_offset() < offset {
                 continue;
             }
-            if !batch.is_control() {
-                each(&batch);
-            }
+            each(&batch);
             offset = batch.last_offset() + 1;
         }
         assert!(offset > before, "a read that returns whole batches makes progress");
@@ -190,6 +189,27 @@ pub fn append_records(
     }
     let pairs: Vec<KeyValue> = records.iter().map(|(key, value)| (Some(key.as_slice()), value.as_deref())).collect();
     let mut batch = build_batch_records(now_ms, &pairs);
+    partition.append(&mut batch, leader_epoch, false, now_ms).map(|info| Some(info.last_offset))
+}
+
+/// [`append_records`] as a transactional batch of `producer` (id, epoch; no sequence, as
+/// Kafka's coordinators write TxnOffsetCommit): the records count once the producer's
+/// commit marker follows them.
+pub fn append_transactional_records(
+    partition: &Partition,
+    leader_epoch: i32,
+    records: &[(Vec<u8>, Option<Vec<u8>>)],
+    (producer_id, producer_epoch): (i64, i16),
+    now_ms: i64,
+) -> Result<Option<i64>, PartitionError> {
+    if records.is_empty() {
+        return Ok(None);
+    }
+    let pairs: Vec<KeyValue> = records.iter().map(|(key, value)| (Some(key.as_slice()), value.as_deref())).collect();
+    let mut batch = build_batch_records(now_ms, &pairs);
+    let mut stamped = runnel_protocol::batch::BatchMut::new(&mut batch);
+    stamped.set_producer(producer_id, producer_epoch, -1);
+    stamped.set_transactional(false);
     partition.append(&mut batch, leader_epoch, false, now_ms).map(|info| Some(info.last_offset))
 }
 

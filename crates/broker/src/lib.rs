@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod metrics_state;
 pub mod offline_replicas;
 pub mod partition;
+pub mod partition_txn;
 #[cfg(test)]
 mod partition_tests;
 pub mod principal;

@@ -113,6 +113,9 @@ pub struct Partition {
     /// Serialises fsyncs: whoever holds it syncs everything appended so far (group commit).
     flush_lock: tokio::sync::Mutex<()>,
     durable_offset: AtomicI64,
+    /// Producers whose transaction the coordinator confirmed includes this partition, with
+    /// the epoch confirmed (KIP-890; see `partition_txn.rs`).
+    pub(crate) txn_verified: Mutex<std::collections::HashMap<i64, i16>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +170,7 @@ impl Partition {
             log_end: watch::Sender::new(end),
             flush_lock: tokio::sync::Mutex::new(()),
             durable_offset: AtomicI64::new(durable),
+            txn_verified: Mutex::new(std::collections::HashMap::new()),
         };
         if let Err(e) = partition.apply_image(image, now_ms) {
             tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "taking the partition's role failed");
@@ -520,7 +524,7 @@ impl Partition {
     /// a follower: stamped with its new leader's epoch, such a batch would survive the
     /// follower's truncation and its log would diverge from the leader's. Kafka appends
     /// under `leaderIsrUpdateLock` for the same reason.
-    fn append_as_leader(
+    pub(crate) fn append_as_leader(
         &self,
         leader_epoch: i32,
         append: impl FnOnce(&mut PartitionLog) -> Result<AppendInfo, StorageError>,

@@ -138,6 +138,13 @@ impl Publisher {
                 tracing::error!(error = %e, "loading consumer groups after a leadership change failed");
             }
         }
+        if delta.topics.contains(crate::transactions::TRANSACTION_STATE_TOPIC) {
+            let state_topic = crate::transactions::TRANSACTION_STATE_TOPIC;
+            let loaded = broker.transactions.load(&|index| broker.replicas.partition(state_topic, index), image);
+            if let Err(e) = loaded {
+                tracing::error!(error = %e, "loading transactions after a leadership change failed");
+            }
+        }
         result.map(|()| Some(delta))
     }
 

@@ -120,7 +120,7 @@ impl ReplicaFetchers {
 }
 
 /// The leader's address on the inter-broker listener.
-fn leader_address(broker: &Broker, leader: i32) -> Option<String> {
+pub(crate) fn leader_address(broker: &Broker, leader: i32) -> Option<String> {
     let listener = broker.config.listeners.inter_broker.as_str();
     let image = broker.metadata.image();
     let (host, port) = image.brokers.get(&leader)?.endpoint(listener)?;
@@ -131,7 +131,7 @@ fn leader_address(broker: &Broker, leader: i32) -> Option<String> {
 /// cluster (Metadata names the cluster id): a node of another cluster on an address a
 /// leader used before would otherwise answer for partitions of the same name, and its
 /// OffsetsForLeaderEpoch answers would truncate this replica.
-async fn connect(broker: &Broker, address: &str) -> Option<Connection> {
+pub(crate) async fn connect(broker: &Broker, address: &str) -> Option<Connection> {
     let connected = tokio::time::timeout(
         CONNECT_TIMEOUT,
         Connection::connect_secure(address, broker.config.outbound_bind, &broker.inter_broker_security),

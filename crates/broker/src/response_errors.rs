@@ -44,7 +44,10 @@ macro_rules! per_partition {
 }
 
 top_level!(
+    AddOffsetsToTxnResponse,
     AddRaftVoterResponse,
+    EndTxnResponse,
+    ListTransactionsResponse,
     ApiVersionsResponse,
     DescribeAclsResponse,
     DescribeClientQuotasResponse,
@@ -72,6 +75,7 @@ per_item!(
     DeleteTopicsResponse: responses,
     DescribeConfigsResponse: results,
     DescribeGroupsResponse: groups,
+    DescribeTransactionsResponse: transaction_states,
     IncrementalAlterConfigsResponse: responses,
 );
 
@@ -82,7 +86,24 @@ per_partition!(
     OffsetCommitResponse: topics.partitions,
     OffsetForLeaderEpochResponse: topics.partitions,
     ProduceResponse: responses.partition_responses,
+    TxnOffsetCommitResponse: topics.partitions,
 );
+
+impl ErrorCodes for AddPartitionsToTxnResponse {
+    fn error_codes(&self, count: &mut dyn FnMut(i16)) {
+        count(self.error_code);
+        let v4 = self.results_by_transaction.iter().flat_map(|t| t.topic_results.iter());
+        let topics = v4.chain(self.results_by_topic_v3_and_below.iter());
+        topics.flat_map(|t| t.results_by_partition.iter()).for_each(|p| count(p.partition_error_code));
+    }
+}
+
+impl ErrorCodes for WriteTxnMarkersResponse {
+    fn error_codes(&self, count: &mut dyn FnMut(i16)) {
+        let topics = self.markers.iter().flat_map(|m| m.topics.iter());
+        topics.flat_map(|t| t.partitions.iter()).for_each(|p| count(p.error_code));
+    }
+}
 
 impl ErrorCodes for AlterPartitionReassignmentsResponse {
     fn error_codes(&self, count: &mut dyn FnMut(i16)) {

@@ -122,6 +122,7 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let background = spawn_background(broker.clone(), stop_rx.clone());
+    crate::transactions::markers::spawn_timers(&broker, stop_rx.clone());
     broker.cleaner.start(&broker);
     let follower = crate::cluster::follow_image(broker.clone(), stop_rx.clone());
     let member = crate::cluster::stay_member(broker.clone(), stop_rx.clone());

@@ -94,6 +94,10 @@ pub enum ProducerError {
     InvalidEpoch { producer_id: i64, epoch: i16, current: i16 },
     #[error("producer {producer_id}: sequence {first_seq} does not follow {expected_after}")]
     OutOfOrderSequence { producer_id: i64, first_seq: i32, expected_after: i32 },
+    /// A transactional batch that would open a transaction its coordinator has not
+    /// confirmed includes the partition (KIP-890; decided by the broker, not here).
+    #[error("producer {producer_id} epoch {epoch}: the partition is not in its transaction")]
+    NotInTransaction { producer_id: i64, epoch: i16 },
 }
 
 fn in_sequence(last_seq: i32, next_seq: i32) -> bool {
@@ -152,6 +156,12 @@ impl ProducerStateManager {
                 epoch: batch.epoch,
                 current: entry.epoch,
             });
+        }
+        if batch.control || batch.first_seq < 0 {
+            // A marker carries no sequence, nor does a coordinator's transactional write
+            // (TxnOffsetCommit); a marker may come with a bumped epoch (a fenced producer's
+            // transaction aborted by the coordinator).
+            return Ok(SequenceCheck::Append);
         }
         if batch.epoch > entry.epoch {
             if batch.first_seq != 0 {
@@ -222,6 +232,10 @@ impl ProducerStateManager {
         if batch.transactional && entry.txn_first_offset.is_none() {
             entry.txn_first_offset = Some(first_offset);
             self.ongoing.insert(first_offset, batch.producer_id);
+        }
+        if batch.first_seq < 0 {
+            // No sequence to check later batches against.
+            return None;
         }
         if entry.batches.len() == BATCHES_KEPT {
             entry.batches.pop_front();

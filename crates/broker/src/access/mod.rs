@@ -20,6 +20,7 @@ pub mod cluster;
 pub mod configs;
 pub mod groups;
 pub mod topics;
+pub mod transactions;
 
 use std::future::Future;
 

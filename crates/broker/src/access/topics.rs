@@ -31,6 +31,33 @@ pub fn produce(access: &Access, mut request: ProduceRequest) -> Gate<ProduceRequ
     if access.is_unrestricted() {
         return Gate::pass(request);
     }
+    // A transactional producer needs Write on its transactional id: otherwise nothing is
+    // written (Kafka answers every partition with the error).
+    if let Some(id) = &request.transactional_id {
+        if !access.allows(Operation::Write, ResourceType::TransactionalId, id.0.as_str()) {
+            let error = ResponseError::TransactionalIdAuthorizationFailed;
+            let responses = request
+                .topic_data
+                .into_iter()
+                .map(|topic| {
+                    let partitions = topic
+                        .partition_data
+                        .iter()
+                        .map(|p| {
+                            PartitionProduceResponse::default()
+                                .with_index(p.index)
+                                .with_error_code(error.code())
+                                .with_base_offset(-1)
+                                .with_log_append_time_ms(-1)
+                                .with_log_start_offset(-1)
+                        })
+                        .collect();
+                    TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partitions)
+                })
+                .collect();
+            return Gate::Refuse(ProduceResponse::default().with_responses(responses));
+        }
+    }
     let (kept, denied) = partition_by(std::mem::take(&mut request.topic_data), |t| {
         access.allows_topic(Operation::Write, t.name.0.as_str())
     });

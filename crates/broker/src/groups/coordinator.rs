@@ -53,7 +53,7 @@ pub struct GroupCoordinator {
     /// One shard per offsets partition this node leads (in a cluster, the coordinator of a
     /// group is the leader of its partition), on the runtime shared with the transaction
     /// coordinator.
-    shards: Shards<ShardState>,
+    pub(super) shards: Shards<ShardState>,
     parked_per_shard_max: usize,
 }
 

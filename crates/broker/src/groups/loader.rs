@@ -45,6 +45,16 @@ fn replay_batch(
     topic: &str,
     index: i32,
 ) {
+    if batch.is_control() {
+        // A transaction's end: its offsets count from here (commit) or never (abort).
+        match runnel_protocol::control::Marker::of(batch) {
+            Ok(Some(marker)) => state.transaction_ended(batch.producer_id(), marker.commit),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(topic, partition = index, offset = batch.base_offset(), %error, "skipping marker"),
+        }
+        return;
+    }
+    let transactional = batch.is_transactional();
     let records = match batch.records() {
         Ok(records) => records,
         Err(error) => {
@@ -57,6 +67,10 @@ fn replay_batch(
     for record in records {
         let decoded = record.key.ok_or(codec::CodecError::Invalid("record without a key"));
         match decoded.and_then(|key| codec::decode(key, record.value)) {
+            Ok((group_id, record)) if transactional => {
+                state.pend(batch.producer_id(), group_id, record);
+                stats.records += 1;
+            }
             Ok((group_id, record)) => {
                 state.replay(&group_id, &record);
                 stats.records += 1;

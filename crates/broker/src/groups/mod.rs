@@ -33,6 +33,7 @@ pub mod record;
 pub mod shard;
 pub mod sync;
 pub mod timers;
+pub mod txn_offsets;
 
 #[cfg(test)]
 mod tests;

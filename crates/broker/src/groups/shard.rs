@@ -34,6 +34,9 @@ pub struct ShardState {
     /// (next deadline, group id) for every group with a timer, and the reverse map.
     deadlines: BTreeSet<(i64, String)>,
     deadline_of: HashMap<String, i64>,
+    /// TxnOffsetCommit offsets by producer id, in the log but not visible until the
+    /// producer's commit marker (an abort marker drops them).
+    pending_txn: HashMap<i64, Vec<(String, Record)>>,
 }
 
 /// What landing an outcome appended.
@@ -82,6 +85,30 @@ impl ShardState {
             return;
         }
         self.groups.entry(group_id.to_string()).or_insert_with(|| Group::new(group_id)).apply(record);
+    }
+
+    /// Holds a transactional offset commit until its producer's marker.
+    pub fn pend(&mut self, producer_id: i64, group_id: String, record: Record) {
+        self.pending_txn.entry(producer_id).or_default().push((group_id, record));
+    }
+
+    /// A marker of `producer_id` was written to (or replayed from) this partition: its
+    /// pending offsets are applied on commit, dropped on abort.
+    pub fn transaction_ended(&mut self, producer_id: i64, commit: bool) {
+        let Some(pending) = self.pending_txn.remove(&producer_id) else { return };
+        if commit {
+            for (group_id, record) in pending {
+                self.apply(&group_id, &record);
+            }
+        }
+    }
+
+    /// Whether a transaction holds an offset of `group_id` for `topic`-`partition` that is
+    /// not committed yet (OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT).
+    pub fn has_pending(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        self.pending_txn.values().flatten().any(|(g, record)| {
+            g == group_id && matches!(record, Record::OffsetCommit { topic: t, partition: p, .. } if t == topic && *p == partition)
+        })
     }
 
     /// Appends, applies and delivers one outcome. Nothing is applied if the append fails.

@@ -1,5 +1,6 @@
 //! FindCoordinator: the node that coordinates a group is the leader of its `__consumer_offsets`
-//! partition; the topic is created on the first request, as Kafka does. Batched keys from v4.
+//! partition, a transactional id's the leader of its `__transaction_state` partition; each
+//! topic is created on the first request, as Kafka does. Batched keys from v4.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -8,6 +9,7 @@ use runnel_protocol::ResponseError;
 
 use super::Context;
 use crate::groups::{partition_for, OFFSETS_TOPIC};
+use crate::transactions::{TransactionCoordinator, TRANSACTION_STATE_TOPIC};
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
@@ -31,7 +33,23 @@ fn locate(ctx: &Context, key: &str, key_type: i8) -> Result<(i32, String, i32), 
             let (host, port) = broker.endpoint(ctx.session.listener.as_str()).ok_or(unavailable)?;
             Ok((leader, host.to_string(), port))
         }
-        KEY_TYPE_TRANSACTION => Err((ResponseError::CoordinatorNotAvailable, "transactions are not supported yet")),
+        KEY_TYPE_TRANSACTION if !super::transactions::valid_id(key) => {
+            Err((ResponseError::InvalidRequest, "invalid transactional id"))
+        }
+        KEY_TYPE_TRANSACTION => {
+            let broker = ctx.broker.as_ref();
+            broker.transactions.ensure_ready(broker).map_err(|e| (e, "the transaction state topic is not available"))?;
+            // The coordinator is the leader of the id's transaction state partition.
+            let image = broker.metadata.image();
+            let unavailable =
+                (ResponseError::CoordinatorNotAvailable, "the transaction state partition has no leader");
+            let index = TransactionCoordinator::partition_of(&image, key).ok_or(unavailable)?;
+            let topic = image.topic(TRANSACTION_STATE_TOPIC).ok_or(unavailable)?;
+            let leader = topic.partitions.get(index as usize).map_or(-1, |p| p.leader);
+            let node = image.brokers.get(&leader).filter(|b| !b.fenced).ok_or(unavailable)?;
+            let (host, port) = node.endpoint(ctx.session.listener.as_str()).ok_or(unavailable)?;
+            Ok((leader, host.to_string(), port))
+        }
         _ => Err((ResponseError::InvalidRequest, "unknown key type")),
     }
 }

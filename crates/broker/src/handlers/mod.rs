@@ -35,6 +35,8 @@ mod raft_voters;
 mod reassignments;
 mod sasl;
 mod scram_credentials;
+pub(crate) mod transactions;
+mod write_txn_markers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -438,7 +440,36 @@ async fn serve(ctx: &Context<'_>, api: ApiKey, version: i16, body: Bytes) -> Res
         }
         ApiKey::InitProducerId => {
             let gate = access::cluster::init_producer_id(access, decode_body(api, version, body)?);
-            respond(api, ctx, gate.serve(|r| init_producer_id::handle(ctx, r)))
+            respond(api, ctx, gate.serve_async(|r| init_producer_id::handle(ctx, r)).await)
+        }
+        ApiKey::AddPartitionsToTxn => {
+            let gate = access::transactions::add_partitions_to_txn(access, decode_body(api, version, body)?, version);
+            respond(api, ctx, gate.serve_async(|r| transactions::add_partitions(ctx, r)).await)
+        }
+        ApiKey::AddOffsetsToTxn => {
+            let gate = access::transactions::add_offsets_to_txn(access, decode_body(api, version, body)?);
+            respond(api, ctx, gate.serve_async(|r| transactions::add_offsets(ctx, r)).await)
+        }
+        ApiKey::EndTxn => {
+            let gate = access::transactions::end_txn(access, decode_body(api, version, body)?);
+            respond(api, ctx, gate.serve_async(|r| transactions::end(ctx, r)).await)
+        }
+        ApiKey::WriteTxnMarkers => {
+            let gate = access::transactions::write_txn_markers(access, decode_body(api, version, body)?);
+            respond(api, ctx, gate.serve_async(|r| write_txn_markers::handle(ctx, r)).await)
+        }
+        ApiKey::TxnOffsetCommit => {
+            let gate = access::transactions::txn_offset_commit(access, decode_body(api, version, body)?);
+            respond(api, ctx, gate.serve_async(|r| transactions::txn_offset_commit(ctx, r)).await)
+        }
+        ApiKey::DescribeTransactions => {
+            let gate = access::transactions::describe_transactions(access, decode_body(api, version, body)?);
+            respond(api, ctx, gate.serve(|r| transactions::describe(ctx, r)))
+        }
+        ApiKey::ListTransactions => {
+            let request = decode_body(api, version, body)?;
+            let visible = |id: &str| access::transactions::visible_transactional_id(access, id);
+            respond(api, ctx, transactions::list(ctx, request, &visible))
         }
         ApiKey::FindCoordinator => {
             let gate = access::groups::find_coordinator(access, decode_body(api, version, body)?, version);

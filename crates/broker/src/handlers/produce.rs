@@ -14,6 +14,7 @@ use runnel_storage::{AppendInfo, ProducerError, StorageError};
 use super::Context;
 use crate::clock::now_ms;
 use crate::groups::OFFSETS_TOPIC;
+use crate::transactions::TRANSACTION_STATE_TOPIC;
 use crate::partition::{Partition, PartitionError};
 use crate::request_metrics::TopicStats;
 
@@ -38,7 +39,7 @@ async fn produce_partition(
     stats: Option<&TopicStats>,
     records: Option<&Bytes>,
     acks: i16,
-    transactional: bool,
+    transactional_id: Option<&str>,
     deadline: tokio::time::Instant,
 ) -> Outcome {
     let settings = partition.settings();
@@ -74,7 +75,7 @@ async fn produce_partition(
             "control batches are written by partition leaders only".to_string(),
         );
     }
-    if batch.is_transactional() && !transactional {
+    if batch.is_transactional() && transactional_id.is_none() {
         return Outcome::error(
             ResponseError::InvalidRecord,
             "a transactional batch needs the Produce request's transactional id".to_string(),
@@ -100,9 +101,24 @@ async fn produce_partition(
         _ => None,
     };
     let records = recompressed.as_ref().unwrap_or(records);
+    let transaction = match transactional_id {
+        Some(id) if batch.is_transactional() => {
+            let producer = (batch.producer_id(), batch.producer_epoch());
+            if let Err(error) = verified(ctx, partition, id, producer).await {
+                return Outcome::error(error, format!("transaction verification: {error:?}"));
+            }
+            Some(producer)
+        }
+        _ => None,
+    };
     // Appended straight from the request frame: the header is stamped in a copy, the
     // records go from this buffer to the file.
-    let appended = partition.append_batch(records, leader_epoch, settings.log_append_time, now_ms());
+    let appended = match transaction {
+        Some(producer) => {
+            partition.append_transactional_batch(records, producer, leader_epoch, settings.log_append_time, now_ms())
+        }
+        None => partition.append_batch(records, leader_epoch, settings.log_append_time, now_ms()),
+    };
     let (info, log_start_offset) = match appended {
         Ok(appended) => appended,
         Err(PartitionError::Deleted) => return Outcome::error(ResponseError::UnknownTopicOrPartition, None),
@@ -110,6 +126,8 @@ async fn produce_partition(
         Err(PartitionError::Storage(StorageError::Producer(e))) => {
             let error = match e {
                 ProducerError::InvalidEpoch { .. } => ResponseError::InvalidProducerEpoch,
+                // Its transaction ended between the coordinator's answer and the append.
+                ProducerError::NotInTransaction { .. } => ResponseError::InvalidTxnState,
                 _ => ResponseError::OutOfOrderSequenceNumber,
             };
             tracing::debug!(topic = %partition.topic, partition = partition.index, error = %e, "idempotent produce refused");
@@ -147,6 +165,32 @@ async fn produce_partition(
         }
     }
     Outcome { error: ResponseError::UnknownServerError, message: None, append: Some(info), log_start_offset }
+}
+
+/// A transactional batch may open its producer's transaction on `partition` only once the
+/// coordinator confirms the partition is in it (KIP-890); a batch of a transaction already
+/// open here needs no question. The coordinator's retriable answers become
+/// NOT_ENOUGH_REPLICAS, which every producer retries (as Kafka maps them for Produce).
+async fn verified(ctx: &Context<'_>, partition: &Partition, id: &str, producer: (i64, i16)) -> Result<(), ResponseError> {
+    if partition.txn_open(producer.0, producer.1) {
+        return Ok(());
+    }
+    let asked = crate::transactions::decide::ProducerIdAndEpoch { producer_id: producer.0, producer_epoch: producer.1 };
+    let waiting = std::time::Instant::now();
+    let answer = crate::transactions::verify::in_transaction(ctx.broker, id, &partition.topic, partition.index, asked).await;
+    ctx.waited(waiting.elapsed());
+    match answer {
+        Ok(()) => {
+            partition.txn_confirmed(producer.0, producer.1);
+            Ok(())
+        }
+        Err(ResponseError::ProducerFenced) => Err(ResponseError::InvalidProducerEpoch),
+        Err(ResponseError::InvalidTxnState | ResponseError::InvalidProducerIdMapping) => Err(ResponseError::InvalidTxnState),
+        Err(error) => {
+            tracing::debug!(topic = %partition.topic, partition = partition.index, ?error, "transaction verification failed");
+            Err(ResponseError::NotEnoughReplicas)
+        }
+    }
 }
 
 /// acks=all: waits until the high watermark covers `required` (every ISR member holds the
@@ -236,7 +280,7 @@ pub async fn handle(ctx: &Context<'_>, request: ProduceRequest) -> Reply {
         for data in &topic.partition_data {
             let outcome = if !acks_valid {
                 Outcome::error(ResponseError::InvalidRequiredAcks, None)
-            } else if name == OFFSETS_TOPIC {
+            } else if name == OFFSETS_TOPIC || name == TRANSACTION_STATE_TOPIC {
                 // Only the group coordinator writes its internal topic, as in Kafka.
                 Outcome::error(ResponseError::InvalidTopicException, format!("cannot append to internal topic {name}"))
             } else if ctx.broker.config.discard_produce {
@@ -246,18 +290,12 @@ pub async fn handle(ctx: &Context<'_>, request: ProduceRequest) -> Reply {
                     append: Some(DISCARDED),
                     log_start_offset: 0,
                 }
-            } else if request.transactional_id.is_some() {
-                Outcome::error(
-                    ResponseError::TransactionalIdAuthorizationFailed,
-                    "transactions are not supported yet".to_string(),
-                )
             } else {
                 match ctx.broker.replicas.led_partition(&image, name, data.index) {
                     Ok(partition) => {
                         let records = data.records.as_ref();
-                        let transactional = request.transactional_id.is_some();
-                        produce_partition(ctx, &partition, stats.as_deref(), records, acks, transactional, deadline)
-                            .await
+                        let id = request.transactional_id.as_ref().map(|id| id.0.as_str());
+                        produce_partition(ctx, &partition, stats.as_deref(), records, acks, id, deadline).await
                     }
                     Err(error) => Outcome::error(error, None),
                 }

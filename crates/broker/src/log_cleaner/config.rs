@@ -46,7 +46,7 @@ fn invalid(key: &str, value: &str, why: &str) -> ConfigError {
     ConfigError::Invalid { key: key.into(), value: value.into(), why: why.into() }
 }
 
-fn number<T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display>(
+pub(crate) fn number<T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display>(
     key: &str,
     value: &str,
     min: T,

@@ -27,6 +27,8 @@ macro_rules! without_throttle_field {
 }
 
 throttled!(
+    AddOffsetsToTxnResponse,
+    AddPartitionsToTxnResponse,
     AddRaftVoterResponse,
     AlterClientQuotasResponse,
     AlterConfigsResponse,
@@ -48,8 +50,10 @@ throttled!(
     DescribeLogDirsResponse,
     DescribeProducersResponse,
     DescribeTopicPartitionsResponse,
+    DescribeTransactionsResponse,
     DescribeUserScramCredentialsResponse,
     ElectLeadersResponse,
+    EndTxnResponse,
     FindCoordinatorResponse,
     HeartbeatResponse,
     IncrementalAlterConfigsResponse,
@@ -59,6 +63,7 @@ throttled!(
     ListGroupsResponse,
     ListOffsetsResponse,
     ListPartitionReassignmentsResponse,
+    ListTransactionsResponse,
     MetadataResponse,
     OffsetCommitResponse,
     OffsetDeleteResponse,
@@ -67,7 +72,13 @@ throttled!(
     ProduceResponse,
     RemoveRaftVoterResponse,
     SyncGroupResponse,
+    TxnOffsetCommitResponse,
 );
 
 // Kafka's schemas give these no throttle time: the connection is still held.
-without_throttle_field!(DescribeQuorumResponse, SaslAuthenticateResponse, SaslHandshakeResponse);
+without_throttle_field!(
+    DescribeQuorumResponse,
+    SaslAuthenticateResponse,
+    SaslHandshakeResponse,
+    WriteTxnMarkersResponse
+);

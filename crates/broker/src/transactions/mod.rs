@@ -8,14 +8,19 @@
 //! `codec` reads and writes `__transaction_state` records in Kafka's format; the markers the
 //! partitions will hold are `runnel_protocol::control`.
 //!
-//! Not wired to the request path yet: the shell (appends, WriteTxnMarkers, loading with the
-//! partition's leadership, on a coordinator runtime shared with the group coordinator), the
-//! APIs and the partitions' side (LSO, aborted-transaction index, read_committed) are still
-//! to come.
+//! `coordinator` is the shell (shards of `__transaction_state` on the coordinator runtime
+//! shared with the group coordinator, loading with the partitions' leadership), `markers`
+//! writes prepared transactions' markers to the partition leaders and runs the timers.
 
 pub mod codec;
+pub mod config;
+pub mod coordinator;
 pub mod decide;
+pub mod markers;
 pub mod state;
+pub mod verify;
+
+pub use coordinator::{TransactionCoordinator, TRANSACTION_STATE_TOPIC};
 
 #[cfg(test)]
 mod tests;

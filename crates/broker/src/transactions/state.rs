@@ -51,6 +51,20 @@ impl TxnState {
         TxnState::ALL.into_iter().find(|s| s.code() == code)
     }
 
+    /// Kafka's name for the state (DescribeTransactions, ListTransactions filters).
+    pub fn name(self) -> &'static str {
+        match self {
+            TxnState::Empty => "Empty",
+            TxnState::Ongoing => "Ongoing",
+            TxnState::PrepareCommit => "PrepareCommit",
+            TxnState::PrepareAbort => "PrepareAbort",
+            TxnState::CompleteCommit => "CompleteCommit",
+            TxnState::CompleteAbort => "CompleteAbort",
+            TxnState::Dead => "Dead",
+            TxnState::PrepareEpochFence => "PrepareEpochFence",
+        }
+    }
+
     /// Kafka's valid previous states (`TransactionState.validPreviousStates`).
     pub fn may_follow(self, previous: TxnState) -> bool {
         use TxnState::*;

@@ -1,0 +1,254 @@
+//! Transactions end to end with librdkafka (the `rdkafka` crate): a transactional producer
+//! commits and aborts across partitions; `read_committed` consumers see a transaction's
+//! records all at once after its commit and never an aborted one, while `read_uncommitted`
+//! sees everything; a second producer with the same transactional id fences the first and
+//! aborts its open transaction; offsets sent to the transaction are committed with it; all
+//! on one node and on a three-node cluster (markers and KIP-890 verification between nodes).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use support::cluster::{create_topic_via, Cluster, Spec};
+use support::*;
+use tempfile::TempDir;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+/// Small state topic: creating it is part of the first InitProducerId.
+const STATE_PARTITIONS: &str = "transaction.state.log.num.partitions=4";
+
+fn producer_config(bootstrap: &str, transactional_id: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("broker.address.family", "v4")
+        .set("transactional.id", transactional_id)
+        .set("transaction.timeout.ms", "60000")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000");
+    config
+}
+
+fn transactional_producer(bootstrap: &str, transactional_id: &str) -> BaseProducer {
+    let producer: BaseProducer = producer_config(bootstrap, transactional_id).create().expect("producer");
+    producer.init_transactions(TIMEOUT).expect("init_transactions");
+    producer
+}
+
+fn send(producer: &BaseProducer, topic: &str, partition: i32, value: &str) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let record = BaseRecord::<str, str>::to(topic).partition(partition).key(value).payload(value);
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) if Instant::now() < deadline => {
+                producer.poll(Duration::from_millis(10));
+            }
+            Err((error, _)) => panic!("send to {topic}-{partition}: {error}"),
+        }
+    }
+}
+
+fn reader(bootstrap: &str, isolation: &str) -> BaseConsumer {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("broker.address.family", "v4")
+        .set("group.id", "transactions-reader")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", isolation);
+    config.create().expect("consumer")
+}
+
+/// The high watermark (read_uncommitted) or last stable offset (read_committed) of a
+/// partition, as librdkafka's ListOffsets for `isolation` answers.
+fn end_offset(bootstrap: &str, isolation: &str, topic: &str, partition: i32) -> i64 {
+    let consumer = reader(bootstrap, isolation);
+    consumer.fetch_watermarks(topic, partition, TIMEOUT).expect("watermarks").1
+}
+
+/// Every value `isolation` reads from `partitions` of `topic`, from the beginning to the
+/// end offset for that isolation, by partition.
+fn read_all(bootstrap: &str, isolation: &str, topic: &str, partitions: i32) -> BTreeMap<i32, Vec<String>> {
+    let consumer = reader(bootstrap, isolation);
+    let mut assignment = TopicPartitionList::new();
+    let mut ends = BTreeMap::new();
+    for partition in 0..partitions {
+        assignment.add_partition_offset(topic, partition, Offset::Beginning).expect("assign");
+        ends.insert(partition, end_offset(bootstrap, isolation, topic, partition));
+    }
+    consumer.assign(&assignment).expect("assign");
+    let mut read: BTreeMap<i32, Vec<String>> = (0..partitions).map(|p| (p, Vec::new())).collect();
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let done = (0..partitions).all(|p| {
+            let position = consumer.position().ok().and_then(|list| {
+                list.find_partition(topic, p).and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                })
+            });
+            ends[&p] == 0 || position.is_some_and(|o| o >= ends[&p])
+        });
+        if done {
+            return read;
+        }
+        assert!(Instant::now() < deadline, "{isolation} read of {topic} did not reach {ends:?}; read {read:?}");
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let message = message.expect("consume");
+            let value = String::from_utf8_lossy(message.payload().unwrap_or_default()).to_string();
+            read.get_mut(&message.partition()).expect("assigned partition").push(value);
+        }
+    }
+}
+
+fn values(prefix: &str, count: usize) -> Vec<String> {
+    (0..count).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// Commits, aborts and commits again over two partitions, then checks what each isolation
+/// level reads, and that an open transaction holds read_committed back as a whole.
+fn commit_abort_and_visibility(bootstrap: &str, topic: &str) {
+    let producer = transactional_producer(bootstrap, "txn-basic");
+    producer.begin_transaction().expect("begin");
+    for value in values("first", 5) {
+        send(&producer, topic, 0, &value);
+        send(&producer, topic, 1, &value);
+    }
+    producer.commit_transaction(TIMEOUT).expect("commit");
+
+    producer.begin_transaction().expect("begin");
+    for value in values("aborted", 3) {
+        send(&producer, topic, 0, &value);
+        send(&producer, topic, 1, &value);
+    }
+    producer.flush(TIMEOUT).expect("flush");
+    producer.abort_transaction(TIMEOUT).expect("abort");
+
+    // An open transaction: written, not visible to read_committed until its commit.
+    let stable_before = end_offset(bootstrap, "read_committed", topic, 0);
+    producer.begin_transaction().expect("begin");
+    for value in values("second", 2) {
+        send(&producer, topic, 0, &value);
+        send(&producer, topic, 1, &value);
+    }
+    producer.flush(TIMEOUT).expect("flush");
+    let high = end_offset(bootstrap, "read_uncommitted", topic, 0);
+    assert_eq!(end_offset(bootstrap, "read_committed", topic, 0), stable_before, "open transaction held back");
+    assert_eq!(high, stable_before + 2, "the open transaction's records are written");
+    let open = read_all(bootstrap, "read_committed", topic, 2);
+    assert!(open.values().all(|v| !v.iter().any(|x| x.starts_with("second"))), "open transaction read: {open:?}");
+    producer.commit_transaction(TIMEOUT).expect("commit");
+
+    let mut expected = values("first", 5);
+    expected.extend(values("second", 2));
+    let committed = read_all(bootstrap, "read_committed", topic, 2);
+    for partition in 0..2 {
+        assert_eq!(committed[&partition], expected, "read_committed of partition {partition}");
+    }
+    let uncommitted = read_all(bootstrap, "read_uncommitted", topic, 2);
+    let mut everything = values("first", 5);
+    everything.extend(values("aborted", 3));
+    everything.extend(values("second", 2));
+    for partition in 0..2 {
+        assert_eq!(uncommitted[&partition], everything, "read_uncommitted of partition {partition}");
+    }
+    // Three markers per partition; the last stable offset caught up with the log end.
+    assert_eq!(end_offset(bootstrap, "read_committed", topic, 1), 5 + 3 + 2 + 3);
+    assert_eq!(end_offset(bootstrap, "read_uncommitted", topic, 1), 5 + 3 + 2 + 3);
+}
+
+/// A second producer with the same transactional id fences the first: the first's open
+/// transaction is aborted and its commit refused; the second's commits.
+fn fencing(bootstrap: &str, topic: &str) {
+    let old = transactional_producer(bootstrap, "txn-fenced");
+    old.begin_transaction().expect("begin");
+    for value in values("zombie", 4) {
+        send(&old, topic, 0, &value);
+    }
+    old.flush(TIMEOUT).expect("flush");
+    let new = transactional_producer(bootstrap, "txn-fenced");
+    let refused = old.commit_transaction(TIMEOUT).expect_err("a fenced producer cannot commit");
+    let KafkaError::Transaction(refused) = refused else { panic!("not a transaction error: {refused}") };
+    assert!(refused.is_fatal(), "a fenced producer's error is fatal: {refused}");
+    new.begin_transaction().expect("begin");
+    for value in values("successor", 3) {
+        send(&new, topic, 0, &value);
+    }
+    new.commit_transaction(TIMEOUT).expect("commit");
+    let read = read_all(bootstrap, "read_committed", topic, 1);
+    assert_eq!(read[&0], values("successor", 3), "only the successor's records are committed");
+    let all = read_all(bootstrap, "read_uncommitted", topic, 1);
+    assert_eq!(all[&0].len(), 7, "the zombie's records were written, then aborted: {all:?}");
+}
+
+/// Offsets sent to a transaction are committed with it, and not at all when it aborts.
+fn offsets_in_transactions(bootstrap: &str, topic: &str) {
+    let group = "txn-group";
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("broker.address.family", "v4")
+        .set("group.id", group)
+        .set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = config.create().expect("consumer");
+    let committed = |consumer: &BaseConsumer| {
+        let mut wanted = TopicPartitionList::new();
+        wanted.add_partition(topic, 0);
+        let list = consumer.committed_offsets(wanted, TIMEOUT).expect("committed offsets");
+        list.find_partition(topic, 0).map(|e| e.offset()).expect("partition listed")
+    };
+    let producer = transactional_producer(bootstrap, "txn-offsets");
+    let mut offsets = TopicPartitionList::new();
+    offsets.add_partition_offset(topic, 0, Offset::Offset(42)).expect("offset");
+    producer.begin_transaction().expect("begin");
+    send(&producer, topic, 0, "with-offsets-aborted");
+    producer.send_offsets_to_transaction(&offsets, &consumer.group_metadata().expect("metadata"), TIMEOUT).expect("send offsets");
+    producer.flush(TIMEOUT).expect("flush");
+    producer.abort_transaction(TIMEOUT).expect("abort");
+    assert_eq!(committed(&consumer), Offset::Invalid, "an aborted transaction commits no offset");
+
+    producer.begin_transaction().expect("begin");
+    send(&producer, topic, 0, "with-offsets");
+    producer.send_offsets_to_transaction(&offsets, &consumer.group_metadata().expect("metadata"), TIMEOUT).expect("send offsets");
+    producer.commit_transaction(TIMEOUT).expect("commit");
+    assert_eq!(committed(&consumer), Offset::Offset(42), "the committed transaction's offset");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_on_one_node() {
+    let dir = TempDir::new().unwrap();
+    let node = Node::start(dir.path(), &["--set", STATE_PARTITIONS]);
+    let bootstrap = node.bootstrap().to_string();
+    create_topic(&bootstrap, "txn-basic", 2, &[]).await;
+    create_topic(&bootstrap, "txn-fenced", 1, &[]).await;
+    create_topic(&bootstrap, "txn-offsets", 1, &[]).await;
+    tokio::task::block_in_place(|| {
+        commit_abort_and_visibility(&bootstrap, "txn-basic");
+        fencing(&bootstrap, "txn-fenced");
+        offsets_in_transactions(&bootstrap, "txn-offsets");
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_on_three_nodes() {
+    let args = ["--set", STATE_PARTITIONS, "--set", "transaction.state.log.replication.factor=3"];
+    let cluster = Cluster::start(&[1, 2, 3].map(|id| Spec::combined(id).with_args(&args)));
+    cluster.await_brokers_listed(Duration::from_secs(30)).await;
+    let bootstrap = cluster.kafka_addr(1).to_string();
+    for (topic, partitions) in [("txn-basic", 2), ("txn-fenced", 1), ("txn-offsets", 1)] {
+        create_topic_via(&bootstrap, topic, partitions, 3).await.expect("create topic");
+    }
+    tokio::task::block_in_place(|| {
+        commit_abort_and_visibility(&bootstrap, "txn-basic");
+        fencing(&bootstrap, "txn-fenced");
+        offsets_in_transactions(&bootstrap, "txn-offsets");
+    });
+    cluster.await_same_replica_sizes("txn-basic", 2);
+}
