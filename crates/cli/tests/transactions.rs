@@ -73,6 +73,31 @@ fn end_offset(bootstrap: &str, isolation: &str, topic: &str, partition: i32) -> 
     consumer.fetch_watermarks(topic, partition, TIMEOUT).expect("watermarks").1
 }
 
+/// Waits until no transaction is open on the partition (its last stable offset is its high
+/// watermark) and returns that offset.
+fn settled_end(bootstrap: &str, topic: &str, partition: i32) -> i64 {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let stable = end_offset(bootstrap, "read_committed", topic, partition);
+        let high = end_offset(bootstrap, "read_uncommitted", topic, partition);
+        if stable == high {
+            return stable;
+        }
+        assert!(Instant::now() < deadline, "{topic}-{partition}: stable offset {stable} stays below {high}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until the partition's last stable offset reaches `end` (every marker written and
+/// replicated).
+fn await_stable_end(bootstrap: &str, topic: &str, partition: i32, end: i64) {
+    let deadline = Instant::now() + TIMEOUT;
+    while end_offset(bootstrap, "read_committed", topic, partition) < end {
+        assert!(Instant::now() < deadline, "{topic}-{partition}: the stable offset does not reach {end}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Every value `isolation` reads from `partitions` of `topic`, from the beginning to the
 /// end offset for that isolation, by partition.
 fn read_all(bootstrap: &str, isolation: &str, topic: &str, partitions: i32) -> BTreeMap<i32, Vec<String>> {
@@ -131,8 +156,9 @@ fn commit_abort_and_visibility(bootstrap: &str, topic: &str) {
     producer.flush(TIMEOUT).expect("flush");
     producer.abort_transaction(TIMEOUT).expect("abort");
 
-    // An open transaction: written, not visible to read_committed until its commit.
-    let stable_before = end_offset(bootstrap, "read_committed", topic, 0);
+    // An open transaction: written, not visible to read_committed until its commit. The
+    // abort's markers are written after the abort returns: wait for them first.
+    let stable_before = settled_end(bootstrap, topic, 0);
     producer.begin_transaction().expect("begin");
     for value in values("second", 2) {
         send(&producer, topic, 0, &value);
@@ -146,6 +172,10 @@ fn commit_abort_and_visibility(bootstrap: &str, topic: &str) {
     assert!(open.values().all(|v| !v.iter().any(|x| x.starts_with("second"))), "open transaction read: {open:?}");
     producer.commit_transaction(TIMEOUT).expect("commit");
 
+    // Its markers are written after the commit returns.
+    for partition in 0..2 {
+        await_stable_end(bootstrap, topic, partition, 5 + 3 + 2 + 3);
+    }
     let mut expected = values("first", 5);
     expected.extend(values("second", 2));
     let committed = read_all(bootstrap, "read_committed", topic, 2);
@@ -159,9 +189,6 @@ fn commit_abort_and_visibility(bootstrap: &str, topic: &str) {
     for partition in 0..2 {
         assert_eq!(uncommitted[&partition], everything, "read_uncommitted of partition {partition}");
     }
-    // Three markers per partition; the last stable offset caught up with the log end.
-    assert_eq!(end_offset(bootstrap, "read_committed", topic, 1), 5 + 3 + 2 + 3);
-    assert_eq!(end_offset(bootstrap, "read_uncommitted", topic, 1), 5 + 3 + 2 + 3);
 }
 
 /// A second producer with the same transactional id fences the first: the first's open
@@ -182,6 +209,8 @@ fn fencing(bootstrap: &str, topic: &str) {
         send(&new, topic, 0, &value);
     }
     new.commit_transaction(TIMEOUT).expect("commit");
+    // Records, abort marker, records, commit marker.
+    await_stable_end(bootstrap, topic, 0, 4 + 1 + 3 + 1);
     let read = read_all(bootstrap, "read_committed", topic, 1);
     assert_eq!(read[&0], values("successor", 3), "only the successor's records are committed");
     let all = read_all(bootstrap, "read_uncommitted", topic, 1);
