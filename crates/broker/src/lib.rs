@@ -31,9 +31,9 @@ pub mod metrics;
 pub mod metrics_state;
 pub mod offline_replicas;
 pub mod partition;
-pub mod partition_txn;
 #[cfg(test)]
 mod partition_tests;
+pub mod partition_txn;
 pub mod principal;
 pub mod producer_ids;
 pub mod publisher;

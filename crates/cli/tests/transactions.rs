@@ -238,14 +238,18 @@ fn offsets_in_transactions(bootstrap: &str, topic: &str) {
     offsets.add_partition_offset(topic, 0, Offset::Offset(42)).expect("offset");
     producer.begin_transaction().expect("begin");
     send(&producer, topic, 0, "with-offsets-aborted");
-    producer.send_offsets_to_transaction(&offsets, &consumer.group_metadata().expect("metadata"), TIMEOUT).expect("send offsets");
+    producer
+        .send_offsets_to_transaction(&offsets, &consumer.group_metadata().expect("metadata"), TIMEOUT)
+        .expect("send offsets");
     producer.flush(TIMEOUT).expect("flush");
     producer.abort_transaction(TIMEOUT).expect("abort");
     assert_eq!(committed(&consumer), Offset::Invalid, "an aborted transaction commits no offset");
 
     producer.begin_transaction().expect("begin");
     send(&producer, topic, 0, "with-offsets");
-    producer.send_offsets_to_transaction(&offsets, &consumer.group_metadata().expect("metadata"), TIMEOUT).expect("send offsets");
+    producer
+        .send_offsets_to_transaction(&offsets, &consumer.group_metadata().expect("metadata"), TIMEOUT)
+        .expect("send offsets");
     producer.commit_transaction(TIMEOUT).expect("commit");
     assert_eq!(committed(&consumer), Offset::Offset(42), "the committed transaction's offset");
 }

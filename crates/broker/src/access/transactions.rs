@@ -156,7 +156,9 @@ pub fn txn_offset_commit(
         return Gate::pass(request);
     }
     if !writes_id(access, &request.transactional_id) {
-        return Gate::Refuse(TxnOffsetCommitResponse::default().with_topics(txn_offset_errors(&request.topics, ID_DENIED)));
+        return Gate::Refuse(
+            TxnOffsetCommitResponse::default().with_topics(txn_offset_errors(&request.topics, ID_DENIED)),
+        );
     }
     if !access.allows_group(Operation::Read, request.group_id.0.as_str()) {
         let topics = txn_offset_errors(&request.topics, ResponseError::GroupAuthorizationFailed);
@@ -182,14 +184,15 @@ pub fn describe_transactions(
         access.allows(Operation::Describe, ResourceType::TransactionalId, id.0.as_str())
     });
     request.transactional_ids = kept;
-    let complete = completion_if(denied, |response: &mut DescribeTransactionsResponse, denied: Vec<TransactionalId>| {
-        response.transaction_states.extend(denied.into_iter().map(|id| {
-            TransactionState::default()
-                .with_transactional_id(id)
-                .with_error_code(ID_DENIED.code())
-                .with_producer_id(ProducerId(-1))
-        }));
-    });
+    let complete =
+        completion_if(denied, |response: &mut DescribeTransactionsResponse, denied: Vec<TransactionalId>| {
+            response.transaction_states.extend(denied.into_iter().map(|id| {
+                TransactionState::default()
+                    .with_transactional_id(id)
+                    .with_error_code(ID_DENIED.code())
+                    .with_producer_id(ProducerId(-1))
+            }));
+        });
     Gate::pass_completing(request, complete)
 }
 

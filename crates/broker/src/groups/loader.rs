@@ -50,7 +50,9 @@ fn replay_batch(
         match runnel_protocol::control::Marker::of(batch) {
             Ok(Some(marker)) => state.transaction_ended(batch.producer_id(), marker.commit),
             Ok(None) => {}
-            Err(error) => tracing::warn!(topic, partition = index, offset = batch.base_offset(), %error, "skipping marker"),
+            Err(error) => {
+                tracing::warn!(topic, partition = index, offset = batch.base_offset(), %error, "skipping marker")
+            }
         }
         return;
     }

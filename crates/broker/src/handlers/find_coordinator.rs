@@ -38,11 +38,13 @@ fn locate(ctx: &Context, key: &str, key_type: i8) -> Result<(i32, String, i32), 
         }
         KEY_TYPE_TRANSACTION => {
             let broker = ctx.broker.as_ref();
-            broker.transactions.ensure_ready(broker).map_err(|e| (e, "the transaction state topic is not available"))?;
+            broker
+                .transactions
+                .ensure_ready(broker)
+                .map_err(|e| (e, "the transaction state topic is not available"))?;
             // The coordinator is the leader of the id's transaction state partition.
             let image = broker.metadata.image();
-            let unavailable =
-                (ResponseError::CoordinatorNotAvailable, "the transaction state partition has no leader");
+            let unavailable = (ResponseError::CoordinatorNotAvailable, "the transaction state partition has no leader");
             let index = TransactionCoordinator::partition_of(&image, key).ok_or(unavailable)?;
             let topic = image.topic(TRANSACTION_STATE_TOPIC).ok_or(unavailable)?;
             let leader = topic.partitions.get(index as usize).map_or(-1, |p| p.leader);

@@ -53,12 +53,15 @@ async fn transactional(ctx: &Context<'_>, id: &str, request: &InitProducerIdRequ
         producer_id: request.producer_id.0,
         producer_epoch: request.producer_epoch,
     };
-    let (answer, job) = broker.transactions.init_producer_id(broker, id, request.transaction_timeout_ms, expected).await;
+    let (answer, job) =
+        broker.transactions.init_producer_id(broker, id, request.transaction_timeout_ms, expected).await;
     if let Some(job) = job {
         crate::transactions::markers::spawn(ctx.broker, job);
     }
     match answer {
-        Ok(p) => InitProducerIdResponse::default().with_producer_id(ProducerId(p.producer_id)).with_producer_epoch(p.producer_epoch),
+        Ok(p) => InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(p.producer_id))
+            .with_producer_epoch(p.producer_epoch),
         Err(error) => failed(error),
     }
 }

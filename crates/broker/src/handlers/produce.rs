@@ -14,9 +14,9 @@ use runnel_storage::{AppendInfo, ProducerError, StorageError};
 use super::Context;
 use crate::clock::now_ms;
 use crate::groups::OFFSETS_TOPIC;
-use crate::transactions::TRANSACTION_STATE_TOPIC;
 use crate::partition::{Partition, PartitionError};
 use crate::request_metrics::TopicStats;
+use crate::transactions::TRANSACTION_STATE_TOPIC;
 
 /// A partition's answer before it is put into the response.
 struct Outcome {
@@ -171,13 +171,19 @@ async fn produce_partition(
 /// coordinator confirms the partition is in it (KIP-890); a batch of a transaction already
 /// open here needs no question. The coordinator's retriable answers become
 /// NOT_ENOUGH_REPLICAS, which every producer retries (as Kafka maps them for Produce).
-async fn verified(ctx: &Context<'_>, partition: &Partition, id: &str, producer: (i64, i16)) -> Result<(), ResponseError> {
+async fn verified(
+    ctx: &Context<'_>,
+    partition: &Partition,
+    id: &str,
+    producer: (i64, i16),
+) -> Result<(), ResponseError> {
     if partition.txn_open(producer.0, producer.1) {
         return Ok(());
     }
     let asked = crate::transactions::decide::ProducerIdAndEpoch { producer_id: producer.0, producer_epoch: producer.1 };
     let waiting = std::time::Instant::now();
-    let answer = crate::transactions::verify::in_transaction(ctx.broker, id, &partition.topic, partition.index, asked).await;
+    let answer =
+        crate::transactions::verify::in_transaction(ctx.broker, id, &partition.topic, partition.index, asked).await;
     ctx.waited(waiting.elapsed());
     match answer {
         Ok(()) => {
@@ -185,7 +191,9 @@ async fn verified(ctx: &Context<'_>, partition: &Partition, id: &str, producer: 
             Ok(())
         }
         Err(ResponseError::ProducerFenced) => Err(ResponseError::InvalidProducerEpoch),
-        Err(ResponseError::InvalidTxnState | ResponseError::InvalidProducerIdMapping) => Err(ResponseError::InvalidTxnState),
+        Err(ResponseError::InvalidTxnState | ResponseError::InvalidProducerIdMapping) => {
+            Err(ResponseError::InvalidTxnState)
+        }
         Err(error) => {
             tracing::debug!(topic = %partition.topic, partition = partition.index, ?error, "transaction verification failed");
             Err(ResponseError::NotEnoughReplicas)

@@ -11,8 +11,8 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
 };
 use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest, AddPartitionsToTxnResponse,
-    DescribeTransactionsRequest, DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse,
-    ListTransactionsRequest, ListTransactionsResponse, ProducerId, TopicName, TransactionalId,
+    DescribeTransactionsRequest, DescribeTransactionsResponse, EndTxnRequest, EndTxnResponse, ListTransactionsRequest,
+    ListTransactionsResponse, ProducerId, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
 use runnel_protocol::ResponseError;
@@ -168,7 +168,10 @@ pub async fn end(ctx: &Context<'_>, request: EndTxnRequest) -> EndTxnResponse {
     }
 }
 
-fn describe_one(ctx: &Context, id: &TransactionalId) -> kafka_protocol::messages::describe_transactions_response::TransactionState {
+fn describe_one(
+    ctx: &Context,
+    id: &TransactionalId,
+) -> kafka_protocol::messages::describe_transactions_response::TransactionState {
     use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState as Described};
     let described = Described::default().with_transactional_id(id.clone()).with_producer_id(ProducerId(-1));
     match ctx.broker.transactions.describe(id.0.as_str()) {

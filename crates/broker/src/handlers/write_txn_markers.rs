@@ -22,10 +22,13 @@ pub async fn handle(ctx: &Context<'_>, request: WriteTxnMarkersRequest) -> Write
             for &index in &topic.partition_indexes {
                 let written = write_marker(ctx.broker, topic.name.0.as_str(), index, marker, producer).await;
                 let code = written.err().map_or(0, |e| e.code());
-                partitions
-                    .push(WritableTxnMarkerPartitionResult::default().with_partition_index(index).with_error_code(code));
+                partitions.push(
+                    WritableTxnMarkerPartitionResult::default().with_partition_index(index).with_error_code(code),
+                );
             }
-            topics.push(WritableTxnMarkerTopicResult::default().with_name(topic.name.clone()).with_partitions(partitions));
+            topics.push(
+                WritableTxnMarkerTopicResult::default().with_name(topic.name.clone()).with_partitions(partitions),
+            );
         }
         markers.push(WritableTxnMarkerResult::default().with_producer_id(requested.producer_id).with_topics(topics));
     }

@@ -71,6 +71,9 @@ pub type Described = (String, TxnMetadata);
 /// Where a write went: the state partition, its leader epoch, the last offset written.
 type Written = (Arc<Partition>, i32, i64);
 
+/// A decision's answer, where its records went, and the markers it owes.
+type Executed<T> = (Result<T, ResponseError>, Option<Written>, Option<MarkerJob>);
+
 pub struct TransactionCoordinator {
     config: TxnConfig,
     shards: Shards<TxnShard>,
@@ -101,7 +104,8 @@ impl TransactionCoordinator {
                 _ if batch.is_control() => {}
                 Ok(all) => {
                     for record in all {
-                        let decoded = record.key.ok_or(crate::groups::codec::CodecError::Invalid("record without a key"));
+                        let decoded =
+                            record.key.ok_or(crate::groups::codec::CodecError::Invalid("record without a key"));
                         let applied = decoded
                             .and_then(|key| codec::decode(key, record.value))
                             .map_err(|e| e.to_string())
@@ -169,7 +173,7 @@ impl TransactionCoordinator {
         id: &str,
         now: i64,
         decide: impl FnOnce(Option<&TxnMetadata>) -> Outcome<T>,
-    ) -> Result<(Result<T, ResponseError>, Option<Written>, Option<MarkerJob>), ResponseError> {
+    ) -> Result<Executed<T>, ResponseError> {
         self.ensure_ready(host)?;
         let shard = self.shards.for_key(id).ok_or(ResponseError::NotCoordinator)?;
         let partition = host
@@ -314,7 +318,9 @@ impl TransactionCoordinator {
         let result = self
             .run(host, id, |current, now| {
                 let records = match current {
-                    Some(m) if prepared_as(m, &job.markers) => decide::markers_written(id, m, now).into_iter().collect(),
+                    Some(m) if prepared_as(m, &job.markers) => {
+                        decide::markers_written(id, m, now).into_iter().collect()
+                    }
                     _ => Vec::new(),
                 };
                 Outcome { records, answer: Ok(()), markers: None }

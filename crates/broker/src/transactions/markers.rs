@@ -96,8 +96,12 @@ pub async fn write_marker(
     if topic == crate::groups::OFFSETS_TOPIC {
         broker.groups.transaction_ended(index, producer.0, marker.commit);
     }
-    let settled =
-        crate::coordinator_runtime::settle(&partition, leader_epoch, info.last_offset, broker.config.log_flush_before_ack);
+    let settled = crate::coordinator_runtime::settle(
+        &partition,
+        leader_epoch,
+        info.last_offset,
+        broker.config.log_flush_before_ack,
+    );
     settled.await.map_err(|error| match error {
         ResponseError::CoordinatorNotAvailable => ResponseError::RequestTimedOut,
         _ => ResponseError::NotLeaderOrFollower,
