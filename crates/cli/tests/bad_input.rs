@@ -485,3 +485,52 @@ async fn markers_and_transactional_batches_without_a_transactional_id_are_refuse
     }
     assert_eq!(watermarks(node.bootstrap(), "t", 0), (0, 0), "nothing was appended");
 }
+
+/// KIP-890: a transactional batch that names a transactional id but whose partition is in
+/// no transaction of that producer (a stray or late batch) is refused with
+/// INVALID_TXN_STATE, or INVALID_PRODUCER_EPOCH once the producer is fenced, and never opens
+/// a transaction that nobody would end: the last stable offset stays at the log end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transactional_batch_outside_its_transaction_is_refused() {
+    use bytes::Bytes;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{InitProducerIdRequest, ProduceRequest, TopicName, TransactionalId};
+    use kafka_protocol::protocol::StrBytes;
+    use runnel_protocol::batch::{build_batch, BatchMut};
+
+    const INVALID_TXN_STATE: i16 = 48;
+    const INVALID_PRODUCER_EPOCH: i16 = 47;
+    let dir = TempDir::new().unwrap();
+    let node = Node::start(dir.path(), &["--set", "transaction.state.log.num.partitions=2"]);
+    create_topic(node.bootstrap(), "t", 1, &[]).await;
+    let mut conn = runnel_client::Connection::connect(node.bootstrap()).await.unwrap();
+    let id = TransactionalId(StrBytes::from_static_str("stray"));
+    let init = InitProducerIdRequest::default().with_transactional_id(Some(id.clone())).with_transaction_timeout_ms(60_000);
+    // FindCoordinator is not needed: a single node coordinates every id.
+    let first = conn.send(&init, 4).await.unwrap();
+    assert_eq!(first.error_code, 0, "InitProducerId");
+    let produce = |producer_id: i64, epoch: i16| {
+        let mut batch = build_batch(0, &[b"x".as_slice()]);
+        BatchMut::new(&mut batch).set_producer(producer_id, epoch, 0);
+        BatchMut::new(&mut batch).set_transactional(false);
+        ProduceRequest::default()
+            .with_transactional_id(Some(id.clone()))
+            .with_acks(-1)
+            .with_timeout_ms(5_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(Bytes::from(batch)))])])
+    };
+    // No AddPartitionsToTxn: the partition is not in the transaction.
+    let response = conn.send(&produce(first.producer_id.0, first.producer_epoch), 9).await.unwrap();
+    assert_eq!(response.responses[0].partition_responses[0].error_code, INVALID_TXN_STATE);
+    // A second InitProducerId bumps the epoch: the first epoch is fenced.
+    let second = conn.send(&init, 4).await.unwrap();
+    assert_eq!((second.producer_id, second.producer_epoch), (first.producer_id, first.producer_epoch + 1));
+    let response = conn.send(&produce(first.producer_id.0, first.producer_epoch), 9).await.unwrap();
+    assert_eq!(response.responses[0].partition_responses[0].error_code, INVALID_PRODUCER_EPOCH);
+    assert_eq!(watermarks(node.bootstrap(), "t", 0), (0, 0), "nothing was appended");
+    assert_serves_kafka_clients(&node, "stray transactional batches");
+}
