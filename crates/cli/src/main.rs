@@ -17,6 +17,7 @@ mod group;
 mod offsets;
 mod perf;
 mod producers;
+mod transactions;
 mod quota;
 mod reassign_wait;
 mod records;
@@ -51,6 +52,8 @@ enum Command {
     Quota(quota::QuotaArgs),
     /// Active producers of a topic's partitions (DescribeProducers).
     Producers(producers::ProducersArgs),
+    /// Transactions: list and describe transactional ids, abort a hanging transaction.
+    Transactions(transactions::TransactionsArgs),
     /// Produce records from stdin, one per line.
     Produce(records::ProduceArgs),
     /// Print a topic's records (kcat's format strings, or JSON lines).
@@ -310,6 +313,7 @@ fn run() -> anyhow::Result<()> {
         Command::Config(args) => runtime.block_on(config::run(args))?,
         Command::Quota(args) => runtime.block_on(quota::run(args))?,
         Command::Producers(args) => runtime.block_on(producers::run(args))?,
+        Command::Transactions(args) => runtime.block_on(transactions::run(args))?,
         // librdkafka clients run on their own threads: no async runtime needed.
         Command::Produce(args) => records::produce(args)?,
         Command::Completion { shell } => {

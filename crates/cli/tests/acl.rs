@@ -518,3 +518,54 @@ print(",".join(seen))
     let (ok, _, err) = consume(&ssl, &other, "certs", None);
     assert!(!ok && err.contains("Topic authorization failed"), "User:CN=other has no ACL: {err}");
 }
+
+/// Kafka's TransactionalId ACLs: a transactional producer needs Write (and Describe, to
+/// find its coordinator) on its transactional id besides Write on the topics; kafka-acls'
+/// `--producer --transactional-id` grants both, and DescribeTransactions answers only for
+/// ids the principal may describe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactional_ids_need_their_acls() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let (data, work) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let node = guarded_node(data.path(), &["--set", "transaction.state.log.num.partitions=2"]);
+    let sasl = node.listener("SASL_PLAINTEXT").to_string();
+    let admin = command_config(work.path(), "admin");
+    let (ok, out) = runnel(&sasl, Some(&admin), &["topic", "create", "orders", "--partitions", "1"]);
+    assert!(ok, "{out}");
+    let topic_only = ["acl", "add", "--allow-principal", "User:alice", "--producer", "--topic", "orders"];
+    let (ok, out) = runnel(&sasl, Some(&admin), &topic_only);
+    assert!(ok, "{out}");
+    let transactional = || {
+        let mut config = rdkafka::ClientConfig::new();
+        config.set("bootstrap.servers", &sasl).set("broker.address.family", "v4").set("transactional.id", "tx-alice");
+        for (key, value) in user("alice") {
+            config.set(key, value);
+        }
+        config.create::<BaseProducer>().expect("producer")
+    };
+    let timeout = std::time::Duration::from_secs(20);
+    let refused = tokio::task::block_in_place(|| transactional().init_transactions(timeout))
+        .expect_err("no ACL on the transactional id");
+    assert!(refused.to_string().contains("Transactional Id authorization failed"), "{refused}");
+
+    let (ok, out) = runnel(
+        &sasl,
+        Some(&admin),
+        &["acl", "add", "--allow-principal", "User:alice", "--producer", "--transactional-id", "tx-alice", "--topic", "orders"],
+    );
+    assert!(ok, "{out}");
+    tokio::task::block_in_place(|| {
+        let producer = transactional();
+        producer.init_transactions(timeout).expect("init with the ACLs");
+        producer.begin_transaction().expect("begin");
+        producer.send(BaseRecord::<str, str>::to("orders").partition(0).payload("paid")).expect("send");
+        producer.commit_transaction(timeout).expect("commit");
+    });
+    let (ok, out) = runnel(&sasl, Some(&admin), &["transactions", "describe", "tx-alice"]);
+    assert!(ok && out.contains("CompleteCommit"), "the committed transaction: {out}");
+    let alice = command_config(work.path(), "alice");
+    let (ok, out) = runnel(&sasl, Some(&alice), &["transactions", "describe", "tx-other"]);
+    assert!(!ok && out.contains("TransactionalIdAuthorizationFailed"), "an id alice has no ACL on: {out}");
+    let (ok, out) = runnel(&sasl, Some(&command_config(work.path(), "bob")), &["transactions", "list"]);
+    assert!(ok && !out.contains("tx-alice"), "bob may not see alice's id: {out}");
+}

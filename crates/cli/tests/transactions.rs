@@ -254,6 +254,55 @@ fn offsets_in_transactions(bootstrap: &str, topic: &str) {
     assert_eq!(committed(&consumer), Offset::Offset(42), "the committed transaction's offset");
 }
 
+/// `runnel transactions list|describe|abort` and `runnel producers describe`: an open
+/// transaction is listed and described as Ongoing with its partition, its producer shows the
+/// transaction's first offset, and aborting it by hand (as for a hanging transaction)
+/// releases the last stable offset.
+fn the_cli_lists_describes_and_aborts(bootstrap: &str, topic: &str) {
+    let producer = transactional_producer(bootstrap, "txn-cli");
+    producer.begin_transaction().expect("begin");
+    send(&producer, topic, 0, "hanging");
+    producer.flush(TIMEOUT).expect("flush");
+    let start = settled_start(bootstrap, topic);
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        let (ok, out) = runnel_cli(bootstrap, &all);
+        assert!(ok, "runnel {args:?}: {out}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{out}: {e}"))
+    };
+    let listed = json(&["transactions", "list", "--state", "Ongoing"]);
+    let ids: Vec<&str> =
+        listed["transactions"].as_array().unwrap().iter().map(|t| t["transactional_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["txn-cli"], "{listed}");
+    let described = json(&["transactions", "describe", "txn-cli"]);
+    assert_eq!(described["state"], "Ongoing", "{described}");
+    assert_eq!(described["partitions"], serde_json::json!([format!("{topic}-0")]), "{described}");
+    let producers = json(&["producers", "describe", topic]);
+    let open: Vec<i64> = producers["producers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["current_transaction_start_offset"].as_i64().unwrap())
+        .filter(|o| *o >= 0)
+        .collect();
+    assert_eq!(open, [start], "{producers}");
+    let (ok, out) = runnel_cli(
+        bootstrap,
+        &["transactions", "abort", "--topic", topic, "--partition", "0", "--start-offset", &start.to_string()],
+    );
+    assert!(ok, "{out}");
+    // The marker is written: the partition's stable offset passes it.
+    await_stable_end(bootstrap, topic, 0, start + 2);
+    let (ok, out) = runnel_cli(bootstrap, &["transactions", "describe", "no-such-id"]);
+    assert!(!ok && out.contains("TransactionalIdNotFound"), "{out}");
+}
+
+/// The first offset of the one open transaction on partition 0 (the stable offset).
+fn settled_start(bootstrap: &str, topic: &str) -> i64 {
+    end_offset(bootstrap, "read_committed", topic, 0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_on_one_node() {
     let dir = TempDir::new().unwrap();
@@ -262,10 +311,12 @@ async fn transactions_on_one_node() {
     create_topic(&bootstrap, "txn-basic", 2, &[]).await;
     create_topic(&bootstrap, "txn-fenced", 1, &[]).await;
     create_topic(&bootstrap, "txn-offsets", 1, &[]).await;
+    create_topic(&bootstrap, "txn-cli", 1, &[]).await;
     tokio::task::block_in_place(|| {
         commit_abort_and_visibility(&bootstrap, "txn-basic");
         fencing(&bootstrap, "txn-fenced");
         offsets_in_transactions(&bootstrap, "txn-offsets");
+        the_cli_lists_describes_and_aborts(&bootstrap, "txn-cli");
     });
 }
 
