@@ -17,12 +17,12 @@ mod group;
 mod offsets;
 mod perf;
 mod producers;
-mod transactions;
 mod quota;
 mod reassign_wait;
 mod records;
 mod topic;
 mod topic_cleaner;
+mod transactions;
 mod user;
 
 #[derive(Parser)]

@@ -99,7 +99,11 @@ pub async fn run(args: TransactionsArgs) -> anyhow::Result<()> {
                 .with_key_type(1)
                 .with_key(StrBytes::from_string(transactional_id.clone()));
             let found = conn.send(&find, 3).await?;
-            check(found.error_code, found.error_message.as_ref(), &format!("finding the coordinator of {transactional_id}"))?;
+            check(
+                found.error_code,
+                found.error_message.as_ref(),
+                &format!("finding the coordinator of {transactional_id}"),
+            )?;
             let address = format!("{}:{}", found.host.as_str(), found.port);
             let mut coordinator = crate::connect::connect_to(&address, &security).await?;
             let request = DescribeTransactionsRequest::default()
@@ -128,7 +132,13 @@ pub async fn run(args: TransactionsArgs) -> anyhow::Result<()> {
             }
             println!(
                 "{:<12} {:<40} {:<12} {:<14} {:<18} {:<12} {:<16} PARTITIONS",
-                "COORDINATOR", "TRANSACTIONAL-ID", "PRODUCER-ID", "PRODUCER-EPOCH", "STATE", "TIMEOUT-MS", "START-TIME-MS"
+                "COORDINATOR",
+                "TRANSACTIONAL-ID",
+                "PRODUCER-ID",
+                "PRODUCER-EPOCH",
+                "STATE",
+                "TIMEOUT-MS",
+                "START-TIME-MS"
             );
             println!(
                 "{:<12} {transactional_id:<40} {:<12} {:<14} {:<18} {:<12} {:<16} {}",
@@ -149,8 +159,9 @@ pub async fn run(args: TransactionsArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("{topic}-{partition} has no leader now"))?;
             let mut leader_conn = crate::connect::connect_to_node(&metadata, leader, &security).await?;
             let name = TopicName(StrBytes::from_string(topic.clone()));
-            let request = DescribeProducersRequest::default()
-                .with_topics(vec![TopicRequest::default().with_name(name.clone()).with_partition_indexes(vec![partition])]);
+            let request = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+                .with_name(name.clone())
+                .with_partition_indexes(vec![partition])]);
             let response = leader_conn.send(&request, 0).await?;
             let described = response
                 .topics
@@ -159,17 +170,18 @@ pub async fn run(args: TransactionsArgs) -> anyhow::Result<()> {
                 .find(|p| p.partition_index == partition)
                 .context("DescribeProducers answered no partition")?;
             check(described.error_code, described.error_message.as_ref(), &format!("{topic}-{partition}"))?;
-            let producer = described
-                .active_producers
-                .iter()
-                .find(|p| p.current_txn_start_offset == start_offset)
-                .with_context(|| format!("no open transaction of {topic}-{partition} starts at offset {start_offset}"))?;
+            let producer =
+                described.active_producers.iter().find(|p| p.current_txn_start_offset == start_offset).with_context(
+                    || format!("no open transaction of {topic}-{partition} starts at offset {start_offset}"),
+                )?;
             let marker = WritableTxnMarker::default()
                 .with_producer_id(producer.producer_id)
                 .with_producer_epoch(producer.producer_epoch as i16)
                 .with_transaction_result(false)
                 .with_coordinator_epoch(producer.coordinator_epoch)
-                .with_topics(vec![WritableTxnMarkerTopic::default().with_name(name).with_partition_indexes(vec![partition])]);
+                .with_topics(vec![WritableTxnMarkerTopic::default()
+                    .with_name(name)
+                    .with_partition_indexes(vec![partition])]);
             let response = leader_conn.send(&WriteTxnMarkersRequest::default().with_markers(vec![marker]), 1).await?;
             for p in response.markers.iter().flat_map(|m| m.topics.iter()).flat_map(|t| t.partitions.iter()) {
                 check(p.error_code, None, &format!("aborting the transaction of {topic}-{partition}"))?;

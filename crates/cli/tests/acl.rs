@@ -551,7 +551,17 @@ async fn transactional_ids_need_their_acls() {
     let (ok, out) = runnel(
         &sasl,
         Some(&admin),
-        &["acl", "add", "--allow-principal", "User:alice", "--producer", "--transactional-id", "tx-alice", "--topic", "orders"],
+        &[
+            "acl",
+            "add",
+            "--allow-principal",
+            "User:alice",
+            "--producer",
+            "--transactional-id",
+            "tx-alice",
+            "--topic",
+            "orders",
+        ],
     );
     assert!(ok, "{out}");
     tokio::task::block_in_place(|| {

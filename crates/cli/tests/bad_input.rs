@@ -505,7 +505,8 @@ async fn a_transactional_batch_outside_its_transaction_is_refused() {
     create_topic(node.bootstrap(), "t", 1, &[]).await;
     let mut conn = runnel_client::Connection::connect(node.bootstrap()).await.unwrap();
     let id = TransactionalId(StrBytes::from_static_str("stray"));
-    let init = InitProducerIdRequest::default().with_transactional_id(Some(id.clone())).with_transaction_timeout_ms(60_000);
+    let init =
+        InitProducerIdRequest::default().with_transactional_id(Some(id.clone())).with_transaction_timeout_ms(60_000);
     // FindCoordinator is not needed: a single node coordinates every id.
     let first = conn.send(&init, 4).await.unwrap();
     assert_eq!(first.error_code, 0, "InitProducerId");

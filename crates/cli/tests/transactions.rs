@@ -250,6 +250,10 @@ fn offsets_in_transactions(bootstrap: &str, topic: &str) {
     producer
         .send_offsets_to_transaction(&offsets, &consumer.group_metadata().expect("metadata"), TIMEOUT)
         .expect("send offsets");
+    // KIP-447: while the transaction is open its offset is unstable to whoever asks for
+    // stable offsets, and the old (no) offset to whoever does not.
+    assert_eq!(fetch_offset(bootstrap, group, topic, true), Err(UNSTABLE_OFFSET_COMMIT));
+    assert_eq!(fetch_offset(bootstrap, group, topic, false), Ok(-1));
     producer.commit_transaction(TIMEOUT).expect("commit");
     assert_eq!(committed(&consumer), Offset::Offset(42), "the committed transaction's offset");
 }
@@ -301,6 +305,39 @@ fn the_cli_lists_describes_and_aborts(bootstrap: &str, topic: &str) {
 /// The first offset of the one open transaction on partition 0 (the stable offset).
 fn settled_start(bootstrap: &str, topic: &str) -> i64 {
     end_offset(bootstrap, "read_committed", topic, 0)
+}
+
+const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+
+/// OffsetFetch v8 of `group`'s offset of `topic`-0 from its coordinator, with or without
+/// `require_stable`: the offset, or the partition's error code.
+fn fetch_offset(bootstrap: &str, group: &str, topic: &str, require_stable: bool) -> Result<i64, i16> {
+    use kafka_protocol::messages::offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopics};
+    use kafka_protocol::messages::{FindCoordinatorRequest, GroupId, OffsetFetchRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    tokio::runtime::Handle::current().block_on(async {
+        let mut conn = runnel_client::Connection::connect(bootstrap).await.unwrap();
+        let found = conn
+            .send(&FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.into())), 3)
+            .await
+            .unwrap();
+        assert_eq!(found.error_code, 0, "FindCoordinator");
+        let mut coordinator =
+            runnel_client::Connection::connect(&format!("{}:{}", found.host.as_str(), found.port)).await.unwrap();
+        let request = OffsetFetchRequest::default().with_require_stable(require_stable).with_groups(vec![
+            OffsetFetchRequestGroup::default().with_group_id(GroupId(StrBytes::from_string(group.into()))).with_topics(
+                Some(vec![OffsetFetchRequestTopics::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.into())))
+                    .with_partition_indexes(vec![0])]),
+            ),
+        ]);
+        let response = coordinator.send(&request, 8).await.unwrap();
+        let partition = &response.groups[0].topics[0].partitions[0];
+        match partition.error_code {
+            0 => Ok(partition.committed_offset),
+            code => Err(code),
+        }
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

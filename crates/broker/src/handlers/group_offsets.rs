@@ -1,5 +1,7 @@
 //! OffsetCommit (v0-9), OffsetFetch (v0-9, several groups per request from v8) and
-//! OffsetDelete (v0), over the group coordinator.
+//! OffsetDelete (v0), over the group coordinator. OffsetFetch with `require_stable` (v7+,
+//! KIP-447) answers UNSTABLE_OFFSET_COMMIT for a partition whose offset an open transaction
+//! is committing, so a read_committed consumer never starts from an offset about to move.
 //!
 //! Version 0 of OffsetCommit and OffsetFetch kept offsets in ZooKeeper; Kafka 3.9 in KRaft
 //! mode decodes them and answers every partition with UNSUPPORTED_VERSION, and so does
@@ -195,7 +197,20 @@ pub async fn fetch(ctx: &Context<'_>, request: OffsetFetchRequest) -> OffsetFetc
         let topics = offsets
             .into_iter()
             .map(|(topic, partitions)| {
-                let partitions = partitions.into_iter().map(|o| fetched_v1(ctx.version, o)).collect();
+                let group_id = request.group_id.0.as_str();
+                let partitions = partitions
+                    .into_iter()
+                    .map(|o| {
+                        // v7: KIP-447's require_stable.
+                        let unstable = request.require_stable && groups.has_pending(group_id, &topic, o.partition);
+                        let fetched = fetched_v1(ctx.version, o);
+                        if unstable {
+                            fetched.with_error_code(ResponseError::UnstableOffsetCommit.code())
+                        } else {
+                            fetched
+                        }
+                    })
+                    .collect();
                 OffsetFetchResponseTopic::default().with_name(topic_name(&topic)).with_partitions(partitions)
             })
             .collect();
@@ -215,10 +230,22 @@ pub async fn fetch(ctx: &Context<'_>, request: OffsetFetchRequest) -> OffsetFetc
                 continue;
             }
         };
+        let group_id = group.group_id.0.as_str();
         let topics = offsets
             .into_iter()
             .map(|(topic, partitions)| {
-                let partitions = partitions.into_iter().map(fetched_v8).collect();
+                let partitions = partitions
+                    .into_iter()
+                    .map(|offset| {
+                        let unstable = request.require_stable && groups.has_pending(group_id, &topic, offset.partition);
+                        let fetched = fetched_v8(offset);
+                        if unstable {
+                            fetched.with_error_code(ResponseError::UnstableOffsetCommit.code())
+                        } else {
+                            fetched
+                        }
+                    })
+                    .collect();
                 OffsetFetchResponseTopics::default().with_name(topic_name(&topic)).with_partitions(partitions)
             })
             .collect();
