@@ -44,6 +44,8 @@
 mod check;
 #[path = "chaos/commits.rs"]
 mod commits;
+#[path = "chaos/eos.rs"]
+mod eos;
 #[path = "chaos/security.rs"]
 mod security;
 mod support;
@@ -79,6 +81,8 @@ const CHAOS_SECS_DEFAULT: u64 = 150;
 /// The same for the secured variant, kept short for CI: it adds security to the same
 /// scenario, which the plaintext run already exercises at length.
 const SECURED_CHAOS_SECS_DEFAULT: u64 = 40;
+/// The same for the exactly-once scenario (`RUNNEL_CHAOS_SECS` sets it too).
+const EOS_CHAOS_SECS_DEFAULT: u64 = 45;
 
 const NODE_IDS: [i32; 3] = [1, 2, 3];
 const TOPIC: &str = "chaos";
@@ -96,6 +100,9 @@ const NODE_SETTINGS: &[(&str, &str)] = &[
     ("min.insync.replicas", "2"),
     ("offsets.topic.replication.factor", "3"),
     ("offsets.topic.num.partitions", "3"),
+    ("transaction.state.log.num.partitions", "3"),
+    ("transaction.state.log.replication.factor", "3"),
+    ("transaction.state.log.min.isr", "2"),
 ];
 
 const PRODUCERS: u32 = 2;
@@ -165,6 +172,9 @@ enum Fault {
     KillFollower,
     CutLeader,
     RestartNode,
+    /// Kills the node coordinating the exactly-once scenario's transactional id (drawn only
+    /// there, so the other scenarios' schedules stay as they were).
+    KillTransactionCoordinator,
 }
 
 const FAULTS: [Fault; 5] =
@@ -178,6 +188,7 @@ impl Fault {
             Fault::KillFollower => "kill-follower",
             Fault::CutLeader => "cut-leader",
             Fault::RestartNode => "restart",
+            Fault::KillTransactionCoordinator => "kill-transaction-coordinator",
         }
     }
 
@@ -280,6 +291,8 @@ struct Chaos {
     injected: BTreeMap<Fault, usize>,
     /// Faults whose victim was the node coordinating the committing group.
     coordinator_faults: usize,
+    /// Faults whose victim was the node coordinating the exactly-once service's transactions.
+    transaction_coordinator_faults: usize,
 }
 
 impl Chaos {
@@ -300,6 +313,7 @@ impl Chaos {
             started: Instant::now(),
             injected: BTreeMap::new(),
             coordinator_faults: 0,
+            transaction_coordinator_faults: 0,
         };
         chaos.create_topics().await;
         let view = chaos.settle("start-up").await;
@@ -398,7 +412,14 @@ impl Chaos {
                 format!("cut node {}, leader of {TOPIC}-{}, off the network", partition.leader, draws.partition),
             ),
             Fault::RestartNode => (NODE_IDS[draws.node], format!("SIGTERM node {}", NODE_IDS[draws.node])),
+            Fault::KillTransactionCoordinator => match transaction_coordinator(view) {
+                Some(node) => (node, format!("kill -9 node {node}, coordinator of {}", eos::TRANSACTIONAL_ID)),
+                None => (view.controller_id, format!("kill -9 node {} (no transaction coordinator yet)", view.controller_id)),
+            },
         };
+        if transaction_coordinator(view) == Some(victim) {
+            self.transaction_coordinator_faults += 1;
+        }
         let coordinator = commits::coordinator(view);
         let what = match coordinator == Some(victim) {
             true => {
@@ -449,16 +470,21 @@ impl Chaos {
 
     /// Polls until every partition's segment bytes are the same on every node.
     async fn assert_replicas_identical(&self) -> u64 {
-        let what = format!("chaos[{:#x}] every replica of {TOPIC} to be byte-identical", self.seed);
+        self.assert_replicas_of_identical(TOPIC).await
+    }
+
+    /// [`Chaos::assert_replicas_identical`] for `topic` (of [`PARTITIONS`] partitions).
+    async fn assert_replicas_of_identical(&self, topic: &str) -> u64 {
+        let what = format!("chaos[{:#x}] every replica of {topic} to be byte-identical", self.seed);
         eventually(REPLICAS_CONVERGE_TIMEOUT, &what, || async {
             let mut bytes = 0;
             for partition in 0..PARTITIONS {
                 let copies: BTreeMap<i32, Vec<u8>> = NODE_IDS
                     .iter()
-                    .map(|&id| (id, partition_log_bytes(self.cluster.node(id).data_dir(), TOPIC, partition)))
+                    .map(|&id| (id, partition_log_bytes(self.cluster.node(id).data_dir(), topic, partition)))
                     .collect();
                 if let Some(difference) = replica_difference(&copies) {
-                    return Err(format!("{TOPIC}-{partition}: {difference}"));
+                    return Err(format!("{topic}-{partition}: {difference}"));
                 }
                 bytes += copies[&NODE_IDS[0]].len() as u64;
             }
@@ -466,6 +492,17 @@ impl Chaos {
         })
         .await
     }
+}
+
+/// The node coordinating [`eos::TRANSACTIONAL_ID`] in `view`: the leader of its
+/// `__transaction_state` partition (Kafka's hash of the id, as for groups).
+fn transaction_coordinator(view: &ClusterView) -> Option<i32> {
+    let state = view.topic("__transaction_state")?;
+    let id = eos::TRANSACTIONAL_ID;
+    let hash = id.encode_utf16().fold(0i32, |h, unit| h.wrapping_mul(31).wrapping_add(i32::from(unit)));
+    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
+    let partitions = i32::try_from(state.partitions.len()).ok().filter(|n| *n > 0)?;
+    Some(state.partitions[usize::try_from(abs % partitions).ok()?].leader)
 }
 
 /// Three combined nodes with [`NODE_SETTINGS`] and `security`, each behind proxies that it
@@ -995,6 +1032,15 @@ async fn chaos_replicated_topic_secured_with_sasl_ssl_and_mutual_tls_survives_ki
         Security::secured(),
     )
     .await;
+}
+
+/// The exactly-once scenario (`chaos/eos.rs`): a consume-transform-produce service with
+/// librdkafka's transactions copies the input through the faults, the transaction
+/// coordinator's node among the victims; the checker finds every input record below the
+/// committed offsets copied exactly once, and no transaction left hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chaos_transactions_copy_every_record_exactly_once_through_kills_and_partitions() {
+    eos::scenario(EOS_CHAOS_SECS_DEFAULT).await;
 }
 
 /// The scenario: start, run the workload through `default_secs` (or `RUNNEL_CHAOS_SECS`) of

@@ -1,0 +1,581 @@
+//! Exactly-once under the chaos: a consume-transform-produce service (librdkafka's
+//! transactional producer and a `read_committed` consumer) copies every record of the
+//! input topic to an output topic, `{partition}:{offset}:{value}`, committing its input
+//! offsets in the same transaction (`send_offsets_to_transaction`). On any error it does
+//! what such a service does: abort and rewind to its committed offsets, or start over
+//! (a new producer with the same transactional id fences the old one and aborts its open
+//! transaction). Meanwhile an idempotent feeder writes the input, and the faults kill
+//! partition leaders, the transaction coordinator, the active controller, cut leaders off
+//! and restart nodes.
+//!
+//! The checker ([`check_exactly_once`], pure) then holds the service to Kafka's promise:
+//! the committed output holds every input record below the committed input offsets exactly
+//! once and nothing else (no aborted or uncommitted record is read by `read_committed`, no
+//! input processed twice into committed output, input offsets and output committed
+//! together); and the last stable offset of every output partition reaches its log end
+//! once the faults heal (no hanging transaction).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::check::{FinalLog, Value};
+use crate::support::DetachedDrop;
+use crate::{lock, Access, Errors, PARTITIONS, TOPIC};
+
+pub(crate) const OUTPUT: &str = "chaos-eos-out";
+pub(crate) const GROUP: &str = "chaos-eos";
+pub(crate) const TRANSACTIONAL_ID: &str = "chaos-eos-service";
+/// The feeder's values are `p9-{seq}`, the checker's `Value::Ours`.
+const FEEDER_ID: u32 = 9;
+/// Pace of the feeder: about 200 records a second.
+const FEED_INTERVAL: Duration = Duration::from_millis(5);
+/// Records per transaction at most, and how long the service gathers them.
+const BATCH: usize = 50;
+const GATHER: Duration = Duration::from_millis(100);
+/// Bound of one transactional call (init, send offsets, commit, abort).
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause before starting over after the service could not start.
+const RESTART_PAUSE: Duration = Duration::from_millis(500);
+/// How long reading the output back may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The idempotent producer writing the input until stopped.
+pub(crate) struct Feeder {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<usize>>,
+}
+
+impl Feeder {
+    pub(crate) fn start(access: &Access) -> Feeder {
+        let stop = Arc::new(AtomicBool::new(false));
+        let producer: BaseProducer = access
+            .config()
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "120000")
+            .create()
+            .expect("feeder");
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let producer = DetachedDrop::new(producer);
+            let mut seq = 0u32;
+            while !flag.load(Ordering::SeqCst) {
+                let (key, value) = (format!("key-{}", seq % 60), format!("p{FEEDER_ID}-{seq}"));
+                match producer.send(BaseRecord::to(TOPIC).key(&key).payload(&value)) {
+                    Ok(()) => seq += 1,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {}
+                    Err((error, _)) => eprintln!("feeder: {error}"),
+                }
+                producer.poll(FEED_INTERVAL);
+            }
+            let _ = producer.flush(Duration::from_secs(120));
+            seq as usize
+        });
+        Feeder { stop, thread: Some(thread) }
+    }
+
+    /// Stops feeding once every record sent has been delivered or failed; how many were sent.
+    pub(crate) fn stop(mut self) -> usize {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().expect("stopped once").join().expect("feeder thread")
+    }
+}
+
+/// What the service did.
+#[derive(Debug, Default)]
+pub(crate) struct ServiceLedger {
+    pub(crate) committed: usize,
+    pub(crate) records_committed: usize,
+    pub(crate) aborted: usize,
+    pub(crate) restarts: usize,
+    pub(crate) errors: Errors,
+}
+
+pub(crate) struct Service {
+    stop: Arc<AtomicBool>,
+    pub(crate) ledger: Arc<Mutex<ServiceLedger>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Why a step failed, and what the service does about it.
+enum Failure {
+    /// Abort the transaction and rewind the consumer to the committed offsets.
+    Abort(String),
+    /// Start over with a new producer (fencing the old) and consumer.
+    Restart(String),
+}
+
+struct Session {
+    producer: DetachedDrop<BaseProducer>,
+    consumer: DetachedDrop<BaseConsumer>,
+}
+
+fn input_partitions() -> TopicPartitionList {
+    let mut list = TopicPartitionList::new();
+    for partition in 0..PARTITIONS {
+        list.add_partition(TOPIC, partition);
+    }
+    list
+}
+
+/// A read_committed consumer of the service's group, positioned at its committed offsets
+/// (asked with require_stable: librdkafka waits out a transaction still committing them).
+fn positioned_consumer(access: &Access) -> Result<DetachedDrop<BaseConsumer>, String> {
+    let consumer: BaseConsumer = access
+        .config()
+        .set("group.id", GROUP)
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .map_err(|e| e.to_string())?;
+    let consumer = DetachedDrop::new(consumer);
+    let committed = consumer.committed_offsets(input_partitions(), CALL_TIMEOUT).map_err(|e| format!("committed: {e}"))?;
+    let mut assignment = TopicPartitionList::new();
+    for element in committed.elements() {
+        let start = match element.offset() {
+            Offset::Offset(offset) => Offset::Offset(offset),
+            _ => Offset::Beginning,
+        };
+        assignment.add_partition_offset(TOPIC, element.partition(), start).map_err(|e| e.to_string())?;
+    }
+    consumer.assign(&assignment).map_err(|e| format!("assign: {e}"))?;
+    Ok(consumer)
+}
+
+impl Session {
+    fn start(access: &Access) -> Result<Session, String> {
+        let producer: BaseProducer = access
+            .config()
+            .set("transactional.id", TRANSACTIONAL_ID)
+            .set("transaction.timeout.ms", "30000")
+            .set("message.timeout.ms", "30000")
+            .set("linger.ms", "5")
+            .create()
+            .map_err(|e| e.to_string())?;
+        let producer = DetachedDrop::new(producer);
+        producer.init_transactions(CALL_TIMEOUT).map_err(|e| format!("init: {e}"))?;
+        Ok(Session { producer, consumer: positioned_consumer(access)? })
+    }
+
+    /// One transaction: gathers up to [`BATCH`] records, writes their copies and the next
+    /// input offsets, commits. The number of records committed.
+    fn step(&mut self) -> Result<usize, Failure> {
+        let mut gathered = Vec::new();
+        let deadline = Instant::now() + GATHER;
+        while gathered.len() < BATCH {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match self.consumer.poll(left) {
+                None => break,
+                Some(Err(error)) => return Err(Failure::Restart(format!("consume: {error}"))),
+                Some(Ok(message)) => {
+                    let value = String::from_utf8_lossy(message.payload().unwrap_or_default()).to_string();
+                    let key = message.key().map(|k| k.to_vec()).unwrap_or_default();
+                    gathered.push((message.partition(), message.offset(), key, value));
+                }
+            }
+        }
+        if gathered.is_empty() {
+            return Ok(0);
+        }
+        let requires_abort = |what: &str, error: KafkaError| match &error {
+            KafkaError::Transaction(e) if e.txn_requires_abort() => Failure::Abort(format!("{what}: {error}")),
+            _ => Failure::Restart(format!("{what}: {error}")),
+        };
+        self.producer.begin_transaction().map_err(|e| Failure::Restart(format!("begin: {e}")))?;
+        let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+        for (partition, offset, key, value) in &gathered {
+            let copy = format!("{partition}:{offset}:{value}");
+            loop {
+                let record = BaseRecord::to(OUTPUT).partition(*partition).key(key.as_slice()).payload(copy.as_str());
+                match self.producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                        self.producer.poll(Duration::from_millis(10));
+                    }
+                    Err((error, _)) => return Err(requires_abort("send", error)),
+                }
+            }
+            next.insert(*partition, offset + 1);
+        }
+        let mut offsets = TopicPartitionList::new();
+        for (partition, offset) in &next {
+            offsets.add_partition_offset(TOPIC, *partition, Offset::Offset(*offset)).expect("offset");
+        }
+        let metadata = self.consumer.group_metadata().ok_or_else(|| Failure::Restart("no group metadata".into()))?;
+        self.producer
+            .send_offsets_to_transaction(&offsets, &metadata, CALL_TIMEOUT)
+            .map_err(|e| requires_abort("send offsets", e))?;
+        // A retriable commit error leaves the outcome unknown: the commit is retried.
+        let mut attempts = 0;
+        loop {
+            match self.producer.commit_transaction(CALL_TIMEOUT) {
+                Ok(()) => return Ok(gathered.len()),
+                Err(KafkaError::Transaction(e)) if e.is_retriable() && attempts < 3 => attempts += 1,
+                Err(error) => return Err(requires_abort("commit", error)),
+            }
+        }
+    }
+}
+
+impl Service {
+    pub(crate) fn start(access: &Access) -> Service {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ledger = Arc::new(Mutex::new(ServiceLedger::default()));
+        let (flag, book, access) = (Arc::clone(&stop), Arc::clone(&ledger), access.clone());
+        let thread = std::thread::spawn(move || run(&access, &flag, &book));
+        Service { stop, ledger, thread: Some(thread) }
+    }
+
+    pub(crate) fn stop(mut self) -> ServiceLedger {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().expect("stopped once").join().expect("service thread");
+        std::mem::take(&mut *lock(&self.ledger))
+    }
+}
+
+fn run(access: &Access, stop: &AtomicBool, ledger: &Mutex<ServiceLedger>) {
+    let mut session: Option<Session> = None;
+    while !stop.load(Ordering::SeqCst) {
+        let Some(current) = session.as_mut() else {
+            match Session::start(access) {
+                Ok(started) => session = Some(started),
+                Err(error) => {
+                    lock(ledger).errors.add(error);
+                    std::thread::sleep(RESTART_PAUSE);
+                }
+            }
+            continue;
+        };
+        match current.step() {
+            Ok(0) => {}
+            Ok(records) => {
+                let mut ledger = lock(ledger);
+                ledger.committed += 1;
+                ledger.records_committed += records;
+            }
+            Err(Failure::Abort(why)) => {
+                let mut book = lock(ledger);
+                book.errors.add(why);
+                book.aborted += 1;
+                drop(book);
+                let rewound = current
+                    .producer
+                    .abort_transaction(CALL_TIMEOUT)
+                    .map_err(|e| format!("abort: {e}"))
+                    .and_then(|()| positioned_consumer(access));
+                match rewound {
+                    Ok(consumer) => current.consumer = consumer,
+                    Err(error) => {
+                        lock(ledger).errors.add(error);
+                        lock(ledger).restarts += 1;
+                        session = None;
+                    }
+                }
+            }
+            Err(Failure::Restart(why)) => {
+                let mut book = lock(ledger);
+                book.errors.add(why);
+                book.restarts += 1;
+                session = None;
+            }
+        }
+    }
+}
+
+/// The service's committed input offsets, asked with require_stable.
+pub(crate) fn committed_offsets(access: &Access) -> Result<BTreeMap<i32, i64>, String> {
+    let consumer: BaseConsumer = access
+        .config()
+        .set("group.id", GROUP)
+        .set("isolation.level", "read_committed")
+        .create()
+        .map_err(|e| e.to_string())?;
+    let consumer = DetachedDrop::new(consumer);
+    let committed = consumer.committed_offsets(input_partitions(), CALL_TIMEOUT).map_err(|e| e.to_string())?;
+    Ok(committed
+        .elements()
+        .iter()
+        .map(|e| (e.partition(), if let Offset::Offset(o) = e.offset() { o } else { 0 }))
+        .collect())
+}
+
+/// The end offset of every output partition for `isolation` (the last stable offset for
+/// read_committed, the high watermark otherwise).
+pub(crate) fn output_ends(access: &Access, isolation: &str) -> Result<BTreeMap<i32, i64>, String> {
+    let consumer: BaseConsumer = access
+        .config()
+        .set("group.id", "chaos-eos-reader")
+        .set("isolation.level", isolation)
+        .create()
+        .map_err(|e| e.to_string())?;
+    let consumer = DetachedDrop::new(consumer);
+    (0..PARTITIONS)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(OUTPUT, p, Duration::from_secs(10))
+                .map(|(_, high)| (p, high))
+                .map_err(|e| format!("{OUTPUT}-{p}: {e}"))
+        })
+        .collect()
+}
+
+/// Every output record `isolation` reads, by partition, up to `ends`.
+pub(crate) fn read_output(access: &Access, isolation: &str, ends: &BTreeMap<i32, i64>) -> BTreeMap<i32, Vec<String>> {
+    let consumer: BaseConsumer = access
+        .config()
+        .set("group.id", "chaos-eos-reader")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", isolation)
+        .create()
+        .expect("output reader");
+    let consumer = DetachedDrop::new(consumer);
+    let mut assignment = TopicPartitionList::new();
+    for partition in ends.keys() {
+        assignment.add_partition_offset(OUTPUT, *partition, Offset::Beginning).expect("assign");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let mut read: BTreeMap<i32, Vec<String>> = ends.keys().map(|p| (*p, Vec::new())).collect();
+    let deadline = Instant::now() + READ_TIMEOUT;
+    let done = |consumer: &BaseConsumer| {
+        let Ok(positions) = consumer.position() else { return false };
+        ends.iter().all(|(p, end)| {
+            *end == 0
+                || positions.find_partition(OUTPUT, *p).is_some_and(|e| matches!(e.offset(), Offset::Offset(o) if o >= *end))
+        })
+    };
+    while !done(&consumer) {
+        assert!(Instant::now() < deadline, "{isolation} read of {OUTPUT} did not reach {ends:?}");
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            if message.offset() < ends[&message.partition()] {
+                let value = String::from_utf8_lossy(message.payload().unwrap_or_default()).to_string();
+                read.get_mut(&message.partition()).expect("assigned").push(value);
+            }
+        }
+    }
+    read
+}
+
+/// What the exactly-once checker found, besides its violations.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct EosFindings {
+    /// Input records copied into committed output.
+    pub(crate) copied: usize,
+}
+
+/// Kafka's exactly-once promise over the end state: `input` (the input topic as stored),
+/// `committed` (the service's committed input offsets), `output` (what read_committed reads
+/// of the output, by partition). Every committed copy names an input record that exists
+/// with that value, in the same partition; no input record is copied twice; and the copies
+/// are exactly the input records below the committed offset of their partition.
+pub(crate) fn check_exactly_once(
+    input: &FinalLog,
+    committed: &BTreeMap<i32, i64>,
+    output: &BTreeMap<i32, Vec<String>>,
+) -> (EosFindings, Vec<String>) {
+    let mut violations = Vec::new();
+    let mut copied: BTreeSet<(i32, i64)> = BTreeSet::new();
+    for (out_partition, copies) in output {
+        for copy in copies {
+            let parsed = copy.splitn(3, ':').collect::<Vec<_>>();
+            let (Some(partition), Some(offset), Some(value)) = (
+                parsed.first().and_then(|p| p.parse::<i32>().ok()),
+                parsed.get(1).and_then(|o| o.parse::<i64>().ok()),
+                parsed.get(2),
+            ) else {
+                violations.push(format!("{OUTPUT}-{out_partition}: {copy:?} is not a copy"));
+                continue;
+            };
+            if partition != *out_partition {
+                violations.push(format!("{OUTPUT}-{out_partition}: {copy:?} belongs to partition {partition}"));
+            }
+            let original = input.get(&partition).and_then(|log| log.iter().find(|s| s.offset == offset));
+            match original {
+                None => violations.push(format!("{copy:?}: {TOPIC}-{partition} has no record at {offset}")),
+                Some(stored) if stored.value != Value::of(value.as_bytes()) => violations.push(format!(
+                    "{copy:?}: {TOPIC}-{partition} holds {} at {offset}",
+                    stored.value
+                )),
+                Some(_) => {}
+            }
+            if !copied.insert((partition, offset)) {
+                violations.push(format!("{TOPIC}-{partition} offset {offset} was copied into committed output twice"));
+            }
+        }
+    }
+    for (partition, log) in input {
+        let upto = committed.get(partition).copied().unwrap_or(0);
+        let missing: Vec<i64> =
+            log.iter().filter(|s| s.offset < upto && !copied.contains(&(*partition, s.offset))).map(|s| s.offset).collect();
+        if !missing.is_empty() {
+            violations.push(format!(
+                "{TOPIC}-{partition}: offsets {missing:?} are committed as consumed but have no committed copy"
+            ));
+        }
+        let beyond: Vec<i64> =
+            copied.iter().filter(|(p, o)| p == partition && *o >= upto).map(|(_, o)| *o).collect();
+        if !beyond.is_empty() {
+            violations.push(format!(
+                "{TOPIC}-{partition}: offsets {beyond:?} were copied but the committed offset is {upto}"
+            ));
+        }
+    }
+    (EosFindings { copied: copied.len() }, violations)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::Stored;
+
+    fn input() -> FinalLog {
+        let stored = |offset, seq| Stored { offset, value: Value::of(format!("p9-{seq}").as_bytes()) };
+        BTreeMap::from([(0, vec![stored(0, 0), stored(1, 1), stored(2, 2)]), (1, vec![stored(0, 3)])])
+    }
+
+    #[test]
+    fn chaos_checker_eos_accepts_exactly_once_and_finds_every_violation() {
+        let committed = BTreeMap::from([(0, 2), (1, 1)]);
+        let good = BTreeMap::from([(0, vec!["0:0:p9-0".to_string(), "0:1:p9-1".into()]), (1, vec!["1:0:p9-3".into()])]);
+        assert_eq!(check_exactly_once(&input(), &committed, &good), (EosFindings { copied: 3 }, vec![]));
+        let cases: [(&str, BTreeMap<i32, Vec<String>>, BTreeMap<i32, i64>); 5] = [
+            ("twice", BTreeMap::from([(0, vec!["0:0:p9-0".into(), "0:0:p9-0".into(), "0:1:p9-1".into()]), (1, vec!["1:0:p9-3".into()])]), committed.clone()),
+            ("missing", BTreeMap::from([(0, vec!["0:0:p9-0".into()]), (1, vec!["1:0:p9-3".into()])]), committed.clone()),
+            ("beyond the committed offset", good.clone(), BTreeMap::from([(0, 1), (1, 1)])),
+            ("invented", BTreeMap::from([(0, vec!["0:0:p9-7".into(), "0:1:p9-1".into()]), (1, vec!["1:0:p9-3".into()])]), committed.clone()),
+            ("wrong partition", BTreeMap::from([(0, vec!["0:0:p9-0".into(), "0:1:p9-1".into(), "1:0:p9-3".into()]), (1, vec![])]), committed.clone()),
+        ];
+        for (what, output, committed) in cases {
+            let (_, violations) = check_exactly_once(&input(), &committed, &output);
+            assert!(!violations.is_empty(), "{what} is found");
+        }
+    }
+}
+
+/// How long the service may take to copy the rest of the input once the faults healed.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
+/// Transactions the service must commit after the last heal: it recovers.
+const STEADY_TRANSACTIONS: usize = 5;
+
+/// The scenario: the cluster, the output topic, the feeder and the service; faults for
+/// `default_secs` (or `RUNNEL_CHAOS_SECS`); heal; the service catches up; check.
+pub(crate) async fn scenario(default_secs: u64) {
+    use crate::support::cluster::{create_topic_with_configs_via_secure, eventually};
+    use crate::{high_watermarks, read_final_log, Chaos, Fault, Security, PROGRESS_TIMEOUT, SETTLE_TIMEOUT};
+
+    let seed = crate::support::u64_from_env(crate::SEED_ENV).unwrap_or(crate::SEED_DEFAULT);
+    let phase = Duration::from_secs(crate::support::u64_from_env(crate::SECS_ENV).unwrap_or(default_secs));
+    let mut faults = Fault::chosen();
+    faults.push(Fault::KillTransactionCoordinator);
+    eprintln!(
+        "chaos[{seed:#x}] exactly-once: seed {seed:#x}, fault phase {phase:?}, faults {:?} (reproduce with {}={seed:#x})",
+        faults.iter().map(|f| f.name()).collect::<Vec<_>>(),
+        crate::SEED_ENV
+    );
+    let _failure_last = crate::support::FailureLast::install();
+    let mut chaos = Chaos::start(seed, faults, Security::Plaintext).await;
+    let addr = chaos.cluster.kafka_addr(crate::NODE_IDS[0]).to_string();
+    let security = chaos.cluster.client_security().clone();
+    eventually(crate::support::cluster::CONVERGE_TIMEOUT, &format!("chaos[{seed:#x}] creating {OUTPUT}"), || async {
+        let configs = crate::TOPIC_CONFIGS;
+        match create_topic_with_configs_via_secure(&addr, &security, OUTPUT, PARTITIONS, 3, configs).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is(kafka_protocol::error::ResponseError::TopicAlreadyExists) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await;
+    let access = chaos.access.clone();
+    let feeder = Feeder::start(&access);
+    let service = Service::start(&access);
+    let committed_so_far = |service: &Service| lock(&service.ledger).committed;
+    let progress = |from: usize, what: &str| {
+        let what = format!("chaos[{seed:#x}] the service to commit {STEADY_TRANSACTIONS} transactions {what}");
+        let service = &service;
+        async move {
+            eventually(PROGRESS_TIMEOUT, &what, || async {
+                let ledger = lock(&service.ledger);
+                match ledger.committed >= from + STEADY_TRANSACTIONS {
+                    true => Ok(()),
+                    false => Err(format!("committed {}, errors {:?}", ledger.committed, ledger.errors.kinds)),
+                }
+            })
+            .await
+        }
+    };
+    progress(0, "before the faults").await;
+    chaos.say(&format!("exactly-once service running: {} transactions committed", committed_so_far(&service)));
+
+    chaos.run_faults(phase).await;
+    chaos.settle("the last heal").await;
+    progress(committed_so_far(&service), "after the last heal").await;
+    let fed = tokio::task::block_in_place(|| feeder.stop());
+    let highs = high_watermarks(seed, &access).await;
+    chaos.say(&format!("feeder stopped after {fed} records; input ends at {highs:?}; the service catches up"));
+    let what = format!("chaos[{seed:#x}] the service to commit its input offsets up to {highs:?}");
+    let committed = eventually(CATCH_UP_TIMEOUT, &what, || async {
+        let committed = tokio::task::block_in_place(|| committed_offsets(&access))?;
+        match committed == highs {
+            true => Ok(committed),
+            false => Err(format!("committed {committed:?}; {:?}", lock(&service.ledger).errors.kinds)),
+        }
+    })
+    .await;
+    let ledger = tokio::task::block_in_place(|| service.stop());
+
+    let what = format!("chaos[{seed:#x}] every transaction on {OUTPUT} to end (last stable offset = high watermark)");
+    let ends = eventually(SETTLE_TIMEOUT, &what, || async {
+        let stable = tokio::task::block_in_place(|| output_ends(&access, "read_committed"))?;
+        let high = tokio::task::block_in_place(|| output_ends(&access, "read_uncommitted"))?;
+        match stable == high {
+            true => Ok(high),
+            false => Err(format!("stable {stable:?}, high {high:?}")),
+        }
+    })
+    .await;
+    let output = tokio::task::block_in_place(|| read_output(&access, "read_committed", &ends));
+    let everything = tokio::task::block_in_place(|| read_output(&access, "read_uncommitted", &ends));
+    let input = read_final_log(seed, &access, &highs).await;
+    let (findings, violations) = check_exactly_once(&input, &committed, &output);
+    let input_records: usize = input.values().map(Vec::len).sum();
+    let output_records: usize = output.values().map(Vec::len).sum();
+    let written: usize = everything.values().map(Vec::len).sum();
+    chaos.say(&format!(
+        "exactly-once summary: seed {seed:#x}; {} faults {:?} ({} hit the transaction coordinator); \
+         transactions committed {}, aborted {}, service restarts {}; input records {input_records}, \
+         committed copies {output_records}, copies written {written} ({} in aborted transactions); errors {:?}",
+        chaos.injected.values().sum::<usize>(),
+        chaos.injected,
+        chaos.transaction_coordinator_faults,
+        ledger.committed,
+        ledger.aborted,
+        ledger.restarts,
+        written - output_records,
+        ledger.errors.kinds
+    ));
+    assert!(
+        violations.is_empty(),
+        "chaos[{seed:#x}] the committed output against the input (exactly once): {} violations; the first:\n  {}",
+        violations.len(),
+        violations.iter().take(crate::VIOLATIONS_SHOWN).cloned().collect::<Vec<_>>().join("\n  ")
+    );
+    assert_eq!(findings.copied, input_records, "chaos[{seed:#x}] every input record was copied");
+    let input_bytes = chaos.assert_replicas_identical().await;
+    let output_bytes = chaos.assert_replicas_of_identical(OUTPUT).await;
+    chaos.say(&format!(
+        "PASSED seed {seed:#x}: {} transactions checked; {input_bytes} bytes of {TOPIC} and {output_bytes} of {OUTPUT} \
+         identical on every replica",
+        ledger.committed
+    ));
+}
