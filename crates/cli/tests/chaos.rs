@@ -414,7 +414,10 @@ impl Chaos {
             Fault::RestartNode => (NODE_IDS[draws.node], format!("SIGTERM node {}", NODE_IDS[draws.node])),
             Fault::KillTransactionCoordinator => match transaction_coordinator(view) {
                 Some(node) => (node, format!("kill -9 node {node}, coordinator of {}", eos::TRANSACTIONAL_ID)),
-                None => (view.controller_id, format!("kill -9 node {} (no transaction coordinator yet)", view.controller_id)),
+                None => (
+                    view.controller_id,
+                    format!("kill -9 node {} (no transaction coordinator yet)", view.controller_id),
+                ),
             },
         };
         if transaction_coordinator(view) == Some(victim) {

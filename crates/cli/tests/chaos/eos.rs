@@ -8,6 +8,10 @@
 //! partition leaders, the transaction coordinator, the active controller, cut leaders off
 //! and restart nodes.
 //!
+//! Every [`ABORT_EVERY`]th transaction is aborted on purpose and every [`CRASH_EVERY`]th
+//! session crashes mid-transaction (its successor fences it), once their records are in
+//! the log, so that aborted records are always there to be skipped.
+//!
 //! The checker ([`check_exactly_once`], pure) then holds the service to Kafka's promise:
 //! the committed output holds every input record below the committed input offsets exactly
 //! once and nothing else (no aborted or uncommitted record is read by `read_committed`, no
@@ -44,6 +48,10 @@ const GATHER: Duration = Duration::from_millis(100);
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause before starting over after the service could not start.
 const RESTART_PAUSE: Duration = Duration::from_millis(500);
+/// Every so many transactions of a session is aborted on purpose, and a session crashes
+/// mid-transaction after so many.
+const ABORT_EVERY: usize = 7;
+const CRASH_EVERY: usize = 30;
 /// How long reading the output back may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -95,6 +103,8 @@ pub(crate) struct ServiceLedger {
     pub(crate) committed: usize,
     pub(crate) records_committed: usize,
     pub(crate) aborted: usize,
+    /// Sessions that crashed mid-transaction on purpose.
+    pub(crate) crashes: usize,
     pub(crate) restarts: usize,
     pub(crate) errors: Errors,
 }
@@ -111,11 +121,16 @@ enum Failure {
     Abort(String),
     /// Start over with a new producer (fencing the old) and consumer.
     Restart(String),
+    /// Start over while the old producer's transaction is open (a service that crashed
+    /// mid-transaction): the successor must fence it and abort the transaction.
+    Crash,
 }
 
 struct Session {
     producer: DetachedDrop<BaseProducer>,
     consumer: DetachedDrop<BaseConsumer>,
+    /// Transactions this session began.
+    transactions: usize,
 }
 
 fn input_partitions() -> TopicPartitionList {
@@ -138,7 +153,8 @@ fn positioned_consumer(access: &Access) -> Result<DetachedDrop<BaseConsumer>, St
         .create()
         .map_err(|e| e.to_string())?;
     let consumer = DetachedDrop::new(consumer);
-    let committed = consumer.committed_offsets(input_partitions(), CALL_TIMEOUT).map_err(|e| format!("committed: {e}"))?;
+    let committed =
+        consumer.committed_offsets(input_partitions(), CALL_TIMEOUT).map_err(|e| format!("committed: {e}"))?;
     let mut assignment = TopicPartitionList::new();
     for element in committed.elements() {
         let start = match element.offset() {
@@ -163,7 +179,7 @@ impl Session {
             .map_err(|e| e.to_string())?;
         let producer = DetachedDrop::new(producer);
         producer.init_transactions(CALL_TIMEOUT).map_err(|e| format!("init: {e}"))?;
-        Ok(Session { producer, consumer: positioned_consumer(access)? })
+        Ok(Session { producer, consumer: positioned_consumer(access)?, transactions: 0 })
     }
 
     /// One transaction: gathers up to [`BATCH`] records, writes their copies and the next
@@ -217,6 +233,16 @@ impl Session {
         self.producer
             .send_offsets_to_transaction(&offsets, &metadata, CALL_TIMEOUT)
             .map_err(|e| requires_abort("send offsets", e))?;
+        // Some transactions end badly on purpose, once their records are in the log: an
+        // abort, or a crash whose successor fences this producer and aborts what it left.
+        self.transactions += 1;
+        if self.transactions % ABORT_EVERY == 0 || self.transactions % CRASH_EVERY == 0 {
+            self.producer.flush(CALL_TIMEOUT).map_err(|e| requires_abort("flush", e))?;
+            return Err(match self.transactions % CRASH_EVERY == 0 {
+                true => Failure::Crash,
+                false => Failure::Abort("aborted on purpose".into()),
+            });
+        }
         // A retriable commit error leaves the outcome unknown: the commit is retried.
         let mut attempts = 0;
         loop {
@@ -267,7 +293,9 @@ fn run(access: &Access, stop: &AtomicBool, ledger: &Mutex<ServiceLedger>) {
             }
             Err(Failure::Abort(why)) => {
                 let mut book = lock(ledger);
-                book.errors.add(why);
+                if why != "aborted on purpose" {
+                    book.errors.add(why);
+                }
                 book.aborted += 1;
                 drop(book);
                 let rewound = current
@@ -289,6 +317,18 @@ fn run(access: &Access, stop: &AtomicBool, ledger: &Mutex<ServiceLedger>) {
                 book.errors.add(why);
                 book.restarts += 1;
                 session = None;
+            }
+            Err(Failure::Crash) => {
+                lock(ledger).crashes += 1;
+                // The crashed producer lingers (as a zombie would) until its successor has
+                // fenced it.
+                let zombie = session.take();
+                let successor = Session::start(access);
+                drop(zombie);
+                match successor {
+                    Ok(started) => session = Some(started),
+                    Err(error) => lock(ledger).errors.add(error),
+                }
             }
         }
     }
@@ -352,7 +392,9 @@ pub(crate) fn read_output(access: &Access, isolation: &str, ends: &BTreeMap<i32,
         let Ok(positions) = consumer.position() else { return false };
         ends.iter().all(|(p, end)| {
             *end == 0
-                || positions.find_partition(OUTPUT, *p).is_some_and(|e| matches!(e.offset(), Offset::Offset(o) if o >= *end))
+                || positions
+                    .find_partition(OUTPUT, *p)
+                    .is_some_and(|e| matches!(e.offset(), Offset::Offset(o) if o >= *end))
         })
     };
     while !done(&consumer) {
@@ -403,10 +445,9 @@ pub(crate) fn check_exactly_once(
             let original = input.get(&partition).and_then(|log| log.iter().find(|s| s.offset == offset));
             match original {
                 None => violations.push(format!("{copy:?}: {TOPIC}-{partition} has no record at {offset}")),
-                Some(stored) if stored.value != Value::of(value.as_bytes()) => violations.push(format!(
-                    "{copy:?}: {TOPIC}-{partition} holds {} at {offset}",
-                    stored.value
-                )),
+                Some(stored) if stored.value != Value::of(value.as_bytes()) => {
+                    violations.push(format!("{copy:?}: {TOPIC}-{partition} holds {} at {offset}", stored.value))
+                }
                 Some(_) => {}
             }
             if !copied.insert((partition, offset)) {
@@ -416,15 +457,17 @@ pub(crate) fn check_exactly_once(
     }
     for (partition, log) in input {
         let upto = committed.get(partition).copied().unwrap_or(0);
-        let missing: Vec<i64> =
-            log.iter().filter(|s| s.offset < upto && !copied.contains(&(*partition, s.offset))).map(|s| s.offset).collect();
+        let missing: Vec<i64> = log
+            .iter()
+            .filter(|s| s.offset < upto && !copied.contains(&(*partition, s.offset)))
+            .map(|s| s.offset)
+            .collect();
         if !missing.is_empty() {
             violations.push(format!(
                 "{TOPIC}-{partition}: offsets {missing:?} are committed as consumed but have no committed copy"
             ));
         }
-        let beyond: Vec<i64> =
-            copied.iter().filter(|(p, o)| p == partition && *o >= upto).map(|(_, o)| *o).collect();
+        let beyond: Vec<i64> = copied.iter().filter(|(p, o)| p == partition && *o >= upto).map(|(_, o)| *o).collect();
         if !beyond.is_empty() {
             violations.push(format!(
                 "{TOPIC}-{partition}: offsets {beyond:?} were copied but the committed offset is {upto}"
@@ -450,11 +493,30 @@ mod tests {
         let good = BTreeMap::from([(0, vec!["0:0:p9-0".to_string(), "0:1:p9-1".into()]), (1, vec!["1:0:p9-3".into()])]);
         assert_eq!(check_exactly_once(&input(), &committed, &good), (EosFindings { copied: 3 }, vec![]));
         let cases: [(&str, BTreeMap<i32, Vec<String>>, BTreeMap<i32, i64>); 5] = [
-            ("twice", BTreeMap::from([(0, vec!["0:0:p9-0".into(), "0:0:p9-0".into(), "0:1:p9-1".into()]), (1, vec!["1:0:p9-3".into()])]), committed.clone()),
-            ("missing", BTreeMap::from([(0, vec!["0:0:p9-0".into()]), (1, vec!["1:0:p9-3".into()])]), committed.clone()),
+            (
+                "twice",
+                BTreeMap::from([
+                    (0, vec!["0:0:p9-0".into(), "0:0:p9-0".into(), "0:1:p9-1".into()]),
+                    (1, vec!["1:0:p9-3".into()]),
+                ]),
+                committed.clone(),
+            ),
+            (
+                "missing",
+                BTreeMap::from([(0, vec!["0:0:p9-0".into()]), (1, vec!["1:0:p9-3".into()])]),
+                committed.clone(),
+            ),
             ("beyond the committed offset", good.clone(), BTreeMap::from([(0, 1), (1, 1)])),
-            ("invented", BTreeMap::from([(0, vec!["0:0:p9-7".into(), "0:1:p9-1".into()]), (1, vec!["1:0:p9-3".into()])]), committed.clone()),
-            ("wrong partition", BTreeMap::from([(0, vec!["0:0:p9-0".into(), "0:1:p9-1".into(), "1:0:p9-3".into()]), (1, vec![])]), committed.clone()),
+            (
+                "invented",
+                BTreeMap::from([(0, vec!["0:0:p9-7".into(), "0:1:p9-1".into()]), (1, vec!["1:0:p9-3".into()])]),
+                committed.clone(),
+            ),
+            (
+                "wrong partition",
+                BTreeMap::from([(0, vec!["0:0:p9-0".into(), "0:1:p9-1".into(), "1:0:p9-3".into()]), (1, vec![])]),
+                committed.clone(),
+            ),
         ];
         for (what, output, committed) in cases {
             let (_, violations) = check_exactly_once(&input(), &committed, &output);
@@ -553,13 +615,14 @@ pub(crate) async fn scenario(default_secs: u64) {
     let written: usize = everything.values().map(Vec::len).sum();
     chaos.say(&format!(
         "exactly-once summary: seed {seed:#x}; {} faults {:?} ({} hit the transaction coordinator); \
-         transactions committed {}, aborted {}, service restarts {}; input records {input_records}, \
+         transactions committed {}, aborted {}, crashed {}, service restarts {}; input records {input_records}, \
          committed copies {output_records}, copies written {written} ({} in aborted transactions); errors {:?}",
         chaos.injected.values().sum::<usize>(),
         chaos.injected,
         chaos.transaction_coordinator_faults,
         ledger.committed,
         ledger.aborted,
+        ledger.crashes,
         ledger.restarts,
         written - output_records,
         ledger.errors.kinds
@@ -571,6 +634,7 @@ pub(crate) async fn scenario(default_secs: u64) {
         violations.iter().take(crate::VIOLATIONS_SHOWN).cloned().collect::<Vec<_>>().join("\n  ")
     );
     assert_eq!(findings.copied, input_records, "chaos[{seed:#x}] every input record was copied");
+    assert!(written > output_records, "chaos[{seed:#x}] aborted transactions left records for read_committed to skip");
     let input_bytes = chaos.assert_replicas_identical().await;
     let output_bytes = chaos.assert_replicas_of_identical(OUTPUT).await;
     chaos.say(&format!(
