@@ -116,7 +116,7 @@ pub fn run(cluster: &Cluster, json: bool, args: ConsumeArgs) -> anyhow::Result<(
         .collect();
     while threads.iter().any(|t| !t.is_finished()) {
         bar.set_position(received.load(Ordering::Relaxed));
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(10));
     }
     for thread in threads {
         thread.join().map_err(|_| anyhow::anyhow!("consumer thread panicked"))??;

@@ -78,11 +78,12 @@ pub fn run(cluster: &Cluster, json: bool, args: E2eArgs) -> anyhow::Result<()> {
         keys: None,
         producer_config: args.producer_config.clone(),
         topic_config: vec![],
+        transaction_size: None,
     };
     let start = Instant::now();
     let stats = Arc::new(Stats::new(start));
     let producer: ThreadedProducer<Delivery> =
-        producer_config(cluster, &produce_args)?.create_with_context(Delivery(stats.clone()))?;
+        producer_config(cluster, &produce_args)?.create_with_context(Delivery::new(stats.clone()))?;
     let expected = (args.rate as f64 * args.duration) as u64;
     let received = Arc::new(AtomicU64::new(0));
     let done_sending = Arc::new(AtomicBool::new(false));

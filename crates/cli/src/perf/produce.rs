@@ -56,6 +56,10 @@ pub struct ProduceArgs {
     /// Topic configs when the topic is created, KEY=VALUE.
     #[arg(long = "topic-config", value_name = "KEY=VALUE")]
     pub topic_config: Vec<String>,
+    /// Send in transactions of this many messages (a transactional producer per producer
+    /// client, acks=all), committing each.
+    #[arg(long = "transaction-size", value_name = "MESSAGES")]
+    pub transaction_size: Option<u64>,
 }
 
 /// Shared by the producers' delivery callbacks.
@@ -72,8 +76,35 @@ impl Stats {
     }
 }
 
-/// Delivery callback: the opaque is the send time in µs since the run started.
-pub struct Delivery(pub Arc<Stats>);
+/// Delivery callback: the opaque is the send time in µs since the run started. `reported`
+/// counts this producer's reports and wakes a transaction waiting for them.
+pub struct Delivery(pub Arc<Stats>, pub Arc<Reported>);
+
+impl Delivery {
+    pub fn new(stats: Arc<Stats>) -> Self {
+        Delivery(stats, Arc::default())
+    }
+}
+
+/// One producer's delivery reports so far.
+#[derive(Default)]
+pub struct Reported {
+    count: Mutex<u64>,
+    changed: std::sync::Condvar,
+}
+
+impl Reported {
+    fn add(&self) {
+        *self.count.lock().expect("report count") += 1;
+        self.changed.notify_all();
+    }
+
+    /// Waits until `count` reports have come, or `timeout` passed.
+    fn wait_for(&self, count: u64, timeout: Duration) {
+        let guard = self.count.lock().expect("report count");
+        let _ = self.changed.wait_timeout_while(guard, timeout, |reported| *reported < count);
+    }
+}
 
 impl ClientContext for Delivery {}
 
@@ -81,6 +112,7 @@ impl ProducerContext for Delivery {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, sent_us: usize) {
+        self.1.add();
         match result {
             Ok(_) => {
                 let now_us = self.0.start.elapsed().as_micros() as u64;
@@ -108,7 +140,43 @@ pub fn producer_config(cluster: &Cluster, args: &ProduceArgs) -> anyhow::Result<
     for (k, v) in super::pairs(&args.producer_config)? {
         config.set(k, v);
     }
+    if args.transaction_size.is_some() {
+        config.set("acks", "all").set("enable.idempotence", "true");
+    }
     Ok(config)
+}
+
+/// Sends `pace.count` messages in transactions of `size`, committing each; returns how many
+/// were handed to librdkafka and how many transactions committed.
+fn send_transactions(
+    producer: &ThreadedProducer<Delivery>,
+    stats: &Stats,
+    topic: &str,
+    size: u64,
+    pace: Pace,
+    buf: &mut [u8],
+) -> anyhow::Result<(u64, u64)> {
+    let timeout = Duration::from_secs(60);
+    producer.init_transactions(timeout)?;
+    let (mut sent, mut committed) = (0, 0);
+    while sent < pace.count && pace.deadline.is_none_or(|d| Instant::now() < d) {
+        producer.begin_transaction()?;
+        let batch = Pace { count: size.min(pace.count - sent), deadline: None, rate: None, keys: pace.keys };
+        sent += send_loop(producer, stats, topic, batch, buf, |_, _| {});
+        // The rdkafka crate's commit flushes by polling in steps of 100 ms whenever a message
+        // is still in flight, which would cap a producer at 10 transactions a second; wait
+        // for the delivery reports here instead (the polling thread serves them), so the
+        // commit's own flush finds nothing left.
+        producer.context().1.wait_for(sent, timeout);
+        // A report is counted before librdkafka releases its message: let that finish.
+        let released_by = Instant::now() + timeout;
+        while producer.in_flight_count() > 0 && Instant::now() < released_by {
+            std::thread::yield_now();
+        }
+        producer.commit_transaction(timeout)?;
+        committed += 1;
+    }
+    Ok((sent, committed))
 }
 
 /// How much to send and how fast: `count` messages or until `deadline`, at `rate` msgs/s.
@@ -179,15 +247,28 @@ pub fn run(cluster: &Cluster, json: bool, args: ProduceArgs) -> anyhow::Result<(
     let stats = Arc::new(Stats::new(start));
     let bar = progress(if total == u64::MAX { 0 } else { total }, json);
     let rate = args.rate.map(|r| r as f64 / args.producers as f64);
+    let transactions = Arc::new(AtomicU64::new(0));
     let threads: Vec<_> = (0..args.producers)
-        .map(|_| {
+        .map(|index| {
             let (stats, args, cluster) = (stats.clone(), args.clone(), cluster.clone());
+            let transactions = transactions.clone();
             std::thread::spawn(move || -> anyhow::Result<u64> {
-                let producer: ThreadedProducer<Delivery> =
-                    producer_config(&cluster, &args)?.create_with_context(Delivery(stats.clone()))?;
+                let mut config = producer_config(&cluster, &args)?;
+                if args.transaction_size.is_some() {
+                    config.set("transactional.id", format!("runnel-perf-{}-{index}", std::process::id()));
+                }
+                let producer: ThreadedProducer<Delivery> = config.create_with_context(Delivery::new(stats.clone()))?;
                 let mut buf = vec![b'x'; args.size];
                 let pace = Pace { count: per_producer, deadline, rate, keys: args.keys };
-                let sent = send_loop(&producer, &stats, &args.topic, pace, &mut buf, |_, _| {});
+                let sent = match args.transaction_size {
+                    Some(size) => {
+                        let (sent, committed) =
+                            send_transactions(&producer, &stats, &args.topic, size.max(1), pace, &mut buf)?;
+                        transactions.fetch_add(committed, Ordering::Relaxed);
+                        sent
+                    }
+                    None => send_loop(&producer, &stats, &args.topic, pace, &mut buf, |_, _| {}),
+                };
                 producer.flush(Duration::from_secs(60))?;
                 Ok(sent)
             })
@@ -195,7 +276,7 @@ pub fn run(cluster: &Cluster, json: bool, args: ProduceArgs) -> anyhow::Result<(
         .collect();
     while threads.iter().any(|t| !t.is_finished()) {
         bar.set_position(stats.acked.load(Ordering::Relaxed));
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(10));
     }
     let mut sent = 0;
     for thread in threads {
@@ -205,6 +286,15 @@ pub fn run(cluster: &Cluster, json: bool, args: ProduceArgs) -> anyhow::Result<(
     bar.finish_and_clear();
     let acked = stats.acked.load(Ordering::Relaxed);
     let histogram = stats.latency_us.lock().expect("histogram lock");
+    if args.transaction_size.is_some() {
+        let committed = transactions.load(Ordering::Relaxed);
+        let per_s = committed as f64 / elapsed.as_secs_f64().max(1e-9);
+        if json {
+            println!("{}", serde_json::json!({ "test": "transactions", "committed": committed, "per_s": per_s }));
+        } else {
+            println!("transactions: {committed} committed, {per_s:.0} per second");
+        }
+    }
     Report {
         name: "produce",
         messages: acked,
