@@ -236,9 +236,9 @@ impl Session {
         // Some transactions end badly on purpose, once their records are in the log: an
         // abort, or a crash whose successor fences this producer and aborts what it left.
         self.transactions += 1;
-        if self.transactions % ABORT_EVERY == 0 || self.transactions % CRASH_EVERY == 0 {
+        if self.transactions.is_multiple_of(ABORT_EVERY) || self.transactions.is_multiple_of(CRASH_EVERY) {
             self.producer.flush(CALL_TIMEOUT).map_err(|e| requires_abort("flush", e))?;
-            return Err(match self.transactions % CRASH_EVERY == 0 {
+            return Err(match self.transactions.is_multiple_of(CRASH_EVERY) {
                 true => Failure::Crash,
                 false => Failure::Abort("aborted on purpose".into()),
             });
@@ -477,54 +477,6 @@ pub(crate) fn check_exactly_once(
     (EosFindings { copied: copied.len() }, violations)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::check::Stored;
-
-    fn input() -> FinalLog {
-        let stored = |offset, seq| Stored { offset, value: Value::of(format!("p9-{seq}").as_bytes()) };
-        BTreeMap::from([(0, vec![stored(0, 0), stored(1, 1), stored(2, 2)]), (1, vec![stored(0, 3)])])
-    }
-
-    #[test]
-    fn chaos_checker_eos_accepts_exactly_once_and_finds_every_violation() {
-        let committed = BTreeMap::from([(0, 2), (1, 1)]);
-        let good = BTreeMap::from([(0, vec!["0:0:p9-0".to_string(), "0:1:p9-1".into()]), (1, vec!["1:0:p9-3".into()])]);
-        assert_eq!(check_exactly_once(&input(), &committed, &good), (EosFindings { copied: 3 }, vec![]));
-        let cases: [(&str, BTreeMap<i32, Vec<String>>, BTreeMap<i32, i64>); 5] = [
-            (
-                "twice",
-                BTreeMap::from([
-                    (0, vec!["0:0:p9-0".into(), "0:0:p9-0".into(), "0:1:p9-1".into()]),
-                    (1, vec!["1:0:p9-3".into()]),
-                ]),
-                committed.clone(),
-            ),
-            (
-                "missing",
-                BTreeMap::from([(0, vec!["0:0:p9-0".into()]), (1, vec!["1:0:p9-3".into()])]),
-                committed.clone(),
-            ),
-            ("beyond the committed offset", good.clone(), BTreeMap::from([(0, 1), (1, 1)])),
-            (
-                "invented",
-                BTreeMap::from([(0, vec!["0:0:p9-7".into(), "0:1:p9-1".into()]), (1, vec!["1:0:p9-3".into()])]),
-                committed.clone(),
-            ),
-            (
-                "wrong partition",
-                BTreeMap::from([(0, vec!["0:0:p9-0".into(), "0:1:p9-1".into(), "1:0:p9-3".into()]), (1, vec![])]),
-                committed.clone(),
-            ),
-        ];
-        for (what, output, committed) in cases {
-            let (_, violations) = check_exactly_once(&input(), &committed, &output);
-            assert!(!violations.is_empty(), "{what} is found");
-        }
-    }
-}
-
 /// How long the service may take to copy the rest of the input once the faults healed.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
 /// Transactions the service must commit after the last heal: it recovers.
@@ -642,4 +594,52 @@ pub(crate) async fn scenario(default_secs: u64) {
          identical on every replica",
         ledger.committed
     ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::Stored;
+
+    fn input() -> FinalLog {
+        let stored = |offset, seq| Stored { offset, value: Value::of(format!("p9-{seq}").as_bytes()) };
+        BTreeMap::from([(0, vec![stored(0, 0), stored(1, 1), stored(2, 2)]), (1, vec![stored(0, 3)])])
+    }
+
+    #[test]
+    fn chaos_checker_eos_accepts_exactly_once_and_finds_every_violation() {
+        let committed = BTreeMap::from([(0, 2), (1, 1)]);
+        let good = BTreeMap::from([(0, vec!["0:0:p9-0".to_string(), "0:1:p9-1".into()]), (1, vec!["1:0:p9-3".into()])]);
+        assert_eq!(check_exactly_once(&input(), &committed, &good), (EosFindings { copied: 3 }, vec![]));
+        let cases: [(&str, BTreeMap<i32, Vec<String>>, BTreeMap<i32, i64>); 5] = [
+            (
+                "twice",
+                BTreeMap::from([
+                    (0, vec!["0:0:p9-0".into(), "0:0:p9-0".into(), "0:1:p9-1".into()]),
+                    (1, vec!["1:0:p9-3".into()]),
+                ]),
+                committed.clone(),
+            ),
+            (
+                "missing",
+                BTreeMap::from([(0, vec!["0:0:p9-0".into()]), (1, vec!["1:0:p9-3".into()])]),
+                committed.clone(),
+            ),
+            ("beyond the committed offset", good.clone(), BTreeMap::from([(0, 1), (1, 1)])),
+            (
+                "invented",
+                BTreeMap::from([(0, vec!["0:0:p9-7".into(), "0:1:p9-1".into()]), (1, vec!["1:0:p9-3".into()])]),
+                committed.clone(),
+            ),
+            (
+                "wrong partition",
+                BTreeMap::from([(0, vec!["0:0:p9-0".into(), "0:1:p9-1".into(), "1:0:p9-3".into()]), (1, vec![])]),
+                committed.clone(),
+            ),
+        ];
+        for (what, output, committed) in cases {
+            let (_, violations) = check_exactly_once(&input(), &committed, &output);
+            assert!(!violations.is_empty(), "{what} is found");
+        }
+    }
 }
