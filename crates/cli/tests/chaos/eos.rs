@@ -611,7 +611,8 @@ mod tests {
         let committed = BTreeMap::from([(0, 2), (1, 1)]);
         let good = BTreeMap::from([(0, vec!["0:0:p9-0".to_string(), "0:1:p9-1".into()]), (1, vec!["1:0:p9-3".into()])]);
         assert_eq!(check_exactly_once(&input(), &committed, &good), (EosFindings { copied: 3 }, vec![]));
-        let cases: [(&str, BTreeMap<i32, Vec<String>>, BTreeMap<i32, i64>); 5] = [
+        type Case = (&'static str, BTreeMap<i32, Vec<String>>, BTreeMap<i32, i64>);
+        let cases: [Case; 5] = [
             (
                 "twice",
                 BTreeMap::from([
