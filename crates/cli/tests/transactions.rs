@@ -373,3 +373,79 @@ async fn transactions_on_three_nodes() {
     });
     cluster.await_same_replica_sizes("txn-basic", 2);
 }
+
+/// Every (offset, commit?) of the markers in the partition's segment files.
+fn markers_on_disk(node: &Node, topic: &str) -> Vec<(i64, bool)> {
+    let bytes = partition_log_bytes(node.data_dir(), topic, 0);
+    runnel_protocol::batch::BatchIter::new(&bytes)
+        .filter_map(|item| item.ok())
+        .filter_map(|(_, batch)| {
+            let marker = runnel_protocol::control::Marker::of(&batch).ok().flatten()?;
+            Some((batch.base_offset(), marker.commit))
+        })
+        .collect()
+}
+
+/// Log compaction and transactions (Kafka's cleaner rules): an aborted transaction's
+/// records go (and never take the place of the committed values they followed), its abort
+/// marker goes `delete.retention.ms` after, the markers of committed records stay, and the
+/// cleaned log, restarted, gives read_committed and read_uncommitted readers the same
+/// records with no transaction left open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_removes_aborted_transactions_then_their_markers() {
+    let dir = TempDir::new().unwrap();
+    let mut node = Node::start(dir.path(), &["--set", STATE_PARTITIONS, "--set", "log.cleaner.backoff.ms=50"]);
+    let bootstrap = node.bootstrap().to_string();
+    let topic = "txn-compacted";
+    let configs = [
+        ("cleanup.policy", "compact"),
+        ("segment.ms", "100"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+        ("delete.retention.ms", "1000"),
+    ];
+    create_topic(&bootstrap, topic, 1, &configs).await;
+    tokio::task::block_in_place(|| {
+        let producer = transactional_producer(&bootstrap, "txn-compacted");
+        let transaction = |records: &[(&str, &str)], commit: bool| {
+            producer.begin_transaction().expect("begin");
+            for (key, value) in records {
+                let record = BaseRecord::<str, str>::to(topic).partition(0).key(*key).payload(*value);
+                producer.send(record).expect("send");
+            }
+            producer.flush(TIMEOUT).expect("flush");
+            match commit {
+                true => producer.commit_transaction(TIMEOUT).expect("commit"),
+                false => producer.abort_transaction(TIMEOUT).expect("abort"),
+            }
+            await_stable_end(&bootstrap, topic, 0, end_offset(&bootstrap, "read_uncommitted", topic, 0));
+            // segment.ms: the next append rolls a new segment, so each transaction and its
+            // marker end up in closed segments the cleaner may take.
+            std::thread::sleep(Duration::from_millis(150));
+        };
+        transaction(&[("a", "committed-1"), ("b", "committed-1")], true);
+        transaction(&[("a", "aborted"), ("c", "aborted")], false);
+        transaction(&[("b", "committed-2")], true);
+        transaction(&[("d", "tail")], true);
+        let cleaned = |isolation: &str| read_all(&bootstrap, isolation, topic, 1)[&0].clone();
+        poll_until(TIMEOUT, Duration::from_millis(50), "the aborted records and their marker to go", || {
+            let all = cleaned("read_uncommitted");
+            let aborts = markers_on_disk(&node, topic).iter().filter(|(_, commit)| !commit).count();
+            (!all.iter().any(|v| v == "aborted") && aborts == 0 && all.len() == 3).then_some(())
+        });
+        assert_eq!(cleaned("read_uncommitted"), ["committed-1", "committed-2", "tail"]);
+        assert_eq!(cleaned("read_committed"), ["committed-1", "committed-2", "tail"]);
+        let commits = markers_on_disk(&node, topic).len();
+        assert!(commits >= 2, "the markers of the transactions whose records stay stay: {commits}");
+    });
+    // A crash: recovery replays what was not yet checkpointed, cleaned segments included.
+    node.kill9();
+    node.restart();
+    let bootstrap = node.bootstrap().to_string();
+    tokio::task::block_in_place(|| {
+        let end = end_offset(&bootstrap, "read_uncommitted", topic, 0);
+        assert_eq!(end_offset(&bootstrap, "read_committed", topic, 0), end, "no transaction is open after a restart");
+        for isolation in ["read_committed", "read_uncommitted"] {
+            assert_eq!(read_all(&bootstrap, isolation, topic, 1)[&0], ["committed-1", "committed-2", "tail"]);
+        }
+    });
+}

@@ -40,7 +40,7 @@ pub struct AbortedTxn {
 }
 
 impl AbortedTxn {
-    fn encode(&self) -> [u8; ENTRY_BYTES] {
+    pub(crate) fn encode(&self) -> [u8; ENTRY_BYTES] {
         let mut out = [0u8; ENTRY_BYTES];
         out[0..2].copy_from_slice(&VERSION.to_be_bytes());
         out[2..10].copy_from_slice(&self.producer_id.to_be_bytes());
@@ -135,6 +135,22 @@ impl TxnIndexes {
             remove_if_present(&self.path(base))?;
         }
         Ok(())
+    }
+
+    /// The entries of the segments based at `bases`, by segment.
+    pub fn entries_of(&self, bases: &[i64]) -> BTreeMap<i64, Vec<AbortedTxn>> {
+        bases.iter().filter_map(|b| self.by_segment.get(b).map(|entries| (*b, entries.clone()))).collect()
+    }
+
+    /// After a cleaned group replaced the segments `bases` (its files already swapped in):
+    /// the group's segment, `bases[0]`, holds `entries`.
+    pub fn replace_group(&mut self, bases: &[i64], entries: Vec<AbortedTxn>) {
+        for base in bases {
+            self.by_segment.remove(base);
+        }
+        if !entries.is_empty() {
+            self.by_segment.insert(bases[0], entries);
+        }
     }
 
     /// The aborted transactions that overlap `[from, upper)`: those whose marker is at or

@@ -279,7 +279,10 @@ impl LogCleaner {
             if busy || uncleanable {
                 continue;
             }
-            let high_watermark = partition.high_watermark();
+            // Nothing at or past the last stable offset is cleaned: an open transaction's
+            // records must stay until its marker says what they are (Kafka bounds the
+            // cleanable range by the first unstable offset too).
+            let high_watermark = partition.last_stable_offset();
             let Ok((segments, first_dirty, truncated)) = partition.with_log(|log| {
                 let truncated = log.take_truncation();
                 let first_dirty = checkpoint

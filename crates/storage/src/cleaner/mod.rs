@@ -18,6 +18,7 @@ mod pass;
 mod reader;
 pub(crate) mod swap;
 mod throttle;
+mod txn;
 
 use runnel_protocol::batch::{BatchError, BatchView};
 use runnel_protocol::compression::RecordStream;

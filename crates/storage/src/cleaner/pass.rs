@@ -10,12 +10,18 @@
 //! 3. [`PartitionLog::commit_clean`] (`swap.rs`), under the lock again: each group
 //!    replaces its segments, unless the log was truncated or lost one of them meanwhile.
 //!
-//! Invariants: only closed segments wholly below the first uncleanable offset are read;
+//! Transactions (`txn.rs`): the records of aborted transactions go, markers go once nothing
+//! of their transaction stays and their delete horizon has passed, and a cleaned group's
+//! transaction index keeps the aborted transactions whose markers stay.
+//!
+//! Invariants: only closed segments wholly below the first uncleanable offset are read
+//! (the broker keeps that offset at or below the last stable offset, so no open
+//! transaction is cleaned);
 //! batches at or past the end of the mapped range are copied unchanged (their tombstones
 //! get no delete horizon, their keys were not mapped); offsets never change; the cleaned
 //! files are fsynced before a pass returns.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,9 +33,11 @@ use super::filter::{clean_batch, CleanContext, Cleaned};
 use super::offset_map::OffsetMap;
 use super::reader::BatchReader;
 use super::throttle::Throttle;
+use super::txn::{discard_records, expiring_marker, Transactions};
 use crate::header::read_header;
 use crate::log::PartitionLog;
 use crate::segment::{segment_file_name, Segment};
+use crate::txn_index::AbortedTxn;
 use crate::{LogConfig, StorageError};
 
 /// Cleaned batches are written to the new segment in writes of about this size.
@@ -62,6 +70,8 @@ pub struct CleanPlan {
     pub first_uncleanable: i64,
     /// The base offsets of each idempotent producer's last batch.
     pub(crate) producer_last: HashSet<i64>,
+    /// The aborted transactions of `segments`, by segment (the transaction indexes).
+    pub(crate) aborted: BTreeMap<i64, Vec<AbortedTxn>>,
 }
 
 /// How a pass cleans.
@@ -94,6 +104,9 @@ pub(crate) struct CleanedGroup {
     /// The base offsets of the segments it replaces; the first is its own.
     pub bases: Vec<i64>,
     pub segment: Option<Segment>,
+    /// The aborted transactions whose markers stay in it, when the segments it replaces
+    /// had any (its `.txnindex.cleaned` file then holds them).
+    pub txn_entries: Option<Vec<AbortedTxn>>,
 }
 
 impl CleanedGroup {
@@ -108,7 +121,7 @@ impl Drop for CleanedGroup {
         if let Some(segment) = self.segment.take() {
             let (dir, base) = (segment.dir.clone(), segment.base_offset);
             drop(segment);
-            for extension in ["log", "index", "timeindex"] {
+            for extension in ["log", "index", "timeindex", crate::txn_index::EXTENSION] {
                 let _ = std::fs::remove_file(dir.join(cleaned_name(base, extension)));
             }
         }
@@ -176,6 +189,8 @@ impl PartitionLog {
             None => None,
         };
         let producer_last = self.producers.last_batch_offsets().collect();
+        let bases: Vec<i64> = segments.iter().map(|s| s.base_offset).collect();
+        let aborted = self.txn_indexes.entries_of(&bases);
         Ok(Some(CleanPlan {
             dir: self.dir.clone(),
             config: self.config.clone(),
@@ -185,6 +200,7 @@ impl PartitionLog {
             first_dirty,
             first_uncleanable,
             producer_last,
+            aborted,
         }))
     }
 }
@@ -206,8 +222,9 @@ pub fn clean(plan: &CleanPlan, settings: &CleanSettings, throttle: &Throttle) ->
     // Everything below the mapped range's end; with nothing dirty (an empty map), the clean
     // part, whose expired tombstones go.
     let cleaned: Vec<&SegmentFile> = plan.segments.iter().take_while(|s| s.base_offset < map_end).collect();
+    let mut txns = Transactions::new(plan.aborted.values().flatten().copied().collect());
     for group in group_by_size(&cleaned, plan.config.segment_bytes) {
-        if let Some(written) = clean_group(plan, group, &ctx, map_end, throttle, &mut stats)? {
+        if let Some(written) = clean_group(plan, group, &ctx, map_end, &mut txns, throttle, &mut stats)? {
             groups.push(written);
         }
     }
@@ -224,12 +241,18 @@ fn build_file_map(
 ) -> Result<i64, StorageError> {
     let mut end = plan.first_dirty;
     let Some((first_index, first_position)) = plan.dirty_from else { return Ok(end) };
+    let txns = Transactions::new(plan.aborted.values().flatten().copied().collect());
     for (i, segment) in plan.segments.iter().enumerate().skip(first_index) {
         let start = if i == first_index { first_position } else { 0 };
         let mut reader = BatchReader::new(&segment.file, start, segment.size_bytes);
         while let Some(batch) = reader.next_batch()? {
             let (size, last_offset) = (batch.size() as u64, batch.last_offset());
-            if last_offset >= plan.first_dirty && !super::map_batch(&batch, map, decompressed_max_bytes)? {
+            // An aborted transaction's keys are not mapped: its records go, and must not
+            // take a committed record's place.
+            if last_offset >= plan.first_dirty
+                && !txns.is_aborted(&batch)
+                && !super::map_batch(&batch, map, decompressed_max_bytes)?
+            {
                 return Ok(end);
             }
             account(throttle, stats, size, 0)?;
@@ -270,6 +293,36 @@ fn group_by_size<'a>(segments: &[&'a SegmentFile], segment_bytes: u64) -> Vec<Ve
     groups
 }
 
+/// What one batch becomes: [`clean_batch`]'s verdict, except that a batch of an aborted
+/// transaction loses its records and a marker goes once nothing of its transaction stays
+/// (`txn.rs`); batches at or past `map_end` are copied as they are.
+fn verdict(
+    plan: &CleanPlan,
+    batch: &BatchView<'_>,
+    ctx: &CleanContext<'_>,
+    map_end: i64,
+    txns: &mut Transactions,
+) -> Result<Cleaned, StorageError> {
+    if batch.last_offset() >= map_end {
+        return Ok(Cleaned::Unchanged);
+    }
+    let producer_last = plan.producer_last.contains(&batch.base_offset());
+    if batch.is_control() {
+        if txns.on_marker(batch.producer_id()) {
+            return Ok(expiring_marker(batch, ctx)?);
+        }
+        return Ok(Cleaned::Unchanged);
+    }
+    let verdict = match batch.is_transactional() && txns.on_data(batch) {
+        true => discard_records(batch, producer_last)?,
+        false => clean_batch(batch, ctx, producer_last)?,
+    };
+    if batch.is_transactional() && verdict != Cleaned::Dropped {
+        txns.kept(batch.producer_id());
+    }
+    Ok(verdict)
+}
+
 /// Recopies one group into a `.cleaned` segment; `None` when it is one segment and nothing
 /// in it changed.
 fn clean_group(
@@ -277,25 +330,29 @@ fn clean_group(
     group: Vec<&SegmentFile>,
     ctx: &CleanContext<'_>,
     map_end: i64,
+    txns: &mut Transactions,
     throttle: &Throttle,
     stats: &mut PassStats,
 ) -> Result<Option<CleanedGroup>, StorageError> {
     let base = group[0].base_offset;
     let segment = Segment::create_named(&plan.dir, base, &plan.config, CLEANED_SUFFIX)?;
-    let mut cleaned = CleanedGroup { bases: group.iter().map(|s| s.base_offset).collect(), segment: Some(segment) };
+    let bases: Vec<i64> = group.iter().map(|s| s.base_offset).collect();
+    let aborted: Vec<AbortedTxn> = bases.iter().filter_map(|b| plan.aborted.get(b)).flatten().copied().collect();
+    let mut cleaned = CleanedGroup { bases, segment: Some(segment), txn_entries: None };
     let out = cleaned.segment.as_mut().expect("just created");
     let mut changed = group.len() > 1;
     let mut buffer = Vec::with_capacity(WRITE_BYTES);
+    // The markers that stay: their aborted transactions stay in the index.
+    let mut kept_markers = HashSet::new();
     for source in &group {
         let mut reader = BatchReader::new(&source.file, 0, source.size_bytes);
         while let Some(batch) = reader.next_batch()? {
             stats.bytes_read += batch.size() as u64;
             throttle.account(batch.size() as u64);
-            let verdict = if batch.last_offset() >= map_end {
-                Cleaned::Unchanged
-            } else {
-                clean_batch(&batch, ctx, plan.producer_last.contains(&batch.base_offset()))?
-            };
+            let verdict = verdict(plan, &batch, ctx, map_end, txns)?;
+            if batch.is_control() && verdict != Cleaned::Dropped {
+                kept_markers.insert(batch.base_offset());
+            }
             let kept_horizon = match &verdict {
                 Cleaned::Unchanged => batch.delete_horizon(),
                 Cleaned::Rewritten(bytes) => BatchView::parse(bytes)?.delete_horizon(),
@@ -338,6 +395,15 @@ fn clean_group(
     // The log and both indexes, durable before the group can be swapped in.
     for file in out.seal()? {
         file.sync_data()?;
+    }
+    if !aborted.is_empty() {
+        let entries: Vec<AbortedTxn> = aborted.into_iter().filter(|a| kept_markers.contains(&a.last_offset)).collect();
+        let path = plan.dir.join(cleaned_name(base, crate::txn_index::EXTENSION));
+        let bytes: Vec<u8> = entries.iter().flat_map(AbortedTxn::encode).collect();
+        let mut file = std::fs::File::create(&path)?;
+        std::io::Write::write_all(&mut file, &bytes)?;
+        file.sync_data()?;
+        cleaned.txn_entries = Some(entries);
     }
     out.next_offset = group.last().expect("a group holds a segment").next_offset;
     Ok(Some(cleaned))

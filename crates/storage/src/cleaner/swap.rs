@@ -1,5 +1,6 @@
 //! Swapping cleaned segments in, crash-safe (the equivalent of Kafka's `.cleaned` /
-//! `.swap` files). A cleaned group `<base>.{log,index,timeindex}.cleaned`, fsynced,
+//! `.swap` files). A cleaned group `<base>.{log,index,timeindex,txnindex}.cleaned`
+//! (the transaction index only when the group had aborted transactions), fsynced,
 //! replaces the segments whose base offsets it lists in these steps:
 //! 1. write the manifest `<base>.swap` (the listed base offsets) atomically: the commit
 //!    point;
@@ -25,7 +26,8 @@ use crate::segment::segment_file_name;
 use crate::StorageError;
 
 const MANIFEST_EXTENSION: &str = "swap";
-const EXTENSIONS: [&str; 3] = ["index", "timeindex", "log"];
+/// A segment's files, indexes (the transaction index among them) before the log.
+const EXTENSIONS: [&str; 4] = ["index", "timeindex", crate::txn_index::EXTENSION, "log"];
 
 /// Where a simulated crash stops a commit (tests only): after `steps` steps of the swap of
 /// group `group` (the groups before it were swapped whole).
@@ -79,6 +81,9 @@ impl PartitionLog {
                 return Ok(CommitOutcome::Committed);
             }
             let cleaned = group.segment.take().expect("a group holds its segment until committed");
+            if let Some(entries) = group.txn_entries.take() {
+                self.txn_indexes.replace_group(&group.bases, entries);
+            }
             let replaced: Vec<_> = self.segments.splice(at..at + group.bases.len(), [cleaned]).collect();
             // Their files are gone or renamed over; open reads keep the old inodes alive.
             drop(replaced);
@@ -105,8 +110,8 @@ fn swap_files(dir: &Path, bases: &[i64], stop: Option<usize>) -> Result<(), Stor
     let actions: [&dyn Fn() -> Result<(), StorageError>; SWAP_STEPS] = [
         &|| Ok(runnel_fs::write_atomically(&manifest_path(dir, base), manifest.as_bytes())?),
         &|| remove_segments(dir, &bases[1..]),
-        &|| rename_cleaned(dir, base, &EXTENSIONS[..2]),
-        &|| rename_cleaned(dir, base, &EXTENSIONS[2..]),
+        &|| rename_cleaned(dir, base, &EXTENSIONS[..3]),
+        &|| rename_cleaned(dir, base, &EXTENSIONS[3..]),
         &|| sync_dir(dir),
         &|| {
             std::fs::remove_file(manifest_path(dir, base))?;
