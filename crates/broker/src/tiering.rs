@@ -140,9 +140,11 @@ async fn copy_round(broker: &Broker, store: &RemoteStore, prefix: &str, partitio
             max_timestamp_ms: s.max_timestamp_ms,
         })
         .collect();
+    // Below the last stable offset, as Kafka copies: a segment goes up once every
+    // transaction in it has ended.
     let plan = upload_plan::plan(
         &summaries,
-        partition.high_watermark(),
+        partition.last_stable_offset(),
         log_start,
         remote.as_deref(),
         uploader,
@@ -312,6 +314,13 @@ async fn copy_segment(
                     text.push_str(&format!("{} {}\n", e.epoch, e.start_offset));
                 }
                 store.put(&name, Bytes::from(text)).await
+            }
+            // The aborted transactions whose markers are in the segment, when it has any.
+            ObjectKind::TransactionIndex => {
+                let file = partition.with_log(|log| Ok(log.txn_index_file(upload.base_offset)));
+                let Ok(Some(path)) = file else { continue };
+                let Ok(bytes) = tokio::fs::read(&path).await else { continue };
+                store.put(&name, Bytes::from(bytes)).await
             }
             // The producer state at the segment's end (kept locally until uploaded; a
             // segment rolled before its topic was tiered may have none).

@@ -449,3 +449,60 @@ async fn compaction_removes_aborted_transactions_then_their_markers() {
         }
     });
 }
+
+/// Tiered storage and transactions: segments go to remote storage with their transaction
+/// indexes (once every transaction in them has ended), and a read_committed consumer
+/// reading from remote storage, the local copies gone, still skips every aborted record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_committed_from_tiered_storage_skips_aborted_transactions() {
+    let dir = TempDir::new().unwrap();
+    let mut args = vec!["--set", STATE_PARTITIONS];
+    args.extend(support::tiered::FAST_TIERING);
+    let node = Node::start(dir.path(), &args);
+    let bootstrap = node.bootstrap().to_string();
+    let topic = "txn-tiered";
+    let configs =
+        [("remote.storage.enable", "true"), ("internal.segment.bytes", "8000"), ("local.retention.bytes", "1")];
+    create_topic(&bootstrap, topic, 1, &configs).await;
+    let rounds = 12;
+    let aborted_round = |round: usize| round % 3 == 1;
+    tokio::task::block_in_place(|| {
+        let producer = transactional_producer(&bootstrap, "txn-tiered");
+        for round in 0..rounds {
+            producer.begin_transaction().expect("begin");
+            for i in 0..10 {
+                let state = if aborted_round(round) { "aborted" } else { "kept" };
+                let value = format!("{state}-{round}-{i}:{}", "x".repeat(200));
+                send(&producer, topic, 0, &value);
+            }
+            producer.flush(TIMEOUT).expect("flush");
+            match aborted_round(round) {
+                true => producer.abort_transaction(TIMEOUT).expect("abort"),
+                false => producer.commit_transaction(TIMEOUT).expect("commit"),
+            }
+        }
+        // Rounds 0-3 (offsets below 44, an aborted transaction among them) only remote.
+        poll_until(TIMEOUT, Duration::from_millis(50), "the first rounds to leave the local log", || {
+            support::tiered::local_start(dir.path(), &format!("{topic}-0")).filter(|start| *start >= 44)
+        });
+        let remote_indexes = support::tiered::files_under(&dir.path().join("remote-log-storage"))
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "txnindex"))
+            .count();
+        assert!(remote_indexes >= 1, "transaction indexes went up with their segments");
+        let names = |isolation: &str| -> Vec<String> {
+            read_all(&bootstrap, isolation, topic, 1)[&0]
+                .iter()
+                .map(|v| v.split_once(':').map_or(v.clone(), |(name, _)| name.to_string()))
+                .collect()
+        };
+        let expected: Vec<String> = (0..rounds)
+            .filter(|r| !aborted_round(*r))
+            .flat_map(|r| (0..10).map(move |i| format!("kept-{r}-{i}")))
+            .collect();
+        assert_eq!(names("read_committed"), expected, "read_committed skips the aborted records, remote ones too");
+        let everything = names("read_uncommitted");
+        assert_eq!(everything.len(), rounds * 10);
+        assert_eq!(everything.iter().filter(|v| v.starts_with("aborted")).count(), 40);
+    });
+}

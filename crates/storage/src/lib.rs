@@ -32,7 +32,7 @@ mod segment_load;
 mod stamp;
 mod tiering;
 mod time_index;
-mod txn_index;
+pub mod txn_index;
 
 pub use checkpoint::OffsetCheckpoint;
 pub use config::LogConfig;

@@ -50,7 +50,7 @@ impl AbortedTxn {
         out
     }
 
-    fn decode(bytes: &[u8]) -> Option<AbortedTxn> {
+    pub(crate) fn decode(bytes: &[u8]) -> Option<AbortedTxn> {
         let i64_at = |at: usize| i64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
         (bytes.len() == ENTRY_BYTES && i16::from_be_bytes([bytes[0], bytes[1]]) == VERSION).then(|| AbortedTxn {
             producer_id: i64_at(2),
@@ -137,6 +137,10 @@ impl TxnIndexes {
         Ok(())
     }
 
+    pub fn has_entries(&self, base: i64) -> bool {
+        self.by_segment.get(&base).is_some_and(|entries| !entries.is_empty())
+    }
+
     /// The entries of the segments based at `bases`, by segment.
     pub fn entries_of(&self, bases: &[i64]) -> BTreeMap<i64, Vec<AbortedTxn>> {
         bases.iter().filter_map(|b| self.by_segment.get(b).map(|entries| (*b, entries.clone()))).collect()
@@ -174,6 +178,11 @@ impl TxnIndexes {
     }
 }
 
+/// The entries of a transaction index file's bytes (a torn last entry is ignored).
+pub fn parse_entries(bytes: &[u8]) -> Vec<AbortedTxn> {
+    bytes.chunks_exact(ENTRY_BYTES).filter_map(AbortedTxn::decode).collect()
+}
+
 fn remove_if_present(path: &Path) -> Result<(), StorageError> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
@@ -204,6 +213,12 @@ impl PartitionLog {
             last_stable_offset: ended.last_stable_offset,
         };
         self.txn_indexes.add(segment_base, entry)
+    }
+
+    /// The transaction index file of segment `base`, when it has aborted transactions
+    /// (tiered storage uploads it with the segment).
+    pub fn txn_index_file(&self, base: i64) -> Option<PathBuf> {
+        self.txn_indexes.has_entries(base).then(|| self.txn_indexes.path(base))
     }
 
     /// The aborted transactions a read_committed fetch of `[from, upper)` must report.

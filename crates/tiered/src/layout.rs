@@ -21,15 +21,19 @@ pub enum ObjectKind {
     ProducerSnapshot,
     /// The leader epoch entries up to the segment's end (`leader-epoch-checkpoint` format).
     LeaderEpochs,
+    /// The aborted transactions whose markers are in the segment (`.txnindex`; only for a
+    /// segment that has any).
+    TransactionIndex,
 }
 
 impl ObjectKind {
-    pub const ALL: [ObjectKind; 5] = [
+    pub const ALL: [ObjectKind; 6] = [
         ObjectKind::Log,
         ObjectKind::Index,
         ObjectKind::TimeIndex,
         ObjectKind::ProducerSnapshot,
         ObjectKind::LeaderEpochs,
+        ObjectKind::TransactionIndex,
     ];
 
     pub fn extension(self) -> &'static str {
@@ -39,6 +43,7 @@ impl ObjectKind {
             ObjectKind::TimeIndex => "timeindex",
             ObjectKind::ProducerSnapshot => "snapshot",
             ObjectKind::LeaderEpochs => "epochs",
+            ObjectKind::TransactionIndex => "txnindex",
         }
     }
 

@@ -44,6 +44,8 @@ pub struct SegmentRef {
     index_crc: Option<u32>,
     time_index_key: String,
     time_index_crc: Option<u32>,
+    /// The transaction index, when the segment was uploaded with one.
+    txn_index: Option<(String, u32)>,
 }
 
 impl SegmentRef {
@@ -73,6 +75,7 @@ impl SegmentRef {
             index_crc: crc(ObjectKind::Index),
             time_index_key: key(ObjectKind::TimeIndex),
             time_index_crc: crc(ObjectKind::TimeIndex),
+            txn_index: crc(ObjectKind::TransactionIndex).map(|c| (key(ObjectKind::TransactionIndex), c)),
         }
     }
 }
@@ -104,6 +107,7 @@ impl RemoteRecords {
 enum Part {
     Index,
     TimeIndex,
+    TxnIndex,
     Chunk(u64),
 }
 
@@ -285,14 +289,24 @@ impl RemoteReader {
         Ok(None)
     }
 
+    /// The segment's transaction index object (Kafka's 34-byte entries), cached like its
+    /// other indexes; `None` when it was uploaded without one (no aborted transaction).
+    pub async fn transaction_index(&self, segment: &SegmentRef) -> Result<Option<Bytes>, RemoteError> {
+        if segment.txn_index.is_none() {
+            return Ok(None);
+        }
+        self.whole(segment, Part::TxnIndex).await.map(Some)
+    }
+
     /// A whole index object, from the cache or the store (checked against its CRC32C).
     async fn whole(&self, segment: &SegmentRef, part: Part) -> Result<Bytes, RemoteError> {
         let cache_key = (segment.segment_id, part);
         if let Some(bytes) = self.cache.lock().expect("cache lock").get(&cache_key) {
             return Ok(bytes);
         }
-        let (key, crc) = match part {
-            Part::TimeIndex => (&segment.time_index_key, segment.time_index_crc),
+        let (key, crc) = match (part, &segment.txn_index) {
+            (Part::TimeIndex, _) => (&segment.time_index_key, segment.time_index_crc),
+            (Part::TxnIndex, Some((key, crc))) => (key, Some(*crc)),
             _ => (&segment.index_key, segment.index_crc),
         };
         let bytes = self.store.get(key, crc).await?;

@@ -254,7 +254,8 @@ fn read_target(
     match read {
         Ok(read) => data.records = read.slice.map(Records::File),
         Err(StorageError::OffsetOutOfRange { .. }) if target.fetch_offset < local_start => {
-            match tiered.below_local(partition, target.fetch_offset, max_bytes, min_one_batch, replica) {
+            let committed = read_committed.then_some(last_stable_offset);
+            match tiered.below_local(partition, target.fetch_offset, (max_bytes, min_one_batch), replica, committed) {
                 Ok(remote) => data.remote = Some(remote),
                 Err(error) => data.error = error.code(),
             }

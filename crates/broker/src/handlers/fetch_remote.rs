@@ -45,6 +45,22 @@ pub struct RemoteTarget {
     pub offset: i64,
     pub max_bytes: usize,
     pub min_one_batch: bool,
+    /// For read_committed, where to find the aborted transactions the read must report.
+    pub aborted: Option<AbortedScan>,
+}
+
+/// The aborted transactions overlapping a remote read (Kafka's
+/// `RemoteLogManager.collectAbortedTransactions`): those of the transaction indexes of the
+/// segment read and the following ones, remote then local, whose marker is at or after the
+/// read's offset and whose first offset is below `upper` (the segment's end, at most the
+/// last stable offset); the scan stops at the first entry whose last stable offset reaches
+/// `upper`, as the local scan does.
+#[derive(Debug)]
+pub struct AbortedScan {
+    pub remote: Vec<SegmentRef>,
+    pub upper: i64,
+    /// The local segments' entries overlapping the read, for a scan that reaches them.
+    pub local: Vec<runnel_storage::txn_index::AbortedTxn>,
 }
 
 /// What a fetch knows about tiered storage: the node's reader and the image's remote logs.
@@ -76,13 +92,14 @@ impl<'a> Tiered<'a> {
 
     /// A read of `offset` below the local log: the remote read for a consumer, the error
     /// for a follower, or `Err(OffsetOutOfRange)` when remote storage does not hold it.
+    /// `read_committed`: the last stable offset, for a read_committed consumer.
     pub fn below_local(
         &self,
         partition: &Partition,
         offset: i64,
-        max_bytes: usize,
-        min_one_batch: bool,
+        (max_bytes, min_one_batch): (usize, bool),
         replica: bool,
+        read_committed: Option<i64>,
     ) -> Result<RemoteTarget, ResponseError> {
         let log = self.remote_log(partition).ok_or(ResponseError::OffsetOutOfRange)?;
         let start = log.start_offset().ok_or(ResponseError::OffsetOutOfRange)?;
@@ -93,11 +110,24 @@ impl<'a> Tiered<'a> {
         if replica {
             return Err(ResponseError::OffsetMovedToTieredStorage);
         }
+        let aborted = read_committed.map(|last_stable_offset| {
+            let upper = (segment.end_offset + 1).min(last_stable_offset);
+            let mut remote: Vec<&runnel_metadata::remote_log::RemoteSegment> =
+                log.segments.values().filter(|s| s.base_offset >= segment.base_offset).collect();
+            remote.sort_by_key(|s| s.base_offset);
+            let remote = remote
+                .into_iter()
+                .map(|s| SegmentRef::new(self.prefix, partition.topic_id, partition.index, s))
+                .collect();
+            let local = partition.with_log(|log| Ok(log.aborted_transactions(offset, upper))).unwrap_or_default();
+            AbortedScan { remote, upper, local }
+        });
         Ok(RemoteTarget {
             segment: SegmentRef::new(self.prefix, partition.topic_id, partition.index, segment),
             offset,
             max_bytes: max_bytes.min(REMOTE_READ_BYTES_MAX),
             min_one_batch,
+            aborted,
         })
     }
 }
@@ -117,7 +147,48 @@ pub async fn complete(broker: &Broker, topics: &mut [TopicData]) {
     }
 }
 
-async fn read_into(reader: &Arc<RemoteReader>, target: RemoteTarget, wait: Duration, data: &mut PartitionData) {
+/// The aborted transactions `scan` finds for a read from `from` (see [`AbortedScan`]).
+async fn collect_aborted(reader: &RemoteReader, scan: &AbortedScan, from: i64) -> Result<Vec<(i64, i64)>, RemoteError> {
+    let mut found: Vec<(i64, i64)> = Vec::new();
+    let mut take = |entry: &runnel_storage::txn_index::AbortedTxn| {
+        if entry.last_offset >= from
+            && entry.first_offset < scan.upper
+            && !found.contains(&(entry.producer_id, entry.first_offset))
+        {
+            found.push((entry.producer_id, entry.first_offset));
+        }
+        entry.last_stable_offset >= scan.upper
+    };
+    for segment in &scan.remote {
+        let Some(bytes) = reader.transaction_index(segment).await? else { continue };
+        for entry in runnel_storage::txn_index::parse_entries(&bytes) {
+            if take(&entry) {
+                return Ok(found);
+            }
+        }
+    }
+    for entry in &scan.local {
+        if take(entry) {
+            break;
+        }
+    }
+    Ok(found)
+}
+
+async fn read_into(reader: &Arc<RemoteReader>, mut target: RemoteTarget, wait: Duration, data: &mut PartitionData) {
+    if let Some(scan) = target.aborted.take() {
+        // The transaction indexes are small and cached: read them first, within the wait.
+        match tokio::time::timeout(wait, collect_aborted(reader, &scan, target.offset)).await {
+            Ok(Ok(aborted)) => data.aborted = Some(aborted),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "reading remote transaction indexes failed");
+                data.error = ResponseError::KafkaStorageError.code();
+                return;
+            }
+            // No records without their aborted transactions: the client asks again.
+            Err(_) => return,
+        }
+    }
     let reader = reader.clone();
     // The read runs on its own task: on timeout it still completes into the cache.
     let read = tokio::spawn(async move {
