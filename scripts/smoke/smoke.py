@@ -399,6 +399,71 @@ def test_replicated_topic_keeps_every_acknowledged_write_through_a_leader_kill9(
         cluster.close()
 
 
+def test_confluent_kafka_transactions_commit_abort_and_offsets(node):
+    """confluent-kafka's transactional producer: a committed transaction over two partitions
+    is read whole by read_committed, an aborted one only by read_uncommitted, and offsets
+    sent to the transaction are committed with it."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+    topic = "ck-txn-" + uuid.uuid4().hex[:8]
+    admin = AdminClient({"bootstrap.servers": node.bootstrap})
+    for future in admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)]).values():
+        future.result(DEADLINE_S)
+    producer = Producer({"bootstrap.servers": node.bootstrap, "transactional.id": "smoke-" + topic})
+    producer.init_transactions(DEADLINE_S)
+    group = "smoke-txn-" + topic
+    consumer = Consumer({"bootstrap.servers": node.bootstrap, "group.id": group, "enable.auto.commit": False,
+                         "isolation.level": "read_committed"})
+    producer.begin_transaction()
+    for i in range(10):
+        producer.produce(topic, key=b"k", value=f"committed-{i}".encode(), partition=i % 2)
+    producer.send_offsets_to_transaction([TopicPartition(topic, 0, 7)], consumer.consumer_group_metadata(),
+                                         DEADLINE_S)
+    producer.commit_transaction(DEADLINE_S)
+    producer.begin_transaction()
+    for i in range(4):
+        producer.produce(topic, key=b"k", value=f"aborted-{i}".encode(), partition=i % 2)
+    producer.flush(DEADLINE_S)
+    producer.abort_transaction(DEADLINE_S)
+
+    def ends(isolation):
+        client = Consumer({"bootstrap.servers": node.bootstrap, "group.id": "smoke-ends",
+                           "isolation.level": isolation})
+        found = [client.get_watermark_offsets(TopicPartition(topic, p), DEADLINE_S)[1] for p in range(2)]
+        client.close()
+        return found
+
+    # The abort's markers are written after abort_transaction returns: wait for them.
+    deadline = time.monotonic() + DEADLINE_S
+    while ends("read_committed") != ends("read_uncommitted"):
+        assert time.monotonic() < deadline, "the last stable offset stays below the high watermark"
+        time.sleep(0.05)
+
+    def read(isolation):
+        reader = Consumer({"bootstrap.servers": node.bootstrap, "group.id": "smoke-txn-reader",
+                           "enable.auto.commit": False, "isolation.level": isolation})
+        stop = ends(isolation)
+        reader.assign([TopicPartition(topic, p, 0) for p in range(2)])
+        got = []
+        deadline = time.monotonic() + DEADLINE_S
+        while time.monotonic() < deadline:
+            positions = reader.position([TopicPartition(topic, p) for p in range(2)])
+            if all(tp.offset >= stop[tp.partition] for tp in positions):
+                break
+            for msg in reader.consume(100, 0.2):
+                assert msg.error() is None, msg.error()
+                got.append(msg.value().decode())
+        reader.close()
+        return sorted(got)
+
+    assert read("read_committed") == sorted(f"committed-{i}" for i in range(10))
+    everything = read("read_uncommitted")
+    assert len(everything) == 14 and sum(v.startswith("aborted") for v in everything) == 4, everything
+    committed = consumer.committed([TopicPartition(topic, 0)], DEADLINE_S)
+    assert committed[0].offset == 7, committed
+    consumer.close()
+
+
 def main():
     tests = [(name, fn) for name, fn in globals().items() if name.startswith("test_") and callable(fn)]
     only = sys.argv[1:]
