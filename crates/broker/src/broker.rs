@@ -94,6 +94,8 @@ pub struct Broker {
     pub request_budget: Arc<tokio::sync::Semaphore>,
     /// How this node connects to other brokers (`inter_broker.rs`).
     pub inter_broker_security: runnel_client::security::ClientSecurity,
+    /// Kept connections to other brokers for the coordinators' requests.
+    pub broker_connections: crate::inter_broker::BrokerConnections,
     /// Failed SASL authentications per client address (`sasl.failed.authentications.per.minute`).
     pub auth_failures: crate::sasl::FailureLimiter,
     /// The ACLs and `super.users` every request is checked against (`authorizer.rs`).
@@ -196,6 +198,7 @@ impl Broker {
             request_budget,
             auth_failures: crate::sasl::FailureLimiter::new(config_failures_per_minute),
             inter_broker_security,
+            broker_connections: Default::default(),
             authorizer,
             cleaner: Arc::new(crate::log_cleaner::LogCleaner::new(&config_cleaner, &data_dir)),
             quotas,

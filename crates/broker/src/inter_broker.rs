@@ -1,4 +1,5 @@
-//! How this node connects to other brokers (the replica fetchers): through their endpoints on
+//! How this node connects to other brokers (the replica fetchers, and the coordinators'
+//! requests through [`BrokerConnections`]): through their endpoints on
 //! `inter.broker.listener.name`, with that listener's security, as Kafka brokers do.
 //!
 //! - SSL and SASL_SSL: the listener's trust store verifies the other broker's certificate
@@ -77,4 +78,52 @@ pub fn client_security(config: &BrokerConfig) -> Result<ClientSecurity, BrokerEr
         None
     };
     Ok(ClientSecurity { tls, sasl })
+}
+
+/// Idle connections kept per node by [`BrokerConnections`].
+const IDLE_PER_NODE: usize = 4;
+
+/// Connections to other brokers for the coordinators' requests (WriteTxnMarkers to
+/// partition leaders, KIP-890 verification to transaction coordinators), kept for reuse:
+/// a connection is taken for one request and given back when it answered, at most
+/// [`IDLE_PER_NODE`] idle ones per node. A kept connection that fails (its node restarted)
+/// is dropped and the request tried once more on a fresh one.
+#[derive(Default)]
+pub struct BrokerConnections {
+    idle: std::sync::Mutex<std::collections::HashMap<i32, Vec<(String, runnel_client::Connection)>>>,
+}
+
+impl BrokerConnections {
+    /// Sends `request` to node `node` at its inter-broker address.
+    pub async fn send<R: kafka_protocol::protocol::Request>(
+        &self,
+        broker: &crate::broker::Broker,
+        node: i32,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response, String> {
+        use crate::locks::MutexExt;
+        let address = crate::replica_fetcher::leader_address(broker, node).ok_or("no address for the node")?;
+        let kept = self.idle.locked().get_mut(&node).and_then(Vec::pop).filter(|(at, _)| *at == address);
+        if let Some((_, mut connection)) = kept {
+            if let Ok(response) = connection.send(request, version).await {
+                self.give_back(node, address, connection);
+                return Ok(response);
+            }
+            // The kept connection failed (its node restarted, say): a fresh one.
+        }
+        let mut connection = crate::replica_fetcher::connect(broker, &address).await.ok_or("could not connect")?;
+        let response = connection.send(request, version).await.map_err(|e| e.to_string())?;
+        self.give_back(node, address, connection);
+        Ok(response)
+    }
+
+    fn give_back(&self, node: i32, address: String, connection: runnel_client::Connection) {
+        use crate::locks::MutexExt;
+        let mut idle = self.idle.locked();
+        let kept = idle.entry(node).or_default();
+        if kept.len() < IDLE_PER_NODE {
+            kept.push((address, connection));
+        }
+    }
 }

@@ -183,8 +183,6 @@ async fn send(
     marker: Marker,
     partitions: Vec<TxnPartition>,
 ) -> Vec<TxnPartition> {
-    let Some(address) = crate::replica_fetcher::leader_address(broker, leader) else { return Vec::new() };
-    let Some(mut connection) = crate::replica_fetcher::connect(broker, &address).await else { return Vec::new() };
     let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for (topic, index) in &partitions {
         topics.entry(topic.as_str()).or_default().push(*index);
@@ -203,7 +201,7 @@ async fn send(
         .with_transaction_result(marker.commit)
         .with_coordinator_epoch(marker.coordinator_epoch)
         .with_topics(topics)]);
-    let response = match connection.send(&request, 1).await {
+    let response = match broker.broker_connections.send(broker, leader, &request, 1).await {
         Ok(response) => response,
         Err(error) => {
             tracing::debug!(leader, %error, "WriteTxnMarkers failed");

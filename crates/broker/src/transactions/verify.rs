@@ -52,8 +52,6 @@ async fn ask(
     producer: ProducerIdAndEpoch,
 ) -> Result<(), ResponseError> {
     let unavailable = ResponseError::CoordinatorNotAvailable;
-    let address = crate::replica_fetcher::leader_address(broker, leader).ok_or(unavailable)?;
-    let mut connection = crate::replica_fetcher::connect(broker, &address).await.ok_or(unavailable)?;
     let transaction = AddPartitionsToTxnTransaction::default()
         .with_transactional_id(TransactionalId(StrBytes::from_string(transactional_id.to_string())))
         .with_producer_id(ProducerId(producer.producer_id))
@@ -63,7 +61,7 @@ async fn ask(
             .with_name(TopicName(StrBytes::from_string(topic.to_string())))
             .with_partitions(vec![index])]);
     let request = AddPartitionsToTxnRequest::default().with_transactions(vec![transaction]);
-    let response = connection.send(&request, 4).await.map_err(|error| {
+    let response = broker.broker_connections.send(broker, leader, &request, 4).await.map_err(|error| {
         tracing::debug!(leader, %error, "verifying a transaction with its coordinator failed");
         unavailable
     })?;
