@@ -31,6 +31,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::check::{FinalLog, Value};
+use crate::support::cluster::CapturedLog;
 use crate::support::DetachedDrop;
 use crate::{lock, Access, Errors, PARTITIONS, TOPIC};
 
@@ -51,6 +52,16 @@ const RESTART_PAUSE: Duration = Duration::from_millis(500);
 /// Every so many transactions of a session is aborted on purpose, and a session crashes
 /// mid-transaction after so many.
 const ABORT_EVERY: usize = 7;
+/// librdkafka debug lines kept from the service's producers.
+const LOG_LINES: usize = 20_000;
+/// A consumer that delivers nothing for this long is replaced by one positioned at the
+/// committed offsets, as a service's watchdog would: librdkafka can deadlock inside a
+/// consumer when a fenced broker leaves the metadata (confluentinc/librdkafka#5476; the
+/// replicated chaos test replaces its consumers for the same reason).
+const CONSUMER_STALL: Duration = Duration::from_secs(10);
+/// A worker in one librdkafka call this long is abandoned (calls time out after
+/// [`CALL_TIMEOUT`]).
+const STUCK: Duration = Duration::from_secs(45);
 const CRASH_EVERY: usize = 30;
 /// How long reading the output back may take.
 const READ_TIMEOUT: Duration = Duration::from_secs(90);
@@ -105,12 +116,27 @@ pub(crate) struct ServiceLedger {
     pub(crate) aborted: usize,
     /// Sessions that crashed mid-transaction on purpose.
     pub(crate) crashes: usize,
+    /// Consumers replaced after delivering nothing for [`CONSUMER_STALL`].
+    pub(crate) consumers_replaced: usize,
+    /// Workers abandoned, stuck in a librdkafka call (see [`supervise`]).
+    pub(crate) abandoned: usize,
+    /// The last input offset read from each partition.
+    pub(crate) last_read: BTreeMap<i32, i64>,
     pub(crate) restarts: usize,
     pub(crate) errors: Errors,
+    /// What the service is doing now and since when (for a failure's report).
+    pub(crate) doing: (&'static str, Option<Instant>),
+}
+
+/// Notes what the service does next.
+fn doing(ledger: &Mutex<ServiceLedger>, what: &'static str) {
+    lock(ledger).doing = (what, Some(Instant::now()));
 }
 
 pub(crate) struct Service {
     stop: Arc<AtomicBool>,
+    /// The producers' last debug lines.
+    pub(crate) log: CapturedLog,
     pub(crate) ledger: Arc<Mutex<ServiceLedger>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -127,7 +153,7 @@ enum Failure {
 }
 
 struct Session {
-    producer: DetachedDrop<BaseProducer>,
+    producer: DetachedDrop<BaseProducer<CapturedLog>>,
     consumer: DetachedDrop<BaseConsumer>,
     /// Transactions this session began.
     transactions: usize,
@@ -143,7 +169,7 @@ fn input_partitions() -> TopicPartitionList {
 
 /// A read_committed consumer of the service's group, positioned at its committed offsets
 /// (asked with require_stable: librdkafka waits out a transaction still committing them).
-fn positioned_consumer(access: &Access) -> Result<DetachedDrop<BaseConsumer>, String> {
+fn positioned_consumer(access: &Access, ledger: &Mutex<ServiceLedger>) -> Result<DetachedDrop<BaseConsumer>, String> {
     let consumer: BaseConsumer = access
         .config()
         .set("group.id", GROUP)
@@ -153,6 +179,7 @@ fn positioned_consumer(access: &Access) -> Result<DetachedDrop<BaseConsumer>, St
         .create()
         .map_err(|e| e.to_string())?;
     let consumer = DetachedDrop::new(consumer);
+    doing(ledger, "fetching committed offsets");
     let committed =
         consumer.committed_offsets(input_partitions(), CALL_TIMEOUT).map_err(|e| format!("committed: {e}"))?;
     let mut assignment = TopicPartitionList::new();
@@ -168,23 +195,28 @@ fn positioned_consumer(access: &Access) -> Result<DetachedDrop<BaseConsumer>, St
 }
 
 impl Session {
-    fn start(access: &Access) -> Result<Session, String> {
-        let producer: BaseProducer = access
+    fn start(access: &Access, ledger: &Mutex<ServiceLedger>, log: &CapturedLog) -> Result<Session, String> {
+        // librdkafka's transaction debug lines are kept: a service that stops says why.
+        let producer: BaseProducer<CapturedLog> = access
             .config()
             .set("transactional.id", TRANSACTIONAL_ID)
             .set("transaction.timeout.ms", "30000")
             .set("message.timeout.ms", "30000")
             .set("linger.ms", "5")
-            .create()
+            .set("debug", "eos,protocol")
+            .set_log_level(rdkafka::config::RDKafkaLogLevel::Debug)
+            .create_with_context(log.clone())
             .map_err(|e| e.to_string())?;
         let producer = DetachedDrop::new(producer);
+        doing(ledger, "init_transactions");
         producer.init_transactions(CALL_TIMEOUT).map_err(|e| format!("init: {e}"))?;
-        Ok(Session { producer, consumer: positioned_consumer(access)?, transactions: 0 })
+        Ok(Session { producer, consumer: positioned_consumer(access, ledger)?, transactions: 0 })
     }
 
     /// One transaction: gathers up to [`BATCH`] records, writes their copies and the next
     /// input offsets, commits. The number of records committed.
-    fn step(&mut self) -> Result<usize, Failure> {
+    fn step(&mut self, ledger: &Mutex<ServiceLedger>) -> Result<usize, Failure> {
+        doing(ledger, "consuming");
         let mut gathered = Vec::new();
         let deadline = Instant::now() + GATHER;
         while gathered.len() < BATCH {
@@ -205,10 +237,17 @@ impl Session {
         if gathered.is_empty() {
             return Ok(0);
         }
+        {
+            let mut book = lock(ledger);
+            for (partition, offset, _, _) in &gathered {
+                book.last_read.insert(*partition, *offset);
+            }
+        }
         let requires_abort = |what: &str, error: KafkaError| match &error {
             KafkaError::Transaction(e) if e.txn_requires_abort() => Failure::Abort(format!("{what}: {error}")),
             _ => Failure::Restart(format!("{what}: {error}")),
         };
+        doing(ledger, "producing");
         self.producer.begin_transaction().map_err(|e| Failure::Restart(format!("begin: {e}")))?;
         let mut next: BTreeMap<i32, i64> = BTreeMap::new();
         for (partition, offset, key, value) in &gathered {
@@ -230,6 +269,7 @@ impl Session {
             offsets.add_partition_offset(TOPIC, *partition, Offset::Offset(*offset)).expect("offset");
         }
         let metadata = self.consumer.group_metadata().ok_or_else(|| Failure::Restart("no group metadata".into()))?;
+        doing(ledger, "send_offsets_to_transaction");
         self.producer
             .send_offsets_to_transaction(&offsets, &metadata, CALL_TIMEOUT)
             .map_err(|e| requires_abort("send offsets", e))?;
@@ -245,6 +285,7 @@ impl Session {
         }
         // A retriable commit error leaves the outcome unknown: the commit is retried.
         let mut attempts = 0;
+        doing(ledger, "commit_transaction");
         loop {
             match self.producer.commit_transaction(CALL_TIMEOUT) {
                 Ok(()) => return Ok(gathered.len()),
@@ -260,8 +301,10 @@ impl Service {
         let stop = Arc::new(AtomicBool::new(false));
         let ledger = Arc::new(Mutex::new(ServiceLedger::default()));
         let (flag, book, access) = (Arc::clone(&stop), Arc::clone(&ledger), access.clone());
-        let thread = std::thread::spawn(move || run(&access, &flag, &book));
-        Service { stop, ledger, thread: Some(thread) }
+        let log = CapturedLog::keeping(LOG_LINES);
+        let lines = log.clone();
+        let thread = std::thread::spawn(move || supervise(&access, &flag, &book, &lines));
+        Service { stop, log, ledger, thread: Some(thread) }
     }
 
     pub(crate) fn stop(mut self) -> ServiceLedger {
@@ -271,11 +314,54 @@ impl Service {
     }
 }
 
-fn run(access: &Access, stop: &AtomicBool, ledger: &Mutex<ServiceLedger>) {
+/// Runs the service on a worker thread, as a service's supervisor would: a worker stuck in
+/// one librdkafka call for [`STUCK`] (well past the call's own timeout) is abandoned (it
+/// exits if the call ever returns) and a new worker starts, whose producer fences the
+/// stuck one. librdkafka's main thread has been seen to stop handling responses in these
+/// runs, after a response was received (its debug log shows the receive and nothing
+/// after), which leaves a transactional call waiting for ever.
+fn supervise(access: &Access, stop: &Arc<AtomicBool>, ledger: &Arc<Mutex<ServiceLedger>>, log: &CapturedLog) {
+    loop {
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let worker = {
+            let (access, stop, abandoned, ledger, log) =
+                (access.clone(), Arc::clone(stop), Arc::clone(&abandoned), Arc::clone(ledger), log.clone());
+            std::thread::spawn(move || {
+                let halted = || stop.load(Ordering::SeqCst) || abandoned.load(Ordering::SeqCst);
+                run(&access, &halted, &ledger, &log)
+            })
+        };
+        loop {
+            // The watchdog's pace, not a synchronisation: it looks at the ledger.
+            std::thread::sleep(Duration::from_millis(200));
+            if worker.is_finished() {
+                let _ = worker.join();
+                return;
+            }
+            let stuck = lock(ledger).doing.1.is_some_and(|since| since.elapsed() >= STUCK);
+            if stop.load(Ordering::SeqCst) && stuck {
+                // Stopping, with the worker stuck for good: leave it.
+                return;
+            }
+            if stuck {
+                abandoned.store(true, Ordering::SeqCst);
+                let mut book = lock(ledger);
+                book.abandoned += 1;
+                let what = format!("abandoned a worker stuck in {} for {STUCK:?}", book.doing.0);
+                book.errors.add(what);
+                book.doing = ("starting over", Some(Instant::now()));
+                break;
+            }
+        }
+    }
+}
+
+fn run(access: &Access, halted: &dyn Fn() -> bool, ledger: &Mutex<ServiceLedger>, log: &CapturedLog) {
     let mut session: Option<Session> = None;
-    while !stop.load(Ordering::SeqCst) {
+    let mut delivered = Instant::now();
+    while !halted() {
         let Some(current) = session.as_mut() else {
-            match Session::start(access) {
+            match Session::start(access, ledger, log) {
                 Ok(started) => session = Some(started),
                 Err(error) => {
                     lock(ledger).errors.add(error);
@@ -284,9 +370,20 @@ fn run(access: &Access, stop: &AtomicBool, ledger: &Mutex<ServiceLedger>) {
             }
             continue;
         };
-        match current.step() {
+        match current.step(ledger) {
+            Ok(0) if delivered.elapsed() >= CONSUMER_STALL => {
+                match positioned_consumer(access, ledger) {
+                    Ok(consumer) => {
+                        current.consumer = consumer;
+                        lock(ledger).consumers_replaced += 1;
+                    }
+                    Err(error) => lock(ledger).errors.add(error),
+                }
+                delivered = Instant::now();
+            }
             Ok(0) => {}
             Ok(records) => {
+                delivered = Instant::now();
                 let mut ledger = lock(ledger);
                 ledger.committed += 1;
                 ledger.records_committed += records;
@@ -298,11 +395,12 @@ fn run(access: &Access, stop: &AtomicBool, ledger: &Mutex<ServiceLedger>) {
                 }
                 book.aborted += 1;
                 drop(book);
+                doing(ledger, "abort_transaction");
                 let rewound = current
                     .producer
                     .abort_transaction(CALL_TIMEOUT)
                     .map_err(|e| format!("abort: {e}"))
-                    .and_then(|()| positioned_consumer(access));
+                    .and_then(|()| positioned_consumer(access, ledger));
                 match rewound {
                     Ok(consumer) => current.consumer = consumer,
                     Err(error) => {
@@ -323,7 +421,7 @@ fn run(access: &Access, stop: &AtomicBool, ledger: &Mutex<ServiceLedger>) {
                 // The crashed producer lingers (as a zombie would) until its successor has
                 // fenced it.
                 let zombie = session.take();
-                let successor = Session::start(access);
+                let successor = Session::start(access, ledger, log);
                 drop(zombie);
                 match successor {
                     Ok(started) => session = Some(started),
@@ -367,6 +465,25 @@ pub(crate) fn output_ends(access: &Access, isolation: &str) -> Result<BTreeMap<i
                 .fetch_watermarks(OUTPUT, p, Duration::from_secs(10))
                 .map(|(_, high)| (p, high))
                 .map_err(|e| format!("{OUTPUT}-{p}: {e}"))
+        })
+        .collect()
+}
+
+/// The input's last stable offsets (what a read_committed consumer reads up to).
+fn input_stable_ends(access: &Access) -> Result<BTreeMap<i32, i64>, String> {
+    let consumer: BaseConsumer = access
+        .config()
+        .set("group.id", "chaos-eos-reader")
+        .set("isolation.level", "read_committed")
+        .create()
+        .map_err(|e| e.to_string())?;
+    let consumer = DetachedDrop::new(consumer);
+    (0..PARTITIONS)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(TOPIC, p, Duration::from_secs(10))
+                .map(|(_, high)| (p, high))
+                .map_err(|e| e.to_string())
         })
         .collect()
 }
@@ -514,26 +631,33 @@ pub(crate) async fn scenario(default_secs: u64) {
     let feeder = Feeder::start(&access);
     let service = Service::start(&access);
     let committed_so_far = |service: &Service| lock(&service.ledger).committed;
-    let progress = |from: usize, what: &str| {
+    let progress = |from: usize, what: &str, timeout: Duration| {
         let what = format!("chaos[{seed:#x}] the service to commit {STEADY_TRANSACTIONS} transactions {what}");
         let service = &service;
         async move {
-            eventually(PROGRESS_TIMEOUT, &what, || async {
+            eventually(timeout, &what, || async {
                 let ledger = lock(&service.ledger);
                 match ledger.committed >= from + STEADY_TRANSACTIONS {
                     true => Ok(()),
-                    false => Err(format!("committed {}, errors {:?}", ledger.committed, ledger.errors.kinds)),
+                    false => Err(format!(
+                        "committed {}, errors {:?}, {} for {:?}\n--- the producer's last lines ---\n{}",
+                        ledger.committed,
+                        ledger.errors.kinds,
+                        ledger.doing.0,
+                        ledger.doing.1.map(|since| since.elapsed()),
+                        service.log.tail()
+                    )),
                 }
             })
             .await
         }
     };
-    progress(0, "before the faults").await;
+    progress(0, "before the faults", PROGRESS_TIMEOUT).await;
     chaos.say(&format!("exactly-once service running: {} transactions committed", committed_so_far(&service)));
 
     chaos.run_faults(phase).await;
     chaos.settle("the last heal").await;
-    progress(committed_so_far(&service), "after the last heal").await;
+    progress(committed_so_far(&service), "after the last heal", CATCH_UP_TIMEOUT).await;
     let fed = tokio::task::block_in_place(|| feeder.stop());
     let highs = high_watermarks(seed, &access).await;
     chaos.say(&format!("feeder stopped after {fed} records; input ends at {highs:?}; the service catches up"));
@@ -542,7 +666,19 @@ pub(crate) async fn scenario(default_secs: u64) {
         let committed = tokio::task::block_in_place(|| committed_offsets(&access))?;
         match committed == highs {
             true => Ok(committed),
-            false => Err(format!("committed {committed:?}; {:?}", lock(&service.ledger).errors.kinds)),
+            false => {
+                let stable = tokio::task::block_in_place(|| input_stable_ends(&access));
+                let ledger = lock(&service.ledger);
+                Err(format!(
+                    "committed {committed:?}; input stable offsets {stable:?}; service {ledger:?}; \
+                     consumers replaced {}; {} for {:?}; errors {:?}\n--- the producer's last lines ---\n{}",
+                    ledger.consumers_replaced,
+                    ledger.doing.0,
+                    ledger.doing.1.map(|since| since.elapsed()),
+                    ledger.errors.kinds,
+                    service.log.tail()
+                ))
+            }
         }
     })
     .await;
@@ -567,7 +703,9 @@ pub(crate) async fn scenario(default_secs: u64) {
     let written: usize = everything.values().map(Vec::len).sum();
     chaos.say(&format!(
         "exactly-once summary: seed {seed:#x}; {} faults {:?} ({} hit the transaction coordinator); \
-         transactions committed {}, aborted {}, crashed {}, service restarts {}; input records {input_records}, \
+         transactions committed {}, aborted {}, crashed {}, service restarts {}, consumers replaced {}, \
+         stuck workers abandoned {}; \
+         input records {input_records}, \
          committed copies {output_records}, copies written {written} ({} in aborted transactions); errors {:?}",
         chaos.injected.values().sum::<usize>(),
         chaos.injected,
@@ -576,6 +714,8 @@ pub(crate) async fn scenario(default_secs: u64) {
         ledger.aborted,
         ledger.crashes,
         ledger.restarts,
+        ledger.consumers_replaced,
+        ledger.abandoned,
         written - output_records,
         ledger.errors.kinds
     ));

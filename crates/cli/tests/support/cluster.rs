@@ -812,6 +812,13 @@ impl ClientContext for CapturedLog {
 
 impl ConsumerContext for CapturedLog {}
 
+/// For a BaseProducer whose delivery reports nobody needs (a transactional producer's
+/// commit says whether its messages were written).
+impl rdkafka::producer::ProducerContext for CapturedLog {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: ()) {}
+}
+
 /// Reads partitions `0..partitions` of `topic` from the beginning through `bootstrap` until
 /// `expected` messages arrived. On a stall it fails with what arrived per partition and
 /// the consumer's own log (fetch, consumer and group debug contexts).
