@@ -96,6 +96,7 @@ impl ShardState {
     /// pending offsets are applied on commit, dropped on abort.
     pub fn transaction_ended(&mut self, producer_id: i64, commit: bool) {
         let Some(pending) = self.pending_txn.remove(&producer_id) else { return };
+        tracing::debug!(producer_id, commit, records = pending.len(), "transactional offsets resolved");
         if commit {
             for (group_id, record) in pending {
                 self.apply(&group_id, &record);

@@ -96,6 +96,13 @@ impl GroupCoordinator {
                     _ => ResponseError::NotCoordinator,
                 }
             })?;
+            tracing::debug!(
+                group = %request.group_id,
+                producer_id = request.producer_id,
+                epoch = request.producer_epoch,
+                offsets = ?offsets,
+                "transactional offsets held until the transaction ends"
+            );
             for record in offsets {
                 state.pend(request.producer_id, request.group_id.clone(), record);
             }
@@ -110,8 +117,11 @@ impl GroupCoordinator {
 
     /// A marker of `producer_id` was appended to offsets partition `partition` here.
     pub fn transaction_ended(&self, partition: i32, producer_id: i64, commit: bool) {
-        if let Some(shard) = self.shards.all().into_iter().find(|s| s.partition == partition) {
-            shard.state.locked().transaction_ended(producer_id, commit);
+        match self.shards.all().into_iter().find(|s| s.partition == partition) {
+            Some(shard) => shard.state.locked().transaction_ended(producer_id, commit),
+            None => {
+                tracing::debug!(partition, producer_id, "a transaction ended on an offsets partition not loaded here")
+            }
         }
     }
 

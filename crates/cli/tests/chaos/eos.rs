@@ -42,8 +42,11 @@ pub(crate) const TRANSACTIONAL_ID: &str = "chaos-eos-service";
 const FEEDER_ID: u32 = 9;
 /// Pace of the feeder: about 200 records a second.
 const FEED_INTERVAL: Duration = Duration::from_millis(5);
-/// Records per transaction at most, and how long the service gathers them.
-const BATCH: usize = 50;
+/// Records per transaction at most, and how long the service gathers them. librdkafka
+/// hands a consumer's records out partition by partition, and every rewind (an abort, a
+/// crash) starts again from the committed offsets: small transactions would starve the
+/// partitions it hands out last.
+const BATCH: usize = 500;
 const GATHER: Duration = Duration::from_millis(100);
 /// Bound of one transactional call (init, send offsets, commit, abort).
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -469,6 +472,35 @@ pub(crate) fn output_ends(access: &Access, isolation: &str) -> Result<BTreeMap<i
         .collect()
 }
 
+/// What a fresh consumer of `isolation` reads from `partition` of the input at `offset`
+/// within 5 s: how many records, the first offset, the errors.
+fn probe(access: &Access, isolation: &str, partition: i32, offset: i64) -> String {
+    let consumer: BaseConsumer = access
+        .config()
+        .set("group.id", "chaos-eos-probe")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", isolation)
+        .create()
+        .expect("probe");
+    let consumer = DetachedDrop::new(consumer);
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(TOPIC, partition, Offset::Offset(offset)).expect("assign");
+    consumer.assign(&assignment).expect("assign");
+    let (mut count, mut first, mut errors) = (0, None, Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                count += 1;
+                first.get_or_insert(message.offset());
+            }
+            Some(Err(error)) => errors.push(error.to_string()),
+            None => {}
+        }
+    }
+    format!("{isolation} {TOPIC}-{partition} from {offset}: {count} records, first {first:?}, errors {errors:?}")
+}
+
 /// The input's last stable offsets (what a read_committed consumer reads up to).
 fn input_stable_ends(access: &Access) -> Result<BTreeMap<i32, i64>, String> {
     let consumer: BaseConsumer = access
@@ -668,6 +700,15 @@ pub(crate) async fn scenario(default_secs: u64) {
             true => Ok(committed),
             false => {
                 let stable = tokio::task::block_in_place(|| input_stable_ends(&access));
+                let probes: Vec<String> = committed
+                    .iter()
+                    .filter(|(p, c)| highs.get(p).is_some_and(|h| h > *c))
+                    .flat_map(|(p, c)| {
+                        ["read_committed", "read_uncommitted"]
+                            .map(|isolation| tokio::task::block_in_place(|| probe(&access, isolation, *p, *c)))
+                    })
+                    .collect();
+                eprintln!("chaos[{seed:#x}] probes of the stuck partitions: {probes:?}");
                 let ledger = lock(&service.ledger);
                 Err(format!(
                     "committed {committed:?}; input stable offsets {stable:?}; service {ledger:?}; \
