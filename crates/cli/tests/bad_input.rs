@@ -535,3 +535,61 @@ async fn a_transactional_batch_outside_its_transaction_is_refused() {
     assert_eq!(watermarks(node.bootstrap(), "t", 0), (0, 0), "nothing was appended");
     assert_serves_kafka_clients(&node, "stray transactional batches");
 }
+
+/// KIP-890 for offsets: a TxnOffsetCommit whose group's offsets partition is not in the
+/// producer's ongoing transaction (no AddOffsetsToTxn, as from a zombie whose transaction
+/// was fenced before its AddOffsetsToTxn arrived) is refused with INVALID_TXN_STATE, and
+/// one from a fenced epoch with PRODUCER_FENCED; neither is ever committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_txn_offset_commit_outside_its_transaction_is_refused() {
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use kafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::{
+        GroupId, InitProducerIdRequest, OffsetFetchRequest, TopicName, TransactionalId, TxnOffsetCommitRequest,
+    };
+    use kafka_protocol::protocol::StrBytes;
+
+    const INVALID_TXN_STATE: i16 = 48;
+    const PRODUCER_FENCED: i16 = 90;
+    let dir = TempDir::new().unwrap();
+    let node = Node::start(dir.path(), &["--set", "transaction.state.log.num.partitions=2"]);
+    create_topic(node.bootstrap(), "t", 1, &[]).await;
+    let mut conn = runnel_client::Connection::connect(node.bootstrap()).await.unwrap();
+    let id = TransactionalId(StrBytes::from_static_str("zombie"));
+    let init =
+        InitProducerIdRequest::default().with_transactional_id(Some(id.clone())).with_transaction_timeout_ms(60_000);
+    let first = conn.send(&init, 4).await.unwrap();
+    assert_eq!(first.error_code, 0, "InitProducerId");
+    // The group's coordinator (and `__consumer_offsets`) exist, as a client finds them.
+    let find = kafka_protocol::messages::FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g"));
+    assert_eq!(conn.send(&find, 3).await.unwrap().error_code, 0, "FindCoordinator");
+    let commit = |epoch: i16| {
+        TxnOffsetCommitRequest::default()
+            .with_transactional_id(id.clone())
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_producer_id(first.producer_id)
+            .with_producer_epoch(epoch)
+            .with_generation_id(-1)
+            .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(5)])])
+    };
+    let code =
+        |response: kafka_protocol::messages::TxnOffsetCommitResponse| response.topics[0].partitions[0].error_code;
+    assert_eq!(code(conn.send(&commit(first.producer_epoch), 3).await.unwrap()), INVALID_TXN_STATE);
+    let second = conn.send(&init, 4).await.unwrap();
+    assert_eq!(second.producer_epoch, first.producer_epoch + 1);
+    assert_eq!(code(conn.send(&commit(first.producer_epoch), 3).await.unwrap()), PRODUCER_FENCED);
+    let fetch =
+        OffsetFetchRequest::default().with_group_id(GroupId(StrBytes::from_static_str("g"))).with_topics(Some(vec![
+            OffsetFetchRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partition_indexes(vec![0]),
+        ]));
+    let fetched = conn.send(&fetch, 7).await.unwrap();
+    assert_eq!(fetched.topics[0].partitions[0].committed_offset, -1, "nothing was committed");
+}

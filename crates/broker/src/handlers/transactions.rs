@@ -260,8 +260,37 @@ pub fn list(
     response.with_unknown_state_filters(unknown).with_transaction_states(listed)
 }
 
+/// Whether the group's offsets partition is in the producer's ongoing transaction at the
+/// request's epoch (KIP-890's verification, for offsets): a zombie's TxnOffsetCommit that
+/// arrives after its transaction was fenced and aborted (when the abort wrote no marker to
+/// that partition, because AddOffsetsToTxn never reached the coordinator) would otherwise
+/// be held under the producer id and committed by its successor's next commit marker,
+/// committing input offsets whose output was aborted. Found by the exactly-once chaos test.
+async fn offsets_in_transaction(
+    ctx: &Context<'_>,
+    request: &kafka_protocol::messages::TxnOffsetCommitRequest,
+) -> Result<(), ResponseError> {
+    let image = ctx.broker.metadata.image();
+    let count = image.topic(OFFSETS_TOPIC).and_then(|t| i32::try_from(t.partitions.len()).ok());
+    let count = count.filter(|c| *c > 0).ok_or(ResponseError::CoordinatorNotAvailable)?;
+    let partition = partition_for(request.group_id.0.as_str(), count);
+    let producer = producer(request.producer_id, request.producer_epoch);
+    let id = request.transactional_id.0.as_str();
+    match crate::transactions::verify::in_transaction(ctx.broker, id, OFFSETS_TOPIC, partition, producer).await {
+        Ok(()) => Ok(()),
+        Err(ResponseError::ProducerFenced | ResponseError::InvalidProducerEpoch) => Err(ResponseError::ProducerFenced),
+        Err(ResponseError::InvalidTxnState | ResponseError::InvalidProducerIdMapping) => {
+            Err(ResponseError::InvalidTxnState)
+        }
+        // The coordinator moved or is loading: the client finds it again and retries.
+        Err(_) => Err(ResponseError::CoordinatorNotAvailable),
+    }
+}
+
 /// TxnOffsetCommit: the group's offsets, committed with the transaction (see
-/// `groups::txn_offsets`). Partitions that do not exist are answered here.
+/// `groups::txn_offsets`), once the transaction coordinator confirms the group's offsets
+/// partition is in the producer's ongoing transaction. Partitions that do not exist are
+/// answered here.
 pub async fn txn_offset_commit(
     ctx: &Context<'_>,
     request: kafka_protocol::messages::TxnOffsetCommitRequest,
@@ -300,6 +329,9 @@ pub async fn txn_offset_commit(
             .collect()
     } else if topics.iter().all(|(_, ps)| ps.is_empty()) {
         Vec::new()
+    } else if let Err(error) = offsets_in_transaction(ctx, &request).await {
+        let all = topics.iter();
+        all.map(|(t, ps)| (t.clone(), ps.iter().map(|p| (p.partition, Some(error))).collect())).collect()
     } else {
         let commit = crate::groups::txn_offsets::TxnCommitRequest {
             group_id: request.group_id.0.to_string(),
