@@ -46,6 +46,8 @@ mod check;
 mod commits;
 #[path = "chaos/eos.rs"]
 mod eos;
+#[path = "chaos/eos_check.rs"]
+mod eos_check;
 #[path = "chaos/security.rs"]
 mod security;
 mod support;
