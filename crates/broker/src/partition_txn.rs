@@ -16,12 +16,6 @@ use crate::locks::MutexExt;
 use crate::partition::{Partition, PartitionError};
 
 impl Partition {
-    /// Whether `producer_id` has a transaction open here at `epoch` (its next transactional
-    /// batch needs no confirmation).
-    pub fn txn_open(&self, producer_id: i64, epoch: i16) -> bool {
-        self.with_log(|log| Ok(open_in(log, producer_id, epoch))).unwrap_or(false)
-    }
-
     /// The coordinator confirmed the partition is in `producer_id`'s transaction at `epoch`.
     pub fn txn_confirmed(&self, producer_id: i64, epoch: i16) {
         self.txn_verified.locked().insert(producer_id, epoch);

@@ -114,13 +114,10 @@ impl PartitionLog {
         debug_assert_eq!(self.log_end_offset(), stamped.last_offset + 1);
         // Batches appended whole (replication, internal logs) update the producer state
         // unchecked, as Kafka does for appends that did not come from a client.
-        let segment_base = self.active().base_offset;
         for (_, batch) in BatchIter::new(records).flatten() {
             if let Some(producer) = ProducerBatch::of(&batch) {
-                let (base, last, max_timestamp) = (batch.base_offset(), batch.last_offset(), batch.max_timestamp());
-                if let Some(ended) = self.producers.apply(&producer, base, last, max_timestamp) {
-                    self.note_marker(&batch, ended, segment_base)?;
-                }
+                let placed = (batch.base_offset(), batch.last_offset(), batch.max_timestamp());
+                self.track_producer(&producer, &batch, placed)?;
             }
         }
         self.account_append(stamped.record_count, now_ms)?;
@@ -174,10 +171,8 @@ impl PartitionLog {
         debug_assert_eq!(self.log_end_offset(), last_offset + 1);
         let max_timestamp = log_append_time_ms.unwrap_or(view.max_timestamp());
         if let Some(producer) = &producer {
-            if let Some(ended) = self.producers.apply(producer, base_offset, last_offset, max_timestamp) {
-                let segment_base = self.active().base_offset;
-                self.note_marker(&view, ended, segment_base)?;
-            }
+            // `view` is the batch as the client sent it: its offsets are the stamped ones.
+            self.track_producer(producer, &view, (base_offset, last_offset, max_timestamp))?;
         }
         self.account_append(u64::try_from(view.record_count()).unwrap_or(0), now_ms)?;
         Ok(AppendInfo {
@@ -224,11 +219,8 @@ impl PartitionLog {
             self.epochs.assign_and_flush(batch.partition_leader_epoch(), batch.base_offset())?;
             self.active_mut().append(batch.bytes(), now_ms)?;
             if let Some(producer) = ProducerBatch::of(batch) {
-                let (base, last, max_timestamp) = (batch.base_offset(), batch.last_offset(), batch.max_timestamp());
-                if let Some(ended) = self.producers.apply(&producer, base, last, max_timestamp) {
-                    let segment_base = self.active().base_offset;
-                    self.note_marker(batch, ended, segment_base)?;
-                }
+                let placed = (batch.base_offset(), batch.last_offset(), batch.max_timestamp());
+                self.track_producer(&producer, batch, placed)?;
             }
             records_appended += u64::try_from(batch.record_count()).unwrap_or(0);
         }
@@ -612,6 +604,23 @@ impl PartitionLog {
         self.active_mut().flush(true)?;
         self.recovery_point = self.log_end_offset();
         producer_snapshot::write(&self.dir, self.log_end_offset(), &self.producers, self.snapshots_kept_above)?;
+        Ok(())
+    }
+
+    /// Records a batch just appended to the active segment at `(base, last offset, max
+    /// timestamp)` in the producer state (and a marker that ended a transaction in the
+    /// transaction index): the one way the three append paths do it. `batch` is read for
+    /// its records only (a marker's type).
+    fn track_producer(
+        &mut self,
+        producer: &ProducerBatch,
+        batch: &BatchView<'_>,
+        (base_offset, last_offset, max_timestamp): (i64, i64, i64),
+    ) -> Result<(), StorageError> {
+        if let Some(ended) = self.producers.apply(producer, base_offset, last_offset, max_timestamp) {
+            let segment_base = self.active().base_offset;
+            self.note_marker(batch, ended, segment_base)?;
+        }
         Ok(())
     }
 

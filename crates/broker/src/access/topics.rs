@@ -27,6 +27,23 @@ use super::{completion_if, message, partition_by, Access, Gate};
 
 const DENIED: ResponseError = ResponseError::TopicAuthorizationFailed;
 
+/// A Produce topic answered with `error` in every partition.
+fn refused_topic(topic: produce_request::TopicProduceData, error: ResponseError) -> TopicProduceResponse {
+    let partitions = topic
+        .partition_data
+        .iter()
+        .map(|p| {
+            PartitionProduceResponse::default()
+                .with_index(p.index)
+                .with_error_code(error.code())
+                .with_base_offset(-1)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(-1)
+        })
+        .collect();
+    TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partitions)
+}
+
 pub fn produce(access: &Access, mut request: ProduceRequest) -> Gate<ProduceRequest, ProduceResponse> {
     if access.is_unrestricted() {
         return Gate::pass(request);
@@ -36,25 +53,7 @@ pub fn produce(access: &Access, mut request: ProduceRequest) -> Gate<ProduceRequ
     if let Some(id) = &request.transactional_id {
         if !access.allows(Operation::Write, ResourceType::TransactionalId, id.0.as_str()) {
             let error = ResponseError::TransactionalIdAuthorizationFailed;
-            let responses = request
-                .topic_data
-                .into_iter()
-                .map(|topic| {
-                    let partitions = topic
-                        .partition_data
-                        .iter()
-                        .map(|p| {
-                            PartitionProduceResponse::default()
-                                .with_index(p.index)
-                                .with_error_code(error.code())
-                                .with_base_offset(-1)
-                                .with_log_append_time_ms(-1)
-                                .with_log_start_offset(-1)
-                        })
-                        .collect();
-                    TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partitions)
-                })
-                .collect();
+            let responses = request.topic_data.into_iter().map(|topic| refused_topic(topic, error)).collect();
             return Gate::Refuse(ProduceResponse::default().with_responses(responses));
         }
     }
@@ -64,23 +63,7 @@ pub fn produce(access: &Access, mut request: ProduceRequest) -> Gate<ProduceRequ
     request.topic_data = kept;
     let complete =
         completion_if(denied, |response: &mut ProduceResponse, denied: Vec<produce_request::TopicProduceData>| {
-            for topic in denied {
-                let partitions = topic
-                    .partition_data
-                    .iter()
-                    .map(|p| {
-                        PartitionProduceResponse::default()
-                            .with_index(p.index)
-                            .with_error_code(DENIED.code())
-                            .with_base_offset(-1)
-                            .with_log_append_time_ms(-1)
-                            .with_log_start_offset(-1)
-                    })
-                    .collect();
-                response
-                    .responses
-                    .push(TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partitions));
-            }
+            response.responses.extend(denied.into_iter().map(|topic| refused_topic(topic, DENIED)));
         });
     Gate::pass_completing(request, complete)
 }

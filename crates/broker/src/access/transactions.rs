@@ -127,9 +127,11 @@ pub fn write_txn_markers(
     Gate::Refuse(WriteTxnMarkersResponse::default().with_markers(markers))
 }
 
-fn txn_offset_errors(
+/// TxnOffsetCommit's answer for `topics`, each partition with the code `code_of` gives it
+/// (by topic name and partition; the gate's refusals and the handler's answers alike).
+pub(crate) fn txn_offset_topics(
     topics: &[txn_offset_commit_request::TxnOffsetCommitRequestTopic],
-    error: ResponseError,
+    code_of: impl Fn(&str, i32) -> i16,
 ) -> Vec<TxnOffsetCommitResponseTopic> {
     topics
         .iter()
@@ -140,12 +142,19 @@ fn txn_offset_errors(
                 .map(|p| {
                     TxnOffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(error.code())
+                        .with_error_code(code_of(topic.name.0.as_str(), p.partition_index))
                 })
                 .collect();
             TxnOffsetCommitResponseTopic::default().with_name(topic.name.clone()).with_partitions(partitions)
         })
         .collect()
+}
+
+fn txn_offset_errors(
+    topics: &[txn_offset_commit_request::TxnOffsetCommitRequestTopic],
+    error: ResponseError,
+) -> Vec<TxnOffsetCommitResponseTopic> {
+    txn_offset_topics(topics, |_, _| error.code())
 }
 
 pub fn txn_offset_commit(

@@ -35,7 +35,7 @@ fn topic_name(name: &str) -> TopicName {
 }
 
 /// Whether `topic`-`partition` exists; offsets of other partitions are refused.
-fn exists(ctx: &Context, topic: &str, partition: i32) -> bool {
+pub(super) fn exists(ctx: &Context, topic: &str, partition: i32) -> bool {
     ctx.broker
         .metadata
         .image()
@@ -294,10 +294,10 @@ pub async fn delete(ctx: &Context<'_>, request: OffsetDeleteRequest) -> OffsetDe
 }
 
 /// A topic's partitions with their outcome, as the coordinator answers.
-type TopicResults = (String, Vec<(i32, Option<ResponseError>)>);
+pub(super) type TopicResults = (String, Vec<(i32, Option<ResponseError>)>);
 
 /// Per-topic partition results indexed by (topic, partition), for answering in request
 /// order without a scan per partition.
-fn by_partition(results: &[TopicResults]) -> HashMap<(&str, i32), Option<ResponseError>> {
+pub(super) fn by_partition(results: &[TopicResults]) -> HashMap<(&str, i32), Option<ResponseError>> {
     results.iter().flat_map(|(t, ps)| ps.iter().map(move |(i, e)| ((t.as_str(), *i), *e))).collect()
 }

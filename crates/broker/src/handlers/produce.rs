@@ -101,24 +101,28 @@ async fn produce_partition(
         _ => None,
     };
     let records = recompressed.as_ref().unwrap_or(records);
-    let transaction = match transactional_id {
-        Some(id) if batch.is_transactional() => {
-            let producer = (batch.producer_id(), batch.producer_epoch());
-            if let Err(error) = verified(ctx, partition, id, producer).await {
-                return Outcome::error(error, format!("transaction verification: {error:?}"));
-            }
-            Some(producer)
-        }
-        _ => None,
-    };
     // Appended straight from the request frame: the header is stamped in a copy, the
     // records go from this buffer to the file.
-    let appended = match transaction {
+    let append = |transaction: Option<(i64, i16)>| match transaction {
         Some(producer) => {
             partition.append_transactional_batch(records, producer, leader_epoch, settings.log_append_time, now_ms())
         }
         None => partition.append_batch(records, leader_epoch, settings.log_append_time, now_ms()),
     };
+    let transaction = batch.is_transactional().then(|| (batch.producer_id(), batch.producer_epoch()));
+    let mut appended = append(transaction);
+    // A transactional batch that would open its producer's transaction here needs the
+    // coordinator's word first (KIP-890): asked only then, and the batch tried again.
+    let unconfirmed = matches!(
+        &appended,
+        Err(PartitionError::Storage(StorageError::Producer(ProducerError::NotInTransaction { .. })))
+    );
+    if let (true, Some(id), Some(producer)) = (unconfirmed, transactional_id, transaction) {
+        if let Err(error) = verified(ctx, partition, id, producer).await {
+            return Outcome::error(error, format!("transaction verification: {error:?}"));
+        }
+        appended = append(transaction);
+    }
     let (info, log_start_offset) = match appended {
         Ok(appended) => appended,
         Err(PartitionError::Deleted) => return Outcome::error(ResponseError::UnknownTopicOrPartition, None),
@@ -167,19 +171,16 @@ async fn produce_partition(
     Outcome { error: ResponseError::UnknownServerError, message: None, append: Some(info), log_start_offset }
 }
 
-/// A transactional batch may open its producer's transaction on `partition` only once the
-/// coordinator confirms the partition is in it (KIP-890); a batch of a transaction already
-/// open here needs no question. The coordinator's retriable answers become
-/// NOT_ENOUGH_REPLICAS, which every producer retries (as Kafka maps them for Produce).
+/// Asks the coordinator whether `partition` is in the producer's transaction (KIP-890), for
+/// a batch that would open the transaction here, and notes its confirmation for the next
+/// append. The coordinator's retriable answers become NOT_ENOUGH_REPLICAS, which every
+/// producer retries (as Kafka maps them for Produce).
 async fn verified(
     ctx: &Context<'_>,
     partition: &Partition,
     id: &str,
     producer: (i64, i16),
 ) -> Result<(), ResponseError> {
-    if partition.txn_open(producer.0, producer.1) {
-        return Ok(());
-    }
     let asked = crate::transactions::decide::ProducerIdAndEpoch { producer_id: producer.0, producer_epoch: producer.1 };
     let waiting = std::time::Instant::now();
     let answer =

@@ -62,9 +62,7 @@ fn refused_partition(ctx: &Context, topic: &str, index: i32) -> Option<ResponseE
     if topic == OFFSETS_TOPIC || topic == TRANSACTION_STATE_TOPIC {
         return Some(ResponseError::InvalidTopicException);
     }
-    let image = ctx.broker.metadata.image();
-    let exists = image.topic(topic).is_some_and(|t| usize::try_from(index).is_ok_and(|i| i < t.partitions.len()));
-    (!exists).then_some(ResponseError::UnknownTopicOrPartition)
+    (!super::group_offsets::exists(ctx, topic, index)).then_some(ResponseError::UnknownTopicOrPartition)
 }
 
 pub async fn add_partitions(ctx: &Context<'_>, request: AddPartitionsToTxnRequest) -> AddPartitionsToTxnResponse {
@@ -295,14 +293,8 @@ pub async fn txn_offset_commit(
     ctx: &Context<'_>,
     request: kafka_protocol::messages::TxnOffsetCommitRequest,
 ) -> kafka_protocol::messages::TxnOffsetCommitResponse {
-    use kafka_protocol::messages::txn_offset_commit_response::{
-        TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
-    };
     use kafka_protocol::messages::TxnOffsetCommitResponse;
-    let image = ctx.broker.metadata.image();
-    let exists = |topic: &str, index: i32| {
-        image.topic(topic).is_some_and(|t| usize::try_from(index).is_ok_and(|i| i < t.partitions.len()))
-    };
+    let exists = |topic: &str, index: i32| super::group_offsets::exists(ctx, topic, index);
     let topics: Vec<(String, Vec<crate::groups::offsets::CommitPartition>)> = request
         .topics
         .iter()
@@ -344,31 +336,13 @@ pub async fn txn_offset_commit(
         };
         ctx.broker.groups.txn_commit(ctx.broker.as_ref(), &commit).await
     };
-    let error_of = |topic: &str, index: i32| -> i16 {
-        if !exists(topic, index) {
-            return ResponseError::UnknownTopicOrPartition.code();
-        }
-        let found = results.iter().find(|(t, _)| t == topic).and_then(|(_, ps)| ps.iter().find(|(i, _)| *i == index));
-        match found {
-            Some((_, error)) => error.map_or(0, |e| e.code()),
-            None => ResponseError::UnknownServerError.code(),
-        }
+    // Answered in request order through a map: a request may name very many partitions.
+    let answered = super::group_offsets::by_partition(&results);
+    let code_of = |topic: &str, index: i32| match answered.get(&(topic, index)) {
+        Some(error) => error.map_or(0, |e| e.code()),
+        None if !exists(topic, index) => ResponseError::UnknownTopicOrPartition.code(),
+        None => ResponseError::UnknownServerError.code(),
     };
-    let topics = request
-        .topics
-        .iter()
-        .map(|topic| {
-            let partitions = topic
-                .partitions
-                .iter()
-                .map(|p| {
-                    TxnOffsetCommitResponsePartition::default()
-                        .with_partition_index(p.partition_index)
-                        .with_error_code(error_of(topic.name.0.as_str(), p.partition_index))
-                })
-                .collect();
-            TxnOffsetCommitResponseTopic::default().with_name(topic.name.clone()).with_partitions(partitions)
-        })
-        .collect();
-    TxnOffsetCommitResponse::default().with_topics(topics)
+    TxnOffsetCommitResponse::default()
+        .with_topics(crate::access::transactions::txn_offset_topics(&request.topics, code_of))
 }

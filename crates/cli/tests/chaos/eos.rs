@@ -452,9 +452,9 @@ pub(crate) fn committed_offsets(access: &Access) -> Result<BTreeMap<i32, i64>, S
         .collect())
 }
 
-/// The end offset of every output partition for `isolation` (the last stable offset for
+/// The end offset of every partition of `topic` for `isolation` (the last stable offset for
 /// read_committed, the high watermark otherwise).
-pub(crate) fn output_ends(access: &Access, isolation: &str) -> Result<BTreeMap<i32, i64>, String> {
+pub(crate) fn ends(access: &Access, topic: &str, isolation: &str) -> Result<BTreeMap<i32, i64>, String> {
     let consumer: BaseConsumer = access
         .config()
         .set("group.id", "chaos-eos-reader")
@@ -465,9 +465,9 @@ pub(crate) fn output_ends(access: &Access, isolation: &str) -> Result<BTreeMap<i
     (0..PARTITIONS)
         .map(|p| {
             consumer
-                .fetch_watermarks(OUTPUT, p, Duration::from_secs(10))
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
                 .map(|(_, high)| (p, high))
-                .map_err(|e| format!("{OUTPUT}-{p}: {e}"))
+                .map_err(|e| format!("{topic}-{p}: {e}"))
         })
         .collect()
 }
@@ -499,25 +499,6 @@ fn probe(access: &Access, isolation: &str, partition: i32, offset: i64) -> Strin
         }
     }
     format!("{isolation} {TOPIC}-{partition} from {offset}: {count} records, first {first:?}, errors {errors:?}")
-}
-
-/// The input's last stable offsets (what a read_committed consumer reads up to).
-fn input_stable_ends(access: &Access) -> Result<BTreeMap<i32, i64>, String> {
-    let consumer: BaseConsumer = access
-        .config()
-        .set("group.id", "chaos-eos-reader")
-        .set("isolation.level", "read_committed")
-        .create()
-        .map_err(|e| e.to_string())?;
-    let consumer = DetachedDrop::new(consumer);
-    (0..PARTITIONS)
-        .map(|p| {
-            consumer
-                .fetch_watermarks(TOPIC, p, Duration::from_secs(10))
-                .map(|(_, high)| (p, high))
-                .map_err(|e| e.to_string())
-        })
-        .collect()
 }
 
 /// Every output record `isolation` reads, by partition, up to `ends`.
@@ -631,7 +612,7 @@ pub(crate) async fn scenario(default_secs: u64) {
         match committed == highs {
             true => Ok(committed),
             false => {
-                let stable = tokio::task::block_in_place(|| input_stable_ends(&access));
+                let stable = tokio::task::block_in_place(|| ends(&access, TOPIC, "read_committed"));
                 let probes: Vec<String> = committed
                     .iter()
                     .filter(|(p, c)| highs.get(p).is_some_and(|h| h > *c))
@@ -659,8 +640,8 @@ pub(crate) async fn scenario(default_secs: u64) {
 
     let what = format!("chaos[{seed:#x}] every transaction on {OUTPUT} to end (last stable offset = high watermark)");
     let ends = eventually(SETTLE_TIMEOUT, &what, || async {
-        let stable = tokio::task::block_in_place(|| output_ends(&access, "read_committed"))?;
-        let high = tokio::task::block_in_place(|| output_ends(&access, "read_uncommitted"))?;
+        let stable = tokio::task::block_in_place(|| ends(&access, OUTPUT, "read_committed"))?;
+        let high = tokio::task::block_in_place(|| ends(&access, OUTPUT, "read_uncommitted"))?;
         match stable == high {
             true => Ok(high),
             false => Err(format!("stable {stable:?}, high {high:?}")),
