@@ -265,11 +265,15 @@ async fn the_console_shows_a_three_node_cluster_and_an_under_replicated_partitio
     tokio::task::block_in_place(|| {
         let mut browser = Browser::launch();
         browser.open(&format!("{url}/#/"));
-        // The overview refreshes itself every 5 s; the leaders shrink their ISR after 3 s.
+        // The overview refreshes itself every 5 s; the leaders shrink their ISR after 3 s,
+        // and the node is fenced (its replicas offline) when its session times out, which
+        // may come a refresh later: wait for both.
         browser.wait_for(
-            "Number(document.querySelector('#cards [data-k=under_replicated] .value').textContent) === 2",
+            "Number(document.querySelector('#cards [data-k=under_replicated] .value').textContent) === 2 \
+             && Number(document.querySelector('#cards [data-k=with_offline_replicas] .value').textContent) === 2",
             Duration::from_secs(45),
         );
+        assert_eq!(browser.eval("document.querySelector('#cards [data-k=under_replicated] .value').textContent"), "2");
         assert_eq!(
             browser.eval("document.querySelector('#cards [data-k=with_offline_replicas] .value').textContent"),
             "2"
